@@ -1,0 +1,68 @@
+//! The connector's `[connectors.config]` table, as the host hands it over.
+
+use std::fmt;
+
+/// Key/value configuration with secrets already resolved by the gateway.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Config {
+    entries: Vec<(String, String)>,
+}
+
+/// A configuration problem, reported by `crossgate check` with the key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub key: String,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.key, self.message)
+    }
+}
+
+impl ConfigError {
+    pub fn new(key: impl Into<String>, message: impl Into<String>) -> Self {
+        ConfigError {
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl Config {
+    pub fn new(entries: Vec<(String, String)>) -> Self {
+        Config { entries }
+    }
+
+    /// The value of `key`, if set.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.entries
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The value of `key`, or an error naming it when missing or empty.
+    pub fn required(&self, key: &str) -> Result<&str, ConfigError> {
+        match self.get(key) {
+            Some(value) if !value.is_empty() => Ok(value),
+            _ => Err(ConfigError::new(key, "is required")),
+        }
+    }
+
+    /// The value of `key`, or `default` when unset.
+    pub fn get_or<'a>(&'a self, key: &str, default: &'a str) -> &'a str {
+        self.get(key).unwrap_or(default)
+    }
+}
+
+impl<K: Into<String>, V: Into<String>> FromIterator<(K, V)> for Config {
+    fn from_iter<I: IntoIterator<Item = (K, V)>>(iter: I) -> Self {
+        Config::new(
+            iter.into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
+        )
+    }
+}

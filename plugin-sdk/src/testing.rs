@@ -1,0 +1,112 @@
+//! Run a connector natively against scripted HTTP responses.
+//!
+//! ```ignore
+//! use crossgate_plugin_sdk::{http::Response, testing::Harness, Channel, Message};
+//!
+//! let mut harness = Harness::new([("account_sid", "AC..."), ("auth_token", "t")]);
+//! harness.respond(Response::new(201, r#"{"sid":"SM1"}"#));
+//! let receipt = harness.deliver::<MyConnector>(&Message::text(Channel::Sms, "+3161234", "hi"));
+//! assert_eq!(receipt.unwrap().provider_message_id, "SM1");
+//! assert_eq!(harness.requests()[0].method, "POST");
+//! ```
+//!
+//! The script is per thread, so tests run in parallel without seeing each
+//! other's requests.
+
+use crate::http::{HttpError, Request, Response};
+use crate::{
+    Config, ConfigError, Connector, Failure, InboundEvent, Level, Message, Receipt, WebhookRequest,
+};
+use std::cell::RefCell;
+use std::collections::VecDeque;
+
+#[derive(Default)]
+struct Script {
+    responses: VecDeque<Result<Response, HttpError>>,
+    requests: Vec<Request>,
+    logs: Vec<(Level, String)>,
+}
+
+thread_local! {
+    static SCRIPT: RefCell<Script> = RefCell::new(Script::default());
+}
+
+/// A connector's configuration plus the HTTP responses its calls will get.
+pub struct Harness {
+    config: Config,
+}
+
+impl Harness {
+    /// A harness with the given `[connectors.config]` entries and an empty script.
+    pub fn new<'a>(config: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
+        SCRIPT.with(|s| *s.borrow_mut() = Script::default());
+        Harness {
+            config: config.into_iter().collect(),
+        }
+    }
+
+    /// Queue the response for the next request.
+    pub fn respond(&mut self, response: Response) -> &mut Self {
+        SCRIPT.with(|s| s.borrow_mut().responses.push_back(Ok(response)));
+        self
+    }
+
+    /// Queue a transport error (no response) for the next request.
+    pub fn fail(&mut self, message: &str) -> &mut Self {
+        let error = HttpError {
+            message: message.to_owned(),
+        };
+        SCRIPT.with(|s| s.borrow_mut().responses.push_back(Err(error)));
+        self
+    }
+
+    /// `validate-config`, as the gateway calls it at start.
+    pub fn validate<C: Connector>(&self) -> Result<(), ConfigError> {
+        C::new(&self.config).map(|_| ())
+    }
+
+    /// One `deliver` call, as the gateway makes it.
+    pub fn deliver<C: Connector>(&mut self, msg: &Message) -> Result<Receipt, Failure> {
+        let connector = C::new(&self.config)
+            .map_err(|e| Failure::permanent("invalid_config", e.to_string()))?;
+        connector.deliver(msg)
+    }
+
+    /// One `handle-webhook` call.
+    pub fn handle_webhook<C: Connector>(
+        &mut self,
+        req: &WebhookRequest,
+    ) -> Result<Vec<InboundEvent>, String> {
+        let connector = C::new(&self.config).map_err(|e| e.to_string())?;
+        connector.handle_webhook(req)
+    }
+
+    /// Every request the connector sent so far, in order.
+    pub fn requests(&self) -> Vec<Request> {
+        SCRIPT.with(|s| s.borrow().requests.clone())
+    }
+
+    /// Every line the connector logged so far.
+    pub fn logs(&self) -> Vec<(Level, String)> {
+        SCRIPT.with(|s| s.borrow().logs.clone())
+    }
+}
+
+pub(crate) fn send_http(req: Request) -> Result<Response, HttpError> {
+    SCRIPT.with(|s| {
+        let mut script = s.borrow_mut();
+        script.requests.push(req.clone());
+        script.responses.pop_front().unwrap_or_else(|| {
+            Err(HttpError {
+                message: format!(
+                    "testing: no scripted response left for {} {}",
+                    req.method, req.url
+                ),
+            })
+        })
+    })
+}
+
+pub(crate) fn log(level: Level, message: &str) {
+    SCRIPT.with(|s| s.borrow_mut().logs.push((level, message.to_owned())));
+}

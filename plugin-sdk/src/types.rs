@@ -1,0 +1,194 @@
+//! Plain Rust mirrors of the contract's records, so plugin code and its
+//! native tests never touch generated bindings.
+
+use std::fmt;
+
+/// The channel a connector serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Channel {
+    Email,
+    Sms,
+    Whatsapp,
+    Push,
+}
+
+/// Log severity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Level {
+    Trace,
+    Debug,
+    Info,
+    Warn,
+    Error,
+}
+
+/// A provider-side template (WhatsApp approved template, SendGrid dynamic template).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ProviderTemplate {
+    pub name: String,
+    pub language: String,
+    pub parameters: Vec<String>,
+}
+
+/// One attempt to hand one message to the provider.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    /// Stable across attempts: pass it to the provider as an idempotency key where it has one.
+    pub id: String,
+    /// 1 for the first attempt on this connector.
+    pub attempt: u32,
+    pub channel: Channel,
+    /// The address on this channel: E.164 phone number, email address, push token.
+    pub to: String,
+    pub subject: Option<String>,
+    pub text: String,
+    pub html: Option<String>,
+    pub template: Option<ProviderTemplate>,
+    pub metadata: Vec<(String, String)>,
+}
+
+impl Message {
+    /// A plain text message, handy in tests.
+    pub fn text(channel: Channel, to: &str, text: &str) -> Self {
+        Message {
+            id: "msg_test".to_owned(),
+            attempt: 1,
+            channel,
+            to: to.to_owned(),
+            subject: None,
+            text: text.to_owned(),
+            html: None,
+            template: None,
+            metadata: Vec::new(),
+        }
+    }
+
+    /// A metadata value by key.
+    pub fn metadata(&self, key: &str) -> Option<&str> {
+        self.metadata
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// The provider accepted the message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Receipt {
+    pub provider_message_id: String,
+}
+
+impl Receipt {
+    pub fn new(provider_message_id: impl Into<String>) -> Self {
+        Receipt {
+            provider_message_id: provider_message_id.into(),
+        }
+    }
+}
+
+/// Why the provider did not take the message, and whether trying again can help.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    pub retryable: bool,
+    pub retry_after_ms: Option<u64>,
+    /// Machine-readable: the provider's error code where it has one.
+    pub code: String,
+    /// Human-readable, shown to operators in the message's attempt history.
+    pub message: String,
+}
+
+impl Failure {
+    /// Trying again later may succeed (rate limits, provider outages, timeouts).
+    pub fn retryable(code: impl Into<String>, message: impl Into<String>) -> Self {
+        Failure {
+            retryable: true,
+            retry_after_ms: None,
+            code: code.into(),
+            message: message.into(),
+        }
+    }
+
+    /// Trying again cannot succeed (invalid number, bad credentials, rejected content).
+    pub fn permanent(code: impl Into<String>, message: impl Into<String>) -> Self {
+        Failure {
+            retryable: false,
+            retry_after_ms: None,
+            code: code.into(),
+            message: message.into(),
+        }
+    }
+
+    /// The provider asked to wait this long before the next attempt.
+    pub fn with_retry_after_ms(mut self, ms: Option<u64>) -> Self {
+        self.retry_after_ms = ms;
+        self
+    }
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.code, self.message)
+    }
+}
+
+/// What `describe` reports to the gateway.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PluginInfo {
+    pub name: String,
+    pub version: String,
+    pub channel: Channel,
+    pub sdk_version: String,
+    pub description: String,
+}
+
+/// An inbound provider callback.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct WebhookRequest {
+    pub method: String,
+    /// The public URL the provider called, for signature checks.
+    pub url: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl WebhookRequest {
+    /// A header value by case-insensitive name.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The body parsed as `application/x-www-form-urlencoded`.
+    pub fn form(&self) -> Vec<(String, String)> {
+        form_urlencoded::parse(&self.body).into_owned().collect()
+    }
+}
+
+/// Provider-reported progress of an accepted message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliveryState {
+    Sent,
+    Delivered,
+    Read,
+    Failed,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusEvent {
+    pub provider_message_id: String,
+    pub state: DeliveryState,
+    pub code: Option<String>,
+    pub description: Option<String>,
+}
+
+/// What a provider callback told the gateway.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InboundEvent {
+    Status(StatusEvent),
+    /// The address asked to stop receiving messages.
+    OptOut(String),
+    /// The address asked to receive messages again.
+    OptIn(String),
+}

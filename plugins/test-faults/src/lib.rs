@@ -1,0 +1,62 @@
+//! A connector that misbehaves on purpose, one way per `mode`, so the gateway's
+//! tests can prove that the sandbox contains each fault to one failed attempt.
+//!
+//! | mode             | what `deliver` does                                  |
+//! | ---------------- | ---------------------------------------------------- |
+//! | `loop`           | spins forever (stopped by the CPU budget)            |
+//! | `memory`         | allocates until the memory limit stops it            |
+//! | `trap`           | panics, which traps the instance                     |
+//! | `forbidden-host` | calls `url`, a host outside `allowed_hosts`          |
+//! | `ok`             | succeeds without any I/O                             |
+
+use crossgate_plugin_sdk::{
+    Channel, Config, ConfigError, Connector, Failure, Message, Receipt, http,
+};
+
+pub struct Faults {
+    mode: String,
+    url: String,
+}
+
+impl Connector for Faults {
+    const NAME: &'static str = "test-faults";
+    const VERSION: &'static str = env!("CARGO_PKG_VERSION");
+    const CHANNEL: Channel = Channel::Sms;
+    const DESCRIPTION: &'static str = "misbehaves on purpose; for sandbox tests only";
+
+    fn new(config: &Config) -> Result<Self, ConfigError> {
+        let mode = config.required("mode")?;
+        if !["loop", "memory", "trap", "forbidden-host", "ok"].contains(&mode) {
+            return Err(ConfigError::new("mode", format!("unknown mode {mode:?}")));
+        }
+        Ok(Faults {
+            mode: mode.to_owned(),
+            url: config.get_or("url", "http://forbidden.invalid/").to_owned(),
+        })
+    }
+
+    fn deliver(&self, msg: &Message) -> Result<Receipt, Failure> {
+        match self.mode.as_str() {
+            "loop" => {
+                let mut n: u64 = 0;
+                loop {
+                    n = std::hint::black_box(n.wrapping_add(1));
+                }
+            }
+            "memory" => {
+                let mut hoard: Vec<Vec<u8>> = Vec::new();
+                loop {
+                    hoard.push(std::hint::black_box(vec![1u8; 1 << 20]));
+                }
+            }
+            "trap" => panic!("test-faults: trapping on purpose for {}", msg.id),
+            "forbidden-host" => {
+                let response = http::Request::get(&self.url).send()?;
+                Ok(Receipt::new(format!("leaked-{}", response.status)))
+            }
+            _ => Ok(Receipt::new(format!("ok-{}", msg.id))),
+        }
+    }
+}
+
+crossgate_plugin_sdk::register_connector!(Faults);

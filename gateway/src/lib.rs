@@ -1,0 +1,103 @@
+//! # Crossgate
+//!
+//! A cross-channel message gateway: platforms send one message for one
+//! customer over HTTP; Crossgate hands it to a sandboxed WebAssembly
+//! connector that speaks the provider's API, retries and falls back, and
+//! records every attempt.
+//!
+//! # Layout
+//!
+//! - [`config`]: the TOML schema and validation that reports every error with key, line and column.
+//! - [`api`]: the HTTP API (axum): accepting messages, showing their history.
+//! - [`store`]: durable state behind the [`store::Store`] trait; SQLite with group commit.
+//! - [`dispatch`]: workers that lease due deliveries, call connectors, and retry or fall back.
+//! - [`plugins`]: the wasmtime host: engine, compile cache, per-call limits, egress policy.
+//! - [`message`]: the vocabulary the others share (channel, status, content).
+
+pub mod api;
+pub mod config;
+pub mod dispatch;
+pub mod message;
+pub mod plugins;
+pub mod store;
+
+use anyhow::Context as _;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::{Notify, watch};
+
+/// How long attempts in flight may finish after shutdown begins.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// Run the gateway on `listener` until `shutdown` resolves.
+///
+/// Stops accepting requests first, then gives attempts in flight
+/// [`SHUTDOWN_GRACE`] to finish; anything left stays queued for the next start.
+pub async fn serve(
+    listener: TcpListener,
+    config: config::Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let store: Arc<dyn store::Store> = Arc::new(
+        store::SqliteStore::open(&config.sqlite_path())
+            .with_context(|| format!("cannot open {}", config.sqlite_path().display()))?,
+    );
+    let plugins = plugins::PluginHost::load(&config).await.map_err(|errors| {
+        let lines: Vec<String> = errors
+            .iter()
+            .map(|e| format!("{}: {}", e.key, e.message))
+            .collect();
+        anyhow::anyhow!("cannot load connectors:\n{}", lines.join("\n"))
+    })?;
+    for (name, info) in plugins.connectors() {
+        tracing::info!(
+            connector = name,
+            plugin = %info.name,
+            version = %info.version,
+            channel = %info.channel,
+            contract = %info.contract_version,
+            "connector loaded"
+        );
+    }
+    let wake = Arc::new(Notify::new());
+    let (stop, stopped) = watch::channel(false);
+    let dispatcher = dispatch::Dispatcher::new(
+        store.clone(),
+        Arc::new(plugins),
+        config.dispatch.clone(),
+        wake.clone(),
+    );
+    let dispatching = tokio::spawn(dispatcher.run(stopped, SHUTDOWN_GRACE));
+
+    let state = Arc::new(api::AppState::new(&config, store, wake));
+    tracing::info!(addr = %listener.local_addr()?, "crossgate listening");
+    axum::serve(listener, api::router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+        .context("HTTP server failed")?;
+
+    tracing::info!("shutting down: finishing attempts in flight");
+    let _ = stop.send(true);
+    dispatching.await.context("dispatcher panicked")?;
+    Ok(())
+}
+
+/// `crossgate check`: validate `text` and load every plugin it names.
+///
+/// Returns a one-line summary, or every problem found, each with its key,
+/// line and column.
+pub async fn check(
+    source_name: &str,
+    text: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<String, config::ConfigReport> {
+    let config = config::parse(source_name, text, env)?;
+    match plugins::PluginHost::load(&config).await {
+        Ok(host) => Ok(format!(
+            "{source_name}: ok ({} connectors loaded)",
+            host.connectors().count()
+        )),
+        Err(errors) => Err(config::ConfigReport::new(source_name, text, errors)),
+    }
+}

@@ -1,1 +1,129 @@
-fn main(){}
+//! The `crossgate` command line.
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use crossgate::config::{self, Config, ConfigReport};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "crossgate", version, about = "Cross-channel message gateway")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway.
+    Serve {
+        /// Configuration file; without it, the embedded default (config/crossgate.toml).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+    /// Parse and validate a configuration and load every plugin; print every error.
+    Check {
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,tower_http=warn,wasmtime=warn,cranelift=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = match cli.command {
+        Command::Serve { config } => runtime.block_on(serve(config.as_deref())),
+        Command::Check { config } => runtime.block_on(check(config.as_deref())),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn read(path: Option<&Path>) -> Result<Config, ConfigReport> {
+    match path {
+        Some(path) => config::load(path).map(|(config, _)| config),
+        None => config::parse("<embedded default>", config::EMBEDDED_DEFAULT, &|var| {
+            std::env::var(var).ok()
+        }),
+    }
+}
+
+async fn serve(path: Option<&Path>) -> anyhow::Result<ExitCode> {
+    let config = match read(path) {
+        Ok(config) => config,
+        Err(report) => {
+            eprint!("{report}");
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    let listener = tokio::net::TcpListener::bind(config.server.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.server.listen))?;
+    crossgate::serve(listener, config, shutdown_signal()).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `crossgate check`: every configuration error, then every plugin error.
+async fn check(path: Option<&Path>) -> anyhow::Result<ExitCode> {
+    let (name, text) = match path {
+        Some(path) => (
+            path.display().to_string(),
+            std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read {}", path.display()))?,
+        ),
+        None => (
+            "<embedded default>".to_owned(),
+            config::EMBEDDED_DEFAULT.to_owned(),
+        ),
+    };
+    match crossgate::check(&name, &text, &|var| std::env::var(var).ok()).await {
+        Ok(summary) => {
+            println!("{summary}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(report) => {
+            eprint!("{report}");
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = terminate => {}
+    }
+    tracing::info!("shutdown signal received");
+}

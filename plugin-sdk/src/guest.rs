@@ -48,9 +48,8 @@ impl<C: Connector> bindings::Guest for Adapter<C> {
     }
 
     fn deliver(msg: wit::Message) -> Result<wit::Receipt, wit::Failure> {
-        let connector = C::new(&config()).map_err(|e| {
-            failure_to_wit(Failure::permanent("invalid_config", e.to_string()))
-        })?;
+        let connector = C::new(&config())
+            .map_err(|e| failure_to_wit(Failure::permanent("invalid_config", e.to_string())))?;
         connector
             .deliver(&message_from_wit(msg))
             .map(|r| wit::Receipt {
@@ -150,7 +149,10 @@ const READ_CHUNK: u64 = 64 * 1024;
 pub(crate) fn send_http(req: Request) -> Result<Response, HttpError> {
     let err = |message: String| HttpError { message };
     let (scheme, authority, path) = split_url(&req.url).ok_or_else(|| {
-        err(format!("invalid URL {:?}: expected scheme://host/path", req.url))
+        err(format!(
+            "invalid URL {:?}: expected scheme://host/path",
+            req.url
+        ))
     })?;
 
     let entries: Vec<(String, Vec<u8>)> = req

@@ -126,7 +126,10 @@ impl Response {
     /// the gateway's own backoff applies then.
     pub fn retry_after_ms(&self) -> Option<u64> {
         let value = self.header("retry-after")?.trim();
-        value.parse::<u64>().ok().map(|secs| secs.saturating_mul(1000))
+        value
+            .parse::<u64>()
+            .ok()
+            .map(|secs| secs.saturating_mul(1000))
     }
 
     /// The usual classification of a status code: `429` and `5xx` can be

@@ -1,0 +1,116 @@
+//! The HTTP API platforms call.
+
+mod error;
+mod messages;
+
+pub use error::ApiError;
+
+use crate::config::Config;
+use crate::message::Channel;
+use crate::store::Store;
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::{get, post};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Notify;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+/// How long one API request may take before the client gets a 408.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// What the handlers share.
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    /// Connector names per channel, in failover order.
+    pub routes: HashMap<Channel, Vec<String>>,
+    pub api_keys: Vec<String>,
+    pub max_body_bytes: usize,
+    /// Tells the dispatcher that new work is waiting.
+    pub wake: Arc<Notify>,
+}
+
+impl AppState {
+    pub fn new(config: &Config, store: Arc<dyn Store>, wake: Arc<Notify>) -> Self {
+        let mut routes: HashMap<Channel, Vec<String>> = HashMap::new();
+        for connector in &config.connectors {
+            routes
+                .entry(connector.channel)
+                .or_default()
+                .push(connector.name.clone());
+        }
+        AppState {
+            store,
+            routes,
+            api_keys: config
+                .server
+                .api_keys
+                .iter()
+                .map(|k| k.get_ref().clone())
+                .collect(),
+            max_body_bytes: config.server.max_body_bytes,
+            wake,
+        }
+    }
+}
+
+pub fn router(state: Arc<AppState>) -> Router {
+    let v1 = Router::new()
+        .route("/v1/messages", post(messages::send))
+        .route("/v1/messages/{id}", get(messages::get))
+        .route_layer(middleware::from_fn_with_state(state.clone(), authenticate));
+    Router::new()
+        .merge(v1)
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(|| async { "ready" }))
+        .fallback(|| async { ApiError::not_found("no such route") })
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            REQUEST_TIMEOUT,
+        ))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// `Authorization: Bearer <key>` against `server.api_keys`, when any are set.
+async fn authenticate(
+    State(state): State<Arc<AppState>>,
+    request: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    if state.api_keys.is_empty() {
+        return Ok(next.run(request).await);
+    }
+    let presented = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    let known = state.api_keys.iter().fold(false, |found, key| {
+        found | constant_time_eq(key.as_bytes(), presented.as_bytes())
+    });
+    if known {
+        Ok(next.run(request).await)
+    } else {
+        Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "missing or invalid API key: send Authorization: Bearer <key>",
+        ))
+    }
+}
+
+/// Compare without an early exit, so response time does not reveal how much
+/// of a key was right.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}

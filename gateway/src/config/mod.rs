@@ -1,0 +1,301 @@
+//! Operator configuration: TOML in, a validated [`Config`] out, or a
+//! [`ConfigReport`] with every problem, its key, line and column.
+//!
+//! Each top-level section (and each `[[connectors]]` entry) is deserialised on
+//! its own, so one typo does not hide the next: `crossgate check` shows them all.
+
+mod report;
+mod schema;
+
+pub use report::{ConfigError, ConfigReport};
+pub use schema::{
+    AllowedHost, ConnectorConfig, DispatchConfig, PluginsConfig, ServerConfig, StorageConfig,
+};
+
+use serde::de::DeserializeOwned;
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use toml::Spanned;
+use toml::de::{DeTable, DeValue, ValueDeserializer};
+
+/// The configuration the gateway starts from when none is given: the
+/// commented `config/crossgate.toml`, built into the binary.
+pub const EMBEDDED_DEFAULT: &str = include_str!("../../../config/crossgate.toml");
+
+/// A validated configuration with secrets resolved.
+#[derive(Debug, Clone, Default)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub storage: StorageConfig,
+    pub plugins: PluginsConfig,
+    pub dispatch: DispatchConfig,
+    pub connectors: Vec<Connector>,
+}
+
+/// A `[[connectors]]` entry, resolved.
+#[derive(Clone)]
+pub struct Connector {
+    pub name: String,
+    pub plugin: PathBuf,
+    pub channel: crate::message::Channel,
+    pub allowed_hosts: Vec<AllowedHost>,
+    /// `[connectors.config]` with `env:` secrets resolved; never logged.
+    pub settings: Vec<(String, String)>,
+    /// Where the entry starts in the source, for errors found later (plugin loading).
+    pub span: std::ops::Range<usize>,
+}
+
+impl std::fmt::Debug for Connector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connector")
+            .field("name", &self.name)
+            .field("plugin", &self.plugin)
+            .field("channel", &self.channel)
+            .field("allowed_hosts", &self.allowed_hosts)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Config {
+    /// The SQLite file named by `storage.url`.
+    pub fn sqlite_path(&self) -> PathBuf {
+        sqlite_path(self.storage.url.get_ref()).unwrap_or_else(|| PathBuf::from("crossgate.db"))
+    }
+
+    /// Where a connector's plugin file lives.
+    pub fn plugin_path(&self, connector: &Connector) -> PathBuf {
+        self.plugins.dir.join(&connector.plugin)
+    }
+}
+
+/// Read and validate a file, reading `env:` secrets from the process environment.
+pub fn load(path: &Path) -> Result<(Config, String), ConfigReport> {
+    let name = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        ConfigReport::new(
+            &name,
+            "",
+            vec![ConfigError::new("", None, format!("cannot read: {e}"))],
+        )
+    })?;
+    let config = parse(&name, &text, &|var| std::env::var(var).ok())?;
+    Ok((config, text))
+}
+
+/// Parse and validate TOML text. `env` looks up `env:NAME` secrets.
+pub fn parse(
+    source_name: &str,
+    text: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Config, ConfigReport> {
+    let mut errors = Vec::new();
+    let config = parse_sections(text, env, &mut errors);
+    match config {
+        Some(config) if errors.is_empty() => Ok(config),
+        _ => Err(ConfigReport::new(source_name, text, errors)),
+    }
+}
+
+fn parse_sections(
+    text: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+    errors: &mut Vec<ConfigError>,
+) -> Option<Config> {
+    let root = match DeTable::parse(text) {
+        Ok(root) => root,
+        Err(e) => {
+            errors.push(ConfigError::new("", e.span(), e.message().trim_end()));
+            return None;
+        }
+    };
+    let mut config = Config::default();
+    let mut raw_connectors = Vec::new();
+    for (key, value) in root.get_ref().iter() {
+        let name = key.get_ref().as_ref();
+        match name {
+            "server" => section(name, value, errors).map(|s| config.server = s),
+            "storage" => section(name, value, errors).map(|s| config.storage = s),
+            "plugins" => section(name, value, errors).map(|s| config.plugins = s),
+            "dispatch" => section(name, value, errors).map(|s| config.dispatch = s),
+            "connectors" => match value.get_ref() {
+                DeValue::Array(items) => {
+                    for (i, item) in items.iter().enumerate() {
+                        let key = format!("connectors[{i}]");
+                        if let Some(c) = section::<ConnectorConfig>(&key, item, errors) {
+                            raw_connectors.push((key, item.span(), c));
+                        }
+                    }
+                    Some(())
+                }
+                _ => {
+                    errors.push(ConfigError::new(
+                        name,
+                        Some(value.span()),
+                        "must be an array of tables: write [[connectors]]",
+                    ));
+                    None
+                }
+            },
+            _ => {
+                errors.push(ConfigError::new(
+                    name,
+                    Some(key.span()),
+                    "unknown section, expected one of server, storage, plugins, dispatch, connectors",
+                ));
+                None
+            }
+        };
+    }
+    validate(&mut config, raw_connectors, env, errors);
+    Some(config)
+}
+
+/// Deserialise one section on its own so its errors do not stop the others.
+fn section<T: DeserializeOwned>(
+    key: &str,
+    value: &Spanned<DeValue<'_>>,
+    errors: &mut Vec<ConfigError>,
+) -> Option<T> {
+    T::deserialize(ValueDeserializer::from(value.clone()))
+        .map_err(|e| {
+            let span = e.span().or_else(|| Some(value.span()));
+            errors.push(ConfigError::new(key, span, e.message().trim_end()));
+        })
+        .ok()
+}
+
+/// Cross-field checks and secret resolution; every problem is collected.
+fn validate(
+    config: &mut Config,
+    raw_connectors: Vec<(String, std::ops::Range<usize>, ConnectorConfig)>,
+    env: &dyn Fn(&str) -> Option<String>,
+    errors: &mut Vec<ConfigError>,
+) {
+    let mut api_keys = Vec::new();
+    for (i, key) in config.server.api_keys.iter().enumerate() {
+        match resolve_secret(key.get_ref(), env) {
+            Ok(value) if value.len() >= 16 => api_keys.push(Spanned::new(key.span(), value)),
+            Ok(_) => errors.push(ConfigError::new(
+                format!("server.api_keys[{i}]"),
+                Some(key.span()),
+                "API keys must be at least 16 characters",
+            )),
+            Err(e) => errors.push(ConfigError::new(
+                format!("server.api_keys[{i}]"),
+                Some(key.span()),
+                e,
+            )),
+        }
+    }
+    config.server.api_keys = api_keys;
+
+    let url = &config.storage.url;
+    if sqlite_path(url.get_ref()).is_none() {
+        let message = if url.get_ref().starts_with("postgres") {
+            "postgres storage is not available in this build yet; use sqlite://PATH"
+        } else {
+            "must be sqlite://PATH"
+        };
+        errors.push(ConfigError::new("storage.url", Some(url.span()), message));
+    }
+
+    let positive = [
+        ("plugins.memory_limit_mb", config.plugins.memory_limit_mb),
+        ("plugins.cpu_budget_ms", config.plugins.cpu_budget_ms),
+        ("plugins.timeout_ms", config.plugins.timeout_ms),
+        (
+            "plugins.max_instances",
+            u64::from(config.plugins.max_instances),
+        ),
+        ("dispatch.concurrency", config.dispatch.concurrency as u64),
+        (
+            "dispatch.max_attempts",
+            u64::from(config.dispatch.max_attempts),
+        ),
+        ("dispatch.lease_ms", config.dispatch.lease_ms),
+    ];
+    for (key, value) in positive {
+        if value == 0 {
+            errors.push(ConfigError::new(key, None, "must be greater than 0"));
+        }
+    }
+    if config.dispatch.backoff_base_ms > config.dispatch.backoff_max_ms {
+        errors.push(ConfigError::new(
+            "dispatch.backoff_base_ms",
+            None,
+            "must not exceed dispatch.backoff_max_ms",
+        ));
+    }
+
+    let mut names = HashSet::new();
+    for (key, span, raw) in raw_connectors {
+        let name = raw.name.get_ref();
+        if !is_connector_name(name) {
+            errors.push(ConfigError::new(
+                format!("{key}.name"),
+                Some(raw.name.span()),
+                format!("{name:?} must be 1-64 characters of a-z, 0-9, - and _"),
+            ));
+        } else if !names.insert(name.clone()) {
+            errors.push(ConfigError::new(
+                format!("{key}.name"),
+                Some(raw.name.span()),
+                format!("duplicate connector name {name:?}"),
+            ));
+        }
+        if raw.allowed_hosts.get_ref().is_empty() {
+            errors.push(ConfigError::new(
+                format!("{key}.allowed_hosts"),
+                Some(raw.allowed_hosts.span()),
+                "must list at least one origin the plugin may call",
+            ));
+        }
+        let mut settings = Vec::new();
+        for (setting, value) in &raw.config {
+            let text = match value.get_ref() {
+                toml::Value::String(s) => resolve_secret(s, env),
+                toml::Value::Integer(i) => Ok(i.to_string()),
+                toml::Value::Float(f) => Ok(f.to_string()),
+                toml::Value::Boolean(b) => Ok(b.to_string()),
+                _ => Err("must be a string, number or boolean".to_owned()),
+            };
+            match text {
+                Ok(text) => settings.push((setting.clone(), text)),
+                Err(e) => errors.push(ConfigError::new(
+                    format!("{key}.config.{setting}"),
+                    Some(value.span()),
+                    e,
+                )),
+            }
+        }
+        config.connectors.push(Connector {
+            name: name.clone(),
+            plugin: raw.plugin.get_ref().clone(),
+            channel: raw.channel,
+            allowed_hosts: raw.allowed_hosts.into_inner(),
+            settings,
+            span,
+        });
+    }
+}
+
+/// `env:NAME` reads the environment; anything else is taken literally.
+fn resolve_secret(value: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String, String> {
+    match value.strip_prefix("env:") {
+        Some(var) => env(var).ok_or_else(|| format!("environment variable {var} is not set")),
+        None => Ok(value.to_owned()),
+    }
+}
+
+fn is_connector_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+}
+
+fn sqlite_path(url: &str) -> Option<PathBuf> {
+    url.strip_prefix("sqlite://")
+        .filter(|p| !p.is_empty())
+        .map(PathBuf::from)
+}

@@ -1,0 +1,253 @@
+//! The TOML schema, one struct per section. Unknown keys are errors, and the
+//! doc comment of each field shows its TOML line.
+
+use crate::message::Channel;
+use serde::Deserialize;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use toml::Spanned;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// `listen = "127.0.0.1:8080"`
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// `api_keys = ["env:CROSSGATE_API_KEY"]`: when set, every `/v1` request needs `Authorization: Bearer <key>`.
+    #[serde(default)]
+    pub api_keys: Vec<Spanned<String>>,
+    /// `max_body_bytes = 65536`
+    #[serde(default = "default_max_body_bytes")]
+    pub max_body_bytes: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: default_listen(),
+            api_keys: Vec::new(),
+            max_body_bytes: default_max_body_bytes(),
+        }
+    }
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8080))
+}
+
+fn default_max_body_bytes() -> usize {
+    64 * 1024
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageConfig {
+    /// `url = "sqlite://data/crossgate.db"` (relative paths are relative to the working directory)
+    #[serde(default = "default_storage_url")]
+    pub url: Spanned<String>,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        StorageConfig {
+            url: default_storage_url(),
+        }
+    }
+}
+
+fn default_storage_url() -> Spanned<String> {
+    Spanned::new(0..0, "sqlite://data/crossgate.db".to_owned())
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PluginsConfig {
+    /// `dir = "plugins/target/wasm32-wasip2/release"`: where `connectors.plugin` files are found.
+    #[serde(default = "default_plugin_dir")]
+    pub dir: PathBuf,
+    /// `cache_dir = "data/plugin-cache"`: compiled components, reused across restarts.
+    #[serde(default = "default_cache_dir")]
+    pub cache_dir: PathBuf,
+    /// `memory_limit_mb = 64`: linear memory one call may use.
+    #[serde(default = "default_memory_limit_mb")]
+    pub memory_limit_mb: u64,
+    /// `cpu_budget_ms = 200`: guest CPU time one call may use.
+    #[serde(default = "default_cpu_budget_ms")]
+    pub cpu_budget_ms: u64,
+    /// `timeout_ms = 10000`: wall-clock time one call may take, provider round trips included.
+    #[serde(default = "default_timeout_ms")]
+    pub timeout_ms: u64,
+    /// `max_response_bytes = 1048576`: the largest provider response a plugin may read.
+    #[serde(default = "default_max_response_bytes")]
+    pub max_response_bytes: u64,
+    /// `max_instances = 1000`: sandboxes alive at once (the pooling allocator's size).
+    #[serde(default = "default_max_instances")]
+    pub max_instances: u32,
+}
+
+impl Default for PluginsConfig {
+    fn default() -> Self {
+        PluginsConfig {
+            dir: default_plugin_dir(),
+            cache_dir: default_cache_dir(),
+            memory_limit_mb: default_memory_limit_mb(),
+            cpu_budget_ms: default_cpu_budget_ms(),
+            timeout_ms: default_timeout_ms(),
+            max_response_bytes: default_max_response_bytes(),
+            max_instances: default_max_instances(),
+        }
+    }
+}
+
+fn default_plugin_dir() -> PathBuf {
+    PathBuf::from("plugins/target/wasm32-wasip2/release")
+}
+fn default_cache_dir() -> PathBuf {
+    PathBuf::from("data/plugin-cache")
+}
+fn default_memory_limit_mb() -> u64 {
+    64
+}
+fn default_cpu_budget_ms() -> u64 {
+    200
+}
+fn default_timeout_ms() -> u64 {
+    10_000
+}
+fn default_max_response_bytes() -> u64 {
+    1024 * 1024
+}
+fn default_max_instances() -> u32 {
+    1000
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DispatchConfig {
+    /// `concurrency = 256`: connector calls in flight at once.
+    #[serde(default = "default_concurrency")]
+    pub concurrency: usize,
+    /// `max_attempts = 5`: attempts per connector before the next one is tried.
+    #[serde(default = "default_max_attempts")]
+    pub max_attempts: u32,
+    /// `backoff_base_ms = 500`: the first retry waits about this long, doubling after.
+    #[serde(default = "default_backoff_base_ms")]
+    pub backoff_base_ms: u64,
+    /// `backoff_max_ms = 60000`: no retry waits longer, `Retry-After` included.
+    #[serde(default = "default_backoff_max_ms")]
+    pub backoff_max_ms: u64,
+    /// `lease_ms = 60000`: a delivery whose worker vanished is retried after this.
+    #[serde(default = "default_lease_ms")]
+    pub lease_ms: u64,
+}
+
+impl Default for DispatchConfig {
+    fn default() -> Self {
+        DispatchConfig {
+            concurrency: default_concurrency(),
+            max_attempts: default_max_attempts(),
+            backoff_base_ms: default_backoff_base_ms(),
+            backoff_max_ms: default_backoff_max_ms(),
+            lease_ms: default_lease_ms(),
+        }
+    }
+}
+
+fn default_concurrency() -> usize {
+    256
+}
+fn default_max_attempts() -> u32 {
+    5
+}
+fn default_backoff_base_ms() -> u64 {
+    500
+}
+fn default_backoff_max_ms() -> u64 {
+    60_000
+}
+fn default_lease_ms() -> u64 {
+    60_000
+}
+
+/// `[[connectors]]`: one configured plugin instance.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectorConfig {
+    /// `name = "twilio"`: unique; used in attempts, logs and `/v1/webhooks/{name}`.
+    pub name: Spanned<String>,
+    /// `plugin = "sms_twilio.wasm"`: a file in `plugins.dir`.
+    pub plugin: Spanned<PathBuf>,
+    /// `channel = "sms"`
+    pub channel: Channel,
+    /// `allowed_hosts = ["https://api.twilio.com"]`: the only origins the plugin may call.
+    pub allowed_hosts: Spanned<Vec<AllowedHost>>,
+    /// `[connectors.config]`: handed to the plugin; `env:NAME` values are read from the environment.
+    #[serde(default)]
+    pub config: std::collections::BTreeMap<String, Spanned<toml::Value>>,
+}
+
+/// Secrets may hide in `config`: never print it.
+impl fmt::Debug for ConnectorConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ConnectorConfig")
+            .field("name", self.name.get_ref())
+            .field("plugin", self.plugin.get_ref())
+            .field("channel", &self.channel)
+            .field("allowed_hosts", self.allowed_hosts.get_ref())
+            .field("config", &self.config.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+/// An origin a plugin may call: scheme, host and port, compared on the parsed request URI.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct AllowedHost {
+    pub scheme: String,
+    pub host: String,
+    pub port: u16,
+}
+
+impl AllowedHost {
+    pub fn permits(&self, scheme: &str, host: &str, port: u16) -> bool {
+        self.scheme == scheme && self.host.eq_ignore_ascii_case(host) && self.port == port
+    }
+}
+
+impl fmt::Display for AllowedHost {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}://{}:{}", self.scheme, self.host, self.port)
+    }
+}
+
+impl TryFrom<String> for AllowedHost {
+    type Error = String;
+
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        let uri: http::Uri = value
+            .parse()
+            .map_err(|e| format!("invalid origin {value:?}: {e}"))?;
+        let scheme = match uri.scheme_str() {
+            Some(s @ ("http" | "https")) => s.to_owned(),
+            _ => {
+                return Err(format!(
+                    "invalid origin {value:?}: scheme must be http or https"
+                ));
+            }
+        };
+        let host = uri
+            .host()
+            .ok_or_else(|| format!("invalid origin {value:?}: no host"))?
+            .to_ascii_lowercase();
+        if uri.path_and_query().is_some_and(|p| p.as_str() != "/") {
+            return Err(format!(
+                "invalid origin {value:?}: give scheme://host[:port] without a path"
+            ));
+        }
+        let port = uri
+            .port_u16()
+            .unwrap_or(if scheme == "https" { 443 } else { 80 });
+        Ok(AllowedHost { scheme, host, port })
+    }
+}

@@ -1,0 +1,202 @@
+//! Delivery workers: lease due deliveries, call the connector, record the
+//! attempt, and decide what comes next (retry later, fall back, done).
+
+mod retry;
+
+pub use retry::{backoff, decide};
+
+use crate::config::DispatchConfig;
+use crate::message::Outcome;
+use crate::plugins::{PluginHost, PluginMessage, channel_to_wit};
+use crate::store::{AttemptRecord, AttemptResult, LeasedDelivery, Next, Store, now_ms};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{Notify, Semaphore, watch};
+use tokio::task::JoinSet;
+use tracing::Instrument as _;
+
+/// The longest the dispatcher sleeps without looking for due work.
+const IDLE_POLL: Duration = Duration::from_secs(1);
+/// The most deliveries leased in one transaction.
+const LEASE_BATCH: usize = 256;
+
+pub struct Dispatcher {
+    store: Arc<dyn Store>,
+    plugins: Arc<PluginHost>,
+    config: DispatchConfig,
+    wake: Arc<Notify>,
+}
+
+impl Dispatcher {
+    pub fn new(
+        store: Arc<dyn Store>,
+        plugins: Arc<PluginHost>,
+        config: DispatchConfig,
+        wake: Arc<Notify>,
+    ) -> Self {
+        Dispatcher {
+            store,
+            plugins,
+            config,
+            wake,
+        }
+    }
+
+    /// Run until `stop` turns true, then wait up to `grace` for attempts in
+    /// flight. Deliveries not finished by then keep their lease and are
+    /// picked up again after the next start.
+    pub async fn run(self, mut stop: watch::Receiver<bool>, grace: Duration) {
+        let this = Arc::new(self);
+        let slots = Arc::new(Semaphore::new(this.config.concurrency));
+        let mut in_flight = JoinSet::new();
+        while !*stop.borrow() {
+            while in_flight.try_join_next().is_some() {}
+            let free = slots.available_permits();
+            if free == 0 {
+                tokio::select! {
+                    _ = in_flight.join_next() => {}
+                    _ = stop.changed() => {}
+                }
+                continue;
+            }
+            let now = now_ms();
+            let leased = match this
+                .store
+                .lease_due(now, free.min(LEASE_BATCH), this.config.lease_ms)
+                .await
+            {
+                Ok(leased) => leased,
+                Err(e) => {
+                    tracing::error!("cannot lease deliveries: {e}");
+                    tokio::select! {
+                        _ = tokio::time::sleep(IDLE_POLL) => {}
+                        _ = stop.changed() => {}
+                    }
+                    continue;
+                }
+            };
+            if leased.is_empty() {
+                let wait = match this.store.next_due_at().await {
+                    Ok(Some(at)) => {
+                        Duration::from_millis(u64::try_from(at - now).unwrap_or(0).max(1))
+                    }
+                    _ => IDLE_POLL,
+                }
+                .min(IDLE_POLL);
+                tokio::select! {
+                    _ = this.wake.notified() => {}
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = stop.changed() => {}
+                }
+                continue;
+            }
+            for delivery in leased {
+                let Ok(slot) = slots.clone().acquire_owned().await else {
+                    break;
+                };
+                let this = this.clone();
+                let span = tracing::info_span!(
+                    "attempt",
+                    message_id = %delivery.message_id,
+                    connector = %delivery.connector
+                );
+                in_flight.spawn(
+                    async move {
+                        this.attempt(delivery).await;
+                        drop(slot);
+                    }
+                    .instrument(span),
+                );
+            }
+        }
+        let drained = tokio::time::timeout(grace, async {
+            while in_flight.join_next().await.is_some() {}
+        })
+        .await;
+        if drained.is_err() {
+            tracing::warn!(
+                left = in_flight.len(),
+                "grace period over; unfinished attempts will be retried after restart"
+            );
+            in_flight.abort_all();
+        }
+    }
+
+    async fn attempt(&self, d: LeasedDelivery) {
+        let started_at = now_ms();
+        let msg = PluginMessage {
+            id: d.message_id.clone(),
+            attempt: d.attempts + 1,
+            channel: channel_to_wit(d.channel),
+            to: d.address.clone(),
+            subject: d.content.subject.clone(),
+            text: d.content.text.clone(),
+            html: d.content.html.clone(),
+            template: None,
+            metadata: Vec::new(),
+        };
+        let result = self.plugins.deliver(&d.connector, msg).await;
+        let finished_at = now_ms();
+        let next = decide(
+            &result,
+            &d.connector,
+            d.attempts,
+            finished_at,
+            &self.config,
+            retry::jitter(),
+        );
+        let (outcome, provider_message_id, error_code, error_message) = match &result {
+            Ok(receipt) => (
+                Outcome::Sent,
+                Some(receipt.provider_message_id.clone()),
+                None,
+                None,
+            ),
+            Err(f) => (
+                if f.retryable {
+                    Outcome::Retryable
+                } else {
+                    Outcome::Permanent
+                },
+                None,
+                Some(f.code.clone()),
+                Some(f.message.clone()),
+            ),
+        };
+        match &next {
+            Next::Sent { .. } => tracing::info!("sent"),
+            Next::RetryAt(at) => tracing::info!(retry_in_ms = at - finished_at, "will retry"),
+            Next::GiveUp { reason } => tracing::warn!(%reason, "delivery failed"),
+        }
+        let record = AttemptResult {
+            delivery_id: d.delivery_id,
+            message_id: d.message_id,
+            lease_until: d.lease_until,
+            attempt: AttemptRecord {
+                number: d.message_attempts + 1,
+                connector: d.connector,
+                channel: d.channel,
+                started_at,
+                finished_at,
+                outcome,
+                provider_message_id,
+                error_code,
+                error_message,
+                retry_at: match next {
+                    Next::RetryAt(at) => Some(at),
+                    _ => None,
+                },
+            },
+            next,
+        };
+        let wake = !matches!(record.next, Next::Sent { .. });
+        if let Err(e) = self.store.record_attempt(record).await {
+            // The lease runs out and the delivery is attempted again: the
+            // provider may see it twice, under the same message id.
+            tracing::error!("cannot record attempt: {e}");
+        }
+        if wake {
+            self.wake.notify_one();
+        }
+    }
+}

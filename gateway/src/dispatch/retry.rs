@@ -1,0 +1,161 @@
+//! What happens after an attempt: a pure decision, so it is tested without
+//! a clock, a store or a plugin.
+
+use crate::config::DispatchConfig;
+use crate::plugins::{Failure, Receipt};
+use crate::store::Next;
+use rand::Rng;
+use std::time::Duration;
+
+/// The consequence of one attempt on a delivery that had `attempts_before` attempts.
+pub fn decide(
+    result: &Result<Receipt, Failure>,
+    connector: &str,
+    attempts_before: u32,
+    finished_at: i64,
+    config: &DispatchConfig,
+    jitter: f64,
+) -> Next {
+    let failure = match result {
+        Ok(receipt) => {
+            return Next::Sent {
+                provider_message_id: receipt.provider_message_id.clone(),
+            };
+        }
+        Err(failure) => failure,
+    };
+    let attempts = attempts_before + 1;
+    if !failure.retryable {
+        return Next::GiveUp {
+            reason: format!("{connector}: {}: {}", failure.code, failure.message),
+        };
+    }
+    if attempts >= config.max_attempts {
+        return Next::GiveUp {
+            reason: format!(
+                "{connector}: gave up after {attempts} attempts: {}: {}",
+                failure.code, failure.message
+            ),
+        };
+    }
+    let wait = backoff(attempts, failure.retry_after, config, jitter);
+    Next::RetryAt(finished_at.saturating_add(i64::try_from(wait.as_millis()).unwrap_or(i64::MAX)))
+}
+
+/// Exponential backoff with "equal jitter" (half fixed, half random, so
+/// retries spread out but never come back immediately), raised to the
+/// provider's `Retry-After` and capped by `backoff_max_ms`.
+///
+/// `jitter` is a number in `[0, 1)`.
+pub fn backoff(
+    attempts: u32,
+    retry_after: Option<Duration>,
+    config: &DispatchConfig,
+    jitter: f64,
+) -> Duration {
+    let exp = attempts.saturating_sub(1).min(30);
+    let full = config
+        .backoff_base_ms
+        .saturating_mul(1u64 << exp)
+        .min(config.backoff_max_ms);
+    let jittered = full / 2 + ((full / 2) as f64 * jitter.clamp(0.0, 1.0)) as u64;
+    let floor = retry_after.map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    Duration::from_millis(jittered.max(floor).min(config.backoff_max_ms))
+}
+
+/// A jitter sample for [`decide`].
+pub fn jitter() -> f64 {
+    rand::rng().random::<f64>()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> DispatchConfig {
+        DispatchConfig {
+            max_attempts: 3,
+            backoff_base_ms: 1000,
+            backoff_max_ms: 10_000,
+            ..DispatchConfig::default()
+        }
+    }
+
+    fn failure(retryable: bool, retry_after: Option<u64>) -> Result<Receipt, Failure> {
+        Err(Failure {
+            retryable,
+            retry_after: retry_after.map(Duration::from_secs),
+            code: "20429".into(),
+            message: "Too Many Requests".into(),
+        })
+    }
+
+    #[test]
+    fn success_is_sent() {
+        let ok = Ok(Receipt {
+            provider_message_id: "SM1".into(),
+        });
+        assert_eq!(
+            decide(&ok, "twilio", 0, 0, &config(), 0.5),
+            Next::Sent {
+                provider_message_id: "SM1".into()
+            }
+        );
+    }
+
+    #[test]
+    fn permanent_failure_gives_up_at_once() {
+        let next = decide(&failure(false, None), "twilio", 0, 0, &config(), 0.5);
+        assert_eq!(
+            next,
+            Next::GiveUp {
+                reason: "twilio: 20429: Too Many Requests".into()
+            }
+        );
+    }
+
+    #[test]
+    fn retryable_failure_backs_off_exponentially_with_jitter() {
+        assert_eq!(
+            decide(&failure(true, None), "t", 0, 0, &config(), 0.0),
+            Next::RetryAt(500)
+        );
+        assert_eq!(
+            decide(&failure(true, None), "t", 0, 0, &config(), 0.999),
+            Next::RetryAt(999)
+        );
+        assert_eq!(
+            decide(&failure(true, None), "t", 1, 0, &config(), 0.0),
+            Next::RetryAt(1000)
+        );
+    }
+
+    #[test]
+    fn retry_after_is_a_floor_within_the_cap() {
+        assert_eq!(
+            decide(&failure(true, Some(3)), "t", 0, 100, &config(), 0.0),
+            Next::RetryAt(3100)
+        );
+        assert_eq!(
+            decide(&failure(true, Some(60)), "t", 0, 0, &config(), 0.0),
+            Next::RetryAt(10_000)
+        );
+    }
+
+    #[test]
+    fn attempts_are_bounded() {
+        match decide(&failure(true, None), "twilio", 2, 0, &config(), 0.5) {
+            Next::GiveUp { reason } => {
+                assert!(reason.contains("gave up after 3 attempts"), "{reason}")
+            }
+            other => panic!("expected give-up, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn backoff_never_exceeds_the_cap() {
+        for attempts in 1..40 {
+            assert!(backoff(attempts, None, &config(), 0.999) <= Duration::from_millis(10_000));
+        }
+    }
+}

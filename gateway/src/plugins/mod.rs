@@ -1,0 +1,392 @@
+//! The wasmtime host: every connector runs as a sandboxed component.
+//!
+//! One [`Engine`] per process with a pooling allocator and epoch interruption;
+//! components are compiled once and cached on disk ([`cache`]); each connector
+//! keeps an `InstancePre`, and every call gets a fresh `Store` that is dropped
+//! afterwards, so a trapped or timed-out instance is never entered again.
+//! The only way out of the sandbox is `wasi:http`, checked by [`egress`].
+
+mod cache;
+mod egress;
+mod sandbox;
+
+pub use egress::ProviderClient;
+pub use sandbox::CallLimits;
+
+use crate::config::{Config, ConfigError, Connector as ConnectorConfig};
+use crate::message::Channel;
+use anyhow::Context as _;
+use sandbox::{CallState, Scope};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::{Engine, Store};
+
+mod bindings {
+    wasmtime::component::bindgen!({
+        path: "../plugin-sdk/wit/0.1.0",
+        world: "crossgate:connector/connector",
+        exports: { default: async },
+        with: {
+            "wasi:http": wasmtime_wasi_http::p2::bindings::http,
+            "wasi:io": wasmtime_wasi::p2::bindings::io,
+            "wasi:clocks": wasmtime_wasi::p2::bindings::clocks,
+        },
+    });
+}
+
+pub use bindings::crossgate::connector::types as wit;
+
+/// Contract versions this gateway can host. A plugin built against any other
+/// `crossgate:connector` version is refused at load time with a clear message.
+pub const SUPPORTED_CONTRACTS: &[&str] = &["0.1.0"];
+
+/// A message as a connector sees it.
+pub type PluginMessage = wit::Message;
+
+/// The provider accepted the message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Receipt {
+    pub provider_message_id: String,
+}
+
+/// Why an attempt did not deliver, from the plugin or from the sandbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    pub retryable: bool,
+    pub retry_after: Option<Duration>,
+    pub code: String,
+    pub message: String,
+}
+
+impl Failure {
+    fn sandbox(code: &str, message: String) -> Self {
+        // A fault of the plugin's own making is not retried on the same
+        // connector: it would fail the same way. The dispatcher moves on.
+        Failure {
+            retryable: false,
+            retry_after: None,
+            code: code.to_owned(),
+            message,
+        }
+    }
+}
+
+/// What `describe` told us about a loaded plugin.
+#[derive(Debug, Clone)]
+pub struct PluginInfo {
+    pub name: String,
+    pub version: String,
+    pub sdk_version: String,
+    pub contract_version: String,
+    pub channel: Channel,
+    pub description: String,
+}
+
+/// A connector ready to be called: its plugin compiled and pre-linked.
+struct LoadedConnector {
+    scope: Arc<Scope>,
+    info: PluginInfo,
+    pre: bindings::ConnectorPre<CallState>,
+}
+
+/// All connectors of one gateway, sharing one engine and one provider client.
+pub struct PluginHost {
+    engine: Engine,
+    limits: CallLimits,
+    client: ProviderClient,
+    connectors: HashMap<String, Arc<LoadedConnector>>,
+    _ticker: sandbox::EpochTicker,
+}
+
+impl PluginHost {
+    /// Compile (or load from cache), link and check every configured connector.
+    ///
+    /// Returns every problem at once, each tied to its `[[connectors]]` entry.
+    pub async fn load(config: &Config) -> Result<PluginHost, Vec<ConfigError>> {
+        let limits = CallLimits::from_config(&config.plugins);
+        let engine = sandbox::engine(&config.plugins).map_err(|e| {
+            vec![ConfigError::new(
+                "plugins",
+                None,
+                format!("cannot create the wasm engine: {e:#}"),
+            )]
+        })?;
+        let linker = linker(&engine).map_err(|e| {
+            vec![ConfigError::new(
+                "plugins",
+                None,
+                format!("cannot link host functions: {e:#}"),
+            )]
+        })?;
+        let client = ProviderClient::new();
+        let mut host = PluginHost {
+            _ticker: sandbox::EpochTicker::start(engine.clone()),
+            engine,
+            limits,
+            client,
+            connectors: HashMap::new(),
+        };
+        let mut errors = Vec::new();
+        for (i, connector) in config.connectors.iter().enumerate() {
+            let key = format!("connectors[{i}]");
+            match host.load_one(config, connector, &linker).await {
+                Ok(loaded) => {
+                    host.connectors
+                        .insert(connector.name.clone(), Arc::new(loaded));
+                }
+                Err(e) => errors.push(ConfigError::new(
+                    key,
+                    Some(connector.span.clone()),
+                    format!("connector {:?}: {e:#}", connector.name),
+                )),
+            }
+        }
+        if errors.is_empty() {
+            Ok(host)
+        } else {
+            Err(errors)
+        }
+    }
+
+    async fn load_one(
+        &self,
+        config: &Config,
+        connector: &ConnectorConfig,
+        linker: &Linker<CallState>,
+    ) -> anyhow::Result<LoadedConnector> {
+        let path = config.plugin_path(connector);
+        let bytes = std::fs::read(&path)
+            .with_context(|| format!("cannot read plugin {}", path.display()))?;
+        let component = cache::compile(&self.engine, &bytes, &config.plugins.cache_dir)
+            .with_context(|| format!("cannot compile plugin {}", path.display()))?;
+        let contract_version = contract_version(&self.engine, &component)?;
+        let pre = linker.instantiate_pre(&component).map_err(|e| {
+            anyhow::anyhow!(
+                "plugin {} needs imports the gateway does not offer: {e:#}",
+                path.display()
+            )
+        })?;
+        let pre = bindings::ConnectorPre::new(pre)
+            .map_err(|e| anyhow::anyhow!("plugin {} is not a connector: {e:#}", path.display()))?;
+        let mut loaded = LoadedConnector {
+            scope: Arc::new(Scope {
+                name: Arc::from(connector.name.as_str()),
+                settings: connector.settings.clone(),
+                allowed_hosts: connector.allowed_hosts.clone(),
+            }),
+            info: PluginInfo {
+                name: String::new(),
+                version: String::new(),
+                sdk_version: String::new(),
+                contract_version,
+                channel: connector.channel,
+                description: String::new(),
+            },
+            pre,
+        };
+        let described = self
+            .call(&loaded, |c, store| {
+                Box::pin(async move { c.call_describe(store).await })
+            })
+            .await
+            .map_err(|f| anyhow::anyhow!("describe failed: {}", f.message))?;
+        let channel = channel_from_wit(described.channel);
+        if channel != connector.channel {
+            anyhow::bail!(
+                "plugin {} serves {channel}, but the connector is configured for {}",
+                described.name,
+                connector.channel
+            );
+        }
+        loaded.info = PluginInfo {
+            name: described.name,
+            version: described.version,
+            sdk_version: described.sdk_version,
+            contract_version: loaded.info.contract_version,
+            channel,
+            description: described.description,
+        };
+        self.call(&loaded, |c, store| {
+            Box::pin(async move { c.call_validate_config(store).await })
+        })
+        .await
+        .map_err(|f| anyhow::anyhow!("validate-config failed: {}", f.message))?
+        .map_err(|e| anyhow::anyhow!("invalid config: {e}"))?;
+        Ok(loaded)
+    }
+
+    /// The channel of every loaded connector, by name.
+    pub fn connectors(&self) -> impl Iterator<Item = (&str, &PluginInfo)> {
+        self.connectors
+            .iter()
+            .map(|(name, c)| (name.as_str(), &c.info))
+    }
+
+    /// Hand one message to a connector. Every failure, the plugin's or the
+    /// sandbox's, comes back as a [`Failure`]; nothing here can take the
+    /// gateway down.
+    pub async fn deliver(&self, connector: &str, msg: PluginMessage) -> Result<Receipt, Failure> {
+        let loaded = self.connectors.get(connector).ok_or_else(|| {
+            Failure::sandbox(
+                "unknown_connector",
+                format!("no connector named {connector:?}"),
+            )
+        })?;
+        let (result, denied) = self
+            .call_with_egress(loaded, move |c, store| {
+                Box::pin(async move { c.call_deliver(store, &msg).await })
+            })
+            .await?;
+        match (result, denied) {
+            (Ok(receipt), _) => Ok(Receipt {
+                provider_message_id: receipt.provider_message_id,
+            }),
+            // The plugin's own account of a refused request is a guess; the
+            // host knows which origin it refused.
+            (Err(_), Some(origin)) => Err(Failure::sandbox(
+                "egress_denied",
+                format!(
+                    "connector {connector:?}: outbound request to {origin} denied: not in allowed_hosts"
+                ),
+            )),
+            (Err(f), None) => Err(Failure {
+                retryable: f.retryable,
+                retry_after: f.retry_after_ms.map(Duration::from_millis),
+                code: f.code,
+                message: f.message,
+            }),
+        }
+    }
+
+    /// Run one export in a fresh store under the call limits.
+    async fn call<R, F>(&self, loaded: &LoadedConnector, f: F) -> Result<R, Failure>
+    where
+        R: Send,
+        F: for<'a> FnOnce(
+            &'a bindings::Connector,
+            &'a mut Store<CallState>,
+        ) -> std::pin::Pin<
+            Box<dyn Future<Output = wasmtime::Result<R>> + Send + 'a>,
+        >,
+    {
+        self.call_with_egress(loaded, f)
+            .await
+            .map(|(value, _)| value)
+    }
+
+    /// [`Self::call`], also returning the origin of a request the egress
+    /// policy refused during the call, if any.
+    async fn call_with_egress<R, F>(
+        &self,
+        loaded: &LoadedConnector,
+        f: F,
+    ) -> Result<(R, Option<String>), Failure>
+    where
+        R: Send,
+        F: for<'a> FnOnce(
+            &'a bindings::Connector,
+            &'a mut Store<CallState>,
+        ) -> std::pin::Pin<
+            Box<dyn Future<Output = wasmtime::Result<R>> + Send + 'a>,
+        >,
+    {
+        let state = CallState::new(loaded.scope.clone(), &self.limits, self.client.clone());
+        let mut store = sandbox::store(&self.engine, state, &self.limits);
+        let name = &loaded.scope.name;
+        let outcome = tokio::time::timeout(self.limits.timeout, async {
+            let instance = loaded.pre.instantiate_async(&mut store).await?;
+            f(&instance, &mut store).await
+        })
+        .await;
+        let failure = match outcome {
+            Ok(Ok(value)) => return Ok((value, store.data().egress.denied())),
+            Ok(Err(error)) => sandbox::explain_trap(&error, store.data(), &self.limits),
+            Err(_elapsed) => Failure::sandbox(
+                "plugin_timeout",
+                format!(
+                    "call exceeded the {} ms wall-clock limit",
+                    self.limits.timeout.as_millis()
+                ),
+            ),
+        };
+        let failure = Failure {
+            message: format!(
+                "connector {name:?} (plugin {} {}): {}",
+                loaded.info.name, loaded.info.version, failure.message
+            ),
+            ..failure
+        };
+        tracing::warn!(connector = %name, code = %failure.code, "{}", failure.message);
+        Err(failure)
+    }
+}
+
+fn linker(engine: &Engine) -> anyhow::Result<Linker<CallState>> {
+    let mut linker = Linker::new(engine);
+    wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+    wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
+    bindings::crossgate::connector::host::add_to_linker::<_, HasSelf<CallState>>(
+        &mut linker,
+        |s| s,
+    )?;
+    bindings::crossgate::connector::types::add_to_linker::<_, HasSelf<CallState>>(
+        &mut linker,
+        |s| s,
+    )?;
+    Ok(linker)
+}
+
+/// The `crossgate:connector` version a component was built against, read
+/// from its imports before anything is instantiated.
+fn contract_version(engine: &Engine, component: &Component) -> anyhow::Result<String> {
+    let ty = component.component_type();
+    let version = ty
+        .imports(engine)
+        .find_map(|(name, _)| {
+            name.strip_prefix("crossgate:connector/")
+                .and_then(|rest| rest.split_once('@'))
+                .map(|(_, version)| version.to_owned())
+        })
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "not a Crossgate connector: it imports no crossgate:connector interface"
+            )
+        })?;
+    let compatible = SUPPORTED_CONTRACTS
+        .iter()
+        .any(|supported| same_minor(supported, &version));
+    if !compatible {
+        anyhow::bail!(
+            "plugin was built for contract crossgate:connector@{version}, but this gateway supports {}; rebuild it with a matching crossgate-plugin-sdk",
+            SUPPORTED_CONTRACTS.join(", ")
+        );
+    }
+    Ok(version)
+}
+
+/// Semver compatibility for 0.x versions: the same major and minor.
+fn same_minor(a: &str, b: &str) -> bool {
+    let prefix = |v: &str| v.rsplit_once('.').map(|(p, _)| p.to_owned());
+    prefix(a).is_some() && prefix(a) == prefix(b)
+}
+
+fn channel_from_wit(channel: wit::Channel) -> Channel {
+    match channel {
+        wit::Channel::Email => Channel::Email,
+        wit::Channel::Sms => Channel::Sms,
+        wit::Channel::Whatsapp => Channel::Whatsapp,
+        wit::Channel::Push => Channel::Push,
+    }
+}
+
+/// The contract's channel for one of ours.
+pub fn channel_to_wit(channel: Channel) -> wit::Channel {
+    match channel {
+        Channel::Email => wit::Channel::Email,
+        Channel::Sms => wit::Channel::Sms,
+        Channel::Whatsapp => wit::Channel::Whatsapp,
+        Channel::Push => wit::Channel::Push,
+    }
+}

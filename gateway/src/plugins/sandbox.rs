@@ -1,0 +1,275 @@
+//! What one plugin call may use, and the per-call store that enforces it.
+
+use super::Failure;
+use super::bindings::crossgate::connector::{host, types};
+use super::egress::{Egress, ProviderClient};
+use crate::config::{AllowedHost, PluginsConfig};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+use wasmtime::component::ResourceTable;
+use wasmtime::{
+    Engine, InstanceAllocationStrategy, PoolingAllocationConfig, ResourceLimiter, Store,
+    UpdateDeadline,
+};
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
+
+/// How often the epoch advances; the CPU budget is counted in these ticks.
+const EPOCH_TICK: Duration = Duration::from_millis(1);
+/// Plugin panics print here; the tail is quoted in the attempt's reason.
+const STDERR_CAPACITY: usize = 4096;
+/// The longest plugin log line kept.
+const MAX_LOG_LINE: usize = 2048;
+
+/// Per-call limits, from `[plugins]`.
+#[derive(Debug, Clone)]
+pub struct CallLimits {
+    pub memory_bytes: usize,
+    pub cpu_ticks: u64,
+    pub timeout: Duration,
+    pub max_response_bytes: u64,
+}
+
+impl CallLimits {
+    pub fn from_config(config: &PluginsConfig) -> Self {
+        CallLimits {
+            memory_bytes: usize::try_from(config.memory_limit_mb.saturating_mul(1 << 20))
+                .unwrap_or(usize::MAX),
+            cpu_ticks: config.cpu_budget_ms.max(1),
+            timeout: Duration::from_millis(config.timeout_ms),
+            max_response_bytes: config.max_response_bytes,
+        }
+    }
+}
+
+/// What a connector's calls share: its name, its settings, where it may go.
+#[derive(Debug)]
+pub struct Scope {
+    pub name: Arc<str>,
+    pub settings: Vec<(String, String)>,
+    pub allowed_hosts: Vec<AllowedHost>,
+}
+
+/// One engine for the whole process: pooled instances, epoch interruption.
+pub fn engine(config: &PluginsConfig) -> wasmtime::Result<Engine> {
+    let limits = CallLimits::from_config(config);
+    let instances = config.max_instances;
+    let mut pool = PoolingAllocationConfig::default();
+    pool.total_component_instances(instances)
+        .total_core_instances(instances.saturating_mul(8))
+        .total_memories(instances.saturating_mul(2))
+        .total_tables(instances.saturating_mul(4))
+        .total_stacks(instances)
+        .max_memory_size(limits.memory_bytes);
+    let mut wasm = wasmtime::Config::new();
+    wasm.epoch_interruption(true)
+        .memory_reservation(limits.memory_bytes as u64)
+        .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    Engine::new(&wasm)
+}
+
+/// Advances the engine's epoch every millisecond until dropped.
+pub struct EpochTicker {
+    stop: Arc<AtomicBool>,
+}
+
+impl EpochTicker {
+    pub fn start(engine: Engine) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        std::thread::Builder::new()
+            .name("crossgate-epoch".into())
+            .spawn(move || {
+                while !flag.load(Ordering::Relaxed) {
+                    std::thread::sleep(EPOCH_TICK);
+                    engine.increment_epoch();
+                }
+            })
+            .expect("spawning the epoch thread");
+        EpochTicker { stop }
+    }
+}
+
+impl Drop for EpochTicker {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// The state of one call's store.
+pub struct CallState {
+    wasi: WasiCtx,
+    http: WasiHttpCtx,
+    table: ResourceTable,
+    pub(super) egress: Egress,
+    memory: MemoryLimiter,
+    scope: Arc<Scope>,
+    cpu_ticks_left: u64,
+    stderr: MemoryOutputPipe,
+}
+
+impl CallState {
+    pub fn new(scope: Arc<Scope>, limits: &CallLimits, client: ProviderClient) -> Self {
+        let stderr = MemoryOutputPipe::new(STDERR_CAPACITY);
+        // No preopens, no environment, no arguments, no sockets: the only
+        // capability a plugin gets is the filtered `wasi:http`.
+        let wasi = WasiCtxBuilder::new().stderr(stderr.clone()).build();
+        CallState {
+            wasi,
+            http: WasiHttpCtx::new(),
+            table: ResourceTable::new(),
+            egress: Egress::new(scope.clone(), client, limits.max_response_bytes),
+            memory: MemoryLimiter {
+                limit: limits.memory_bytes,
+                exceeded: false,
+            },
+            scope,
+            cpu_ticks_left: limits.cpu_ticks,
+            stderr,
+        }
+    }
+}
+
+/// A fresh store with the call's memory limit and CPU budget.
+pub fn store(engine: &Engine, state: CallState, _limits: &CallLimits) -> Store<CallState> {
+    let mut store = Store::new(engine, state);
+    store.limiter(|state| &mut state.memory);
+    store.set_epoch_deadline(1);
+    // Called at most once per tick while guest code runs, so it counts CPU
+    // time, not time spent waiting on the provider.
+    store.epoch_deadline_callback(|mut ctx| {
+        let state = ctx.data_mut();
+        if state.cpu_ticks_left == 0 {
+            return Err(wasmtime::Error::new(CpuBudgetExceeded));
+        }
+        state.cpu_ticks_left -= 1;
+        Ok(UpdateDeadline::Yield(1))
+    });
+    store
+}
+
+#[derive(Debug)]
+struct CpuBudgetExceeded;
+
+impl std::fmt::Display for CpuBudgetExceeded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CPU budget exceeded")
+    }
+}
+
+impl std::error::Error for CpuBudgetExceeded {}
+
+/// Turn a failed call into an attempt's reason an operator can act on.
+pub fn explain_trap(error: &wasmtime::Error, state: &CallState, limits: &CallLimits) -> Failure {
+    if state.memory.exceeded {
+        return Failure::sandbox(
+            "plugin_memory_limit",
+            format!(
+                "exceeded the {} MiB memory limit",
+                limits.memory_bytes >> 20
+            ),
+        );
+    }
+    if error.downcast_ref::<CpuBudgetExceeded>().is_some() {
+        return Failure::sandbox(
+            "plugin_cpu_budget",
+            format!("exceeded the CPU budget of {} ms", limits.cpu_ticks),
+        );
+    }
+    let stderr = state.stderr.contents();
+    let last_words = String::from_utf8_lossy(&stderr);
+    let last_words = last_words
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .map(|l| format!(": {}", l.trim()))
+        .unwrap_or_default();
+    match error.downcast_ref::<wasmtime::Trap>() {
+        Some(trap) => Failure::sandbox(
+            "plugin_trap",
+            format!("plugin trapped ({trap}){last_words}"),
+        ),
+        None => Failure::sandbox(
+            "plugin_error",
+            format!("plugin call failed: {error}{last_words}"),
+        ),
+    }
+}
+
+/// Refuses memory growth past the limit and remembers that it did.
+struct MemoryLimiter {
+    limit: usize,
+    exceeded: bool,
+}
+
+impl ResourceLimiter for MemoryLimiter {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired > self.limit {
+            self.exceeded = true;
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(desired <= 100_000)
+    }
+}
+
+impl WasiView for CallState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl WasiHttpView for CallState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.egress,
+        }
+    }
+}
+
+impl types::Host for CallState {}
+
+impl host::Host for CallState {
+    fn log(&mut self, level: types::Level, message: String) {
+        let mut message = message;
+        if message.len() > MAX_LOG_LINE {
+            let mut end = MAX_LOG_LINE;
+            while !message.is_char_boundary(end) {
+                end -= 1;
+            }
+            message.truncate(end);
+        }
+        let connector = &*self.scope.name;
+        match level {
+            types::Level::Trace => tracing::trace!(connector, "{message}"),
+            types::Level::Debug => tracing::debug!(connector, "{message}"),
+            types::Level::Info => tracing::info!(connector, "{message}"),
+            types::Level::Warn => tracing::warn!(connector, "{message}"),
+            types::Level::Error => tracing::error!(connector, "{message}"),
+        }
+    }
+
+    fn config(&mut self) -> Vec<(String, String)> {
+        self.scope.settings.clone()
+    }
+}

@@ -1,1 +1,9 @@
-fn main() {}
+//! Integration tests: the real gateway, real wasm plugins, and the provider
+//! simulator, all on loopback.
+
+mod api;
+mod config_check;
+mod faults;
+mod sms;
+mod support;
+mod twilio_spec;

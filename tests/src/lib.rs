@@ -1,1 +1,327 @@
+//! # Provider simulator
+//!
+//! A loopback HTTP server that speaks providers' real wire formats, so the
+//! gateway and its wasm connectors are tested end to end without the
+//! internet. It checks what the real provider checks (credentials, required
+//! fields), records every request, and can be told per account to fail,
+//! rate-limit, reject or stall.
+//!
+//! Twilio: `POST /2010-04-01/Accounts/{AccountSid}/Messages.json`.
 
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use base64::Engine as _;
+use serde_json::json;
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::net::TcpListener;
+
+/// The account every simulator knows from the start (the default config's).
+pub const DEFAULT_ACCOUNT_SID: &str = "AC00000000000000000000000000000000";
+pub const DEFAULT_AUTH_TOKEN: &str = "simulator-auth-token";
+
+/// How the simulator answers a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Behaviour {
+    /// `201` with a message resource.
+    Accept,
+    /// `500` with Twilio's error body.
+    Fail,
+    /// `429` with `Retry-After` in seconds.
+    RateLimit { retry_after_secs: u64 },
+    /// `400` with Twilio's error body: permanent.
+    Reject { code: u32, message: String },
+    /// Answer only after this long.
+    Stall(Duration),
+}
+
+/// A request as the simulator received it.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    pub method: String,
+    pub path: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    /// The form fields, for form-encoded bodies.
+    pub form: Vec<(String, String)>,
+}
+
+impl Recorded {
+    pub fn field(&self, name: &str) -> Option<&str> {
+        self.form
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+struct Account {
+    auth_token: String,
+    script: VecDeque<Behaviour>,
+    default: Behaviour,
+}
+
+#[derive(Default)]
+struct SimState {
+    accounts: Mutex<HashMap<String, Account>>,
+    requests: Mutex<Vec<Recorded>>,
+    next_sid: AtomicU64,
+}
+
+/// A running simulator; stops when dropped.
+pub struct ProviderSim {
+    addr: SocketAddr,
+    state: Arc<SimState>,
+    _server: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for ProviderSim {
+    fn drop(&mut self) {
+        self._server.abort();
+    }
+}
+
+impl ProviderSim {
+    /// Start on an ephemeral loopback port.
+    pub async fn start() -> std::io::Result<ProviderSim> {
+        Self::start_on(SocketAddr::from(([127, 0, 0, 1], 0))).await
+    }
+
+    pub async fn start_on(addr: SocketAddr) -> std::io::Result<ProviderSim> {
+        let listener = TcpListener::bind(addr).await?;
+        let addr = listener.local_addr()?;
+        let state = Arc::new(SimState::default());
+        state.accounts.lock().expect("fresh lock").insert(
+            DEFAULT_ACCOUNT_SID.to_owned(),
+            Account {
+                auth_token: DEFAULT_AUTH_TOKEN.to_owned(),
+                script: VecDeque::new(),
+                default: Behaviour::Accept,
+            },
+        );
+        let app = Router::new()
+            .route(
+                "/2010-04-01/Accounts/{sid}/Messages.json",
+                post(twilio_create_message),
+            )
+            .route("/_sim/requests", get(list_requests))
+            .fallback(unknown_route)
+            .with_state(state.clone());
+        let server = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Ok(ProviderSim {
+            addr,
+            state,
+            _server: server,
+        })
+    }
+
+    /// `http://127.0.0.1:PORT`
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Add (or reset) a Twilio account whose requests get `default` unless scripted.
+    pub fn add_account(&self, sid: &str, auth_token: &str, default: Behaviour) {
+        self.state.accounts.lock().expect("sim lock").insert(
+            sid.to_owned(),
+            Account {
+                auth_token: auth_token.to_owned(),
+                script: VecDeque::new(),
+                default,
+            },
+        );
+    }
+
+    /// The next requests to `sid` get these answers, in order; then its default again.
+    pub fn script(&self, sid: &str, behaviours: impl IntoIterator<Item = Behaviour>) {
+        if let Some(account) = self.state.accounts.lock().expect("sim lock").get_mut(sid) {
+            account.script.extend(behaviours);
+        }
+    }
+
+    /// Every request received so far, in arrival order.
+    pub fn requests(&self) -> Vec<Recorded> {
+        self.state.requests.lock().expect("sim lock").clone()
+    }
+}
+
+fn twilio_error(status: StatusCode, code: u32, message: &str) -> Response {
+    let body = json!({
+        "code": code,
+        "message": message,
+        "more_info": format!("https://www.twilio.com/docs/errors/{code}"),
+        "status": status.as_u16(),
+    });
+    (status, axum::Json(body)).into_response()
+}
+
+/// Twilio's checks, in Twilio's order: credentials, then the form.
+async fn twilio_create_message(
+    State(state): State<Arc<SimState>>,
+    Path(sid): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let form: Vec<(String, String)> = form_urlencoded::parse(&body).into_owned().collect();
+    state.requests.lock().expect("sim lock").push(Recorded {
+        method: "POST".into(),
+        path: format!("/2010-04-01/Accounts/{sid}/Messages.json"),
+        headers: headers
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.to_string(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
+            .collect(),
+        body: body.to_vec(),
+        form: form.clone(),
+    });
+
+    let behaviour = {
+        let mut accounts = state.accounts.lock().expect("sim lock");
+        let Some(account) = accounts.get_mut(&sid) else {
+            return twilio_error(StatusCode::UNAUTHORIZED, 20003, "Authenticate");
+        };
+        if !basic_auth_matches(&headers, &sid, &account.auth_token) {
+            return twilio_error(StatusCode::UNAUTHORIZED, 20003, "Authenticate");
+        }
+        account
+            .script
+            .pop_front()
+            .unwrap_or_else(|| account.default.clone())
+    };
+
+    let is_form = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+    if !is_form {
+        return twilio_error(
+            StatusCode::BAD_REQUEST,
+            20001,
+            "Content-Type must be application/x-www-form-urlencoded",
+        );
+    }
+    let field = |name: &str| form.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+    let Some(to) = field("To") else {
+        return twilio_error(
+            StatusCode::BAD_REQUEST,
+            21604,
+            "A 'To' phone number is required.",
+        );
+    };
+    if field("From").is_none() && field("MessagingServiceSid").is_none() {
+        return twilio_error(
+            StatusCode::BAD_REQUEST,
+            21603,
+            "A 'From' phone number is required.",
+        );
+    }
+    if field("Body").is_none_or(|b| b.is_empty()) && field("MediaUrl").is_none() {
+        return twilio_error(StatusCode::BAD_REQUEST, 21602, "Message body is required.");
+    }
+    if !to.starts_with('+') || to.len() < 8 || !to[1..].bytes().all(|b| b.is_ascii_digit()) {
+        return twilio_error(
+            StatusCode::BAD_REQUEST,
+            21211,
+            &format!("The 'To' number {to} is not a valid phone number."),
+        );
+    }
+
+    match behaviour {
+        Behaviour::Accept => {}
+        Behaviour::Fail => {
+            return twilio_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                20500,
+                "Internal Server Error",
+            );
+        }
+        Behaviour::RateLimit { retry_after_secs } => {
+            let mut response =
+                twilio_error(StatusCode::TOO_MANY_REQUESTS, 20429, "Too Many Requests");
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                retry_after_secs
+                    .to_string()
+                    .parse()
+                    .expect("digits are a valid header"),
+            );
+            return response;
+        }
+        Behaviour::Reject { code, message } => {
+            return twilio_error(StatusCode::BAD_REQUEST, code, &message);
+        }
+        Behaviour::Stall(delay) => tokio::time::sleep(delay).await,
+    }
+
+    let n = state.next_sid.fetch_add(1, Ordering::Relaxed);
+    let message_sid = format!("SM{n:032x}");
+    let body = json!({
+        "sid": message_sid,
+        "account_sid": sid,
+        "to": to,
+        "from": field("From"),
+        "messaging_service_sid": field("MessagingServiceSid"),
+        "body": field("Body"),
+        "status": "queued",
+        "num_segments": "1",
+        "direction": "outbound-api",
+        "api_version": "2010-04-01",
+        "uri": format!("/2010-04-01/Accounts/{sid}/Messages/{message_sid}.json"),
+    });
+    (StatusCode::CREATED, axum::Json(body)).into_response()
+}
+
+fn basic_auth_matches(headers: &HeaderMap, user: &str, password: &str) -> bool {
+    let Some(value) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Basic "))
+    else {
+        return false;
+    };
+    let Ok(decoded) = base64::engine::general_purpose::STANDARD.decode(value) else {
+        return false;
+    };
+    decoded == format!("{user}:{password}").as_bytes()
+}
+
+async fn list_requests(State(state): State<Arc<SimState>>) -> Response {
+    let requests = state.requests.lock().expect("sim lock");
+    let list: Vec<_> = requests
+        .iter()
+        .map(|r| json!({"method": r.method, "path": r.path, "form": r.form}))
+        .collect();
+    axum::Json(list).into_response()
+}
+
+/// Anything else is recorded too, so a test can prove a request never arrived.
+async fn unknown_route(
+    State(state): State<Arc<SimState>>,
+    request: axum::extract::Request,
+) -> Response {
+    state.requests.lock().expect("sim lock").push(Recorded {
+        method: request.method().to_string(),
+        path: request.uri().path().to_owned(),
+        headers: Vec::new(),
+        body: Vec::new(),
+        form: Vec::new(),
+    });
+    (StatusCode::NOT_FOUND, "no such provider endpoint").into_response()
+}

@@ -41,8 +41,10 @@ pub struct Connector {
     pub allowed_hosts: Vec<AllowedHost>,
     /// `[connectors.config]` with `env:` secrets resolved; never logged.
     pub settings: Vec<(String, String)>,
-    /// Where the entry starts in the source, for errors found later (plugin loading).
+    /// Where the entry and its `plugin` value are in the source, for errors
+    /// found later, when plugins load.
     pub span: std::ops::Range<usize>,
+    pub plugin_span: std::ops::Range<usize>,
 }
 
 impl std::fmt::Debug for Connector {
@@ -158,10 +160,31 @@ fn section<T: DeserializeOwned>(
 ) -> Option<T> {
     T::deserialize(ValueDeserializer::from(value.clone()))
         .map_err(|e| {
-            let span = e.span().or_else(|| Some(value.span()));
-            errors.push(ConfigError::new(key, span, e.message().trim_end()));
+            let span = e.span().unwrap_or_else(|| value.span());
+            let key = format!("{key}{}", key_at(value, &span));
+            errors.push(ConfigError::new(key, Some(span), e.message().trim_end()));
         })
         .ok()
+}
+
+/// The path below `value` whose key or value covers `span`, e.g. `.listen`
+/// or `.allowed_hosts[1]`, so an error names the exact key.
+fn key_at(value: &Spanned<DeValue<'_>>, span: &std::ops::Range<usize>) -> String {
+    let covers = |outer: std::ops::Range<usize>| outer.start <= span.start && span.end <= outer.end;
+    match value.get_ref() {
+        DeValue::Table(table) => table
+            .iter()
+            .find(|(k, v)| covers(k.span()) || covers(v.span()))
+            .map(|(k, v)| format!(".{}{}", k.get_ref(), key_at(v, span)))
+            .unwrap_or_default(),
+        DeValue::Array(items) => items
+            .iter()
+            .enumerate()
+            .find(|(_, v)| covers(v.span()))
+            .map(|(i, v)| format!("[{i}]{}", key_at(v, span)))
+            .unwrap_or_default(),
+        _ => String::new(),
+    }
 }
 
 /// Cross-field checks and secret resolution; every problem is collected.
@@ -271,6 +294,7 @@ fn validate(
         config.connectors.push(Connector {
             name: name.clone(),
             plugin: raw.plugin.get_ref().clone(),
+            plugin_span: raw.plugin.span(),
             channel: raw.channel,
             allowed_hosts: raw.allowed_hosts.into_inner(),
             settings,

@@ -65,7 +65,11 @@ impl fmt::Display for ConfigReport {
                 }
                 None => write!(f, "{}: ", self.source_name)?,
             }
-            writeln!(f, "{}: {}", error.key, error.message)?;
+            if error.key.is_empty() {
+                writeln!(f, "{}", error.message)?;
+            } else {
+                writeln!(f, "{}: {}", error.key, error.message)?;
+            }
         }
         Ok(())
     }

@@ -131,7 +131,18 @@ impl PluginHost {
         let mut errors = Vec::new();
         for (i, connector) in config.connectors.iter().enumerate() {
             let key = format!("connectors[{i}]");
-            match host.load_one(config, connector, &linker).await {
+            let component = match host.component(config, connector) {
+                Ok(component) => component,
+                Err(e) => {
+                    errors.push(ConfigError::new(
+                        format!("{key}.plugin"),
+                        Some(connector.plugin_span.clone()),
+                        format!("{e:#}"),
+                    ));
+                    continue;
+                }
+            };
+            match host.load_one(connector, &component, &linker).await {
                 Ok(loaded) => {
                     host.connectors
                         .insert(connector.name.clone(), Arc::new(loaded));
@@ -150,26 +161,28 @@ impl PluginHost {
         }
     }
 
-    async fn load_one(
-        &self,
-        config: &Config,
-        connector: &ConnectorConfig,
-        linker: &Linker<CallState>,
-    ) -> anyhow::Result<LoadedConnector> {
+    /// The plugin file, compiled (or loaded from the cache).
+    fn component(&self, config: &Config, connector: &ConnectorConfig) -> anyhow::Result<Component> {
         let path = config.plugin_path(connector);
         let bytes = std::fs::read(&path)
             .with_context(|| format!("cannot read plugin {}", path.display()))?;
-        let component = cache::compile(&self.engine, &bytes, &config.plugins.cache_dir)
-            .with_context(|| format!("cannot compile plugin {}", path.display()))?;
-        let contract_version = contract_version(&self.engine, &component)?;
-        let pre = linker.instantiate_pre(&component).map_err(|e| {
-            anyhow::anyhow!(
-                "plugin {} needs imports the gateway does not offer: {e:#}",
-                path.display()
-            )
+        cache::compile(&self.engine, &bytes, &config.plugins.cache_dir)
+            .with_context(|| format!("cannot compile plugin {}", path.display()))
+    }
+
+    /// Check the contract version, link, and ask the plugin about itself and its config.
+    async fn load_one(
+        &self,
+        connector: &ConnectorConfig,
+        component: &Component,
+        linker: &Linker<CallState>,
+    ) -> anyhow::Result<LoadedConnector> {
+        let contract_version = contract_version(&self.engine, component)?;
+        let pre = linker.instantiate_pre(component).map_err(|e| {
+            anyhow::anyhow!("plugin needs imports the gateway does not offer: {e:#}")
         })?;
         let pre = bindings::ConnectorPre::new(pre)
-            .map_err(|e| anyhow::anyhow!("plugin {} is not a connector: {e:#}", path.display()))?;
+            .map_err(|e| anyhow::anyhow!("plugin is not a connector: {e:#}"))?;
         let mut loaded = LoadedConnector {
             scope: Arc::new(Scope {
                 name: Arc::from(connector.name.as_str()),
@@ -303,13 +316,18 @@ impl PluginHost {
         let failure = match outcome {
             Ok(Ok(value)) => return Ok((value, store.data().egress.denied())),
             Ok(Err(error)) => sandbox::explain_trap(&error, store.data(), &self.limits),
-            Err(_elapsed) => Failure::sandbox(
-                "plugin_timeout",
-                format!(
-                    "call exceeded the {} ms wall-clock limit",
-                    self.limits.timeout.as_millis()
-                ),
-            ),
+            // The provider may just be slow: unlike a fault of the plugin's
+            // own, a timeout is worth another attempt later.
+            Err(_elapsed) => Failure {
+                retryable: true,
+                ..Failure::sandbox(
+                    "plugin_timeout",
+                    format!(
+                        "call exceeded the {} ms wall-clock limit",
+                        self.limits.timeout.as_millis()
+                    ),
+                )
+            },
         };
         let failure = Failure {
             message: format!(

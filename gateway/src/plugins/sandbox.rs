@@ -183,7 +183,7 @@ pub fn explain_trap(error: &wasmtime::Error, state: &CallState, limits: &CallLim
     let last_words = last_words
         .lines()
         .rev()
-        .find(|l| !l.trim().is_empty())
+        .find(|l| !l.trim().is_empty() && !l.starts_with("note: "))
         .map(|l| format!(": {}", l.trim()))
         .unwrap_or_default();
     match error.downcast_ref::<wasmtime::Trap>() {

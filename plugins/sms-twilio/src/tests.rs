@@ -10,7 +10,10 @@ fn harness() -> Harness {
         ("auth_token", "secret"),
         ("from", "+15005550006"),
         ("base_url", "http://127.0.0.1:9/"),
-        ("status_callback", "https://gw.example.com/v1/webhooks/twilio"),
+        (
+            "status_callback",
+            "https://gw.example.com/v1/webhooks/twilio",
+        ),
     ])
 }
 
@@ -115,13 +118,18 @@ fn messaging_service_replaces_from() {
     let mut h = Harness::new([
         ("account_sid", SID),
         ("auth_token", "secret"),
-        ("messaging_service_sid", "MG00000000000000000000000000000002"),
+        (
+            "messaging_service_sid",
+            "MG00000000000000000000000000000002",
+        ),
     ]);
     h.respond(Response::new(201, r#"{"sid":"SM9"}"#));
     h.deliver::<TwilioSms>(&sms("+14155550100")).unwrap();
     let form = form_of(&h.requests()[0]);
-    assert!(form.iter().any(|(k, v)| k == "MessagingServiceSid"
-        && v == "MG00000000000000000000000000000002"));
+    assert!(
+        form.iter()
+            .any(|(k, v)| k == "MessagingServiceSid" && v == "MG00000000000000000000000000000002")
+    );
     assert!(!form.iter().any(|(k, _)| k == "From"));
     assert!(h.requests()[0].url.starts_with("https://api.twilio.com/"));
 }
@@ -129,9 +137,15 @@ fn messaging_service_replaces_from() {
 #[test]
 fn config_errors_name_the_key() {
     let missing = Harness::new([("account_sid", SID), ("from", "+1500")]);
-    assert_eq!(missing.validate::<TwilioSms>().unwrap_err().key, "auth_token");
+    assert_eq!(
+        missing.validate::<TwilioSms>().unwrap_err().key,
+        "auth_token"
+    );
     let bad_sid = Harness::new([("account_sid", "XY1"), ("auth_token", "t"), ("from", "+1")]);
-    assert_eq!(bad_sid.validate::<TwilioSms>().unwrap_err().key, "account_sid");
+    assert_eq!(
+        bad_sid.validate::<TwilioSms>().unwrap_err().key,
+        "account_sid"
+    );
     let no_sender = Harness::new([("account_sid", SID), ("auth_token", "t")]);
     assert_eq!(no_sender.validate::<TwilioSms>().unwrap_err().key, "from");
 }

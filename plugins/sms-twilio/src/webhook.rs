@@ -6,14 +6,7 @@ use hmac::{Hmac, Mac};
 use sha1::Sha1;
 
 /// Keywords Twilio (and carriers) treat as an opt-out or opt-in.
-const OPT_OUT: &[&str] = &[
-    "STOP",
-    "STOPALL",
-    "UNSUBSCRIBE",
-    "CANCEL",
-    "END",
-    "QUIT",
-];
+const OPT_OUT: &[&str] = &["STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT"];
 const OPT_IN: &[&str] = &["START", "UNSTOP", "YES"];
 
 /// `X-Twilio-Signature`: base64 HMAC-SHA1, keyed by the auth token, over the

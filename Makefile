@@ -1,0 +1,44 @@
+# Crossgate: the two commands are `make run` and `make test`.
+CARGO ?= cargo
+WASM_TARGET := wasm32-wasip2
+SIM_LISTEN ?= 127.0.0.1:9090
+
+.PHONY: run test setup plugins build bench lint clean
+
+## Install the wasm target connectors are built for.
+setup:
+	rustup target add $(WASM_TARGET)
+
+## Build every connector in plugins/ as a WebAssembly component.
+plugins: setup
+	cd plugins && $(CARGO) build --release --target $(WASM_TARGET)
+
+## Build the gateway and the provider simulator.
+build: plugins
+	$(CARGO) build --bin crossgate --bin provider-sim
+
+## Start the provider simulator and the gateway on config/crossgate.toml.
+run: build
+	@./target/debug/provider-sim --listen $(SIM_LISTEN) & sim=$$!; \
+	trap 'kill $$sim 2>/dev/null' EXIT INT TERM; \
+	./target/debug/crossgate serve --config config/crossgate.toml
+
+## Build everything and run every test: gateway, SDK, simulator and connectors.
+test: plugins
+	$(CARGO) test --workspace
+	cd plugins && $(CARGO) test
+
+## Print the performance figures (release build; the first one takes ~10 minutes).
+bench: plugins
+	$(CARGO) bench -p crossgate --bench gateway
+
+## Formatting and lints, warnings as errors.
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	cd plugins && $(CARGO) fmt --all -- --check && $(CARGO) clippy --all-targets -- -D warnings
+
+clean:
+	$(CARGO) clean
+	cd plugins && $(CARGO) clean
+	rm -rf data

@@ -1,0 +1,189 @@
+//! The send API's contract: bad input gets a clear 4xx and stores nothing.
+
+use crate::support::{TestGateway, sms, twilio_connector};
+use crossgate_tests::{DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN, ProviderSim};
+use serde_json::{Value, json};
+
+async fn gateway(sim: &ProviderSim, extra: &str) -> TestGateway {
+    let toml = format!(
+        "{extra}{}",
+        twilio_connector(
+            "twilio",
+            &sim.url(),
+            DEFAULT_ACCOUNT_SID,
+            DEFAULT_AUTH_TOKEN
+        )
+    );
+    TestGateway::start(&toml).await
+}
+
+async fn post_raw(gw: &TestGateway, body: impl Into<reqwest::Body>) -> (u16, Value) {
+    let response = gw
+        .client
+        .post(format!("{}/v1/messages", gw.url))
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn bad_requests_get_a_json_error_naming_the_problem_and_store_nothing() {
+    let sim = ProviderSim::start().await.unwrap();
+    let gw = gateway(&sim, "[server]\nmax_body_bytes = 2048\n").await;
+
+    let cases: Vec<(&str, reqwest::Body, u16, &str, Option<&str>)> = vec![
+        ("malformed JSON", "{\"channel\": \"sms\",".into(), 400, "invalid_json", None),
+        (
+            "unknown field",
+            json!({"channel": "sms", "to": {"phone": "+31612345678"}, "content": {"text": "x"}, "priority": 1}).to_string().into(),
+            400,
+            "invalid_json",
+            None,
+        ),
+        (
+            "missing phone",
+            json!({"channel": "sms", "to": {}, "content": {"text": "x"}}).to_string().into(),
+            422,
+            "missing_phone",
+            Some("to.phone"),
+        ),
+        (
+            "phone without country code",
+            sms("0612345678", "x").to_string().into(),
+            422,
+            "invalid_phone",
+            Some("to.phone"),
+        ),
+        (
+            "impossible phone",
+            sms("+3161", "x").to_string().into(),
+            422,
+            "invalid_phone",
+            Some("to.phone"),
+        ),
+        (
+            "letters in phone",
+            sms("+31abc", "x").to_string().into(),
+            422,
+            "invalid_phone",
+            Some("to.phone"),
+        ),
+        (
+            "unknown channel",
+            json!({"channel": "fax", "to": {"phone": "+31612345678"}, "content": {"text": "x"}}).to_string().into(),
+            422,
+            "unknown_channel",
+            Some("channel"),
+        ),
+        (
+            "channel without connector",
+            json!({"channel": "whatsapp", "to": {"phone": "+31612345678"}, "content": {"text": "x"}}).to_string().into(),
+            422,
+            "channel_unavailable",
+            Some("channel"),
+        ),
+        (
+            "empty text",
+            sms("+31612345678", "  ").to_string().into(),
+            422,
+            "empty_text",
+            Some("content.text"),
+        ),
+        (
+            "oversized body",
+            sms("+31612345678", &"x".repeat(4096)).to_string().into(),
+            413,
+            "body_too_large",
+            None,
+        ),
+    ];
+    for (name, body, status, code, field) in cases {
+        let (got, answer) = post_raw(&gw, body).await;
+        assert_eq!(got, status, "{name}: {answer}");
+        assert_eq!(answer["error"]["code"], code, "{name}: {answer}");
+        assert!(
+            !answer["error"]["message"].as_str().unwrap_or("").is_empty(),
+            "{name}: no message"
+        );
+        if let Some(field) = field {
+            assert_eq!(answer["error"]["field"], field, "{name}: {answer}");
+        }
+    }
+    let (_, answer) = post_raw(
+        &gw,
+        json!({"channel": "sms", "to": {"phone": "+31612345678"}, "content": {"text": "x"}, "priority": 1}).to_string(),
+    )
+    .await;
+    assert!(
+        answer["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("priority"),
+        "{answer}"
+    );
+
+    assert_eq!(gw.stored_messages(), 0);
+    assert!(sim.requests().is_empty());
+}
+
+#[tokio::test]
+async fn unknown_message_is_404() {
+    let sim = ProviderSim::start().await.unwrap();
+    let gw = gateway(&sim, "").await;
+    let response = gw
+        .client
+        .get(format!("{}/v1/messages/msg_nope", gw.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 404);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "not_found");
+}
+
+#[tokio::test]
+async fn api_keys_are_required_when_configured() {
+    let sim = ProviderSim::start().await.unwrap();
+    let key = "test-key-0123456789abcdef";
+    let gw = gateway(&sim, &format!("[server]\napi_keys = [\"{key}\"]\n")).await;
+    let url = format!("{}/v1/messages", gw.url);
+    let body = sms("+31612345678", "hi");
+
+    let missing = gw.client.post(&url).json(&body).send().await.unwrap();
+    assert_eq!(missing.status().as_u16(), 401);
+    let answer: Value = missing.json().await.unwrap();
+    assert_eq!(answer["error"]["code"], "unauthorized");
+
+    let wrong = gw
+        .client
+        .post(&url)
+        .bearer_auth("test-key-0123456789abcdeX")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status().as_u16(), 401);
+
+    let right = gw
+        .client
+        .post(&url)
+        .bearer_auth(key)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(right.status().as_u16(), 202);
+
+    let health = gw
+        .client
+        .get(format!("{}/healthz", gw.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status().as_u16(), 200, "health checks need no key");
+    assert_eq!(gw.stored_messages(), 1);
+}

@@ -1,0 +1,72 @@
+//! `crossgate check`: the default config passes; each invalid fixture in
+//! tests/config/invalid/ prints exactly the errors in its `.err` file.
+
+use crate::support::repo_root;
+use std::process::Command;
+
+fn check(config: &str) -> (bool, String, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_crossgate"))
+        .args(["check", "--config", config])
+        .current_dir(repo_root())
+        .env("RUST_LOG", "off")
+        .env_remove("CROSSGATE_TEST_UNSET_SECRET")
+        .output()
+        .expect("run crossgate check");
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn the_default_config_is_valid_and_its_plugins_load() {
+    crate::support::plugin_dir();
+    let (ok, stdout, stderr) = check("config/crossgate.toml");
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("ok (1 connectors loaded)"), "{stdout}");
+}
+
+#[test]
+fn the_embedded_default_is_the_committed_file() {
+    let file = std::fs::read_to_string(repo_root().join("config/crossgate.toml")).unwrap();
+    assert_eq!(crossgate::config::EMBEDDED_DEFAULT, file);
+    let config = crossgate::config::parse("crossgate.toml", &file, &|_| None).unwrap();
+    assert!(
+        config.server.listen.ip().is_loopback(),
+        "the default listens on loopback only"
+    );
+    assert_eq!(config.connectors.len(), 1);
+}
+
+#[test]
+fn every_invalid_fixture_prints_its_expected_errors() {
+    crate::support::plugin_dir();
+    let dir = repo_root().join("tests/config/invalid");
+    let mut fixtures: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    fixtures.sort();
+    assert!(fixtures.len() >= 8, "fixtures missing in {}", dir.display());
+    for fixture in fixtures {
+        let relative = fixture
+            .strip_prefix(repo_root())
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_owned();
+        let expected = std::fs::read_to_string(fixture.with_extension("err"))
+            .unwrap_or_else(|_| panic!("{relative} has no .err file"));
+        let (ok, _, stderr) = check(&relative);
+        assert!(!ok, "{relative} passed the check");
+        assert_eq!(stderr, expected, "{relative}");
+        assert!(
+            stderr
+                .lines()
+                .all(|l| l.starts_with(&format!("{relative}:"))),
+            "every error names the file: {stderr}"
+        );
+    }
+}

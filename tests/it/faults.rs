@@ -1,0 +1,123 @@
+//! Fault containment: each misbehaving plugin costs one failed attempt with
+//! its reason, and the same gateway keeps delivering.
+
+use crate::support::{TestGateway, sms, twilio_connector};
+use crossgate_tests::{Behaviour, DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN, ProviderSim};
+use std::time::Duration;
+
+fn fault(name: &str, mode: &str, extra: &str) -> String {
+    format!(
+        r#"
+[[connectors]]
+name = "{name}"
+plugin = "test_faults.wasm"
+channel = "sms"
+allowed_hosts = ["http://127.0.0.1:9"]
+[connectors.config]
+mode = "{mode}"
+{extra}
+"#
+    )
+}
+
+#[tokio::test]
+async fn each_fault_costs_one_attempt_and_the_gateway_keeps_delivering() {
+    let sim = ProviderSim::start().await.unwrap();
+    let stalling = "AC0000000000000000000000000000057a";
+    sim.add_account(
+        stalling,
+        "stall-token",
+        Behaviour::Stall(Duration::from_secs(5)),
+    );
+    // Connectors of one channel are tried in order: every message meets each
+    // fault once before the healthy connector delivers it.
+    let toml = format!(
+        r#"
+[plugins]
+memory_limit_mb = 16
+cpu_budget_ms = 50
+timeout_ms = 1000
+
+[dispatch]
+max_attempts = 1
+{}{}{}{}{}{}"#,
+        fault("loop", "loop", ""),
+        fault("memory", "memory", ""),
+        fault("trap", "trap", ""),
+        fault(
+            "forbidden",
+            "forbidden-host",
+            &format!("url = \"{}/leak\"", sim.url())
+        ),
+        twilio_connector("stall", &sim.url(), stalling, "stall-token"),
+        twilio_connector(
+            "twilio",
+            &sim.url(),
+            DEFAULT_ACCOUNT_SID,
+            DEFAULT_AUTH_TOKEN
+        ),
+    );
+    let gw = TestGateway::start(&toml).await;
+
+    let first = gw
+        .send_ok(&sms("+31612345678", "through the gauntlet"))
+        .await;
+    let message = gw.settled(&first).await;
+    assert_eq!(message["status"], "sent", "{message:#}");
+    assert_eq!(message["delivered_by"], "twilio");
+
+    let attempts = message["attempts"].as_array().unwrap();
+    let summary: Vec<(String, String, String)> = attempts
+        .iter()
+        .map(|a| {
+            (
+                a["connector"].as_str().unwrap().to_owned(),
+                a["outcome"].as_str().unwrap().to_owned(),
+                a["error"]["code"].as_str().unwrap_or("").to_owned(),
+            )
+        })
+        .collect();
+    let expected = [
+        ("loop", "permanent", "plugin_cpu_budget"),
+        ("memory", "permanent", "plugin_memory_limit"),
+        ("trap", "permanent", "plugin_trap"),
+        ("forbidden", "permanent", "egress_denied"),
+        ("stall", "retryable", "plugin_timeout"),
+        ("twilio", "sent", ""),
+    ];
+    let expected: Vec<(String, String, String)> = expected
+        .iter()
+        .map(|(a, b, c)| (a.to_string(), b.to_string(), c.to_string()))
+        .collect();
+    assert_eq!(summary, expected, "{message:#}");
+
+    let reason = |i: usize| attempts[i]["error"]["message"].as_str().unwrap().to_owned();
+    assert!(reason(0).contains("CPU budget of 50 ms"), "{}", reason(0));
+    assert!(reason(1).contains("16 MiB memory limit"), "{}", reason(1));
+    assert!(reason(2).contains("trapping on purpose"), "{}", reason(2));
+    let leak_origin = sim.url();
+    assert!(
+        reason(3).contains(&leak_origin) && reason(3).contains("allowed_hosts"),
+        "{}",
+        reason(3)
+    );
+    assert!(reason(4).contains("1000 ms"), "{}", reason(4));
+    assert!(
+        !sim.requests().iter().any(|r| r.path == "/leak"),
+        "the forbidden request reached the network"
+    );
+
+    // The same gateway keeps serving and delivering.
+    let second = gw.send_ok(&sms("+31612345679", "still alive")).await;
+    let message = gw.settled(&second).await;
+    assert_eq!(message["status"], "sent", "{message:#}");
+    assert_eq!(message["attempts"].as_array().unwrap().len(), 6);
+    let health = gw
+        .client
+        .get(format!("{}/healthz", gw.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status().as_u16(), 200);
+    gw.stop().await;
+}

@@ -1,0 +1,206 @@
+//! Helpers shared by the integration tests: a real gateway on loopback with
+//! real wasm plugins, and a client that waits for messages to settle.
+
+use crossgate::config::{self, Config};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+use tokio::sync::oneshot;
+
+/// How long a test waits for a message to reach a final status.
+pub const SETTLE_TIMEOUT: Duration = Duration::from_secs(20);
+
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("gateway/ has a parent")
+        .to_path_buf()
+}
+
+pub fn plugin_dir() -> PathBuf {
+    let dir = repo_root().join("plugins/target/wasm32-wasip2/release");
+    assert!(
+        dir.join("sms_twilio.wasm").exists(),
+        "plugins are not built: run `make plugins` (or `make test`) first"
+    );
+    dir
+}
+
+/// A gateway serving in this process, stopped when dropped.
+pub struct TestGateway {
+    pub url: String,
+    pub client: reqwest::Client,
+    pub db_path: PathBuf,
+    stop: Option<oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    _dir: tempfile::TempDir,
+}
+
+impl TestGateway {
+    /// Start on a fresh database with `toml` (without `[storage]` and
+    /// `[plugins].dir`/`cache_dir`, which are filled in here).
+    pub async fn start(toml: &str) -> TestGateway {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let db_path = dir.path().join("crossgate.db");
+        let config = test_config(toml, &db_path);
+        Self::start_with(config, dir, db_path).await
+    }
+
+    async fn start_with(config: Config, dir: tempfile::TempDir, db_path: PathBuf) -> TestGateway {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind loopback");
+        let url = format!("http://{}", listener.local_addr().expect("local addr"));
+        let (stop, stopped) = oneshot::channel::<()>();
+        let server = tokio::spawn(crossgate::serve(listener, config, async {
+            let _ = stopped.await;
+        }));
+        let gateway = TestGateway {
+            url,
+            client: reqwest::Client::new(),
+            db_path,
+            stop: Some(stop),
+            server: Some(server),
+            _dir: dir,
+        };
+        gateway.wait_ready().await;
+        gateway
+    }
+
+    async fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Some(server) = &self.server {
+                assert!(!server.is_finished(), "gateway exited during start-up");
+            }
+            let health = self
+                .client
+                .get(format!("{}/healthz", self.url))
+                .send()
+                .await;
+            if health.is_ok_and(|r| r.status().is_success()) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("gateway did not become ready");
+    }
+
+    /// `POST /v1/messages` with a JSON body; returns status and JSON answer.
+    pub async fn send(&self, body: &Value) -> (u16, Value) {
+        let response = self
+            .client
+            .post(format!("{}/v1/messages", self.url))
+            .json(body)
+            .send()
+            .await
+            .expect("POST /v1/messages");
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Send and expect `202`; returns the message id.
+    pub async fn send_ok(&self, body: &Value) -> String {
+        let (status, answer) = self.send(body).await;
+        assert_eq!(status, 202, "send failed: {answer}");
+        assert_eq!(answer["status"], "queued");
+        answer["id"].as_str().expect("id").to_owned()
+    }
+
+    pub async fn message(&self, id: &str) -> Value {
+        let response = self
+            .client
+            .get(format!("{}/v1/messages/{id}", self.url))
+            .send()
+            .await
+            .expect("GET message");
+        assert_eq!(response.status().as_u16(), 200);
+        response.json().await.expect("message JSON")
+    }
+
+    /// Poll until the message is `sent` or `failed`.
+    pub async fn settled(&self, id: &str) -> Value {
+        let deadline = Instant::now() + SETTLE_TIMEOUT;
+        loop {
+            let message = self.message(id).await;
+            if message["status"] == "sent" || message["status"] == "failed" {
+                return message;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "message did not settle: {message}"
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    /// Rows in the messages table: proves what was (not) stored.
+    pub fn stored_messages(&self) -> i64 {
+        let conn = rusqlite::Connection::open(&self.db_path).expect("open db");
+        conn.query_row("SELECT COUNT(*) FROM messages", [], |r| r.get(0))
+            .expect("count")
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(server) = self.server.take() {
+            server.await.expect("join").expect("gateway ran cleanly");
+        }
+    }
+}
+
+impl Drop for TestGateway {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// Parse a test config, pointing storage at `db_path` and plugins at the build.
+pub fn test_config(toml: &str, db_path: &Path) -> Config {
+    let cache = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("plugin-cache");
+    let full = format!(
+        "{toml}\n[storage]\nurl = \"sqlite://{}\"\n",
+        db_path.display()
+    );
+    let mut config = config::parse("test.toml", &full, &|_| None)
+        .unwrap_or_else(|report| panic!("test config invalid:\n{report}"));
+    config.plugins.dir = plugin_dir();
+    config.plugins.cache_dir = cache;
+    // Small pools: many test gateways share this machine.
+    config.plugins.max_instances = 64;
+    config
+}
+
+/// A Twilio connector entry against the simulator.
+pub fn twilio_connector(name: &str, sim_url: &str, account_sid: &str, token: &str) -> String {
+    format!(
+        r#"
+[[connectors]]
+name = "{name}"
+plugin = "sms_twilio.wasm"
+channel = "sms"
+allowed_hosts = ["{sim_url}"]
+[connectors.config]
+account_sid = "{account_sid}"
+auth_token = "{token}"
+from = "+15005550006"
+base_url = "{sim_url}"
+"#
+    )
+}
+
+/// Fast retries for tests.
+pub const FAST_DISPATCH: &str = r#"
+[dispatch]
+max_attempts = 3
+backoff_base_ms = 20
+backoff_max_ms = 2000
+"#;
+
+pub fn sms(phone: &str, text: &str) -> Value {
+    serde_json::json!({"channel": "sms", "to": {"phone": phone}, "content": {"text": text}})
+}

@@ -4,7 +4,7 @@
 //! message into one call to a provider's API. Write a type, implement
 //! [`Connector`] for it and call [`register_connector!`] once:
 //!
-//! ```ignore
+//! ```no_run
 //! use crossgate_plugin_sdk::{http, Channel, Config, ConfigError, Connector, Failure, Message, Receipt};
 //!
 //! struct Echo { url: String }

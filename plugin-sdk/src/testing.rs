@@ -1,6 +1,6 @@
 //! Run a connector natively against scripted HTTP responses.
 //!
-//! ```ignore
+//! ```text
 //! use crossgate_plugin_sdk::{http::Response, testing::Harness, Channel, Message};
 //!
 //! let mut harness = Harness::new([("account_sid", "AC..."), ("auth_token", "t")]);

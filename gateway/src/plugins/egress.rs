@@ -44,6 +44,14 @@ impl ProviderClient {
             .build(https);
         ProviderClient { client }
     }
+
+    /// Send one request outside any sandbox and read the whole response:
+    /// the baseline `make bench` compares plugin calls with.
+    pub async fn send(&self, request: http::Request<Full<Bytes>>) -> anyhow::Result<(u16, Bytes)> {
+        let response = self.client.request(request).await?;
+        let status = response.status().as_u16();
+        Ok((status, response.into_body().collect().await?.to_bytes()))
+    }
 }
 
 /// One call's view of the door: which origins it may reach, and which one it

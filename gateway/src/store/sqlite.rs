@@ -48,6 +48,19 @@ impl SqliteStore {
         }
         let writer = connect(path)?;
         writer.execute_batch(SCHEMA)?;
+        // One process owns an SQLite file, so every lease in it belongs to a
+        // process that is gone: its deliveries are due again now, under the
+        // same message id, so providers that deduplicate can.
+        let recovered = writer.execute(
+            "UPDATE deliveries SET state = 'pending', lease_until = NULL WHERE state = 'leased'",
+            [],
+        )?;
+        if recovered > 0 {
+            tracing::warn!(
+                recovered,
+                "re-queued deliveries whose attempt was cut short"
+            );
+        }
         let readers = (0..READERS)
             .map(|_| connect(path))
             .collect::<Result<Vec<_>, _>>()?;

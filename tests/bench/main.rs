@@ -1,0 +1,284 @@
+//! `make bench`: the cost of the sandbox and the gateway's throughput,
+//! printed as figures. Nothing here asserts a timing.
+//!
+//! 1. One sandboxed instantiate+deliver, with no I/O (test-faults `ok`) and
+//!    through the Twilio connector to the simulator, beside the bare
+//!    provider round trip from the same host client.
+//! 2. End to end: the `crossgate` binary as a child process, messages
+//!    posted over HTTP at fixed concurrency until all reach the simulator;
+//!    accepted/s, delivered/s, accept latency and the gateway's peak RSS.
+
+use base64::Engine as _;
+use crossgate::config;
+use crossgate::plugins::{PluginHost, PluginMessage, channel_to_wit};
+use crossgate_tests::{DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN, ProviderSim};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const SANDBOX_CALLS: usize = 5_000;
+const ROUND_TRIPS: usize = 2_000;
+const E2E_MESSAGES: usize = 20_000;
+const CONCURRENCY: usize = 64;
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+fn connectors(sim_url: &str) -> String {
+    format!(
+        r#"
+[[connectors]]
+name = "twilio"
+plugin = "sms_twilio.wasm"
+channel = "sms"
+allowed_hosts = ["{sim_url}"]
+[connectors.config]
+account_sid = "{DEFAULT_ACCOUNT_SID}"
+auth_token = "{DEFAULT_AUTH_TOKEN}"
+from = "+15005550006"
+base_url = "{sim_url}"
+"#
+    )
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+fn summary(name: &str, mut samples: Vec<Duration>) -> Duration {
+    samples.sort();
+    let median = percentile(&samples, 0.5);
+    println!(
+        "{name:<48} median {:>9.1} µs   p99 {:>9.1} µs   (n={})",
+        median.as_secs_f64() * 1e6,
+        percentile(&samples, 0.99).as_secs_f64() * 1e6,
+        samples.len()
+    );
+    median
+}
+
+fn message(i: usize) -> PluginMessage {
+    PluginMessage {
+        id: format!("msg_bench_{i}"),
+        attempt: 1,
+        channel: channel_to_wit(crossgate::message::Channel::Sms),
+        to: "+31612345678".into(),
+        subject: None,
+        text: "benchmark message".into(),
+        html: None,
+        template: None,
+        metadata: Vec::new(),
+    }
+}
+
+async fn sandbox(sim: &ProviderSim, work: &Path) {
+    let toml = format!(
+        r#"
+[plugins]
+dir = "{}"
+cache_dir = "{}"
+[[connectors]]
+name = "noop"
+plugin = "test_faults.wasm"
+channel = "sms"
+allowed_hosts = ["http://127.0.0.1:9"]
+[connectors.config]
+mode = "ok"
+{}"#,
+        repo_root()
+            .join("plugins/target/wasm32-wasip2/release")
+            .display(),
+        work.join("cache").display(),
+        connectors(&sim.url())
+    );
+    let config = config::parse("bench.toml", &toml, &|_| None).expect("bench config");
+    let host = PluginHost::load(&config).await.expect("plugins load");
+
+    for i in 0..200 {
+        let _ = host.deliver("noop", message(i)).await;
+        let _ = host.deliver("twilio", message(i)).await;
+    }
+    let mut noop = Vec::with_capacity(SANDBOX_CALLS);
+    for i in 0..SANDBOX_CALLS {
+        let start = Instant::now();
+        host.deliver("noop", message(i))
+            .await
+            .expect("noop delivers");
+        noop.push(start.elapsed());
+    }
+    summary("instantiate+deliver, no I/O", noop);
+
+    let mut twilio = Vec::with_capacity(ROUND_TRIPS);
+    for i in 0..ROUND_TRIPS {
+        let start = Instant::now();
+        host.deliver("twilio", message(i))
+            .await
+            .expect("twilio delivers");
+        twilio.push(start.elapsed());
+    }
+    let with_plugin = summary("instantiate+deliver via Twilio plugin", twilio);
+
+    let client = crossgate::plugins::ProviderClient::new();
+    let url = format!(
+        "{}/2010-04-01/Accounts/{DEFAULT_ACCOUNT_SID}/Messages.json",
+        sim.url()
+    );
+    let auth = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD
+            .encode(format!("{DEFAULT_ACCOUNT_SID}:{DEFAULT_AUTH_TOKEN}"))
+    );
+    let mut bare = Vec::with_capacity(ROUND_TRIPS);
+    for _ in 0..ROUND_TRIPS {
+        let start = Instant::now();
+        let request = http::Request::post(&url)
+            .header("authorization", &auth)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(http_body_util::Full::new(bytes::Bytes::from_static(
+                b"To=%2B31612345678&From=%2B15005550006&Body=benchmark+message",
+            )))
+            .unwrap();
+        let (status, _) = client.send(request).await.expect("bare round trip");
+        assert_eq!(status, 201);
+        bare.push(start.elapsed());
+    }
+    let bare = summary("bare provider round trip (same client)", bare);
+    println!(
+        "{:<48} median {:>9.1} µs",
+        "sandbox cost beside the round trip",
+        (with_plugin.as_secs_f64() - bare.as_secs_f64()) * 1e6
+    );
+}
+
+fn peak_rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+async fn end_to_end(sim: &ProviderSim, work: &Path) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config_path = work.join("e2e.toml");
+    std::fs::write(
+        &config_path,
+        format!(
+            r#"
+[server]
+listen = "127.0.0.1:{port}"
+max_body_bytes = 65536
+[storage]
+url = "sqlite://{}"
+[plugins]
+dir = "{}"
+cache_dir = "{}"
+[dispatch]
+concurrency = 256
+{}"#,
+            work.join("e2e.db").display(),
+            repo_root()
+                .join("plugins/target/wasm32-wasip2/release")
+                .display(),
+            work.join("cache").display(),
+            connectors(&sim.url())
+        ),
+    )
+    .unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_crossgate"))
+        .args(["serve", "--config"])
+        .arg(&config_path)
+        .env("RUST_LOG", "warn")
+        .spawn()
+        .expect("start crossgate");
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(CONCURRENCY)
+        .build()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while client.get(format!("{base}/healthz")).send().await.is_err() {
+        assert!(Instant::now() < deadline, "gateway did not start");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let before = sim.requests().len();
+
+    let started = Instant::now();
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut workers = Vec::new();
+    for _ in 0..CONCURRENCY {
+        let client = client.clone();
+        let next = next.clone();
+        let url = format!("{base}/v1/messages");
+        workers.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if i >= E2E_MESSAGES {
+                    return latencies;
+                }
+                let body = serde_json::json!({"channel": "sms", "to": {"phone": "+31612345678"}, "content": {"text": format!("bench {i}")}});
+                let start = Instant::now();
+                let response = client.post(&url).json(&body).send().await.expect("POST");
+                assert_eq!(response.status().as_u16(), 202);
+                latencies.push(start.elapsed());
+            }
+        }));
+    }
+    let mut latencies = Vec::new();
+    for worker in workers {
+        latencies.extend(worker.await.unwrap());
+    }
+    let accepted_in = started.elapsed();
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while sim.requests().len() - before < E2E_MESSAGES && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let delivered_in = started.elapsed();
+    let delivered = sim.requests().len() - before;
+    let rss = peak_rss_kib(child.id());
+    let _ = child.kill();
+    let _ = child.wait();
+
+    println!("end to end, {E2E_MESSAGES} messages at concurrency {CONCURRENCY}:");
+    println!(
+        "  accepted/s   {:>10.0}",
+        E2E_MESSAGES as f64 / accepted_in.as_secs_f64()
+    );
+    println!(
+        "  delivered/s  {:>10.0}   ({delivered} delivered)",
+        delivered as f64 / delivered_in.as_secs_f64()
+    );
+    latencies.sort();
+    println!(
+        "  accept latency p50 {:.2} ms, p99 {:.2} ms",
+        percentile(&latencies, 0.5).as_secs_f64() * 1e3,
+        percentile(&latencies, 0.99).as_secs_f64() * 1e3
+    );
+    match rss {
+        Some(kib) => println!("  gateway peak RSS {:.1} MiB", kib as f64 / 1024.0),
+        None => println!("  gateway peak RSS unavailable (no /proc)"),
+    }
+}
+
+fn main() {
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    runtime.block_on(async {
+        let work = tempfile::tempdir().expect("temp dir");
+        let sim = ProviderSim::start().await.expect("simulator");
+        sandbox(&sim, work.path()).await;
+        end_to_end(&sim, work.path()).await;
+    });
+}

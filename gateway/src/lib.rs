@@ -12,6 +12,7 @@
 //! - [`store`]: durable state behind the [`store::Store`] trait; SQLite with group commit.
 //! - [`dispatch`]: workers that lease due deliveries, call connectors, and retry or fall back.
 //! - [`plugins`]: the wasmtime host: engine, compile cache, per-call limits, egress policy.
+//! - [`webhooks`]: status callbacks to the platform, signed and retried from an outbox.
 //! - [`message`]: the vocabulary the others share (channel, status, content).
 
 pub mod api;
@@ -20,6 +21,7 @@ pub mod dispatch;
 pub mod message;
 pub mod plugins;
 pub mod store;
+pub mod webhooks;
 
 use anyhow::Context as _;
 use std::sync::Arc;
@@ -27,13 +29,14 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, watch};
 
-/// How long attempts in flight may finish after shutdown begins.
-pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// How often expired idempotency and dedup keys are purged.
+const PURGE_EVERY: Duration = Duration::from_secs(60);
 
 /// Run the gateway on `listener` until `shutdown` resolves.
 ///
 /// Stops accepting requests first, then gives attempts in flight
-/// [`SHUTDOWN_GRACE`] to finish; anything left stays queued for the next start.
+/// `server.shutdown_grace_ms` to finish; anything left stays queued for the
+/// next start.
 pub async fn serve(
     listener: TcpListener,
     config: config::Config,
@@ -62,13 +65,12 @@ pub async fn serve(
     }
     let wake = Arc::new(Notify::new());
     let (stop, stopped) = watch::channel(false);
-    let dispatcher = dispatch::Dispatcher::new(
-        store.clone(),
-        Arc::new(plugins),
-        config.dispatch.clone(),
-        wake.clone(),
-    );
-    let dispatching = tokio::spawn(dispatcher.run(stopped, SHUTDOWN_GRACE));
+    let grace = Duration::from_millis(config.server.shutdown_grace_ms);
+    let dispatcher = dispatch::Dispatcher::new(&config, store.clone(), Arc::new(plugins), wake.clone());
+    let dispatching = tokio::spawn(dispatcher.run(stopped.clone(), grace));
+    let calling_back = webhooks::CallbackSender::new(&config.callbacks, store.clone())
+        .map(|sender| tokio::spawn(sender.run(stopped.clone())));
+    let purging = tokio::spawn(purge_expired_keys(store.clone(), stopped));
 
     let state = Arc::new(api::AppState::new(&config, store, wake));
     tracing::info!(addr = %listener.local_addr()?, "crossgate listening");
@@ -80,7 +82,26 @@ pub async fn serve(
     tracing::info!("shutting down: finishing attempts in flight");
     let _ = stop.send(true);
     dispatching.await.context("dispatcher panicked")?;
+    if let Some(calling_back) = calling_back {
+        calling_back.await.context("callback sender panicked")?;
+    }
+    purging.await.context("key purger panicked")?;
     Ok(())
+}
+
+/// Idempotency and dedup keys are only remembered for their window.
+async fn purge_expired_keys(store: Arc<dyn store::Store>, mut stop: watch::Receiver<bool>) {
+    while !*stop.borrow() {
+        match store.purge_expired_keys(store::now_ms()).await {
+            Ok(0) => {}
+            Ok(purged) => tracing::debug!(purged, "expired keys purged"),
+            Err(e) => tracing::warn!("cannot purge expired keys: {e}"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(PURGE_EVERY) => {}
+            _ = stop.changed() => {}
+        }
+    }
 }
 
 /// `crossgate check`: validate `text` and load every plugin it names.

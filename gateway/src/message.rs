@@ -55,20 +55,34 @@ impl FromStr for Channel {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum MessageStatus {
+    Scheduled,
     Queued,
     Sending,
     Sent,
     Failed,
+    Cancelled,
+    Expired,
 }
 
 impl MessageStatus {
     pub fn as_str(self) -> &'static str {
         match self {
+            MessageStatus::Scheduled => "scheduled",
             MessageStatus::Queued => "queued",
             MessageStatus::Sending => "sending",
             MessageStatus::Sent => "sent",
             MessageStatus::Failed => "failed",
+            MessageStatus::Cancelled => "cancelled",
+            MessageStatus::Expired => "expired",
         }
+    }
+
+    /// No further change can happen to a message in a final status.
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            MessageStatus::Sent | MessageStatus::Failed | MessageStatus::Cancelled | MessageStatus::Expired
+        )
     }
 }
 
@@ -77,10 +91,13 @@ impl FromStr for MessageStatus {
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s {
+            "scheduled" => Ok(MessageStatus::Scheduled),
             "queued" => Ok(MessageStatus::Queued),
             "sending" => Ok(MessageStatus::Sending),
             "sent" => Ok(MessageStatus::Sent),
             "failed" => Ok(MessageStatus::Failed),
+            "cancelled" => Ok(MessageStatus::Cancelled),
+            "expired" => Ok(MessageStatus::Expired),
             other => Err(format!("unknown message status {other:?}")),
         }
     }

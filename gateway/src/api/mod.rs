@@ -1,11 +1,13 @@
 //! The HTTP API platforms call.
 
+mod cancellations;
 mod error;
+mod idempotency;
 mod messages;
 
 pub use error::ApiError;
 
-use crate::config::Config;
+use crate::config::{Config, MessagesConfig};
 use crate::message::Channel;
 use crate::store::Store;
 use axum::Router;
@@ -31,6 +33,12 @@ pub struct AppState {
     pub routes: HashMap<Channel, Vec<String>>,
     pub api_keys: Vec<String>,
     pub max_body_bytes: usize,
+    pub messages: MessagesConfig,
+    /// Callbacks are signed; without a secret they are refused.
+    pub callbacks_enabled: bool,
+    pub default_callback_url: Option<String>,
+    /// Idempotency keys whose first request is still being processed.
+    pub in_flight: Arc<idempotency::InFlight>,
     /// Tells the dispatcher that new work is waiting.
     pub wake: Arc<Notify>,
 }
@@ -54,6 +62,14 @@ impl AppState {
                 .map(|k| k.get_ref().clone())
                 .collect(),
             max_body_bytes: config.server.max_body_bytes,
+            messages: config.messages.clone(),
+            callbacks_enabled: config.callbacks.secret.is_some(),
+            default_callback_url: config
+                .callbacks
+                .default_url
+                .as_ref()
+                .map(|u| u.get_ref().clone()),
+            in_flight: Arc::default(),
             wake,
         }
     }
@@ -63,6 +79,7 @@ pub fn router(state: Arc<AppState>) -> Router {
     let v1 = Router::new()
         .route("/v1/messages", post(messages::send))
         .route("/v1/messages/{id}", get(messages::get))
+        .route("/v1/cancellations", post(cancellations::cancel))
         .route_layer(middleware::from_fn_with_state(state.clone(), authenticate));
     Router::new()
         .merge(v1)

@@ -9,7 +9,8 @@ mod schema;
 
 pub use report::{ConfigError, ConfigReport};
 pub use schema::{
-    AllowedHost, ConnectorConfig, DispatchConfig, PluginsConfig, ServerConfig, StorageConfig,
+    AllowedHost, CallbacksConfig, ConnectorConfig, DispatchConfig, MessagesConfig, PluginsConfig,
+    ServerConfig, StorageConfig,
 };
 
 use serde::de::DeserializeOwned;
@@ -29,6 +30,8 @@ pub struct Config {
     pub storage: StorageConfig,
     pub plugins: PluginsConfig,
     pub dispatch: DispatchConfig,
+    pub messages: MessagesConfig,
+    pub callbacks: CallbacksConfig,
     pub connectors: Vec<Connector>,
 }
 
@@ -39,6 +42,8 @@ pub struct Connector {
     pub plugin: PathBuf,
     pub channel: crate::message::Channel,
     pub allowed_hosts: Vec<AllowedHost>,
+    /// Attempts before the next connector is tried.
+    pub max_attempts: u32,
     /// `[connectors.config]` with `env:` secrets resolved; never logged.
     pub settings: Vec<(String, String)>,
     /// Where the entry and its `plugin` value are in the source, for errors
@@ -119,6 +124,8 @@ fn parse_sections(
             "storage" => section(name, value, errors).map(|s| config.storage = s),
             "plugins" => section(name, value, errors).map(|s| config.plugins = s),
             "dispatch" => section(name, value, errors).map(|s| config.dispatch = s),
+            "messages" => section(name, value, errors).map(|s| config.messages = s),
+            "callbacks" => section(name, value, errors).map(|s| config.callbacks = s),
             "connectors" => match value.get_ref() {
                 DeValue::Array(items) => {
                     for (i, item) in items.iter().enumerate() {
@@ -142,7 +149,7 @@ fn parse_sections(
                 errors.push(ConfigError::new(
                     name,
                     Some(key.span()),
-                    "unknown section, expected one of server, storage, plugins, dispatch, connectors",
+                    "unknown section, expected one of server, storage, plugins, dispatch, messages, callbacks, connectors",
                 ));
                 None
             }
@@ -250,6 +257,32 @@ fn validate(
         ));
     }
 
+    if let Some(secret) = &config.callbacks.secret {
+        match resolve_secret(secret.get_ref(), env) {
+            Ok(value) if value.len() >= 16 => {
+                config.callbacks.secret = Some(Spanned::new(secret.span(), value));
+            }
+            Ok(_) => errors.push(ConfigError::new(
+                "callbacks.secret",
+                Some(secret.span()),
+                "must be at least 16 characters",
+            )),
+            Err(e) => errors.push(ConfigError::new("callbacks.secret", Some(secret.span()), e)),
+        }
+    }
+    if let Some(url) = &config.callbacks.default_url {
+        if let Err(e) = callback_url(url.get_ref()) {
+            errors.push(ConfigError::new("callbacks.default_url", Some(url.span()), e));
+        }
+        if config.callbacks.secret.is_none() {
+            errors.push(ConfigError::new(
+                "callbacks.default_url",
+                Some(url.span()),
+                "needs callbacks.secret to sign callbacks",
+            ));
+        }
+    }
+
     let mut names = HashSet::new();
     for (key, span, raw) in raw_connectors {
         let name = raw.name.get_ref();
@@ -264,6 +297,13 @@ fn validate(
                 format!("{key}.name"),
                 Some(raw.name.span()),
                 format!("duplicate connector name {name:?}"),
+            ));
+        }
+        if raw.max_attempts == Some(0) {
+            errors.push(ConfigError::new(
+                format!("{key}.max_attempts"),
+                Some(span.clone()),
+                "must be greater than 0",
             ));
         }
         if raw.allowed_hosts.get_ref().is_empty() {
@@ -296,6 +336,7 @@ fn validate(
             plugin: raw.plugin.get_ref().clone(),
             plugin_span: raw.plugin.span(),
             channel: raw.channel,
+            max_attempts: raw.max_attempts.unwrap_or(config.dispatch.max_attempts),
             allowed_hosts: raw.allowed_hosts.into_inner(),
             settings,
             span,
@@ -308,6 +349,15 @@ fn resolve_secret(value: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<S
     match value.strip_prefix("env:") {
         Some(var) => env(var).ok_or_else(|| format!("environment variable {var} is not set")),
         None => Ok(value.to_owned()),
+    }
+}
+
+/// A status callback URL: absolute http or https.
+pub fn callback_url(url: &str) -> Result<(), String> {
+    let uri: http::Uri = url.parse().map_err(|e| format!("invalid URL {url:?}: {e}"))?;
+    match (uri.scheme_str(), uri.host()) {
+        (Some("http" | "https"), Some(_)) => Ok(()),
+        _ => Err(format!("invalid URL {url:?}: must be an absolute http or https URL")),
     }
 }
 

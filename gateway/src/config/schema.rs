@@ -20,6 +20,9 @@ pub struct ServerConfig {
     /// `max_body_bytes = 65536`
     #[serde(default = "default_max_body_bytes")]
     pub max_body_bytes: usize,
+    /// `shutdown_grace_ms = 10000`: how long attempts in flight may finish after SIGTERM.
+    #[serde(default = "default_shutdown_grace_ms")]
+    pub shutdown_grace_ms: u64,
 }
 
 impl Default for ServerConfig {
@@ -28,8 +31,13 @@ impl Default for ServerConfig {
             listen: default_listen(),
             api_keys: Vec::new(),
             max_body_bytes: default_max_body_bytes(),
+            shutdown_grace_ms: default_shutdown_grace_ms(),
         }
     }
+}
+
+fn default_shutdown_grace_ms() -> u64 {
+    10_000
 }
 
 fn default_listen() -> SocketAddr {
@@ -140,6 +148,9 @@ pub struct DispatchConfig {
     /// `lease_ms = 60000`: a delivery whose worker vanished is retried after this.
     #[serde(default = "default_lease_ms")]
     pub lease_ms: u64,
+    /// `retry_window_ms = 86400000`: no retry is scheduled later than this after acceptance.
+    #[serde(default = "default_retry_window_ms")]
+    pub retry_window_ms: u64,
 }
 
 impl Default for DispatchConfig {
@@ -150,8 +161,88 @@ impl Default for DispatchConfig {
             backoff_base_ms: default_backoff_base_ms(),
             backoff_max_ms: default_backoff_max_ms(),
             lease_ms: default_lease_ms(),
+            retry_window_ms: default_retry_window_ms(),
         }
     }
+}
+
+fn default_retry_window_ms() -> u64 {
+    24 * 3600 * 1000
+}
+
+/// `[messages]`: the consistency windows.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MessagesConfig {
+    /// `idempotency_window_secs = 86400`: how long an `Idempotency-Key` is remembered.
+    #[serde(default = "default_window_secs")]
+    pub idempotency_window_secs: u64,
+    /// `dedup_window_secs = 86400`: how long a `dedup_key` blocks another message.
+    #[serde(default = "default_window_secs")]
+    pub dedup_window_secs: u64,
+}
+
+impl Default for MessagesConfig {
+    fn default() -> Self {
+        MessagesConfig {
+            idempotency_window_secs: default_window_secs(),
+            dedup_window_secs: default_window_secs(),
+        }
+    }
+}
+
+fn default_window_secs() -> u64 {
+    86_400
+}
+
+/// `[callbacks]`: status changes posted to the platform.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CallbacksConfig {
+    /// `secret = "env:CROSSGATE_CALLBACK_SECRET"`: HMAC-SHA256 key; callbacks are off without it.
+    #[serde(default)]
+    pub secret: Option<Spanned<String>>,
+    /// `default_url = "https://platform.example.com/crossgate"`: for messages without `callback_url`.
+    #[serde(default)]
+    pub default_url: Option<Spanned<String>>,
+    /// `max_attempts = 10`
+    #[serde(default = "default_callback_attempts")]
+    pub max_attempts: u32,
+    /// `backoff_base_ms = 1000`
+    #[serde(default = "default_callback_backoff_base_ms")]
+    pub backoff_base_ms: u64,
+    /// `backoff_max_ms = 300000`
+    #[serde(default = "default_callback_backoff_max_ms")]
+    pub backoff_max_ms: u64,
+    /// `timeout_ms = 5000`: one POST to the platform.
+    #[serde(default = "default_callback_timeout_ms")]
+    pub timeout_ms: u64,
+}
+
+impl Default for CallbacksConfig {
+    fn default() -> Self {
+        CallbacksConfig {
+            secret: None,
+            default_url: None,
+            max_attempts: default_callback_attempts(),
+            backoff_base_ms: default_callback_backoff_base_ms(),
+            backoff_max_ms: default_callback_backoff_max_ms(),
+            timeout_ms: default_callback_timeout_ms(),
+        }
+    }
+}
+
+fn default_callback_attempts() -> u32 {
+    10
+}
+fn default_callback_backoff_base_ms() -> u64 {
+    1000
+}
+fn default_callback_backoff_max_ms() -> u64 {
+    300_000
+}
+fn default_callback_timeout_ms() -> u64 {
+    5000
 }
 
 fn default_concurrency() -> usize {
@@ -182,6 +273,9 @@ pub struct ConnectorConfig {
     pub channel: Channel,
     /// `allowed_hosts = ["https://api.twilio.com"]`: the only origins the plugin may call.
     pub allowed_hosts: Spanned<Vec<AllowedHost>>,
+    /// `max_attempts = 3`: overrides `dispatch.max_attempts` for this connector.
+    #[serde(default)]
+    pub max_attempts: Option<u32>,
     /// `[connectors.config]`: handed to the plugin; `env:NAME` values are read from the environment.
     #[serde(default)]
     pub config: std::collections::BTreeMap<String, Spanned<toml::Value>>,

@@ -3,9 +3,10 @@
 
 mod retry;
 
-pub use retry::{backoff, decide};
+pub use retry::{Budget, backoff, decide};
 
-use crate::config::DispatchConfig;
+use crate::config::{Config, DispatchConfig};
+use std::collections::HashMap;
 use crate::message::Outcome;
 use crate::plugins::{PluginHost, PluginMessage, channel_to_wit};
 use crate::store::{AttemptRecord, AttemptResult, LeasedDelivery, Next, Store, now_ms};
@@ -24,20 +25,22 @@ pub struct Dispatcher {
     store: Arc<dyn Store>,
     plugins: Arc<PluginHost>,
     config: DispatchConfig,
+    /// Attempts allowed per connector, by name.
+    max_attempts: HashMap<String, u32>,
     wake: Arc<Notify>,
 }
 
 impl Dispatcher {
-    pub fn new(
-        store: Arc<dyn Store>,
-        plugins: Arc<PluginHost>,
-        config: DispatchConfig,
-        wake: Arc<Notify>,
-    ) -> Self {
+    pub fn new(config: &Config, store: Arc<dyn Store>, plugins: Arc<PluginHost>, wake: Arc<Notify>) -> Self {
         Dispatcher {
             store,
             plugins,
-            config,
+            config: config.dispatch.clone(),
+            max_attempts: config
+                .connectors
+                .iter()
+                .map(|c| (c.name.clone(), c.max_attempts))
+                .collect(),
             wake,
         }
     }
@@ -137,10 +140,21 @@ impl Dispatcher {
         };
         let result = self.plugins.deliver(&d.connector, msg).await;
         let finished_at = now_ms();
+        let budget = Budget {
+            max_attempts: self
+                .max_attempts
+                .get(&d.connector)
+                .copied()
+                .unwrap_or(self.config.max_attempts),
+            deadline: d
+                .created_at
+                .saturating_add(i64::try_from(self.config.retry_window_ms).unwrap_or(i64::MAX)),
+        };
         let next = decide(
             &result,
             &d.connector,
             d.attempts,
+            budget,
             finished_at,
             &self.config,
             retry::jitter(),

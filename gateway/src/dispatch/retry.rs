@@ -7,11 +7,21 @@ use crate::store::Next;
 use rand::Rng;
 use std::time::Duration;
 
+/// How far one delivery may be retried.
+#[derive(Debug, Clone, Copy)]
+pub struct Budget {
+    /// Attempts on this connector, the failed one included.
+    pub max_attempts: u32,
+    /// No retry is scheduled after this time (ms since the epoch).
+    pub deadline: i64,
+}
+
 /// The consequence of one attempt on a delivery that had `attempts_before` attempts.
 pub fn decide(
     result: &Result<Receipt, Failure>,
     connector: &str,
     attempts_before: u32,
+    budget: Budget,
     finished_at: i64,
     config: &DispatchConfig,
     jitter: f64,
@@ -30,7 +40,7 @@ pub fn decide(
             reason: format!("{connector}: {}: {}", failure.code, failure.message),
         };
     }
-    if attempts >= config.max_attempts {
+    if attempts >= budget.max_attempts {
         return Next::GiveUp {
             reason: format!(
                 "{connector}: gave up after {attempts} attempts: {}: {}",
@@ -39,7 +49,18 @@ pub fn decide(
         };
     }
     let wait = backoff(attempts, failure.retry_after, config, jitter);
-    Next::RetryAt(finished_at.saturating_add(i64::try_from(wait.as_millis()).unwrap_or(i64::MAX)))
+    let at = finished_at.saturating_add(i64::try_from(wait.as_millis()).unwrap_or(i64::MAX));
+    if at > budget.deadline {
+        return Next::GiveUp {
+            reason: format!(
+                "{connector}: retry window of {} s exhausted after {attempts} attempts: {}: {}",
+                config.retry_window_ms / 1000,
+                failure.code,
+                failure.message
+            ),
+        };
+    }
+    Next::RetryAt(at)
 }
 
 /// Exponential backoff with "equal jitter" (half fixed, half random, so
@@ -81,6 +102,11 @@ mod tests {
         }
     }
 
+    const BUDGET: Budget = Budget {
+        max_attempts: 3,
+        deadline: i64::MAX,
+    };
+
     fn failure(retryable: bool, retry_after: Option<u64>) -> Result<Receipt, Failure> {
         Err(Failure {
             retryable,
@@ -96,7 +122,7 @@ mod tests {
             provider_message_id: "SM1".into(),
         });
         assert_eq!(
-            decide(&ok, "twilio", 0, 0, &config(), 0.5),
+            decide(&ok, "twilio", 0, BUDGET, 0, &config(), 0.5),
             Next::Sent {
                 provider_message_id: "SM1".into()
             }
@@ -105,7 +131,7 @@ mod tests {
 
     #[test]
     fn permanent_failure_gives_up_at_once() {
-        let next = decide(&failure(false, None), "twilio", 0, 0, &config(), 0.5);
+        let next = decide(&failure(false, None), "twilio", 0, BUDGET, 0, &config(), 0.5);
         assert_eq!(
             next,
             Next::GiveUp {
@@ -117,15 +143,15 @@ mod tests {
     #[test]
     fn retryable_failure_backs_off_exponentially_with_jitter() {
         assert_eq!(
-            decide(&failure(true, None), "t", 0, 0, &config(), 0.0),
+            decide(&failure(true, None), "t", 0, BUDGET, 0, &config(), 0.0),
             Next::RetryAt(500)
         );
         assert_eq!(
-            decide(&failure(true, None), "t", 0, 0, &config(), 0.999),
+            decide(&failure(true, None), "t", 0, BUDGET, 0, &config(), 0.999),
             Next::RetryAt(999)
         );
         assert_eq!(
-            decide(&failure(true, None), "t", 1, 0, &config(), 0.0),
+            decide(&failure(true, None), "t", 1, BUDGET, 0, &config(), 0.0),
             Next::RetryAt(1000)
         );
     }
@@ -133,21 +159,33 @@ mod tests {
     #[test]
     fn retry_after_is_a_floor_within_the_cap() {
         assert_eq!(
-            decide(&failure(true, Some(3)), "t", 0, 100, &config(), 0.0),
+            decide(&failure(true, Some(3)), "t", 0, BUDGET, 100, &config(), 0.0),
             Next::RetryAt(3100)
         );
         assert_eq!(
-            decide(&failure(true, Some(60)), "t", 0, 0, &config(), 0.0),
+            decide(&failure(true, Some(60)), "t", 0, BUDGET, 0, &config(), 0.0),
             Next::RetryAt(10_000)
         );
     }
 
     #[test]
     fn attempts_are_bounded() {
-        match decide(&failure(true, None), "twilio", 2, 0, &config(), 0.5) {
+        match decide(&failure(true, None), "twilio", 2, BUDGET, 0, &config(), 0.5) {
             Next::GiveUp { reason } => {
                 assert!(reason.contains("gave up after 3 attempts"), "{reason}")
             }
+            other => panic!("expected give-up, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn no_retry_past_the_window() {
+        let budget = Budget {
+            max_attempts: 10,
+            deadline: 1_000,
+        };
+        match decide(&failure(true, Some(5)), "twilio", 0, budget, 0, &config(), 0.5) {
+            Next::GiveUp { reason } => assert!(reason.contains("retry window"), "{reason}"),
             other => panic!("expected give-up, got {other:?}"),
         }
     }

@@ -28,11 +28,71 @@ pub struct NewMessage {
     pub id: String,
     pub channel: Channel,
     pub recipient: String,
+    /// Whom dedup and cancel keys are counted for: `phone:+31...` or `customer:42`.
+    pub scope: String,
     pub content: Content,
     pub created_at: i64,
-    /// In order: the first is due at once, each next one only when the one
-    /// before it has failed for good.
+    /// Held back until then (`scheduled`); `None` sends at once.
+    pub send_at: Option<i64>,
+    /// Not delivered by then means `expired`.
+    pub expires_at: Option<i64>,
+    pub cancel_key: Option<String>,
+    pub dedup: Option<DedupKey>,
+    pub idempotency: Option<IdempotencyKey>,
+    /// Where status changes are posted, if anywhere.
+    pub callback_url: Option<String>,
+    /// In order: the first is due at `send_at`, each next one only when the
+    /// one before it has failed for good.
     pub deliveries: Vec<NewDelivery>,
+}
+
+/// At most one message per scope and key until `expires_at`.
+#[derive(Debug, Clone)]
+pub struct DedupKey {
+    pub key: String,
+    pub expires_at: i64,
+}
+
+/// The platform's retry token: the same key and request get the same answer.
+#[derive(Debug, Clone)]
+pub struct IdempotencyKey {
+    pub key: String,
+    /// Hash of the canonical request body.
+    pub request_hash: String,
+    /// The `202` body to replay.
+    pub response: String,
+    pub expires_at: i64,
+}
+
+/// What became of an insert.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Inserted {
+    /// Stored and durable.
+    New,
+    /// The idempotency key was used before with the same request: its answer.
+    Replayed { response: String },
+    /// The idempotency key was used before with a different request.
+    KeyReused,
+    /// A live message with the same dedup key exists for this scope.
+    Duplicate { message_id: String, status: MessageStatus },
+}
+
+/// What `POST /v1/cancellations` did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CancelReport {
+    pub cancelled: Vec<String>,
+    /// Messages with the key that could not be cancelled, with their status.
+    pub not_cancelled: Vec<(String, MessageStatus)>,
+}
+
+/// A status callback waiting to be posted.
+#[derive(Debug, Clone)]
+pub struct Callback {
+    pub id: i64,
+    pub message_id: String,
+    pub url: String,
+    pub payload: String,
+    pub attempts: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -51,6 +111,10 @@ pub struct MessageRecord {
     pub channel: Channel,
     pub recipient: String,
     pub created_at: i64,
+    pub send_at: Option<i64>,
+    pub expires_at: Option<i64>,
+    pub cancel_key: Option<String>,
+    pub dedup_key: Option<String>,
     pub updated_at: i64,
     pub delivered_by: Option<String>,
     pub provider_message_id: Option<String>,
@@ -87,6 +151,7 @@ pub struct LeasedDelivery {
     /// Attempts already made on the whole message, all deliveries together.
     pub message_attempts: u32,
     pub lease_until: i64,
+    pub created_at: i64,
 }
 
 /// What the dispatcher decided after an attempt.
@@ -114,8 +179,13 @@ pub struct AttemptResult {
 
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
-    /// Store a message and its deliveries durably; returns once committed.
-    async fn insert_message(&self, message: NewMessage) -> Result<(), StoreError>;
+    /// Store a message and its deliveries durably, unless its idempotency or
+    /// dedup key says otherwise; returns once committed.
+    async fn insert_message(&self, message: NewMessage) -> Result<Inserted, StoreError>;
+
+    /// Cancel every pending or scheduled message of `scope` with `cancel_key`.
+    async fn cancel(&self, scope: &str, cancel_key: &str, now: i64)
+    -> Result<CancelReport, StoreError>;
 
     async fn message(&self, id: &str) -> Result<Option<MessageRecord>, StoreError>;
 
@@ -132,6 +202,26 @@ pub trait Store: Send + Sync + 'static {
 
     /// The earliest time a delivery becomes due (or its lease expires).
     async fn next_due_at(&self) -> Result<Option<i64>, StoreError>;
+
+    /// Lease up to `limit` status callbacks that are due.
+    async fn lease_callbacks(
+        &self,
+        now: i64,
+        limit: usize,
+        lease_ms: u64,
+    ) -> Result<Vec<Callback>, StoreError>;
+
+    /// A callback was posted (`retry_at: None`), or is to be tried again, or
+    /// given up (`give_up`).
+    async fn finish_callback(
+        &self,
+        id: i64,
+        retry_at: Option<i64>,
+        give_up: bool,
+    ) -> Result<(), StoreError>;
+
+    /// Forget idempotency and dedup keys whose window has passed.
+    async fn purge_expired_keys(&self, now: i64) -> Result<usize, StoreError>;
 }
 
 /// Milliseconds since the Unix epoch.

@@ -15,13 +15,25 @@ CREATE TABLE IF NOT EXISTS messages (
     status_reason       TEXT,
     channel             TEXT NOT NULL,
     recipient           TEXT NOT NULL,
+    -- whom dedup and cancel keys count for: phone:+31..., customer:42
+    scope               TEXT NOT NULL,
     content             TEXT NOT NULL,
     created_at          INTEGER NOT NULL,
     updated_at          INTEGER NOT NULL,
+    send_at             INTEGER,
+    expires_at          INTEGER,
+    cancel_key          TEXT,
+    dedup_key           TEXT,
+    callback_url        TEXT,
+    -- numbers status callbacks, so receivers can order them
+    event_seq           INTEGER NOT NULL DEFAULT 0,
     delivered_by        TEXT,
     provider_message_id TEXT,
     attempt_count       INTEGER NOT NULL DEFAULT 0
 );
+
+CREATE INDEX IF NOT EXISTS messages_cancel ON messages (scope, cancel_key)
+    WHERE cancel_key IS NOT NULL;
 
 CREATE TABLE IF NOT EXISTS deliveries (
     id          INTEGER PRIMARY KEY,
@@ -31,7 +43,8 @@ CREATE TABLE IF NOT EXISTS deliveries (
     connector   TEXT NOT NULL,
     address     TEXT NOT NULL,
     -- waiting: behind an earlier delivery; pending: due at due_at;
-    -- leased: being attempted until lease_until; sent / failed: done
+    -- leased: being attempted until lease_until;
+    -- sent, failed, cancelled, expired: done
     state       TEXT NOT NULL,
     due_at      INTEGER NOT NULL,
     lease_until INTEGER,
@@ -41,6 +54,7 @@ CREATE TABLE IF NOT EXISTS deliveries (
 
 CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (state, due_at);
 CREATE INDEX IF NOT EXISTS deliveries_lease ON deliveries (state, lease_until);
+CREATE INDEX IF NOT EXISTS deliveries_message ON deliveries (message_id);
 
 CREATE TABLE IF NOT EXISTS attempts (
     message_id          TEXT NOT NULL REFERENCES messages(id) ON DELETE CASCADE,
@@ -57,4 +71,34 @@ CREATE TABLE IF NOT EXISTS attempts (
     retry_at            INTEGER,
     PRIMARY KEY (message_id, number)
 );
+
+CREATE TABLE IF NOT EXISTS idempotency_keys (
+    key          TEXT PRIMARY KEY,
+    request_hash TEXT NOT NULL,
+    response     TEXT NOT NULL,
+    expires_at   INTEGER NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS dedup_keys (
+    scope      TEXT NOT NULL,
+    key        TEXT NOT NULL,
+    message_id TEXT NOT NULL,
+    expires_at INTEGER NOT NULL,
+    PRIMARY KEY (scope, key)
+);
+
+-- Transactional outbox: written with the status change it reports.
+CREATE TABLE IF NOT EXISTS callbacks_outbox (
+    id          INTEGER PRIMARY KEY,
+    message_id  TEXT NOT NULL,
+    url         TEXT NOT NULL,
+    payload     TEXT NOT NULL,
+    -- pending, leased, done, abandoned
+    state       TEXT NOT NULL DEFAULT 'pending',
+    due_at      INTEGER NOT NULL,
+    lease_until INTEGER,
+    attempts    INTEGER NOT NULL DEFAULT 0
+);
+
+CREATE INDEX IF NOT EXISTS callbacks_due ON callbacks_outbox (state, due_at);
 ";

@@ -1,0 +1,93 @@
+//! `POST /v1/cancellations`: a purchase cancels the abandoned-cart reminder.
+
+use super::messages::{e164, read_body};
+use super::{ApiError, AppState};
+use crate::message::MessageStatus;
+use crate::store::now_ms;
+use axum::Json;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CancelRequest {
+    pub cancel_key: String,
+    /// The customer the messages were sent to by `customer_id`.
+    #[serde(default)]
+    pub customer_id: Option<String>,
+    /// Or the recipient they were sent to by address.
+    #[serde(default)]
+    pub to: Option<super::messages::Recipient>,
+}
+
+#[derive(Serialize)]
+pub struct CancelAnswer {
+    pub cancel_key: String,
+    pub cancelled: usize,
+    pub cancelled_ids: Vec<String>,
+    /// Messages with the key that were not cancelled, and why.
+    pub not_cancelled: Vec<NotCancelled>,
+}
+
+#[derive(Serialize)]
+pub struct NotCancelled {
+    pub id: String,
+    pub status: &'static str,
+    pub reason: String,
+}
+
+pub async fn cancel(
+    State(state): State<Arc<AppState>>,
+    body: Body,
+) -> Result<(StatusCode, Json<CancelAnswer>), ApiError> {
+    let bytes = read_body(&state, body).await?;
+    let request: CancelRequest = serde_json::from_slice(&bytes).map_err(|e| {
+        ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", format!("invalid request body: {e}"))
+    })?;
+    let scope = match (&request.customer_id, request.to.as_ref().and_then(|t| t.phone.as_deref())) {
+        (Some(customer), None) if !customer.is_empty() => format!("customer:{customer}"),
+        (None, Some(phone)) => format!("phone:{}", e164(phone)?),
+        _ => {
+            return Err(ApiError::invalid(
+                "missing_recipient",
+                "customer_id",
+                "give exactly one of customer_id or to.phone",
+            ));
+        }
+    };
+    let report = state
+        .store
+        .cancel(&scope, &request.cancel_key, now_ms())
+        .await
+        .map_err(ApiError::internal)?;
+    Ok((
+        StatusCode::OK,
+        Json(CancelAnswer {
+            cancel_key: request.cancel_key,
+            cancelled: report.cancelled.len(),
+            cancelled_ids: report.cancelled,
+            not_cancelled: report
+                .not_cancelled
+                .into_iter()
+                .map(|(id, status)| NotCancelled {
+                    id,
+                    status: status.as_str(),
+                    reason: why_not(status),
+                })
+                .collect(),
+        }),
+    ))
+}
+
+fn why_not(status: MessageStatus) -> String {
+    match status {
+        MessageStatus::Sent => "already handed to the provider; it is not recalled".into(),
+        MessageStatus::Sending => {
+            "an attempt is in flight at the provider; it is not recalled".into()
+        }
+        other => format!("already {}", other.as_str()),
+    }
+}

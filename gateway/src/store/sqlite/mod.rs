@@ -1,0 +1,231 @@
+//! The embedded store: one SQLite file in WAL mode.
+//!
+//! All writes go through one writer thread that commits them in batches
+//! (group commit): a burst of requests shares one fsync instead of paying one
+//! each, and every caller is answered only after its batch is on disk.
+//! Each write runs in its own savepoint, so one failing write is reported to
+//! its caller without undoing the others. Reads use their own connections
+//! and never wait for the writer.
+
+mod reads;
+mod writes;
+
+use super::schema::{PRAGMAS, SCHEMA};
+use super::{
+    AttemptResult, Callback, CancelReport, Inserted, LeasedDelivery, MessageRecord, NewMessage,
+    Store, StoreError,
+};
+use async_trait::async_trait;
+use rusqlite::Connection;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use tokio::sync::{mpsc, oneshot};
+
+/// Writes waiting beyond this share the next batch.
+const MAX_BATCH: usize = 1024;
+const READERS: usize = 4;
+
+/// Called after the batch's commit with its outcome.
+type Reply = Box<dyn FnOnce(Result<(), String>) + Send>;
+/// One write: runs against its savepoint (or learns why it cannot) and says
+/// whether to keep its changes.
+type Write = Box<dyn FnOnce(Result<&Connection, String>) -> (bool, Reply) + Send>;
+
+pub struct SqliteStore {
+    writes: mpsc::UnboundedSender<Write>,
+    readers: Arc<Mutex<Vec<Connection>>>,
+    path: Arc<Path>,
+}
+
+impl SqliteStore {
+    /// Open (creating if needed) the database file and start the writer.
+    pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                StoreError::Corrupt(format!("cannot create {}: {e}", dir.display()))
+            })?;
+        }
+        let writer = connect(path)?;
+        writer.execute_batch(SCHEMA)?;
+        writes::recover_leases(&writer)?;
+        let readers = (0..READERS)
+            .map(|_| connect(path))
+            .collect::<Result<Vec<_>, _>>()?;
+        let (writes, queue) = mpsc::unbounded_channel();
+        std::thread::Builder::new()
+            .name("crossgate-sqlite-writer".into())
+            .spawn(move || write_loop(writer, queue))
+            .map_err(|e| StoreError::Corrupt(format!("cannot start the writer thread: {e}")))?;
+        Ok(SqliteStore {
+            writes,
+            readers: Arc::new(Mutex::new(readers)),
+            path: Arc::from(path),
+        })
+    }
+
+    /// Run `f` in the next batch; answer after the batch is committed.
+    async fn write<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        let write: Write = Box::new(move |conn| {
+            let result = match conn {
+                Ok(conn) => f(conn),
+                Err(e) => Err(StoreError::Corrupt(e)),
+            };
+            let keep = result.is_ok();
+            let respond: Reply = Box::new(move |committed| {
+                let _ = reply.send(match committed {
+                    Ok(()) => result,
+                    Err(e) => Err(StoreError::Corrupt(format!("commit failed: {e}"))),
+                });
+            });
+            (keep, respond)
+        });
+        self.writes.send(write).map_err(|_| StoreError::Closed)?;
+        answer.await.map_err(|_| StoreError::Closed)?
+    }
+
+    async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let readers = self.readers.clone();
+        let path = self.path.clone();
+        tokio::task::spawn_blocking(move || {
+            let pooled = readers.lock().map_err(|_| StoreError::Closed)?.pop();
+            let conn = match pooled {
+                Some(conn) => conn,
+                None => connect(&path)?,
+            };
+            let result = f(&conn);
+            if let Ok(mut pool) = readers.lock() {
+                pool.push(conn);
+            }
+            result
+        })
+        .await
+        .map_err(|_| StoreError::Closed)?
+    }
+}
+
+fn connect(path: &Path) -> Result<Connection, StoreError> {
+    let conn = Connection::open(path)?;
+    conn.execute_batch(PRAGMAS)?;
+    Ok(conn)
+}
+
+/// The writer: take what is queued, apply it in one transaction, commit,
+/// then answer everyone in the batch.
+fn write_loop(mut conn: Connection, mut queue: mpsc::UnboundedReceiver<Write>) {
+    while let Some(first) = queue.blocking_recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match queue.try_recv() {
+                Ok(write) => batch.push(write),
+                Err(_) => break,
+            }
+        }
+        apply_batch(&mut conn, batch);
+    }
+}
+
+fn apply_batch(conn: &mut Connection, batch: Vec<Write>) {
+    let mut tx = match conn.transaction() {
+        Ok(tx) => tx,
+        Err(e) => {
+            let message = format!("cannot begin transaction: {e}");
+            for write in batch {
+                let (_, reply) = write(Err(message.clone()));
+                reply(Err(message.clone()));
+            }
+            return;
+        }
+    };
+    let mut replies = Vec::with_capacity(batch.len());
+    for write in batch {
+        let reply = match tx.savepoint() {
+            Ok(sp) => {
+                let (keep, reply) = write(Ok(&sp));
+                // Dropping an uncommitted savepoint rolls it back.
+                if keep && let Err(e) = sp.commit() {
+                    tracing::error!("cannot release savepoint: {e}");
+                }
+                reply
+            }
+            Err(e) => write(Err(format!("cannot open savepoint: {e}"))).1,
+        };
+        replies.push(reply);
+    }
+    let committed = tx.commit().map_err(|e| e.to_string());
+    for reply in replies {
+        reply(committed.clone());
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn insert_message(&self, message: NewMessage) -> Result<Inserted, StoreError> {
+        self.write(move |conn| writes::insert(conn, &message)).await
+    }
+
+    async fn cancel(
+        &self,
+        scope: &str,
+        cancel_key: &str,
+        now: i64,
+    ) -> Result<CancelReport, StoreError> {
+        let (scope, key) = (scope.to_owned(), cancel_key.to_owned());
+        self.write(move |conn| writes::cancel(conn, &scope, &key, now))
+            .await
+    }
+
+    async fn message(&self, id: &str) -> Result<Option<MessageRecord>, StoreError> {
+        let id = id.to_owned();
+        self.read(move |conn| reads::message(conn, &id)).await
+    }
+
+    async fn lease_due(
+        &self,
+        now: i64,
+        limit: usize,
+        lease_ms: u64,
+    ) -> Result<Vec<LeasedDelivery>, StoreError> {
+        self.write(move |conn| writes::lease(conn, now, limit, lease_ms))
+            .await
+    }
+
+    async fn record_attempt(&self, result: AttemptResult) -> Result<(), StoreError> {
+        self.write(move |conn| writes::record(conn, &result)).await
+    }
+
+    async fn next_due_at(&self) -> Result<Option<i64>, StoreError> {
+        self.read(reads::next_due_at).await
+    }
+
+    async fn lease_callbacks(
+        &self,
+        now: i64,
+        limit: usize,
+        lease_ms: u64,
+    ) -> Result<Vec<Callback>, StoreError> {
+        self.write(move |conn| writes::lease_callbacks(conn, now, limit, lease_ms))
+            .await
+    }
+
+    async fn finish_callback(
+        &self,
+        id: i64,
+        retry_at: Option<i64>,
+        give_up: bool,
+    ) -> Result<(), StoreError> {
+        self.write(move |conn| writes::finish_callback(conn, id, retry_at, give_up))
+            .await
+    }
+
+    async fn purge_expired_keys(&self, now: i64) -> Result<usize, StoreError> {
+        self.write(move |conn| writes::purge_expired_keys(conn, now))
+            .await
+    }
+}

@@ -1,0 +1,108 @@
+//! Queries that change nothing.
+
+use crate::message::MessageStatus;
+use crate::store::{AttemptRecord, MessageRecord, StoreError};
+use rusqlite::{Connection, OptionalExtension, Row, params};
+
+pub fn message(conn: &Connection, id: &str) -> Result<Option<MessageRecord>, StoreError> {
+    let row = conn
+        .prepare_cached(
+            "SELECT status, status_reason, channel, recipient, created_at, updated_at,
+                    delivered_by, provider_message_id, send_at, expires_at, cancel_key, dedup_key
+             FROM messages WHERE id = ?1",
+        )?
+        .query_row(params![id], |r| {
+            Ok(MessageRow {
+                status: r.get(0)?,
+                status_reason: r.get(1)?,
+                channel: r.get(2)?,
+                recipient: r.get(3)?,
+                created_at: r.get(4)?,
+                updated_at: r.get(5)?,
+                delivered_by: r.get(6)?,
+                provider_message_id: r.get(7)?,
+                send_at: r.get(8)?,
+                expires_at: r.get(9)?,
+                cancel_key: r.get(10)?,
+                dedup_key: r.get(11)?,
+            })
+        })
+        .optional()?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let attempts = conn
+        .prepare_cached(
+            "SELECT number, connector, channel, started_at, finished_at, outcome,
+                    provider_message_id, error_code, error_message, retry_at
+             FROM attempts WHERE message_id = ?1 ORDER BY number",
+        )?
+        .query_map(params![id], attempt)?
+        .map(|attempt| attempt?)
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    Ok(Some(MessageRecord {
+        id: id.to_owned(),
+        status: row.status.parse::<MessageStatus>().map_err(StoreError::Corrupt)?,
+        status_reason: row.status_reason,
+        channel: row.channel.parse().map_err(StoreError::Corrupt)?,
+        recipient: row.recipient,
+        created_at: row.created_at,
+        updated_at: row.updated_at,
+        send_at: row.send_at,
+        expires_at: row.expires_at,
+        cancel_key: row.cancel_key,
+        dedup_key: row.dedup_key,
+        delivered_by: row.delivered_by,
+        provider_message_id: row.provider_message_id,
+        attempts,
+    }))
+}
+
+struct MessageRow {
+    status: String,
+    status_reason: Option<String>,
+    channel: String,
+    recipient: String,
+    created_at: i64,
+    updated_at: i64,
+    delivered_by: Option<String>,
+    provider_message_id: Option<String>,
+    send_at: Option<i64>,
+    expires_at: Option<i64>,
+    cancel_key: Option<String>,
+    dedup_key: Option<String>,
+}
+
+/// A row of `attempts`; the outer error is SQLite's, the inner one bad data.
+fn attempt(r: &Row<'_>) -> rusqlite::Result<Result<AttemptRecord, StoreError>> {
+    let channel: String = r.get(2)?;
+    let outcome: String = r.get(5)?;
+    let (number, connector, started_at, finished_at) = (r.get(0)?, r.get(1)?, r.get(3)?, r.get(4)?);
+    let (provider_message_id, error_code, error_message, retry_at) =
+        (r.get(6)?, r.get(7)?, r.get(8)?, r.get(9)?);
+    Ok((|| {
+        Ok(AttemptRecord {
+            number,
+            connector,
+            channel: channel.parse().map_err(StoreError::Corrupt)?,
+            started_at,
+            finished_at,
+            outcome: outcome.parse().map_err(StoreError::Corrupt)?,
+            provider_message_id,
+            error_code,
+            error_message,
+            retry_at,
+        })
+    })())
+}
+
+pub fn next_due_at(conn: &Connection) -> Result<Option<i64>, StoreError> {
+    Ok(conn.query_row(
+        "SELECT MIN(t) FROM (
+             SELECT MIN(due_at) AS t FROM deliveries WHERE state = 'pending'
+             UNION ALL
+             SELECT MIN(lease_until) FROM deliveries WHERE state = 'leased')",
+        [],
+        |r| r.get::<_, Option<i64>>(0),
+    )?)
+}

@@ -1,0 +1,442 @@
+//! Every state change, each run inside one savepoint of the writer's batch.
+//!
+//! A status change and the callback reporting it are written together
+//! (transactional outbox): a callback is never lost nor sent for a change
+//! that did not happen.
+
+use crate::message::{Content, MessageStatus};
+use crate::store::{
+    AttemptResult, Callback, CancelReport, Inserted, LeasedDelivery, NewMessage, Next, StoreError,
+};
+use rusqlite::{Connection, OptionalExtension, params};
+
+/// One process owns an SQLite file, so at start every lease in it belongs
+/// to a process that is gone: those deliveries and callbacks are due again
+/// now, under the same message id, so providers that deduplicate can.
+pub fn recover_leases(conn: &Connection) -> Result<(), StoreError> {
+    let deliveries = conn.execute(
+        "UPDATE deliveries SET state = 'pending', lease_until = NULL WHERE state = 'leased'",
+        [],
+    )?;
+    conn.execute(
+        "UPDATE callbacks_outbox SET state = 'pending', lease_until = NULL WHERE state = 'leased'",
+        [],
+    )?;
+    if deliveries > 0 {
+        tracing::warn!(deliveries, "re-queued deliveries whose attempt was cut short");
+    }
+    Ok(())
+}
+
+pub fn insert(conn: &Connection, m: &NewMessage) -> Result<Inserted, StoreError> {
+    let now = m.created_at;
+    if let Some(idem) = &m.idempotency {
+        let earlier = conn
+            .prepare_cached(
+                "SELECT request_hash, response FROM idempotency_keys
+                 WHERE key = ?1 AND expires_at > ?2",
+            )?
+            .query_row(params![idem.key, now], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+            })
+            .optional()?;
+        if let Some((hash, response)) = earlier {
+            return Ok(if hash == idem.request_hash {
+                Inserted::Replayed { response }
+            } else {
+                Inserted::KeyReused
+            });
+        }
+    }
+    if let Some(dedup) = &m.dedup {
+        let earlier = conn
+            .prepare_cached(
+                "SELECT m.id, m.status FROM dedup_keys d JOIN messages m ON m.id = d.message_id
+                 WHERE d.scope = ?1 AND d.key = ?2 AND d.expires_at > ?3",
+            )?
+            .query_row(params![m.scope, dedup.key, now], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+            })
+            .optional()?;
+        if let Some((message_id, status)) = earlier {
+            return Ok(Inserted::Duplicate {
+                message_id,
+                status: status.parse().map_err(StoreError::Corrupt)?,
+            });
+        }
+    }
+
+    let content = serde_json::to_string(&m.content)
+        .map_err(|e| StoreError::Corrupt(format!("content: {e}")))?;
+    let due_at = m.send_at.unwrap_or(now).max(now);
+    let status = if due_at > now {
+        MessageStatus::Scheduled
+    } else {
+        MessageStatus::Queued
+    };
+    conn.prepare_cached(
+        "INSERT INTO messages (id, status, channel, recipient, scope, content, created_at,
+             updated_at, send_at, expires_at, cancel_key, dedup_key, callback_url)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8, ?9, ?10, ?11, ?12)",
+    )?
+    .execute(params![
+        m.id,
+        status.as_str(),
+        m.channel.as_str(),
+        m.recipient,
+        m.scope,
+        content,
+        now,
+        m.send_at,
+        m.expires_at,
+        m.cancel_key,
+        m.dedup.as_ref().map(|d| &d.key),
+        m.callback_url,
+    ])?;
+    let mut delivery = conn.prepare_cached(
+        "INSERT INTO deliveries (message_id, seq, channel, connector, address, state, due_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?;
+    for (seq, d) in m.deliveries.iter().enumerate() {
+        let state = if seq == 0 { "pending" } else { "waiting" };
+        delivery.execute(params![
+            m.id,
+            seq as i64,
+            d.channel.as_str(),
+            d.connector,
+            d.address,
+            state,
+            due_at
+        ])?;
+    }
+    if let Some(dedup) = &m.dedup {
+        conn.prepare_cached(
+            "INSERT OR REPLACE INTO dedup_keys (scope, key, message_id, expires_at)
+             VALUES (?1, ?2, ?3, ?4)",
+        )?
+        .execute(params![m.scope, dedup.key, m.id, dedup.expires_at])?;
+    }
+    if let Some(idem) = &m.idempotency {
+        conn.prepare_cached(
+            "INSERT OR REPLACE INTO idempotency_keys (key, request_hash, response, expires_at)
+             VALUES (?1, ?2, ?3, ?4)",
+        )?
+        .execute(params![idem.key, idem.request_hash, idem.response, idem.expires_at])?;
+    }
+    report_status(conn, &m.id, now)?;
+    Ok(Inserted::New)
+}
+
+/// Queue a status callback for the message's current status, if it has a callback URL.
+fn report_status(conn: &Connection, message_id: &str, now: i64) -> Result<(), StoreError> {
+    let numbered = conn
+        .prepare_cached(
+            "UPDATE messages SET event_seq = event_seq + 1
+             WHERE id = ?1 AND callback_url IS NOT NULL",
+        )?
+        .execute(params![message_id])?;
+    if numbered == 0 {
+        return Ok(());
+    }
+    conn.prepare_cached(
+        "INSERT INTO callbacks_outbox (message_id, url, payload, due_at)
+         SELECT id, callback_url,
+                json_object('id', id, 'sequence', event_seq, 'status', status,
+                            'status_reason', status_reason, 'channel', channel,
+                            'delivered_by', delivered_by,
+                            'provider_message_id', provider_message_id,
+                            'at', strftime('%Y-%m-%dT%H:%M:%fZ', ?2 / 1000.0, 'unixepoch')),
+                ?2
+         FROM messages WHERE id = ?1",
+    )?
+    .execute(params![message_id, now])?;
+    Ok(())
+}
+
+/// Move a message to a final status (unless it already has one) and report it.
+fn finish_message(
+    conn: &Connection,
+    message_id: &str,
+    status: MessageStatus,
+    reason: Option<&str>,
+    now: i64,
+) -> Result<bool, StoreError> {
+    let changed = conn
+        .prepare_cached(
+            "UPDATE messages SET status = ?2, status_reason = ?3, updated_at = ?4
+             WHERE id = ?1 AND status NOT IN ('sent', 'failed', 'cancelled', 'expired')",
+        )?
+        .execute(params![message_id, status.as_str(), reason, now])?;
+    if changed > 0 {
+        report_status(conn, message_id, now)?;
+    }
+    Ok(changed > 0)
+}
+
+/// Due deliveries of messages whose `ttl` ran out end as `expired`.
+fn expire_due(conn: &Connection, now: i64) -> Result<(), StoreError> {
+    let expired: Vec<String> = conn
+        .prepare_cached(
+            "SELECT DISTINCT d.message_id FROM deliveries d JOIN messages m ON m.id = d.message_id
+             WHERE d.state = 'pending' AND d.due_at <= ?1 AND m.expires_at <= ?1",
+        )?
+        .query_map(params![now], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    for id in expired {
+        conn.prepare_cached(
+            "UPDATE deliveries SET state = 'expired'
+             WHERE message_id = ?1 AND state IN ('pending', 'waiting')",
+        )?
+        .execute(params![id])?;
+        finish_message(
+            conn,
+            &id,
+            MessageStatus::Expired,
+            Some("not delivered before its ttl ran out"),
+            now,
+        )?;
+    }
+    Ok(())
+}
+
+pub fn lease(
+    conn: &Connection,
+    now: i64,
+    limit: usize,
+    lease_ms: u64,
+) -> Result<Vec<LeasedDelivery>, StoreError> {
+    expire_due(conn, now)?;
+    let lease_until = now.saturating_add(i64::try_from(lease_ms).unwrap_or(i64::MAX));
+    let leased = conn
+        .prepare_cached(
+            "UPDATE deliveries SET state = 'leased', lease_until = ?1
+             WHERE id IN (
+                 SELECT id FROM deliveries WHERE state = 'pending' AND due_at <= ?2
+                 UNION ALL
+                 SELECT id FROM deliveries WHERE state = 'leased' AND lease_until <= ?2
+                 LIMIT ?3)
+             RETURNING id, message_id, channel, connector, address, attempts",
+        )?
+        .query_map(params![lease_until, now, limit as i64], |row| {
+            Ok((
+                row.get::<_, i64>(0)?,
+                row.get::<_, String>(1)?,
+                row.get::<_, String>(2)?,
+                row.get::<_, String>(3)?,
+                row.get::<_, String>(4)?,
+                row.get::<_, u32>(5)?,
+            ))
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut out = Vec::with_capacity(leased.len());
+    for (delivery_id, message_id, channel, connector, address, attempts) in leased {
+        let started = conn
+            .prepare_cached(
+                "UPDATE messages SET status = 'sending', updated_at = ?2
+                 WHERE id = ?1 AND status IN ('queued', 'scheduled')",
+            )?
+            .execute(params![message_id, now])?;
+        if started > 0 {
+            report_status(conn, &message_id, now)?;
+        }
+        let (content, message_attempts, created_at) = conn
+            .prepare_cached("SELECT content, attempt_count, created_at FROM messages WHERE id = ?1")?
+            .query_row(params![message_id], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, u32>(1)?, r.get::<_, i64>(2)?))
+            })?;
+        out.push(LeasedDelivery {
+            delivery_id,
+            channel: channel.parse().map_err(StoreError::Corrupt)?,
+            content: serde_json::from_str::<Content>(&content)
+                .map_err(|e| StoreError::Corrupt(format!("content of {message_id}: {e}")))?,
+            message_id,
+            connector,
+            address,
+            attempts,
+            message_attempts,
+            lease_until,
+            created_at,
+        });
+    }
+    Ok(out)
+}
+
+pub fn record(conn: &Connection, r: &AttemptResult) -> Result<(), StoreError> {
+    let a = &r.attempt;
+    let number: u32 = conn
+        .prepare_cached(
+            "UPDATE messages SET attempt_count = attempt_count + 1, updated_at = ?2
+             WHERE id = ?1 RETURNING attempt_count",
+        )?
+        .query_row(params![r.message_id, a.finished_at], |row| row.get(0))?;
+    conn.prepare_cached(
+        "INSERT INTO attempts (message_id, number, delivery_id, connector, channel, started_at,
+             finished_at, outcome, provider_message_id, error_code, error_message, retry_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+    )?
+    .execute(params![
+        r.message_id,
+        number,
+        r.delivery_id,
+        a.connector,
+        a.channel.as_str(),
+        a.started_at,
+        a.finished_at,
+        a.outcome.as_str(),
+        a.provider_message_id,
+        a.error_code,
+        a.error_message,
+        a.retry_at,
+    ])?;
+
+    // Only the holder of the current lease moves the delivery on; an attempt
+    // that outlived its lease is history, not a decision. A retry never
+    // waits past the message's expiry: it expires on time instead.
+    let (state, due_at) = match &r.next {
+        Next::Sent { .. } => ("sent", None),
+        Next::RetryAt(at) => ("pending", Some(*at)),
+        Next::GiveUp { .. } => ("failed", None),
+    };
+    let moved = conn
+        .prepare_cached(
+            "UPDATE deliveries
+             SET state = ?1, lease_until = NULL, attempts = attempts + 1,
+                 due_at = CASE WHEN ?2 IS NULL THEN due_at
+                               ELSE MIN(?2, COALESCE((SELECT expires_at FROM messages
+                                                      WHERE id = deliveries.message_id), ?2))
+                          END
+             WHERE id = ?3 AND state = 'leased' AND lease_until = ?4",
+        )?
+        .execute(params![state, due_at, r.delivery_id, r.lease_until])?;
+    if moved == 0 {
+        return Ok(());
+    }
+    match &r.next {
+        Next::Sent {
+            provider_message_id,
+        } => {
+            conn.prepare_cached(
+                "UPDATE messages SET delivered_by = ?2, provider_message_id = ?3 WHERE id = ?1",
+            )?
+            .execute(params![r.message_id, a.connector, provider_message_id])?;
+            finish_message(conn, &r.message_id, MessageStatus::Sent, None, a.finished_at)?;
+        }
+        Next::RetryAt(_) => {}
+        Next::GiveUp { reason } => {
+            let next = conn
+                .prepare_cached(
+                    "UPDATE deliveries SET state = 'pending', due_at = ?2
+                     WHERE id = (SELECT id FROM deliveries
+                                 WHERE message_id = ?1 AND state = 'waiting'
+                                 ORDER BY seq LIMIT 1)",
+                )?
+                .execute(params![r.message_id, a.finished_at])?;
+            if next == 0 {
+                finish_message(
+                    conn,
+                    &r.message_id,
+                    MessageStatus::Failed,
+                    Some(reason),
+                    a.finished_at,
+                )?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Cancel what has not reached a provider yet. A message whose attempt is in
+/// flight (its delivery is leased) or that is already final is left alone
+/// and reported.
+pub fn cancel(
+    conn: &Connection,
+    scope: &str,
+    key: &str,
+    now: i64,
+) -> Result<CancelReport, StoreError> {
+    let messages: Vec<(String, String, bool)> = conn
+        .prepare_cached(
+            "SELECT id, status,
+                    EXISTS (SELECT 1 FROM deliveries d WHERE d.message_id = m.id AND d.state = 'leased')
+             FROM messages m WHERE scope = ?1 AND cancel_key = ?2 ORDER BY created_at",
+        )?
+        .query_map(params![scope, key], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        .collect::<Result<_, _>>()?;
+    let mut report = CancelReport::default();
+    for (id, status, in_flight) in messages {
+        let status: MessageStatus = status.parse().map_err(StoreError::Corrupt)?;
+        if status.is_final() || in_flight {
+            report.not_cancelled.push((id, status));
+            continue;
+        }
+        conn.prepare_cached(
+            "UPDATE deliveries SET state = 'cancelled'
+             WHERE message_id = ?1 AND state IN ('pending', 'waiting')",
+        )?
+        .execute(params![id])?;
+        finish_message(conn, &id, MessageStatus::Cancelled, Some("cancelled by cancel_key"), now)?;
+        report.cancelled.push(id);
+    }
+    Ok(report)
+}
+
+pub fn lease_callbacks(
+    conn: &Connection,
+    now: i64,
+    limit: usize,
+    lease_ms: u64,
+) -> Result<Vec<Callback>, StoreError> {
+    let lease_until = now.saturating_add(i64::try_from(lease_ms).unwrap_or(i64::MAX));
+    let callbacks = conn
+        .prepare_cached(
+            "UPDATE callbacks_outbox SET state = 'leased', lease_until = ?1
+             WHERE id IN (
+                 SELECT id FROM callbacks_outbox
+                 WHERE (state = 'pending' AND due_at <= ?2)
+                    OR (state = 'leased' AND lease_until <= ?2)
+                 ORDER BY id LIMIT ?3)
+             RETURNING id, message_id, url, payload, attempts",
+        )?
+        .query_map(params![lease_until, now, limit as i64], |r| {
+            Ok(Callback {
+                id: r.get(0)?,
+                message_id: r.get(1)?,
+                url: r.get(2)?,
+                payload: r.get(3)?,
+                attempts: r.get(4)?,
+            })
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(callbacks)
+}
+
+pub fn finish_callback(
+    conn: &Connection,
+    id: i64,
+    retry_at: Option<i64>,
+    give_up: bool,
+) -> Result<(), StoreError> {
+    if give_up {
+        conn.prepare_cached(
+            "UPDATE callbacks_outbox SET state = 'abandoned', lease_until = NULL,
+                 attempts = attempts + 1 WHERE id = ?1",
+        )?
+        .execute(params![id])?;
+    } else if let Some(at) = retry_at {
+        conn.prepare_cached(
+            "UPDATE callbacks_outbox SET state = 'pending', lease_until = NULL, due_at = ?2,
+                 attempts = attempts + 1 WHERE id = ?1",
+        )?
+        .execute(params![id, at])?;
+    } else {
+        conn.prepare_cached("DELETE FROM callbacks_outbox WHERE id = ?1")?
+            .execute(params![id])?;
+    }
+    Ok(())
+}
+
+pub fn purge_expired_keys(conn: &Connection, now: i64) -> Result<usize, StoreError> {
+    let idempotency = conn.execute("DELETE FROM idempotency_keys WHERE expires_at <= ?1", params![now])?;
+    let dedup = conn.execute("DELETE FROM dedup_keys WHERE expires_at <= ?1", params![now])?;
+    Ok(idempotency + dedup)
+}

@@ -1,0 +1,138 @@
+//! Status callbacks: every status change of a message with a callback URL is
+//! posted to the platform as JSON, signed, and retried until it is taken.
+//!
+//! The outbox row is written in the same transaction as the change it
+//! reports, so a callback survives a crash and never reports a change that
+//! did not happen. Callbacks of one message may arrive out of order; each
+//! carries a `sequence` to order them by.
+//!
+//! Signature: `Crossgate-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256>`
+//! over `"<t>.<body>"`, keyed by `[callbacks].secret`.
+
+use crate::config::CallbacksConfig;
+use crate::plugins::ProviderClient;
+use crate::store::{Callback, Store, now_ms};
+use bytes::Bytes;
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+const BATCH: usize = 64;
+const IDLE_POLL: Duration = Duration::from_millis(200);
+
+/// `t=<timestamp>,v1=<hex>`: the value of the `Crossgate-Signature` header.
+pub fn sign(secret: &[u8], timestamp: i64, body: &[u8]) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes keys of any length");
+    mac.update(timestamp.to_string().as_bytes());
+    mac.update(b".");
+    mac.update(body);
+    let digest: String = mac
+        .finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("t={timestamp},v1={digest}")
+}
+
+pub struct CallbackSender {
+    store: Arc<dyn Store>,
+    client: ProviderClient,
+    secret: Arc<[u8]>,
+    config: CallbacksConfig,
+}
+
+impl CallbackSender {
+    /// `None` when callbacks are off (no secret configured).
+    pub fn new(config: &CallbacksConfig, store: Arc<dyn Store>) -> Option<Self> {
+        let secret = config.secret.as_ref()?.get_ref().as_bytes();
+        Some(CallbackSender {
+            store,
+            client: ProviderClient::new(),
+            secret: Arc::from(secret),
+            config: config.clone(),
+        })
+    }
+
+    pub async fn run(self, mut stop: watch::Receiver<bool>) {
+        let this = Arc::new(self);
+        let lease_ms = this.config.timeout_ms.saturating_mul(3);
+        let mut posting = JoinSet::new();
+        while !*stop.borrow() {
+            let due = match this.store.lease_callbacks(now_ms(), BATCH, lease_ms).await {
+                Ok(due) => due,
+                Err(e) => {
+                    tracing::error!("cannot lease callbacks: {e}");
+                    Vec::new()
+                }
+            };
+            if due.is_empty() {
+                tokio::select! {
+                    _ = tokio::time::sleep(IDLE_POLL) => {}
+                    _ = stop.changed() => {}
+                }
+                continue;
+            }
+            for callback in due {
+                let this = this.clone();
+                posting.spawn(async move { this.post(callback).await });
+            }
+            while posting.join_next().await.is_some() {}
+        }
+    }
+
+    async fn post(&self, callback: Callback) {
+        let timestamp = now_ms() / 1000;
+        let signature = sign(&self.secret, timestamp, callback.payload.as_bytes());
+        let request = http::Request::post(&callback.url)
+            .header("content-type", "application/json")
+            .header("user-agent", concat!("crossgate/", env!("CARGO_PKG_VERSION")))
+            .header("crossgate-signature", signature)
+            .body(http_body_util::Full::new(Bytes::from(callback.payload.clone())));
+        let outcome = match request {
+            Ok(request) => {
+                let timeout = Duration::from_millis(self.config.timeout_ms);
+                match tokio::time::timeout(timeout, self.client.send(request)).await {
+                    Ok(Ok((status, _))) if (200..300).contains(&status) => Ok(()),
+                    Ok(Ok((status, _))) => Err(format!("answered HTTP {status}")),
+                    Ok(Err(e)) => Err(e.to_string()),
+                    Err(_) => Err(format!("no answer within {} ms", self.config.timeout_ms)),
+                }
+            }
+            Err(e) => Err(format!("invalid callback request: {e}")),
+        };
+        let attempts = callback.attempts + 1;
+        let (retry_at, give_up) = match &outcome {
+            Ok(()) => (None, false),
+            Err(_) if attempts >= self.config.max_attempts => (None, true),
+            Err(_) => {
+                let exp = attempts.saturating_sub(1).min(30);
+                let wait = self
+                    .config
+                    .backoff_base_ms
+                    .saturating_mul(1 << exp)
+                    .min(self.config.backoff_max_ms);
+                (Some(now_ms().saturating_add(wait as i64)), false)
+            }
+        };
+        if let Err(reason) = &outcome {
+            tracing::warn!(
+                message_id = %callback.message_id,
+                url = %callback.url,
+                attempts,
+                give_up,
+                "status callback failed: {reason}"
+            );
+        }
+        if let Err(e) = self
+            .store
+            .finish_callback(callback.id, retry_at, give_up)
+            .await
+        {
+            tracing::error!("cannot record callback outcome: {e}");
+        }
+    }
+}

@@ -66,7 +66,8 @@ pub async fn serve(
     let wake = Arc::new(Notify::new());
     let (stop, stopped) = watch::channel(false);
     let grace = Duration::from_millis(config.server.shutdown_grace_ms);
-    let dispatcher = dispatch::Dispatcher::new(&config, store.clone(), Arc::new(plugins), wake.clone());
+    let dispatcher =
+        dispatch::Dispatcher::new(&config, store.clone(), Arc::new(plugins), wake.clone());
     let dispatching = tokio::spawn(dispatcher.run(stopped.clone(), grace));
     let calling_back = webhooks::CallbackSender::new(&config.callbacks, store.clone())
         .map(|sender| tokio::spawn(sender.run(stopped.clone())));

@@ -81,7 +81,10 @@ impl MessageStatus {
     pub fn is_final(self) -> bool {
         matches!(
             self,
-            MessageStatus::Sent | MessageStatus::Failed | MessageStatus::Cancelled | MessageStatus::Expired
+            MessageStatus::Sent
+                | MessageStatus::Failed
+                | MessageStatus::Cancelled
+                | MessageStatus::Expired
         )
     }
 }

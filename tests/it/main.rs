@@ -3,6 +3,7 @@
 
 mod api;
 mod config_check;
+mod consistency;
 mod faults;
 mod sms;
 mod support;

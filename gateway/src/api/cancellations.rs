@@ -45,9 +45,16 @@ pub async fn cancel(
 ) -> Result<(StatusCode, Json<CancelAnswer>), ApiError> {
     let bytes = read_body(&state, body).await?;
     let request: CancelRequest = serde_json::from_slice(&bytes).map_err(|e| {
-        ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", format!("invalid request body: {e}"))
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_json",
+            format!("invalid request body: {e}"),
+        )
     })?;
-    let scope = match (&request.customer_id, request.to.as_ref().and_then(|t| t.phone.as_deref())) {
+    let scope = match (
+        &request.customer_id,
+        request.to.as_ref().and_then(|t| t.phone.as_deref()),
+    ) {
         (Some(customer), None) if !customer.is_empty() => format!("customer:{customer}"),
         (None, Some(phone)) => format!("phone:{}", e164(phone)?),
         _ => {

@@ -26,7 +26,10 @@ pub struct Claim {
 impl InFlight {
     /// Claim `key`, or `None` when a request with it is still being processed.
     pub fn claim(self: &Arc<Self>, key: &str) -> Option<Claim> {
-        let mut keys = self.keys.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut keys = self
+            .keys
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         keys.insert(key.to_owned()).then(|| Claim {
             owner: self.clone(),
             key: key.to_owned(),
@@ -36,7 +39,11 @@ impl InFlight {
 
 impl Drop for Claim {
     fn drop(&mut self) {
-        let mut keys = self.owner.keys.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut keys = self
+            .owner
+            .keys
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         keys.remove(&self.key);
     }
 }

@@ -81,7 +81,11 @@ pub async fn send(
 ) -> Result<Response, ApiError> {
     let bytes = read_body(&state, body).await?;
     let request: SendRequest = serde_json::from_slice(&bytes).map_err(|e| {
-        ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", format!("invalid request body: {e}"))
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_json",
+            format!("invalid request body: {e}"),
+        )
     })?;
     let key = idempotency_key(&headers, request.idempotency_key.as_deref())?;
     let _claim = match &key {
@@ -105,14 +109,15 @@ pub async fn send(
         status,
     };
     if let Some(key) = key {
-        let value: serde_json::Value = serde_json::from_slice(&bytes).map_err(ApiError::internal)?;
+        let value: serde_json::Value =
+            serde_json::from_slice(&bytes).map_err(ApiError::internal)?;
         message.idempotency = Some(IdempotencyKey {
             key,
             request_hash: idempotency::request_hash(&value),
             response: serde_json::to_string(&accepted).map_err(ApiError::internal)?,
-            expires_at: message.created_at.saturating_add(secs_to_ms(
-                state.messages.idempotency_window_secs,
-            )),
+            expires_at: message
+                .created_at
+                .saturating_add(secs_to_ms(state.messages.idempotency_window_secs)),
         });
     }
     match state
@@ -165,7 +170,11 @@ pub async fn read_body(state: &AppState, body: Body) -> Result<axum::body::Bytes
 fn idempotency_key(headers: &HeaderMap, field: Option<&str>) -> Result<Option<String>, ApiError> {
     let header = match headers.get("idempotency-key") {
         Some(value) => Some(value.to_str().map_err(|_| {
-            ApiError::invalid("invalid_idempotency_key", "Idempotency-Key", "must be printable ASCII")
+            ApiError::invalid(
+                "invalid_idempotency_key",
+                "Idempotency-Key",
+                "must be printable ASCII",
+            )
         })?),
         None => None,
     };
@@ -184,7 +193,10 @@ fn idempotency_key(headers: &HeaderMap, field: Option<&str>) -> Result<Option<St
         return Err(ApiError::invalid(
             "invalid_idempotency_key",
             "idempotency_key",
-            format!("must be 1-{} printable ASCII characters", idempotency::MAX_KEY_LEN),
+            format!(
+                "must be 1-{} printable ASCII characters",
+                idempotency::MAX_KEY_LEN
+            ),
         ));
     }
     Ok(Some(key.to_owned()))
@@ -200,17 +212,25 @@ fn validate(state: &AppState, request: SendRequest) -> Result<NewMessage, ApiErr
         .channel
         .parse()
         .map_err(|e: String| ApiError::invalid("unknown_channel", "channel", e))?;
-    let connectors = state.routes.get(&channel).filter(|c| !c.is_empty()).ok_or_else(|| {
-        ApiError::invalid(
-            "channel_unavailable",
-            "channel",
-            format!("no connector is configured for channel {channel}"),
-        )
-    })?;
+    let connectors = state
+        .routes
+        .get(&channel)
+        .filter(|c| !c.is_empty())
+        .ok_or_else(|| {
+            ApiError::invalid(
+                "channel_unavailable",
+                "channel",
+                format!("no connector is configured for channel {channel}"),
+            )
+        })?;
     let address = match channel {
         Channel::Sms | Channel::Whatsapp => {
             let phone = request.to.phone.as_deref().ok_or_else(|| {
-                ApiError::invalid("missing_phone", "to.phone", format!("{channel} needs to.phone"))
+                ApiError::invalid(
+                    "missing_phone",
+                    "to.phone",
+                    format!("{channel} needs to.phone"),
+                )
             })?;
             e164(phone)?
         }
@@ -224,7 +244,11 @@ fn validate(state: &AppState, request: SendRequest) -> Result<NewMessage, ApiErr
     };
     let text = request.content.text;
     if text.trim().is_empty() {
-        return Err(ApiError::invalid("empty_text", "content.text", "content.text is empty"));
+        return Err(ApiError::invalid(
+            "empty_text",
+            "content.text",
+            "content.text is empty",
+        ));
     }
     if text.chars().count() > MAX_TEXT_CHARS {
         return Err(ApiError::invalid(
@@ -233,12 +257,18 @@ fn validate(state: &AppState, request: SendRequest) -> Result<NewMessage, ApiErr
             format!("content.text exceeds {MAX_TEXT_CHARS} characters"),
         ));
     }
-    for (field, value) in [("dedup_key", &request.dedup_key), ("cancel_key", &request.cancel_key)] {
+    for (field, value) in [
+        ("dedup_key", &request.dedup_key),
+        ("cancel_key", &request.cancel_key),
+    ] {
         if value.as_deref().is_some_and(|k| !idempotency::valid_key(k)) {
             return Err(ApiError::invalid(
                 "invalid_key",
                 field,
-                format!("{field} must be 1-{} printable ASCII characters", idempotency::MAX_KEY_LEN),
+                format!(
+                    "{field} must be 1-{} printable ASCII characters",
+                    idempotency::MAX_KEY_LEN
+                ),
             ));
         }
     }
@@ -248,7 +278,11 @@ fn validate(state: &AppState, request: SendRequest) -> Result<NewMessage, ApiErr
         .as_deref()
         .map(|text| {
             let at: jiff::Timestamp = text.parse().map_err(|e| {
-                ApiError::invalid("invalid_send_at", "send_at", format!("{text:?} is not an RFC 3339 time: {e}"))
+                ApiError::invalid(
+                    "invalid_send_at",
+                    "send_at",
+                    format!("{text:?} is not an RFC 3339 time: {e}"),
+                )
             })?;
             let at = at.as_millisecond();
             if at > now.saturating_add(MAX_SCHEDULE_AHEAD_MS) {
@@ -267,12 +301,19 @@ fn validate(state: &AppState, request: SendRequest) -> Result<NewMessage, ApiErr
             let ms = ttl_ms(&ttl)?;
             let at = now.saturating_add(ms);
             if send_at.is_some_and(|s| s >= at) {
-                return Err(ApiError::invalid("invalid_ttl", "ttl", "ttl runs out before send_at"));
+                return Err(ApiError::invalid(
+                    "invalid_ttl",
+                    "ttl",
+                    "ttl runs out before send_at",
+                ));
             }
             Ok(at)
         })
         .transpose()?;
-    let callback_url = match request.callback_url.or_else(|| state.default_callback_url.clone()) {
+    let callback_url = match request
+        .callback_url
+        .or_else(|| state.default_callback_url.clone())
+    {
         Some(url) => {
             if !state.callbacks_enabled {
                 return Err(ApiError::invalid(
@@ -323,9 +364,11 @@ fn ttl_ms(ttl: &Ttl) -> Result<i64, ApiError> {
     let ms = match ttl {
         Ttl::Seconds(secs) => secs_to_ms(*secs),
         Ttl::Text(text) => {
-            let duration: jiff::SignedDuration = text
-                .parse()
-                .map_err(|e| invalid(format!("{text:?} is not a duration like \"90s\" or \"2h\": {e}")))?;
+            let duration: jiff::SignedDuration = text.parse().map_err(|e| {
+                invalid(format!(
+                    "{text:?} is not a duration like \"90s\" or \"2h\": {e}"
+                ))
+            })?;
             i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
         }
     };

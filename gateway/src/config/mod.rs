@@ -272,7 +272,11 @@ fn validate(
     }
     if let Some(url) = &config.callbacks.default_url {
         if let Err(e) = callback_url(url.get_ref()) {
-            errors.push(ConfigError::new("callbacks.default_url", Some(url.span()), e));
+            errors.push(ConfigError::new(
+                "callbacks.default_url",
+                Some(url.span()),
+                e,
+            ));
         }
         if config.callbacks.secret.is_none() {
             errors.push(ConfigError::new(
@@ -354,10 +358,14 @@ fn resolve_secret(value: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<S
 
 /// A status callback URL: absolute http or https.
 pub fn callback_url(url: &str) -> Result<(), String> {
-    let uri: http::Uri = url.parse().map_err(|e| format!("invalid URL {url:?}: {e}"))?;
+    let uri: http::Uri = url
+        .parse()
+        .map_err(|e| format!("invalid URL {url:?}: {e}"))?;
     match (uri.scheme_str(), uri.host()) {
         (Some("http" | "https"), Some(_)) => Ok(()),
-        _ => Err(format!("invalid URL {url:?}: must be an absolute http or https URL")),
+        _ => Err(format!(
+            "invalid URL {url:?}: must be an absolute http or https URL"
+        )),
     }
 }
 

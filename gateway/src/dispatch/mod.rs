@@ -6,10 +6,10 @@ mod retry;
 pub use retry::{Budget, backoff, decide};
 
 use crate::config::{Config, DispatchConfig};
-use std::collections::HashMap;
 use crate::message::Outcome;
 use crate::plugins::{PluginHost, PluginMessage, channel_to_wit};
 use crate::store::{AttemptRecord, AttemptResult, LeasedDelivery, Next, Store, now_ms};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{Notify, Semaphore, watch};
@@ -31,7 +31,12 @@ pub struct Dispatcher {
 }
 
 impl Dispatcher {
-    pub fn new(config: &Config, store: Arc<dyn Store>, plugins: Arc<PluginHost>, wake: Arc<Notify>) -> Self {
+    pub fn new(
+        config: &Config,
+        store: Arc<dyn Store>,
+        plugins: Arc<PluginHost>,
+        wake: Arc<Notify>,
+    ) -> Self {
         Dispatcher {
             store,
             plugins,

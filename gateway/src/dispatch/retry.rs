@@ -131,7 +131,15 @@ mod tests {
 
     #[test]
     fn permanent_failure_gives_up_at_once() {
-        let next = decide(&failure(false, None), "twilio", 0, BUDGET, 0, &config(), 0.5);
+        let next = decide(
+            &failure(false, None),
+            "twilio",
+            0,
+            BUDGET,
+            0,
+            &config(),
+            0.5,
+        );
         assert_eq!(
             next,
             Next::GiveUp {
@@ -184,7 +192,15 @@ mod tests {
             max_attempts: 10,
             deadline: 1_000,
         };
-        match decide(&failure(true, Some(5)), "twilio", 0, budget, 0, &config(), 0.5) {
+        match decide(
+            &failure(true, Some(5)),
+            "twilio",
+            0,
+            budget,
+            0,
+            &config(),
+            0.5,
+        ) {
             Next::GiveUp { reason } => assert!(reason.contains("retry window"), "{reason}"),
             other => panic!("expected give-up, got {other:?}"),
         }

@@ -74,7 +74,10 @@ pub enum Inserted {
     /// The idempotency key was used before with a different request.
     KeyReused,
     /// A live message with the same dedup key exists for this scope.
-    Duplicate { message_id: String, status: MessageStatus },
+    Duplicate {
+        message_id: String,
+        status: MessageStatus,
+    },
 }
 
 /// What `POST /v1/cancellations` did.
@@ -184,8 +187,12 @@ pub trait Store: Send + Sync + 'static {
     async fn insert_message(&self, message: NewMessage) -> Result<Inserted, StoreError>;
 
     /// Cancel every pending or scheduled message of `scope` with `cancel_key`.
-    async fn cancel(&self, scope: &str, cancel_key: &str, now: i64)
-    -> Result<CancelReport, StoreError>;
+    async fn cancel(
+        &self,
+        scope: &str,
+        cancel_key: &str,
+        now: i64,
+    ) -> Result<CancelReport, StoreError>;
 
     async fn message(&self, id: &str) -> Result<Option<MessageRecord>, StoreError>;
 

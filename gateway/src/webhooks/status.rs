@@ -89,9 +89,14 @@ impl CallbackSender {
         let signature = sign(&self.secret, timestamp, callback.payload.as_bytes());
         let request = http::Request::post(&callback.url)
             .header("content-type", "application/json")
-            .header("user-agent", concat!("crossgate/", env!("CARGO_PKG_VERSION")))
+            .header(
+                "user-agent",
+                concat!("crossgate/", env!("CARGO_PKG_VERSION")),
+            )
             .header("crossgate-signature", signature)
-            .body(http_body_util::Full::new(Bytes::from(callback.payload.clone())));
+            .body(http_body_util::Full::new(Bytes::from(
+                callback.payload.clone(),
+            )));
         let outcome = match request {
             Ok(request) => {
                 let timeout = Duration::from_millis(self.config.timeout_ms);

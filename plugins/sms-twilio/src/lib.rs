@@ -106,7 +106,13 @@ impl Connector for TwilioSms {
             Sender::From(from) => form.push(("From", from)),
             Sender::MessagingService(sid) => form.push(("MessagingServiceSid", sid)),
         }
-        if let Some(url) = &self.status_callback {
+        // The message id rides along in the callback URL: stable across
+        // attempts, it ties Twilio's status reports to the gateway's message.
+        let callback = self.status_callback.as_ref().map(|url| {
+            let separator = if url.contains('?') { '&' } else { '?' };
+            format!("{url}{separator}crossgate_message_id={}", msg.id)
+        });
+        if let Some(url) = &callback {
             form.push(("StatusCallback", url));
         }
         let url = format!(

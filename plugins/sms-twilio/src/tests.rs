@@ -62,7 +62,7 @@ fn created_gives_receipt_and_request_matches_twilio_api() {
     assert_eq!(get("Body"), Some("Your code is 1234"));
     assert_eq!(
         get("StatusCallback"),
-        Some("https://gw.example.com/v1/webhooks/twilio")
+        Some("https://gw.example.com/v1/webhooks/twilio?crossgate_message_id=msg_test")
     );
 }
 

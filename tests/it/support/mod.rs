@@ -2,6 +2,8 @@
 //! real wasm plugins, and a client that waits for messages to settle.
 
 use crossgate::config::{self, Config};
+
+pub mod child;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -31,6 +33,7 @@ pub struct TestGateway {
     pub url: String,
     pub client: reqwest::Client,
     pub db_path: PathBuf,
+    toml: String,
     stop: Option<oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
     _dir: tempfile::TempDir,
@@ -42,11 +45,18 @@ impl TestGateway {
     pub async fn start(toml: &str) -> TestGateway {
         let dir = tempfile::tempdir().expect("temp dir");
         let db_path = dir.path().join("crossgate.db");
-        let config = test_config(toml, &db_path);
-        Self::start_with(config, dir, db_path).await
+        Self::start_with(toml, dir, db_path).await
     }
 
-    async fn start_with(config: Config, dir: tempfile::TempDir, db_path: PathBuf) -> TestGateway {
+    /// Stop gracefully and start again on the same database and config.
+    pub async fn restart(mut self) -> TestGateway {
+        self.shutdown().await;
+        let dir = std::mem::replace(&mut self._dir, tempfile::tempdir().expect("temp dir"));
+        Self::start_with(&self.toml.clone(), dir, self.db_path.clone()).await
+    }
+
+    async fn start_with(toml: &str, dir: tempfile::TempDir, db_path: PathBuf) -> TestGateway {
+        let config = test_config(toml, &db_path);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind loopback");
@@ -59,6 +69,7 @@ impl TestGateway {
             url,
             client: reqwest::Client::new(),
             db_path,
+            toml: toml.to_owned(),
             stop: Some(stop),
             server: Some(server),
             _dir: dir,
@@ -118,12 +129,14 @@ impl TestGateway {
         response.json().await.expect("message JSON")
     }
 
-    /// Poll until the message is `sent` or `failed`.
+    /// Poll until the message reaches a final status.
     pub async fn settled(&self, id: &str) -> Value {
         let deadline = Instant::now() + SETTLE_TIMEOUT;
         loop {
             let message = self.message(id).await;
-            if message["status"] == "sent" || message["status"] == "failed" {
+            if ["sent", "failed", "cancelled", "expired"]
+                .contains(&message["status"].as_str().unwrap_or(""))
+            {
                 return message;
             }
             assert!(
@@ -142,11 +155,44 @@ impl TestGateway {
     }
 
     pub async fn stop(mut self) {
+        self.shutdown().await;
+    }
+
+    async fn shutdown(&mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
         if let Some(server) = self.server.take() {
             server.await.expect("join").expect("gateway ran cleanly");
+        }
+    }
+
+    /// `POST` any JSON to a path; returns status and JSON answer.
+    pub async fn post(&self, path: &str, body: &Value) -> (u16, Value) {
+        let response = self
+            .client
+            .post(format!("{}{path}", self.url))
+            .json(body)
+            .send()
+            .await
+            .expect("POST");
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Poll until the message has `status`.
+    pub async fn wait_for(&self, id: &str, status: &str) -> Value {
+        let deadline = Instant::now() + SETTLE_TIMEOUT;
+        loop {
+            let message = self.message(id).await;
+            if message["status"] == status {
+                return message;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "message never became {status}: {message}"
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
         }
     }
 }

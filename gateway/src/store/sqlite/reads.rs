@@ -42,7 +42,10 @@ pub fn message(conn: &Connection, id: &str) -> Result<Option<MessageRecord>, Sto
         .collect::<Result<Vec<_>, StoreError>>()?;
     Ok(Some(MessageRecord {
         id: id.to_owned(),
-        status: row.status.parse::<MessageStatus>().map_err(StoreError::Corrupt)?,
+        status: row
+            .status
+            .parse::<MessageStatus>()
+            .map_err(StoreError::Corrupt)?,
         status_reason: row.status_reason,
         channel: row.channel.parse().map_err(StoreError::Corrupt)?,
         recipient: row.recipient,

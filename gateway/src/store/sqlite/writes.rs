@@ -23,7 +23,10 @@ pub fn recover_leases(conn: &Connection) -> Result<(), StoreError> {
         [],
     )?;
     if deliveries > 0 {
-        tracing::warn!(deliveries, "re-queued deliveries whose attempt was cut short");
+        tracing::warn!(
+            deliveries,
+            "re-queued deliveries whose attempt was cut short"
+        );
     }
     Ok(())
 }
@@ -121,7 +124,12 @@ pub fn insert(conn: &Connection, m: &NewMessage) -> Result<Inserted, StoreError>
             "INSERT OR REPLACE INTO idempotency_keys (key, request_hash, response, expires_at)
              VALUES (?1, ?2, ?3, ?4)",
         )?
-        .execute(params![idem.key, idem.request_hash, idem.response, idem.expires_at])?;
+        .execute(params![
+            idem.key,
+            idem.request_hash,
+            idem.response,
+            idem.expires_at
+        ])?;
     }
     report_status(conn, &m.id, now)?;
     Ok(Inserted::New)
@@ -240,9 +248,15 @@ pub fn lease(
             report_status(conn, &message_id, now)?;
         }
         let (content, message_attempts, created_at) = conn
-            .prepare_cached("SELECT content, attempt_count, created_at FROM messages WHERE id = ?1")?
+            .prepare_cached(
+                "SELECT content, attempt_count, created_at FROM messages WHERE id = ?1",
+            )?
             .query_row(params![message_id], |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, u32>(1)?, r.get::<_, i64>(2)?))
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, u32>(1)?,
+                    r.get::<_, i64>(2)?,
+                ))
             })?;
         out.push(LeasedDelivery {
             delivery_id,
@@ -319,7 +333,13 @@ pub fn record(conn: &Connection, r: &AttemptResult) -> Result<(), StoreError> {
                 "UPDATE messages SET delivered_by = ?2, provider_message_id = ?3 WHERE id = ?1",
             )?
             .execute(params![r.message_id, a.connector, provider_message_id])?;
-            finish_message(conn, &r.message_id, MessageStatus::Sent, None, a.finished_at)?;
+            finish_message(
+                conn,
+                &r.message_id,
+                MessageStatus::Sent,
+                None,
+                a.finished_at,
+            )?;
         }
         Next::RetryAt(_) => {}
         Next::GiveUp { reason } => {
@@ -374,7 +394,13 @@ pub fn cancel(
              WHERE message_id = ?1 AND state IN ('pending', 'waiting')",
         )?
         .execute(params![id])?;
-        finish_message(conn, &id, MessageStatus::Cancelled, Some("cancelled by cancel_key"), now)?;
+        finish_message(
+            conn,
+            &id,
+            MessageStatus::Cancelled,
+            Some("cancelled by cancel_key"),
+            now,
+        )?;
         report.cancelled.push(id);
     }
     Ok(report)
@@ -436,7 +462,13 @@ pub fn finish_callback(
 }
 
 pub fn purge_expired_keys(conn: &Connection, now: i64) -> Result<usize, StoreError> {
-    let idempotency = conn.execute("DELETE FROM idempotency_keys WHERE expires_at <= ?1", params![now])?;
-    let dedup = conn.execute("DELETE FROM dedup_keys WHERE expires_at <= ?1", params![now])?;
+    let idempotency = conn.execute(
+        "DELETE FROM idempotency_keys WHERE expires_at <= ?1",
+        params![now],
+    )?;
+    let dedup = conn.execute(
+        "DELETE FROM dedup_keys WHERE expires_at <= ?1",
+        params![now],
+    )?;
     Ok(idempotency + dedup)
 }

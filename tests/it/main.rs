@@ -4,6 +4,7 @@
 mod api;
 mod config_check;
 mod consistency;
+mod durability;
 mod faults;
 mod sms;
 mod support;

@@ -179,22 +179,6 @@ impl TestGateway {
         let status = response.status().as_u16();
         (status, response.json().await.unwrap_or(Value::Null))
     }
-
-    /// Poll until the message has `status`.
-    pub async fn wait_for(&self, id: &str, status: &str) -> Value {
-        let deadline = Instant::now() + SETTLE_TIMEOUT;
-        loop {
-            let message = self.message(id).await;
-            if message["status"] == status {
-                return message;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "message never became {status}: {message}"
-            );
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-    }
 }
 
 impl Drop for TestGateway {

@@ -20,6 +20,7 @@ pub mod config;
 pub mod dispatch;
 pub mod message;
 pub mod plugins;
+pub mod routing;
 pub mod store;
 pub mod webhooks;
 

@@ -5,7 +5,7 @@ use std::fmt;
 use std::str::FromStr;
 
 /// A channel Crossgate can reach a customer on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Channel {
     Email,
@@ -146,4 +146,23 @@ impl FromStr for Outcome {
             other => Err(format!("unknown attempt outcome {other:?}")),
         }
     }
+}
+
+/// A phone number in strict E.164 (`+` and country code), normalised.
+pub fn e164(raw: &str) -> Result<String, String> {
+    let invalid = |why: &str| format!("{raw:?} is not a valid E.164 phone number: {why}");
+    if !raw.starts_with('+') {
+        return Err(invalid("it must start with + and the country code"));
+    }
+    let number = phonenumber::parse(None, raw).map_err(|e| invalid(&e.to_string()))?;
+    if !phonenumber::is_valid(&number) {
+        return Err(invalid("no such number in its country's numbering plan"));
+    }
+    Ok(number.format().mode(phonenumber::Mode::E164).to_string())
+}
+
+/// The ISO 3166 country of an E.164 number, e.g. `NL` for `+31...`.
+pub fn phone_country(e164: &str) -> Option<String> {
+    let number = phonenumber::parse(None, e164).ok()?;
+    number.country().id().map(|id| id.as_ref().to_owned())
 }

@@ -378,23 +378,9 @@ fn ttl_ms(ttl: &Ttl) -> Result<i64, ApiError> {
     Ok(ms)
 }
 
-/// A phone number in strict E.164 (`+` and country code), normalised.
+/// A phone number in strict E.164, or the API's `invalid_phone` error.
 pub fn e164(raw: &str) -> Result<String, ApiError> {
-    let invalid = |why: &str| {
-        ApiError::invalid(
-            "invalid_phone",
-            "to.phone",
-            format!("{raw:?} is not a valid E.164 phone number: {why}"),
-        )
-    };
-    if !raw.starts_with('+') {
-        return Err(invalid("it must start with + and the country code"));
-    }
-    let number = phonenumber::parse(None, raw).map_err(|e| invalid(&e.to_string()))?;
-    if !phonenumber::is_valid(&number) {
-        return Err(invalid("no such number in its country's numbering plan"));
-    }
-    Ok(number.format().mode(phonenumber::Mode::E164).to_string())
+    crate::message::e164(raw).map_err(|e| ApiError::invalid("invalid_phone", "to.phone", e))
 }
 
 #[derive(Serialize)]

@@ -1,0 +1,292 @@
+//! Route planning: a pure function from (request, profile, policy, clock)
+//! to a [`Plan`] that says which channels will be tried, in what order, and
+//! why every other channel was skipped.
+
+use super::policy::{ConsentMode, Policy, Strategy};
+use super::profile::{ConsentStatus, Profile};
+use crate::message::{Channel, phone_country};
+use jiff::{Timestamp, ToSpan as _};
+use serde::Serialize;
+
+/// What the platform asked for.
+#[derive(Debug, Clone, Copy)]
+pub struct Request<'a> {
+    pub category: &'a str,
+    /// An explicit channel order; still subject to consent.
+    pub channels: Option<&'a [Channel]>,
+}
+
+/// The explanation and the deliveries of one message.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Plan {
+    pub category: String,
+    pub region: String,
+    /// `profile`, `country`, `phone` or `default`.
+    pub region_source: &'static str,
+    /// `request`, `customer_preference`, `region` or `default`.
+    pub order_source: &'static str,
+    pub strategy: Strategy,
+    /// Every channel considered, in the order considered.
+    pub channels: Vec<ChannelDecision>,
+    /// When quiet hours hold the message back, the time it may go.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deferred_until: Option<Timestamp>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub suppressed: Option<Suppression>,
+    #[serde(skip)]
+    pub deliveries: Vec<PlannedDelivery>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ChannelDecision {
+    pub channel: Channel,
+    /// `chosen`, or the reason the channel was skipped.
+    pub decision: Reason,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub connectors: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cost: Option<f64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reason {
+    Chosen,
+    /// The customer has no address on this channel.
+    NoAddress,
+    /// The category needs an opt-in the customer has not given.
+    NoConsent,
+    /// The customer opted out of this channel for this category.
+    OptedOut,
+    /// No connector serves this channel.
+    NoConnector,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Suppression {
+    /// `frequency_cap` or `no_channel`.
+    pub reason: &'static str,
+    pub detail: String,
+}
+
+/// One delivery of the plan: a connector and the address it sends to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlannedDelivery {
+    pub channel: Channel,
+    pub connector: String,
+    pub address: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownCategory(pub String);
+
+/// Plan a message. `recent` is how many messages of this category the
+/// customer got within the category's frequency-cap window.
+pub fn plan(
+    request: Request<'_>,
+    profile: &Profile,
+    policy: &Policy,
+    now: Timestamp,
+    recent: u32,
+) -> Result<Plan, UnknownCategory> {
+    let category = policy
+        .categories
+        .get(request.category)
+        .ok_or_else(|| UnknownCategory(request.category.to_owned()))?;
+    let (region, region_source) = region(profile, policy);
+    let (mut order, order_source) = order(request, profile, policy, &region);
+    if policy.routing.strategy == Strategy::Cheapest {
+        // Stable: equal costs keep the order's preference.
+        order.sort_by(|a, b| {
+            let (a, b) = (cheapest(policy, *a, &region), cheapest(policy, *b, &region));
+            a.unwrap_or(f64::MAX).total_cmp(&b.unwrap_or(f64::MAX))
+        });
+    }
+
+    let mut channels = Vec::with_capacity(order.len());
+    let mut deliveries = Vec::new();
+    for channel in order {
+        let connectors: Vec<String> = policy
+            .connectors
+            .iter()
+            .filter(|c| c.channel == channel)
+            .map(|c| c.name.clone())
+            .collect();
+        let consent = profile
+            .consent
+            .get(&channel)
+            .and_then(|by_category| by_category.get(request.category))
+            .map(|c| c.status);
+        let address = profile.addresses.on(channel);
+        let decision = if consent == Some(ConsentStatus::OptedOut) {
+            Reason::OptedOut
+        } else if category.consent == ConsentMode::OptIn && consent != Some(ConsentStatus::OptedIn)
+        {
+            Reason::NoConsent
+        } else if address.is_none() {
+            Reason::NoAddress
+        } else if connectors.is_empty() {
+            Reason::NoConnector
+        } else {
+            Reason::Chosen
+        };
+        if let (Reason::Chosen, Some(address)) = (decision, address) {
+            deliveries.extend(connectors.iter().map(|connector| PlannedDelivery {
+                channel,
+                connector: connector.clone(),
+                address: address.to_owned(),
+            }));
+        }
+        channels.push(ChannelDecision {
+            channel,
+            decision,
+            cost: cheapest(policy, channel, &region),
+            connectors,
+        });
+    }
+
+    let suppressed = match &category.frequency_cap {
+        Some(cap) if recent >= cap.max => Some(Suppression {
+            reason: "frequency_cap",
+            detail: format!(
+                "{recent} {} messages within the cap of {} per {}",
+                request.category,
+                cap.max,
+                humane(cap.per)
+            ),
+        }),
+        _ if deliveries.is_empty() => Some(Suppression {
+            reason: "no_channel",
+            detail: "no channel has an address, consent and a connector".to_owned(),
+        }),
+        _ => None,
+    };
+    let deferred_until = category
+        .quiet_hours
+        .and_then(|quiet| quiet_until(quiet, &profile.time_zone(), now));
+    Ok(Plan {
+        category: request.category.to_owned(),
+        region,
+        region_source,
+        order_source,
+        strategy: policy.routing.strategy,
+        channels,
+        deferred_until: if suppressed.is_some() {
+            None
+        } else {
+            deferred_until
+        },
+        suppressed,
+        deliveries,
+    })
+}
+
+/// The profile's region, else its country's, else its phone number's, else `default`.
+fn region(profile: &Profile, policy: &Policy) -> (String, &'static str) {
+    if let Some(region) = &profile.region {
+        return (region.clone(), "profile");
+    }
+    if let Some(region) = profile.country.as_ref().and_then(|c| policy.regions.get(c)) {
+        return (region.clone(), "country");
+    }
+    let phone = profile
+        .addresses
+        .phone
+        .as_deref()
+        .or(profile.addresses.whatsapp.as_deref());
+    if let Some(region) = phone
+        .and_then(phone_country)
+        .and_then(|c| policy.regions.get(&c))
+    {
+        return (region.clone(), "phone");
+    }
+    ("default".to_owned(), "default")
+}
+
+/// The request's channels, else the customer's preference ahead of the
+/// region's order, else the region's order, else the default.
+fn order(
+    request: Request<'_>,
+    profile: &Profile,
+    policy: &Policy,
+    region: &str,
+) -> (Vec<Channel>, &'static str) {
+    let mut order = Vec::new();
+    let mut push = |c: Channel| {
+        if !order.contains(&c) {
+            order.push(c);
+        }
+    };
+    if let Some(channels) = request.channels {
+        channels.iter().copied().for_each(&mut push);
+        return (order, "request");
+    }
+    let (base, source) = match policy.routing.regions.get(region) {
+        Some(order) => (order, "region"),
+        None => (&policy.routing.default, "default"),
+    };
+    let source = if profile.preferred_channels.is_empty() {
+        source
+    } else {
+        "customer_preference"
+    };
+    profile
+        .preferred_channels
+        .iter()
+        .copied()
+        .for_each(&mut push);
+    base.iter().copied().for_each(&mut push);
+    (order, source)
+}
+
+fn cheapest(policy: &Policy, channel: Channel, region: &str) -> Option<f64> {
+    policy
+        .connectors
+        .iter()
+        .filter(|c| c.channel == channel)
+        .filter_map(|c| c.cost_in(region))
+        .min_by(f64::total_cmp)
+}
+
+/// The end of the quiet window `now` falls in, in the customer's zone, or
+/// `None` when `now` is outside it. DST-correct: the end is a local time.
+fn quiet_until(
+    quiet: super::policy::QuietHours,
+    tz: &jiff::tz::TimeZone,
+    now: Timestamp,
+) -> Option<Timestamp> {
+    let local = now.to_zoned(tz.clone());
+    let time = local.time();
+    let wraps = quiet.start > quiet.end;
+    let inside = if wraps {
+        time >= quiet.start || time < quiet.end
+    } else {
+        time >= quiet.start && time < quiet.end
+    };
+    if !inside {
+        return None;
+    }
+    let mut date = local.date();
+    if wraps && time >= quiet.start {
+        date = date.checked_add(1.day()).ok()?;
+    }
+    date.to_datetime(quiet.end)
+        .to_zoned(tz.clone())
+        .ok()
+        .map(|z| z.timestamp())
+}
+
+fn humane(ms: i64) -> String {
+    const DAY: i64 = 86_400_000;
+    const HOUR: i64 = 3_600_000;
+    if ms % DAY == 0 {
+        format!("{}d", ms / DAY)
+    } else if ms % HOUR == 0 {
+        format!("{}h", ms / HOUR)
+    } else {
+        format!("{}s", ms / 1000)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,455 @@
+//! Table-driven tests of the planner: one policy, many customers.
+
+use super::*;
+use crate::routing::policy::{
+    CategoryConfig, ConnectorRoute, FrequencyCap, QuietHours, RoutingConfig,
+};
+use crate::routing::profile::{Addresses, Consent};
+use std::collections::BTreeMap;
+
+fn policy(strategy: Strategy) -> Policy {
+    let regions = [
+        ("NL", "EU"),
+        ("DE", "EU"),
+        ("US", "NA"),
+        ("BR", "LATAM"),
+        ("CN", "CN"),
+    ]
+    .into_iter()
+    .map(|(c, r)| (c.to_owned(), r.to_owned()))
+    .collect();
+    let mut orders = BTreeMap::new();
+    orders.insert(
+        "EU".to_owned(),
+        vec![
+            Channel::Email,
+            Channel::Push,
+            Channel::Sms,
+            Channel::Whatsapp,
+        ],
+    );
+    orders.insert(
+        "NA".to_owned(),
+        vec![Channel::Email, Channel::Sms, Channel::Push],
+    );
+    orders.insert(
+        "CN".to_owned(),
+        vec![Channel::Sms, Channel::Push, Channel::Email],
+    );
+    orders.insert(
+        "LATAM".to_owned(),
+        vec![Channel::Whatsapp, Channel::Sms, Channel::Email],
+    );
+    let mut categories = BTreeMap::new();
+    categories.insert(
+        "marketing".to_owned(),
+        CategoryConfig {
+            consent: ConsentMode::OptIn,
+            quiet_hours: Some(QuietHours::try_from("21:00-08:00".to_owned()).unwrap()),
+            frequency_cap: Some(FrequencyCap {
+                max: 3,
+                per: 7 * 86_400_000,
+            }),
+        },
+    );
+    categories.insert(
+        "transactional".to_owned(),
+        CategoryConfig {
+            consent: ConsentMode::OptOut,
+            quiet_hours: None,
+            frequency_cap: None,
+        },
+    );
+    let connector = |name: &str, channel, costs: &[(&str, f64)]| ConnectorRoute {
+        name: name.to_owned(),
+        channel,
+        cost: costs.iter().map(|(r, c)| (r.to_string(), *c)).collect(),
+    };
+    Policy {
+        regions,
+        routing: RoutingConfig {
+            default: vec![Channel::Email, Channel::Push, Channel::Sms],
+            strategy,
+            regions: orders,
+        },
+        categories,
+        connectors: vec![
+            connector("sendgrid", Channel::Email, &[("default", 0.001)]),
+            connector("fcm", Channel::Push, &[("default", 0.0)]),
+            connector(
+                "twilio",
+                Channel::Sms,
+                &[("default", 0.0079), ("EU", 0.072)],
+            ),
+            connector("twilio-backup", Channel::Sms, &[("default", 0.009)]),
+            connector("whatsapp", Channel::Whatsapp, &[("default", 0.005)]),
+        ],
+    }
+}
+
+fn customer(
+    country: Option<&str>,
+    email: bool,
+    phone: Option<&str>,
+    whatsapp: Option<&str>,
+    push: bool,
+) -> Profile {
+    Profile {
+        addresses: Addresses {
+            email: email.then(|| "c@example.com".to_owned()),
+            phone: phone.map(str::to_owned),
+            whatsapp: whatsapp.map(str::to_owned),
+            push: if push {
+                vec!["push-token".to_owned()]
+            } else {
+                Vec::new()
+            },
+        },
+        country: country.map(str::to_owned),
+        ..Profile::default()
+    }
+}
+
+fn consent(
+    mut profile: Profile,
+    channel: Channel,
+    category: &str,
+    status: ConsentStatus,
+) -> Profile {
+    profile.consent.entry(channel).or_default().insert(
+        category.to_owned(),
+        Consent {
+            status,
+            at: "2026-01-01T00:00:00Z".parse().unwrap(),
+            source: Some("test".to_owned()),
+        },
+    );
+    profile
+}
+
+fn noon() -> Timestamp {
+    "2026-06-10T12:00:00Z".parse().unwrap()
+}
+
+fn transactional() -> Request<'static> {
+    Request {
+        category: "transactional",
+        channels: None,
+    }
+}
+
+fn first_channel(plan: &Plan) -> Option<Channel> {
+    plan.deliveries.first().map(|d| d.channel)
+}
+
+fn reason(plan: &Plan, channel: Channel) -> Option<Reason> {
+    plan.channels
+        .iter()
+        .find(|c| c.channel == channel)
+        .map(|c| c.decision)
+}
+
+#[test]
+fn the_first_channel_follows_region_consent_and_addresses() {
+    struct Case {
+        name: &'static str,
+        profile: Profile,
+        request: Request<'static>,
+        strategy: Strategy,
+        first: Option<Channel>,
+        region: &'static str,
+    }
+    let everything = |country| {
+        customer(
+            country,
+            true,
+            Some("+31612345678"),
+            Some("+31612345678"),
+            true,
+        )
+    };
+    let cases = [
+        Case {
+            name: "a Dutch customer gets email",
+            profile: everything(Some("NL")),
+            request: transactional(),
+            strategy: Strategy::Ordered,
+            first: Some(Channel::Email),
+            region: "EU",
+        },
+        Case {
+            name: "a Brazilian customer with a WhatsApp number gets WhatsApp",
+            profile: customer(
+                Some("BR"),
+                true,
+                Some("+5511987654321"),
+                Some("+5511987654321"),
+                false,
+            ),
+            request: transactional(),
+            strategy: Strategy::Ordered,
+            first: Some(Channel::Whatsapp),
+            region: "LATAM",
+        },
+        Case {
+            name: "a Chinese customer gets SMS",
+            profile: customer(Some("CN"), true, Some("+8613812345678"), None, true),
+            request: transactional(),
+            strategy: Strategy::Ordered,
+            first: Some(Channel::Sms),
+            region: "CN",
+        },
+        Case {
+            name: "the region comes from the phone number when the profile has none",
+            profile: customer(
+                None,
+                true,
+                Some("+5511987654321"),
+                Some("+5511987654321"),
+                false,
+            ),
+            request: transactional(),
+            strategy: Strategy::Ordered,
+            first: Some(Channel::Whatsapp),
+            region: "LATAM",
+        },
+        Case {
+            name: "cheapest picks push over SMS",
+            profile: customer(Some("US"), false, Some("+14155550100"), None, true),
+            request: transactional(),
+            strategy: Strategy::Cheapest,
+            first: Some(Channel::Push),
+            region: "NA",
+        },
+        Case {
+            name: "the request's channels come first",
+            profile: everything(Some("NL")),
+            request: Request {
+                category: "transactional",
+                channels: Some(&[Channel::Sms, Channel::Email]),
+            },
+            strategy: Strategy::Ordered,
+            first: Some(Channel::Sms),
+            region: "EU",
+        },
+        Case {
+            name: "without any region data the default order applies",
+            profile: customer(None, true, None, None, true),
+            request: transactional(),
+            strategy: Strategy::Ordered,
+            first: Some(Channel::Email),
+            region: "default",
+        },
+    ];
+    for case in cases {
+        let plan = plan(
+            case.request,
+            &case.profile,
+            &policy(case.strategy),
+            noon(),
+            0,
+        )
+        .unwrap();
+        assert_eq!(first_channel(&plan), case.first, "{}: {plan:#?}", case.name);
+        assert_eq!(plan.region, case.region, "{}", case.name);
+        assert!(plan.suppressed.is_none(), "{}", case.name);
+    }
+}
+
+#[test]
+fn the_customers_preference_leads_the_regions_order() {
+    let mut profile = customer(
+        Some("NL"),
+        true,
+        Some("+31612345678"),
+        Some("+31612345678"),
+        true,
+    );
+    profile.preferred_channels = vec![Channel::Whatsapp];
+    let plan = plan(
+        transactional(),
+        &profile,
+        &policy(Strategy::Ordered),
+        noon(),
+        0,
+    )
+    .unwrap();
+    assert_eq!(plan.order_source, "customer_preference");
+    let order: Vec<Channel> = plan.channels.iter().map(|c| c.channel).collect();
+    assert_eq!(
+        order,
+        [
+            Channel::Whatsapp,
+            Channel::Email,
+            Channel::Push,
+            Channel::Sms
+        ]
+    );
+}
+
+#[test]
+fn an_sms_opt_out_is_never_overridden() {
+    let profile = consent(
+        customer(Some("NL"), true, Some("+31612345678"), None, false),
+        Channel::Sms,
+        "transactional",
+        ConsentStatus::OptedOut,
+    );
+    for channels in [None, Some(&[Channel::Sms][..])] {
+        let request = Request {
+            category: "transactional",
+            channels,
+        };
+        let plan = plan(request, &profile, &policy(Strategy::Ordered), noon(), 0).unwrap();
+        assert!(
+            plan.deliveries.iter().all(|d| d.channel != Channel::Sms),
+            "{plan:#?}"
+        );
+        assert_eq!(reason(&plan, Channel::Sms), Some(Reason::OptedOut));
+    }
+}
+
+#[test]
+fn marketing_needs_an_opt_in_where_transactional_does_not() {
+    let profile = consent(
+        customer(Some("US"), true, Some("+14155550100"), None, false),
+        Channel::Email,
+        "marketing",
+        ConsentStatus::OptedIn,
+    );
+    let marketing = Request {
+        category: "marketing",
+        channels: None,
+    };
+    let plan_m = plan(marketing, &profile, &policy(Strategy::Ordered), noon(), 0).unwrap();
+    assert_eq!(reason(&plan_m, Channel::Sms), Some(Reason::NoConsent));
+    assert_eq!(reason(&plan_m, Channel::Email), Some(Reason::Chosen));
+    let plan_t = plan(
+        transactional(),
+        &profile,
+        &policy(Strategy::Ordered),
+        noon(),
+        0,
+    )
+    .unwrap();
+    assert_eq!(reason(&plan_t, Channel::Sms), Some(Reason::Chosen));
+}
+
+#[test]
+fn skipped_channels_say_why() {
+    let profile = customer(Some("NL"), false, Some("+31612345678"), None, false);
+    let plan = plan(
+        transactional(),
+        &profile,
+        &policy(Strategy::Ordered),
+        noon(),
+        0,
+    )
+    .unwrap();
+    assert_eq!(reason(&plan, Channel::Email), Some(Reason::NoAddress));
+    assert_eq!(reason(&plan, Channel::Sms), Some(Reason::Chosen));
+    // Both SMS connectors, in failover order.
+    let connectors: Vec<&str> = plan
+        .deliveries
+        .iter()
+        .map(|d| d.connector.as_str())
+        .collect();
+    assert_eq!(connectors, ["twilio", "twilio-backup"]);
+    let mut no_whatsapp = policy(Strategy::Ordered);
+    no_whatsapp
+        .connectors
+        .retain(|c| c.channel != Channel::Whatsapp);
+    let profile = customer(Some("BR"), false, None, Some("+5511987654321"), false);
+    let plan = super::plan(transactional(), &profile, &no_whatsapp, noon(), 0).unwrap();
+    assert_eq!(reason(&plan, Channel::Whatsapp), Some(Reason::NoConnector));
+    assert_eq!(
+        plan.suppressed.as_ref().map(|s| s.reason),
+        Some("no_channel")
+    );
+}
+
+#[test]
+fn quiet_hours_defer_to_the_windows_end_in_the_customers_zone_across_dst() {
+    let mut profile = consent(
+        customer(Some("NL"), true, None, None, false),
+        Channel::Email,
+        "marketing",
+        ConsentStatus::OptedIn,
+    );
+    profile.timezone = Some("Europe/Amsterdam".to_owned());
+    let marketing = Request {
+        category: "marketing",
+        channels: None,
+    };
+    // 23:00 in Amsterdam the night clocks go forward (CET -> CEST at 02:00).
+    let late: Timestamp = "2026-03-28T22:00:00Z".parse().unwrap();
+    let plan = plan(marketing, &profile, &policy(Strategy::Ordered), late, 0).unwrap();
+    // 08:00 CEST is 06:00 UTC, not 07:00.
+    assert_eq!(
+        plan.deferred_until,
+        Some("2026-03-29T06:00:00Z".parse().unwrap())
+    );
+    // Just after midnight the same window ends the same morning.
+    let after_midnight: Timestamp = "2026-06-10T23:30:00Z".parse().unwrap();
+    let plan2 = super::plan(
+        marketing,
+        &profile,
+        &policy(Strategy::Ordered),
+        after_midnight,
+        0,
+    )
+    .unwrap();
+    assert_eq!(
+        plan2.deferred_until,
+        Some("2026-06-11T06:00:00Z".parse().unwrap())
+    );
+    // Outside the window nothing waits; transactional messages never do.
+    let plan3 = super::plan(marketing, &profile, &policy(Strategy::Ordered), noon(), 0).unwrap();
+    assert_eq!(plan3.deferred_until, None);
+    let plan4 = super::plan(
+        transactional(),
+        &profile,
+        &policy(Strategy::Ordered),
+        late,
+        0,
+    )
+    .unwrap();
+    assert_eq!(plan4.deferred_until, None);
+}
+
+#[test]
+fn a_reached_frequency_cap_suppresses_with_its_reason() {
+    let profile = consent(
+        customer(Some("NL"), true, None, None, false),
+        Channel::Email,
+        "marketing",
+        ConsentStatus::OptedIn,
+    );
+    let marketing = Request {
+        category: "marketing",
+        channels: None,
+    };
+    let under = plan(marketing, &profile, &policy(Strategy::Ordered), noon(), 2).unwrap();
+    assert!(under.suppressed.is_none());
+    let at_cap = plan(marketing, &profile, &policy(Strategy::Ordered), noon(), 3).unwrap();
+    let suppression = at_cap.suppressed.expect("suppressed");
+    assert_eq!(suppression.reason, "frequency_cap");
+    assert!(
+        suppression.detail.contains("3 per 7d"),
+        "{}",
+        suppression.detail
+    );
+}
+
+#[test]
+fn an_unknown_category_is_an_error() {
+    let profile = customer(Some("NL"), true, None, None, false);
+    let request = Request {
+        category: "gossip",
+        channels: None,
+    };
+    assert_eq!(
+        plan(request, &profile, &policy(Strategy::Ordered), noon(), 0),
+        Err(UnknownCategory("gossip".into()))
+    );
+}

@@ -1,0 +1,169 @@
+//! The operator's routing policy, from `[regions]`, `[routing]`,
+//! `[categories.*]` and each connector's `cost`.
+
+use crate::message::Channel;
+use jiff::civil::Time;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// `[routing]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoutingConfig {
+    /// `default = ["email", "push", "sms"]`: the order where no region order applies.
+    #[serde(default = "default_order")]
+    pub default: Vec<Channel>,
+    /// `strategy = "ordered"` (or `"cheapest"`: the cheapest channel first, order breaks ties).
+    #[serde(default)]
+    pub strategy: Strategy,
+    /// `[routing.regions] LATAM = ["whatsapp", "sms", "email"]`
+    #[serde(default)]
+    pub regions: BTreeMap<String, Vec<Channel>>,
+}
+
+impl Default for RoutingConfig {
+    fn default() -> Self {
+        RoutingConfig {
+            default: default_order(),
+            strategy: Strategy::Ordered,
+            regions: BTreeMap::new(),
+        }
+    }
+}
+
+fn default_order() -> Vec<Channel> {
+    vec![
+        Channel::Email,
+        Channel::Push,
+        Channel::Sms,
+        Channel::Whatsapp,
+    ]
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Strategy {
+    #[default]
+    Ordered,
+    Cheapest,
+}
+
+/// `[categories.<name>]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CategoryConfig {
+    /// `consent = "opt-in"`: needs an explicit opt-in per channel; `"opt-out"`: allowed unless opted out.
+    pub consent: ConsentMode,
+    /// `quiet_hours = "21:00-08:00"`: in the customer's local time; messages are deferred, not dropped.
+    #[serde(default)]
+    pub quiet_hours: Option<QuietHours>,
+    /// `frequency_cap = { max = 3, per = "7d" }`: messages of this category per customer, all channels together.
+    #[serde(default)]
+    pub frequency_cap: Option<FrequencyCap>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum ConsentMode {
+    #[serde(rename = "opt-in")]
+    OptIn,
+    #[serde(rename = "opt-out")]
+    OptOut,
+}
+
+/// A daily window in local time; it may wrap midnight (`21:00-08:00`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct QuietHours {
+    pub start: Time,
+    pub end: Time,
+}
+
+impl TryFrom<String> for QuietHours {
+    type Error = String;
+
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        let invalid = || format!("invalid quiet hours {value:?}: expected HH:MM-HH:MM");
+        let (start, end) = value.split_once('-').ok_or_else(invalid)?;
+        let parse = |t: &str| -> Result<Time, String> {
+            let (h, m) = t.trim().split_once(':').ok_or_else(invalid)?;
+            let (h, m): (i8, i8) = (
+                h.parse().map_err(|_| invalid())?,
+                m.parse().map_err(|_| invalid())?,
+            );
+            Time::new(h, m, 0, 0).map_err(|_| invalid())
+        };
+        let (start, end) = (parse(start)?, parse(end)?);
+        if start == end {
+            return Err(format!(
+                "invalid quiet hours {value:?}: start and end are equal"
+            ));
+        }
+        Ok(QuietHours { start, end })
+    }
+}
+
+impl fmt::Display for QuietHours {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}-{}",
+            self.start.strftime("%H:%M"),
+            self.end.strftime("%H:%M")
+        )
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FrequencyCap {
+    pub max: u32,
+    /// A duration: `"7d"`, `"24h"`.
+    #[serde(deserialize_with = "duration_ms")]
+    pub per: i64,
+}
+
+fn duration_ms<'de, D: serde::Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+    let text = String::deserialize(d)?;
+    let span: jiff::Span = text
+        .parse()
+        .map_err(|e| serde::de::Error::custom(format!("invalid duration {text:?}: {e}")))?;
+    let duration = span
+        .to_duration(jiff::SpanRelativeTo::days_are_24_hours())
+        .map_err(|e| serde::de::Error::custom(format!("invalid duration {text:?}: {e}")))?;
+    let ms = duration.as_millis();
+    if ms <= 0 {
+        return Err(serde::de::Error::custom(format!(
+            "duration {text:?} must be positive"
+        )));
+    }
+    Ok(i64::try_from(ms).unwrap_or(i64::MAX))
+}
+
+/// Everything planning needs from the configuration, in lookup-friendly form.
+#[derive(Debug, Clone, Default)]
+pub struct Policy {
+    /// Country (ISO 3166 alpha-2) to region.
+    pub regions: BTreeMap<String, String>,
+    pub routing: RoutingConfig,
+    pub categories: BTreeMap<String, CategoryConfig>,
+    /// Connectors in failover order, with their channel and cost per region.
+    pub connectors: Vec<ConnectorRoute>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ConnectorRoute {
+    pub name: String,
+    pub channel: Channel,
+    /// Region (or `default`) to price per message.
+    pub cost: BTreeMap<String, f64>,
+}
+
+impl ConnectorRoute {
+    pub fn cost_in(&self, region: &str) -> Option<f64> {
+        self.cost
+            .get(region)
+            .or_else(|| self.cost.get("default"))
+            .copied()
+    }
+}

@@ -62,6 +62,8 @@ pub enum MessageStatus {
     Failed,
     Cancelled,
     Expired,
+    /// Never sent, by decision: frequency cap, no allowed channel.
+    Suppressed,
 }
 
 impl MessageStatus {
@@ -74,6 +76,7 @@ impl MessageStatus {
             MessageStatus::Failed => "failed",
             MessageStatus::Cancelled => "cancelled",
             MessageStatus::Expired => "expired",
+            MessageStatus::Suppressed => "suppressed",
         }
     }
 
@@ -101,6 +104,7 @@ impl FromStr for MessageStatus {
             "failed" => Ok(MessageStatus::Failed),
             "cancelled" => Ok(MessageStatus::Cancelled),
             "expired" => Ok(MessageStatus::Expired),
+            "suppressed" => Ok(MessageStatus::Suppressed),
             other => Err(format!("unknown message status {other:?}")),
         }
     }

@@ -1,6 +1,7 @@
 //! `POST /v1/cancellations`: a purchase cancels the abandoned-cart reminder.
 
-use super::messages::{e164, read_body};
+use super::compose::e164;
+use super::messages::read_body;
 use super::{ApiError, AppState};
 use crate::message::MessageStatus;
 use crate::store::now_ms;
@@ -20,7 +21,7 @@ pub struct CancelRequest {
     pub customer_id: Option<String>,
     /// Or the recipient they were sent to by address.
     #[serde(default)]
-    pub to: Option<super::messages::Recipient>,
+    pub to: Option<super::compose::Recipient>,
 }
 
 #[derive(Serialize)]

@@ -1,14 +1,18 @@
 //! The HTTP API platforms call.
 
 mod cancellations;
+mod compose;
+mod customers;
 mod error;
 mod idempotency;
 mod messages;
+mod routes;
 
 pub use error::ApiError;
 
 use crate::config::{Config, MessagesConfig};
 use crate::message::Channel;
+use crate::routing::Policy;
 use crate::store::Store;
 use axum::Router;
 use axum::extract::{Request, State};
@@ -34,6 +38,7 @@ pub struct AppState {
     pub api_keys: Vec<String>,
     pub max_body_bytes: usize,
     pub messages: MessagesConfig,
+    pub policy: Policy,
     /// Callbacks are signed; without a secret they are refused.
     pub callbacks_enabled: bool,
     pub default_callback_url: Option<String>,
@@ -63,6 +68,7 @@ impl AppState {
                 .collect(),
             max_body_bytes: config.server.max_body_bytes,
             messages: config.messages.clone(),
+            policy: config.policy(),
             callbacks_enabled: config.callbacks.secret.is_some(),
             default_callback_url: config
                 .callbacks
@@ -80,6 +86,17 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/messages", post(messages::send))
         .route("/v1/messages/{id}", get(messages::get))
         .route("/v1/cancellations", post(cancellations::cancel))
+        .route("/v1/routes/preview", post(routes::preview))
+        .route(
+            "/v1/customers/{id}",
+            axum::routing::put(customers::put)
+                .get(customers::get)
+                .delete(customers::delete),
+        )
+        .route(
+            "/v1/customers/{id}/consent",
+            axum::routing::patch(customers::patch_consent),
+        )
         .route_layer(middleware::from_fn_with_state(state.clone(), authenticate));
     Router::new()
         .merge(v1)

@@ -13,8 +13,9 @@ pub use schema::{
     ServerConfig, StorageConfig,
 };
 
+use crate::routing::policy::{CategoryConfig, ConnectorRoute, Policy, RoutingConfig};
 use serde::de::DeserializeOwned;
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 use toml::Spanned;
 use toml::de::{DeTable, DeValue, ValueDeserializer};
@@ -32,6 +33,11 @@ pub struct Config {
     pub dispatch: DispatchConfig,
     pub messages: MessagesConfig,
     pub callbacks: CallbacksConfig,
+    /// `[regions]`: region name to ISO 3166 countries.
+    pub regions: BTreeMap<String, Vec<String>>,
+    pub routing: RoutingConfig,
+    /// `[categories.<name>]`
+    pub categories: BTreeMap<String, CategoryConfig>,
     pub connectors: Vec<Connector>,
 }
 
@@ -44,6 +50,8 @@ pub struct Connector {
     pub allowed_hosts: Vec<AllowedHost>,
     /// Attempts before the next connector is tried.
     pub max_attempts: u32,
+    /// Price per message by region (`default` for the rest).
+    pub cost: BTreeMap<String, f64>,
     /// `[connectors.config]` with `env:` secrets resolved; never logged.
     pub settings: Vec<(String, String)>,
     /// Where the entry and its `plugin` value are in the source, for errors
@@ -67,6 +75,30 @@ impl Config {
     /// The SQLite file named by `storage.url`.
     pub fn sqlite_path(&self) -> PathBuf {
         sqlite_path(self.storage.url.get_ref()).unwrap_or_else(|| PathBuf::from("crossgate.db"))
+    }
+
+    /// The routing policy the planner applies.
+    pub fn policy(&self) -> Policy {
+        Policy {
+            regions: self
+                .regions
+                .iter()
+                .flat_map(|(region, countries)| {
+                    countries.iter().map(move |c| (c.clone(), region.clone()))
+                })
+                .collect(),
+            routing: self.routing.clone(),
+            categories: self.categories.clone(),
+            connectors: self
+                .connectors
+                .iter()
+                .map(|c| ConnectorRoute {
+                    name: c.name.clone(),
+                    channel: c.channel,
+                    cost: c.cost.clone(),
+                })
+                .collect(),
+        }
     }
 
     /// Where a connector's plugin file lives.
@@ -126,6 +158,9 @@ fn parse_sections(
             "dispatch" => section(name, value, errors).map(|s| config.dispatch = s),
             "messages" => section(name, value, errors).map(|s| config.messages = s),
             "callbacks" => section(name, value, errors).map(|s| config.callbacks = s),
+            "regions" => section(name, value, errors).map(|s| config.regions = s),
+            "routing" => section(name, value, errors).map(|s| config.routing = s),
+            "categories" => section(name, value, errors).map(|s| config.categories = s),
             "connectors" => match value.get_ref() {
                 DeValue::Array(items) => {
                     for (i, item) in items.iter().enumerate() {
@@ -149,7 +184,7 @@ fn parse_sections(
                 errors.push(ConfigError::new(
                     name,
                     Some(key.span()),
-                    "unknown section, expected one of server, storage, plugins, dispatch, messages, callbacks, connectors",
+                    "unknown section, expected one of server, storage, plugins, dispatch, messages, callbacks, regions, routing, categories, connectors",
                 ));
                 None
             }
@@ -287,6 +322,35 @@ fn validate(
         }
     }
 
+    let mut countries = HashSet::new();
+    for (region, members) in &config.regions {
+        for country in members {
+            let valid = country.len() == 2 && country.bytes().all(|b| b.is_ascii_uppercase());
+            if !valid {
+                errors.push(ConfigError::new(
+                    format!("regions.{region}"),
+                    None,
+                    format!("{country:?} is not an ISO 3166-1 alpha-2 code like \"NL\""),
+                ));
+            } else if !countries.insert(country.clone()) {
+                errors.push(ConfigError::new(
+                    format!("regions.{region}"),
+                    None,
+                    format!("{country} is in more than one region"),
+                ));
+            }
+        }
+    }
+    for region in config.routing.regions.keys() {
+        if !config.regions.contains_key(region) {
+            errors.push(ConfigError::new(
+                format!("routing.regions.{region}"),
+                None,
+                format!("no region {region:?} in [regions]"),
+            ));
+        }
+    }
+
     let mut names = HashSet::new();
     for (key, span, raw) in raw_connectors {
         let name = raw.name.get_ref();
@@ -341,6 +405,7 @@ fn validate(
             plugin_span: raw.plugin.span(),
             channel: raw.channel,
             max_attempts: raw.max_attempts.unwrap_or(config.dispatch.max_attempts),
+            cost: raw.cost.clone(),
             allowed_hosts: raw.allowed_hosts.into_inner(),
             settings,
             span,

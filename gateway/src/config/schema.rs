@@ -276,6 +276,9 @@ pub struct ConnectorConfig {
     /// `max_attempts = 3`: overrides `dispatch.max_attempts` for this connector.
     #[serde(default)]
     pub max_attempts: Option<u32>,
+    /// `cost = { default = 0.0079, EU = 0.072 }`: price per message by region, for `strategy = "cheapest"`.
+    #[serde(default)]
+    pub cost: std::collections::BTreeMap<String, f64>,
     /// `[connectors.config]`: handed to the plugin; `env:NAME` values are read from the environment.
     #[serde(default)]
     pub config: std::collections::BTreeMap<String, Spanned<toml::Value>>,

@@ -10,6 +10,7 @@ mod sqlite;
 pub use sqlite::SqliteStore;
 
 use crate::message::{Channel, Content, MessageStatus, Outcome};
+use crate::routing::profile::{Consent, Profile};
 use async_trait::async_trait;
 
 #[derive(Debug, thiserror::Error)]
@@ -41,6 +42,13 @@ pub struct NewMessage {
     pub idempotency: Option<IdempotencyKey>,
     /// Where status changes are posted, if anywhere.
     pub callback_url: Option<String>,
+    pub customer_id: Option<String>,
+    pub category: Option<String>,
+    /// The route plan as JSON, for `GET /v1/messages/{id}`.
+    pub plan: Option<String>,
+    /// Set when the plan decided not to send: the message is stored as
+    /// `suppressed` with this reason and no deliveries.
+    pub suppressed: Option<String>,
     /// In order: the first is due at `send_at`, each next one only when the
     /// one before it has failed for good.
     pub deliveries: Vec<NewDelivery>,
@@ -103,6 +111,16 @@ pub struct NewDelivery {
     pub channel: Channel,
     pub connector: String,
     pub address: String,
+    /// This channel's content, when it differs from the message's.
+    pub content: Option<Content>,
+}
+
+/// A stored customer profile.
+#[derive(Debug, Clone)]
+pub struct CustomerRecord {
+    pub profile: Profile,
+    pub created_at: i64,
+    pub updated_at: i64,
 }
 
 /// A message with its full history, for `GET /v1/messages/{id}`.
@@ -120,7 +138,11 @@ pub struct MessageRecord {
     pub dedup_key: Option<String>,
     pub updated_at: i64,
     pub delivered_by: Option<String>,
+    pub delivered_channel: Option<Channel>,
     pub provider_message_id: Option<String>,
+    pub customer_id: Option<String>,
+    pub category: Option<String>,
+    pub plan: Option<String>,
     pub attempts: Vec<AttemptRecord>,
 }
 
@@ -229,6 +251,31 @@ pub trait Store: Send + Sync + 'static {
 
     /// Forget idempotency and dedup keys whose window has passed.
     async fn purge_expired_keys(&self, now: i64) -> Result<usize, StoreError>;
+
+    /// Create or replace a profile; `true` when it was created.
+    async fn put_customer(&self, id: &str, profile: Profile, now: i64) -> Result<bool, StoreError>;
+
+    async fn customer(&self, id: &str) -> Result<Option<CustomerRecord>, StoreError>;
+
+    /// Change consent only; `None` when there is no such customer.
+    async fn update_consent(
+        &self,
+        id: &str,
+        changes: Vec<(Channel, String, Consent)>,
+        now: i64,
+    ) -> Result<Option<Profile>, StoreError>;
+
+    /// Erase a profile and the addresses its messages were sent to; `false`
+    /// when there was none.
+    async fn delete_customer(&self, id: &str) -> Result<bool, StoreError>;
+
+    /// Messages of `category` for the customer since `since` that went or are going out.
+    async fn recent_messages(
+        &self,
+        customer_id: &str,
+        category: &str,
+        since: i64,
+    ) -> Result<u32, StoreError>;
 }
 
 /// Milliseconds since the Unix epoch.

@@ -28,8 +28,23 @@ CREATE TABLE IF NOT EXISTS messages (
     -- numbers status callbacks, so receivers can order them
     event_seq           INTEGER NOT NULL DEFAULT 0,
     delivered_by        TEXT,
+    delivered_channel   TEXT,
     provider_message_id TEXT,
-    attempt_count       INTEGER NOT NULL DEFAULT 0
+    attempt_count       INTEGER NOT NULL DEFAULT 0,
+    -- customer sends: who, what kind, and the route plan with its reasons
+    customer_id         TEXT,
+    category            TEXT,
+    plan                TEXT
+);
+
+CREATE INDEX IF NOT EXISTS messages_customer_category ON messages (customer_id, category, created_at)
+    WHERE customer_id IS NOT NULL;
+
+CREATE TABLE IF NOT EXISTS customers (
+    id         TEXT PRIMARY KEY,
+    profile    TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL
 );
 
 CREATE INDEX IF NOT EXISTS messages_cancel ON messages (scope, cancel_key)
@@ -42,6 +57,8 @@ CREATE TABLE IF NOT EXISTS deliveries (
     channel     TEXT NOT NULL,
     connector   TEXT NOT NULL,
     address     TEXT NOT NULL,
+    -- this channel's content when it differs from the message's
+    content     TEXT,
     -- waiting: behind an earlier delivery; pending: due at due_at;
     -- leased: being attempted until lease_until;
     -- sent, failed, cancelled, expired: done

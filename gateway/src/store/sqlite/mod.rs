@@ -12,9 +12,11 @@ mod writes;
 
 use super::schema::{PRAGMAS, SCHEMA};
 use super::{
-    AttemptResult, Callback, CancelReport, Inserted, LeasedDelivery, MessageRecord, NewMessage,
-    Store, StoreError,
+    AttemptResult, Callback, CancelReport, CustomerRecord, Inserted, LeasedDelivery, MessageRecord,
+    NewMessage, Store, StoreError,
 };
+use crate::message::Channel;
+use crate::routing::profile::{Consent, Profile};
 use async_trait::async_trait;
 use rusqlite::Connection;
 use std::path::Path;
@@ -226,6 +228,45 @@ impl Store for SqliteStore {
 
     async fn purge_expired_keys(&self, now: i64) -> Result<usize, StoreError> {
         self.write(move |conn| writes::purge_expired_keys(conn, now))
+            .await
+    }
+
+    async fn put_customer(&self, id: &str, profile: Profile, now: i64) -> Result<bool, StoreError> {
+        let id = id.to_owned();
+        self.write(move |conn| writes::put_customer(conn, &id, &profile, now))
+            .await
+    }
+
+    async fn customer(&self, id: &str) -> Result<Option<CustomerRecord>, StoreError> {
+        let id = id.to_owned();
+        self.read(move |conn| reads::customer(conn, &id)).await
+    }
+
+    async fn update_consent(
+        &self,
+        id: &str,
+        changes: Vec<(Channel, String, Consent)>,
+        now: i64,
+    ) -> Result<Option<Profile>, StoreError> {
+        let id = id.to_owned();
+        self.write(move |conn| writes::update_consent(conn, &id, &changes, now))
+            .await
+    }
+
+    async fn delete_customer(&self, id: &str) -> Result<bool, StoreError> {
+        let id = id.to_owned();
+        self.write(move |conn| writes::delete_customer(conn, &id))
+            .await
+    }
+
+    async fn recent_messages(
+        &self,
+        customer_id: &str,
+        category: &str,
+        since: i64,
+    ) -> Result<u32, StoreError> {
+        let (customer_id, category) = (customer_id.to_owned(), category.to_owned());
+        self.read(move |conn| reads::recent_messages(conn, &customer_id, &category, since))
             .await
     }
 }

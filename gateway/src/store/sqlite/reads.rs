@@ -1,14 +1,15 @@
 //! Queries that change nothing.
 
 use crate::message::MessageStatus;
-use crate::store::{AttemptRecord, MessageRecord, StoreError};
+use crate::store::{AttemptRecord, CustomerRecord, MessageRecord, StoreError};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 pub fn message(conn: &Connection, id: &str) -> Result<Option<MessageRecord>, StoreError> {
     let row = conn
         .prepare_cached(
             "SELECT status, status_reason, channel, recipient, created_at, updated_at,
-                    delivered_by, provider_message_id, send_at, expires_at, cancel_key, dedup_key
+                    delivered_by, provider_message_id, send_at, expires_at, cancel_key, dedup_key,
+                    delivered_channel, customer_id, category, plan
              FROM messages WHERE id = ?1",
         )?
         .query_row(params![id], |r| {
@@ -25,6 +26,10 @@ pub fn message(conn: &Connection, id: &str) -> Result<Option<MessageRecord>, Sto
                 expires_at: r.get(9)?,
                 cancel_key: r.get(10)?,
                 dedup_key: r.get(11)?,
+                delivered_channel: r.get(12)?,
+                customer_id: r.get(13)?,
+                category: r.get(14)?,
+                plan: r.get(15)?,
             })
         })
         .optional()?;
@@ -56,7 +61,15 @@ pub fn message(conn: &Connection, id: &str) -> Result<Option<MessageRecord>, Sto
         cancel_key: row.cancel_key,
         dedup_key: row.dedup_key,
         delivered_by: row.delivered_by,
+        delivered_channel: row
+            .delivered_channel
+            .map(|c| c.parse())
+            .transpose()
+            .map_err(StoreError::Corrupt)?,
         provider_message_id: row.provider_message_id,
+        customer_id: row.customer_id,
+        category: row.category,
+        plan: row.plan,
         attempts,
     }))
 }
@@ -74,6 +87,10 @@ struct MessageRow {
     expires_at: Option<i64>,
     cancel_key: Option<String>,
     dedup_key: Option<String>,
+    delivered_channel: Option<String>,
+    customer_id: Option<String>,
+    category: Option<String>,
+    plan: Option<String>,
 }
 
 /// A row of `attempts`; the outer error is SQLite's, the inner one bad data.
@@ -108,4 +125,41 @@ pub fn next_due_at(conn: &Connection) -> Result<Option<i64>, StoreError> {
         [],
         |r| r.get::<_, Option<i64>>(0),
     )?)
+}
+
+pub fn customer(conn: &Connection, id: &str) -> Result<Option<CustomerRecord>, StoreError> {
+    let row = conn
+        .prepare_cached("SELECT profile, created_at, updated_at FROM customers WHERE id = ?1")?
+        .query_row(params![id], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, i64>(2)?,
+            ))
+        })
+        .optional()?;
+    row.map(|(profile, created_at, updated_at)| {
+        Ok(CustomerRecord {
+            profile: serde_json::from_str(&profile)
+                .map_err(|e| StoreError::Corrupt(format!("profile of {id}: {e}")))?,
+            created_at,
+            updated_at,
+        })
+    })
+    .transpose()
+}
+
+pub fn recent_messages(
+    conn: &Connection,
+    customer_id: &str,
+    category: &str,
+    since: i64,
+) -> Result<u32, StoreError> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT COUNT(*) FROM messages
+             WHERE customer_id = ?1 AND category = ?2 AND created_at >= ?3
+               AND status IN ('scheduled', 'queued', 'sending', 'sent')",
+        )?
+        .query_row(params![customer_id, category, since], |r| r.get(0))?)
 }

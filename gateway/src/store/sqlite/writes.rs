@@ -4,7 +4,8 @@
 //! (transactional outbox): a callback is never lost nor sent for a change
 //! that did not happen.
 
-use crate::message::{Content, MessageStatus};
+use crate::message::{Channel, Content, MessageStatus};
+use crate::routing::profile::{Consent, Profile};
 use crate::store::{
     AttemptResult, Callback, CancelReport, Inserted, LeasedDelivery, NewMessage, Next, StoreError,
 };
@@ -69,22 +70,25 @@ pub fn insert(conn: &Connection, m: &NewMessage) -> Result<Inserted, StoreError>
         }
     }
 
-    let content = serde_json::to_string(&m.content)
-        .map_err(|e| StoreError::Corrupt(format!("content: {e}")))?;
+    let content = json(&m.content)?;
     let due_at = m.send_at.unwrap_or(now).max(now);
-    let status = if due_at > now {
+    let status = if m.suppressed.is_some() {
+        MessageStatus::Suppressed
+    } else if due_at > now {
         MessageStatus::Scheduled
     } else {
         MessageStatus::Queued
     };
     conn.prepare_cached(
-        "INSERT INTO messages (id, status, channel, recipient, scope, content, created_at,
-             updated_at, send_at, expires_at, cancel_key, dedup_key, callback_url)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8, ?9, ?10, ?11, ?12)",
+        "INSERT INTO messages (id, status, status_reason, channel, recipient, scope, content,
+             created_at, updated_at, send_at, expires_at, cancel_key, dedup_key, callback_url,
+             customer_id, category, plan)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
     )?
     .execute(params![
         m.id,
         status.as_str(),
+        m.suppressed,
         m.channel.as_str(),
         m.recipient,
         m.scope,
@@ -95,19 +99,29 @@ pub fn insert(conn: &Connection, m: &NewMessage) -> Result<Inserted, StoreError>
         m.cancel_key,
         m.dedup.as_ref().map(|d| &d.key),
         m.callback_url,
+        m.customer_id,
+        m.category,
+        m.plan,
     ])?;
     let mut delivery = conn.prepare_cached(
-        "INSERT INTO deliveries (message_id, seq, channel, connector, address, state, due_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        "INSERT INTO deliveries (message_id, seq, channel, connector, address, content, state, due_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     )?;
-    for (seq, d) in m.deliveries.iter().enumerate() {
+    let deliveries = if m.suppressed.is_some() {
+        &[][..]
+    } else {
+        &m.deliveries[..]
+    };
+    for (seq, d) in deliveries.iter().enumerate() {
         let state = if seq == 0 { "pending" } else { "waiting" };
+        let content = d.content.as_ref().map(json).transpose()?;
         delivery.execute(params![
             m.id,
             seq as i64,
             d.channel.as_str(),
             d.connector,
             d.address,
+            content,
             state,
             due_at
         ])?;
@@ -133,6 +147,10 @@ pub fn insert(conn: &Connection, m: &NewMessage) -> Result<Inserted, StoreError>
     }
     report_status(conn, &m.id, now)?;
     Ok(Inserted::New)
+}
+
+fn json<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
+    serde_json::to_string(value).map_err(|e| StoreError::Corrupt(format!("cannot encode: {e}")))
 }
 
 /// Queue a status callback for the message's current status, if it has a callback URL.
@@ -223,7 +241,7 @@ pub fn lease(
                  UNION ALL
                  SELECT id FROM deliveries WHERE state = 'leased' AND lease_until <= ?2
                  LIMIT ?3)
-             RETURNING id, message_id, channel, connector, address, attempts",
+             RETURNING id, message_id, channel, connector, address, attempts, content",
         )?
         .query_map(params![lease_until, now, limit as i64], |row| {
             Ok((
@@ -233,11 +251,12 @@ pub fn lease(
                 row.get::<_, String>(3)?,
                 row.get::<_, String>(4)?,
                 row.get::<_, u32>(5)?,
+                row.get::<_, Option<String>>(6)?,
             ))
         })?
         .collect::<Result<Vec<_>, _>>()?;
     let mut out = Vec::with_capacity(leased.len());
-    for (delivery_id, message_id, channel, connector, address, attempts) in leased {
+    for (delivery_id, message_id, channel, connector, address, attempts, own_content) in leased {
         let started = conn
             .prepare_cached(
                 "UPDATE messages SET status = 'sending', updated_at = ?2
@@ -247,7 +266,7 @@ pub fn lease(
         if started > 0 {
             report_status(conn, &message_id, now)?;
         }
-        let (content, message_attempts, created_at) = conn
+        let (message_content, message_attempts, created_at) = conn
             .prepare_cached(
                 "SELECT content, attempt_count, created_at FROM messages WHERE id = ?1",
             )?
@@ -261,8 +280,10 @@ pub fn lease(
         out.push(LeasedDelivery {
             delivery_id,
             channel: channel.parse().map_err(StoreError::Corrupt)?,
-            content: serde_json::from_str::<Content>(&content)
-                .map_err(|e| StoreError::Corrupt(format!("content of {message_id}: {e}")))?,
+            content: serde_json::from_str::<Content>(
+                own_content.as_deref().unwrap_or(&message_content),
+            )
+            .map_err(|e| StoreError::Corrupt(format!("content of {message_id}: {e}")))?,
             message_id,
             connector,
             address,
@@ -330,9 +351,16 @@ pub fn record(conn: &Connection, r: &AttemptResult) -> Result<(), StoreError> {
             provider_message_id,
         } => {
             conn.prepare_cached(
-                "UPDATE messages SET delivered_by = ?2, provider_message_id = ?3 WHERE id = ?1",
+                "UPDATE messages SET delivered_by = ?2, delivered_channel = ?3,
+                     provider_message_id = ?4
+                 WHERE id = ?1",
             )?
-            .execute(params![r.message_id, a.connector, provider_message_id])?;
+            .execute(params![
+                r.message_id,
+                a.connector,
+                a.channel.as_str(),
+                provider_message_id
+            ])?;
             finish_message(
                 conn,
                 &r.message_id,
@@ -471,4 +499,64 @@ pub fn purge_expired_keys(conn: &Connection, now: i64) -> Result<usize, StoreErr
         params![now],
     )?;
     Ok(idempotency + dedup)
+}
+
+pub fn put_customer(
+    conn: &Connection,
+    id: &str,
+    profile: &Profile,
+    now: i64,
+) -> Result<bool, StoreError> {
+    let profile = json(profile)?;
+    let updated = conn
+        .prepare_cached("UPDATE customers SET profile = ?2, updated_at = ?3 WHERE id = ?1")?
+        .execute(params![id, profile, now])?;
+    if updated > 0 {
+        return Ok(false);
+    }
+    conn.prepare_cached(
+        "INSERT INTO customers (id, profile, created_at, updated_at) VALUES (?1, ?2, ?3, ?3)",
+    )?
+    .execute(params![id, profile, now])?;
+    Ok(true)
+}
+
+pub fn update_consent(
+    conn: &Connection,
+    id: &str,
+    changes: &[(Channel, String, Consent)],
+    now: i64,
+) -> Result<Option<Profile>, StoreError> {
+    let Some(record) = super::reads::customer(conn, id)? else {
+        return Ok(None);
+    };
+    let mut profile = record.profile;
+    for (channel, category, consent) in changes {
+        profile
+            .consent
+            .entry(*channel)
+            .or_default()
+            .insert(category.clone(), consent.clone());
+    }
+    put_customer(conn, id, &profile, now)?;
+    Ok(Some(profile))
+}
+
+/// The profile goes, and so do the addresses its messages were sent to:
+/// history keeps ids, channels and outcomes, nothing that identifies a person.
+pub fn delete_customer(conn: &Connection, id: &str) -> Result<bool, StoreError> {
+    let deleted = conn
+        .prepare_cached("DELETE FROM customers WHERE id = ?1")?
+        .execute(params![id])?;
+    conn.prepare_cached(
+        "UPDATE deliveries SET address = '[erased]', content = NULL
+         WHERE message_id IN (SELECT id FROM messages WHERE customer_id = ?1)",
+    )?
+    .execute(params![id])?;
+    conn.prepare_cached(
+        "UPDATE messages SET content = '{\"text\":\"[erased]\"}'
+         WHERE customer_id = ?1 AND status IN ('sent', 'failed', 'cancelled', 'expired', 'suppressed')",
+    )?
+    .execute(params![id])?;
+    Ok(deleted > 0)
 }

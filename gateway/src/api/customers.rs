@@ -1,0 +1,179 @@
+//! Customer profiles: `PUT/GET/DELETE /v1/customers/{id}` and
+//! `PATCH /v1/customers/{id}/consent`.
+
+use super::messages::{read_body, timestamp};
+use super::{ApiError, AppState};
+use crate::message::Channel;
+use crate::routing::profile::{Consent, ConsentStatus, Profile};
+use crate::store::now_ms;
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// Platform ids are opaque but bounded and URL-safe.
+fn check_id(id: &str) -> Result<(), ApiError> {
+    let ok = (1..=128).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':' | b'@'));
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::invalid(
+            "invalid_customer_id",
+            "id",
+            "customer ids are 1-128 characters of letters, digits and - _ . : @",
+        ))
+    }
+}
+
+fn parse<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(bytes).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_json",
+            format!("invalid request body: {e}"),
+        )
+    })
+}
+
+fn invalid(e: crate::routing::profile::Invalid) -> ApiError {
+    ApiError::invalid(e.code, &e.field, e.message)
+}
+
+fn view(id: &str, profile: &Profile, created_at: i64, updated_at: i64) -> Value {
+    let mut value = serde_json::to_value(profile).unwrap_or(Value::Null);
+    value["id"] = json!(id);
+    value["created_at"] = json!(timestamp(created_at));
+    value["updated_at"] = json!(timestamp(updated_at));
+    value
+}
+
+pub async fn put(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    body: Body,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    check_id(&id)?;
+    let profile: Profile = parse(&read_body(&state, body).await?)?;
+    let profile = profile.validate().map_err(invalid)?;
+    let now = now_ms();
+    let created = state
+        .store
+        .put_customer(&id, profile.clone(), now)
+        .await
+        .map_err(ApiError::internal)?;
+    let record = state
+        .store
+        .customer(&id)
+        .await
+        .map_err(ApiError::internal)?
+        .ok_or_else(|| ApiError::internal("customer vanished after write"))?;
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((
+        status,
+        Json(view(
+            &id,
+            &record.profile,
+            record.created_at,
+            record.updated_at,
+        )),
+    ))
+}
+
+pub async fn get(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    check_id(&id)?;
+    let record = state
+        .store
+        .customer(&id)
+        .await
+        .map_err(ApiError::internal)?
+        .ok_or_else(|| ApiError::not_found(format!("no customer {id:?}")))?;
+    Ok(Json(view(
+        &id,
+        &record.profile,
+        record.created_at,
+        record.updated_at,
+    )))
+}
+
+pub async fn delete(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    check_id(&id)?;
+    if state
+        .store
+        .delete_customer(&id)
+        .await
+        .map_err(ApiError::internal)?
+    {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::not_found(format!("no customer {id:?}")))
+    }
+}
+
+/// `{"sms": {"marketing": {"status": "opted_out", "source": "support"}}}`
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsentChange {
+    pub status: ConsentStatus,
+    /// Defaults to now.
+    #[serde(default)]
+    pub at: Option<jiff::Timestamp>,
+    #[serde(default)]
+    pub source: Option<String>,
+}
+
+pub async fn patch_consent(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    body: Body,
+) -> Result<Json<Value>, ApiError> {
+    check_id(&id)?;
+    let changes: BTreeMap<Channel, BTreeMap<String, ConsentChange>> =
+        parse(&read_body(&state, body).await?)?;
+    let now = now_ms();
+    let at_now = jiff::Timestamp::from_millisecond(now).map_err(ApiError::internal)?;
+    let mut list = Vec::new();
+    for (channel, by_category) in changes {
+        for (category, change) in by_category {
+            if !state.policy.categories.contains_key(&category) {
+                return Err(ApiError::invalid(
+                    "unknown_category",
+                    &format!("{channel}.{category}"),
+                    format!("no category {category:?} is configured"),
+                ));
+            }
+            list.push((
+                channel,
+                category,
+                Consent {
+                    status: change.status,
+                    at: change.at.unwrap_or(at_now),
+                    source: change.source,
+                },
+            ));
+        }
+    }
+    let profile = state
+        .store
+        .update_consent(&id, list, now)
+        .await
+        .map_err(ApiError::internal)?
+        .ok_or_else(|| ApiError::not_found(format!("no customer {id:?}")))?;
+    Ok(Json(json!({"id": id, "consent": profile.consent})))
+}

@@ -1,0 +1,45 @@
+//! `POST /v1/routes/preview`: the plan a send would get, nothing stored or sent.
+
+use super::compose::{SendRequest, compose};
+use super::messages::read_body;
+use super::{ApiError, AppState};
+use crate::store::now_ms;
+use axum::Json;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde_json::{Value, json};
+use std::sync::Arc;
+
+pub async fn preview(
+    State(state): State<Arc<AppState>>,
+    body: Body,
+) -> Result<Json<Value>, ApiError> {
+    let bytes = read_body(&state, body).await?;
+    let request: SendRequest = serde_json::from_slice(&bytes).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_json",
+            format!("invalid request body: {e}"),
+        )
+    })?;
+    let composed = compose(&state, request, now_ms()).await?;
+    let message = composed.message;
+    let deliveries: Vec<Value> = message
+        .deliveries
+        .iter()
+        .map(|d| json!({"channel": d.channel, "connector": d.connector}))
+        .collect();
+    Ok(Json(json!({
+        "status": if message.suppressed.is_some() {
+            "suppressed"
+        } else if message.send_at.is_some_and(|at| at > message.created_at) {
+            "scheduled"
+        } else {
+            "queued"
+        },
+        "send_at": message.send_at.map(super::messages::timestamp),
+        "plan": composed.plan,
+        "deliveries": deliveries,
+    })))
+}

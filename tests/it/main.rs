@@ -6,6 +6,7 @@ mod config_check;
 mod consistency;
 mod durability;
 mod faults;
+mod routing;
 mod sms;
 mod support;
 mod twilio_spec;

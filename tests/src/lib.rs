@@ -6,7 +6,11 @@
 //! fields), records every request, and can be told per account to fail,
 //! rate-limit, reject or stall.
 //!
-//! Twilio: `POST /2010-04-01/Accounts/{AccountSid}/Messages.json`.
+//! - Twilio: `POST /2010-04-01/Accounts/{AccountSid}/Messages.json`.
+//! - WhatsApp Cloud API: `POST /{version}/{phone_number_id}/messages`.
+//!
+//! Accounts (a Twilio account SID, a WhatsApp phone number id) each have a
+//! credential, a default behaviour and a script of behaviours to come.
 
 use axum::Router;
 use axum::body::Bytes;
@@ -26,6 +30,9 @@ use tokio::net::TcpListener;
 /// The account every simulator knows from the start (the default config's).
 pub const DEFAULT_ACCOUNT_SID: &str = "AC00000000000000000000000000000000";
 pub const DEFAULT_AUTH_TOKEN: &str = "simulator-auth-token";
+/// The WhatsApp Cloud API sender every simulator knows from the start.
+pub const DEFAULT_WHATSAPP_PHONE_NUMBER_ID: &str = "100000000000001";
+pub const DEFAULT_WHATSAPP_TOKEN: &str = "simulator-whatsapp-token";
 
 /// How the simulator answers a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,7 +43,7 @@ pub enum Behaviour {
     Fail,
     /// `429` with `Retry-After` in seconds.
     RateLimit { retry_after_secs: u64 },
-    /// `400` with Twilio's error body: permanent.
+    /// `400` with the provider's error body: permanent.
     Reject { code: u32, message: String },
     /// Answer only after this long.
     Stall(Duration),
@@ -98,19 +105,25 @@ impl ProviderSim {
         let listener = TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
         let state = Arc::new(SimState::default());
-        state.accounts.lock().expect("fresh lock").insert(
-            DEFAULT_ACCOUNT_SID.to_owned(),
-            Account {
-                auth_token: DEFAULT_AUTH_TOKEN.to_owned(),
-                script: VecDeque::new(),
-                default: Behaviour::Accept,
-            },
-        );
+        for (id, secret) in [
+            (DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN),
+            (DEFAULT_WHATSAPP_PHONE_NUMBER_ID, DEFAULT_WHATSAPP_TOKEN),
+        ] {
+            state.accounts.lock().expect("fresh lock").insert(
+                id.to_owned(),
+                Account {
+                    auth_token: secret.to_owned(),
+                    script: VecDeque::new(),
+                    default: Behaviour::Accept,
+                },
+            );
+        }
         let app = Router::new()
             .route(
                 "/2010-04-01/Accounts/{sid}/Messages.json",
                 post(twilio_create_message),
             )
+            .route("/{version}/{phone_number_id}/messages", post(whatsapp_send))
             .route("/_sim/requests", get(list_requests))
             .fallback(unknown_route)
             .with_state(state.clone());
@@ -133,7 +146,8 @@ impl ProviderSim {
         self.addr
     }
 
-    /// Add (or reset) a Twilio account whose requests get `default` unless scripted.
+    /// Add (or reset) an account (Twilio SID or WhatsApp phone number id)
+    /// whose requests get `default` unless scripted.
     pub fn add_account(&self, sid: &str, auth_token: &str, default: Behaviour) {
         self.state.accounts.lock().expect("sim lock").insert(
             sid.to_owned(),
@@ -286,6 +300,136 @@ async fn twilio_create_message(
         "uri": format!("/2010-04-01/Accounts/{sid}/Messages/{message_sid}.json"),
     });
     (StatusCode::CREATED, axum::Json(body)).into_response()
+}
+
+fn meta_error(status: StatusCode, code: u32, message: &str) -> Response {
+    let body = json!({
+        "error": {
+            "message": message,
+            "type": "OAuthException",
+            "code": code,
+            "fbtrace_id": "AbCdEfGhIjK",
+        }
+    });
+    (status, axum::Json(body)).into_response()
+}
+
+/// The account's next behaviour, after its Bearer token checked out.
+fn bearer_behaviour(state: &SimState, id: &str, headers: &HeaderMap) -> Option<Behaviour> {
+    let mut accounts = state.accounts.lock().expect("sim lock");
+    let account = accounts.get_mut(id)?;
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))?;
+    if token != account.auth_token {
+        return None;
+    }
+    Some(
+        account
+            .script
+            .pop_front()
+            .unwrap_or_else(|| account.default.clone()),
+    )
+}
+
+/// Meta's checks: token, `messaging_product`, recipient, and a well-formed
+/// `text` or `template` message.
+async fn whatsapp_send(
+    State(state): State<Arc<SimState>>,
+    Path((version, phone_number_id)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    state.requests.lock().expect("sim lock").push(Recorded {
+        method: "POST".into(),
+        path: format!("/{version}/{phone_number_id}/messages"),
+        headers: headers
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.to_string(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
+            .collect(),
+        body: body.to_vec(),
+        form: Vec::new(),
+    });
+    let Some(behaviour) = bearer_behaviour(&state, &phone_number_id, &headers) else {
+        return meta_error(StatusCode::UNAUTHORIZED, 190, "Invalid OAuth access token.");
+    };
+    let Ok(message) = serde_json::from_slice::<serde_json::Value>(&body) else {
+        return meta_error(
+            StatusCode::BAD_REQUEST,
+            100,
+            "Invalid parameter: body is not JSON",
+        );
+    };
+    if message["messaging_product"] != "whatsapp" {
+        return meta_error(
+            StatusCode::BAD_REQUEST,
+            100,
+            "Invalid parameter: messaging_product must be whatsapp",
+        );
+    }
+    let to = message["to"].as_str().unwrap_or("");
+    if to.is_empty() || !to.bytes().all(|b| b.is_ascii_digit()) {
+        return meta_error(
+            StatusCode::BAD_REQUEST,
+            131030,
+            "Recipient phone number not valid",
+        );
+    }
+    let well_formed = match message["type"].as_str() {
+        Some("text") => message["text"]["body"]
+            .as_str()
+            .is_some_and(|b| !b.is_empty()),
+        Some("template") => {
+            message["template"]["name"].is_string()
+                && message["template"]["language"]["code"].is_string()
+        }
+        _ => false,
+    };
+    if !well_formed {
+        return meta_error(
+            StatusCode::BAD_REQUEST,
+            100,
+            "Invalid parameter: message type and content",
+        );
+    }
+    match behaviour {
+        Behaviour::Accept => {}
+        Behaviour::Fail => {
+            return meta_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                131000,
+                "Something went wrong",
+            );
+        }
+        Behaviour::RateLimit { retry_after_secs } => {
+            let mut response = meta_error(StatusCode::TOO_MANY_REQUESTS, 130429, "Rate limit hit");
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                retry_after_secs
+                    .to_string()
+                    .parse()
+                    .expect("digits are a valid header"),
+            );
+            return response;
+        }
+        Behaviour::Reject { code, message } => {
+            return meta_error(StatusCode::BAD_REQUEST, code, &message);
+        }
+        Behaviour::Stall(delay) => tokio::time::sleep(delay).await,
+    }
+    let n = state.next_sid.fetch_add(1, Ordering::Relaxed);
+    let body = json!({
+        "messaging_product": "whatsapp",
+        "contacts": [{"input": to, "wa_id": to}],
+        "messages": [{"id": format!("wamid.HBgL{n:024X}")}],
+    });
+    (StatusCode::OK, axum::Json(body)).into_response()
 }
 
 fn basic_auth_matches(headers: &HeaderMap, user: &str, password: &str) -> bool {

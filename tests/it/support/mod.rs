@@ -234,3 +234,22 @@ backoff_max_ms = 2000
 pub fn sms(phone: &str, text: &str) -> Value {
     serde_json::json!({"channel": "sms", "to": {"phone": phone}, "content": {"text": text}})
 }
+
+/// A WhatsApp Cloud API connector entry against the simulator.
+pub fn whatsapp_connector(name: &str, sim_url: &str) -> String {
+    format!(
+        r#"
+[[connectors]]
+name = "{name}"
+plugin = "whatsapp_cloud.wasm"
+channel = "whatsapp"
+allowed_hosts = ["{sim_url}"]
+[connectors.config]
+access_token = "{}"
+phone_number_id = "{}"
+base_url = "{sim_url}"
+"#,
+        crossgate_tests::DEFAULT_WHATSAPP_TOKEN,
+        crossgate_tests::DEFAULT_WHATSAPP_PHONE_NUMBER_ID,
+    )
+}

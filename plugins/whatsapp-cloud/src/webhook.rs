@@ -1,0 +1,58 @@
+//! Meta's webhooks: `X-Hub-Signature-256` and `entry[].changes[].value.statuses[]`.
+
+use crossgate_plugin_sdk::{DeliveryState, InboundEvent, StatusEvent, WebhookRequest};
+use hmac::{Hmac, Mac};
+use serde_json::Value;
+use sha2::Sha256;
+
+/// `sha256=<hex HMAC-SHA256 of the raw body, keyed by the app secret>`.
+pub fn verify(req: &WebhookRequest, app_secret: &str) -> Result<(), String> {
+    let header = req
+        .header("x-hub-signature-256")
+        .ok_or("missing X-Hub-Signature-256 header")?;
+    let hex = header
+        .strip_prefix("sha256=")
+        .ok_or("X-Hub-Signature-256 must start with sha256=")?;
+    let given: Vec<u8> = (0..hex.len())
+        .step_by(2)
+        .map(|i| {
+            hex.get(i..i + 2)
+                .and_then(|b| u8::from_str_radix(b, 16).ok())
+        })
+        .collect::<Option<_>>()
+        .ok_or("X-Hub-Signature-256 is not hex")?;
+    let mut mac =
+        Hmac::<Sha256>::new_from_slice(app_secret.as_bytes()).map_err(|_| "unusable app secret")?;
+    mac.update(&req.body);
+    mac.verify_slice(&given)
+        .map_err(|_| "X-Hub-Signature-256 does not match".to_owned())
+}
+
+pub fn events(body: &[u8]) -> Result<Vec<InboundEvent>, String> {
+    let payload: Value =
+        serde_json::from_slice(body).map_err(|e| format!("webhook body is not JSON: {e}"))?;
+    let mut events = Vec::new();
+    let entries = payload["entry"].as_array().into_iter().flatten();
+    for change in entries.flat_map(|e| e["changes"].as_array().into_iter().flatten()) {
+        for status in change["value"]["statuses"].as_array().into_iter().flatten() {
+            let state = match status["status"].as_str() {
+                Some("sent") => DeliveryState::Sent,
+                Some("delivered") => DeliveryState::Delivered,
+                Some("read") => DeliveryState::Read,
+                Some("failed") => DeliveryState::Failed,
+                _ => continue,
+            };
+            let Some(id) = status["id"].as_str() else {
+                continue;
+            };
+            let error = &status["errors"][0];
+            events.push(InboundEvent::Status(StatusEvent {
+                provider_message_id: id.to_owned(),
+                state,
+                code: error["code"].as_u64().map(|c| c.to_string()),
+                description: error["title"].as_str().map(str::to_owned),
+            }));
+        }
+    }
+    Ok(events)
+}

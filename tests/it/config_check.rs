@@ -24,7 +24,7 @@ fn the_default_config_is_valid_and_its_plugins_load() {
     crate::support::plugin_dir();
     let (ok, stdout, stderr) = check("config/crossgate.toml");
     assert!(ok, "{stderr}");
-    assert!(stdout.contains("ok (1 connectors loaded)"), "{stdout}");
+    assert!(stdout.contains("ok (2 connectors loaded)"), "{stdout}");
 }
 
 #[test]
@@ -36,7 +36,17 @@ fn the_embedded_default_is_the_committed_file() {
         config.server.listen.ip().is_loopback(),
         "the default listens on loopback only"
     );
-    assert_eq!(config.connectors.len(), 1);
+    assert_eq!(config.connectors.len(), 2);
+    // The mission's regions: email leads in Europe and North America, SMS in
+    // China, WhatsApp in Latin America and Asia.
+    let first = |region: &str| config.routing.regions[region][0];
+    use crossgate::message::Channel;
+    assert_eq!(first("EU"), Channel::Email);
+    assert_eq!(first("NA"), Channel::Email);
+    assert_eq!(first("CN"), Channel::Sms);
+    assert_eq!(first("LATAM"), Channel::Whatsapp);
+    assert_eq!(first("APAC"), Channel::Whatsapp);
+    assert!(config.categories.contains_key("marketing"));
 }
 
 #[test]

@@ -34,7 +34,7 @@ pub struct Config {
     pub messages: MessagesConfig,
     pub callbacks: CallbacksConfig,
     /// `[regions]`: region name to ISO 3166 countries.
-    pub regions: BTreeMap<String, Vec<String>>,
+    pub regions: BTreeMap<String, Vec<Spanned<String>>>,
     pub routing: RoutingConfig,
     /// `[categories.<name>]`
     pub categories: BTreeMap<String, CategoryConfig>,
@@ -84,7 +84,9 @@ impl Config {
                 .regions
                 .iter()
                 .flat_map(|(region, countries)| {
-                    countries.iter().map(move |c| (c.clone(), region.clone()))
+                    countries
+                        .iter()
+                        .map(move |c| (c.get_ref().clone(), region.clone()))
                 })
                 .collect(),
             routing: self.routing.clone(),
@@ -160,7 +162,19 @@ fn parse_sections(
             "callbacks" => section(name, value, errors).map(|s| config.callbacks = s),
             "regions" => section(name, value, errors).map(|s| config.regions = s),
             "routing" => section(name, value, errors).map(|s| config.routing = s),
-            "categories" => section(name, value, errors).map(|s| config.categories = s),
+            "categories" => match value.get_ref() {
+                // One category at a time, so a mistake in one does not hide the next.
+                DeValue::Table(categories) => {
+                    for (category, body) in categories.iter() {
+                        let key = format!("categories.{}", category.get_ref());
+                        if let Some(c) = section::<CategoryConfig>(&key, body, errors) {
+                            config.categories.insert(category.get_ref().to_string(), c);
+                        }
+                    }
+                    Some(())
+                }
+                _ => section(name, value, errors).map(|s| config.categories = s),
+            },
             "connectors" => match value.get_ref() {
                 DeValue::Array(items) => {
                     for (i, item) in items.iter().enumerate() {
@@ -324,18 +338,19 @@ fn validate(
 
     let mut countries = HashSet::new();
     for (region, members) in &config.regions {
-        for country in members {
+        for spanned in members {
+            let country = spanned.get_ref();
             let valid = country.len() == 2 && country.bytes().all(|b| b.is_ascii_uppercase());
             if !valid {
                 errors.push(ConfigError::new(
                     format!("regions.{region}"),
-                    None,
+                    Some(spanned.span()),
                     format!("{country:?} is not an ISO 3166-1 alpha-2 code like \"NL\""),
                 ));
             } else if !countries.insert(country.clone()) {
                 errors.push(ConfigError::new(
                     format!("regions.{region}"),
-                    None,
+                    Some(spanned.span()),
                     format!("{country} is in more than one region"),
                 ));
             }

@@ -238,14 +238,14 @@ pub async fn compose(
     if let Some(deferred) = route.plan.as_ref().and_then(|p| p.deferred_until) {
         send_at = Some(send_at.unwrap_or(now).max(deferred.as_millisecond()));
     }
-    if let (Some(expires), Some(send_at)) = (expires_at, send_at) {
-        if send_at >= expires {
-            return Err(ApiError::invalid(
-                "invalid_ttl",
-                "ttl",
-                "ttl runs out before the message may be sent",
-            ));
-        }
+    if let (Some(expires), Some(send_at)) = (expires_at, send_at)
+        && send_at >= expires
+    {
+        return Err(ApiError::invalid(
+            "invalid_ttl",
+            "ttl",
+            "ttl runs out before the message may be sent",
+        ));
     }
     let plan_json = route
         .plan

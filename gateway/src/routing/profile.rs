@@ -96,14 +96,14 @@ impl Profile {
     /// Check every field and normalise phone numbers and codes.
     pub fn validate(mut self) -> Result<Profile, Invalid> {
         let a = &mut self.addresses;
-        if let Some(email) = &a.email {
-            if !email_address::EmailAddress::is_valid(email) {
-                return Err(invalid(
-                    "invalid_email",
-                    "addresses.email",
-                    format!("{email:?} is not an email address"),
-                ));
-            }
+        if let Some(email) = &a.email
+            && !email_address::EmailAddress::is_valid(email)
+        {
+            return Err(invalid(
+                "invalid_email",
+                "addresses.email",
+                format!("{email:?} is not an email address"),
+            ));
         }
         for (field, phone) in [
             ("addresses.phone", &mut a.phone),
@@ -143,14 +143,14 @@ impl Profile {
                 )
             })?;
         }
-        if let Some(locale) = &self.locale {
-            if !is_locale(locale) {
-                return Err(invalid(
-                    "invalid_locale",
-                    "locale",
-                    format!("{locale:?} is not a BCP 47 language tag like nl-NL"),
-                ));
-            }
+        if let Some(locale) = &self.locale
+            && !is_locale(locale)
+        {
+            return Err(invalid(
+                "invalid_locale",
+                "locale",
+                format!("{locale:?} is not a BCP 47 language tag like nl-NL"),
+            ));
         }
         Ok(self)
     }

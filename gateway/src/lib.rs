@@ -67,14 +67,15 @@ pub async fn serve(
     let wake = Arc::new(Notify::new());
     let (stop, stopped) = watch::channel(false);
     let grace = Duration::from_millis(config.server.shutdown_grace_ms);
+    let plugins = Arc::new(plugins);
     let dispatcher =
-        dispatch::Dispatcher::new(&config, store.clone(), Arc::new(plugins), wake.clone());
+        dispatch::Dispatcher::new(&config, store.clone(), plugins.clone(), wake.clone());
     let dispatching = tokio::spawn(dispatcher.run(stopped.clone(), grace));
     let calling_back = webhooks::CallbackSender::new(&config.callbacks, store.clone())
         .map(|sender| tokio::spawn(sender.run(stopped.clone())));
     let purging = tokio::spawn(purge_expired_keys(store.clone(), stopped));
 
-    let state = Arc::new(api::AppState::new(&config, store, wake));
+    let state = Arc::new(api::AppState::new(&config, store, wake, plugins));
     tracing::info!(addr = %listener.local_addr()?, "crossgate listening");
     axum::serve(listener, api::router(state))
         .with_graceful_shutdown(shutdown)

@@ -59,6 +59,10 @@ pub enum MessageStatus {
     Queued,
     Sending,
     Sent,
+    /// The provider reported the message delivered to the device.
+    Delivered,
+    /// The provider reported the message read.
+    Read,
     Failed,
     Cancelled,
     Expired,
@@ -73,6 +77,8 @@ impl MessageStatus {
             MessageStatus::Queued => "queued",
             MessageStatus::Sending => "sending",
             MessageStatus::Sent => "sent",
+            MessageStatus::Delivered => "delivered",
+            MessageStatus::Read => "read",
             MessageStatus::Failed => "failed",
             MessageStatus::Cancelled => "cancelled",
             MessageStatus::Expired => "expired",
@@ -85,6 +91,8 @@ impl MessageStatus {
         matches!(
             self,
             MessageStatus::Sent
+                | MessageStatus::Delivered
+                | MessageStatus::Read
                 | MessageStatus::Failed
                 | MessageStatus::Cancelled
                 | MessageStatus::Expired
@@ -101,6 +109,8 @@ impl FromStr for MessageStatus {
             "queued" => Ok(MessageStatus::Queued),
             "sending" => Ok(MessageStatus::Sending),
             "sent" => Ok(MessageStatus::Sent),
+            "delivered" => Ok(MessageStatus::Delivered),
+            "read" => Ok(MessageStatus::Read),
             "failed" => Ok(MessageStatus::Failed),
             "cancelled" => Ok(MessageStatus::Cancelled),
             "expired" => Ok(MessageStatus::Expired),

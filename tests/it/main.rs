@@ -10,3 +10,4 @@ mod routing;
 mod sms;
 mod support;
 mod twilio_spec;
+mod webhooks;

@@ -187,6 +187,9 @@ pub struct MessageView {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub plan: Option<serde_json::Value>,
     pub attempts: Vec<AttemptView>,
+    /// What the provider reported after accepting the message.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub events: Vec<serde_json::Value>,
 }
 
 #[derive(Serialize)]
@@ -244,6 +247,18 @@ fn view(m: MessageRecord) -> MessageView {
         category: m.category,
         plan: m.plan.and_then(|p| serde_json::from_str(&p).ok()),
         attempts: m.attempts.into_iter().map(attempt_view).collect(),
+        events: m
+            .events
+            .into_iter()
+            .map(|e| {
+                serde_json::json!({
+                    "at": timestamp(e.at),
+                    "state": e.state,
+                    "code": e.code,
+                    "description": e.description,
+                })
+            })
+            .collect(),
     }
 }
 

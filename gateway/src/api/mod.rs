@@ -7,11 +7,13 @@ mod error;
 mod idempotency;
 mod messages;
 mod routes;
+mod webhooks;
 
 pub use error::ApiError;
 
 use crate::config::{Config, MessagesConfig};
 use crate::message::Channel;
+use crate::plugins::PluginHost;
 use crate::routing::Policy;
 use crate::store::Store;
 use axum::Router;
@@ -46,10 +48,20 @@ pub struct AppState {
     pub in_flight: Arc<idempotency::InFlight>,
     /// Tells the dispatcher that new work is waiting.
     pub wake: Arc<Notify>,
+    /// Connectors interpret provider webhooks.
+    pub plugins: Arc<PluginHost>,
+    pub connector_channels: HashMap<String, Channel>,
+    /// The gateway's URL as providers see it, for webhook signatures.
+    pub public_url: String,
 }
 
 impl AppState {
-    pub fn new(config: &Config, store: Arc<dyn Store>, wake: Arc<Notify>) -> Self {
+    pub fn new(
+        config: &Config,
+        store: Arc<dyn Store>,
+        wake: Arc<Notify>,
+        plugins: Arc<PluginHost>,
+    ) -> Self {
         let mut routes: HashMap<Channel, Vec<String>> = HashMap::new();
         for connector in &config.connectors {
             routes
@@ -77,6 +89,19 @@ impl AppState {
                 .map(|u| u.get_ref().clone()),
             in_flight: Arc::default(),
             wake,
+            plugins,
+            connector_channels: config
+                .connectors
+                .iter()
+                .map(|c| (c.name.clone(), c.channel))
+                .collect(),
+            public_url: config
+                .server
+                .public_url
+                .clone()
+                .unwrap_or_else(|| format!("http://{}", config.server.listen))
+                .trim_end_matches('/')
+                .to_owned(),
         }
     }
 }
@@ -100,6 +125,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route_layer(middleware::from_fn_with_state(state.clone(), authenticate));
     Router::new()
         .merge(v1)
+        // Providers cannot send our API keys: their connector checks their signature.
+        .route("/v1/webhooks/{connector}", post(webhooks::receive))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(|| async { "ready" }))
         .fallback(|| async { ApiError::not_found("no such route") })

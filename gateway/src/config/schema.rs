@@ -23,6 +23,10 @@ pub struct ServerConfig {
     /// `shutdown_grace_ms = 10000`: how long attempts in flight may finish after SIGTERM.
     #[serde(default = "default_shutdown_grace_ms")]
     pub shutdown_grace_ms: u64,
+    /// `public_url = "https://gw.example.com"`: the gateway's URL as providers call it,
+    /// which is what they sign webhooks over (default `http://<listen>`).
+    #[serde(default)]
+    pub public_url: Option<String>,
 }
 
 impl Default for ServerConfig {
@@ -32,6 +36,7 @@ impl Default for ServerConfig {
             api_keys: Vec::new(),
             max_body_bytes: default_max_body_bytes(),
             shutdown_grace_ms: default_shutdown_grace_ms(),
+            public_url: None,
         }
     }
 }

@@ -237,6 +237,25 @@ impl PluginHost {
             .map(|(name, c)| (name.as_str(), &c.info))
     }
 
+    /// Let a connector interpret a provider callback (it checks the signature).
+    pub async fn handle_webhook(
+        &self,
+        connector: &str,
+        request: wit::WebhookRequest,
+    ) -> Result<Vec<wit::InboundEvent>, Failure> {
+        let loaded = self.connectors.get(connector).ok_or_else(|| {
+            Failure::sandbox(
+                "unknown_connector",
+                format!("no connector named {connector:?}"),
+            )
+        })?;
+        self.call(loaded, move |c, store| {
+            Box::pin(async move { c.call_handle_webhook(store, &request).await })
+        })
+        .await?
+        .map_err(|message| Failure::sandbox("webhook_rejected", message))
+    }
+
     /// Hand one message to a connector. Every failure, the plugin's or the
     /// sandbox's, comes back as a [`Failure`]; nothing here can take the
     /// gateway down.

@@ -115,6 +115,27 @@ pub struct NewDelivery {
     pub content: Option<Content>,
 }
 
+/// A provider's report on a message it accepted.
+#[derive(Debug, Clone)]
+pub struct ProviderStatus {
+    pub connector: String,
+    pub provider_message_id: String,
+    /// `sent`, `delivered`, `read` or `failed`.
+    pub state: String,
+    pub code: Option<String>,
+    pub description: Option<String>,
+    pub at: i64,
+}
+
+/// One provider report, as shown with the message.
+#[derive(Debug, Clone)]
+pub struct StatusEventRecord {
+    pub at: i64,
+    pub state: String,
+    pub code: Option<String>,
+    pub description: Option<String>,
+}
+
 /// A stored customer profile.
 #[derive(Debug, Clone)]
 pub struct CustomerRecord {
@@ -144,6 +165,7 @@ pub struct MessageRecord {
     pub category: Option<String>,
     pub plan: Option<String>,
     pub attempts: Vec<AttemptRecord>,
+    pub events: Vec<StatusEventRecord>,
 }
 
 /// One connector call and how it ended.
@@ -268,6 +290,25 @@ pub trait Store: Send + Sync + 'static {
     /// Erase a profile and the addresses its messages were sent to; `false`
     /// when there was none.
     async fn delete_customer(&self, id: &str) -> Result<bool, StoreError>;
+
+    /// Record what a provider reported about a message it accepted, moving
+    /// the status forward (`sent` -> `delivered` -> `read`, never back).
+    /// Returns the message id, or `None` when no message has that provider id.
+    async fn apply_provider_status(
+        &self,
+        report: ProviderStatus,
+    ) -> Result<Option<String>, StoreError>;
+
+    /// Set consent for every customer reached at `address` on `channel`, in
+    /// every category (an inbound STOP or START). Returns how many changed.
+    async fn consent_by_address(
+        &self,
+        address: &str,
+        channel: Channel,
+        categories: Vec<String>,
+        consent: Consent,
+        now: i64,
+    ) -> Result<usize, StoreError>;
 
     /// Messages of `category` for the customer since `since` that went or are going out.
     async fn recent_messages(

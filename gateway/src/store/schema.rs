@@ -37,6 +37,20 @@ CREATE TABLE IF NOT EXISTS messages (
     plan                TEXT
 );
 
+CREATE INDEX IF NOT EXISTS messages_provider_id ON messages (delivered_by, provider_message_id)
+    WHERE provider_message_id IS NOT NULL;
+
+-- What providers reported after accepting a message.
+CREATE TABLE IF NOT EXISTS status_events (
+    message_id  TEXT NOT NULL REFERENCES messages(id) ON DELETE CASCADE,
+    at          INTEGER NOT NULL,
+    state       TEXT NOT NULL,
+    code        TEXT,
+    description TEXT
+);
+
+CREATE INDEX IF NOT EXISTS status_events_message ON status_events (message_id, at);
+
 CREATE INDEX IF NOT EXISTS messages_customer_category ON messages (customer_id, category, created_at)
     WHERE customer_id IS NOT NULL;
 

@@ -13,7 +13,7 @@ mod writes;
 use super::schema::{PRAGMAS, SCHEMA};
 use super::{
     AttemptResult, Callback, CancelReport, CustomerRecord, Inserted, LeasedDelivery, MessageRecord,
-    NewMessage, Store, StoreError,
+    NewMessage, ProviderStatus, Store, StoreError,
 };
 use crate::message::Channel;
 use crate::routing::profile::{Consent, Profile};
@@ -257,6 +257,29 @@ impl Store for SqliteStore {
         let id = id.to_owned();
         self.write(move |conn| writes::delete_customer(conn, &id))
             .await
+    }
+
+    async fn apply_provider_status(
+        &self,
+        report: ProviderStatus,
+    ) -> Result<Option<String>, StoreError> {
+        self.write(move |conn| writes::apply_provider_status(conn, &report))
+            .await
+    }
+
+    async fn consent_by_address(
+        &self,
+        address: &str,
+        channel: Channel,
+        categories: Vec<String>,
+        consent: Consent,
+        now: i64,
+    ) -> Result<usize, StoreError> {
+        let address = address.to_owned();
+        self.write(move |conn| {
+            writes::consent_by_address(conn, &address, channel, &categories, &consent, now)
+        })
+        .await
     }
 
     async fn recent_messages(

@@ -1,7 +1,7 @@
 //! Queries that change nothing.
 
 use crate::message::MessageStatus;
-use crate::store::{AttemptRecord, CustomerRecord, MessageRecord, StoreError};
+use crate::store::{AttemptRecord, CustomerRecord, MessageRecord, StatusEventRecord, StoreError};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 pub fn message(conn: &Connection, id: &str) -> Result<Option<MessageRecord>, StoreError> {
@@ -45,6 +45,20 @@ pub fn message(conn: &Connection, id: &str) -> Result<Option<MessageRecord>, Sto
         .query_map(params![id], attempt)?
         .map(|attempt| attempt?)
         .collect::<Result<Vec<_>, StoreError>>()?;
+    let events = conn
+        .prepare_cached(
+            "SELECT at, state, code, description FROM status_events
+             WHERE message_id = ?1 ORDER BY at, rowid",
+        )?
+        .query_map(params![id], |r| {
+            Ok(StatusEventRecord {
+                at: r.get(0)?,
+                state: r.get(1)?,
+                code: r.get(2)?,
+                description: r.get(3)?,
+            })
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
     Ok(Some(MessageRecord {
         id: id.to_owned(),
         status: row
@@ -71,6 +85,7 @@ pub fn message(conn: &Connection, id: &str) -> Result<Option<MessageRecord>, Sto
         category: row.category,
         plan: row.plan,
         attempts,
+        events,
     }))
 }
 

@@ -7,7 +7,8 @@
 use crate::message::{Channel, Content, MessageStatus};
 use crate::routing::profile::{Consent, Profile};
 use crate::store::{
-    AttemptResult, Callback, CancelReport, Inserted, LeasedDelivery, NewMessage, Next, StoreError,
+    AttemptResult, Callback, CancelReport, Inserted, LeasedDelivery, NewMessage, Next,
+    ProviderStatus, StoreError,
 };
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -559,4 +560,85 @@ pub fn delete_customer(conn: &Connection, id: &str) -> Result<bool, StoreError> 
     )?
     .execute(params![id])?;
     Ok(deleted > 0)
+}
+
+/// Forward-only: a report of an earlier stage than the message's status is
+/// kept as history but changes nothing.
+pub fn apply_provider_status(
+    conn: &Connection,
+    r: &ProviderStatus,
+) -> Result<Option<String>, StoreError> {
+    let message = conn
+        .prepare_cached(
+            "SELECT id, status FROM messages WHERE delivered_by = ?1 AND provider_message_id = ?2",
+        )?
+        .query_row(params![r.connector, r.provider_message_id], |row| {
+            Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
+        })
+        .optional()?;
+    let Some((id, status)) = message else {
+        return Ok(None);
+    };
+    conn.prepare_cached(
+        "INSERT INTO status_events (message_id, at, state, code, description) VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?
+    .execute(params![id, r.at, r.state, r.code, r.description])?;
+    let rank = |s: &str| match s {
+        "sent" => 1,
+        "delivered" => 2,
+        "read" => 3,
+        _ => 0,
+    };
+    let next = match r.state.as_str() {
+        "delivered" | "read" if rank(&r.state) > rank(&status) => Some((r.state.as_str(), None)),
+        "failed" if status == "sent" => Some((
+            "failed",
+            Some(format!(
+                "{}: the provider reported the message undelivered{}",
+                r.connector,
+                r.code
+                    .as_deref()
+                    .map(|c| format!(" ({c})"))
+                    .unwrap_or_default()
+            )),
+        )),
+        _ => None,
+    };
+    if let Some((next, reason)) = next {
+        conn.prepare_cached(
+            "UPDATE messages SET status = ?2, status_reason = COALESCE(?3, status_reason), updated_at = ?4
+             WHERE id = ?1",
+        )?
+        .execute(params![id, next, reason, r.at])?;
+        report_status(conn, &id, r.at)?;
+    }
+    Ok(Some(id))
+}
+
+pub fn consent_by_address(
+    conn: &Connection,
+    address: &str,
+    channel: Channel,
+    categories: &[String],
+    consent: &Consent,
+    now: i64,
+) -> Result<usize, StoreError> {
+    let field = match channel {
+        Channel::Sms => "$.addresses.phone",
+        Channel::Whatsapp => "$.addresses.whatsapp",
+        Channel::Email => "$.addresses.email",
+        Channel::Push => return Ok(0),
+    };
+    let ids: Vec<String> = conn
+        .prepare_cached("SELECT id FROM customers WHERE json_extract(profile, ?1) = ?2")?
+        .query_map(params![field, address], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    for id in &ids {
+        let changes: Vec<_> = categories
+            .iter()
+            .map(|category| (channel, category.clone(), consent.clone()))
+            .collect();
+        update_consent(conn, id, &changes, now)?;
+    }
+    Ok(ids.len())
 }

@@ -190,21 +190,13 @@ async fn twilio_create_message(
     body: Bytes,
 ) -> Response {
     let form: Vec<(String, String)> = form_urlencoded::parse(&body).into_owned().collect();
-    state.requests.lock().expect("sim lock").push(Recorded {
-        method: "POST".into(),
-        path: format!("/2010-04-01/Accounts/{sid}/Messages.json"),
-        headers: headers
-            .iter()
-            .map(|(k, v)| {
-                (
-                    k.to_string(),
-                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
-                )
-            })
-            .collect(),
-        body: body.to_vec(),
-        form: form.clone(),
-    });
+    record(
+        &state,
+        format!("/2010-04-01/Accounts/{sid}/Messages.json"),
+        &headers,
+        &body,
+        form.clone(),
+    );
 
     let behaviour = {
         let mut accounts = state.accounts.lock().expect("sim lock");
@@ -257,31 +249,8 @@ async fn twilio_create_message(
         );
     }
 
-    match behaviour {
-        Behaviour::Accept => {}
-        Behaviour::Fail => {
-            return twilio_error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                20500,
-                "Internal Server Error",
-            );
-        }
-        Behaviour::RateLimit { retry_after_secs } => {
-            let mut response =
-                twilio_error(StatusCode::TOO_MANY_REQUESTS, 20429, "Too Many Requests");
-            response.headers_mut().insert(
-                header::RETRY_AFTER,
-                retry_after_secs
-                    .to_string()
-                    .parse()
-                    .expect("digits are a valid header"),
-            );
-            return response;
-        }
-        Behaviour::Reject { code, message } => {
-            return twilio_error(StatusCode::BAD_REQUEST, code, &message);
-        }
-        Behaviour::Stall(delay) => tokio::time::sleep(delay).await,
+    if let Some(response) = misbehave(behaviour, &TWILIO).await {
+        return response;
     }
 
     let n = state.next_sid.fetch_add(1, Ordering::Relaxed);
@@ -300,6 +269,84 @@ async fn twilio_create_message(
         "uri": format!("/2010-04-01/Accounts/{sid}/Messages/{message_sid}.json"),
     });
     (StatusCode::CREATED, axum::Json(body)).into_response()
+}
+
+/// How a provider words its errors, and the codes it uses for outages and rate limits.
+struct Dialect {
+    error: fn(StatusCode, u32, &str) -> Response,
+    outage: (u32, &'static str),
+    rate_limited: (u32, &'static str),
+}
+
+const TWILIO: Dialect = Dialect {
+    error: twilio_error,
+    outage: (20500, "Internal Server Error"),
+    rate_limited: (20429, "Too Many Requests"),
+};
+
+const META: Dialect = Dialect {
+    error: meta_error,
+    outage: (131000, "Something went wrong"),
+    rate_limited: (130429, "Rate limit hit"),
+};
+
+/// The answer a behaviour gives instead of accepting, if any; a stall
+/// waits and then lets the request through.
+async fn misbehave(behaviour: Behaviour, dialect: &Dialect) -> Option<Response> {
+    match behaviour {
+        Behaviour::Accept => None,
+        Behaviour::Fail => {
+            let (code, message) = dialect.outage;
+            Some((dialect.error)(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                code,
+                message,
+            ))
+        }
+        Behaviour::RateLimit { retry_after_secs } => {
+            let (code, message) = dialect.rate_limited;
+            let mut response = (dialect.error)(StatusCode::TOO_MANY_REQUESTS, code, message);
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                retry_after_secs
+                    .to_string()
+                    .parse()
+                    .expect("digits are a valid header"),
+            );
+            Some(response)
+        }
+        Behaviour::Reject { code, message } => {
+            Some((dialect.error)(StatusCode::BAD_REQUEST, code, &message))
+        }
+        Behaviour::Stall(delay) => {
+            tokio::time::sleep(delay).await;
+            None
+        }
+    }
+}
+
+fn record(
+    state: &SimState,
+    path: String,
+    headers: &HeaderMap,
+    body: &Bytes,
+    form: Vec<(String, String)>,
+) {
+    state.requests.lock().expect("sim lock").push(Recorded {
+        method: "POST".into(),
+        path,
+        headers: headers
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.to_string(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
+            .collect(),
+        body: body.to_vec(),
+        form,
+    });
 }
 
 fn meta_error(status: StatusCode, code: u32, message: &str) -> Response {
@@ -341,21 +388,13 @@ async fn whatsapp_send(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    state.requests.lock().expect("sim lock").push(Recorded {
-        method: "POST".into(),
-        path: format!("/{version}/{phone_number_id}/messages"),
-        headers: headers
-            .iter()
-            .map(|(k, v)| {
-                (
-                    k.to_string(),
-                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
-                )
-            })
-            .collect(),
-        body: body.to_vec(),
-        form: Vec::new(),
-    });
+    record(
+        &state,
+        format!("/{version}/{phone_number_id}/messages"),
+        &headers,
+        &body,
+        Vec::new(),
+    );
     let Some(behaviour) = bearer_behaviour(&state, &phone_number_id, &headers) else {
         return meta_error(StatusCode::UNAUTHORIZED, 190, "Invalid OAuth access token.");
     };
@@ -398,30 +437,8 @@ async fn whatsapp_send(
             "Invalid parameter: message type and content",
         );
     }
-    match behaviour {
-        Behaviour::Accept => {}
-        Behaviour::Fail => {
-            return meta_error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                131000,
-                "Something went wrong",
-            );
-        }
-        Behaviour::RateLimit { retry_after_secs } => {
-            let mut response = meta_error(StatusCode::TOO_MANY_REQUESTS, 130429, "Rate limit hit");
-            response.headers_mut().insert(
-                header::RETRY_AFTER,
-                retry_after_secs
-                    .to_string()
-                    .parse()
-                    .expect("digits are a valid header"),
-            );
-            return response;
-        }
-        Behaviour::Reject { code, message } => {
-            return meta_error(StatusCode::BAD_REQUEST, code, &message);
-        }
-        Behaviour::Stall(delay) => tokio::time::sleep(delay).await,
+    if let Some(response) = misbehave(behaviour, &META).await {
+        return response;
     }
     let n = state.next_sid.fetch_add(1, Ordering::Relaxed);
     let body = json!({

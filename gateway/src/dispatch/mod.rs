@@ -3,7 +3,7 @@
 
 mod retry;
 
-pub use retry::{Budget, backoff, decide};
+pub use retry::{Budget, backoff, decide, exponential_ms};
 
 use crate::config::{Config, DispatchConfig};
 use crate::message::Outcome;

@@ -74,14 +74,16 @@ pub fn backoff(
     config: &DispatchConfig,
     jitter: f64,
 ) -> Duration {
-    let exp = attempts.saturating_sub(1).min(30);
-    let full = config
-        .backoff_base_ms
-        .saturating_mul(1u64 << exp)
-        .min(config.backoff_max_ms);
+    let full = exponential_ms(config.backoff_base_ms, config.backoff_max_ms, attempts);
     let jittered = full / 2 + ((full / 2) as f64 * jitter.clamp(0.0, 1.0)) as u64;
     let floor = retry_after.map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
     Duration::from_millis(jittered.max(floor).min(config.backoff_max_ms))
+}
+
+/// `base * 2^(attempts-1)`, capped at `max`.
+pub fn exponential_ms(base_ms: u64, max_ms: u64, attempts: u32) -> u64 {
+    let exp = attempts.saturating_sub(1).min(30);
+    base_ms.saturating_mul(1u64 << exp).min(max_ms)
 }
 
 /// A jitter sample for [`decide`].

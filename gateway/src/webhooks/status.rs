@@ -114,12 +114,11 @@ impl CallbackSender {
             Ok(()) => (None, false),
             Err(_) if attempts >= self.config.max_attempts => (None, true),
             Err(_) => {
-                let exp = attempts.saturating_sub(1).min(30);
-                let wait = self
-                    .config
-                    .backoff_base_ms
-                    .saturating_mul(1 << exp)
-                    .min(self.config.backoff_max_ms);
+                let wait = crate::dispatch::exponential_ms(
+                    self.config.backoff_base_ms,
+                    self.config.backoff_max_ms,
+                    attempts,
+                );
                 (Some(now_ms().saturating_add(wait as i64)), false)
             }
         };

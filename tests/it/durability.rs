@@ -173,8 +173,12 @@ async fn sigterm_finishes_attempts_in_flight_and_leaves_the_rest_queued() {
                 .to_owned(),
         );
     }
-    // Two attempts are now waiting on the slow provider.
-    tokio::time::sleep(Duration::from_millis(150)).await;
+    // Wait until two attempts are waiting on the slow provider.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while sim.requests().len() < 2 {
+        assert!(Instant::now() < deadline, "no attempt started");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     let status = gateway.terminate(Duration::from_secs(10));
     assert!(status.success(), "gateway exited with {status}");
 

@@ -274,6 +274,16 @@ async fn profiles_are_validated_read_and_erased() {
         )
         .await;
     gw.settled(&id).await;
+    let mut later =
+        json!({"customer_id": "c-3", "category": "transactional", "content": {"text": "later"}});
+    later["send_at"] =
+        json!((jiff::Timestamp::now() + jiff::SignedDuration::from_hours(1)).to_string());
+    let (status, answer) = gw.send(&later).await;
+    assert_eq!(
+        (status, answer["status"].as_str()),
+        (202, Some("scheduled"))
+    );
+    let scheduled = answer["id"].as_str().unwrap().to_owned();
     let deleted = gw
         .client
         .delete(format!("{}/v1/customers/c-3", gw.url))
@@ -290,6 +300,12 @@ async fn profiles_are_validated_read_and_erased() {
     assert_eq!(gone.status().as_u16(), 404);
     let message = gw.message(&id).await;
     assert_eq!(message["to"], "customer:c-3", "history keeps the id only");
+    let pending = gw.message(&scheduled).await;
+    assert_eq!(
+        pending["status"], "cancelled",
+        "nothing goes to an erased customer"
+    );
+    assert_eq!(pending["status_reason"], "customer erased");
     let conn = rusqlite::Connection::open(&gw.db_path).unwrap();
     let addresses: Vec<String> = conn
         .prepare("SELECT address FROM deliveries WHERE message_id = ?1")

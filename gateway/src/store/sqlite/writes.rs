@@ -549,6 +549,31 @@ pub fn delete_customer(conn: &Connection, id: &str) -> Result<bool, StoreError> 
     let deleted = conn
         .prepare_cached("DELETE FROM customers WHERE id = ?1")?
         .execute(params![id])?;
+    // What has not gone out yet never will: there is nobody to send it to.
+    let pending: Vec<String> = conn
+        .prepare_cached(
+            "SELECT id FROM messages
+             WHERE customer_id = ?1 AND status IN ('scheduled', 'queued', 'sending')
+               AND NOT EXISTS (SELECT 1 FROM deliveries d
+                               WHERE d.message_id = messages.id AND d.state = 'leased')",
+        )?
+        .query_map(params![id], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    let now = jiff::Timestamp::now().as_millisecond();
+    for message_id in pending {
+        conn.prepare_cached(
+            "UPDATE deliveries SET state = 'cancelled'
+             WHERE message_id = ?1 AND state IN ('pending', 'waiting')",
+        )?
+        .execute(params![message_id])?;
+        finish_message(
+            conn,
+            &message_id,
+            MessageStatus::Cancelled,
+            Some("customer erased"),
+            now,
+        )?;
+    }
     conn.prepare_cached(
         "UPDATE deliveries SET address = '[erased]', content = NULL
          WHERE message_id IN (SELECT id FROM messages WHERE customer_id = ?1)",
@@ -556,7 +581,8 @@ pub fn delete_customer(conn: &Connection, id: &str) -> Result<bool, StoreError> 
     .execute(params![id])?;
     conn.prepare_cached(
         "UPDATE messages SET content = '{\"text\":\"[erased]\"}'
-         WHERE customer_id = ?1 AND status IN ('sent', 'failed', 'cancelled', 'expired', 'suppressed')",
+         WHERE customer_id = ?1
+           AND status IN ('sent', 'delivered', 'read', 'failed', 'cancelled', 'expired', 'suppressed')",
     )?
     .execute(params![id])?;
     Ok(deleted > 0)

@@ -24,7 +24,7 @@ fn the_default_config_is_valid_and_its_plugins_load() {
     crate::support::plugin_dir();
     let (ok, stdout, stderr) = check("config/crossgate.toml");
     assert!(ok, "{stderr}");
-    assert!(stdout.contains("ok (2 connectors loaded)"), "{stdout}");
+    assert!(stdout.contains("ok (3 connectors loaded)"), "{stdout}");
 }
 
 #[test]
@@ -36,7 +36,7 @@ fn the_embedded_default_is_the_committed_file() {
         config.server.listen.ip().is_loopback(),
         "the default listens on loopback only"
     );
-    assert_eq!(config.connectors.len(), 2);
+    assert_eq!(config.connectors.len(), 3);
     // The mission's regions: email leads in Europe and North America, SMS in
     // China, WhatsApp in Latin America and Asia.
     let first = |region: &str| config.routing.regions[region][0];

@@ -1,7 +1,7 @@
 //! SMS through the Twilio connector, end to end.
 
+use crate::provider_specs;
 use crate::support::{FAST_DISPATCH, TestGateway, sms, twilio_connector};
-use crate::twilio_spec;
 use crossgate_tests::{Behaviour, DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN, ProviderSim};
 
 async fn gateway(sim: &ProviderSim) -> TestGateway {
@@ -41,7 +41,7 @@ async fn sms_is_delivered_and_the_request_matches_twilios_spec() {
     assert_eq!(request.field("To"), Some("+31612345678"));
     assert_eq!(request.field("From"), Some("+15005550006"));
     assert_eq!(request.field("Body"), Some("Your code is 1234"));
-    twilio_spec::assert_valid_create_message(&request.path, &request.form);
+    provider_specs::assert_valid_create_message(&request.path, &request.form);
     gw.stop().await;
 }
 

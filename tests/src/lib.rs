@@ -8,6 +8,7 @@
 //!
 //! - Twilio: `POST /2010-04-01/Accounts/{AccountSid}/Messages.json`.
 //! - WhatsApp Cloud API: `POST /{version}/{phone_number_id}/messages`.
+//! - SendGrid: `POST /v3/mail/send`.
 //!
 //! Accounts (a Twilio account SID, a WhatsApp phone number id) each have a
 //! credential, a default behaviour and a script of behaviours to come.
@@ -33,6 +34,8 @@ pub const DEFAULT_AUTH_TOKEN: &str = "simulator-auth-token";
 /// The WhatsApp Cloud API sender every simulator knows from the start.
 pub const DEFAULT_WHATSAPP_PHONE_NUMBER_ID: &str = "100000000000001";
 pub const DEFAULT_WHATSAPP_TOKEN: &str = "simulator-whatsapp-token";
+/// The SendGrid API key every simulator knows from the start; it is also its account id.
+pub const DEFAULT_SENDGRID_KEY: &str = "SG.simulator-key";
 
 /// How the simulator answers a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -108,6 +111,7 @@ impl ProviderSim {
         for (id, secret) in [
             (DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN),
             (DEFAULT_WHATSAPP_PHONE_NUMBER_ID, DEFAULT_WHATSAPP_TOKEN),
+            (DEFAULT_SENDGRID_KEY, DEFAULT_SENDGRID_KEY),
         ] {
             state.accounts.lock().expect("fresh lock").insert(
                 id.to_owned(),
@@ -124,6 +128,7 @@ impl ProviderSim {
                 post(twilio_create_message),
             )
             .route("/{version}/{phone_number_id}/messages", post(whatsapp_send))
+            .route("/v3/mail/send", post(sendgrid_send))
             .route("/_sim/requests", get(list_requests))
             .fallback(unknown_route)
             .with_state(state.clone());
@@ -284,6 +289,12 @@ const TWILIO: Dialect = Dialect {
     rate_limited: (20429, "Too Many Requests"),
 };
 
+const SENDGRID: Dialect = Dialect {
+    error: sendgrid_error,
+    outage: (500, "internal error"),
+    rate_limited: (429, "too many requests"),
+};
+
 const META: Dialect = Dialect {
     error: meta_error,
     outage: (131000, "Something went wrong"),
@@ -347,6 +358,101 @@ fn record(
         body: body.to_vec(),
         form,
     });
+}
+
+/// SendGrid's error body has no numeric code: `code` becomes the field.
+fn sendgrid_error(status: StatusCode, code: u32, message: &str) -> Response {
+    let body =
+        json!({"errors": [{"message": message, "field": null, "help": format!("code {code}")}]});
+    (status, axum::Json(body)).into_response()
+}
+
+/// SendGrid's checks: the API key, then the envelope and content.
+async fn sendgrid_send(
+    State(state): State<Arc<SimState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    record(
+        &state,
+        "/v3/mail/send".to_owned(),
+        &headers,
+        &body,
+        Vec::new(),
+    );
+    let key = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("")
+        .to_owned();
+    let Some(behaviour) = bearer_behaviour(&state, &key, &headers) else {
+        return sendgrid_error(
+            StatusCode::UNAUTHORIZED,
+            401,
+            "The provided authorization grant is invalid, expired, or revoked",
+        );
+    };
+    let Ok(mail) = serde_json::from_slice::<serde_json::Value>(&body) else {
+        return sendgrid_error(
+            StatusCode::BAD_REQUEST,
+            400,
+            "Bad Request: body is not JSON",
+        );
+    };
+    let has_recipient = mail["personalizations"].as_array().is_some_and(|p| {
+        !p.is_empty()
+            && p.iter().all(|p| {
+                p["to"][0]["email"]
+                    .as_str()
+                    .is_some_and(|e| e.contains('@'))
+            })
+    });
+    if !has_recipient {
+        return sendgrid_error(
+            StatusCode::BAD_REQUEST,
+            400,
+            "The personalizations field is required and must have at least one to email",
+        );
+    }
+    if !mail["from"]["email"]
+        .as_str()
+        .is_some_and(|e| e.contains('@'))
+    {
+        return sendgrid_error(
+            StatusCode::BAD_REQUEST,
+            400,
+            "The from object must be provided for every email send",
+        );
+    }
+    let has_content = mail["content"].as_array().is_some_and(|c| {
+        !c.is_empty()
+            && c.iter().all(|c| {
+                c["type"].is_string() && c["value"].as_str().is_some_and(|v| !v.is_empty())
+            })
+    });
+    if !has_content && mail["template_id"].is_null() {
+        return sendgrid_error(
+            StatusCode::BAD_REQUEST,
+            400,
+            "Unless a valid template_id is provided, the content parameter is required",
+        );
+    }
+    if mail["subject"].as_str().is_none_or(str::is_empty) && mail["template_id"].is_null() {
+        return sendgrid_error(StatusCode::BAD_REQUEST, 400, "The subject is required");
+    }
+    if let Some(response) = misbehave(behaviour, &SENDGRID).await {
+        return response;
+    }
+    let n = state.next_sid.fetch_add(1, Ordering::Relaxed);
+    let mut response = StatusCode::ACCEPTED.into_response();
+    response.headers_mut().insert(
+        "x-message-id",
+        format!("sg{n:022x}")
+            .parse()
+            .expect("hex is a valid header"),
+    );
+    response
 }
 
 fn meta_error(status: StatusCode, code: u32, message: &str) -> Response {

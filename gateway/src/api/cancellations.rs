@@ -52,17 +52,18 @@ pub async fn cancel(
             format!("invalid request body: {e}"),
         )
     })?;
-    let scope = match (
-        &request.customer_id,
-        request.to.as_ref().and_then(|t| t.phone.as_deref()),
-    ) {
-        (Some(customer), None) if !customer.is_empty() => format!("customer:{customer}"),
-        (None, Some(phone)) => format!("phone:{}", e164(phone)?),
+    let to = request.to.as_ref();
+    let phone = to.and_then(|t| t.phone.as_deref());
+    let email = to.and_then(|t| t.email.as_deref());
+    let scope = match (&request.customer_id, phone, email) {
+        (Some(customer), None, None) if !customer.is_empty() => format!("customer:{customer}"),
+        (None, Some(phone), None) => format!("phone:{}", e164(phone)?),
+        (None, None, Some(email)) => format!("email:{}", email.to_ascii_lowercase()),
         _ => {
             return Err(ApiError::invalid(
                 "missing_recipient",
                 "customer_id",
-                "give exactly one of customer_id or to.phone",
+                "give exactly one of customer_id, to.phone or to.email",
             ));
         }
     };

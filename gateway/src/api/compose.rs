@@ -58,7 +58,10 @@ pub enum Ttl {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Recipient {
+    #[serde(default)]
     pub phone: Option<String>,
+    #[serde(default)]
+    pub email: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -324,7 +327,7 @@ fn address_route(
         .to
         .as_ref()
         .ok_or_else(|| ApiError::invalid("missing_recipient", "to", "channel sends need to"))?;
-    let address = match channel {
+    let (address, scope) = match channel {
         Channel::Sms | Channel::Whatsapp => {
             let phone = to.phone.as_deref().ok_or_else(|| {
                 ApiError::invalid(
@@ -333,20 +336,37 @@ fn address_route(
                     format!("{channel} needs to.phone"),
                 )
             })?;
-            e164(phone)?
+            let phone = e164(phone)?;
+            (phone.clone(), format!("phone:{phone}"))
         }
-        other => {
+        Channel::Email => {
+            let email = to.email.as_deref().ok_or_else(|| {
+                ApiError::invalid("missing_email", "to.email", "email needs to.email")
+            })?;
+            if !email_address::EmailAddress::is_valid(email) {
+                return Err(ApiError::invalid(
+                    "invalid_email",
+                    "to.email",
+                    format!("{email:?} is not an email address"),
+                ));
+            }
+            (
+                email.to_owned(),
+                format!("email:{}", email.to_ascii_lowercase()),
+            )
+        }
+        Channel::Push => {
             return Err(ApiError::invalid(
                 "channel_unavailable",
                 "channel",
-                format!("sending to {other} by address is not supported yet; send by customer_id"),
+                "push goes to customers' devices: send by customer_id",
             ));
         }
     };
     Ok(Route {
         channel,
         recipient: address.clone(),
-        scope: format!("phone:{address}"),
+        scope,
         content: request.content.for_channel(channel)?,
         deliveries: connectors
             .iter()

@@ -253,3 +253,22 @@ base_url = "{sim_url}"
         crossgate_tests::DEFAULT_WHATSAPP_PHONE_NUMBER_ID,
     )
 }
+
+/// A SendGrid connector entry against the simulator.
+pub fn sendgrid_connector(name: &str, sim_url: &str) -> String {
+    format!(
+        r#"
+[[connectors]]
+name = "{name}"
+plugin = "email_sendgrid.wasm"
+channel = "email"
+allowed_hosts = ["{sim_url}"]
+[connectors.config]
+api_key = "{}"
+from = "orders@shop.example"
+from_name = "Example Shop"
+base_url = "{sim_url}"
+"#,
+        crossgate_tests::DEFAULT_SENDGRID_KEY,
+    )
+}

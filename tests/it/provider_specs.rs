@@ -1,18 +1,42 @@
-//! Checks recorded Twilio requests against Twilio's published OpenAPI
-//! document (tests/fixtures/twilio_api_v2010.json, MIT, from twilio/twilio-oai).
+//! Checks recorded provider requests against the providers' published
+//! OpenAPI documents in tests/fixtures (MIT; see the LICENSE files there):
+//! Twilio's `twilio_api_v2010.json` and SendGrid's `sendgrid_mail_v3.json`.
 
 use serde_json::{Map, Value, json};
 use std::sync::OnceLock;
 
 const PATH: &str = "/2010-04-01/Accounts/{AccountSid}/Messages.json";
 
+fn load(name: &str) -> Value {
+    let path = crate::support::repo_root()
+        .join("tests/fixtures")
+        .join(name);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{name}: {e}"));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{name} is not JSON: {e}"))
+}
+
 fn spec() -> &'static Value {
     static SPEC: OnceLock<Value> = OnceLock::new();
-    SPEC.get_or_init(|| {
-        let path = crate::support::repo_root().join("tests/fixtures/twilio_api_v2010.json");
-        let text = std::fs::read_to_string(&path).expect("Twilio spec fixture");
-        serde_json::from_str(&text).expect("Twilio spec is JSON")
-    })
+    SPEC.get_or_init(|| load("twilio_api_v2010.json"))
+}
+
+fn sendgrid_spec() -> &'static Value {
+    static SPEC: OnceLock<Value> = OnceLock::new();
+    SPEC.get_or_init(|| load("sendgrid_mail_v3.json"))
+}
+
+/// Validate a Mail Send body against the schema SendGrid publishes for it.
+pub fn assert_valid_sendgrid_mail_send(body: &Value) {
+    let spec = sendgrid_spec();
+    let schema = spec["components"]["requestBodies"]["PostMailSend"]["content"]["application/json"]
+        ["schema"]
+        .clone();
+    validate(
+        &schema,
+        &spec["components"],
+        body,
+        "SendGrid Mail Send body",
+    );
 }
 
 /// Validate a `Create Message` request: the path's AccountSid and the form
@@ -86,7 +110,7 @@ fn validate(schema: &Value, components: &Value, instance: &Value, what: &str) {
     let validator = jsonschema::options()
         .should_validate_formats(true)
         .build(&root)
-        .expect("Twilio schema compiles");
+        .expect("the provider's schema compiles");
     let errors: Vec<String> = validator
         .iter_errors(instance)
         .map(|e| e.to_string())
@@ -123,4 +147,21 @@ fn the_validator_rejects_what_twilio_rejects() {
             ("Body".into(), "hi".into()),
         ],
     );
+}
+
+#[test]
+fn the_sendgrid_validator_rejects_what_sendgrid_rejects() {
+    let valid = serde_json::json!({
+        "personalizations": [{"to": [{"email": "anna@example.nl"}]}],
+        "from": {"email": "orders@shop.example"},
+        "subject": "Hi",
+        "content": [{"type": "text/plain", "value": "Hello"}]
+    });
+    assert_valid_sendgrid_mail_send(&valid);
+    let mut no_from = valid.clone();
+    no_from.as_object_mut().unwrap().remove("from");
+    assert!(std::panic::catch_unwind(|| assert_valid_sendgrid_mail_send(&no_from)).is_err());
+    let mut bad_email = valid.clone();
+    bad_email["from"]["email"] = json!("not an address");
+    assert!(std::panic::catch_unwind(|| assert_valid_sendgrid_mail_send(&bad_email)).is_err());
 }

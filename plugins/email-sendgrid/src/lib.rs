@@ -1,0 +1,260 @@
+//! Email through SendGrid's v3 Mail Send API.
+//!
+//! `POST {base_url}/v3/mail/send` with a Bearer API key; `202` means
+//! accepted, and the message id comes back in `X-Message-Id`.
+//!
+//! ```toml
+//! [connectors.config]
+//! api_key = "env:SENDGRID_API_KEY"
+//! from = "orders@shop.example"
+//! from_name = "Example Shop"          # optional
+//! reply_to = "support@shop.example"   # optional
+//! default_subject = "A message from Example Shop"   # when a message has none
+//! base_url = "https://api.sendgrid.com"             # optional
+//! ```
+//!
+//! Message metadata `header:<Name>` becomes a mail header (e.g.
+//! `header:List-Unsubscribe`).
+
+use crossgate_plugin_sdk::{
+    Channel, Config, ConfigError, Connector, Failure, Message, Receipt, http,
+};
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+
+pub struct SendgridEmail {
+    url: String,
+    api_key: String,
+    from: Value,
+    reply_to: Option<String>,
+    default_subject: String,
+}
+
+#[derive(Deserialize)]
+struct ErrorBody {
+    errors: Vec<SendgridError>,
+}
+
+#[derive(Deserialize)]
+struct SendgridError {
+    message: Option<String>,
+    field: Option<String>,
+}
+
+impl Connector for SendgridEmail {
+    const NAME: &'static str = "sendgrid";
+    const VERSION: &'static str = env!("CARGO_PKG_VERSION");
+    const CHANNEL: Channel = Channel::Email;
+    const DESCRIPTION: &'static str = "Email via SendGrid v3 Mail Send";
+
+    fn new(config: &Config) -> Result<Self, ConfigError> {
+        let from = config.required("from")?;
+        if !looks_like_email(from) {
+            return Err(ConfigError::new("from", "must be an email address"));
+        }
+        let reply_to = config.get("reply_to").map(str::to_owned);
+        if reply_to.as_deref().is_some_and(|r| !looks_like_email(r)) {
+            return Err(ConfigError::new("reply_to", "must be an email address"));
+        }
+        let mut sender = json!({"email": from});
+        if let Some(name) = config.get("from_name") {
+            sender["name"] = json!(name);
+        }
+        let base = config
+            .get_or("base_url", "https://api.sendgrid.com")
+            .trim_end_matches('/');
+        Ok(SendgridEmail {
+            url: format!("{base}/v3/mail/send"),
+            api_key: config.required("api_key")?.to_owned(),
+            from: sender,
+            reply_to,
+            default_subject: config.get_or("default_subject", "(no subject)").to_owned(),
+        })
+    }
+
+    fn deliver(&self, msg: &Message) -> Result<Receipt, Failure> {
+        if msg.channel != Channel::Email {
+            return Err(Failure::permanent(
+                "unsupported_channel",
+                format!("sendgrid connector sends email, not {:?}", msg.channel),
+            ));
+        }
+        let response = http::Request::post(&self.url)
+            .bearer_auth(&self.api_key)
+            .json(self.request_body(msg).to_string())
+            .send()?;
+        if response.is_success() {
+            // SendGrid answers 202 with an empty body; the id is a header.
+            let id = response.header("x-message-id").unwrap_or("").trim();
+            if id.is_empty() {
+                return Err(Failure::permanent(
+                    "unreadable_response",
+                    "SendGrid accepted the mail but sent no X-Message-Id",
+                ));
+            }
+            return Ok(Receipt::new(id));
+        }
+        let message = serde_json::from_slice::<ErrorBody>(&response.body)
+            .ok()
+            .map(|b| {
+                b.errors
+                    .into_iter()
+                    .map(|e| match (e.field, e.message) {
+                        (Some(field), Some(m)) => format!("{field}: {m}"),
+                        (None, Some(m)) => m,
+                        (_, None) => "unspecified error".to_owned(),
+                    })
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            })
+            .filter(|m| !m.is_empty())
+            .unwrap_or_else(|| format!("SendGrid answered HTTP {}", response.status));
+        Err(response.failure(format!("http_{}", response.status), message))
+    }
+}
+
+impl SendgridEmail {
+    /// The Mail Send body: one personalization carrying the message id, so
+    /// SendGrid's events can be tied back to the gateway's message.
+    fn request_body(&self, msg: &Message) -> Value {
+        let mut content = vec![json!({"type": "text/plain", "value": msg.text})];
+        if let Some(html) = &msg.html {
+            content.push(json!({"type": "text/html", "value": html}));
+        }
+        let mut body = json!({
+            "personalizations": [{
+                "to": [{"email": msg.to}],
+                "custom_args": {"crossgate_message_id": msg.id},
+            }],
+            "from": self.from,
+            "subject": msg.subject.as_deref().unwrap_or(&self.default_subject),
+            "content": content,
+        });
+        if let Some(reply_to) = &self.reply_to {
+            body["reply_to"] = json!({"email": reply_to});
+        }
+        let headers: Map<String, Value> = msg
+            .metadata
+            .iter()
+            .filter_map(|(k, v)| Some((k.strip_prefix("header:")?.to_owned(), json!(v))))
+            .collect();
+        if !headers.is_empty() {
+            body["headers"] = Value::Object(headers);
+        }
+        body
+    }
+}
+
+fn looks_like_email(address: &str) -> bool {
+    address
+        .split_once('@')
+        .is_some_and(|(local, domain)| !local.is_empty() && domain.contains('.'))
+}
+
+crossgate_plugin_sdk::register_connector!(SendgridEmail);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crossgate_plugin_sdk::http::Response;
+    use crossgate_plugin_sdk::testing::Harness;
+
+    fn harness() -> Harness {
+        Harness::new([
+            ("api_key", "SG.test"),
+            ("from", "orders@shop.example"),
+            ("from_name", "Shop"),
+            ("reply_to", "help@shop.example"),
+            ("base_url", "http://127.0.0.1:9"),
+        ])
+    }
+
+    fn mail() -> Message {
+        let mut msg = Message::text(Channel::Email, "anna@example.nl", "Your order shipped");
+        msg.subject = Some("Shipped".into());
+        msg.html = Some("<p>Your order shipped</p>".into());
+        msg.metadata = vec![(
+            "header:List-Unsubscribe".into(),
+            "<https://shop.example/u>".into(),
+        )];
+        msg
+    }
+
+    #[test]
+    fn accepted_mail_gives_the_x_message_id() {
+        let mut h = harness();
+        h.respond(Response::new(202, "").with_header("X-Message-Id", "sg-abc"));
+        assert_eq!(
+            h.deliver::<SendgridEmail>(&mail())
+                .unwrap()
+                .provider_message_id,
+            "sg-abc"
+        );
+        let request = &h.requests()[0];
+        assert_eq!(request.url, "http://127.0.0.1:9/v3/mail/send");
+        assert_eq!(
+            request.header_value("authorization"),
+            Some("Bearer SG.test")
+        );
+        let body: Value = serde_json::from_slice(&request.body).unwrap();
+        assert_eq!(
+            body["personalizations"][0]["to"][0]["email"],
+            "anna@example.nl"
+        );
+        assert_eq!(
+            body["personalizations"][0]["custom_args"]["crossgate_message_id"],
+            "msg_test"
+        );
+        assert_eq!(
+            body["from"],
+            json!({"email": "orders@shop.example", "name": "Shop"})
+        );
+        assert_eq!(body["reply_to"]["email"], "help@shop.example");
+        assert_eq!(body["subject"], "Shipped");
+        assert_eq!(body["content"][1]["type"], "text/html");
+        assert_eq!(
+            body["headers"]["List-Unsubscribe"],
+            "<https://shop.example/u>"
+        );
+    }
+
+    #[test]
+    fn errors_are_classified_with_sendgrids_messages() {
+        let mut h = harness();
+        h.respond(Response::new(
+            400,
+            r#"{"errors":[{"message":"Does not contain a valid address.","field":"personalizations.0.to.0.email"}]}"#,
+        ));
+        let failure = h.deliver::<SendgridEmail>(&mail()).unwrap_err();
+        assert!(!failure.retryable);
+        assert_eq!(
+            failure.message,
+            "personalizations.0.to.0.email: Does not contain a valid address."
+        );
+        let mut h = harness();
+        h.respond(
+            Response::new(429, r#"{"errors":[{"message":"too many requests"}]}"#)
+                .with_header("Retry-After", "2"),
+        );
+        let failure = h.deliver::<SendgridEmail>(&mail()).unwrap_err();
+        assert!(failure.retryable);
+        assert_eq!(failure.retry_after_ms, Some(2000));
+        let mut h = harness();
+        h.respond(Response::new(503, ""));
+        assert!(h.deliver::<SendgridEmail>(&mail()).unwrap_err().retryable);
+    }
+
+    #[test]
+    fn config_is_checked() {
+        let no_key = Harness::new([("from", "a@b.example")]);
+        assert_eq!(
+            no_key.validate::<SendgridEmail>().unwrap_err().key,
+            "api_key"
+        );
+        let bad_from = Harness::new([("api_key", "k"), ("from", "nobody")]);
+        assert_eq!(
+            bad_from.validate::<SendgridEmail>().unwrap_err().key,
+            "from"
+        );
+    }
+}

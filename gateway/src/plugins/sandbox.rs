@@ -21,7 +21,7 @@ const EPOCH_TICK: Duration = Duration::from_millis(1);
 /// Plugin panics print here; the tail is quoted in the attempt's reason.
 const STDERR_CAPACITY: usize = 4096;
 /// Bytes of each pooled memory and table reset in place rather than unmapped.
-const KEEP_RESIDENT: usize = 512 * 1024;
+const KEEP_RESIDENT: usize = 64 * 1024;
 /// The longest plugin log line kept.
 const MAX_LOG_LINE: usize = 2048;
 

@@ -39,18 +39,6 @@ async fn gateway(sim: &ProviderSim) -> TestGateway {
     .await
 }
 
-async fn put_customer(gw: &TestGateway, id: &str, profile: &Value) -> (u16, Value) {
-    let response = gw
-        .client
-        .put(format!("{}/v1/customers/{id}", gw.url))
-        .json(profile)
-        .send()
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or(Value::Null))
-}
-
 fn dutch_customer() -> Value {
     json!({
         "addresses": {"phone": "+31612345678", "whatsapp": "+31612345678"},
@@ -85,7 +73,7 @@ async fn a_permanent_sms_failure_falls_back_to_whatsapp_with_its_own_content() {
         }],
     );
     let gw = gateway(&sim).await;
-    assert_eq!(put_customer(&gw, "c-1", &dutch_customer()).await.0, 201);
+    assert_eq!(gw.put_customer("c-1", &dutch_customer()).await.0, 201);
 
     let (status, answer) = gw
         .send(&json!({
@@ -153,7 +141,7 @@ async fn preview_and_send_give_the_same_plan() {
     let sim = ProviderSim::start().await.unwrap();
     let gw = gateway(&sim).await;
     let brazilian = json!({"addresses": {"phone": "+5511987654321", "whatsapp": "+5511987654321"}});
-    put_customer(&gw, "br-7", &brazilian).await;
+    gw.put_customer("br-7", &brazilian).await;
     let request =
         json!({"customer_id": "br-7", "category": "transactional", "content": {"text": "Olá"}});
 
@@ -176,7 +164,7 @@ async fn preview_and_send_give_the_same_plan() {
 async fn consent_and_caps_decide_and_say_why() {
     let sim = ProviderSim::start().await.unwrap();
     let gw = gateway(&sim).await;
-    put_customer(&gw, "c-2", &dutch_customer()).await;
+    gw.put_customer("c-2", &dutch_customer()).await;
 
     // Marketing without any opt-in: nothing may go.
     let marketing =
@@ -247,15 +235,15 @@ async fn profiles_are_validated_read_and_erased() {
         (json!({"country": "ZZ"}), "country"),
         (json!({"locale": "klingon!"}), "locale"),
     ] {
-        let (status, answer) = put_customer(&gw, "bad", &profile).await;
+        let (status, answer) = gw.put_customer("bad", &profile).await;
         assert_eq!(status, 422, "{profile}: {answer}");
         assert_eq!(answer["error"]["field"], field);
     }
-    let (status, answer) = put_customer(&gw, "bad", &json!({"nickname": "x"})).await;
+    let (status, answer) = gw.put_customer("bad", &json!({"nickname": "x"})).await;
     assert_eq!(status, 400, "{answer}");
 
-    assert_eq!(put_customer(&gw, "c-3", &dutch_customer()).await.0, 201);
-    assert_eq!(put_customer(&gw, "c-3", &dutch_customer()).await.0, 200);
+    assert_eq!(gw.put_customer("c-3", &dutch_customer()).await.0, 201);
+    assert_eq!(gw.put_customer("c-3", &dutch_customer()).await.0, 200);
     let profile: Value = gw
         .client
         .get(format!("{}/v1/customers/c-3", gw.url))

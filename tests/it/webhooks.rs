@@ -60,14 +60,10 @@ consent = \"opt-in\"
         )
     ))
     .await;
-    let response = gw
-        .client
-        .put(format!("{}/v1/customers/c-9", gw.url))
-        .json(&json!({"addresses": {"phone": "+31612345678"}}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status().as_u16(), 201);
+    let (status, _) = gw
+        .put_customer("c-9", &json!({"addresses": {"phone": "+31612345678"}}))
+        .await;
+    assert_eq!(status, 201);
     let id = gw
         .send_ok(&json!({"customer_id": "c-9", "category": "transactional", "content": {"text": "hello"}}))
         .await;

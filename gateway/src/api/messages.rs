@@ -49,16 +49,9 @@ pub async fn send(
         None => None,
     };
     let Composed { mut message, plan } = compose(&state, request, now_ms()).await?;
-    let status = if message.suppressed.is_some() {
-        "suppressed"
-    } else if message.send_at.is_some_and(|at| at > message.created_at) {
-        "scheduled"
-    } else {
-        "queued"
-    };
     let accepted = Accepted {
         id: message.id.clone(),
-        status,
+        status: message.initial_status().as_str(),
         status_reason: message.suppressed.clone(),
         plan,
     };

@@ -31,13 +31,7 @@ pub async fn preview(
         .map(|d| json!({"channel": d.channel, "connector": d.connector}))
         .collect();
     Ok(Json(json!({
-        "status": if message.suppressed.is_some() {
-            "suppressed"
-        } else if message.send_at.is_some_and(|at| at > message.created_at) {
-            "scheduled"
-        } else {
-            "queued"
-        },
+        "status": message.initial_status().as_str(),
         "send_at": message.send_at.map(super::messages::timestamp),
         "plan": composed.plan,
         "deliveries": deliveries,

@@ -325,7 +325,7 @@ impl PluginHost {
         >,
     {
         let state = CallState::new(loaded.scope.clone(), &self.limits, self.client.clone());
-        let mut store = sandbox::store(&self.engine, state, &self.limits);
+        let mut store = sandbox::store(&self.engine, state);
         let name = &loaded.scope.name;
         let outcome = tokio::time::timeout(self.limits.timeout, async {
             let instance = loaded.pre.instantiate_async(&mut store).await?;

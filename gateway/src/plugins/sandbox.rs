@@ -140,7 +140,7 @@ impl CallState {
 }
 
 /// A fresh store with the call's memory limit and CPU budget.
-pub fn store(engine: &Engine, state: CallState, _limits: &CallLimits) -> Store<CallState> {
+pub fn store(engine: &Engine, state: CallState) -> Store<CallState> {
     let mut store = Store::new(engine, state);
     store.limiter(|state| &mut state.memory);
     store.set_epoch_deadline(1);

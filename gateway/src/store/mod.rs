@@ -54,6 +54,20 @@ pub struct NewMessage {
     pub deliveries: Vec<NewDelivery>,
 }
 
+impl NewMessage {
+    /// The status the message is stored with: decided not to send,
+    /// held until `send_at`, or due now.
+    pub fn initial_status(&self) -> MessageStatus {
+        if self.suppressed.is_some() {
+            MessageStatus::Suppressed
+        } else if self.send_at.is_some_and(|at| at > self.created_at) {
+            MessageStatus::Scheduled
+        } else {
+            MessageStatus::Queued
+        }
+    }
+}
+
 /// At most one message per scope and key until `expires_at`.
 #[derive(Debug, Clone)]
 pub struct DedupKey {

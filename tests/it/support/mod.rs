@@ -99,13 +99,18 @@ impl TestGateway {
 
     /// `POST /v1/messages` with a JSON body; returns status and JSON answer.
     pub async fn send(&self, body: &Value) -> (u16, Value) {
+        self.post("/v1/messages", body).await
+    }
+
+    /// `PUT /v1/customers/{id}`; returns status and JSON answer.
+    pub async fn put_customer(&self, id: &str, profile: &Value) -> (u16, Value) {
         let response = self
             .client
-            .post(format!("{}/v1/messages", self.url))
-            .json(body)
+            .put(format!("{}/v1/customers/{id}", self.url))
+            .json(profile)
             .send()
             .await
-            .expect("POST /v1/messages");
+            .expect("PUT customer");
         let status = response.status().as_u16();
         (status, response.json().await.unwrap_or(Value::Null))
     }

@@ -73,13 +73,7 @@ pub fn insert(conn: &Connection, m: &NewMessage) -> Result<Inserted, StoreError>
 
     let content = json(&m.content)?;
     let due_at = m.send_at.unwrap_or(now).max(now);
-    let status = if m.suppressed.is_some() {
-        MessageStatus::Suppressed
-    } else if due_at > now {
-        MessageStatus::Scheduled
-    } else {
-        MessageStatus::Queued
-    };
+    let status = m.initial_status();
     conn.prepare_cached(
         "INSERT INTO messages (id, status, status_reason, channel, recipient, scope, content,
              created_at, updated_at, send_at, expires_at, cancel_key, dedup_key, callback_url,
@@ -200,6 +194,25 @@ fn finish_message(
     Ok(changed > 0)
 }
 
+/// End what is still open of a message: its waiting and pending deliveries
+/// take `delivery_state`, the message `status` with `reason`.
+fn close_message(
+    conn: &Connection,
+    message_id: &str,
+    delivery_state: &str,
+    status: MessageStatus,
+    reason: &str,
+    now: i64,
+) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "UPDATE deliveries SET state = ?2
+         WHERE message_id = ?1 AND state IN ('pending', 'waiting')",
+    )?
+    .execute(params![message_id, delivery_state])?;
+    finish_message(conn, message_id, status, Some(reason), now)?;
+    Ok(())
+}
+
 /// Due deliveries of messages whose `ttl` ran out end as `expired`.
 fn expire_due(conn: &Connection, now: i64) -> Result<(), StoreError> {
     let expired: Vec<String> = conn
@@ -210,16 +223,12 @@ fn expire_due(conn: &Connection, now: i64) -> Result<(), StoreError> {
         .query_map(params![now], |r| r.get(0))?
         .collect::<Result<_, _>>()?;
     for id in expired {
-        conn.prepare_cached(
-            "UPDATE deliveries SET state = 'expired'
-             WHERE message_id = ?1 AND state IN ('pending', 'waiting')",
-        )?
-        .execute(params![id])?;
-        finish_message(
+        close_message(
             conn,
             &id,
+            "expired",
             MessageStatus::Expired,
-            Some("not delivered before its ttl ran out"),
+            "not delivered before its ttl ran out",
             now,
         )?;
     }
@@ -418,16 +427,12 @@ pub fn cancel(
             report.not_cancelled.push((id, status));
             continue;
         }
-        conn.prepare_cached(
-            "UPDATE deliveries SET state = 'cancelled'
-             WHERE message_id = ?1 AND state IN ('pending', 'waiting')",
-        )?
-        .execute(params![id])?;
-        finish_message(
+        close_message(
             conn,
             &id,
+            "cancelled",
             MessageStatus::Cancelled,
-            Some("cancelled by cancel_key"),
+            "cancelled by cancel_key",
             now,
         )?;
         report.cancelled.push(id);
@@ -559,18 +564,14 @@ pub fn delete_customer(conn: &Connection, id: &str) -> Result<bool, StoreError> 
         )?
         .query_map(params![id], |r| r.get(0))?
         .collect::<Result<_, _>>()?;
-    let now = jiff::Timestamp::now().as_millisecond();
+    let now = crate::store::now_ms();
     for message_id in pending {
-        conn.prepare_cached(
-            "UPDATE deliveries SET state = 'cancelled'
-             WHERE message_id = ?1 AND state IN ('pending', 'waiting')",
-        )?
-        .execute(params![message_id])?;
-        finish_message(
+        close_message(
             conn,
             &message_id,
+            "cancelled",
             MessageStatus::Cancelled,
-            Some("customer erased"),
+            "customer erased",
             now,
         )?;
     }

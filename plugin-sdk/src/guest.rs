@@ -9,8 +9,8 @@ use std::marker::PhantomData;
 #[doc(hidden)]
 pub mod bindings {
     wit_bindgen::generate!({
-        path: "wit/0.1.0",
-        world: "crossgate:connector/connector@0.1.0",
+        path: "wit/0.2.0",
+        world: "crossgate:connector/connector@0.2.0",
         generate_all,
         pub_export_macro: true,
         export_macro_name: "export_connector",
@@ -69,6 +69,19 @@ impl<C: Connector> bindings::Guest for Adapter<C> {
         let events = connector.handle_webhook(&req)?;
         Ok(events.into_iter().map(event_to_wit).collect())
     }
+}
+
+pub(crate) fn cache_get(key: &str) -> Option<Vec<u8>> {
+    host::cache_get(key)
+}
+
+pub(crate) fn cache_set(key: &str, value: &[u8], ttl: std::time::Duration) {
+    let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
+    host::cache_set(key, value, ttl_ms);
+}
+
+pub(crate) fn report_dead_address(address: &str, reason: &str) {
+    host::report_dead_address(address, reason);
 }
 
 pub(crate) fn log(level: Level, message: &str) {

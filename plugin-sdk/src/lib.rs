@@ -32,8 +32,10 @@
 //! inside the plugin. [`testing`] runs a connector natively against scripted
 //! HTTP responses, so a plugin's unit tests need no wasm runtime.
 
+pub mod cache;
 mod config;
 pub mod http;
+pub mod jwt;
 mod types;
 
 #[cfg(target_arch = "wasm32")]
@@ -53,13 +55,13 @@ pub use types::{
 pub const SDK_VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// The contract (WIT package) version this SDK builds plugins against.
-pub const CONTRACT_VERSION: &str = "0.1.0";
+pub const CONTRACT_VERSION: &str = "0.2.0";
 
 /// A provider connector.
 ///
 /// The gateway creates a fresh sandbox for every call, so a connector is
 /// built from its configuration each time: keep `new` cheap and put anything
-/// that must outlive a call (tokens) in the provider's own response cache.
+/// that must outlive a call (access tokens) in [`cache`].
 pub trait Connector: Sized + 'static {
     /// Short provider name, e.g. `twilio`.
     const NAME: &'static str;
@@ -100,6 +102,17 @@ pub fn log(level: Level, message: &str) {
     guest::log(level, message);
     #[cfg(not(target_arch = "wasm32"))]
     testing::log(level, message);
+}
+
+/// Tell the gateway that the provider says `address` (the message's `to`) no
+/// longer exists: an unregistered push token, an expired subscription. The
+/// gateway removes it from the customer's profile and stops routing to it.
+/// Return a permanent [`Failure`] as well, so the message falls back.
+pub fn report_dead_address(address: &str, reason: &str) {
+    #[cfg(target_arch = "wasm32")]
+    guest::report_dead_address(address, reason);
+    #[cfg(not(target_arch = "wasm32"))]
+    testing::report_dead_address(address, reason);
 }
 
 /// Export a [`Connector`] as the plugin's component. Call it once per plugin crate.

@@ -18,13 +18,17 @@ use crate::{
     Config, ConfigError, Connector, Failure, InboundEvent, Level, Message, Receipt, WebhookRequest,
 };
 use std::cell::RefCell;
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
+use std::time::{Duration, Instant};
 
 #[derive(Default)]
 struct Script {
     responses: VecDeque<Result<Response, HttpError>>,
     requests: Vec<Request>,
     logs: Vec<(Level, String)>,
+    /// The connector cache, shared by every call of one harness like the gateway's.
+    cache: HashMap<String, (Vec<u8>, Instant)>,
+    dead_addresses: Vec<(String, String)>,
 }
 
 thread_local! {
@@ -86,6 +90,21 @@ impl Harness {
         SCRIPT.with(|s| s.borrow().requests.clone())
     }
 
+    /// Addresses the connector reported dead so far, with its reasons.
+    pub fn dead_addresses(&self) -> Vec<(String, String)> {
+        SCRIPT.with(|s| s.borrow().dead_addresses.clone())
+    }
+
+    /// What the connector cached under `key`, if it is still live.
+    pub fn cached(&self, key: &str) -> Option<Vec<u8>> {
+        cache_get(key)
+    }
+
+    /// Forget everything cached, as a gateway restart would.
+    pub fn clear_cache(&mut self) {
+        SCRIPT.with(|s| s.borrow_mut().cache.clear());
+    }
+
     /// Every line the connector logged so far.
     pub fn logs(&self) -> Vec<(Level, String)> {
         SCRIPT.with(|s| s.borrow().logs.clone())
@@ -109,4 +128,29 @@ pub(crate) fn send_http(req: Request) -> Result<Response, HttpError> {
 
 pub(crate) fn log(level: Level, message: &str) {
     SCRIPT.with(|s| s.borrow_mut().logs.push((level, message.to_owned())));
+}
+
+pub(crate) fn cache_get(key: &str) -> Option<Vec<u8>> {
+    SCRIPT.with(|s| {
+        let script = s.borrow();
+        let (value, expires) = script.cache.get(key)?;
+        (*expires > Instant::now()).then(|| value.clone())
+    })
+}
+
+pub(crate) fn cache_set(key: &str, value: &[u8], ttl: Duration) {
+    let expires = Instant::now() + ttl;
+    SCRIPT.with(|s| {
+        s.borrow_mut()
+            .cache
+            .insert(key.to_owned(), (value.to_vec(), expires))
+    });
+}
+
+pub(crate) fn report_dead_address(address: &str, reason: &str) {
+    SCRIPT.with(|s| {
+        s.borrow_mut()
+            .dead_addresses
+            .push((address.to_owned(), reason.to_owned()))
+    });
 }

@@ -108,6 +108,7 @@ mode = "ok"
         let start = Instant::now();
         host.deliver("noop", message(i))
             .await
+            .result
             .expect("noop delivers");
         noop.push(start.elapsed());
     }
@@ -118,6 +119,7 @@ mode = "ok"
         let start = Instant::now();
         host.deliver("twilio", message(i))
             .await
+            .result
             .expect("twilio delivers");
         twilio.push(start.elapsed());
     }

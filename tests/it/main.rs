@@ -4,6 +4,7 @@
 mod api;
 mod config_check;
 mod consistency;
+mod contract;
 mod durability;
 mod email;
 mod faults;

@@ -52,6 +52,7 @@ pub struct Connector {
     pub max_attempts: u32,
     /// Price per message by region (`default` for the rest).
     pub cost: BTreeMap<String, f64>,
+    pub push_format: crate::routing::PushFormat,
     /// `[connectors.config]` with `env:` secrets resolved; never logged.
     pub settings: Vec<(String, String)>,
     /// Where the entry and its `plugin` value are in the source, for errors
@@ -98,6 +99,7 @@ impl Config {
                     name: c.name.clone(),
                     channel: c.channel,
                     cost: c.cost.clone(),
+                    push_format: c.push_format,
                 })
                 .collect(),
         }
@@ -389,6 +391,13 @@ fn validate(
                 "must be greater than 0",
             ));
         }
+        if raw.push_format.is_some() && raw.channel != crate::message::Channel::Push {
+            errors.push(ConfigError::new(
+                format!("{key}.push_format"),
+                Some(span.clone()),
+                "only push connectors take a push_format",
+            ));
+        }
         if raw.allowed_hosts.get_ref().is_empty() {
             errors.push(ConfigError::new(
                 format!("{key}.allowed_hosts"),
@@ -421,6 +430,7 @@ fn validate(
             channel: raw.channel,
             max_attempts: raw.max_attempts.unwrap_or(config.dispatch.max_attempts),
             cost: raw.cost.clone(),
+            push_format: raw.push_format.unwrap_or_default(),
             allowed_hosts: raw.allowed_hosts.into_inner(),
             settings,
             span,
@@ -429,11 +439,16 @@ fn validate(
 }
 
 /// `env:NAME` reads the environment; anything else is taken literally.
+/// `env:NAME` reads an environment variable, `file:PATH` a file (a service
+/// account key), anything else is the value itself.
 fn resolve_secret(value: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String, String> {
-    match value.strip_prefix("env:") {
-        Some(var) => env(var).ok_or_else(|| format!("environment variable {var} is not set")),
-        None => Ok(value.to_owned()),
+    if let Some(var) = value.strip_prefix("env:") {
+        return env(var).ok_or_else(|| format!("environment variable {var} is not set"));
     }
+    if let Some(path) = value.strip_prefix("file:") {
+        return std::fs::read_to_string(path).map_err(|e| format!("cannot read {path}: {e}"));
+    }
+    Ok(value.to_owned())
 }
 
 /// A status callback URL: absolute http or https.

@@ -284,6 +284,10 @@ pub struct ConnectorConfig {
     /// `cost = { default = 0.0079, EU = 0.072 }`: price per message by region, for `strategy = "cheapest"`.
     #[serde(default)]
     pub cost: std::collections::BTreeMap<String, f64>,
+    /// `push_format = "web-push"`: push connectors only; which push addresses
+    /// the connector takes, `"token"` (the default, FCM) or `"web-push"`.
+    #[serde(default)]
+    pub push_format: Option<crate::routing::PushFormat>,
     /// `[connectors.config]`: handed to the plugin; `env:NAME` values are read from the environment.
     #[serde(default)]
     pub config: std::collections::BTreeMap<String, Spanned<toml::Value>>,

@@ -130,6 +130,30 @@ impl Dispatcher {
         }
     }
 
+    /// A connector said an address no longer exists: the customer's profile
+    /// loses it, so no later plan routes there. Only the address this
+    /// delivery went to counts: a plugin cannot edit other profiles.
+    async fn forget_dead_address(&self, d: &LeasedDelivery, address: &str, reason: &str, now: i64) {
+        if address != d.address {
+            tracing::warn!(
+                reason,
+                "connector reported another address than the message's dead; ignored"
+            );
+            return;
+        }
+        match self
+            .store
+            .forget_address(&d.message_id, d.channel, address, now)
+            .await
+        {
+            Ok(Some(customer_id)) => {
+                tracing::info!(%customer_id, channel = %d.channel, reason, "dead address removed from the profile")
+            }
+            Ok(None) => {}
+            Err(e) => tracing::error!("cannot remove a dead address: {e}"),
+        }
+    }
+
     async fn attempt(&self, d: LeasedDelivery) {
         let started_at = now_ms();
         let msg = PluginMessage {
@@ -143,8 +167,13 @@ impl Dispatcher {
             template: None,
             metadata: Vec::new(),
         };
-        let result = self.plugins.deliver(&d.connector, msg).await;
+        let delivered = self.plugins.deliver(&d.connector, msg).await;
         let finished_at = now_ms();
+        for (address, reason) in &delivered.dead_addresses {
+            self.forget_dead_address(&d, address, reason, finished_at)
+                .await;
+        }
+        let result = delivered.result;
         let budget = Budget {
             max_attempts: self
                 .max_attempts

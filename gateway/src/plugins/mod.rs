@@ -7,43 +7,37 @@
 //! The only way out of the sandbox is `wasi:http`, checked by [`egress`].
 
 mod cache;
+mod connector_cache;
+mod contract;
 mod egress;
 mod sandbox;
 
+pub use contract::{SUPPORTED_CONTRACTS, wit};
 pub use egress::ProviderClient;
 pub use sandbox::CallLimits;
 
 use crate::config::{Config, ConfigError, Connector as ConnectorConfig};
 use crate::message::Channel;
 use anyhow::Context as _;
+use contract::{ConnectorPre, Instance};
 use sandbox::{CallState, Scope};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
-use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::component::{Component, Linker};
 use wasmtime::{Engine, Store};
-
-mod bindings {
-    wasmtime::component::bindgen!({
-        path: "../plugin-sdk/wit/0.1.0",
-        world: "crossgate:connector/connector",
-        exports: { default: async },
-        with: {
-            "wasi:http": wasmtime_wasi_http::p2::bindings::http,
-            "wasi:io": wasmtime_wasi::p2::bindings::io,
-            "wasi:clocks": wasmtime_wasi::p2::bindings::clocks,
-        },
-    });
-}
-
-pub use bindings::crossgate::connector::types as wit;
-
-/// Contract versions this gateway can host. A plugin built against any other
-/// `crossgate:connector` version is refused at load time with a clear message.
-pub const SUPPORTED_CONTRACTS: &[&str] = &["0.1.0"];
 
 /// A message as a connector sees it.
 pub type PluginMessage = wit::Message;
+
+/// What one `deliver` call came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivered {
+    pub result: Result<Receipt, Failure>,
+    /// Addresses the connector reported dead, with its reason: the gateway
+    /// removes them from the customer's profile.
+    pub dead_addresses: Vec<(String, String)>,
+}
 
 /// The provider accepted the message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -88,7 +82,7 @@ pub struct PluginInfo {
 struct LoadedConnector {
     scope: Arc<Scope>,
     info: PluginInfo,
-    pre: bindings::ConnectorPre<CallState>,
+    pre: ConnectorPre,
 }
 
 /// All connectors of one gateway, sharing one engine and one provider client.
@@ -113,7 +107,7 @@ impl PluginHost {
                 format!("cannot create the wasm engine: {e:#}"),
             )]
         })?;
-        let linker = linker(&engine).map_err(|e| {
+        let linker = contract::linker(&engine).map_err(|e| {
             vec![ConfigError::new(
                 "plugins",
                 None,
@@ -177,17 +171,13 @@ impl PluginHost {
         component: &Component,
         linker: &Linker<CallState>,
     ) -> anyhow::Result<LoadedConnector> {
-        let contract_version = contract_version(&self.engine, component)?;
-        let pre = linker.instantiate_pre(component).map_err(|e| {
-            anyhow::anyhow!("plugin needs imports the gateway does not offer: {e:#}")
-        })?;
-        let pre = bindings::ConnectorPre::new(pre)
-            .map_err(|e| anyhow::anyhow!("plugin is not a connector: {e:#}"))?;
+        let (pre, contract_version) = ConnectorPre::new(&self.engine, linker, component)?;
         let mut loaded = LoadedConnector {
             scope: Arc::new(Scope {
                 name: Arc::from(connector.name.as_str()),
                 settings: connector.settings.clone(),
                 allowed_hosts: connector.allowed_hosts.clone(),
+                cache: Default::default(),
             }),
             info: PluginInfo {
                 name: String::new(),
@@ -201,7 +191,7 @@ impl PluginHost {
         };
         let described = self
             .call(&loaded, |c, store| {
-                Box::pin(async move { c.call_describe(store).await })
+                Box::pin(async move { c.describe(store).await })
             })
             .await
             .map_err(|f| anyhow::anyhow!("describe failed: {}", f.message))?;
@@ -222,7 +212,7 @@ impl PluginHost {
             description: described.description,
         };
         self.call(&loaded, |c, store| {
-            Box::pin(async move { c.call_validate_config(store).await })
+            Box::pin(async move { c.validate_config(store).await })
         })
         .await
         .map_err(|f| anyhow::anyhow!("validate-config failed: {}", f.message))?
@@ -250,7 +240,7 @@ impl PluginHost {
             )
         })?;
         self.call(loaded, move |c, store| {
-            Box::pin(async move { c.call_handle_webhook(store, &request).await })
+            Box::pin(async move { c.handle_webhook(store, &request).await })
         })
         .await?
         .map_err(|message| Failure::sandbox("webhook_rejected", message))
@@ -259,19 +249,22 @@ impl PluginHost {
     /// Hand one message to a connector. Every failure, the plugin's or the
     /// sandbox's, comes back as a [`Failure`]; nothing here can take the
     /// gateway down.
-    pub async fn deliver(&self, connector: &str, msg: PluginMessage) -> Result<Receipt, Failure> {
-        let loaded = self.connectors.get(connector).ok_or_else(|| {
-            Failure::sandbox(
-                "unknown_connector",
-                format!("no connector named {connector:?}"),
-            )
-        })?;
-        let (result, denied) = self
+    pub async fn deliver(&self, connector: &str, msg: PluginMessage) -> Delivered {
+        let Some(loaded) = self.connectors.get(connector) else {
+            return Delivered {
+                result: Err(Failure::sandbox(
+                    "unknown_connector",
+                    format!("no connector named {connector:?}"),
+                )),
+                dead_addresses: Vec::new(),
+            };
+        };
+        let (result, after) = self
             .call_with_egress(loaded, move |c, store| {
-                Box::pin(async move { c.call_deliver(store, &msg).await })
+                Box::pin(async move { c.deliver(store, &msg).await })
             })
-            .await?;
-        match (result, denied) {
+            .await;
+        let result = result.and_then(|result| match (result, &after.denied) {
             (Ok(receipt), _) => Ok(Receipt {
                 provider_message_id: receipt.provider_message_id,
             }),
@@ -289,6 +282,10 @@ impl PluginHost {
                 code: f.code,
                 message: f.message,
             }),
+        });
+        Delivered {
+            result,
+            dead_addresses: after.dead_addresses,
         }
     }
 
@@ -297,28 +294,26 @@ impl PluginHost {
     where
         R: Send,
         F: for<'a> FnOnce(
-            &'a bindings::Connector,
+            &'a Instance,
             &'a mut Store<CallState>,
         ) -> std::pin::Pin<
             Box<dyn Future<Output = wasmtime::Result<R>> + Send + 'a>,
         >,
     {
-        self.call_with_egress(loaded, f)
-            .await
-            .map(|(value, _)| value)
+        self.call_with_egress(loaded, f).await.0
     }
 
-    /// [`Self::call`], also returning the origin of a request the egress
-    /// policy refused during the call, if any.
+    /// [`Self::call`], also returning what the call left behind: the origin
+    /// of a request the egress policy refused and the dead addresses reported.
     async fn call_with_egress<R, F>(
         &self,
         loaded: &LoadedConnector,
         f: F,
-    ) -> Result<(R, Option<String>), Failure>
+    ) -> (Result<R, Failure>, AfterCall)
     where
         R: Send,
         F: for<'a> FnOnce(
-            &'a bindings::Connector,
+            &'a Instance,
             &'a mut Store<CallState>,
         ) -> std::pin::Pin<
             Box<dyn Future<Output = wasmtime::Result<R>> + Send + 'a>,
@@ -328,12 +323,16 @@ impl PluginHost {
         let mut store = sandbox::store(&self.engine, state);
         let name = &loaded.scope.name;
         let outcome = tokio::time::timeout(self.limits.timeout, async {
-            let instance = loaded.pre.instantiate_async(&mut store).await?;
+            let instance = loaded.pre.instantiate(&mut store).await?;
             f(&instance, &mut store).await
         })
         .await;
+        let after = AfterCall {
+            denied: store.data().egress.denied(),
+            dead_addresses: std::mem::take(&mut store.data_mut().dead_addresses),
+        };
         let failure = match outcome {
-            Ok(Ok(value)) => return Ok((value, store.data().egress.denied())),
+            Ok(Ok(value)) => return (Ok(value), after),
             Ok(Err(error)) => sandbox::explain_trap(&error, store.data(), &self.limits),
             // The provider may just be slow: unlike a fault of the plugin's
             // own, a timeout is worth another attempt later.
@@ -356,57 +355,14 @@ impl PluginHost {
             ..failure
         };
         tracing::warn!(connector = %name, code = %failure.code, "{}", failure.message);
-        Err(failure)
+        (Err(failure), after)
     }
 }
 
-fn linker(engine: &Engine) -> anyhow::Result<Linker<CallState>> {
-    let mut linker = Linker::new(engine);
-    wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
-    wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
-    bindings::crossgate::connector::host::add_to_linker::<_, HasSelf<CallState>>(
-        &mut linker,
-        |s| s,
-    )?;
-    bindings::crossgate::connector::types::add_to_linker::<_, HasSelf<CallState>>(
-        &mut linker,
-        |s| s,
-    )?;
-    Ok(linker)
-}
-
-/// The `crossgate:connector` version a component was built against, read
-/// from its imports before anything is instantiated.
-fn contract_version(engine: &Engine, component: &Component) -> anyhow::Result<String> {
-    let ty = component.component_type();
-    let version = ty
-        .imports(engine)
-        .find_map(|(name, _)| {
-            name.strip_prefix("crossgate:connector/")
-                .and_then(|rest| rest.split_once('@'))
-                .map(|(_, version)| version.to_owned())
-        })
-        .ok_or_else(|| {
-            anyhow::anyhow!(
-                "not a Crossgate connector: it imports no crossgate:connector interface"
-            )
-        })?;
-    let compatible = SUPPORTED_CONTRACTS
-        .iter()
-        .any(|supported| same_minor(supported, &version));
-    if !compatible {
-        anyhow::bail!(
-            "plugin was built for contract crossgate:connector@{version}, but this gateway supports {}; rebuild it with a matching crossgate-plugin-sdk",
-            SUPPORTED_CONTRACTS.join(", ")
-        );
-    }
-    Ok(version)
-}
-
-/// Semver compatibility for 0.x versions: the same major and minor.
-fn same_minor(a: &str, b: &str) -> bool {
-    let prefix = |v: &str| v.rsplit_once('.').map(|(p, _)| p.to_owned());
-    prefix(a).is_some() && prefix(a) == prefix(b)
+/// What a call leaves behind besides its result.
+struct AfterCall {
+    denied: Option<String>,
+    dead_addresses: Vec<(String, String)>,
 }
 
 fn channel_from_wit(channel: wit::Channel) -> Channel {

@@ -1,12 +1,14 @@
 //! What one plugin call may use, and the per-call store that enforces it.
 
 use super::Failure;
-use super::bindings::crossgate::connector::{host, types};
+use super::connector_cache::{self, Claim, ConnectorCache, Lookup};
+use super::contract::{v1, v2};
 use super::egress::{Egress, ProviderClient};
 use crate::config::{AllowedHost, PluginsConfig};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
+use v2::crossgate::connector::types::Level;
 use wasmtime::component::ResourceTable;
 use wasmtime::{
     Engine, InstanceAllocationStrategy, PoolingAllocationConfig, ResourceLimiter, Store,
@@ -47,11 +49,11 @@ impl CallLimits {
 }
 
 /// What a connector's calls share: its name, its settings, where it may go.
-#[derive(Debug)]
 pub struct Scope {
     pub name: Arc<str>,
     pub settings: Vec<(String, String)>,
     pub allowed_hosts: Vec<AllowedHost>,
+    pub cache: ConnectorCache,
 }
 
 /// One engine for the whole process: pooled instances, epoch interruption.
@@ -115,6 +117,20 @@ pub struct CallState {
     scope: Arc<Scope>,
     cpu_ticks_left: u64,
     stderr: MemoryOutputPipe,
+    /// Cache keys this call missed and is expected to fill.
+    claims: Vec<Claim>,
+    /// Addresses the connector reported dead during this call, with the reason.
+    pub(super) dead_addresses: Vec<(String, String)>,
+}
+
+impl Drop for CallState {
+    /// A call that missed a key and ended without filling it (it failed,
+    /// trapped or timed out) hands the fill to the next caller.
+    fn drop(&mut self) {
+        for claim in &self.claims {
+            self.scope.cache.release(claim);
+        }
+    }
 }
 
 impl CallState {
@@ -135,6 +151,8 @@ impl CallState {
             scope,
             cpu_ticks_left: limits.cpu_ticks,
             stderr,
+            claims: Vec::new(),
+            dead_addresses: Vec::new(),
         }
     }
 }
@@ -254,29 +272,81 @@ impl WasiHttpView for CallState {
     }
 }
 
-impl types::Host for CallState {}
+impl v2::crossgate::connector::types::Host for CallState {}
 
-impl host::Host for CallState {
-    fn log(&mut self, level: types::Level, message: String) {
+/// The most dead addresses one call may report.
+const MAX_DEAD_REPORTS: usize = 16;
+
+impl v2::crossgate::connector::host::Host for CallState {
+    fn log(&mut self, level: Level, message: String) {
         let mut message = message;
-        if message.len() > MAX_LOG_LINE {
-            let mut end = MAX_LOG_LINE;
-            while !message.is_char_boundary(end) {
-                end -= 1;
-            }
-            message.truncate(end);
-        }
+        truncate(&mut message, MAX_LOG_LINE);
         let connector = &*self.scope.name;
         match level {
-            types::Level::Trace => tracing::trace!(connector, "{message}"),
-            types::Level::Debug => tracing::debug!(connector, "{message}"),
-            types::Level::Info => tracing::info!(connector, "{message}"),
-            types::Level::Warn => tracing::warn!(connector, "{message}"),
-            types::Level::Error => tracing::error!(connector, "{message}"),
+            Level::Trace => tracing::trace!(connector, "{message}"),
+            Level::Debug => tracing::debug!(connector, "{message}"),
+            Level::Info => tracing::info!(connector, "{message}"),
+            Level::Warn => tracing::warn!(connector, "{message}"),
+            Level::Error => tracing::error!(connector, "{message}"),
         }
     }
 
     fn config(&mut self) -> Vec<(String, String)> {
         self.scope.settings.clone()
+    }
+
+    async fn cache_get(&mut self, key: String) -> Option<Vec<u8>> {
+        if key.len() > connector_cache::MAX_KEY_BYTES {
+            return None;
+        }
+        match self.scope.cache.get(&key).await {
+            Lookup::Hit(value) => Some(value.to_vec()),
+            Lookup::Miss(claim) => {
+                self.claims.push(claim);
+                None
+            }
+        }
+    }
+
+    fn cache_set(&mut self, key: String, value: Vec<u8>, ttl_ms: u64) {
+        if let Err(refused) = self
+            .scope
+            .cache
+            .set(&key, value, Duration::from_millis(ttl_ms))
+        {
+            tracing::warn!(connector = %self.scope.name, "cache-set refused: {refused}");
+        }
+    }
+
+    fn report_dead_address(&mut self, address: String, reason: String) {
+        if self.dead_addresses.len() >= MAX_DEAD_REPORTS {
+            return;
+        }
+        let (mut address, mut reason) = (address, reason);
+        truncate(&mut address, 8192);
+        truncate(&mut reason, MAX_LOG_LINE);
+        self.dead_addresses.push((address, reason));
+    }
+}
+
+/// 0.1.0 plugins get the same log and config; they know nothing else.
+impl v1::crossgate::connector::host::Host for CallState {
+    fn log(&mut self, level: Level, message: String) {
+        v2::crossgate::connector::host::Host::log(self, level, message);
+    }
+
+    fn config(&mut self) -> Vec<(String, String)> {
+        v2::crossgate::connector::host::Host::config(self)
+    }
+}
+
+/// Cut `text` to at most `max` bytes on a character boundary.
+fn truncate(text: &mut String, max: usize) {
+    if text.len() > max {
+        let mut end = max;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
     }
 }

@@ -9,4 +9,4 @@ pub mod profile;
 
 pub use plan::{Plan, PlannedDelivery, Reason, Request, plan};
 pub use policy::Policy;
-pub use profile::Profile;
+pub use profile::{Profile, PushAddress, PushFormat};

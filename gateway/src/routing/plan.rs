@@ -106,36 +106,46 @@ pub fn plan(
     let mut channels = Vec::with_capacity(order.len());
     let mut deliveries = Vec::new();
     for channel in order {
-        let connectors: Vec<String> = policy
+        let routes: Vec<_> = policy
             .connectors
             .iter()
             .filter(|c| c.channel == channel)
-            .map(|c| c.name.clone())
+            .collect();
+        let connectors: Vec<String> = routes.iter().map(|c| c.name.clone()).collect();
+        // A push connector takes one kind of push address (token or Web
+        // Push subscription): each gets the customer's newest of its kind.
+        let addressed: Vec<PlannedDelivery> = routes
+            .iter()
+            .filter_map(|c| {
+                let address = profile.addresses.for_connector(channel, c.push_format)?;
+                Some(PlannedDelivery {
+                    channel,
+                    connector: c.name.clone(),
+                    address,
+                })
+            })
             .collect();
         let consent = profile
             .consent
             .get(&channel)
             .and_then(|by_category| by_category.get(request.category))
             .map(|c| c.status);
-        let address = profile.addresses.on(channel);
         let decision = if consent == Some(ConsentStatus::OptedOut) {
             Reason::OptedOut
         } else if category.consent == ConsentMode::OptIn && consent != Some(ConsentStatus::OptedIn)
         {
             Reason::NoConsent
-        } else if address.is_none() {
+        } else if !profile.addresses.has(channel) {
             Reason::NoAddress
         } else if connectors.is_empty() {
             Reason::NoConnector
+        } else if addressed.is_empty() {
+            Reason::NoAddress
         } else {
             Reason::Chosen
         };
-        if let (Reason::Chosen, Some(address)) = (decision, address) {
-            deliveries.extend(connectors.iter().map(|connector| PlannedDelivery {
-                channel,
-                connector: connector.clone(),
-                address: address.to_owned(),
-            }));
+        if decision == Reason::Chosen {
+            deliveries.extend(addressed);
         }
         channels.push(ChannelDecision {
             channel,

@@ -157,6 +157,8 @@ pub struct ConnectorRoute {
     pub channel: Channel,
     /// Region (or `default`) to price per message.
     pub cost: BTreeMap<String, f64>,
+    /// Which push addresses it takes (push connectors only).
+    pub push_format: super::profile::PushFormat,
 }
 
 impl ConnectorRoute {

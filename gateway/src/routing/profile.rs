@@ -41,20 +41,109 @@ pub struct Addresses {
     /// E.164 of the WhatsApp account.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub whatsapp: Option<String>,
-    /// Push tokens or Web Push subscriptions, most recent first.
+    /// Device tokens (FCM) and browser Web Push subscriptions, most recent first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub push: Vec<String>,
+    pub push: Vec<PushAddress>,
+}
+
+/// A push address: what one push connector can deliver to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum PushAddress {
+    /// A device registration token (FCM).
+    Token(String),
+    /// A browser's `PushSubscription.toJSON()`.
+    WebPush(WebPushSubscription),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WebPushSubscription {
+    pub endpoint: String,
+    pub keys: WebPushKeys,
+    /// Browsers send `expirationTime` (usually null); it is not kept.
+    #[serde(default, rename = "expirationTime", skip_serializing)]
+    pub expiration_time: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebPushKeys {
+    /// The browser's P-256 public key, base64url.
+    pub p256dh: String,
+    /// The 16-byte authentication secret, base64url.
+    pub auth: String,
+}
+
+/// Which kind of push address a push connector takes (`push_format` in its config).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PushFormat {
+    #[default]
+    Token,
+    WebPush,
+}
+
+impl PushAddress {
+    pub fn format(&self) -> PushFormat {
+        match self {
+            PushAddress::Token(_) => PushFormat::Token,
+            PushAddress::WebPush(_) => PushFormat::WebPush,
+        }
+    }
+
+    /// The address as a connector gets it: the token, or the subscription as JSON.
+    pub fn address(&self) -> String {
+        match self {
+            PushAddress::Token(token) => token.clone(),
+            PushAddress::WebPush(subscription) => {
+                serde_json::to_string(subscription).expect("a subscription serialises")
+            }
+        }
+    }
 }
 
 impl Addresses {
-    /// Where this customer is reached on `channel`, if anywhere.
-    pub fn on(&self, channel: Channel) -> Option<&str> {
+    /// Whether the customer has any address on `channel`.
+    pub fn has(&self, channel: Channel) -> bool {
         match channel {
-            Channel::Email => self.email.as_deref(),
-            Channel::Sms => self.phone.as_deref(),
-            Channel::Whatsapp => self.whatsapp.as_deref(),
-            Channel::Push => self.push.first().map(String::as_str),
+            Channel::Email => self.email.is_some(),
+            Channel::Sms => self.phone.is_some(),
+            Channel::Whatsapp => self.whatsapp.is_some(),
+            Channel::Push => !self.push.is_empty(),
         }
+    }
+
+    /// Where a connector of `channel` taking `push_format` reaches this customer.
+    pub fn for_connector(&self, channel: Channel, push_format: PushFormat) -> Option<String> {
+        match channel {
+            Channel::Email => self.email.clone(),
+            Channel::Sms => self.phone.clone(),
+            Channel::Whatsapp => self.whatsapp.clone(),
+            Channel::Push => self
+                .push
+                .iter()
+                .find(|p| p.format() == push_format)
+                .map(PushAddress::address),
+        }
+    }
+
+    /// Drop `address` from `channel` (a provider said it is dead). `true` when it was there.
+    pub fn forget(&mut self, channel: Channel, address: &str) -> bool {
+        let slot = match channel {
+            Channel::Email => &mut self.email,
+            Channel::Sms => &mut self.phone,
+            Channel::Whatsapp => &mut self.whatsapp,
+            Channel::Push => {
+                let before = self.push.len();
+                self.push.retain(|p| p.address() != address);
+                return self.push.len() != before;
+            }
+        };
+        if slot.as_deref() == Some(address) {
+            *slot = None;
+            return true;
+        }
+        false
     }
 }
 
@@ -113,16 +202,20 @@ impl Profile {
                 *number = e164(number).map_err(|e| invalid("invalid_phone", field, e))?;
             }
         }
-        if let Some(i) = a
-            .push
-            .iter()
-            .position(|t| t.trim().is_empty() || t.len() > 4096)
-        {
-            return Err(invalid(
-                "invalid_push_token",
-                &format!("addresses.push[{i}]"),
-                "push tokens must be 1-4096 characters".into(),
-            ));
+        for (i, push) in a.push.iter().enumerate() {
+            let field = format!("addresses.push[{i}]");
+            match push {
+                PushAddress::Token(t) if t.trim().is_empty() || t.len() > 4096 => {
+                    return Err(invalid(
+                        "invalid_push_token",
+                        &field,
+                        "push tokens must be 1-4096 characters".into(),
+                    ));
+                }
+                PushAddress::Token(_) => {}
+                PushAddress::WebPush(sub) => check_subscription(sub)
+                    .map_err(|e| invalid("invalid_push_subscription", &field, e))?,
+            }
         }
         if let Some(country) = &mut self.country {
             *country = country.to_ascii_uppercase();
@@ -161,6 +254,32 @@ impl Profile {
             .as_deref()
             .and_then(|tz| jiff::tz::TimeZone::get(tz).ok())
             .unwrap_or(jiff::tz::TimeZone::UTC)
+    }
+}
+
+/// What a push service needs to accept a message for a subscription.
+fn check_subscription(sub: &WebPushSubscription) -> Result<(), String> {
+    use base64::Engine as _;
+    let uri: http::Uri = sub
+        .endpoint
+        .parse()
+        .map_err(|_| format!("endpoint {:?} is not a URL", sub.endpoint))?;
+    if !matches!(uri.scheme_str(), Some("https" | "http")) || uri.host().is_none() {
+        return Err(format!(
+            "endpoint {:?} must be an absolute https URL",
+            sub.endpoint
+        ));
+    }
+    let decode = |value: &str| {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(value.trim_end_matches('='))
+    };
+    match decode(&sub.keys.p256dh) {
+        Ok(key) if key.len() == 65 && key[0] == 4 => {}
+        _ => return Err("keys.p256dh must be an uncompressed P-256 public key, base64url".into()),
+    }
+    match decode(&sub.keys.auth) {
+        Ok(secret) if secret.len() == 16 => Ok(()),
+        _ => Err("keys.auth must be a 16-byte secret, base64url".into()),
     }
 }
 

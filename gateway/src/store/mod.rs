@@ -324,6 +324,17 @@ pub trait Store: Send + Sync + 'static {
         now: i64,
     ) -> Result<usize, StoreError>;
 
+    /// A provider said `address` is dead: drop it from the profile of the
+    /// customer `message_id` was for. Returns that customer's id when the
+    /// address was there.
+    async fn forget_address(
+        &self,
+        message_id: &str,
+        channel: Channel,
+        address: &str,
+        now: i64,
+    ) -> Result<Option<String>, StoreError>;
+
     /// Messages of `category` for the customer since `since` that went or are going out.
     async fn recent_messages(
         &self,

@@ -5,6 +5,7 @@ use crate::routing::policy::{
     CategoryConfig, ConnectorRoute, FrequencyCap, QuietHours, RoutingConfig,
 };
 use crate::routing::profile::{Addresses, Consent};
+use crate::routing::{PushAddress, PushFormat};
 use std::collections::BTreeMap;
 
 fn policy(strategy: Strategy) -> Policy {
@@ -64,6 +65,7 @@ fn policy(strategy: Strategy) -> Policy {
         name: name.to_owned(),
         channel,
         cost: costs.iter().map(|(r, c)| (r.to_string(), *c)).collect(),
+        push_format: PushFormat::Token,
     };
     Policy {
         regions,
@@ -100,7 +102,7 @@ fn customer(
             phone: phone.map(str::to_owned),
             whatsapp: whatsapp.map(str::to_owned),
             push: if push {
-                vec!["push-token".to_owned()]
+                vec![PushAddress::Token("push-token".to_owned())]
             } else {
                 Vec::new()
             },

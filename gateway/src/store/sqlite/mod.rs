@@ -282,6 +282,18 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn forget_address(
+        &self,
+        message_id: &str,
+        channel: Channel,
+        address: &str,
+        now: i64,
+    ) -> Result<Option<String>, StoreError> {
+        let (message_id, address) = (message_id.to_owned(), address.to_owned());
+        self.write(move |conn| writes::forget_address(conn, &message_id, channel, &address, now))
+            .await
+    }
+
     async fn recent_messages(
         &self,
         customer_id: &str,

@@ -548,6 +548,32 @@ pub fn update_consent(
     Ok(Some(profile))
 }
 
+pub fn forget_address(
+    conn: &Connection,
+    message_id: &str,
+    channel: Channel,
+    address: &str,
+    now: i64,
+) -> Result<Option<String>, StoreError> {
+    let customer_id: Option<String> = conn
+        .prepare_cached("SELECT customer_id FROM messages WHERE id = ?1")?
+        .query_row(params![message_id], |r| r.get(0))
+        .optional()?
+        .flatten();
+    let Some(customer_id) = customer_id else {
+        return Ok(None);
+    };
+    let Some(record) = super::reads::customer(conn, &customer_id)? else {
+        return Ok(None);
+    };
+    let mut profile = record.profile;
+    if !profile.addresses.forget(channel, address) {
+        return Ok(None);
+    }
+    put_customer(conn, &customer_id, &profile, now)?;
+    Ok(Some(customer_id))
+}
+
 /// The profile goes, and so do the addresses its messages were sent to:
 /// history keeps ids, channels and outcomes, nothing that identifies a person.
 pub fn delete_customer(conn: &Connection, id: &str) -> Result<bool, StoreError> {

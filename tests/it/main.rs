@@ -9,6 +9,7 @@ mod durability;
 mod email;
 mod faults;
 mod provider_specs;
+mod push;
 mod routing;
 mod sms;
 mod support;

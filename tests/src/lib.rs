@@ -9,6 +9,10 @@
 //! - Twilio: `POST /2010-04-01/Accounts/{AccountSid}/Messages.json`.
 //! - WhatsApp Cloud API: `POST /{version}/{phone_number_id}/messages`.
 //! - SendGrid: `POST /v3/mail/send`.
+//! - FCM HTTP v1: `POST /token` (Google OAuth) and
+//!   `POST /v1/projects/{project}/messages:send`.
+//! - Web Push: `POST /webpush/subscribe` (a browser subscribing) and
+//!   `POST /webpush/push/{id}` (the push service).
 //!
 //! Accounts (a Twilio account SID, a WhatsApp phone number id) each have a
 //! credential, a default behaviour and a script of behaviours to come.
@@ -27,6 +31,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::net::TcpListener;
+
+mod fcm;
+mod webpush;
+
+pub use fcm::{DEFAULT_FCM_PROJECT, SERVICE_ACCOUNT_JSON};
+pub use webpush::{DEFAULT_VAPID_PRIVATE_KEY, WebPushReceived, vapid_public_key};
 
 /// The account every simulator knows from the start (the default config's).
 pub const DEFAULT_ACCOUNT_SID: &str = "AC00000000000000000000000000000000";
@@ -78,11 +88,14 @@ struct Account {
     default: Behaviour,
 }
 
-#[derive(Default)]
 struct SimState {
+    /// `http://127.0.0.1:PORT`: token audience and push service origin.
+    origin: String,
     accounts: Mutex<HashMap<String, Account>>,
     requests: Mutex<Vec<Recorded>>,
     next_sid: AtomicU64,
+    fcm: fcm::FcmState,
+    web_push: webpush::WebPushState,
 }
 
 /// A running simulator; stops when dropped.
@@ -107,11 +120,20 @@ impl ProviderSim {
     pub async fn start_on(addr: SocketAddr) -> std::io::Result<ProviderSim> {
         let listener = TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
-        let state = Arc::new(SimState::default());
+        let state = Arc::new(SimState {
+            origin: format!("http://{addr}"),
+            accounts: Mutex::default(),
+            requests: Mutex::default(),
+            next_sid: AtomicU64::default(),
+            fcm: fcm::FcmState::default(),
+            web_push: webpush::WebPushState::default(),
+        });
         for (id, secret) in [
             (DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN),
             (DEFAULT_WHATSAPP_PHONE_NUMBER_ID, DEFAULT_WHATSAPP_TOKEN),
             (DEFAULT_SENDGRID_KEY, DEFAULT_SENDGRID_KEY),
+            // FCM authenticates with issued access tokens, not a fixed secret.
+            (DEFAULT_FCM_PROJECT, ""),
         ] {
             state.accounts.lock().expect("fresh lock").insert(
                 id.to_owned(),
@@ -129,6 +151,10 @@ impl ProviderSim {
             )
             .route("/{version}/{phone_number_id}/messages", post(whatsapp_send))
             .route("/v3/mail/send", post(sendgrid_send))
+            .route("/token", post(fcm::token))
+            .route("/v1/projects/{project}/messages:send", post(fcm::send))
+            .route("/webpush/subscribe", post(webpush::subscribe))
+            .route("/webpush/push/{id}", post(webpush::push))
             .route("/_sim/requests", get(list_requests))
             .fallback(unknown_route)
             .with_state(state.clone());
@@ -169,6 +195,57 @@ impl ProviderSim {
         if let Some(account) = self.state.accounts.lock().expect("sim lock").get_mut(sid) {
             account.script.extend(behaviours);
         }
+    }
+
+    /// Google OAuth token exchanges that succeeded so far.
+    pub fn fcm_token_exchanges(&self) -> usize {
+        self.state.fcm.exchanges()
+    }
+
+    /// Access tokens issued from now on live this long (default an hour).
+    pub fn set_fcm_token_lifetime(&self, lifetime: Duration) {
+        self.state.fcm.set_token_lifetime(lifetime);
+    }
+
+    /// FCM answers `404 UNREGISTERED` for this device token from now on.
+    pub fn fcm_unregister(&self, device_token: &str) {
+        self.state.fcm.unregister(device_token);
+    }
+
+    /// Subscribe a new browser, as `pushManager.subscribe()` would; returns
+    /// the subscription JSON to put in a customer's profile.
+    pub fn web_push_subscribe(&self, application_server_key: Option<&str>) -> serde_json::Value {
+        self.state
+            .web_push
+            .subscribe(&self.state.origin, application_server_key)
+    }
+
+    /// The browser behind a subscription unsubscribes: pushes get `410 Gone`.
+    pub fn web_push_unsubscribe(&self, subscription_id: &str) {
+        self.state.web_push.unsubscribe(subscription_id);
+    }
+
+    /// The next pushes to a subscription get these answers, in order.
+    pub fn script_web_push(
+        &self,
+        subscription_id: &str,
+        behaviours: impl IntoIterator<Item = Behaviour>,
+    ) {
+        let mut accounts = self.state.accounts.lock().expect("sim lock");
+        accounts
+            .entry(format!("webpush:{subscription_id}"))
+            .or_insert_with(|| Account {
+                auth_token: String::new(),
+                script: VecDeque::new(),
+                default: Behaviour::Accept,
+            })
+            .script
+            .extend(behaviours);
+    }
+
+    /// Pushes the browsers received, decrypted, in arrival order.
+    pub fn web_pushes(&self) -> Vec<WebPushReceived> {
+        self.state.web_push.received()
     }
 
     /// Every request received so far, in arrival order.

@@ -48,7 +48,7 @@ pub struct Addresses {
 
 /// A push address: what one push connector can deliver to.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(untagged)]
+#[serde(untagged, try_from = "serde_json::Value")]
 pub enum PushAddress {
     /// A device registration token (FCM).
     Token(String),
@@ -81,6 +81,24 @@ pub enum PushFormat {
     #[default]
     Token,
     WebPush,
+}
+
+/// Says which of the two shapes was wrong, where `untagged` would only say "no variant matched".
+impl TryFrom<serde_json::Value> for PushAddress {
+    type Error = String;
+
+    fn try_from(value: serde_json::Value) -> Result<Self, String> {
+        match value {
+            serde_json::Value::String(token) => Ok(PushAddress::Token(token)),
+            object @ serde_json::Value::Object(_) => serde_json::from_value(object)
+                .map(PushAddress::WebPush)
+                .map_err(|e| format!("not a Web Push subscription: {e}")),
+            _ => Err(
+                "a push address is a device token (string) or a Web Push subscription (object)"
+                    .into(),
+            ),
+        }
+    }
 }
 
 impl PushAddress {
@@ -343,5 +361,62 @@ mod tests {
         for (json, field) in cases {
             assert_eq!(profile(json.clone()).unwrap_err().field, field, "{json}");
         }
+    }
+
+    const P256DH: &str =
+        "BCVxsr7N_eNgVRqvHtD0zTZsEc6-VV-JvLexhqUzORcxaOzi6-AYWXvTBHm4bjyPjs7Vd8pZGH6SRpkNtoIAiw4";
+
+    fn subscription(endpoint: &str, p256dh: &str, auth: &str) -> serde_json::Value {
+        serde_json::json!({"endpoint": endpoint, "expirationTime": null,
+            "keys": {"p256dh": p256dh, "auth": auth}})
+    }
+
+    #[test]
+    fn push_addresses_are_tokens_or_subscriptions_each_for_its_connector() {
+        let sub = subscription(
+            "https://push.example.net/s/1",
+            P256DH,
+            "BTBZMqHH6r4Tts7J_aSIgg",
+        );
+        let mut p = profile(serde_json::json!({"addresses": {"push": ["tok-1", sub]}})).unwrap();
+        let a = &p.addresses;
+        assert_eq!(
+            a.for_connector(Channel::Push, PushFormat::Token).as_deref(),
+            Some("tok-1")
+        );
+        let web = a.for_connector(Channel::Push, PushFormat::WebPush).unwrap();
+        let parsed: serde_json::Value = serde_json::from_str(&web).unwrap();
+        assert_eq!(parsed["endpoint"], "https://push.example.net/s/1");
+        assert!(parsed.get("expirationTime").is_none(), "not passed on");
+
+        assert!(p.addresses.forget(Channel::Push, &web));
+        assert!(!p.addresses.forget(Channel::Push, &web), "already gone");
+        assert_eq!(p.addresses.push, vec![PushAddress::Token("tok-1".into())]);
+        assert!(p.addresses.forget(Channel::Push, "tok-1"));
+        assert!(!p.addresses.has(Channel::Push));
+    }
+
+    #[test]
+    fn malformed_subscriptions_are_refused_with_the_field() {
+        let auth = "BTBZMqHH6r4Tts7J_aSIgg";
+        for bad in [
+            subscription("not a url", P256DH, auth),
+            subscription("ftp://push.example.net/1", P256DH, auth),
+            subscription("https://push.example.net/1", "AAAA", auth),
+            subscription("https://push.example.net/1", P256DH, "short"),
+        ] {
+            let err = profile(serde_json::json!({"addresses": {"push": ["ok", bad]}})).unwrap_err();
+            assert_eq!(err.code, "invalid_push_subscription", "{err:?}");
+            assert_eq!(err.field, "addresses.push[1]");
+        }
+        let missing_keys =
+            serde_json::json!({"addresses": {"push": [{"endpoint": "https://x.example/1"}]}});
+        let err = serde_json::from_value::<Profile>(missing_keys)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("not a Web Push subscription: missing field `keys`"),
+            "{err}"
+        );
     }
 }

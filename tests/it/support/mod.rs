@@ -115,6 +115,18 @@ impl TestGateway {
         (status, response.json().await.unwrap_or(Value::Null))
     }
 
+    /// `GET /v1/customers/{id}`: the stored profile.
+    pub async fn customer(&self, id: &str) -> Value {
+        let response = self
+            .client
+            .get(format!("{}/v1/customers/{id}", self.url))
+            .send()
+            .await
+            .expect("GET customer");
+        assert_eq!(response.status().as_u16(), 200);
+        response.json().await.expect("customer JSON")
+    }
+
     /// Send and expect `202`; returns the message id.
     pub async fn send_ok(&self, body: &Value) -> String {
         let (status, answer) = self.send(body).await;
@@ -275,5 +287,43 @@ from_name = "Example Shop"
 base_url = "{sim_url}"
 "#,
         crossgate_tests::DEFAULT_SENDGRID_KEY,
+    )
+}
+
+/// An FCM connector against the simulator, with the test service account.
+pub fn fcm_connector(name: &str, sim_url: &str) -> String {
+    let key = repo_root().join("config/simulator/fcm-service-account.json");
+    format!(
+        r#"
+[[connectors]]
+name = "{name}"
+plugin = "push_fcm.wasm"
+channel = "push"
+allowed_hosts = ["{sim_url}"]
+[connectors.config]
+service_account = "file:{}"
+token_uri = "{sim_url}/token"
+base_url = "{sim_url}"
+"#,
+        key.display()
+    )
+}
+
+/// A Web Push connector; the simulator's push service is on `sim_url`.
+pub fn webpush_connector(name: &str, sim_url: &str) -> String {
+    format!(
+        r#"
+[[connectors]]
+name = "{name}"
+plugin = "push_webpush.wasm"
+channel = "push"
+push_format = "web-push"
+allowed_hosts = ["{sim_url}"]
+[connectors.config]
+vapid_private_key = "{}"
+vapid_subject = "mailto:ops@shop.example"
+ttl_secs = 600
+"#,
+        crossgate_tests::DEFAULT_VAPID_PRIVATE_KEY
     )
 }

@@ -1,124 +1,26 @@
-//! Checks recorded provider requests against the providers' published
-//! OpenAPI documents in tests/fixtures (MIT; see the LICENSE files there):
-//! Twilio's `twilio_api_v2010.json` and SendGrid's `sendgrid_mail_v3.json`.
+//! Recorded provider requests against the providers' published OpenAPI
+//! documents: the simulator refuses what violates them, and these helpers
+//! let a test say so explicitly about a request it inspects.
 
-use serde_json::{Map, Value, json};
-use std::sync::OnceLock;
-
-const PATH: &str = "/2010-04-01/Accounts/{AccountSid}/Messages.json";
-
-fn load(name: &str) -> Value {
-    let path = crate::support::repo_root()
-        .join("tests/fixtures")
-        .join(name);
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{name}: {e}"));
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{name} is not JSON: {e}"))
-}
-
-fn spec() -> &'static Value {
-    static SPEC: OnceLock<Value> = OnceLock::new();
-    SPEC.get_or_init(|| load("twilio_api_v2010.json"))
-}
-
-fn sendgrid_spec() -> &'static Value {
-    static SPEC: OnceLock<Value> = OnceLock::new();
-    SPEC.get_or_init(|| load("sendgrid_mail_v3.json"))
-}
+use crossgate_tests::specs;
+use serde_json::{Value, json};
 
 /// Validate a Mail Send body against the schema SendGrid publishes for it.
 pub fn assert_valid_sendgrid_mail_send(body: &Value) {
-    let spec = sendgrid_spec();
-    let schema = spec["components"]["requestBodies"]["PostMailSend"]["content"]["application/json"]
-        ["schema"]
-        .clone();
-    validate(
-        &schema,
-        &spec["components"],
-        body,
-        "SendGrid Mail Send body",
-    );
+    if let Err(errors) = specs::check_sendgrid_mail_send(body) {
+        panic!("SendGrid Mail Send body violates SendGrid's spec: {errors:?}\n{body}");
+    }
 }
 
-/// Validate a `Create Message` request: the path's AccountSid and the form
-/// body, each against the schema the spec gives for it.
+/// Validate a `Create Message` request: the path's AccountSid and the form body.
 pub fn assert_valid_create_message(path: &str, form: &[(String, String)]) {
-    let operation = &spec()["paths"][PATH]["post"];
-    let components = spec()["components"].clone();
-
     let sid = path
         .strip_prefix("/2010-04-01/Accounts/")
         .and_then(|rest| rest.strip_suffix("/Messages.json"))
         .unwrap_or_else(|| panic!("not a Create Message path: {path}"));
-    let sid_schema = operation["parameters"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["name"] == "AccountSid")
-        .expect("AccountSid parameter")["schema"]
-        .clone();
-    validate(&sid_schema, &components, &json!(sid), "AccountSid");
-
-    let body_schema =
-        operation["requestBody"]["content"]["application/x-www-form-urlencoded"]["schema"].clone();
-    let properties = body_schema["properties"].as_object().expect("properties");
-    let mut instance = Map::new();
-    for (name, value) in form {
-        let property = properties
-            .get(name)
-            .unwrap_or_else(|| panic!("field {name} is not in Twilio's CreateMessageRequest"));
-        instance.insert(name.clone(), typed(property, value, &components));
+    if let Err(errors) = specs::check_twilio_create_message(sid, form) {
+        panic!("Create Message violates Twilio's spec: {errors:?}\n{form:?}");
     }
-    validate(
-        &body_schema,
-        &components,
-        &Value::Object(instance),
-        "form body",
-    );
-}
-
-/// Form values are strings on the wire; the schema types them.
-fn typed(property: &Value, value: &str, components: &Value) -> Value {
-    let property = match property["$ref"].as_str() {
-        Some(reference) => {
-            let name = reference.rsplit('/').next().unwrap();
-            &components["schemas"][name]
-        }
-        None => property,
-    };
-    match property["type"].as_str() {
-        Some("integer") => value
-            .parse::<i64>()
-            .map(Value::from)
-            .unwrap_or(json!(value)),
-        Some("number") => value
-            .parse::<f64>()
-            .map(Value::from)
-            .unwrap_or(json!(value)),
-        Some("boolean") => value
-            .parse::<bool>()
-            .map(Value::from)
-            .unwrap_or(json!(value)),
-        Some("array") => json!([value]),
-        _ => json!(value),
-    }
-}
-
-fn validate(schema: &Value, components: &Value, instance: &Value, what: &str) {
-    let mut root = schema.clone();
-    // Let `#/components/...` references resolve inside this root document.
-    root["components"] = components.clone();
-    let validator = jsonschema::options()
-        .should_validate_formats(true)
-        .build(&root)
-        .expect("the provider's schema compiles");
-    let errors: Vec<String> = validator
-        .iter_errors(instance)
-        .map(|e| e.to_string())
-        .collect();
-    assert!(
-        errors.is_empty(),
-        "{what} violates Twilio's spec: {errors:?}\n{instance}"
-    );
 }
 
 #[test]
@@ -164,4 +66,56 @@ fn the_sendgrid_validator_rejects_what_sendgrid_rejects() {
     let mut bad_email = valid.clone();
     bad_email["from"]["email"] = json!("not an address");
     assert!(std::panic::catch_unwind(|| assert_valid_sendgrid_mail_send(&bad_email)).is_err());
+}
+
+#[tokio::test]
+async fn the_simulator_refuses_requests_that_violate_the_specs() {
+    use crossgate_tests::{
+        DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN, DEFAULT_SENDGRID_KEY, ProviderSim,
+    };
+    let sim = ProviderSim::start().await.unwrap();
+    let client = reqwest::Client::new();
+    let twilio = client
+        .post(format!(
+            "{}/2010-04-01/Accounts/{DEFAULT_ACCOUNT_SID}/Messages.json",
+            sim.url()
+        ))
+        .basic_auth(DEFAULT_ACCOUNT_SID, Some(DEFAULT_AUTH_TOKEN))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("To=%2B31612345678&From=%2B15005550006&Body=hi&Colour=blue")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(twilio.status().as_u16(), 400);
+    let answer: Value = twilio.json().await.unwrap();
+    assert!(
+        answer["message"]
+            .as_str()
+            .unwrap()
+            .contains("Colour is not a field"),
+        "{answer}"
+    );
+
+    let sendgrid = client
+        .post(format!("{}/v3/mail/send", sim.url()))
+        .bearer_auth(DEFAULT_SENDGRID_KEY)
+        .json(&json!({
+            "personalizations": [{"to": [{"email": "anna@example.nl"}]}],
+            "from": {"email": "orders@shop.example"},
+            "subject": "Hi",
+            "content": [{"type": "text/plain", "value": "Hello"}],
+            "send_at": "tomorrow"
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(sendgrid.status().as_u16(), 400);
+    let answer: Value = sendgrid.json().await.unwrap();
+    assert!(
+        answer["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("send_at"),
+        "{answer}"
+    );
 }

@@ -3,7 +3,8 @@
 //! A loopback HTTP server that speaks providers' real wire formats, so the
 //! gateway and its wasm connectors are tested end to end without the
 //! internet. It checks what the real provider checks (credentials, required
-//! fields), records every request, and can be told per account to fail,
+//! fields; Twilio and SendGrid bodies against their published OpenAPI
+//! documents, see [`specs`]), records every request, and can be told per account to fail,
 //! rate-limit, reject or stall.
 //!
 //! - Twilio: `POST /2010-04-01/Accounts/{AccountSid}/Messages.json`.
@@ -33,6 +34,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 
 mod fcm;
+pub mod specs;
 mod webpush;
 
 pub use fcm::{DEFAULT_FCM_PROJECT, SERVICE_ACCOUNT_JSON};
@@ -331,6 +333,16 @@ async fn twilio_create_message(
         );
     }
 
+    if let Err(problems) = specs::check_twilio_create_message(&sid, &form) {
+        return twilio_error(
+            StatusCode::BAD_REQUEST,
+            20001,
+            &format!(
+                "Request does not match Twilio's API: {}",
+                problems.join("; ")
+            ),
+        );
+    }
     if let Some(response) = misbehave(behaviour, &TWILIO).await {
         return response;
     }
@@ -517,6 +529,9 @@ async fn sendgrid_send(
     }
     if mail["subject"].as_str().is_none_or(str::is_empty) && mail["template_id"].is_null() {
         return sendgrid_error(StatusCode::BAD_REQUEST, 400, "The subject is required");
+    }
+    if let Err(problems) = specs::check_sendgrid_mail_send(&mail) {
+        return sendgrid_error(StatusCode::BAD_REQUEST, 400, &problems.join("; "));
     }
     if let Some(response) = misbehave(behaviour, &SENDGRID).await {
         return response;

@@ -215,7 +215,7 @@ concurrency = 256
         assert!(Instant::now() < deadline, "gateway did not start");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let before = sim.requests().len();
+    let before = sim.request_count();
 
     let started = Instant::now();
     let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
@@ -245,11 +245,11 @@ concurrency = 256
     }
     let accepted_in = started.elapsed();
     let deadline = Instant::now() + Duration::from_secs(300);
-    while sim.requests().len() - before < E2E_MESSAGES && Instant::now() < deadline {
+    while sim.request_count() - before < E2E_MESSAGES && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let delivered_in = started.elapsed();
-    let delivered = sim.requests().len() - before;
+    let delivered = sim.request_count() - before;
     let paced = paced_accepts(
         &client,
         &format!("{base}/v1/messages"),

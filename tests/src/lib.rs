@@ -250,6 +250,11 @@ impl ProviderSim {
         self.state.web_push.received()
     }
 
+    /// How many requests arrived so far, without copying them.
+    pub fn request_count(&self) -> usize {
+        self.state.requests.lock().expect("sim lock").len()
+    }
+
     /// Every request received so far, in arrival order.
     pub fn requests(&self) -> Vec<Recorded> {
         self.state.requests.lock().expect("sim lock").clone()

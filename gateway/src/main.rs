@@ -6,6 +6,12 @@ use crossgate::config::{self, Config, ConfigReport};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+/// glibc's allocator serialises the many small allocations of concurrent
+/// requests and sandbox calls on its arena locks; mimalloc's per-thread heaps
+/// do not.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(name = "crossgate", version, about = "Cross-channel message gateway")]
 struct Cli {

@@ -69,6 +69,24 @@ async fn email_is_delivered_retried_or_failed_as_sendgrid_answers() {
         assert_eq!(body["subject"], "Your order shipped");
     }
 
+    // A rate limit is retried after SendGrid's Retry-After, then the mail goes.
+    sim.script(
+        DEFAULT_SENDGRID_KEY,
+        [Behaviour::RateLimit {
+            retry_after_secs: 1,
+        }],
+    );
+    let third = gw.send_ok(&mail("anna@example.nl")).await;
+    let message = gw.settled(&third).await;
+    assert_eq!(message["status"], "sent", "{message:#}");
+    let outcomes: Vec<&str> = message["attempts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["outcome"].as_str().unwrap())
+        .collect();
+    assert_eq!(outcomes, ["retryable", "sent"], "{message:#}");
+
     let (status, answer) = gw.send(&mail("not-an-address")).await;
     assert_eq!(
         (status, answer["error"]["code"].as_str()),

@@ -14,3 +14,4 @@ mod routing;
 mod sms;
 mod support;
 mod webhooks;
+mod whatsapp;

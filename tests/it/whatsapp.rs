@@ -1,0 +1,66 @@
+//! WhatsApp through the Cloud API connector, end to end.
+
+use crate::support::{FAST_DISPATCH, TestGateway, whatsapp_connector};
+use crossgate_tests::{Behaviour, DEFAULT_WHATSAPP_PHONE_NUMBER_ID, ProviderSim};
+use serde_json::{Value, json};
+
+fn whatsapp(text: &str) -> Value {
+    json!({"channel": "whatsapp", "to": {"phone": "+5511987654321"}, "content": {"text": text}})
+}
+
+fn outcomes(message: &Value) -> Vec<String> {
+    message["attempts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["outcome"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn whatsapp_is_delivered_retried_or_failed_as_meta_answers() {
+    let sim = ProviderSim::start().await.unwrap();
+    let gw = TestGateway::start(&format!(
+        "{FAST_DISPATCH}{}",
+        whatsapp_connector("whatsapp", &sim.url())
+    ))
+    .await;
+
+    let id = gw.send_ok(&whatsapp("Olá! Seu pedido saiu.")).await;
+    let message = gw.settled(&id).await;
+    assert_eq!(message["status"], "sent", "{message:#}");
+    assert!(
+        message["provider_message_id"]
+            .as_str()
+            .unwrap()
+            .starts_with("wamid.")
+    );
+    let request = &sim.requests()[0];
+    assert_eq!(
+        request.path,
+        format!("/v21.0/{DEFAULT_WHATSAPP_PHONE_NUMBER_ID}/messages")
+    );
+    let body: Value = serde_json::from_slice(&request.body).unwrap();
+    assert_eq!(body["to"], "5511987654321");
+    assert_eq!(body["text"]["body"], "Olá! Seu pedido saiu.");
+
+    // Meta's temporary error is retried, then the message goes.
+    sim.script(DEFAULT_WHATSAPP_PHONE_NUMBER_ID, [Behaviour::Fail]);
+    let message = gw.settled(&gw.send_ok(&whatsapp("retry")).await).await;
+    assert_eq!(message["status"], "sent", "{message:#}");
+    assert_eq!(outcomes(&message), ["retryable", "sent"]);
+
+    // Outside the 24-hour window free text is refused for good, with Meta's code.
+    sim.script(
+        DEFAULT_WHATSAPP_PHONE_NUMBER_ID,
+        [Behaviour::Reject {
+            code: 131047,
+            message: "Re-engagement message".into(),
+        }],
+    );
+    let message = gw.settled(&gw.send_ok(&whatsapp("too late")).await).await;
+    assert_eq!(message["status"], "failed", "{message:#}");
+    assert_eq!(outcomes(&message), ["permanent"]);
+    assert_eq!(message["attempts"][0]["error"]["code"], "131047");
+    gw.stop().await;
+}

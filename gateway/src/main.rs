@@ -35,6 +35,14 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // RUST_BACKTRACE=1 (common in shells and CI) also makes every library
+    // error capture a backtrace, and provider calls create errors routinely
+    // (closed streams, refused requests). Panics keep their backtraces;
+    // errors only get one when RUST_LIB_BACKTRACE asks for it explicitly.
+    if std::env::var_os("RUST_LIB_BACKTRACE").is_none() {
+        // SAFETY: no other thread exists yet.
+        unsafe { std::env::set_var("RUST_LIB_BACKTRACE", "0") };
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()

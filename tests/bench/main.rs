@@ -320,7 +320,17 @@ async fn paced_accepts(
     latencies
 }
 
+/// The same allocator as the `crossgate` binary, so the in-process sandbox
+/// figures match what the gateway pays.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
+    // As the gateway does: no backtrace capture on every library error.
+    if std::env::var_os("RUST_LIB_BACKTRACE").is_none() {
+        // SAFETY: no other thread exists yet.
+        unsafe { std::env::set_var("RUST_LIB_BACKTRACE", "0") };
+    }
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     runtime.block_on(async {
         let work = tempfile::tempdir().expect("temp dir");

@@ -20,6 +20,14 @@ pub fn compact(header: &str, claims: &str, sign: impl FnOnce(&[u8]) -> Vec<u8>) 
     token
 }
 
+/// Seconds since the Unix epoch, for `iat` and `exp` (the sandbox's wall clock).
+pub fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
 /// Base64url without padding, as JOSE and Web Push use it.
 pub fn base64url(bytes: &[u8]) -> String {
     URL_SAFE_NO_PAD.encode(bytes)

@@ -1,7 +1,7 @@
 //! Email through the SendGrid connector, end to end.
 
 use crate::provider_specs;
-use crate::support::{FAST_DISPATCH, TestGateway, sendgrid_connector};
+use crate::support::{FAST_DISPATCH, TestGateway, outcomes, sendgrid_connector};
 use crossgate_tests::{Behaviour, DEFAULT_SENDGRID_KEY, ProviderSim};
 use serde_json::{Value, json};
 
@@ -36,13 +36,11 @@ async fn email_is_delivered_retried_or_failed_as_sendgrid_answers() {
     let first = gw.send_ok(&mail("anna@example.nl")).await;
     let message = gw.settled(&first).await;
     assert_eq!(message["status"], "failed", "{message:#}");
-    let outcomes: Vec<&str> = message["attempts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| a["outcome"].as_str().unwrap())
-        .collect();
-    assert_eq!(outcomes, ["retryable", "permanent"], "{message:#}");
+    assert_eq!(
+        outcomes(&message),
+        ["retryable", "permanent"],
+        "{message:#}"
+    );
     assert_eq!(
         message["attempts"][1]["error"]["message"],
         "Does not contain a valid address."
@@ -79,13 +77,7 @@ async fn email_is_delivered_retried_or_failed_as_sendgrid_answers() {
     let third = gw.send_ok(&mail("anna@example.nl")).await;
     let message = gw.settled(&third).await;
     assert_eq!(message["status"], "sent", "{message:#}");
-    let outcomes: Vec<&str> = message["attempts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| a["outcome"].as_str().unwrap())
-        .collect();
-    assert_eq!(outcomes, ["retryable", "sent"], "{message:#}");
+    assert_eq!(outcomes(&message), ["retryable", "sent"], "{message:#}");
 
     let (status, answer) = gw.send(&mail("not-an-address")).await;
     assert_eq!(

@@ -2,7 +2,7 @@
 //! exchange, the access token, the VAPID signature, and decrypts each push.
 
 use crate::support::{
-    FAST_DISPATCH, TestGateway, fcm_connector, sendgrid_connector, webpush_connector,
+    FAST_DISPATCH, TestGateway, fcm_connector, outcomes, sendgrid_connector, webpush_connector,
 };
 use crossgate_tests::{
     Behaviour, DEFAULT_FCM_PROJECT, DEFAULT_VAPID_PRIVATE_KEY, ProviderSim, vapid_public_key,
@@ -103,13 +103,7 @@ async fn fcm_outage_is_retried_and_rejection_is_permanent() {
     let id = gw.send_ok(&only_push).await;
     let message = gw.settled(&id).await;
     assert_eq!(message["status"], "sent", "{message}");
-    let outcomes: Vec<_> = message["attempts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| a["outcome"].clone())
-        .collect();
-    assert_eq!(outcomes, [json!("retryable"), json!("sent")]);
+    assert_eq!(outcomes(&message), ["retryable", "sent"]);
 
     sim.script(
         DEFAULT_FCM_PROJECT,

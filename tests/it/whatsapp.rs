@@ -1,20 +1,11 @@
 //! WhatsApp through the Cloud API connector, end to end.
 
-use crate::support::{FAST_DISPATCH, TestGateway, whatsapp_connector};
+use crate::support::{FAST_DISPATCH, TestGateway, outcomes, whatsapp_connector};
 use crossgate_tests::{Behaviour, DEFAULT_WHATSAPP_PHONE_NUMBER_ID, ProviderSim};
 use serde_json::{Value, json};
 
 fn whatsapp(text: &str) -> Value {
     json!({"channel": "whatsapp", "to": {"phone": "+5511987654321"}, "content": {"text": text}})
-}
-
-fn outcomes(message: &Value) -> Vec<String> {
-    message["attempts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| a["outcome"].as_str().unwrap().to_owned())
-        .collect()
 }
 
 #[tokio::test]

@@ -12,7 +12,7 @@ use rsa::signature::{SignatureEncoding, Signer};
 use serde::Deserialize;
 use serde_json::json;
 use sha2::Sha256;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 pub const SCOPE: &str = "https://www.googleapis.com/auth/firebase.messaging";
 /// Google accepts assertions valid for at most an hour.
@@ -70,7 +70,7 @@ impl ServiceAccount {
     }
 
     fn exchange(&self) -> Result<(String, u64), Failure> {
-        let assertion = self.assertion(now_secs())?;
+        let assertion = self.assertion(jwt::now_secs())?;
         let response = http::Request::post(&self.token_uri)
             .form([
                 ("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"),
@@ -115,11 +115,4 @@ impl ServiceAccount {
             signer.sign(input).to_vec()
         }))
     }
-}
-
-fn now_secs() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
 }

@@ -8,7 +8,7 @@ use crossgate_plugin_sdk::{cache, jwt};
 use p256::ecdsa::signature::Signer;
 use p256::ecdsa::{Signature, SigningKey};
 use serde_json::json;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 /// Push services refuse tokens valid for more than 24 hours.
 const TOKEN_LIFETIME_SECS: u64 = 12 * 3600;
@@ -39,7 +39,7 @@ impl Vapid {
         let token = match cache::get(&cache_key).and_then(|t| String::from_utf8(t).ok()) {
             Some(token) => token,
             None => {
-                let token = self.token(audience, now_secs() + TOKEN_LIFETIME_SECS);
+                let token = self.token(audience, jwt::now_secs() + TOKEN_LIFETIME_SECS);
                 let reuse = Duration::from_secs(TOKEN_LIFETIME_SECS - REUSE_MARGIN_SECS);
                 cache::set(&cache_key, token.as_bytes(), reuse);
                 token
@@ -57,11 +57,4 @@ impl Vapid {
             signature.to_bytes().to_vec()
         })
     }
-}
-
-fn now_secs() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
 }

@@ -117,14 +117,19 @@ impl TestGateway {
 
     /// `GET /v1/customers/{id}`: the stored profile.
     pub async fn customer(&self, id: &str) -> Value {
+        self.get_ok(&format!("/v1/customers/{id}")).await
+    }
+
+    /// `GET` a path that must answer `200` with JSON.
+    async fn get_ok(&self, path: &str) -> Value {
         let response = self
             .client
-            .get(format!("{}/v1/customers/{id}", self.url))
+            .get(format!("{}{path}", self.url))
             .send()
             .await
-            .expect("GET customer");
-        assert_eq!(response.status().as_u16(), 200);
-        response.json().await.expect("customer JSON")
+            .unwrap_or_else(|e| panic!("GET {path}: {e}"));
+        assert_eq!(response.status().as_u16(), 200, "GET {path}");
+        response.json().await.expect("a JSON answer")
     }
 
     /// Send and expect `202`; returns the message id.
@@ -136,14 +141,7 @@ impl TestGateway {
     }
 
     pub async fn message(&self, id: &str) -> Value {
-        let response = self
-            .client
-            .get(format!("{}/v1/messages/{id}", self.url))
-            .send()
-            .await
-            .expect("GET message");
-        assert_eq!(response.status().as_u16(), 200);
-        response.json().await.expect("message JSON")
+        self.get_ok(&format!("/v1/messages/{id}")).await
     }
 
     /// Poll until the message reaches a final status.
@@ -204,6 +202,16 @@ impl Drop for TestGateway {
             let _ = stop.send(());
         }
     }
+}
+
+/// The outcome of each attempt of a message, in order.
+pub fn outcomes(message: &Value) -> Vec<String> {
+    message["attempts"]
+        .as_array()
+        .expect("attempts")
+        .iter()
+        .map(|a| a["outcome"].as_str().expect("outcome").to_owned())
+        .collect()
 }
 
 /// Parse a test config, pointing storage at `db_path` and plugins at the build.

@@ -1,6 +1,7 @@
 //! The vocabulary shared by the API, the store and the dispatcher.
 
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 
@@ -121,13 +122,31 @@ impl FromStr for MessageStatus {
 }
 
 /// What the platform asked to say, already validated.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Content {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subject: Option<String>,
     pub text: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub html: Option<String>,
+    /// Passed to the connector as is: `data:*` for push payloads,
+    /// `header:*` for email headers, provider options.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub metadata: BTreeMap<String, String>,
+    /// An approved provider template (WhatsApp outside the 24-hour window).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template: Option<ProviderTemplate>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderTemplate {
+    pub name: String,
+    /// The template's language code, e.g. `en_US`.
+    pub language: String,
+    /// Body parameters, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub parameters: Vec<String>,
 }
 
 /// How one attempt ended.

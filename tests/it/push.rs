@@ -24,7 +24,7 @@ fn push(customer: &str, text: &str) -> Value {
         "customer_id": customer,
         "category": "transactional",
         "channels": ["push", "email"],
-        "content": {"text": text, "subject": "Example Shop"}
+        "content": {"text": text, "subject": "Example Shop", "push": {"metadata": {"data:order_id": "1042"}}}
     })
 }
 
@@ -80,6 +80,10 @@ async fn fcm_delivers_several_messages_on_one_token_exchange() {
         .unwrap();
     assert_eq!(first["message"]["token"], "fcm-device-1");
     assert_eq!(first["message"]["notification"]["title"], "Example Shop");
+    assert_eq!(
+        first["message"]["data"]["order_id"], "1042",
+        "content.push.metadata"
+    );
     assert!(
         ids.contains(
             &first["message"]["data"]["crossgate_message_id"]

@@ -55,3 +55,44 @@ async fn whatsapp_is_delivered_retried_or_failed_as_meta_answers() {
     assert_eq!(message["attempts"][0]["error"]["code"], "131047");
     gw.stop().await;
 }
+
+#[tokio::test]
+async fn a_whatsapp_template_and_metadata_reach_the_connector() {
+    let sim = ProviderSim::start().await.unwrap();
+    let gw = TestGateway::start(&format!(
+        "{FAST_DISPATCH}{}",
+        whatsapp_connector("whatsapp", &sim.url())
+    ))
+    .await;
+    let request = json!({
+        "channel": "whatsapp",
+        "to": {"phone": "+5511987654321"},
+        "content": {
+            "text": "Seu pedido 1042 saiu para entrega",
+            "whatsapp": {"template": {"name": "order_shipped", "language": "pt_BR", "parameters": ["1042"]}}
+        }
+    });
+    let message = gw.settled(&gw.send_ok(&request).await).await;
+    assert_eq!(message["status"], "sent", "{message:#}");
+    let body: Value = serde_json::from_slice(&sim.requests()[0].body).unwrap();
+    assert_eq!(body["type"], "template");
+    assert_eq!(body["template"]["name"], "order_shipped");
+    assert_eq!(body["template"]["language"]["code"], "pt_BR");
+    assert_eq!(
+        body["template"]["components"][0]["parameters"][0]["text"],
+        "1042"
+    );
+
+    let bad = json!({
+        "channel": "whatsapp",
+        "to": {"phone": "+5511987654321"},
+        "content": {"text": "x", "metadata": {"not ok": "v"}, "whatsapp": {"template": {"name": "t", "language": "??"}}}
+    });
+    let (status, answer) = gw.send(&bad).await;
+    assert_eq!(
+        (status, answer["error"]["code"].as_str()),
+        (422, Some("invalid_metadata")),
+        "{answer}"
+    );
+    gw.stop().await;
+}

@@ -3,10 +3,11 @@
 
 use super::idempotency;
 use super::{ApiError, AppState};
-use crate::message::{Channel, Content};
+use crate::message::{Channel, Content, ProviderTemplate};
 use crate::routing::{self, Plan};
 use crate::store::{DedupKey, NewDelivery, NewMessage};
 use serde::Deserialize;
+use std::collections::BTreeMap;
 
 /// The longest text accepted; Twilio's own limit for one SMS body.
 const MAX_TEXT_CHARS: usize = 1600;
@@ -82,6 +83,9 @@ pub struct ContentRequest {
     pub whatsapp: Option<Variant>,
     #[serde(default)]
     pub push: Option<Variant>,
+    /// For every channel's connector; a variant's entries win.
+    #[serde(default)]
+    pub metadata: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -93,6 +97,73 @@ pub struct Variant {
     pub subject: Option<String>,
     #[serde(default)]
     pub html: Option<String>,
+    #[serde(default)]
+    pub metadata: BTreeMap<String, String>,
+    #[serde(default)]
+    pub template: Option<ProviderTemplate>,
+}
+
+/// Bounds on what is handed to connectors as metadata.
+const MAX_METADATA_ENTRIES: usize = 32;
+const MAX_METADATA_KEY: usize = 64;
+const MAX_METADATA_VALUE: usize = 1024;
+const MAX_TEMPLATE_PARAMETERS: usize = 32;
+
+fn check_metadata(field: &str, metadata: &BTreeMap<String, String>) -> Result<(), ApiError> {
+    if metadata.len() > MAX_METADATA_ENTRIES {
+        return Err(ApiError::invalid(
+            "invalid_metadata",
+            field,
+            format!("at most {MAX_METADATA_ENTRIES} entries"),
+        ));
+    }
+    for (key, value) in metadata {
+        let key_ok = (1..=MAX_METADATA_KEY).contains(&key.len())
+            && key
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"_-.:".contains(&b));
+        if !key_ok {
+            return Err(ApiError::invalid(
+                "invalid_metadata",
+                &format!("{field}.{key}"),
+                format!("keys are 1-{MAX_METADATA_KEY} characters of A-Z, a-z, 0-9, _ - . :"),
+            ));
+        }
+        if value.chars().count() > MAX_METADATA_VALUE {
+            return Err(ApiError::invalid(
+                "invalid_metadata",
+                &format!("{field}.{key}"),
+                format!("values are at most {MAX_METADATA_VALUE} characters"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn check_template(field: &str, template: &ProviderTemplate) -> Result<(), ApiError> {
+    let invalid = |message: String| ApiError::invalid("invalid_template", field, message);
+    if !(1..=512).contains(&template.name.len()) {
+        return Err(invalid("name must be 1-512 characters".into()));
+    }
+    let language_ok = (2..=15).contains(&template.language.len())
+        && template
+            .language
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if !language_ok {
+        return Err(invalid("language must be a code like en_US".into()));
+    }
+    if template.parameters.len() > MAX_TEMPLATE_PARAMETERS
+        || template
+            .parameters
+            .iter()
+            .any(|p| p.chars().count() > MAX_METADATA_VALUE)
+    {
+        return Err(invalid(format!(
+            "at most {MAX_TEMPLATE_PARAMETERS} parameters of at most {MAX_METADATA_VALUE} characters"
+        )));
+    }
+    Ok(())
 }
 
 impl ContentRequest {
@@ -137,10 +208,29 @@ impl ContentRequest {
                 format!("{field} exceeds {MAX_TEXT_CHARS} characters"),
             ));
         }
+        check_metadata("content.metadata", &self.metadata)?;
+        let mut metadata = self.metadata.clone();
+        if let Some(variant) = variant {
+            check_metadata(&format!("content.{channel}.metadata"), &variant.metadata)?;
+            metadata.extend(variant.metadata.clone());
+            if metadata.len() > MAX_METADATA_ENTRIES {
+                return Err(ApiError::invalid(
+                    "invalid_metadata",
+                    &format!("content.{channel}.metadata"),
+                    format!("at most {MAX_METADATA_ENTRIES} entries with content.metadata"),
+                ));
+            }
+        }
+        let template = variant.and_then(|v| v.template.clone());
+        if let Some(template) = &template {
+            check_template(&format!("content.{channel}.template"), template)?;
+        }
         Ok(Content {
             subject: pick(variant.map(|v| &v.subject), &self.subject),
             text,
             html: pick(variant.map(|v| &v.html), &self.html),
+            metadata,
+            template,
         })
     }
 }
@@ -457,15 +547,13 @@ async fn customer_route(
     let first = deliveries.first();
     let content = match (&request.content.text, first) {
         (Some(_), Some(d)) => request.content.for_channel(d.channel)?,
-        (_, Some(d)) => d.content.clone().unwrap_or_else(|| Content {
-            subject: None,
-            text: String::new(),
-            html: None,
-        }),
+        (_, Some(d)) => d.content.clone().unwrap_or_default(),
         (text, None) => Content {
             subject: request.content.subject.clone(),
             text: text.clone().unwrap_or_default(),
             html: request.content.html.clone(),
+            metadata: request.content.metadata.clone(),
+            template: None,
         },
     };
     Ok(Route {

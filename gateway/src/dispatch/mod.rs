@@ -7,7 +7,7 @@ pub use retry::{Budget, backoff, decide, exponential_ms};
 
 use crate::config::{Config, DispatchConfig};
 use crate::message::Outcome;
-use crate::plugins::{PluginHost, PluginMessage, channel_to_wit};
+use crate::plugins::{PluginHost, PluginMessage, channel_to_wit, wit};
 use crate::store::{AttemptRecord, AttemptResult, LeasedDelivery, Next, Store, now_ms};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -164,8 +164,12 @@ impl Dispatcher {
             subject: d.content.subject.clone(),
             text: d.content.text.clone(),
             html: d.content.html.clone(),
-            template: None,
-            metadata: Vec::new(),
+            template: d.content.template.clone().map(|t| wit::ProviderTemplate {
+                name: t.name,
+                language: t.language,
+                parameters: t.parameters,
+            }),
+            metadata: d.content.metadata.clone().into_iter().collect(),
         };
         let delivered = self.plugins.deliver(&d.connector, msg).await;
         let finished_at = now_ms();

@@ -121,6 +121,17 @@ impl ConnectorCache {
         }
     }
 
+    /// The live value of `key`, without claiming or waiting.
+    pub fn peek(&self, key: &str) -> Option<Arc<[u8]>> {
+        let slots = self.slots.lock().expect("cache lock");
+        match slots.get(key) {
+            Some(Slot::Ready { value, expires }) if *expires > Instant::now() => {
+                Some(value.clone())
+            }
+            _ => None,
+        }
+    }
+
     pub fn set(&self, key: &str, value: Vec<u8>, ttl: Duration) -> Result<(), Refused> {
         if key.len() > MAX_KEY_BYTES {
             return Err(Refused::KeyTooLong);
@@ -218,6 +229,23 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(20)).await;
         cache.release(&claim);
         assert!(waiter.await.unwrap(), "the waiter becomes the filler");
+    }
+
+    #[tokio::test]
+    async fn peek_neither_claims_nor_waits() {
+        let cache = ConnectorCache::default();
+        assert!(cache.peek("token").is_none());
+        let Lookup::Miss(_claim) = cache.get("token").await else {
+            panic!("peek must not have claimed the key");
+        };
+        assert!(
+            cache.peek("token").is_none(),
+            "a fill in progress is not a value"
+        );
+        cache
+            .set("token", b"t".to_vec(), Duration::from_secs(60))
+            .unwrap();
+        assert_eq!(cache.peek("token").as_deref(), Some(&b"t"[..]));
     }
 
     #[test]

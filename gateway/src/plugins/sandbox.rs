@@ -275,6 +275,8 @@ impl WasiHttpView for CallState {
 
 impl v2::crossgate::connector::types::Host for CallState {}
 
+/// The most cache keys one call may claim to fill.
+const MAX_CLAIMS: usize = 16;
 /// The most dead addresses one call may report.
 const MAX_DEAD_REPORTS: usize = 16;
 
@@ -297,8 +299,10 @@ impl v2::crossgate::connector::host::Host for CallState {
     }
 
     async fn cache_get(&mut self, key: String) -> Option<Vec<u8>> {
-        if key.len() > connector_cache::MAX_KEY_BYTES {
-            return None;
+        // A call holding many unfilled claims is misbehaving: it gets plain
+        // misses, so it cannot grow the cache or make others wait.
+        if key.len() > connector_cache::MAX_KEY_BYTES || self.claims.len() >= MAX_CLAIMS {
+            return self.scope.cache.peek(&key).map(|value| value.to_vec());
         }
         match self.scope.cache.get(&key).await {
             Lookup::Hit(value) => Some(value.to_vec()),

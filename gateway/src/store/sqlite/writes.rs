@@ -182,16 +182,20 @@ fn finish_message(
     reason: Option<&str>,
     now: i64,
 ) -> Result<bool, StoreError> {
-    let changed = conn
+    let changed: Option<bool> = conn
         .prepare_cached(
             "UPDATE messages SET status = ?2, status_reason = ?3, updated_at = ?4
-             WHERE id = ?1 AND status NOT IN ('sent', 'failed', 'cancelled', 'expired')",
+             WHERE id = ?1 AND status NOT IN ('sent', 'failed', 'cancelled', 'expired')
+             RETURNING callback_url IS NOT NULL",
         )?
-        .execute(params![message_id, status.as_str(), reason, now])?;
-    if changed > 0 {
+        .query_row(params![message_id, status.as_str(), reason, now], |r| {
+            r.get(0)
+        })
+        .optional()?;
+    if changed == Some(true) {
         report_status(conn, message_id, now)?;
     }
-    Ok(changed > 0)
+    Ok(changed.is_some())
 }
 
 /// End what is still open of a message: its waiting and pending deliveries
@@ -267,13 +271,16 @@ pub fn lease(
         .collect::<Result<Vec<_>, _>>()?;
     let mut out = Vec::with_capacity(leased.len());
     for (delivery_id, message_id, channel, connector, address, attempts, own_content) in leased {
-        let started = conn
+        // Only messages with a callback URL have a status change to report.
+        let started_with_callback: Option<bool> = conn
             .prepare_cached(
                 "UPDATE messages SET status = 'sending', updated_at = ?2
-                 WHERE id = ?1 AND status IN ('queued', 'scheduled')",
+                 WHERE id = ?1 AND status IN ('queued', 'scheduled')
+                 RETURNING callback_url IS NOT NULL",
             )?
-            .execute(params![message_id, now])?;
-        if started > 0 {
+            .query_row(params![message_id, now], |r| r.get(0))
+            .optional()?;
+        if started_with_callback == Some(true) {
             report_status(conn, &message_id, now)?;
         }
         let (message_content, message_attempts, created_at) = conn

@@ -1,19 +1,11 @@
 //! The send API's contract: bad input gets a clear 4xx and stores nothing.
 
-use crate::support::{TestGateway, sms, twilio_connector};
-use crossgate_tests::{DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN, ProviderSim};
+use crate::support::{TestGateway, answer, default_twilio, sms};
+use crossgate_tests::ProviderSim;
 use serde_json::{Value, json};
 
 async fn gateway(sim: &ProviderSim, extra: &str) -> TestGateway {
-    let toml = format!(
-        "{extra}{}",
-        twilio_connector(
-            "twilio",
-            &sim.url(),
-            DEFAULT_ACCOUNT_SID,
-            DEFAULT_AUTH_TOKEN
-        )
-    );
+    let toml = format!("{extra}{}", default_twilio(&sim.url()));
     TestGateway::start(&toml).await
 }
 
@@ -26,8 +18,7 @@ async fn post_raw(gw: &TestGateway, body: impl Into<reqwest::Body>) -> (u16, Val
         .send()
         .await
         .unwrap();
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or(Value::Null))
+    answer(response).await
 }
 
 #[tokio::test]

@@ -1,22 +1,13 @@
 //! Delivery you can trust, through the HTTP API: idempotency, dedup,
 //! cancellation, scheduling, expiry, stable message ids.
 
-use crate::support::{FAST_DISPATCH, TestGateway, sms, twilio_connector};
+use crate::support::{FAST_DISPATCH, TestGateway, default_twilio, sms};
 use crossgate_tests::{Behaviour, DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN, ProviderSim};
 use serde_json::{Value, json};
 use std::time::Duration;
 
 async fn gateway(sim: &ProviderSim) -> TestGateway {
-    TestGateway::start(&format!(
-        "{FAST_DISPATCH}{}",
-        twilio_connector(
-            "twilio",
-            &sim.url(),
-            DEFAULT_ACCOUNT_SID,
-            DEFAULT_AUTH_TOKEN
-        )
-    ))
-    .await
+    TestGateway::start(&format!("{FAST_DISPATCH}{}", default_twilio(&sim.url()))).await
 }
 
 async fn post_with_key(gw: &TestGateway, key: &str, body: &Value) -> (u16, Option<String>, Value) {
@@ -219,12 +210,7 @@ async fn a_message_not_delivered_within_its_ttl_expires() {
     sim.add_account(DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN, Behaviour::Fail);
     let gw = TestGateway::start(&format!(
         "[dispatch]\nmax_attempts = 100\nbackoff_base_ms = 100\nbackoff_max_ms = 200\n{}",
-        twilio_connector(
-            "twilio",
-            &sim.url(),
-            DEFAULT_ACCOUNT_SID,
-            DEFAULT_AUTH_TOKEN
-        )
+        default_twilio(&sim.url())
     ))
     .await;
     let mut urgent = sms("+31612345678", "code 1234, valid one minute");
@@ -254,12 +240,7 @@ async fn retries_carry_the_same_message_id_to_the_provider() {
     sim.script(DEFAULT_ACCOUNT_SID, [Behaviour::Fail, Behaviour::Fail]);
     let toml = format!(
         "{FAST_DISPATCH}{}status_callback = \"https://gw.example.com/v1/webhooks/twilio\"\n",
-        twilio_connector(
-            "twilio",
-            &sim.url(),
-            DEFAULT_ACCOUNT_SID,
-            DEFAULT_AUTH_TOKEN
-        )
+        default_twilio(&sim.url())
     );
     let gw = TestGateway::start(&toml).await;
     let id = gw.send_ok(&sms("+31612345678", "steady id")).await;

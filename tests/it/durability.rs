@@ -2,7 +2,7 @@
 //! mid-flight, SIGTERM, and status callbacks.
 
 use crate::support::child::ChildGateway;
-use crate::support::{TestGateway, sms, twilio_connector};
+use crate::support::{TestGateway, default_twilio, sms};
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use crossgate_tests::{Behaviour, DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN, ProviderSim};
@@ -48,12 +48,7 @@ async fn a_202_survives_kill_9_and_only_in_flight_attempts_are_resent() {
     let dir = tempfile::tempdir().unwrap();
     let toml = format!(
         "[dispatch]\nconcurrency = 32\n{}",
-        twilio_connector(
-            "twilio",
-            &sim.url(),
-            DEFAULT_ACCOUNT_SID,
-            DEFAULT_AUTH_TOKEN
-        )
+        default_twilio(&sim.url())
     );
     let mut gateway = ChildGateway::spawn(dir.path(), &toml).await;
     let client = reqwest::Client::new();
@@ -148,12 +143,7 @@ async fn sigterm_finishes_attempts_in_flight_and_leaves_the_rest_queued() {
     let dir = tempfile::tempdir().unwrap();
     let toml = format!(
         "[dispatch]\nconcurrency = 2\n{}",
-        twilio_connector(
-            "twilio",
-            &sim.url(),
-            DEFAULT_ACCOUNT_SID,
-            DEFAULT_AUTH_TOKEN
-        )
+        default_twilio(&sim.url())
     );
     let mut gateway = ChildGateway::spawn(dir.path(), &toml).await;
     let client = reqwest::Client::new();
@@ -282,12 +272,7 @@ async fn status_changes_are_posted_signed_and_retried() {
     let secret = "callback-secret-0123456789";
     let gw = TestGateway::start(&format!(
         "[callbacks]\nsecret = \"{secret}\"\nbackoff_base_ms = 50\n{}",
-        twilio_connector(
-            "twilio",
-            &sim.url(),
-            DEFAULT_ACCOUNT_SID,
-            DEFAULT_AUTH_TOKEN
-        )
+        default_twilio(&sim.url())
     ))
     .await;
     let mut body = sms("+31612345678", "tell me how it went");
@@ -343,13 +328,7 @@ async fn status_changes_are_posted_signed_and_retried() {
     );
 
     // Without a secret, callbacks are refused up front.
-    let plain = TestGateway::start(&twilio_connector(
-        "twilio",
-        &sim.url(),
-        DEFAULT_ACCOUNT_SID,
-        DEFAULT_AUTH_TOKEN,
-    ))
-    .await;
+    let plain = TestGateway::start(&default_twilio(&sim.url())).await;
     let (status, answer) = plain.send(&body).await;
     assert_eq!(
         (status, answer["error"]["code"].as_str()),

@@ -1,8 +1,8 @@
 //! Fault containment: each misbehaving plugin costs one failed attempt with
 //! its reason, and the same gateway keeps delivering.
 
-use crate::support::{TestGateway, sms, twilio_connector};
-use crossgate_tests::{Behaviour, DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN, ProviderSim};
+use crate::support::{TestGateway, default_twilio, sms, twilio_connector};
+use crossgate_tests::{Behaviour, ProviderSim};
 use std::time::Duration;
 
 fn fault(name: &str, mode: &str, extra: &str) -> String {
@@ -50,12 +50,7 @@ max_attempts = 1
             &format!("url = \"{}/leak\"", sim.url())
         ),
         twilio_connector("stall", &sim.url(), stalling, "stall-token"),
-        twilio_connector(
-            "twilio",
-            &sim.url(),
-            DEFAULT_ACCOUNT_SID,
-            DEFAULT_AUTH_TOKEN
-        ),
+        default_twilio(&sim.url()),
     );
     let gw = TestGateway::start(&toml).await;
 

@@ -1,7 +1,7 @@
 //! Sending to a customer: profiles, consent, the plan, and fallback across channels.
 
-use crate::support::{FAST_DISPATCH, TestGateway, twilio_connector, whatsapp_connector};
-use crossgate_tests::{Behaviour, DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN, ProviderSim};
+use crate::support::{FAST_DISPATCH, TestGateway, default_twilio, whatsapp_connector};
+use crossgate_tests::{Behaviour, DEFAULT_ACCOUNT_SID, ProviderSim};
 use serde_json::{Value, json};
 
 const POLICY: &str = r#"
@@ -28,12 +28,7 @@ frequency_cap = { max = 1, per = "1d" }
 async fn gateway(sim: &ProviderSim) -> TestGateway {
     TestGateway::start(&format!(
         "{FAST_DISPATCH}{POLICY}{}{}",
-        twilio_connector(
-            "twilio",
-            &sim.url(),
-            DEFAULT_ACCOUNT_SID,
-            DEFAULT_AUTH_TOKEN
-        ),
+        default_twilio(&sim.url()),
         whatsapp_connector("whatsapp", &sim.url()),
     ))
     .await
@@ -244,15 +239,7 @@ async fn profiles_are_validated_read_and_erased() {
 
     assert_eq!(gw.put_customer("c-3", &dutch_customer()).await.0, 201);
     assert_eq!(gw.put_customer("c-3", &dutch_customer()).await.0, 200);
-    let profile: Value = gw
-        .client
-        .get(format!("{}/v1/customers/c-3", gw.url))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let profile = gw.customer("c-3").await;
     assert_eq!(profile["addresses"]["phone"], "+31612345678");
     assert_eq!(profile["timezone"], "Europe/Amsterdam");
 

@@ -1,19 +1,11 @@
 //! SMS through the Twilio connector, end to end.
 
 use crate::provider_specs;
-use crate::support::{FAST_DISPATCH, TestGateway, sms, twilio_connector};
-use crossgate_tests::{Behaviour, DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN, ProviderSim};
+use crate::support::{FAST_DISPATCH, TestGateway, default_twilio, sms, twilio_connector};
+use crossgate_tests::{Behaviour, DEFAULT_ACCOUNT_SID, ProviderSim};
 
 async fn gateway(sim: &ProviderSim) -> TestGateway {
-    let toml = format!(
-        "{FAST_DISPATCH}{}",
-        twilio_connector(
-            "twilio",
-            &sim.url(),
-            DEFAULT_ACCOUNT_SID,
-            DEFAULT_AUTH_TOKEN
-        )
-    );
+    let toml = format!("{FAST_DISPATCH}{}", default_twilio(&sim.url()));
     TestGateway::start(&toml).await
 }
 
@@ -152,12 +144,7 @@ async fn second_connector_takes_over_when_the_first_fails_for_good() {
     );
     let toml = format!(
         "{FAST_DISPATCH}{}{}",
-        twilio_connector(
-            "twilio",
-            &sim.url(),
-            DEFAULT_ACCOUNT_SID,
-            DEFAULT_AUTH_TOKEN
-        ),
+        default_twilio(&sim.url()),
         twilio_connector("twilio-backup", &sim.url(), backup_sid, "backup-token"),
     );
     let gw = TestGateway::start(&toml).await;

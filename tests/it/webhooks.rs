@@ -1,9 +1,9 @@
 //! Provider callbacks: delivery progress and STOP keywords, verified by the
 //! connector, applied by the gateway.
 
-use crate::support::{FAST_DISPATCH, TestGateway, twilio_connector};
+use crate::support::{FAST_DISPATCH, TestGateway, answer, default_twilio};
 use base64::Engine as _;
-use crossgate_tests::{DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN, ProviderSim};
+use crossgate_tests::{DEFAULT_AUTH_TOKEN, ProviderSim};
 use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
 
@@ -38,8 +38,7 @@ async fn twilio_callback(gw: &TestGateway, params: &[(&str, &str)], token: &str)
         .send()
         .await
         .unwrap();
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or(Value::Null))
+    answer(response).await
 }
 
 #[tokio::test]
@@ -52,12 +51,7 @@ consent = \"opt-out\"
 [categories.marketing]
 consent = \"opt-in\"
 {}",
-        twilio_connector(
-            "twilio",
-            &sim.url(),
-            DEFAULT_ACCOUNT_SID,
-            DEFAULT_AUTH_TOKEN
-        )
+        default_twilio(&sim.url())
     ))
     .await;
     let (status, _) = gw
@@ -108,15 +102,7 @@ consent = \"opt-in\"
     .await;
     assert_eq!(status, 200, "{answer}");
     assert_eq!(answer["consent_changes"], 1);
-    let profile: Value = gw
-        .client
-        .get(format!("{}/v1/customers/c-9", gw.url))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let profile = gw.customer("c-9").await;
     assert_eq!(
         profile["consent"]["sms"]["transactional"]["status"],
         "opted_out"

@@ -1,11 +1,11 @@
 //! Customer profiles: `PUT/GET/DELETE /v1/customers/{id}` and
 //! `PATCH /v1/customers/{id}/consent`.
 
-use super::messages::{read_body, timestamp};
+use super::messages::{parse_json, read_body, timestamp};
 use super::{ApiError, AppState};
 use crate::message::Channel;
 use crate::routing::profile::{Consent, ConsentStatus, Profile};
-use crate::store::now_ms;
+use crate::store::{CustomerRecord, now_ms};
 use axum::Json;
 use axum::body::Body;
 use axum::extract::{Path, State};
@@ -32,25 +32,15 @@ fn check_id(id: &str) -> Result<(), ApiError> {
     }
 }
 
-fn parse<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    serde_json::from_slice(bytes).map_err(|e| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_json",
-            format!("invalid request body: {e}"),
-        )
-    })
-}
-
 fn invalid(e: crate::routing::profile::Invalid) -> ApiError {
     ApiError::invalid(e.code, &e.field, e.message)
 }
 
-fn view(id: &str, profile: &Profile, created_at: i64, updated_at: i64) -> Value {
-    let mut value = serde_json::to_value(profile).unwrap_or(Value::Null);
+fn view(id: &str, record: &CustomerRecord) -> Value {
+    let mut value = serde_json::to_value(&record.profile).unwrap_or(Value::Null);
     value["id"] = json!(id);
-    value["created_at"] = json!(timestamp(created_at));
-    value["updated_at"] = json!(timestamp(updated_at));
+    value["created_at"] = json!(timestamp(record.created_at));
+    value["updated_at"] = json!(timestamp(record.updated_at));
     value
 }
 
@@ -60,7 +50,7 @@ pub async fn put(
     body: Body,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     check_id(&id)?;
-    let profile: Profile = parse(&read_body(&state, body).await?)?;
+    let profile: Profile = parse_json(&read_body(&state, body).await?)?;
     let profile = profile.validate().map_err(invalid)?;
     let now = now_ms();
     let created = state
@@ -79,15 +69,7 @@ pub async fn put(
     } else {
         StatusCode::OK
     };
-    Ok((
-        status,
-        Json(view(
-            &id,
-            &record.profile,
-            record.created_at,
-            record.updated_at,
-        )),
-    ))
+    Ok((status, Json(view(&id, &record))))
 }
 
 pub async fn get(
@@ -101,12 +83,7 @@ pub async fn get(
         .await
         .map_err(ApiError::internal)?
         .ok_or_else(|| ApiError::not_found(format!("no customer {id:?}")))?;
-    Ok(Json(view(
-        &id,
-        &record.profile,
-        record.created_at,
-        record.updated_at,
-    )))
+    Ok(Json(view(&id, &record)))
 }
 
 pub async fn delete(
@@ -145,7 +122,7 @@ pub async fn patch_consent(
 ) -> Result<Json<Value>, ApiError> {
     check_id(&id)?;
     let changes: BTreeMap<Channel, BTreeMap<String, ConsentChange>> =
-        parse(&read_body(&state, body).await?)?;
+        parse_json(&read_body(&state, body).await?)?;
     let now = now_ms();
     let at_now = jiff::Timestamp::from_millisecond(now).map_err(ApiError::internal)?;
     let mut list = Vec::new();

@@ -30,13 +30,7 @@ pub async fn send(
     body: Body,
 ) -> Result<Response, ApiError> {
     let bytes = read_body(&state, body).await?;
-    let request: SendRequest = serde_json::from_slice(&bytes).map_err(|e| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_json",
-            format!("invalid request body: {e}"),
-        )
-    })?;
+    let request: SendRequest = parse_json(&bytes)?;
     let key = idempotency_key(&headers, request.idempotency_key.as_deref())?;
     let _claim = match &key {
         Some(key) => Some(state.in_flight.claim(key).ok_or_else(|| {
@@ -101,6 +95,17 @@ pub async fn send(
         )
             .into_response()),
     }
+}
+
+/// A JSON request body as `T`, or `400 invalid_json` saying what is wrong.
+pub fn parse_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(bytes).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_json",
+            format!("invalid request body: {e}"),
+        )
+    })
 }
 
 pub async fn read_body(state: &AppState, body: Body) -> Result<axum::body::Bytes, ApiError> {

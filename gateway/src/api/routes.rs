@@ -1,13 +1,12 @@
 //! `POST /v1/routes/preview`: the plan a send would get, nothing stored or sent.
 
 use super::compose::{SendRequest, compose};
-use super::messages::read_body;
+use super::messages::{parse_json, read_body};
 use super::{ApiError, AppState};
 use crate::store::now_ms;
 use axum::Json;
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::StatusCode;
 use serde_json::{Value, json};
 use std::sync::Arc;
 
@@ -16,13 +15,7 @@ pub async fn preview(
     body: Body,
 ) -> Result<Json<Value>, ApiError> {
     let bytes = read_body(&state, body).await?;
-    let request: SendRequest = serde_json::from_slice(&bytes).map_err(|e| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_json",
-            format!("invalid request body: {e}"),
-        )
-    })?;
+    let request: SendRequest = parse_json(&bytes)?;
     let composed = compose(&state, request, now_ms()).await?;
     let message = composed.message;
     let deliveries: Vec<Value> = message

@@ -111,8 +111,7 @@ impl TestGateway {
             .send()
             .await
             .expect("PUT customer");
-        let status = response.status().as_u16();
-        (status, response.json().await.unwrap_or(Value::Null))
+        answer(response).await
     }
 
     /// `GET /v1/customers/{id}`: the stored profile.
@@ -191,8 +190,7 @@ impl TestGateway {
             .send()
             .await
             .expect("POST");
-        let status = response.status().as_u16();
-        (status, response.json().await.unwrap_or(Value::Null))
+        answer(response).await
     }
 }
 
@@ -202,6 +200,22 @@ impl Drop for TestGateway {
             let _ = stop.send(());
         }
     }
+}
+
+/// A response's status and JSON answer (`null` when it has none).
+pub async fn answer(response: reqwest::Response) -> (u16, Value) {
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+/// The Twilio connector the simulator knows from the start, named `twilio`.
+pub fn default_twilio(sim_url: &str) -> String {
+    twilio_connector(
+        "twilio",
+        sim_url,
+        crossgate_tests::DEFAULT_ACCOUNT_SID,
+        crossgate_tests::DEFAULT_AUTH_TOKEN,
+    )
 }
 
 /// The outcome of each attempt of a message, in order.

@@ -56,11 +56,14 @@ impl Dispatcher {
     pub async fn run(self, mut stop: watch::Receiver<bool>, grace: Duration) {
         let this = Arc::new(self);
         let slots = Arc::new(Semaphore::new(this.config.concurrency));
+        let min_lease = (this.config.concurrency / 8).clamp(1, LEASE_BATCH);
         let mut in_flight = JoinSet::new();
         while !*stop.borrow() {
             while in_flight.try_join_next().is_some() {}
+            // Lease in batches: a lease per freed slot would cost the writer
+            // a transaction per delivery.
             let free = slots.available_permits();
-            if free == 0 {
+            if free < min_lease && !in_flight.is_empty() {
                 tokio::select! {
                     _ = in_flight.join_next() => {}
                     _ = stop.changed() => {}

@@ -37,6 +37,10 @@ CREATE TABLE IF NOT EXISTS messages (
     plan                TEXT
 );
 
+-- Open messages with a ttl, so finding the expired ones does not scan the queue.
+CREATE INDEX IF NOT EXISTS messages_expiry ON messages (expires_at)
+    WHERE expires_at IS NOT NULL AND status IN ('queued', 'scheduled', 'sending');
+
 CREATE INDEX IF NOT EXISTS messages_provider_id ON messages (delivered_by, provider_message_id)
     WHERE provider_message_id IS NOT NULL;
 
@@ -83,9 +87,14 @@ CREATE TABLE IF NOT EXISTS deliveries (
     UNIQUE (message_id, seq)
 );
 
-CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (state, due_at);
-CREATE INDEX IF NOT EXISTS deliveries_lease ON deliveries (state, lease_until);
-CREATE INDEX IF NOT EXISTS deliveries_message ON deliveries (message_id);
+-- Only open deliveries are indexed by time: finished ones leave these
+-- indexes, so leasing stays cheap however much history the file holds.
+-- (UNIQUE (message_id, seq) already serves lookups by message.)
+DROP INDEX IF EXISTS deliveries_due;
+DROP INDEX IF EXISTS deliveries_lease;
+DROP INDEX IF EXISTS deliveries_message;
+CREATE INDEX IF NOT EXISTS deliveries_pending ON deliveries (due_at) WHERE state = 'pending';
+CREATE INDEX IF NOT EXISTS deliveries_leased ON deliveries (lease_until) WHERE state = 'leased';
 
 CREATE TABLE IF NOT EXISTS attempts (
     message_id          TEXT NOT NULL REFERENCES messages(id) ON DELETE CASCADE,

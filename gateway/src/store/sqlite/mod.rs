@@ -6,6 +6,10 @@
 //! Each write runs in its own savepoint, so one failing write is reported to
 //! its caller without undoing the others. Reads use their own connections
 //! and never wait for the writer.
+//!
+//! Leases need not survive a power cut (every lease is reset on start), so a
+//! batch of nothing but leases commits without fsync; the next durable
+//! commit's fsync covers its frames, since the WAL is written in order.
 
 mod reads;
 mod writes;
@@ -31,7 +35,21 @@ const READERS: usize = 4;
 type Reply = Box<dyn FnOnce(Result<(), String>) + Send>;
 /// One write: runs against its savepoint (or learns why it cannot) and says
 /// whether to keep its changes.
-type Write = Box<dyn FnOnce(Result<&Connection, String>) -> (bool, Reply) + Send>;
+type Apply = Box<dyn FnOnce(Result<&Connection, String>) -> (bool, Reply) + Send>;
+
+struct Write {
+    /// Must be on disk before its caller hears back.
+    durable: bool,
+    apply: Apply,
+}
+
+/// Whether a write must reach the disk before it is answered.
+#[derive(Clone, Copy)]
+enum Durability {
+    Fsync,
+    /// Lost only with the machine, and harmless then: leases.
+    ProcessCrashSafe,
+}
 
 pub struct SqliteStore {
     writes: mpsc::UnboundedSender<Write>,
@@ -70,8 +88,16 @@ impl SqliteStore {
         &self,
         f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
+        self.write_as(Durability::Fsync, f).await
+    }
+
+    async fn write_as<T: Send + 'static>(
+        &self,
+        durability: Durability,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
         let (reply, answer) = oneshot::channel();
-        let write: Write = Box::new(move |conn| {
+        let apply: Apply = Box::new(move |conn| {
             let result = match conn {
                 Ok(conn) => f(conn),
                 Err(e) => Err(StoreError::Corrupt(e)),
@@ -85,6 +111,10 @@ impl SqliteStore {
             });
             (keep, respond)
         });
+        let write = Write {
+            durable: matches!(durability, Durability::Fsync),
+            apply,
+        };
         self.writes.send(write).map_err(|_| StoreError::Closed)?;
         answer.await.map_err(|_| StoreError::Closed)?
     }
@@ -121,12 +151,21 @@ fn connect(path: &Path) -> Result<Connection, StoreError> {
 /// The writer: take what is queued, apply it in one transaction, commit,
 /// then answer everyone in the batch.
 fn write_loop(mut conn: Connection, mut queue: mpsc::UnboundedReceiver<Write>) {
+    let mut fsyncs = true;
     while let Some(first) = queue.blocking_recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
             match queue.try_recv() {
                 Ok(write) => batch.push(write),
                 Err(_) => break,
+            }
+        }
+        let durable = batch.iter().any(|w| w.durable);
+        if durable != fsyncs {
+            let mode = if durable { "FULL" } else { "NORMAL" };
+            match conn.pragma_update(None, "synchronous", mode) {
+                Ok(()) => fsyncs = durable,
+                Err(e) => tracing::error!("cannot set synchronous = {mode}: {e}"),
             }
         }
         apply_batch(&mut conn, batch);
@@ -139,7 +178,7 @@ fn apply_batch(conn: &mut Connection, batch: Vec<Write>) {
         Err(e) => {
             let message = format!("cannot begin transaction: {e}");
             for write in batch {
-                let (_, reply) = write(Err(message.clone()));
+                let (_, reply) = (write.apply)(Err(message.clone()));
                 reply(Err(message.clone()));
             }
             return;
@@ -149,7 +188,7 @@ fn apply_batch(conn: &mut Connection, batch: Vec<Write>) {
     for write in batch {
         let reply = match savepoint(&tx, "SAVEPOINT write") {
             Ok(()) => {
-                let (keep, reply) = write(Ok(&tx));
+                let (keep, reply) = (write.apply)(Ok(&tx));
                 let end = if keep {
                     savepoint(&tx, "RELEASE write")
                 } else {
@@ -161,7 +200,7 @@ fn apply_batch(conn: &mut Connection, batch: Vec<Write>) {
                 }
                 reply
             }
-            Err(e) => write(Err(format!("cannot open savepoint: {e}"))).1,
+            Err(e) => (write.apply)(Err(format!("cannot open savepoint: {e}"))).1,
         };
         replies.push(reply);
     }
@@ -205,8 +244,10 @@ impl Store for SqliteStore {
         limit: usize,
         lease_ms: u64,
     ) -> Result<Vec<LeasedDelivery>, StoreError> {
-        self.write(move |conn| writes::lease(conn, now, limit, lease_ms))
-            .await
+        self.write_as(Durability::ProcessCrashSafe, move |conn| {
+            writes::lease(conn, now, limit, lease_ms)
+        })
+        .await
     }
 
     async fn record_attempt(&self, result: AttemptResult) -> Result<(), StoreError> {
@@ -223,8 +264,10 @@ impl Store for SqliteStore {
         limit: usize,
         lease_ms: u64,
     ) -> Result<Vec<Callback>, StoreError> {
-        self.write(move |conn| writes::lease_callbacks(conn, now, limit, lease_ms))
-            .await
+        self.write_as(Durability::ProcessCrashSafe, move |conn| {
+            writes::lease_callbacks(conn, now, limit, lease_ms)
+        })
+        .await
     }
 
     async fn finish_callback(

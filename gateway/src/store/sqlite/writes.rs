@@ -140,7 +140,9 @@ pub fn insert(conn: &Connection, m: &NewMessage) -> Result<Inserted, StoreError>
             idem.expires_at
         ])?;
     }
-    report_status(conn, &m.id, now)?;
+    if m.callback_url.is_some() {
+        report_status(conn, &m.id, now)?;
+    }
     Ok(Inserted::New)
 }
 
@@ -219,10 +221,14 @@ fn close_message(
 
 /// Due deliveries of messages whose `ttl` ran out end as `expired`.
 fn expire_due(conn: &Connection, now: i64) -> Result<(), StoreError> {
+    // Driven by `messages_expiry`, whose WHERE these terms must repeat.
     let expired: Vec<String> = conn
         .prepare_cached(
-            "SELECT DISTINCT d.message_id FROM deliveries d JOIN messages m ON m.id = d.message_id
-             WHERE d.state = 'pending' AND d.due_at <= ?1 AND m.expires_at <= ?1",
+            "SELECT id FROM messages m
+             WHERE expires_at <= ?1 AND expires_at IS NOT NULL
+               AND status IN ('queued', 'scheduled', 'sending')
+               AND EXISTS (SELECT 1 FROM deliveries d
+                           WHERE d.message_id = m.id AND d.state = 'pending' AND d.due_at <= ?1)",
         )?
         .query_map(params![now], |r| r.get(0))?
         .collect::<Result<_, _>>()?;
@@ -271,29 +277,36 @@ pub fn lease(
         .collect::<Result<Vec<_>, _>>()?;
     let mut out = Vec::with_capacity(leased.len());
     for (delivery_id, message_id, channel, connector, address, attempts, own_content) in leased {
-        // Only messages with a callback URL have a status change to report.
-        let started_with_callback: Option<bool> = conn
+        let message = |r: &rusqlite::Row| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, u32>(1)?,
+                r.get::<_, i64>(2)?,
+            ))
+        };
+        // A first attempt starts the message and reads it in one statement;
+        // only a message with a callback URL has the change to report.
+        let started = conn
             .prepare_cached(
                 "UPDATE messages SET status = 'sending', updated_at = ?2
                  WHERE id = ?1 AND status IN ('queued', 'scheduled')
-                 RETURNING callback_url IS NOT NULL",
+                 RETURNING content, attempt_count, created_at, callback_url IS NOT NULL",
             )?
-            .query_row(params![message_id, now], |r| r.get(0))
+            .query_row(params![message_id, now], |r| Ok((message(r)?, r.get(3)?)))
             .optional()?;
-        if started_with_callback == Some(true) {
-            report_status(conn, &message_id, now)?;
-        }
-        let (message_content, message_attempts, created_at) = conn
-            .prepare_cached(
-                "SELECT content, attempt_count, created_at FROM messages WHERE id = ?1",
-            )?
-            .query_row(params![message_id], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, u32>(1)?,
-                    r.get::<_, i64>(2)?,
-                ))
-            })?;
+        let (message_content, message_attempts, created_at) = match started {
+            Some((read, with_callback)) => {
+                if with_callback {
+                    report_status(conn, &message_id, now)?;
+                }
+                read
+            }
+            None => conn
+                .prepare_cached(
+                    "SELECT content, attempt_count, created_at FROM messages WHERE id = ?1",
+                )?
+                .query_row(params![message_id], message)?,
+        };
         out.push(LeasedDelivery {
             delivery_id,
             channel: channel.parse().map_err(StoreError::Corrupt)?,
@@ -315,12 +328,93 @@ pub fn lease(
 
 pub fn record(conn: &Connection, r: &AttemptResult) -> Result<(), StoreError> {
     let a = &r.attempt;
-    let number: u32 = conn
+    // Only the holder of the current lease moves the delivery on; an attempt
+    // that outlived its lease is history, not a decision. A retry never
+    // waits past the message's expiry: it expires on time instead.
+    let (state, due_at) = match &r.next {
+        Next::Sent { .. } => ("sent", None),
+        Next::RetryAt(at) => ("pending", Some(*at)),
+        Next::GiveUp { .. } => ("failed", None),
+    };
+    let moved = conn
         .prepare_cached(
-            "UPDATE messages SET attempt_count = attempt_count + 1, updated_at = ?2
-             WHERE id = ?1 RETURNING attempt_count",
+            "UPDATE deliveries
+             SET state = ?1, lease_until = NULL, attempts = attempts + 1,
+                 due_at = CASE WHEN ?2 IS NULL THEN due_at
+                               ELSE MIN(?2, COALESCE((SELECT expires_at FROM messages
+                                                      WHERE id = deliveries.message_id), ?2))
+                          END
+             WHERE id = ?3 AND state = 'leased' AND lease_until = ?4",
         )?
-        .query_row(params![r.message_id, a.finished_at], |row| row.get(0))?;
+        .execute(params![state, due_at, r.delivery_id, r.lease_until])?
+        > 0;
+    let finished = if !moved {
+        None
+    } else {
+        match &r.next {
+            Next::Sent {
+                provider_message_id,
+            } => Some((
+                MessageStatus::Sent,
+                None,
+                Some((a.connector.as_str(), provider_message_id.as_str())),
+            )),
+            Next::RetryAt(_) => None,
+            Next::GiveUp { reason } => {
+                let next = conn
+                    .prepare_cached(
+                        "UPDATE deliveries SET state = 'pending', due_at = ?2
+                         WHERE id = (SELECT id FROM deliveries
+                                     WHERE message_id = ?1 AND state = 'waiting'
+                                     ORDER BY seq LIMIT 1)",
+                    )?
+                    .execute(params![r.message_id, a.finished_at])?;
+                (next == 0).then_some((MessageStatus::Failed, Some(reason.as_str()), None))
+            }
+        }
+    };
+    // The attempt is counted, and the message finished when this attempt
+    // ends it, in one write of the message's row.
+    let finished_row = match finished {
+        Some((status, reason, delivered)) => conn
+            .prepare_cached(
+                "UPDATE messages SET attempt_count = attempt_count + 1, updated_at = ?2,
+                     status = ?3, status_reason = ?4,
+                     delivered_by = COALESCE(?5, delivered_by),
+                     delivered_channel = CASE WHEN ?5 IS NULL THEN delivered_channel ELSE ?6 END,
+                     provider_message_id = COALESCE(?7, provider_message_id)
+                 WHERE id = ?1 AND status NOT IN ('sent', 'failed', 'cancelled', 'expired')
+                 RETURNING attempt_count, callback_url IS NOT NULL",
+            )?
+            .query_row(
+                params![
+                    r.message_id,
+                    a.finished_at,
+                    status.as_str(),
+                    reason,
+                    delivered.map(|(by, _)| by),
+                    a.channel.as_str(),
+                    delivered.map(|(_, id)| id),
+                ],
+                |row| Ok((row.get::<_, u32>(0)?, row.get::<_, bool>(1)?)),
+            )
+            .optional()?,
+        None => None,
+    };
+    let number = match finished_row {
+        Some((number, with_callback)) => {
+            if with_callback {
+                report_status(conn, &r.message_id, a.finished_at)?;
+            }
+            number
+        }
+        None => conn
+            .prepare_cached(
+                "UPDATE messages SET attempt_count = attempt_count + 1, updated_at = ?2
+                 WHERE id = ?1 RETURNING attempt_count",
+            )?
+            .query_row(params![r.message_id, a.finished_at], |row| row.get(0))?,
+    };
     conn.prepare_cached(
         "INSERT INTO attempts (message_id, number, delivery_id, connector, channel, started_at,
              finished_at, outcome, provider_message_id, error_code, error_message, retry_at)
@@ -340,73 +434,6 @@ pub fn record(conn: &Connection, r: &AttemptResult) -> Result<(), StoreError> {
         a.error_message,
         a.retry_at,
     ])?;
-
-    // Only the holder of the current lease moves the delivery on; an attempt
-    // that outlived its lease is history, not a decision. A retry never
-    // waits past the message's expiry: it expires on time instead.
-    let (state, due_at) = match &r.next {
-        Next::Sent { .. } => ("sent", None),
-        Next::RetryAt(at) => ("pending", Some(*at)),
-        Next::GiveUp { .. } => ("failed", None),
-    };
-    let moved = conn
-        .prepare_cached(
-            "UPDATE deliveries
-             SET state = ?1, lease_until = NULL, attempts = attempts + 1,
-                 due_at = CASE WHEN ?2 IS NULL THEN due_at
-                               ELSE MIN(?2, COALESCE((SELECT expires_at FROM messages
-                                                      WHERE id = deliveries.message_id), ?2))
-                          END
-             WHERE id = ?3 AND state = 'leased' AND lease_until = ?4",
-        )?
-        .execute(params![state, due_at, r.delivery_id, r.lease_until])?;
-    if moved == 0 {
-        return Ok(());
-    }
-    match &r.next {
-        Next::Sent {
-            provider_message_id,
-        } => {
-            conn.prepare_cached(
-                "UPDATE messages SET delivered_by = ?2, delivered_channel = ?3,
-                     provider_message_id = ?4
-                 WHERE id = ?1",
-            )?
-            .execute(params![
-                r.message_id,
-                a.connector,
-                a.channel.as_str(),
-                provider_message_id
-            ])?;
-            finish_message(
-                conn,
-                &r.message_id,
-                MessageStatus::Sent,
-                None,
-                a.finished_at,
-            )?;
-        }
-        Next::RetryAt(_) => {}
-        Next::GiveUp { reason } => {
-            let next = conn
-                .prepare_cached(
-                    "UPDATE deliveries SET state = 'pending', due_at = ?2
-                     WHERE id = (SELECT id FROM deliveries
-                                 WHERE message_id = ?1 AND state = 'waiting'
-                                 ORDER BY seq LIMIT 1)",
-                )?
-                .execute(params![r.message_id, a.finished_at])?;
-            if next == 0 {
-                finish_message(
-                    conn,
-                    &r.message_id,
-                    MessageStatus::Failed,
-                    Some(reason),
-                    a.finished_at,
-                )?;
-            }
-        }
-    }
     Ok(())
 }
 

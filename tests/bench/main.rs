@@ -157,6 +157,17 @@ mode = "ok"
     );
 }
 
+/// CPU seconds (user + system) a process has used, from `/proc`.
+fn cpu_secs(pid: &str) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    // SAFETY: sysconf has no preconditions.
+    let per_sec = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    Some(ticks as f64 / per_sec as f64)
+}
+
 fn peak_rss_kib(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     status
@@ -168,7 +179,11 @@ fn peak_rss_kib(pid: u32) -> Option<u64> {
         .ok()
 }
 
-async fn end_to_end(sim: &ProviderSim, work: &Path) {
+/// `dispatch` is the gateway's `dispatch.concurrency`: connector calls in
+/// flight. The simulator answers in about 0.1 ms, so 64 already keeps up;
+/// 256 (the shipped default, sized for real providers' 100+ ms) lets delivery
+/// take CPU from accepting while both run.
+async fn end_to_end(sim: &ProviderSim, work: &Path, dispatch: usize) {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -188,9 +203,9 @@ url = "sqlite://{}"
 dir = "{}"
 cache_dir = "{}"
 [dispatch]
-concurrency = 256
+concurrency = {dispatch}
 {}"#,
-            work.join("e2e.db").display(),
+            work.join(format!("e2e-{dispatch}.db")).display(),
             repo_root()
                 .join("plugins/target/wasm32-wasip2/release")
                 .display(),
@@ -216,6 +231,8 @@ concurrency = 256
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let before = sim.request_count();
+    let gateway_pid = child.id().to_string();
+    let cpu_before = (cpu_secs(&gateway_pid), cpu_secs("self"));
 
     let started = Instant::now();
     let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
@@ -250,6 +267,7 @@ concurrency = 256
     }
     let delivered_in = started.elapsed();
     let delivered = sim.request_count() - before;
+    let cpu_after = (cpu_secs(&gateway_pid), cpu_secs("self"));
     let paced = paced_accepts(
         &client,
         &format!("{base}/v1/messages"),
@@ -261,7 +279,9 @@ concurrency = 256
     let _ = child.kill();
     let _ = child.wait();
 
-    println!("end to end, {E2E_MESSAGES} messages at concurrency {CONCURRENCY}:");
+    println!(
+        "end to end, {E2E_MESSAGES} messages posted at concurrency {CONCURRENCY}, dispatch.concurrency = {dispatch}:"
+    );
     println!(
         "  accepted/s   {:>10.0}",
         E2E_MESSAGES as f64 / accepted_in.as_secs_f64()
@@ -283,6 +303,15 @@ concurrency = 256
         percentile(&paced, 0.5).as_secs_f64() * 1e3,
         percentile(&paced, 0.99).as_secs_f64() * 1e3,
         paced.len()
+    );
+    let per_message = |before: Option<f64>, after: Option<f64>| match (before, after) {
+        (Some(b), Some(a)) => format!("{:.0} µs", (a - b) * 1e6 / E2E_MESSAGES as f64),
+        _ => "unavailable (no /proc)".to_owned(),
+    };
+    println!(
+        "  CPU per message: gateway {}, load generator + simulator {}",
+        per_message(cpu_before.0, cpu_after.0),
+        per_message(cpu_before.1, cpu_after.1)
     );
     match rss {
         Some(kib) => println!("  gateway peak RSS {:.1} MiB", kib as f64 / 1024.0),
@@ -336,6 +365,8 @@ fn main() {
         let work = tempfile::tempdir().expect("temp dir");
         let sim = ProviderSim::start().await.expect("simulator");
         sandbox(&sim, work.path()).await;
-        end_to_end(&sim, work.path()).await;
+        for dispatch in [64, 256] {
+            end_to_end(&sim, work.path(), dispatch).await;
+        }
     });
 }

@@ -363,6 +363,93 @@ impl Store for SqliteStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::Next;
+
+    fn attempt(leased: &LeasedDelivery, lease_until: i64, next: Next) -> AttemptResult {
+        AttemptResult {
+            delivery_id: leased.delivery_id,
+            message_id: leased.message_id.clone(),
+            lease_until,
+            attempt: crate::store::AttemptRecord {
+                number: 0,
+                connector: leased.connector.clone(),
+                channel: leased.channel,
+                started_at: 1_000,
+                finished_at: 1_001,
+                outcome: crate::message::Outcome::Sent,
+                provider_message_id: Some("SM1".into()),
+                error_code: None,
+                error_message: None,
+                retry_at: None,
+            },
+            next,
+        }
+    }
+
+    /// An attempt that outlived its lease is counted but decides nothing;
+    /// the lease holder's attempt finishes the message and says who sent it.
+    #[tokio::test]
+    async fn only_the_lease_holder_finishes_a_message() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("db")).unwrap();
+        let message = NewMessage {
+            id: "msg_1".into(),
+            channel: Channel::Sms,
+            recipient: "+31612345678".into(),
+            scope: "phone:+31612345678".into(),
+            content: crate::message::Content {
+                text: "hello".into(),
+                ..Default::default()
+            },
+            created_at: 1_000,
+            send_at: None,
+            expires_at: None,
+            cancel_key: None,
+            dedup: None,
+            idempotency: None,
+            callback_url: None,
+            customer_id: None,
+            category: None,
+            plan: None,
+            suppressed: None,
+            deliveries: vec![crate::store::NewDelivery {
+                channel: Channel::Sms,
+                connector: "twilio".into(),
+                address: "+31612345678".into(),
+                content: None,
+            }],
+        };
+        store.insert_message(message).await.unwrap();
+        let leased = store.lease_due(1_000, 10, 60_000).await.unwrap();
+        let [leased] = &leased[..] else {
+            panic!("one delivery is due: {leased:?}")
+        };
+        let sent = || Next::Sent {
+            provider_message_id: "SM1".into(),
+        };
+
+        store
+            .record_attempt(attempt(leased, leased.lease_until - 1, sent()))
+            .await
+            .unwrap();
+        let stale = store.message("msg_1").await.unwrap().unwrap();
+        assert_eq!(stale.status.as_str(), "sending");
+        assert_eq!(stale.delivered_by, None);
+        assert_eq!(stale.attempts.len(), 1);
+
+        store
+            .record_attempt(attempt(leased, leased.lease_until, sent()))
+            .await
+            .unwrap();
+        let sent = store.message("msg_1").await.unwrap().unwrap();
+        assert_eq!(sent.status.as_str(), "sent");
+        assert_eq!(sent.delivered_by.as_deref(), Some("twilio"));
+        assert_eq!(sent.delivered_channel, Some(Channel::Sms));
+        assert_eq!(sent.provider_message_id.as_deref(), Some("SM1"));
+        let numbers: Vec<u32> = sent.attempts.iter().map(|a| a.number).collect();
+        assert_eq!(numbers, [1, 2]);
+        assert!(store.lease_due(2_000, 10, 60_000).await.unwrap().is_empty());
+    }
 
     /// Writes that share a batch are independent: one that fails is undone
     /// alone, and the batch's other writes commit.

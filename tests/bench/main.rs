@@ -11,7 +11,7 @@
 use base64::Engine as _;
 use crossgate::config;
 use crossgate::plugins::{PluginHost, PluginMessage, channel_to_wit};
-use crossgate_tests::{DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN, ProviderSim};
+use crossgate_tests::{DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN, ProviderSim, default_twilio};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -26,23 +26,6 @@ fn repo_root() -> PathBuf {
         .parent()
         .unwrap()
         .to_path_buf()
-}
-
-fn connectors(sim_url: &str) -> String {
-    format!(
-        r#"
-[[connectors]]
-name = "twilio"
-plugin = "sms_twilio.wasm"
-channel = "sms"
-allowed_hosts = ["{sim_url}"]
-[connectors.config]
-account_sid = "{DEFAULT_ACCOUNT_SID}"
-auth_token = "{DEFAULT_AUTH_TOKEN}"
-from = "+15005550006"
-base_url = "{sim_url}"
-"#
-    )
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -94,7 +77,7 @@ mode = "ok"
             .join("plugins/target/wasm32-wasip2/release")
             .display(),
         work.join("cache").display(),
-        connectors(&sim.url())
+        default_twilio(&sim.url())
     );
     let config = config::parse("bench.toml", &toml, &|_| None).expect("bench config");
     let host = PluginHost::load(&config).await.expect("plugins load");
@@ -210,7 +193,7 @@ concurrency = {dispatch}
                 .join("plugins/target/wasm32-wasip2/release")
                 .display(),
             work.join("cache").display(),
-            connectors(&sim.url())
+            default_twilio(&sim.url())
         ),
     )
     .unwrap();

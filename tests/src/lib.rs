@@ -49,6 +49,29 @@ pub const DEFAULT_WHATSAPP_TOKEN: &str = "simulator-whatsapp-token";
 /// The SendGrid API key every simulator knows from the start; it is also its account id.
 pub const DEFAULT_SENDGRID_KEY: &str = "SG.simulator-key";
 
+/// A Twilio connector entry against the simulator.
+pub fn twilio_connector(name: &str, sim_url: &str, account_sid: &str, token: &str) -> String {
+    format!(
+        r#"
+[[connectors]]
+name = "{name}"
+plugin = "sms_twilio.wasm"
+channel = "sms"
+allowed_hosts = ["{sim_url}"]
+[connectors.config]
+account_sid = "{account_sid}"
+auth_token = "{token}"
+from = "+15005550006"
+base_url = "{sim_url}"
+"#
+    )
+}
+
+/// The Twilio connector the simulator knows from the start, named `twilio`.
+pub fn default_twilio(sim_url: &str) -> String {
+    twilio_connector("twilio", sim_url, DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN)
+}
+
 /// How the simulator answers a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Behaviour {

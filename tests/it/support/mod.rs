@@ -2,6 +2,7 @@
 //! real wasm plugins, and a client that waits for messages to settle.
 
 use crossgate::config::{self, Config};
+pub use crossgate_tests::{default_twilio, twilio_connector};
 
 pub mod child;
 use serde_json::Value;
@@ -208,16 +209,6 @@ pub async fn answer(response: reqwest::Response) -> (u16, Value) {
     (status, response.json().await.unwrap_or(Value::Null))
 }
 
-/// The Twilio connector the simulator knows from the start, named `twilio`.
-pub fn default_twilio(sim_url: &str) -> String {
-    twilio_connector(
-        "twilio",
-        sim_url,
-        crossgate_tests::DEFAULT_ACCOUNT_SID,
-        crossgate_tests::DEFAULT_AUTH_TOKEN,
-    )
-}
-
 /// The outcome of each attempt of a message, in order.
 pub fn outcomes(message: &Value) -> Vec<String> {
     message["attempts"]
@@ -242,24 +233,6 @@ pub fn test_config(toml: &str, db_path: &Path) -> Config {
     // Small pools: many test gateways share this machine.
     config.plugins.max_instances = 64;
     config
-}
-
-/// A Twilio connector entry against the simulator.
-pub fn twilio_connector(name: &str, sim_url: &str, account_sid: &str, token: &str) -> String {
-    format!(
-        r#"
-[[connectors]]
-name = "{name}"
-plugin = "sms_twilio.wasm"
-channel = "sms"
-allowed_hosts = ["{sim_url}"]
-[connectors.config]
-account_sid = "{account_sid}"
-auth_token = "{token}"
-from = "+15005550006"
-base_url = "{sim_url}"
-"#
-    )
 }
 
 /// Fast retries for tests.

@@ -38,13 +38,12 @@ type Reply = Box<dyn FnOnce(Result<(), String>) + Send>;
 type Apply = Box<dyn FnOnce(Result<&Connection, String>) -> (bool, Reply) + Send>;
 
 struct Write {
-    /// Must be on disk before its caller hears back.
-    durable: bool,
+    durability: Durability,
     apply: Apply,
 }
 
 /// Whether a write must reach the disk before it is answered.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 enum Durability {
     Fsync,
     /// Lost only with the machine, and harmless then: leases.
@@ -111,10 +110,7 @@ impl SqliteStore {
             });
             (keep, respond)
         });
-        let write = Write {
-            durable: matches!(durability, Durability::Fsync),
-            apply,
-        };
+        let write = Write { durability, apply };
         self.writes.send(write).map_err(|_| StoreError::Closed)?;
         answer.await.map_err(|_| StoreError::Closed)?
     }
@@ -160,7 +156,7 @@ fn write_loop(mut conn: Connection, mut queue: mpsc::UnboundedReceiver<Write>) {
                 Err(_) => break,
             }
         }
-        let durable = batch.iter().any(|w| w.durable);
+        let durable = batch.iter().any(|w| w.durability == Durability::Fsync);
         if durable != fsyncs {
             let mode = if durable { "FULL" } else { "NORMAL" };
             match conn.pragma_update(None, "synchronous", mode) {

@@ -23,7 +23,7 @@ const EPOCH_TICK: Duration = Duration::from_millis(1);
 /// Plugin panics print here; the tail is quoted in the attempt's reason.
 const STDERR_CAPACITY: usize = 4096;
 /// Bytes of each pooled memory and table reset in place rather than unmapped.
-const KEEP_RESIDENT: usize = 256 * 1024;
+const KEEP_RESIDENT: usize = 1024 * 1024;
 /// The longest plugin log line kept.
 const MAX_LOG_LINE: usize = 2048;
 
@@ -71,7 +71,8 @@ pub fn engine(config: &PluginsConfig) -> wasmtime::Result<Engine> {
         // madvise: a plugin call touches little memory, and page faults on
         // every fresh instance cost more than clearing it.
         .linear_memory_keep_resident(KEEP_RESIDENT)
-        .table_keep_resident(KEEP_RESIDENT);
+        .table_keep_resident(KEEP_RESIDENT)
+        .pagemap_scan(wasmtime::Enabled::Auto);
     let mut wasm = wasmtime::Config::new();
     wasm.epoch_interruption(true)
         .memory_reservation(limits.memory_bytes as u64)

@@ -70,9 +70,11 @@ pub async fn serve(
     let plugins = Arc::new(plugins);
     let dispatcher =
         dispatch::Dispatcher::new(&config, store.clone(), plugins.clone(), wake.clone());
-    let dispatching = tokio::spawn(dispatcher.run(stopped.clone(), grace));
+    let delivery = dispatch::runtime::DeliveryRuntime::start(&config.dispatch)
+        .context("cannot start the delivery threads")?;
+    let dispatching = delivery.spawn(dispatcher.run(stopped.clone(), grace));
     let calling_back = webhooks::CallbackSender::new(&config.callbacks, store.clone())
-        .map(|sender| tokio::spawn(sender.run(stopped.clone())));
+        .map(|sender| delivery.spawn(sender.run(stopped.clone())));
     let purging = tokio::spawn(purge_expired_keys(store.clone(), stopped));
 
     let state = Arc::new(api::AppState::new(&config, store, wake, plugins));

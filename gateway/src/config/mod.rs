@@ -300,6 +300,13 @@ fn validate(
             errors.push(ConfigError::new(key, None, "must be greater than 0"));
         }
     }
+    if !(0..=19).contains(&config.dispatch.nice) {
+        errors.push(ConfigError::new(
+            "dispatch.nice",
+            None,
+            "must be between 0 (the API's priority) and 19 (the lowest)",
+        ));
+    }
     if config.dispatch.backoff_base_ms > config.dispatch.backoff_max_ms {
         errors.push(ConfigError::new(
             "dispatch.backoff_base_ms",

@@ -156,6 +156,9 @@ pub struct DispatchConfig {
     /// `retry_window_ms = 86400000`: no retry is scheduled later than this after acceptance.
     #[serde(default = "default_retry_window_ms")]
     pub retry_window_ms: u64,
+    /// `nice = 10`: the delivery threads' priority below the API's (0-19, 0 = equal).
+    #[serde(default = "default_nice")]
+    pub nice: i32,
 }
 
 impl Default for DispatchConfig {
@@ -167,8 +170,13 @@ impl Default for DispatchConfig {
             backoff_max_ms: default_backoff_max_ms(),
             lease_ms: default_lease_ms(),
             retry_window_ms: default_retry_window_ms(),
+            nice: default_nice(),
         }
     }
+}
+
+fn default_nice() -> i32 {
+    10
 }
 
 fn default_retry_window_ms() -> u64 {

@@ -2,6 +2,7 @@
 //! attempt, and decide what comes next (retry later, fall back, done).
 
 mod retry;
+pub mod runtime;
 
 pub use retry::{Budget, backoff, decide, exponential_ms};
 

@@ -75,9 +75,10 @@ pub async fn serve(
     let dispatching = delivery.spawn(dispatcher.run(stopped.clone(), grace));
     let calling_back = webhooks::CallbackSender::new(&config.callbacks, store.clone())
         .map(|sender| delivery.spawn(sender.run(stopped.clone())));
-    let purging = tokio::spawn(purge_expired_keys(store.clone(), stopped));
+    let purging = tokio::spawn(purge_expired_keys(store.clone(), stopped.clone()));
 
-    let state = Arc::new(api::AppState::new(&config, store, wake, plugins));
+    let state = Arc::new(api::AppState::new(&config, store.clone(), wake, plugins));
+    let sampling = tokio::spawn(state.backlog.clone().sample(store, stopped));
     tracing::info!(addr = %listener.local_addr()?, "crossgate listening");
     axum::serve(listener, api::router(state))
         .with_graceful_shutdown(shutdown)
@@ -91,6 +92,7 @@ pub async fn serve(
         calling_back.await.context("callback sender panicked")?;
     }
     purging.await.context("key purger panicked")?;
+    sampling.await.context("backlog sampler panicked")?;
     Ok(())
 }
 

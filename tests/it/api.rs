@@ -1,8 +1,9 @@
 //! The send API's contract: bad input gets a clear 4xx and stores nothing.
 
 use crate::support::{TestGateway, answer, default_twilio, sms};
-use crossgate_tests::ProviderSim;
+use crossgate_tests::{Behaviour, DEFAULT_ACCOUNT_SID, ProviderSim};
 use serde_json::{Value, json};
+use std::time::{Duration, Instant};
 
 async fn gateway(sim: &ProviderSim, extra: &str) -> TestGateway {
     let toml = format!("{extra}{}", default_twilio(&sim.url()));
@@ -177,4 +178,79 @@ async fn api_keys_are_required_when_configured() {
         .unwrap();
     assert_eq!(health.status().as_u16(), 200, "health checks need no key");
     assert_eq!(gw.stored_messages(), 1);
+}
+
+#[tokio::test]
+async fn past_max_backlog_new_messages_get_429_until_delivery_catches_up() {
+    let sim = ProviderSim::start().await.unwrap();
+    // One call at a time, and the first one stalls: whatever is sent next waits.
+    sim.script(
+        DEFAULT_ACCOUNT_SID,
+        [Behaviour::Stall(Duration::from_secs(3))],
+    );
+    let gw = gateway(
+        &sim,
+        "[server]\nmax_backlog = 3\n[dispatch]\nconcurrency = 1\n",
+    )
+    .await;
+    let mut accepted = Vec::new();
+    for i in 0..3 {
+        accepted.push(
+            gw.send_ok(&sms("+31612345678", &format!("before {i}")))
+                .await,
+        );
+    }
+
+    // The backlog is counted every 250 ms; until then a few more get in.
+    let mut refused = None;
+    for i in 0..40 {
+        let response = gw
+            .client
+            .post(format!("{}/v1/messages", gw.url))
+            .json(&sms("+31612345678", &format!("during {i}")))
+            .send()
+            .await
+            .unwrap();
+        let retry_after = response.headers().get("retry-after").cloned();
+        let (status, body) = answer(response).await;
+        match status {
+            202 => accepted.push(body["id"].as_str().unwrap().to_owned()),
+            429 => {
+                refused = Some((retry_after, body));
+                break;
+            }
+            other => panic!("unexpected {other}: {body}"),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (retry_after, body) = refused.expect("a 429 once the backlog passed max_backlog");
+    assert_eq!(
+        retry_after.as_ref().and_then(|v| v.to_str().ok()),
+        Some("1")
+    );
+    assert_eq!(body["error"]["code"], "backlog_full", "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("server.max_backlog = 3"),
+        "{body}"
+    );
+    // A refused message was not stored; every accepted one is delivered.
+    assert_eq!(gw.stored_messages(), accepted.len() as i64);
+    for id in &accepted {
+        assert_eq!(gw.settled(id).await["status"], "sent");
+    }
+
+    // Caught up: the door is open again (after the next count).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (status, body) = gw.send(&sms("+31612345678", "after")).await;
+        if status == 202 {
+            break;
+        }
+        assert_eq!(status, 429, "{body}");
+        assert!(Instant::now() < deadline, "still refused after catching up");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }

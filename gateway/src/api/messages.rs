@@ -29,6 +29,9 @@ pub async fn send(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
+    if state.backlog.is_full() {
+        return Ok(backlog_full(&state));
+    }
     let bytes = read_body(&state, body).await?;
     let request: SendRequest = parse_json(&bytes)?;
     let key = idempotency_key(&headers, request.idempotency_key.as_deref())?;
@@ -95,6 +98,24 @@ pub async fn send(
         )
             .into_response()),
     }
+}
+
+/// `429`: nothing was stored; the same request later will be accepted.
+fn backlog_full(state: &AppState) -> Response {
+    let error = ApiError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "backlog_full",
+        format!(
+            "{} deliveries are waiting (server.max_backlog = {}); retry later",
+            state.backlog.waiting(),
+            state.backlog.limit()
+        ),
+    );
+    let mut response = error.into_response();
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+    response
 }
 
 /// A JSON request body as `T`, or `400 invalid_json` saying what is wrong.

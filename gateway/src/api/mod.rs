@@ -1,5 +1,6 @@
 //! The HTTP API platforms call.
 
+pub mod backlog;
 mod cancellations;
 mod compose;
 mod customers;
@@ -48,6 +49,8 @@ pub struct AppState {
     pub in_flight: Arc<idempotency::InFlight>,
     /// Tells the dispatcher that new work is waiting.
     pub wake: Arc<Notify>,
+    /// Whether delivery is too far behind to take more.
+    pub backlog: Arc<backlog::Backlog>,
     /// Connectors interpret provider webhooks.
     pub plugins: Arc<PluginHost>,
     pub connector_channels: HashMap<String, Channel>,
@@ -89,6 +92,7 @@ impl AppState {
                 .map(|u| u.get_ref().clone()),
             in_flight: Arc::default(),
             wake,
+            backlog: Arc::new(backlog::Backlog::new(config.server.max_backlog)),
             plugins,
             connector_channels: config
                 .connectors

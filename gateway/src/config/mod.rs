@@ -281,6 +281,7 @@ fn validate(
     }
 
     let positive = [
+        ("server.max_backlog", config.server.max_backlog),
         ("plugins.memory_limit_mb", config.plugins.memory_limit_mb),
         ("plugins.cpu_budget_ms", config.plugins.cpu_budget_ms),
         ("plugins.timeout_ms", config.plugins.timeout_ms),

@@ -20,6 +20,9 @@ pub struct ServerConfig {
     /// `max_body_bytes = 65536`
     #[serde(default = "default_max_body_bytes")]
     pub max_body_bytes: usize,
+    /// `max_backlog = 100000`: deliveries waiting (due or in flight) past which new messages get `429`.
+    #[serde(default = "default_max_backlog")]
+    pub max_backlog: u64,
     /// `shutdown_grace_ms = 10000`: how long attempts in flight may finish after SIGTERM.
     #[serde(default = "default_shutdown_grace_ms")]
     pub shutdown_grace_ms: u64,
@@ -35,6 +38,7 @@ impl Default for ServerConfig {
             listen: default_listen(),
             api_keys: Vec::new(),
             max_body_bytes: default_max_body_bytes(),
+            max_backlog: default_max_backlog(),
             shutdown_grace_ms: default_shutdown_grace_ms(),
             public_url: None,
         }
@@ -51,6 +55,10 @@ fn default_listen() -> SocketAddr {
 
 fn default_max_body_bytes() -> usize {
     64 * 1024
+}
+
+fn default_max_backlog() -> u64 {
+    100_000
 }
 
 #[derive(Debug, Clone, Deserialize)]

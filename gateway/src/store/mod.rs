@@ -268,6 +268,9 @@ pub trait Store: Send + Sync + 'static {
     /// The earliest time a delivery becomes due (or its lease expires).
     async fn next_due_at(&self) -> Result<Option<i64>, StoreError>;
 
+    /// Deliveries due by `now` and not yet attempted, plus those in flight.
+    async fn backlog(&self, now: i64) -> Result<u64, StoreError>;
+
     /// Lease up to `limit` status callbacks that are due.
     async fn lease_callbacks(
         &self,

@@ -254,6 +254,10 @@ impl Store for SqliteStore {
         self.read(reads::next_due_at).await
     }
 
+    async fn backlog(&self, now: i64) -> Result<u64, StoreError> {
+        self.read(move |conn| reads::backlog(conn, now)).await
+    }
+
     async fn lease_callbacks(
         &self,
         now: i64,

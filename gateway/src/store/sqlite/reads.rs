@@ -142,6 +142,18 @@ pub fn next_due_at(conn: &Connection) -> Result<Option<i64>, StoreError> {
     )?)
 }
 
+/// Both counts come from the partial indexes of open deliveries, so they
+/// cost what is waiting, not what was ever sent.
+pub fn backlog(conn: &Connection, now: i64) -> Result<u64, StoreError> {
+    let count: i64 = conn
+        .prepare_cached(
+            "SELECT (SELECT COUNT(*) FROM deliveries WHERE state = 'pending' AND due_at <= ?1)
+                  + (SELECT COUNT(*) FROM deliveries WHERE state = 'leased')",
+        )?
+        .query_row(params![now], |r| r.get(0))?;
+    Ok(u64::try_from(count).unwrap_or(0))
+}
+
 pub fn customer(conn: &Connection, id: &str) -> Result<Option<CustomerRecord>, StoreError> {
     let row = conn
         .prepare_cached("SELECT profile, created_at, updated_at FROM customers WHERE id = ?1")?

@@ -97,17 +97,43 @@ pub async fn serve(
 }
 
 /// Idempotency and dedup keys are only remembered for their window.
-async fn purge_expired_keys(store: Arc<dyn store::Store>, mut stop: watch::Receiver<bool>) {
-    while !*stop.borrow() {
+async fn purge_expired_keys(store: Arc<dyn store::Store>, stop: watch::Receiver<bool>) {
+    let mut every = Every::new(PURGE_EVERY, stop);
+    while every.tick().await {
         match store.purge_expired_keys(store::now_ms()).await {
             Ok(0) => {}
             Ok(purged) => tracing::debug!(purged, "expired keys purged"),
             Err(e) => tracing::warn!("cannot purge expired keys: {e}"),
         }
-        tokio::select! {
-            _ = tokio::time::sleep(PURGE_EVERY) => {}
-            _ = stop.changed() => {}
+    }
+}
+
+/// The pace of a periodic background task that stops with the gateway.
+pub(crate) struct Every {
+    period: Duration,
+    stop: watch::Receiver<bool>,
+    first: bool,
+}
+
+impl Every {
+    pub(crate) fn new(period: Duration, stop: watch::Receiver<bool>) -> Self {
+        Every {
+            period,
+            stop,
+            first: true,
         }
+    }
+
+    /// Whether to run again: at once the first time, then after `period`;
+    /// `false` as soon as `stop` turns true, which cuts the wait short.
+    pub(crate) async fn tick(&mut self) -> bool {
+        if !std::mem::take(&mut self.first) {
+            tokio::select! {
+                _ = tokio::time::sleep(self.period) => {}
+                _ = self.stop.changed() => {}
+            }
+        }
+        !*self.stop.borrow()
     }
 }
 

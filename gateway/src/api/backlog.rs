@@ -45,15 +45,12 @@ impl Backlog {
     /// Count the backlog every `SAMPLE_EVERY` until `stop` turns true. A
     /// failed count keeps the last one: an unreadable store shows up as
     /// failing inserts, not as a closed door.
-    pub async fn sample(self: Arc<Self>, store: Arc<dyn Store>, mut stop: watch::Receiver<bool>) {
-        while !*stop.borrow() {
+    pub async fn sample(self: Arc<Self>, store: Arc<dyn Store>, stop: watch::Receiver<bool>) {
+        let mut every = crate::Every::new(SAMPLE_EVERY, stop);
+        while every.tick().await {
             match store.backlog(now_ms()).await {
                 Ok(waiting) => self.waiting.store(waiting, Ordering::Relaxed),
                 Err(e) => tracing::warn!("cannot count the backlog: {e}"),
-            }
-            tokio::select! {
-                _ = tokio::time::sleep(SAMPLE_EVERY) => {}
-                _ = stop.changed() => {}
             }
         }
     }

@@ -8,17 +8,27 @@
 //! # Layout
 //!
 //! - [`config`]: the TOML schema and validation that reports every error with key, line and column.
-//! - [`api`]: the HTTP API (axum): accepting messages, showing their history.
+//! - [`api`]: the HTTP API (axum): a thin edge that parses, calls the domain, answers.
+//! - [`routing`]: the planner every send goes through, by customer or by address.
+//! - [`customer`]: profiles, addresses, consent and the suppression list.
 //! - [`store`]: durable state behind the [`store::Store`] trait; SQLite with group commit.
 //! - [`dispatch`]: workers that lease due deliveries, call connectors, and retry or fall back.
-//! - [`plugins`]: the wasmtime host: engine, compile cache, per-call limits, egress policy.
-//! - [`webhooks`]: status callbacks to the platform, signed and retried from an outbox.
-//! - [`message`]: the vocabulary the others share (channel, status, content).
+//! - [`plugins`]: the wasmtime host: engine, compile cache, per-call limits, egress policy;
+//!   the only module that sees the contract's bindings.
+//! - [`webhooks`]: provider callbacks in (statuses, opt-outs, bounces) and status
+//!   callbacks out to the platform, signed and retried from an outbox.
+//! - [`outbound`]: the HTTP client connectors and callbacks share.
+//! - [`origin`]: scheme, host and port, as `allowed_hosts` lists and requests are checked.
+//! - [`message`]: the vocabulary the others share (channel, status and its lifecycle, content).
 
 pub mod api;
 pub mod config;
+pub mod customer;
 pub mod dispatch;
+pub(crate) mod every;
 pub mod message;
+pub mod origin;
+pub mod outbound;
 pub mod plugins;
 pub mod routing;
 pub mod store;
@@ -98,42 +108,13 @@ pub async fn serve(
 
 /// Idempotency and dedup keys are only remembered for their window.
 async fn purge_expired_keys(store: Arc<dyn store::Store>, stop: watch::Receiver<bool>) {
-    let mut every = Every::new(PURGE_EVERY, stop);
+    let mut every = every::Every::new(PURGE_EVERY, stop);
     while every.tick().await {
         match store.purge_expired_keys(store::now_ms()).await {
             Ok(0) => {}
             Ok(purged) => tracing::debug!(purged, "expired keys purged"),
             Err(e) => tracing::warn!("cannot purge expired keys: {e}"),
         }
-    }
-}
-
-/// The pace of a periodic background task that stops with the gateway.
-pub(crate) struct Every {
-    period: Duration,
-    stop: watch::Receiver<bool>,
-    first: bool,
-}
-
-impl Every {
-    pub(crate) fn new(period: Duration, stop: watch::Receiver<bool>) -> Self {
-        Every {
-            period,
-            stop,
-            first: true,
-        }
-    }
-
-    /// Whether to run again: at once the first time, then after `period`;
-    /// `false` as soon as `stop` turns true, which cuts the wait short.
-    pub(crate) async fn tick(&mut self) -> bool {
-        if !std::mem::take(&mut self.first) {
-            tokio::select! {
-                _ = tokio::time::sleep(self.period) => {}
-                _ = self.stop.changed() => {}
-            }
-        }
-        !*self.stop.borrow()
     }
 }
 

@@ -52,7 +52,9 @@ impl FromStr for Channel {
     }
 }
 
-/// Where a message is in its life. A status never moves backwards.
+/// Where a message is in its life. A status never moves backwards: this
+/// type is the one place that says which moves exist (the store's SQL is
+/// built from it, not from its own lists).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum MessageStatus {
@@ -67,11 +69,25 @@ pub enum MessageStatus {
     Failed,
     Cancelled,
     Expired,
-    /// Never sent, by decision: frequency cap, no allowed channel.
+    /// Never sent, by decision: opt-out, suppressed address, frequency cap,
+    /// no allowed channel.
     Suppressed,
 }
 
 impl MessageStatus {
+    pub const ALL: [MessageStatus; 10] = [
+        MessageStatus::Scheduled,
+        MessageStatus::Queued,
+        MessageStatus::Sending,
+        MessageStatus::Sent,
+        MessageStatus::Delivered,
+        MessageStatus::Read,
+        MessageStatus::Failed,
+        MessageStatus::Cancelled,
+        MessageStatus::Expired,
+        MessageStatus::Suppressed,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             MessageStatus::Scheduled => "scheduled",
@@ -87,17 +103,48 @@ impl MessageStatus {
         }
     }
 
-    /// No further change can happen to a message in a final status.
-    pub fn is_final(self) -> bool {
+    /// The gateway still has work to do: deliveries wait or are in flight.
+    /// Only an open message can be cancelled, expired or failed by the gateway.
+    pub fn is_open(self) -> bool {
         matches!(
             self,
-            MessageStatus::Sent
-                | MessageStatus::Delivered
-                | MessageStatus::Read
-                | MessageStatus::Failed
-                | MessageStatus::Cancelled
-                | MessageStatus::Expired
+            MessageStatus::Scheduled | MessageStatus::Queued | MessageStatus::Sending
         )
+    }
+
+    /// The gateway is done with it; only a provider's report can still move
+    /// it (`sent` -> `delivered` -> `read`, or `sent` -> `failed`).
+    pub fn is_final(self) -> bool {
+        !self.is_open()
+    }
+
+    /// Whether a message may move from `self` to `next`.
+    pub fn may_become(self, next: MessageStatus) -> bool {
+        use MessageStatus::*;
+        match self {
+            Scheduled | Queued => next != self && next != Scheduled,
+            Sending => !matches!(next, Scheduled | Queued | Sending | Suppressed),
+            Sent => matches!(next, Delivered | Read | Failed),
+            Delivered => next == Read,
+            Read | Failed | Cancelled | Expired | Suppressed => false,
+        }
+    }
+
+    /// `('a', 'b')`: the statuses `keep` selects, as an SQL list, so queries
+    /// ask this type instead of repeating its rules.
+    pub fn sql_list(keep: impl Fn(MessageStatus) -> bool) -> String {
+        let names: Vec<String> = MessageStatus::ALL
+            .into_iter()
+            .filter(|s| keep(*s))
+            .map(|s| format!("'{}'", s.as_str()))
+            .collect();
+        format!("({})", names.join(", "))
+    }
+}
+
+impl fmt::Display for MessageStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -105,18 +152,29 @@ impl FromStr for MessageStatus {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "scheduled" => Ok(MessageStatus::Scheduled),
-            "queued" => Ok(MessageStatus::Queued),
-            "sending" => Ok(MessageStatus::Sending),
-            "sent" => Ok(MessageStatus::Sent),
-            "delivered" => Ok(MessageStatus::Delivered),
-            "read" => Ok(MessageStatus::Read),
-            "failed" => Ok(MessageStatus::Failed),
-            "cancelled" => Ok(MessageStatus::Cancelled),
-            "expired" => Ok(MessageStatus::Expired),
-            "suppressed" => Ok(MessageStatus::Suppressed),
-            other => Err(format!("unknown message status {other:?}")),
+        MessageStatus::ALL
+            .into_iter()
+            .find(|status| status.as_str() == s)
+            .ok_or_else(|| format!("unknown message status {s:?}"))
+    }
+}
+
+/// What a provider reported about a message it accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProviderState {
+    Sent,
+    Delivered,
+    Read,
+    Failed,
+}
+
+impl ProviderState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProviderState::Sent => "sent",
+            ProviderState::Delivered => "delivered",
+            ProviderState::Read => "read",
+            ProviderState::Failed => "failed",
         }
     }
 }
@@ -198,4 +256,37 @@ pub fn e164(raw: &str) -> Result<String, String> {
 pub fn phone_country(e164: &str) -> Option<String> {
     let number = phonenumber::parse(None, e164).ok()?;
     number.country().id().map(|id| id.as_ref().to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::MessageStatus::{self, *};
+
+    #[test]
+    fn statuses_only_move_forward() {
+        assert!(Queued.may_become(Sending) && Sending.may_become(Sent));
+        assert!(Sent.may_become(Delivered) && Delivered.may_become(Read));
+        assert!(Sent.may_become(Failed));
+        assert!(!Delivered.may_become(Sent) && !Read.may_become(Delivered));
+        assert!(!Suppressed.may_become(Cancelled), "suppressed is final");
+        assert!(!Delivered.may_become(Cancelled) && !Sent.may_become(Expired));
+        for status in MessageStatus::ALL {
+            assert!(!status.may_become(status), "{status} to itself");
+            assert_eq!(status.as_str().parse::<MessageStatus>(), Ok(status));
+            if status.is_final() {
+                assert!(
+                    !status.may_become(Cancelled),
+                    "{status} cannot be cancelled"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn sql_lists_come_from_the_rules() {
+        assert_eq!(
+            MessageStatus::sql_list(MessageStatus::is_open),
+            "('scheduled', 'queued', 'sending')"
+        );
+    }
 }

@@ -51,6 +51,24 @@ impl Config {
         }
     }
 
+    /// The provider's API origin: `base_url` when set (a simulator, a
+    /// regional endpoint), else `default`; without a trailing slash.
+    pub fn base_url(&self, default: &str) -> Result<String, ConfigError> {
+        let url = self.get("base_url").unwrap_or(default);
+        let rest = url
+            .strip_prefix("https://")
+            .or_else(|| url.strip_prefix("http://"));
+        match rest {
+            Some(host) if !host.is_empty() && !host.starts_with('/') => {
+                Ok(url.trim_end_matches('/').to_owned())
+            }
+            _ => Err(ConfigError::new(
+                "base_url",
+                format!("{url:?} must be an http or https URL"),
+            )),
+        }
+    }
+
     /// The value of `key`, or `default` when unset.
     pub fn get_or<'a>(&'a self, key: &str, default: &'a str) -> &'a str {
         self.get(key).unwrap_or(default)

@@ -2,8 +2,8 @@
 //! authors), the adapter that exports a [`Connector`], and the `wasi:http`
 //! backend of [`crate::http`].
 
-use crate::http::{HttpError, Request, Response};
-use crate::{Config, Connector, Failure, InboundEvent, Level, Message, WebhookRequest};
+use crate::http::message::{HttpError, Request, Response};
+use crate::{Config, Connector, Failure, InboundEvent, Level, Message, Packaged, WebhookRequest};
 use std::marker::PhantomData;
 
 #[doc(hidden)]
@@ -24,16 +24,17 @@ use bindings::crossgate::connector::{host, types as wit};
 use bindings::wasi::http::{outgoing_handler, types as wasi_http};
 use bindings::wasi::io::streams::StreamError;
 
-/// Adapts a [`Connector`] to the generated `Guest` trait; see `register_connector!`.
-pub struct Adapter<C>(PhantomData<C>);
+/// Adapts a [`Connector`] (and its package's metadata) to the generated
+/// `Guest` trait; see `register_connector!`.
+pub struct Adapter<C, P>(PhantomData<(C, P)>);
 
 fn config() -> Config {
     Config::new(host::config())
 }
 
-impl<C: Connector> bindings::Guest for Adapter<C> {
+impl<C: Connector, P: Packaged> bindings::Guest for Adapter<C, P> {
     fn describe() -> wit::PluginInfo {
-        let info = crate::plugin_info::<C>();
+        let info = crate::plugin_info::<C>(P::PACKAGE);
         wit::PluginInfo {
             name: info.name,
             version: info.version,
@@ -48,10 +49,7 @@ impl<C: Connector> bindings::Guest for Adapter<C> {
     }
 
     fn deliver(msg: wit::Message) -> Result<wit::Receipt, wit::Failure> {
-        let connector = C::new(&config())
-            .map_err(|e| failure_to_wit(Failure::permanent("invalid_config", e.to_string())))?;
-        connector
-            .deliver(&message_from_wit(msg))
+        crate::deliver::<C>(&config(), &message_from_wit(msg))
             .map(|r| wit::Receipt {
                 provider_message_id: r.provider_message_id,
             })
@@ -59,15 +57,14 @@ impl<C: Connector> bindings::Guest for Adapter<C> {
     }
 
     fn handle_webhook(req: wit::WebhookRequest) -> Result<Vec<wit::InboundEvent>, String> {
-        let connector = C::new(&config()).map_err(|e| e.to_string())?;
         let req = WebhookRequest {
             method: req.method,
             url: req.url,
             headers: req.headers,
             body: req.body,
         };
-        let events = connector.handle_webhook(&req)?;
-        Ok(events.into_iter().map(event_to_wit).collect())
+        let events = crate::handle_webhook::<C>(&config(), &req).map_err(|e| e.to_wire())?;
+        Ok(events.into_iter().filter_map(event_to_wit).collect())
     }
 }
 
@@ -136,8 +133,10 @@ fn failure_to_wit(f: Failure) -> wit::Failure {
     }
 }
 
-fn event_to_wit(event: InboundEvent) -> wit::InboundEvent {
-    match event {
+/// An event as contract 0.2.0 carries it. An undeliverable address travels
+/// through the host's `report-dead-address`, which the 0.2.0 records lack.
+fn event_to_wit(event: InboundEvent) -> Option<wit::InboundEvent> {
+    Some(match event {
         InboundEvent::Status(s) => wit::InboundEvent::Status(wit::StatusEvent {
             provider_message_id: s.provider_message_id,
             state: match s.state {
@@ -151,7 +150,11 @@ fn event_to_wit(event: InboundEvent) -> wit::InboundEvent {
         }),
         InboundEvent::OptOut(address) => wit::InboundEvent::OptOut(address),
         InboundEvent::OptIn(address) => wit::InboundEvent::OptIn(address),
-    }
+        InboundEvent::Undeliverable { address, reason } => {
+            host::report_dead_address(&address, &reason);
+            return None;
+        }
+    })
 }
 
 /// The largest write `blocking-write-and-flush` accepts.

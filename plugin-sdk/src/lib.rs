@@ -11,7 +11,6 @@
 //!
 //! impl Connector for Echo {
 //!     const NAME: &'static str = "echo";
-//!     const VERSION: &'static str = env!("CARGO_PKG_VERSION");
 //!     const CHANNEL: Channel = Channel::Sms;
 //!
 //!     fn new(config: &Config) -> Result<Self, ConfigError> {
@@ -48,7 +47,7 @@ pub mod testing;
 pub use config::{Config, ConfigError};
 pub use types::{
     Channel, DeliveryState, Failure, InboundEvent, Level, Message, PluginInfo, ProviderTemplate,
-    Receipt, StatusEvent, WebhookRequest,
+    Receipt, StatusEvent, WebhookError, WebhookRequest,
 };
 
 /// The version of this SDK, reported to the gateway by `describe`.
@@ -61,16 +60,13 @@ pub const CONTRACT_VERSION: &str = "0.2.0";
 ///
 /// The gateway creates a fresh sandbox for every call, so a connector is
 /// built from its configuration each time: keep `new` cheap and put anything
-/// that must outlive a call (access tokens) in [`cache`].
+/// that must outlive a call (access tokens) in [`cache`]. Its version and
+/// description come from the plugin's `Cargo.toml` (see [`register_connector!`]).
 pub trait Connector: Sized + 'static {
     /// Short provider name, e.g. `twilio`.
     const NAME: &'static str;
-    /// The plugin's version; `env!("CARGO_PKG_VERSION")` is the usual choice.
-    const VERSION: &'static str;
-    /// The channel this connector serves.
+    /// The channel this connector serves; the SDK refuses messages of any other.
     const CHANNEL: Channel;
-    /// One line for `crossgate plugin inspect`.
-    const DESCRIPTION: &'static str = "";
 
     /// Parse and check the connector's `[connectors.config]` table.
     fn new(config: &Config) -> Result<Self, ConfigError>;
@@ -78,22 +74,66 @@ pub trait Connector: Sized + 'static {
     /// Hand one message to the provider.
     fn deliver(&self, msg: &Message) -> Result<Receipt, Failure>;
 
-    /// Interpret a provider callback (status updates, opt-outs).
-    fn handle_webhook(&self, req: &WebhookRequest) -> Result<Vec<InboundEvent>, String> {
+    /// Interpret a provider callback (status updates, opt-outs, bounces).
+    /// Verify the provider's signature first. Connectors without callbacks
+    /// keep the default, and the gateway answers the provider `404`.
+    fn handle_webhook(&self, req: &WebhookRequest) -> Result<Vec<InboundEvent>, WebhookError> {
         let _ = req;
-        Ok(Vec::new())
+        Err(WebhookError::Unsupported)
     }
 }
 
+/// What the plugin's `Cargo.toml` says about it.
+#[derive(Debug, Clone, Copy)]
+pub struct Package {
+    pub version: &'static str,
+    pub description: &'static str,
+}
+
+/// Implemented by `register_connector!` with the plugin crate's own metadata.
+#[doc(hidden)]
+pub trait Packaged {
+    const PACKAGE: Package;
+}
+
 /// The [`PluginInfo`] a connector reports through `describe`.
-pub fn plugin_info<C: Connector>() -> PluginInfo {
+pub fn plugin_info<C: Connector>(package: Package) -> PluginInfo {
     PluginInfo {
         name: C::NAME.to_owned(),
-        version: C::VERSION.to_owned(),
+        version: package.version.to_owned(),
         channel: C::CHANNEL,
         sdk_version: SDK_VERSION.to_owned(),
-        description: C::DESCRIPTION.to_owned(),
+        description: package.description.to_owned(),
     }
+}
+
+/// One `deliver` call as the gateway makes it: a message for another
+/// channel is refused before the connector is built.
+pub(crate) fn deliver<C: Connector>(config: &Config, msg: &Message) -> Result<Receipt, Failure> {
+    if msg.channel != C::CHANNEL {
+        return Err(Failure::permanent(
+            "unsupported_channel",
+            format!(
+                "{} connector sends {:?}, not {:?}",
+                C::NAME,
+                C::CHANNEL,
+                msg.channel
+            ),
+        ));
+    }
+    let connector =
+        C::new(config).map_err(|e| Failure::permanent("invalid_config", e.to_string()))?;
+    connector.deliver(msg)
+}
+
+/// One `handle-webhook` call as the gateway makes it.
+pub(crate) fn handle_webhook<C: Connector>(
+    config: &Config,
+    req: &WebhookRequest,
+) -> Result<Vec<InboundEvent>, WebhookError> {
+    let connector = C::new(config)
+        .map_err(|e| WebhookError::Malformed(format!("connector configuration: {e}")))?;
+    connector.handle_webhook(req)
 }
 
 /// Write to the gateway's log, tagged with the connector's name.
@@ -115,24 +155,45 @@ pub fn report_dead_address(address: &str, reason: &str) {
     testing::report_dead_address(address, reason);
 }
 
-/// Export a [`Connector`] as the plugin's component. Call it once per plugin crate.
+/// The plugin's version and description, from the `Cargo.toml` of the crate
+/// that expands it. Used by [`register_connector!`].
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __crossgate_package {
+    () => {
+        #[doc(hidden)]
+        pub struct __CrossgatePackage;
+        impl $crate::Packaged for __CrossgatePackage {
+            const PACKAGE: $crate::Package = $crate::Package {
+                version: env!("CARGO_PKG_VERSION"),
+                description: env!("CARGO_PKG_DESCRIPTION"),
+            };
+        }
+    };
+}
+
+/// Export a [`Connector`] as the plugin's component. Call it once per plugin
+/// crate; the plugin's version and description are its `Cargo.toml`'s.
 #[cfg(target_arch = "wasm32")]
 #[macro_export]
 macro_rules! register_connector {
     ($connector:ty) => {
-        type __CrossgateExport = $crate::guest::Adapter<$connector>;
+        $crate::__crossgate_package!();
+        type __CrossgateExport = $crate::guest::Adapter<$connector, __CrossgatePackage>;
         $crate::guest::export_connector!(__CrossgateExport with_types_in $crate::guest::bindings);
     };
 }
 
-/// Export a [`Connector`] as the plugin's component. Call it once per plugin crate.
+/// Export a [`Connector`] as the plugin's component. Call it once per plugin
+/// crate; the plugin's version and description are its `Cargo.toml`'s.
 ///
-/// Natively (unit tests) there is nothing to export; the macro only checks
-/// that the type is a connector.
+/// Natively (unit tests) there is nothing to export: the macro checks that
+/// the type is a connector and names its package, for `plugin_info`.
 #[cfg(not(target_arch = "wasm32"))]
 #[macro_export]
 macro_rules! register_connector {
     ($connector:ty) => {
+        $crate::__crossgate_package!();
         const _: fn() = || {
             fn is_connector<C: $crate::Connector>() {}
             is_connector::<$connector>();

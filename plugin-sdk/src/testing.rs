@@ -13,9 +13,10 @@
 //! The script is per thread, so tests run in parallel without seeing each
 //! other's requests.
 
-use crate::http::{HttpError, Request, Response};
+use crate::http::message::{HttpError, Request, Response};
 use crate::{
-    Config, ConfigError, Connector, Failure, InboundEvent, Level, Message, Receipt, WebhookRequest,
+    Config, ConfigError, Connector, Failure, InboundEvent, Level, Message, Receipt, WebhookError,
+    WebhookRequest,
 };
 use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
@@ -71,18 +72,15 @@ impl Harness {
 
     /// One `deliver` call, as the gateway makes it.
     pub fn deliver<C: Connector>(&mut self, msg: &Message) -> Result<Receipt, Failure> {
-        let connector = C::new(&self.config)
-            .map_err(|e| Failure::permanent("invalid_config", e.to_string()))?;
-        connector.deliver(msg)
+        crate::deliver::<C>(&self.config, msg)
     }
 
-    /// One `handle-webhook` call.
+    /// One `handle-webhook` call, as the gateway makes it.
     pub fn handle_webhook<C: Connector>(
         &mut self,
         req: &WebhookRequest,
-    ) -> Result<Vec<InboundEvent>, String> {
-        let connector = C::new(&self.config).map_err(|e| e.to_string())?;
-        connector.handle_webhook(req)
+    ) -> Result<Vec<InboundEvent>, WebhookError> {
+        crate::handle_webhook::<C>(&self.config, req)
     }
 
     /// Every request the connector sent so far, in order.

@@ -98,24 +98,24 @@ pub struct Failure {
 }
 
 impl Failure {
-    /// Trying again later may succeed (rate limits, provider outages, timeouts).
-    pub fn retryable(code: impl Into<String>, message: impl Into<String>) -> Self {
+    /// A failure whose retryability the connector works out itself.
+    pub fn new(code: impl Into<String>, message: impl Into<String>, retryable: bool) -> Self {
         Failure {
-            retryable: true,
+            retryable,
             retry_after_ms: None,
             code: code.into(),
             message: message.into(),
         }
     }
 
+    /// Trying again later may succeed (rate limits, provider outages, timeouts).
+    pub fn retryable(code: impl Into<String>, message: impl Into<String>) -> Self {
+        Failure::new(code, message, true)
+    }
+
     /// Trying again cannot succeed (invalid number, bad credentials, rejected content).
     pub fn permanent(code: impl Into<String>, message: impl Into<String>) -> Self {
-        Failure {
-            retryable: false,
-            retry_after_ms: None,
-            code: code.into(),
-            message: message.into(),
-        }
+        Failure::new(code, message, false)
     }
 
     /// The provider asked to wait this long before the next attempt.
@@ -187,8 +187,45 @@ pub struct StatusEvent {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum InboundEvent {
     Status(StatusEvent),
-    /// The address asked to stop receiving messages.
+    /// The address asked to stop receiving messages (a STOP keyword, an
+    /// unsubscribe, a spam complaint). Nothing overrides it but an opt-in.
     OptOut(String),
     /// The address asked to receive messages again.
     OptIn(String),
+    /// The provider says the address does not exist (a hard bounce): the
+    /// gateway suppresses it on this connector's channel.
+    Undeliverable {
+        address: String,
+        reason: String,
+    },
+}
+
+/// Why a provider callback was not taken; the gateway answers the provider
+/// with the matching HTTP status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WebhookError {
+    /// Not provably from the provider: a bad or missing signature (`401`).
+    Unauthorized(String),
+    /// From the provider, but not something this connector can read (`400`).
+    Malformed(String),
+    /// This connector takes no callbacks (`404`).
+    Unsupported,
+}
+
+impl WebhookError {
+    /// Contract 0.2.0 carries a webhook error as a string; the kind travels
+    /// as a prefix the host reads back (`crossgate::plugins::WebhookRejection`).
+    pub fn to_wire(&self) -> String {
+        match self {
+            WebhookError::Unauthorized(m) => format!("unauthorized: {m}"),
+            WebhookError::Malformed(m) => format!("malformed: {m}"),
+            WebhookError::Unsupported => "unsupported: this connector takes no webhooks".into(),
+        }
+    }
+}
+
+impl fmt::Display for WebhookError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_wire())
+    }
 }

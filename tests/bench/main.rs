@@ -10,7 +10,8 @@
 
 use base64::Engine as _;
 use crossgate::config;
-use crossgate::plugins::{PluginHost, PluginMessage, channel_to_wit};
+use crossgate::message::{Channel, Content};
+use crossgate::plugins::{Outgoing, PluginHost};
 use crossgate_tests::{DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN, ProviderSim, default_twilio};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -45,17 +46,22 @@ fn summary(name: &str, mut samples: Vec<Duration>) -> Duration {
     median
 }
 
-fn message(i: usize) -> PluginMessage {
-    PluginMessage {
-        id: format!("msg_bench_{i}"),
-        attempt: 1,
-        channel: channel_to_wit(crossgate::message::Channel::Sms),
-        to: "+31612345678".into(),
-        subject: None,
+/// The text every benchmark message carries.
+fn content() -> Content {
+    Content {
         text: "benchmark message".into(),
-        html: None,
-        template: None,
-        metadata: Vec::new(),
+        ..Content::default()
+    }
+}
+
+/// Attempt `i` of the benchmark, as the dispatcher would hand it over.
+fn message<'a>(id: &'a str, content: &'a Content) -> Outgoing<'a> {
+    Outgoing {
+        message_id: id,
+        attempt: 1,
+        channel: Channel::Sms,
+        to: "+31612345678",
+        content,
     }
 }
 
@@ -81,15 +87,20 @@ mode = "ok"
     );
     let config = config::parse("bench.toml", &toml, &|_| None).expect("bench config");
     let host = PluginHost::load(&config).await.expect("plugins load");
+    let text = content();
 
     for i in 0..200 {
-        let _ = host.deliver("noop", message(i)).await;
-        let _ = host.deliver("twilio", message(i)).await;
+        let _ = host
+            .deliver("noop", message(&format!("msg_bench_{i}"), &text))
+            .await;
+        let _ = host
+            .deliver("twilio", message(&format!("msg_bench_{i}"), &text))
+            .await;
     }
     let mut noop = Vec::with_capacity(SANDBOX_CALLS);
     for i in 0..SANDBOX_CALLS {
         let start = Instant::now();
-        host.deliver("noop", message(i))
+        host.deliver("noop", message(&format!("msg_bench_{i}"), &text))
             .await
             .result
             .expect("noop delivers");
@@ -100,7 +111,7 @@ mode = "ok"
     let mut twilio = Vec::with_capacity(ROUND_TRIPS);
     for i in 0..ROUND_TRIPS {
         let start = Instant::now();
-        host.deliver("twilio", message(i))
+        host.deliver("twilio", message(&format!("msg_bench_{i}"), &text))
             .await
             .result
             .expect("twilio delivers");
@@ -108,7 +119,7 @@ mode = "ok"
     }
     let with_plugin = summary("instantiate+deliver via Twilio plugin", twilio);
 
-    let client = crossgate::plugins::ProviderClient::new();
+    let client = crossgate::outbound::OutboundClient::new();
     let url = format!(
         "{}/2010-04-01/Accounts/{DEFAULT_ACCOUNT_SID}/Messages.json",
         sim.url()

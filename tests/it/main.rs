@@ -13,5 +13,6 @@ mod push;
 mod routing;
 mod sms;
 mod support;
+mod suppressions;
 mod webhooks;
 mod whatsapp;

@@ -113,7 +113,7 @@ consent = \"opt-in\"
     );
     assert_eq!(
         profile["consent"]["sms"]["transactional"]["source"],
-        "twilio keyword"
+        "twilio opt-out"
     );
     let (_, after) = gw
         .send(&json!({"customer_id": "c-9", "category": "transactional", "content": {"text": "again"}}))
@@ -129,7 +129,12 @@ consent = \"opt-in\"
     .await;
     assert_eq!(
         (status, answer["error"]["code"].as_str()),
-        (400, Some("webhook_rejected"))
+        (401, Some("webhook_unauthorized"))
+    );
+    assert_eq!(
+        gw.customer("c-9").await["consent"]["sms"]["transactional"]["status"],
+        "opted_out",
+        "the forged START changed nothing"
     );
     let unknown = gw
         .client

@@ -46,7 +46,7 @@ impl Backlog {
     /// failed count keeps the last one: an unreadable store shows up as
     /// failing inserts, not as a closed door.
     pub async fn sample(self: Arc<Self>, store: Arc<dyn Store>, stop: watch::Receiver<bool>) {
-        let mut every = crate::Every::new(SAMPLE_EVERY, stop);
+        let mut every = crate::every::Every::new(SAMPLE_EVERY, stop);
         while every.tick().await {
             match store.backlog(now_ms()).await {
                 Ok(waiting) => self.waiting.store(waiting, Ordering::Relaxed),

@@ -3,8 +3,8 @@
 
 use super::messages::{parse_json, read_body, timestamp};
 use super::{ApiError, AppState};
+use crate::customer::{Consent, ConsentStatus, Profile};
 use crate::message::Channel;
-use crate::routing::profile::{Consent, ConsentStatus, Profile};
 use crate::store::{CustomerRecord, now_ms};
 use axum::Json;
 use axum::body::Body;
@@ -32,7 +32,7 @@ fn check_id(id: &str) -> Result<(), ApiError> {
     }
 }
 
-fn invalid(e: crate::routing::profile::Invalid) -> ApiError {
+fn invalid(e: crate::customer::Invalid) -> ApiError {
     ApiError::invalid(e.code, &e.field, e.message)
 }
 

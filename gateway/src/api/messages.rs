@@ -50,7 +50,7 @@ pub async fn send(
         id: message.id.clone(),
         status: message.initial_status().as_str(),
         status_reason: message.suppressed.clone(),
-        plan,
+        plan: Some(plan),
     };
     if let Some(key) = key {
         let value: serde_json::Value =

@@ -8,6 +8,7 @@ mod error;
 mod idempotency;
 mod messages;
 mod routes;
+mod suppressions;
 mod webhooks;
 
 pub use error::ApiError;
@@ -125,6 +126,12 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route(
             "/v1/customers/{id}/consent",
             axum::routing::patch(customers::patch_consent),
+        )
+        .route(
+            "/v1/suppressions/{channel}/{address}",
+            get(suppressions::get)
+                .put(suppressions::put)
+                .delete(suppressions::delete),
         )
         .route_layer(middleware::from_fn_with_state(state.clone(), authenticate));
     Router::new()

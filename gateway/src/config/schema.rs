@@ -293,7 +293,7 @@ pub struct ConnectorConfig {
     /// `channel = "sms"`
     pub channel: Channel,
     /// `allowed_hosts = ["https://api.twilio.com"]`: the only origins the plugin may call.
-    pub allowed_hosts: Spanned<Vec<AllowedHost>>,
+    pub allowed_hosts: Spanned<Vec<crate::origin::Origin>>,
     /// `max_attempts = 3`: overrides `dispatch.max_attempts` for this connector.
     #[serde(default)]
     pub max_attempts: Option<u32>,
@@ -303,7 +303,7 @@ pub struct ConnectorConfig {
     /// `push_format = "web-push"`: push connectors only; which push addresses
     /// the connector takes, `"token"` (the default, FCM) or `"web-push"`.
     #[serde(default)]
-    pub push_format: Option<crate::routing::PushFormat>,
+    pub push_format: Option<crate::customer::PushFormat>,
     /// `[connectors.config]`: handed to the plugin; `env:NAME` values are read from the environment.
     #[serde(default)]
     pub config: std::collections::BTreeMap<String, Spanned<toml::Value>>,
@@ -319,57 +319,5 @@ impl fmt::Debug for ConnectorConfig {
             .field("allowed_hosts", self.allowed_hosts.get_ref())
             .field("config", &self.config.keys().collect::<Vec<_>>())
             .finish()
-    }
-}
-
-/// An origin a plugin may call: scheme, host and port, compared on the parsed request URI.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(try_from = "String")]
-pub struct AllowedHost {
-    pub scheme: String,
-    pub host: String,
-    pub port: u16,
-}
-
-impl AllowedHost {
-    pub fn permits(&self, scheme: &str, host: &str, port: u16) -> bool {
-        self.scheme == scheme && self.host.eq_ignore_ascii_case(host) && self.port == port
-    }
-}
-
-impl fmt::Display for AllowedHost {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}://{}:{}", self.scheme, self.host, self.port)
-    }
-}
-
-impl TryFrom<String> for AllowedHost {
-    type Error = String;
-
-    fn try_from(value: String) -> Result<Self, Self::Error> {
-        let uri: http::Uri = value
-            .parse()
-            .map_err(|e| format!("invalid origin {value:?}: {e}"))?;
-        let scheme = match uri.scheme_str() {
-            Some(s @ ("http" | "https")) => s.to_owned(),
-            _ => {
-                return Err(format!(
-                    "invalid origin {value:?}: scheme must be http or https"
-                ));
-            }
-        };
-        let host = uri
-            .host()
-            .ok_or_else(|| format!("invalid origin {value:?}: no host"))?
-            .to_ascii_lowercase();
-        if uri.path_and_query().is_some_and(|p| p.as_str() != "/") {
-            return Err(format!(
-                "invalid origin {value:?}: give scheme://host[:port] without a path"
-            ));
-        }
-        let port = uri
-            .port_u16()
-            .unwrap_or(if scheme == "https" { 443 } else { 80 });
-        Ok(AllowedHost { scheme, host, port })
     }
 }

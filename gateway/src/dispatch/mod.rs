@@ -7,8 +7,9 @@ pub mod runtime;
 pub use retry::{Budget, backoff, decide, exponential_ms};
 
 use crate::config::{Config, DispatchConfig};
-use crate::message::Outcome;
-use crate::plugins::{PluginHost, PluginMessage, channel_to_wit, wit};
+use crate::customer::{Suppression, SuppressionReason, address_key};
+use crate::message::{Channel, Outcome};
+use crate::plugins::{Outgoing, PluginHost};
 use crate::store::{AttemptRecord, AttemptResult, LeasedDelivery, Next, Store, now_ms};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -134,9 +135,10 @@ impl Dispatcher {
         }
     }
 
-    /// A connector said an address no longer exists: the customer's profile
-    /// loses it, so no later plan routes there. Only the address this
-    /// delivery went to counts: a plugin cannot edit other profiles.
+    /// A connector said an address no longer exists: it goes on the
+    /// suppression list (no send by anyone reaches it) and the customer's
+    /// profile loses it (their next address of the kind takes over). Only
+    /// the address this delivery went to counts: a plugin cannot edit others.
     async fn forget_dead_address(&self, d: &LeasedDelivery, address: &str, reason: &str, now: i64) {
         if address != d.address {
             tracing::warn!(
@@ -144,6 +146,23 @@ impl Dispatcher {
                 "connector reported another address than the message's dead; ignored"
             );
             return;
+        }
+        if let Ok(key) = address_key(d.channel, address) {
+            let suppression = Suppression {
+                channel: d.channel,
+                address: key,
+                reason: if d.channel == Channel::Email {
+                    SuppressionReason::Bounce
+                } else {
+                    SuppressionReason::DeadAddress
+                },
+                source: d.connector.clone(),
+                note: Some(reason.to_owned()),
+                created_at: now,
+            };
+            if let Err(e) = self.store.suppress(suppression).await {
+                tracing::error!("cannot suppress a dead address: {e}");
+            }
         }
         match self
             .store
@@ -160,22 +179,14 @@ impl Dispatcher {
 
     async fn attempt(&self, d: LeasedDelivery) {
         let started_at = now_ms();
-        let msg = PluginMessage {
-            id: d.message_id.clone(),
+        let out = Outgoing {
+            message_id: &d.message_id,
             attempt: d.attempts + 1,
-            channel: channel_to_wit(d.channel),
-            to: d.address.clone(),
-            subject: d.content.subject.clone(),
-            text: d.content.text.clone(),
-            html: d.content.html.clone(),
-            template: d.content.template.clone().map(|t| wit::ProviderTemplate {
-                name: t.name,
-                language: t.language,
-                parameters: t.parameters,
-            }),
-            metadata: d.content.metadata.clone().into_iter().collect(),
+            channel: d.channel,
+            to: &d.address,
+            content: &d.content,
         };
-        let delivered = self.plugins.deliver(&d.connector, msg).await;
+        let delivered = self.plugins.deliver(&d.connector, out).await;
         let finished_at = now_ms();
         for (address, reason) in &delivered.dead_addresses {
             self.forget_dead_address(&d, address, reason, finished_at)
@@ -191,6 +202,7 @@ impl Dispatcher {
             deadline: d
                 .created_at
                 .saturating_add(i64::try_from(self.config.retry_window_ms).unwrap_or(i64::MAX)),
+            expires_at: d.expires_at,
         };
         let next = decide(
             &result,
@@ -222,7 +234,7 @@ impl Dispatcher {
         match &next {
             Next::Sent { .. } => tracing::info!("sent"),
             Next::RetryAt(at) => tracing::info!(retry_in_ms = at - finished_at, "will retry"),
-            Next::GiveUp { reason } => tracing::warn!(%reason, "delivery failed"),
+            Next::GiveUp { reason, .. } => tracing::warn!(%reason, "delivery failed"),
         }
         let record = AttemptResult {
             delivery_id: d.delivery_id,

@@ -1,7 +1,9 @@
 //! What happens after an attempt: a pure decision, so it is tested without
-//! a clock, a store or a plugin.
+//! a clock, a store or a plugin. The one place that decides retry, wait and
+//! give-up, the message's expiry included.
 
 use crate::config::DispatchConfig;
+use crate::message::MessageStatus;
 use crate::plugins::{Failure, Receipt};
 use crate::store::Next;
 use rand::Rng;
@@ -14,6 +16,9 @@ pub struct Budget {
     pub max_attempts: u32,
     /// No retry is scheduled after this time (ms since the epoch).
     pub deadline: i64,
+    /// The message's ttl runs out then: a retry that would come later
+    /// gives up now, and the message expires unless another delivery takes it.
+    pub expires_at: Option<i64>,
 }
 
 /// The consequence of one attempt on a delivery that had `attempts_before` attempts.
@@ -35,30 +40,40 @@ pub fn decide(
         Err(failure) => failure,
     };
     let attempts = attempts_before + 1;
+    let fail = |reason: String| Next::GiveUp {
+        reason,
+        ending: MessageStatus::Failed,
+    };
     if !failure.retryable {
-        return Next::GiveUp {
-            reason: format!("{connector}: {}: {}", failure.code, failure.message),
-        };
+        return fail(format!(
+            "{connector}: {}: {}",
+            failure.code, failure.message
+        ));
     }
     if attempts >= budget.max_attempts {
-        return Next::GiveUp {
-            reason: format!(
-                "{connector}: gave up after {attempts} attempts: {}: {}",
-                failure.code, failure.message
-            ),
-        };
+        return fail(format!(
+            "{connector}: gave up after {attempts} attempts: {}: {}",
+            failure.code, failure.message
+        ));
     }
     let wait = backoff(attempts, failure.retry_after, config, jitter);
     let at = finished_at.saturating_add(i64::try_from(wait.as_millis()).unwrap_or(i64::MAX));
-    if at > budget.deadline {
+    if budget.expires_at.is_some_and(|expires| at >= expires) {
         return Next::GiveUp {
             reason: format!(
-                "{connector}: retry window of {} s exhausted after {attempts} attempts: {}: {}",
-                config.retry_window_ms / 1000,
-                failure.code,
-                failure.message
+                "{connector}: the ttl runs out before the next try, after {attempts} attempts: {}: {}",
+                failure.code, failure.message
             ),
+            ending: MessageStatus::Expired,
         };
+    }
+    if at > budget.deadline {
+        return fail(format!(
+            "{connector}: retry window of {} s exhausted after {attempts} attempts: {}: {}",
+            config.retry_window_ms / 1000,
+            failure.code,
+            failure.message
+        ));
     }
     Next::RetryAt(at)
 }
@@ -107,6 +122,7 @@ mod tests {
     const BUDGET: Budget = Budget {
         max_attempts: 3,
         deadline: i64::MAX,
+        expires_at: None,
     };
 
     fn failure(retryable: bool, retry_after: Option<u64>) -> Result<Receipt, Failure> {
@@ -145,7 +161,8 @@ mod tests {
         assert_eq!(
             next,
             Next::GiveUp {
-                reason: "twilio: 20429: Too Many Requests".into()
+                reason: "twilio: 20429: Too Many Requests".into(),
+                ending: MessageStatus::Failed,
             }
         );
     }
@@ -181,7 +198,7 @@ mod tests {
     #[test]
     fn attempts_are_bounded() {
         match decide(&failure(true, None), "twilio", 2, BUDGET, 0, &config(), 0.5) {
-            Next::GiveUp { reason } => {
+            Next::GiveUp { reason, .. } => {
                 assert!(reason.contains("gave up after 3 attempts"), "{reason}")
             }
             other => panic!("expected give-up, got {other:?}"),
@@ -193,6 +210,7 @@ mod tests {
         let budget = Budget {
             max_attempts: 10,
             deadline: 1_000,
+            expires_at: None,
         };
         match decide(
             &failure(true, Some(5)),
@@ -203,7 +221,27 @@ mod tests {
             &config(),
             0.5,
         ) {
-            Next::GiveUp { reason } => assert!(reason.contains("retry window"), "{reason}"),
+            Next::GiveUp { reason, .. } => assert!(reason.contains("retry window"), "{reason}"),
+            other => panic!("expected give-up, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_retry_past_the_ttl_expires_the_message_now() {
+        let budget = Budget {
+            expires_at: Some(700),
+            ..BUDGET
+        };
+        assert_eq!(
+            decide(&failure(true, None), "t", 0, budget, 0, &config(), 0.0),
+            Next::RetryAt(500),
+            "still in time"
+        );
+        match decide(&failure(true, None), "t", 1, budget, 0, &config(), 0.0) {
+            Next::GiveUp { reason, ending } => {
+                assert_eq!(ending, MessageStatus::Expired);
+                assert!(reason.contains("ttl"), "{reason}");
+            }
             other => panic!("expected give-up, got {other:?}"),
         }
     }

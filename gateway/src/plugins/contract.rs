@@ -4,8 +4,18 @@
 //! reports), so both versions share the same records: the 0.1.0 bindings are
 //! generated against 0.2.0's Rust types and a plugin of either version is
 //! called through [`Instance`].
+//!
+//! This is the only module that sees the generated bindings: it implements
+//! the host functions and turns contract records into the gateway's types
+//! and back.
 
+use super::connector_cache::{self, Lookup};
+use super::outcome::{Failure, Receipt};
 use super::sandbox::CallState;
+use super::{Inbound, Outgoing, WebhookRejection, WebhookRequest};
+use crate::message::{Channel, ProviderState};
+use std::time::Duration;
+use v2::crossgate::connector::types::Level;
 use wasmtime::Engine;
 use wasmtime::component::{Component, HasSelf, Linker};
 
@@ -37,7 +47,7 @@ pub mod v1 {
     });
 }
 
-pub use v2::crossgate::connector::types as wit;
+use v2::crossgate::connector::types as wit;
 
 /// Contract versions this gateway can host. A plugin built against any other
 /// `crossgate:connector` version is refused at load time with a clear message.
@@ -171,4 +181,187 @@ fn contract_version(engine: &Engine, component: &Component) -> anyhow::Result<St
 fn same_minor(a: &str, b: &str) -> bool {
     let prefix = |v: &str| v.rsplit_once('.').map(|(p, _)| p.to_owned());
     prefix(a).is_some() && prefix(a) == prefix(b)
+}
+
+impl wit::Host for CallState {}
+
+/// The longest plugin log line kept.
+const MAX_LOG_LINE: usize = 2048;
+/// The most cache keys one call may claim to fill.
+const MAX_CLAIMS: usize = 16;
+/// The most dead addresses one call may report.
+const MAX_DEAD_REPORTS: usize = 16;
+
+impl v2::crossgate::connector::host::Host for CallState {
+    fn log(&mut self, level: Level, message: String) {
+        let mut message = message;
+        truncate(&mut message, MAX_LOG_LINE);
+        let connector = &*self.scope.name;
+        match level {
+            Level::Trace => tracing::trace!(connector, "{message}"),
+            Level::Debug => tracing::debug!(connector, "{message}"),
+            Level::Info => tracing::info!(connector, "{message}"),
+            Level::Warn => tracing::warn!(connector, "{message}"),
+            Level::Error => tracing::error!(connector, "{message}"),
+        }
+    }
+
+    fn config(&mut self) -> Vec<(String, String)> {
+        self.scope.settings.clone()
+    }
+
+    async fn cache_get(&mut self, key: String) -> Option<Vec<u8>> {
+        // A call holding many unfilled claims is misbehaving: it gets plain
+        // misses, so it cannot grow the cache or make others wait.
+        if key.len() > connector_cache::MAX_KEY_BYTES || self.claims.len() >= MAX_CLAIMS {
+            return self.scope.cache.peek(&key).map(|value| value.to_vec());
+        }
+        match self.scope.cache.get(&key).await {
+            Lookup::Hit(value) => Some(value.to_vec()),
+            Lookup::Miss(claim) => {
+                self.claims.push(claim);
+                None
+            }
+        }
+    }
+
+    fn cache_set(&mut self, key: String, value: Vec<u8>, ttl_ms: u64) {
+        if let Err(refused) = self
+            .scope
+            .cache
+            .set(&key, value, Duration::from_millis(ttl_ms))
+        {
+            tracing::warn!(connector = %self.scope.name, "cache-set refused: {refused}");
+        }
+    }
+
+    fn report_dead_address(&mut self, address: String, reason: String) {
+        if self.dead_addresses.len() >= MAX_DEAD_REPORTS {
+            return;
+        }
+        let (mut address, mut reason) = (address, reason);
+        truncate(&mut address, 8192);
+        truncate(&mut reason, MAX_LOG_LINE);
+        self.dead_addresses.push((address, reason));
+    }
+}
+
+/// 0.1.0 plugins get the same log and config; they know nothing else.
+impl v1::crossgate::connector::host::Host for CallState {
+    fn log(&mut self, level: Level, message: String) {
+        v2::crossgate::connector::host::Host::log(self, level, message);
+    }
+
+    fn config(&mut self) -> Vec<(String, String)> {
+        v2::crossgate::connector::host::Host::config(self)
+    }
+}
+
+/// Cut `text` to at most `max` bytes on a character boundary.
+fn truncate(text: &mut String, max: usize) {
+    if text.len() > max {
+        let mut end = max;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+    }
+}
+
+pub fn channel_from_wit(channel: wit::Channel) -> Channel {
+    match channel {
+        wit::Channel::Email => Channel::Email,
+        wit::Channel::Sms => Channel::Sms,
+        wit::Channel::Whatsapp => Channel::Whatsapp,
+        wit::Channel::Push => Channel::Push,
+    }
+}
+
+fn channel_to_wit(channel: Channel) -> wit::Channel {
+    match channel {
+        Channel::Email => wit::Channel::Email,
+        Channel::Sms => wit::Channel::Sms,
+        Channel::Whatsapp => wit::Channel::Whatsapp,
+        Channel::Push => wit::Channel::Push,
+    }
+}
+
+/// An attempt as the contract carries it.
+pub fn message(out: &Outgoing<'_>) -> wit::Message {
+    let content = out.content;
+    wit::Message {
+        id: out.message_id.to_owned(),
+        attempt: out.attempt,
+        channel: channel_to_wit(out.channel),
+        to: out.to.to_owned(),
+        subject: content.subject.clone(),
+        text: content.text.clone(),
+        html: content.html.clone(),
+        template: content.template.clone().map(|t| wit::ProviderTemplate {
+            name: t.name,
+            language: t.language,
+            parameters: t.parameters,
+        }),
+        metadata: content
+            .metadata
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+    }
+}
+
+pub fn receipt(receipt: wit::Receipt) -> Receipt {
+    Receipt {
+        provider_message_id: receipt.provider_message_id,
+    }
+}
+
+pub fn failure(f: wit::Failure) -> Failure {
+    Failure {
+        retryable: f.retryable,
+        retry_after: f.retry_after_ms.map(Duration::from_millis),
+        code: f.code,
+        message: f.message,
+    }
+}
+
+pub fn webhook_request(req: WebhookRequest) -> wit::WebhookRequest {
+    wit::WebhookRequest {
+        method: req.method,
+        url: req.url,
+        headers: req.headers,
+        body: req.body,
+    }
+}
+
+pub fn inbound(event: wit::InboundEvent) -> Inbound {
+    match event {
+        wit::InboundEvent::Status(s) => Inbound::Status {
+            provider_message_id: s.provider_message_id,
+            state: match s.state {
+                wit::DeliveryState::Sent => ProviderState::Sent,
+                wit::DeliveryState::Delivered => ProviderState::Delivered,
+                wit::DeliveryState::Read => ProviderState::Read,
+                wit::DeliveryState::Failed => ProviderState::Failed,
+            },
+            code: s.code,
+            description: s.description,
+        },
+        wit::InboundEvent::OptOut(address) => Inbound::OptOut(address),
+        wit::InboundEvent::OptIn(address) => Inbound::OptIn(address),
+    }
+}
+
+/// Contract 0.2.0 says why a webhook was refused in a string; the SDK puts
+/// the kind in front (`unauthorized: ...`). Plugins from older SDKs send
+/// bare text, read as malformed.
+pub fn webhook_rejection(text: String) -> WebhookRejection {
+    if let Some(why) = text.strip_prefix("unauthorized: ") {
+        WebhookRejection::Unauthorized(why.to_owned())
+    } else if text.starts_with("unsupported: ") {
+        WebhookRejection::Unsupported
+    } else {
+        let why = text.strip_prefix("malformed: ").unwrap_or(&text);
+        WebhookRejection::Malformed(why.to_owned())
+    }
 }

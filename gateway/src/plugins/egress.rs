@@ -1,70 +1,24 @@
 //! The sandbox's only door: outbound `wasi:http`, checked against the
-//! connector's `allowed_hosts` and sent through one pooled client.
+//! connector's `allowed_hosts` and sent through the gateway's pooled client.
 
-use super::sandbox::Scope;
-use bytes::Bytes;
+use super::scope::Scope;
+use crate::origin::Origin;
+use crate::outbound::OutboundClient;
 use http_body_util::{BodyExt, Full, Limited};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
 use std::sync::Arc;
-use std::time::Duration;
 use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody, WasiHttpHooks};
-
-type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
-
-/// Keeps provider connections open across calls and plugins: a fresh TCP and
-/// TLS handshake per message would cost more than the sandbox itself.
-#[derive(Clone)]
-pub struct ProviderClient {
-    client: Client<Connector, Full<Bytes>>,
-}
-
-impl Default for ProviderClient {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl ProviderClient {
-    pub fn new() -> Self {
-        let mut http = HttpConnector::new();
-        http.enforce_http(false);
-        http.set_nodelay(true);
-        http.set_connect_timeout(Some(Duration::from_secs(10)));
-        let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_webpki_roots()
-            .https_or_http()
-            .enable_http1()
-            .enable_http2()
-            .wrap_connector(http);
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(90))
-            .pool_max_idle_per_host(256)
-            .build(https);
-        ProviderClient { client }
-    }
-
-    /// Send one request outside any sandbox and read the whole response:
-    /// the baseline `make bench` compares plugin calls with.
-    pub async fn send(&self, request: http::Request<Full<Bytes>>) -> anyhow::Result<(u16, Bytes)> {
-        let response = self.client.request(request).await?;
-        let status = response.status().as_u16();
-        Ok((status, response.into_body().collect().await?.to_bytes()))
-    }
-}
 
 /// One call's view of the door: which origins it may reach, and which one it
 /// was refused, so the attempt's reason can name it.
 pub struct Egress {
     scope: Arc<Scope>,
-    client: ProviderClient,
+    client: OutboundClient,
     max_response_bytes: u64,
     denied: Option<String>,
 }
 
 impl Egress {
-    pub fn new(scope: Arc<Scope>, client: ProviderClient, max_response_bytes: u64) -> Self {
+    pub fn new(scope: Arc<Scope>, client: OutboundClient, max_response_bytes: u64) -> Self {
         Egress {
             scope,
             client,
@@ -78,23 +32,14 @@ impl Egress {
         self.denied.clone()
     }
 
-    /// The request's origin when `allowed_hosts` permits it, from the parsed
-    /// URI (never the Host header); otherwise the refused origin.
+    /// Whether `allowed_hosts` lists the request's origin, read from the
+    /// parsed URI (never the Host header); otherwise what was refused.
     fn check(&self, uri: &http::Uri) -> Result<(), String> {
-        let scheme = uri.scheme_str().unwrap_or("https");
-        let host = uri.host().unwrap_or("");
-        let port = uri
-            .port_u16()
-            .unwrap_or(if scheme == "https" { 443 } else { 80 });
-        if self
-            .scope
-            .allowed_hosts
-            .iter()
-            .any(|allowed| allowed.permits(scheme, host, port))
-        {
+        let origin = Origin::of(uri).map_err(|e| format!("{uri} ({e})"))?;
+        if self.scope.allowed_hosts.contains(&origin) {
             Ok(())
         } else {
-            Err(format!("{scheme}://{host}:{port}"))
+            Err(origin.to_string())
         }
     }
 }
@@ -114,7 +59,7 @@ impl WasiHttpHooks for Egress {
             self.denied = Some(origin);
             return Box::new(async { Err(HttpError::HttpRequestDenied) });
         }
-        let client = self.client.client.clone();
+        let client = self.client.clone();
         let max_response = usize::try_from(self.max_response_bytes).unwrap_or(usize::MAX);
         let first_byte = options.and_then(|o| o.first_byte_timeout);
         Box::new(async move {

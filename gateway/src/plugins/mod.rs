@@ -10,25 +10,77 @@ mod cache;
 mod connector_cache;
 mod contract;
 mod egress;
+mod outcome;
 mod sandbox;
+mod scope;
 
-pub use contract::{SUPPORTED_CONTRACTS, wit};
-pub use egress::ProviderClient;
+pub use contract::SUPPORTED_CONTRACTS;
+pub use outcome::{Failure, Receipt};
 pub use sandbox::CallLimits;
 
 use crate::config::{Config, ConfigError, Connector as ConnectorConfig};
-use crate::message::Channel;
+use crate::message::{Channel, Content, ProviderState};
+use crate::outbound::OutboundClient;
 use anyhow::Context as _;
 use contract::{ConnectorPre, Instance};
-use sandbox::{CallState, Scope};
+use sandbox::CallState;
+use scope::Scope;
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
 use wasmtime::component::{Component, Linker};
 use wasmtime::{Engine, Store};
 
-/// A message as a connector sees it.
-pub type PluginMessage = wit::Message;
+/// One attempt as a connector gets it.
+#[derive(Debug, Clone, Copy)]
+pub struct Outgoing<'a> {
+    /// Stable across attempts: providers that deduplicate use it as the key.
+    pub message_id: &'a str,
+    /// 1 for the first attempt on this delivery.
+    pub attempt: u32,
+    pub channel: Channel,
+    pub to: &'a str,
+    pub content: &'a Content,
+}
+
+/// A provider callback as the gateway received it.
+#[derive(Debug, Clone)]
+pub struct WebhookRequest {
+    pub method: String,
+    /// The public URL the provider called: what it signed.
+    pub url: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+/// What a connector read from a provider callback.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Inbound {
+    Status {
+        provider_message_id: String,
+        state: ProviderState,
+        code: Option<String>,
+        description: Option<String>,
+    },
+    /// The address asked to stop (STOP, unsubscribe, spam complaint).
+    OptOut(String),
+    /// The address asked to receive messages again (START).
+    OptIn(String),
+    /// The provider says the address does not exist (a hard bounce).
+    Undeliverable { address: String, reason: String },
+}
+
+/// Why a connector did not take a callback.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WebhookRejection {
+    /// Not provably from the provider: bad or missing signature.
+    Unauthorized(String),
+    /// From the provider but unreadable.
+    Malformed(String),
+    /// The connector takes no callbacks.
+    Unsupported,
+    /// The sandbox stopped the call (trap, timeout, unknown connector).
+    Failed(Failure),
+}
 
 /// What one `deliver` call came to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,34 +89,6 @@ pub struct Delivered {
     /// Addresses the connector reported dead, with its reason: the gateway
     /// removes them from the customer's profile.
     pub dead_addresses: Vec<(String, String)>,
-}
-
-/// The provider accepted the message.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Receipt {
-    pub provider_message_id: String,
-}
-
-/// Why an attempt did not deliver, from the plugin or from the sandbox.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Failure {
-    pub retryable: bool,
-    pub retry_after: Option<Duration>,
-    pub code: String,
-    pub message: String,
-}
-
-impl Failure {
-    fn sandbox(code: &str, message: String) -> Self {
-        // A fault of the plugin's own making is not retried on the same
-        // connector: it would fail the same way. The dispatcher moves on.
-        Failure {
-            retryable: false,
-            retry_after: None,
-            code: code.to_owned(),
-            message,
-        }
-    }
 }
 
 /// What `describe` told us about a loaded plugin.
@@ -89,7 +113,7 @@ struct LoadedConnector {
 pub struct PluginHost {
     engine: Engine,
     limits: CallLimits,
-    client: ProviderClient,
+    client: OutboundClient,
     connectors: HashMap<String, Arc<LoadedConnector>>,
     _ticker: sandbox::EpochTicker,
 }
@@ -114,7 +138,7 @@ impl PluginHost {
                 format!("cannot link host functions: {e:#}"),
             )]
         })?;
-        let client = ProviderClient::new();
+        let client = OutboundClient::new();
         let mut host = PluginHost {
             _ticker: sandbox::EpochTicker::start(engine.clone()),
             engine,
@@ -195,7 +219,7 @@ impl PluginHost {
             })
             .await
             .map_err(|f| anyhow::anyhow!("describe failed: {}", f.message))?;
-        let channel = channel_from_wit(described.channel);
+        let channel = contract::channel_from_wit(described.channel);
         if channel != connector.channel {
             anyhow::bail!(
                 "plugin {} serves {channel}, but the connector is configured for {}",
@@ -227,29 +251,42 @@ impl PluginHost {
             .map(|(name, c)| (name.as_str(), &c.info))
     }
 
-    /// Let a connector interpret a provider callback (it checks the signature).
+    /// Let a connector interpret a provider callback (it checks the
+    /// signature). Addresses it reports dead come back as `Undeliverable`.
     pub async fn handle_webhook(
         &self,
         connector: &str,
-        request: wit::WebhookRequest,
-    ) -> Result<Vec<wit::InboundEvent>, Failure> {
+        request: WebhookRequest,
+    ) -> Result<Vec<Inbound>, WebhookRejection> {
         let loaded = self.connectors.get(connector).ok_or_else(|| {
-            Failure::sandbox(
+            WebhookRejection::Failed(Failure::sandbox(
                 "unknown_connector",
                 format!("no connector named {connector:?}"),
-            )
+            ))
         })?;
-        self.call(loaded, move |c, store| {
-            Box::pin(async move { c.handle_webhook(store, &request).await })
-        })
-        .await?
-        .map_err(|message| Failure::sandbox("webhook_rejected", message))
+        let request = contract::webhook_request(request);
+        let (result, after) = self
+            .call_with_egress(loaded, move |c, store| {
+                Box::pin(async move { c.handle_webhook(store, &request).await })
+            })
+            .await;
+        let events = result
+            .map_err(WebhookRejection::Failed)?
+            .map_err(contract::webhook_rejection)?;
+        let mut events: Vec<Inbound> = events.into_iter().map(contract::inbound).collect();
+        events.extend(
+            after
+                .dead_addresses
+                .into_iter()
+                .map(|(address, reason)| Inbound::Undeliverable { address, reason }),
+        );
+        Ok(events)
     }
 
     /// Hand one message to a connector. Every failure, the plugin's or the
     /// sandbox's, comes back as a [`Failure`]; nothing here can take the
     /// gateway down.
-    pub async fn deliver(&self, connector: &str, msg: PluginMessage) -> Delivered {
+    pub async fn deliver(&self, connector: &str, out: Outgoing<'_>) -> Delivered {
         let Some(loaded) = self.connectors.get(connector) else {
             return Delivered {
                 result: Err(Failure::sandbox(
@@ -259,15 +296,14 @@ impl PluginHost {
                 dead_addresses: Vec::new(),
             };
         };
+        let msg = contract::message(&out);
         let (result, after) = self
             .call_with_egress(loaded, move |c, store| {
                 Box::pin(async move { c.deliver(store, &msg).await })
             })
             .await;
         let result = result.and_then(|result| match (result, &after.denied) {
-            (Ok(receipt), _) => Ok(Receipt {
-                provider_message_id: receipt.provider_message_id,
-            }),
+            (Ok(receipt), _) => Ok(contract::receipt(receipt)),
             // The plugin's own account of a refused request is a guess; the
             // host knows which origin it refused.
             (Err(_), Some(origin)) => Err(Failure::sandbox(
@@ -276,12 +312,7 @@ impl PluginHost {
                     "connector {connector:?}: outbound request to {origin} denied: not in allowed_hosts"
                 ),
             )),
-            (Err(f), None) => Err(Failure {
-                retryable: f.retryable,
-                retry_after: f.retry_after_ms.map(Duration::from_millis),
-                code: f.code,
-                message: f.message,
-            }),
+            (Err(f), None) => Err(contract::failure(f)),
         });
         Delivered {
             result,
@@ -363,23 +394,4 @@ impl PluginHost {
 struct AfterCall {
     denied: Option<String>,
     dead_addresses: Vec<(String, String)>,
-}
-
-fn channel_from_wit(channel: wit::Channel) -> Channel {
-    match channel {
-        wit::Channel::Email => Channel::Email,
-        wit::Channel::Sms => Channel::Sms,
-        wit::Channel::Whatsapp => Channel::Whatsapp,
-        wit::Channel::Push => Channel::Push,
-    }
-}
-
-/// The contract's channel for one of ours.
-pub fn channel_to_wit(channel: Channel) -> wit::Channel {
-    match channel {
-        Channel::Email => wit::Channel::Email,
-        Channel::Sms => wit::Channel::Sms,
-        Channel::Whatsapp => wit::Channel::Whatsapp,
-        Channel::Push => wit::Channel::Push,
-    }
 }

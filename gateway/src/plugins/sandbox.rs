@@ -1,14 +1,14 @@
 //! What one plugin call may use, and the per-call store that enforces it.
 
-use super::Failure;
-use super::connector_cache::{self, Claim, ConnectorCache, Lookup};
-use super::contract::{v1, v2};
-use super::egress::{Egress, ProviderClient};
-use crate::config::{AllowedHost, PluginsConfig};
+use super::connector_cache::Claim;
+use super::egress::Egress;
+use super::outcome::Failure;
+use super::scope::Scope;
+use crate::config::PluginsConfig;
+use crate::outbound::OutboundClient;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
-use v2::crossgate::connector::types::Level;
 use wasmtime::component::ResourceTable;
 use wasmtime::{
     Engine, InstanceAllocationStrategy, PoolingAllocationConfig, ResourceLimiter, Store,
@@ -24,8 +24,6 @@ const EPOCH_TICK: Duration = Duration::from_millis(1);
 const STDERR_CAPACITY: usize = 4096;
 /// Bytes of each pooled memory and table reset in place rather than unmapped.
 const KEEP_RESIDENT: usize = 1024 * 1024;
-/// The longest plugin log line kept.
-const MAX_LOG_LINE: usize = 2048;
 
 /// Per-call limits, from `[plugins]`.
 #[derive(Debug, Clone)]
@@ -46,14 +44,6 @@ impl CallLimits {
             max_response_bytes: config.max_response_bytes,
         }
     }
-}
-
-/// What a connector's calls share: its name, its settings, where it may go.
-pub struct Scope {
-    pub name: Arc<str>,
-    pub settings: Vec<(String, String)>,
-    pub allowed_hosts: Vec<AllowedHost>,
-    pub cache: ConnectorCache,
 }
 
 /// One engine for the whole process: pooled instances, epoch interruption.
@@ -117,11 +107,11 @@ pub struct CallState {
     table: ResourceTable,
     pub(super) egress: Egress,
     memory: MemoryLimiter,
-    scope: Arc<Scope>,
+    pub(super) scope: Arc<Scope>,
     cpu_ticks_left: u64,
     stderr: MemoryOutputPipe,
     /// Cache keys this call missed and is expected to fill.
-    claims: Vec<Claim>,
+    pub(super) claims: Vec<Claim>,
     /// Addresses the connector reported dead during this call, with the reason.
     pub(super) dead_addresses: Vec<(String, String)>,
 }
@@ -137,7 +127,7 @@ impl Drop for CallState {
 }
 
 impl CallState {
-    pub fn new(scope: Arc<Scope>, limits: &CallLimits, client: ProviderClient) -> Self {
+    pub fn new(scope: Arc<Scope>, limits: &CallLimits, client: OutboundClient) -> Self {
         let stderr = MemoryOutputPipe::new(STDERR_CAPACITY);
         // No preopens, no environment, no arguments, no sockets: the only
         // capability a plugin gets is the filtered `wasi:http`.
@@ -272,88 +262,5 @@ impl WasiHttpView for CallState {
             table: &mut self.table,
             hooks: &mut self.egress,
         }
-    }
-}
-
-impl v2::crossgate::connector::types::Host for CallState {}
-
-/// The most cache keys one call may claim to fill.
-const MAX_CLAIMS: usize = 16;
-/// The most dead addresses one call may report.
-const MAX_DEAD_REPORTS: usize = 16;
-
-impl v2::crossgate::connector::host::Host for CallState {
-    fn log(&mut self, level: Level, message: String) {
-        let mut message = message;
-        truncate(&mut message, MAX_LOG_LINE);
-        let connector = &*self.scope.name;
-        match level {
-            Level::Trace => tracing::trace!(connector, "{message}"),
-            Level::Debug => tracing::debug!(connector, "{message}"),
-            Level::Info => tracing::info!(connector, "{message}"),
-            Level::Warn => tracing::warn!(connector, "{message}"),
-            Level::Error => tracing::error!(connector, "{message}"),
-        }
-    }
-
-    fn config(&mut self) -> Vec<(String, String)> {
-        self.scope.settings.clone()
-    }
-
-    async fn cache_get(&mut self, key: String) -> Option<Vec<u8>> {
-        // A call holding many unfilled claims is misbehaving: it gets plain
-        // misses, so it cannot grow the cache or make others wait.
-        if key.len() > connector_cache::MAX_KEY_BYTES || self.claims.len() >= MAX_CLAIMS {
-            return self.scope.cache.peek(&key).map(|value| value.to_vec());
-        }
-        match self.scope.cache.get(&key).await {
-            Lookup::Hit(value) => Some(value.to_vec()),
-            Lookup::Miss(claim) => {
-                self.claims.push(claim);
-                None
-            }
-        }
-    }
-
-    fn cache_set(&mut self, key: String, value: Vec<u8>, ttl_ms: u64) {
-        if let Err(refused) = self
-            .scope
-            .cache
-            .set(&key, value, Duration::from_millis(ttl_ms))
-        {
-            tracing::warn!(connector = %self.scope.name, "cache-set refused: {refused}");
-        }
-    }
-
-    fn report_dead_address(&mut self, address: String, reason: String) {
-        if self.dead_addresses.len() >= MAX_DEAD_REPORTS {
-            return;
-        }
-        let (mut address, mut reason) = (address, reason);
-        truncate(&mut address, 8192);
-        truncate(&mut reason, MAX_LOG_LINE);
-        self.dead_addresses.push((address, reason));
-    }
-}
-
-/// 0.1.0 plugins get the same log and config; they know nothing else.
-impl v1::crossgate::connector::host::Host for CallState {
-    fn log(&mut self, level: Level, message: String) {
-        v2::crossgate::connector::host::Host::log(self, level, message);
-    }
-
-    fn config(&mut self) -> Vec<(String, String)> {
-        v2::crossgate::connector::host::Host::config(self)
-    }
-}
-
-/// Cut `text` to at most `max` bytes on a character boundary.
-fn truncate(text: &mut String, max: usize) {
-    if text.len() > max {
-        let mut end = max;
-        while !text.is_char_boundary(end) {
-            end -= 1;
-        }
-        text.truncate(end);
     }
 }

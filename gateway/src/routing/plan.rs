@@ -1,9 +1,10 @@
-//! Route planning: a pure function from (request, profile, policy, clock)
-//! to a [`Plan`] that says which channels will be tried, in what order, and
-//! why every other channel was skipped.
+//! Route planning: a pure function from (request, profile, suppressions,
+//! policy, clock) to a [`Plan`] that says which channels will be tried, in
+//! what order, and why every other channel was skipped.
 
 use super::policy::{ConsentMode, Policy, Strategy};
-use super::profile::{ConsentStatus, Profile};
+use crate::customer::address_key;
+use crate::customer::{ConsentStatus, Profile, Suppression as Listed};
 use crate::message::{Channel, phone_country};
 use jiff::{Timestamp, ToSpan as _};
 use serde::Serialize;
@@ -60,11 +61,39 @@ pub enum Reason {
     OptedOut,
     /// No connector serves this channel.
     NoConnector,
+    /// Every address on this channel is on the suppression list (a STOP
+    /// from the number, a hard bounce, a dead token).
+    SuppressedAddress,
+}
+
+impl Reason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::Chosen => "chosen",
+            Reason::NoAddress => "no_address",
+            Reason::NoConsent => "no_consent",
+            Reason::OptedOut => "opted_out",
+            Reason::NoConnector => "no_connector",
+            Reason::SuppressedAddress => "suppressed_address",
+        }
+    }
+
+    fn explain(self) -> &'static str {
+        match self {
+            Reason::Chosen => "chosen",
+            Reason::NoAddress => "no address on this channel",
+            Reason::NoConsent => "the category needs an opt-in that was not given",
+            Reason::OptedOut => "opted out of this channel for this category",
+            Reason::NoConnector => "no connector serves this channel",
+            Reason::SuppressedAddress => "the address is on the suppression list",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Suppression {
-    /// `frequency_cap` or `no_channel`.
+    /// `frequency_cap`; the channels' one reason when they all share it
+    /// (`opted_out`, `suppressed_address`, ...); else `no_channel`.
     pub reason: &'static str,
     pub detail: String,
 }
@@ -80,11 +109,13 @@ pub struct PlannedDelivery {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UnknownCategory(pub String);
 
-/// Plan a message. `recent` is how many messages of this category the
+/// Plan a message. `suppressed` holds the suppression-list entries of the
+/// profile's addresses; `recent` is how many messages of this category the
 /// customer got within the category's frequency-cap window.
 pub fn plan(
     request: Request<'_>,
     profile: &Profile,
+    suppressed: &[Listed],
     policy: &Policy,
     now: Timestamp,
     recent: u32,
@@ -113,11 +144,28 @@ pub fn plan(
             .collect();
         let connectors: Vec<String> = routes.iter().map(|c| c.name.clone()).collect();
         // A push connector takes one kind of push address (token or Web
-        // Push subscription): each gets the customer's newest of its kind.
+        // Push subscription): each gets the customer's newest of its kind
+        // that is not suppressed.
+        let is_suppressed = |address: &str| {
+            let Ok(key) = address_key(channel, address) else {
+                return false;
+            };
+            suppressed.iter().any(|s| {
+                s.channel == channel
+                    && s.address == key
+                    && (category.respect_suppressions || !s.reason.is_deliverability())
+            })
+        };
+        let mut any_suppressed = false;
         let addressed: Vec<PlannedDelivery> = routes
             .iter()
             .filter_map(|c| {
-                let address = profile.addresses.for_connector(channel, c.push_format)?;
+                let candidates = profile.addresses.for_connector_all(channel, c.push_format);
+                let address = candidates.into_iter().find(|a| {
+                    let skip = is_suppressed(a);
+                    any_suppressed |= skip;
+                    !skip
+                })?;
                 Some(PlannedDelivery {
                     channel,
                     connector: c.name.clone(),
@@ -139,6 +187,8 @@ pub fn plan(
             Reason::NoAddress
         } else if connectors.is_empty() {
             Reason::NoConnector
+        } else if addressed.is_empty() && any_suppressed {
+            Reason::SuppressedAddress
         } else if addressed.is_empty() {
             Reason::NoAddress
         } else {
@@ -165,10 +215,7 @@ pub fn plan(
                 humane(cap.per)
             ),
         }),
-        _ if deliveries.is_empty() => Some(Suppression {
-            reason: "no_channel",
-            detail: "no channel has an address, consent and a connector".to_owned(),
-        }),
+        _ if deliveries.is_empty() => Some(no_channel(&channels)),
         _ => None,
     };
     let deferred_until = category
@@ -189,6 +236,35 @@ pub fn plan(
         suppressed,
         deliveries,
     })
+}
+
+/// Why nothing can go: the one reason every channel with an address was
+/// skipped for, when they agree (an address send has one channel), else
+/// `no_channel`.
+fn no_channel(channels: &[ChannelDecision]) -> Suppression {
+    let addressed: Vec<&ChannelDecision> = channels
+        .iter()
+        .filter(|c| c.decision != Reason::NoAddress)
+        .collect();
+    let shared = addressed
+        .first()
+        .filter(|first| addressed.iter().all(|c| c.decision == first.decision));
+    match shared {
+        Some(first) => Suppression {
+            reason: first.decision.as_str(),
+            detail: match addressed[..] {
+                [only] => format!("{}: {}", only.channel, only.decision.explain()),
+                _ => format!(
+                    "every channel with an address: {}",
+                    first.decision.explain()
+                ),
+            },
+        },
+        None => Suppression {
+            reason: "no_channel",
+            detail: "no channel has an address, consent and a connector".to_owned(),
+        },
+    }
 }
 
 /// The profile's region, else its country's, else its phone number's, else `default`.

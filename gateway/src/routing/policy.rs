@@ -61,7 +61,32 @@ pub struct CategoryConfig {
     /// `frequency_cap = { max = 3, per = "7d" }`: messages of this category per customer, all channels together.
     #[serde(default)]
     pub frequency_cap: Option<FrequencyCap>,
+    /// `respect_suppressions = false`: still send to addresses suppressed for
+    /// deliverability (hard bounces, complaints, dead tokens), e.g. password
+    /// resets. Opt-outs (STOP) and staff suppressions hold regardless.
+    #[serde(default = "yes")]
+    pub respect_suppressions: bool,
 }
+
+fn yes() -> bool {
+    true
+}
+
+impl CategoryConfig {
+    /// What `transactional` means when the configuration does not say:
+    /// sent unless opted out, no quiet hours, no cap. Address sends default to it.
+    pub fn transactional() -> Self {
+        CategoryConfig {
+            consent: ConsentMode::OptOut,
+            quiet_hours: None,
+            frequency_cap: None,
+            respect_suppressions: true,
+        }
+    }
+}
+
+/// The category address sends take when the request names none.
+pub const DEFAULT_CATEGORY: &str = "transactional";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 pub enum ConsentMode {
@@ -158,7 +183,7 @@ pub struct ConnectorRoute {
     /// Region (or `default`) to price per message.
     pub cost: BTreeMap<String, f64>,
     /// Which push addresses it takes (push connectors only).
-    pub push_format: super::profile::PushFormat,
+    pub push_format: crate::customer::PushFormat,
 }
 
 impl ConnectorRoute {

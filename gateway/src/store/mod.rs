@@ -9,14 +9,16 @@ mod sqlite;
 
 pub use sqlite::SqliteStore;
 
+use crate::customer::{Consent, Profile, Suppression};
 use crate::message::{Channel, Content, MessageStatus, Outcome};
-use crate::routing::profile::{Consent, Profile};
 use async_trait::async_trait;
 
+/// What can go wrong in any backend; each backend turns its driver's errors
+/// into these.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("database error: {0}")]
-    Database(#[from] rusqlite::Error),
+    Database(String),
     #[error("stored data is unreadable: {0}")]
     Corrupt(String),
     #[error("the store is shut down")]
@@ -213,6 +215,8 @@ pub struct LeasedDelivery {
     pub message_attempts: u32,
     pub lease_until: i64,
     pub created_at: i64,
+    /// The message's ttl runs out then: no retry is scheduled past it.
+    pub expires_at: Option<i64>,
 }
 
 /// What the dispatcher decided after an attempt.
@@ -222,9 +226,13 @@ pub enum Next {
     Sent { provider_message_id: String },
     /// Try the same connector again at this time.
     RetryAt(i64),
-    /// This delivery is done for: take the message's next delivery, or fail
-    /// the message with this reason when none is left.
-    GiveUp { reason: String },
+    /// This delivery is done for: take the message's next delivery, or end
+    /// the message in `ending` (`failed`, or `expired` when its ttl ran out
+    /// before another try) with this reason when none is left.
+    GiveUp {
+        reason: String,
+        ending: MessageStatus,
+    },
 }
 
 /// One finished attempt and its consequence, written in one transaction.
@@ -316,6 +324,37 @@ pub trait Store: Send + Sync + 'static {
         report: ProviderStatus,
     ) -> Result<Option<String>, StoreError>;
 
+    /// The profiles of every customer with `address` (an [`crate::customer::address_key`])
+    /// on `channel`, through the address index.
+    async fn customers_at(
+        &self,
+        channel: Channel,
+        address: &str,
+    ) -> Result<Vec<Profile>, StoreError>;
+
+    /// The suppression-list entries of these addresses ([`crate::customer::address_key`] form).
+    async fn suppressions(
+        &self,
+        addresses: Vec<(Channel, String)>,
+    ) -> Result<Vec<Suppression>, StoreError>;
+
+    /// Add an automatic suppression (opt-out, bounce, dead address). An
+    /// entry for a person's own wish (opt-out, staff) is never replaced by a
+    /// deliverability one. Returns whether the entry was written.
+    async fn suppress(&self, suppression: Suppression) -> Result<bool, StoreError>;
+
+    /// Support staff: create or replace an entry; `true` when it was created.
+    async fn put_suppression(&self, suppression: Suppression) -> Result<bool, StoreError>;
+
+    /// Remove an address's entry, only when it has `reason` if one is given
+    /// (a START lifts an opt-out, not a bounce). `true` when one was removed.
+    async fn delete_suppression(
+        &self,
+        channel: Channel,
+        address: &str,
+        reason: Option<crate::customer::SuppressionReason>,
+    ) -> Result<bool, StoreError>;
+
     /// Set consent for every customer reached at `address` on `channel`, in
     /// every category (an inbound STOP or START). Returns how many changed.
     async fn consent_by_address(
@@ -338,10 +377,11 @@ pub trait Store: Send + Sync + 'static {
         now: i64,
     ) -> Result<Option<String>, StoreError>;
 
-    /// Messages of `category` for the customer since `since` that went or are going out.
+    /// Messages of `category` to `scope` (a customer, or an address) since
+    /// `since` that went or are going out.
     async fn recent_messages(
         &self,
-        customer_id: &str,
+        scope: &str,
         category: &str,
         since: i64,
     ) -> Result<u32, StoreError>;

@@ -1,6 +1,8 @@
-//! Callbacks across the gateway's edge: status changes posted to the
-//! platform (outbound). Provider webhooks (inbound) come next.
+//! Callbacks across the gateway's edge: provider callbacks in ([`inbound`]:
+//! statuses, opt-outs, bounces) and status changes posted to the platform
+//! (outbound, [`status`]).
 
+pub mod inbound;
 mod status;
 
 pub use status::{CallbackSender, sign};

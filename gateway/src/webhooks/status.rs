@@ -10,7 +10,7 @@
 //! over `"<t>.<body>"`, keyed by `[callbacks].secret`.
 
 use crate::config::CallbacksConfig;
-use crate::plugins::ProviderClient;
+use crate::outbound::OutboundClient;
 use crate::store::{Callback, Store, now_ms};
 use bytes::Bytes;
 use hmac::{Hmac, Mac};
@@ -40,7 +40,7 @@ pub fn sign(secret: &[u8], timestamp: i64, body: &[u8]) -> String {
 
 pub struct CallbackSender {
     store: Arc<dyn Store>,
-    client: ProviderClient,
+    client: OutboundClient,
     secret: Arc<[u8]>,
     config: CallbacksConfig,
 }
@@ -51,7 +51,7 @@ impl CallbackSender {
         let secret = config.secret.as_ref()?.get_ref().as_bytes();
         Some(CallbackSender {
             store,
-            client: ProviderClient::new(),
+            client: OutboundClient::new(),
             secret: Arc::from(secret),
             config: config.clone(),
         })

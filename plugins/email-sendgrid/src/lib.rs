@@ -15,9 +15,18 @@
 //!
 //! Message metadata `header:<Name>` becomes a mail header (e.g.
 //! `header:List-Unsubscribe`).
+//!
+//! Event Webhook (`POST /v1/webhooks/<connector>`): with
+//! `event_webhook_public_key` set to the verification key SendGrid shows for
+//! signed events, delivered / open / bounce / dropped / spamreport /
+//! unsubscribe events move messages forward and suppress dead or unwilling
+//! addresses. Unsigned or forged batches are refused.
+
+mod events;
 
 use crossgate_plugin_sdk::{
-    Channel, Config, ConfigError, Connector, Failure, Message, Receipt, http,
+    Channel, Config, ConfigError, Connector, Failure, InboundEvent, Message, Receipt, WebhookError,
+    WebhookRequest, http,
 };
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
@@ -28,6 +37,7 @@ pub struct SendgridEmail {
     from: Value,
     reply_to: Option<String>,
     default_subject: String,
+    event_key: Option<p256::ecdsa::VerifyingKey>,
 }
 
 #[derive(Deserialize)]
@@ -43,9 +53,7 @@ struct SendgridError {
 
 impl Connector for SendgridEmail {
     const NAME: &'static str = "sendgrid";
-    const VERSION: &'static str = env!("CARGO_PKG_VERSION");
     const CHANNEL: Channel = Channel::Email;
-    const DESCRIPTION: &'static str = "Email via SendGrid v3 Mail Send";
 
     fn new(config: &Config) -> Result<Self, ConfigError> {
         let from = config.required("from")?;
@@ -60,25 +68,23 @@ impl Connector for SendgridEmail {
         if let Some(name) = config.get("from_name") {
             sender["name"] = json!(name);
         }
-        let base = config
-            .get_or("base_url", "https://api.sendgrid.com")
-            .trim_end_matches('/');
+        let base = config.base_url("https://api.sendgrid.com")?;
+        let event_key = config
+            .get("event_webhook_public_key")
+            .map(events::public_key)
+            .transpose()
+            .map_err(|e| ConfigError::new("event_webhook_public_key", e))?;
         Ok(SendgridEmail {
             url: format!("{base}/v3/mail/send"),
             api_key: config.required("api_key")?.to_owned(),
             from: sender,
             reply_to,
             default_subject: config.get_or("default_subject", "(no subject)").to_owned(),
+            event_key,
         })
     }
 
     fn deliver(&self, msg: &Message) -> Result<Receipt, Failure> {
-        if msg.channel != Channel::Email {
-            return Err(Failure::permanent(
-                "unsupported_channel",
-                format!("sendgrid connector sends email, not {:?}", msg.channel),
-            ));
-        }
         let response = http::Request::post(&self.url)
             .bearer_auth(&self.api_key)
             .json(self.request_body(msg).to_string())
@@ -110,6 +116,16 @@ impl Connector for SendgridEmail {
             .filter(|m| !m.is_empty())
             .unwrap_or_else(|| format!("SendGrid answered HTTP {}", response.status));
         Err(response.failure(format!("http_{}", response.status), message))
+    }
+
+    fn handle_webhook(&self, req: &WebhookRequest) -> Result<Vec<InboundEvent>, WebhookError> {
+        let key = self.event_key.as_ref().ok_or_else(|| {
+            WebhookError::Unauthorized(
+                "event_webhook_public_key is not configured; cannot verify events".into(),
+            )
+        })?;
+        events::verify(req, key).map_err(WebhookError::Unauthorized)?;
+        events::events(&req.body).map_err(WebhookError::Malformed)
     }
 }
 
@@ -242,6 +258,123 @@ mod tests {
         let mut h = harness();
         h.respond(Response::new(503, ""));
         assert!(h.deliver::<SendgridEmail>(&mail()).unwrap_err().retryable);
+    }
+
+    /// A key of the test's own, standing in for SendGrid's.
+    fn event_key() -> (p256::ecdsa::SigningKey, String) {
+        use base64::Engine as _;
+        use p256::pkcs8::EncodePublicKey as _;
+        let signing = p256::ecdsa::SigningKey::from_slice(&[7u8; 32]).unwrap();
+        let der = signing.verifying_key().to_public_key_der().unwrap();
+        let public = base64::engine::general_purpose::STANDARD.encode(der.as_bytes());
+        (signing, public)
+    }
+
+    fn signed_events(signing: &p256::ecdsa::SigningKey, body: &str) -> WebhookRequest {
+        use base64::Engine as _;
+        use p256::ecdsa::signature::Signer as _;
+        let timestamp = "1767225600";
+        let signature: p256::ecdsa::Signature =
+            signing.sign(format!("{timestamp}{body}").as_bytes());
+        WebhookRequest {
+            method: "POST".into(),
+            url: "https://gw.example.com/v1/webhooks/sendgrid".into(),
+            headers: vec![
+                (
+                    "X-Twilio-Email-Event-Webhook-Signature".into(),
+                    base64::engine::general_purpose::STANDARD.encode(signature.to_der()),
+                ),
+                (
+                    "X-Twilio-Email-Event-Webhook-Timestamp".into(),
+                    timestamp.into(),
+                ),
+            ],
+            body: body.as_bytes().to_vec(),
+        }
+    }
+
+    #[test]
+    fn signed_events_become_status_changes_and_suppressions() {
+        let (signing, public) = event_key();
+        let mut h = Harness::new([
+            ("api_key", "SG.test"),
+            ("from", "orders@shop.example"),
+            ("event_webhook_public_key", public.as_str()),
+        ]);
+        let body = r#"[
+            {"email":"anna@example.nl","event":"delivered","sg_message_id":"sg-1.filter0001.1.0"},
+            {"email":"anna@example.nl","event":"open","sg_message_id":"sg-1.filter0001.1.0"},
+            {"email":"gone@example.nl","event":"bounce","type":"bounce","reason":"550 5.1.1 no such user","sg_message_id":"sg-2.f"},
+            {"email":"full@example.nl","event":"bounce","type":"blocked","reason":"mailbox full","sg_message_id":"sg-3.f"},
+            {"email":"x@example.nl","event":"dropped","reason":"Bounced Address","sg_message_id":"sg-4.f"},
+            {"email":"angry@example.nl","event":"spamreport","sg_message_id":"sg-5.f"},
+            {"email":"anna@example.nl","event":"processed","sg_message_id":"sg-1.f"}
+        ]"#;
+        let events = h
+            .handle_webhook::<SendgridEmail>(&signed_events(&signing, body))
+            .unwrap();
+        let summary: Vec<String> = events
+            .iter()
+            .map(|e| match e {
+                InboundEvent::Status(s) => format!(
+                    "{}:{:?}:{}",
+                    s.provider_message_id,
+                    s.state,
+                    s.code.as_deref().unwrap_or("")
+                ),
+                InboundEvent::OptOut(a) => format!("opt-out:{a}"),
+                InboundEvent::OptIn(a) => format!("opt-in:{a}"),
+                InboundEvent::Undeliverable { address, .. } => format!("undeliverable:{address}"),
+            })
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                "sg-1:Delivered:delivered",
+                "sg-1:Read:open",
+                "sg-2:Failed:bounce",
+                "undeliverable:gone@example.nl",
+                "sg-3:Failed:blocked",
+                "sg-4:Failed:dropped",
+                "opt-out:angry@example.nl",
+            ]
+        );
+    }
+
+    #[test]
+    fn forged_or_unsigned_events_are_unauthorized() {
+        let (_, public) = event_key();
+        let other = p256::ecdsa::SigningKey::from_slice(&[9u8; 32]).unwrap();
+        let mut h = Harness::new([
+            ("api_key", "SG.test"),
+            ("from", "orders@shop.example"),
+            ("event_webhook_public_key", public.as_str()),
+        ]);
+        let body = r#"[{"email":"a@example.nl","event":"bounce","type":"bounce","sg_message_id":"sg-1.f"}]"#;
+        let forged = signed_events(&other, body);
+        let mut unsigned = forged.clone();
+        unsigned.headers.clear();
+        for req in [forged, unsigned] {
+            assert!(matches!(
+                h.handle_webhook::<SendgridEmail>(&req),
+                Err(WebhookError::Unauthorized(_))
+            ));
+        }
+        let mut no_key = Harness::new([("api_key", "SG.test"), ("from", "orders@shop.example")]);
+        let (signing, _) = event_key();
+        assert!(matches!(
+            no_key.handle_webhook::<SendgridEmail>(&signed_events(&signing, body)),
+            Err(WebhookError::Unauthorized(_))
+        ));
+        let bad_key = Harness::new([
+            ("api_key", "SG.test"),
+            ("from", "orders@shop.example"),
+            ("event_webhook_public_key", "bm90IGEga2V5"),
+        ]);
+        assert_eq!(
+            bad_key.validate::<SendgridEmail>().unwrap_err().key,
+            "event_webhook_public_key"
+        );
     }
 
     #[test]

@@ -60,9 +60,7 @@ impl GoogleError {
 
 impl Connector for Fcm {
     const NAME: &'static str = "fcm";
-    const VERSION: &'static str = env!("CARGO_PKG_VERSION");
     const CHANNEL: Channel = Channel::Push;
-    const DESCRIPTION: &'static str = "Push via Firebase Cloud Messaging HTTP v1";
 
     fn new(config: &Config) -> Result<Self, ConfigError> {
         let mut account: ServiceAccount = serde_json::from_str(config.required("service_account")?)
@@ -90,9 +88,7 @@ impl Connector for Fcm {
                 ));
             }
         };
-        let base = config
-            .get_or("base_url", "https://fcm.googleapis.com")
-            .trim_end_matches('/');
+        let base = config.base_url("https://fcm.googleapis.com")?;
         Ok(Fcm {
             send_url: format!("{base}/v1/projects/{project_id}/messages:send"),
             account,

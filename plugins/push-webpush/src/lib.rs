@@ -51,9 +51,7 @@ pub struct Keys {
 
 impl Connector for WebPush {
     const NAME: &'static str = "webpush";
-    const VERSION: &'static str = env!("CARGO_PKG_VERSION");
     const CHANNEL: Channel = Channel::Push;
-    const DESCRIPTION: &'static str = "Web Push (RFC 8291 aes128gcm, RFC 8292 VAPID)";
 
     fn new(config: &Config) -> Result<Self, ConfigError> {
         let key = jwt::base64url_decode(config.required("vapid_private_key")?)

@@ -15,7 +15,7 @@
 mod webhook;
 
 use crossgate_plugin_sdk::{
-    Channel, Config, ConfigError, Connector, Failure, InboundEvent, Message, Receipt,
+    Channel, Config, ConfigError, Connector, Failure, InboundEvent, Message, Receipt, WebhookError,
     WebhookRequest, http,
 };
 use serde::Deserialize;
@@ -48,9 +48,7 @@ struct TwilioMessage {
 
 impl Connector for TwilioSms {
     const NAME: &'static str = "twilio";
-    const VERSION: &'static str = env!("CARGO_PKG_VERSION");
     const CHANNEL: Channel = Channel::Sms;
-    const DESCRIPTION: &'static str = "SMS via Twilio Programmable Messaging";
 
     fn new(config: &Config) -> Result<Self, ConfigError> {
         let account_sid = config.required("account_sid")?;
@@ -83,10 +81,7 @@ impl Connector for TwilioSms {
             }
         };
         Ok(TwilioSms {
-            base_url: config
-                .get_or("base_url", "https://api.twilio.com")
-                .trim_end_matches('/')
-                .to_owned(),
+            base_url: config.base_url("https://api.twilio.com")?,
             account_sid: account_sid.to_owned(),
             auth_token: config.required("auth_token")?.to_owned(),
             sender,
@@ -95,12 +90,6 @@ impl Connector for TwilioSms {
     }
 
     fn deliver(&self, msg: &Message) -> Result<Receipt, Failure> {
-        if msg.channel != Channel::Sms {
-            return Err(Failure::permanent(
-                "unsupported_channel",
-                format!("twilio connector sends sms, not {:?}", msg.channel),
-            ));
-        }
         let mut form = vec![("To", msg.to.as_str()), ("Body", msg.text.as_str())];
         match &self.sender {
             Sender::From(from) => form.push(("From", from)),
@@ -126,14 +115,9 @@ impl Connector for TwilioSms {
             .send()?;
 
         if response.is_success() {
-            return serde_json::from_slice::<TwilioMessage>(&response.body)
-                .map(|m| Receipt::new(m.sid))
-                .map_err(|e| {
-                    Failure::permanent(
-                        "unreadable_response",
-                        format!("twilio accepted the message but its answer has no sid: {e}"),
-                    )
-                });
+            return response
+                .json::<TwilioMessage>()
+                .map(|m| Receipt::new(m.sid));
         }
         let error = serde_json::from_slice::<TwilioError>(&response.body).ok();
         let code = error
@@ -146,8 +130,8 @@ impl Connector for TwilioSms {
         Err(response.failure(code, message))
     }
 
-    fn handle_webhook(&self, req: &WebhookRequest) -> Result<Vec<InboundEvent>, String> {
-        webhook::verify_signature(req, &self.auth_token)?;
+    fn handle_webhook(&self, req: &WebhookRequest) -> Result<Vec<InboundEvent>, WebhookError> {
+        webhook::verify_signature(req, &self.auth_token).map_err(WebhookError::Unauthorized)?;
         Ok(webhook::events(&req.form()))
     }
 }

@@ -20,9 +20,7 @@ pub struct Faults {
 
 impl Connector for Faults {
     const NAME: &'static str = "test-faults";
-    const VERSION: &'static str = env!("CARGO_PKG_VERSION");
     const CHANNEL: Channel = Channel::Sms;
-    const DESCRIPTION: &'static str = "misbehaves on purpose; for sandbox tests only";
 
     fn new(config: &Config) -> Result<Self, ConfigError> {
         let mode = config.required("mode")?;

@@ -16,7 +16,7 @@
 mod webhook;
 
 use crossgate_plugin_sdk::{
-    Channel, Config, ConfigError, Connector, Failure, InboundEvent, Message, Receipt,
+    Channel, Config, ConfigError, Connector, Failure, InboundEvent, Message, Receipt, WebhookError,
     WebhookRequest, http,
 };
 use serde::Deserialize;
@@ -58,9 +58,7 @@ struct MetaError {
 
 impl Connector for WhatsappCloud {
     const NAME: &'static str = "whatsapp-cloud";
-    const VERSION: &'static str = env!("CARGO_PKG_VERSION");
     const CHANNEL: Channel = Channel::Whatsapp;
-    const DESCRIPTION: &'static str = "WhatsApp via Meta's WhatsApp Cloud API";
 
     fn new(config: &Config) -> Result<Self, ConfigError> {
         let phone_number_id = config.required("phone_number_id")?;
@@ -71,9 +69,7 @@ impl Connector for WhatsappCloud {
         if !version.starts_with('v') {
             return Err(ConfigError::new("api_version", "must look like v21.0"));
         }
-        let base = config
-            .get_or("base_url", "https://graph.facebook.com")
-            .trim_end_matches('/');
+        let base = config.base_url("https://graph.facebook.com")?;
         Ok(WhatsappCloud {
             url: format!("{base}/{version}/{phone_number_id}/messages"),
             access_token: config.required("access_token")?.to_owned(),
@@ -82,24 +78,13 @@ impl Connector for WhatsappCloud {
     }
 
     fn deliver(&self, msg: &Message) -> Result<Receipt, Failure> {
-        if msg.channel != Channel::Whatsapp {
-            return Err(Failure::permanent(
-                "unsupported_channel",
-                format!("whatsapp connector sends whatsapp, not {:?}", msg.channel),
-            ));
-        }
         let body = request_body(msg);
         let response = http::Request::post(&self.url)
             .bearer_auth(&self.access_token)
             .json(body.to_string())
             .send()?;
         if response.is_success() {
-            let sent: Sent = serde_json::from_slice(&response.body).map_err(|e| {
-                Failure::permanent(
-                    "unreadable_response",
-                    format!("no message id in Meta's answer: {e}"),
-                )
-            })?;
+            let sent: Sent = response.json()?;
             return sent
                 .messages
                 .into_iter()
@@ -127,13 +112,14 @@ impl Connector for WhatsappCloud {
         })
     }
 
-    fn handle_webhook(&self, req: &WebhookRequest) -> Result<Vec<InboundEvent>, String> {
-        let secret = self
-            .app_secret
-            .as_deref()
-            .ok_or("app_secret is not configured; cannot verify webhooks")?;
-        webhook::verify(req, secret)?;
-        webhook::events(&req.body)
+    fn handle_webhook(&self, req: &WebhookRequest) -> Result<Vec<InboundEvent>, WebhookError> {
+        let secret = self.app_secret.as_deref().ok_or_else(|| {
+            WebhookError::Unauthorized(
+                "app_secret is not configured; cannot verify webhooks".into(),
+            )
+        })?;
+        webhook::verify(req, secret).map_err(WebhookError::Unauthorized)?;
+        webhook::events(&req.body).map_err(WebhookError::Malformed)
     }
 }
 

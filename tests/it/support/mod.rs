@@ -121,7 +121,7 @@ impl TestGateway {
     }
 
     /// `GET` a path that must answer `200` with JSON.
-    async fn get_ok(&self, path: &str) -> Value {
+    pub async fn get_ok(&self, path: &str) -> Value {
         let response = self
             .client
             .get(format!("{}{path}", self.url))

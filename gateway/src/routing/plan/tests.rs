@@ -1,11 +1,11 @@
 //! Table-driven tests of the planner: one policy, many customers.
 
 use super::*;
+use crate::customer::{Addresses, Consent};
+use crate::customer::{PushAddress, PushFormat, SuppressionReason};
 use crate::routing::policy::{
     CategoryConfig, ConnectorRoute, FrequencyCap, QuietHours, RoutingConfig,
 };
-use crate::routing::profile::{Addresses, Consent};
-use crate::routing::{PushAddress, PushFormat};
 use std::collections::BTreeMap;
 
 fn policy(strategy: Strategy) -> Policy {
@@ -51,6 +51,7 @@ fn policy(strategy: Strategy) -> Policy {
                 max: 3,
                 per: 7 * 86_400_000,
             }),
+            respect_suppressions: true,
         },
     );
     categories.insert(
@@ -59,6 +60,7 @@ fn policy(strategy: Strategy) -> Policy {
             consent: ConsentMode::OptOut,
             quiet_hours: None,
             frequency_cap: None,
+            respect_suppressions: true,
         },
     );
     let connector = |name: &str, channel, costs: &[(&str, f64)]| ConnectorRoute {
@@ -247,6 +249,7 @@ fn the_first_channel_follows_region_consent_and_addresses() {
         let plan = plan(
             case.request,
             &case.profile,
+            &[],
             &policy(case.strategy),
             noon(),
             0,
@@ -271,6 +274,7 @@ fn the_customers_preference_leads_the_regions_order() {
     let plan = plan(
         transactional(),
         &profile,
+        &[],
         &policy(Strategy::Ordered),
         noon(),
         0,
@@ -302,7 +306,15 @@ fn an_sms_opt_out_is_never_overridden() {
             category: "transactional",
             channels,
         };
-        let plan = plan(request, &profile, &policy(Strategy::Ordered), noon(), 0).unwrap();
+        let plan = plan(
+            request,
+            &profile,
+            &[],
+            &policy(Strategy::Ordered),
+            noon(),
+            0,
+        )
+        .unwrap();
         assert!(
             plan.deliveries.iter().all(|d| d.channel != Channel::Sms),
             "{plan:#?}"
@@ -323,12 +335,21 @@ fn marketing_needs_an_opt_in_where_transactional_does_not() {
         category: "marketing",
         channels: None,
     };
-    let plan_m = plan(marketing, &profile, &policy(Strategy::Ordered), noon(), 0).unwrap();
+    let plan_m = plan(
+        marketing,
+        &profile,
+        &[],
+        &policy(Strategy::Ordered),
+        noon(),
+        0,
+    )
+    .unwrap();
     assert_eq!(reason(&plan_m, Channel::Sms), Some(Reason::NoConsent));
     assert_eq!(reason(&plan_m, Channel::Email), Some(Reason::Chosen));
     let plan_t = plan(
         transactional(),
         &profile,
+        &[],
         &policy(Strategy::Ordered),
         noon(),
         0,
@@ -343,6 +364,7 @@ fn skipped_channels_say_why() {
     let plan = plan(
         transactional(),
         &profile,
+        &[],
         &policy(Strategy::Ordered),
         noon(),
         0,
@@ -362,11 +384,14 @@ fn skipped_channels_say_why() {
         .connectors
         .retain(|c| c.channel != Channel::Whatsapp);
     let profile = customer(Some("BR"), false, None, Some("+5511987654321"), false);
-    let plan = super::plan(transactional(), &profile, &no_whatsapp, noon(), 0).unwrap();
+    let plan = super::plan(transactional(), &profile, &[], &no_whatsapp, noon(), 0).unwrap();
     assert_eq!(reason(&plan, Channel::Whatsapp), Some(Reason::NoConnector));
+    // The one channel with an address says why the message cannot go.
+    let suppressed = plan.suppressed.as_ref().unwrap();
+    assert_eq!(suppressed.reason, "no_connector");
     assert_eq!(
-        plan.suppressed.as_ref().map(|s| s.reason),
-        Some("no_channel")
+        suppressed.detail,
+        "whatsapp: no connector serves this channel"
     );
 }
 
@@ -385,7 +410,15 @@ fn quiet_hours_defer_to_the_windows_end_in_the_customers_zone_across_dst() {
     };
     // 23:00 in Amsterdam the night clocks go forward (CET -> CEST at 02:00).
     let late: Timestamp = "2026-03-28T22:00:00Z".parse().unwrap();
-    let plan = plan(marketing, &profile, &policy(Strategy::Ordered), late, 0).unwrap();
+    let plan = plan(
+        marketing,
+        &profile,
+        &[],
+        &policy(Strategy::Ordered),
+        late,
+        0,
+    )
+    .unwrap();
     // 08:00 CEST is 06:00 UTC, not 07:00.
     assert_eq!(
         plan.deferred_until,
@@ -396,6 +429,7 @@ fn quiet_hours_defer_to_the_windows_end_in_the_customers_zone_across_dst() {
     let plan2 = super::plan(
         marketing,
         &profile,
+        &[],
         &policy(Strategy::Ordered),
         after_midnight,
         0,
@@ -406,11 +440,20 @@ fn quiet_hours_defer_to_the_windows_end_in_the_customers_zone_across_dst() {
         Some("2026-06-11T06:00:00Z".parse().unwrap())
     );
     // Outside the window nothing waits; transactional messages never do.
-    let plan3 = super::plan(marketing, &profile, &policy(Strategy::Ordered), noon(), 0).unwrap();
+    let plan3 = super::plan(
+        marketing,
+        &profile,
+        &[],
+        &policy(Strategy::Ordered),
+        noon(),
+        0,
+    )
+    .unwrap();
     assert_eq!(plan3.deferred_until, None);
     let plan4 = super::plan(
         transactional(),
         &profile,
+        &[],
         &policy(Strategy::Ordered),
         late,
         0,
@@ -431,9 +474,25 @@ fn a_reached_frequency_cap_suppresses_with_its_reason() {
         category: "marketing",
         channels: None,
     };
-    let under = plan(marketing, &profile, &policy(Strategy::Ordered), noon(), 2).unwrap();
+    let under = plan(
+        marketing,
+        &profile,
+        &[],
+        &policy(Strategy::Ordered),
+        noon(),
+        2,
+    )
+    .unwrap();
     assert!(under.suppressed.is_none());
-    let at_cap = plan(marketing, &profile, &policy(Strategy::Ordered), noon(), 3).unwrap();
+    let at_cap = plan(
+        marketing,
+        &profile,
+        &[],
+        &policy(Strategy::Ordered),
+        noon(),
+        3,
+    )
+    .unwrap();
     let suppression = at_cap.suppressed.expect("suppressed");
     assert_eq!(suppression.reason, "frequency_cap");
     assert!(
@@ -451,7 +510,89 @@ fn an_unknown_category_is_an_error() {
         channels: None,
     };
     assert_eq!(
-        plan(request, &profile, &policy(Strategy::Ordered), noon(), 0),
+        plan(
+            request,
+            &profile,
+            &[],
+            &policy(Strategy::Ordered),
+            noon(),
+            0
+        ),
         Err(UnknownCategory("gossip".into()))
     );
+}
+
+fn listed(channel: Channel, address: &str, reason: SuppressionReason) -> Listed {
+    Listed {
+        channel,
+        address: address.to_owned(),
+        reason,
+        source: "test".to_owned(),
+        note: None,
+        created_at: 0,
+    }
+}
+
+#[test]
+fn suppressed_addresses_are_passed_over_and_said_why() {
+    let profile = customer(Some("NL"), true, Some("+31612345678"), None, false);
+    let bounced = [listed(
+        Channel::Email,
+        "c@example.com",
+        SuppressionReason::Bounce,
+    )];
+    let plan = plan(
+        transactional(),
+        &profile,
+        &bounced,
+        &policy(Strategy::Ordered),
+        noon(),
+        0,
+    )
+    .unwrap();
+    assert_eq!(plan.channels[0].decision, Reason::SuppressedAddress);
+    assert_eq!(plan.deliveries[0].channel, Channel::Sms, "falls to SMS");
+
+    // A category that ignores deliverability suppressions still tries the
+    // bounced address; it never ignores a STOP.
+    let mut lenient = policy(Strategy::Ordered);
+    lenient
+        .categories
+        .get_mut("transactional")
+        .unwrap()
+        .respect_suppressions = false;
+    let plan = super::plan(transactional(), &profile, &bounced, &lenient, noon(), 0).unwrap();
+    assert_eq!(plan.channels[0].decision, Reason::Chosen);
+    let stopped = [
+        listed(Channel::Email, "c@example.com", SuppressionReason::OptOut),
+        listed(Channel::Sms, "+31612345678", SuppressionReason::OptOut),
+    ];
+    let plan = super::plan(transactional(), &profile, &stopped, &lenient, noon(), 0).unwrap();
+    assert!(plan.deliveries.is_empty());
+    let suppression = plan.suppressed.unwrap();
+    assert_eq!(suppression.reason, "suppressed_address", "{suppression:?}");
+}
+
+#[test]
+fn a_dead_push_token_gives_way_to_the_next() {
+    let mut profile = customer(Some("NL"), false, None, None, false);
+    profile.addresses.push = vec![
+        PushAddress::Token("dead".to_owned()),
+        PushAddress::Token("alive".to_owned()),
+    ];
+    let dead = [listed(
+        Channel::Push,
+        "dead",
+        SuppressionReason::DeadAddress,
+    )];
+    let plan = plan(
+        transactional(),
+        &profile,
+        &dead,
+        &policy(Strategy::Ordered),
+        noon(),
+        0,
+    )
+    .unwrap();
+    assert_eq!(plan.deliveries[0].address, "alive");
 }

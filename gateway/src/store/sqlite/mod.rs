@@ -11,16 +11,23 @@
 //! batch of nothing but leases commits without fsync; the next durable
 //! commit's fsync covers its frames, since the WAL is written in order.
 
-mod reads;
-mod writes;
+//!
+//! Split by concern: [`queue`] (lease, record, recover, expire),
+//! [`messages`], [`outbox`] (status callbacks), [`customers`] (profiles,
+//! the address index, consent and suppressions).
+
+mod customers;
+mod messages;
+mod outbox;
+mod queue;
 
 use super::schema::{PRAGMAS, SCHEMA};
 use super::{
     AttemptResult, Callback, CancelReport, CustomerRecord, Inserted, LeasedDelivery, MessageRecord,
     NewMessage, ProviderStatus, Store, StoreError,
 };
+use crate::customer::{Consent, Profile, Suppression, SuppressionReason};
 use crate::message::Channel;
-use crate::routing::profile::{Consent, Profile};
 use async_trait::async_trait;
 use rusqlite::Connection;
 use std::path::Path;
@@ -66,7 +73,9 @@ impl SqliteStore {
         }
         let writer = connect(path)?;
         writer.execute_batch(SCHEMA)?;
-        writes::recover_leases(&writer)?;
+        customers::build_address_index(&writer)?;
+        queue::recover_leases(&writer)?;
+        outbox::recover_leases(&writer)?;
         let readers = (0..READERS)
             .map(|_| connect(path))
             .collect::<Result<Vec<_>, _>>()?;
@@ -135,6 +144,12 @@ impl SqliteStore {
         })
         .await
         .map_err(|_| StoreError::Closed)?
+    }
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        StoreError::Database(e.to_string())
     }
 }
 
@@ -215,7 +230,8 @@ fn savepoint(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
 #[async_trait]
 impl Store for SqliteStore {
     async fn insert_message(&self, message: NewMessage) -> Result<Inserted, StoreError> {
-        self.write(move |conn| writes::insert(conn, &message)).await
+        self.write(move |conn| messages::insert(conn, &message))
+            .await
     }
 
     async fn cancel(
@@ -225,13 +241,13 @@ impl Store for SqliteStore {
         now: i64,
     ) -> Result<CancelReport, StoreError> {
         let (scope, key) = (scope.to_owned(), cancel_key.to_owned());
-        self.write(move |conn| writes::cancel(conn, &scope, &key, now))
+        self.write(move |conn| messages::cancel(conn, &scope, &key, now))
             .await
     }
 
     async fn message(&self, id: &str) -> Result<Option<MessageRecord>, StoreError> {
         let id = id.to_owned();
-        self.read(move |conn| reads::message(conn, &id)).await
+        self.read(move |conn| messages::read(conn, &id)).await
     }
 
     async fn lease_due(
@@ -241,21 +257,21 @@ impl Store for SqliteStore {
         lease_ms: u64,
     ) -> Result<Vec<LeasedDelivery>, StoreError> {
         self.write_as(Durability::ProcessCrashSafe, move |conn| {
-            writes::lease(conn, now, limit, lease_ms)
+            queue::lease(conn, now, limit, lease_ms)
         })
         .await
     }
 
     async fn record_attempt(&self, result: AttemptResult) -> Result<(), StoreError> {
-        self.write(move |conn| writes::record(conn, &result)).await
+        self.write(move |conn| queue::record(conn, &result)).await
     }
 
     async fn next_due_at(&self) -> Result<Option<i64>, StoreError> {
-        self.read(reads::next_due_at).await
+        self.read(queue::next_due_at).await
     }
 
     async fn backlog(&self, now: i64) -> Result<u64, StoreError> {
-        self.read(move |conn| reads::backlog(conn, now)).await
+        self.read(move |conn| queue::backlog(conn, now)).await
     }
 
     async fn lease_callbacks(
@@ -265,7 +281,7 @@ impl Store for SqliteStore {
         lease_ms: u64,
     ) -> Result<Vec<Callback>, StoreError> {
         self.write_as(Durability::ProcessCrashSafe, move |conn| {
-            writes::lease_callbacks(conn, now, limit, lease_ms)
+            outbox::lease(conn, now, limit, lease_ms)
         })
         .await
     }
@@ -276,24 +292,24 @@ impl Store for SqliteStore {
         retry_at: Option<i64>,
         give_up: bool,
     ) -> Result<(), StoreError> {
-        self.write(move |conn| writes::finish_callback(conn, id, retry_at, give_up))
+        self.write(move |conn| outbox::finish(conn, id, retry_at, give_up))
             .await
     }
 
     async fn purge_expired_keys(&self, now: i64) -> Result<usize, StoreError> {
-        self.write(move |conn| writes::purge_expired_keys(conn, now))
+        self.write(move |conn| messages::purge_expired_keys(conn, now))
             .await
     }
 
     async fn put_customer(&self, id: &str, profile: Profile, now: i64) -> Result<bool, StoreError> {
         let id = id.to_owned();
-        self.write(move |conn| writes::put_customer(conn, &id, &profile, now))
+        self.write(move |conn| customers::put(conn, &id, &profile, now))
             .await
     }
 
     async fn customer(&self, id: &str) -> Result<Option<CustomerRecord>, StoreError> {
         let id = id.to_owned();
-        self.read(move |conn| reads::customer(conn, &id)).await
+        self.read(move |conn| customers::read(conn, &id)).await
     }
 
     async fn update_consent(
@@ -303,21 +319,20 @@ impl Store for SqliteStore {
         now: i64,
     ) -> Result<Option<Profile>, StoreError> {
         let id = id.to_owned();
-        self.write(move |conn| writes::update_consent(conn, &id, &changes, now))
+        self.write(move |conn| customers::update_consent(conn, &id, &changes, now))
             .await
     }
 
     async fn delete_customer(&self, id: &str) -> Result<bool, StoreError> {
         let id = id.to_owned();
-        self.write(move |conn| writes::delete_customer(conn, &id))
-            .await
+        self.write(move |conn| customers::delete(conn, &id)).await
     }
 
     async fn apply_provider_status(
         &self,
         report: ProviderStatus,
     ) -> Result<Option<String>, StoreError> {
-        self.write(move |conn| writes::apply_provider_status(conn, &report))
+        self.write(move |conn| messages::apply_provider_status(conn, &report))
             .await
     }
 
@@ -331,7 +346,7 @@ impl Store for SqliteStore {
     ) -> Result<usize, StoreError> {
         let address = address.to_owned();
         self.write(move |conn| {
-            writes::consent_by_address(conn, &address, channel, &categories, &consent, now)
+            customers::consent_by_address(conn, &address, channel, &categories, &consent, now)
         })
         .await
     }
@@ -344,18 +359,57 @@ impl Store for SqliteStore {
         now: i64,
     ) -> Result<Option<String>, StoreError> {
         let (message_id, address) = (message_id.to_owned(), address.to_owned());
-        self.write(move |conn| writes::forget_address(conn, &message_id, channel, &address, now))
+        self.write(move |conn| customers::forget_address(conn, &message_id, channel, &address, now))
             .await
     }
 
     async fn recent_messages(
         &self,
-        customer_id: &str,
+        scope: &str,
         category: &str,
         since: i64,
     ) -> Result<u32, StoreError> {
-        let (customer_id, category) = (customer_id.to_owned(), category.to_owned());
-        self.read(move |conn| reads::recent_messages(conn, &customer_id, &category, since))
+        let (scope, category) = (scope.to_owned(), category.to_owned());
+        self.read(move |conn| messages::recent(conn, &scope, &category, since))
+            .await
+    }
+
+    async fn customers_at(
+        &self,
+        channel: Channel,
+        address: &str,
+    ) -> Result<Vec<Profile>, StoreError> {
+        let address = address.to_owned();
+        self.read(move |conn| customers::at_address(conn, channel, &address))
+            .await
+    }
+
+    async fn suppressions(
+        &self,
+        addresses: Vec<(Channel, String)>,
+    ) -> Result<Vec<Suppression>, StoreError> {
+        self.read(move |conn| customers::suppressions(conn, &addresses))
+            .await
+    }
+
+    async fn suppress(&self, suppression: Suppression) -> Result<bool, StoreError> {
+        self.write(move |conn| Ok(customers::suppress(conn, &suppression, false)?.0))
+            .await
+    }
+
+    async fn put_suppression(&self, suppression: Suppression) -> Result<bool, StoreError> {
+        self.write(move |conn| Ok(customers::suppress(conn, &suppression, true)?.1))
+            .await
+    }
+
+    async fn delete_suppression(
+        &self,
+        channel: Channel,
+        address: &str,
+        reason: Option<SuppressionReason>,
+    ) -> Result<bool, StoreError> {
+        let address = address.to_owned();
+        self.write(move |conn| customers::unsuppress(conn, channel, &address, reason))
             .await
     }
 }

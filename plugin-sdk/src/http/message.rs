@@ -1,8 +1,5 @@
-//! A small blocking HTTP client over `wasi:http`.
-//!
-//! Inside the sandbox every request goes through the host, which checks it
-//! against the connector's `allowed_hosts` and pools connections. Natively
-//! (unit tests) requests are answered by [`crate::testing`]'s script.
+//! Requests and responses as plain data, so the transports (the sandbox's
+//! `wasi:http` and the native test script) depend on them and not on each other.
 
 use crate::Failure;
 use base64::Engine as _;
@@ -74,14 +71,6 @@ impl Request {
     pub fn header_value(&self, name: &str) -> Option<&str> {
         find_header(&self.headers, name)
     }
-
-    /// Send the request and wait for the whole response.
-    pub fn send(self) -> Result<Response, HttpError> {
-        #[cfg(target_arch = "wasm32")]
-        return crate::guest::send_http(self);
-        #[cfg(not(target_arch = "wasm32"))]
-        return crate::testing::send_http(self);
-    }
 }
 
 /// A complete response.
@@ -130,6 +119,17 @@ impl Response {
             .parse::<u64>()
             .ok()
             .map(|secs| secs.saturating_mul(1000))
+    }
+
+    /// The body as JSON. A provider that says "accepted" in words we cannot
+    /// read is a permanent `unreadable_response`: sending again could deliver twice.
+    pub fn json<T: serde::de::DeserializeOwned>(&self) -> Result<T, Failure> {
+        serde_json::from_slice(&self.body).map_err(|e| {
+            Failure::permanent(
+                "unreadable_response",
+                format!("HTTP {} answer is not the expected JSON: {e}", self.status),
+            )
+        })
     }
 
     /// The usual classification of a status code: `429` and `5xx` can be

@@ -133,16 +133,49 @@ impl Addresses {
 
     /// Where a connector of `channel` taking `push_format` reaches this customer.
     pub fn for_connector(&self, channel: Channel, push_format: PushFormat) -> Option<String> {
+        self.for_connector_all(channel, push_format)
+            .into_iter()
+            .next()
+    }
+
+    /// Every address a connector of `channel` taking `push_format` could
+    /// use, best first (push: newest first), so a suppressed one can be passed over.
+    pub fn for_connector_all(&self, channel: Channel, push_format: PushFormat) -> Vec<String> {
         match channel {
-            Channel::Email => self.email.clone(),
-            Channel::Sms => self.phone.clone(),
-            Channel::Whatsapp => self.whatsapp.clone(),
+            Channel::Email => self.email.iter().cloned().collect(),
+            Channel::Sms => self.phone.iter().cloned().collect(),
+            Channel::Whatsapp => self.whatsapp.iter().cloned().collect(),
             Channel::Push => self
                 .push
                 .iter()
-                .find(|p| p.format() == push_format)
-                .map(PushAddress::address),
+                .filter(|p| p.format() == push_format)
+                .map(PushAddress::address)
+                .collect(),
         }
+    }
+
+    /// Every address with its channel, in the form suppressions and the
+    /// address index use ([`super::address_key`]).
+    pub fn keys(&self) -> Vec<(Channel, String)> {
+        let mut keys = Vec::new();
+        let mut add = |channel: Channel, raw: &str| {
+            if let Ok(key) = super::address_key(channel, raw) {
+                keys.push((channel, key));
+            }
+        };
+        if let Some(email) = &self.email {
+            add(Channel::Email, email);
+        }
+        if let Some(phone) = &self.phone {
+            add(Channel::Sms, phone);
+        }
+        if let Some(whatsapp) = &self.whatsapp {
+            add(Channel::Whatsapp, whatsapp);
+        }
+        for push in &self.push {
+            add(Channel::Push, &push.address());
+        }
+        keys
     }
 
     /// Drop `address` from `channel` (a provider said it is dead). `true` when it was there.
@@ -266,6 +299,47 @@ impl Profile {
         Ok(self)
     }
 
+    /// The profile an address send is planned with: that one address, and
+    /// what the customers who own it agreed to on its channel. One owner's
+    /// opt-out is enough to stop it; an opt-in needs one owner and no
+    /// opt-out. Place and time zone count only when a single customer owns it.
+    pub fn of_address(channel: Channel, address: &str, owners: &[Profile]) -> Profile {
+        let mut profile = Profile::default();
+        let a = &mut profile.addresses;
+        match channel {
+            Channel::Email => a.email = Some(address.to_owned()),
+            Channel::Sms => a.phone = Some(address.to_owned()),
+            Channel::Whatsapp => a.whatsapp = Some(address.to_owned()),
+            Channel::Push => a.push = vec![PushAddress::Token(address.to_owned())],
+        }
+        let mut consent: BTreeMap<String, Consent> = BTreeMap::new();
+        for owner in owners {
+            for (category, given) in owner.consent.get(&channel).into_iter().flatten() {
+                let keep = match consent.get(category) {
+                    Some(held) => {
+                        held.status == ConsentStatus::OptedIn
+                            && given.status == ConsentStatus::OptedOut
+                    }
+                    None => true,
+                };
+                if !keep {
+                    continue;
+                }
+                consent.insert(category.clone(), given.clone());
+            }
+        }
+        if !consent.is_empty() {
+            profile.consent.insert(channel, consent);
+        }
+        if let [owner] = owners {
+            profile.country = owner.country.clone();
+            profile.region = owner.region.clone();
+            profile.timezone = owner.timezone.clone();
+            profile.locale = owner.locale.clone();
+        }
+        profile
+    }
+
     /// The time zone quiet hours are computed in (UTC when unknown).
     pub fn time_zone(&self) -> jiff::tz::TimeZone {
         self.timezone
@@ -326,6 +400,46 @@ mod tests {
 
     fn profile(json: serde_json::Value) -> Result<Profile, Invalid> {
         serde_json::from_value::<Profile>(json).unwrap().validate()
+    }
+
+    #[test]
+    fn an_address_is_planned_with_its_owners_consent() {
+        let consent = |status: ConsentStatus| Consent {
+            status,
+            at: jiff::Timestamp::UNIX_EPOCH,
+            source: None,
+        };
+        let owner = |status| {
+            let mut p = Profile::default();
+            p.consent
+                .entry(Channel::Sms)
+                .or_default()
+                .insert("marketing".into(), consent(status));
+            p.timezone = Some("Europe/Amsterdam".into());
+            p
+        };
+        let both = [
+            owner(ConsentStatus::OptedIn),
+            owner(ConsentStatus::OptedOut),
+        ];
+        let merged = Profile::of_address(Channel::Sms, "+31612345678", &both);
+        assert_eq!(
+            merged.consent[&Channel::Sms]["marketing"].status,
+            ConsentStatus::OptedOut
+        );
+        assert_eq!(merged.timezone, None, "two owners: no single time zone");
+        assert_eq!(merged.addresses.phone.as_deref(), Some("+31612345678"));
+        let one = Profile::of_address(Channel::Sms, "+31612345678", &both[..1]);
+        assert_eq!(
+            one.consent[&Channel::Sms]["marketing"].status,
+            ConsentStatus::OptedIn
+        );
+        assert_eq!(one.timezone.as_deref(), Some("Europe/Amsterdam"));
+        assert!(
+            Profile::of_address(Channel::Sms, "+31612345678", &[])
+                .consent
+                .is_empty()
+        );
     }
 
     #[test]

@@ -1,0 +1,191 @@
+//! What a message says, per channel: the shared default with each channel's
+//! variant over it, bounded before anything is stored.
+
+use crate::api::ApiError;
+use crate::message::{Channel, Content, ProviderTemplate};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+
+/// The longest text accepted; Twilio's own limit for one SMS body.
+const MAX_TEXT_CHARS: usize = 1600;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContentRequest {
+    /// The shared default; a channel's variant overrides it field by field.
+    #[serde(default)]
+    pub text: Option<String>,
+    #[serde(default)]
+    pub subject: Option<String>,
+    #[serde(default)]
+    pub html: Option<String>,
+    #[serde(default)]
+    pub email: Option<Variant>,
+    #[serde(default)]
+    pub sms: Option<Variant>,
+    #[serde(default)]
+    pub whatsapp: Option<Variant>,
+    #[serde(default)]
+    pub push: Option<Variant>,
+    /// For every channel's connector; a variant's entries win.
+    #[serde(default)]
+    pub metadata: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Variant {
+    #[serde(default)]
+    pub text: Option<String>,
+    #[serde(default)]
+    pub subject: Option<String>,
+    #[serde(default)]
+    pub html: Option<String>,
+    #[serde(default)]
+    pub metadata: BTreeMap<String, String>,
+    #[serde(default)]
+    pub template: Option<ProviderTemplate>,
+}
+
+/// Bounds on what is handed to connectors as metadata.
+const MAX_METADATA_ENTRIES: usize = 32;
+const MAX_METADATA_KEY: usize = 64;
+const MAX_METADATA_VALUE: usize = 1024;
+const MAX_TEMPLATE_PARAMETERS: usize = 32;
+
+fn check_metadata(field: &str, metadata: &BTreeMap<String, String>) -> Result<(), ApiError> {
+    if metadata.len() > MAX_METADATA_ENTRIES {
+        return Err(ApiError::invalid(
+            "invalid_metadata",
+            field,
+            format!("at most {MAX_METADATA_ENTRIES} entries"),
+        ));
+    }
+    for (key, value) in metadata {
+        let key_ok = (1..=MAX_METADATA_KEY).contains(&key.len())
+            && key
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"_-.:".contains(&b));
+        if !key_ok {
+            return Err(ApiError::invalid(
+                "invalid_metadata",
+                &format!("{field}.{key}"),
+                format!("keys are 1-{MAX_METADATA_KEY} characters of A-Z, a-z, 0-9, _ - . :"),
+            ));
+        }
+        if value.chars().count() > MAX_METADATA_VALUE {
+            return Err(ApiError::invalid(
+                "invalid_metadata",
+                &format!("{field}.{key}"),
+                format!("values are at most {MAX_METADATA_VALUE} characters"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn check_template(field: &str, template: &ProviderTemplate) -> Result<(), ApiError> {
+    let invalid = |message: String| ApiError::invalid("invalid_template", field, message);
+    if !(1..=512).contains(&template.name.len()) {
+        return Err(invalid("name must be 1-512 characters".into()));
+    }
+    let language_ok = (2..=15).contains(&template.language.len())
+        && template
+            .language
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if !language_ok {
+        return Err(invalid("language must be a code like en_US".into()));
+    }
+    if template.parameters.len() > MAX_TEMPLATE_PARAMETERS
+        || template
+            .parameters
+            .iter()
+            .any(|p| p.chars().count() > MAX_METADATA_VALUE)
+    {
+        return Err(invalid(format!(
+            "at most {MAX_TEMPLATE_PARAMETERS} parameters of at most {MAX_METADATA_VALUE} characters"
+        )));
+    }
+    Ok(())
+}
+
+impl ContentRequest {
+    /// The shared default alone, for a message that goes nowhere (suppressed).
+    pub fn shared(&self) -> Content {
+        Content {
+            subject: self.subject.clone(),
+            text: self.text.clone().unwrap_or_default(),
+            html: self.html.clone(),
+            metadata: self.metadata.clone(),
+            template: None,
+        }
+    }
+
+    fn variant(&self, channel: Channel) -> Option<&Variant> {
+        match channel {
+            Channel::Email => self.email.as_ref(),
+            Channel::Sms => self.sms.as_ref(),
+            Channel::Whatsapp => self.whatsapp.as_ref(),
+            Channel::Push => self.push.as_ref(),
+        }
+    }
+
+    /// The content `channel` gets: its variant over the shared default.
+    pub fn for_channel(&self, channel: Channel) -> Result<Content, ApiError> {
+        let variant = self.variant(channel);
+        let pick = |own: Option<&Option<String>>, shared: &Option<String>| {
+            own.and_then(|o| o.clone()).or_else(|| shared.clone())
+        };
+        let text = pick(variant.map(|v| &v.text), &self.text).ok_or_else(|| {
+            ApiError::invalid(
+                "missing_content",
+                &format!("content.{channel}.text"),
+                format!("no text for {channel}: give content.text or content.{channel}.text"),
+            )
+        })?;
+        let field = if variant.is_some_and(|v| v.text.is_some()) {
+            format!("content.{channel}.text")
+        } else {
+            "content.text".to_owned()
+        };
+        if text.trim().is_empty() {
+            return Err(ApiError::invalid(
+                "empty_text",
+                &field,
+                format!("{field} is empty"),
+            ));
+        }
+        if text.chars().count() > MAX_TEXT_CHARS {
+            return Err(ApiError::invalid(
+                "text_too_long",
+                &field,
+                format!("{field} exceeds {MAX_TEXT_CHARS} characters"),
+            ));
+        }
+        check_metadata("content.metadata", &self.metadata)?;
+        let mut metadata = self.metadata.clone();
+        if let Some(variant) = variant {
+            check_metadata(&format!("content.{channel}.metadata"), &variant.metadata)?;
+            metadata.extend(variant.metadata.clone());
+            if metadata.len() > MAX_METADATA_ENTRIES {
+                return Err(ApiError::invalid(
+                    "invalid_metadata",
+                    &format!("content.{channel}.metadata"),
+                    format!("at most {MAX_METADATA_ENTRIES} entries with content.metadata"),
+                ));
+            }
+        }
+        let template = variant.and_then(|v| v.template.clone());
+        if let Some(template) = &template {
+            check_template(&format!("content.{channel}.template"), template)?;
+        }
+        Ok(Content {
+            subject: pick(variant.map(|v| &v.subject), &self.subject),
+            text,
+            html: pick(variant.map(|v| &v.html), &self.html),
+            metadata,
+            template,
+        })
+    }
+}

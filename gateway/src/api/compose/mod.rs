@@ -1,0 +1,356 @@
+//! From a send request to a message ready to store: validation, the route
+//! plan (every send, by customer or by address, goes through the planner),
+//! and the content each channel gets.
+
+mod content;
+mod request;
+mod time;
+
+pub use request::{Recipient, SendRequest};
+pub use time::secs_to_ms;
+
+use super::idempotency;
+use super::{ApiError, AppState};
+use crate::customer::{Profile, address_key};
+use crate::message::{Channel, Content};
+use crate::routing::policy::DEFAULT_CATEGORY;
+use crate::routing::{self, Plan};
+use crate::store::{DedupKey, NewDelivery, NewMessage};
+
+/// A validated message and its plan.
+pub struct Composed {
+    pub message: NewMessage,
+    pub plan: Plan,
+}
+
+/// Everything a request must satisfy before it is stored, and its plan.
+/// Reads the store (profiles, suppressions, recent messages) but writes nothing.
+pub async fn compose(
+    state: &AppState,
+    request: SendRequest,
+    now: i64,
+) -> Result<Composed, ApiError> {
+    for (field, value) in [
+        ("dedup_key", &request.dedup_key),
+        ("cancel_key", &request.cancel_key),
+    ] {
+        if value.as_deref().is_some_and(|k| !idempotency::valid_key(k)) {
+            return Err(ApiError::invalid(
+                "invalid_key",
+                field,
+                format!(
+                    "{field} must be 1-{} printable ASCII characters",
+                    idempotency::MAX_KEY_LEN
+                ),
+            ));
+        }
+    }
+    let mut send_at = request
+        .send_at
+        .as_deref()
+        .map(|text| time::send_at(text, now))
+        .transpose()?;
+    let expires_at = request
+        .ttl
+        .as_ref()
+        .map(|ttl| time::ttl_ms(ttl).map(|ms| now.saturating_add(ms)))
+        .transpose()?;
+    let callback_url = match request
+        .callback_url
+        .clone()
+        .or_else(|| state.default_callback_url.clone())
+    {
+        Some(url) => {
+            if !state.callbacks_enabled {
+                return Err(ApiError::invalid(
+                    "callbacks_disabled",
+                    "callback_url",
+                    "status callbacks need [callbacks].secret in the gateway's configuration",
+                ));
+            }
+            crate::config::callback_url(&url)
+                .map_err(|e| ApiError::invalid("invalid_callback_url", "callback_url", e))?;
+            Some(url)
+        }
+        None => None,
+    };
+
+    let route = match (&request.customer_id, &request.channel) {
+        (Some(customer_id), None) => customer_route(state, &request, customer_id, now).await?,
+        (None, Some(channel)) => address_route(state, &request, channel, now).await?,
+        _ => {
+            return Err(ApiError::invalid(
+                "invalid_recipient",
+                "customer_id",
+                "give either customer_id and category, or channel and to",
+            ));
+        }
+    };
+    let plan = route.plan;
+    if let Some(deferred) = plan.deferred_until {
+        send_at = Some(send_at.unwrap_or(now).max(deferred.as_millisecond()));
+    }
+    if let (Some(expires), Some(send_at)) = (expires_at, send_at)
+        && send_at >= expires
+    {
+        return Err(ApiError::invalid(
+            "invalid_ttl",
+            "ttl",
+            "ttl runs out before the message may be sent",
+        ));
+    }
+    let plan_json = serde_json::to_string(&plan).map_err(ApiError::internal)?;
+    Ok(Composed {
+        message: NewMessage {
+            id: format!("msg_{}", uuid::Uuid::now_v7().simple()),
+            channel: route.channel,
+            recipient: route.recipient,
+            scope: route.scope,
+            content: route.content,
+            created_at: now,
+            send_at,
+            expires_at,
+            cancel_key: request.cancel_key,
+            dedup: request.dedup_key.map(|key| DedupKey {
+                key,
+                expires_at: now.saturating_add(secs_to_ms(state.messages.dedup_window_secs)),
+            }),
+            idempotency: None,
+            callback_url,
+            customer_id: request.customer_id,
+            category: Some(plan.category.clone()),
+            plan: Some(plan_json),
+            suppressed: plan
+                .suppressed
+                .as_ref()
+                .map(|s| format!("{}: {}", s.reason, s.detail)),
+            deliveries: route.deliveries,
+        },
+        plan,
+    })
+}
+
+/// Where and what a message goes: the deliveries, in order, and why.
+struct Route {
+    channel: Channel,
+    recipient: String,
+    scope: String,
+    content: Content,
+    deliveries: Vec<NewDelivery>,
+    plan: Plan,
+}
+
+/// `channel` + `to` (+ optional `category`, default `transactional`): planned
+/// like a customer send of that one channel, with the consent of the
+/// customers who own the address and the address's suppressions.
+async fn address_route(
+    state: &AppState,
+    request: &SendRequest,
+    channel: &str,
+    now: i64,
+) -> Result<Route, ApiError> {
+    if request.channels.is_some() {
+        return Err(ApiError::invalid(
+            "invalid_recipient",
+            "channels",
+            "channels apply to customer sends (customer_id); an address send has its channel",
+        ));
+    }
+    let channel: Channel = channel
+        .parse()
+        .map_err(|e: String| ApiError::invalid("unknown_channel", "channel", e))?;
+    if state.routes.get(&channel).is_none_or(|c| c.is_empty()) {
+        return Err(ApiError::invalid(
+            "channel_unavailable",
+            "channel",
+            format!("no connector is configured for channel {channel}"),
+        ));
+    }
+    let to = request
+        .to
+        .as_ref()
+        .ok_or_else(|| ApiError::invalid("missing_recipient", "to", "channel sends need to"))?;
+    let (address, scope) = match channel {
+        Channel::Sms | Channel::Whatsapp => {
+            let phone = to.phone.as_deref().ok_or_else(|| {
+                ApiError::invalid(
+                    "missing_phone",
+                    "to.phone",
+                    format!("{channel} needs to.phone"),
+                )
+            })?;
+            let phone = e164(phone)?;
+            (phone.clone(), format!("phone:{phone}"))
+        }
+        Channel::Email => {
+            let email = to.email.as_deref().ok_or_else(|| {
+                ApiError::invalid("missing_email", "to.email", "email needs to.email")
+            })?;
+            if !email_address::EmailAddress::is_valid(email) {
+                return Err(ApiError::invalid(
+                    "invalid_email",
+                    "to.email",
+                    format!("{email:?} is not an email address"),
+                ));
+            }
+            (
+                email.to_owned(),
+                format!("email:{}", email.to_ascii_lowercase()),
+            )
+        }
+        Channel::Push => {
+            return Err(ApiError::invalid(
+                "channel_unavailable",
+                "channel",
+                "push goes to customers' devices: send by customer_id",
+            ));
+        }
+    };
+    let category = request.category.as_deref().unwrap_or(DEFAULT_CATEGORY);
+    let key = address_key(channel, &address)
+        .map_err(|e| ApiError::invalid("invalid_recipient", "to", e))?;
+    let owners = state
+        .store
+        .customers_at(channel, &key)
+        .await
+        .map_err(ApiError::internal)?;
+    let profile = Profile::of_address(channel, &address, &owners);
+    let plan = plan_for(state, &profile, &scope, category, Some(&[channel]), now).await?;
+    let content = request.content.for_channel(channel)?;
+    Ok(Route {
+        channel,
+        recipient: address,
+        scope,
+        deliveries: plan
+            .deliveries
+            .iter()
+            .map(|planned| NewDelivery {
+                channel: planned.channel,
+                connector: planned.connector.clone(),
+                address: planned.address.clone(),
+                content: None,
+            })
+            .collect(),
+        content,
+        plan,
+    })
+}
+
+/// `customer_id` + `category`: the planner picks the channels.
+async fn customer_route(
+    state: &AppState,
+    request: &SendRequest,
+    customer_id: &str,
+    now: i64,
+) -> Result<Route, ApiError> {
+    if request.to.is_some() {
+        return Err(ApiError::invalid(
+            "invalid_recipient",
+            "to",
+            "give customer_id or to, not both",
+        ));
+    }
+    let category = request.category.as_deref().ok_or_else(|| {
+        ApiError::invalid(
+            "missing_category",
+            "category",
+            "customer sends need a category",
+        )
+    })?;
+    let record = state
+        .store
+        .customer(customer_id)
+        .await
+        .map_err(ApiError::internal)?
+        .ok_or_else(|| {
+            ApiError::invalid(
+                "unknown_customer",
+                "customer_id",
+                format!("no customer {customer_id:?}"),
+            )
+        })?;
+    let scope = format!("customer:{customer_id}");
+    let plan = plan_for(
+        state,
+        &record.profile,
+        &scope,
+        category,
+        request.channels.as_deref(),
+        now,
+    )
+    .await?;
+    let mut deliveries = Vec::with_capacity(plan.deliveries.len());
+    for planned in &plan.deliveries {
+        deliveries.push(NewDelivery {
+            channel: planned.channel,
+            connector: planned.connector.clone(),
+            address: planned.address.clone(),
+            content: Some(request.content.for_channel(planned.channel)?),
+        });
+    }
+    let first = deliveries.first();
+    let content = match (&request.content.text, first) {
+        (Some(_), Some(d)) => request.content.for_channel(d.channel)?,
+        (_, Some(d)) => d.content.clone().unwrap_or_default(),
+        (_, None) => request.content.shared(),
+    };
+    Ok(Route {
+        channel: first.map_or(Channel::Sms, |d| d.channel),
+        recipient: scope.clone(),
+        scope,
+        content,
+        deliveries,
+        plan,
+    })
+}
+
+/// The plan for one audience: their profile, the suppressions of its
+/// addresses and, under a frequency cap, what they got lately.
+async fn plan_for(
+    state: &AppState,
+    profile: &Profile,
+    scope: &str,
+    category: &str,
+    channels: Option<&[Channel]>,
+    now: i64,
+) -> Result<Plan, ApiError> {
+    let suppressed = state
+        .store
+        .suppressions(profile.addresses.keys())
+        .await
+        .map_err(ApiError::internal)?;
+    let cap = state
+        .policy
+        .categories
+        .get(category)
+        .and_then(|c| c.frequency_cap.as_ref());
+    let recent = match cap {
+        Some(cap) => state
+            .store
+            .recent_messages(scope, category, now.saturating_sub(cap.per))
+            .await
+            .map_err(ApiError::internal)?,
+        None => 0,
+    };
+    let now_ts = jiff::Timestamp::from_millisecond(now).map_err(ApiError::internal)?;
+    routing::plan(
+        routing::Request { category, channels },
+        profile,
+        &suppressed,
+        &state.policy,
+        now_ts,
+        recent,
+    )
+    .map_err(|e| {
+        ApiError::invalid(
+            "unknown_category",
+            "category",
+            format!("no category {:?} is configured", e.0),
+        )
+    })
+}
+
+/// A phone number in strict E.164, or the API's `invalid_phone` error.
+pub fn e164(raw: &str) -> Result<String, ApiError> {
+    crate::message::e164(raw).map_err(|e| ApiError::invalid("invalid_phone", "to.phone", e))
+}

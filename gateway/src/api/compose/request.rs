@@ -1,0 +1,59 @@
+//! The body of `POST /v1/messages` and `POST /v1/routes/preview`, as sent.
+
+use super::content::ContentRequest;
+use crate::message::Channel;
+use serde::Deserialize;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SendRequest {
+    /// With `to`: send to an address on this channel.
+    #[serde(default)]
+    pub channel: Option<String>,
+    #[serde(default)]
+    pub to: Option<Recipient>,
+    /// With `category`: send to a customer on the channel their plan picks.
+    #[serde(default)]
+    pub customer_id: Option<String>,
+    /// Required for customer sends; address sends default to `transactional`.
+    #[serde(default)]
+    pub category: Option<String>,
+    /// For customer sends: an explicit channel order, still subject to consent.
+    #[serde(default)]
+    pub channels: Option<Vec<Channel>>,
+    pub content: ContentRequest,
+    /// Same as the `Idempotency-Key` header.
+    #[serde(default)]
+    pub idempotency_key: Option<String>,
+    /// At most one message per recipient and key within `messages.dedup_window_secs`.
+    #[serde(default)]
+    pub dedup_key: Option<String>,
+    /// `POST /v1/cancellations` with this key cancels the message while it is pending.
+    #[serde(default)]
+    pub cancel_key: Option<String>,
+    /// RFC 3339: hold the message until then.
+    #[serde(default)]
+    pub send_at: Option<String>,
+    /// Seconds, or a duration like `"2h"`: not delivered by then means `expired`.
+    #[serde(default)]
+    pub ttl: Option<Ttl>,
+    /// Where status changes are posted (default: `callbacks.default_url`).
+    #[serde(default)]
+    pub callback_url: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum Ttl {
+    Seconds(u64),
+    Text(String),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Recipient {
+    #[serde(default)]
+    pub phone: Option<String>,
+    #[serde(default)]
+    pub email: Option<String>,
+}

@@ -1,0 +1,287 @@
+//! Named cross-field checks over a parsed configuration. Each check adds
+//! what it finds to one list, so `crossgate check` prints every problem.
+
+use super::{Config, ConfigError, Connector, ConnectorConfig};
+use std::collections::HashSet;
+use std::path::PathBuf;
+use toml::Spanned;
+
+/// Cross-field checks and secret resolution, one named check at a time;
+/// every problem is collected, none stops the others.
+pub fn validate(
+    config: &mut Config,
+    raw_connectors: Vec<(String, std::ops::Range<usize>, ConnectorConfig)>,
+    env: &dyn Fn(&str) -> Option<String>,
+    errors: &mut Vec<ConfigError>,
+) {
+    api_keys(config, env, errors);
+    storage(config, errors);
+    limits(config, errors);
+    callbacks(config, env, errors);
+    regions(config, errors);
+    connectors(config, raw_connectors, env, errors);
+}
+
+/// `server.api_keys`: secrets resolved, long enough to resist guessing.
+fn api_keys(
+    config: &mut Config,
+    env: &dyn Fn(&str) -> Option<String>,
+    errors: &mut Vec<ConfigError>,
+) {
+    let mut api_keys = Vec::new();
+    for (i, key) in config.server.api_keys.iter().enumerate() {
+        match resolve_secret(key.get_ref(), env) {
+            Ok(value) if value.len() >= 16 => api_keys.push(Spanned::new(key.span(), value)),
+            Ok(_) => errors.push(ConfigError::new(
+                format!("server.api_keys[{i}]"),
+                Some(key.span()),
+                "API keys must be at least 16 characters",
+            )),
+            Err(e) => errors.push(ConfigError::new(
+                format!("server.api_keys[{i}]"),
+                Some(key.span()),
+                e,
+            )),
+        }
+    }
+    config.server.api_keys = api_keys;
+}
+
+/// `storage.url`: a backend this build has.
+fn storage(config: &Config, errors: &mut Vec<ConfigError>) {
+    let url = &config.storage.url;
+    if sqlite_path(url.get_ref()).is_none() {
+        let message = if url.get_ref().starts_with("postgres") {
+            "postgres storage is not available in this build yet; use sqlite://PATH"
+        } else {
+            "must be sqlite://PATH"
+        };
+        errors.push(ConfigError::new("storage.url", Some(url.span()), message));
+    }
+}
+
+/// Limits and timings that must be positive or within a range.
+fn limits(config: &Config, errors: &mut Vec<ConfigError>) {
+    let positive = [
+        ("server.max_backlog", config.server.max_backlog),
+        ("plugins.memory_limit_mb", config.plugins.memory_limit_mb),
+        ("plugins.cpu_budget_ms", config.plugins.cpu_budget_ms),
+        ("plugins.timeout_ms", config.plugins.timeout_ms),
+        (
+            "plugins.max_instances",
+            u64::from(config.plugins.max_instances),
+        ),
+        ("dispatch.concurrency", config.dispatch.concurrency as u64),
+        (
+            "dispatch.max_attempts",
+            u64::from(config.dispatch.max_attempts),
+        ),
+        ("dispatch.lease_ms", config.dispatch.lease_ms),
+    ];
+    for (key, value) in positive {
+        if value == 0 {
+            errors.push(ConfigError::new(key, None, "must be greater than 0"));
+        }
+    }
+    if !(0..=19).contains(&config.dispatch.nice) {
+        errors.push(ConfigError::new(
+            "dispatch.nice",
+            None,
+            "must be between 0 (the API's priority) and 19 (the lowest)",
+        ));
+    }
+    if config.dispatch.backoff_base_ms > config.dispatch.backoff_max_ms {
+        errors.push(ConfigError::new(
+            "dispatch.backoff_base_ms",
+            None,
+            "must not exceed dispatch.backoff_max_ms",
+        ));
+    }
+}
+
+/// `[callbacks]`: a long enough secret, and a default URL only with one.
+fn callbacks(
+    config: &mut Config,
+    env: &dyn Fn(&str) -> Option<String>,
+    errors: &mut Vec<ConfigError>,
+) {
+    if let Some(secret) = &config.callbacks.secret {
+        match resolve_secret(secret.get_ref(), env) {
+            Ok(value) if value.len() >= 16 => {
+                config.callbacks.secret = Some(Spanned::new(secret.span(), value));
+            }
+            Ok(_) => errors.push(ConfigError::new(
+                "callbacks.secret",
+                Some(secret.span()),
+                "must be at least 16 characters",
+            )),
+            Err(e) => errors.push(ConfigError::new("callbacks.secret", Some(secret.span()), e)),
+        }
+    }
+    if let Some(url) = &config.callbacks.default_url {
+        if let Err(e) = callback_url(url.get_ref()) {
+            errors.push(ConfigError::new(
+                "callbacks.default_url",
+                Some(url.span()),
+                e,
+            ));
+        }
+        if config.callbacks.secret.is_none() {
+            errors.push(ConfigError::new(
+                "callbacks.default_url",
+                Some(url.span()),
+                "needs callbacks.secret to sign callbacks",
+            ));
+        }
+    }
+}
+
+/// `[regions]` and `[routing.regions]`: each country in one region, every
+/// routed region defined.
+fn regions(config: &Config, errors: &mut Vec<ConfigError>) {
+    let mut countries = HashSet::new();
+    for (region, members) in &config.regions {
+        for spanned in members {
+            let country = spanned.get_ref();
+            let valid = country.len() == 2 && country.bytes().all(|b| b.is_ascii_uppercase());
+            if !valid {
+                errors.push(ConfigError::new(
+                    format!("regions.{region}"),
+                    Some(spanned.span()),
+                    format!("{country:?} is not an ISO 3166-1 alpha-2 code like \"NL\""),
+                ));
+            } else if !countries.insert(country.clone()) {
+                errors.push(ConfigError::new(
+                    format!("regions.{region}"),
+                    Some(spanned.span()),
+                    format!("{country} is in more than one region"),
+                ));
+            }
+        }
+    }
+    for region in config.routing.regions.keys() {
+        if !config.regions.contains_key(region) {
+            errors.push(ConfigError::new(
+                format!("routing.regions.{region}"),
+                None,
+                format!("no region {region:?} in [regions]"),
+            ));
+        }
+    }
+}
+
+/// `[[connectors]]`: unique names, what each channel allows, secrets resolved.
+fn connectors(
+    config: &mut Config,
+    raw_connectors: Vec<(String, std::ops::Range<usize>, ConnectorConfig)>,
+    env: &dyn Fn(&str) -> Option<String>,
+    errors: &mut Vec<ConfigError>,
+) {
+    let mut names = HashSet::new();
+    for (key, span, raw) in raw_connectors {
+        let name = raw.name.get_ref();
+        if !is_connector_name(name) {
+            errors.push(ConfigError::new(
+                format!("{key}.name"),
+                Some(raw.name.span()),
+                format!("{name:?} must be 1-64 characters of a-z, 0-9, - and _"),
+            ));
+        } else if !names.insert(name.clone()) {
+            errors.push(ConfigError::new(
+                format!("{key}.name"),
+                Some(raw.name.span()),
+                format!("duplicate connector name {name:?}"),
+            ));
+        }
+        if raw.max_attempts == Some(0) {
+            errors.push(ConfigError::new(
+                format!("{key}.max_attempts"),
+                Some(span.clone()),
+                "must be greater than 0",
+            ));
+        }
+        if raw.push_format.is_some() && raw.channel != crate::message::Channel::Push {
+            errors.push(ConfigError::new(
+                format!("{key}.push_format"),
+                Some(span.clone()),
+                "only push connectors take a push_format",
+            ));
+        }
+        if raw.allowed_hosts.get_ref().is_empty() {
+            errors.push(ConfigError::new(
+                format!("{key}.allowed_hosts"),
+                Some(raw.allowed_hosts.span()),
+                "must list at least one origin the plugin may call",
+            ));
+        }
+        let mut settings = Vec::new();
+        for (setting, value) in &raw.config {
+            let text = match value.get_ref() {
+                toml::Value::String(s) => resolve_secret(s, env),
+                toml::Value::Integer(i) => Ok(i.to_string()),
+                toml::Value::Float(f) => Ok(f.to_string()),
+                toml::Value::Boolean(b) => Ok(b.to_string()),
+                _ => Err("must be a string, number or boolean".to_owned()),
+            };
+            match text {
+                Ok(text) => settings.push((setting.clone(), text)),
+                Err(e) => errors.push(ConfigError::new(
+                    format!("{key}.config.{setting}"),
+                    Some(value.span()),
+                    e,
+                )),
+            }
+        }
+        config.connectors.push(Connector {
+            name: name.clone(),
+            plugin: raw.plugin.get_ref().clone(),
+            plugin_span: raw.plugin.span(),
+            channel: raw.channel,
+            max_attempts: raw.max_attempts.unwrap_or(config.dispatch.max_attempts),
+            cost: raw.cost.clone(),
+            push_format: raw.push_format.unwrap_or_default(),
+            allowed_hosts: raw.allowed_hosts.into_inner(),
+            settings,
+            span,
+        });
+    }
+}
+
+/// `env:NAME` reads the environment; anything else is taken literally.
+/// `env:NAME` reads an environment variable, `file:PATH` a file (a service
+/// account key), anything else is the value itself.
+pub fn resolve_secret(value: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String, String> {
+    if let Some(var) = value.strip_prefix("env:") {
+        return env(var).ok_or_else(|| format!("environment variable {var} is not set"));
+    }
+    if let Some(path) = value.strip_prefix("file:") {
+        return std::fs::read_to_string(path).map_err(|e| format!("cannot read {path}: {e}"));
+    }
+    Ok(value.to_owned())
+}
+
+/// A status callback URL: absolute http or https.
+pub fn callback_url(url: &str) -> Result<(), String> {
+    let uri: http::Uri = url
+        .parse()
+        .map_err(|e| format!("invalid URL {url:?}: {e}"))?;
+    match (uri.scheme_str(), uri.host()) {
+        (Some("http" | "https"), Some(_)) => Ok(()),
+        _ => Err(format!(
+            "invalid URL {url:?}: must be an absolute http or https URL"
+        )),
+    }
+}
+
+fn is_connector_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+}
+
+pub fn sqlite_path(url: &str) -> Option<PathBuf> {
+    url.strip_prefix("sqlite://")
+        .filter(|p| !p.is_empty())
+        .map(PathBuf::from)
+}

@@ -1,0 +1,12 @@
+//! Customers as the platform describes them (profiles, addresses, consent)
+//! and the addresses nobody may message (the suppression list). Routing and
+//! the store both speak these types; neither owns them.
+
+pub mod profile;
+pub mod suppression;
+
+pub use profile::{
+    Addresses, Consent, ConsentStatus, Invalid, Profile, PushAddress, PushFormat,
+    WebPushSubscription,
+};
+pub use suppression::{Suppression, SuppressionReason, address_key};

@@ -1,0 +1,157 @@
+//! The suppression list: addresses that get nothing on one channel, whoever
+//! sends to them and whether or not a customer owns them (like the opt-out
+//! lists of AWS End User Messaging). A STOP from any number, a hard bounce,
+//! a spam complaint or a dead push token lands here.
+
+use crate::message::{Channel, e164};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
+
+/// Why an address is suppressed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SuppressionReason {
+    /// The address said stop (STOP keyword, unsubscribe, spam complaint
+    /// reported as an opt-out). Only an opt-in (START) or staff lift it.
+    OptOut,
+    /// Email that hard-bounced: the mailbox does not exist.
+    Bounce,
+    /// The recipient reported a message as spam.
+    Complaint,
+    /// The provider says the address is gone (an unregistered push token).
+    DeadAddress,
+    /// Support staff put it there.
+    Manual,
+}
+
+impl SuppressionReason {
+    pub const ALL: [SuppressionReason; 5] = [
+        SuppressionReason::OptOut,
+        SuppressionReason::Bounce,
+        SuppressionReason::Complaint,
+        SuppressionReason::DeadAddress,
+        SuppressionReason::Manual,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SuppressionReason::OptOut => "opt_out",
+            SuppressionReason::Bounce => "bounce",
+            SuppressionReason::Complaint => "complaint",
+            SuppressionReason::DeadAddress => "dead_address",
+            SuppressionReason::Manual => "manual",
+        }
+    }
+
+    /// What the provider found out about the address, rather than what the
+    /// person asked for: a category with `respect_suppressions = false`
+    /// (a password reset) may still try. A STOP is never ignored.
+    pub fn is_deliverability(self) -> bool {
+        matches!(
+            self,
+            SuppressionReason::Bounce
+                | SuppressionReason::Complaint
+                | SuppressionReason::DeadAddress
+        )
+    }
+}
+
+impl fmt::Display for SuppressionReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for SuppressionReason {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        SuppressionReason::ALL
+            .into_iter()
+            .find(|r| r.as_str() == s)
+            .ok_or_else(|| {
+                format!(
+                    "unknown suppression reason {s:?}, expected one of opt_out, bounce, complaint, dead_address, manual"
+                )
+            })
+    }
+}
+
+/// One suppressed address on one channel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Suppression {
+    pub channel: Channel,
+    /// In the form [`address_key`] gives.
+    pub address: String,
+    pub reason: SuppressionReason,
+    /// Who put it there: a connector (`twilio`), or `api` for support staff.
+    pub source: String,
+    /// What the provider or the staff member said.
+    pub note: Option<String>,
+    pub created_at: i64,
+}
+
+/// An address in the one form it is stored and compared in: phone numbers
+/// in E.164, email lower-cased, a Web Push subscription by its endpoint, a
+/// push token as given. Two spellings of one address are one address.
+pub fn address_key(channel: Channel, raw: &str) -> Result<String, String> {
+    let raw = raw.trim();
+    match channel {
+        Channel::Sms | Channel::Whatsapp => e164(raw),
+        Channel::Email => {
+            if email_address::EmailAddress::is_valid(raw) {
+                Ok(raw.to_lowercase())
+            } else {
+                Err(format!("{raw:?} is not an email address"))
+            }
+        }
+        Channel::Push => {
+            if raw.is_empty() || raw.len() > 8192 {
+                return Err("a push address is 1-8192 characters".into());
+            }
+            if raw.starts_with('{') {
+                let subscription: super::WebPushSubscription = serde_json::from_str(raw)
+                    .map_err(|e| format!("not a Web Push subscription: {e}"))?;
+                return Ok(subscription.endpoint);
+            }
+            Ok(raw.to_owned())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_address_has_one_key() {
+        assert_eq!(
+            address_key(Channel::Sms, "+31 6 1234 5678").unwrap(),
+            "+31612345678"
+        );
+        assert_eq!(
+            address_key(Channel::Email, "Anna@Example.NL").unwrap(),
+            "anna@example.nl"
+        );
+        let subscription =
+            r#"{"endpoint":"https://push.example.net/s/1","keys":{"p256dh":"x","auth":"y"}}"#;
+        assert_eq!(
+            address_key(Channel::Push, subscription).unwrap(),
+            "https://push.example.net/s/1"
+        );
+        assert_eq!(address_key(Channel::Push, "tok-1").unwrap(), "tok-1");
+        assert!(address_key(Channel::Sms, "0612345678").is_err());
+        assert!(address_key(Channel::Email, "nobody").is_err());
+    }
+
+    #[test]
+    fn a_stop_is_never_a_deliverability_matter() {
+        assert!(!SuppressionReason::OptOut.is_deliverability());
+        assert!(!SuppressionReason::Manual.is_deliverability());
+        assert!(SuppressionReason::Bounce.is_deliverability());
+        for reason in SuppressionReason::ALL {
+            assert_eq!(reason.as_str().parse::<SuppressionReason>(), Ok(reason));
+        }
+    }
+}

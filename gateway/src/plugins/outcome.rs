@@ -1,0 +1,32 @@
+//! What a connector call comes to, in the gateway's terms: the dispatcher
+//! decides retries and fallback from these, never from contract records.
+
+use std::time::Duration;
+
+/// The provider accepted the message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Receipt {
+    pub provider_message_id: String,
+}
+
+/// Why an attempt did not deliver, from the plugin or from the sandbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    pub retryable: bool,
+    pub retry_after: Option<Duration>,
+    pub code: String,
+    pub message: String,
+}
+
+impl Failure {
+    pub(super) fn sandbox(code: &str, message: String) -> Self {
+        // A fault of the plugin's own making is not retried on the same
+        // connector: it would fail the same way. The dispatcher moves on.
+        Failure {
+            retryable: false,
+            retry_after: None,
+            code: code.to_owned(),
+            message,
+        }
+    }
+}

@@ -1,0 +1,334 @@
+//! Customers, the index of who owns which address, consent, and the
+//! suppression list.
+
+use super::messages::{self, OPEN};
+use crate::customer::{Consent, Profile, Suppression, SuppressionReason};
+use crate::message::{Channel, MessageStatus};
+use crate::store::{CustomerRecord, StoreError};
+use rusqlite::{Connection, OptionalExtension, params};
+use std::sync::LazyLock;
+
+/// A file written before the address index existed gets it built once from
+/// its profiles.
+pub fn build_address_index(conn: &Connection) -> Result<(), StoreError> {
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if version >= crate::store::schema::ADDRESS_INDEX_VERSION {
+        return Ok(());
+    }
+    let customers: Vec<(String, String)> = conn
+        .prepare("SELECT id, profile FROM customers")?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    for (id, profile) in &customers {
+        let profile: Profile = serde_json::from_str(profile)
+            .map_err(|e| StoreError::Corrupt(format!("profile of {id}: {e}")))?;
+        index_addresses(conn, id, &profile)?;
+    }
+    conn.pragma_update(
+        None,
+        "user_version",
+        crate::store::schema::ADDRESS_INDEX_VERSION,
+    )?;
+    if !customers.is_empty() {
+        tracing::info!(
+            customers = customers.len(),
+            "built the address index from stored profiles"
+        );
+    }
+    Ok(())
+}
+
+/// The address index rows of one customer follow their profile.
+fn index_addresses(conn: &Connection, id: &str, profile: &Profile) -> Result<(), StoreError> {
+    conn.prepare_cached("DELETE FROM customer_addresses WHERE customer_id = ?1")?
+        .execute(params![id])?;
+    let mut insert = conn.prepare_cached(
+        "INSERT OR IGNORE INTO customer_addresses (channel, address, customer_id)
+         VALUES (?1, ?2, ?3)",
+    )?;
+    for (channel, address) in profile.addresses.keys() {
+        insert.execute(params![channel.as_str(), address, id])?;
+    }
+    Ok(())
+}
+
+pub fn put(conn: &Connection, id: &str, profile: &Profile, now: i64) -> Result<bool, StoreError> {
+    let json = messages::json(profile)?;
+    let updated = conn
+        .prepare_cached("UPDATE customers SET profile = ?2, updated_at = ?3 WHERE id = ?1")?
+        .execute(params![id, json, now])?;
+    if updated == 0 {
+        conn.prepare_cached(
+            "INSERT INTO customers (id, profile, created_at, updated_at) VALUES (?1, ?2, ?3, ?3)",
+        )?
+        .execute(params![id, json, now])?;
+    }
+    index_addresses(conn, id, profile)?;
+    Ok(updated == 0)
+}
+
+pub fn read(conn: &Connection, id: &str) -> Result<Option<CustomerRecord>, StoreError> {
+    let row = conn
+        .prepare_cached("SELECT profile, created_at, updated_at FROM customers WHERE id = ?1")?
+        .query_row(params![id], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, i64>(2)?,
+            ))
+        })
+        .optional()?;
+    row.map(|(profile, created_at, updated_at)| {
+        Ok(CustomerRecord {
+            profile: serde_json::from_str(&profile)
+                .map_err(|e| StoreError::Corrupt(format!("profile of {id}: {e}")))?,
+            created_at,
+            updated_at,
+        })
+    })
+    .transpose()
+}
+
+/// The ids of the customers who own `address` on `channel`.
+fn owners(conn: &Connection, channel: Channel, address: &str) -> Result<Vec<String>, StoreError> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT customer_id FROM customer_addresses WHERE channel = ?1 AND address = ?2
+             ORDER BY customer_id",
+        )?
+        .query_map(params![channel.as_str(), address], |r| r.get(0))?
+        .collect::<Result<_, _>>()?)
+}
+
+pub fn at_address(
+    conn: &Connection,
+    channel: Channel,
+    address: &str,
+) -> Result<Vec<Profile>, StoreError> {
+    let mut profiles = Vec::new();
+    for id in owners(conn, channel, address)? {
+        if let Some(record) = read(conn, &id)? {
+            profiles.push(record.profile);
+        }
+    }
+    Ok(profiles)
+}
+
+pub fn update_consent(
+    conn: &Connection,
+    id: &str,
+    changes: &[(Channel, String, Consent)],
+    now: i64,
+) -> Result<Option<Profile>, StoreError> {
+    let Some(record) = read(conn, id)? else {
+        return Ok(None);
+    };
+    let mut profile = record.profile;
+    for (channel, category, consent) in changes {
+        profile
+            .consent
+            .entry(*channel)
+            .or_default()
+            .insert(category.clone(), consent.clone());
+    }
+    put(conn, id, &profile, now)?;
+    Ok(Some(profile))
+}
+
+pub fn consent_by_address(
+    conn: &Connection,
+    address: &str,
+    channel: Channel,
+    categories: &[String],
+    consent: &Consent,
+    now: i64,
+) -> Result<usize, StoreError> {
+    let ids = owners(conn, channel, address)?;
+    let changes: Vec<_> = categories
+        .iter()
+        .map(|category| (channel, category.clone(), consent.clone()))
+        .collect();
+    for id in &ids {
+        update_consent(conn, id, &changes, now)?;
+    }
+    Ok(ids.len())
+}
+
+pub fn forget_address(
+    conn: &Connection,
+    message_id: &str,
+    channel: Channel,
+    address: &str,
+    now: i64,
+) -> Result<Option<String>, StoreError> {
+    let customer_id: Option<String> = conn
+        .prepare_cached("SELECT customer_id FROM messages WHERE id = ?1")?
+        .query_row(params![message_id], |r| r.get(0))
+        .optional()?
+        .flatten();
+    let Some(customer_id) = customer_id else {
+        return Ok(None);
+    };
+    let Some(record) = read(conn, &customer_id)? else {
+        return Ok(None);
+    };
+    let mut profile = record.profile;
+    if !profile.addresses.forget(channel, address) {
+        return Ok(None);
+    }
+    put(conn, &customer_id, &profile, now)?;
+    Ok(Some(customer_id))
+}
+
+/// The profile goes, and so do the addresses its messages were sent to:
+/// history keeps ids, channels and outcomes, nothing that identifies a person.
+pub fn delete(conn: &Connection, id: &str) -> Result<bool, StoreError> {
+    let deleted = conn
+        .prepare_cached("DELETE FROM customers WHERE id = ?1")?
+        .execute(params![id])?;
+    conn.prepare_cached("DELETE FROM customer_addresses WHERE customer_id = ?1")?
+        .execute(params![id])?;
+    // What has not gone out yet never will: there is nobody to send it to.
+    static PENDING: LazyLock<String> = LazyLock::new(|| {
+        format!(
+            "SELECT id FROM messages
+             WHERE customer_id = ?1 AND status IN {}
+               AND NOT EXISTS (SELECT 1 FROM deliveries d
+                               WHERE d.message_id = messages.id AND d.state = 'leased')",
+            *OPEN
+        )
+    });
+    let pending: Vec<String> = conn
+        .prepare_cached(&PENDING)?
+        .query_map(params![id], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    let now = crate::store::now_ms();
+    for message_id in pending {
+        messages::close(
+            conn,
+            &message_id,
+            "cancelled",
+            MessageStatus::Cancelled,
+            "customer erased",
+            now,
+        )?;
+    }
+    conn.prepare_cached(
+        "UPDATE deliveries SET address = '[erased]', content = NULL
+         WHERE message_id IN (SELECT id FROM messages WHERE customer_id = ?1)",
+    )?
+    .execute(params![id])?;
+    static ERASE: LazyLock<String> = LazyLock::new(|| {
+        format!(
+            "UPDATE messages SET content = '{{\"text\":\"[erased]\"}}'
+             WHERE customer_id = ?1 AND status NOT IN {}",
+            *OPEN
+        )
+    });
+    conn.prepare_cached(&ERASE)?.execute(params![id])?;
+    Ok(deleted > 0)
+}
+
+fn suppression_row(
+    r: &rusqlite::Row<'_>,
+) -> rusqlite::Result<(String, String, String, String, Option<String>, i64)> {
+    Ok((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+    ))
+}
+
+fn suppression(
+    (channel, address, reason, source, note, created_at): (
+        String,
+        String,
+        String,
+        String,
+        Option<String>,
+        i64,
+    ),
+) -> Result<Suppression, StoreError> {
+    Ok(Suppression {
+        channel: channel.parse().map_err(StoreError::Corrupt)?,
+        address,
+        reason: reason.parse().map_err(StoreError::Corrupt)?,
+        source,
+        note,
+        created_at,
+    })
+}
+
+pub fn suppressions(
+    conn: &Connection,
+    addresses: &[(Channel, String)],
+) -> Result<Vec<Suppression>, StoreError> {
+    let mut query = conn.prepare_cached(
+        "SELECT channel, address, reason, source, note, created_at FROM suppressions
+         WHERE channel = ?1 AND address = ?2",
+    )?;
+    let mut found = Vec::new();
+    for (channel, address) in addresses {
+        if let Some(row) = query
+            .query_row(params![channel.as_str(), address], suppression_row)
+            .optional()?
+        {
+            found.push(suppression(row)?);
+        }
+    }
+    Ok(found)
+}
+
+/// Write an entry; unless `replace`, a person's own wish (opt-out, staff)
+/// is kept over a deliverability finding. Returns `(written, created)`.
+pub fn suppress(
+    conn: &Connection,
+    s: &Suppression,
+    replace: bool,
+) -> Result<(bool, bool), StoreError> {
+    let existing: Option<String> = conn
+        .prepare_cached("SELECT reason FROM suppressions WHERE channel = ?1 AND address = ?2")?
+        .query_row(params![s.channel.as_str(), s.address], |r| r.get(0))
+        .optional()?;
+    if let Some(existing) = &existing {
+        let existing: SuppressionReason = existing.parse().map_err(StoreError::Corrupt)?;
+        if !replace && !existing.is_deliverability() && s.reason.is_deliverability() {
+            return Ok((false, false));
+        }
+    }
+    conn.prepare_cached(
+        "INSERT OR REPLACE INTO suppressions (channel, address, reason, source, note, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?
+    .execute(params![
+        s.channel.as_str(),
+        s.address,
+        s.reason.as_str(),
+        s.source,
+        s.note,
+        s.created_at
+    ])?;
+    Ok((true, existing.is_none()))
+}
+
+pub fn unsuppress(
+    conn: &Connection,
+    channel: Channel,
+    address: &str,
+    reason: Option<SuppressionReason>,
+) -> Result<bool, StoreError> {
+    let removed = conn
+        .prepare_cached(
+            "DELETE FROM suppressions
+             WHERE channel = ?1 AND address = ?2 AND (?3 IS NULL OR reason = ?3)",
+        )?
+        .execute(params![
+            channel.as_str(),
+            address,
+            reason.map(|r| r.as_str())
+        ])?;
+    Ok(removed > 0)
+}

@@ -1,0 +1,433 @@
+//! Messages: accepting them (with their idempotency and dedup keys),
+//! ending them, provider reports, cancellation, and reading them back.
+//! Which statuses are open or final is `MessageStatus`'s to say; the SQL
+//! here is built from it.
+
+use super::outbox::report_status;
+use crate::message::MessageStatus;
+use crate::store::{
+    AttemptRecord, CancelReport, Inserted, MessageRecord, NewMessage, ProviderStatus,
+    StatusEventRecord, StoreError,
+};
+use rusqlite::{Connection, OptionalExtension, Row, params};
+use std::sync::LazyLock;
+
+/// `('scheduled', 'queued', 'sending')`: messages the gateway still works on.
+pub static OPEN: LazyLock<String> =
+    LazyLock::new(|| MessageStatus::sql_list(MessageStatus::is_open));
+
+pub fn insert(conn: &Connection, m: &NewMessage) -> Result<Inserted, StoreError> {
+    let now = m.created_at;
+    if let Some(idem) = &m.idempotency {
+        let earlier = conn
+            .prepare_cached(
+                "SELECT request_hash, response FROM idempotency_keys
+                 WHERE key = ?1 AND expires_at > ?2",
+            )?
+            .query_row(params![idem.key, now], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+            })
+            .optional()?;
+        if let Some((hash, response)) = earlier {
+            return Ok(if hash == idem.request_hash {
+                Inserted::Replayed { response }
+            } else {
+                Inserted::KeyReused
+            });
+        }
+    }
+    if let Some(dedup) = &m.dedup {
+        let earlier = conn
+            .prepare_cached(
+                "SELECT m.id, m.status FROM dedup_keys d JOIN messages m ON m.id = d.message_id
+                 WHERE d.scope = ?1 AND d.key = ?2 AND d.expires_at > ?3",
+            )?
+            .query_row(params![m.scope, dedup.key, now], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+            })
+            .optional()?;
+        if let Some((message_id, status)) = earlier {
+            return Ok(Inserted::Duplicate {
+                message_id,
+                status: status.parse().map_err(StoreError::Corrupt)?,
+            });
+        }
+    }
+
+    let content = json(&m.content)?;
+    let due_at = m.send_at.unwrap_or(now).max(now);
+    let status = m.initial_status();
+    conn.prepare_cached(
+        "INSERT INTO messages (id, status, status_reason, channel, recipient, scope, content,
+             created_at, updated_at, send_at, expires_at, cancel_key, dedup_key, callback_url,
+             customer_id, category, plan)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+    )?
+    .execute(params![
+        m.id,
+        status.as_str(),
+        m.suppressed,
+        m.channel.as_str(),
+        m.recipient,
+        m.scope,
+        content,
+        now,
+        m.send_at,
+        m.expires_at,
+        m.cancel_key,
+        m.dedup.as_ref().map(|d| &d.key),
+        m.callback_url,
+        m.customer_id,
+        m.category,
+        m.plan,
+    ])?;
+    let mut delivery = conn.prepare_cached(
+        "INSERT INTO deliveries (message_id, seq, channel, connector, address, content, state, due_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )?;
+    let deliveries = if m.suppressed.is_some() {
+        &[][..]
+    } else {
+        &m.deliveries[..]
+    };
+    for (seq, d) in deliveries.iter().enumerate() {
+        let state = if seq == 0 { "pending" } else { "waiting" };
+        let content = d.content.as_ref().map(json).transpose()?;
+        delivery.execute(params![
+            m.id,
+            seq as i64,
+            d.channel.as_str(),
+            d.connector,
+            d.address,
+            content,
+            state,
+            due_at
+        ])?;
+    }
+    if let Some(dedup) = &m.dedup {
+        conn.prepare_cached(
+            "INSERT OR REPLACE INTO dedup_keys (scope, key, message_id, expires_at)
+             VALUES (?1, ?2, ?3, ?4)",
+        )?
+        .execute(params![m.scope, dedup.key, m.id, dedup.expires_at])?;
+    }
+    if let Some(idem) = &m.idempotency {
+        conn.prepare_cached(
+            "INSERT OR REPLACE INTO idempotency_keys (key, request_hash, response, expires_at)
+             VALUES (?1, ?2, ?3, ?4)",
+        )?
+        .execute(params![
+            idem.key,
+            idem.request_hash,
+            idem.response,
+            idem.expires_at
+        ])?;
+    }
+    if m.callback_url.is_some() {
+        report_status(conn, &m.id, now)?;
+    }
+    Ok(Inserted::New)
+}
+
+pub fn json<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
+    serde_json::to_string(value).map_err(|e| StoreError::Corrupt(format!("cannot encode: {e}")))
+}
+
+/// Move an open message to a final status and report it; a message that is
+/// already final keeps its status. Returns whether it moved.
+pub fn finish(
+    conn: &Connection,
+    message_id: &str,
+    status: MessageStatus,
+    reason: Option<&str>,
+    now: i64,
+) -> Result<bool, StoreError> {
+    static SQL: LazyLock<String> = LazyLock::new(|| {
+        format!(
+            "UPDATE messages SET status = ?2, status_reason = ?3, updated_at = ?4
+             WHERE id = ?1 AND status IN {}
+             RETURNING callback_url IS NOT NULL",
+            *OPEN
+        )
+    });
+    let changed: Option<bool> = conn
+        .prepare_cached(&SQL)?
+        .query_row(params![message_id, status.as_str(), reason, now], |r| {
+            r.get(0)
+        })
+        .optional()?;
+    if changed == Some(true) {
+        report_status(conn, message_id, now)?;
+    }
+    Ok(changed.is_some())
+}
+
+/// End what is still open of a message: its waiting and pending deliveries
+/// take `delivery_state`, the message `status` with `reason`.
+pub fn close(
+    conn: &Connection,
+    message_id: &str,
+    delivery_state: &str,
+    status: MessageStatus,
+    reason: &str,
+    now: i64,
+) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "UPDATE deliveries SET state = ?2
+         WHERE message_id = ?1 AND state IN ('pending', 'waiting')",
+    )?
+    .execute(params![message_id, delivery_state])?;
+    finish(conn, message_id, status, Some(reason), now)?;
+    Ok(())
+}
+
+/// Cancel what has not reached a provider yet. A message whose attempt is in
+/// flight (its delivery is leased) or that is no longer open is left alone
+/// and reported.
+pub fn cancel(
+    conn: &Connection,
+    scope: &str,
+    key: &str,
+    now: i64,
+) -> Result<CancelReport, StoreError> {
+    let messages: Vec<(String, String, bool)> = conn
+        .prepare_cached(
+            "SELECT id, status,
+                    EXISTS (SELECT 1 FROM deliveries d WHERE d.message_id = m.id AND d.state = 'leased')
+             FROM messages m WHERE scope = ?1 AND cancel_key = ?2 ORDER BY created_at",
+        )?
+        .query_map(params![scope, key], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        .collect::<Result<_, _>>()?;
+    let mut report = CancelReport::default();
+    for (id, status, in_flight) in messages {
+        let status: MessageStatus = status.parse().map_err(StoreError::Corrupt)?;
+        if !status.may_become(MessageStatus::Cancelled) || in_flight {
+            report.not_cancelled.push((id, status));
+            continue;
+        }
+        close(
+            conn,
+            &id,
+            "cancelled",
+            MessageStatus::Cancelled,
+            "cancelled by cancel_key",
+            now,
+        )?;
+        report.cancelled.push(id);
+    }
+    Ok(report)
+}
+
+/// Forward-only: a report the message's status may not move to is kept as
+/// history but changes nothing.
+pub fn apply_provider_status(
+    conn: &Connection,
+    r: &ProviderStatus,
+) -> Result<Option<String>, StoreError> {
+    let message = conn
+        .prepare_cached(
+            "SELECT id, status FROM messages WHERE delivered_by = ?1 AND provider_message_id = ?2",
+        )?
+        .query_row(params![r.connector, r.provider_message_id], |row| {
+            Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
+        })
+        .optional()?;
+    let Some((id, status)) = message else {
+        return Ok(None);
+    };
+    let status: MessageStatus = status.parse().map_err(StoreError::Corrupt)?;
+    conn.prepare_cached(
+        "INSERT INTO status_events (message_id, at, state, code, description) VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?
+    .execute(params![id, r.at, r.state, r.code, r.description])?;
+    let reported = match r.state.as_str() {
+        "delivered" => Some(MessageStatus::Delivered),
+        "read" => Some(MessageStatus::Read),
+        "failed" => Some(MessageStatus::Failed),
+        _ => None,
+    };
+    // Only what left the gateway can be moved by its provider.
+    let next = reported.filter(|next| !status.is_open() && status.may_become(*next));
+    if let Some(next) = next {
+        let reason = (next == MessageStatus::Failed).then(|| {
+            format!(
+                "{}: the provider reported the message undelivered{}",
+                r.connector,
+                r.code
+                    .as_deref()
+                    .map(|c| format!(" ({c})"))
+                    .unwrap_or_default()
+            )
+        });
+        conn.prepare_cached(
+            "UPDATE messages SET status = ?2, status_reason = COALESCE(?3, status_reason), updated_at = ?4
+             WHERE id = ?1",
+        )?
+        .execute(params![id, next.as_str(), reason, r.at])?;
+        report_status(conn, &id, r.at)?;
+    }
+    Ok(Some(id))
+}
+
+pub fn purge_expired_keys(conn: &Connection, now: i64) -> Result<usize, StoreError> {
+    let idempotency = conn.execute(
+        "DELETE FROM idempotency_keys WHERE expires_at <= ?1",
+        params![now],
+    )?;
+    let dedup = conn.execute(
+        "DELETE FROM dedup_keys WHERE expires_at <= ?1",
+        params![now],
+    )?;
+    Ok(idempotency + dedup)
+}
+
+pub fn recent(
+    conn: &Connection,
+    scope: &str,
+    category: &str,
+    since: i64,
+) -> Result<u32, StoreError> {
+    static SQL: LazyLock<String> = LazyLock::new(|| {
+        let counted = MessageStatus::sql_list(|s| {
+            s.is_open()
+                || matches!(
+                    s,
+                    MessageStatus::Sent | MessageStatus::Delivered | MessageStatus::Read
+                )
+        });
+        format!(
+            "SELECT COUNT(*) FROM messages
+             WHERE scope = ?1 AND category = ?2 AND created_at >= ?3 AND status IN {counted}"
+        )
+    });
+    Ok(conn
+        .prepare_cached(&SQL)?
+        .query_row(params![scope, category, since], |r| r.get(0))?)
+}
+
+pub fn read(conn: &Connection, id: &str) -> Result<Option<MessageRecord>, StoreError> {
+    let row = conn
+        .prepare_cached(
+            "SELECT status, status_reason, channel, recipient, created_at, updated_at,
+                    delivered_by, provider_message_id, send_at, expires_at, cancel_key, dedup_key,
+                    delivered_channel, customer_id, category, plan
+             FROM messages WHERE id = ?1",
+        )?
+        .query_row(params![id], |r| {
+            Ok(MessageRow {
+                status: r.get(0)?,
+                status_reason: r.get(1)?,
+                channel: r.get(2)?,
+                recipient: r.get(3)?,
+                created_at: r.get(4)?,
+                updated_at: r.get(5)?,
+                delivered_by: r.get(6)?,
+                provider_message_id: r.get(7)?,
+                send_at: r.get(8)?,
+                expires_at: r.get(9)?,
+                cancel_key: r.get(10)?,
+                dedup_key: r.get(11)?,
+                delivered_channel: r.get(12)?,
+                customer_id: r.get(13)?,
+                category: r.get(14)?,
+                plan: r.get(15)?,
+            })
+        })
+        .optional()?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let attempts = conn
+        .prepare_cached(
+            "SELECT number, connector, channel, started_at, finished_at, outcome,
+                    provider_message_id, error_code, error_message, retry_at
+             FROM attempts WHERE message_id = ?1 ORDER BY number",
+        )?
+        .query_map(params![id], attempt)?
+        .map(|attempt| attempt?)
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    let events = conn
+        .prepare_cached(
+            "SELECT at, state, code, description FROM status_events
+             WHERE message_id = ?1 ORDER BY at, rowid",
+        )?
+        .query_map(params![id], |r| {
+            Ok(StatusEventRecord {
+                at: r.get(0)?,
+                state: r.get(1)?,
+                code: r.get(2)?,
+                description: r.get(3)?,
+            })
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Some(MessageRecord {
+        id: id.to_owned(),
+        status: row
+            .status
+            .parse::<MessageStatus>()
+            .map_err(StoreError::Corrupt)?,
+        status_reason: row.status_reason,
+        channel: row.channel.parse().map_err(StoreError::Corrupt)?,
+        recipient: row.recipient,
+        created_at: row.created_at,
+        updated_at: row.updated_at,
+        send_at: row.send_at,
+        expires_at: row.expires_at,
+        cancel_key: row.cancel_key,
+        dedup_key: row.dedup_key,
+        delivered_by: row.delivered_by,
+        delivered_channel: row
+            .delivered_channel
+            .map(|c| c.parse())
+            .transpose()
+            .map_err(StoreError::Corrupt)?,
+        provider_message_id: row.provider_message_id,
+        customer_id: row.customer_id,
+        category: row.category,
+        plan: row.plan,
+        attempts,
+        events,
+    }))
+}
+
+struct MessageRow {
+    status: String,
+    status_reason: Option<String>,
+    channel: String,
+    recipient: String,
+    created_at: i64,
+    updated_at: i64,
+    delivered_by: Option<String>,
+    provider_message_id: Option<String>,
+    send_at: Option<i64>,
+    expires_at: Option<i64>,
+    cancel_key: Option<String>,
+    dedup_key: Option<String>,
+    delivered_channel: Option<String>,
+    customer_id: Option<String>,
+    category: Option<String>,
+    plan: Option<String>,
+}
+
+/// A row of `attempts`; the outer error is SQLite's, the inner one bad data.
+fn attempt(r: &Row<'_>) -> rusqlite::Result<Result<AttemptRecord, StoreError>> {
+    let channel: String = r.get(2)?;
+    let outcome: String = r.get(5)?;
+    let (number, connector, started_at, finished_at) = (r.get(0)?, r.get(1)?, r.get(3)?, r.get(4)?);
+    let (provider_message_id, error_code, error_message, retry_at) =
+        (r.get(6)?, r.get(7)?, r.get(8)?, r.get(9)?);
+    Ok((|| {
+        Ok(AttemptRecord {
+            number,
+            connector,
+            channel: channel.parse().map_err(StoreError::Corrupt)?,
+            started_at,
+            finished_at,
+            outcome: outcome.parse().map_err(StoreError::Corrupt)?,
+            provider_message_id,
+            error_code,
+            error_message,
+            retry_at,
+        })
+    })())
+}

@@ -1,0 +1,97 @@
+//! The status-callback outbox: a callback row is written in the same
+//! transaction as the status change it reports, so a callback is never lost
+//! nor sent for a change that did not happen.
+
+use crate::store::{Callback, StoreError};
+use rusqlite::{Connection, params};
+
+/// Queue a status callback for the message's current status, if it has a callback URL.
+pub fn report_status(conn: &Connection, message_id: &str, now: i64) -> Result<(), StoreError> {
+    let numbered = conn
+        .prepare_cached(
+            "UPDATE messages SET event_seq = event_seq + 1
+             WHERE id = ?1 AND callback_url IS NOT NULL",
+        )?
+        .execute(params![message_id])?;
+    if numbered == 0 {
+        return Ok(());
+    }
+    conn.prepare_cached(
+        "INSERT INTO callbacks_outbox (message_id, url, payload, due_at)
+         SELECT id, callback_url,
+                json_object('id', id, 'sequence', event_seq, 'status', status,
+                            'status_reason', status_reason, 'channel', channel,
+                            'delivered_by', delivered_by,
+                            'provider_message_id', provider_message_id,
+                            'at', strftime('%Y-%m-%dT%H:%M:%fZ', ?2 / 1000.0, 'unixepoch')),
+                ?2
+         FROM messages WHERE id = ?1",
+    )?
+    .execute(params![message_id, now])?;
+    Ok(())
+}
+
+/// One process owns an SQLite file: at start, every callback lease belongs
+/// to a process that is gone.
+pub fn recover_leases(conn: &Connection) -> Result<(), StoreError> {
+    conn.execute(
+        "UPDATE callbacks_outbox SET state = 'pending', lease_until = NULL WHERE state = 'leased'",
+        [],
+    )?;
+    Ok(())
+}
+
+pub fn lease(
+    conn: &Connection,
+    now: i64,
+    limit: usize,
+    lease_ms: u64,
+) -> Result<Vec<Callback>, StoreError> {
+    let lease_until = now.saturating_add(i64::try_from(lease_ms).unwrap_or(i64::MAX));
+    let callbacks = conn
+        .prepare_cached(
+            "UPDATE callbacks_outbox SET state = 'leased', lease_until = ?1
+             WHERE id IN (
+                 SELECT id FROM callbacks_outbox
+                 WHERE (state = 'pending' AND due_at <= ?2)
+                    OR (state = 'leased' AND lease_until <= ?2)
+                 ORDER BY id LIMIT ?3)
+             RETURNING id, message_id, url, payload, attempts",
+        )?
+        .query_map(params![lease_until, now, limit as i64], |r| {
+            Ok(Callback {
+                id: r.get(0)?,
+                message_id: r.get(1)?,
+                url: r.get(2)?,
+                payload: r.get(3)?,
+                attempts: r.get(4)?,
+            })
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(callbacks)
+}
+
+pub fn finish(
+    conn: &Connection,
+    id: i64,
+    retry_at: Option<i64>,
+    give_up: bool,
+) -> Result<(), StoreError> {
+    if give_up {
+        conn.prepare_cached(
+            "UPDATE callbacks_outbox SET state = 'abandoned', lease_until = NULL,
+                 attempts = attempts + 1 WHERE id = ?1",
+        )?
+        .execute(params![id])?;
+    } else if let Some(at) = retry_at {
+        conn.prepare_cached(
+            "UPDATE callbacks_outbox SET state = 'pending', lease_until = NULL, due_at = ?2,
+                 attempts = attempts + 1 WHERE id = ?1",
+        )?
+        .execute(params![id, at])?;
+    } else {
+        conn.prepare_cached("DELETE FROM callbacks_outbox WHERE id = ?1")?
+            .execute(params![id])?;
+    }
+    Ok(())
+}

@@ -1,0 +1,278 @@
+//! The delivery queue: leasing what is due, recording what an attempt came
+//! to, recovering leases after a crash, and expiring what ran out of time.
+
+use super::messages::{self, OPEN};
+use super::outbox::report_status;
+use crate::message::{Content, MessageStatus};
+use crate::store::{AttemptResult, LeasedDelivery, Next, StoreError};
+use rusqlite::{Connection, OptionalExtension, params};
+use std::sync::LazyLock;
+
+/// One process owns an SQLite file, so at start every lease in it belongs
+/// to a process that is gone: those deliveries are due again now, under the
+/// same message id, so providers that deduplicate can.
+pub fn recover_leases(conn: &Connection) -> Result<(), StoreError> {
+    let deliveries = conn.execute(
+        "UPDATE deliveries SET state = 'pending', lease_until = NULL WHERE state = 'leased'",
+        [],
+    )?;
+    if deliveries > 0 {
+        tracing::warn!(
+            deliveries,
+            "re-queued deliveries whose attempt was cut short"
+        );
+    }
+    Ok(())
+}
+
+/// Due deliveries of messages whose `ttl` ran out end as `expired`.
+fn expire_due(conn: &Connection, now: i64) -> Result<(), StoreError> {
+    // Driven by `messages_expiry`, whose WHERE these terms must repeat
+    // (its status list is the open one, in another order: SQLite matches
+    // IN lists as sets).
+    static SQL: LazyLock<String> = LazyLock::new(|| {
+        format!(
+            "SELECT id FROM messages m
+             WHERE expires_at <= ?1 AND expires_at IS NOT NULL
+               AND status IN {}
+               AND EXISTS (SELECT 1 FROM deliveries d
+                           WHERE d.message_id = m.id AND d.state = 'pending' AND d.due_at <= ?1)",
+            *OPEN
+        )
+    });
+    let expired: Vec<String> = conn
+        .prepare_cached(&SQL)?
+        .query_map(params![now], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    for id in expired {
+        messages::close(
+            conn,
+            &id,
+            "expired",
+            MessageStatus::Expired,
+            "not delivered before its ttl ran out",
+            now,
+        )?;
+    }
+    Ok(())
+}
+
+pub fn lease(
+    conn: &Connection,
+    now: i64,
+    limit: usize,
+    lease_ms: u64,
+) -> Result<Vec<LeasedDelivery>, StoreError> {
+    expire_due(conn, now)?;
+    let lease_until = now.saturating_add(i64::try_from(lease_ms).unwrap_or(i64::MAX));
+    let leased = conn
+        .prepare_cached(
+            "UPDATE deliveries SET state = 'leased', lease_until = ?1
+             WHERE id IN (
+                 SELECT id FROM deliveries WHERE state = 'pending' AND due_at <= ?2
+                 UNION ALL
+                 SELECT id FROM deliveries WHERE state = 'leased' AND lease_until <= ?2
+                 LIMIT ?3)
+             RETURNING id, message_id, channel, connector, address, attempts, content",
+        )?
+        .query_map(params![lease_until, now, limit as i64], |row| {
+            Ok((
+                row.get::<_, i64>(0)?,
+                row.get::<_, String>(1)?,
+                row.get::<_, String>(2)?,
+                row.get::<_, String>(3)?,
+                row.get::<_, String>(4)?,
+                row.get::<_, u32>(5)?,
+                row.get::<_, Option<String>>(6)?,
+            ))
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut out = Vec::with_capacity(leased.len());
+    for (delivery_id, message_id, channel, connector, address, attempts, own_content) in leased {
+        let message = |r: &rusqlite::Row| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, u32>(1)?,
+                r.get::<_, i64>(2)?,
+                r.get::<_, Option<i64>>(3)?,
+            ))
+        };
+        // A first attempt starts the message and reads it in one statement;
+        // only a message with a callback URL has the change to report.
+        let started = conn
+            .prepare_cached(
+                "UPDATE messages SET status = 'sending', updated_at = ?2
+                 WHERE id = ?1 AND status IN ('queued', 'scheduled')
+                 RETURNING content, attempt_count, created_at, expires_at,
+                           callback_url IS NOT NULL",
+            )?
+            .query_row(params![message_id, now], |r| Ok((message(r)?, r.get(4)?)))
+            .optional()?;
+        let (message_content, message_attempts, created_at, expires_at) = match started {
+            Some((read, with_callback)) => {
+                if with_callback {
+                    report_status(conn, &message_id, now)?;
+                }
+                read
+            }
+            None => conn
+                .prepare_cached(
+                    "SELECT content, attempt_count, created_at, expires_at FROM messages
+                     WHERE id = ?1",
+                )?
+                .query_row(params![message_id], message)?,
+        };
+        out.push(LeasedDelivery {
+            delivery_id,
+            channel: channel.parse().map_err(StoreError::Corrupt)?,
+            content: serde_json::from_str::<Content>(
+                own_content.as_deref().unwrap_or(&message_content),
+            )
+            .map_err(|e| StoreError::Corrupt(format!("content of {message_id}: {e}")))?,
+            message_id,
+            connector,
+            address,
+            attempts,
+            message_attempts,
+            lease_until,
+            created_at,
+            expires_at,
+        });
+    }
+    Ok(out)
+}
+
+pub fn record(conn: &Connection, r: &AttemptResult) -> Result<(), StoreError> {
+    let a = &r.attempt;
+    // Only the holder of the current lease moves the delivery on; an attempt
+    // that outlived its lease is history, not a decision. (When to retry and
+    // when to give up, expiry included, was decided by the dispatcher.)
+    let (state, due_at) = match &r.next {
+        Next::Sent { .. } => ("sent", None),
+        Next::RetryAt(at) => ("pending", Some(*at)),
+        Next::GiveUp { .. } => ("failed", None),
+    };
+    let moved = conn
+        .prepare_cached(
+            "UPDATE deliveries
+             SET state = ?1, lease_until = NULL, attempts = attempts + 1,
+                 due_at = COALESCE(?2, due_at)
+             WHERE id = ?3 AND state = 'leased' AND lease_until = ?4",
+        )?
+        .execute(params![state, due_at, r.delivery_id, r.lease_until])?
+        > 0;
+    let finished = if !moved {
+        None
+    } else {
+        match &r.next {
+            Next::Sent {
+                provider_message_id,
+            } => Some((
+                MessageStatus::Sent,
+                None,
+                Some((a.connector.as_str(), provider_message_id.as_str())),
+            )),
+            Next::RetryAt(_) => None,
+            Next::GiveUp { reason, ending } => {
+                let next = conn
+                    .prepare_cached(
+                        "UPDATE deliveries SET state = 'pending', due_at = ?2
+                         WHERE id = (SELECT id FROM deliveries
+                                     WHERE message_id = ?1 AND state = 'waiting'
+                                     ORDER BY seq LIMIT 1)",
+                    )?
+                    .execute(params![r.message_id, a.finished_at])?;
+                (next == 0).then_some((*ending, Some(reason.as_str()), None))
+            }
+        }
+    };
+    // The attempt is counted, and the message finished when this attempt
+    // ends it, in one write of the message's row.
+    static FINISH: LazyLock<String> = LazyLock::new(|| {
+        format!(
+            "UPDATE messages SET attempt_count = attempt_count + 1, updated_at = ?2,
+                 status = ?3, status_reason = ?4,
+                 delivered_by = COALESCE(?5, delivered_by),
+                 delivered_channel = CASE WHEN ?5 IS NULL THEN delivered_channel ELSE ?6 END,
+                 provider_message_id = COALESCE(?7, provider_message_id)
+             WHERE id = ?1 AND status IN {}
+             RETURNING attempt_count, callback_url IS NOT NULL",
+            *OPEN
+        )
+    });
+    let finished_row = match finished {
+        Some((status, reason, delivered)) => conn
+            .prepare_cached(&FINISH)?
+            .query_row(
+                params![
+                    r.message_id,
+                    a.finished_at,
+                    status.as_str(),
+                    reason,
+                    delivered.map(|(by, _)| by),
+                    a.channel.as_str(),
+                    delivered.map(|(_, id)| id),
+                ],
+                |row| Ok((row.get::<_, u32>(0)?, row.get::<_, bool>(1)?)),
+            )
+            .optional()?,
+        None => None,
+    };
+    let number = match finished_row {
+        Some((number, with_callback)) => {
+            if with_callback {
+                report_status(conn, &r.message_id, a.finished_at)?;
+            }
+            number
+        }
+        None => conn
+            .prepare_cached(
+                "UPDATE messages SET attempt_count = attempt_count + 1, updated_at = ?2
+                 WHERE id = ?1 RETURNING attempt_count",
+            )?
+            .query_row(params![r.message_id, a.finished_at], |row| row.get(0))?,
+    };
+    conn.prepare_cached(
+        "INSERT INTO attempts (message_id, number, delivery_id, connector, channel, started_at,
+             finished_at, outcome, provider_message_id, error_code, error_message, retry_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+    )?
+    .execute(params![
+        r.message_id,
+        number,
+        r.delivery_id,
+        a.connector,
+        a.channel.as_str(),
+        a.started_at,
+        a.finished_at,
+        a.outcome.as_str(),
+        a.provider_message_id,
+        a.error_code,
+        a.error_message,
+        a.retry_at,
+    ])?;
+    Ok(())
+}
+
+pub fn next_due_at(conn: &Connection) -> Result<Option<i64>, StoreError> {
+    Ok(conn.query_row(
+        "SELECT MIN(t) FROM (
+             SELECT MIN(due_at) AS t FROM deliveries WHERE state = 'pending'
+             UNION ALL
+             SELECT MIN(lease_until) FROM deliveries WHERE state = 'leased')",
+        [],
+        |r| r.get::<_, Option<i64>>(0),
+    )?)
+}
+
+/// Both counts come from the partial indexes of open deliveries, so they
+/// cost what is waiting, not what was ever sent.
+pub fn backlog(conn: &Connection, now: i64) -> Result<u64, StoreError> {
+    let count: i64 = conn
+        .prepare_cached(
+            "SELECT (SELECT COUNT(*) FROM deliveries WHERE state = 'pending' AND due_at <= ?1)
+                  + (SELECT COUNT(*) FROM deliveries WHERE state = 'leased')",
+        )?
+        .query_row(params![now], |r| r.get(0))?;
+    Ok(u64::try_from(count).unwrap_or(0))
+}

@@ -1,0 +1,152 @@
+//! Provider callbacks in. The connector verifies the provider's signature
+//! and reads the callback; this applies what it said: delivery progress,
+//! opt-outs and opt-ins from any address (customer or not), and addresses
+//! the provider says do not exist.
+
+use crate::customer::{Consent, ConsentStatus, Suppression, SuppressionReason, address_key};
+use crate::message::Channel;
+use crate::plugins::Inbound;
+use crate::store::{ProviderStatus, Store, StoreError};
+use serde::Serialize;
+
+/// What one callback changed, as the provider is answered.
+#[derive(Debug, Default, Serialize)]
+pub struct Applied {
+    pub status_events: usize,
+    pub matched_messages: usize,
+    /// Customers whose consent changed.
+    pub consent_changes: usize,
+    /// Suppression-list entries added or lifted.
+    pub suppressions: usize,
+}
+
+/// The connector's channel and the categories an opt-out or opt-in covers.
+pub struct Source<'a> {
+    pub connector: &'a str,
+    pub channel: Channel,
+    pub categories: &'a [String],
+}
+
+pub async fn apply(
+    store: &dyn Store,
+    source: &Source<'_>,
+    events: Vec<Inbound>,
+    now: i64,
+) -> Result<Applied, StoreError> {
+    let mut applied = Applied::default();
+    for event in events {
+        match event {
+            Inbound::Status {
+                provider_message_id,
+                state,
+                code,
+                description,
+            } => {
+                applied.status_events += 1;
+                let report = ProviderStatus {
+                    connector: source.connector.to_owned(),
+                    provider_message_id,
+                    state: state.as_str().to_owned(),
+                    code,
+                    description,
+                    at: now,
+                };
+                if store.apply_provider_status(report).await?.is_some() {
+                    applied.matched_messages += 1;
+                }
+            }
+            Inbound::OptOut(address) => {
+                let Some(key) = key(source, &address) else {
+                    continue;
+                };
+                let suppression =
+                    suppression(source, key.clone(), SuppressionReason::OptOut, None, now);
+                applied.suppressions += usize::from(store.suppress(suppression).await?);
+                applied.consent_changes +=
+                    consent(store, source, &key, ConsentStatus::OptedOut, now).await?;
+            }
+            Inbound::OptIn(address) => {
+                let Some(key) = key(source, &address) else {
+                    continue;
+                };
+                let lifted = store
+                    .delete_suppression(source.channel, &key, Some(SuppressionReason::OptOut))
+                    .await?;
+                applied.suppressions += usize::from(lifted);
+                applied.consent_changes +=
+                    consent(store, source, &key, ConsentStatus::OptedIn, now).await?;
+            }
+            Inbound::Undeliverable { address, reason } => {
+                let Some(key) = key(source, &address) else {
+                    continue;
+                };
+                let kind = if source.channel == Channel::Email {
+                    SuppressionReason::Bounce
+                } else {
+                    SuppressionReason::DeadAddress
+                };
+                let suppression = suppression(source, key, kind, Some(reason), now);
+                applied.suppressions += usize::from(store.suppress(suppression).await?);
+            }
+        }
+    }
+    Ok(applied)
+}
+
+/// The address in its stored form; one the channel cannot have (a short
+/// code, a malformed email) is logged and skipped, not fatal to the batch.
+fn key(source: &Source<'_>, address: &str) -> Option<String> {
+    address_key(source.channel, address)
+        .inspect_err(|e| {
+            tracing::warn!(
+                connector = source.connector,
+                "inbound event for an unusable address: {e}"
+            )
+        })
+        .ok()
+}
+
+fn suppression(
+    source: &Source<'_>,
+    address: String,
+    reason: SuppressionReason,
+    note: Option<String>,
+    now: i64,
+) -> Suppression {
+    Suppression {
+        channel: source.channel,
+        address,
+        reason,
+        source: source.connector.to_owned(),
+        note,
+        created_at: now,
+    }
+}
+
+/// Consent of every customer who owns the address, in every category.
+async fn consent(
+    store: &dyn Store,
+    source: &Source<'_>,
+    key: &str,
+    status: ConsentStatus,
+    now: i64,
+) -> Result<usize, StoreError> {
+    let word = match status {
+        ConsentStatus::OptedOut => "opt-out",
+        ConsentStatus::OptedIn => "opt-in",
+    };
+    let consent = Consent {
+        status,
+        at: jiff::Timestamp::from_millisecond(now).unwrap_or(jiff::Timestamp::UNIX_EPOCH),
+        source: Some(format!("{} {word}", source.connector)),
+    };
+    store
+        .consent_by_address(
+            key,
+            source.channel,
+            source.categories.to_vec(),
+            consent,
+            now,
+        )
+        .await
+}

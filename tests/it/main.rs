@@ -8,6 +8,7 @@ mod contract;
 mod durability;
 mod email;
 mod faults;
+mod layers;
 mod provider_specs;
 mod push;
 mod routing;

@@ -214,6 +214,9 @@ pub enum Outcome {
     Sent,
     Retryable,
     Permanent,
+    /// The gateway stopped while the attempt was in flight: the provider
+    /// may have the message. Recorded at the next start, before the retry.
+    Interrupted,
 }
 
 impl Outcome {
@@ -222,6 +225,7 @@ impl Outcome {
             Outcome::Sent => "sent",
             Outcome::Retryable => "retryable",
             Outcome::Permanent => "permanent",
+            Outcome::Interrupted => "interrupted",
         }
     }
 }
@@ -234,6 +238,7 @@ impl FromStr for Outcome {
             "sent" => Ok(Outcome::Sent),
             "retryable" => Ok(Outcome::Retryable),
             "permanent" => Ok(Outcome::Permanent),
+            "interrupted" => Ok(Outcome::Interrupted),
             other => Err(format!("unknown attempt outcome {other:?}")),
         }
     }
@@ -245,11 +250,31 @@ pub fn e164(raw: &str) -> Result<String, String> {
     if !raw.starts_with('+') {
         return Err(invalid("it must start with + and the country code"));
     }
+    // The parser reads letters as a phone keypad would (`abc` = 2): a
+    // number with letters is a mistake here, not a vanity number.
+    if !raw[1..]
+        .chars()
+        .all(|c| c.is_ascii_digit() || matches!(c, ' ' | '-' | '(' | ')' | '.'))
+    {
+        return Err(invalid("only digits, spaces and - ( ) . may follow the +"));
+    }
     let number = phonenumber::parse(None, raw).map_err(|e| invalid(&e.to_string()))?;
     if !phonenumber::is_valid(&number) {
         return Err(invalid("no such number in its country's numbering plan"));
     }
     Ok(number.format().mode(phonenumber::Mode::E164).to_string())
+}
+
+/// Why `text` may not be stored or sent, if it may not: control characters
+/// (NUL, ANSI escapes; tab and newlines are fine) and the bidirectional
+/// embedding, override and isolate marks that make text read other than it is.
+pub fn unsafe_text(text: &str) -> Option<String> {
+    text.chars()
+        .find(|&c| {
+            (c.is_control() && !matches!(c, '\t' | '\n' | '\r'))
+                || matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+        })
+        .map(|c| format!("contains the control character U+{:04X}", c as u32))
 }
 
 /// The ISO 3166 country of an E.164 number, e.g. `NL` for `+31...`.
@@ -280,6 +305,27 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn phone_numbers_with_letters_are_refused() {
+        assert!(super::e164("+3161234abcd").is_err());
+        assert_eq!(super::e164("+31 (6) 1234-5678").unwrap(), "+31612345678");
+    }
+
+    #[test]
+    fn control_and_bidi_characters_are_unsafe() {
+        assert_eq!(super::unsafe_text("line one\nline two\ttab"), None);
+        for bad in [
+            "a\0b",
+            "red \u{1b}[31m",
+            "abc\u{202E}cba",
+            "\u{2066}x\u{2069}",
+            "\u{85}",
+        ] {
+            assert!(super::unsafe_text(bad).is_some(), "{bad:?}");
+        }
+        assert_eq!(super::unsafe_text("مرحبا שלום 你好"), None);
     }
 
     #[test]

@@ -122,6 +122,26 @@ async fn a_202_survives_kill_9_and_only_in_flight_attempts_are_resent() {
         assert_eq!(got[text], 2, "{text} sent more than twice");
         assert_eq!(before_restart.get(text), Some(&1));
     }
+    // Every attempt cut short says so in the history, ahead of its retry:
+    // the provider may have the message twice.
+    for id in interrupted
+        .iter()
+        .filter(|id| accepted.iter().any(|(a, _)| a == *id))
+    {
+        let message: serde_json::Value = reqwest::get(format!("{}/v1/messages/{id}", gateway.url))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let attempts = message["attempts"].as_array().unwrap();
+        let cut = attempts
+            .iter()
+            .find(|a| a["outcome"] == "interrupted")
+            .unwrap_or_else(|| panic!("no interrupted attempt: {message}"));
+        let why = cut["error"]["message"].as_str().unwrap();
+        assert!(why.contains("may have the message"), "{why}");
+    }
     println!(
         "crash test: {} accepted before kill -9, {} attempts in flight at the crash, {} re-sent after restart",
         accepted.len(),

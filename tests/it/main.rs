@@ -8,6 +8,7 @@ mod contract;
 mod durability;
 mod email;
 mod faults;
+mod hardening;
 mod layers;
 mod provider_specs;
 mod push;

@@ -1,7 +1,7 @@
 //! `POST /v1/cancellations`: a purchase cancels the abandoned-cart reminder.
 
+use super::body::{parse_json, read_body};
 use super::compose::e164;
-use super::messages::read_body;
 use super::{ApiError, AppState};
 use crate::message::MessageStatus;
 use crate::store::now_ms;
@@ -45,13 +45,7 @@ pub async fn cancel(
     body: Body,
 ) -> Result<(StatusCode, Json<CancelAnswer>), ApiError> {
     let bytes = read_body(&state, body).await?;
-    let request: CancelRequest = serde_json::from_slice(&bytes).map_err(|e| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_json",
-            format!("invalid request body: {e}"),
-        )
-    })?;
+    let request: CancelRequest = parse_json(&bytes)?;
     let to = request.to.as_ref();
     let phone = to.and_then(|t| t.phone.as_deref());
     let email = to.and_then(|t| t.email.as_deref());

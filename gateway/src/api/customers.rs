@@ -1,7 +1,8 @@
 //! Customer profiles: `PUT/GET/DELETE /v1/customers/{id}` and
 //! `PATCH /v1/customers/{id}/consent`.
 
-use super::messages::{parse_json, read_body, timestamp};
+use super::body::{parse_json, read_body};
+use super::messages::timestamp;
 use super::{ApiError, AppState};
 use crate::customer::{Consent, ConsentStatus, Profile};
 use crate::message::Channel;
@@ -17,7 +18,9 @@ use std::sync::Arc;
 
 /// Platform ids are opaque but bounded and URL-safe.
 fn check_id(id: &str) -> Result<(), ApiError> {
+    // Not `.` or `..` or any id starting with a dot: ids end up in paths and logs.
     let ok = (1..=128).contains(&id.len())
+        && !id.starts_with('.')
         && id
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':' | b'@'));
@@ -27,7 +30,7 @@ fn check_id(id: &str) -> Result<(), ApiError> {
         Err(ApiError::invalid(
             "invalid_customer_id",
             "id",
-            "customer ids are 1-128 characters of letters, digits and - _ . : @",
+            "customer ids are 1-128 characters of letters, digits and - _ . : @, not starting with .",
         ))
     }
 }
@@ -52,6 +55,7 @@ pub async fn put(
     check_id(&id)?;
     let profile: Profile = parse_json(&read_body(&state, body).await?)?;
     let profile = profile.validate().map_err(invalid)?;
+    check_against_policy(&state, &profile)?;
     let now = now_ms();
     let created = state
         .store
@@ -101,6 +105,34 @@ pub async fn delete(
     } else {
         Err(ApiError::not_found(format!("no customer {id:?}")))
     }
+}
+
+/// A profile may only name regions and categories the gateway knows: an
+/// unknown one would be stored and silently never match.
+fn check_against_policy(state: &AppState, profile: &Profile) -> Result<(), ApiError> {
+    if let Some(region) = &profile.region
+        && !state.policy.regions.values().any(|r| r == region)
+        && !state.policy.routing.regions.contains_key(region)
+    {
+        return Err(ApiError::invalid(
+            "unknown_region",
+            "region",
+            format!("no region {region:?} in [regions]"),
+        ));
+    }
+    for (channel, by_category) in &profile.consent {
+        if let Some(category) = by_category
+            .keys()
+            .find(|c| !state.policy.categories.contains_key(*c))
+        {
+            return Err(ApiError::invalid(
+                "unknown_category",
+                &format!("consent.{channel}.{category}"),
+                format!("no category {category:?} is configured"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// `{"sms": {"marketing": {"status": "opted_out", "source": "support"}}}`

@@ -5,6 +5,8 @@
 //! being processed, so a retry that races its original gets `409` instead of
 //! a second message.
 
+use super::ApiError;
+use axum::http::HeaderMap;
 use sha2::{Digest, Sha256};
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -62,6 +64,39 @@ pub fn request_hash(body: &serde_json::Value) -> String {
 /// Keys are opaque to us but must be printable and bounded.
 pub fn valid_key(key: &str) -> bool {
     (1..=MAX_KEY_LEN).contains(&key.len()) && key.bytes().all(|b| (0x21..=0x7e).contains(&b))
+}
+
+/// The `Idempotency-Key` header or the `idempotency_key` field; both must agree.
+pub fn from_request(headers: &HeaderMap, field: Option<&str>) -> Result<Option<String>, ApiError> {
+    let header = match headers.get("idempotency-key") {
+        Some(value) => Some(value.to_str().map_err(|_| {
+            ApiError::invalid(
+                "invalid_idempotency_key",
+                "Idempotency-Key",
+                "must be printable ASCII",
+            )
+        })?),
+        None => None,
+    };
+    let key = match (header, field) {
+        (Some(h), Some(f)) if h != f => {
+            return Err(ApiError::invalid(
+                "invalid_idempotency_key",
+                "idempotency_key",
+                "the Idempotency-Key header and the idempotency_key field differ",
+            ));
+        }
+        (Some(k), _) | (None, Some(k)) => k,
+        (None, None) => return Ok(None),
+    };
+    if !valid_key(key) {
+        return Err(ApiError::invalid(
+            "invalid_idempotency_key",
+            "idempotency_key",
+            format!("must be 1-{} printable ASCII characters", MAX_KEY_LEN),
+        ));
+    }
+    Ok(Some(key.to_owned()))
 }
 
 #[cfg(test)]

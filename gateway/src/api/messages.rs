@@ -1,5 +1,6 @@
 //! `POST /v1/messages` and `GET /v1/messages/{id}`.
 
+use super::body::{parse_json, read_body};
 use super::compose::{Composed, SendRequest, compose, secs_to_ms};
 use super::idempotency;
 use super::{ApiError, AppState};
@@ -7,7 +8,7 @@ use crate::message::Channel;
 use crate::routing::Plan;
 use crate::store::{AttemptRecord, IdempotencyKey, Inserted, MessageRecord, now_ms};
 use axum::Json;
-use axum::body::{Body, to_bytes};
+use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderName, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -34,7 +35,7 @@ pub async fn send(
     }
     let bytes = read_body(&state, body).await?;
     let request: SendRequest = parse_json(&bytes)?;
-    let key = idempotency_key(&headers, request.idempotency_key.as_deref())?;
+    let key = idempotency::from_request(&headers, request.idempotency_key.as_deref())?;
     let _claim = match &key {
         Some(key) => Some(state.in_flight.claim(key).ok_or_else(|| {
             ApiError::new(
@@ -116,63 +117,6 @@ fn backlog_full(state: &AppState) -> Response {
         .headers_mut()
         .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
     response
-}
-
-/// A JSON request body as `T`, or `400 invalid_json` saying what is wrong.
-pub fn parse_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    serde_json::from_slice(bytes).map_err(|e| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_json",
-            format!("invalid request body: {e}"),
-        )
-    })
-}
-
-pub async fn read_body(state: &AppState, body: Body) -> Result<axum::body::Bytes, ApiError> {
-    to_bytes(body, state.max_body_bytes).await.map_err(|_| {
-        ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "body_too_large",
-            format!("request body exceeds {} bytes", state.max_body_bytes),
-        )
-    })
-}
-
-/// The `Idempotency-Key` header or the `idempotency_key` field; both must agree.
-fn idempotency_key(headers: &HeaderMap, field: Option<&str>) -> Result<Option<String>, ApiError> {
-    let header = match headers.get("idempotency-key") {
-        Some(value) => Some(value.to_str().map_err(|_| {
-            ApiError::invalid(
-                "invalid_idempotency_key",
-                "Idempotency-Key",
-                "must be printable ASCII",
-            )
-        })?),
-        None => None,
-    };
-    let key = match (header, field) {
-        (Some(h), Some(f)) if h != f => {
-            return Err(ApiError::invalid(
-                "invalid_idempotency_key",
-                "idempotency_key",
-                "the Idempotency-Key header and the idempotency_key field differ",
-            ));
-        }
-        (Some(k), _) | (None, Some(k)) => k,
-        (None, None) => return Ok(None),
-    };
-    if !idempotency::valid_key(key) {
-        return Err(ApiError::invalid(
-            "invalid_idempotency_key",
-            "idempotency_key",
-            format!(
-                "must be 1-{} printable ASCII characters",
-                idempotency::MAX_KEY_LEN
-            ),
-        ));
-    }
-    Ok(Some(key.to_owned()))
 }
 
 #[derive(Serialize)]

@@ -1,6 +1,7 @@
 //! The HTTP API platforms call.
 
 pub mod backlog;
+mod body;
 mod cancellations;
 mod compose;
 mod customers;
@@ -162,7 +163,11 @@ async fn authenticate(
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
+        .and_then(|v| {
+            // The scheme is case-insensitive (RFC 9110 11.1).
+            let (scheme, key) = v.split_once(' ')?;
+            scheme.eq_ignore_ascii_case("bearer").then(|| key.trim())
+        })
         .unwrap_or("");
     let known = state.api_keys.iter().fold(false, |found, key| {
         found | constant_time_eq(key.as_bytes(), presented.as_bytes())

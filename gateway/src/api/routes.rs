@@ -1,21 +1,26 @@
 //! `POST /v1/routes/preview`: the plan a send would get, nothing stored or sent.
 
+use super::body::{parse_json, read_body};
 use super::compose::{SendRequest, compose};
-use super::messages::{parse_json, read_body};
+use super::idempotency;
 use super::{ApiError, AppState};
 use crate::store::now_ms;
 use axum::Json;
 use axum::body::Body;
 use axum::extract::State;
+use axum::http::HeaderMap;
 use serde_json::{Value, json};
 use std::sync::Arc;
 
 pub async fn preview(
     State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
     body: Body,
 ) -> Result<Json<Value>, ApiError> {
     let bytes = read_body(&state, body).await?;
     let request: SendRequest = parse_json(&bytes)?;
+    // Refused here exactly when a send would refuse it.
+    idempotency::from_request(&headers, request.idempotency_key.as_deref())?;
     let composed = compose(&state, request, now_ms()).await?;
     let message = composed.message;
     let deliveries: Vec<Value> = message

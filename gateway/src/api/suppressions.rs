@@ -1,7 +1,8 @@
 //! `GET/PUT/DELETE /v1/suppressions/{channel}/{address}`: the suppression
 //! list, for support staff ("why does this number get nothing?").
 
-use super::messages::{parse_json, read_body, timestamp};
+use super::body::{parse_json, read_body};
+use super::messages::timestamp;
 use super::{ApiError, AppState};
 use crate::customer::{Suppression, SuppressionReason, address_key};
 use crate::message::Channel;

@@ -2,7 +2,7 @@
 //! connector that understands them (it checks the provider's signature),
 //! then applied by [`crate::webhooks::inbound`].
 
-use super::messages::read_body;
+use super::body::read_body;
 use super::{ApiError, AppState};
 use crate::plugins::{WebhookRejection, WebhookRequest};
 use crate::store::now_ms;

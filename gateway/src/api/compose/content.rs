@@ -73,11 +73,71 @@ fn check_metadata(field: &str, metadata: &BTreeMap<String, String>) -> Result<()
                 format!("keys are 1-{MAX_METADATA_KEY} characters of A-Z, a-z, 0-9, _ - . :"),
             ));
         }
+        if let Some(header) = key.strip_prefix("header:")
+            && RESERVED_HEADERS.contains(&header.to_ascii_lowercase().as_str())
+        {
+            return Err(ApiError::invalid(
+                "reserved_header",
+                &format!("{field}.{key}"),
+                format!("{header} is set from the message itself and cannot be overridden"),
+            ));
+        }
         if value.chars().count() > MAX_METADATA_VALUE {
             return Err(ApiError::invalid(
                 "invalid_metadata",
                 &format!("{field}.{key}"),
                 format!("values are at most {MAX_METADATA_VALUE} characters"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Mail headers the provider sets from the message itself: a `header:`
+/// override of one would send another sender, recipient or subject than the
+/// message says (SendGrid refuses most of them anyway, after the fact).
+const RESERVED_HEADERS: &[&str] = &[
+    "from",
+    "to",
+    "cc",
+    "bcc",
+    "subject",
+    "reply-to",
+    "sender",
+    "return-path",
+    "content-type",
+    "content-transfer-encoding",
+    "dkim-signature",
+    "received",
+    "x-sg-id",
+    "x-sg-eid",
+    "message-id",
+    "date",
+    "mime-version",
+];
+
+/// No control or bidi-override characters anywhere a person or a log reads.
+fn check_characters(channel: Channel, content: &Content) -> Result<(), ApiError> {
+    let fields = [
+        ("text", Some(content.text.as_str())),
+        ("subject", content.subject.as_deref()),
+        ("html", content.html.as_deref()),
+    ];
+    let metadata = content
+        .metadata
+        .values()
+        .map(|v| ("metadata", Some(v.as_str())));
+    let parameters = content
+        .template
+        .iter()
+        .flat_map(|t| t.parameters.iter().chain([&t.name]))
+        .map(|p| ("template", Some(p.as_str())));
+    for (field, value) in fields.into_iter().chain(metadata).chain(parameters) {
+        if let Some(why) = value.and_then(crate::message::unsafe_text) {
+            return Err(ApiError::invalid(
+                "unsafe_text",
+                &format!("content.{channel}.{field}"),
+                format!("content.{field} {why}"),
             ));
         }
     }
@@ -180,12 +240,14 @@ impl ContentRequest {
         if let Some(template) = &template {
             check_template(&format!("content.{channel}.template"), template)?;
         }
-        Ok(Content {
+        let content = Content {
             subject: pick(variant.map(|v| &v.subject), &self.subject),
             text,
             html: pick(variant.map(|v| &v.html), &self.html),
             metadata,
             template,
-        })
+        };
+        check_characters(channel, &content)?;
+        Ok(content)
     }
 }

@@ -74,7 +74,7 @@ impl SqliteStore {
         let writer = connect(path)?;
         writer.execute_batch(SCHEMA)?;
         customers::build_address_index(&writer)?;
-        queue::recover_leases(&writer)?;
+        queue::recover_leases(&writer, super::now_ms())?;
         outbox::recover_leases(&writer)?;
         let readers = (0..READERS)
             .map(|_| connect(path))

@@ -10,12 +10,50 @@ use std::sync::LazyLock;
 
 /// One process owns an SQLite file, so at start every lease in it belongs
 /// to a process that is gone: those deliveries are due again now, under the
-/// same message id, so providers that deduplicate can.
-pub fn recover_leases(conn: &Connection) -> Result<(), StoreError> {
-    let deliveries = conn.execute(
-        "UPDATE deliveries SET state = 'pending', lease_until = NULL WHERE state = 'leased'",
-        [],
-    )?;
+/// same message id, so providers that deduplicate can. Each gets an
+/// `interrupted` attempt first: the provider may have the message already,
+/// and the history says so. (The lease itself is the record that the
+/// attempt started, so the hot path writes nothing extra.)
+pub fn recover_leases(conn: &Connection, now: i64) -> Result<(), StoreError> {
+    let cut_short: Vec<(i64, String, String, String, Option<i64>)> = conn
+        .prepare(
+            "UPDATE deliveries SET state = 'pending', lease_until = NULL WHERE state = 'leased'
+             RETURNING id, message_id, connector, channel, lease_until",
+        )?
+        .query_map([], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+        })?
+        .collect::<Result<_, _>>()?;
+    let deliveries = cut_short.len();
+    for (delivery_id, message_id, connector, channel, lease_until) in cut_short {
+        let number: u32 = conn.query_row(
+            "UPDATE messages SET attempt_count = attempt_count + 1 WHERE id = ?1
+             RETURNING attempt_count",
+            params![message_id],
+            |r| r.get(0),
+        )?;
+        let lease = lease_until.map_or_else(String::new, |at| {
+            jiff::Timestamp::from_millisecond(at)
+                .map(|t| format!(" (its lease ran until {t})"))
+                .unwrap_or_default()
+        });
+        conn.execute(
+            "INSERT INTO attempts (message_id, number, delivery_id, connector, channel,
+                 started_at, finished_at, outcome, error_code, error_message)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, 'interrupted', 'interrupted', ?7)",
+            params![
+                message_id,
+                number,
+                delivery_id,
+                connector,
+                channel,
+                now,
+                format!(
+                    "the gateway stopped while this attempt was in flight{lease}; the provider may have the message"
+                ),
+            ],
+        )?;
+    }
     if deliveries > 0 {
         tracing::warn!(
             deliveries,

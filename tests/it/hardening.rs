@@ -1,0 +1,118 @@
+//! What an attack on a running gateway found, each finding pinned by a test.
+
+use crate::support::{TestGateway, answer, default_twilio, sms};
+use crossgate_tests::ProviderSim;
+use serde_json::json;
+
+const KEY: &str = "a-test-api-key-of-some-length";
+
+/// Finding 5: input that was accepted and should not have been.
+#[tokio::test]
+async fn malformed_input_is_refused_and_changes_nothing() {
+    let sim = ProviderSim::start().await.unwrap();
+    let gw = TestGateway::start(&format!(
+        "[regions]\nEU = [\"NL\"]\n[categories.transactional]\nconsent = \"opt-out\"\n{}",
+        default_twilio(&sim.url())
+    ))
+    .await;
+    let (status, _) = gw
+        .put_customer(
+            "c1",
+            &json!({"addresses": {"phone": "+31612345678"}, "region": "EU"}),
+        )
+        .await;
+    assert_eq!(status, 201);
+
+    // A JSON array where an object belongs: serde would read it by position.
+    let (status, body) = gw.put_customer("c1", &json!([])).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("invalid_json"))
+    );
+    assert_eq!(
+        gw.customer("c1").await["addresses"]["phone"],
+        "+31612345678"
+    );
+    let (status, _) = gw
+        .send(&json!(["sms", {"phone": "+31612345678"}, null, null, null, {"text": "hi"}]))
+        .await;
+    assert_eq!(status, 400);
+
+    // Letters are not keypad digits.
+    let (status, body) = gw.send(&sms("+3161234abcd", "hi")).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (422, Some("invalid_phone"))
+    );
+
+    // Control and bidi-override characters never reach a provider or a log.
+    for text in ["a\u{0}b", "\u{1b}[31mred", "abc\u{202E}cba"] {
+        let (status, body) = gw.send(&sms("+31612345678", text)).await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (422, Some("unsafe_text")),
+            "{text:?}"
+        );
+    }
+
+    // Preview refuses the idempotency keys a send refuses.
+    let mut request = sms("+31612345678", "hi");
+    request["idempotency_key"] = json!("ключ");
+    let (status, _) = gw.post("/v1/routes/preview", &request).await;
+    assert_eq!(status, 422);
+
+    // Profiles name only configured regions and categories; ids are not paths.
+    let (status, body) = gw.put_customer("c2", &json!({"region": "MARS"})).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (422, Some("unknown_region"))
+    );
+    let consent = json!({"consent": {"sms": {"gossip": {"status": "opted_in", "at": "2026-01-01T00:00:00Z"}}}});
+    let (status, body) = gw.put_customer("c2", &consent).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (422, Some("unknown_category"))
+    );
+    let (status, _) = gw.put_customer(".hidden", &json!({})).await;
+    assert_eq!(status, 422);
+
+    // Headers the message itself sets cannot be overridden.
+    let mail = json!({"channel": "sms", "to": {"phone": "+31612345678"},
+                      "content": {"text": "hi", "metadata": {"header:Subject": "other"}}});
+    let (status, body) = gw.send(&mail).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (422, Some("reserved_header"))
+    );
+    assert_eq!(gw.stored_messages(), 0);
+    assert!(sim.requests().is_empty());
+}
+
+/// Finding 5: the bearer scheme is case-insensitive.
+#[tokio::test]
+async fn the_bearer_scheme_is_case_insensitive() {
+    let sim = ProviderSim::start().await.unwrap();
+    let gw = TestGateway::start(&format!(
+        "[server]\napi_keys = [\"{KEY}\"]\n{}",
+        default_twilio(&sim.url())
+    ))
+    .await;
+    for scheme in ["Bearer", "bearer", "BEARER"] {
+        let response = gw
+            .client
+            .get(format!("{}/v1/messages/msg_none", gw.url))
+            .header("authorization", format!("{scheme} {KEY}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer(response).await.0, 404, "{scheme}");
+    }
+    let wrong = gw
+        .client
+        .get(format!("{}/v1/messages/msg_none", gw.url))
+        .header("authorization", format!("Basic {KEY}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status().as_u16(), 401);
+}

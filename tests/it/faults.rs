@@ -116,3 +116,67 @@ max_attempts = 1
     assert_eq!(health.status().as_u16(), 200);
     gw.stop().await;
 }
+
+/// Finding 4: a plugin's requests per call are bounded, and what it returns
+/// or logs is bounded and cannot forge log lines.
+#[tokio::test]
+async fn a_plugins_requests_and_words_are_bounded() {
+    let sim = ProviderSim::start().await.unwrap();
+    let chatty = format!(
+        r#"
+[[connectors]]
+name = "chatty"
+plugin = "test_faults.wasm"
+channel = "sms"
+allowed_hosts = ["{}"]
+[connectors.config]
+mode = "chatty"
+url = "{}/chatty"
+"#,
+        sim.url(),
+        sim.url()
+    );
+    let toml = format!(
+        "[plugins]\nmax_requests_per_call = 5\n[dispatch]\nmax_attempts = 1\n{chatty}{}{}",
+        fault("noisy", "noisy", ""),
+        default_twilio(&sim.url())
+    );
+    let gw = TestGateway::start(&toml).await;
+    let id = gw.send_ok(&sms("+31612345678", "hello")).await;
+    let message = gw.settled(&id).await;
+    assert_eq!(message["delivered_by"], "twilio", "{message:#}");
+
+    let chatty = &message["attempts"][0];
+    assert_eq!(chatty["error"]["code"], "egress_denied", "{chatty}");
+    let why = chatty["error"]["message"].as_str().unwrap();
+    assert!(why.contains("max_requests_per_call"), "{why}");
+    let calls = sim
+        .requests()
+        .iter()
+        .filter(|r| r.path == "/chatty")
+        .count();
+    assert_eq!(calls, 5, "one call made more requests than allowed");
+
+    let noisy = &message["attempts"][1];
+    assert_eq!(noisy["error"]["code"], "badcode");
+    let words = noisy["error"]["message"].as_str().unwrap();
+    assert!(words.len() <= 2048, "{} bytes kept", words.len());
+    assert!(
+        !words.chars().any(char::is_control),
+        "control characters kept"
+    );
+    let served = gw
+        .client
+        .get(format!("{}/v1/messages/{id}", gw.url))
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert!(
+        served.len() < 16 * 1024,
+        "GET served {} bytes",
+        served.len()
+    );
+}

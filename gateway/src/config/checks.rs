@@ -71,6 +71,14 @@ fn limits(config: &Config, errors: &mut Vec<ConfigError>) {
             "plugins.max_instances",
             u64::from(config.plugins.max_instances),
         ),
+        (
+            "plugins.max_requests_per_call",
+            u64::from(config.plugins.max_requests_per_call),
+        ),
+        (
+            "plugins.max_requests_in_flight",
+            u64::from(config.plugins.max_requests_in_flight),
+        ),
         ("dispatch.concurrency", config.dispatch.concurrency as u64),
         (
             "dispatch.max_attempts",

@@ -105,6 +105,21 @@ pub struct PluginsConfig {
     /// `max_instances = 1000`: sandboxes alive at once (the pooling allocator's size).
     #[serde(default = "default_max_instances")]
     pub max_instances: u32,
+    /// `max_requests_per_call = 8`: outbound requests one call may make (a
+    /// token exchange and a send need two; a loop of requests is a fault).
+    #[serde(default = "default_max_requests_per_call")]
+    pub max_requests_per_call: u32,
+    /// `max_requests_in_flight = 2`: outbound requests of one call open at once.
+    #[serde(default = "default_max_requests_in_flight")]
+    pub max_requests_in_flight: u32,
+}
+
+fn default_max_requests_per_call() -> u32 {
+    8
+}
+
+fn default_max_requests_in_flight() -> u32 {
+    2
 }
 
 impl Default for PluginsConfig {
@@ -117,6 +132,8 @@ impl Default for PluginsConfig {
             timeout_ms: default_timeout_ms(),
             max_response_bytes: default_max_response_bytes(),
             max_instances: default_max_instances(),
+            max_requests_per_call: default_max_requests_per_call(),
+            max_requests_in_flight: default_max_requests_in_flight(),
         }
     }
 }

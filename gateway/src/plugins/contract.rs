@@ -12,6 +12,7 @@
 use super::connector_cache::{self, Lookup};
 use super::outcome::{Failure, Receipt};
 use super::sandbox::CallState;
+use super::untrusted;
 use super::{Inbound, Outgoing, WebhookRejection, WebhookRequest};
 use crate::message::{Channel, ProviderState};
 use std::time::Duration;
@@ -185,8 +186,14 @@ fn same_minor(a: &str, b: &str) -> bool {
 
 impl wit::Host for CallState {}
 
-/// The longest plugin log line kept.
+/// What is kept of a plugin's words: log lines, failure messages, reasons,
+/// codes, provider ids, addresses (a Web Push subscription is the longest).
 const MAX_LOG_LINE: usize = 2048;
+const MAX_MESSAGE: usize = 2048;
+const MAX_REASON: usize = 512;
+const MAX_CODE: usize = 64;
+const MAX_PROVIDER_ID: usize = 256;
+const MAX_ADDRESS: usize = 8192;
 /// The most cache keys one call may claim to fill.
 const MAX_CLAIMS: usize = 16;
 /// The most dead addresses one call may report.
@@ -194,8 +201,7 @@ const MAX_DEAD_REPORTS: usize = 16;
 
 impl v2::crossgate::connector::host::Host for CallState {
     fn log(&mut self, level: Level, message: String) {
-        let mut message = message;
-        truncate(&mut message, MAX_LOG_LINE);
+        let message = untrusted::text(&message, MAX_LOG_LINE);
         let connector = &*self.scope.name;
         match level {
             Level::Trace => tracing::trace!(connector, "{message}"),
@@ -239,10 +245,10 @@ impl v2::crossgate::connector::host::Host for CallState {
         if self.dead_addresses.len() >= MAX_DEAD_REPORTS {
             return;
         }
-        let (mut address, mut reason) = (address, reason);
-        truncate(&mut address, 8192);
-        truncate(&mut reason, MAX_LOG_LINE);
-        self.dead_addresses.push((address, reason));
+        self.dead_addresses.push((
+            untrusted::text(&address, MAX_ADDRESS),
+            untrusted::text(&reason, MAX_REASON),
+        ));
     }
 }
 
@@ -254,17 +260,6 @@ impl v1::crossgate::connector::host::Host for CallState {
 
     fn config(&mut self) -> Vec<(String, String)> {
         v2::crossgate::connector::host::Host::config(self)
-    }
-}
-
-/// Cut `text` to at most `max` bytes on a character boundary.
-fn truncate(text: &mut String, max: usize) {
-    if text.len() > max {
-        let mut end = max;
-        while !text.is_char_boundary(end) {
-            end -= 1;
-        }
-        text.truncate(end);
     }
 }
 
@@ -312,7 +307,7 @@ pub fn message(out: &Outgoing<'_>) -> wit::Message {
 
 pub fn receipt(receipt: wit::Receipt) -> Receipt {
     Receipt {
-        provider_message_id: receipt.provider_message_id,
+        provider_message_id: untrusted::text(&receipt.provider_message_id, MAX_PROVIDER_ID),
     }
 }
 
@@ -320,8 +315,8 @@ pub fn failure(f: wit::Failure) -> Failure {
     Failure {
         retryable: f.retryable,
         retry_after: f.retry_after_ms.map(Duration::from_millis),
-        code: f.code,
-        message: f.message,
+        code: untrusted::code(&f.code, MAX_CODE),
+        message: untrusted::text(&f.message, MAX_MESSAGE),
     }
 }
 
@@ -337,18 +332,20 @@ pub fn webhook_request(req: WebhookRequest) -> wit::WebhookRequest {
 pub fn inbound(event: wit::InboundEvent) -> Inbound {
     match event {
         wit::InboundEvent::Status(s) => Inbound::Status {
-            provider_message_id: s.provider_message_id,
+            provider_message_id: untrusted::text(&s.provider_message_id, MAX_PROVIDER_ID),
             state: match s.state {
                 wit::DeliveryState::Sent => ProviderState::Sent,
                 wit::DeliveryState::Delivered => ProviderState::Delivered,
                 wit::DeliveryState::Read => ProviderState::Read,
                 wit::DeliveryState::Failed => ProviderState::Failed,
             },
-            code: s.code,
-            description: s.description,
+            code: s.code.map(|c| untrusted::code(&c, MAX_CODE)),
+            description: s.description.map(|d| untrusted::text(&d, MAX_REASON)),
         },
-        wit::InboundEvent::OptOut(address) => Inbound::OptOut(address),
-        wit::InboundEvent::OptIn(address) => Inbound::OptIn(address),
+        wit::InboundEvent::OptOut(address) => {
+            Inbound::OptOut(untrusted::text(&address, MAX_ADDRESS))
+        }
+        wit::InboundEvent::OptIn(address) => Inbound::OptIn(untrusted::text(&address, MAX_ADDRESS)),
     }
 }
 
@@ -356,6 +353,7 @@ pub fn inbound(event: wit::InboundEvent) -> Inbound {
 /// the kind in front (`unauthorized: ...`). Plugins from older SDKs send
 /// bare text, read as malformed.
 pub fn webhook_rejection(text: String) -> WebhookRejection {
+    let text = untrusted::text(&text, MAX_REASON);
     if let Some(why) = text.strip_prefix("unauthorized: ") {
         WebhookRejection::Unauthorized(why.to_owned())
     } else if text.starts_with("unsupported: ") {

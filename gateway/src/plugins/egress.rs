@@ -1,35 +1,61 @@
 //! The sandbox's only door: outbound `wasi:http`, checked against the
 //! connector's `allowed_hosts` and sent through the gateway's pooled client.
+//! One call may make a bounded number of requests, a few at a time: a plugin
+//! that loops on requests costs one failed attempt, not the gateway's sockets.
 
+use super::sandbox::CallLimits;
 use super::scope::Scope;
 use crate::origin::Origin;
 use crate::outbound::OutboundClient;
 use http_body_util::{BodyExt, Full, Limited};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody, WasiHttpHooks};
 
-/// One call's view of the door: which origins it may reach, and which one it
-/// was refused, so the attempt's reason can name it.
+/// One call's view of the door: which origins it may reach, how many
+/// requests it has left, and why one was refused, so the attempt's reason
+/// can say.
 pub struct Egress {
     scope: Arc<Scope>,
     client: OutboundClient,
     max_response_bytes: u64,
-    denied: Option<String>,
+    requests_left: u32,
+    max_in_flight: u32,
+    in_flight: Arc<AtomicU32>,
+    refused: Option<String>,
+}
+
+/// Counts a request as open until its response headers arrive (or it fails).
+struct Open(Arc<AtomicU32>);
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl Egress {
-    pub fn new(scope: Arc<Scope>, client: OutboundClient, max_response_bytes: u64) -> Self {
+    pub fn new(scope: Arc<Scope>, client: OutboundClient, limits: &CallLimits) -> Self {
         Egress {
             scope,
             client,
-            max_response_bytes,
-            denied: None,
+            max_response_bytes: limits.max_response_bytes,
+            requests_left: limits.max_requests,
+            max_in_flight: limits.max_requests_in_flight,
+            in_flight: Arc::default(),
+            refused: None,
         }
     }
 
-    /// The origin of a request refused during this call.
-    pub fn denied(&self) -> Option<String> {
-        self.denied.clone()
+    /// Why a request was refused during this call, if one was.
+    pub fn refused(&self) -> Option<String> {
+        self.refused.clone()
+    }
+
+    fn refuse(&mut self, why: String) -> Sending {
+        tracing::warn!(connector = %self.scope.name, "outbound request refused: {why}");
+        self.refused = Some(why);
+        Box::new(async { Err(HttpError::HttpRequestDenied) })
     }
 
     /// Whether `allowed_hosts` lists the request's origin, read from the
@@ -45,6 +71,9 @@ impl Egress {
 }
 
 type IoFuture = Box<dyn Future<Output = Result<(), HttpError>> + Send>;
+/// What `send_request` hands back: the response to come.
+type Sending =
+    Box<dyn Future<Output = Result<(http::Response<WasiBody>, IoFuture), HttpError>> + Send>;
 
 impl WasiHttpHooks for Egress {
     fn send_request(
@@ -52,13 +81,27 @@ impl WasiHttpHooks for Egress {
         request: http::Request<WasiBody>,
         options: Option<RequestOptions>,
         _fut: IoFuture,
-    ) -> Box<dyn Future<Output = Result<(http::Response<WasiBody>, IoFuture), HttpError>> + Send>
-    {
+    ) -> Sending {
         if let Err(origin) = self.check(request.uri()) {
-            tracing::warn!(connector = %self.scope.name, %origin, "outbound request denied: not in allowed_hosts");
-            self.denied = Some(origin);
-            return Box::new(async { Err(HttpError::HttpRequestDenied) });
+            return self.refuse(format!(
+                "outbound request to {origin} denied: not in allowed_hosts"
+            ));
         }
+        if self.requests_left == 0 {
+            return self.refuse(
+                "more outbound requests than plugins.max_requests_per_call allows in one call"
+                    .to_owned(),
+            );
+        }
+        if self.in_flight.load(Ordering::Relaxed) >= self.max_in_flight {
+            return self.refuse(format!(
+                "more than plugins.max_requests_in_flight = {} outbound requests open at once",
+                self.max_in_flight
+            ));
+        }
+        self.requests_left -= 1;
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        let open = Open(self.in_flight.clone());
         let client = self.client.clone();
         let max_response = usize::try_from(self.max_response_bytes).unwrap_or(usize::MAX);
         let first_byte = options.and_then(|o| o.first_byte_timeout);
@@ -77,6 +120,7 @@ impl WasiHttpHooks for Egress {
                 None => sending.await,
             }
             .map_err(|e| classify(&e))?;
+            drop(open);
             let response = response.map(|body| {
                 Limited::new(body, max_response)
                     .map_err(|e| {

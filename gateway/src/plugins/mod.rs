@@ -13,6 +13,7 @@ mod egress;
 mod outcome;
 mod sandbox;
 mod scope;
+mod untrusted;
 
 pub use contract::SUPPORTED_CONTRACTS;
 pub use outcome::{Failure, Receipt};
@@ -228,12 +229,12 @@ impl PluginHost {
             );
         }
         loaded.info = PluginInfo {
-            name: described.name,
-            version: described.version,
-            sdk_version: described.sdk_version,
+            name: untrusted::text(&described.name, 64),
+            version: untrusted::text(&described.version, 64),
+            sdk_version: untrusted::text(&described.sdk_version, 64),
             contract_version: loaded.info.contract_version,
             channel,
-            description: described.description,
+            description: untrusted::text(&described.description, 256),
         };
         self.call(&loaded, |c, store| {
             Box::pin(async move { c.validate_config(store).await })
@@ -302,15 +303,13 @@ impl PluginHost {
                 Box::pin(async move { c.deliver(store, &msg).await })
             })
             .await;
-        let result = result.and_then(|result| match (result, &after.denied) {
+        let result = result.and_then(|result| match (result, &after.refused) {
             (Ok(receipt), _) => Ok(contract::receipt(receipt)),
             // The plugin's own account of a refused request is a guess; the
-            // host knows which origin it refused.
-            (Err(_), Some(origin)) => Err(Failure::sandbox(
+            // host knows what it refused and why.
+            (Err(_), Some(why)) => Err(Failure::sandbox(
                 "egress_denied",
-                format!(
-                    "connector {connector:?}: outbound request to {origin} denied: not in allowed_hosts"
-                ),
+                format!("connector {connector:?}: {why}"),
             )),
             (Err(f), None) => Err(contract::failure(f)),
         });
@@ -359,7 +358,7 @@ impl PluginHost {
         })
         .await;
         let after = AfterCall {
-            denied: store.data().egress.denied(),
+            refused: store.data().egress.refused(),
             dead_addresses: std::mem::take(&mut store.data_mut().dead_addresses),
         };
         let failure = match outcome {
@@ -392,6 +391,6 @@ impl PluginHost {
 
 /// What a call leaves behind besides its result.
 struct AfterCall {
-    denied: Option<String>,
+    refused: Option<String>,
     dead_addresses: Vec<(String, String)>,
 }

@@ -32,6 +32,8 @@ pub struct CallLimits {
     pub cpu_ticks: u64,
     pub timeout: Duration,
     pub max_response_bytes: u64,
+    pub max_requests: u32,
+    pub max_requests_in_flight: u32,
 }
 
 impl CallLimits {
@@ -42,6 +44,8 @@ impl CallLimits {
             cpu_ticks: config.cpu_budget_ms.max(1),
             timeout: Duration::from_millis(config.timeout_ms),
             max_response_bytes: config.max_response_bytes,
+            max_requests: config.max_requests_per_call,
+            max_requests_in_flight: config.max_requests_in_flight,
         }
     }
 }
@@ -136,7 +140,7 @@ impl CallState {
             wasi,
             http: WasiHttpCtx::new(),
             table: ResourceTable::new(),
-            egress: Egress::new(scope.clone(), client, limits.max_response_bytes),
+            egress: Egress::new(scope.clone(), client, limits),
             memory: MemoryLimiter {
                 limit: limits.memory_bytes,
                 exceeded: false,
@@ -202,7 +206,7 @@ pub fn explain_trap(error: &wasmtime::Error, state: &CallState, limits: &CallLim
         .lines()
         .rev()
         .find(|l| !l.trim().is_empty() && !l.starts_with("note: "))
-        .map(|l| format!(": {}", l.trim()))
+        .map(|l| format!(": {}", super::untrusted::text(l.trim(), 512)))
         .unwrap_or_default();
     match error.downcast_ref::<wasmtime::Trap>() {
         Some(trap) => Failure::sandbox(

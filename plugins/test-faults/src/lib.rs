@@ -7,6 +7,8 @@
 //! | `memory`         | allocates until the memory limit stops it            |
 //! | `trap`           | panics, which traps the instance                     |
 //! | `forbidden-host` | calls `url`, a host outside `allowed_hosts`          |
+//! | `chatty`         | calls `url` again and again until refused            |
+//! | `noisy`          | logs forged lines, fails with 8 MiB of control text  |
 //! | `ok`             | succeeds without any I/O                             |
 
 use crossgate_plugin_sdk::{
@@ -24,7 +26,17 @@ impl Connector for Faults {
 
     fn new(config: &Config) -> Result<Self, ConfigError> {
         let mode = config.required("mode")?;
-        if !["loop", "memory", "trap", "forbidden-host", "ok"].contains(&mode) {
+        if ![
+            "loop",
+            "memory",
+            "trap",
+            "forbidden-host",
+            "chatty",
+            "noisy",
+            "ok",
+        ]
+        .contains(&mode)
+        {
             return Err(ConfigError::new("mode", format!("unknown mode {mode:?}")));
         }
         Ok(Faults {
@@ -51,6 +63,20 @@ impl Connector for Faults {
             "forbidden-host" => {
                 let response = http::Request::get(&self.url).send()?;
                 Ok(Receipt::new(format!("leaked-{}", response.status)))
+            }
+            "chatty" => {
+                for _ in 0..1000 {
+                    http::Request::get(&self.url).send()?;
+                }
+                Ok(Receipt::new("never-refused"))
+            }
+            "noisy" => {
+                crossgate_plugin_sdk::log(
+                    crossgate_plugin_sdk::Level::Error,
+                    "benign\n2026-12-01T00:00:00Z ERROR crossgate: admin key rotated\u{1b}[0m",
+                );
+                let flood = "x\n\u{1b}[31m\0".repeat(2 << 20);
+                Err(Failure::permanent("bad\ncode", flood))
             }
             _ => Ok(Receipt::new(format!("ok-{}", msg.id))),
         }

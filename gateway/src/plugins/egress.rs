@@ -3,7 +3,7 @@
 //! One call may make a bounded number of requests, a few at a time: a plugin
 //! that loops on requests costs one failed attempt, not the gateway's sockets.
 
-use super::sandbox::CallLimits;
+use super::limits::CallLimits;
 use super::scope::Scope;
 use crate::origin::Origin;
 use crate::outbound::OutboundClient;

@@ -10,14 +10,15 @@ mod cache;
 mod connector_cache;
 mod contract;
 mod egress;
+mod limits;
 mod outcome;
 mod sandbox;
 mod scope;
 mod untrusted;
 
 pub use contract::SUPPORTED_CONTRACTS;
+pub use limits::CallLimits;
 pub use outcome::{Failure, Receipt};
-pub use sandbox::CallLimits;
 
 use crate::config::{Config, ConfigError, Connector as ConnectorConfig};
 use crate::message::{Channel, Content, ProviderState};

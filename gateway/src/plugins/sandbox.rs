@@ -2,6 +2,7 @@
 
 use super::connector_cache::Claim;
 use super::egress::Egress;
+use super::limits::CallLimits;
 use super::outcome::Failure;
 use super::scope::Scope;
 use crate::config::PluginsConfig;
@@ -24,31 +25,6 @@ const EPOCH_TICK: Duration = Duration::from_millis(1);
 const STDERR_CAPACITY: usize = 4096;
 /// Bytes of each pooled memory and table reset in place rather than unmapped.
 const KEEP_RESIDENT: usize = 1024 * 1024;
-
-/// Per-call limits, from `[plugins]`.
-#[derive(Debug, Clone)]
-pub struct CallLimits {
-    pub memory_bytes: usize,
-    pub cpu_ticks: u64,
-    pub timeout: Duration,
-    pub max_response_bytes: u64,
-    pub max_requests: u32,
-    pub max_requests_in_flight: u32,
-}
-
-impl CallLimits {
-    pub fn from_config(config: &PluginsConfig) -> Self {
-        CallLimits {
-            memory_bytes: usize::try_from(config.memory_limit_mb.saturating_mul(1 << 20))
-                .unwrap_or(usize::MAX),
-            cpu_ticks: config.cpu_budget_ms.max(1),
-            timeout: Duration::from_millis(config.timeout_ms),
-            max_response_bytes: config.max_response_bytes,
-            max_requests: config.max_requests_per_call,
-            max_requests_in_flight: config.max_requests_in_flight,
-        }
-    }
-}
 
 /// One engine for the whole process: pooled instances, epoch interruption.
 pub fn engine(config: &PluginsConfig) -> wasmtime::Result<Engine> {

@@ -5,6 +5,7 @@ use crate::support::child::ChildGateway;
 use crate::support::{TestGateway, default_twilio, sms};
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
+use base64::Engine as _;
 use crossgate_tests::{Behaviour, DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN, ProviderSim};
 use serde_json::{Value, json};
 use std::collections::{HashMap, HashSet};
@@ -285,13 +286,15 @@ async fn status_changes_are_posted_signed_and_retried() {
         .route("/hooks", axum::routing::post(receive))
         .with_state(receiver.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let hook_url = format!("http://{}/hooks", listener.local_addr().unwrap());
+    let hook_origin = format!("http://{}", listener.local_addr().unwrap());
+    let hook_url = format!("{hook_origin}/hooks");
     tokio::spawn(async move { axum::serve(listener, app).await });
 
     let sim = ProviderSim::start().await.unwrap();
     let secret = "callback-secret-0123456789";
+    // Loopback is not public: the test's receiver is listed.
     let gw = TestGateway::start(&format!(
-        "[callbacks]\nsecret = \"{secret}\"\nbackoff_base_ms = 50\n{}",
+        "[callbacks]\nsecret = \"{secret}\"\nbackoff_base_ms = 50\nallowed_hosts = [\"{hook_origin}\"]\n{}",
         default_twilio(&sim.url())
     ))
     .await;
@@ -341,11 +344,37 @@ async fn status_changes_are_posted_signed_and_retried() {
             .unwrap();
         assert!(verify(secret, signature, body), "bad signature {signature}");
         assert!(!verify("another-secret-0123456789", signature, body));
+        // Standard Webhooks: HMAC-SHA256 over "<id>.<t>.<body>", base64, "v1,".
+        let header = |name: &str| headers.get(name).unwrap().to_str().unwrap().to_owned();
+        let (webhook_id, t) = (header("webhook-id"), header("webhook-timestamp"));
+        let mut mac =
+            <hmac::Hmac<sha2::Sha256> as hmac::Mac>::new_from_slice(secret.as_bytes()).unwrap();
+        hmac::Mac::update(&mut mac, format!("{webhook_id}.{t}.{body}").as_bytes());
+        let expected =
+            base64::engine::general_purpose::STANDARD.encode(hmac::Mac::finalize(mac).into_bytes());
+        assert_eq!(header("webhook-signature"), format!("v1,{expected}"));
     }
     assert!(
         *receiver.calls.lock().unwrap() > got.len(),
         "the refused callback was not retried"
     );
+
+    // Loopback, link-local and credentials are refused up front unless listed.
+    for refused in [
+        "http://127.0.0.1:9/hooks".to_owned(),
+        "http://[::1]:9/hooks".to_owned(),
+        "http://169.254.169.254/latest/meta-data".to_owned(),
+        hook_url.replace("http://", "http://user:pw@"),
+    ] {
+        let mut body = sms("+31612345678", "x");
+        body["callback_url"] = json!(refused);
+        let (status, answer) = gw.send(&body).await;
+        assert_eq!(
+            (status, answer["error"]["code"].as_str()),
+            (422, Some("invalid_callback_url")),
+            "{refused}: {answer}"
+        );
+    }
 
     // Without a secret, callbacks are refused up front.
     let plain = TestGateway::start(&default_twilio(&sim.url())).await;

@@ -116,3 +116,85 @@ async fn the_bearer_scheme_is_case_insensitive() {
         .unwrap();
     assert_eq!(wrong.status().as_u16(), 401);
 }
+
+/// Finding 1: callbacks reach public addresses only (a listed origin
+/// aside), and their answer is never read.
+#[tokio::test]
+async fn callbacks_go_only_where_allowed_and_their_answer_is_not_read() {
+    use axum::body::Body;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counted = calls.clone();
+    // Answers 200 with a body that never ends.
+    let app = axum::Router::new().route(
+        "/hooks",
+        axum::routing::post(move || {
+            let counted = counted.clone();
+            async move {
+                counted.fetch_add(1, Ordering::SeqCst);
+                let endless = futures::stream::repeat_with(|| {
+                    Ok::<_, std::io::Error>(bytes::Bytes::from(vec![b'x'; 64 * 1024]))
+                });
+                Body::from_stream(endless)
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let sim = ProviderSim::start().await.unwrap();
+    let gw = TestGateway::start(&format!(
+        "[callbacks]\nsecret = \"callback-secret-0123456789\"\nmax_attempts = 1\ntimeout_ms = 2000\nallowed_hosts = [\"http://127.0.0.1:{port}\"]\n{}",
+        default_twilio(&sim.url())
+    ))
+    .await;
+    let outbox = |state: &str| -> i64 {
+        let conn = rusqlite::Connection::open(&gw.db_path).unwrap();
+        conn.query_row(
+            "SELECT COUNT(*) FROM callbacks_outbox WHERE state = ?1",
+            [state],
+            |r| r.get(0),
+        )
+        .unwrap()
+    };
+
+    let mut listed = sms("+31612345678", "listed");
+    listed["callback_url"] = json!(format!("http://127.0.0.1:{port}/hooks"));
+    let id = gw.send_ok(&listed).await;
+    gw.settled(&id).await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while outbox("pending") + outbox("leased") > 0 || calls.load(Ordering::SeqCst) < 3 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "callbacks did not drain"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        outbox("abandoned"),
+        0,
+        "an endless answer failed the callback"
+    );
+
+    // The same receiver by a name that resolves to loopback is not listed.
+    let before = calls.load(Ordering::SeqCst);
+    let mut unlisted = sms("+31612345678", "unlisted");
+    unlisted["callback_url"] = json!(format!("http://localhost:{port}/hooks"));
+    let id = gw.send_ok(&unlisted).await;
+    gw.settled(&id).await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while outbox("abandoned") < 3 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "callbacks to localhost were not refused"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        before,
+        "a refused callback reached loopback"
+    );
+}

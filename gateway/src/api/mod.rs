@@ -47,6 +47,8 @@ pub struct AppState {
     /// Callbacks are signed; without a secret they are refused.
     pub callbacks_enabled: bool,
     pub default_callback_url: Option<String>,
+    /// Origins callbacks may reach although they are not public.
+    pub callback_hosts: Vec<crate::origin::Origin>,
     /// Idempotency keys whose first request is still being processed.
     pub in_flight: Arc<idempotency::InFlight>,
     /// Tells the dispatcher that new work is waiting.
@@ -92,6 +94,7 @@ impl AppState {
                 .default_url
                 .as_ref()
                 .map(|u| u.get_ref().clone()),
+            callback_hosts: config.callbacks.allowed_hosts.clone(),
             in_flight: Arc::default(),
             wake,
             backlog: Arc::new(backlog::Backlog::new(config.server.max_backlog)),

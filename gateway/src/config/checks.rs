@@ -2,6 +2,7 @@
 //! what it finds to one list, so `crossgate check` prints every problem.
 
 use super::{Config, ConfigError, Connector, ConnectorConfig};
+use crate::origin::Origin;
 use std::collections::HashSet;
 use std::path::PathBuf;
 use toml::Spanned;
@@ -127,7 +128,7 @@ fn callbacks(
         }
     }
     if let Some(url) = &config.callbacks.default_url {
-        if let Err(e) = callback_url(url.get_ref()) {
+        if let Err(e) = callback_url(url.get_ref(), &config.callbacks.allowed_hosts) {
             errors.push(ConfigError::new(
                 "callbacks.default_url",
                 Some(url.span()),
@@ -269,16 +270,27 @@ pub fn resolve_secret(value: &str, env: &dyn Fn(&str) -> Option<String>) -> Resu
 }
 
 /// A status callback URL: absolute http or https.
-pub fn callback_url(url: &str) -> Result<(), String> {
-    let uri: http::Uri = url
-        .parse()
-        .map_err(|e| format!("invalid URL {url:?}: {e}"))?;
-    match (uri.scheme_str(), uri.host()) {
-        (Some("http" | "https"), Some(_)) => Ok(()),
-        _ => Err(format!(
-            "invalid URL {url:?}: must be an absolute http or https URL"
-        )),
+/// A status callback URL: absolute http or https, no credentials (callbacks
+/// are signed, and a URL is logged), and not a loopback, private or
+/// link-local address unless its origin is in `allowed`. A host name is
+/// checked again when it is resolved, at every send.
+pub fn callback_url(url: &str, allowed: &[Origin]) -> Result<(), String> {
+    let uri: http::Uri = url.parse().map_err(|_| "is not a URL".to_owned())?;
+    let origin =
+        Origin::of(&uri).map_err(|_| "must be an absolute http or https URL".to_owned())?;
+    if uri.authority().is_some_and(|a| a.as_str().contains('@')) {
+        return Err("must not carry credentials (user:password@): callbacks are signed".into());
     }
+    let literal = origin.host.trim_start_matches('[').trim_end_matches(']');
+    if let Ok(ip) = literal.parse::<std::net::IpAddr>()
+        && !crate::outbound::is_public(ip)
+        && !allowed.contains(&origin)
+    {
+        return Err(format!(
+            "{origin} is not a public address; list it in callbacks.allowed_hosts to allow it"
+        ));
+    }
+    Ok(())
 }
 
 fn is_connector_name(name: &str) -> bool {

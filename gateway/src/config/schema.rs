@@ -255,6 +255,11 @@ pub struct CallbacksConfig {
     /// `timeout_ms = 5000`: one POST to the platform.
     #[serde(default = "default_callback_timeout_ms")]
     pub timeout_ms: u64,
+    /// `allowed_hosts = ["http://hooks.internal:8080"]`: origins callbacks may
+    /// reach although they are loopback, private or link-local; every other
+    /// callback goes to public addresses only.
+    #[serde(default)]
+    pub allowed_hosts: Vec<crate::origin::Origin>,
 }
 
 impl Default for CallbacksConfig {
@@ -266,6 +271,7 @@ impl Default for CallbacksConfig {
             backoff_base_ms: default_callback_backoff_base_ms(),
             backoff_max_ms: default_callback_backoff_max_ms(),
             timeout_ms: default_callback_timeout_ms(),
+            allowed_hosts: Vec::new(),
         }
     }
 }

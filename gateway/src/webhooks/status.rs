@@ -6,12 +6,20 @@
 //! did not happen. Callbacks of one message may arrive out of order; each
 //! carries a `sequence` to order them by.
 //!
-//! Signature: `Crossgate-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256>`
-//! over `"<t>.<body>"`, keyed by `[callbacks].secret`.
+//! Signatures, both keyed by `[callbacks].secret`:
+//! - `Crossgate-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256>` over `"<t>.<body>"`;
+//! - Standard Webhooks (`webhook-id`, `webhook-timestamp`,
+//!   `webhook-signature: v1,<base64 HMAC-SHA256>` over `"<id>.<t>.<body>"`), so
+//!   platforms can verify with existing libraries: their secret is
+//!   `whsec_` + base64 of ours.
+//!
+//! Callbacks reach public addresses only, unless `callbacks.allowed_hosts`
+//! lists the origin; the answer's body is never read.
 
 use crate::config::CallbacksConfig;
 use crate::outbound::OutboundClient;
 use crate::store::{Callback, Store, now_ms};
+use base64::Engine as _;
 use bytes::Bytes;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
@@ -38,6 +46,15 @@ pub fn sign(secret: &[u8], timestamp: i64, body: &[u8]) -> String {
     format!("t={timestamp},v1={digest}")
 }
 
+/// `v1,<base64>`: the value of the Standard Webhooks `webhook-signature` header.
+pub fn sign_standard(secret: &[u8], id: &str, timestamp: i64, body: &[u8]) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes keys of any length");
+    mac.update(format!("{id}.{timestamp}.").as_bytes());
+    mac.update(body);
+    let digest = base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
+    format!("v1,{digest}")
+}
+
 pub struct CallbackSender {
     store: Arc<dyn Store>,
     client: OutboundClient,
@@ -51,7 +68,13 @@ impl CallbackSender {
         let secret = config.secret.as_ref()?.get_ref().as_bytes();
         Some(CallbackSender {
             store,
-            client: OutboundClient::new(),
+            client: OutboundClient::public_only(
+                config
+                    .allowed_hosts
+                    .iter()
+                    .map(|origin| origin.host.clone())
+                    .collect(),
+            ),
             secret: Arc::from(secret),
             config: config.clone(),
         })
@@ -86,33 +109,46 @@ impl CallbackSender {
 
     async fn post(&self, callback: Callback) {
         let timestamp = now_ms() / 1000;
-        let signature = sign(&self.secret, timestamp, callback.payload.as_bytes());
+        let body = callback.payload.as_bytes();
+        // Stable across retries of one callback, as Standard Webhooks asks.
+        let id = format!("cb_{}", callback.id);
         let request = http::Request::post(&callback.url)
             .header("content-type", "application/json")
             .header(
                 "user-agent",
                 concat!("crossgate/", env!("CARGO_PKG_VERSION")),
             )
-            .header("crossgate-signature", signature)
+            .header("crossgate-signature", sign(&self.secret, timestamp, body))
+            .header("webhook-id", &id)
+            .header("webhook-timestamp", timestamp.to_string())
+            .header(
+                "webhook-signature",
+                sign_standard(&self.secret, &id, timestamp, body),
+            )
             .body(http_body_util::Full::new(Bytes::from(
                 callback.payload.clone(),
             )));
-        let outcome = match request {
-            Ok(request) => {
+        // The destination is checked again at every send: an address literal
+        // here, a resolved name in the client.
+        let refused = crate::config::callback_url(&callback.url, &self.config.allowed_hosts).err();
+        let outcome = match (request, &refused) {
+            (_, Some(why)) => Err(format!("callback URL refused: {why}")),
+            (Ok(request), None) => {
                 let timeout = Duration::from_millis(self.config.timeout_ms);
-                match tokio::time::timeout(timeout, self.client.send(request)).await {
-                    Ok(Ok((status, _))) if (200..300).contains(&status) => Ok(()),
-                    Ok(Ok((status, _))) => Err(format!("answered HTTP {status}")),
-                    Ok(Err(e)) => Err(e.to_string()),
+                // Only the status is read: an answer of any size costs nothing.
+                match tokio::time::timeout(timeout, self.client.request(request)).await {
+                    Ok(Ok(answer)) if answer.status().is_success() => Ok(()),
+                    Ok(Ok(answer)) => Err(format!("answered HTTP {}", answer.status().as_u16())),
+                    Ok(Err(e)) => Err(describe(&e)),
                     Err(_) => Err(format!("no answer within {} ms", self.config.timeout_ms)),
                 }
             }
-            Err(e) => Err(format!("invalid callback request: {e}")),
+            (Err(e), None) => Err(format!("invalid callback request: {e}")),
         };
         let attempts = callback.attempts + 1;
         let (retry_at, give_up) = match &outcome {
             Ok(()) => (None, false),
-            Err(_) if attempts >= self.config.max_attempts => (None, true),
+            Err(_) if refused.is_some() || attempts >= self.config.max_attempts => (None, true),
             Err(_) => {
                 let wait = crate::dispatch::exponential_ms(
                     self.config.backoff_base_ms,
@@ -139,4 +175,16 @@ impl CallbackSender {
             tracing::error!("cannot record callback outcome: {e}");
         }
     }
+}
+
+/// A client error with its cause (a refused address says so).
+fn describe(error: &hyper_util::client::legacy::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }

@@ -68,8 +68,13 @@ pub async fn compose(
                     "status callbacks need [callbacks].secret in the gateway's configuration",
                 ));
             }
-            crate::config::callback_url(&url)
-                .map_err(|e| ApiError::invalid("invalid_callback_url", "callback_url", e))?;
+            crate::config::callback_url(&url, &state.callback_hosts).map_err(|e| {
+                ApiError::invalid(
+                    "invalid_callback_url",
+                    "callback_url",
+                    format!("callback_url {e}"),
+                )
+            })?;
             Some(url)
         }
         None => None,

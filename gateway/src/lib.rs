@@ -18,6 +18,7 @@
 //! - [`webhooks`]: provider callbacks in (statuses, opt-outs, bounces) and status
 //!   callbacks out to the platform, signed and retried from an outbox.
 //! - [`outbound`]: the HTTP client connectors and callbacks share.
+//! - `server`: the HTTP server under the API: timeouts and a connection limit.
 //! - [`origin`]: scheme, host and port, as `allowed_hosts` lists and requests are checked.
 //! - [`message`]: the vocabulary the others share (channel, status and its lifecycle, content).
 
@@ -31,6 +32,7 @@ pub mod origin;
 pub mod outbound;
 pub mod plugins;
 pub mod routing;
+mod server;
 pub mod store;
 pub mod webhooks;
 
@@ -90,10 +92,7 @@ pub async fn serve(
     let state = Arc::new(api::AppState::new(&config, store.clone(), wake, plugins));
     let sampling = tokio::spawn(state.backlog.clone().sample(store, stopped));
     tracing::info!(addr = %listener.local_addr()?, "crossgate listening");
-    axum::serve(listener, api::router(state))
-        .with_graceful_shutdown(shutdown)
-        .await
-        .context("HTTP server failed")?;
+    server::run(listener, api::router(state), &config.server, shutdown).await;
 
     tracing::info!("shutting down: finishing attempts in flight");
     let _ = stop.send(true);

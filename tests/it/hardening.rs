@@ -198,3 +198,88 @@ async fn callbacks_go_only_where_allowed_and_their_answer_is_not_read() {
         "a refused callback reached loopback"
     );
 }
+
+/// Findings 2 and 3: slow or oversized requests are cut short, and the
+/// default (no API keys) configuration is closed to cross-site posts and
+/// DNS rebinding.
+#[tokio::test]
+async fn slow_oversized_and_cross_site_requests_are_refused() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let sim = ProviderSim::start().await.unwrap();
+    let gw = TestGateway::start(&format!(
+        "[server]\nheader_timeout_ms = 300\n{}",
+        default_twilio(&sim.url())
+    ))
+    .await;
+    let addr = gw.url.trim_start_matches("http://").to_owned();
+    // What the server wrote, and whether it closed the connection (within
+    // a generous bound, so a server that never closes fails the test).
+    let read_all = |mut stream: tokio::net::TcpStream| async move {
+        let mut got = Vec::new();
+        let closed = tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            stream.read_to_end(&mut got),
+        )
+        .await
+        .is_ok();
+        (String::from_utf8_lossy(&got).into_owned(), closed)
+    };
+
+    // A body announced far over the limit: refused before it is sent.
+    let mut stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    stream
+        .write_all(
+            format!(
+                "POST /v1/messages HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: 10000000000\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n"
+            )
+            .as_bytes(),
+        )
+        .await
+        .unwrap();
+    let (answer, _) = read_all(stream).await;
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(!answer.contains("100 Continue"), "{answer}");
+
+    // Headers that never finish: the connection is closed, not held.
+    let mut stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: ")
+        .await
+        .unwrap();
+    let (answer, closed) = read_all(stream).await;
+    assert!(
+        closed,
+        "a half-sent request held its connection: {answer:?}"
+    );
+
+    // A "simple" cross-site request (text/plain) and a rebinding Host.
+    let plain = gw
+        .client
+        .post(format!("{}/v1/messages", gw.url))
+        .header("content-type", "text/plain")
+        .body(sms("+31612345678", "hi").to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(plain.status().as_u16(), 415);
+    let rebound = gw
+        .client
+        .get(format!("{}/v1/customers/c1", gw.url))
+        .header("host", "attacker.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(rebound.status().as_u16(), 421);
+    let own = gw
+        .client
+        .get(format!("{}/v1/customers/c1", gw.url))
+        .header(
+            "host",
+            format!("localhost:{}", addr.rsplit(':').next().unwrap()),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(own.status().as_u16(), 404, "addressed to its own name");
+    assert_eq!(gw.stored_messages(), 0);
+}

@@ -6,6 +6,7 @@ mod cancellations;
 mod compose;
 mod customers;
 mod error;
+mod guard;
 mod idempotency;
 mod messages;
 mod routes;
@@ -60,6 +61,9 @@ pub struct AppState {
     pub connector_channels: HashMap<String, Channel>,
     /// The gateway's URL as providers see it, for webhook signatures.
     pub public_url: String,
+    /// The names requests may be addressed to when no API keys are set
+    /// (`Host` without port): localhost, the listen address, `public_url`'s host.
+    pub own_hosts: Vec<String>,
 }
 
 impl AppState {
@@ -111,6 +115,7 @@ impl AppState {
                 .unwrap_or_else(|| format!("http://{}", config.server.listen))
                 .trim_end_matches('/')
                 .to_owned(),
+            own_hosts: own_hosts(config),
         }
     }
 }
@@ -145,12 +150,29 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(|| async { "ready" }))
         .fallback(|| async { ApiError::not_found("no such route") })
+        .layer(middleware::from_fn_with_state(state.clone(), guard::guard))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             REQUEST_TIMEOUT,
         ))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
+}
+
+fn own_hosts(config: &Config) -> Vec<String> {
+    let mut hosts: Vec<String> = ["localhost", "127.0.0.1", "[::1]"]
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
+    let listen = config.server.listen.to_string();
+    hosts.push(guard::host_name(&listen));
+    if let Some(url) = &config.server.public_url
+        && let Ok(uri) = url.parse::<axum::http::Uri>()
+        && let Some(authority) = uri.authority()
+    {
+        hosts.push(guard::host_name(authority.as_str()));
+    }
+    hosts
 }
 
 /// `Authorization: Bearer <key>` against `server.api_keys`, when any are set.

@@ -46,6 +46,16 @@ fn api_keys(
         }
     }
     config.server.api_keys = api_keys;
+    let listen = config.server.listen;
+    if config.server.api_keys.is_empty() && !listen.ip().is_loopback() {
+        errors.push(ConfigError::new(
+            "server.listen",
+            None,
+            format!(
+                "{listen} is reachable from the network: set server.api_keys, or listen on 127.0.0.1 behind a proxy that authenticates"
+            ),
+        ));
+    }
 }
 
 /// `storage.url`: a backend this build has.
@@ -65,6 +75,11 @@ fn storage(config: &Config, errors: &mut Vec<ConfigError>) {
 fn limits(config: &Config, errors: &mut Vec<ConfigError>) {
     let positive = [
         ("server.max_backlog", config.server.max_backlog),
+        ("server.header_timeout_ms", config.server.header_timeout_ms),
+        (
+            "server.max_connections",
+            config.server.max_connections as u64,
+        ),
         ("plugins.memory_limit_mb", config.plugins.memory_limit_mb),
         ("plugins.cpu_budget_ms", config.plugins.cpu_budget_ms),
         ("plugins.timeout_ms", config.plugins.timeout_ms),

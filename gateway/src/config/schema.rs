@@ -30,6 +30,22 @@ pub struct ServerConfig {
     /// which is what they sign webhooks over (default `http://<listen>`).
     #[serde(default)]
     pub public_url: Option<String>,
+    /// `header_timeout_ms = 10000`: a client must send a request's headers
+    /// within this, and an idle keep-alive connection is closed after it.
+    #[serde(default = "default_header_timeout_ms")]
+    pub header_timeout_ms: u64,
+    /// `max_connections = 1024`: connections served at once; more wait in
+    /// the listen queue.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+}
+
+fn default_header_timeout_ms() -> u64 {
+    10_000
+}
+
+fn default_max_connections() -> usize {
+    1024
 }
 
 impl Default for ServerConfig {
@@ -41,6 +57,8 @@ impl Default for ServerConfig {
             max_backlog: default_max_backlog(),
             shutdown_grace_ms: default_shutdown_grace_ms(),
             public_url: None,
+            header_timeout_ms: default_header_timeout_ms(),
+            max_connections: default_max_connections(),
         }
     }
 }

@@ -1,0 +1,86 @@
+//! What every request must pass before a handler reads it: a body that
+//! announces more than `server.max_body_bytes` is refused at once (no
+//! `100 Continue`, no 30-second wait); the platform API takes JSON only, so a
+//! web page cannot post a "simple" `text/plain` request across origins; and
+//! without API keys only requests addressed to this gateway's own names are
+//! served, so a DNS-rebinding page cannot reach a loopback gateway.
+
+use super::{ApiError, AppState};
+use axum::extract::{Request, State};
+use axum::http::{Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::Response;
+use std::sync::Arc;
+
+pub async fn guard(
+    State(state): State<Arc<AppState>>,
+    request: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    let headers = request.headers();
+    let announced = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if announced.is_some_and(|len| len > state.max_body_bytes as u64) {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            format!("request body exceeds {} bytes", state.max_body_bytes),
+        ));
+    }
+    let path = request.uri().path();
+    let platform_api = path.starts_with("/v1/") && !path.starts_with("/v1/webhooks/");
+    let has_body =
+        announced.is_some_and(|len| len > 0) || headers.contains_key(header::TRANSFER_ENCODING);
+    let writes = matches!(
+        *request.method(),
+        Method::POST | Method::PUT | Method::PATCH
+    );
+    if platform_api && writes && has_body && !is_json(headers.get(header::CONTENT_TYPE)) {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "send the body as Content-Type: application/json",
+        ));
+    }
+    if state.api_keys.is_empty() && path.starts_with("/v1/") {
+        let host = headers
+            .get(header::HOST)
+            .and_then(|v| v.to_str().ok())
+            .or_else(|| request.uri().authority().map(|a| a.as_str()))
+            .unwrap_or("");
+        if !state.own_hosts.iter().any(|own| *own == host_name(host)) {
+            return Err(ApiError::new(
+                StatusCode::MISDIRECTED_REQUEST,
+                "host_not_allowed",
+                "without API keys this gateway answers only requests addressed to its own names (localhost, its listen address, server.public_url)",
+            ));
+        }
+    }
+    Ok(next.run(request).await)
+}
+
+fn is_json(value: Option<&axum::http::HeaderValue>) -> bool {
+    let Some(essence) = value
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+    else {
+        return false;
+    };
+    let essence = essence.trim().to_ascii_lowercase();
+    essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
+}
+
+/// `Host` without its port, lower-cased; IPv6 keeps its brackets.
+pub fn host_name(host: &str) -> String {
+    let host = host.trim().to_ascii_lowercase();
+    if host.starts_with('[') {
+        return host
+            .split_once(']')
+            .map_or(host.clone(), |(h, _)| format!("{h}]"));
+    }
+    host.rsplit_once(':')
+        .map_or(host.clone(), |(h, _)| h.to_owned())
+}

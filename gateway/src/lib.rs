@@ -18,6 +18,7 @@
 //! - [`webhooks`]: provider callbacks in (statuses, opt-outs, bounces) and status
 //!   callbacks out to the platform, signed and retried from an outbox.
 //! - [`outbound`]: the HTTP client connectors and callbacks share.
+//! - [`metrics`]: counters and histograms for `/metrics`.
 //! - `server`: the HTTP server under the API: timeouts and a connection limit.
 //! - [`origin`]: scheme, host and port, as `allowed_hosts` lists and requests are checked.
 //! - [`message`]: the vocabulary the others share (channel, status and its lifecycle, content).
@@ -28,6 +29,7 @@ pub mod customer;
 pub mod dispatch;
 pub(crate) mod every;
 pub mod message;
+pub mod metrics;
 pub mod origin;
 pub mod outbound;
 pub mod plugins;
@@ -80,16 +82,29 @@ pub async fn serve(
     let (stop, stopped) = watch::channel(false);
     let grace = Duration::from_millis(config.server.shutdown_grace_ms);
     let plugins = Arc::new(plugins);
-    let dispatcher =
-        dispatch::Dispatcher::new(&config, store.clone(), plugins.clone(), wake.clone());
+    let metrics = Arc::new(metrics::Metrics::new());
+    let dispatcher = dispatch::Dispatcher::new(
+        &config,
+        store.clone(),
+        plugins.clone(),
+        wake.clone(),
+        metrics.clone(),
+    );
     let delivery = dispatch::runtime::DeliveryRuntime::start(&config.dispatch)
         .context("cannot start the delivery threads")?;
     let dispatching = delivery.spawn(dispatcher.run(stopped.clone(), grace));
-    let calling_back = webhooks::CallbackSender::new(&config.callbacks, store.clone())
-        .map(|sender| delivery.spawn(sender.run(stopped.clone())));
+    let calling_back =
+        webhooks::CallbackSender::new(&config.callbacks, store.clone(), metrics.clone())
+            .map(|sender| delivery.spawn(sender.run(stopped.clone())));
     let purging = tokio::spawn(purge_expired_keys(store.clone(), stopped.clone()));
 
-    let state = Arc::new(api::AppState::new(&config, store.clone(), wake, plugins));
+    let state = Arc::new(api::AppState::new(
+        &config,
+        store.clone(),
+        wake,
+        plugins,
+        metrics,
+    ));
     let sampling = tokio::spawn(state.backlog.clone().sample(store, stopped));
     tracing::info!(addr = %listener.local_addr()?, "crossgate listening");
     server::run(listener, api::router(state), &config.server, shutdown).await;

@@ -1,24 +1,9 @@
 //! Fault containment: each misbehaving plugin costs one failed attempt with
 //! its reason, and the same gateway keeps delivering.
 
-use crate::support::{TestGateway, default_twilio, sms, twilio_connector};
+use crate::support::{TestGateway, default_twilio, fault, sms, twilio_connector};
 use crossgate_tests::{Behaviour, ProviderSim};
 use std::time::Duration;
-
-fn fault(name: &str, mode: &str, extra: &str) -> String {
-    format!(
-        r#"
-[[connectors]]
-name = "{name}"
-plugin = "test_faults.wasm"
-channel = "sms"
-allowed_hosts = ["http://127.0.0.1:9"]
-[connectors.config]
-mode = "{mode}"
-{extra}
-"#
-    )
-}
 
 #[tokio::test]
 async fn each_fault_costs_one_attempt_and_the_gateway_keeps_delivering() {

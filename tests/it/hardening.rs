@@ -11,8 +11,9 @@ const KEY: &str = "a-test-api-key-of-some-length";
 async fn malformed_input_is_refused_and_changes_nothing() {
     let sim = ProviderSim::start().await.unwrap();
     let gw = TestGateway::start(&format!(
-        "[regions]\nEU = [\"NL\"]\n[categories.transactional]\nconsent = \"opt-out\"\n{}",
-        default_twilio(&sim.url())
+        "[regions]\nEU = [\"NL\"]\n[categories.transactional]\nconsent = \"opt-out\"\n{}{}",
+        default_twilio(&sim.url()),
+        crate::support::sendgrid_connector("sendgrid", &sim.url())
     ))
     .await;
     let (status, _) = gw
@@ -84,6 +85,20 @@ async fn malformed_input_is_refused_and_changes_nothing() {
         (status, body["error"]["code"].as_str()),
         (422, Some("reserved_header"))
     );
+    // Addresses mail providers refuse are refused here, not at delivery.
+    for email in ["ops@localhost", "a@[127.0.0.1]", "a@example"] {
+        let mail = json!({"channel": "email", "to": {"email": email}, "content": {"text": "hi"}});
+        let (status, body) = gw.send(&mail).await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (422, Some("invalid_email")),
+            "{email}: {body}"
+        );
+        let (status, _) = gw
+            .put_customer("c3", &json!({"addresses": {"email": email}}))
+            .await;
+        assert_eq!(status, 422, "{email}");
+    }
     assert_eq!(gw.stored_messages(), 0);
     assert!(sim.requests().is_empty());
 }

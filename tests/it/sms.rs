@@ -125,7 +125,7 @@ async fn permanent_rejection_fails_with_twilios_code_and_message() {
     assert_eq!(attempts[0]["error"]["code"], "21610");
     assert_eq!(
         attempts[0]["error"]["message"],
-        "Attempt to send to unsubscribed recipient"
+        "Attempt to send to unsubscribed recipient (https://www.twilio.com/docs/errors/21610)"
     );
     assert!(message["status_reason"].as_str().unwrap().contains("21610"));
 }

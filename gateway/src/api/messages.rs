@@ -65,6 +65,11 @@ pub async fn send(
                 .saturating_add(secs_to_ms(state.messages.idempotency_window_secs)),
         });
     }
+    let counted = (
+        message.channel,
+        message.category.clone().unwrap_or_default(),
+        accepted.status,
+    );
     match state
         .store
         .insert_message(message)
@@ -72,6 +77,8 @@ pub async fn send(
         .map_err(ApiError::internal)?
     {
         Inserted::New => {
+            let (channel, category, status) = counted;
+            state.metrics.accepted(channel.as_str(), &category, status);
             state.wake.notify_one();
             Ok((StatusCode::ACCEPTED, Json(accepted)).into_response())
         }

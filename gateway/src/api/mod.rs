@@ -9,6 +9,7 @@ mod error;
 mod guard;
 mod idempotency;
 mod messages;
+mod operations;
 mod routes;
 mod suppressions;
 mod webhooks;
@@ -58,6 +59,7 @@ pub struct AppState {
     pub backlog: Arc<backlog::Backlog>,
     /// Connectors interpret provider webhooks.
     pub plugins: Arc<PluginHost>,
+    pub metrics: Arc<crate::metrics::Metrics>,
     pub connector_channels: HashMap<String, Channel>,
     /// The gateway's URL as providers see it, for webhook signatures.
     pub public_url: String,
@@ -72,6 +74,7 @@ impl AppState {
         store: Arc<dyn Store>,
         wake: Arc<Notify>,
         plugins: Arc<PluginHost>,
+        metrics: Arc<crate::metrics::Metrics>,
     ) -> Self {
         let mut routes: HashMap<Channel, Vec<String>> = HashMap::new();
         for connector in &config.connectors {
@@ -103,6 +106,7 @@ impl AppState {
             wake,
             backlog: Arc::new(backlog::Backlog::new(config.server.max_backlog)),
             plugins,
+            metrics,
             connector_channels: config
                 .connectors
                 .iter()
@@ -142,14 +146,19 @@ pub fn router(state: Arc<AppState>) -> Router {
                 .put(suppressions::put)
                 .delete(suppressions::delete),
         )
+        .route("/metrics", get(operations::metrics))
         .route_layer(middleware::from_fn_with_state(state.clone(), authenticate));
     Router::new()
         .merge(v1)
         // Providers cannot send our API keys: their connector checks their signature.
         .route("/v1/webhooks/{connector}", post(webhooks::receive))
         .route("/healthz", get(|| async { "ok" }))
-        .route("/readyz", get(|| async { "ready" }))
+        .route("/readyz", get(operations::ready))
         .fallback(|| async { ApiError::not_found("no such route") })
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            operations::count_request,
+        ))
         .layer(middleware::from_fn_with_state(state.clone(), guard::guard))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,

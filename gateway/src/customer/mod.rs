@@ -9,4 +9,4 @@ pub use profile::{
     Addresses, Consent, ConsentStatus, Invalid, Profile, PushAddress, PushFormat,
     WebPushSubscription,
 };
-pub use suppression::{Suppression, SuppressionReason, address_key};
+pub use suppression::{Suppression, SuppressionReason, address_key, email};

@@ -237,13 +237,9 @@ impl Profile {
     pub fn validate(mut self) -> Result<Profile, Invalid> {
         let a = &mut self.addresses;
         if let Some(email) = &a.email
-            && !email_address::EmailAddress::is_valid(email)
+            && let Err(why) = super::email(email)
         {
-            return Err(invalid(
-                "invalid_email",
-                "addresses.email",
-                format!("{email:?} is not an email address"),
-            ));
+            return Err(invalid("invalid_email", "addresses.email", why));
         }
         for (field, phone) in [
             ("addresses.phone", &mut a.phone),

@@ -9,6 +9,7 @@ pub use retry::{Budget, backoff, decide, exponential_ms};
 use crate::config::{Config, DispatchConfig};
 use crate::customer::{Suppression, SuppressionReason, address_key};
 use crate::message::{Channel, Outcome};
+use crate::metrics::Metrics;
 use crate::plugins::{Outgoing, PluginHost};
 use crate::store::{AttemptRecord, AttemptResult, LeasedDelivery, Next, Store, now_ms};
 use std::collections::HashMap;
@@ -30,6 +31,7 @@ pub struct Dispatcher {
     /// Attempts allowed per connector, by name.
     max_attempts: HashMap<String, u32>,
     wake: Arc<Notify>,
+    metrics: Arc<Metrics>,
 }
 
 impl Dispatcher {
@@ -38,6 +40,7 @@ impl Dispatcher {
         store: Arc<dyn Store>,
         plugins: Arc<PluginHost>,
         wake: Arc<Notify>,
+        metrics: Arc<Metrics>,
     ) -> Self {
         Dispatcher {
             store,
@@ -49,6 +52,7 @@ impl Dispatcher {
                 .map(|c| (c.name.clone(), c.max_attempts))
                 .collect(),
             wake,
+            metrics,
         }
     }
 
@@ -258,10 +262,22 @@ impl Dispatcher {
             next,
         };
         let wake = !matches!(record.next, Next::Sent { .. });
-        if let Err(e) = self.store.record_attempt(record).await {
+        let attempt = &record.attempt;
+        self.metrics.attempt(
+            &attempt.connector,
+            attempt.outcome.as_str(),
+            attempt.error_code.as_deref(),
+            (finished_at - started_at) as f64 / 1000.0,
+        );
+        let (channel, connector) = (attempt.channel, attempt.connector.clone());
+        match self.store.record_attempt(record).await {
+            Ok(Some(ended)) => self
+                .metrics
+                .finished(channel.as_str(), &connector, ended.as_str()),
+            Ok(None) => {}
             // The lease runs out and the delivery is attempted again: the
             // provider may see it twice, under the same message id.
-            tracing::error!("cannot record attempt: {e}");
+            Err(e) => tracing::error!("cannot record attempt: {e}"),
         }
         if wake {
             self.wake.notify_one();

@@ -219,6 +219,13 @@ pub struct LeasedDelivery {
     pub expires_at: Option<i64>,
 }
 
+/// The queue as `/metrics` shows it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct QueueHealth {
+    pub oldest_due_at: Option<i64>,
+    pub outbox: u64,
+}
+
 /// What the dispatcher decided after an attempt.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Next {
@@ -270,14 +277,25 @@ pub trait Store: Send + Sync + 'static {
         lease_ms: u64,
     ) -> Result<Vec<LeasedDelivery>, StoreError>;
 
-    /// Record an attempt and move the delivery and message on.
-    async fn record_attempt(&self, result: AttemptResult) -> Result<(), StoreError>;
+    /// Record an attempt and move the delivery and message on. Returns the
+    /// status the message ended in, when this attempt ended it.
+    async fn record_attempt(
+        &self,
+        result: AttemptResult,
+    ) -> Result<Option<MessageStatus>, StoreError>;
 
     /// The earliest time a delivery becomes due (or its lease expires).
     async fn next_due_at(&self) -> Result<Option<i64>, StoreError>;
 
     /// Deliveries due by `now` and not yet attempted, plus those in flight.
     async fn backlog(&self, now: i64) -> Result<u64, StoreError>;
+
+    /// When the oldest delivery due by `now` became due, and how many status
+    /// callbacks wait: for `/metrics`.
+    async fn queue_health(&self, now: i64) -> Result<QueueHealth, StoreError>;
+
+    /// Whether the store can be read and written now: for `/readyz`.
+    async fn ping(&self) -> Result<(), StoreError>;
 
     /// Lease up to `limit` status callbacks that are due.
     async fn lease_callbacks(

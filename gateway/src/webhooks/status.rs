@@ -17,6 +17,7 @@
 //! lists the origin; the answer's body is never read.
 
 use crate::config::CallbacksConfig;
+use crate::metrics::Metrics;
 use crate::outbound::OutboundClient;
 use crate::store::{Callback, Store, now_ms};
 use base64::Engine as _;
@@ -60,11 +61,16 @@ pub struct CallbackSender {
     client: OutboundClient,
     secret: Arc<[u8]>,
     config: CallbacksConfig,
+    metrics: Arc<Metrics>,
 }
 
 impl CallbackSender {
     /// `None` when callbacks are off (no secret configured).
-    pub fn new(config: &CallbacksConfig, store: Arc<dyn Store>) -> Option<Self> {
+    pub fn new(
+        config: &CallbacksConfig,
+        store: Arc<dyn Store>,
+        metrics: Arc<Metrics>,
+    ) -> Option<Self> {
         let secret = config.secret.as_ref()?.get_ref().as_bytes();
         Some(CallbackSender {
             store,
@@ -77,6 +83,7 @@ impl CallbackSender {
             ),
             secret: Arc::from(secret),
             config: config.clone(),
+            metrics,
         })
     }
 
@@ -158,6 +165,11 @@ impl CallbackSender {
                 (Some(now_ms().saturating_add(wait as i64)), false)
             }
         };
+        self.metrics.callback(match (&outcome, give_up) {
+            (Ok(()), _) => "delivered",
+            (Err(_), false) => "retried",
+            (Err(_), true) => "abandoned",
+        });
         if let Err(reason) = &outcome {
             tracing::warn!(
                 message_id = %callback.message_id,

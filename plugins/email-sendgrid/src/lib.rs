@@ -91,12 +91,16 @@ impl Connector for SendgridEmail {
             .send()?;
         if response.is_success() {
             // SendGrid answers 202 with an empty body; the id is a header.
+            // Accepted is accepted: without the header the mail still goes,
+            // and failing over would send the customer a second message. The
+            // gateway's own id (also in custom_args) stands in.
             let id = response.header("x-message-id").unwrap_or("").trim();
             if id.is_empty() {
-                return Err(Failure::permanent(
-                    "unreadable_response",
-                    "SendGrid accepted the mail but sent no X-Message-Id",
-                ));
+                crossgate_plugin_sdk::log(
+                    crossgate_plugin_sdk::Level::Warn,
+                    "SendGrid accepted the mail but sent no X-Message-Id; its events cannot be matched",
+                );
+                return Ok(Receipt::new(msg.id.clone()));
             }
             return Ok(Receipt::new(id));
         }
@@ -232,6 +236,16 @@ mod tests {
             body["headers"]["List-Unsubscribe"],
             "<https://shop.example/u>"
         );
+    }
+
+    /// Accepted is accepted: a 2xx without X-Message-Id must not fail over
+    /// to another channel, or the customer gets the message twice.
+    #[test]
+    fn an_accepted_mail_without_an_id_is_still_sent() {
+        let mut h = harness();
+        h.respond(Response::new(202, ""));
+        let receipt = h.deliver::<SendgridEmail>(&mail()).unwrap();
+        assert_eq!(receipt.provider_message_id, "msg_test");
     }
 
     #[test]

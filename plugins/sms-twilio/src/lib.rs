@@ -39,6 +39,7 @@ enum Sender {
 struct TwilioError {
     code: Option<u64>,
     message: Option<String>,
+    more_info: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -85,7 +86,15 @@ impl Connector for TwilioSms {
             account_sid: account_sid.to_owned(),
             auth_token: config.required("auth_token")?.to_owned(),
             sender,
-            status_callback: config.get("status_callback").map(str::to_owned),
+            status_callback: config
+                .get("status_callback")
+                .map(|url| {
+                    let ok = url.starts_with("https://") || url.starts_with("http://");
+                    ok.then(|| url.to_owned()).ok_or_else(|| {
+                        ConfigError::new("status_callback", "must be an http or https URL")
+                    })
+                })
+                .transpose()?,
         })
     }
 
@@ -124,9 +133,27 @@ impl Connector for TwilioSms {
             .as_ref()
             .and_then(|e| e.code)
             .map_or_else(|| format!("http_{}", response.status), |c| c.to_string());
-        let message = error
-            .and_then(|e| e.message)
-            .unwrap_or_else(|| format!("twilio answered HTTP {}", response.status));
+        // Twilio's own words, with its pointer to the error's documentation;
+        // an answer that is not Twilio's JSON is quoted as it came.
+        let message = match error {
+            Some(TwilioError {
+                message: Some(message),
+                more_info,
+                ..
+            }) => match more_info {
+                Some(link) => format!("{message} ({link})"),
+                None => message,
+            },
+            _ => {
+                let text = response.text();
+                let text: String = text.trim().chars().take(300).collect();
+                if text.is_empty() {
+                    format!("twilio answered HTTP {}", response.status)
+                } else {
+                    format!("twilio answered HTTP {}: {text}", response.status)
+                }
+            }
+        };
         Err(response.failure(code, message))
     }
 

@@ -100,7 +100,36 @@ fn client_error_is_permanent_with_twilio_code_and_message() {
     assert_eq!(failure.code, "21211");
     assert_eq!(
         failure.message,
-        "The 'To' number is not a valid phone number."
+        "The 'To' number is not a valid phone number. (https://www.twilio.com/docs/errors/21211)"
+    );
+}
+
+#[test]
+fn an_answer_that_is_not_twilios_json_is_quoted() {
+    let mut h = harness();
+    h.respond(Response::new(
+        422,
+        "Unprocessable: body too long for carrier",
+    ));
+    let failure = h.deliver::<TwilioSms>(&sms("+31612345678")).unwrap_err();
+    assert_eq!(failure.code, "http_422");
+    assert_eq!(
+        failure.message,
+        "twilio answered HTTP 422: Unprocessable: body too long for carrier"
+    );
+}
+
+#[test]
+fn a_status_callback_must_be_a_url() {
+    let h = Harness::new([
+        ("account_sid", SID),
+        ("auth_token", "secret"),
+        ("from", "+15005550006"),
+        ("status_callback", "gw.example.com/v1/webhooks/twilio"),
+    ]);
+    assert_eq!(
+        h.validate::<TwilioSms>().unwrap_err().key,
+        "status_callback"
     );
 }
 

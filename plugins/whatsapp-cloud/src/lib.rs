@@ -143,8 +143,13 @@ fn request_body(msg: &Message) -> Value {
             body["template"] = json!({
                 "name": template.name,
                 "language": {"code": template.language},
-                "components": [{"type": "body", "parameters": parameters}],
             });
+            // A template without variables takes no components at all: an
+            // empty body component is refused by Meta.
+            if !parameters.is_empty() {
+                body["template"]["components"] =
+                    json!([{"type": "body", "parameters": parameters}]);
+            }
         }
         None => {
             body["type"] = json!("text");

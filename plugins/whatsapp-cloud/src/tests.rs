@@ -64,6 +64,18 @@ fn a_provider_template_is_sent_as_a_template() {
         body["template"]["components"][0]["parameters"][0]["text"],
         "42"
     );
+
+    // A template without variables sends no components, not an empty list.
+    let mut plain = message();
+    plain.template = Some(ProviderTemplate {
+        name: "hello_world".into(),
+        language: "en_US".into(),
+        parameters: Vec::new(),
+    });
+    h.respond(Response::new(200, r#"{"messages":[{"id":"wamid.U"}]}"#));
+    h.deliver::<WhatsappCloud>(&plain).unwrap();
+    let body = sent_body(&h.requests()[1]);
+    assert!(body["template"].get("components").is_none(), "{body}");
 }
 
 #[test]

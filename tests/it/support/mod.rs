@@ -322,3 +322,19 @@ ttl_secs = 600
         crossgate_tests::DEFAULT_VAPID_PRIVATE_KEY
     )
 }
+
+/// A `test_faults.wasm` connector that misbehaves in `mode` (see plugins/test-faults).
+pub fn fault(name: &str, mode: &str, extra: &str) -> String {
+    format!(
+        r#"
+[[connectors]]
+name = "{name}"
+plugin = "test_faults.wasm"
+channel = "sms"
+allowed_hosts = ["http://127.0.0.1:9"]
+[connectors.config]
+mode = "{mode}"
+{extra}
+"#
+    )
+}

@@ -191,13 +191,8 @@ async fn address_route(
             let email = to.email.as_deref().ok_or_else(|| {
                 ApiError::invalid("missing_email", "to.email", "email needs to.email")
             })?;
-            if !email_address::EmailAddress::is_valid(email) {
-                return Err(ApiError::invalid(
-                    "invalid_email",
-                    "to.email",
-                    format!("{email:?} is not an email address"),
-                ));
-            }
+            crate::customer::email(email)
+                .map_err(|why| ApiError::invalid("invalid_email", "to.email", why))?;
             (
                 email.to_owned(),
                 format!("email:{}", email.to_ascii_lowercase()),

@@ -24,10 +24,10 @@ mod queue;
 use super::schema::{PRAGMAS, SCHEMA};
 use super::{
     AttemptResult, Callback, CancelReport, CustomerRecord, Inserted, LeasedDelivery, MessageRecord,
-    NewMessage, ProviderStatus, Store, StoreError,
+    NewMessage, ProviderStatus, QueueHealth, Store, StoreError,
 };
 use crate::customer::{Consent, Profile, Suppression, SuppressionReason};
-use crate::message::Channel;
+use crate::message::{Channel, MessageStatus};
 use async_trait::async_trait;
 use rusqlite::Connection;
 use std::path::Path;
@@ -61,6 +61,14 @@ pub struct SqliteStore {
     writes: mpsc::UnboundedSender<Write>,
     readers: Arc<Mutex<Vec<Connection>>>,
     path: Arc<Path>,
+    /// Device and inode of the file opened, for `ping`.
+    identity: (u64, u64),
+}
+
+/// Device and inode of the file at `path`, if there is one.
+fn file_identity(path: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt as _;
+    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
 }
 
 impl SqliteStore {
@@ -84,10 +92,14 @@ impl SqliteStore {
             .name("crossgate-sqlite-writer".into())
             .spawn(move || write_loop(writer, queue))
             .map_err(|e| StoreError::Corrupt(format!("cannot start the writer thread: {e}")))?;
+        let identity = file_identity(path).ok_or_else(|| {
+            StoreError::Corrupt(format!("{} vanished after it was opened", path.display()))
+        })?;
         Ok(SqliteStore {
             writes,
             readers: Arc::new(Mutex::new(readers)),
             path: Arc::from(path),
+            identity,
         })
     }
 
@@ -262,7 +274,10 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn record_attempt(&self, result: AttemptResult) -> Result<(), StoreError> {
+    async fn record_attempt(
+        &self,
+        result: AttemptResult,
+    ) -> Result<Option<MessageStatus>, StoreError> {
         self.write(move |conn| queue::record(conn, &result)).await
     }
 
@@ -272,6 +287,36 @@ impl Store for SqliteStore {
 
     async fn backlog(&self, now: i64) -> Result<u64, StoreError> {
         self.read(move |conn| queue::backlog(conn, now)).await
+    }
+
+    async fn queue_health(&self, now: i64) -> Result<QueueHealth, StoreError> {
+        self.read(move |conn| {
+            Ok(QueueHealth {
+                oldest_due_at: queue::oldest_due(conn, now)?,
+                outbox: outbox::depth(conn)?,
+            })
+        })
+        .await
+    }
+
+    /// The writer answers, and the file at the configured path is still the
+    /// one this process writes: a deleted or replaced file would take every
+    /// later write with it when the process ends.
+    async fn ping(&self) -> Result<(), StoreError> {
+        let (path, opened) = (self.path.clone(), self.identity);
+        self.write_as(Durability::ProcessCrashSafe, move |conn| {
+            conn.query_row("SELECT COUNT(*) FROM sqlite_master", [], |r| {
+                r.get::<_, i64>(0)
+            })?;
+            if file_identity(&path) != Some(opened) {
+                return Err(StoreError::Corrupt(format!(
+                    "{} is no longer the database this process opened",
+                    path.display()
+                )));
+            }
+            Ok(())
+        })
+        .await
     }
 
     async fn lease_callbacks(

@@ -41,6 +41,16 @@ pub fn recover_leases(conn: &Connection) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// Callbacks not yet delivered nor abandoned, through `callbacks_due`.
+pub fn depth(conn: &Connection) -> Result<u64, StoreError> {
+    let count: i64 = conn
+        .prepare_cached(
+            "SELECT COUNT(*) FROM callbacks_outbox WHERE state IN ('pending', 'leased')",
+        )?
+        .query_row([], |r| r.get(0))?;
+    Ok(u64::try_from(count).unwrap_or(0))
+}
+
 pub fn lease(
     conn: &Connection,
     now: i64,

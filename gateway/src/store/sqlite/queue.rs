@@ -180,7 +180,7 @@ pub fn lease(
     Ok(out)
 }
 
-pub fn record(conn: &Connection, r: &AttemptResult) -> Result<(), StoreError> {
+pub fn record(conn: &Connection, r: &AttemptResult) -> Result<Option<MessageStatus>, StoreError> {
     let a = &r.attempt;
     // Only the holder of the current lease moves the delivery on; an attempt
     // that outlived its lease is history, not a decision. (When to retry and
@@ -256,6 +256,7 @@ pub fn record(conn: &Connection, r: &AttemptResult) -> Result<(), StoreError> {
             .optional()?,
         None => None,
     };
+    let ended = finished_row.and(finished.map(|(status, _, _)| status));
     let number = match finished_row {
         Some((number, with_callback)) => {
             if with_callback {
@@ -289,7 +290,7 @@ pub fn record(conn: &Connection, r: &AttemptResult) -> Result<(), StoreError> {
         a.error_message,
         a.retry_at,
     ])?;
-    Ok(())
+    Ok(ended)
 }
 
 pub fn next_due_at(conn: &Connection) -> Result<Option<i64>, StoreError> {
@@ -301,6 +302,15 @@ pub fn next_due_at(conn: &Connection) -> Result<Option<i64>, StoreError> {
         [],
         |r| r.get::<_, Option<i64>>(0),
     )?)
+}
+
+/// The oldest due delivery, through the partial index of pending ones.
+pub fn oldest_due(conn: &Connection, now: i64) -> Result<Option<i64>, StoreError> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT MIN(due_at) FROM deliveries WHERE state = 'pending' AND due_at <= ?1",
+        )?
+        .query_row(params![now], |r| r.get(0))?)
 }
 
 /// Both counts come from the partial indexes of open deliveries, so they

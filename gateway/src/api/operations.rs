@@ -1,0 +1,67 @@
+//! Operations: `/metrics` (Prometheus text) and `/readyz` (the store
+//! answers), and the per-route request count behind them.
+
+use super::{ApiError, AppState};
+use crate::store::now_ms;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use std::sync::Arc;
+
+pub async fn metrics(State(state): State<Arc<AppState>>) -> Result<Response, ApiError> {
+    let now = now_ms();
+    let health = state
+        .store
+        .queue_health(now)
+        .await
+        .map_err(ApiError::internal)?;
+    let oldest = health
+        .oldest_due_at
+        .map(|due| (now - due).max(0) as f64 / 1000.0);
+    let text = state
+        .metrics
+        .render(state.backlog.waiting(), oldest, health.outbox);
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response())
+}
+
+/// `200 ready` while the store answers, `503` otherwise (a load balancer
+/// then sends traffic elsewhere); `/healthz` stays a cheap liveness check.
+pub async fn ready(State(state): State<Arc<AppState>>) -> Response {
+    match state.store.ping().await {
+        Ok(()) => (StatusCode::OK, "ready").into_response(),
+        Err(e) => {
+            tracing::error!("not ready: {e}");
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "store_unavailable",
+                "the store cannot be reached; see the gateway's log",
+            )
+            .into_response()
+        }
+    }
+}
+
+/// Counts each request by its route template (`/v1/messages/{id}`, never
+/// the id itself) and status.
+pub async fn count_request(
+    State(state): State<Arc<AppState>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", |p| p.as_str())
+        .to_owned();
+    let response = next.run(request).await;
+    state.metrics.request(&route, response.status().as_u16());
+    response
+}

@@ -1,0 +1,239 @@
+//! `GET /metrics`: what the gateway did, in Prometheus text format
+//! (`prometheus-client`, the Prometheus project's own Rust client).
+//!
+//! Counters are bumped where things happen (accept, attempt, callback,
+//! request); queue gauges are read from the store when scraped, so they
+//! cost nothing between scrapes.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+use std::sync::atomic::{AtomicI64, AtomicU64};
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Accepted {
+    channel: String,
+    category: String,
+    status: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Finished {
+    channel: String,
+    connector: String,
+    status: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Attempt {
+    connector: String,
+    outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Connector {
+    connector: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Fault {
+    connector: String,
+    kind: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Request {
+    route: String,
+    status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Callback {
+    outcome: String,
+}
+
+/// Every metric the gateway keeps; cheap to clone pieces out of, shared by
+/// the API, the dispatcher and the callback sender.
+pub struct Metrics {
+    registry: Registry,
+    accepted: Family<Accepted, Counter>,
+    finished: Family<Finished, Counter>,
+    attempts: Family<Attempt, Counter>,
+    attempt_seconds: Family<Connector, Histogram>,
+    faults: Family<Fault, Counter>,
+    requests: Family<Request, Counter>,
+    callbacks: Family<Callback, Counter>,
+    backlog: Gauge<i64, AtomicI64>,
+    oldest_due_seconds: Gauge<f64, AtomicU64>,
+    outbox: Gauge<i64, AtomicI64>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::default();
+        let accepted = Family::<Accepted, Counter>::default();
+        registry.register(
+            "crossgate_messages_accepted",
+            "Messages accepted, by channel, category and the status they were stored with",
+            accepted.clone(),
+        );
+        let finished = Family::<Finished, Counter>::default();
+        registry.register(
+            "crossgate_messages_finished",
+            "Messages that left the queue: sent, failed or expired, by channel and connector",
+            finished.clone(),
+        );
+        let attempts = Family::<Attempt, Counter>::default();
+        registry.register(
+            "crossgate_attempts",
+            "Connector calls by outcome",
+            attempts.clone(),
+        );
+        let attempt_seconds = Family::<Connector, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(0.001, 2.0, 15))
+        });
+        registry.register(
+            "crossgate_attempt_duration_seconds",
+            "Connector call latency, sandbox and provider round trip together",
+            attempt_seconds.clone(),
+        );
+        let faults = Family::<Fault, Counter>::default();
+        registry.register(
+            "crossgate_plugin_faults",
+            "Calls the sandbox stopped: trap, timeout, cpu_budget, memory_limit, egress_denied",
+            faults.clone(),
+        );
+        let requests = Family::<Request, Counter>::default();
+        registry.register(
+            "crossgate_http_requests",
+            "API requests by route and status",
+            requests.clone(),
+        );
+        let callbacks = Family::<Callback, Counter>::default();
+        registry.register(
+            "crossgate_callbacks",
+            "Status callback posts by outcome: delivered, retried, abandoned",
+            callbacks.clone(),
+        );
+        let backlog = Gauge::<i64, AtomicI64>::default();
+        registry.register(
+            "crossgate_queue_depth",
+            "Deliveries due and not yet attempted, plus those in flight",
+            backlog.clone(),
+        );
+        let oldest_due_seconds = Gauge::<f64, AtomicU64>::default();
+        registry.register(
+            "crossgate_queue_oldest_due_age_seconds",
+            "How long the oldest due delivery has been waiting",
+            oldest_due_seconds.clone(),
+        );
+        let outbox = Gauge::<i64, AtomicI64>::default();
+        registry.register(
+            "crossgate_callback_outbox_depth",
+            "Status callbacks waiting to be posted",
+            outbox.clone(),
+        );
+        Metrics {
+            registry,
+            accepted,
+            finished,
+            attempts,
+            attempt_seconds,
+            faults,
+            requests,
+            callbacks,
+            backlog,
+            oldest_due_seconds,
+            outbox,
+        }
+    }
+
+    pub fn accepted(&self, channel: &str, category: &str, status: &str) {
+        self.accepted
+            .get_or_create(&Accepted {
+                channel: channel.to_owned(),
+                category: category.to_owned(),
+                status: status.to_owned(),
+            })
+            .inc();
+    }
+
+    pub fn finished(&self, channel: &str, connector: &str, status: &str) {
+        self.finished
+            .get_or_create(&Finished {
+                channel: channel.to_owned(),
+                connector: connector.to_owned(),
+                status: status.to_owned(),
+            })
+            .inc();
+    }
+
+    /// One connector call: its outcome, its latency, and the sandbox fault
+    /// that ended it, if one did (read from the failure code).
+    pub fn attempt(&self, connector: &str, outcome: &str, code: Option<&str>, seconds: f64) {
+        self.attempts
+            .get_or_create(&Attempt {
+                connector: connector.to_owned(),
+                outcome: outcome.to_owned(),
+            })
+            .inc();
+        self.attempt_seconds
+            .get_or_create(&Connector {
+                connector: connector.to_owned(),
+            })
+            .observe(seconds);
+        let kind = match code {
+            Some("plugin_trap") => "trap",
+            Some("plugin_timeout") => "timeout",
+            Some("plugin_cpu_budget") => "cpu_budget",
+            Some("plugin_memory_limit") => "memory_limit",
+            Some("egress_denied") => "egress_denied",
+            _ => return,
+        };
+        self.faults
+            .get_or_create(&Fault {
+                connector: connector.to_owned(),
+                kind: kind.to_owned(),
+            })
+            .inc();
+    }
+
+    pub fn request(&self, route: &str, status: u16) {
+        self.requests
+            .get_or_create(&Request {
+                route: route.to_owned(),
+                status,
+            })
+            .inc();
+    }
+
+    pub fn callback(&self, outcome: &str) {
+        self.callbacks
+            .get_or_create(&Callback {
+                outcome: outcome.to_owned(),
+            })
+            .inc();
+    }
+
+    /// The text a scrape gets, with the queue as the store reports it now.
+    pub fn render(&self, backlog: u64, oldest_due_seconds: Option<f64>, outbox: u64) -> String {
+        self.backlog.set(i64::try_from(backlog).unwrap_or(i64::MAX));
+        self.oldest_due_seconds
+            .set(oldest_due_seconds.unwrap_or(0.0));
+        self.outbox.set(i64::try_from(outbox).unwrap_or(i64::MAX));
+        let mut text = String::new();
+        if let Err(e) = prometheus_client::encoding::text::encode(&mut text, &self.registry) {
+            tracing::error!("cannot encode metrics: {e}");
+        }
+        text
+    }
+}

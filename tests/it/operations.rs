@@ -1,0 +1,148 @@
+//! What operators see: `/metrics` after a known sequence of sends, and
+//! `/readyz` when the store is gone.
+
+use crate::support::{TestGateway, default_twilio, fault, sms};
+use crossgate_tests::ProviderSim;
+
+/// The value of the sample `name{...}` whose labels include all of `labels`.
+fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter(|l| l.starts_with(&format!("{name}{{")) || l.starts_with(&format!("{name} ")))
+        .find(|l| {
+            labels
+                .iter()
+                .all(|(k, v)| l.contains(&format!("{k}=\"{v}\"")))
+        })
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+#[tokio::test]
+async fn metrics_count_what_happened() {
+    let sim = ProviderSim::start().await.unwrap();
+    let gw = TestGateway::start(&format!(
+        "[dispatch]\nmax_attempts = 1\n{}{}",
+        fault("trap", "trap", ""),
+        default_twilio(&sim.url())
+    ))
+    .await;
+    for text in ["one", "two"] {
+        let id = gw.send_ok(&sms("+31612345678", text)).await;
+        assert_eq!(gw.settled(&id).await["status"], "sent");
+    }
+    let suppress = gw
+        .client
+        .put(format!("{}/v1/suppressions/sms/+31612345679", gw.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(suppress.status().as_u16(), 201);
+    let (status, body) = gw.send(&sms("+31612345679", "three")).await;
+    assert_eq!((status, body["status"].as_str()), (202, Some("suppressed")));
+
+    let text = gw
+        .client
+        .get(format!("{}/metrics", gw.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let sms_accepted = |status| {
+        sample(
+            &text,
+            "crossgate_messages_accepted_total",
+            &[
+                ("channel", "sms"),
+                ("category", "transactional"),
+                ("status", status),
+            ],
+        )
+    };
+    assert_eq!(sms_accepted("queued"), Some(2.0), "{text}");
+    assert_eq!(sms_accepted("suppressed"), Some(1.0), "{text}");
+    let attempts = |connector, outcome| {
+        sample(
+            &text,
+            "crossgate_attempts_total",
+            &[("connector", connector), ("outcome", outcome)],
+        )
+    };
+    assert_eq!(attempts("trap", "permanent"), Some(2.0), "{text}");
+    assert_eq!(attempts("twilio", "sent"), Some(2.0), "{text}");
+    assert_eq!(
+        sample(
+            &text,
+            "crossgate_plugin_faults_total",
+            &[("connector", "trap"), ("kind", "trap")]
+        ),
+        Some(2.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(
+            &text,
+            "crossgate_messages_finished_total",
+            &[("connector", "twilio"), ("status", "sent")]
+        ),
+        Some(2.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(
+            &text,
+            "crossgate_attempt_duration_seconds_count",
+            &[("connector", "twilio")]
+        ),
+        Some(2.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(
+            &text,
+            "crossgate_http_requests_total",
+            &[("route", "/v1/messages"), ("status", "202")]
+        ),
+        Some(3.0),
+        "{text}"
+    );
+    assert!(
+        sample(
+            &text,
+            "crossgate_http_requests_total",
+            &[("route", "/v1/messages/{id}")]
+        )
+        .is_some(),
+        "routes are counted by template: {text}"
+    );
+    assert_eq!(
+        sample(&text, "crossgate_queue_depth", &[]),
+        Some(0.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(&text, "crossgate_callback_outbox_depth", &[]),
+        Some(0.0)
+    );
+}
+
+#[tokio::test]
+async fn readyz_fails_while_the_store_is_gone_and_healthz_stays_up() {
+    let sim = ProviderSim::start().await.unwrap();
+    let gw = TestGateway::start(&default_twilio(&sim.url())).await;
+    let get = |path: &'static str| {
+        let client = gw.client.clone();
+        let url = format!("{}{path}", gw.url);
+        async move { client.get(url).send().await.unwrap().status().as_u16() }
+    };
+    assert_eq!(get("/readyz").await, 200);
+    for suffix in ["", "-wal", "-shm"] {
+        let mut path = gw.db_path.clone().into_os_string();
+        path.push(suffix);
+        let _ = std::fs::remove_file(path);
+    }
+    assert_eq!(get("/readyz").await, 503);
+    assert_eq!(get("/healthz").await, 200);
+}

@@ -254,3 +254,68 @@ async fn past_max_backlog_new_messages_get_429_until_delivery_catches_up() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// Keys have names and scopes, and one caller's idempotency key is not another's.
+#[tokio::test]
+async fn keys_have_scopes_and_their_own_idempotency_keys() {
+    let sim = ProviderSim::start().await.unwrap();
+    let (shop, support, other_shop) = (
+        "shop-key-0123456789abcdef",
+        "support-key-0123456789abc",
+        "other-shop-0123456789abcd",
+    );
+    let gw = gateway(
+        &sim,
+        &format!(
+            r#"[server]
+api_keys = [
+  {{ name = "shop", key = "{shop}", scopes = ["send"] }},
+  {{ name = "support", key = "{support}", scopes = ["read", "admin"] }},
+  {{ name = "other-shop", key = "{other_shop}", scopes = ["send", "read"] }},
+]
+"#
+        ),
+    )
+    .await;
+    let send = |key: &'static str, idempotency: &'static str| {
+        let client = gw.client.clone();
+        let url = format!("{}/v1/messages", gw.url);
+        async move {
+            let response = client
+                .post(url)
+                .bearer_auth(key)
+                .header("idempotency-key", idempotency)
+                .json(&sms("+31612345678", "your code is 1234"))
+                .send()
+                .await
+                .unwrap();
+            let replayed = response.headers().contains_key("idempotent-replayed");
+            let (status, body) = answer(response).await;
+            (status, body["id"].as_str().unwrap_or("").to_owned(), replayed)
+        }
+    };
+    let (status, first, _) = send(shop, "order-1").await;
+    assert_eq!(status, 202);
+    let (_, again, replayed) = send(shop, "order-1").await;
+    assert_eq!((again.as_str(), replayed), (first.as_str(), true));
+    let (status, theirs, replayed) = send(other_shop, "order-1").await;
+    assert_eq!(status, 202);
+    assert!(!replayed && theirs != first, "another caller's key is its own");
+
+    let get = |key: &'static str, path: String| {
+        let client = gw.client.clone();
+        let url = format!("{}{path}", gw.url);
+        async move { client.get(url).bearer_auth(key).send().await.unwrap().status().as_u16() }
+    };
+    assert_eq!(get(shop, format!("/v1/messages/{first}")).await, 403, "send only");
+    assert_eq!(get(support, format!("/v1/messages/{first}")).await, 200);
+    let (status, _, _) = send(support, "order-2").await;
+    assert_eq!(status, 403, "support cannot send");
+    let suppress = |key: &'static str| {
+        let client = gw.client.clone();
+        let url = format!("{}/v1/suppressions/sms/+31612345670", gw.url);
+        async move { client.put(url).bearer_auth(key).send().await.unwrap().status().as_u16() }
+    };
+    assert_eq!(suppress(other_shop).await, 403, "changing the list is admin");
+    assert_eq!(suppress(support).await, 201);
+}

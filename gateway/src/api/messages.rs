@@ -3,15 +3,15 @@
 use super::body::{parse_json, read_body};
 use super::compose::{Composed, SendRequest, compose, secs_to_ms};
 use super::idempotency;
-use super::{ApiError, AppState};
+use super::{ApiError, AppState, Caller};
 use crate::message::Channel;
 use crate::routing::Plan;
 use crate::store::{AttemptRecord, IdempotencyKey, Inserted, MessageRecord, now_ms};
-use axum::Json;
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderName, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
 use serde::Serialize;
 use std::sync::Arc;
 
@@ -27,6 +27,7 @@ pub struct Accepted {
 
 pub async fn send(
     State(state): State<Arc<AppState>>,
+    caller: Option<Extension<Caller>>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
@@ -35,7 +36,10 @@ pub async fn send(
     }
     let bytes = read_body(&state, body).await?;
     let request: SendRequest = parse_json(&bytes)?;
-    let key = idempotency::from_request(&headers, request.idempotency_key.as_deref())?;
+    // One platform's retry token is not another's: keys are scoped by caller.
+    let caller = caller.map_or_else(|| "default".to_owned(), |Extension(c)| c.0);
+    let key = idempotency::from_request(&headers, request.idempotency_key.as_deref())?
+        .map(|key| format!("{caller}:{key}"));
     let _claim = match &key {
         Some(key) => Some(state.in_flight.claim(key).ok_or_else(|| {
             ApiError::new(
@@ -79,6 +83,7 @@ pub async fn send(
         Inserted::New => {
             let (channel, category, status) = counted;
             state.metrics.accepted(channel.as_str(), &category, status);
+            tracing::debug!(message_id = %accepted.id, caller, status, "accepted");
             state.wake.notify_one();
             Ok((StatusCode::ACCEPTED, Json(accepted)).into_response())
         }

@@ -1,5 +1,6 @@
 //! The HTTP API platforms call.
 
+mod auth;
 pub mod backlog;
 mod body;
 mod cancellations;
@@ -14,6 +15,7 @@ mod routes;
 mod suppressions;
 mod webhooks;
 
+pub use auth::Caller;
 pub use error::ApiError;
 
 use crate::config::{Config, MessagesConfig};
@@ -22,10 +24,10 @@ use crate::plugins::PluginHost;
 use crate::routing::Policy;
 use crate::store::Store;
 use axum::Router;
-use axum::extract::{Request, State};
-use axum::http::{StatusCode, header};
-use axum::middleware::{self, Next};
-use axum::response::Response;
+
+use axum::http::StatusCode;
+use axum::middleware;
+
 use axum::routing::{get, post};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -42,7 +44,7 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     /// Connector names per channel, in failover order.
     pub routes: HashMap<Channel, Vec<String>>,
-    pub api_keys: Vec<String>,
+    pub api_keys: Vec<crate::config::ApiKey>,
     pub max_body_bytes: usize,
     pub messages: MessagesConfig,
     pub policy: Policy,
@@ -86,12 +88,7 @@ impl AppState {
         AppState {
             store,
             routes,
-            api_keys: config
-                .server
-                .api_keys
-                .iter()
-                .map(|k| k.get_ref().clone())
-                .collect(),
+            api_keys: config.api_keys.clone(),
             max_body_bytes: config.server.max_body_bytes,
             messages: config.messages.clone(),
             policy: config.policy(),
@@ -147,7 +144,10 @@ pub fn router(state: Arc<AppState>) -> Router {
                 .delete(suppressions::delete),
         )
         .route("/metrics", get(operations::metrics))
-        .route_layer(middleware::from_fn_with_state(state.clone(), authenticate));
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::authenticate,
+        ));
     Router::new()
         .merge(v1)
         // Providers cannot send our API keys: their connector checks their signature.
@@ -182,46 +182,4 @@ fn own_hosts(config: &Config) -> Vec<String> {
         hosts.push(guard::host_name(authority.as_str()));
     }
     hosts
-}
-
-/// `Authorization: Bearer <key>` against `server.api_keys`, when any are set.
-async fn authenticate(
-    State(state): State<Arc<AppState>>,
-    request: Request,
-    next: Next,
-) -> Result<Response, ApiError> {
-    if state.api_keys.is_empty() {
-        return Ok(next.run(request).await);
-    }
-    let presented = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            // The scheme is case-insensitive (RFC 9110 11.1).
-            let (scheme, key) = v.split_once(' ')?;
-            scheme.eq_ignore_ascii_case("bearer").then(|| key.trim())
-        })
-        .unwrap_or("");
-    let known = state.api_keys.iter().fold(false, |found, key| {
-        found | constant_time_eq(key.as_bytes(), presented.as_bytes())
-    });
-    if known {
-        Ok(next.run(request).await)
-    } else {
-        Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "missing or invalid API key: send Authorization: Bearer <key>",
-        ))
-    }
-}
-
-/// Compare without an early exit, so response time does not reveal how much
-/// of a key was right.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }

@@ -1,7 +1,8 @@
 //! Named cross-field checks over a parsed configuration. Each check adds
 //! what it finds to one list, so `crossgate check` prints every problem.
 
-use super::{Config, ConfigError, Connector, ConnectorConfig};
+use super::schema::{ApiKeyConfig, Scope};
+use super::{ApiKey, Config, ConfigError, Connector, ConnectorConfig};
 use crate::origin::Origin;
 use std::collections::HashSet;
 use std::path::PathBuf;
@@ -29,25 +30,46 @@ fn api_keys(
     env: &dyn Fn(&str) -> Option<String>,
     errors: &mut Vec<ConfigError>,
 ) {
-    let mut api_keys = Vec::new();
-    for (i, key) in config.server.api_keys.iter().enumerate() {
-        match resolve_secret(key.get_ref(), env) {
-            Ok(value) if value.len() >= 16 => api_keys.push(Spanned::new(key.span(), value)),
+    let mut names = HashSet::new();
+    for (i, entry) in config.server.api_keys.iter().enumerate() {
+        let (name, secret, scopes) = match entry.get_ref() {
+            ApiKeyConfig::Key(secret) => ("default".to_owned(), secret, Scope::all()),
+            ApiKeyConfig::Named(named) => (named.name.clone(), &named.key, named.scopes.clone()),
+        };
+        let key = format!("server.api_keys[{i}]");
+        let valid_name = (1..=64).contains(&name.len())
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_'));
+        if !valid_name {
+            errors.push(ConfigError::new(
+                format!("{key}.name"),
+                Some(entry.span()),
+                "a key's name is 1-64 characters of letters, digits, - and _",
+            ));
+        } else if matches!(entry.get_ref(), ApiKeyConfig::Named(_)) && !names.insert(name.clone()) {
+            errors.push(ConfigError::new(
+                format!("{key}.name"),
+                Some(entry.span()),
+                format!("duplicate key name {name:?}"),
+            ));
+        }
+        match resolve_secret(secret, env) {
+            Ok(value) if value.len() >= 16 => config.api_keys.push(ApiKey {
+                name,
+                secret: value,
+                scopes,
+            }),
             Ok(_) => errors.push(ConfigError::new(
-                format!("server.api_keys[{i}]"),
-                Some(key.span()),
+                key,
+                Some(entry.span()),
                 "API keys must be at least 16 characters",
             )),
-            Err(e) => errors.push(ConfigError::new(
-                format!("server.api_keys[{i}]"),
-                Some(key.span()),
-                e,
-            )),
+            Err(e) => errors.push(ConfigError::new(key, Some(entry.span()), e)),
         }
     }
-    config.server.api_keys = api_keys;
     let listen = config.server.listen;
-    if config.server.api_keys.is_empty() && !listen.ip().is_loopback() {
+    if config.api_keys.is_empty() && !listen.ip().is_loopback() {
         errors.push(ConfigError::new(
             "server.listen",
             None,

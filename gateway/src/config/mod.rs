@@ -12,8 +12,8 @@ mod schema;
 
 pub use report::{ConfigError, ConfigReport};
 pub use schema::{
-    CallbacksConfig, ConnectorConfig, DispatchConfig, MessagesConfig, PluginsConfig, ServerConfig,
-    StorageConfig,
+    ApiKeyConfig, CallbacksConfig, ConnectorConfig, DispatchConfig, MessagesConfig, NamedKey,
+    PluginsConfig, Scope, ServerConfig, StorageConfig,
 };
 
 use crate::routing::policy::{CategoryConfig, ConnectorRoute, Policy, RoutingConfig};
@@ -40,6 +40,25 @@ pub struct Config {
     /// `[categories.<name>]`
     pub categories: BTreeMap<String, CategoryConfig>,
     pub connectors: Vec<Connector>,
+    /// `server.api_keys`, secrets resolved.
+    pub api_keys: Vec<ApiKey>,
+}
+
+/// An API key a caller may present, with what it may do.
+#[derive(Clone)]
+pub struct ApiKey {
+    pub name: String,
+    pub secret: String,
+    pub scopes: Vec<Scope>,
+}
+
+impl std::fmt::Debug for ApiKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiKey")
+            .field("name", &self.name)
+            .field("scopes", &self.scopes)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A `[[connectors]]` entry, resolved.

@@ -14,9 +14,10 @@ pub struct ServerConfig {
     /// `listen = "127.0.0.1:8080"`
     #[serde(default = "default_listen")]
     pub listen: SocketAddr,
-    /// `api_keys = ["env:CROSSGATE_API_KEY"]`: when set, every `/v1` request needs `Authorization: Bearer <key>`.
+    /// `api_keys = ["env:CROSSGATE_API_KEY", { name = "shop", key = "env:SHOP_KEY", scopes = ["send", "read"] }]`:
+    /// when set, every `/v1` request needs `Authorization: Bearer <key>`. A bare key has every scope.
     #[serde(default)]
-    pub api_keys: Vec<Spanned<String>>,
+    pub api_keys: Vec<Spanned<ApiKeyConfig>>,
     /// `max_body_bytes = 65536`
     #[serde(default = "default_max_body_bytes")]
     pub max_body_bytes: usize,
@@ -46,6 +47,52 @@ fn default_header_timeout_ms() -> u64 {
 
 fn default_max_connections() -> usize {
     1024
+}
+
+/// One entry of `server.api_keys`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum ApiKeyConfig {
+    /// `"env:KEY"`: every scope, under the name `default`.
+    Key(String),
+    /// `{ name, key, scopes }`
+    Named(NamedKey),
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NamedKey {
+    /// Names the caller in logs and scopes its idempotency keys.
+    pub name: String,
+    pub key: String,
+    /// `["send", "read", "admin"]`; every scope when omitted.
+    #[serde(default = "Scope::all")]
+    pub scopes: Vec<Scope>,
+}
+
+/// What a key may do: `send` messages (and preview, cancel), `read`
+/// messages, profiles, suppressions and metrics, `admin` change profiles,
+/// consent and suppressions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scope {
+    Send,
+    Read,
+    Admin,
+}
+
+impl Scope {
+    pub fn all() -> Vec<Scope> {
+        vec![Scope::Send, Scope::Read, Scope::Admin]
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::Send => "send",
+            Scope::Read => "read",
+            Scope::Admin => "admin",
+        }
+    }
 }
 
 impl Default for ServerConfig {

@@ -291,7 +291,11 @@ api_keys = [
                 .unwrap();
             let replayed = response.headers().contains_key("idempotent-replayed");
             let (status, body) = answer(response).await;
-            (status, body["id"].as_str().unwrap_or("").to_owned(), replayed)
+            (
+                status,
+                body["id"].as_str().unwrap_or("").to_owned(),
+                replayed,
+            )
         }
     };
     let (status, first, _) = send(shop, "order-1").await;
@@ -300,22 +304,51 @@ api_keys = [
     assert_eq!((again.as_str(), replayed), (first.as_str(), true));
     let (status, theirs, replayed) = send(other_shop, "order-1").await;
     assert_eq!(status, 202);
-    assert!(!replayed && theirs != first, "another caller's key is its own");
+    assert!(
+        !replayed && theirs != first,
+        "another caller's key is its own"
+    );
 
     let get = |key: &'static str, path: String| {
         let client = gw.client.clone();
         let url = format!("{}{path}", gw.url);
-        async move { client.get(url).bearer_auth(key).send().await.unwrap().status().as_u16() }
+        async move {
+            client
+                .get(url)
+                .bearer_auth(key)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
     };
-    assert_eq!(get(shop, format!("/v1/messages/{first}")).await, 403, "send only");
+    assert_eq!(
+        get(shop, format!("/v1/messages/{first}")).await,
+        403,
+        "send only"
+    );
     assert_eq!(get(support, format!("/v1/messages/{first}")).await, 200);
     let (status, _, _) = send(support, "order-2").await;
     assert_eq!(status, 403, "support cannot send");
     let suppress = |key: &'static str| {
         let client = gw.client.clone();
         let url = format!("{}/v1/suppressions/sms/+31612345670", gw.url);
-        async move { client.put(url).bearer_auth(key).send().await.unwrap().status().as_u16() }
+        async move {
+            client
+                .put(url)
+                .bearer_auth(key)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
     };
-    assert_eq!(suppress(other_shop).await, 403, "changing the list is admin");
+    assert_eq!(
+        suppress(other_shop).await,
+        403,
+        "changing the list is admin"
+    );
     assert_eq!(suppress(support).await, 201);
 }

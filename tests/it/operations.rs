@@ -146,3 +146,77 @@ async fn readyz_fails_while_the_store_is_gone_and_healthz_stays_up() {
     assert_eq!(get("/readyz").await, 503);
     assert_eq!(get("/healthz").await, 200);
 }
+
+/// Every routed path is in `/openapi.json`, and the README's example sends
+/// are valid requests by it.
+#[tokio::test]
+async fn the_openapi_document_covers_every_route_and_the_readme() {
+    let sim = ProviderSim::start().await.unwrap();
+    let gw = TestGateway::start(&default_twilio(&sim.url())).await;
+    let doc: serde_json::Value = gw
+        .client
+        .get(format!("{}/openapi.json", gw.url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        doc["openapi"].as_str().unwrap().starts_with("3.1"),
+        "{}",
+        doc["openapi"]
+    );
+    let documented: std::collections::BTreeSet<String> =
+        doc["paths"].as_object().unwrap().keys().cloned().collect();
+
+    // The routes as the router declares them.
+    let router =
+        std::fs::read_to_string(crate::support::repo_root().join("gateway/src/api/mod.rs"))
+            .unwrap();
+    let routed: std::collections::BTreeSet<String> = router
+        .split(".route(")
+        .skip(1)
+        .filter_map(|rest| rest.trim_start().strip_prefix('"')?.split('"').next())
+        .map(str::to_owned)
+        .collect();
+    assert!(routed.len() >= 10, "the reader found {routed:?}");
+    let missing: Vec<&String> = routed.difference(&documented).collect();
+    assert!(
+        missing.is_empty(),
+        "routes without documentation: {missing:?}"
+    );
+
+    // The README's `POST /v1/messages` examples, validated against SendRequest.
+    let readme = std::fs::read_to_string(crate::support::repo_root().join("README.md")).unwrap();
+    let api = &readme[readme.find("## HTTP API").unwrap()..];
+    let examples: Vec<serde_json::Value> = api
+        .split("```json\n")
+        .skip(1)
+        .filter_map(|block| block.split("```").next())
+        .filter_map(|json| serde_json::from_str::<serde_json::Value>(json).ok())
+        .filter(|v| v.get("content").is_some())
+        .collect();
+    assert!(
+        examples.len() >= 2,
+        "found {} send examples",
+        examples.len()
+    );
+    let schema = serde_json::json!({
+        "$ref": "#/components/schemas/SendRequest",
+        "components": doc["components"],
+    });
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    for example in &examples {
+        let errors: Vec<String> = validator
+            .iter_errors(example)
+            .map(|e| e.to_string())
+            .collect();
+        assert!(errors.is_empty(), "{example}: {errors:?}");
+    }
+    let wrong = serde_json::json!({"channel": "sms", "to": {"phone": "+31612345678"}, "content": {"text": "x"}, "colour": "blue"});
+    assert!(
+        !validator.is_valid(&wrong),
+        "unknown fields are refused by the document too"
+    );
+}

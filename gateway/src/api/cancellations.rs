@@ -12,7 +12,7 @@ use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CancelRequest {
     pub cancel_key: String,
@@ -24,7 +24,7 @@ pub struct CancelRequest {
     pub to: Option<super::compose::Recipient>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct CancelAnswer {
     pub cancel_key: String,
     pub cancelled: usize,
@@ -33,13 +33,17 @@ pub struct CancelAnswer {
     pub not_cancelled: Vec<NotCancelled>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct NotCancelled {
     pub id: String,
     pub status: &'static str,
     pub reason: String,
 }
 
+#[utoipa::path(post, path = "/v1/cancellations", tag = "messages",
+    request_body = CancelRequest,
+    responses((status = 200, description = "What was cancelled and what could not be", body = CancelAnswer),
+              (status = 400, body = super::error::ErrorBody), (status = 422, body = super::error::ErrorBody)))]
 pub async fn cancel(
     State(state): State<Arc<AppState>>,
     body: Body,

@@ -47,6 +47,11 @@ fn view(id: &str, record: &CustomerRecord) -> Value {
     value
 }
 
+#[utoipa::path(put, path = "/v1/customers/{id}", tag = "customers",
+    params(("id" = String, Path, description = "The platform's customer id")),
+    request_body = Profile,
+    responses((status = 201, description = "Created", body = Object), (status = 200, description = "Replaced", body = Object),
+              (status = 422, body = super::error::ErrorBody)))]
 pub async fn put(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
@@ -76,6 +81,9 @@ pub async fn put(
     Ok((status, Json(view(&id, &record))))
 }
 
+#[utoipa::path(get, path = "/v1/customers/{id}", tag = "customers",
+    params(("id" = String, Path, description = "The platform's customer id")),
+    responses((status = 200, description = "The profile with id and times", body = Object), (status = 404, body = super::error::ErrorBody)))]
 pub async fn get(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
@@ -90,6 +98,9 @@ pub async fn get(
     Ok(Json(view(&id, &record)))
 }
 
+#[utoipa::path(delete, path = "/v1/customers/{id}", tag = "customers",
+    params(("id" = String, Path, description = "The platform's customer id")),
+    responses((status = 204, description = "Erased"), (status = 404, body = super::error::ErrorBody)))]
 pub async fn delete(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
@@ -136,17 +147,22 @@ fn check_against_policy(state: &AppState, profile: &Profile) -> Result<(), ApiEr
 }
 
 /// `{"sms": {"marketing": {"status": "opted_out", "source": "support"}}}`
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ConsentChange {
     pub status: ConsentStatus,
     /// Defaults to now.
     #[serde(default)]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub at: Option<jiff::Timestamp>,
     #[serde(default)]
     pub source: Option<String>,
 }
 
+#[utoipa::path(patch, path = "/v1/customers/{id}/consent", tag = "customers",
+    params(("id" = String, Path, description = "The platform's customer id")),
+    request_body(content = Object, description = "channel -> category -> ConsentChange"),
+    responses((status = 200, description = "The customer's consent", body = Object), (status = 404, body = super::error::ErrorBody)))]
 pub async fn patch_consent(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,

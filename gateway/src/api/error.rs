@@ -19,6 +19,23 @@ struct Body<'a> {
     error: Detail<'a>,
 }
 
+/// The error body as documented: `{"error": {"code", "message", "field"?}}`.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct ErrorBody {
+    error: ErrorDetail,
+}
+
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct ErrorDetail {
+    /// Machine-readable, e.g. `invalid_phone`.
+    code: String,
+    message: String,
+    /// The request field it is about, as a JSON path.
+    field: Option<String>,
+}
+
 #[derive(Serialize)]
 struct Detail<'a> {
     code: &'a str,

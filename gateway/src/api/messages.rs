@@ -15,16 +15,25 @@ use axum::{Extension, Json};
 use serde::Serialize;
 use std::sync::Arc;
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct Accepted {
     pub id: String,
     pub status: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub status_reason: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    /// The route plan: every channel considered and why (see the README).
+    #[schema(value_type = Option<Object>)]
     pub plan: Option<Plan>,
 }
 
+#[utoipa::path(post, path = "/v1/messages", tag = "messages",
+    request_body = SendRequest,
+    params(("Idempotency-Key" = Option<String>, Header, description = "The same key and request return the first answer")),
+    responses((status = 202, description = "Stored durably, with its plan", body = Accepted),
+              (status = 200, description = "A duplicate of a live message (dedup_key)", body = Object),
+              (status = 400, body = super::error::ErrorBody), (status = 409, body = super::error::ErrorBody),
+              (status = 422, body = super::error::ErrorBody), (status = 429, body = super::error::ErrorBody)))]
 pub async fn send(
     State(state): State<Arc<AppState>>,
     caller: Option<Extension<Caller>>,
@@ -131,7 +140,7 @@ fn backlog_full(state: &AppState) -> Response {
     response
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct MessageView {
     pub id: String,
     pub status: &'static str,
@@ -160,14 +169,16 @@ pub struct MessageView {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub category: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
     pub plan: Option<serde_json::Value>,
     pub attempts: Vec<AttemptView>,
     /// What the provider reported after accepting the message.
     #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[schema(value_type = Vec<Object>)]
     pub events: Vec<serde_json::Value>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct AttemptView {
     pub number: u32,
     pub connector: String,
@@ -183,12 +194,15 @@ pub struct AttemptView {
     pub retry_at: Option<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct AttemptError {
     pub code: String,
     pub message: String,
 }
 
+#[utoipa::path(get, path = "/v1/messages/{id}", tag = "messages",
+    params(("id" = String, Path, description = "The message id from the 202")),
+    responses((status = 200, body = MessageView), (status = 404, body = super::error::ErrorBody)))]
 pub async fn get(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,

@@ -6,10 +6,11 @@ mod body;
 mod cancellations;
 mod compose;
 mod customers;
-mod error;
+pub mod error;
 mod guard;
 mod idempotency;
 mod messages;
+pub mod openapi;
 mod operations;
 mod routes;
 mod suppressions;
@@ -152,7 +153,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(v1)
         // Providers cannot send our API keys: their connector checks their signature.
         .route("/v1/webhooks/{connector}", post(webhooks::receive))
-        .route("/healthz", get(|| async { "ok" }))
+        .route("/healthz", get(openapi::healthz))
+        .route("/openapi.json", get(openapi::openapi))
         .route("/readyz", get(operations::ready))
         .fallback(|| async { ApiError::not_found("no such route") })
         .layer(middleware::from_fn_with_state(

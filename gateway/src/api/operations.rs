@@ -9,6 +9,8 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use std::sync::Arc;
 
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses((status = 200, description = "Prometheus text", body = String, content_type = "application/openmetrics-text")))]
 pub async fn metrics(State(state): State<Arc<AppState>>) -> Result<Response, ApiError> {
     let now = now_ms();
     let health = state
@@ -19,9 +21,9 @@ pub async fn metrics(State(state): State<Arc<AppState>>) -> Result<Response, Api
     let oldest = health
         .oldest_due_at
         .map(|due| (now - due).max(0) as f64 / 1000.0);
-    let text = state
-        .metrics
-        .render(state.backlog.waiting(), oldest, health.outbox);
+    // Counted now, not the back-pressure sampler's last figure.
+    let backlog = state.store.backlog(now).await.map_err(ApiError::internal)?;
+    let text = state.metrics.render(backlog, oldest, health.outbox);
     Ok((
         [(
             header::CONTENT_TYPE,
@@ -34,6 +36,8 @@ pub async fn metrics(State(state): State<Arc<AppState>>) -> Result<Response, Api
 
 /// `200 ready` while the store answers, `503` otherwise (a load balancer
 /// then sends traffic elsewhere); `/healthz` stays a cheap liveness check.
+#[utoipa::path(get, path = "/readyz", tag = "operations",
+    responses((status = 200, description = "The store answers", body = String), (status = 503, body = super::error::ErrorBody)))]
 pub async fn ready(State(state): State<Arc<AppState>>) -> Response {
     match state.store.ping().await {
         Ok(()) => (StatusCode::OK, "ready").into_response(),

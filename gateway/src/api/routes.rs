@@ -12,6 +12,10 @@ use axum::http::HeaderMap;
 use serde_json::{Value, json};
 use std::sync::Arc;
 
+#[utoipa::path(post, path = "/v1/routes/preview", tag = "messages",
+    request_body = super::compose::SendRequest,
+    responses((status = 200, description = "The plan, status and deliveries a send would get; nothing stored", body = Object),
+              (status = 422, body = super::error::ErrorBody)))]
 pub async fn preview(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,

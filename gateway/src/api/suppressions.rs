@@ -19,9 +19,9 @@ use std::sync::Arc;
 const MAX_NOTE_CHARS: usize = 1024;
 
 /// `PUT` body, all optional: `{"reason": "manual", "note": "asked by phone"}`.
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct PutSuppression {
+pub struct PutSuppression {
     #[serde(default)]
     reason: Option<SuppressionReason>,
     #[serde(default)]
@@ -48,6 +48,10 @@ fn view(s: &Suppression) -> Value {
     })
 }
 
+#[utoipa::path(get, path = "/v1/suppressions/{channel}/{address}", tag = "suppressions",
+    params(("channel" = Channel, Path), ("address" = String, Path)),
+    responses((status = 200, description = "The entry: channel, address, reason, source, note, created_at", body = Object),
+              (status = 404, body = super::error::ErrorBody)))]
 pub async fn get(
     State(state): State<Arc<AppState>>,
     Path((channel, address)): Path<(String, String)>,
@@ -64,6 +68,10 @@ pub async fn get(
     Ok(Json(view(entry)))
 }
 
+#[utoipa::path(put, path = "/v1/suppressions/{channel}/{address}", tag = "suppressions",
+    params(("channel" = Channel, Path), ("address" = String, Path)),
+    request_body(content = PutSuppression, description = "Optional"),
+    responses((status = 201, description = "Created", body = Object), (status = 200, description = "Replaced", body = Object)))]
 pub async fn put(
     State(state): State<Arc<AppState>>,
     Path((channel, address)): Path<(String, String)>,
@@ -108,6 +116,9 @@ pub async fn put(
     Ok((status, Json(view(&entry))))
 }
 
+#[utoipa::path(delete, path = "/v1/suppressions/{channel}/{address}", tag = "suppressions",
+    params(("channel" = Channel, Path), ("address" = String, Path)),
+    responses((status = 204, description = "Lifted"), (status = 404, body = super::error::ErrorBody)))]
 pub async fn delete(
     State(state): State<Arc<AppState>>,
     Path((channel, address)): Path<(String, String)>,

@@ -13,6 +13,10 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, Uri};
 use std::sync::Arc;
 
+#[utoipa::path(post, path = "/v1/webhooks/{connector}", tag = "webhooks",
+    params(("connector" = String, Path)),
+    request_body(content = String, description = "The provider's own callback, verified by the connector"),
+    responses((status = 200, body = Object), (status = 401, body = super::error::ErrorBody), (status = 404, body = super::error::ErrorBody)))]
 pub async fn receive(
     State(state): State<Arc<AppState>>,
     Path(connector): Path<String>,

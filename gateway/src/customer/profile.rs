@@ -5,7 +5,7 @@ use crate::message::{Channel, e164};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Profile {
     #[serde(default)]
@@ -30,7 +30,7 @@ pub struct Profile {
     pub consent: BTreeMap<Channel, BTreeMap<String, Consent>>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Addresses {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -43,6 +43,7 @@ pub struct Addresses {
     pub whatsapp: Option<String>,
     /// Device tokens (FCM) and browser Web Push subscriptions, most recent first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schema(value_type = Vec<Object>)]
     pub push: Vec<PushAddress>,
 }
 
@@ -198,18 +199,19 @@ impl Addresses {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Consent {
     pub status: ConsentStatus,
     /// When the customer said so.
+    #[schema(value_type = String, format = DateTime)]
     pub at: jiff::Timestamp,
     /// Where they said so: `checkout`, `sms-keyword`, `support`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ConsentStatus {
     OptedIn,

@@ -219,6 +219,26 @@ pub struct LeasedDelivery {
     pub expires_at: Option<i64>,
 }
 
+/// Whom a send is for.
+#[derive(Debug, Clone)]
+pub enum Audience {
+    Customer(String),
+    /// An address in [`crate::customer::address_key`] form.
+    Address {
+        channel: Channel,
+        address: String,
+    },
+}
+
+/// See [`Store::planning_facts`].
+#[derive(Debug, Clone, Default)]
+pub struct PlanningFacts {
+    /// The customer (none when unknown), or every owner of the address.
+    pub profiles: Vec<Profile>,
+    pub suppressions: Vec<Suppression>,
+    pub recent: u32,
+}
+
 /// The queue as `/metrics` shows it.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct QueueHealth {
@@ -342,13 +362,17 @@ pub trait Store: Send + Sync + 'static {
         report: ProviderStatus,
     ) -> Result<Option<String>, StoreError>;
 
-    /// The profiles of every customer with `address` (an [`crate::customer::address_key`])
-    /// on `channel`, through the address index.
-    async fn customers_at(
+    /// What planning one send needs, read together (one trip to the
+    /// store on the accept path): the customer, or the customers who own
+    /// the address; the suppressions of the addresses the plan may use; and,
+    /// under a frequency cap, how many messages of `category` went to `scope`
+    /// since `since`.
+    async fn planning_facts(
         &self,
-        channel: Channel,
-        address: &str,
-    ) -> Result<Vec<Profile>, StoreError>;
+        audience: Audience,
+        scope: &str,
+        cap: Option<(String, i64)>,
+    ) -> Result<PlanningFacts, StoreError>;
 
     /// The suppression-list entries of these addresses ([`crate::customer::address_key`] form).
     async fn suppressions(
@@ -394,15 +418,6 @@ pub trait Store: Send + Sync + 'static {
         address: &str,
         now: i64,
     ) -> Result<Option<String>, StoreError>;
-
-    /// Messages of `category` to `scope` (a customer, or an address) since
-    /// `since` that went or are going out.
-    async fn recent_messages(
-        &self,
-        scope: &str,
-        category: &str,
-        since: i64,
-    ) -> Result<u32, StoreError>;
 }
 
 /// Milliseconds since the Unix epoch.

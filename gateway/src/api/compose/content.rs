@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 /// The longest text accepted; Twilio's own limit for one SMS body.
 const MAX_TEXT_CHARS: usize = 1600;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ContentRequest {
     /// The shared default; a channel's variant overrides it field by field.
@@ -32,7 +32,7 @@ pub struct ContentRequest {
     pub metadata: BTreeMap<String, String>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Variant {
     #[serde(default)]

@@ -15,7 +15,7 @@ use crate::customer::{Profile, address_key};
 use crate::message::{Channel, Content};
 use crate::routing::policy::DEFAULT_CATEGORY;
 use crate::routing::{self, Plan};
-use crate::store::{DedupKey, NewDelivery, NewMessage};
+use crate::store::{Audience, DedupKey, NewDelivery, NewMessage, PlanningFacts};
 
 /// A validated message and its plan.
 pub struct Composed {
@@ -209,13 +209,13 @@ async fn address_route(
     let category = request.category.as_deref().unwrap_or(DEFAULT_CATEGORY);
     let key = address_key(channel, &address)
         .map_err(|e| ApiError::invalid("invalid_recipient", "to", e))?;
-    let owners = state
-        .store
-        .customers_at(channel, &key)
-        .await
-        .map_err(ApiError::internal)?;
-    let profile = Profile::of_address(channel, &address, &owners);
-    let plan = plan_for(state, &profile, &scope, category, Some(&[channel]), now).await?;
+    let audience = Audience::Address {
+        channel,
+        address: key,
+    };
+    let facts = facts(state, audience, &scope, category, now).await?;
+    let profile = Profile::of_address(channel, &address, &facts.profiles);
+    let plan = plan_for(state, &profile, &facts, category, Some(&[channel]), now)?;
     let content = request.content.for_channel(channel)?;
     Ok(Route {
         channel,
@@ -257,28 +257,24 @@ async fn customer_route(
             "customer sends need a category",
         )
     })?;
-    let record = state
-        .store
-        .customer(customer_id)
-        .await
-        .map_err(ApiError::internal)?
-        .ok_or_else(|| {
-            ApiError::invalid(
-                "unknown_customer",
-                "customer_id",
-                format!("no customer {customer_id:?}"),
-            )
-        })?;
     let scope = format!("customer:{customer_id}");
+    let audience = Audience::Customer(customer_id.to_owned());
+    let facts = facts(state, audience, &scope, category, now).await?;
+    let profile = facts.profiles.first().ok_or_else(|| {
+        ApiError::invalid(
+            "unknown_customer",
+            "customer_id",
+            format!("no customer {customer_id:?}"),
+        )
+    })?;
     let plan = plan_for(
         state,
-        &record.profile,
-        &scope,
+        profile,
+        &facts,
         category,
         request.channels.as_deref(),
         now,
-    )
-    .await?;
+    )?;
     let mut deliveries = Vec::with_capacity(plan.deliveries.len());
     for planned in &plan.deliveries {
         deliveries.push(NewDelivery {
@@ -304,42 +300,46 @@ async fn customer_route(
     })
 }
 
-/// The plan for one audience: their profile, the suppressions of its
-/// addresses and, under a frequency cap, what they got lately.
-async fn plan_for(
+/// What the store knows that planning needs, in one read: the audience's
+/// profiles, their addresses' suppressions and, under a frequency cap, what
+/// they got lately.
+async fn facts(
     state: &AppState,
-    profile: &Profile,
+    audience: Audience,
     scope: &str,
     category: &str,
-    channels: Option<&[Channel]>,
     now: i64,
-) -> Result<Plan, ApiError> {
-    let suppressed = state
-        .store
-        .suppressions(profile.addresses.keys())
-        .await
-        .map_err(ApiError::internal)?;
+) -> Result<PlanningFacts, ApiError> {
     let cap = state
         .policy
         .categories
         .get(category)
-        .and_then(|c| c.frequency_cap.as_ref());
-    let recent = match cap {
-        Some(cap) => state
-            .store
-            .recent_messages(scope, category, now.saturating_sub(cap.per))
-            .await
-            .map_err(ApiError::internal)?,
-        None => 0,
-    };
+        .and_then(|c| c.frequency_cap.as_ref())
+        .map(|cap| (category.to_owned(), now.saturating_sub(cap.per)));
+    state
+        .store
+        .planning_facts(audience, scope, cap)
+        .await
+        .map_err(ApiError::internal)
+}
+
+/// The plan for one audience's profile, from the facts read for it.
+fn plan_for(
+    state: &AppState,
+    profile: &Profile,
+    facts: &PlanningFacts,
+    category: &str,
+    channels: Option<&[Channel]>,
+    now: i64,
+) -> Result<Plan, ApiError> {
     let now_ts = jiff::Timestamp::from_millisecond(now).map_err(ApiError::internal)?;
     routing::plan(
         routing::Request { category, channels },
         profile,
-        &suppressed,
+        &facts.suppressions,
         &state.policy,
         now_ts,
-        recent,
+        facts.recent,
     )
     .map_err(|e| {
         ApiError::invalid(

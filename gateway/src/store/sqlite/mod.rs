@@ -23,8 +23,8 @@ mod queue;
 
 use super::schema::{PRAGMAS, SCHEMA};
 use super::{
-    AttemptResult, Callback, CancelReport, CustomerRecord, Inserted, LeasedDelivery, MessageRecord,
-    NewMessage, ProviderStatus, QueueHealth, Store, StoreError,
+    AttemptResult, Audience, Callback, CancelReport, CustomerRecord, Inserted, LeasedDelivery,
+    MessageRecord, NewMessage, PlanningFacts, ProviderStatus, QueueHealth, Store, StoreError,
 };
 use crate::customer::{Consent, Profile, Suppression, SuppressionReason};
 use crate::message::{Channel, MessageStatus};
@@ -408,25 +408,36 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn recent_messages(
+    async fn planning_facts(
         &self,
+        audience: Audience,
         scope: &str,
-        category: &str,
-        since: i64,
-    ) -> Result<u32, StoreError> {
-        let (scope, category) = (scope.to_owned(), category.to_owned());
-        self.read(move |conn| messages::recent(conn, &scope, &category, since))
-            .await
-    }
-
-    async fn customers_at(
-        &self,
-        channel: Channel,
-        address: &str,
-    ) -> Result<Vec<Profile>, StoreError> {
-        let address = address.to_owned();
-        self.read(move |conn| customers::at_address(conn, channel, &address))
-            .await
+        cap: Option<(String, i64)>,
+    ) -> Result<PlanningFacts, StoreError> {
+        let scope = scope.to_owned();
+        self.read(move |conn| {
+            let (profiles, addresses) = match &audience {
+                Audience::Customer(id) => {
+                    let profile = customers::read(conn, id)?.map(|r| r.profile);
+                    let keys = profile.iter().flat_map(|p| p.addresses.keys()).collect();
+                    (profile.into_iter().collect(), keys)
+                }
+                Audience::Address { channel, address } => (
+                    customers::at_address(conn, *channel, address)?,
+                    vec![(*channel, address.clone())],
+                ),
+            };
+            let recent = match &cap {
+                Some((category, since)) => messages::recent(conn, &scope, category, *since)?,
+                None => 0,
+            };
+            Ok(PlanningFacts {
+                profiles,
+                suppressions: customers::suppressions(conn, &addresses)?,
+                recent,
+            })
+        })
+        .await
     }
 
     async fn suppressions(

@@ -146,7 +146,12 @@ pub fn plan(
         // A push connector takes one kind of push address (token or Web
         // Push subscription): each gets the customer's newest of its kind
         // that is not suppressed.
+        // Most channels have no entry at all: then no address is parsed.
+        let listed = suppressed.iter().any(|s| s.channel == channel);
         let is_suppressed = |address: &str| {
+            if !listed {
+                return false;
+            }
             let Ok(key) = address_key(channel, address) else {
                 return false;
             };

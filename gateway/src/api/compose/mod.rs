@@ -207,8 +207,12 @@ async fn address_route(
         }
     };
     let category = request.category.as_deref().unwrap_or(DEFAULT_CATEGORY);
-    let key = address_key(channel, &address)
-        .map_err(|e| ApiError::invalid("invalid_recipient", "to", e))?;
+    // A phone number is in E.164 already: its key needs no second parse.
+    let key = match channel {
+        Channel::Sms | Channel::Whatsapp => address.clone(),
+        _ => address_key(channel, &address)
+            .map_err(|e| ApiError::invalid("invalid_recipient", "to", e))?,
+    };
     let audience = Audience::Address {
         channel,
         address: key,

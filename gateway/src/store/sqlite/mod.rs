@@ -36,6 +36,9 @@ use tokio::sync::{mpsc, oneshot};
 
 /// Writes waiting beyond this share the next batch.
 const MAX_BATCH: usize = 1024;
+/// Reader connections, and reads at once: every send is planned with a
+/// read, so under load reads wait for a connection instead of opening new
+/// ones (each with its own page cache and statement cache, cold).
 const READERS: usize = 4;
 
 /// Called after the batch's commit with its outcome.
@@ -60,6 +63,7 @@ enum Durability {
 pub struct SqliteStore {
     writes: mpsc::UnboundedSender<Write>,
     readers: Arc<Mutex<Vec<Connection>>>,
+    reading: Arc<tokio::sync::Semaphore>,
     path: Arc<Path>,
     /// Device and inode of the file opened, for `ping`.
     identity: (u64, u64),
@@ -98,6 +102,7 @@ impl SqliteStore {
         Ok(SqliteStore {
             writes,
             readers: Arc::new(Mutex::new(readers)),
+            reading: Arc::new(tokio::sync::Semaphore::new(READERS)),
             path: Arc::from(path),
             identity,
         })
@@ -142,7 +147,14 @@ impl SqliteStore {
     ) -> Result<T, StoreError> {
         let readers = self.readers.clone();
         let path = self.path.clone();
+        let turn = self
+            .reading
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| StoreError::Closed)?;
         tokio::task::spawn_blocking(move || {
+            let _turn = turn;
             let pooled = readers.lock().map_err(|_| StoreError::Closed)?.pop();
             let conn = match pooled {
                 Some(conn) => conn,

@@ -141,6 +141,30 @@ impl SqliteStore {
         answer.await.map_err(|_| StoreError::Closed)?
     }
 
+    /// A read of a few index lookups, run on the caller's thread when a
+    /// reader connection is free: handing it to the blocking pool and back
+    /// costs more than the lookups themselves (every send is planned with
+    /// one). WAL readers never wait for the writer; with no free connection
+    /// it goes the usual way.
+    async fn read_small<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let turn = self.reading.clone().try_acquire_owned().ok();
+        let pooled = turn
+            .as_ref()
+            .and_then(|_| self.readers.lock().ok().and_then(|mut pool| pool.pop()));
+        let Some(conn) = pooled else {
+            drop(turn);
+            return self.read(f).await;
+        };
+        let result = f(&conn);
+        if let Ok(mut pool) = self.readers.lock() {
+            pool.push(conn);
+        }
+        result
+    }
+
     async fn read<T: Send + 'static>(
         &self,
         f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
@@ -427,7 +451,7 @@ impl Store for SqliteStore {
         cap: Option<(String, i64)>,
     ) -> Result<PlanningFacts, StoreError> {
         let scope = scope.to_owned();
-        self.read(move |conn| {
+        self.read_small(move |conn| {
             let (profiles, addresses) = match &audience {
                 Audience::Customer(id) => {
                     let profile = customers::read(conn, id)?.map(|r| r.profile);

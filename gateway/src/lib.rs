@@ -19,6 +19,7 @@
 //!   callbacks out to the platform, signed and retried from an outbox.
 //! - [`outbound`]: the HTTP client connectors and callbacks share.
 //! - [`metrics`]: counters and histograms for `/metrics`.
+//! - [`live`]: the reloadable part of the configuration (routing, categories, connectors).
 //! - `server`: the HTTP server under the API: timeouts and a connection limit.
 //! - [`origin`]: scheme, host and port, as `allowed_hosts` lists and requests are checked.
 //! - [`message`]: the vocabulary the others share (channel, status and its lifecycle, content).
@@ -28,6 +29,7 @@ pub mod config;
 pub mod customer;
 pub mod dispatch;
 pub(crate) mod every;
+pub mod live;
 pub mod message;
 pub mod metrics;
 pub mod origin;
@@ -81,12 +83,15 @@ pub async fn serve(
     let wake = Arc::new(Notify::new());
     let (stop, stopped) = watch::channel(false);
     let grace = Duration::from_millis(config.server.shutdown_grace_ms);
-    let plugins = Arc::new(plugins);
+    let live = Arc::new(live::Live::new(
+        live::Routing::new(&config, plugins),
+        config.source.clone(),
+    ));
     let metrics = Arc::new(metrics::Metrics::new());
     let dispatcher = dispatch::Dispatcher::new(
         &config,
         store.clone(),
-        plugins.clone(),
+        live.clone(),
         wake.clone(),
         metrics.clone(),
     );
@@ -98,11 +103,12 @@ pub async fn serve(
             .map(|sender| delivery.spawn(sender.run(stopped.clone())));
     let purging = tokio::spawn(purge_expired_keys(store.clone(), stopped.clone()));
 
+    let reloading = tokio::spawn(reload_on_hangup(live.clone(), stopped.clone()));
     let state = Arc::new(api::AppState::new(
         &config,
         store.clone(),
         wake,
-        plugins,
+        live,
         metrics,
     ));
     let sampling = tokio::spawn(state.backlog.clone().sample(store, stopped));
@@ -116,8 +122,27 @@ pub async fn serve(
         calling_back.await.context("callback sender panicked")?;
     }
     purging.await.context("key purger panicked")?;
+    reloading.await.context("reload listener panicked")?;
     sampling.await.context("backlog sampler panicked")?;
     Ok(())
+}
+
+/// `SIGHUP` reloads the configuration file, as `POST /v1/admin/reload` does.
+async fn reload_on_hangup(live: Arc<live::Live>, mut stop: watch::Receiver<bool>) {
+    let Ok(mut hangups) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+    else {
+        tracing::warn!("cannot listen for SIGHUP; reload with POST /v1/admin/reload");
+        return;
+    };
+    loop {
+        tokio::select! {
+            _ = hangups.recv() => match live.reload().await {
+                Ok(connectors) => tracing::info!(?connectors, "SIGHUP: configuration reloaded"),
+                Err(report) => tracing::error!("SIGHUP: configuration not reloaded, the running one stays:\n{report}"),
+            },
+            _ = stop.changed() => return,
+        }
+    }
 }
 
 /// Idempotency and dedup keys are only remembered for their window.

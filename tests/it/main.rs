@@ -13,6 +13,7 @@ mod layers;
 mod operations;
 mod provider_specs;
 mod push;
+mod reload;
 mod routing;
 mod sms;
 mod support;

@@ -121,9 +121,10 @@ pub async fn delete(
 /// A profile may only name regions and categories the gateway knows: an
 /// unknown one would be stored and silently never match.
 fn check_against_policy(state: &AppState, profile: &Profile) -> Result<(), ApiError> {
+    let routing = state.live.current();
     if let Some(region) = &profile.region
-        && !state.policy.regions.values().any(|r| r == region)
-        && !state.policy.routing.regions.contains_key(region)
+        && !routing.policy.regions.values().any(|r| r == region)
+        && !routing.policy.routing.regions.contains_key(region)
     {
         return Err(ApiError::invalid(
             "unknown_region",
@@ -134,7 +135,7 @@ fn check_against_policy(state: &AppState, profile: &Profile) -> Result<(), ApiEr
     for (channel, by_category) in &profile.consent {
         if let Some(category) = by_category
             .keys()
-            .find(|c| !state.policy.categories.contains_key(*c))
+            .find(|c| !routing.policy.categories.contains_key(*c))
         {
             return Err(ApiError::invalid(
                 "unknown_category",
@@ -176,7 +177,13 @@ pub async fn patch_consent(
     let mut list = Vec::new();
     for (channel, by_category) in changes {
         for (category, change) in by_category {
-            if !state.policy.categories.contains_key(&category) {
+            if !state
+                .live
+                .current()
+                .policy
+                .categories
+                .contains_key(&category)
+            {
                 return Err(ApiError::invalid(
                     "unknown_category",
                     &format!("{channel}.{category}"),

@@ -20,9 +20,6 @@ pub use auth::Caller;
 pub use error::ApiError;
 
 use crate::config::{Config, MessagesConfig};
-use crate::message::Channel;
-use crate::plugins::PluginHost;
-use crate::routing::Policy;
 use crate::store::Store;
 use axum::Router;
 
@@ -30,7 +27,6 @@ use axum::http::StatusCode;
 use axum::middleware;
 
 use axum::routing::{get, post};
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Notify;
@@ -43,12 +39,11 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// What the handlers share.
 pub struct AppState {
     pub store: Arc<dyn Store>,
-    /// Connector names per channel, in failover order.
-    pub routes: HashMap<Channel, Vec<String>>,
+    /// Routing, categories and connectors, as of the latest reload.
+    pub live: Arc<crate::live::Live>,
     pub api_keys: Vec<crate::config::ApiKey>,
     pub max_body_bytes: usize,
     pub messages: MessagesConfig,
-    pub policy: Policy,
     /// Callbacks are signed; without a secret they are refused.
     pub callbacks_enabled: bool,
     pub default_callback_url: Option<String>,
@@ -60,10 +55,7 @@ pub struct AppState {
     pub wake: Arc<Notify>,
     /// Whether delivery is too far behind to take more.
     pub backlog: Arc<backlog::Backlog>,
-    /// Connectors interpret provider webhooks.
-    pub plugins: Arc<PluginHost>,
     pub metrics: Arc<crate::metrics::Metrics>,
-    pub connector_channels: HashMap<String, Channel>,
     /// The gateway's URL as providers see it, for webhook signatures.
     pub public_url: String,
     /// The names requests may be addressed to when no API keys are set
@@ -76,23 +68,15 @@ impl AppState {
         config: &Config,
         store: Arc<dyn Store>,
         wake: Arc<Notify>,
-        plugins: Arc<PluginHost>,
+        live: Arc<crate::live::Live>,
         metrics: Arc<crate::metrics::Metrics>,
     ) -> Self {
-        let mut routes: HashMap<Channel, Vec<String>> = HashMap::new();
-        for connector in &config.connectors {
-            routes
-                .entry(connector.channel)
-                .or_default()
-                .push(connector.name.clone());
-        }
         AppState {
             store,
-            routes,
+            live,
             api_keys: config.api_keys.clone(),
             max_body_bytes: config.server.max_body_bytes,
             messages: config.messages.clone(),
-            policy: config.policy(),
             callbacks_enabled: config.callbacks.secret.is_some(),
             default_callback_url: config
                 .callbacks
@@ -103,13 +87,7 @@ impl AppState {
             in_flight: Arc::default(),
             wake,
             backlog: Arc::new(backlog::Backlog::new(config.server.max_backlog)),
-            plugins,
             metrics,
-            connector_channels: config
-                .connectors
-                .iter()
-                .map(|c| (c.name.clone(), c.channel))
-                .collect(),
             public_url: config
                 .server
                 .public_url
@@ -145,6 +123,7 @@ pub fn router(state: Arc<AppState>) -> Router {
                 .delete(suppressions::delete),
         )
         .route("/metrics", get(operations::metrics))
+        .route("/v1/admin/reload", post(operations::reload))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::authenticate,

@@ -26,6 +26,7 @@ use utoipa::OpenApi;
         webhooks::receive,
         operations::metrics,
         operations::ready,
+        operations::reload,
         healthz,
         openapi,
     ),

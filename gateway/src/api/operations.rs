@@ -34,6 +34,23 @@ pub async fn metrics(State(state): State<Arc<AppState>>) -> Result<Response, Api
         .into_response())
 }
 
+/// `POST /v1/admin/reload` (admin scope): read the configuration file again
+/// and switch routing, regions, categories and connectors to it; an invalid
+/// file is refused with every error and the running configuration stays.
+#[utoipa::path(post, path = "/v1/admin/reload", tag = "operations",
+    responses((status = 200, description = "Reloaded: the connectors now configured", body = Object),
+              (status = 422, body = super::error::ErrorBody)))]
+pub async fn reload(
+    State(state): State<Arc<AppState>>,
+) -> Result<axum::Json<serde_json::Value>, ApiError> {
+    let connectors = state.live.reload().await.map_err(|report| {
+        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_config", report)
+    })?;
+    Ok(axum::Json(
+        serde_json::json!({"reloaded": true, "connectors": connectors}),
+    ))
+}
+
 /// `200 ready` while the store answers, `503` otherwise (a load balancer
 /// then sends traffic elsewhere); `/healthz` stays a cheap liveness check.
 #[utoipa::path(get, path = "/readyz", tag = "operations",

@@ -24,7 +24,8 @@ pub async fn receive(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<Applied>, ApiError> {
-    let channel = *state
+    let routing = state.live.current();
+    let channel = *routing
         .connector_channels
         .get(&connector)
         .ok_or_else(|| ApiError::not_found(format!("no connector named {connector:?}")))?;
@@ -40,7 +41,7 @@ pub async fn receive(
             .collect(),
         body: body.to_vec(),
     };
-    let events = state
+    let events = routing
         .plugins
         .handle_webhook(&connector, request)
         .await
@@ -56,7 +57,7 @@ pub async fn receive(
             }
             WebhookRejection::Failed(failure) => ApiError::internal(failure.message),
         })?;
-    let categories: Vec<String> = state.policy.categories.keys().cloned().collect();
+    let categories: Vec<String> = routing.policy.categories.keys().cloned().collect();
     let source = inbound::Source {
         connector: &connector,
         channel,

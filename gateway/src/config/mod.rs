@@ -42,6 +42,8 @@ pub struct Config {
     pub connectors: Vec<Connector>,
     /// `server.api_keys`, secrets resolved.
     pub api_keys: Vec<ApiKey>,
+    /// The file this was read from, which a reload reads again.
+    pub source: Option<PathBuf>,
 }
 
 /// An API key a caller may present, with what it may do.
@@ -148,7 +150,8 @@ pub fn load(path: &Path) -> Result<(Config, String), ConfigReport> {
             vec![ConfigError::new("", None, format!("cannot read: {e}"))],
         )
     })?;
-    let config = parse(&name, &text, &|var| std::env::var(var).ok())?;
+    let mut config = parse(&name, &text, &|var| std::env::var(var).ok())?;
+    config.source = Some(path.to_path_buf());
     Ok((config, text))
 }
 

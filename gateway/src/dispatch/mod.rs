@@ -8,11 +8,11 @@ pub use retry::{Budget, backoff, decide, exponential_ms};
 
 use crate::config::{Config, DispatchConfig};
 use crate::customer::{Suppression, SuppressionReason, address_key};
+use crate::live::Live;
 use crate::message::{Channel, Outcome};
 use crate::metrics::Metrics;
-use crate::plugins::{Outgoing, PluginHost};
+use crate::plugins::Outgoing;
 use crate::store::{AttemptRecord, AttemptResult, LeasedDelivery, Next, Store, now_ms};
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{Notify, Semaphore, watch};
@@ -26,10 +26,9 @@ const LEASE_BATCH: usize = 256;
 
 pub struct Dispatcher {
     store: Arc<dyn Store>,
-    plugins: Arc<PluginHost>,
+    /// Connectors and their plugins, as of the latest reload.
+    live: Arc<Live>,
     config: DispatchConfig,
-    /// Attempts allowed per connector, by name.
-    max_attempts: HashMap<String, u32>,
     wake: Arc<Notify>,
     metrics: Arc<Metrics>,
 }
@@ -38,19 +37,14 @@ impl Dispatcher {
     pub fn new(
         config: &Config,
         store: Arc<dyn Store>,
-        plugins: Arc<PluginHost>,
+        live: Arc<Live>,
         wake: Arc<Notify>,
         metrics: Arc<Metrics>,
     ) -> Self {
         Dispatcher {
             store,
-            plugins,
+            live,
             config: config.dispatch.clone(),
-            max_attempts: config
-                .connectors
-                .iter()
-                .map(|c| (c.name.clone(), c.max_attempts))
-                .collect(),
             wake,
             metrics,
         }
@@ -190,7 +184,8 @@ impl Dispatcher {
             to: &d.address,
             content: &d.content,
         };
-        let delivered = self.plugins.deliver(&d.connector, out).await;
+        let routing = self.live.current();
+        let delivered = routing.plugins.deliver(&d.connector, out).await;
         let finished_at = now_ms();
         for (address, reason) in &delivered.dead_addresses {
             self.forget_dead_address(&d, address, reason, finished_at)
@@ -198,7 +193,7 @@ impl Dispatcher {
         }
         let result = delivered.result;
         let budget = Budget {
-            max_attempts: self
+            max_attempts: routing
                 .max_attempts
                 .get(&d.connector)
                 .copied()

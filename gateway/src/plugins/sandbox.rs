@@ -170,6 +170,20 @@ pub fn explain_trap(error: &wasmtime::Error, state: &CallState, limits: &CallLim
             ),
         );
     }
+    // Every pooled sandbox is in use: the gateway is busy, not the plugin
+    // at fault, so the same connector is tried again shortly.
+    if error
+        .downcast_ref::<wasmtime::PoolConcurrencyLimitError>()
+        .is_some()
+    {
+        return Failure {
+            retryable: true,
+            ..Failure::sandbox(
+                "sandbox_busy",
+                format!("every pooled sandbox is in use: {error}; raise plugins.max_instances"),
+            )
+        };
+    }
     if error.downcast_ref::<CpuBudgetExceeded>().is_some() {
         return Failure::sandbox(
             "plugin_cpu_budget",

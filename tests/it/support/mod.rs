@@ -58,6 +58,28 @@ impl TestGateway {
 
     async fn start_with(toml: &str, dir: tempfile::TempDir, db_path: PathBuf) -> TestGateway {
         let config = test_config(toml, &db_path);
+        Self::serve(config, toml, dir, db_path).await
+    }
+
+    /// Start from a file, as `crossgate serve --config FILE` does, so that a
+    /// reload reads it again; returns the file's path too. `toml` must not
+    /// have `[storage]` or `[plugins]`: they are added here.
+    pub async fn start_from_file(toml: &str) -> (TestGateway, PathBuf) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let db_path = dir.path().join("crossgate.db");
+        let path = dir.path().join("crossgate.toml");
+        std::fs::write(&path, file_config(toml, &db_path)).expect("write config");
+        let (config, _) =
+            config::load(&path).unwrap_or_else(|report| panic!("test config invalid:\n{report}"));
+        (Self::serve(config, toml, dir, db_path).await, path)
+    }
+
+    async fn serve(
+        config: Config,
+        toml: &str,
+        dir: tempfile::TempDir,
+        db_path: PathBuf,
+    ) -> TestGateway {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind loopback");
@@ -217,6 +239,18 @@ pub fn outcomes(message: &Value) -> Vec<String> {
         .iter()
         .map(|a| a["outcome"].as_str().expect("outcome").to_owned())
         .collect()
+}
+
+/// A whole configuration file around `toml`: storage at `db_path`, plugins
+/// from the build, a small instance pool.
+pub fn file_config(toml: &str, db_path: &Path) -> String {
+    let cache = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("plugin-cache");
+    format!(
+        "{toml}\n[storage]\nurl = \"sqlite://{}\"\n[plugins]\ndir = \"{}\"\ncache_dir = \"{}\"\nmax_instances = 64\n",
+        db_path.display(),
+        plugin_dir().display(),
+        cache.display()
+    )
 }
 
 /// Parse a test config, pointing storage at `db_path` and plugins at the build.

@@ -164,7 +164,13 @@ async fn address_route(
     let channel: Channel = channel
         .parse()
         .map_err(|e: String| ApiError::invalid("unknown_channel", "channel", e))?;
-    if state.routes.get(&channel).is_none_or(|c| c.is_empty()) {
+    if state
+        .live
+        .current()
+        .routes
+        .get(&channel)
+        .is_none_or(|c| c.is_empty())
+    {
         return Err(ApiError::invalid(
             "channel_unavailable",
             "channel",
@@ -315,6 +321,8 @@ async fn facts(
     now: i64,
 ) -> Result<PlanningFacts, ApiError> {
     let cap = state
+        .live
+        .current()
         .policy
         .categories
         .get(category)
@@ -341,7 +349,7 @@ fn plan_for(
         routing::Request { category, channels },
         profile,
         &facts.suppressions,
-        &state.policy,
+        &state.live.current().policy,
         now_ts,
         facts.recent,
     )

@@ -1,0 +1,92 @@
+//! Reloading routing, categories and connectors while messages flow: a
+//! valid file takes effect, an invalid one changes nothing, and every
+//! accepted message is delivered once.
+
+use crate::support::{TestGateway, default_twilio, file_config, sms, twilio_connector};
+use crossgate_tests::ProviderSim;
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+const SENDS: usize = 120;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_under_traffic_loses_nothing_and_sends_nothing_twice() {
+    let sim = ProviderSim::start().await.unwrap();
+    let backup_sid = "AC00000000000000000000000000000b4c";
+    sim.add_account(
+        backup_sid,
+        "backup-token",
+        crossgate_tests::Behaviour::Accept,
+    );
+    let before = format!(
+        "[categories.transactional]\nconsent = \"opt-out\"\n{}",
+        default_twilio(&sim.url())
+    );
+    let (gw, path) = TestGateway::start_from_file(&before).await;
+    let db_path = gw.db_path.clone();
+
+    let reload = |gw: &TestGateway| {
+        let client = gw.client.clone();
+        let url = format!("{}/v1/admin/reload", gw.url);
+        async move {
+            let response = client.post(url).send().await.unwrap();
+            let status = response.status().as_u16();
+            (status, response.json::<serde_json::Value>().await.unwrap())
+        }
+    };
+
+    // Messages flow while the file changes twice.
+    let mut ids = Vec::new();
+    for i in 0..SENDS {
+        ids.push(gw.send_ok(&sms("+31612345678", &format!("flow {i}"))).await);
+        if i == SENDS / 3 {
+            // Valid: a new category and a second SMS connector behind the first.
+            let after = format!(
+                "[categories.transactional]\nconsent = \"opt-out\"\n[categories.alerts]\nconsent = \"opt-out\"\n{}{}",
+                default_twilio(&sim.url()),
+                twilio_connector("backup", &sim.url(), backup_sid, "backup-token")
+            );
+            std::fs::write(&path, file_config(&after, &db_path)).unwrap();
+            let (status, answer) = reload(&gw).await;
+            assert_eq!(status, 200, "{answer}");
+            assert_eq!(
+                answer["connectors"],
+                serde_json::json!(["backup", "twilio"])
+            );
+        }
+        if i == 2 * SENDS / 3 {
+            // Invalid: refused with its errors; the running configuration stays.
+            std::fs::write(&path, "[server]\nlisten = \"nowhere\"\n").unwrap();
+            let (status, answer) = reload(&gw).await;
+            assert_eq!(status, 422, "{answer}");
+            assert!(
+                answer["error"]["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("server.listen"),
+                "{answer}"
+            );
+        }
+    }
+    // The reloaded category is in force.
+    let mut alert = sms("+31612345678", "an alert");
+    alert["category"] = serde_json::json!("alerts");
+    ids.push(gw.send_ok(&alert).await);
+
+    let deadline = Instant::now() + Duration::from_secs(60);
+    for id in &ids {
+        let message = gw.settled(id).await;
+        assert_eq!(message["status"], "sent", "{message}");
+        assert!(Instant::now() < deadline, "messages did not settle");
+    }
+    let mut received: HashMap<String, usize> = HashMap::new();
+    for request in sim.requests() {
+        if let Some(body) = request.field("Body") {
+            *received.entry(body.to_owned()).or_default() += 1;
+        }
+    }
+    for i in 0..SENDS {
+        assert_eq!(received.get(&format!("flow {i}")), Some(&1), "flow {i}");
+    }
+    assert_eq!(received.get("an alert"), Some(&1));
+}

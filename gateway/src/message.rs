@@ -282,11 +282,14 @@ pub fn e164(raw: &str) -> Result<String, String> {
 /// embedding, override and isolate marks that make text read other than it is.
 pub fn unsafe_text(text: &str) -> Option<String> {
     text.chars()
-        .find(|&c| {
-            (c.is_control() && !matches!(c, '\t' | '\n' | '\r'))
-                || matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
-        })
+        .find(|&c| is_unsafe_char(c) && !matches!(c, '\t' | '\n' | '\r'))
         .map(|c| format!("contains the control character U+{:04X}", c as u32))
+}
+
+/// A control character, or a bidirectional embedding, override or isolate
+/// mark: what may not reach a person, a provider or a log line unchecked.
+pub fn is_unsafe_char(c: char) -> bool {
+    c.is_control() || matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
 }
 
 /// The ISO 3166 country of an E.164 number, e.g. `NL` for `+31...`.

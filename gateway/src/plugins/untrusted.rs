@@ -2,18 +2,14 @@
 //! stripped of control characters before it is stored, served or logged,
 //! so a plugin cannot bloat the store nor forge log lines.
 
+use crate::message::is_unsafe_char;
+
 /// `text` with every control character (newlines included) replaced by a
 /// space, cut to at most `max` bytes on a character boundary.
 pub fn text(text: &str, max: usize) -> String {
     let mut clean: String = text
         .chars()
-        .map(|c| {
-            if c.is_control() || matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}') {
-                ' '
-            } else {
-                c
-            }
-        })
+        .map(|c| if is_unsafe_char(c) { ' ' } else { c })
         .collect();
     if clean.len() > max {
         let mut end = max.saturating_sub('…'.len_utf8());

@@ -241,10 +241,15 @@ pub fn outcomes(message: &Value) -> Vec<String> {
         .collect()
 }
 
+/// Compiled plugins, shared by every test gateway of the run.
+fn plugin_cache() -> PathBuf {
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("plugin-cache")
+}
+
 /// A whole configuration file around `toml`: storage at `db_path`, plugins
 /// from the build, a small instance pool.
 pub fn file_config(toml: &str, db_path: &Path) -> String {
-    let cache = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("plugin-cache");
+    let cache = plugin_cache();
     format!(
         "{toml}\n[storage]\nurl = \"sqlite://{}\"\n[plugins]\ndir = \"{}\"\ncache_dir = \"{}\"\nmax_instances = 64\n",
         db_path.display(),
@@ -255,7 +260,7 @@ pub fn file_config(toml: &str, db_path: &Path) -> String {
 
 /// Parse a test config, pointing storage at `db_path` and plugins at the build.
 pub fn test_config(toml: &str, db_path: &Path) -> Config {
-    let cache = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("plugin-cache");
+    let cache = plugin_cache();
     let full = format!(
         "{toml}\n[storage]\nurl = \"sqlite://{}\"\n",
         db_path.display()

@@ -12,6 +12,7 @@ pub use time::secs_to_ms;
 use super::idempotency;
 use super::{ApiError, AppState};
 use crate::customer::{Profile, address_key};
+use crate::live::Routing;
 use crate::message::{Channel, Content};
 use crate::routing::policy::DEFAULT_CATEGORY;
 use crate::routing::{self, Plan};
@@ -80,9 +81,14 @@ pub async fn compose(
         None => None,
     };
 
+    // One version of routing and categories for the whole send, even if a
+    // reload lands meanwhile.
+    let routing = state.live.current();
     let route = match (&request.customer_id, &request.channel) {
-        (Some(customer_id), None) => customer_route(state, &request, customer_id, now).await?,
-        (None, Some(channel)) => address_route(state, &request, channel, now).await?,
+        (Some(customer_id), None) => {
+            customer_route(state, &routing, &request, customer_id, now).await?
+        }
+        (None, Some(channel)) => address_route(state, &routing, &request, channel, now).await?,
         _ => {
             return Err(ApiError::invalid(
                 "invalid_recipient",
@@ -150,6 +156,7 @@ struct Route {
 /// customers who own the address and the address's suppressions.
 async fn address_route(
     state: &AppState,
+    routing: &Routing,
     request: &SendRequest,
     channel: &str,
     now: i64,
@@ -164,13 +171,7 @@ async fn address_route(
     let channel: Channel = channel
         .parse()
         .map_err(|e: String| ApiError::invalid("unknown_channel", "channel", e))?;
-    if state
-        .live
-        .current()
-        .routes
-        .get(&channel)
-        .is_none_or(|c| c.is_empty())
-    {
+    if routing.routes.get(&channel).is_none_or(|c| c.is_empty()) {
         return Err(ApiError::invalid(
             "channel_unavailable",
             "channel",
@@ -223,9 +224,9 @@ async fn address_route(
         channel,
         address: key,
     };
-    let facts = facts(state, audience, &scope, category, now).await?;
+    let facts = facts(state, routing, audience, &scope, category, now).await?;
     let profile = Profile::of_address(channel, &address, &facts.profiles);
-    let plan = plan_for(state, &profile, &facts, category, Some(&[channel]), now)?;
+    let plan = plan_for(routing, &profile, &facts, category, Some(&[channel]), now)?;
     let content = request.content.for_channel(channel)?;
     Ok(Route {
         channel,
@@ -249,6 +250,7 @@ async fn address_route(
 /// `customer_id` + `category`: the planner picks the channels.
 async fn customer_route(
     state: &AppState,
+    routing: &Routing,
     request: &SendRequest,
     customer_id: &str,
     now: i64,
@@ -269,7 +271,7 @@ async fn customer_route(
     })?;
     let scope = format!("customer:{customer_id}");
     let audience = Audience::Customer(customer_id.to_owned());
-    let facts = facts(state, audience, &scope, category, now).await?;
+    let facts = facts(state, routing, audience, &scope, category, now).await?;
     let profile = facts.profiles.first().ok_or_else(|| {
         ApiError::invalid(
             "unknown_customer",
@@ -278,7 +280,7 @@ async fn customer_route(
         )
     })?;
     let plan = plan_for(
-        state,
+        routing,
         profile,
         &facts,
         category,
@@ -315,14 +317,13 @@ async fn customer_route(
 /// they got lately.
 async fn facts(
     state: &AppState,
+    routing: &Routing,
     audience: Audience,
     scope: &str,
     category: &str,
     now: i64,
 ) -> Result<PlanningFacts, ApiError> {
-    let cap = state
-        .live
-        .current()
+    let cap = routing
         .policy
         .categories
         .get(category)
@@ -337,7 +338,7 @@ async fn facts(
 
 /// The plan for one audience's profile, from the facts read for it.
 fn plan_for(
-    state: &AppState,
+    routing: &Routing,
     profile: &Profile,
     facts: &PlanningFacts,
     category: &str,
@@ -349,7 +350,7 @@ fn plan_for(
         routing::Request { category, channels },
         profile,
         &facts.suppressions,
-        &state.live.current().policy,
+        &routing.policy,
         now_ts,
         facts.recent,
     )

@@ -23,14 +23,21 @@ run: build
 	trap 'kill $$sim 2>/dev/null' EXIT INT TERM; \
 	./target/debug/crossgate serve --config config/crossgate.toml
 
-## Build everything and run every test: gateway, SDK, simulator and connectors.
+## Build everything and run every test: gateway, SDK, simulator and connectors,
+## the store suite on SQLite and on PostgreSQL (a throwaway cluster on loopback,
+## installed from Debian's packages when missing; see tests/postgres/cluster.sh).
 test: plugins
-	$(CARGO) test --workspace
-	cd plugins && $(CARGO) test
+	@eval "$$(tests/postgres/cluster.sh start)"; \
+	trap 'tests/postgres/cluster.sh stop' EXIT; \
+	$(CARGO) test --workspace && (cd plugins && $(CARGO) test) || exit 1; \
+	tests/postgres/report.sh
 
-## Print the performance figures (release build; the first one takes ~10 minutes).
+## The figures, on SQLite and on PostgreSQL (release build; the first one takes ~10 minutes).
 bench: plugins
+	@eval "$$(tests/postgres/cluster.sh start)"; \
+	trap 'tests/postgres/cluster.sh stop' EXIT; \
 	$(CARGO) bench -p crossgate --bench gateway
+
 
 ## Formatting and lints, warnings as errors.
 lint:

@@ -59,10 +59,11 @@ pub async fn serve(
     config: config::Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let store: Arc<dyn store::Store> = Arc::new(
-        store::SqliteStore::open(&config.sqlite_path())
-            .with_context(|| format!("cannot open {}", config.sqlite_path().display()))?,
-    );
+    let node = config.node_name();
+    let store = store::open(&config.database, config.storage.max_connections, &node)
+        .await
+        .with_context(|| format!("cannot open {}", config.database.describe()))?;
+    tracing::info!(node, database = %config.database.describe(), "store open");
     let plugins = plugins::PluginHost::load(&config).await.map_err(|errors| {
         let lines: Vec<String> = errors
             .iter()

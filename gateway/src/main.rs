@@ -42,6 +42,15 @@ enum Command {
         #[arg(long, short)]
         config: Option<PathBuf>,
     },
+    /// Bring the database's schema up to this build's (the gateway also does
+    /// this when it starts).
+    Migrate {
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// Only report the schema version and what would run; change nothing.
+        #[arg(long)]
+        check: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -78,6 +87,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve { config } => runtime.block_on(serve(config.as_deref())),
         Command::Check { config } => runtime.block_on(check(config.as_deref())),
+        Command::Migrate { config, check } => runtime.block_on(migrate(config.as_deref(), check)),
     };
     match result {
         Ok(code) => code,
@@ -135,6 +145,27 @@ async fn check(path: Option<&Path>) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::FAILURE)
         }
     }
+}
+
+/// `crossgate migrate [--check]`.
+async fn migrate(path: Option<&Path>, check: bool) -> anyhow::Result<ExitCode> {
+    let config = match read(path) {
+        Ok(config) => config,
+        Err(report) => {
+            eprint!("{report}");
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    let status = crossgate::store::schema_status(&config.database).await?;
+    println!("{status}");
+    if !check && !status.pending.is_empty() {
+        crossgate::store::open(&config.database, 1, &config.node_name()).await?;
+        println!(
+            "applied; now at version {}",
+            status.pending.last().map_or(0, |m| m.version)
+        );
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn shutdown_signal() {

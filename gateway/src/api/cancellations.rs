@@ -69,7 +69,7 @@ pub async fn cancel(
         .store
         .cancel(&scope, &request.cancel_key, now_ms())
         .await
-        .map_err(ApiError::internal)?;
+        .map_err(ApiError::from)?;
     Ok((
         StatusCode::OK,
         Json(CancelAnswer {

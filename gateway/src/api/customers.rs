@@ -66,12 +66,12 @@ pub async fn put(
         .store
         .put_customer(&id, profile.clone(), now)
         .await
-        .map_err(ApiError::internal)?;
+        .map_err(ApiError::from)?;
     let record = state
         .store
         .customer(&id)
         .await
-        .map_err(ApiError::internal)?
+        .map_err(ApiError::from)?
         .ok_or_else(|| ApiError::internal("customer vanished after write"))?;
     let status = if created {
         StatusCode::CREATED
@@ -93,7 +93,7 @@ pub async fn get(
         .store
         .customer(&id)
         .await
-        .map_err(ApiError::internal)?
+        .map_err(ApiError::from)?
         .ok_or_else(|| ApiError::not_found(format!("no customer {id:?}")))?;
     Ok(Json(view(&id, &record)))
 }
@@ -110,7 +110,7 @@ pub async fn delete(
         .store
         .delete_customer(&id)
         .await
-        .map_err(ApiError::internal)?
+        .map_err(ApiError::from)?
     {
         Ok(StatusCode::NO_CONTENT)
     } else {
@@ -205,7 +205,7 @@ pub async fn patch_consent(
         .store
         .update_consent(&id, list, now)
         .await
-        .map_err(ApiError::internal)?
+        .map_err(ApiError::from)?
         .ok_or_else(|| ApiError::not_found(format!("no customer {id:?}")))?;
     Ok(Json(json!({"id": id, "consent": profile.consent})))
 }

@@ -12,6 +12,8 @@ pub struct ApiError {
     pub code: &'static str,
     pub message: String,
     pub field: Option<String>,
+    /// Seconds, for `Retry-After`.
+    pub retry_after: Option<u32>,
 }
 
 #[derive(Serialize)]
@@ -51,6 +53,7 @@ impl ApiError {
             code,
             message: message.into(),
             field: None,
+            retry_after: None,
         }
     }
 
@@ -79,6 +82,28 @@ impl ApiError {
     }
 }
 
+/// A database that cannot be reached now is `503` with `Retry-After`:
+/// nothing was stored, and the same request later will be taken. Anything
+/// else the store says is a `500`.
+impl From<crate::store::StoreError> for ApiError {
+    fn from(e: crate::store::StoreError) -> Self {
+        use crate::store::StoreError;
+        match e {
+            StoreError::Unavailable(_) | StoreError::Conflict(_) => {
+                tracing::warn!("store unavailable: {e}");
+                let mut error = ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "store_unavailable",
+                    "the database cannot be reached; nothing was stored, retry later",
+                );
+                error.retry_after = Some(1);
+                error
+            }
+            e => ApiError::internal(e),
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = Body {
@@ -88,6 +113,12 @@ impl IntoResponse for ApiError {
                 field: self.field.as_deref(),
             },
         };
-        (self.status, Json(body)).into_response()
+        let mut response = (self.status, Json(body)).into_response();
+        if let Some(seconds) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, seconds.into());
+        }
+        response
     }
 }

@@ -87,7 +87,7 @@ pub async fn send(
         .store
         .insert_message(message)
         .await
-        .map_err(ApiError::internal)?
+        .map_err(ApiError::from)?
     {
         Inserted::New => {
             let (channel, category, status) = counted;
@@ -192,6 +192,9 @@ pub struct AttemptView {
     pub finished_at: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub retry_at: Option<String>,
+    /// The gateway node that made the attempt (`server.node_name`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -211,7 +214,7 @@ pub async fn get(
         .store
         .message(&id)
         .await
-        .map_err(ApiError::internal)?
+        .map_err(ApiError::from)?
         .ok_or_else(|| ApiError::not_found(format!("no message with id {id:?}")))?;
     Ok(Json(view(record)))
 }
@@ -265,6 +268,7 @@ fn attempt_view(a: AttemptRecord) -> AttemptView {
         started_at: timestamp(a.started_at),
         finished_at: timestamp(a.finished_at),
         retry_at: a.retry_at.map(timestamp),
+        node: a.node,
     }
 }
 

@@ -17,12 +17,12 @@ pub async fn metrics(State(state): State<Arc<AppState>>) -> Result<Response, Api
         .store
         .queue_health(now)
         .await
-        .map_err(ApiError::internal)?;
+        .map_err(ApiError::from)?;
     let oldest = health
         .oldest_due_at
         .map(|due| (now - due).max(0) as f64 / 1000.0);
     // Counted now, not the back-pressure sampler's last figure.
-    let backlog = state.store.backlog(now).await.map_err(ApiError::internal)?;
+    let backlog = state.store.backlog(now).await.map_err(ApiError::from)?;
     let text = state.metrics.render(backlog, oldest, health.outbox);
     Ok((
         [(

@@ -61,7 +61,7 @@ pub async fn get(
         .store
         .suppressions(vec![(channel, key.clone())])
         .await
-        .map_err(ApiError::internal)?;
+        .map_err(ApiError::from)?;
     let entry = found
         .first()
         .ok_or_else(|| ApiError::not_found(format!("{key} is not suppressed on {channel}")))?;
@@ -107,7 +107,7 @@ pub async fn put(
         .store
         .put_suppression(entry.clone())
         .await
-        .map_err(ApiError::internal)?;
+        .map_err(ApiError::from)?;
     let status = if created {
         StatusCode::CREATED
     } else {
@@ -128,7 +128,7 @@ pub async fn delete(
         .store
         .delete_suppression(channel, &key, None)
         .await
-        .map_err(ApiError::internal)?
+        .map_err(ApiError::from)?
     {
         Ok(StatusCode::NO_CONTENT)
     } else {

@@ -65,6 +65,6 @@ pub async fn receive(
     };
     let applied = inbound::apply(state.store.as_ref(), &source, events, now_ms())
         .await
-        .map_err(ApiError::internal)?;
+        .map_err(ApiError::from)?;
     Ok(Json(applied))
 }

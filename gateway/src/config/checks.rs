@@ -2,7 +2,7 @@
 //! what it finds to one list, so `crossgate check` prints every problem.
 
 use super::schema::{ApiKeyConfig, Scope};
-use super::{ApiKey, Config, ConfigError, Connector, ConnectorConfig};
+use super::{ApiKey, Config, ConfigError, Connector, ConnectorConfig, Database};
 use crate::origin::Origin;
 use std::collections::HashSet;
 use std::path::PathBuf;
@@ -17,7 +17,7 @@ pub fn validate(
     errors: &mut Vec<ConfigError>,
 ) {
     api_keys(config, env, errors);
-    storage(config, errors);
+    storage(config, env, errors);
     limits(config, errors);
     callbacks(config, env, errors);
     regions(config, errors);
@@ -80,16 +80,55 @@ fn api_keys(
     }
 }
 
-/// `storage.url`: a backend this build has.
-fn storage(config: &Config, errors: &mut Vec<ConfigError>) {
-    let url = &config.storage.url;
-    if sqlite_path(url.get_ref()).is_none() {
-        let message = if url.get_ref().starts_with("postgres") {
-            "postgres storage is not available in this build yet; use sqlite://PATH"
-        } else {
-            "must be sqlite://PATH"
-        };
-        errors.push(ConfigError::new("storage.url", Some(url.span()), message));
+/// `storage.url`: `sqlite://PATH` or a PostgreSQL URL (`env:NAME` keeps
+/// its password out of the file).
+fn storage(
+    config: &mut Config,
+    env: &dyn Fn(&str) -> Option<String>,
+    errors: &mut Vec<ConfigError>,
+) {
+    let span = config.storage.url.span();
+    let error = |message: String| ConfigError::new("storage.url", Some(span.clone()), message);
+    let url = match resolve_secret(config.storage.url.get_ref(), env) {
+        Ok(url) => url,
+        Err(e) => return errors.push(error(e)),
+    };
+    if let Some(path) = url.strip_prefix("sqlite://") {
+        if path.is_empty() {
+            return errors.push(error("sqlite:// needs a file path".into()));
+        }
+        config.database = Database::Sqlite(PathBuf::from(path));
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        match url.parse::<tokio_postgres::Config>() {
+            Ok(_) => config.database = Database::Postgres(url),
+            Err(e) => errors.push(error(format!("not a PostgreSQL URL: {e}"))),
+        }
+    } else {
+        errors.push(error(
+            "must be sqlite://PATH or postgres://USER@HOST/DATABASE".into(),
+        ));
+    }
+    if config.storage.max_connections == 0 {
+        errors.push(ConfigError::new(
+            "storage.max_connections",
+            None,
+            "must be at least 1",
+        ));
+    }
+}
+
+/// A URL as it may be logged: `user:secret@` becomes `user:***@`.
+pub fn without_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let (authority, tail) = rest.split_at(rest.find(['/', '?']).unwrap_or(rest.len()));
+    match authority.rsplit_once('@') {
+        Some((user, host)) if user.contains(':') => {
+            let user = user.split(':').next().unwrap_or_default();
+            format!("{scheme}://{user}:***@{host}{tail}")
+        }
+        _ => url.to_owned(),
     }
 }
 
@@ -293,7 +332,6 @@ fn connectors(
     }
 }
 
-/// `env:NAME` reads the environment; anything else is taken literally.
 /// `env:NAME` reads an environment variable, `file:PATH` a file (a service
 /// account key), anything else is the value itself.
 pub fn resolve_secret(value: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String, String> {
@@ -306,7 +344,6 @@ pub fn resolve_secret(value: &str, env: &dyn Fn(&str) -> Option<String>) -> Resu
     Ok(value.to_owned())
 }
 
-/// A status callback URL: absolute http or https.
 /// A status callback URL: absolute http or https, no credentials (callbacks
 /// are signed, and a URL is logged), and not a loopback, private or
 /// link-local address unless its origin is in `allowed`. A host name is
@@ -335,10 +372,4 @@ fn is_connector_name(name: &str) -> bool {
         && name
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
-}
-
-pub fn sqlite_path(url: &str) -> Option<PathBuf> {
-    url.strip_prefix("sqlite://")
-        .filter(|p| !p.is_empty())
-        .map(PathBuf::from)
 }

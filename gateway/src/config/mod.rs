@@ -42,8 +42,41 @@ pub struct Config {
     pub connectors: Vec<Connector>,
     /// `server.api_keys`, secrets resolved.
     pub api_keys: Vec<ApiKey>,
+    /// `storage.url`, resolved.
+    pub database: Database,
     /// The file this was read from, which a reload reads again.
     pub source: Option<PathBuf>,
+}
+
+/// Where state lives: one node's file, or a database nodes share.
+#[derive(Clone)]
+pub enum Database {
+    Sqlite(PathBuf),
+    /// A `postgres://` URL; it may hold a password, so it is never printed
+    /// whole (see [`Database::describe`]).
+    Postgres(String),
+}
+
+impl Default for Database {
+    fn default() -> Self {
+        Database::Sqlite(PathBuf::from("data/crossgate.db"))
+    }
+}
+
+impl Database {
+    /// For logs and reports: the URL without its password.
+    pub fn describe(&self) -> String {
+        match self {
+            Database::Sqlite(path) => format!("sqlite://{}", path.display()),
+            Database::Postgres(url) => checks::without_password(url),
+        }
+    }
+}
+
+impl std::fmt::Debug for Database {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.describe())
+    }
 }
 
 /// An API key a caller may present, with what it may do.
@@ -95,10 +128,21 @@ impl std::fmt::Debug for Connector {
 }
 
 impl Config {
-    /// The SQLite file named by `storage.url`.
-    pub fn sqlite_path(&self) -> PathBuf {
-        checks::sqlite_path(self.storage.url.get_ref())
-            .unwrap_or_else(|| PathBuf::from("crossgate.db"))
+    /// `server.node_name`, or one made from the host name and process id:
+    /// unique among the nodes sharing a database without configuring it.
+    pub fn node_name(&self) -> String {
+        self.server.node_name.clone().unwrap_or_else(|| {
+            let mut host = [0u8; 256];
+            // SAFETY: the buffer is writable for its whole length.
+            let ok = unsafe { libc::gethostname(host.as_mut_ptr().cast(), host.len()) } == 0;
+            let end = host.iter().position(|&b| b == 0).unwrap_or(0);
+            let host = if ok {
+                String::from_utf8_lossy(&host[..end]).into_owned()
+            } else {
+                "node".to_owned()
+            };
+            format!("{host}:{}", std::process::id())
+        })
     }
 
     /// The routing policy the planner applies.
@@ -169,4 +213,4 @@ pub fn parse(
     }
 }
 
-pub use checks::callback_url;
+pub use checks::{callback_url, without_password};

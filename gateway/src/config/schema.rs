@@ -39,6 +39,10 @@ pub struct ServerConfig {
     /// the listen queue.
     #[serde(default = "default_max_connections")]
     pub max_connections: usize,
+    /// `node_name = "gw-1"`: this node's name in attempt histories and logs
+    /// (default: host name and process id, unique among nodes sharing a database).
+    #[serde(default)]
+    pub node_name: Option<String>,
 }
 
 fn default_header_timeout_ms() -> u64 {
@@ -106,6 +110,7 @@ impl Default for ServerConfig {
             public_url: None,
             header_timeout_ms: default_header_timeout_ms(),
             max_connections: default_max_connections(),
+            node_name: None,
         }
     }
 }
@@ -132,14 +137,22 @@ pub struct StorageConfig {
     /// `url = "sqlite://data/crossgate.db"` (relative paths are relative to the working directory)
     #[serde(default = "default_storage_url")]
     pub url: Spanned<String>,
+    /// `max_connections = 16`: PostgreSQL connections this node keeps open at most.
+    #[serde(default = "default_storage_connections")]
+    pub max_connections: usize,
 }
 
 impl Default for StorageConfig {
     fn default() -> Self {
         StorageConfig {
             url: default_storage_url(),
+            max_connections: default_storage_connections(),
         }
     }
+}
+
+fn default_storage_connections() -> usize {
+    16
 }
 
 fn default_storage_url() -> Spanned<String> {

@@ -253,6 +253,7 @@ impl Dispatcher {
                     Next::RetryAt(at) => Some(at),
                     _ => None,
                 },
+                node: None,
             },
             next,
         };

@@ -4,10 +4,15 @@
 //! embedded default; a shared backend for several nodes implements the same
 //! trait. Times are milliseconds since the Unix epoch.
 
-mod schema;
+pub mod migrations;
+mod postgres;
 mod sqlite;
 
+pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
+
+use crate::config::Database;
+use std::sync::Arc;
 
 use crate::customer::{Consent, Profile, Suppression};
 use crate::message::{Channel, Content, MessageStatus, Outcome};
@@ -19,10 +24,20 @@ use async_trait::async_trait;
 pub enum StoreError {
     #[error("database error: {0}")]
     Database(String),
+    /// The database cannot be reached now; the caller may try again.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    /// Another node's transaction got in the way (a deadlock, a key it took
+    /// first); the shared store runs the transaction again.
+    #[error("conflict with another node: {0}")]
+    Conflict(String),
     #[error("stored data is unreadable: {0}")]
     Corrupt(String),
     #[error("the store is shut down")]
     Closed,
+    /// The database was written by a newer build.
+    #[error("{0}")]
+    TooNew(String),
 }
 
 /// A message as accepted by the API, with the deliveries it may take.
@@ -198,6 +213,9 @@ pub struct AttemptRecord {
     pub error_message: Option<String>,
     /// When the next attempt on the same connector is due, for retryable outcomes.
     pub retry_at: Option<i64>,
+    /// The node that made it (`server.node_name`), as read back: each store
+    /// records its own node's name on write, so the dispatcher leaves it `None`.
+    pub node: Option<String>,
 }
 
 /// A delivery leased to this node: nobody else works on it until `lease_until`.
@@ -418,6 +436,59 @@ pub trait Store: Send + Sync + 'static {
         address: &str,
         now: i64,
     ) -> Result<Option<String>, StoreError>;
+}
+
+/// Open the configured store, bringing its schema up to date.
+/// `node` names this process in attempt histories.
+pub async fn open(
+    database: &Database,
+    max_connections: usize,
+    node: &str,
+) -> Result<Arc<dyn Store>, StoreError> {
+    Ok(match database {
+        Database::Sqlite(path) => Arc::new(SqliteStore::open(path, node)?),
+        Database::Postgres(url) => Arc::new(PostgresStore::open(url, max_connections, node).await?),
+    })
+}
+
+/// Where the configured database stands against this build's schema,
+/// changing nothing: `crossgate migrate --check`.
+pub async fn schema_status(database: &Database) -> Result<migrations::SchemaStatus, StoreError> {
+    match database {
+        Database::Sqlite(path) => sqlite::migrations::status(path),
+        Database::Postgres(url) => postgres::migrations::status(url).await,
+    }
+}
+
+/// The statuses a frequency cap counts: what is on its way or went out.
+fn counted_by_caps() -> String {
+    MessageStatus::sql_list(|s| {
+        s.is_open()
+            || matches!(
+                s,
+                MessageStatus::Sent | MessageStatus::Delivered | MessageStatus::Read
+            )
+    })
+}
+
+/// The status reason of a message its provider reported undelivered.
+fn undelivered_reason(connector: &str, code: Option<&str>) -> String {
+    format!(
+        "{connector}: the provider reported the message undelivered{}",
+        code.map(|c| format!(" ({c})")).unwrap_or_default()
+    )
+}
+
+/// Why an attempt whose lease ran out is recorded as `interrupted`.
+fn interrupted_message(lease_until: Option<i64>) -> String {
+    let until = lease_until
+        .and_then(|at| jiff::Timestamp::from_millisecond(at).ok())
+        .map(|t| format!(" (it ran until {t})"))
+        .unwrap_or_default();
+    format!(
+        "the lease of this attempt ran out{until} before its outcome was recorded: the node \
+         making it stopped or stalled; the provider may have the message"
+    )
 }
 
 /// Milliseconds since the Unix epoch.

@@ -14,14 +14,20 @@ pub struct ChildGateway {
 impl ChildGateway {
     /// Write `toml` (with storage and plugin paths filled in) and start the gateway on it.
     pub async fn spawn(dir: &Path, toml: &str) -> ChildGateway {
+        let storage = format!("sqlite://{}", dir.join("crossgate.db").display());
+        Self::spawn_on(dir, toml, &storage).await
+    }
+
+    /// As [`ChildGateway::spawn`], on the database at `storage_url`. `toml`
+    /// starts inside `[server]`.
+    pub async fn spawn_on(dir: &Path, toml: &str, storage_url: &str) -> ChildGateway {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("free port")
             .port();
         let config_path = dir.join("crossgate.toml");
         let full = format!(
-            "[server]\nlisten = \"127.0.0.1:{port}\"\nshutdown_grace_ms = 5000\n{toml}\n[storage]\nurl = \"sqlite://{}\"\n[plugins]\ndir = \"{}\"\ncache_dir = \"{}\"\nmax_instances = 64\n",
-            dir.join("crossgate.db").display(),
+            "[server]\nlisten = \"127.0.0.1:{port}\"\nshutdown_grace_ms = 5000\n{toml}\n[storage]\nurl = \"{storage_url}\"\n[plugins]\ndir = \"{}\"\ncache_dir = \"{}\"\nmax_instances = 64\n",
             super::plugin_dir().display(),
             PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
                 .join("plugin-cache")

@@ -5,6 +5,7 @@ use crossgate::config::{self, Config};
 pub use crossgate_tests::{default_twilio, twilio_connector};
 
 pub mod child;
+pub mod postgres;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};

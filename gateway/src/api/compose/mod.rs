@@ -333,7 +333,7 @@ async fn facts(
         .store
         .planning_facts(audience, scope, cap)
         .await
-        .map_err(ApiError::internal)
+        .map_err(ApiError::from)
 }
 
 /// The plan for one audience's profile, from the facts read for it.

@@ -12,7 +12,7 @@ use std::sync::LazyLock;
 /// its profiles.
 pub fn build_address_index(conn: &Connection) -> Result<(), StoreError> {
     let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-    if version >= crate::store::schema::ADDRESS_INDEX_VERSION {
+    if version >= super::migrations::ADDRESS_INDEX_VERSION {
         return Ok(());
     }
     let customers: Vec<(String, String)> = conn
@@ -27,7 +27,7 @@ pub fn build_address_index(conn: &Connection) -> Result<(), StoreError> {
     conn.pragma_update(
         None,
         "user_version",
-        crate::store::schema::ADDRESS_INDEX_VERSION,
+        super::migrations::ADDRESS_INDEX_VERSION,
     )?;
     if !customers.is_empty() {
         tracing::info!(

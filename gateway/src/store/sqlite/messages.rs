@@ -249,16 +249,8 @@ pub fn apply_provider_status(
     // Only what left the gateway can be moved by its provider.
     let next = reported.filter(|next| !status.is_open() && status.may_become(*next));
     if let Some(next) = next {
-        let reason = (next == MessageStatus::Failed).then(|| {
-            format!(
-                "{}: the provider reported the message undelivered{}",
-                r.connector,
-                r.code
-                    .as_deref()
-                    .map(|c| format!(" ({c})"))
-                    .unwrap_or_default()
-            )
-        });
+        let reason = (next == MessageStatus::Failed)
+            .then(|| crate::store::undelivered_reason(&r.connector, r.code.as_deref()));
         conn.prepare_cached(
             "UPDATE messages SET status = ?2, status_reason = COALESCE(?3, status_reason), updated_at = ?4
              WHERE id = ?1",
@@ -288,16 +280,10 @@ pub fn recent(
     since: i64,
 ) -> Result<u32, StoreError> {
     static SQL: LazyLock<String> = LazyLock::new(|| {
-        let counted = MessageStatus::sql_list(|s| {
-            s.is_open()
-                || matches!(
-                    s,
-                    MessageStatus::Sent | MessageStatus::Delivered | MessageStatus::Read
-                )
-        });
         format!(
             "SELECT COUNT(*) FROM messages
-             WHERE scope = ?1 AND category = ?2 AND created_at >= ?3 AND status IN {counted}"
+             WHERE scope = ?1 AND category = ?2 AND created_at >= ?3 AND status IN {}",
+            crate::store::counted_by_caps()
         )
     });
     Ok(conn
@@ -340,7 +326,7 @@ pub fn read(conn: &Connection, id: &str) -> Result<Option<MessageRecord>, StoreE
     let attempts = conn
         .prepare_cached(
             "SELECT number, connector, channel, started_at, finished_at, outcome,
-                    provider_message_id, error_code, error_message, retry_at
+                    provider_message_id, error_code, error_message, retry_at, node
              FROM attempts WHERE message_id = ?1 ORDER BY number",
         )?
         .query_map(params![id], attempt)?
@@ -414,8 +400,8 @@ fn attempt(r: &Row<'_>) -> rusqlite::Result<Result<AttemptRecord, StoreError>> {
     let channel: String = r.get(2)?;
     let outcome: String = r.get(5)?;
     let (number, connector, started_at, finished_at) = (r.get(0)?, r.get(1)?, r.get(3)?, r.get(4)?);
-    let (provider_message_id, error_code, error_message, retry_at) =
-        (r.get(6)?, r.get(7)?, r.get(8)?, r.get(9)?);
+    let (provider_message_id, error_code, error_message, retry_at, node) =
+        (r.get(6)?, r.get(7)?, r.get(8)?, r.get(9)?, r.get(10)?);
     Ok((|| {
         Ok(AttemptRecord {
             number,
@@ -428,6 +414,7 @@ fn attempt(r: &Row<'_>) -> rusqlite::Result<Result<AttemptRecord, StoreError>> {
             error_code,
             error_message,
             retry_at,
+            node,
         })
     })())
 }

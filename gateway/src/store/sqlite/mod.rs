@@ -18,10 +18,10 @@
 
 mod customers;
 mod messages;
+pub mod migrations;
 mod outbox;
 mod queue;
 
-use super::schema::{PRAGMAS, SCHEMA};
 use super::{
     AttemptResult, Audience, Callback, CancelReport, CustomerRecord, Inserted, LeasedDelivery,
     MessageRecord, NewMessage, PlanningFacts, ProviderStatus, QueueHealth, Store, StoreError,
@@ -29,6 +29,7 @@ use super::{
 use crate::customer::{Consent, Profile, Suppression, SuppressionReason};
 use crate::message::{Channel, MessageStatus};
 use async_trait::async_trait;
+use migrations::PRAGMAS;
 use rusqlite::Connection;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -67,6 +68,8 @@ pub struct SqliteStore {
     path: Arc<Path>,
     /// Device and inode of the file opened, for `ping`.
     identity: (u64, u64),
+    /// Recorded with every attempt.
+    node: Arc<str>,
 }
 
 /// Device and inode of the file at `path`, if there is one.
@@ -77,16 +80,16 @@ fn file_identity(path: &Path) -> Option<(u64, u64)> {
 
 impl SqliteStore {
     /// Open (creating if needed) the database file and start the writer.
-    pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
+    pub fn open(path: &Path, node: &str) -> Result<SqliteStore, StoreError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| {
                 StoreError::Corrupt(format!("cannot create {}: {e}", dir.display()))
             })?;
         }
-        let writer = connect(path)?;
-        writer.execute_batch(SCHEMA)?;
+        let mut writer = connect(path)?;
+        migrations::apply(&mut writer, &format!("sqlite://{}", path.display()))?;
         customers::build_address_index(&writer)?;
-        queue::recover_leases(&writer, super::now_ms())?;
+        queue::recover_leases(&writer, super::now_ms(), node)?;
         outbox::recover_leases(&writer)?;
         let readers = (0..READERS)
             .map(|_| connect(path))
@@ -105,6 +108,7 @@ impl SqliteStore {
             reading: Arc::new(tokio::sync::Semaphore::new(READERS)),
             path: Arc::from(path),
             identity,
+            node: Arc::from(node),
         })
     }
 
@@ -304,8 +308,9 @@ impl Store for SqliteStore {
         limit: usize,
         lease_ms: u64,
     ) -> Result<Vec<LeasedDelivery>, StoreError> {
+        let node = self.node.clone();
         self.write_as(Durability::ProcessCrashSafe, move |conn| {
-            queue::lease(conn, now, limit, lease_ms)
+            queue::lease(conn, now, limit, lease_ms, &node)
         })
         .await
     }
@@ -314,7 +319,9 @@ impl Store for SqliteStore {
         &self,
         result: AttemptResult,
     ) -> Result<Option<MessageStatus>, StoreError> {
-        self.write(move |conn| queue::record(conn, &result)).await
+        let node = self.node.clone();
+        self.write(move |conn| queue::record(conn, &result, &node))
+            .await
     }
 
     async fn next_due_at(&self) -> Result<Option<i64>, StoreError> {
@@ -527,6 +534,7 @@ mod tests {
                 error_code: None,
                 error_message: None,
                 retry_at: None,
+                node: None,
             },
             next,
         }
@@ -537,7 +545,7 @@ mod tests {
     #[tokio::test]
     async fn only_the_lease_holder_finishes_a_message() {
         let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(&dir.path().join("db")).unwrap();
+        let store = SqliteStore::open(&dir.path().join("db"), "test").unwrap();
         let message = NewMessage {
             id: "msg_1".into(),
             channel: Channel::Sms,
@@ -602,7 +610,7 @@ mod tests {
     #[tokio::test]
     async fn a_failing_write_is_undone_without_undoing_its_batch() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Arc::new(SqliteStore::open(&dir.path().join("db")).unwrap());
+        let store = Arc::new(SqliteStore::open(&dir.path().join("db"), "test").unwrap());
         store
             .write(|conn| {
                 conn.execute_batch("CREATE TABLE t (v TEXT)")?;

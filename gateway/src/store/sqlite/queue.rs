@@ -9,51 +9,9 @@ use rusqlite::{Connection, OptionalExtension, params};
 use std::sync::LazyLock;
 
 /// One process owns an SQLite file, so at start every lease in it belongs
-/// to a process that is gone: those deliveries are due again now, under the
-/// same message id, so providers that deduplicate can. Each gets an
-/// `interrupted` attempt first: the provider may have the message already,
-/// and the history says so. (The lease itself is the record that the
-/// attempt started, so the hot path writes nothing extra.)
-pub fn recover_leases(conn: &Connection, now: i64) -> Result<(), StoreError> {
-    let cut_short: Vec<(i64, String, String, String, Option<i64>)> = conn
-        .prepare(
-            "UPDATE deliveries SET state = 'pending', lease_until = NULL WHERE state = 'leased'
-             RETURNING id, message_id, connector, channel, lease_until",
-        )?
-        .query_map([], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
-        })?
-        .collect::<Result<_, _>>()?;
-    let deliveries = cut_short.len();
-    for (delivery_id, message_id, connector, channel, lease_until) in cut_short {
-        let number: u32 = conn.query_row(
-            "UPDATE messages SET attempt_count = attempt_count + 1 WHERE id = ?1
-             RETURNING attempt_count",
-            params![message_id],
-            |r| r.get(0),
-        )?;
-        let lease = lease_until.map_or_else(String::new, |at| {
-            jiff::Timestamp::from_millisecond(at)
-                .map(|t| format!(" (its lease ran until {t})"))
-                .unwrap_or_default()
-        });
-        conn.execute(
-            "INSERT INTO attempts (message_id, number, delivery_id, connector, channel,
-                 started_at, finished_at, outcome, error_code, error_message)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, 'interrupted', 'interrupted', ?7)",
-            params![
-                message_id,
-                number,
-                delivery_id,
-                connector,
-                channel,
-                now,
-                format!(
-                    "the gateway stopped while this attempt was in flight{lease}; the provider may have the message"
-                ),
-            ],
-        )?;
-    }
+/// to a process that is gone: those deliveries are due again now.
+pub fn recover_leases(conn: &Connection, now: i64, node: &str) -> Result<(), StoreError> {
+    let deliveries = interrupt(conn, i64::MAX, now, node)?;
     if deliveries > 0 {
         tracing::warn!(
             deliveries,
@@ -61,6 +19,53 @@ pub fn recover_leases(conn: &Connection, now: i64) -> Result<(), StoreError> {
         );
     }
     Ok(())
+}
+
+/// Leases that ran out by `expired_by` go back to pending, under the same
+/// message id, so providers that deduplicate can. Each gets an
+/// `interrupted` attempt first: the provider may have the message already,
+/// and the history says so. (The lease itself is the record that the
+/// attempt started, so the hot path writes nothing extra.)
+fn interrupt(
+    conn: &Connection,
+    expired_by: i64,
+    now: i64,
+    node: &str,
+) -> Result<usize, StoreError> {
+    let cut_short: Vec<(i64, String, String, String, Option<i64>)> = conn
+        .prepare_cached(
+            "UPDATE deliveries SET state = 'pending', lease_until = NULL
+             WHERE state = 'leased' AND lease_until <= ?1
+             RETURNING id, message_id, connector, channel, lease_until",
+        )?
+        .query_map(params![expired_by], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+        })?
+        .collect::<Result<_, _>>()?;
+    for (delivery_id, message_id, connector, channel, lease_until) in &cut_short {
+        let number: u32 = conn
+            .prepare_cached(
+                "UPDATE messages SET attempt_count = attempt_count + 1 WHERE id = ?1
+                 RETURNING attempt_count",
+            )?
+            .query_row(params![message_id], |r| r.get(0))?;
+        conn.prepare_cached(
+            "INSERT INTO attempts (message_id, number, delivery_id, connector, channel,
+                 started_at, finished_at, outcome, error_code, error_message, node)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, 'interrupted', 'interrupted', ?7, ?8)",
+        )?
+        .execute(params![
+            message_id,
+            number,
+            delivery_id,
+            connector,
+            channel,
+            now,
+            crate::store::interrupted_message(*lease_until),
+            node,
+        ])?;
+    }
+    Ok(cut_short.len())
 }
 
 /// Due deliveries of messages whose `ttl` ran out end as `expired`.
@@ -100,7 +105,9 @@ pub fn lease(
     now: i64,
     limit: usize,
     lease_ms: u64,
+    node: &str,
 ) -> Result<Vec<LeasedDelivery>, StoreError> {
+    interrupt(conn, now, now, node)?;
     expire_due(conn, now)?;
     let lease_until = now.saturating_add(i64::try_from(lease_ms).unwrap_or(i64::MAX));
     let leased = conn
@@ -108,8 +115,6 @@ pub fn lease(
             "UPDATE deliveries SET state = 'leased', lease_until = ?1
              WHERE id IN (
                  SELECT id FROM deliveries WHERE state = 'pending' AND due_at <= ?2
-                 UNION ALL
-                 SELECT id FROM deliveries WHERE state = 'leased' AND lease_until <= ?2
                  LIMIT ?3)
              RETURNING id, message_id, channel, connector, address, attempts, content",
         )?
@@ -180,7 +185,11 @@ pub fn lease(
     Ok(out)
 }
 
-pub fn record(conn: &Connection, r: &AttemptResult) -> Result<Option<MessageStatus>, StoreError> {
+pub fn record(
+    conn: &Connection,
+    r: &AttemptResult,
+    node: &str,
+) -> Result<Option<MessageStatus>, StoreError> {
     let a = &r.attempt;
     // Only the holder of the current lease moves the delivery on; an attempt
     // that outlived its lease is history, not a decision. (When to retry and
@@ -273,8 +282,8 @@ pub fn record(conn: &Connection, r: &AttemptResult) -> Result<Option<MessageStat
     };
     conn.prepare_cached(
         "INSERT INTO attempts (message_id, number, delivery_id, connector, channel, started_at,
-             finished_at, outcome, provider_message_id, error_code, error_message, retry_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+             finished_at, outcome, provider_message_id, error_code, error_message, retry_at, node)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
     )?
     .execute(params![
         r.message_id,
@@ -289,6 +298,7 @@ pub fn record(conn: &Connection, r: &AttemptResult) -> Result<Option<MessageStat
         a.error_code,
         a.error_message,
         a.retry_at,
+        node,
     ])?;
     Ok(ended)
 }

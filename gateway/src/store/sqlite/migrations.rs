@@ -1,5 +1,9 @@
-//! The SQLite schema, applied on open. Statements are idempotent so a fresh
-//! file and an existing one take the same path.
+//! The SQLite schema, as numbered steps (see [`crate::store::migrations`]).
+
+use crate::store::StoreError;
+use crate::store::migrations::{self, Migration, SchemaStatus};
+use rusqlite::{Connection, OpenFlags, OptionalExtension};
+use std::path::Path;
 
 pub const PRAGMAS: &str = "
 PRAGMA journal_mode = WAL;
@@ -8,7 +12,24 @@ PRAGMA foreign_keys = ON;
 PRAGMA busy_timeout = 5000;
 ";
 
-pub const SCHEMA: &str = "
+/// Every step, in order.
+pub const MIGRATIONS: [Migration; 2] = [
+    Migration {
+        version: 1,
+        name: "messages, deliveries, attempts, keys, outbox, customers, suppressions",
+        sql: BASELINE,
+    },
+    Migration {
+        version: 2,
+        name: "attempts record the node that made them",
+        sql: "ALTER TABLE attempts ADD COLUMN node TEXT;",
+    },
+];
+
+/// The schema as the releases before versioning left it. Every statement is
+/// idempotent, so a file from such a release (no `schema_migrations`, so at
+/// version 0) takes this step as a fresh file does and keeps its rows.
+const BASELINE: &str = "
 CREATE TABLE IF NOT EXISTS messages (
     id                  TEXT PRIMARY KEY,
     status              TEXT NOT NULL,
@@ -173,6 +194,72 @@ CREATE TABLE IF NOT EXISTS suppressions (
 );
 ";
 
+const VERSIONS: &str = "
+CREATE TABLE IF NOT EXISTS schema_migrations (
+    version    INTEGER PRIMARY KEY,
+    name       TEXT NOT NULL,
+    applied_at INTEGER NOT NULL
+);";
+
+/// Bring the file up to this build's schema, one transaction per step.
+pub fn apply(conn: &mut Connection, database: &str) -> Result<(), StoreError> {
+    conn.execute_batch(VERSIONS)?;
+    for m in migrations::pending(database, &MIGRATIONS, applied(conn)?)? {
+        let tx = conn.transaction()?;
+        tx.execute_batch(m.sql)?;
+        tx.execute(
+            "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?1, ?2, ?3)",
+            rusqlite::params![m.version, m.name, crate::store::now_ms()],
+        )?;
+        tx.commit()?;
+        tracing::info!(
+            database,
+            version = m.version,
+            name = m.name,
+            "schema migrated"
+        );
+    }
+    Ok(())
+}
+
+fn applied(conn: &Connection) -> Result<u32, StoreError> {
+    let versioned: bool = conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE name = 'schema_migrations')",
+        [],
+        |r| r.get(0),
+    )?;
+    if !versioned {
+        return Ok(0);
+    }
+    Ok(conn
+        .query_row("SELECT MAX(version) FROM schema_migrations", [], |r| {
+            r.get::<_, Option<u32>>(0)
+        })
+        .optional()?
+        .flatten()
+        .unwrap_or(0))
+}
+
+/// What opening the file would apply, read without changing it (a file
+/// that does not exist yet would get every step).
+pub fn status(path: &Path) -> Result<SchemaStatus, StoreError> {
+    let database = format!("sqlite://{}", path.display());
+    let applied = if path.exists() {
+        applied(&Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY,
+        )?)?
+    } else {
+        0
+    };
+    let pending = migrations::pending(&database, &MIGRATIONS, applied)?;
+    Ok(SchemaStatus {
+        database,
+        applied,
+        pending,
+    })
+}
+
 /// `PRAGMA user_version` of a file whose derived tables are filled in: a file
 /// from before the address index gets it built from its profiles once.
 pub const ADDRESS_INDEX_VERSION: i64 = 1;
@@ -187,8 +274,13 @@ mod tests {
     fn the_expiry_index_lists_the_open_statuses_as_the_queries_do() {
         let open = MessageStatus::sql_list(MessageStatus::is_open);
         assert!(
-            super::SCHEMA.contains(&format!("status IN {open};")),
+            super::BASELINE.contains(&format!("status IN {open};")),
             "{open}"
         );
+    }
+
+    #[test]
+    fn steps_are_numbered_in_order() {
+        crate::store::migrations::assert_numbered(&super::MIGRATIONS);
     }
 }

@@ -1,0 +1,110 @@
+//! Versioned, forward-only schema changes, the same numbering in every
+//! backend: version N means the same tables and columns in SQLite and in
+//! PostgreSQL, each spelled in its own dialect.
+//!
+//! A database records the versions applied to it (`schema_migrations`). At
+//! start the missing ones run in order, each in its own transaction; a
+//! database that records a version this build does not know was written by
+//! a newer build, and is refused rather than written to with an older idea
+//! of its tables.
+
+use super::StoreError;
+
+/// One step. Its SQL never changes once released: a fix is a new step.
+#[derive(Debug, Clone, Copy)]
+pub struct Migration {
+    pub version: u32,
+    pub name: &'static str,
+    pub sql: &'static str,
+}
+
+/// Where a database stands against this build, for `crossgate migrate --check`.
+#[derive(Debug, Clone)]
+pub struct SchemaStatus {
+    /// Which database, without credentials.
+    pub database: String,
+    /// The highest version applied; 0 for an empty database, or one from
+    /// before versioning (whose first step is written to apply to it too).
+    pub applied: u32,
+    /// What start-up would run, in order.
+    pub pending: Vec<Migration>,
+}
+
+impl std::fmt::Display for SchemaStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: schema version {}", self.database, self.applied)?;
+        if self.pending.is_empty() {
+            return write!(f, ", up to date");
+        }
+        write!(f, "; would apply:")?;
+        for m in &self.pending {
+            write!(f, "\n  {:>4}  {}", m.version, m.name)?;
+        }
+        Ok(())
+    }
+}
+
+/// The steps `all` has beyond `applied`; an error when the database is
+/// ahead of this build.
+pub fn pending(
+    database: &str,
+    all: &[Migration],
+    applied: u32,
+) -> Result<Vec<Migration>, StoreError> {
+    let known = all.last().map_or(0, |m| m.version);
+    if applied > known {
+        return Err(StoreError::TooNew(format!(
+            "{database} has schema version {applied}, and this build knows versions up to \
+             {known}: it was written by a newer Crossgate. Run that version (or newer) on it; \
+             schema changes only go forward"
+        )));
+    }
+    Ok(all
+        .iter()
+        .filter(|m| m.version > applied)
+        .copied()
+        .collect())
+}
+
+/// Every backend's list is numbered 1, 2, 3... with nothing missing.
+#[cfg(test)]
+pub fn assert_numbered(all: &[Migration]) {
+    for (i, m) in all.iter().enumerate() {
+        assert_eq!(m.version as usize, i + 1, "{}", m.name);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ALL: [Migration; 2] = [
+        Migration {
+            version: 1,
+            name: "baseline",
+            sql: "",
+        },
+        Migration {
+            version: 2,
+            name: "attempt nodes",
+            sql: "",
+        },
+    ];
+
+    #[test]
+    fn an_older_database_gets_what_it_lacks_and_a_newer_one_is_refused() {
+        let versions = |applied| -> Vec<u32> {
+            pending("db", &ALL, applied)
+                .unwrap()
+                .iter()
+                .map(|m| m.version)
+                .collect()
+        };
+        assert_eq!(versions(0), [1, 2]);
+        assert_eq!(versions(1), [2]);
+        assert!(versions(2).is_empty());
+        let newer = pending("db", &ALL, 3).unwrap_err().to_string();
+        assert!(newer.contains("schema version 3"), "{newer}");
+        assert!(newer.contains("newer Crossgate"), "{newer}");
+    }
+}

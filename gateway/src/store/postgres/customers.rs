@@ -1,0 +1,304 @@
+//! Customers, the address index, consent and the suppression list on
+//! PostgreSQL. A profile changed by two nodes at once is read `FOR UPDATE`,
+//! so one change waits for the other instead of overwriting it.
+
+use super::Sql;
+use super::messages::{self, OPEN};
+use crate::customer::{Consent, Profile, Suppression, SuppressionReason};
+use crate::message::{Channel, MessageStatus};
+use crate::store::{CustomerRecord, StoreError};
+use std::sync::LazyLock;
+
+async fn index_addresses(tx: &impl Sql, id: &str, profile: &Profile) -> Result<(), StoreError> {
+    tx.exec(
+        "DELETE FROM customer_addresses WHERE customer_id = $1",
+        &[&id],
+    )
+    .await?;
+    let (channels, addresses): (Vec<&str>, Vec<String>) = profile
+        .addresses
+        .keys()
+        .into_iter()
+        .map(|(channel, address)| (channel.as_str(), address))
+        .unzip();
+    tx.exec(
+        "INSERT INTO customer_addresses (channel, address, customer_id)
+         SELECT channel, address, $3 FROM unnest($1::text[], $2::text[]) AS a (channel, address)
+         ON CONFLICT DO NOTHING",
+        &[&channels, &addresses, &id],
+    )
+    .await?;
+    Ok(())
+}
+
+pub async fn put(tx: &impl Sql, id: &str, profile: &Profile, now: i64) -> Result<bool, StoreError> {
+    let json = messages::json(profile)?;
+    let created = tx
+        .one(
+            "INSERT INTO customers (id, profile, created_at, updated_at) VALUES ($1, $2, $3, $3)
+             ON CONFLICT (id) DO UPDATE SET profile = EXCLUDED.profile, updated_at = $3
+             RETURNING xmax = 0",
+            &[&id, &json, &now],
+        )
+        .await?
+        .get::<_, bool>(0);
+    index_addresses(tx, id, profile).await?;
+    Ok(created)
+}
+
+/// `for_update` locks the row until the transaction ends.
+pub async fn read(
+    db: &impl Sql,
+    id: &str,
+    for_update: bool,
+) -> Result<Option<CustomerRecord>, StoreError> {
+    let sql = if for_update {
+        "SELECT profile, created_at, updated_at FROM customers WHERE id = $1 FOR UPDATE"
+    } else {
+        "SELECT profile, created_at, updated_at FROM customers WHERE id = $1"
+    };
+    let Some(row) = db.opt(sql, &[&id]).await? else {
+        return Ok(None);
+    };
+    Ok(Some(CustomerRecord {
+        profile: serde_json::from_str(row.get(0))
+            .map_err(|e| StoreError::Corrupt(format!("profile of {id}: {e}")))?,
+        created_at: row.get(1),
+        updated_at: row.get(2),
+    }))
+}
+
+async fn owners(db: &impl Sql, channel: Channel, address: &str) -> Result<Vec<String>, StoreError> {
+    Ok(db
+        .rows(
+            "SELECT customer_id FROM customer_addresses WHERE channel = $1 AND address = $2
+             ORDER BY customer_id",
+            &[&channel.as_str(), &address],
+        )
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect())
+}
+
+pub async fn at_address(
+    db: &impl Sql,
+    channel: Channel,
+    address: &str,
+) -> Result<Vec<Profile>, StoreError> {
+    let mut profiles = Vec::new();
+    for id in owners(db, channel, address).await? {
+        if let Some(record) = read(db, &id, false).await? {
+            profiles.push(record.profile);
+        }
+    }
+    Ok(profiles)
+}
+
+pub async fn update_consent(
+    tx: &impl Sql,
+    id: &str,
+    changes: &[(Channel, String, Consent)],
+    now: i64,
+) -> Result<Option<Profile>, StoreError> {
+    let Some(record) = read(tx, id, true).await? else {
+        return Ok(None);
+    };
+    let mut profile = record.profile;
+    for (channel, category, consent) in changes {
+        profile
+            .consent
+            .entry(*channel)
+            .or_default()
+            .insert(category.clone(), consent.clone());
+    }
+    put(tx, id, &profile, now).await?;
+    Ok(Some(profile))
+}
+
+pub async fn consent_by_address(
+    tx: &impl Sql,
+    address: &str,
+    channel: Channel,
+    categories: &[String],
+    consent: &Consent,
+    now: i64,
+) -> Result<usize, StoreError> {
+    let ids = owners(tx, channel, address).await?;
+    let changes: Vec<_> = categories
+        .iter()
+        .map(|category| (channel, category.clone(), consent.clone()))
+        .collect();
+    for id in &ids {
+        update_consent(tx, id, &changes, now).await?;
+    }
+    Ok(ids.len())
+}
+
+pub async fn forget_address(
+    tx: &impl Sql,
+    message_id: &str,
+    channel: Channel,
+    address: &str,
+    now: i64,
+) -> Result<Option<String>, StoreError> {
+    let customer_id: Option<String> = tx
+        .opt(
+            "SELECT customer_id FROM messages WHERE id = $1",
+            &[&message_id],
+        )
+        .await?
+        .and_then(|r| r.get(0));
+    let Some(customer_id) = customer_id else {
+        return Ok(None);
+    };
+    let Some(record) = read(tx, &customer_id, true).await? else {
+        return Ok(None);
+    };
+    let mut profile = record.profile;
+    if !profile.addresses.forget(channel, address) {
+        return Ok(None);
+    }
+    put(tx, &customer_id, &profile, now).await?;
+    Ok(Some(customer_id))
+}
+
+/// The profile goes, and so do the addresses its messages were sent to:
+/// history keeps ids, channels and outcomes, nothing that identifies a person.
+pub async fn delete(tx: &impl Sql, id: &str) -> Result<bool, StoreError> {
+    let deleted = tx
+        .exec("DELETE FROM customers WHERE id = $1", &[&id])
+        .await?;
+    // What has not gone out yet never will: there is nobody to send it to.
+    // Deliveries are locked before their messages, as everywhere.
+    static PENDING: LazyLock<String> = LazyLock::new(|| {
+        format!(
+            "SELECT m.id FROM messages m
+             WHERE m.customer_id = $1 AND m.status IN {}
+               AND NOT EXISTS (SELECT 1 FROM deliveries d
+                               WHERE d.message_id = m.id AND d.state = 'leased')",
+            *OPEN
+        )
+    });
+    tx.exec(
+        "SELECT d.id FROM deliveries d JOIN messages m ON m.id = d.message_id
+         WHERE m.customer_id = $1 ORDER BY d.id FOR UPDATE OF d",
+        &[&id],
+    )
+    .await?;
+    let now = crate::store::now_ms();
+    for row in tx.rows(&PENDING, &[&id]).await? {
+        messages::close(
+            tx,
+            row.get(0),
+            "cancelled",
+            MessageStatus::Cancelled,
+            "customer erased",
+            now,
+        )
+        .await?;
+    }
+    tx.exec(
+        "UPDATE deliveries SET address = '[erased]', content = NULL
+         WHERE message_id IN (SELECT id FROM messages WHERE customer_id = $1)",
+        &[&id],
+    )
+    .await?;
+    static ERASE: LazyLock<String> = LazyLock::new(|| {
+        format!(
+            "UPDATE messages SET content = '{{\"text\":\"[erased]\"}}'
+             WHERE customer_id = $1 AND status NOT IN {}",
+            *OPEN
+        )
+    });
+    tx.exec(&ERASE, &[&id]).await?;
+    Ok(deleted > 0)
+}
+
+pub async fn suppressions(
+    db: &impl Sql,
+    addresses: &[(Channel, String)],
+) -> Result<Vec<Suppression>, StoreError> {
+    if addresses.is_empty() {
+        return Ok(Vec::new());
+    }
+    let (channels, addresses): (Vec<&str>, Vec<&str>) = addresses
+        .iter()
+        .map(|(channel, address)| (channel.as_str(), address.as_str()))
+        .unzip();
+    db.rows(
+        "SELECT s.channel, s.address, s.reason, s.source, s.note, s.created_at
+         FROM suppressions s
+         JOIN unnest($1::text[], $2::text[]) AS a (channel, address)
+           ON s.channel = a.channel AND s.address = a.address",
+        &[&channels, &addresses],
+    )
+    .await?
+    .iter()
+    .map(|r| {
+        Ok(Suppression {
+            channel: r.get::<_, &str>(0).parse().map_err(StoreError::Corrupt)?,
+            address: r.get(1),
+            reason: r.get::<_, &str>(2).parse().map_err(StoreError::Corrupt)?,
+            source: r.get(3),
+            note: r.get(4),
+            created_at: r.get(5),
+        })
+    })
+    .collect()
+}
+
+/// Write an entry; unless `replace`, a person's own wish (opt-out, staff)
+/// is kept over a deliverability finding, decided in the one statement so
+/// a STOP and a bounce arriving together at two nodes cannot undo it.
+/// Returns `None` when nothing was written, else whether it was created.
+pub async fn suppress(
+    db: &impl Sql,
+    s: &Suppression,
+    replace: bool,
+) -> Result<Option<bool>, StoreError> {
+    let wishes: Vec<&str> = SuppressionReason::ALL
+        .iter()
+        .filter(|r| !r.is_deliverability())
+        .map(|r| r.as_str())
+        .collect();
+    let written = db
+        .opt(
+            "INSERT INTO suppressions (channel, address, reason, source, note, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT (channel, address) DO UPDATE
+                 SET reason = EXCLUDED.reason, source = EXCLUDED.source,
+                     note = EXCLUDED.note, created_at = EXCLUDED.created_at
+                 WHERE $7 OR NOT $8 OR NOT (suppressions.reason = ANY($9))
+             RETURNING xmax = 0",
+            &[
+                &s.channel.as_str(),
+                &s.address,
+                &s.reason.as_str(),
+                &s.source,
+                &s.note,
+                &s.created_at,
+                &replace,
+                &s.reason.is_deliverability(),
+                &wishes,
+            ],
+        )
+        .await?;
+    Ok(written.map(|r| r.get(0)))
+}
+
+pub async fn unsuppress(
+    db: &impl Sql,
+    channel: Channel,
+    address: &str,
+    reason: Option<SuppressionReason>,
+) -> Result<bool, StoreError> {
+    let removed = db
+        .exec(
+            "DELETE FROM suppressions
+             WHERE channel = $1 AND address = $2 AND ($3::text IS NULL OR reason = $3)",
+            &[&channel.as_str(), &address, &reason.map(|r| r.as_str())],
+        )
+        .await?;
+    Ok(removed > 0)
+}

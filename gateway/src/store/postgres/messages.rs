@@ -1,0 +1,417 @@
+//! Messages on PostgreSQL: accepting them (keys unique across nodes),
+//! ending them, provider reports, cancellation, and reading them back.
+//!
+//! Rows are locked deliveries first, then their message, in every
+//! transaction that takes both (leasing, recording, cancelling, expiring):
+//! one order, so nodes working on the same message wait for each other
+//! instead of deadlocking.
+
+use super::outbox::report_status;
+use super::{Sql, count};
+use crate::message::MessageStatus;
+use crate::store::{
+    AttemptRecord, CancelReport, Inserted, MessageRecord, NewMessage, ProviderStatus,
+    StatusEventRecord, StoreError,
+};
+use std::sync::LazyLock;
+use tokio_postgres::Row;
+
+/// `('scheduled', 'queued', 'sending')`: messages the gateway still works on.
+pub static OPEN: LazyLock<String> =
+    LazyLock::new(|| MessageStatus::sql_list(MessageStatus::is_open));
+
+/// Keys are checked first (a replay or duplicate costs one read), then
+/// claimed last, on insert: a node that loses a race for a key conflicts,
+/// and its transaction runs again and finds the winner's message.
+pub async fn insert(tx: &impl Sql, m: &NewMessage) -> Result<Inserted, StoreError> {
+    let now = m.created_at;
+    if let Some(idem) = &m.idempotency {
+        let earlier = tx
+            .opt(
+                "SELECT request_hash, response FROM idempotency_keys
+                 WHERE key = $1 AND expires_at > $2",
+                &[&idem.key, &now],
+            )
+            .await?;
+        if let Some(row) = earlier {
+            return Ok(if row.get::<_, &str>(0) == idem.request_hash {
+                Inserted::Replayed {
+                    response: row.get(1),
+                }
+            } else {
+                Inserted::KeyReused
+            });
+        }
+    }
+    if let Some(dedup) = &m.dedup {
+        let earlier = tx
+            .opt(
+                "SELECT m.id, m.status FROM dedup_keys d JOIN messages m ON m.id = d.message_id
+                 WHERE d.scope = $1 AND d.key = $2 AND d.expires_at > $3",
+                &[&m.scope, &dedup.key, &now],
+            )
+            .await?;
+        if let Some(row) = earlier {
+            return Ok(Inserted::Duplicate {
+                message_id: row.get(0),
+                status: row.get::<_, &str>(1).parse().map_err(StoreError::Corrupt)?,
+            });
+        }
+    }
+
+    let content = json(&m.content)?;
+    let due_at = m.send_at.unwrap_or(now).max(now);
+    tx.exec(
+        "INSERT INTO messages (id, status, status_reason, channel, recipient, scope, content,
+             created_at, updated_at, send_at, expires_at, cancel_key, dedup_key, callback_url,
+             customer_id, category, plan)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+        &[
+            &m.id,
+            &m.initial_status().as_str(),
+            &m.suppressed,
+            &m.channel.as_str(),
+            &m.recipient,
+            &m.scope,
+            &content,
+            &now,
+            &m.send_at,
+            &m.expires_at,
+            &m.cancel_key,
+            &m.dedup.as_ref().map(|d| &d.key),
+            &m.callback_url,
+            &m.customer_id,
+            &m.category,
+            &m.plan,
+        ],
+    )
+    .await?;
+    if m.suppressed.is_none() && !m.deliveries.is_empty() {
+        insert_deliveries(tx, m, due_at).await?;
+    }
+    if let Some(dedup) = &m.dedup {
+        claim(
+            tx,
+            "INSERT INTO dedup_keys (scope, key, message_id, expires_at) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (scope, key) DO UPDATE
+                 SET message_id = EXCLUDED.message_id, expires_at = EXCLUDED.expires_at
+                 WHERE dedup_keys.expires_at <= $5",
+            &[&m.scope, &dedup.key, &m.id, &dedup.expires_at, &now],
+        )
+        .await?;
+    }
+    if let Some(idem) = &m.idempotency {
+        claim(
+            tx,
+            "INSERT INTO idempotency_keys (key, request_hash, response, expires_at)
+             VALUES ($1, $2, $3, $4)
+             ON CONFLICT (key) DO UPDATE
+                 SET request_hash = EXCLUDED.request_hash, response = EXCLUDED.response,
+                     expires_at = EXCLUDED.expires_at
+                 WHERE idempotency_keys.expires_at <= $5",
+            &[
+                &idem.key,
+                &idem.request_hash,
+                &idem.response,
+                &idem.expires_at,
+                &now,
+            ],
+        )
+        .await?;
+    }
+    if m.callback_url.is_some() {
+        report_status(tx, &m.id, now).await?;
+    }
+    Ok(Inserted::New)
+}
+
+/// All of a message's deliveries in one statement: the first is due, the
+/// rest wait behind it.
+async fn insert_deliveries(tx: &impl Sql, m: &NewMessage, due_at: i64) -> Result<(), StoreError> {
+    let mut channels = Vec::with_capacity(m.deliveries.len());
+    let mut connectors = Vec::with_capacity(m.deliveries.len());
+    let mut addresses = Vec::with_capacity(m.deliveries.len());
+    let mut contents = Vec::with_capacity(m.deliveries.len());
+    for d in &m.deliveries {
+        channels.push(d.channel.as_str());
+        connectors.push(d.connector.as_str());
+        addresses.push(d.address.as_str());
+        contents.push(d.content.as_ref().map(json).transpose()?);
+    }
+    tx.exec(
+        "INSERT INTO deliveries (message_id, seq, channel, connector, address, content, state, due_at)
+         SELECT $1, d.seq - 1, d.channel, d.connector, d.address, d.content,
+                CASE WHEN d.seq = 1 THEN 'pending' ELSE 'waiting' END, $6
+         FROM unnest($2::text[], $3::text[], $4::text[], $5::text[])
+              WITH ORDINALITY AS d (channel, connector, address, content, seq)",
+        &[&m.id, &channels, &connectors, &addresses, &contents, &due_at],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Take a unique key; someone else holding it unexpired is a conflict.
+async fn claim(tx: &impl Sql, sql: &str, params: super::Params<'_>) -> Result<(), StoreError> {
+    if tx.exec(sql, params).await? == 0 {
+        return Err(StoreError::Conflict(
+            "another node took the key first".into(),
+        ));
+    }
+    Ok(())
+}
+
+pub fn json<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
+    serde_json::to_string(value).map_err(|e| StoreError::Corrupt(format!("cannot encode: {e}")))
+}
+
+/// Move an open message to a final status and report it; a message that is
+/// already final keeps its status. Returns whether it moved.
+pub async fn finish(
+    tx: &impl Sql,
+    message_id: &str,
+    status: MessageStatus,
+    reason: Option<&str>,
+    now: i64,
+) -> Result<bool, StoreError> {
+    static SQL: LazyLock<String> = LazyLock::new(|| {
+        format!(
+            "UPDATE messages SET status = $2, status_reason = $3, updated_at = $4
+             WHERE id = $1 AND status IN {}
+             RETURNING callback_url IS NOT NULL",
+            *OPEN
+        )
+    });
+    let changed = tx
+        .opt(&SQL, &[&message_id, &status.as_str(), &reason, &now])
+        .await?
+        .map(|r| r.get::<_, bool>(0));
+    if changed == Some(true) {
+        report_status(tx, message_id, now).await?;
+    }
+    Ok(changed.is_some())
+}
+
+/// End what is still open of a message: its waiting and pending deliveries
+/// take `delivery_state`, the message `status` with `reason`.
+pub async fn close(
+    tx: &impl Sql,
+    message_id: &str,
+    delivery_state: &str,
+    status: MessageStatus,
+    reason: &str,
+    now: i64,
+) -> Result<(), StoreError> {
+    tx.exec(
+        "UPDATE deliveries SET state = $2
+         WHERE message_id = $1 AND state IN ('pending', 'waiting')",
+        &[&message_id, &delivery_state],
+    )
+    .await?;
+    finish(tx, message_id, status, Some(reason), now).await?;
+    Ok(())
+}
+
+/// Cancel what has not reached a provider yet. The messages' deliveries
+/// are locked first, so a node leasing one right now either finishes its
+/// lease before this reads it (and the message is reported in flight) or
+/// finds it cancelled.
+pub async fn cancel(
+    tx: &impl Sql,
+    scope: &str,
+    key: &str,
+    now: i64,
+) -> Result<CancelReport, StoreError> {
+    tx.exec(
+        "SELECT d.id FROM deliveries d JOIN messages m ON m.id = d.message_id
+         WHERE m.scope = $1 AND m.cancel_key = $2 ORDER BY d.id FOR UPDATE OF d",
+        &[&scope, &key],
+    )
+    .await?;
+    let messages = tx
+        .rows(
+            "SELECT id, status,
+                    EXISTS (SELECT 1 FROM deliveries d WHERE d.message_id = m.id AND d.state = 'leased')
+             FROM messages m WHERE scope = $1 AND cancel_key = $2 ORDER BY created_at, id",
+            &[&scope, &key],
+        )
+        .await?;
+    let mut report = CancelReport::default();
+    for row in messages {
+        let id: String = row.get(0);
+        let status: MessageStatus = row.get::<_, &str>(1).parse().map_err(StoreError::Corrupt)?;
+        if !status.may_become(MessageStatus::Cancelled) || row.get::<_, bool>(2) {
+            report.not_cancelled.push((id, status));
+            continue;
+        }
+        close(
+            tx,
+            &id,
+            "cancelled",
+            MessageStatus::Cancelled,
+            "cancelled by cancel_key",
+            now,
+        )
+        .await?;
+        report.cancelled.push(id);
+    }
+    Ok(report)
+}
+
+/// Forward-only: a report the message's status may not move to is kept as
+/// history but changes nothing.
+pub async fn apply_provider_status(
+    tx: &impl Sql,
+    r: &ProviderStatus,
+) -> Result<Option<String>, StoreError> {
+    let Some(row) = tx
+        .opt(
+            "SELECT id, status FROM messages WHERE delivered_by = $1 AND provider_message_id = $2
+             FOR UPDATE",
+            &[&r.connector, &r.provider_message_id],
+        )
+        .await?
+    else {
+        return Ok(None);
+    };
+    let id: String = row.get(0);
+    let status: MessageStatus = row.get::<_, &str>(1).parse().map_err(StoreError::Corrupt)?;
+    tx.exec(
+        "INSERT INTO status_events (message_id, at, state, code, description)
+         VALUES ($1, $2, $3, $4, $5)",
+        &[&id, &r.at, &r.state, &r.code, &r.description],
+    )
+    .await?;
+    let reported = match r.state.as_str() {
+        "delivered" => Some(MessageStatus::Delivered),
+        "read" => Some(MessageStatus::Read),
+        "failed" => Some(MessageStatus::Failed),
+        _ => None,
+    };
+    let next = reported.filter(|next| !status.is_open() && status.may_become(*next));
+    if let Some(next) = next {
+        let reason = (next == MessageStatus::Failed)
+            .then(|| crate::store::undelivered_reason(&r.connector, r.code.as_deref()));
+        tx.exec(
+            "UPDATE messages SET status = $2, status_reason = COALESCE($3, status_reason),
+                 updated_at = $4
+             WHERE id = $1",
+            &[&id, &next.as_str(), &reason, &r.at],
+        )
+        .await?;
+        report_status(tx, &id, r.at).await?;
+    }
+    Ok(Some(id))
+}
+
+pub async fn purge_expired_keys(db: &impl Sql, now: i64) -> Result<usize, StoreError> {
+    let idempotency = db
+        .exec(
+            "DELETE FROM idempotency_keys WHERE expires_at <= $1",
+            &[&now],
+        )
+        .await?;
+    let dedup = db
+        .exec("DELETE FROM dedup_keys WHERE expires_at <= $1", &[&now])
+        .await?;
+    Ok(usize::try_from(idempotency + dedup).unwrap_or(usize::MAX))
+}
+
+pub async fn recent(
+    db: &impl Sql,
+    scope: &str,
+    category: &str,
+    since: i64,
+) -> Result<u32, StoreError> {
+    static SQL: LazyLock<String> = LazyLock::new(|| {
+        format!(
+            "SELECT COUNT(*) FROM messages
+             WHERE scope = $1 AND category = $2 AND created_at >= $3 AND status IN {}",
+            crate::store::counted_by_caps()
+        )
+    });
+    let row = db.one(&SQL, &[&scope, &category, &since]).await?;
+    Ok(count(&row, 0))
+}
+
+pub async fn read(db: &impl Sql, id: &str) -> Result<Option<MessageRecord>, StoreError> {
+    let Some(r) = db
+        .opt(
+            "SELECT status, status_reason, channel, recipient, created_at, updated_at,
+                    delivered_by, provider_message_id, send_at, expires_at, cancel_key, dedup_key,
+                    delivered_channel, customer_id, category, plan
+             FROM messages WHERE id = $1",
+            &[&id],
+        )
+        .await?
+    else {
+        return Ok(None);
+    };
+    let attempts = db
+        .rows(
+            "SELECT number, connector, channel, started_at, finished_at, outcome,
+                    provider_message_id, error_code, error_message, retry_at, node
+             FROM attempts WHERE message_id = $1 ORDER BY number",
+            &[&id],
+        )
+        .await?
+        .iter()
+        .map(attempt)
+        .collect::<Result<Vec<_>, _>>()?;
+    let events = db
+        .rows(
+            "SELECT at, state, code, description FROM status_events
+             WHERE message_id = $1 ORDER BY at, id",
+            &[&id],
+        )
+        .await?
+        .iter()
+        .map(|e| StatusEventRecord {
+            at: e.get(0),
+            state: e.get(1),
+            code: e.get(2),
+            description: e.get(3),
+        })
+        .collect();
+    let parse = |s: &str| s.parse().map_err(StoreError::Corrupt);
+    Ok(Some(MessageRecord {
+        id: id.to_owned(),
+        status: parse(r.get(0))?,
+        status_reason: r.get(1),
+        channel: r.get::<_, &str>(2).parse().map_err(StoreError::Corrupt)?,
+        recipient: r.get(3),
+        created_at: r.get(4),
+        updated_at: r.get(5),
+        delivered_by: r.get(6),
+        provider_message_id: r.get(7),
+        send_at: r.get(8),
+        expires_at: r.get(9),
+        cancel_key: r.get(10),
+        dedup_key: r.get(11),
+        delivered_channel: r
+            .get::<_, Option<&str>>(12)
+            .map(str::parse)
+            .transpose()
+            .map_err(StoreError::Corrupt)?,
+        customer_id: r.get(13),
+        category: r.get(14),
+        plan: r.get(15),
+        attempts,
+        events,
+    }))
+}
+
+fn attempt(r: &Row) -> Result<AttemptRecord, StoreError> {
+    Ok(AttemptRecord {
+        number: count(r, 0),
+        connector: r.get(1),
+        channel: r.get::<_, &str>(2).parse().map_err(StoreError::Corrupt)?,
+        started_at: r.get(3),
+        finished_at: r.get(4),
+        outcome: r.get::<_, &str>(5).parse().map_err(StoreError::Corrupt)?,
+        provider_message_id: r.get(6),
+        error_code: r.get(7),
+        error_message: r.get(8),
+        retry_at: r.get(9),
+        node: r.get(10),
+    })
+}

@@ -1,0 +1,247 @@
+//! The PostgreSQL schema, as numbered steps (see [`crate::store::migrations`]).
+//! Same tables, columns and versions as SQLite's; times are milliseconds in
+//! `BIGINT`, and every number is `BIGINT` so one Rust type reads them all.
+
+use super::Sql as _;
+use crate::store::StoreError;
+use crate::store::migrations::{self, Migration, SchemaStatus};
+use deadpool_postgres::Object;
+
+pub const MIGRATIONS: [Migration; 2] = [
+    Migration {
+        version: 1,
+        name: "messages, deliveries, attempts, keys, outbox, customers, suppressions",
+        sql: BASELINE,
+    },
+    Migration {
+        version: 2,
+        name: "attempts record the node that made them",
+        sql: "ALTER TABLE attempts ADD COLUMN node TEXT;",
+    },
+];
+
+const BASELINE: &str = "
+CREATE TABLE messages (
+    id                  TEXT PRIMARY KEY,
+    status              TEXT NOT NULL,
+    status_reason       TEXT,
+    channel             TEXT NOT NULL,
+    recipient           TEXT NOT NULL,
+    scope               TEXT NOT NULL,
+    content             TEXT NOT NULL,
+    created_at          BIGINT NOT NULL,
+    updated_at          BIGINT NOT NULL,
+    send_at             BIGINT,
+    expires_at          BIGINT,
+    cancel_key          TEXT,
+    dedup_key           TEXT,
+    callback_url        TEXT,
+    event_seq           BIGINT NOT NULL DEFAULT 0,
+    delivered_by        TEXT,
+    delivered_channel   TEXT,
+    provider_message_id TEXT,
+    attempt_count       BIGINT NOT NULL DEFAULT 0,
+    customer_id         TEXT,
+    category            TEXT,
+    plan                TEXT
+);
+
+CREATE INDEX messages_open_expiry ON messages (expires_at)
+    WHERE expires_at IS NOT NULL AND status IN ('scheduled', 'queued', 'sending');
+CREATE INDEX messages_provider_id ON messages (delivered_by, provider_message_id)
+    WHERE provider_message_id IS NOT NULL;
+CREATE INDEX messages_customer_category ON messages (customer_id, category, created_at)
+    WHERE customer_id IS NOT NULL;
+CREATE INDEX messages_cancel ON messages (scope, cancel_key) WHERE cancel_key IS NOT NULL;
+CREATE INDEX messages_scope_category ON messages (scope, category, created_at)
+    WHERE category IS NOT NULL;
+
+CREATE TABLE status_events (
+    id          BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    message_id  TEXT NOT NULL REFERENCES messages(id) ON DELETE CASCADE,
+    at          BIGINT NOT NULL,
+    state       TEXT NOT NULL,
+    code        TEXT,
+    description TEXT
+);
+CREATE INDEX status_events_message ON status_events (message_id, at);
+
+CREATE TABLE customers (
+    id         TEXT PRIMARY KEY,
+    profile    TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL
+);
+
+CREATE TABLE deliveries (
+    id          BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    message_id  TEXT NOT NULL REFERENCES messages(id) ON DELETE CASCADE,
+    seq         BIGINT NOT NULL,
+    channel     TEXT NOT NULL,
+    connector   TEXT NOT NULL,
+    address     TEXT NOT NULL,
+    content     TEXT,
+    state       TEXT NOT NULL,
+    due_at      BIGINT NOT NULL,
+    lease_until BIGINT,
+    attempts    BIGINT NOT NULL DEFAULT 0,
+    UNIQUE (message_id, seq)
+);
+CREATE INDEX deliveries_pending ON deliveries (due_at) WHERE state = 'pending';
+CREATE INDEX deliveries_leased ON deliveries (lease_until) WHERE state = 'leased';
+
+CREATE TABLE attempts (
+    message_id          TEXT NOT NULL REFERENCES messages(id) ON DELETE CASCADE,
+    number              BIGINT NOT NULL,
+    delivery_id         BIGINT NOT NULL,
+    connector           TEXT NOT NULL,
+    channel             TEXT NOT NULL,
+    started_at          BIGINT NOT NULL,
+    finished_at         BIGINT NOT NULL,
+    outcome             TEXT NOT NULL,
+    provider_message_id TEXT,
+    error_code          TEXT,
+    error_message       TEXT,
+    retry_at            BIGINT,
+    PRIMARY KEY (message_id, number)
+);
+
+CREATE TABLE idempotency_keys (
+    key          TEXT PRIMARY KEY,
+    request_hash TEXT NOT NULL,
+    response     TEXT NOT NULL,
+    expires_at   BIGINT NOT NULL
+);
+
+CREATE TABLE dedup_keys (
+    scope      TEXT NOT NULL,
+    key        TEXT NOT NULL,
+    message_id TEXT NOT NULL,
+    expires_at BIGINT NOT NULL,
+    PRIMARY KEY (scope, key)
+);
+
+CREATE TABLE callbacks_outbox (
+    id          BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    message_id  TEXT NOT NULL,
+    url         TEXT NOT NULL,
+    payload     TEXT NOT NULL,
+    state       TEXT NOT NULL DEFAULT 'pending',
+    due_at      BIGINT NOT NULL,
+    lease_until BIGINT,
+    attempts    BIGINT NOT NULL DEFAULT 0
+);
+CREATE INDEX callbacks_due ON callbacks_outbox (state, due_at);
+
+CREATE TABLE customer_addresses (
+    channel     TEXT NOT NULL,
+    address     TEXT NOT NULL,
+    customer_id TEXT NOT NULL REFERENCES customers(id) ON DELETE CASCADE,
+    PRIMARY KEY (channel, address, customer_id)
+);
+CREATE INDEX customer_addresses_customer ON customer_addresses (customer_id);
+
+CREATE TABLE suppressions (
+    channel    TEXT NOT NULL,
+    address    TEXT NOT NULL,
+    reason     TEXT NOT NULL,
+    source     TEXT NOT NULL,
+    note       TEXT,
+    created_at BIGINT NOT NULL,
+    PRIMARY KEY (channel, address)
+);
+";
+
+/// Nodes starting together migrate one at a time: the first takes this
+/// lock and applies what is missing; the others wait, then find nothing to do.
+const MIGRATION_LOCK: i64 = 0x6372_6f73_7367_6174; // "crossgat"
+
+const VERSIONS: &str = "
+CREATE TABLE IF NOT EXISTS schema_migrations (
+    version    BIGINT PRIMARY KEY,
+    name       TEXT NOT NULL,
+    applied_at BIGINT NOT NULL
+)";
+
+/// Every missing step in one transaction: DDL is transactional here, so a
+/// failed step leaves the database as it was.
+pub async fn apply(client: &mut Object, database: &str) -> Result<(), StoreError> {
+    let tx = client.transaction().await?;
+    tx.exec("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+        .await?;
+    tx.batch_execute(VERSIONS).await?;
+    let applied = applied(&tx).await?;
+    let now = crate::store::now_ms();
+    for m in migrations::pending(database, &MIGRATIONS, applied)? {
+        tx.batch_execute(m.sql).await?;
+        tx.exec(
+            "INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
+            &[&i64::from(m.version), &m.name, &now],
+        )
+        .await?;
+        tracing::info!(
+            database,
+            version = m.version,
+            name = m.name,
+            "schema migrated"
+        );
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+async fn applied(db: &impl super::Sql) -> Result<u32, StoreError> {
+    let versioned = db
+        .one("SELECT to_regclass('schema_migrations') IS NOT NULL", &[])
+        .await?
+        .get::<_, bool>(0);
+    if !versioned {
+        return Ok(0);
+    }
+    let row = db
+        .one(
+            "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
+            &[],
+        )
+        .await?;
+    Ok(super::count(&row, 0))
+}
+
+/// What opening the database would apply, read without changing it.
+pub async fn status(url: &str) -> Result<SchemaStatus, StoreError> {
+    let database = crate::config::without_password(url);
+    let client = super::pool(url, 1)?.get().await?;
+    let applied = applied(&client).await?;
+    let pending = migrations::pending(&database, &MIGRATIONS, applied)?;
+    Ok(SchemaStatus {
+        database,
+        applied,
+        pending,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::message::MessageStatus;
+
+    #[test]
+    fn steps_are_numbered_in_order_as_sqlite_numbers_them() {
+        crate::store::migrations::assert_numbered(&super::MIGRATIONS);
+        let names = |all: &[crate::store::migrations::Migration]| {
+            all.iter().map(|m| m.name).collect::<Vec<_>>()
+        };
+        assert_eq!(
+            names(&super::MIGRATIONS),
+            names(&crate::store::sqlite::migrations::MIGRATIONS)
+        );
+    }
+
+    #[test]
+    fn the_expiry_index_lists_the_open_statuses() {
+        let open = MessageStatus::sql_list(MessageStatus::is_open);
+        assert!(
+            super::BASELINE.contains(&format!("status IN {open};")),
+            "{open}"
+        );
+    }
+}

@@ -1,0 +1,413 @@
+//! The shared store: several gateway nodes on one PostgreSQL database.
+//!
+//! Every node is stateless; the database is the only coordination. A due
+//! delivery is claimed with `FOR UPDATE SKIP LOCKED` under a lease, so one
+//! node works on it at a time and the others skip it without waiting; a
+//! lease that runs out (its node died or stalled) is taken over by whoever
+//! leases next, after an `interrupted` attempt is recorded. Idempotency and
+//! dedup keys are unique in the database, so two nodes racing on one key
+//! cannot both win: the loser's transaction conflicts, runs again, and then
+//! sees the winner's message.
+//!
+//! Unlike SQLite, nothing is recovered at start: other nodes' leases are
+//! alive, and expire on their own.
+//!
+//! Split as the SQLite store is: [`queue`], [`messages`], [`outbox`],
+//! [`customers`]; [`migrations`] holds the schema.
+
+mod customers;
+mod messages;
+pub mod migrations;
+mod outbox;
+mod queue;
+
+use super::{
+    AttemptResult, Audience, Callback, CancelReport, CustomerRecord, Inserted, LeasedDelivery,
+    MessageRecord, NewMessage, PlanningFacts, ProviderStatus, QueueHealth, Store, StoreError,
+};
+use crate::customer::{Consent, Profile, Suppression, SuppressionReason};
+use crate::message::{Channel, MessageStatus};
+use async_trait::async_trait;
+use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_postgres::Row;
+use tokio_postgres::error::SqlState;
+use tokio_postgres::types::ToSql;
+
+/// A transaction that lost a race (deadlock, a key another node just
+/// took) runs again at most this often.
+const CONFLICT_RETRIES: u32 = 5;
+/// How long a request waits for a connection before the database counts
+/// as unreachable.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+pub type Params<'a> = &'a [&'a (dyn ToSql + Sync)];
+
+/// What queries run on: a pooled connection or a transaction on one. Each
+/// statement is prepared once per connection and reused.
+#[async_trait]
+pub trait Sql: Sync {
+    async fn rows(&self, sql: &str, params: Params<'_>) -> Result<Vec<Row>, StoreError>;
+    /// Rows changed.
+    async fn exec(&self, sql: &str, params: Params<'_>) -> Result<u64, StoreError>;
+
+    async fn opt(&self, sql: &str, params: Params<'_>) -> Result<Option<Row>, StoreError> {
+        Ok(self.rows(sql, params).await?.into_iter().next())
+    }
+
+    async fn one(&self, sql: &str, params: Params<'_>) -> Result<Row, StoreError> {
+        self.opt(sql, params)
+            .await?
+            .ok_or_else(|| StoreError::Corrupt(format!("no row from: {sql}")))
+    }
+}
+
+#[async_trait]
+impl Sql for deadpool_postgres::Transaction<'_> {
+    async fn rows(&self, sql: &str, params: Params<'_>) -> Result<Vec<Row>, StoreError> {
+        let statement = self.prepare_cached(sql).await?;
+        Ok(self.query(&statement, params).await?)
+    }
+
+    async fn exec(&self, sql: &str, params: Params<'_>) -> Result<u64, StoreError> {
+        let statement = self.prepare_cached(sql).await?;
+        Ok(self.execute(&statement, params).await?)
+    }
+}
+
+#[async_trait]
+impl Sql for Object {
+    async fn rows(&self, sql: &str, params: Params<'_>) -> Result<Vec<Row>, StoreError> {
+        let statement = self.prepare_cached(sql).await?;
+        Ok(self.query(&statement, params).await?)
+    }
+
+    async fn exec(&self, sql: &str, params: Params<'_>) -> Result<u64, StoreError> {
+        let statement = self.prepare_cached(sql).await?;
+        Ok(self.execute(&statement, params).await?)
+    }
+}
+
+impl From<tokio_postgres::Error> for StoreError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        let Some(db) = e.as_db_error() else {
+            let io = std::error::Error::source(&e).is_some_and(|s| s.is::<std::io::Error>());
+            return if e.is_closed() || io {
+                // No answer from the server: the connection broke or never was.
+                StoreError::Unavailable(e.to_string())
+            } else {
+                StoreError::Database(e.to_string())
+            };
+        };
+        let text = format!("{} ({})", db.message(), db.code().code());
+        match *db.code() {
+            SqlState::T_R_DEADLOCK_DETECTED | SqlState::T_R_SERIALIZATION_FAILURE => {
+                StoreError::Conflict(text)
+            }
+            _ => StoreError::Database(text),
+        }
+    }
+}
+
+impl From<deadpool_postgres::PoolError> for StoreError {
+    fn from(e: deadpool_postgres::PoolError) -> Self {
+        StoreError::Unavailable(format!("no database connection: {e}"))
+    }
+}
+
+/// Run `$body` (which uses the transaction `$tx`) and commit. A conflict
+/// (deadlock, serialization failure, a key another node took first) rolls
+/// it back and runs it again, against what the winner committed.
+macro_rules! transaction {
+    ($store:expr, |$tx:ident| $body:expr) => {{
+        let mut tries = 0;
+        loop {
+            let mut client = $store.client().await?;
+            let $tx = client.transaction().await?;
+            match $body {
+                Ok(value) => {
+                    $tx.commit().await?;
+                    break Ok(value);
+                }
+                Err(StoreError::Conflict(why)) if tries < CONFLICT_RETRIES => {
+                    tries += 1;
+                    tracing::debug!(%why, tries, "transaction conflicted; running it again");
+                }
+                Err(e) => break Err(e),
+            }
+        }
+    }};
+}
+
+pub struct PostgresStore {
+    pool: Pool,
+    /// Recorded with every attempt.
+    node: Arc<str>,
+}
+
+impl PostgresStore {
+    /// Connect, bring the schema up to date (one node at a time), and
+    /// keep up to `max_connections` connections.
+    pub async fn open(
+        url: &str,
+        max_connections: usize,
+        node: &str,
+    ) -> Result<PostgresStore, StoreError> {
+        let pool = pool(url, max_connections)?;
+        let mut client = pool.get().await?;
+        migrations::apply(&mut client, &crate::config::without_password(url)).await?;
+        drop(client);
+        Ok(PostgresStore {
+            pool,
+            node: Arc::from(node),
+        })
+    }
+
+    async fn client(&self) -> Result<Object, StoreError> {
+        Ok(self.pool.get().await?)
+    }
+}
+
+/// A pool of connections; TLS as the URL's `sslmode` asks (`prefer`, the
+/// default, uses it when the server offers it), verified against the
+/// web's root certificates.
+pub fn pool(url: &str, max_connections: usize) -> Result<Pool, StoreError> {
+    let config: tokio_postgres::Config = url
+        .parse()
+        .map_err(|e| StoreError::Database(format!("not a PostgreSQL URL: {e}")))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let roots = rustls::RootCertStore::from_iter(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    let tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| StoreError::Database(format!("TLS: {e}")))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let manager = Manager::from_config(
+        config,
+        tokio_postgres_rustls::MakeRustlsConnect::new(tls),
+        ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        },
+    );
+    Pool::builder(manager)
+        .max_size(max_connections)
+        .runtime(deadpool_postgres::Runtime::Tokio1)
+        .wait_timeout(Some(CONNECT_TIMEOUT))
+        .create_timeout(Some(CONNECT_TIMEOUT))
+        .build()
+        .map_err(|e| StoreError::Database(format!("cannot build the connection pool: {e}")))
+}
+
+/// A count or number column, read as the unsigned value it always is.
+fn count(row: &Row, column: usize) -> u32 {
+    u32::try_from(row.get::<_, i64>(column)).unwrap_or(0)
+}
+
+#[async_trait]
+impl Store for PostgresStore {
+    async fn insert_message(&self, message: NewMessage) -> Result<Inserted, StoreError> {
+        transaction!(self, |tx| messages::insert(&tx, &message).await)
+    }
+
+    async fn cancel(
+        &self,
+        scope: &str,
+        cancel_key: &str,
+        now: i64,
+    ) -> Result<CancelReport, StoreError> {
+        transaction!(self, |tx| messages::cancel(&tx, scope, cancel_key, now)
+            .await)
+    }
+
+    async fn message(&self, id: &str) -> Result<Option<MessageRecord>, StoreError> {
+        messages::read(&self.client().await?, id).await
+    }
+
+    async fn lease_due(
+        &self,
+        now: i64,
+        limit: usize,
+        lease_ms: u64,
+    ) -> Result<Vec<LeasedDelivery>, StoreError> {
+        transaction!(self, |tx| queue::lease(
+            &tx, now, limit, lease_ms, &self.node
+        )
+        .await)
+    }
+
+    async fn record_attempt(
+        &self,
+        result: AttemptResult,
+    ) -> Result<Option<MessageStatus>, StoreError> {
+        transaction!(self, |tx| queue::record(&tx, &result, &self.node).await)
+    }
+
+    async fn next_due_at(&self) -> Result<Option<i64>, StoreError> {
+        queue::next_due_at(&self.client().await?).await
+    }
+
+    async fn backlog(&self, now: i64) -> Result<u64, StoreError> {
+        queue::backlog(&self.client().await?, now).await
+    }
+
+    async fn queue_health(&self, now: i64) -> Result<QueueHealth, StoreError> {
+        let client = self.client().await?;
+        Ok(QueueHealth {
+            oldest_due_at: queue::oldest_due(&client, now).await?,
+            outbox: outbox::depth(&client).await?,
+        })
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.client().await?.exec("SELECT 1", &[]).await?;
+        Ok(())
+    }
+
+    async fn lease_callbacks(
+        &self,
+        now: i64,
+        limit: usize,
+        lease_ms: u64,
+    ) -> Result<Vec<Callback>, StoreError> {
+        outbox::lease(&self.client().await?, now, limit, lease_ms).await
+    }
+
+    async fn finish_callback(
+        &self,
+        id: i64,
+        retry_at: Option<i64>,
+        give_up: bool,
+    ) -> Result<(), StoreError> {
+        outbox::finish(&self.client().await?, id, retry_at, give_up).await
+    }
+
+    async fn purge_expired_keys(&self, now: i64) -> Result<usize, StoreError> {
+        messages::purge_expired_keys(&self.client().await?, now).await
+    }
+
+    async fn put_customer(&self, id: &str, profile: Profile, now: i64) -> Result<bool, StoreError> {
+        transaction!(self, |tx| customers::put(&tx, id, &profile, now).await)
+    }
+
+    async fn customer(&self, id: &str) -> Result<Option<CustomerRecord>, StoreError> {
+        customers::read(&self.client().await?, id, false).await
+    }
+
+    async fn update_consent(
+        &self,
+        id: &str,
+        changes: Vec<(Channel, String, Consent)>,
+        now: i64,
+    ) -> Result<Option<Profile>, StoreError> {
+        transaction!(self, |tx| customers::update_consent(&tx, id, &changes, now)
+            .await)
+    }
+
+    async fn delete_customer(&self, id: &str) -> Result<bool, StoreError> {
+        transaction!(self, |tx| customers::delete(&tx, id).await)
+    }
+
+    async fn apply_provider_status(
+        &self,
+        report: ProviderStatus,
+    ) -> Result<Option<String>, StoreError> {
+        transaction!(self, |tx| messages::apply_provider_status(&tx, &report)
+            .await)
+    }
+
+    async fn consent_by_address(
+        &self,
+        address: &str,
+        channel: Channel,
+        categories: Vec<String>,
+        consent: Consent,
+        now: i64,
+    ) -> Result<usize, StoreError> {
+        transaction!(self, |tx| customers::consent_by_address(
+            &tx,
+            address,
+            channel,
+            &categories,
+            &consent,
+            now
+        )
+        .await)
+    }
+
+    async fn forget_address(
+        &self,
+        message_id: &str,
+        channel: Channel,
+        address: &str,
+        now: i64,
+    ) -> Result<Option<String>, StoreError> {
+        transaction!(self, |tx| customers::forget_address(
+            &tx, message_id, channel, address, now
+        )
+        .await)
+    }
+
+    async fn planning_facts(
+        &self,
+        audience: Audience,
+        scope: &str,
+        cap: Option<(String, i64)>,
+    ) -> Result<PlanningFacts, StoreError> {
+        let client = self.client().await?;
+        let (profiles, addresses) = match &audience {
+            Audience::Customer(id) => {
+                let profile = customers::read(&client, id, false)
+                    .await?
+                    .map(|r| r.profile);
+                let keys = profile.iter().flat_map(|p| p.addresses.keys()).collect();
+                (profile.into_iter().collect(), keys)
+            }
+            Audience::Address { channel, address } => (
+                customers::at_address(&client, *channel, address).await?,
+                vec![(*channel, address.clone())],
+            ),
+        };
+        let recent = match &cap {
+            Some((category, since)) => messages::recent(&client, scope, category, *since).await?,
+            None => 0,
+        };
+        Ok(PlanningFacts {
+            profiles,
+            suppressions: customers::suppressions(&client, &addresses).await?,
+            recent,
+        })
+    }
+
+    async fn suppressions(
+        &self,
+        addresses: Vec<(Channel, String)>,
+    ) -> Result<Vec<Suppression>, StoreError> {
+        customers::suppressions(&self.client().await?, &addresses).await
+    }
+
+    async fn suppress(&self, suppression: Suppression) -> Result<bool, StoreError> {
+        Ok(
+            customers::suppress(&self.client().await?, &suppression, false)
+                .await?
+                .is_some(),
+        )
+    }
+
+    async fn put_suppression(&self, suppression: Suppression) -> Result<bool, StoreError> {
+        Ok(
+            customers::suppress(&self.client().await?, &suppression, true)
+                .await?
+                .unwrap_or(false),
+        )
+    }
+
+    async fn delete_suppression(
+        &self,
+        channel: Channel,
+        address: &str,
+        reason: Option<SuppressionReason>,
+    ) -> Result<bool, StoreError> {
+        customers::unsuppress(&self.client().await?, channel, address, reason).await
+    }
+}

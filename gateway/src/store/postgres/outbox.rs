@@ -1,0 +1,98 @@
+//! The status-callback outbox on PostgreSQL: written in the transaction of
+//! the change it reports, drained by whichever node leases a row first.
+
+use super::{Sql, count};
+use crate::store::{Callback, StoreError};
+
+/// Queue a status callback for the message's current status, if it has a
+/// callback URL: numbering and payload in one statement.
+pub async fn report_status(tx: &impl Sql, message_id: &str, now: i64) -> Result<(), StoreError> {
+    tx.exec(
+        "WITH m AS (
+             UPDATE messages SET event_seq = event_seq + 1
+             WHERE id = $1 AND callback_url IS NOT NULL
+             RETURNING *)
+         INSERT INTO callbacks_outbox (message_id, url, payload, due_at)
+         SELECT id, callback_url,
+                json_build_object('id', id, 'sequence', event_seq, 'status', status,
+                    'status_reason', status_reason, 'channel', channel,
+                    'delivered_by', delivered_by, 'provider_message_id', provider_message_id,
+                    'at', to_char(to_timestamp($2::bigint / 1000.0) AT TIME ZONE 'UTC',
+                                  'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'))::text,
+                $2
+         FROM m",
+        &[&message_id, &now],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Callbacks not yet delivered nor abandoned, on every node.
+pub async fn depth(db: &impl Sql) -> Result<u64, StoreError> {
+    let row = db
+        .one(
+            "SELECT COUNT(*) FROM callbacks_outbox WHERE state IN ('pending', 'leased')",
+            &[],
+        )
+        .await?;
+    Ok(u64::from(count(&row, 0)))
+}
+
+pub async fn lease(
+    db: &impl Sql,
+    now: i64,
+    limit: usize,
+    lease_ms: u64,
+) -> Result<Vec<Callback>, StoreError> {
+    let lease_until = now.saturating_add(i64::try_from(lease_ms).unwrap_or(i64::MAX));
+    let rows = db
+        .rows(
+            "WITH due AS (
+                 SELECT id FROM callbacks_outbox
+                 WHERE (state = 'pending' AND due_at <= $2)
+                    OR (state = 'leased' AND lease_until <= $2)
+                 ORDER BY id LIMIT $3 FOR UPDATE SKIP LOCKED)
+             UPDATE callbacks_outbox c SET state = 'leased', lease_until = $1
+             FROM due WHERE c.id = due.id
+             RETURNING c.id, c.message_id, c.url, c.payload, c.attempts",
+            &[&lease_until, &now, &(limit as i64)],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|r| Callback {
+            id: r.get(0),
+            message_id: r.get(1),
+            url: r.get(2),
+            payload: r.get(3),
+            attempts: count(r, 4),
+        })
+        .collect())
+}
+
+pub async fn finish(
+    db: &impl Sql,
+    id: i64,
+    retry_at: Option<i64>,
+    give_up: bool,
+) -> Result<(), StoreError> {
+    if give_up {
+        db.exec(
+            "UPDATE callbacks_outbox SET state = 'abandoned', lease_until = NULL,
+                 attempts = attempts + 1 WHERE id = $1",
+            &[&id],
+        )
+        .await?;
+    } else if let Some(at) = retry_at {
+        db.exec(
+            "UPDATE callbacks_outbox SET state = 'pending', lease_until = NULL, due_at = $2,
+                 attempts = attempts + 1 WHERE id = $1",
+            &[&id, &at],
+        )
+        .await?;
+    } else {
+        db.exec("DELETE FROM callbacks_outbox WHERE id = $1", &[&id])
+            .await?;
+    }
+    Ok(())
+}

@@ -1,0 +1,315 @@
+//! The delivery queue on PostgreSQL: taking over leases that ran out,
+//! expiring, leasing with `SKIP LOCKED`, and recording attempts.
+
+use super::messages::{self, OPEN};
+use super::outbox::report_status;
+use super::{Sql, count};
+use crate::message::{Content, MessageStatus};
+use crate::store::{AttemptResult, LeasedDelivery, Next, StoreError};
+use std::collections::HashMap;
+use std::sync::LazyLock;
+
+/// Leases that ran out go back to pending under the same message id, each
+/// with an `interrupted` attempt: its node died or stalled mid-attempt and
+/// the provider may have the message. Rows another node is taking over
+/// right now are skipped.
+async fn take_over_expired(tx: &impl Sql, now: i64, node: &str) -> Result<(), StoreError> {
+    let cut_short = tx
+        .rows(
+            "WITH cut AS (
+                 SELECT id, lease_until FROM deliveries
+                 WHERE state = 'leased' AND lease_until <= $1
+                 ORDER BY id LIMIT 1000 FOR UPDATE SKIP LOCKED)
+             UPDATE deliveries d SET state = 'pending', lease_until = NULL
+             FROM cut WHERE d.id = cut.id
+             RETURNING d.id, d.message_id, d.connector, d.channel, cut.lease_until",
+            &[&now],
+        )
+        .await?;
+    for row in &cut_short {
+        let message_id: &str = row.get(1);
+        let number = tx
+            .one(
+                "UPDATE messages SET attempt_count = attempt_count + 1 WHERE id = $1
+                 RETURNING attempt_count",
+                &[&message_id],
+            )
+            .await?
+            .get::<_, i64>(0);
+        tx.exec(
+            "INSERT INTO attempts (message_id, number, delivery_id, connector, channel,
+                 started_at, finished_at, outcome, error_code, error_message, node)
+             VALUES ($1, $2, $3, $4, $5, $6, $6, 'interrupted', 'interrupted', $7, $8)",
+            &[
+                &message_id,
+                &number,
+                &row.get::<_, i64>(0),
+                &row.get::<_, &str>(2),
+                &row.get::<_, &str>(3),
+                &now,
+                &crate::store::interrupted_message(row.get(4)),
+                &node,
+            ],
+        )
+        .await?;
+    }
+    if !cut_short.is_empty() {
+        tracing::warn!(
+            deliveries = cut_short.len(),
+            "took over deliveries whose lease ran out"
+        );
+    }
+    Ok(())
+}
+
+/// Due deliveries of messages whose `ttl` ran out end as `expired`.
+async fn expire_due(tx: &impl Sql, now: i64) -> Result<(), StoreError> {
+    static SQL: LazyLock<String> = LazyLock::new(|| {
+        format!(
+            "SELECT d.message_id FROM messages m JOIN deliveries d ON d.message_id = m.id
+             WHERE m.expires_at <= $1 AND m.expires_at IS NOT NULL AND m.status IN {}
+               AND d.state = 'pending' AND d.due_at <= $1
+             FOR UPDATE OF d SKIP LOCKED",
+            *OPEN
+        )
+    });
+    for row in tx.rows(&SQL, &[&now]).await? {
+        messages::close(
+            tx,
+            row.get(0),
+            "expired",
+            MessageStatus::Expired,
+            "not delivered before its ttl ran out",
+            now,
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+pub async fn lease(
+    tx: &impl Sql,
+    now: i64,
+    limit: usize,
+    lease_ms: u64,
+    node: &str,
+) -> Result<Vec<LeasedDelivery>, StoreError> {
+    take_over_expired(tx, now, node).await?;
+    expire_due(tx, now).await?;
+    let lease_until = now.saturating_add(i64::try_from(lease_ms).unwrap_or(i64::MAX));
+    let leased = tx
+        .rows(
+            "WITH due AS (
+                 SELECT id FROM deliveries WHERE state = 'pending' AND due_at <= $2
+                 ORDER BY due_at LIMIT $3 FOR UPDATE SKIP LOCKED)
+             UPDATE deliveries d SET state = 'leased', lease_until = $1
+             FROM due WHERE d.id = due.id
+             RETURNING d.id, d.message_id, d.channel, d.connector, d.address, d.attempts,
+                       d.content",
+            &[&lease_until, &now, &(limit as i64)],
+        )
+        .await?;
+    if leased.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<&str> = leased.iter().map(|r| r.get(1)).collect();
+    // First attempts start their messages; only those with a callback URL
+    // have the change to report.
+    let started = tx
+        .rows(
+            "UPDATE messages SET status = 'sending', updated_at = $2
+             WHERE id = ANY($1) AND status IN ('queued', 'scheduled')
+             RETURNING id, callback_url IS NOT NULL",
+            &[&ids, &now],
+        )
+        .await?;
+    for row in started.iter().filter(|r| r.get::<_, bool>(1)) {
+        report_status(tx, row.get(0), now).await?;
+    }
+    let messages: HashMap<String, (String, i64, i64, Option<i64>)> = tx
+        .rows(
+            "SELECT id, content, attempt_count, created_at, expires_at FROM messages
+             WHERE id = ANY($1)",
+            &[&ids],
+        )
+        .await?
+        .into_iter()
+        .map(|r| (r.get(0), (r.get(1), r.get(2), r.get(3), r.get(4))))
+        .collect();
+    let mut out = Vec::with_capacity(leased.len());
+    for row in leased {
+        let message_id: String = row.get(1);
+        let (message_content, message_attempts, created_at, expires_at) = messages
+            .get(&message_id)
+            .ok_or_else(|| StoreError::Corrupt(format!("delivery of missing {message_id}")))?;
+        let own_content: Option<&str> = row.get(6);
+        out.push(LeasedDelivery {
+            delivery_id: row.get(0),
+            channel: row.get::<_, &str>(2).parse().map_err(StoreError::Corrupt)?,
+            content: serde_json::from_str::<Content>(own_content.unwrap_or(message_content))
+                .map_err(|e| StoreError::Corrupt(format!("content of {message_id}: {e}")))?,
+            connector: row.get(3),
+            address: row.get(4),
+            attempts: count(&row, 5),
+            message_attempts: u32::try_from(*message_attempts).unwrap_or(0),
+            lease_until,
+            created_at: *created_at,
+            expires_at: *expires_at,
+            message_id,
+        });
+    }
+    Ok(out)
+}
+
+pub async fn record(
+    tx: &impl Sql,
+    r: &AttemptResult,
+    node: &str,
+) -> Result<Option<MessageStatus>, StoreError> {
+    let a = &r.attempt;
+    // Only the holder of the current lease moves the delivery on; an attempt
+    // that outlived its lease is history, not a decision.
+    let (state, due_at) = match &r.next {
+        Next::Sent { .. } => ("sent", None),
+        Next::RetryAt(at) => ("pending", Some(*at)),
+        Next::GiveUp { .. } => ("failed", None),
+    };
+    let moved = tx
+        .exec(
+            "UPDATE deliveries
+             SET state = $1, lease_until = NULL, attempts = attempts + 1,
+                 due_at = COALESCE($2, due_at)
+             WHERE id = $3 AND state = 'leased' AND lease_until = $4",
+            &[&state, &due_at, &r.delivery_id, &r.lease_until],
+        )
+        .await?
+        > 0;
+    let finished = if !moved {
+        None
+    } else {
+        match &r.next {
+            Next::Sent {
+                provider_message_id,
+            } => Some((
+                MessageStatus::Sent,
+                None,
+                Some((a.connector.as_str(), provider_message_id.as_str())),
+            )),
+            Next::RetryAt(_) => None,
+            Next::GiveUp { reason, ending } => {
+                let next = tx
+                    .exec(
+                        "UPDATE deliveries SET state = 'pending', due_at = $2
+                         WHERE id = (SELECT id FROM deliveries
+                                     WHERE message_id = $1 AND state = 'waiting'
+                                     ORDER BY seq LIMIT 1)",
+                        &[&r.message_id, &a.finished_at],
+                    )
+                    .await?;
+                (next == 0).then_some((*ending, Some(reason.as_str()), None))
+            }
+        }
+    };
+    static FINISH: LazyLock<String> = LazyLock::new(|| {
+        format!(
+            "UPDATE messages SET attempt_count = attempt_count + 1, updated_at = $2,
+                 status = $3, status_reason = $4,
+                 delivered_by = COALESCE($5, delivered_by),
+                 delivered_channel = CASE WHEN $5::text IS NULL THEN delivered_channel ELSE $6 END,
+                 provider_message_id = COALESCE($7, provider_message_id)
+             WHERE id = $1 AND status IN {}
+             RETURNING attempt_count, callback_url IS NOT NULL",
+            *OPEN
+        )
+    });
+    let finished_row = match finished {
+        Some((status, reason, delivered)) => tx
+            .opt(
+                &FINISH,
+                &[
+                    &r.message_id,
+                    &a.finished_at,
+                    &status.as_str(),
+                    &reason,
+                    &delivered.map(|(by, _)| by),
+                    &a.channel.as_str(),
+                    &delivered.map(|(_, id)| id),
+                ],
+            )
+            .await?
+            .map(|row| (row.get::<_, i64>(0), row.get::<_, bool>(1))),
+        None => None,
+    };
+    let ended = finished_row.and(finished.map(|(status, _, _)| status));
+    let number = match finished_row {
+        Some((number, with_callback)) => {
+            if with_callback {
+                report_status(tx, &r.message_id, a.finished_at).await?;
+            }
+            number
+        }
+        None => tx
+            .one(
+                "UPDATE messages SET attempt_count = attempt_count + 1, updated_at = $2
+                 WHERE id = $1 RETURNING attempt_count",
+                &[&r.message_id, &a.finished_at],
+            )
+            .await?
+            .get(0),
+    };
+    tx.exec(
+        "INSERT INTO attempts (message_id, number, delivery_id, connector, channel, started_at,
+             finished_at, outcome, provider_message_id, error_code, error_message, retry_at, node)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+        &[
+            &r.message_id,
+            &number,
+            &r.delivery_id,
+            &a.connector,
+            &a.channel.as_str(),
+            &a.started_at,
+            &a.finished_at,
+            &a.outcome.as_str(),
+            &a.provider_message_id,
+            &a.error_code,
+            &a.error_message,
+            &a.retry_at,
+            &node,
+        ],
+    )
+    .await?;
+    Ok(ended)
+}
+
+pub async fn next_due_at(db: &impl Sql) -> Result<Option<i64>, StoreError> {
+    Ok(db
+        .one(
+            "SELECT LEAST((SELECT MIN(due_at) FROM deliveries WHERE state = 'pending'),
+                          (SELECT MIN(lease_until) FROM deliveries WHERE state = 'leased'))",
+            &[],
+        )
+        .await?
+        .get(0))
+}
+
+pub async fn oldest_due(db: &impl Sql, now: i64) -> Result<Option<i64>, StoreError> {
+    Ok(db
+        .one(
+            "SELECT MIN(due_at) FROM deliveries WHERE state = 'pending' AND due_at <= $1",
+            &[&now],
+        )
+        .await?
+        .get(0))
+}
+
+/// Over every node: the database holds one queue.
+pub async fn backlog(db: &impl Sql, now: i64) -> Result<u64, StoreError> {
+    let row = db
+        .one(
+            "SELECT (SELECT COUNT(*) FROM deliveries WHERE state = 'pending' AND due_at <= $1)
+                  + (SELECT COUNT(*) FROM deliveries WHERE state = 'leased')",
+            &[&now],
+        )
+        .await?;
+    Ok(u64::try_from(row.get::<_, i64>(0)).unwrap_or(0))
+}

@@ -1,0 +1,221 @@
+//! Several gateway processes on one PostgreSQL database: they share the
+//! queue, a node killed with `kill -9` has its work finished by the others
+//! once its leases run out, and a node started later joins with nothing
+//! configured but the database URL.
+
+use crate::support::child::ChildGateway;
+use crate::support::{default_twilio, postgres, sms};
+use crossgate_tests::{Behaviour, DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN, ProviderSim};
+use serde_json::Value;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const MESSAGES: usize = 3_000;
+const SENDERS: usize = 6;
+/// Short, so the test waits seconds, not a minute, for the takeover.
+const LEASE_MS: u64 = 3_000;
+
+/// Texts the simulator received, with how often.
+fn received(sim: &ProviderSim) -> HashMap<String, usize> {
+    let mut counts = HashMap::new();
+    for request in sim.requests() {
+        if let Some(body) = request.field("Body") {
+            *counts.entry(body.to_owned()).or_default() += 1;
+        }
+    }
+    counts
+}
+
+/// Send `texts` through whichever node answers, as a load balancer would:
+/// a node that is gone (or refuses) passes the message to the next one.
+async fn send_all(nodes: Arc<Mutex<Vec<String>>>, texts: Vec<String>) -> Vec<(String, String)> {
+    let client = reqwest::Client::new();
+    let mut accepted = Vec::new();
+    for (i, text) in texts.into_iter().enumerate() {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        'next: loop {
+            let urls = nodes.lock().unwrap().clone();
+            for k in 0..urls.len() {
+                let url = &urls[(i + k) % urls.len()];
+                let Ok(response) = client
+                    .post(format!("{url}/v1/messages"))
+                    .json(&sms("+31612345678", &text))
+                    .send()
+                    .await
+                else {
+                    continue;
+                };
+                if response.status().as_u16() == 202 {
+                    let answer: Value = response.json().await.unwrap();
+                    accepted.push((answer["id"].as_str().unwrap().to_owned(), text.clone()));
+                    break 'next;
+                }
+            }
+            assert!(Instant::now() < deadline, "no node accepted {text}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    accepted
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_nodes_share_the_work_and_finish_a_killed_nodes_after_its_lease() {
+    let Some(url) = postgres::fresh_database("nodes::three_nodes_share_the_work").await else {
+        return;
+    };
+    let sim = ProviderSim::start().await.unwrap();
+    // A slow provider keeps attempts in flight on every node.
+    sim.add_account(
+        DEFAULT_ACCOUNT_SID,
+        DEFAULT_AUTH_TOKEN,
+        Behaviour::Stall(Duration::from_millis(30)),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let config = |name: &str| {
+        format!(
+            "{name}\n[dispatch]\nconcurrency = 16\nlease_ms = {LEASE_MS}\n{}",
+            default_twilio(&sim.url())
+        )
+    };
+    let mut started = Vec::new();
+    for n in 1..=3 {
+        let node_dir = dir.path().join(format!("node-{n}"));
+        std::fs::create_dir_all(&node_dir).unwrap();
+        let toml = config(&format!("node_name = \"node-{n}\""));
+        started.push(ChildGateway::spawn_on(&node_dir, &toml, &url).await);
+    }
+    let nodes = Arc::new(Mutex::new(
+        started.iter().map(|g| g.url.clone()).collect::<Vec<_>>(),
+    ));
+
+    let texts: Vec<String> = (0..MESSAGES).map(|i| format!("node test {i}")).collect();
+    let (first_half, second_half) = texts.split_at(MESSAGES / 2);
+    let mut senders = Vec::new();
+    for s in 0..SENDERS {
+        let mine: Vec<String> = first_half
+            .iter()
+            .skip(s)
+            .step_by(SENDERS)
+            .cloned()
+            .collect();
+        senders.push(tokio::spawn(send_all(nodes.clone(), mine)));
+    }
+    // Kill node-1 while it has attempts in flight.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while received(&sim).len() < MESSAGES / 8 {
+        assert!(Instant::now() < deadline, "nothing was delivered");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    started[0].kill_hard();
+    let killed_at = Instant::now();
+    nodes.lock().unwrap().remove(0);
+
+    // A fourth node joins with only the shared URL: no name, nothing else.
+    let late_dir = dir.path().join("node-late");
+    std::fs::create_dir_all(&late_dir).unwrap();
+    let late = ChildGateway::spawn_on(&late_dir, &config(""), &url).await;
+    nodes.lock().unwrap().push(late.url.clone());
+    for s in 0..SENDERS {
+        let mine: Vec<String> = second_half
+            .iter()
+            .skip(s)
+            .step_by(SENDERS)
+            .cloned()
+            .collect();
+        senders.push(tokio::spawn(send_all(nodes.clone(), mine)));
+    }
+    let mut accepted = Vec::new();
+    for sender in senders {
+        accepted.extend(sender.await.unwrap());
+    }
+    assert_eq!(
+        accepted.len(),
+        MESSAGES,
+        "every message was accepted by some node"
+    );
+
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let got = received(&sim);
+        let missing = texts.iter().filter(|t| !got.contains_key(*t)).count();
+        if missing == 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{missing} messages never reached the provider"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let (db, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    let statuses: Vec<(String, i64)> = db
+        .query("SELECT status, COUNT(*) FROM messages GROUP BY status", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_eq!(statuses, [("sent".to_owned(), MESSAGES as i64)]);
+    // Who attempted what: every node worked, the killed node's cut-short
+    // attempts were taken over by the others, after its lease ran out.
+    let attempts: Vec<(String, String, Option<String>)> = db
+        .query("SELECT message_id, outcome, node FROM attempts", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
+    let by_node = |node: &str| {
+        attempts
+            .iter()
+            .filter(|a| a.2.as_deref() == Some(node))
+            .count()
+    };
+    for node in ["node-1", "node-2", "node-3"] {
+        assert!(by_node(node) > 0, "{node} made no attempt");
+    }
+    let late_node = attempts
+        .iter()
+        .filter_map(|a| a.2.as_deref())
+        .find(|n| !n.starts_with("node-"));
+    assert!(late_node.is_some(), "the late node made no attempt");
+    let interrupted: HashSet<&str> = attempts
+        .iter()
+        .filter(|a| a.1 == "interrupted")
+        .map(|a| a.0.as_str())
+        .collect();
+    assert!(
+        !interrupted.is_empty(),
+        "node-1 had nothing in flight when killed"
+    );
+    assert!(
+        attempts
+            .iter()
+            .filter(|a| a.1 == "interrupted")
+            .all(|a| a.2.as_deref() != Some("node-1")),
+        "a dead node recorded nothing"
+    );
+    assert!(killed_at.elapsed() >= Duration::from_millis(LEASE_MS));
+
+    // At least once, and twice only for what was in flight at the kill.
+    let got = received(&sim);
+    let mut resent = 0;
+    for (id, text) in &accepted {
+        let times = got[text];
+        if times > 1 {
+            resent += 1;
+            assert!(interrupted.contains(id.as_str()), "{id} sent {times} times");
+            assert_eq!(times, 2, "{text} sent more than twice");
+        }
+    }
+    println!(
+        "nodes test: {MESSAGES} messages over 3 nodes and a late one; {} attempts cut short by kill -9, {resent} re-sent",
+        interrupted.len()
+    );
+}

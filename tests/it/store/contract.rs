@@ -1,0 +1,526 @@
+//! What every store promises, whatever it runs on.
+
+use super::{Stores, message};
+use crossgate::customer::{Consent, ConsentStatus, Profile, Suppression, SuppressionReason};
+use crossgate::message::{Channel, MessageStatus, Outcome};
+use crossgate::store::{
+    AttemptRecord, AttemptResult, DedupKey, IdempotencyKey, Inserted, LeasedDelivery, Next, Store,
+};
+use std::collections::HashSet;
+
+const LEASE: u64 = 30_000;
+
+fn attempt(d: &LeasedDelivery, at: i64, outcome: Outcome, next: Next) -> AttemptResult {
+    AttemptResult {
+        delivery_id: d.delivery_id,
+        message_id: d.message_id.clone(),
+        lease_until: d.lease_until,
+        attempt: AttemptRecord {
+            number: d.message_attempts + 1,
+            connector: d.connector.clone(),
+            channel: d.channel,
+            started_at: at,
+            finished_at: at + 1,
+            outcome,
+            provider_message_id: matches!(next, Next::Sent { .. }).then(|| "SM1".to_owned()),
+            error_code: None,
+            error_message: None,
+            retry_at: None,
+            node: None,
+        },
+        next,
+    }
+}
+
+fn sent() -> Next {
+    Next::Sent {
+        provider_message_id: "SM1".into(),
+    }
+}
+
+fn give_up() -> Next {
+    Next::GiveUp {
+        reason: "provider refused".into(),
+        ending: MessageStatus::Failed,
+    }
+}
+
+async fn status(store: &dyn Store, id: &str) -> MessageStatus {
+    store.message(id).await.unwrap().unwrap().status
+}
+
+async fn insert(store: &dyn Store, m: crossgate::store::NewMessage) {
+    assert_eq!(store.insert_message(m).await.unwrap(), Inserted::New);
+}
+
+pub async fn a_lease_is_exclusive_until_it_runs_out(s: Stores) {
+    insert(&*s.a, message("m1", 1_000, &["twilio"])).await;
+    let first = s.a.lease_due(1_000, 10, LEASE).await.unwrap();
+    assert_eq!(first.len(), 1);
+    assert_eq!(first[0].content.text, "hello from m1");
+    assert!(s.b.lease_due(1_000, 10, LEASE).await.unwrap().is_empty());
+    assert!(
+        s.b.lease_due(1_000 + LEASE as i64 - 1, 10, LEASE)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // The first holder went quiet: the other node takes it over, and the
+    // history says the provider may have it already.
+    let later = 1_000 + LEASE as i64;
+    let taken = s.b.lease_due(later, 10, LEASE).await.unwrap();
+    assert_eq!(taken.len(), 1);
+    assert_eq!(taken[0].delivery_id, first[0].delivery_id);
+    let record = s.a.message("m1").await.unwrap().unwrap();
+    assert_eq!(record.attempts.len(), 1);
+    assert_eq!(record.attempts[0].outcome, Outcome::Interrupted);
+    assert_eq!(record.attempts[0].node.as_deref(), Some(s.b_node));
+
+    s.b.record_attempt(attempt(&taken[0], later, Outcome::Sent, sent()))
+        .await
+        .unwrap();
+    let record = s.a.message("m1").await.unwrap().unwrap();
+    assert_eq!(record.status, MessageStatus::Sent);
+    assert_eq!(record.attempts[1].node.as_deref(), Some(s.b_node));
+}
+
+pub async fn concurrent_leases_never_share_a_delivery(s: Stores) {
+    for i in 0..60 {
+        insert(&*s.a, message(&format!("m{i:02}"), 1_000, &["twilio"])).await;
+    }
+    let lease = |store: std::sync::Arc<dyn Store>| async move {
+        let mut got = Vec::new();
+        for _ in 0..10 {
+            got.extend(store.lease_due(2_000, 7, LEASE).await.unwrap());
+        }
+        got
+    };
+    let (a, b, c) = tokio::join!(lease(s.a.clone()), lease(s.b.clone()), lease(s.b.clone()));
+    let ids: Vec<i64> = [a, b, c].iter().flatten().map(|d| d.delivery_id).collect();
+    let unique: HashSet<i64> = ids.iter().copied().collect();
+    assert_eq!(ids.len(), unique.len(), "a delivery was leased twice");
+    assert_eq!(unique.len(), 60);
+}
+
+pub async fn only_the_lease_holder_finishes_a_message(s: Stores) {
+    insert(&*s.a, message("m1", 1_000, &["twilio"])).await;
+    let leased = s.a.lease_due(1_000, 10, LEASE).await.unwrap().remove(0);
+    let mut stale = attempt(&leased, 1_000, Outcome::Sent, sent());
+    stale.lease_until -= 1;
+    s.b.record_attempt(stale).await.unwrap();
+    let record = s.a.message("m1").await.unwrap().unwrap();
+    assert_eq!(record.status, MessageStatus::Sending);
+    assert_eq!(record.attempts.len(), 1, "the stale attempt is history");
+
+    let ended =
+        s.a.record_attempt(attempt(&leased, 1_000, Outcome::Sent, sent()))
+            .await
+            .unwrap();
+    assert_eq!(ended, Some(MessageStatus::Sent));
+    let record = s.b.message("m1").await.unwrap().unwrap();
+    assert_eq!(record.delivered_by.as_deref(), Some("twilio"));
+    assert_eq!(record.delivered_channel, Some(Channel::Sms));
+    assert_eq!(record.provider_message_id.as_deref(), Some("SM1"));
+    let numbers: Vec<u32> = record.attempts.iter().map(|a| a.number).collect();
+    assert_eq!(numbers, [1, 2]);
+    assert!(s.a.lease_due(5_000, 10, LEASE).await.unwrap().is_empty());
+}
+
+pub async fn a_failed_delivery_falls_back_then_the_message_fails(s: Stores) {
+    insert(&*s.a, message("m1", 1_000, &["twilio", "backup"])).await;
+    let first = s.a.lease_due(1_000, 10, LEASE).await.unwrap().remove(0);
+    assert_eq!(first.connector, "twilio");
+    s.a.record_attempt(attempt(
+        &first,
+        1_000,
+        Outcome::Retryable,
+        Next::RetryAt(3_000),
+    ))
+    .await
+    .unwrap();
+    assert!(s.b.lease_due(2_999, 10, LEASE).await.unwrap().is_empty());
+    let retried = s.b.lease_due(3_000, 10, LEASE).await.unwrap().remove(0);
+    assert_eq!(
+        (retried.connector.as_str(), retried.attempts),
+        ("twilio", 1)
+    );
+    assert_eq!(retried.message_attempts, 1);
+    let ended =
+        s.b.record_attempt(attempt(&retried, 3_000, Outcome::Permanent, give_up()))
+            .await
+            .unwrap();
+    assert_eq!(ended, None, "the fallback is still to come");
+
+    let fallback = s.a.lease_due(3_001, 10, LEASE).await.unwrap().remove(0);
+    assert_eq!(fallback.connector, "backup");
+    let ended =
+        s.a.record_attempt(attempt(&fallback, 3_001, Outcome::Permanent, give_up()))
+            .await
+            .unwrap();
+    assert_eq!(ended, Some(MessageStatus::Failed));
+    let record = s.b.message("m1").await.unwrap().unwrap();
+    assert_eq!(record.status_reason.as_deref(), Some("provider refused"));
+    assert_eq!(record.attempts.len(), 3);
+}
+
+pub async fn a_message_past_its_ttl_expires_instead_of_being_leased(s: Stores) {
+    let mut m = message("m1", 1_000, &["twilio"]);
+    m.expires_at = Some(2_000);
+    insert(&*s.a, m).await;
+    insert(&*s.a, message("m2", 1_000, &["twilio"])).await;
+    let leased = s.b.lease_due(2_000, 10, LEASE).await.unwrap();
+    let ids: Vec<&str> = leased.iter().map(|d| d.message_id.as_str()).collect();
+    assert_eq!(ids, ["m2"]);
+    assert_eq!(status(&*s.a, "m1").await, MessageStatus::Expired);
+}
+
+pub async fn racing_idempotency_keys_store_one_message(s: Stores) {
+    let with_key = |id: &str, hash: &str| {
+        let mut m = message(id, 1_000, &["twilio"]);
+        m.idempotency = Some(IdempotencyKey {
+            key: "shop:order-7".into(),
+            request_hash: hash.into(),
+            response: format!("{{\"id\":\"{id}\"}}"),
+            expires_at: 100_000,
+        });
+        m
+    };
+    let racers = (0..8).map(|i| {
+        let store = if i % 2 == 0 { s.a.clone() } else { s.b.clone() };
+        let m = with_key(&format!("m{i}"), "same");
+        async move { store.insert_message(m).await.unwrap() }
+    });
+    let results = futures::future::join_all(racers).await;
+    let new = results.iter().filter(|r| **r == Inserted::New).count();
+    assert_eq!(new, 1, "{results:?}");
+    let winner = (0..8)
+        .find(|i| results[*i] == Inserted::New)
+        .map(|i| format!("m{i}"))
+        .unwrap();
+    for r in &results {
+        if let Inserted::Replayed { response } = r {
+            assert_eq!(response, &format!("{{\"id\":\"{winner}\"}}"));
+        } else {
+            assert_eq!(r, &Inserted::New);
+        }
+    }
+    let reused = s.b.insert_message(with_key("other", "different")).await;
+    assert_eq!(reused.unwrap(), Inserted::KeyReused);
+    assert!(s.a.message("other").await.unwrap().is_none());
+}
+
+pub async fn dedup_keys_hold_until_they_expire(s: Stores) {
+    let with_dedup = |id: &str, at: i64| {
+        let mut m = message(id, at, &["twilio"]);
+        m.dedup = Some(DedupKey {
+            key: "cart-7".into(),
+            expires_at: at + 10_000,
+        });
+        m
+    };
+    insert(&*s.a, with_dedup("m1", 1_000)).await;
+    let duplicate = s.b.insert_message(with_dedup("m2", 2_000)).await.unwrap();
+    assert_eq!(
+        duplicate,
+        Inserted::Duplicate {
+            message_id: "m1".into(),
+            status: MessageStatus::Queued
+        }
+    );
+    assert!(s.a.message("m2").await.unwrap().is_none());
+    insert(&*s.b, with_dedup("m3", 11_000)).await;
+}
+
+pub async fn cancellation_stops_what_has_not_left(s: Stores) {
+    for id in ["m1", "m2", "m3"] {
+        let mut m = message(id, 1_000, &["twilio"]);
+        m.cancel_key = Some("cart-7".into());
+        if id == "m3" {
+            m.send_at = Some(50_000);
+        }
+        insert(&*s.a, m).await;
+    }
+    // m1 and m2 are leased; m1 then goes out.
+    let leased = s.a.lease_due(1_000, 2, LEASE).await.unwrap();
+    assert_eq!(leased.len(), 2);
+    let m1 = leased.iter().find(|d| d.message_id == "m1").unwrap();
+    s.a.record_attempt(attempt(m1, 1_000, Outcome::Sent, sent()))
+        .await
+        .unwrap();
+
+    let report =
+        s.b.cancel("phone:+31612345678", "cart-7", 2_000)
+            .await
+            .unwrap();
+    assert_eq!(report.cancelled, ["m3"]);
+    let mut not: Vec<(String, MessageStatus)> = report.not_cancelled;
+    not.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(
+        not,
+        [
+            ("m1".to_owned(), MessageStatus::Sent),
+            ("m2".to_owned(), MessageStatus::Sending)
+        ]
+    );
+    assert_eq!(status(&*s.a, "m3").await, MessageStatus::Cancelled);
+    assert!(
+        s.a.lease_due(60_000, 10, 1)
+            .await
+            .unwrap()
+            .iter()
+            .all(|d| d.message_id == "m2")
+    );
+    let other_scope =
+        s.a.cancel("phone:+31699999999", "cart-7", 2_000)
+            .await
+            .unwrap();
+    assert!(other_scope.cancelled.is_empty() && other_scope.not_cancelled.is_empty());
+}
+
+pub async fn the_outbox_holds_every_status_change_until_posted(s: Stores) {
+    let mut m = message("m1", 1_000, &["twilio"]);
+    m.callback_url = Some("https://shop.example/hooks".into());
+    insert(&*s.a, m).await;
+    let leased = s.a.lease_due(1_000, 10, LEASE).await.unwrap().remove(0);
+    s.a.record_attempt(attempt(&leased, 1_000, Outcome::Sent, sent()))
+        .await
+        .unwrap();
+    assert_eq!(s.a.queue_health(2_000).await.unwrap().outbox, 3);
+
+    let first = s.a.lease_callbacks(2_000, 10, LEASE).await.unwrap();
+    assert!(
+        s.b.lease_callbacks(2_000, 10, LEASE)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let payloads: Vec<serde_json::Value> = first
+        .iter()
+        .map(|c| serde_json::from_str(&c.payload).unwrap())
+        .collect();
+    let seen: Vec<(i64, &str)> = payloads
+        .iter()
+        .map(|p| {
+            (
+                p["sequence"].as_i64().unwrap(),
+                p["status"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(seen, [(1, "queued"), (2, "sending"), (3, "sent")]);
+    assert_eq!(payloads[2]["delivered_by"], "twilio");
+    assert_eq!(payloads[2]["provider_message_id"], "SM1");
+    assert_eq!(payloads[0]["at"], "1970-01-01T00:00:01.000Z");
+    assert!(first.iter().all(|c| c.url == "https://shop.example/hooks"));
+
+    s.a.finish_callback(first[0].id, None, false).await.unwrap();
+    s.a.finish_callback(first[1].id, Some(9_000), false)
+        .await
+        .unwrap();
+    s.a.finish_callback(first[2].id, None, true).await.unwrap();
+    assert_eq!(s.b.queue_health(2_000).await.unwrap().outbox, 1);
+    assert!(
+        s.b.lease_callbacks(8_999, 10, LEASE)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let retried = s.b.lease_callbacks(9_000, 10, LEASE).await.unwrap();
+    assert_eq!(retried.len(), 1);
+    assert_eq!((retried[0].id, retried[0].attempts), (first[1].id, 1));
+}
+
+pub async fn provider_reports_move_status_forward_only(s: Stores) {
+    insert(&*s.a, message("m1", 1_000, &["twilio"])).await;
+    let leased = s.a.lease_due(1_000, 10, LEASE).await.unwrap().remove(0);
+    s.a.record_attempt(attempt(&leased, 1_000, Outcome::Sent, sent()))
+        .await
+        .unwrap();
+    let report = |state: &str, at: i64| crossgate::store::ProviderStatus {
+        connector: "twilio".into(),
+        provider_message_id: "SM1".into(),
+        state: state.into(),
+        code: None,
+        description: None,
+        at,
+    };
+    let found = s.b.apply_provider_status(report("delivered", 2_000)).await;
+    assert_eq!(found.unwrap().as_deref(), Some("m1"));
+    s.a.apply_provider_status(report("sent", 3_000))
+        .await
+        .unwrap();
+    let record = s.a.message("m1").await.unwrap().unwrap();
+    assert_eq!(record.status, MessageStatus::Delivered);
+    let states: Vec<&str> = record.events.iter().map(|e| e.state.as_str()).collect();
+    assert_eq!(states, ["delivered", "sent"]);
+    let mut unknown = report("delivered", 4_000);
+    unknown.provider_message_id = "SM404".into();
+    assert_eq!(s.a.apply_provider_status(unknown).await.unwrap(), None);
+}
+
+fn profile(phone: &str) -> Profile {
+    serde_json::from_value(serde_json::json!({
+        "addresses": { "phone": phone, "email": "ana@shop.example" },
+        "country": "NL"
+    }))
+    .unwrap()
+}
+
+pub async fn profiles_index_addresses_and_erasure_cancels(s: Stores) {
+    assert!(
+        s.a.put_customer("c1", profile("+31611111111"), 1_000)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.b.put_customer("c1", profile("+31622222222"), 2_000)
+            .await
+            .unwrap()
+    );
+    let record = s.a.customer("c1").await.unwrap().unwrap();
+    assert_eq!((record.created_at, record.updated_at), (1_000, 2_000));
+
+    let owners = |phone: &str| crossgate::store::Audience::Address {
+        channel: Channel::Sms,
+        address: phone.into(),
+    };
+    let facts =
+        s.b.planning_facts(owners("+31622222222"), "phone:+31622222222", None);
+    assert_eq!(facts.await.unwrap().profiles.len(), 1);
+    let facts =
+        s.b.planning_facts(owners("+31611111111"), "phone:+31611111111", None);
+    assert!(
+        facts.await.unwrap().profiles.is_empty(),
+        "the old number left the index"
+    );
+
+    let opted_out = Consent {
+        status: ConsentStatus::OptedOut,
+        at: jiff::Timestamp::from_second(3).unwrap(),
+        source: Some("sms-keyword".into()),
+    };
+    let changed =
+        s.a.consent_by_address(
+            "+31622222222",
+            Channel::Sms,
+            vec!["marketing".into()],
+            opted_out,
+            3_000,
+        )
+        .await
+        .unwrap();
+    assert_eq!(changed, 1);
+    let record = s.b.customer("c1").await.unwrap().unwrap();
+    assert_eq!(
+        record.profile.consent[&Channel::Sms]["marketing"].status,
+        ConsentStatus::OptedOut
+    );
+
+    let mut pending = message("m1", 4_000, &["twilio"]);
+    pending.customer_id = Some("c1".into());
+    pending.scope = "customer:c1".into();
+    insert(&*s.a, pending).await;
+    assert!(s.b.delete_customer("c1").await.unwrap());
+    assert!(s.a.customer("c1").await.unwrap().is_none());
+    let erased = s.a.message("m1").await.unwrap().unwrap();
+    assert_eq!(erased.status, MessageStatus::Cancelled);
+    assert!(!s.a.delete_customer("c1").await.unwrap());
+}
+
+pub async fn suppressions_keep_a_persons_wish_over_a_finding(s: Stores) {
+    let entry = |reason, source: &str| Suppression {
+        channel: Channel::Email,
+        address: "ana@shop.example".into(),
+        reason,
+        source: source.into(),
+        note: None,
+        created_at: 1_000,
+    };
+    assert!(
+        s.a.suppress(entry(SuppressionReason::OptOut, "sendgrid"))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.b.suppress(entry(SuppressionReason::Bounce, "sendgrid"))
+            .await
+            .unwrap()
+    );
+    let found =
+        s.a.suppressions(vec![(Channel::Email, "ana@shop.example".into())])
+            .await
+            .unwrap();
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].reason, SuppressionReason::OptOut);
+
+    // Staff may replace it; a START lifts only an opt-out.
+    let created =
+        s.b.put_suppression(entry(SuppressionReason::Bounce, "api"))
+            .await;
+    assert!(!created.unwrap(), "it replaced an entry");
+    let lifted =
+        s.a.delete_suppression(
+            Channel::Email,
+            "ana@shop.example",
+            Some(SuppressionReason::OptOut),
+        )
+        .await;
+    assert!(!lifted.unwrap());
+    assert!(
+        s.a.delete_suppression(Channel::Email, "ana@shop.example", None)
+            .await
+            .unwrap()
+    );
+    assert!(
+        s.b.suppressions(vec![(Channel::Email, "ana@shop.example".into())])
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        s.a.suppress(entry(SuppressionReason::Bounce, "sendgrid"))
+            .await
+            .unwrap()
+    );
+}
+
+pub async fn backlog_and_due_times_count_every_node(s: Stores) {
+    for i in 0..3 {
+        insert(&*s.a, message(&format!("m{i}"), 1_000, &["twilio"])).await;
+    }
+    let mut later = message("later", 1_000, &["twilio"]);
+    later.send_at = Some(9_000);
+    insert(&*s.b, later).await;
+    assert_eq!(s.a.next_due_at().await.unwrap(), Some(1_000));
+    assert_eq!(s.b.backlog(2_000).await.unwrap(), 3);
+    s.a.lease_due(2_000, 2, LEASE).await.unwrap();
+    assert_eq!(
+        s.b.backlog(2_000).await.unwrap(),
+        3,
+        "leased ones are in flight"
+    );
+    assert_eq!(
+        s.a.queue_health(2_000).await.unwrap().oldest_due_at,
+        Some(1_000)
+    );
+    assert_eq!(status(&*s.a, "later").await, MessageStatus::Scheduled);
+}
+
+pub async fn expired_keys_are_purged(s: Stores) {
+    let mut m = message("m1", 1_000, &["twilio"]);
+    m.dedup = Some(DedupKey {
+        key: "k".into(),
+        expires_at: 2_000,
+    });
+    m.idempotency = Some(IdempotencyKey {
+        key: "i".into(),
+        request_hash: "h".into(),
+        response: "{}".into(),
+        expires_at: 3_000,
+    });
+    insert(&*s.a, m).await;
+    assert_eq!(s.b.purge_expired_keys(1_500).await.unwrap(), 0);
+    assert_eq!(s.b.purge_expired_keys(3_000).await.unwrap(), 2);
+    s.a.ping().await.unwrap();
+}

@@ -1,0 +1,127 @@
+//! The `Store` trait's contract, one suite run unchanged against every
+//! backend: `store::sqlite::*` and `store::postgres::*` are the same tests.
+//! The PostgreSQL half needs `CROSSGATE_TEST_POSTGRES_URL` (see
+//! support/postgres.rs).
+//!
+//! Each test gets two handles on one fresh database, `a` and `b`: for
+//! PostgreSQL two stores as two nodes would open them, for SQLite (one
+//! process per file) the same store twice.
+
+mod contract;
+
+use crossgate::config::Database;
+use crossgate::message::{Channel, Content};
+use crossgate::store::{self, NewDelivery, NewMessage, Store};
+use std::sync::Arc;
+
+pub struct Stores {
+    pub a: Arc<dyn Store>,
+    pub b: Arc<dyn Store>,
+    /// The node name `b` records attempts under.
+    pub b_node: &'static str,
+    /// Keeps an SQLite file alive for the test.
+    _dir: Option<tempfile::TempDir>,
+}
+
+async fn sqlite() -> Stores {
+    let dir = tempfile::tempdir().unwrap();
+    let database = Database::Sqlite(dir.path().join("crossgate.db"));
+    let a = store::open(&database, 1, "node-a").await.unwrap();
+    Stores {
+        b: a.clone(),
+        b_node: "node-a",
+        a,
+        _dir: Some(dir),
+    }
+}
+
+async fn postgres(test: &str) -> Option<Stores> {
+    let url = crate::support::postgres::fresh_database(test).await?;
+    let database = Database::Postgres(url);
+    let (a, b) = tokio::join!(
+        store::open(&database, 4, "node-a"),
+        store::open(&database, 4, "node-b")
+    );
+    Some(Stores {
+        a: a.unwrap(),
+        b: b.unwrap(),
+        b_node: "node-b",
+        _dir: None,
+    })
+}
+
+/// A message for `+31612345678` with one SMS delivery per connector named.
+pub fn message(id: &str, created_at: i64, connectors: &[&str]) -> NewMessage {
+    NewMessage {
+        id: id.into(),
+        channel: Channel::Sms,
+        recipient: "+31612345678".into(),
+        scope: "phone:+31612345678".into(),
+        content: Content {
+            text: format!("hello from {id}"),
+            ..Default::default()
+        },
+        created_at,
+        send_at: None,
+        expires_at: None,
+        cancel_key: None,
+        dedup: None,
+        idempotency: None,
+        callback_url: None,
+        customer_id: None,
+        category: None,
+        plan: None,
+        suppressed: None,
+        deliveries: connectors
+            .iter()
+            .map(|c| NewDelivery {
+                channel: Channel::Sms,
+                connector: (*c).into(),
+                address: "+31612345678".into(),
+                content: None,
+            })
+            .collect(),
+    }
+}
+
+/// Every contract test, once per backend.
+macro_rules! suite {
+    ($($test:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $test() {
+                    super::contract::$test(super::sqlite().await).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $test() {
+                    let name = concat!("store::postgres::", stringify!($test));
+                    if let Some(stores) = super::postgres(name).await {
+                        super::contract::$test(stores).await;
+                    }
+                }
+            )*
+        }
+    };
+}
+
+suite!(
+    a_lease_is_exclusive_until_it_runs_out,
+    concurrent_leases_never_share_a_delivery,
+    only_the_lease_holder_finishes_a_message,
+    a_failed_delivery_falls_back_then_the_message_fails,
+    a_message_past_its_ttl_expires_instead_of_being_leased,
+    racing_idempotency_keys_store_one_message,
+    dedup_keys_hold_until_they_expire,
+    cancellation_stops_what_has_not_left,
+    the_outbox_holds_every_status_change_until_posted,
+    provider_reports_move_status_forward_only,
+    profiles_index_addresses_and_erasure_cancels,
+    suppressions_keep_a_persons_wish_over_a_finding,
+    backlog_and_due_times_count_every_node,
+    expired_keys_are_purged,
+);

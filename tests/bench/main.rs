@@ -7,6 +7,8 @@
 //! 2. End to end: the `crossgate` binary as a child process, messages
 //!    posted over HTTP at fixed concurrency until all reach the simulator;
 //!    accepted/s, delivered/s, accept latency and the gateway's peak RSS.
+//!    Once on SQLite, and once on PostgreSQL when `CROSSGATE_TEST_POSTGRES_URL`
+//!    names a server (`make bench` starts one on loopback).
 
 use base64::Engine as _;
 use crossgate::config;
@@ -177,7 +179,7 @@ fn peak_rss_kib(pid: u32) -> Option<u64> {
 /// flight. The simulator answers in about 0.1 ms, so 64 already keeps up;
 /// 256 (the shipped default, sized for real providers' 100+ ms) lets delivery
 /// take CPU from accepting while both run.
-async fn end_to_end(sim: &ProviderSim, work: &Path, dispatch: usize) {
+async fn end_to_end(sim: &ProviderSim, work: &Path, dispatch: usize, store: &Store) {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -192,14 +194,14 @@ async fn end_to_end(sim: &ProviderSim, work: &Path, dispatch: usize) {
 listen = "127.0.0.1:{port}"
 max_body_bytes = 65536
 [storage]
-url = "sqlite://{}"
+url = "{}"
 [plugins]
 dir = "{}"
 cache_dir = "{}"
 [dispatch]
 concurrency = {dispatch}
 {}"#,
-            work.join(format!("e2e-{dispatch}.db")).display(),
+            store.url(work, dispatch).await,
             repo_root()
                 .join("plugins/target/wasm32-wasip2/release")
                 .display(),
@@ -274,7 +276,8 @@ concurrency = {dispatch}
     let _ = child.wait();
 
     println!(
-        "end to end, {E2E_MESSAGES} messages posted at concurrency {CONCURRENCY}, dispatch.concurrency = {dispatch}:"
+        "end to end on {}, {E2E_MESSAGES} messages posted at concurrency {CONCURRENCY}, dispatch.concurrency = {dispatch}:",
+        store.name()
     );
     println!(
         "  accepted/s   {:>10.0}",
@@ -310,6 +313,48 @@ concurrency = {dispatch}
     match rss {
         Some(kib) => println!("  gateway peak RSS {:.1} MiB", kib as f64 / 1024.0),
         None => println!("  gateway peak RSS unavailable (no /proc)"),
+    }
+}
+
+/// Where the gateway under test keeps its state.
+enum Store {
+    Sqlite,
+    /// A server on which each run gets a new database.
+    Postgres(String),
+}
+
+impl Store {
+    fn name(&self) -> &'static str {
+        match self {
+            Store::Sqlite => "SQLite",
+            Store::Postgres(_) => "PostgreSQL",
+        }
+    }
+
+    async fn url(&self, work: &Path, dispatch: usize) -> String {
+        match self {
+            Store::Sqlite => format!(
+                "sqlite://{}",
+                work.join(format!("e2e-{dispatch}.db")).display()
+            ),
+            Store::Postgres(server) => {
+                let name = format!("crossgate_bench_{dispatch}_{}", std::process::id());
+                let (client, connection) = tokio_postgres::connect(server, tokio_postgres::NoTls)
+                    .await
+                    .expect("reach the PostgreSQL server");
+                tokio::spawn(connection);
+                client
+                    .batch_execute(&format!(
+                        "DROP DATABASE IF EXISTS {name}; CREATE DATABASE {name}"
+                    ))
+                    .await
+                    .expect("create the bench database");
+                let base = server
+                    .rsplit_once('/')
+                    .map_or(server.as_str(), |(base, _)| base);
+                format!("{base}/{name}")
+            }
+        }
     }
 }
 
@@ -359,8 +404,17 @@ fn main() {
         let work = tempfile::tempdir().expect("temp dir");
         let sim = ProviderSim::start().await.expect("simulator");
         sandbox(&sim, work.path()).await;
-        for dispatch in [64, 256] {
-            end_to_end(&sim, work.path(), dispatch).await;
+        let mut stores = vec![Store::Sqlite];
+        match std::env::var("CROSSGATE_TEST_POSTGRES_URL") {
+            Ok(url) => stores.push(Store::Postgres(url)),
+            Err(_) => println!(
+                "PostgreSQL: not measured (set CROSSGATE_TEST_POSTGRES_URL; make bench starts a server)"
+            ),
+        }
+        for store in &stores {
+            for dispatch in [64, 256] {
+                end_to_end(&sim, work.path(), dispatch, store).await;
+            }
         }
     });
 }

@@ -10,6 +10,7 @@ mod email;
 mod faults;
 mod hardening;
 mod layers;
+mod migrations;
 mod nodes;
 mod operations;
 mod provider_specs;

@@ -11,7 +11,8 @@
 //! - [`api`]: the HTTP API (axum): a thin edge that parses, calls the domain, answers.
 //! - [`routing`]: the planner every send goes through, by customer or by address.
 //! - [`customer`]: profiles, addresses, consent and the suppression list.
-//! - [`store`]: durable state behind the [`store::Store`] trait; SQLite with group commit.
+//! - [`store`]: durable state behind the [`store::Store`] trait: SQLite with group commit for one
+//!   node, PostgreSQL for several; versioned migrations for both.
 //! - [`dispatch`]: workers that lease due deliveries, call connectors, and retry or fall back.
 //! - [`plugins`]: the wasmtime host: engine, compile cache, per-call limits, egress policy;
 //!   the only module that sees the contract's bindings.

@@ -344,9 +344,7 @@ impl Store {
                     .expect("reach the PostgreSQL server");
                 tokio::spawn(connection);
                 client
-                    .batch_execute(&format!(
-                        "DROP DATABASE IF EXISTS {name}; CREATE DATABASE {name}"
-                    ))
+                    .batch_execute(&format!("CREATE DATABASE {name}"))
                     .await
                     .expect("create the bench database");
                 let base = server
@@ -404,9 +402,15 @@ fn main() {
         let work = tempfile::tempdir().expect("temp dir");
         let sim = ProviderSim::start().await.expect("simulator");
         sandbox(&sim, work.path()).await;
-        let mut stores = vec![Store::Sqlite];
+        // `CROSSGATE_BENCH_STORE=sqlite` or `=postgres` measures one only.
+        let only = std::env::var("CROSSGATE_BENCH_STORE").ok();
+        let mut stores = Vec::new();
+        if only.as_deref() != Some("postgres") {
+            stores.push(Store::Sqlite);
+        }
         match std::env::var("CROSSGATE_TEST_POSTGRES_URL") {
-            Ok(url) => stores.push(Store::Postgres(url)),
+            Ok(url) if only.as_deref() != Some("sqlite") => stores.push(Store::Postgres(url)),
+            Ok(_) => {}
             Err(_) => println!(
                 "PostgreSQL: not measured (set CROSSGATE_TEST_POSTGRES_URL; make bench starts a server)"
             ),

@@ -5,7 +5,9 @@
 
 use crate::support::child::ChildGateway;
 use crate::support::{default_twilio, postgres, sms};
-use crossgate_tests::{Behaviour, DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN, ProviderSim};
+use crossgate_tests::{
+    Behaviour, DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN, ProviderSim, twilio_connector,
+};
 use serde_json::Value;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -15,6 +17,8 @@ const MESSAGES: usize = 3_000;
 const SENDERS: usize = 6;
 /// Short, so the test waits seconds, not a minute, for the takeover.
 const LEASE_MS: u64 = 3_000;
+/// The slow account node-1's connector uses.
+const SLOW_SID: &str = "AC11111111111111111111111111111111";
 
 /// Texts the simulator received, with how often.
 fn received(sim: &ProviderSim) -> HashMap<String, usize> {
@@ -28,7 +32,9 @@ fn received(sim: &ProviderSim) -> HashMap<String, usize> {
 }
 
 /// Send `texts` through whichever node answers, as a load balancer would:
-/// a node that is gone (or refuses) passes the message to the next one.
+/// a node that is gone (or refuses) passes the message to the next one. A
+/// platform retries with its idempotency key: a node killed after its commit
+/// but before its `202` must not make the retry a second message.
 async fn send_all(nodes: Arc<Mutex<Vec<String>>>, texts: Vec<String>) -> Vec<(String, String)> {
     let client = reqwest::Client::new();
     let mut accepted = Vec::new();
@@ -40,6 +46,7 @@ async fn send_all(nodes: Arc<Mutex<Vec<String>>>, texts: Vec<String>) -> Vec<(St
                 let url = &urls[(i + k) % urls.len()];
                 let Ok(response) = client
                     .post(format!("{url}/v1/messages"))
+                    .header("idempotency-key", text.replace(' ', "-"))
                     .json(&sms("+31612345678", &text))
                     .send()
                     .await
@@ -65,24 +72,32 @@ async fn three_nodes_share_the_work_and_finish_a_killed_nodes_after_its_lease() 
         return;
     };
     let sim = ProviderSim::start().await.unwrap();
-    // A slow provider keeps attempts in flight on every node.
+    // A slow provider keeps attempts in flight on every node; node-1 is
+    // given a slower account of its own, so that it certainly has attempts
+    // in flight when it is killed.
     sim.add_account(
         DEFAULT_ACCOUNT_SID,
         DEFAULT_AUTH_TOKEN,
         Behaviour::Stall(Duration::from_millis(30)),
     );
+    sim.add_account(
+        SLOW_SID,
+        DEFAULT_AUTH_TOKEN,
+        Behaviour::Stall(Duration::from_secs(2)),
+    );
     let dir = tempfile::tempdir().unwrap();
-    let config = |name: &str| {
-        format!(
-            "{name}\n[dispatch]\nconcurrency = 16\nlease_ms = {LEASE_MS}\n{}",
-            default_twilio(&sim.url())
-        )
+    let config = |name: &str, connector: &str| {
+        format!("{name}\n[dispatch]\nconcurrency = 16\nlease_ms = {LEASE_MS}\n{connector}")
     };
     let mut started = Vec::new();
     for n in 1..=3 {
         let node_dir = dir.path().join(format!("node-{n}"));
         std::fs::create_dir_all(&node_dir).unwrap();
-        let toml = config(&format!("node_name = \"node-{n}\""));
+        let connector = match n {
+            1 => twilio_connector("twilio", &sim.url(), SLOW_SID, DEFAULT_AUTH_TOKEN),
+            _ => default_twilio(&sim.url()),
+        };
+        let toml = config(&format!("node_name = \"node-{n}\""), &connector);
         started.push(ChildGateway::spawn_on(&node_dir, &toml, &url).await);
     }
     let nodes = Arc::new(Mutex::new(
@@ -114,7 +129,8 @@ async fn three_nodes_share_the_work_and_finish_a_killed_nodes_after_its_lease() 
     // A fourth node joins with only the shared URL: no name, nothing else.
     let late_dir = dir.path().join("node-late");
     std::fs::create_dir_all(&late_dir).unwrap();
-    let late = ChildGateway::spawn_on(&late_dir, &config(""), &url).await;
+    let late =
+        ChildGateway::spawn_on(&late_dir, &config("", &default_twilio(&sim.url())), &url).await;
     nodes.lock().unwrap().push(late.url.clone());
     for s in 0..SENDERS {
         let mine: Vec<String> = second_half
@@ -177,9 +193,12 @@ async fn three_nodes_share_the_work_and_finish_a_killed_nodes_after_its_lease() 
             .filter(|a| a.2.as_deref() == Some(node))
             .count()
     };
-    for node in ["node-1", "node-2", "node-3"] {
+    for node in ["node-2", "node-3"] {
         assert!(by_node(node) > 0, "{node} made no attempt");
     }
+    // node-1's provider answers in 2 s: it died with all its attempts in
+    // flight, so it recorded none; the others recorded them as interrupted.
+    assert_eq!(by_node("node-1"), 0);
     let late_node = attempts
         .iter()
         .filter_map(|a| a.2.as_deref())

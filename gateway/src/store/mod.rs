@@ -1,8 +1,10 @@
 //! Durable state: messages, their deliveries and every attempt.
 //!
-//! [`Store`] is the seam between the gateway and its database. SQLite is the
-//! embedded default; a shared backend for several nodes implements the same
-//! trait. Times are milliseconds since the Unix epoch.
+//! [`Store`] is the seam between the gateway and its database: SQLite is the
+//! embedded default for one process; PostgreSQL serves several nodes on one
+//! database. Both keep the same contract (tests/it/store runs one suite on
+//! both) and the same numbered schema ([`migrations`]). Times are
+//! milliseconds since the Unix epoch.
 
 pub mod migrations;
 mod postgres;

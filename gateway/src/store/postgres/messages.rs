@@ -59,36 +59,7 @@ pub async fn insert(tx: &impl Sql, m: &NewMessage) -> Result<Inserted, StoreErro
         }
     }
 
-    let content = json(&m.content)?;
-    let due_at = m.send_at.unwrap_or(now).max(now);
-    tx.exec(
-        "INSERT INTO messages (id, status, status_reason, channel, recipient, scope, content,
-             created_at, updated_at, send_at, expires_at, cancel_key, dedup_key, callback_url,
-             customer_id, category, plan)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
-        &[
-            &m.id,
-            &m.initial_status().as_str(),
-            &m.suppressed,
-            &m.channel.as_str(),
-            &m.recipient,
-            &m.scope,
-            &content,
-            &now,
-            &m.send_at,
-            &m.expires_at,
-            &m.cancel_key,
-            &m.dedup.as_ref().map(|d| &d.key),
-            &m.callback_url,
-            &m.customer_id,
-            &m.category,
-            &m.plan,
-        ],
-    )
-    .await?;
-    if m.suppressed.is_none() && !m.deliveries.is_empty() {
-        insert_deliveries(tx, m, due_at).await?;
-    }
+    insert_rows(tx, m).await?;
     if let Some(dedup) = &m.dedup {
         claim(
             tx,
@@ -125,26 +96,67 @@ pub async fn insert(tx: &impl Sql, m: &NewMessage) -> Result<Inserted, StoreErro
     Ok(Inserted::New)
 }
 
-/// All of a message's deliveries in one statement: the first is due, the
-/// rest wait behind it.
-async fn insert_deliveries(tx: &impl Sql, m: &NewMessage, due_at: i64) -> Result<(), StoreError> {
-    let mut channels = Vec::with_capacity(m.deliveries.len());
-    let mut connectors = Vec::with_capacity(m.deliveries.len());
-    let mut addresses = Vec::with_capacity(m.deliveries.len());
-    let mut contents = Vec::with_capacity(m.deliveries.len());
-    for d in &m.deliveries {
+/// Whether storing `m` takes more than its rows: keys to claim, or a
+/// callback to queue with them. Without, one statement stores it.
+pub fn needs_transaction(m: &NewMessage) -> bool {
+    m.idempotency.is_some() || m.dedup.is_some() || m.callback_url.is_some()
+}
+
+/// The message and its deliveries in one statement: the first delivery is
+/// due, the rest wait behind it (none for a suppressed message).
+pub async fn insert_rows(db: &impl Sql, m: &NewMessage) -> Result<(), StoreError> {
+    let deliveries = if m.suppressed.is_some() {
+        &[][..]
+    } else {
+        &m.deliveries[..]
+    };
+    let mut channels = Vec::with_capacity(deliveries.len());
+    let mut connectors = Vec::with_capacity(deliveries.len());
+    let mut addresses = Vec::with_capacity(deliveries.len());
+    let mut contents = Vec::with_capacity(deliveries.len());
+    for d in deliveries {
         channels.push(d.channel.as_str());
         connectors.push(d.connector.as_str());
         addresses.push(d.address.as_str());
         contents.push(d.content.as_ref().map(json).transpose()?);
     }
-    tx.exec(
-        "INSERT INTO deliveries (message_id, seq, channel, connector, address, content, state, due_at)
-         SELECT $1, d.seq - 1, d.channel, d.connector, d.address, d.content,
-                CASE WHEN d.seq = 1 THEN 'pending' ELSE 'waiting' END, $6
-         FROM unnest($2::text[], $3::text[], $4::text[], $5::text[])
-              WITH ORDINALITY AS d (channel, connector, address, content, seq)",
-        &[&m.id, &channels, &connectors, &addresses, &contents, &due_at],
+    let now = m.created_at;
+    let due_at = m.send_at.unwrap_or(now).max(now);
+    db.exec(
+        "WITH m AS (
+             INSERT INTO messages (id, status, status_reason, channel, recipient, scope, content,
+                 created_at, updated_at, send_at, expires_at, cancel_key, dedup_key, callback_url,
+                 customer_id, category, plan)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9, $10, $11, $12, $13, $14, $15, $16)
+             RETURNING id)
+         INSERT INTO deliveries (message_id, seq, channel, connector, address, content, state, due_at)
+         SELECT m.id, d.seq - 1, d.channel, d.connector, d.address, d.content,
+                CASE WHEN d.seq = 1 THEN 'pending' ELSE 'waiting' END, $21
+         FROM m, unnest($17::text[], $18::text[], $19::text[], $20::text[])
+                 WITH ORDINALITY AS d (channel, connector, address, content, seq)",
+        &[
+            &m.id,
+            &m.initial_status().as_str(),
+            &m.suppressed,
+            &m.channel.as_str(),
+            &m.recipient,
+            &m.scope,
+            &json(&m.content)?,
+            &now,
+            &m.send_at,
+            &m.expires_at,
+            &m.cancel_key,
+            &m.dedup.as_ref().map(|d| &d.key),
+            &m.callback_url,
+            &m.customer_id,
+            &m.category,
+            &m.plan,
+            &channels,
+            &connectors,
+            &addresses,
+            &contents,
+            &due_at,
+        ],
     )
     .await?;
     Ok(())
@@ -331,6 +343,18 @@ pub async fn recent(
     });
     let row = db.one(&SQL, &[&scope, &category, &since]).await?;
     Ok(count(&row, 0))
+}
+
+/// [`recent`] when there is a cap to count for, else 0.
+pub async fn recent_under(
+    db: &impl Sql,
+    scope: &str,
+    cap: Option<&(String, i64)>,
+) -> Result<u32, StoreError> {
+    match cap {
+        Some((category, since)) => recent(db, scope, category, *since).await,
+        None => Ok(0),
+    }
 }
 
 pub async fn read(db: &impl Sql, id: &str) -> Result<Option<MessageRecord>, StoreError> {

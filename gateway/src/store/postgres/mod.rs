@@ -207,6 +207,10 @@ fn count(row: &Row, column: usize) -> u32 {
 #[async_trait]
 impl Store for PostgresStore {
     async fn insert_message(&self, message: NewMessage) -> Result<Inserted, StoreError> {
+        if !messages::needs_transaction(&message) {
+            messages::insert_rows(&self.client().await?, &message).await?;
+            return Ok(Inserted::New);
+        }
         transaction!(self, |tx| messages::insert(&tx, &message).await)
     }
 
@@ -240,6 +244,9 @@ impl Store for PostgresStore {
         &self,
         result: AttemptResult,
     ) -> Result<Option<MessageStatus>, StoreError> {
+        if queue::in_one_statement(&result) {
+            return queue::record_in_one(&self.client().await?, &result, &self.node).await;
+        }
         transaction!(self, |tx| queue::record(&tx, &result, &self.node).await)
     }
 
@@ -355,28 +362,37 @@ impl Store for PostgresStore {
         cap: Option<(String, i64)>,
     ) -> Result<PlanningFacts, StoreError> {
         let client = self.client().await?;
-        let (profiles, addresses) = match &audience {
+        // Queries that do not wait on each other go out together
+        // (pipelined on the one connection).
+        match &audience {
             Audience::Customer(id) => {
-                let profile = customers::read(&client, id, false)
-                    .await?
-                    .map(|r| r.profile);
-                let keys = profile.iter().flat_map(|p| p.addresses.keys()).collect();
-                (profile.into_iter().collect(), keys)
+                let (record, recent) = tokio::try_join!(
+                    customers::read(&client, id, false),
+                    messages::recent_under(&client, scope, cap.as_ref())
+                )?;
+                let profile = record.map(|r| r.profile);
+                let addresses: Vec<(Channel, String)> =
+                    profile.iter().flat_map(|p| p.addresses.keys()).collect();
+                Ok(PlanningFacts {
+                    suppressions: customers::suppressions(&client, &addresses).await?,
+                    profiles: profile.into_iter().collect(),
+                    recent,
+                })
             }
-            Audience::Address { channel, address } => (
-                customers::at_address(&client, *channel, address).await?,
-                vec![(*channel, address.clone())],
-            ),
-        };
-        let recent = match &cap {
-            Some((category, since)) => messages::recent(&client, scope, category, *since).await?,
-            None => 0,
-        };
-        Ok(PlanningFacts {
-            profiles,
-            suppressions: customers::suppressions(&client, &addresses).await?,
-            recent,
-        })
+            Audience::Address { channel, address } => {
+                let addresses = [(*channel, address.clone())];
+                let (profiles, suppressions, recent) = tokio::try_join!(
+                    customers::at_address(&client, *channel, address),
+                    customers::suppressions(&client, &addresses),
+                    messages::recent_under(&client, scope, cap.as_ref())
+                )?;
+                Ok(PlanningFacts {
+                    profiles,
+                    suppressions,
+                    recent,
+                })
+            }
+        }
     }
 
     async fn suppressions(

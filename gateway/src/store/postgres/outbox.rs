@@ -3,27 +3,35 @@
 
 use super::{Sql, count};
 use crate::store::{Callback, StoreError};
+use std::sync::LazyLock;
+
+/// The callback body, from a row of `messages` after its change; `at` is
+/// the SQL of the time (milliseconds) the change happened.
+pub fn payload_sql(at: &str) -> String {
+    format!(
+        "json_build_object('id', id, 'sequence', event_seq, 'status', status,
+             'status_reason', status_reason, 'channel', channel,
+             'delivered_by', delivered_by, 'provider_message_id', provider_message_id,
+             'at', to_char(to_timestamp({at}::bigint / 1000.0) AT TIME ZONE 'UTC',
+                           'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'))::text"
+    )
+}
 
 /// Queue a status callback for the message's current status, if it has a
 /// callback URL: numbering and payload in one statement.
 pub async fn report_status(tx: &impl Sql, message_id: &str, now: i64) -> Result<(), StoreError> {
-    tx.exec(
-        "WITH m AS (
-             UPDATE messages SET event_seq = event_seq + 1
-             WHERE id = $1 AND callback_url IS NOT NULL
-             RETURNING *)
-         INSERT INTO callbacks_outbox (message_id, url, payload, due_at)
-         SELECT id, callback_url,
-                json_build_object('id', id, 'sequence', event_seq, 'status', status,
-                    'status_reason', status_reason, 'channel', channel,
-                    'delivered_by', delivered_by, 'provider_message_id', provider_message_id,
-                    'at', to_char(to_timestamp($2::bigint / 1000.0) AT TIME ZONE 'UTC',
-                                  'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'))::text,
-                $2
-         FROM m",
-        &[&message_id, &now],
-    )
-    .await?;
+    static SQL: LazyLock<String> = LazyLock::new(|| {
+        format!(
+            "WITH m AS (
+                 UPDATE messages SET event_seq = event_seq + 1
+                 WHERE id = $1 AND callback_url IS NOT NULL
+                 RETURNING *)
+             INSERT INTO callbacks_outbox (message_id, url, payload, due_at)
+             SELECT id, callback_url, {}, $2 FROM m",
+            payload_sql("$2")
+        )
+    });
+    tx.exec(&SQL, &[&message_id, &now]).await?;
     Ok(())
 }
 
@@ -53,7 +61,7 @@ pub async fn lease(
                     OR (state = 'leased' AND lease_until <= $2)
                  ORDER BY id LIMIT $3 FOR UPDATE SKIP LOCKED)
              UPDATE callbacks_outbox c SET state = 'leased', lease_until = $1
-             FROM due WHERE c.id = due.id
+             WHERE c.id = ANY (ARRAY (SELECT id FROM due))
              RETURNING c.id, c.message_id, c.url, c.payload, c.attempts",
             &[&lease_until, &now, &(limit as i64)],
         )

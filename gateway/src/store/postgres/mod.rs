@@ -20,6 +20,7 @@ mod messages;
 pub mod migrations;
 mod outbox;
 mod queue;
+mod recorder;
 
 use super::{
     AttemptResult, Audience, Callback, CancelReport, CustomerRecord, Inserted, LeasedDelivery,
@@ -144,6 +145,7 @@ pub struct PostgresStore {
     pool: Pool,
     /// Recorded with every attempt.
     node: Arc<str>,
+    recorder: recorder::Recorder,
 }
 
 impl PostgresStore {
@@ -158,9 +160,11 @@ impl PostgresStore {
         let mut client = pool.get().await?;
         migrations::apply(&mut client, &crate::config::without_password(url)).await?;
         drop(client);
+        let node: Arc<str> = Arc::from(node);
         Ok(PostgresStore {
+            recorder: recorder::Recorder::start(pool.clone(), node.clone()),
             pool,
-            node: Arc::from(node),
+            node,
         })
     }
 
@@ -244,8 +248,8 @@ impl Store for PostgresStore {
         &self,
         result: AttemptResult,
     ) -> Result<Option<MessageStatus>, StoreError> {
-        if queue::in_one_statement(&result) {
-            return queue::record_in_one(&self.client().await?, &result, &self.node).await;
+        if recorder::batches(&result) {
+            return self.recorder.record(result).await;
         }
         transaction!(self, |tx| queue::record(&tx, &result, &self.node).await)
     }

@@ -1,0 +1,307 @@
+//! Recording attempts in batches: the PostgreSQL counterpart of SQLite's
+//! group commit. Each attempt's record is one row of one statement; the
+//! attempts that finish while a statement runs share the next one, so a
+//! busy node pays one statement, one commit and one round trip for many
+//! attempts instead of one each.
+
+use super::Sql;
+use crate::message::MessageStatus;
+use crate::store::{AttemptResult, Next, StoreError};
+use deadpool_postgres::Pool;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, LazyLock};
+use tokio::sync::{mpsc, oneshot};
+
+/// Rows in one statement at most.
+const MAX_BATCH: usize = 128;
+
+type Reply = oneshot::Sender<Result<Option<MessageStatus>, StoreError>>;
+
+/// Whether an attempt can be recorded in a batch: a sent or retried one
+/// (nearly all) needs no fallback; a give-up may start the next delivery
+/// and is recorded alone, in a transaction.
+pub fn batches(r: &AttemptResult) -> bool {
+    !matches!(r.next, Next::GiveUp { .. })
+}
+
+/// The handle the store keeps; the writer task ends when it is dropped.
+pub struct Recorder {
+    queue: mpsc::UnboundedSender<(AttemptResult, Reply)>,
+}
+
+impl Recorder {
+    pub fn start(pool: Pool, node: Arc<str>) -> Recorder {
+        let (queue, waiting) = mpsc::unbounded_channel();
+        tokio::spawn(write_loop(pool, node, waiting));
+        Recorder { queue }
+    }
+
+    /// Record `r` with whatever else is waiting; answers once committed.
+    pub async fn record(&self, r: AttemptResult) -> Result<Option<MessageStatus>, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.queue
+            .send((r, reply))
+            .map_err(|_| StoreError::Closed)?;
+        answer.await.map_err(|_| StoreError::Closed)?
+    }
+}
+
+async fn write_loop(
+    pool: Pool,
+    node: Arc<str>,
+    mut waiting: mpsc::UnboundedReceiver<(AttemptResult, Reply)>,
+) {
+    while let Some(first) = waiting.recv().await {
+        let mut pending = vec![first];
+        while pending.len() < MAX_BATCH {
+            match waiting.try_recv() {
+                Ok(next) => pending.push(next),
+                Err(_) => break,
+            }
+        }
+        // One row per message in a statement: a stale attempt and the
+        // current one of the same message go in turn.
+        while !pending.is_empty() {
+            let mut seen = HashSet::new();
+            let (batch, later): (Vec<_>, Vec<_>) = pending
+                .into_iter()
+                .partition(|(r, _)| seen.insert(r.message_id.clone()));
+            write(&pool, &node, batch).await;
+            pending = later;
+        }
+    }
+}
+
+/// One statement for the batch; if it fails, each row alone, so one bad
+/// row costs its own attempt's record, not its neighbours'.
+async fn write(pool: &Pool, node: &str, batch: Vec<(AttemptResult, Reply)>) {
+    let results: Vec<&AttemptResult> = batch.iter().map(|(r, _)| r).collect();
+    let outcome = match pool.get().await {
+        Ok(client) => record_rows(&client, &results, node).await,
+        Err(e) => Err(e.into()),
+    };
+    match outcome {
+        Ok(ended) => {
+            for ((r, reply), ended) in batch.into_iter().zip(ended) {
+                let _ = reply.send(Ok(ended.then(|| finishing(&r)).flatten()));
+            }
+        }
+        Err(e) if batch.len() == 1 => {
+            let (_, reply) = batch.into_iter().next().expect("one");
+            let _ = reply.send(Err(e));
+        }
+        Err(e) => {
+            tracing::warn!(
+                "a batch of {} attempt records failed ({e}); recording them one by one",
+                batch.len()
+            );
+            for (r, reply) in batch {
+                let one = match pool.get().await {
+                    Ok(client) => record_rows(&client, &[&r], node).await,
+                    Err(e) => Err(e.into()),
+                };
+                let _ = reply.send(one.map(|ended| {
+                    ended
+                        .first()
+                        .copied()
+                        .unwrap_or(false)
+                        .then(|| finishing(&r))
+                        .flatten()
+                }));
+            }
+        }
+    }
+}
+
+/// The status a sent attempt ends its message in.
+fn finishing(r: &AttemptResult) -> Option<MessageStatus> {
+    matches!(r.next, Next::Sent { .. }).then_some(MessageStatus::Sent)
+}
+
+/// Each row: its delivery moves on if the attempt holds its lease; its
+/// message counts the attempt and, when the attempt sent it, ends as `sent`
+/// (with its callback queued); the attempt joins the history. A message
+/// whose delivery is leased is open (cancelling, expiring and erasing all
+/// leave leased deliveries alone), so holding the lease is enough to end
+/// it. Returns, in order, whether each row ended its message. Every
+/// message appears once.
+async fn record_rows(
+    db: &impl Sql,
+    rows: &[&AttemptResult],
+    node: &str,
+) -> Result<Vec<bool>, StoreError> {
+    static SQL: LazyLock<String> = LazyLock::new(|| {
+        format!(
+            "WITH r AS (
+                 SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[],
+                                      $5::bigint[], $6::bigint[], $7::text[], $8::text[],
+                                      $9::text[], $10::text[], $11::text[], $12::bigint[],
+                                      $13::text[], $14::text[], $15::text[], $16::bigint[])
+                     AS r (delivery_id, lease_until, state, message_id, due_at, finished_at,
+                           finishing, connector, channel, provider_id, outcome, started_at,
+                           attempt_provider_id, error_code, error_message, retry_at)),
+             d AS (
+                 UPDATE deliveries
+                 SET state = r.state, lease_until = NULL, attempts = deliveries.attempts + 1,
+                     due_at = COALESCE(r.due_at, deliveries.due_at)
+                 FROM r
+                 WHERE deliveries.id = ANY ($1) AND deliveries.id = r.delivery_id
+                   AND deliveries.state = 'leased' AND deliveries.lease_until = r.lease_until
+                 RETURNING deliveries.id),
+             e AS (
+                 SELECT r.*, r.finishing IS NOT NULL AND r.delivery_id IN (SELECT id FROM d) AS ends
+                 FROM r),
+             m AS (
+                 UPDATE messages SET attempt_count = attempt_count + 1, updated_at = e.finished_at,
+                     status = CASE WHEN e.ends THEN e.finishing ELSE status END,
+                     status_reason = CASE WHEN e.ends THEN NULL ELSE status_reason END,
+                     delivered_by = CASE WHEN e.ends THEN e.connector ELSE delivered_by END,
+                     delivered_channel = CASE WHEN e.ends THEN e.channel ELSE delivered_channel END,
+                     provider_message_id = CASE WHEN e.ends THEN e.provider_id
+                                                ELSE provider_message_id END,
+                     event_seq = event_seq + CASE WHEN e.ends AND callback_url IS NOT NULL
+                                                  THEN 1 ELSE 0 END
+                 FROM e
+                 WHERE messages.id = ANY ($4) AND messages.id = e.message_id
+                 RETURNING messages.id, messages.attempt_count, messages.callback_url,
+                           messages.event_seq, messages.status, messages.status_reason,
+                           messages.channel, messages.delivered_by, messages.provider_message_id,
+                           e.ends, e.delivery_id, e.connector AS attempt_connector,
+                           e.channel AS attempt_channel, e.started_at, e.finished_at, e.outcome,
+                           e.attempt_provider_id, e.error_code, e.error_message, e.retry_at),
+             a AS (
+                 INSERT INTO attempts (message_id, number, delivery_id, connector, channel,
+                     started_at, finished_at, outcome, provider_message_id, error_code,
+                     error_message, retry_at, node)
+                 SELECT id, attempt_count, delivery_id, attempt_connector, attempt_channel,
+                        started_at, finished_at, outcome, attempt_provider_id, error_code,
+                        error_message, retry_at, $17
+                 FROM m),
+             c AS (
+                 INSERT INTO callbacks_outbox (message_id, url, payload, due_at)
+                 SELECT id, callback_url, {payload}, finished_at FROM m
+                 WHERE ends AND callback_url IS NOT NULL)
+             SELECT delivery_id, ends FROM m",
+            payload = super::outbox::payload_sql("finished_at"),
+        )
+    });
+    let n = rows.len();
+    let mut columns = Columns::with_capacity(n);
+    for r in rows {
+        columns.push(r)?;
+    }
+    let c = &columns;
+    let ended: HashMap<i64, bool> = db
+        .rows(
+            &SQL,
+            &[
+                &c.delivery_id,
+                &c.lease_until,
+                &c.state,
+                &c.message_id,
+                &c.due_at,
+                &c.finished_at,
+                &c.finishing,
+                &c.connector,
+                &c.channel,
+                &c.provider_id,
+                &c.outcome,
+                &c.started_at,
+                &c.attempt_provider_id,
+                &c.error_code,
+                &c.error_message,
+                &c.retry_at,
+                &node,
+            ],
+        )
+        .await?
+        .iter()
+        .map(|row| (row.get::<_, i64>(0), row.get::<_, bool>(1)))
+        .collect();
+    if ended.len() != n {
+        return Err(StoreError::Corrupt(format!(
+            "{} of {n} attempts found their message",
+            ended.len()
+        )));
+    }
+    Ok(rows
+        .iter()
+        .map(|r| ended.get(&r.delivery_id).copied().unwrap_or(false))
+        .collect())
+}
+
+/// The batch as one array per column, as `unnest` takes it.
+struct Columns<'a> {
+    delivery_id: Vec<i64>,
+    lease_until: Vec<i64>,
+    state: Vec<&'a str>,
+    message_id: Vec<&'a str>,
+    due_at: Vec<Option<i64>>,
+    finished_at: Vec<i64>,
+    finishing: Vec<Option<&'a str>>,
+    connector: Vec<&'a str>,
+    channel: Vec<&'a str>,
+    provider_id: Vec<Option<&'a str>>,
+    outcome: Vec<&'a str>,
+    started_at: Vec<i64>,
+    attempt_provider_id: Vec<Option<&'a str>>,
+    error_code: Vec<Option<&'a str>>,
+    error_message: Vec<Option<&'a str>>,
+    retry_at: Vec<Option<i64>>,
+}
+
+impl<'a> Columns<'a> {
+    fn with_capacity(n: usize) -> Self {
+        Columns {
+            delivery_id: Vec::with_capacity(n),
+            lease_until: Vec::with_capacity(n),
+            state: Vec::with_capacity(n),
+            message_id: Vec::with_capacity(n),
+            due_at: Vec::with_capacity(n),
+            finished_at: Vec::with_capacity(n),
+            finishing: Vec::with_capacity(n),
+            connector: Vec::with_capacity(n),
+            channel: Vec::with_capacity(n),
+            provider_id: Vec::with_capacity(n),
+            outcome: Vec::with_capacity(n),
+            started_at: Vec::with_capacity(n),
+            attempt_provider_id: Vec::with_capacity(n),
+            error_code: Vec::with_capacity(n),
+            error_message: Vec::with_capacity(n),
+            retry_at: Vec::with_capacity(n),
+        }
+    }
+
+    fn push(&mut self, r: &'a AttemptResult) -> Result<(), StoreError> {
+        let a = &r.attempt;
+        let (state, due_at, provider_id) = match &r.next {
+            Next::Sent {
+                provider_message_id,
+            } => ("sent", None, Some(provider_message_id.as_str())),
+            Next::RetryAt(at) => ("pending", Some(*at), None),
+            Next::GiveUp { .. } => {
+                return Err(StoreError::Corrupt(
+                    "a give-up is recorded with its fallback, in a transaction".into(),
+                ));
+            }
+        };
+        self.delivery_id.push(r.delivery_id);
+        self.lease_until.push(r.lease_until);
+        self.state.push(state);
+        self.message_id.push(&r.message_id);
+        self.due_at.push(due_at);
+        self.finished_at.push(a.finished_at);
+        self.finishing.push(finishing(r).map(MessageStatus::as_str));
+        self.connector.push(&a.connector);
+        self.channel.push(a.channel.as_str());
+        self.provider_id.push(provider_id);
+        self.outcome.push(a.outcome.as_str());
+        self.started_at.push(a.started_at);
+        self.attempt_provider_id
+            .push(a.provider_message_id.as_deref());
+        self.error_code.push(a.error_code.as_deref());
+        self.error_message.push(a.error_message.as_deref());
+        self.retry_at.push(a.retry_at);
+        Ok(())
+    }
+}

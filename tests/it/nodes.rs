@@ -237,3 +237,136 @@ async fn three_nodes_share_the_work_and_finish_a_killed_nodes_after_its_lease() 
         interrupted.len()
     );
 }
+
+/// A TCP relay to the database that the test can cut, as a network
+/// partition or a database restart looks to a node: open connections
+/// break and new ones are refused until it is restored.
+struct Relay {
+    addr: std::net::SocketAddr,
+    up: Arc<std::sync::atomic::AtomicBool>,
+    links: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+}
+
+impl Relay {
+    async fn start(target: String) -> Relay {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let relay = Relay {
+            addr: listener.local_addr().unwrap(),
+            up: Arc::new(std::sync::atomic::AtomicBool::new(true)),
+            links: Arc::default(),
+        };
+        let (up, links) = (relay.up.clone(), relay.links.clone());
+        tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                if !up.load(std::sync::atomic::Ordering::SeqCst) {
+                    continue; // dropped: refused
+                }
+                let target = target.clone();
+                links.lock().unwrap().push(tokio::spawn(async move {
+                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(&target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                }));
+            }
+        });
+        relay
+    }
+
+    fn cut(&self) {
+        self.up.store(false, std::sync::atomic::Ordering::SeqCst);
+        for link in self.links.lock().unwrap().drain(..) {
+            link.abort();
+        }
+    }
+
+    fn restore(&self) {
+        self.up.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn while_the_database_is_unreachable_sends_get_503_and_nothing_accepted_is_lost() {
+    let Some(url) = postgres::fresh_database("nodes::while_the_database_is_unreachable").await
+    else {
+        return;
+    };
+    // postgres://user@HOST:PORT/db: the node reaches HOST:PORT through the relay.
+    let (scheme_user, rest) = url.split_once('@').unwrap();
+    let (server, database) = rest.split_once('/').unwrap();
+    let relay = Relay::start(server.to_owned()).await;
+    let relayed = format!("{scheme_user}@{}/{database}", relay.addr);
+
+    let sim = ProviderSim::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let gateway = ChildGateway::spawn_on(dir.path(), &default_twilio(&sim.url()), &relayed).await;
+    let client = reqwest::Client::new();
+    let send = |text: &str| {
+        client
+            .post(format!("{}/v1/messages", gateway.url))
+            .header("idempotency-key", text.replace(' ', "-"))
+            .json(&sms("+31612345678", text))
+            .send()
+    };
+    let mut before = Vec::new();
+    for i in 0..20 {
+        let accepted = send(&format!("before {i}")).await.unwrap();
+        assert_eq!(accepted.status(), 202);
+        before.push(accepted.json::<Value>().await.unwrap()["id"].clone());
+    }
+    // Nothing in flight at the cut: what an outage does to attempts in
+    // flight is the lease's business, tested above.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for id in before.iter().map(|id| id.as_str().unwrap()) {
+        loop {
+            let url = format!("{}/v1/messages/{id}", gateway.url);
+            let message: Value = client.get(url).send().await.unwrap().json().await.unwrap();
+            if message["status"] == "sent" {
+                break;
+            }
+            assert!(Instant::now() < deadline, "not sent: {message}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    relay.cut();
+    let refused = send("during").await.unwrap();
+    assert_eq!(refused.status(), 503);
+    assert_eq!(refused.headers()["retry-after"], "1");
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "store_unavailable", "{body}");
+    let ready = client
+        .get(format!("{}/readyz", gateway.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 503);
+
+    relay.restore();
+    // The platform retries the refused send with its key until it is taken.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while send("during").await.unwrap().status() != 202 {
+        assert!(Instant::now() < deadline, "the node never recovered");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let ready = client
+        .get(format!("{}/readyz", gateway.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 200);
+
+    let texts: Vec<String> = (0..20)
+        .map(|i| format!("before {i}"))
+        .chain(["during".to_owned()])
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let got = received(&sim);
+        if texts.iter().all(|t| got.contains_key(t)) {
+            assert!(texts.iter().all(|t| got[t] == 1), "{got:?}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "not all delivered: {got:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

@@ -42,6 +42,7 @@ const CONFLICT_RETRIES: u32 = 5;
 /// How long a request waits for a connection before the database counts
 /// as unreachable.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+const PING_TIMEOUT: Duration = Duration::from_secs(2);
 
 pub type Params<'a> = &'a [&'a (dyn ToSql + Sync)];
 
@@ -270,9 +271,17 @@ impl Store for PostgresStore {
         })
     }
 
+    /// Answers within [`PING_TIMEOUT`] either way: a load balancer's health
+    /// check should not wait out the pool's connect timeout.
     async fn ping(&self) -> Result<(), StoreError> {
-        self.client().await?.exec("SELECT 1", &[]).await?;
-        Ok(())
+        let ping = async { self.client().await?.exec("SELECT 1", &[]).await };
+        match tokio::time::timeout(PING_TIMEOUT, ping).await {
+            Ok(answer) => answer.map(|_| ()),
+            Err(_) => Err(StoreError::Unavailable(format!(
+                "no answer within {} s",
+                PING_TIMEOUT.as_secs()
+            ))),
+        }
     }
 
     async fn lease_callbacks(

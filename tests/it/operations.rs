@@ -41,15 +41,29 @@ async fn metrics_count_what_happened() {
     let (status, body) = gw.send(&sms("+31612345679", "three")).await;
     assert_eq!((status, body["status"].as_str()), (202, Some("suppressed")));
 
-    let text = gw
-        .client
-        .get(format!("{}/metrics", gw.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    // The dispatcher counts a finished message just after its status is
+    // committed, so a reader may see `sent` a moment before the count.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let text = loop {
+        let text = gw
+            .client
+            .get(format!("{}/metrics", gw.url))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let finished = sample(
+            &text,
+            "crossgate_messages_finished_total",
+            &[("connector", "twilio"), ("status", "sent")],
+        );
+        if finished == Some(2.0) || std::time::Instant::now() > deadline {
+            break text;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
     let sms_accepted = |status| {
         sample(
             &text,

@@ -59,7 +59,7 @@ pub async fn insert(tx: &impl Sql, m: &NewMessage) -> Result<Inserted, StoreErro
         }
     }
 
-    insert_rows(tx, m).await?;
+    insert_rows(tx, &[m]).await?;
     if let Some(dedup) = &m.dedup {
         claim(
             tx,
@@ -102,64 +102,160 @@ pub fn needs_transaction(m: &NewMessage) -> bool {
     m.idempotency.is_some() || m.dedup.is_some() || m.callback_url.is_some()
 }
 
-/// The message and its deliveries in one statement: the first delivery is
-/// due, the rest wait behind it (none for a suppressed message).
-pub async fn insert_rows(db: &impl Sql, m: &NewMessage) -> Result<(), StoreError> {
-    let deliveries = if m.suppressed.is_some() {
-        &[][..]
-    } else {
-        &m.deliveries[..]
-    };
-    let mut channels = Vec::with_capacity(deliveries.len());
-    let mut connectors = Vec::with_capacity(deliveries.len());
-    let mut addresses = Vec::with_capacity(deliveries.len());
-    let mut contents = Vec::with_capacity(deliveries.len());
-    for d in deliveries {
-        channels.push(d.channel.as_str());
-        connectors.push(d.connector.as_str());
-        addresses.push(d.address.as_str());
-        contents.push(d.content.as_ref().map(json).transpose()?);
+/// Messages without keys or callbacks, written in batches (see
+/// [`super::batch`]).
+pub struct Inserts;
+
+#[async_trait::async_trait]
+impl super::batch::Batch for Inserts {
+    type Item = NewMessage;
+    type Out = ();
+
+    fn key(m: &NewMessage) -> &str {
+        &m.id
     }
-    let now = m.created_at;
-    let due_at = m.send_at.unwrap_or(now).max(now);
+
+    async fn write(
+        &self,
+        db: &deadpool_postgres::Object,
+        messages: &[&NewMessage],
+    ) -> Result<Vec<()>, StoreError> {
+        insert_rows(db, messages).await?;
+        Ok(vec![(); messages.len()])
+    }
+}
+
+/// Messages and their deliveries in one statement: each message's first
+/// delivery is due, the rest wait behind it (none for a suppressed one).
+pub async fn insert_rows(db: &impl Sql, batch: &[&NewMessage]) -> Result<(), StoreError> {
+    let mut m = MessageColumns::default();
+    let mut d = DeliveryColumns::default();
+    for message in batch {
+        m.push(message)?;
+        if message.suppressed.is_none() {
+            d.push(message)?;
+        }
+    }
     db.exec(
         "WITH m AS (
              INSERT INTO messages (id, status, status_reason, channel, recipient, scope, content,
                  created_at, updated_at, send_at, expires_at, cancel_key, dedup_key, callback_url,
                  customer_id, category, plan)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9, $10, $11, $12, $13, $14, $15, $16)
-             RETURNING id)
+             SELECT id, status, status_reason, channel, recipient, scope, content,
+                    created_at, created_at, send_at, expires_at, cancel_key, dedup_key,
+                    callback_url, customer_id, category, plan
+             FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+                         $7::text[], $8::bigint[], $9::bigint[], $10::bigint[], $11::text[],
+                         $12::text[], $13::text[], $14::text[], $15::text[], $16::text[])
+                 AS m (id, status, status_reason, channel, recipient, scope, content,
+                       created_at, send_at, expires_at, cancel_key, dedup_key, callback_url,
+                       customer_id, category, plan))
          INSERT INTO deliveries (message_id, seq, channel, connector, address, content, state, due_at)
-         SELECT m.id, d.seq - 1, d.channel, d.connector, d.address, d.content,
-                CASE WHEN d.seq = 1 THEN 'pending' ELSE 'waiting' END, $21
-         FROM m, unnest($17::text[], $18::text[], $19::text[], $20::text[])
-                 WITH ORDINALITY AS d (channel, connector, address, content, seq)",
+         SELECT message_id, seq, channel, connector, address, content,
+                CASE WHEN seq = 0 THEN 'pending' ELSE 'waiting' END, due_at
+         FROM unnest($17::text[], $18::bigint[], $19::text[], $20::text[], $21::text[],
+                     $22::text[], $23::bigint[])
+             AS d (message_id, seq, channel, connector, address, content, due_at)",
         &[
             &m.id,
-            &m.initial_status().as_str(),
-            &m.suppressed,
-            &m.channel.as_str(),
+            &m.status,
+            &m.status_reason,
+            &m.channel,
             &m.recipient,
             &m.scope,
-            &json(&m.content)?,
-            &now,
+            &m.content,
+            &m.created_at,
             &m.send_at,
             &m.expires_at,
             &m.cancel_key,
-            &m.dedup.as_ref().map(|d| &d.key),
+            &m.dedup_key,
             &m.callback_url,
             &m.customer_id,
             &m.category,
             &m.plan,
-            &channels,
-            &connectors,
-            &addresses,
-            &contents,
-            &due_at,
+            &d.message_id,
+            &d.seq,
+            &d.channel,
+            &d.connector,
+            &d.address,
+            &d.content,
+            &d.due_at,
         ],
     )
     .await?;
     Ok(())
+}
+
+/// Messages as one array per column, as `unnest` takes them.
+#[derive(Default)]
+struct MessageColumns<'a> {
+    id: Vec<&'a str>,
+    status: Vec<&'static str>,
+    status_reason: Vec<Option<&'a str>>,
+    channel: Vec<&'static str>,
+    recipient: Vec<&'a str>,
+    scope: Vec<&'a str>,
+    content: Vec<String>,
+    created_at: Vec<i64>,
+    send_at: Vec<Option<i64>>,
+    expires_at: Vec<Option<i64>>,
+    cancel_key: Vec<Option<&'a str>>,
+    dedup_key: Vec<Option<&'a str>>,
+    callback_url: Vec<Option<&'a str>>,
+    customer_id: Vec<Option<&'a str>>,
+    category: Vec<Option<&'a str>>,
+    plan: Vec<Option<&'a str>>,
+}
+
+impl<'a> MessageColumns<'a> {
+    fn push(&mut self, m: &'a NewMessage) -> Result<(), StoreError> {
+        self.id.push(&m.id);
+        self.status.push(m.initial_status().as_str());
+        self.status_reason.push(m.suppressed.as_deref());
+        self.channel.push(m.channel.as_str());
+        self.recipient.push(&m.recipient);
+        self.scope.push(&m.scope);
+        self.content.push(json(&m.content)?);
+        self.created_at.push(m.created_at);
+        self.send_at.push(m.send_at);
+        self.expires_at.push(m.expires_at);
+        self.cancel_key.push(m.cancel_key.as_deref());
+        self.dedup_key
+            .push(m.dedup.as_ref().map(|d| d.key.as_str()));
+        self.callback_url.push(m.callback_url.as_deref());
+        self.customer_id.push(m.customer_id.as_deref());
+        self.category.push(m.category.as_deref());
+        self.plan.push(m.plan.as_deref());
+        Ok(())
+    }
+}
+
+/// Deliveries as one array per column.
+#[derive(Default)]
+struct DeliveryColumns<'a> {
+    message_id: Vec<&'a str>,
+    seq: Vec<i64>,
+    channel: Vec<&'static str>,
+    connector: Vec<&'a str>,
+    address: Vec<&'a str>,
+    content: Vec<Option<String>>,
+    due_at: Vec<i64>,
+}
+
+impl<'a> DeliveryColumns<'a> {
+    fn push(&mut self, m: &'a NewMessage) -> Result<(), StoreError> {
+        let due_at = m.send_at.unwrap_or(m.created_at).max(m.created_at);
+        for (seq, d) in m.deliveries.iter().enumerate() {
+            self.message_id.push(&m.id);
+            self.seq.push(seq as i64);
+            self.channel.push(d.channel.as_str());
+            self.connector.push(&d.connector);
+            self.address.push(&d.address);
+            self.content.push(d.content.as_ref().map(json).transpose()?);
+            self.due_at.push(due_at);
+        }
+        Ok(())
+    }
 }
 
 /// Take a unique key; someone else holding it unexpired is a conflict.

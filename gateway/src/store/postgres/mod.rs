@@ -15,6 +15,7 @@
 //! Split as the SQLite store is: [`queue`], [`messages`], [`outbox`],
 //! [`customers`]; [`migrations`] holds the schema.
 
+mod batch;
 mod customers;
 mod messages;
 pub mod migrations;
@@ -146,7 +147,8 @@ pub struct PostgresStore {
     pool: Pool,
     /// Recorded with every attempt.
     node: Arc<str>,
-    recorder: recorder::Recorder,
+    attempts: batch::Batcher<recorder::Attempts>,
+    messages: batch::Batcher<messages::Inserts>,
 }
 
 impl PostgresStore {
@@ -163,7 +165,11 @@ impl PostgresStore {
         drop(client);
         let node: Arc<str> = Arc::from(node);
         Ok(PostgresStore {
-            recorder: recorder::Recorder::start(pool.clone(), node.clone()),
+            attempts: batch::Batcher::start(
+                pool.clone(),
+                recorder::Attempts { node: node.clone() },
+            ),
+            messages: batch::Batcher::start(pool.clone(), messages::Inserts),
             pool,
             node,
         })
@@ -213,7 +219,7 @@ fn count(row: &Row, column: usize) -> u32 {
 impl Store for PostgresStore {
     async fn insert_message(&self, message: NewMessage) -> Result<Inserted, StoreError> {
         if !messages::needs_transaction(&message) {
-            messages::insert_rows(&self.client().await?, &message).await?;
+            self.messages.submit(message).await?;
             return Ok(Inserted::New);
         }
         transaction!(self, |tx| messages::insert(&tx, &message).await)
@@ -250,7 +256,7 @@ impl Store for PostgresStore {
         result: AttemptResult,
     ) -> Result<Option<MessageStatus>, StoreError> {
         if recorder::batches(&result) {
-            return self.recorder.record(result).await;
+            return self.attempts.submit(result).await;
         }
         transaction!(self, |tx| queue::record(&tx, &result, &self.node).await)
     }

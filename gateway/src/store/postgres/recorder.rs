@@ -1,21 +1,14 @@
-//! Recording attempts in batches: the PostgreSQL counterpart of SQLite's
-//! group commit. Each attempt's record is one row of one statement; the
-//! attempts that finish while a statement runs share the next one, so a
-//! busy node pays one statement, one commit and one round trip for many
-//! attempts instead of one each.
+//! Recording attempts, in batches (see [`super::batch`]): each attempt's
+//! record is one row of one statement.
 
 use super::Sql;
+use super::batch::Batch;
 use crate::message::MessageStatus;
 use crate::store::{AttemptResult, Next, StoreError};
-use deadpool_postgres::Pool;
-use std::collections::{HashMap, HashSet};
+use async_trait::async_trait;
+use deadpool_postgres::Object;
+use std::collections::HashMap;
 use std::sync::{Arc, LazyLock};
-use tokio::sync::{mpsc, oneshot};
-
-/// Rows in one statement at most.
-const MAX_BATCH: usize = 128;
-
-type Reply = oneshot::Sender<Result<Option<MessageStatus>, StoreError>>;
 
 /// Whether an attempt can be recorded in a batch: a sent or retried one
 /// (nearly all) needs no fallback; a give-up may start the next delivery
@@ -24,92 +17,32 @@ pub fn batches(r: &AttemptResult) -> bool {
     !matches!(r.next, Next::GiveUp { .. })
 }
 
-/// The handle the store keeps; the writer task ends when it is dropped.
-pub struct Recorder {
-    queue: mpsc::UnboundedSender<(AttemptResult, Reply)>,
+/// Records this node's attempts.
+pub struct Attempts {
+    pub node: Arc<str>,
 }
 
-impl Recorder {
-    pub fn start(pool: Pool, node: Arc<str>) -> Recorder {
-        let (queue, waiting) = mpsc::unbounded_channel();
-        tokio::spawn(write_loop(pool, node, waiting));
-        Recorder { queue }
+#[async_trait]
+impl Batch for Attempts {
+    type Item = AttemptResult;
+    /// The status the attempt ended its message in, if it did.
+    type Out = Option<MessageStatus>;
+
+    fn key(r: &AttemptResult) -> &str {
+        &r.message_id
     }
 
-    /// Record `r` with whatever else is waiting; answers once committed.
-    pub async fn record(&self, r: AttemptResult) -> Result<Option<MessageStatus>, StoreError> {
-        let (reply, answer) = oneshot::channel();
-        self.queue
-            .send((r, reply))
-            .map_err(|_| StoreError::Closed)?;
-        answer.await.map_err(|_| StoreError::Closed)?
-    }
-}
-
-async fn write_loop(
-    pool: Pool,
-    node: Arc<str>,
-    mut waiting: mpsc::UnboundedReceiver<(AttemptResult, Reply)>,
-) {
-    while let Some(first) = waiting.recv().await {
-        let mut pending = vec![first];
-        while pending.len() < MAX_BATCH {
-            match waiting.try_recv() {
-                Ok(next) => pending.push(next),
-                Err(_) => break,
-            }
-        }
-        // One row per message in a statement: a stale attempt and the
-        // current one of the same message go in turn.
-        while !pending.is_empty() {
-            let mut seen = HashSet::new();
-            let (batch, later): (Vec<_>, Vec<_>) = pending
-                .into_iter()
-                .partition(|(r, _)| seen.insert(r.message_id.clone()));
-            write(&pool, &node, batch).await;
-            pending = later;
-        }
-    }
-}
-
-/// One statement for the batch; if it fails, each row alone, so one bad
-/// row costs its own attempt's record, not its neighbours'.
-async fn write(pool: &Pool, node: &str, batch: Vec<(AttemptResult, Reply)>) {
-    let results: Vec<&AttemptResult> = batch.iter().map(|(r, _)| r).collect();
-    let outcome = match pool.get().await {
-        Ok(client) => record_rows(&client, &results, node).await,
-        Err(e) => Err(e.into()),
-    };
-    match outcome {
-        Ok(ended) => {
-            for ((r, reply), ended) in batch.into_iter().zip(ended) {
-                let _ = reply.send(Ok(ended.then(|| finishing(&r)).flatten()));
-            }
-        }
-        Err(e) if batch.len() == 1 => {
-            let (_, reply) = batch.into_iter().next().expect("one");
-            let _ = reply.send(Err(e));
-        }
-        Err(e) => {
-            tracing::warn!(
-                "a batch of {} attempt records failed ({e}); recording them one by one",
-                batch.len()
-            );
-            for (r, reply) in batch {
-                let one = match pool.get().await {
-                    Ok(client) => record_rows(&client, &[&r], node).await,
-                    Err(e) => Err(e.into()),
-                };
-                let _ = reply.send(one.map(|ended| {
-                    ended
-                        .first()
-                        .copied()
-                        .unwrap_or(false)
-                        .then(|| finishing(&r))
-                        .flatten()
-                }));
-            }
-        }
+    async fn write(
+        &self,
+        db: &Object,
+        rows: &[&AttemptResult],
+    ) -> Result<Vec<Option<MessageStatus>>, StoreError> {
+        let ended = record_rows(db, rows, &self.node).await?;
+        Ok(rows
+            .iter()
+            .zip(ended)
+            .map(|(r, ended)| ended.then(|| finishing(r)).flatten())
+            .collect())
     }
 }
 

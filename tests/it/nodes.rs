@@ -66,6 +66,19 @@ async fn send_all(nodes: Arc<Mutex<Vec<String>>>, texts: Vec<String>) -> Vec<(St
     accepted
 }
 
+/// `SENDERS` concurrent senders, each with every `SENDERS`-th text.
+fn spawn_senders(
+    nodes: &Arc<Mutex<Vec<String>>>,
+    texts: &[String],
+) -> Vec<tokio::task::JoinHandle<Vec<(String, String)>>> {
+    (0..SENDERS)
+        .map(|s| {
+            let mine = texts.iter().skip(s).step_by(SENDERS).cloned().collect();
+            tokio::spawn(send_all(nodes.clone(), mine))
+        })
+        .collect()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_nodes_share_the_work_and_finish_a_killed_nodes_after_its_lease() {
     let Some(url) = postgres::fresh_database("nodes::three_nodes_share_the_work").await else {
@@ -106,16 +119,7 @@ async fn three_nodes_share_the_work_and_finish_a_killed_nodes_after_its_lease() 
 
     let texts: Vec<String> = (0..MESSAGES).map(|i| format!("node test {i}")).collect();
     let (first_half, second_half) = texts.split_at(MESSAGES / 2);
-    let mut senders = Vec::new();
-    for s in 0..SENDERS {
-        let mine: Vec<String> = first_half
-            .iter()
-            .skip(s)
-            .step_by(SENDERS)
-            .cloned()
-            .collect();
-        senders.push(tokio::spawn(send_all(nodes.clone(), mine)));
-    }
+    let mut senders = spawn_senders(&nodes, first_half);
     // Kill node-1 while it has attempts in flight.
     let deadline = Instant::now() + Duration::from_secs(60);
     while received(&sim).len() < MESSAGES / 8 {
@@ -132,15 +136,7 @@ async fn three_nodes_share_the_work_and_finish_a_killed_nodes_after_its_lease() 
     let late =
         ChildGateway::spawn_on(&late_dir, &config("", &default_twilio(&sim.url())), &url).await;
     nodes.lock().unwrap().push(late.url.clone());
-    for s in 0..SENDERS {
-        let mine: Vec<String> = second_half
-            .iter()
-            .skip(s)
-            .step_by(SENDERS)
-            .cloned()
-            .collect();
-        senders.push(tokio::spawn(send_all(nodes.clone(), mine)));
-    }
+    senders.extend(spawn_senders(&nodes, second_half));
     let mut accepted = Vec::new();
     for sender in senders {
         accepted.extend(sender.await.unwrap());

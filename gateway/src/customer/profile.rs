@@ -235,6 +235,16 @@ fn invalid(code: &'static str, field: &str, message: String) -> Invalid {
 }
 
 impl Profile {
+    /// Set consent for these (channel, category) pairs, keeping the rest.
+    pub fn set_consent(&mut self, changes: &[(Channel, String, Consent)]) {
+        for (channel, category, consent) in changes {
+            self.consent
+                .entry(*channel)
+                .or_default()
+                .insert(category.clone(), consent.clone());
+        }
+    }
+
     /// Check every field and normalise phone numbers and codes.
     pub fn validate(mut self) -> Result<Profile, Invalid> {
         let a = &mut self.addresses;

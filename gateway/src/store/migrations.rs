@@ -18,6 +18,22 @@ pub struct Migration {
     pub sql: &'static str,
 }
 
+/// What each version does, the same in every backend: version N is
+/// `STEPS[N - 1]`. Each backend pairs these with its own SQL ([`step`]).
+pub const STEPS: [&str; 2] = [
+    "messages, deliveries, attempts, keys, outbox, customers, suppressions",
+    "attempts record the node that made them",
+];
+
+/// Version `version`, named from [`STEPS`], done by `sql`.
+pub const fn step(version: u32, sql: &'static str) -> Migration {
+    Migration {
+        version,
+        name: STEPS[version as usize - 1],
+        sql,
+    }
+}
+
 /// Where a database stands against this build, for `crossgate migrate --check`.
 #[derive(Debug, Clone)]
 pub struct SchemaStatus {
@@ -66,9 +82,10 @@ pub fn pending(
         .collect())
 }
 
-/// Every backend's list is numbered 1, 2, 3... with nothing missing.
+/// Every backend's list has every step, numbered 1, 2, 3... in order.
 #[cfg(test)]
-pub fn assert_numbered(all: &[Migration]) {
+pub fn assert_complete(all: &[Migration]) {
+    assert_eq!(all.len(), STEPS.len());
     for (i, m) in all.iter().enumerate() {
         assert_eq!(m.version as usize, i + 1, "{}", m.name);
     }

@@ -105,13 +105,7 @@ pub async fn update_consent(
         return Ok(None);
     };
     let mut profile = record.profile;
-    for (channel, category, consent) in changes {
-        profile
-            .consent
-            .entry(*channel)
-            .or_default()
-            .insert(category.clone(), consent.clone());
-    }
+    profile.set_consent(changes);
     put(tx, id, &profile, now).await?;
     Ok(Some(profile))
 }

@@ -8,16 +8,8 @@ use crate::store::migrations::{self, Migration, SchemaStatus};
 use deadpool_postgres::Object;
 
 pub const MIGRATIONS: [Migration; 2] = [
-    Migration {
-        version: 1,
-        name: "messages, deliveries, attempts, keys, outbox, customers, suppressions",
-        sql: BASELINE,
-    },
-    Migration {
-        version: 2,
-        name: "attempts record the node that made them",
-        sql: "ALTER TABLE attempts ADD COLUMN node TEXT;",
-    },
+    migrations::step(1, BASELINE),
+    migrations::step(2, "ALTER TABLE attempts ADD COLUMN node TEXT;"),
 ];
 
 /// Unlike SQLite's, the rows that belong to a message (deliveries, attempts,
@@ -239,15 +231,8 @@ mod tests {
     use crate::message::MessageStatus;
 
     #[test]
-    fn steps_are_numbered_in_order_as_sqlite_numbers_them() {
-        crate::store::migrations::assert_numbered(&super::MIGRATIONS);
-        let names = |all: &[crate::store::migrations::Migration]| {
-            all.iter().map(|m| m.name).collect::<Vec<_>>()
-        };
-        assert_eq!(
-            names(&super::MIGRATIONS),
-            names(&crate::store::sqlite::migrations::MIGRATIONS)
-        );
+    fn every_step_is_there_in_order() {
+        crate::store::migrations::assert_complete(&super::MIGRATIONS);
     }
 
     #[test]

@@ -66,31 +66,25 @@ pub trait Sql: Sync {
     }
 }
 
-#[async_trait]
-impl Sql for deadpool_postgres::Transaction<'_> {
-    async fn rows(&self, sql: &str, params: Params<'_>) -> Result<Vec<Row>, StoreError> {
-        let statement = self.prepare_cached(sql).await?;
-        Ok(self.query(&statement, params).await?)
-    }
+/// Both run a statement the same way: prepared once, then executed.
+macro_rules! prepared {
+    ($($client:ty),*) => {$(
+        #[async_trait]
+        impl Sql for $client {
+            async fn rows(&self, sql: &str, params: Params<'_>) -> Result<Vec<Row>, StoreError> {
+                let statement = self.prepare_cached(sql).await?;
+                Ok(self.query(&statement, params).await?)
+            }
 
-    async fn exec(&self, sql: &str, params: Params<'_>) -> Result<u64, StoreError> {
-        let statement = self.prepare_cached(sql).await?;
-        Ok(self.execute(&statement, params).await?)
-    }
+            async fn exec(&self, sql: &str, params: Params<'_>) -> Result<u64, StoreError> {
+                let statement = self.prepare_cached(sql).await?;
+                Ok(self.execute(&statement, params).await?)
+            }
+        }
+    )*};
 }
 
-#[async_trait]
-impl Sql for Object {
-    async fn rows(&self, sql: &str, params: Params<'_>) -> Result<Vec<Row>, StoreError> {
-        let statement = self.prepare_cached(sql).await?;
-        Ok(self.query(&statement, params).await?)
-    }
-
-    async fn exec(&self, sql: &str, params: Params<'_>) -> Result<u64, StoreError> {
-        let statement = self.prepare_cached(sql).await?;
-        Ok(self.execute(&statement, params).await?)
-    }
-}
+prepared!(deadpool_postgres::Transaction<'_>, Object);
 
 impl From<tokio_postgres::Error> for StoreError {
     fn from(e: tokio_postgres::Error) -> Self {
@@ -258,7 +252,8 @@ impl Store for PostgresStore {
         if recorder::batches(&result) {
             return self.attempts.submit(result).await;
         }
-        transaction!(self, |tx| queue::record(&tx, &result, &self.node).await)
+        transaction!(self, |tx| queue::record_give_up(&tx, &result, &self.node)
+            .await)
     }
 
     async fn next_due_at(&self) -> Result<Option<i64>, StoreError> {

@@ -154,110 +154,66 @@ pub async fn lease(
 
 /// A give-up: the delivery fails, and the message's next delivery becomes
 /// due, or the message ends when there is none. (Sent and retried attempts
-/// are recorded in batches: see [`super::recorder`].)
-pub async fn record(
+/// are recorded in batches: see [`super::recorder`].) Only the holder of
+/// the current lease moves anything on; a stale attempt is history. A
+/// message whose delivery is leased is open, so holding the lease is
+/// enough to end it.
+pub async fn record_give_up(
     tx: &impl Sql,
     r: &AttemptResult,
     node: &str,
 ) -> Result<Option<MessageStatus>, StoreError> {
-    let a = &r.attempt;
-    // Only the holder of the current lease moves the delivery on; an attempt
-    // that outlived its lease is history, not a decision.
-    let (state, due_at) = match &r.next {
-        Next::Sent { .. } => ("sent", None),
-        Next::RetryAt(at) => ("pending", Some(*at)),
-        Next::GiveUp { .. } => ("failed", None),
+    let Next::GiveUp { reason, ending } = &r.next else {
+        return Err(StoreError::Corrupt(
+            "only a give-up is recorded in its own transaction".into(),
+        ));
     };
+    let a = &r.attempt;
     let moved = tx
         .exec(
-            "UPDATE deliveries
-             SET state = $1, lease_until = NULL, attempts = attempts + 1,
-                 due_at = COALESCE($2, due_at)
-             WHERE id = $3 AND state = 'leased' AND lease_until = $4",
-            &[&state, &due_at, &r.delivery_id, &r.lease_until],
+            "UPDATE deliveries SET state = 'failed', lease_until = NULL, attempts = attempts + 1
+             WHERE id = $1 AND state = 'leased' AND lease_until = $2",
+            &[&r.delivery_id, &r.lease_until],
         )
         .await?
         > 0;
-    let finished = if !moved {
-        None
-    } else {
-        match &r.next {
-            Next::Sent {
-                provider_message_id,
-            } => Some((
-                MessageStatus::Sent,
-                None,
-                Some((a.connector.as_str(), provider_message_id.as_str())),
-            )),
-            Next::RetryAt(_) => None,
-            Next::GiveUp { reason, ending } => {
-                let next = tx
-                    .exec(
-                        "UPDATE deliveries SET state = 'pending', due_at = $2
-                         WHERE id = (SELECT id FROM deliveries
-                                     WHERE message_id = $1 AND state = 'waiting'
-                                     ORDER BY seq LIMIT 1)",
-                        &[&r.message_id, &a.finished_at],
-                    )
-                    .await?;
-                (next == 0).then_some((*ending, Some(reason.as_str()), None))
-            }
-        }
-    };
-    static FINISH: LazyLock<String> = LazyLock::new(|| {
-        format!(
-            "UPDATE messages SET attempt_count = attempt_count + 1, updated_at = $2,
-                 status = $3, status_reason = $4,
-                 delivered_by = COALESCE($5, delivered_by),
-                 delivered_channel = CASE WHEN $5::text IS NULL THEN delivered_channel ELSE $6 END,
-                 provider_message_id = COALESCE($7, provider_message_id)
-             WHERE id = $1 AND status IN {}
-             RETURNING attempt_count, callback_url IS NOT NULL",
-            *OPEN
-        )
-    });
-    let finished_row = match finished {
-        Some((status, reason, delivered)) => tx
-            .opt(
-                &FINISH,
-                &[
-                    &r.message_id,
-                    &a.finished_at,
-                    &status.as_str(),
-                    &reason,
-                    &delivered.map(|(by, _)| by),
-                    &a.channel.as_str(),
-                    &delivered.map(|(_, id)| id),
-                ],
-            )
-            .await?
-            .map(|row| (row.get::<_, i64>(0), row.get::<_, bool>(1))),
-        None => None,
-    };
-    let ended = finished_row.and(finished.map(|(status, _, _)| status));
-    let number = match finished_row {
-        Some((number, with_callback)) => {
-            if with_callback {
-                report_status(tx, &r.message_id, a.finished_at).await?;
-            }
-            number
-        }
-        None => tx
-            .one(
-                "UPDATE messages SET attempt_count = attempt_count + 1, updated_at = $2
-                 WHERE id = $1 RETURNING attempt_count",
+    let ends = moved
+        && tx
+            .exec(
+                "UPDATE deliveries SET state = 'pending', due_at = $2
+                 WHERE id = (SELECT id FROM deliveries
+                             WHERE message_id = $1 AND state = 'waiting'
+                             ORDER BY seq LIMIT 1)",
                 &[&r.message_id, &a.finished_at],
             )
             .await?
-            .get(0),
-    };
+            == 0;
+    let row = tx
+        .one(
+            "UPDATE messages SET attempt_count = attempt_count + 1, updated_at = $2,
+                 status = CASE WHEN $3 THEN $4 ELSE status END,
+                 status_reason = CASE WHEN $3 THEN $5 ELSE status_reason END
+             WHERE id = $1
+             RETURNING attempt_count, callback_url IS NOT NULL",
+            &[
+                &r.message_id,
+                &a.finished_at,
+                &ends,
+                &ending.as_str(),
+                &reason.as_str(),
+            ],
+        )
+        .await?;
+    if ends && row.get::<_, bool>(1) {
+        report_status(tx, &r.message_id, a.finished_at).await?;
+    }
     tx.exec(
         "INSERT INTO attempts (message_id, number, delivery_id, connector, channel, started_at,
              finished_at, outcome, provider_message_id, error_code, error_message, retry_at, node)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
         &[
             &r.message_id,
-            &number,
+            &row.get::<_, i64>(0),
             &r.delivery_id,
             &a.connector,
             &a.channel.as_str(),
@@ -272,7 +228,7 @@ pub async fn record(
         ],
     )
     .await?;
-    Ok(ended)
+    Ok(ends.then_some(*ending))
 }
 
 pub async fn next_due_at(db: &impl Sql) -> Result<Option<i64>, StoreError> {

@@ -124,13 +124,7 @@ pub fn update_consent(
         return Ok(None);
     };
     let mut profile = record.profile;
-    for (channel, category, consent) in changes {
-        profile
-            .consent
-            .entry(*channel)
-            .or_default()
-            .insert(category.clone(), consent.clone());
-    }
+    profile.set_consent(changes);
     put(conn, id, &profile, now)?;
     Ok(Some(profile))
 }

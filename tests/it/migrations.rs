@@ -158,3 +158,51 @@ async fn a_previous_release_database_is_migrated_and_keeps_its_messages() {
         text(&serve.stderr)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_is_migrated_and_refused_when_newer() {
+    let Some(url) =
+        crate::support::postgres::fresh_database("migrations::postgres_is_migrated").await
+    else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("migrate.toml");
+    std::fs::write(&config, format!("[storage]\nurl = \"{url}\"\n")).unwrap();
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_crossgate"))
+            .arg("migrate")
+            .args(args)
+            .arg("--config")
+            .arg(&config)
+            .output()
+            .expect("run crossgate migrate")
+    };
+    let report = text(&run(&["--check"]).stdout);
+    assert!(
+        report.contains("schema version 0; would apply:"),
+        "{report}"
+    );
+    let applied = run(&[]);
+    assert!(applied.status.success(), "{}", text(&applied.stderr));
+    let report = text(&run(&["--check"]).stdout);
+    assert!(report.contains("schema version 2, up to date"), "{report}");
+
+    let (db, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    db.execute(
+        "INSERT INTO schema_migrations (version, name, applied_at) VALUES (99, 'future', 0)",
+        &[],
+    )
+    .await
+    .unwrap();
+    let refused = run(&["--check"]);
+    assert!(!refused.status.success());
+    assert!(
+        text(&refused.stderr).contains("newer Crossgate"),
+        "{}",
+        text(&refused.stderr)
+    );
+}

@@ -6,12 +6,11 @@ set -euo pipefail
 cat >&2 <<'MSG'
 
 ############################################################################
-#  NOT RUN: every PostgreSQL test (store::postgres::*, nodes::*,             #
-#  migrations::postgres_*).                                                 #
-#  No PostgreSQL server was found or could be installed here.               #
-#  Run them with a server you may create databases on:                      #
-#    CROSSGATE_TEST_POSTGRES_URL=postgres://USER@127.0.0.1:5432/postgres \  #
-#      make test                                                            #
+##  NOT RUN: every PostgreSQL test (store::postgres::*, nodes::*,
+##  migrations::postgres_*).
+##  No PostgreSQL server was found or could be installed here.
+##  Run them with a server you may create databases on:
+##    CROSSGATE_TEST_POSTGRES_URL=postgres://USER@127.0.0.1:5432/postgres make test
 ############################################################################
 MSG
 case "${CI:-}" in

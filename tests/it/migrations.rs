@@ -14,15 +14,10 @@ const SENT: &str = "msg_01a2325e566772d28a00c73e8f9ab28b";
 const SCHEDULED: &str = "msg_01a2325e64ed714abc6bc180001266a2";
 const PENDING: &str = "msg_01a2325e77e9713c856e5401f6378237";
 
-/// `crossgate migrate` on a config that names only the database.
-fn migrate(dir: &Path, args: &[&str]) -> Output {
+/// `crossgate migrate` on a config in `dir` that names only the database.
+fn migrate(dir: &Path, storage_url: &str, args: &[&str]) -> Output {
     let config = dir.join("migrate.toml");
-    let db = dir.join("crossgate.db");
-    std::fs::write(
-        &config,
-        format!("[storage]\nurl = \"sqlite://{}\"\n", db.display()),
-    )
-    .unwrap();
+    std::fs::write(&config, format!("[storage]\nurl = \"{storage_url}\"\n")).unwrap();
     Command::new(env!("CARGO_BIN_EXE_crossgate"))
         .arg("migrate")
         .args(args)
@@ -30,6 +25,12 @@ fn migrate(dir: &Path, args: &[&str]) -> Output {
         .arg(&config)
         .output()
         .expect("run crossgate migrate")
+}
+
+/// `crossgate migrate` on the test's SQLite file.
+fn migrate_sqlite(dir: &Path, args: &[&str]) -> Output {
+    let url = format!("sqlite://{}", dir.join("crossgate.db").display());
+    migrate(dir, &url, args)
 }
 
 fn text(bytes: &[u8]) -> String {
@@ -55,7 +56,7 @@ async fn a_previous_release_database_is_migrated_and_keeps_its_messages() {
         .execute_batch(&fixture)
         .unwrap();
 
-    let check = migrate(dir.path(), &["--check"]);
+    let check = migrate_sqlite(dir.path(), &["--check"]);
     assert!(check.status.success(), "{}", text(&check.stderr));
     let report = text(&check.stdout);
     assert!(
@@ -129,7 +130,7 @@ async fn a_previous_release_database_is_migrated_and_keeps_its_messages() {
     );
     drop(gateway);
 
-    let check = migrate(dir.path(), &["--check"]);
+    let check = migrate_sqlite(dir.path(), &["--check"]);
     let report = text(&check.stdout);
     assert!(report.contains("schema version 2, up to date"), "{report}");
 
@@ -141,7 +142,7 @@ async fn a_previous_release_database_is_migrated_and_keeps_its_messages() {
             [],
         )
         .unwrap();
-    let refused = migrate(dir.path(), &["--check"]);
+    let refused = migrate_sqlite(dir.path(), &["--check"]);
     assert!(!refused.status.success());
     let why = text(&refused.stderr);
     assert!(why.contains("schema version 99"), "{why}");
@@ -167,17 +168,7 @@ async fn postgres_is_migrated_and_refused_when_newer() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("migrate.toml");
-    std::fs::write(&config, format!("[storage]\nurl = \"{url}\"\n")).unwrap();
-    let run = |args: &[&str]| {
-        Command::new(env!("CARGO_BIN_EXE_crossgate"))
-            .arg("migrate")
-            .args(args)
-            .arg("--config")
-            .arg(&config)
-            .output()
-            .expect("run crossgate migrate")
-    };
+    let run = |args: &[&str]| migrate(dir.path(), &url, args);
     let report = text(&run(&["--check"]).stdout);
     assert!(
         report.contains("schema version 0; would apply:"),

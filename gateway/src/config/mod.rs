@@ -59,7 +59,7 @@ pub enum Database {
 
 impl Default for Database {
     fn default() -> Self {
-        Database::Sqlite(PathBuf::from("data/crossgate.db"))
+        Database::Sqlite(PathBuf::from(schema::DEFAULT_SQLITE_PATH))
     }
 }
 

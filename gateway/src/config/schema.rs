@@ -155,8 +155,11 @@ fn default_storage_connections() -> usize {
     16
 }
 
+/// The SQLite file used when `storage.url` is not set.
+pub const DEFAULT_SQLITE_PATH: &str = "data/crossgate.db";
+
 fn default_storage_url() -> Spanned<String> {
-    Spanned::new(0..0, "sqlite://data/crossgate.db".to_owned())
+    Spanned::new(0..0, format!("sqlite://{DEFAULT_SQLITE_PATH}"))
 }
 
 #[derive(Debug, Clone, Deserialize)]

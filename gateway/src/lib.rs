@@ -38,7 +38,9 @@ pub mod outbound;
 pub mod plugins;
 pub mod routing;
 mod server;
+pub mod sms;
 pub mod store;
+pub mod templates;
 pub mod webhooks;
 
 use anyhow::Context as _;
@@ -82,11 +84,16 @@ pub async fn serve(
             "connector loaded"
         );
     }
+    let templates = templates::for_config(&config).map_err(|errors| {
+        let lines: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
+        anyhow::anyhow!("cannot load templates:\n{}", lines.join("\n"))
+    })?;
+    tracing::info!(count = templates.len(), "templates loaded");
     let wake = Arc::new(Notify::new());
     let (stop, stopped) = watch::channel(false);
     let grace = Duration::from_millis(config.server.shutdown_grace_ms);
     let live = Arc::new(live::Live::new(
-        live::Routing::new(&config, plugins),
+        live::Routing::new(&config, plugins, templates),
         config.source.clone(),
     ));
     let metrics = Arc::new(metrics::Metrics::new());
@@ -159,21 +166,34 @@ async fn purge_expired_keys(store: Arc<dyn store::Store>, stop: watch::Receiver<
     }
 }
 
-/// `crossgate check`: validate `text` and load every plugin it names.
+/// `crossgate check`: validate `text`, load every plugin it names, compile
+/// every template and render each with its example data.
 ///
-/// Returns a one-line summary, or every problem found, each with its key,
-/// line and column.
+/// Returns a one-line summary, or every problem found, each as
+/// `file:line:column: ...`.
 pub async fn check(
     source_name: &str,
     text: &str,
     env: &dyn Fn(&str) -> Option<String>,
-) -> Result<String, config::ConfigReport> {
-    let config = config::parse(source_name, text, env)?;
-    match plugins::PluginHost::load(&config).await {
-        Ok(host) => Ok(format!(
-            "{source_name}: ok ({} connectors loaded)",
-            host.connectors().count()
+) -> Result<String, String> {
+    let config = config::parse(source_name, text, env).map_err(|r| r.to_string())?;
+    let plugins = plugins::PluginHost::load(&config).await;
+    let templates = templates::for_config(&config);
+    let mut report = String::new();
+    if let Err(errors) = &plugins {
+        report += &config::ConfigReport::new(source_name, text, errors.clone()).to_string();
+    }
+    if let Err(errors) = &templates {
+        for error in errors {
+            report += &format!("{error}\n");
+        }
+    }
+    match (plugins, templates) {
+        (Ok(host), Ok(templates)) => Ok(format!(
+            "{source_name}: ok ({} connectors loaded, {} templates checked)",
+            host.connectors().count(),
+            templates.len()
         )),
-        Err(errors) => Err(config::ConfigReport::new(source_name, text, errors)),
+        _ => Err(report),
     }
 }

@@ -1,5 +1,5 @@
 //! The part of the configuration that may change while the gateway runs:
-//! regions, routing, categories and connectors with their plugins. Each
+//! regions, routing, categories, connectors with their plugins, and templates. Each
 //! request and each attempt takes the current version once; a reload
 //! builds the next one completely (plugins loaded and checked) and swaps it
 //! whole, so nothing sees half of one and half of the other, and an invalid
@@ -11,6 +11,7 @@ use crate::config::{self, Config};
 use crate::message::Channel;
 use crate::plugins::PluginHost;
 use crate::routing::Policy;
+use crate::templates::{self, Templates};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
@@ -24,10 +25,11 @@ pub struct Routing {
     /// Attempts allowed per connector, by name.
     pub max_attempts: HashMap<String, u32>,
     pub plugins: Arc<PluginHost>,
+    pub templates: Arc<Templates>,
 }
 
 impl Routing {
-    pub fn new(config: &Config, plugins: PluginHost) -> Self {
+    pub fn new(config: &Config, plugins: PluginHost, templates: Templates) -> Self {
         let mut routes: HashMap<Channel, Vec<String>> = HashMap::new();
         for connector in &config.connectors {
             routes
@@ -49,6 +51,7 @@ impl Routing {
                 .map(|c| (c.name.clone(), c.max_attempts))
                 .collect(),
             plugins: Arc::new(plugins),
+            templates: Arc::new(templates),
         }
     }
 }
@@ -78,8 +81,8 @@ impl Live {
     }
 
     /// Read the file again and switch to it, or say why not (every error,
-    /// with key, line and column). Only regions, routing, categories and
-    /// connectors take effect; the other sections need a restart.
+    /// with key, line and column). Only regions, routing, categories,
+    /// connectors and templates take effect; the other sections need a restart.
     pub async fn reload(&self) -> Result<Vec<String>, String> {
         let _one = self.reloading.lock().await;
         let path = self.source.as_ref().ok_or(
@@ -90,7 +93,11 @@ impl Live {
         let plugins = PluginHost::load(&config)
             .await
             .map_err(|errors| config::ConfigReport::new(&name, &text, errors).to_string())?;
-        let routing = Routing::new(&config, plugins);
+        let templates = templates::for_config(&config).map_err(|errors| {
+            let lines: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
+            lines.join("\n")
+        })?;
+        let routing = Routing::new(&config, plugins, templates);
         let mut connectors: Vec<String> = routing.connector_channels.keys().cloned().collect();
         connectors.sort();
         *self

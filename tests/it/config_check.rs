@@ -25,7 +25,54 @@ fn the_default_config_is_valid_and_its_plugins_load() {
     crate::support::plugin_dir();
     let (ok, stdout, stderr) = check("config/crossgate.toml");
     assert!(ok, "{stderr}");
-    assert!(stdout.contains("ok (5 connectors loaded)"), "{stdout}");
+    assert!(
+        stdout.contains("ok (5 connectors loaded, 2 templates checked)"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn broken_templates_are_reported_with_file_line_and_column() {
+    crate::support::plugin_dir();
+    let dir = tempfile::tempdir().unwrap();
+    let templates = dir.path().join("templates");
+    let write = |path: &str, text: &str| {
+        let path = templates.join(path);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    };
+    write(
+        "welcome/template.toml",
+        "category = \"transactional\"\ndefault_locale = \"en\"\nvariables = [\"name\"]\n[example]\nname = \"Ada\"\n",
+    );
+    write("welcome/en/sms.txt", "Hi {{ name }}!\nYour code: {% if %}");
+    write("welcome/en/push.body", "Hi {{ first_name }}");
+    write(
+        "offer/template.toml",
+        "category = \"promotions\"\ndefault_locale = \"en\"\n",
+    );
+    write("offer/en/sms.txt", "A deal");
+    let config = std::fs::read_to_string(repo_root().join("config/crossgate.toml"))
+        .unwrap()
+        .replace(
+            "dir = \"config/templates\"",
+            &format!("dir = \"{}\"", templates.display()),
+        );
+    let path = dir.path().join("crossgate.toml");
+    std::fs::write(&path, config).unwrap();
+    let (ok, _, stderr) = check(path.to_str().unwrap());
+    assert!(!ok, "broken templates pass: {stderr}");
+    let root = templates.display();
+    for expected in [
+        format!("{root}/offer/template.toml:1:1: category \"promotions\" is not configured"),
+        format!("{root}/welcome/en/push.body:1:7: \"first_name\" is not declared"),
+        format!("{root}/welcome/en/sms.txt:2:"),
+    ] {
+        assert!(
+            stderr.lines().any(|l| l.starts_with(&expected)),
+            "no line starts with {expected:?}:\n{stderr}"
+        );
+    }
 }
 
 #[test]

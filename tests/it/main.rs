@@ -21,5 +21,6 @@ mod sms;
 mod store;
 mod support;
 mod suppressions;
+mod templates;
 mod webhooks;
 mod whatsapp;

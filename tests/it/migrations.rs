@@ -132,7 +132,7 @@ async fn a_previous_release_database_is_migrated_and_keeps_its_messages() {
 
     let check = migrate_sqlite(dir.path(), &["--check"]);
     let report = text(&check.stdout);
-    assert!(report.contains("schema version 2, up to date"), "{report}");
+    assert!(report.contains(&up_to_date()), "{report}");
 
     // A build that knows fewer versions than the file refuses to touch it.
     rusqlite::Connection::open(dir.path().join("crossgate.db"))
@@ -177,7 +177,7 @@ async fn postgres_is_migrated_and_refused_when_newer() {
     let applied = run(&[]);
     assert!(applied.status.success(), "{}", text(&applied.stderr));
     let report = text(&run(&["--check"]).stdout);
-    assert!(report.contains("schema version 2, up to date"), "{report}");
+    assert!(report.contains(&up_to_date()), "{report}");
 
     let (db, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
         .await
@@ -196,4 +196,12 @@ async fn postgres_is_migrated_and_refused_when_newer() {
         "{}",
         text(&refused.stderr)
     );
+}
+
+/// What `migrate --check` says of a database at this build's version.
+fn up_to_date() -> String {
+    format!(
+        "schema version {}, up to date",
+        crossgate::store::migrations::STEPS.len()
+    )
 }

@@ -171,6 +171,11 @@ pub struct MessageView {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
     pub plan: Option<serde_json::Value>,
+    /// A template send: its name, the locale asked for, and what each
+    /// chosen channel rendered (in which locale; SMS with its encoding and segments).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub template: Option<serde_json::Value>,
     pub attempts: Vec<AttemptView>,
     /// What the provider reported after accepting the message.
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -238,6 +243,7 @@ fn view(m: MessageRecord) -> MessageView {
         customer_id: m.customer_id,
         category: m.category,
         plan: m.plan.and_then(|p| serde_json::from_str(&p).ok()),
+        template: m.template.and_then(|t| serde_json::from_str(&t).ok()),
         attempts: m.attempts.into_iter().map(attempt_view).collect(),
         events: m
             .events

@@ -14,6 +14,7 @@ pub mod openapi;
 mod operations;
 mod routes;
 mod suppressions;
+mod unsubscribe;
 mod webhooks;
 
 pub use auth::Caller;
@@ -61,6 +62,8 @@ pub struct AppState {
     /// The names requests may be addressed to when no API keys are set
     /// (`Host` without port): localhost, the listen address, `public_url`'s host.
     pub own_hosts: Vec<String>,
+    /// How one-click unsubscribe links are signed; none without `[unsubscribe].secret`.
+    pub unsubscribe: Option<compose::UnsubscribeLinks>,
 }
 
 impl AppState {
@@ -71,6 +74,13 @@ impl AppState {
         live: Arc<crate::live::Live>,
         metrics: Arc<crate::metrics::Metrics>,
     ) -> Self {
+        let public_url = config
+            .server
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", config.server.listen))
+            .trim_end_matches('/')
+            .to_owned();
         AppState {
             store,
             live,
@@ -88,13 +98,19 @@ impl AppState {
             wake,
             backlog: Arc::new(backlog::Backlog::new(config.server.max_backlog)),
             metrics,
-            public_url: config
-                .server
-                .public_url
-                .clone()
-                .unwrap_or_else(|| format!("http://{}", config.server.listen))
-                .trim_end_matches('/')
-                .to_owned(),
+            unsubscribe: config.unsubscribe.secret.as_ref().map(|secret| {
+                compose::UnsubscribeLinks {
+                    secret: secret.get_ref().as_bytes().to_vec(),
+                    mailto: config
+                        .unsubscribe
+                        .mailto
+                        .as_ref()
+                        .map(|m| m.get_ref().clone()),
+                    valid_for: config.unsubscribe.valid_for,
+                    base_url: public_url.clone(),
+                }
+            }),
+            public_url,
             own_hosts: own_hosts(config),
         }
     }
@@ -132,6 +148,11 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(v1)
         // Providers cannot send our API keys: their connector checks their signature.
         .route("/v1/webhooks/{connector}", post(webhooks::receive))
+        // Mail clients follow these without our API keys: the token is the proof.
+        .route(
+            "/u/{token}",
+            get(unsubscribe::page).post(unsubscribe::unsubscribe),
+        )
         .route("/healthz", get(openapi::healthz))
         .route("/openapi.json", get(openapi::openapi))
         .route("/readyz", get(operations::ready))

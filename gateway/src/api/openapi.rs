@@ -2,7 +2,9 @@
 //! annotations and the request types themselves (`utoipa`), so it cannot
 //! drift from what the code accepts.
 
-use super::{cancellations, customers, messages, operations, routes, suppressions, webhooks};
+use super::{
+    cancellations, customers, messages, operations, routes, suppressions, unsubscribe, webhooks,
+};
 use utoipa::OpenApi;
 
 #[derive(OpenApi)]
@@ -24,6 +26,8 @@ use utoipa::OpenApi;
         suppressions::put,
         suppressions::delete,
         webhooks::receive,
+        unsubscribe::unsubscribe,
+        unsubscribe::page,
         operations::metrics,
         operations::ready,
         operations::reload,

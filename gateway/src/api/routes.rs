@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 #[utoipa::path(post, path = "/v1/routes/preview", tag = "messages",
     request_body = super::compose::SendRequest,
-    responses((status = 200, description = "The plan, status and deliveries a send would get; nothing stored", body = Object),
+    responses((status = 200, description = "The plan, status, deliveries with the content each would send (SMS priced by segment), and what a template rendered; nothing stored", body = Object),
               (status = 422, body = super::error::ErrorBody)))]
 pub async fn preview(
     State(state): State<Arc<AppState>>,
@@ -30,12 +30,23 @@ pub async fn preview(
     let deliveries: Vec<Value> = message
         .deliveries
         .iter()
-        .map(|d| json!({"channel": d.channel, "connector": d.connector}))
+        .map(|d| {
+            json!({
+                "channel": d.channel,
+                "connector": d.connector,
+                "content": d.content.as_ref().unwrap_or(&message.content),
+            })
+        })
         .collect();
+    let template: Option<Value> = message
+        .template
+        .as_deref()
+        .and_then(|t| serde_json::from_str(t).ok());
     Ok(Json(json!({
         "status": message.initial_status().as_str(),
         "send_at": message.send_at.map(super::messages::timestamp),
         "plan": composed.plan,
+        "template": template,
         "deliveries": deliveries,
     })))
 }

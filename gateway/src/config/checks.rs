@@ -20,7 +20,9 @@ pub fn validate(
     storage(config, env, errors);
     limits(config, errors);
     callbacks(config, env, errors);
+    unsubscribe(config, env, errors);
     regions(config, errors);
+    sms_footers(config, errors);
     connectors(config, raw_connectors, env, errors);
 }
 
@@ -217,6 +219,74 @@ fn callbacks(
                 Some(url.span()),
                 "needs callbacks.secret to sign callbacks",
             ));
+        }
+    }
+}
+
+/// `[unsubscribe]`: a long enough secret, a mailto that is an address.
+fn unsubscribe(
+    config: &mut Config,
+    env: &dyn Fn(&str) -> Option<String>,
+    errors: &mut Vec<ConfigError>,
+) {
+    if let Some(secret) = &config.unsubscribe.secret {
+        match resolve_secret(secret.get_ref(), env) {
+            Ok(value) if value.len() >= 16 => {
+                config.unsubscribe.secret = Some(Spanned::new(secret.span(), value));
+            }
+            Ok(_) => errors.push(ConfigError::new(
+                "unsubscribe.secret",
+                Some(secret.span()),
+                "must be at least 16 characters",
+            )),
+            Err(e) => errors.push(ConfigError::new(
+                "unsubscribe.secret",
+                Some(secret.span()),
+                e,
+            )),
+        }
+    }
+    if let Some(mailto) = &config.unsubscribe.mailto
+        && let Err(e) = crate::customer::email(mailto.get_ref())
+    {
+        errors.push(ConfigError::new(
+            "unsubscribe.mailto",
+            Some(mailto.span()),
+            e,
+        ));
+    }
+}
+
+/// `sms_footer` of each category: known regions, each with a `default` text
+/// for customers whose language it does not list.
+fn sms_footers(config: &Config, errors: &mut Vec<ConfigError>) {
+    for (name, category) in &config.categories {
+        for (region, by_locale) in &category.sms_footer {
+            let key = format!("categories.{name}.sms_footer.{region}");
+            if region != "default" && !config.regions.contains_key(region) {
+                errors.push(ConfigError::new(
+                    &key,
+                    None,
+                    format!("no region {region:?} in [regions] (or write default)"),
+                ));
+            }
+            if !by_locale.contains_key("default") {
+                errors.push(ConfigError::new(
+                    &key,
+                    None,
+                    "needs a default text for customers in other languages",
+                ));
+            }
+            if let Some((locale, _)) = by_locale.iter().find(|(l, text)| {
+                l.as_str() != "default" && !crate::templates::locale::valid(l)
+                    || text.trim().is_empty()
+            }) {
+                errors.push(ConfigError::new(
+                    format!("{key}.{locale}"),
+                    None,
+                    "keys are locale tags (en, nl-BE) or default; texts are not empty",
+                ));
+            }
         }
     }
 }

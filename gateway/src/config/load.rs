@@ -34,6 +34,8 @@ pub fn parse_sections(
             "callbacks" => section(name, value, errors).map(|s| config.callbacks = s),
             "regions" => section(name, value, errors).map(|s| config.regions = s),
             "routing" => section(name, value, errors).map(|s| config.routing = s),
+            "templates" => section(name, value, errors).map(|s| config.templates = s),
+            "unsubscribe" => section(name, value, errors).map(|s| config.unsubscribe = s),
             "categories" => match value.get_ref() {
                 // One category at a time, so a mistake in one does not hide the next.
                 DeValue::Table(categories) => {
@@ -70,7 +72,7 @@ pub fn parse_sections(
                 errors.push(ConfigError::new(
                     name,
                     Some(key.span()),
-                    "unknown section, expected one of server, storage, plugins, dispatch, messages, callbacks, regions, routing, categories, connectors",
+                    "unknown section, expected one of server, storage, plugins, dispatch, messages, callbacks, regions, routing, categories, connectors, templates, unsubscribe",
                 ));
                 None
             }

@@ -13,7 +13,7 @@ mod schema;
 pub use report::{ConfigError, ConfigReport};
 pub use schema::{
     ApiKeyConfig, CallbacksConfig, ConnectorConfig, DispatchConfig, MessagesConfig, NamedKey,
-    PluginsConfig, Scope, ServerConfig, StorageConfig,
+    PluginsConfig, Scope, ServerConfig, StorageConfig, TemplatesConfig, UnsubscribeConfig,
 };
 
 use crate::routing::policy::{CategoryConfig, ConnectorRoute, Policy, RoutingConfig};
@@ -40,6 +40,9 @@ pub struct Config {
     /// `[categories.<name>]`
     pub categories: BTreeMap<String, CategoryConfig>,
     pub connectors: Vec<Connector>,
+    pub templates: TemplatesConfig,
+    /// `[unsubscribe]`, its secret resolved.
+    pub unsubscribe: UnsubscribeConfig,
     /// `server.api_keys`, secrets resolved.
     pub api_keys: Vec<ApiKey>,
     /// `storage.url`, resolved.

@@ -425,3 +425,45 @@ impl fmt::Debug for ConnectorConfig {
             .finish()
     }
 }
+
+/// `[templates]`
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TemplatesConfig {
+    /// `dir = "config/templates"`: one folder per template; without it, no templates.
+    #[serde(default)]
+    pub dir: Option<PathBuf>,
+}
+
+/// `[unsubscribe]`: one-click unsubscribe links (RFC 8058) in email of
+/// opt-in categories.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UnsubscribeConfig {
+    /// `secret = "env:CROSSGATE_UNSUBSCRIBE_SECRET"`: signs the links; without it, no links.
+    #[serde(default)]
+    pub secret: Option<Spanned<String>>,
+    /// `mailto = "unsubscribe@shop.example"`: also offered in `List-Unsubscribe`.
+    #[serde(default)]
+    pub mailto: Option<Spanned<String>>,
+    /// `valid_for = "60d"`: how long a link works after the mail was sent.
+    #[serde(
+        default = "default_unsubscribe_valid_for",
+        deserialize_with = "crate::routing::policy::duration_ms"
+    )]
+    pub valid_for: i64,
+}
+
+impl Default for UnsubscribeConfig {
+    fn default() -> Self {
+        UnsubscribeConfig {
+            secret: None,
+            mailto: None,
+            valid_for: default_unsubscribe_valid_for(),
+        }
+    }
+}
+
+fn default_unsubscribe_valid_for() -> i64 {
+    60 * 86_400_000
+}

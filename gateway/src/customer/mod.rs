@@ -4,6 +4,7 @@
 
 pub mod profile;
 pub mod suppression;
+pub mod unsubscribe;
 
 pub use profile::{
     Addresses, Consent, ConsentStatus, Invalid, Profile, PushAddress, PushFormat,

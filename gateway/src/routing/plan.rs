@@ -6,6 +6,7 @@ use super::policy::{ConsentMode, Policy, Strategy};
 use crate::customer::address_key;
 use crate::customer::{ConsentStatus, Profile, Suppression as Listed};
 use crate::message::{Channel, phone_country};
+use crate::sms::Segments;
 use jiff::{Timestamp, ToSpan as _};
 use serde::Serialize;
 
@@ -15,6 +16,9 @@ pub struct Request<'a> {
     pub category: &'a str,
     /// An explicit channel order; still subject to consent.
     pub channels: Option<&'a [Channel]>,
+    /// The SMS text's encoding and segments, when there is one: an SMS
+    /// costs the connector's price per segment.
+    pub sms: Option<Segments>,
 }
 
 /// The explanation and the deliveries of one message.
@@ -45,8 +49,12 @@ pub struct ChannelDecision {
     pub decision: Reason,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub connectors: Vec<String>,
+    /// The cheapest connector's price, times the segments for SMS.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cost: Option<f64>,
+    /// SMS only: the text's encoding and segment count.
+    #[serde(skip_serializing_if = "Option::is_none", flatten)]
+    pub sms: Option<Segments>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -129,7 +137,8 @@ pub fn plan(
     if policy.routing.strategy == Strategy::Cheapest {
         // Stable: equal costs keep the order's preference.
         order.sort_by(|a, b| {
-            let (a, b) = (cheapest(policy, *a, &region), cheapest(policy, *b, &region));
+            let cost = |c| cost(policy, c, &region, request.sms);
+            let (a, b) = (cost(*a), cost(*b));
             a.unwrap_or(f64::MAX).total_cmp(&b.unwrap_or(f64::MAX))
         });
     }
@@ -205,8 +214,9 @@ pub fn plan(
         channels.push(ChannelDecision {
             channel,
             decision,
-            cost: cheapest(policy, channel, &region),
+            cost: cost(policy, channel, &region, request.sms),
             connectors,
+            sms: request.sms.filter(|_| channel == Channel::Sms),
         });
     }
 
@@ -273,7 +283,7 @@ fn no_channel(channels: &[ChannelDecision]) -> Suppression {
 }
 
 /// The profile's region, else its country's, else its phone number's, else `default`.
-fn region(profile: &Profile, policy: &Policy) -> (String, &'static str) {
+pub fn region(profile: &Profile, policy: &Policy) -> (String, &'static str) {
     if let Some(region) = &profile.region {
         return (region.clone(), "profile");
     }
@@ -330,13 +340,19 @@ fn order(
     (order, source)
 }
 
-fn cheapest(policy: &Policy, channel: Channel, region: &str) -> Option<f64> {
-    policy
+/// What one message costs on `channel` with its cheapest connector: an SMS
+/// is billed per segment.
+fn cost(policy: &Policy, channel: Channel, region: &str, sms: Option<Segments>) -> Option<f64> {
+    let price = policy
         .connectors
         .iter()
         .filter(|c| c.channel == channel)
         .filter_map(|c| c.cost_in(region))
-        .min_by(f64::total_cmp)
+        .min_by(f64::total_cmp)?;
+    match (channel, sms) {
+        (Channel::Sms, Some(sms)) => Some(price * f64::from(sms.segments)),
+        _ => Some(price),
+    }
 }
 
 /// The end of the quiet window `now` falls in, in the customer's zone, or

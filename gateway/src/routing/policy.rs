@@ -66,6 +66,20 @@ pub struct CategoryConfig {
     /// resets. Opt-outs (STOP) and staff suppressions hold regardless.
     #[serde(default = "yes")]
     pub respect_suppressions: bool,
+    /// `max_segments = 3`: an SMS text longer than this many segments is
+    /// refused (`422`) rather than billed.
+    #[serde(default)]
+    pub max_segments: Option<u32>,
+    /// `smart_encoding = true`: typographic quotes, dashes, ellipses and odd
+    /// spaces become their GSM-7 look-alikes when that keeps an SMS in
+    /// GSM-7 (160 characters a segment instead of 70).
+    #[serde(default)]
+    pub smart_encoding: bool,
+    /// `sms_footer.NA = { default = "Reply STOP to opt out" }`: region (or
+    /// `default`) to locale (or `default`) to a line added to every SMS of
+    /// the category, in the customer's language.
+    #[serde(default)]
+    pub sms_footer: BTreeMap<String, BTreeMap<String, String>>,
 }
 
 fn yes() -> bool {
@@ -81,7 +95,26 @@ impl CategoryConfig {
             quiet_hours: None,
             frequency_cap: None,
             respect_suppressions: true,
+            max_segments: None,
+            smart_encoding: false,
+            sms_footer: BTreeMap::new(),
         }
+    }
+}
+
+impl CategoryConfig {
+    /// The SMS footer for a customer in `region` reading the first of
+    /// `locales` the footer has, else its `default`.
+    pub fn sms_footer(&self, region: &str, locales: &[String]) -> Option<&str> {
+        let by_locale = self
+            .sms_footer
+            .get(region)
+            .or_else(|| self.sms_footer.get("default"))?;
+        locales
+            .iter()
+            .find_map(|l| by_locale.get(l))
+            .or_else(|| by_locale.get("default"))
+            .map(String::as_str)
     }
 }
 
@@ -148,7 +181,7 @@ pub struct FrequencyCap {
     pub per: i64,
 }
 
-fn duration_ms<'de, D: serde::Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+pub(crate) fn duration_ms<'de, D: serde::Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
     let text = String::deserialize(d)?;
     let span: jiff::Span = text
         .parse()

@@ -65,6 +65,9 @@ pub struct NewMessage {
     pub category: Option<String>,
     /// The route plan as JSON, for `GET /v1/messages/{id}`.
     pub plan: Option<String>,
+    /// For a template send: the template, locale and what each chosen
+    /// channel rendered, as JSON, for `GET /v1/messages/{id}`.
+    pub template: Option<String>,
     /// Set when the plan decided not to send: the message is stored as
     /// `suppressed` with this reason and no deliveries.
     pub suppressed: Option<String>,
@@ -197,6 +200,7 @@ pub struct MessageRecord {
     pub customer_id: Option<String>,
     pub category: Option<String>,
     pub plan: Option<String>,
+    pub template: Option<String>,
     pub attempts: Vec<AttemptRecord>,
     pub events: Vec<StatusEventRecord>,
 }

@@ -524,3 +524,41 @@ pub async fn expired_keys_are_purged(s: Stores) {
     assert_eq!(s.b.purge_expired_keys(3_000).await.unwrap(), 2);
     s.a.ping().await.unwrap();
 }
+
+/// A template send's record (template, locale, what each channel rendered)
+/// and each delivery's own content come back as stored, whichever write
+/// path stored them (batched, or in a transaction with keys) and whichever
+/// node reads them.
+pub async fn what_a_message_said_is_read_back_as_stored(s: Stores) {
+    let template = r#"{"name":"order_confirmation","locale":"nl","channels":{"sms":{"text":"Hoi","segments":1}}}"#;
+    let mut plain = message("m1", 1_000, &["twilio"]);
+    plain.template = Some(template.into());
+    plain.plan = Some(r#"{"category":"transactional"}"#.into());
+    plain.deliveries[0].content = Some(crossgate::message::Content {
+        text: "Hoi Ada, bestelling A-1 is bevestigd.".into(),
+        ..Default::default()
+    });
+    let mut keyed = message("m2", 1_000, &["twilio"]);
+    keyed.template = Some(template.replace("Hoi", "Hallo"));
+    keyed.idempotency = Some(IdempotencyKey {
+        key: "k".into(),
+        request_hash: "h".into(),
+        response: "{}".into(),
+        expires_at: 100_000,
+    });
+    insert(&*s.a, plain).await;
+    insert(&*s.a, keyed).await;
+
+    let m1 = s.b.message("m1").await.unwrap().unwrap();
+    assert_eq!(m1.template.as_deref(), Some(template));
+    assert_eq!(m1.plan.as_deref(), Some(r#"{"category":"transactional"}"#));
+    let m2 = s.b.message("m2").await.unwrap().unwrap();
+    assert!(m2.template.unwrap().contains("Hallo"));
+    let mut leased = s.b.lease_due(1_000, 10, LEASE).await.unwrap();
+    leased.sort_by(|a, b| a.message_id.cmp(&b.message_id));
+    let texts: Vec<&str> = leased.iter().map(|d| d.content.text.as_str()).collect();
+    assert_eq!(
+        texts,
+        ["Hoi Ada, bestelling A-1 is bevestigd.", "hello from m2"]
+    );
+}

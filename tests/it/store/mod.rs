@@ -71,6 +71,7 @@ pub fn message(id: &str, created_at: i64, connectors: &[&str]) -> NewMessage {
         customer_id: None,
         category: None,
         plan: None,
+        template: None,
         suppressed: None,
         deliveries: connectors
             .iter()
@@ -124,4 +125,5 @@ suite!(
     suppressions_keep_a_persons_wish_over_a_finding,
     backlog_and_due_times_count_every_node,
     expired_keys_are_purged,
+    what_a_message_said_is_read_back_as_stored,
 );

@@ -7,7 +7,7 @@ use serde::Deserialize;
 use std::collections::BTreeMap;
 
 /// The longest text accepted; Twilio's own limit for one SMS body.
-const MAX_TEXT_CHARS: usize = 1600;
+pub(super) const MAX_TEXT_CHARS: usize = 1600;
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -117,7 +117,7 @@ const RESERVED_HEADERS: &[&str] = &[
 ];
 
 /// No control or bidi-override characters anywhere a person or a log reads.
-fn check_characters(channel: Channel, content: &Content) -> Result<(), ApiError> {
+pub(super) fn check_characters(channel: Channel, content: &Content) -> Result<(), ApiError> {
     let fields = [
         ("text", Some(content.text.as_str())),
         ("subject", content.subject.as_deref()),

@@ -1,22 +1,27 @@
 //! From a send request to a message ready to store: validation, the route
 //! plan (every send, by customer or by address, goes through the planner),
-//! and the content each channel gets.
+//! and the words each chosen channel gets ([`words`]).
 
 mod content;
 mod request;
 mod time;
+mod words;
 
 pub use request::{Recipient, SendRequest};
 pub use time::secs_to_ms;
+pub use words::UnsubscribeLinks;
 
 use super::idempotency;
 use super::{ApiError, AppState};
 use crate::customer::{Profile, address_key};
 use crate::live::Routing;
 use crate::message::{Channel, Content};
-use crate::routing::policy::DEFAULT_CATEGORY;
+use crate::routing::policy::{CategoryConfig, DEFAULT_CATEGORY};
 use crate::routing::{self, Plan};
+use crate::sms::Segments;
 use crate::store::{Audience, DedupKey, NewDelivery, NewMessage, PlanningFacts};
+use crate::templates::Templates;
+use words::{ChannelWords, Source, Words};
 
 /// A validated message and its plan.
 pub struct Composed {
@@ -81,14 +86,17 @@ pub async fn compose(
         None => None,
     };
 
-    // One version of routing and categories for the whole send, even if a
-    // reload lands meanwhile.
+    // One version of routing, categories and templates for the whole send,
+    // even if a reload lands meanwhile.
     let routing = state.live.current();
+    let source = source(&routing.templates, &request)?;
     let route = match (&request.customer_id, &request.channel) {
         (Some(customer_id), None) => {
-            customer_route(state, &routing, &request, customer_id, now).await?
+            customer_route(state, &routing, &request, source, customer_id, now).await?
         }
-        (None, Some(channel)) => address_route(state, &routing, &request, channel, now).await?,
+        (None, Some(channel)) => {
+            address_route(state, &routing, &request, source, channel, now).await?
+        }
         _ => {
             return Err(ApiError::invalid(
                 "invalid_recipient",
@@ -131,6 +139,7 @@ pub async fn compose(
             customer_id: request.customer_id,
             category: Some(plan.category.clone()),
             plan: Some(plan_json),
+            template: route.template.map(|t| t.to_string()),
             suppressed: plan
                 .suppressed
                 .as_ref()
@@ -149,6 +158,68 @@ struct Route {
     content: Content,
     deliveries: Vec<NewDelivery>,
     plan: Plan,
+    /// What a template rendered, per channel.
+    template: Option<serde_json::Value>,
+}
+
+/// The request's content, or the template it names with its data.
+fn source<'a>(templates: &'a Templates, request: &'a SendRequest) -> Result<Source<'a>, ApiError> {
+    match (&request.content, &request.template) {
+        (Some(content), None) => {
+            if !request.data.is_empty() {
+                return Err(ApiError::invalid(
+                    "invalid_content",
+                    "data",
+                    "data is for templates: give template with it",
+                ));
+            }
+            Ok(Source::Inline(content))
+        }
+        (None, Some(name)) => {
+            let template = templates.get(name).ok_or_else(|| {
+                ApiError::invalid(
+                    "unknown_template",
+                    "template",
+                    format!("no template {name:?} is configured"),
+                )
+            })?;
+            Ok(Source::Template {
+                templates,
+                template,
+                data: &request.data,
+            })
+        }
+        (Some(_), Some(_)) => Err(ApiError::invalid(
+            "invalid_content",
+            "template",
+            "give content or template, not both",
+        )),
+        (None, None) => Err(ApiError::invalid(
+            "missing_content",
+            "content",
+            "give content, or template and data",
+        )),
+    }
+}
+
+/// The send's category: the request's, else its template's; an address
+/// send of inline content defaults to `transactional`.
+fn category(request: &SendRequest, source: &Source<'_>) -> Result<Option<String>, ApiError> {
+    match (&request.category, source) {
+        (Some(asked), Source::Template { template, .. }) if *asked != template.category => {
+            Err(ApiError::invalid(
+                "category_mismatch",
+                "category",
+                format!(
+                    "template {:?} is for category {:?}, not {asked:?}",
+                    template.name, template.category
+                ),
+            ))
+        }
+        (Some(asked), _) => Ok(Some(asked.clone())),
+        (None, Source::Template { template, .. }) => Ok(Some(template.category.clone())),
+        (None, Source::Inline(_)) => Ok(None),
+    }
 }
 
 /// `channel` + `to` (+ optional `category`, default `transactional`): planned
@@ -158,6 +229,7 @@ async fn address_route(
     state: &AppState,
     routing: &Routing,
     request: &SendRequest,
+    source: Source<'_>,
     channel: &str,
     now: i64,
 ) -> Result<Route, ApiError> {
@@ -213,7 +285,8 @@ async fn address_route(
             ));
         }
     };
-    let category = request.category.as_deref().unwrap_or(DEFAULT_CATEGORY);
+    let category = category(request, &source)?.unwrap_or_else(|| DEFAULT_CATEGORY.to_owned());
+    let category_config = category_config(routing, &category)?;
     // A phone number is in E.164 already: its key needs no second parse.
     let key = match channel {
         Channel::Sms | Channel::Whatsapp => address.clone(),
@@ -224,10 +297,30 @@ async fn address_route(
         channel,
         address: key,
     };
-    let facts = facts(state, routing, audience, &scope, category, now).await?;
+    let facts = facts(state, routing, audience, &scope, &category, now).await?;
     let profile = Profile::of_address(channel, &address, &facts.profiles);
-    let plan = plan_for(routing, &profile, &facts, category, Some(&[channel]), now)?;
-    let content = request.content.for_channel(channel)?;
+    let words = Words::new(
+        source,
+        &category,
+        category_config,
+        request.locale.as_deref().or(profile.locale.as_deref()),
+        routing::plan::region(&profile, &routing.policy).0,
+        None,
+        state.unsubscribe.as_ref(),
+        now,
+    );
+    // An address send says one thing on its one channel, sent or not.
+    let said = words.for_channel(channel)?;
+    let plan = plan_for(
+        routing,
+        &profile,
+        &facts,
+        &category,
+        Some(&[channel]),
+        said.segments,
+        now,
+    )?;
+    let template = words.summary(&[(channel, &said)]);
     Ok(Route {
         channel,
         recipient: address,
@@ -242,16 +335,19 @@ async fn address_route(
                 content: None,
             })
             .collect(),
-        content,
+        content: said.content,
         plan,
+        template,
     })
 }
 
-/// `customer_id` + `category`: the planner picks the channels.
+/// `customer_id` + `category`: the planner picks the channels, and each
+/// chosen channel gets its own words.
 async fn customer_route(
     state: &AppState,
     routing: &Routing,
     request: &SendRequest,
+    source: Source<'_>,
     customer_id: &str,
     now: i64,
 ) -> Result<Route, ApiError> {
@@ -262,16 +358,21 @@ async fn customer_route(
             "give customer_id or to, not both",
         ));
     }
-    let category = request.category.as_deref().ok_or_else(|| {
+    let category = category(request, &source)?.ok_or_else(|| {
         ApiError::invalid(
             "missing_category",
             "category",
-            "customer sends need a category",
+            "customer sends need a category (or a template, which has one)",
         )
     })?;
+    let category_config = category_config(routing, &category)?;
+    let inline_shared = match &source {
+        Source::Inline(content) => Some(content.shared()),
+        Source::Template { .. } => None,
+    };
     let scope = format!("customer:{customer_id}");
     let audience = Audience::Customer(customer_id.to_owned());
-    let facts = facts(state, routing, audience, &scope, category, now).await?;
+    let facts = facts(state, routing, audience, &scope, &category, now).await?;
     let profile = facts.profiles.first().ok_or_else(|| {
         ApiError::invalid(
             "unknown_customer",
@@ -279,37 +380,91 @@ async fn customer_route(
             format!("no customer {customer_id:?}"),
         )
     })?;
+    let words = Words::new(
+        source,
+        &category,
+        category_config,
+        request.locale.as_deref().or(profile.locale.as_deref()),
+        routing::plan::region(profile, &routing.policy).0,
+        Some(customer_id),
+        state.unsubscribe.as_ref(),
+        now,
+    );
+    // The SMS text first: the plan prices SMS by its segments. It only
+    // fails the send if the plan picks SMS.
+    let mut sms = Some(words.for_channel(Channel::Sms));
+    let segments = sms
+        .as_ref()
+        .and_then(|s| s.as_ref().ok())
+        .and_then(|s| s.segments);
     let plan = plan_for(
         routing,
         profile,
         &facts,
-        category,
+        &category,
         request.channels.as_deref(),
+        segments,
         now,
     )?;
+    let mut said: Vec<(Channel, ChannelWords)> = Vec::new();
     let mut deliveries = Vec::with_capacity(plan.deliveries.len());
     for planned in &plan.deliveries {
+        if !said.iter().any(|(c, _)| *c == planned.channel) {
+            let words = match planned.channel {
+                Channel::Sms => sms
+                    .take()
+                    .unwrap_or_else(|| words.for_channel(Channel::Sms))?,
+                channel => words.for_channel(channel)?,
+            };
+            said.push((planned.channel, words));
+        }
+        let content = said
+            .iter()
+            .find(|(c, _)| *c == planned.channel)
+            .map(|(_, w)| w.content.clone());
         deliveries.push(NewDelivery {
             channel: planned.channel,
             connector: planned.connector.clone(),
             address: planned.address.clone(),
-            content: Some(request.content.for_channel(planned.channel)?),
+            content,
         });
     }
-    let first = deliveries.first();
-    let content = match (&request.content.text, first) {
-        (Some(_), Some(d)) => request.content.for_channel(d.channel)?,
-        (_, Some(d)) => d.content.clone().unwrap_or_default(),
-        (_, None) => request.content.shared(),
+    let rendered: Vec<(Channel, &ChannelWords)> = said.iter().map(|(c, w)| (*c, w)).collect();
+    let template = words.summary(&rendered);
+    let content = match (said.first(), inline_shared) {
+        (Some((_, first)), _) => first.content.clone(),
+        (None, Some(shared)) => shared,
+        (None, None) => Content::default(),
     };
     Ok(Route {
-        channel: first.map_or(Channel::Sms, |d| d.channel),
+        channel: deliveries.first().map_or(Channel::Sms, |d| d.channel),
         recipient: scope.clone(),
         scope,
         content,
         deliveries,
         plan,
+        template,
     })
+}
+
+/// The category's rules, or `422` for a category nobody configured.
+fn category_config<'r>(
+    routing: &'r Routing,
+    category: &str,
+) -> Result<&'r CategoryConfig, ApiError> {
+    routing
+        .policy
+        .categories
+        .get(category)
+        .ok_or_else(|| unknown_category(category))
+}
+
+fn unknown_category(category: &str) -> ApiError {
+    ApiError::invalid(
+        "unknown_category",
+        "category",
+        format!("no category {category:?} is configured"),
+    )
 }
 
 /// What the store knows that planning needs, in one read: the audience's
@@ -343,24 +498,23 @@ fn plan_for(
     facts: &PlanningFacts,
     category: &str,
     channels: Option<&[Channel]>,
+    sms: Option<Segments>,
     now: i64,
 ) -> Result<Plan, ApiError> {
     let now_ts = jiff::Timestamp::from_millisecond(now).map_err(ApiError::internal)?;
     routing::plan(
-        routing::Request { category, channels },
+        routing::Request {
+            category,
+            channels,
+            sms,
+        },
         profile,
         &facts.suppressions,
         &routing.policy,
         now_ts,
         facts.recent,
     )
-    .map_err(|e| {
-        ApiError::invalid(
-            "unknown_category",
-            "category",
-            format!("no category {:?} is configured", e.0),
-        )
-    })
+    .map_err(|e| unknown_category(&e.0))
 }
 
 /// A phone number in strict E.164, or the API's `invalid_phone` error.

@@ -21,7 +21,20 @@ pub struct SendRequest {
     /// For customer sends: an explicit channel order, still subject to consent.
     #[serde(default)]
     pub channels: Option<Vec<Channel>>,
-    pub content: ContentRequest,
+    /// What to say; or give `template` and `data` instead.
+    #[serde(default)]
+    pub content: Option<ContentRequest>,
+    /// A template from `[templates].dir`: each chosen channel gets its own
+    /// variant, rendered with `data` in the customer's language.
+    #[serde(default)]
+    pub template: Option<String>,
+    /// The template's variables.
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub data: serde_json::Map<String, serde_json::Value>,
+    /// BCP 47, e.g. `nl-BE`: the template's language (default: the customer's `locale`).
+    #[serde(default)]
+    pub locale: Option<String>,
     /// Same as the `Idempotency-Key` header.
     #[serde(default)]
     pub idempotency_key: Option<String>,

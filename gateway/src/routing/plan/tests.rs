@@ -51,18 +51,10 @@ fn policy(strategy: Strategy) -> Policy {
                 max: 3,
                 per: 7 * 86_400_000,
             }),
-            respect_suppressions: true,
+            ..CategoryConfig::transactional()
         },
     );
-    categories.insert(
-        "transactional".to_owned(),
-        CategoryConfig {
-            consent: ConsentMode::OptOut,
-            quiet_hours: None,
-            frequency_cap: None,
-            respect_suppressions: true,
-        },
-    );
+    categories.insert("transactional".to_owned(), CategoryConfig::transactional());
     let connector = |name: &str, channel, costs: &[(&str, f64)]| ConnectorRoute {
         name: name.to_owned(),
         channel,
@@ -139,6 +131,7 @@ fn transactional() -> Request<'static> {
     Request {
         category: "transactional",
         channels: None,
+        sms: None,
     }
 }
 
@@ -231,6 +224,7 @@ fn the_first_channel_follows_region_consent_and_addresses() {
             request: Request {
                 category: "transactional",
                 channels: Some(&[Channel::Sms, Channel::Email]),
+                sms: None,
             },
             strategy: Strategy::Ordered,
             first: Some(Channel::Sms),
@@ -305,6 +299,7 @@ fn an_sms_opt_out_is_never_overridden() {
         let request = Request {
             category: "transactional",
             channels,
+            sms: None,
         };
         let plan = plan(
             request,
@@ -334,6 +329,7 @@ fn marketing_needs_an_opt_in_where_transactional_does_not() {
     let marketing = Request {
         category: "marketing",
         channels: None,
+        sms: None,
     };
     let plan_m = plan(
         marketing,
@@ -407,6 +403,7 @@ fn quiet_hours_defer_to_the_windows_end_in_the_customers_zone_across_dst() {
     let marketing = Request {
         category: "marketing",
         channels: None,
+        sms: None,
     };
     // 23:00 in Amsterdam the night clocks go forward (CET -> CEST at 02:00).
     let late: Timestamp = "2026-03-28T22:00:00Z".parse().unwrap();
@@ -473,6 +470,7 @@ fn a_reached_frequency_cap_suppresses_with_its_reason() {
     let marketing = Request {
         category: "marketing",
         channels: None,
+        sms: None,
     };
     let under = plan(
         marketing,
@@ -508,6 +506,7 @@ fn an_unknown_category_is_an_error() {
     let request = Request {
         category: "gossip",
         channels: None,
+        sms: None,
     };
     assert_eq!(
         plan(
@@ -595,4 +594,71 @@ fn a_dead_push_token_gives_way_to_the_next() {
     )
     .unwrap();
     assert_eq!(plan.deliveries[0].address, "alive");
+}
+
+#[test]
+fn an_sms_costs_its_price_per_segment() {
+    // The same customer and connectors; only the SMS text's length changes.
+    let profile = customer(
+        Some("US"),
+        false,
+        Some("+14155550100"),
+        Some("+14155550100"),
+        false,
+    );
+    let one = crate::sms::segments("Your code is 1234");
+    let three = crate::sms::segments(&"x".repeat(400));
+    assert_eq!((one.segments, three.segments), (1, 3));
+    let sms_cost = |sms| {
+        let request = Request {
+            category: "transactional",
+            channels: Some(&[Channel::Sms, Channel::Whatsapp]),
+            sms: Some(sms),
+        };
+        let plan = plan(
+            request,
+            &profile,
+            &[],
+            &policy(Strategy::Cheapest),
+            noon(),
+            0,
+        )
+        .unwrap();
+        let sms = plan
+            .channels
+            .iter()
+            .find(|c| c.channel == Channel::Sms)
+            .unwrap()
+            .clone();
+        (
+            plan.channels[0].channel,
+            sms.cost.unwrap(),
+            sms.sms.unwrap().segments,
+        )
+    };
+    // 0.0079 for one segment: WhatsApp (0.005) is cheaper either way.
+    let (first, cost, segments) = sms_cost(one);
+    assert_eq!((first, segments), (Channel::Whatsapp, 1));
+    assert!((cost - 0.0079).abs() < 1e-9, "{cost}");
+    let (_, cost, segments) = sms_cost(three);
+    assert_eq!(segments, 3);
+    assert!((cost - 3.0 * 0.0079).abs() < 1e-9, "{cost}");
+    // And the plan says so where the platform reads it.
+    let request = Request {
+        category: "transactional",
+        channels: Some(&[Channel::Sms]),
+        sms: Some(three),
+    };
+    let plan = plan(
+        request,
+        &profile,
+        &[],
+        &policy(Strategy::Ordered),
+        noon(),
+        0,
+    )
+    .unwrap();
+    let json = serde_json::to_value(&plan.channels[0]).unwrap();
+    assert_eq!(json["encoding"], "GSM-7");
+    assert_eq!(json["segments"], 3);
 }

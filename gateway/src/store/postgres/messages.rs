@@ -140,16 +140,17 @@ pub async fn insert_rows(db: &impl Sql, batch: &[&NewMessage]) -> Result<(), Sto
         "WITH m AS (
              INSERT INTO messages (id, status, status_reason, channel, recipient, scope, content,
                  created_at, updated_at, send_at, expires_at, cancel_key, dedup_key, callback_url,
-                 customer_id, category, plan)
+                 customer_id, category, plan, template)
              SELECT id, status, status_reason, channel, recipient, scope, content,
                     created_at, created_at, send_at, expires_at, cancel_key, dedup_key,
-                    callback_url, customer_id, category, plan
+                    callback_url, customer_id, category, plan, template
              FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
                          $7::text[], $8::bigint[], $9::bigint[], $10::bigint[], $11::text[],
-                         $12::text[], $13::text[], $14::text[], $15::text[], $16::text[])
+                         $12::text[], $13::text[], $14::text[], $15::text[], $16::text[],
+                         $24::text[])
                  AS m (id, status, status_reason, channel, recipient, scope, content,
                        created_at, send_at, expires_at, cancel_key, dedup_key, callback_url,
-                       customer_id, category, plan))
+                       customer_id, category, plan, template))
          INSERT INTO deliveries (message_id, seq, channel, connector, address, content, state, due_at)
          SELECT message_id, seq, channel, connector, address, content,
                 CASE WHEN seq = 0 THEN 'pending' ELSE 'waiting' END, due_at
@@ -180,6 +181,7 @@ pub async fn insert_rows(db: &impl Sql, batch: &[&NewMessage]) -> Result<(), Sto
             &d.address,
             &d.content,
             &d.due_at,
+            &m.template,
         ],
     )
     .await?;
@@ -205,6 +207,7 @@ struct MessageColumns<'a> {
     customer_id: Vec<Option<&'a str>>,
     category: Vec<Option<&'a str>>,
     plan: Vec<Option<&'a str>>,
+    template: Vec<Option<&'a str>>,
 }
 
 impl<'a> MessageColumns<'a> {
@@ -226,6 +229,7 @@ impl<'a> MessageColumns<'a> {
         self.customer_id.push(m.customer_id.as_deref());
         self.category.push(m.category.as_deref());
         self.plan.push(m.plan.as_deref());
+        self.template.push(m.template.as_deref());
         Ok(())
     }
 }
@@ -458,7 +462,7 @@ pub async fn read(db: &impl Sql, id: &str) -> Result<Option<MessageRecord>, Stor
         .opt(
             "SELECT status, status_reason, channel, recipient, created_at, updated_at,
                     delivered_by, provider_message_id, send_at, expires_at, cancel_key, dedup_key,
-                    delivered_channel, customer_id, category, plan
+                    delivered_channel, customer_id, category, plan, template
              FROM messages WHERE id = $1",
             &[&id],
         )
@@ -515,6 +519,7 @@ pub async fn read(db: &impl Sql, id: &str) -> Result<Option<MessageRecord>, Stor
         customer_id: r.get(13),
         category: r.get(14),
         plan: r.get(15),
+        template: r.get(16),
         attempts,
         events,
     }))

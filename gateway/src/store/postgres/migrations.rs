@@ -7,9 +7,10 @@ use crate::store::StoreError;
 use crate::store::migrations::{self, Migration, SchemaStatus};
 use deadpool_postgres::Object;
 
-pub const MIGRATIONS: [Migration; 2] = [
+pub const MIGRATIONS: [Migration; 3] = [
     migrations::step(1, BASELINE),
     migrations::step(2, "ALTER TABLE attempts ADD COLUMN node TEXT;"),
+    migrations::step(3, "ALTER TABLE messages ADD COLUMN template TEXT;"),
 ];
 
 /// Unlike SQLite's, the rows that belong to a message (deliveries, attempts,

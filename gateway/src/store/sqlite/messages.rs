@@ -60,8 +60,8 @@ pub fn insert(conn: &Connection, m: &NewMessage) -> Result<Inserted, StoreError>
     conn.prepare_cached(
         "INSERT INTO messages (id, status, status_reason, channel, recipient, scope, content,
              created_at, updated_at, send_at, expires_at, cancel_key, dedup_key, callback_url,
-             customer_id, category, plan)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+             customer_id, category, plan, template)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
     )?
     .execute(params![
         m.id,
@@ -80,6 +80,7 @@ pub fn insert(conn: &Connection, m: &NewMessage) -> Result<Inserted, StoreError>
         m.customer_id,
         m.category,
         m.plan,
+        m.template,
     ])?;
     let mut delivery = conn.prepare_cached(
         "INSERT INTO deliveries (message_id, seq, channel, connector, address, content, state, due_at)
@@ -296,7 +297,7 @@ pub fn read(conn: &Connection, id: &str) -> Result<Option<MessageRecord>, StoreE
         .prepare_cached(
             "SELECT status, status_reason, channel, recipient, created_at, updated_at,
                     delivered_by, provider_message_id, send_at, expires_at, cancel_key, dedup_key,
-                    delivered_channel, customer_id, category, plan
+                    delivered_channel, customer_id, category, plan, template
              FROM messages WHERE id = ?1",
         )?
         .query_row(params![id], |r| {
@@ -317,6 +318,7 @@ pub fn read(conn: &Connection, id: &str) -> Result<Option<MessageRecord>, StoreE
                 customer_id: r.get(13)?,
                 category: r.get(14)?,
                 plan: r.get(15)?,
+                template: r.get(16)?,
             })
         })
         .optional()?;
@@ -371,6 +373,7 @@ pub fn read(conn: &Connection, id: &str) -> Result<Option<MessageRecord>, StoreE
         customer_id: row.customer_id,
         category: row.category,
         plan: row.plan,
+        template: row.template,
         attempts,
         events,
     }))
@@ -393,6 +396,7 @@ struct MessageRow {
     customer_id: Option<String>,
     category: Option<String>,
     plan: Option<String>,
+    template: Option<String>,
 }
 
 /// A row of `attempts`; the outer error is SQLite's, the inner one bad data.

@@ -13,9 +13,10 @@ PRAGMA busy_timeout = 5000;
 ";
 
 /// Every step, in order.
-pub const MIGRATIONS: [Migration; 2] = [
+pub const MIGRATIONS: [Migration; 3] = [
     migrations::step(1, BASELINE),
     migrations::step(2, "ALTER TABLE attempts ADD COLUMN node TEXT;"),
+    migrations::step(3, "ALTER TABLE messages ADD COLUMN template TEXT;"),
 ];
 
 /// The schema as the releases before versioning left it. Every statement is

@@ -20,7 +20,10 @@
 //!   callbacks out to the platform, signed and retried from an outbox.
 //! - [`outbound`]: the HTTP client connectors and callbacks share.
 //! - [`metrics`]: counters and histograms for `/metrics`.
-//! - [`live`]: the reloadable part of the configuration (routing, categories, connectors).
+//! - [`live`]: the reloadable part of the configuration (routing, categories, connectors, templates).
+//! - [`templates`]: template folders per channel and locale, compiled, checked and rendered.
+//! - [`locale`]: BCP 47 tags and the fallback chain templates and SMS footers are chosen by.
+//! - [`sms`]: GSM-7/UCS-2 encoding, segment counts and smart encoding of SMS text.
 //! - `server`: the HTTP server under the API: timeouts and a connection limit.
 //! - [`origin`]: scheme, host and port, as `allowed_hosts` lists and requests are checked.
 //! - [`message`]: the vocabulary the others share (channel, status and its lifecycle, content).
@@ -31,6 +34,7 @@ pub mod customer;
 pub mod dispatch;
 pub(crate) mod every;
 pub mod live;
+pub mod locale;
 pub mod message;
 pub mod metrics;
 pub mod origin;

@@ -4,7 +4,10 @@
 //! 1. One sandboxed instantiate+deliver, with no I/O (test-faults `ok`) and
 //!    through the Twilio connector to the simulator, beside the bare
 //!    provider round trip from the same host client.
-//! 2. End to end: the `crossgate` binary as a child process, messages
+//! 2. What templates and SMS shaping add to an accept, in process: one
+//!    channel rendered from a template, SMS segments counted, an
+//!    unsubscribe link signed.
+//! 3. End to end: the `crossgate` binary as a child process, messages
 //!    posted over HTTP at fixed concurrency until all reach the simulator;
 //!    accepted/s, delivered/s, accept latency and the gateway's peak RSS.
 //!    Once on SQLite, and once on PostgreSQL when `CROSSGATE_TEST_POSTGRES_URL`
@@ -65,6 +68,66 @@ fn message<'a>(id: &'a str, content: &'a Content) -> Outgoing<'a> {
         to: "+31612345678",
         content,
     }
+}
+
+/// The mean cost of `f` over `n` calls: these take microseconds or less,
+/// below what one clock reading per call can resolve.
+fn per_call(name: &str, n: usize, mut f: impl FnMut()) {
+    for _ in 0..n / 10 {
+        f();
+    }
+    let start = Instant::now();
+    for _ in 0..n {
+        f();
+    }
+    let mean = start.elapsed() / n as u32;
+    println!(
+        "{name:<48} mean {:>9.2} µs   (n={n})",
+        mean.as_secs_f64() * 1e6
+    );
+}
+
+/// The accept path's new per-send work, with the shipped templates.
+fn templates_and_sms() {
+    use crossgate::locale;
+    use crossgate::templates::Extras;
+    let categories = ["transactional", "marketing"].map(String::from).into();
+    let templates = crossgate::templates::load(&repo_root().join("config/templates"), &categories)
+        .expect("the shipped templates load");
+    let data = serde_json::json!({"name": "Ada", "order_id": "A-1001", "total": "€42.50"});
+    let data = data.as_object().unwrap();
+    let chain = locale::chain(Some("nl-BE"), "en");
+    let extras = Extras::default();
+    let render = |channel| {
+        templates
+            .render("order_confirmation", channel, &chain, data, &extras)
+            .unwrap()
+    };
+    per_call("template: SMS variant (nl-BE -> nl)", 20_000, || {
+        std::hint::black_box(render(Channel::Sms));
+    });
+    per_call("template: email, text made from its HTML", 5_000, || {
+        std::hint::black_box(render(Channel::Email));
+    });
+    let text = "Hoi Ada, bestelling A-1001 (€42.50) is bevestigd. ".repeat(3);
+    per_call("SMS segments, 153 GSM-7 characters", 100_000, || {
+        std::hint::black_box(crossgate::sms::segments(std::hint::black_box(&text)));
+    });
+    let typed = "Don\u{2019}t miss it \u{2013} \u{201C}20% off\u{201D}".repeat(4);
+    per_call("SMS smart encoding, 128 characters", 100_000, || {
+        std::hint::black_box(crossgate::sms::smart_encode(std::hint::black_box(&typed)));
+    });
+    let who = crossgate::customer::unsubscribe::Unsubscribe {
+        customer_id: "customer-42".into(),
+        category: "marketing".into(),
+        expires_at: 1_900_000_000_000,
+    };
+    per_call("unsubscribe link signed", 100_000, || {
+        std::hint::black_box(crossgate::customer::unsubscribe::sign(
+            b"a secret of some length",
+            &who,
+        ));
+    });
 }
 
 async fn sandbox(sim: &ProviderSim, work: &Path) {
@@ -402,6 +465,7 @@ fn main() {
         let work = tempfile::tempdir().expect("temp dir");
         let sim = ProviderSim::start().await.expect("simulator");
         sandbox(&sim, work.path()).await;
+        templates_and_sms();
         // `CROSSGATE_BENCH_STORE=sqlite` or `=postgres` measures one only.
         let only = std::env::var("CROSSGATE_BENCH_STORE").ok();
         let mut stores = Vec::new();

@@ -209,7 +209,7 @@ async fn the_openapi_document_covers_every_route_and_the_readme() {
         .skip(1)
         .filter_map(|block| block.split("```").next())
         .filter_map(|json| serde_json::from_str::<serde_json::Value>(json).ok())
-        .filter(|v| v.get("content").is_some())
+        .filter(|v| v.get("content").is_some() || v.get("template").is_some())
         .collect();
     assert!(
         examples.len() >= 2,

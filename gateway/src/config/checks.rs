@@ -192,19 +192,12 @@ fn callbacks(
     env: &dyn Fn(&str) -> Option<String>,
     errors: &mut Vec<ConfigError>,
 ) {
-    if let Some(secret) = &config.callbacks.secret {
-        match resolve_secret(secret.get_ref(), env) {
-            Ok(value) if value.len() >= 16 => {
-                config.callbacks.secret = Some(Spanned::new(secret.span(), value));
-            }
-            Ok(_) => errors.push(ConfigError::new(
-                "callbacks.secret",
-                Some(secret.span()),
-                "must be at least 16 characters",
-            )),
-            Err(e) => errors.push(ConfigError::new("callbacks.secret", Some(secret.span()), e)),
-        }
-    }
+    signing_secret(
+        "callbacks.secret",
+        &mut config.callbacks.secret,
+        env,
+        errors,
+    );
     if let Some(url) = &config.callbacks.default_url {
         if let Err(e) = callback_url(url.get_ref(), &config.callbacks.allowed_hosts) {
             errors.push(ConfigError::new(
@@ -223,29 +216,41 @@ fn callbacks(
     }
 }
 
+/// A key that signs what others verify: resolved, and long enough to
+/// resist guessing.
+fn signing_secret(
+    key: &str,
+    secret: &mut Option<Spanned<String>>,
+    env: &dyn Fn(&str) -> Option<String>,
+    errors: &mut Vec<ConfigError>,
+) {
+    let Some(given) = secret.as_ref() else {
+        return;
+    };
+    let span = given.span();
+    match resolve_secret(given.get_ref(), env) {
+        Ok(value) if value.len() >= 16 => *secret = Some(Spanned::new(span, value)),
+        Ok(_) => errors.push(ConfigError::new(
+            key,
+            Some(span),
+            "must be at least 16 characters",
+        )),
+        Err(e) => errors.push(ConfigError::new(key, Some(span), e)),
+    }
+}
+
 /// `[unsubscribe]`: a long enough secret, a mailto that is an address.
 fn unsubscribe(
     config: &mut Config,
     env: &dyn Fn(&str) -> Option<String>,
     errors: &mut Vec<ConfigError>,
 ) {
-    if let Some(secret) = &config.unsubscribe.secret {
-        match resolve_secret(secret.get_ref(), env) {
-            Ok(value) if value.len() >= 16 => {
-                config.unsubscribe.secret = Some(Spanned::new(secret.span(), value));
-            }
-            Ok(_) => errors.push(ConfigError::new(
-                "unsubscribe.secret",
-                Some(secret.span()),
-                "must be at least 16 characters",
-            )),
-            Err(e) => errors.push(ConfigError::new(
-                "unsubscribe.secret",
-                Some(secret.span()),
-                e,
-            )),
-        }
-    }
+    signing_secret(
+        "unsubscribe.secret",
+        &mut config.unsubscribe.secret,
+        env,
+        errors,
+    );
     if let Some(mailto) = &config.unsubscribe.mailto
         && let Err(e) = crate::customer::email(mailto.get_ref())
     {
@@ -278,8 +283,7 @@ fn sms_footers(config: &Config, errors: &mut Vec<ConfigError>) {
                 ));
             }
             if let Some((locale, _)) = by_locale.iter().find(|(l, text)| {
-                l.as_str() != "default" && !crate::templates::locale::valid(l)
-                    || text.trim().is_empty()
+                l.as_str() != "default" && !crate::locale::valid(l) || text.trim().is_empty()
             }) {
                 errors.push(ConfigError::new(
                     format!("{key}.{locale}"),

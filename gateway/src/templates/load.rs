@@ -3,7 +3,8 @@
 //! problem reported as `file:line:col`, so a broken template fails
 //! `crossgate check` and a start or reload, never a send.
 
-use super::{BUILTINS, Extras, PARTS, Template, Templates, WhatsappMapping, locale};
+use super::{BUILTINS, Extras, PARTS, Template, Templates, WhatsappMapping};
+use crate::locale;
 use crate::message::Channel;
 use minijinja::{AutoEscape, Environment, UndefinedBehavior};
 use serde::Deserialize;
@@ -524,7 +525,7 @@ mod tests {
         let templates = load(dir.path(), &categories()).unwrap();
         let data = serde_json::json!({"name": "<Ada & Bob>"});
         let data = data.as_object().unwrap();
-        let chain = super::locale::chain(Some("nl-BE"), "en");
+        let chain = crate::locale::chain(Some("nl-BE"), "en");
         let email = templates
             .render("t", Channel::Email, &chain, data, &Default::default())
             .unwrap();

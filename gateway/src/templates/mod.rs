@@ -14,11 +14,10 @@
 //! channel its plan chose, so a fallback from email to SMS sends the SMS
 //! text, not the email squeezed into an SMS. A channel's parts all come
 //! from one locale, the first of the customer's fallback chain that has the
-//! channel ([`locale::chain`]). Undefined variables are errors, never empty
+//! channel ([`crate::locale::chain`]). Undefined variables are errors, never empty
 //! text; only `email.html` is HTML-escaped.
 
 mod load;
-pub mod locale;
 
 pub use load::{TemplateError, load};
 

@@ -6,10 +6,11 @@
 use super::content::{ContentRequest, MAX_TEXT_CHARS, check_characters};
 use crate::api::ApiError;
 use crate::customer::unsubscribe::{self, Unsubscribe};
+use crate::locale;
 use crate::message::{Channel, Content};
 use crate::routing::policy::{CategoryConfig, ConsentMode};
 use crate::sms::{self, Segments};
-use crate::templates::{Extras, RenderError, Template, Templates, locale};
+use crate::templates::{Extras, RenderError, Template, Templates};
 use serde_json::{Map, Value, json};
 
 /// The longest email body (text or HTML) a template may render.

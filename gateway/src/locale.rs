@@ -1,4 +1,5 @@
-//! Which of a template's locales a customer reads: their own, then each
+//! Locale tags as customers and templates carry them, and which of a
+//! template's locales (or an SMS footer's) a customer reads: their own, then each
 //! shorter form of it, then the template's default (`nl-BE` -> `nl` -> `en`).
 
 /// The locales to try, most specific first, without repeats. Locale tags

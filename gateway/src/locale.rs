@@ -45,13 +45,20 @@ pub fn normalise(tag: &str) -> String {
         .join("-")
 }
 
-/// Whether `tag` looks like a BCP 47 locale tag a folder may be named after.
+/// Whether `tag` is a BCP 47 language tag of the common shape: a language
+/// (2-3 lower-case letters), then optionally a script (4 letters), a region
+/// (2 upper-case letters or 3 digits); `_` is read as `-`.
 pub fn valid(tag: &str) -> bool {
-    let mut parts = tag.split('-');
-    let language = parts.next().unwrap_or_default();
-    (2..=3).contains(&language.len())
-        && language.bytes().all(|b| b.is_ascii_lowercase())
-        && parts.all(|p| (2..=8).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_alphanumeric()))
+    let mut parts = tag.split(['-', '_']);
+    let language = parts.next().unwrap_or("");
+    if !(2..=3).contains(&language.len()) || !language.bytes().all(|b| b.is_ascii_lowercase()) {
+        return false;
+    }
+    parts.all(|p| {
+        (p.len() == 4 && p.bytes().all(|b| b.is_ascii_alphabetic()))
+            || (p.len() == 2 && p.bytes().all(|b| b.is_ascii_uppercase()))
+            || (p.len() == 3 && p.bytes().all(|b| b.is_ascii_digit()))
+    })
 }
 
 #[cfg(test)]

@@ -226,6 +226,12 @@ async fn what_a_template_cannot_render_is_refused_and_nothing_is_stored() {
             "data.total",
         ),
         (
+            json!({"customer_id": "c-1", "template": "order_confirmation", "locale": "../../etc",
+                   "data": {"name": "Ada", "order_id": "A-1", "total": "1"}}),
+            "invalid_locale",
+            "locale",
+        ),
+        (
             json!({"customer_id": "c-1", "template": "no_such_template", "data": {}}),
             "unknown_template",
             "template",

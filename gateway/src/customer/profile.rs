@@ -296,7 +296,7 @@ impl Profile {
             })?;
         }
         if let Some(locale) = &self.locale
-            && !is_locale(locale)
+            && !crate::locale::valid(locale)
         {
             return Err(invalid(
                 "invalid_locale",
@@ -389,19 +389,6 @@ fn is_country(code: &str) -> bool {
 }
 
 /// `language[-Script][-REGION]`, the subset of BCP 47 that messaging uses.
-fn is_locale(tag: &str) -> bool {
-    let mut parts = tag.split(['-', '_']);
-    let language = parts.next().unwrap_or("");
-    if !(2..=3).contains(&language.len()) || !language.bytes().all(|b| b.is_ascii_lowercase()) {
-        return false;
-    }
-    parts.all(|p| {
-        (p.len() == 4 && p.bytes().all(|b| b.is_ascii_alphabetic()))
-            || (p.len() == 2 && p.bytes().all(|b| b.is_ascii_uppercase()))
-            || (p.len() == 3 && p.bytes().all(|b| b.is_ascii_digit()))
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -183,17 +183,20 @@ pub struct FrequencyCap {
 
 pub(crate) fn duration_ms<'de, D: serde::Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
     let text = String::deserialize(d)?;
+    parse_duration(&text).map_err(serde::de::Error::custom)
+}
+
+/// A positive duration like `"7d"`, `"24h"` or `"90s"`, in milliseconds.
+pub fn parse_duration(text: &str) -> Result<i64, String> {
     let span: jiff::Span = text
         .parse()
-        .map_err(|e| serde::de::Error::custom(format!("invalid duration {text:?}: {e}")))?;
+        .map_err(|e| format!("invalid duration {text:?}: {e}"))?;
     let duration = span
         .to_duration(jiff::SpanRelativeTo::days_are_24_hours())
-        .map_err(|e| serde::de::Error::custom(format!("invalid duration {text:?}: {e}")))?;
+        .map_err(|e| format!("invalid duration {text:?}: {e}"))?;
     let ms = duration.as_millis();
     if ms <= 0 {
-        return Err(serde::de::Error::custom(format!(
-            "duration {text:?} must be positive"
-        )));
+        return Err(format!("duration {text:?} must be positive"));
     }
     Ok(i64::try_from(ms).unwrap_or(i64::MAX))
 }

@@ -21,7 +21,7 @@ use crate::routing::{self, Plan};
 use crate::sms::Segments;
 use crate::store::{Audience, DedupKey, NewDelivery, NewMessage, PlanningFacts};
 use crate::templates::Templates;
-use words::{ChannelWords, Source, Words};
+use words::{ChannelWords, Reader, Source, Words};
 
 /// A validated message and its plan.
 pub struct Composed {
@@ -301,11 +301,8 @@ async fn address_route(
     let profile = Profile::of_address(channel, &address, &facts.profiles);
     let words = Words::new(
         source,
-        &category,
-        category_config,
-        request.locale.as_deref().or(profile.locale.as_deref()),
-        routing::plan::region(&profile, &routing.policy).0,
-        None,
+        (&category, category_config),
+        reader(routing, request, &profile, None)?,
         state.unsubscribe.as_ref(),
         now,
     );
@@ -382,11 +379,8 @@ async fn customer_route(
     })?;
     let words = Words::new(
         source,
-        &category,
-        category_config,
-        request.locale.as_deref().or(profile.locale.as_deref()),
-        routing::plan::region(profile, &routing.policy).0,
-        Some(customer_id),
+        (&category, category_config),
+        reader(routing, request, profile, Some(customer_id))?,
         state.unsubscribe.as_ref(),
         now,
     );
@@ -444,6 +438,29 @@ async fn customer_route(
         deliveries,
         plan,
         template,
+    })
+}
+
+/// Who reads the send; a `locale` that is not a BCP 47 tag is refused.
+fn reader<'r>(
+    routing: &Routing,
+    request: &'r SendRequest,
+    profile: &'r Profile,
+    customer_id: Option<&'r str>,
+) -> Result<Reader<'r>, ApiError> {
+    if let Some(asked) = &request.locale
+        && !crate::locale::valid(&crate::locale::normalise(asked))
+    {
+        return Err(ApiError::invalid(
+            "invalid_locale",
+            "locale",
+            format!("{asked:?} is not a BCP 47 locale tag like nl or nl-BE"),
+        ));
+    }
+    Ok(Reader {
+        customer_id,
+        locale: request.locale.as_deref().or(profile.locale.as_deref()),
+        region: routing::plan::region(profile, &routing.policy).0,
     })
 }
 

@@ -59,17 +59,24 @@ pub struct ChannelWords {
     pub segments: Option<Segments>,
 }
 
+/// Who reads a send: what picks its language, footer and unsubscribe link.
+pub struct Reader<'r> {
+    /// Only a customer gets an unsubscribe link: it opts a customer out,
+    /// not an address.
+    pub customer_id: Option<&'r str>,
+    /// The send's `locale`, else the customer's.
+    pub locale: Option<&'r str>,
+    /// The routing region, for the SMS footer.
+    pub region: String,
+}
+
 impl<'a> Words<'a> {
     /// `links` makes an unsubscribe link when the category is opt-in and
-    /// the send is to a customer (a link opts a customer out, not an address).
-    #[allow(clippy::too_many_arguments)]
+    /// the reader is a customer.
     pub fn new(
         source: Source<'a>,
-        category_name: &str,
-        category: &'a CategoryConfig,
-        requested_locale: Option<&str>,
-        region: String,
-        customer_id: Option<&str>,
+        (category_name, category): (&str, &'a CategoryConfig),
+        reader: Reader<'_>,
         links: Option<&UnsubscribeLinks>,
         now: i64,
     ) -> Self {
@@ -77,8 +84,8 @@ impl<'a> Words<'a> {
             Source::Template { template, .. } => template.default_locale.as_str(),
             Source::Inline(_) => "default",
         };
-        let chain = locale::chain(requested_locale, default);
-        let link = match (links, customer_id) {
+        let chain = locale::chain(reader.locale, default);
+        let link = match (links, reader.customer_id) {
             (Some(links), Some(customer)) if category.consent == ConsentMode::OptIn => {
                 let token = unsubscribe::sign(
                     &links.secret,
@@ -103,10 +110,10 @@ impl<'a> Words<'a> {
             source,
             category,
             chain,
-            requested: requested_locale.map(locale::normalise),
-            region,
+            requested: reader.locale.map(locale::normalise),
+            region: reader.region,
             extras: Extras {
-                customer_id: customer_id.map(str::to_owned),
+                customer_id: reader.customer_id.map(str::to_owned),
                 unsubscribe_url: link.map(|(url, _)| url),
             },
             list_unsubscribe,

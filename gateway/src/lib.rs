@@ -33,6 +33,7 @@ pub mod config;
 pub mod customer;
 pub mod dispatch;
 pub(crate) mod every;
+pub mod journeys;
 pub mod live;
 pub mod locale;
 pub mod message;
@@ -93,6 +94,14 @@ pub async fn serve(
         anyhow::anyhow!("cannot load templates:\n{}", lines.join("\n"))
     })?;
     tracing::info!(count = templates.len(), "templates loaded");
+    let mistakes = journeys::check_config(&config, &templates);
+    if !mistakes.is_empty() {
+        let lines: Vec<String> = mistakes
+            .iter()
+            .map(|e| format!("{}: {}", e.key, e.message))
+            .collect();
+        anyhow::bail!("invalid journeys:\n{}", lines.join("\n"));
+    }
     let wake = Arc::new(Notify::new());
     let (stop, stopped) = watch::channel(false);
     let grace = Duration::from_millis(config.server.shutdown_grace_ms);
@@ -124,6 +133,17 @@ pub async fn serve(
         live,
         metrics,
     ));
+    let runner = journeys::runner::Runner::new(
+        &config.journey_runner,
+        store.clone(),
+        state.live.clone(),
+        Arc::new(api::journeys::JourneySends {
+            state: state.clone(),
+        }),
+        state.clock.clone(),
+        state.journeys_wake.clone(),
+    );
+    let running_journeys = tokio::spawn(runner.run(stopped.clone()));
     let sampling = tokio::spawn(state.backlog.clone().sample(store, stopped));
     tracing::info!(addr = %listener.local_addr()?, "crossgate listening");
     server::run(listener, api::router(state), &config.server, shutdown).await;
@@ -137,6 +157,7 @@ pub async fn serve(
     purging.await.context("key purger panicked")?;
     reloading.await.context("reload listener panicked")?;
     sampling.await.context("backlog sampler panicked")?;
+    running_journeys.await.context("journey runner panicked")?;
     Ok(())
 }
 
@@ -192,11 +213,18 @@ pub async fn check(
             report += &format!("{error}\n");
         }
     }
+    if let Ok(templates) = &templates {
+        let mistakes = journeys::check_config(&config, templates);
+        if !mistakes.is_empty() {
+            report += &config::ConfigReport::new(source_name, text, mistakes).to_string();
+        }
+    }
     match (plugins, templates) {
-        (Ok(host), Ok(templates)) => Ok(format!(
-            "{source_name}: ok ({} connectors loaded, {} templates checked)",
+        (Ok(host), Ok(templates)) if report.is_empty() => Ok(format!(
+            "{source_name}: ok ({} connectors loaded, {} templates checked, {} journeys)",
             host.connectors().count(),
-            templates.len()
+            templates.len(),
+            config.journeys.len()
         )),
         _ => Err(report),
     }

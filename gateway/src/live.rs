@@ -1,5 +1,5 @@
 //! The part of the configuration that may change while the gateway runs:
-//! regions, routing, categories, connectors with their plugins, and templates. Each
+//! regions, routing, categories, connectors with their plugins, templates and journeys. Each
 //! request and each attempt takes the current version once; a reload
 //! builds the next one completely (plugins loaded and checked) and swaps it
 //! whole, so nothing sees half of one and half of the other, and an invalid
@@ -26,6 +26,7 @@ pub struct Routing {
     pub max_attempts: HashMap<String, u32>,
     pub plugins: Arc<PluginHost>,
     pub templates: Arc<Templates>,
+    pub journeys: Arc<crate::journeys::Catalogue>,
 }
 
 impl Routing {
@@ -52,6 +53,7 @@ impl Routing {
                 .collect(),
             plugins: Arc::new(plugins),
             templates: Arc::new(templates),
+            journeys: Arc::new(crate::journeys::Catalogue::new(&config.journeys)),
         }
     }
 }
@@ -97,6 +99,10 @@ impl Live {
             let lines: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
             lines.join("\n")
         })?;
+        let mistakes = crate::journeys::check_config(&config, &templates);
+        if !mistakes.is_empty() {
+            return Err(config::ConfigReport::new(&name, &text, mistakes).to_string());
+        }
         let routing = Routing::new(&config, plugins, templates);
         let mut connectors: Vec<String> = routing.connector_channels.keys().cloned().collect();
         connectors.sort();

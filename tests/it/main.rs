@@ -9,6 +9,7 @@ mod durability;
 mod email;
 mod faults;
 mod hardening;
+mod journeys;
 mod layers;
 mod migrations;
 mod nodes;

@@ -7,10 +7,10 @@ use crossgate_tests::{DEFAULT_AUTH_TOKEN, ProviderSim};
 use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
 
-const PUBLIC_URL: &str = "https://gw.example.com";
+pub(crate) const PUBLIC_URL: &str = "https://gw.example.com";
 
 /// Twilio's signature: base64 HMAC-SHA1 over the URL and the sorted parameters.
-fn twilio_signature(url: &str, params: &[(&str, &str)], token: &str) -> String {
+pub(crate) fn twilio_signature(url: &str, params: &[(&str, &str)], token: &str) -> String {
     let mut sorted = params.to_vec();
     sorted.sort();
     let mut mac = Hmac::<sha1::Sha1>::new_from_slice(token.as_bytes()).unwrap();
@@ -22,7 +22,11 @@ fn twilio_signature(url: &str, params: &[(&str, &str)], token: &str) -> String {
     base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
 }
 
-async fn twilio_callback(gw: &TestGateway, params: &[(&str, &str)], token: &str) -> (u16, Value) {
+pub(crate) async fn twilio_callback(
+    gw: &TestGateway,
+    params: &[(&str, &str)],
+    token: &str,
+) -> (u16, Value) {
     let url = format!("{PUBLIC_URL}/v1/webhooks/twilio");
     let body = params
         .iter()

@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 /// Platform ids are opaque but bounded and URL-safe.
-fn check_id(id: &str) -> Result<(), ApiError> {
+pub(super) fn check_id(id: &str) -> Result<(), ApiError> {
     // Not `.` or `..` or any id starting with a dot: ids end up in paths and logs.
     let ok = (1..=128).contains(&id.len())
         && !id.starts_with('.')

@@ -9,6 +9,7 @@ mod customers;
 pub mod error;
 mod guard;
 mod idempotency;
+pub mod journeys;
 mod messages;
 pub mod openapi;
 mod operations;
@@ -64,6 +65,10 @@ pub struct AppState {
     pub own_hosts: Vec<String>,
     /// How one-click unsubscribe links are signed; none without `[unsubscribe].secret`.
     pub unsubscribe: Option<compose::UnsubscribeLinks>,
+    /// The journeys' time (the system's, or a manual one for tests).
+    pub clock: Arc<crate::journeys::runner::Clock>,
+    /// Tells the journey runner that events arrived.
+    pub journeys_wake: Arc<Notify>,
 }
 
 impl AppState {
@@ -112,6 +117,10 @@ impl AppState {
             }),
             public_url,
             own_hosts: own_hosts(config),
+            clock: Arc::new(crate::journeys::runner::Clock::new(
+                config.journey_runner.clock,
+            )),
+            journeys_wake: Arc::new(Notify::new()),
         }
     }
 }
@@ -138,6 +147,11 @@ pub fn router(state: Arc<AppState>) -> Router {
                 .put(suppressions::put)
                 .delete(suppressions::delete),
         )
+        .route("/v1/events", post(journeys::events))
+        .route("/v1/customers/{id}/journeys", get(journeys::customer_runs))
+        .route("/v1/journey-runs/{id}", get(journeys::run))
+        .route("/v1/journeys/{name}/simulate", post(journeys::simulate))
+        .route("/v1/admin/clock", post(journeys::clock))
         .route("/metrics", get(operations::metrics))
         .route("/v1/admin/reload", post(operations::reload))
         .route_layer(middleware::from_fn_with_state(

@@ -3,7 +3,8 @@
 //! drift from what the code accepts.
 
 use super::{
-    cancellations, customers, messages, operations, routes, suppressions, unsubscribe, webhooks,
+    cancellations, customers, journeys, messages, operations, routes, suppressions, unsubscribe,
+    webhooks,
 };
 use utoipa::OpenApi;
 
@@ -27,6 +28,11 @@ use utoipa::OpenApi;
         suppressions::delete,
         webhooks::receive,
         unsubscribe::unsubscribe,
+        journeys::events,
+        journeys::customer_runs,
+        journeys::run,
+        journeys::simulate,
+        journeys::clock,
         unsubscribe::page,
         operations::metrics,
         operations::ready,

@@ -36,6 +36,22 @@ pub fn parse_sections(
             "routing" => section(name, value, errors).map(|s| config.routing = s),
             "templates" => section(name, value, errors).map(|s| config.templates = s),
             "unsubscribe" => section(name, value, errors).map(|s| config.unsubscribe = s),
+            "journey_runner" => section(name, value, errors).map(|s| config.journey_runner = s),
+            "journeys" => match value.get_ref() {
+                // One journey at a time, so a mistake in one does not hide the next.
+                DeValue::Table(journeys) => {
+                    for (journey, body) in journeys.iter() {
+                        let key = format!("journeys.{}", journey.get_ref());
+                        if let Some(j) =
+                            section::<crate::journeys::JourneyConfig>(&key, body, errors)
+                        {
+                            config.journeys.insert(journey.get_ref().to_string(), j);
+                        }
+                    }
+                    Some(())
+                }
+                _ => section(name, value, errors).map(|s| config.journeys = s),
+            },
             "categories" => match value.get_ref() {
                 // One category at a time, so a mistake in one does not hide the next.
                 DeValue::Table(categories) => {
@@ -72,7 +88,7 @@ pub fn parse_sections(
                 errors.push(ConfigError::new(
                     name,
                     Some(key.span()),
-                    "unknown section, expected one of server, storage, plugins, dispatch, messages, callbacks, regions, routing, categories, connectors, templates, unsubscribe",
+                    "unknown section, expected one of server, storage, plugins, dispatch, messages, callbacks, regions, routing, categories, connectors, templates, unsubscribe, journeys, journey_runner",
                 ));
                 None
             }

@@ -12,8 +12,9 @@ mod schema;
 
 pub use report::{ConfigError, ConfigReport};
 pub use schema::{
-    ApiKeyConfig, CallbacksConfig, ConnectorConfig, DispatchConfig, MessagesConfig, NamedKey,
-    PluginsConfig, Scope, ServerConfig, StorageConfig, TemplatesConfig, UnsubscribeConfig,
+    ApiKeyConfig, CallbacksConfig, ClockMode, ConnectorConfig, DispatchConfig, JourneyRunnerConfig,
+    MessagesConfig, NamedKey, PluginsConfig, Scope, ServerConfig, StorageConfig, TemplatesConfig,
+    UnsubscribeConfig,
 };
 
 use crate::routing::policy::{CategoryConfig, ConnectorRoute, Policy, RoutingConfig};
@@ -41,6 +42,9 @@ pub struct Config {
     pub categories: BTreeMap<String, CategoryConfig>,
     pub connectors: Vec<Connector>,
     pub templates: TemplatesConfig,
+    /// `[journeys.<name>]`
+    pub journeys: crate::journeys::Journeys,
+    pub journey_runner: JourneyRunnerConfig,
     /// `[unsubscribe]`, its secret resolved.
     pub unsubscribe: UnsubscribeConfig,
     /// `server.api_keys`, secrets resolved.

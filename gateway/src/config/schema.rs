@@ -467,3 +467,38 @@ impl Default for UnsubscribeConfig {
 fn default_unsubscribe_valid_for() -> i64 {
     60 * 86_400_000
 }
+
+/// `[journey_runner]`: how runs are moved on.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JourneyRunnerConfig {
+    /// `tick_ms = 500`: how often due timers and new events are looked for
+    /// (an event also wakes the runner at once).
+    #[serde(default = "default_tick_ms")]
+    pub tick_ms: u64,
+    /// `clock = "system"`; `"manual"` lets `POST /v1/admin/clock` move the
+    /// journeys' clock forward: for tests and rehearsals, never production.
+    #[serde(default)]
+    pub clock: ClockMode,
+}
+
+impl Default for JourneyRunnerConfig {
+    fn default() -> Self {
+        JourneyRunnerConfig {
+            tick_ms: default_tick_ms(),
+            clock: ClockMode::System,
+        }
+    }
+}
+
+fn default_tick_ms() -> u64 {
+    500
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ClockMode {
+    #[default]
+    System,
+    Manual,
+}

@@ -6,8 +6,9 @@
 //! both) and the same numbered schema ([`migrations`]). Times are
 //! milliseconds since the Unix epoch.
 
+pub mod journeys;
 pub mod migrations;
-mod postgres;
+pub(crate) mod postgres;
 mod sqlite;
 
 pub use postgres::PostgresStore;
@@ -298,7 +299,7 @@ pub struct AttemptResult {
 }
 
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: journeys::JourneyStore + Send + Sync + 'static {
     /// Store a message and its deliveries durably, unless its idempotency or
     /// dedup key says otherwise; returns once committed.
     async fn insert_message(&self, message: NewMessage) -> Result<Inserted, StoreError>;

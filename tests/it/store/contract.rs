@@ -3,6 +3,7 @@
 use super::{Stores, message};
 use crossgate::customer::{Consent, ConsentStatus, Profile, Suppression, SuppressionReason};
 use crossgate::message::{Channel, MessageStatus, Outcome};
+use crossgate::store::journeys::{EventInserted, JourneyVersion, NewEvent, RunRecord};
 use crossgate::store::{
     AttemptRecord, AttemptResult, DedupKey, IdempotencyKey, Inserted, LeasedDelivery, Next, Store,
 };
@@ -561,4 +562,150 @@ pub async fn what_a_message_said_is_read_back_as_stored(s: Stores) {
         texts,
         ["Hoi Ada, bestelling A-1 is bevestigd.", "hello from m2"]
     );
+}
+
+fn new_event(id: &str, customer: &str, name: &str, at: i64, key: Option<&str>) -> NewEvent {
+    NewEvent {
+        id: id.into(),
+        customer_id: customer.into(),
+        name: name.into(),
+        properties: r#"{"total":42}"#.into(),
+        occurred_at: at,
+        received_at: at,
+        idempotency_key: key.map(str::to_owned),
+    }
+}
+
+fn new_run(id: &str, customer: &str, wake_at: Option<i64>) -> RunRecord {
+    RunRecord {
+        id: id.into(),
+        journey: "welcome".into(),
+        version: "v1".into(),
+        customer_id: customer.into(),
+        status: "active".into(),
+        state: r#"{"step":1}"#.into(),
+        wake_at,
+        revision: 1,
+        started_at: 1_000,
+        updated_at: 1_000,
+    }
+}
+
+/// Events are stored once per idempotency key, claimed by one node at a
+/// time with every other unapplied event of the same customer, in the
+/// order they happened, and never again once handled.
+pub async fn events_are_claimed_per_customer_once(s: Stores) {
+    let stored =
+        s.a.record_events(vec![
+            new_event("e1", "ada", "purchase", 3_000, Some("k1")),
+            new_event("e2", "ada", "signed_up", 1_000, None),
+            new_event("e3", "bob", "signed_up", 2_000, None),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(stored, vec![EventInserted::New; 3]);
+    let again =
+        s.b.record_events(vec![new_event("e9", "ada", "purchase", 3_000, Some("k1"))])
+            .await
+            .unwrap();
+    assert_eq!(again, vec![EventInserted::Duplicate { id: "e1".into() }]);
+    assert_eq!(s.b.count_events("ada", "purchase", 0).await.unwrap(), 1);
+
+    let claimed = s.a.claim_events(5_000, 10, 60_000).await.unwrap();
+    let order: Vec<&str> = claimed.iter().map(|e| e.id.as_str()).collect();
+    assert_eq!(order, ["e2", "e1", "e3"], "per customer, as they happened");
+    assert_eq!(claimed[1].properties, r#"{"total":42}"#);
+    // Leased: the other node gets nothing until the lease runs out.
+    assert!(
+        s.b.claim_events(5_000, 10, 60_000)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    s.a.events_handled(vec!["e1".into(), "e2".into()])
+        .await
+        .unwrap();
+    let retaken = s.b.claim_events(70_000, 10, 60_000).await.unwrap();
+    let ids: Vec<&str> = retaken.iter().map(|e| e.id.as_str()).collect();
+    assert_eq!(
+        ids,
+        ["e3"],
+        "handled events are done; an expired lease is taken over"
+    );
+}
+
+/// Runs are written over the revision they were read at, leased when due,
+/// and read back per customer; versions are kept once.
+pub async fn runs_are_written_by_revision_and_leased_when_due(s: Stores) {
+    s.a.put_journey_version(JourneyVersion {
+        version: "v1".into(),
+        journey: "welcome".into(),
+        config: "{}".into(),
+    })
+    .await
+    .unwrap();
+    s.b.put_journey_version(JourneyVersion {
+        version: "v1".into(),
+        journey: "welcome".into(),
+        config: "{}".into(),
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        s.b.journey_version("v1").await.unwrap().unwrap().journey,
+        "welcome"
+    );
+    assert!(
+        s.a.insert_run(new_run("r1", "ada", Some(5_000)))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.b.insert_run(new_run("r1", "ada", None)).await.unwrap(),
+        "one run per id"
+    );
+    assert!(s.a.insert_run(new_run("r2", "ada", None)).await.unwrap());
+
+    assert!(
+        s.a.lease_due_runs(4_999, 10, 30_000)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let due = s.a.lease_due_runs(5_000, 10, 30_000).await.unwrap();
+    assert_eq!(due.len(), 1);
+    assert_eq!(due[0].id, "r1");
+    assert!(
+        s.b.lease_due_runs(6_000, 10, 30_000)
+            .await
+            .unwrap()
+            .is_empty(),
+        "leased"
+    );
+
+    // Node b read revision 1 too: only the first writer wins.
+    let mut moved = due[0].clone();
+    moved.revision = 2;
+    moved.wake_at = None;
+    moved.status = "completed".into();
+    assert!(s.a.update_run(moved.clone(), 1).await.unwrap());
+    assert!(
+        !s.b.update_run(moved, 1).await.unwrap(),
+        "a stale revision writes nothing"
+    );
+    let read = s.b.run("r1").await.unwrap().unwrap();
+    assert_eq!(
+        (read.status.as_str(), read.revision, read.wake_at),
+        ("completed", 2, None)
+    );
+    let runs = s.b.customer_runs("ada").await.unwrap();
+    assert_eq!(runs.len(), 2);
+    assert!(s.b.customer_runs("bob").await.unwrap().is_empty());
+    // An erased customer takes their runs and events along.
+    s.a.record_events(vec![new_event("e1", "ada", "x", 1, None)])
+        .await
+        .unwrap();
+    s.a.delete_customer("ada").await.unwrap();
+    assert!(s.b.customer_runs("ada").await.unwrap().is_empty());
+    assert_eq!(s.b.count_events("ada", "x", 0).await.unwrap(), 0);
 }

@@ -126,4 +126,6 @@ suite!(
     backlog_and_due_times_count_every_node,
     expired_keys_are_purged,
     what_a_message_said_is_read_back_as_stored,
+    events_are_claimed_per_customer_once,
+    runs_are_written_by_revision_and_leased_when_due,
 );

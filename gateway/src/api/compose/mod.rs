@@ -119,6 +119,7 @@ pub async fn compose(
         ));
     }
     let plan_json = serde_json::to_string(&plan).map_err(ApiError::internal)?;
+    let dedup = dedup(state, request.dedup_key, request.offer_group.as_ref(), now)?;
     Ok(Composed {
         message: NewMessage {
             id: format!("msg_{}", uuid::Uuid::now_v7().simple()),
@@ -130,10 +131,7 @@ pub async fn compose(
             send_at,
             expires_at,
             cancel_key: request.cancel_key,
-            dedup: request.dedup_key.map(|key| DedupKey {
-                key,
-                expires_at: now.saturating_add(secs_to_ms(state.messages.dedup_window_secs)),
-            }),
+            dedup,
             idempotency: None,
             callback_url,
             customer_id: request.customer_id,
@@ -148,6 +146,44 @@ pub async fn compose(
         },
         plan,
     })
+}
+
+/// The message's dedup key: the request's `dedup_key` for
+/// `messages.dedup_window_secs`, or its offer group for the group's window.
+fn dedup(
+    state: &AppState,
+    key: Option<String>,
+    offer: Option<&request::OfferGroup>,
+    now: i64,
+) -> Result<Option<DedupKey>, ApiError> {
+    match (key, offer) {
+        (Some(_), Some(_)) => Err(ApiError::invalid(
+            "invalid_key",
+            "offer_group",
+            "give dedup_key or offer_group, not both",
+        )),
+        (Some(key), None) => Ok(Some(DedupKey {
+            key,
+            expires_at: now.saturating_add(secs_to_ms(state.messages.dedup_window_secs)),
+        })),
+        (None, Some(offer)) => {
+            let window = crate::routing::policy::parse_duration(&offer.window)
+                .map_err(|e| ApiError::invalid("invalid_offer_group", "offer_group.window", e))?;
+            let key = format!("offer:{}", offer.name);
+            if !idempotency::valid_key(&key) {
+                return Err(ApiError::invalid(
+                    "invalid_offer_group",
+                    "offer_group.name",
+                    "names are printable ASCII, at most a key's length",
+                ));
+            }
+            Ok(Some(DedupKey {
+                key,
+                expires_at: now.saturating_add(window),
+            }))
+        }
+        (None, None) => Ok(None),
+    }
 }
 
 /// Where and what a message goes: the deliveries, in order, and why.

@@ -53,6 +53,19 @@ pub struct SendRequest {
     /// Where status changes are posted (default: `callbacks.default_url`).
     #[serde(default)]
     pub callback_url: Option<String>,
+    /// At most one message of this group per customer (or address) per
+    /// window, across journeys, broadcasts and channels: the 10%-by-email,
+    /// 25%-by-SMS case. A second is answered as a duplicate and not sent.
+    #[serde(default)]
+    pub offer_group: Option<OfferGroup>,
+}
+
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OfferGroup {
+    pub name: String,
+    /// A duration like `"30d"`.
+    pub window: String,
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]

@@ -163,6 +163,11 @@ pub async fn delete(tx: &impl Sql, id: &str) -> Result<bool, StoreError> {
     let deleted = tx
         .exec("DELETE FROM customers WHERE id = $1", &[&id])
         .await?;
+    // Their events and journey runs go with them.
+    tx.exec("DELETE FROM events WHERE customer_id = $1", &[&id])
+        .await?;
+    tx.exec("DELETE FROM journey_runs WHERE customer_id = $1", &[&id])
+        .await?;
     // What has not gone out yet never will: there is nobody to send it to.
     // Deliveries are locked before their messages, as everywhere.
     static PENDING: LazyLock<String> = LazyLock::new(|| {

@@ -7,11 +7,52 @@ use crate::store::StoreError;
 use crate::store::migrations::{self, Migration, SchemaStatus};
 use deadpool_postgres::Object;
 
-pub const MIGRATIONS: [Migration; 3] = [
+pub const MIGRATIONS: [Migration; 4] = [
     migrations::step(1, BASELINE),
     migrations::step(2, "ALTER TABLE attempts ADD COLUMN node TEXT;"),
     migrations::step(3, "ALTER TABLE messages ADD COLUMN template TEXT;"),
+    migrations::step(4, JOURNEYS),
 ];
+
+/// Step 4: events until journeys have applied them, the journey versions
+/// runs are pinned to, and runs with their timers.
+const JOURNEYS: &str = "
+CREATE TABLE events (
+    id              TEXT PRIMARY KEY,
+    customer_id     TEXT NOT NULL,
+    name            TEXT NOT NULL,
+    properties      TEXT NOT NULL,
+    occurred_at     BIGINT NOT NULL,
+    received_at     BIGINT NOT NULL,
+    idempotency_key TEXT UNIQUE,
+    -- journeys have applied it; until then it is leased to one node at a time
+    handled         BOOLEAN NOT NULL DEFAULT FALSE,
+    lease_until     BIGINT
+);
+CREATE INDEX events_unhandled ON events (received_at) WHERE NOT handled;
+CREATE INDEX events_by_customer ON events (customer_id, name, occurred_at);
+CREATE TABLE journey_versions (
+    version    TEXT PRIMARY KEY,
+    journey    TEXT NOT NULL,
+    config     TEXT NOT NULL,
+    created_at BIGINT NOT NULL
+);
+CREATE TABLE journey_runs (
+    id          TEXT PRIMARY KEY,
+    journey     TEXT NOT NULL,
+    version     TEXT NOT NULL,
+    customer_id TEXT NOT NULL,
+    status      TEXT NOT NULL,
+    state       TEXT NOT NULL,
+    wake_at     BIGINT,
+    lease_until BIGINT,
+    revision    BIGINT NOT NULL,
+    started_at  BIGINT NOT NULL,
+    updated_at  BIGINT NOT NULL
+);
+CREATE INDEX journey_runs_due ON journey_runs (wake_at) WHERE status = 'active';
+CREATE INDEX journey_runs_by_customer ON journey_runs (customer_id, started_at);
+";
 
 /// Unlike SQLite's, the rows that belong to a message (deliveries, attempts,
 /// provider reports) carry no foreign key to it: the check is a lookup and

@@ -39,7 +39,7 @@ use tokio_postgres::types::ToSql;
 
 /// A transaction that lost a race (deadlock, a key another node just
 /// took) runs again at most this often.
-const CONFLICT_RETRIES: u32 = 5;
+pub(crate) const CONFLICT_RETRIES: u32 = 5;
 /// How long a request waits for a connection before the database counts
 /// as unreachable.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -127,7 +127,7 @@ macro_rules! transaction {
                     $tx.commit().await?;
                     break Ok(value);
                 }
-                Err(StoreError::Conflict(why)) if tries < CONFLICT_RETRIES => {
+                Err(StoreError::Conflict(why)) if tries < $crate::store::postgres::CONFLICT_RETRIES => {
                     tries += 1;
                     tracing::debug!(%why, tries, "transaction conflicted; running it again");
                 }
@@ -136,6 +136,9 @@ macro_rules! transaction {
         }
     }};
 }
+
+// After `transaction!`, which it uses.
+mod journeys;
 
 pub struct PostgresStore {
     pool: Pool,

@@ -182,6 +182,11 @@ pub fn delete(conn: &Connection, id: &str) -> Result<bool, StoreError> {
         .execute(params![id])?;
     conn.prepare_cached("DELETE FROM customer_addresses WHERE customer_id = ?1")?
         .execute(params![id])?;
+    // Their events and journey runs go with them.
+    conn.prepare_cached("DELETE FROM events WHERE customer_id = ?1")?
+        .execute(params![id])?;
+    conn.prepare_cached("DELETE FROM journey_runs WHERE customer_id = ?1")?
+        .execute(params![id])?;
     // What has not gone out yet never will: there is nobody to send it to.
     static PENDING: LazyLock<String> = LazyLock::new(|| {
         format!(

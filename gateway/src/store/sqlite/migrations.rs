@@ -13,11 +13,52 @@ PRAGMA busy_timeout = 5000;
 ";
 
 /// Every step, in order.
-pub const MIGRATIONS: [Migration; 3] = [
+pub const MIGRATIONS: [Migration; 4] = [
     migrations::step(1, BASELINE),
     migrations::step(2, "ALTER TABLE attempts ADD COLUMN node TEXT;"),
     migrations::step(3, "ALTER TABLE messages ADD COLUMN template TEXT;"),
+    migrations::step(4, JOURNEYS),
 ];
+
+/// Step 4: events until journeys have applied them, the journey versions
+/// runs are pinned to, and runs with their timers.
+const JOURNEYS: &str = "
+CREATE TABLE events (
+    id              TEXT PRIMARY KEY,
+    customer_id     TEXT NOT NULL,
+    name            TEXT NOT NULL,
+    properties      TEXT NOT NULL,
+    occurred_at     INTEGER NOT NULL,
+    received_at     INTEGER NOT NULL,
+    idempotency_key TEXT UNIQUE,
+    -- journeys have applied it; until then it is leased to one node at a time
+    handled         INTEGER NOT NULL DEFAULT 0,
+    lease_until     INTEGER
+);
+CREATE INDEX events_unhandled ON events (received_at) WHERE NOT handled;
+CREATE INDEX events_by_customer ON events (customer_id, name, occurred_at);
+CREATE TABLE journey_versions (
+    version    TEXT PRIMARY KEY,
+    journey    TEXT NOT NULL,
+    config     TEXT NOT NULL,
+    created_at INTEGER NOT NULL
+);
+CREATE TABLE journey_runs (
+    id          TEXT PRIMARY KEY,
+    journey     TEXT NOT NULL,
+    version     TEXT NOT NULL,
+    customer_id TEXT NOT NULL,
+    status      TEXT NOT NULL,
+    state       TEXT NOT NULL,
+    wake_at     INTEGER,
+    lease_until INTEGER,
+    revision    INTEGER NOT NULL,
+    started_at  INTEGER NOT NULL,
+    updated_at  INTEGER NOT NULL
+);
+CREATE INDEX journey_runs_due ON journey_runs (wake_at) WHERE status = 'active';
+CREATE INDEX journey_runs_by_customer ON journey_runs (customer_id, started_at);
+";
 
 /// The schema as the releases before versioning left it. Every statement is
 /// idempotent, so a file from such a release (no `schema_migrations`, so at

@@ -17,6 +17,7 @@
 //! the address index, consent and suppressions).
 
 mod customers;
+mod journeys;
 mod messages;
 pub mod migrations;
 mod outbox;

@@ -1,0 +1,57 @@
+//! Journey conditions: minijinja expressions (the language templates use),
+//! e.g. `event.total > 50`, `profile.country == "NL"`,
+//! `steps.welcome_email.status == "read"`. A name that is not there is
+//! undefined, which is false, so a condition over an optional property
+//! needs no guard.
+
+use minijinja::Environment;
+use std::sync::LazyLock;
+
+/// One environment for every condition: lenient undefined (a missing
+/// property is false, not an error), no templates, only expressions.
+static ENV: LazyLock<Environment<'static>> = LazyLock::new(Environment::new);
+
+/// Whether `expression` compiles; the message says where it does not.
+pub fn check(expression: &str) -> Result<(), String> {
+    ENV.compile_expression(expression)
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
+/// Whether `expression` holds over `context`.
+pub fn holds(expression: &str, context: &serde_json::Value) -> Result<bool, String> {
+    let compiled = ENV
+        .compile_expression(expression)
+        .map_err(|e| e.to_string())?;
+    compiled
+        .eval(minijinja::Value::from_serialize(context))
+        .map(|v| v.is_true())
+        .map_err(|e| format!("`{expression}`: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{check, holds};
+    use serde_json::json;
+
+    #[test]
+    fn conditions_read_profile_event_and_steps() {
+        let context = json!({
+            "profile": {"country": "NL"},
+            "event": {"total": 80},
+            "steps": {"welcome": {"status": "read"}}
+        });
+        assert_eq!(
+            holds("event.total > 50 and profile.country == 'NL'", &context),
+            Ok(true)
+        );
+        assert_eq!(holds("steps.welcome.status == 'read'", &context), Ok(true));
+        assert_eq!(holds("steps.nudge.status == 'read'", &context), Ok(false));
+        assert_eq!(
+            holds("event.coupon", &context),
+            Ok(false),
+            "missing is false"
+        );
+        assert!(check("event.total >").is_err());
+    }
+}

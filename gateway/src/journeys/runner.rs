@@ -1,0 +1,456 @@
+//! The runner: applies stored events to runs (starting new ones, moving
+//! waiting ones on, ending them on `exit_on` and goals) and wakes runs whose
+//! timer is due. Every node runs one; the store's leases and run revisions
+//! keep two nodes from doing the same work, and each send carries an
+//! idempotency key made from the run, the step and its place in the run's
+//! history, so work done again after a crash sends nothing twice.
+
+use super::engine::{self, Effect, Facts, Input, RunState, RunStatus, SendOutcome};
+use super::{Catalogue, JourneyConfig, Pinned};
+use crate::config::{ClockMode, JourneyRunnerConfig};
+use crate::journeys::config::{Entry, SendStep, StepKind};
+use crate::live::Live;
+use crate::store::journeys::{EventRecord, JourneyVersion, RunRecord};
+use crate::store::{Store, StoreError};
+use async_trait::async_trait;
+use serde_json::Value;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{Notify, watch};
+
+/// How long a node holds claimed events or a due run before another may take them.
+const LEASE_MS: i64 = 60_000;
+/// Events or runs taken in one go.
+const BATCH: usize = 200;
+/// Tries to write a run that another node wrote meanwhile.
+const WRITE_TRIES: usize = 5;
+
+/// One `send` step to make, for a customer, as the platform's own send
+/// would be made (planned, consented, capped).
+pub struct SendJob<'a> {
+    pub run_id: &'a str,
+    pub customer_id: &'a str,
+    pub step: &'a SendStep,
+    /// The trigger event's properties, available to templates as `event`.
+    pub event: &'a Value,
+    /// The same for the same step of the same run, however often it is tried.
+    pub idempotency_key: String,
+    pub now: i64,
+}
+
+/// Sends, as the API layer makes them.
+#[async_trait]
+pub trait Sends: Send + Sync {
+    /// `Err` when the store is unavailable: the run is tried again later.
+    async fn send(&self, job: SendJob<'_>) -> Result<SendOutcome, StoreError>;
+    /// Cancel what a run sent that has not gone out yet.
+    async fn cancel_run(&self, customer_id: &str, run_id: &str, now: i64)
+    -> Result<(), StoreError>;
+}
+
+/// The journeys' time: the system's, or (for tests and rehearsals) the
+/// system's moved forward by hand.
+pub struct Clock {
+    manual: bool,
+    offset: AtomicI64,
+}
+
+impl Clock {
+    pub fn new(mode: ClockMode) -> Self {
+        Clock {
+            manual: mode == ClockMode::Manual,
+            offset: AtomicI64::new(0),
+        }
+    }
+
+    pub fn now(&self) -> i64 {
+        crate::store::now_ms() + self.offset.load(Ordering::Relaxed)
+    }
+
+    /// Move a manual clock forward; a system clock refuses.
+    pub fn advance(&self, ms: i64) -> Result<i64, &'static str> {
+        if !self.manual {
+            return Err(
+                "the journeys' clock is the system's: set [journey_runner] clock = \"manual\"",
+            );
+        }
+        self.offset.fetch_add(ms, Ordering::Relaxed);
+        Ok(self.now())
+    }
+}
+
+pub struct Runner {
+    store: Arc<dyn Store>,
+    live: Arc<Live>,
+    sends: Arc<dyn Sends>,
+    clock: Arc<Clock>,
+    wake: Arc<Notify>,
+    tick: Duration,
+    /// Journey versions runs are pinned to that the configuration no longer has.
+    old_versions: Mutex<HashMap<String, Arc<JourneyConfig>>>,
+}
+
+impl Runner {
+    pub fn new(
+        config: &JourneyRunnerConfig,
+        store: Arc<dyn Store>,
+        live: Arc<Live>,
+        sends: Arc<dyn Sends>,
+        clock: Arc<Clock>,
+        wake: Arc<Notify>,
+    ) -> Self {
+        Runner {
+            store,
+            live,
+            sends,
+            clock,
+            wake,
+            tick: Duration::from_millis(config.tick_ms.max(10)),
+            old_versions: Mutex::default(),
+        }
+    }
+
+    /// Work until `stop`: at every tick, and whenever an event arrives.
+    pub async fn run(self, mut stop: watch::Receiver<bool>) {
+        loop {
+            if let Err(e) = self.work().await {
+                tracing::warn!("journeys: {e}; trying again at the next tick");
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(self.tick) => {}
+                _ = self.wake.notified() => {}
+                _ = stop.changed() => return,
+            }
+        }
+    }
+
+    /// Apply every waiting event, then wake every due run.
+    pub async fn work(&self) -> Result<(), StoreError> {
+        loop {
+            let events = self
+                .store
+                .claim_events(self.clock.now(), BATCH, LEASE_MS)
+                .await?;
+            if events.is_empty() {
+                break;
+            }
+            let mut handled = Vec::with_capacity(events.len());
+            for event in &events {
+                self.apply_event(event).await?;
+                handled.push(event.id.clone());
+            }
+            self.store.events_handled(handled).await?;
+        }
+        loop {
+            let now = self.clock.now();
+            let due = self.store.lease_due_runs(now, BATCH, LEASE_MS).await?;
+            if due.is_empty() {
+                return Ok(());
+            }
+            for run in due {
+                self.advance(run, &Input::Tick).await?;
+            }
+        }
+    }
+
+    /// One event: the customer's active runs see it, then the journeys it
+    /// triggers start.
+    async fn apply_event(&self, event: &EventRecord) -> Result<(), StoreError> {
+        let runs = self.store.customer_runs(&event.customer_id).await?;
+        for run in &runs {
+            let open = run.status == RunStatus::Active.as_str()
+                || (run.status == RunStatus::Completed.as_str()
+                    && self.still_sending(run, &event.name).await?);
+            if open {
+                self.advance(run.clone(), &Input::Event { name: &event.name })
+                    .await?;
+            }
+        }
+        let catalogue = self.live.current().journeys.clone();
+        let properties: Value =
+            serde_json::from_str(&event.properties).unwrap_or(Value::Object(Default::default()));
+        for pinned in catalogue.triggered_by(&event.name) {
+            self.start(pinned, event, &properties, &runs).await?;
+        }
+        Ok(())
+    }
+
+    async fn start(
+        &self,
+        pinned: &Pinned,
+        event: &EventRecord,
+        properties: &Value,
+        runs: &[RunRecord],
+    ) -> Result<(), StoreError> {
+        let now = self.clock.now();
+        let last = runs.iter().find(|r| r.journey == pinned.name);
+        let id = match (&pinned.config.entry, last) {
+            (Entry::Once, Some(_)) => return Ok(()),
+            // Named after the customer: two nodes cannot both start it.
+            (Entry::Once, None) => format!("run_{}_{}", pinned.name, event.customer_id),
+            (Entry::Again(cool_down), Some(last)) if last.started_at + cool_down > now => {
+                return Ok(());
+            }
+            (Entry::Again(_), _) => format!("run_{}", uuid::Uuid::now_v7().simple()),
+        };
+        let profile = self.profile(&event.customer_id).await?;
+        if let Some(condition) = &pinned.config.condition {
+            let context = serde_json::json!({"event": properties, "profile": profile.json});
+            match super::condition::holds(condition, &context) {
+                Ok(true) => {}
+                Ok(false) => return Ok(()),
+                Err(e) => {
+                    tracing::warn!(journey = %pinned.name, "condition: {e}");
+                    return Ok(());
+                }
+            }
+        }
+        self.store
+            .put_journey_version(JourneyVersion {
+                version: pinned.version.clone(),
+                journey: pinned.name.clone(),
+                config: serde_json::to_string(&*pinned.config).unwrap_or_default(),
+            })
+            .await?;
+        let mut state = engine::start(properties.clone());
+        state.history.push(engine::StepRecord {
+            step: "start".into(),
+            at: now,
+            what: "started".into(),
+            why: Some(format!("event {} ({})", event.name, event.id)),
+        });
+        let record = RunRecord {
+            id,
+            journey: pinned.name.clone(),
+            version: pinned.version.clone(),
+            customer_id: event.customer_id.clone(),
+            status: RunStatus::Active.as_str().into(),
+            state: String::new(),
+            wake_at: None,
+            revision: 0,
+            started_at: now,
+            updated_at: now,
+        };
+        let effects = engine::advance(
+            &pinned.config,
+            &mut state,
+            Input::Start,
+            now,
+            &profile.facts(),
+        )
+        .unwrap_or_else(|e| fail(&mut state, now, e));
+        self.execute(&pinned.config, &record, &mut state, effects, now)
+            .await?;
+        let record = with_state(record, &state, now);
+        if !self.store.insert_run(record).await? {
+            tracing::debug!(journey = %pinned.name, customer = %event.customer_id, "run exists");
+        }
+        Ok(())
+    }
+
+    /// Move one stored run on by `input`, writing over the revision it was
+    /// read at; read again and retry when another node wrote it meanwhile.
+    async fn advance(&self, mut record: RunRecord, input: &Input<'_>) -> Result<(), StoreError> {
+        for _ in 0..WRITE_TRIES {
+            let Some(journey) = self.journey(&record).await? else {
+                tracing::warn!(run = %record.id, version = %record.version, "journey version unknown");
+                return Ok(());
+            };
+            let mut state: RunState = match serde_json::from_str(&record.state) {
+                Ok(state) => state,
+                Err(e) => return Err(StoreError::Corrupt(format!("run {}: {e}", record.id))),
+            };
+            let now = self.clock.now();
+            let profile = self.profile(&record.customer_id).await?;
+            if journey
+                .steps
+                .iter()
+                .any(|s| matches!(s.kind, StepKind::Branch(_)))
+            {
+                self.refresh_statuses(&mut state).await?;
+            }
+            let before = state.clone();
+            let effects =
+                engine::advance(&journey, &mut state, input.clone(), now, &profile.facts())
+                    .unwrap_or_else(|e| fail(&mut state, now, e));
+            if state == before {
+                return Ok(());
+            }
+            self.execute(&journey, &record, &mut state, effects, now)
+                .await?;
+            let read_at = record.revision;
+            let updated = with_state(record.clone(), &state, now);
+            if self.store.update_run(updated, read_at).await? {
+                return Ok(());
+            }
+            match self.store.run(&record.id).await? {
+                Some(fresh) => record = fresh,
+                None => return Ok(()),
+            }
+        }
+        Err(StoreError::Conflict(format!(
+            "run {} kept changing under this node",
+            record.id
+        )))
+    }
+
+    async fn execute(
+        &self,
+        journey: &JourneyConfig,
+        record: &RunRecord,
+        state: &mut RunState,
+        effects: Vec<Effect>,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        for effect in effects {
+            match effect {
+                Effect::Send { step, record: at } => {
+                    let Some(config) = journey.steps.get(step) else {
+                        continue;
+                    };
+                    let StepKind::Send(send) = &config.kind else {
+                        continue;
+                    };
+                    let outcome = self
+                        .sends
+                        .send(SendJob {
+                            run_id: &record.id,
+                            customer_id: &record.customer_id,
+                            step: send,
+                            event: &state.event,
+                            idempotency_key: format!("journey:{}:{}:{at}", record.id, config.id),
+                            now,
+                        })
+                        .await?;
+                    engine::record_send(state, &config.id, at, now, outcome);
+                }
+                Effect::CancelPending => {
+                    self.sends
+                        .cancel_run(&record.customer_id, &record.id, now)
+                        .await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether a completed run that `event` would end has a message not yet
+    /// gone out (held by quiet hours, say): the event still cancels it.
+    async fn still_sending(&self, run: &RunRecord, event: &str) -> Result<bool, StoreError> {
+        let Some(journey) = self.journey(run).await? else {
+            return Ok(false);
+        };
+        if journey.goal.as_deref() != Some(event) && !journey.exit_on.iter().any(|e| e == event) {
+            return Ok(false);
+        }
+        let mut state: RunState = serde_json::from_str(&run.state)
+            .map_err(|e| StoreError::Corrupt(format!("run {}: {e}", run.id)))?;
+        self.refresh_statuses(&mut state).await?;
+        Ok(state.steps.values().any(|s| {
+            s.get("status")
+                .and_then(Value::as_str)
+                .and_then(|status| status.parse::<crate::message::MessageStatus>().ok())
+                .is_some_and(|status| status.is_open())
+        }))
+    }
+
+    /// A branch reads what became of earlier sends (`steps.<id>.status`:
+    /// `delivered`, `read`, ...): their messages' status now, not at send time.
+    async fn refresh_statuses(&self, state: &mut RunState) -> Result<(), StoreError> {
+        for result in state.steps.values_mut() {
+            let Some(id) = result.get("message_id").and_then(Value::as_str) else {
+                continue;
+            };
+            if let Some(message) = self.store.message(id).await? {
+                result["status"] = Value::from(message.status.as_str());
+            }
+        }
+        Ok(())
+    }
+
+    /// The configuration a run is pinned to: today's if its version is
+    /// current, else the stored version it started on.
+    async fn journey(&self, record: &RunRecord) -> Result<Option<Arc<JourneyConfig>>, StoreError> {
+        let catalogue: Arc<Catalogue> = self.live.current().journeys.clone();
+        if let Some(pinned) = catalogue.get(&record.journey)
+            && pinned.version == record.version
+        {
+            return Ok(Some(pinned.config.clone()));
+        }
+        if let Some(config) = self
+            .old_versions
+            .lock()
+            .ok()
+            .and_then(|cache| cache.get(&record.version).cloned())
+        {
+            return Ok(Some(config));
+        }
+        let Some(stored) = self.store.journey_version(&record.version).await? else {
+            return Ok(None);
+        };
+        let config: JourneyConfig = serde_json::from_str(&stored.config)
+            .map_err(|e| StoreError::Corrupt(format!("journey version {}: {e}", stored.version)))?;
+        let config = Arc::new(config);
+        if let Ok(mut cache) = self.old_versions.lock() {
+            cache.insert(record.version.clone(), config.clone());
+        }
+        Ok(Some(config))
+    }
+
+    async fn profile(&self, customer_id: &str) -> Result<CustomerFacts, StoreError> {
+        let record = self.store.customer(customer_id).await?;
+        Ok(match record {
+            Some(record) => CustomerFacts {
+                json: serde_json::to_value(&record.profile).unwrap_or_default(),
+                time_zone: record.profile.time_zone(),
+            },
+            None => CustomerFacts {
+                json: Value::Null,
+                time_zone: jiff::tz::TimeZone::UTC,
+            },
+        })
+    }
+}
+
+/// What conditions and local-time waits read of a customer.
+struct CustomerFacts {
+    json: Value,
+    time_zone: jiff::tz::TimeZone,
+}
+
+impl CustomerFacts {
+    fn facts(&self) -> Facts<'_> {
+        Facts {
+            profile: &self.json,
+            time_zone: &self.time_zone,
+        }
+    }
+}
+
+/// A run the engine cannot move on (a condition that fails to evaluate)
+/// ends, saying why, rather than retrying forever.
+fn fail(state: &mut RunState, now: i64, why: String) -> Vec<Effect> {
+    state.status = RunStatus::Exited;
+    state.waiting = None;
+    state.history.push(engine::StepRecord {
+        step: "error".into(),
+        at: now,
+        what: "failed".into(),
+        why: Some(why),
+    });
+    vec![Effect::CancelPending]
+}
+
+fn with_state(mut record: RunRecord, state: &RunState, now: i64) -> RunRecord {
+    record.status = state.status.as_str().into();
+    record.state = serde_json::to_string(state).unwrap_or_default();
+    record.wake_at = match state.status {
+        RunStatus::Active => state.waiting.as_ref().map(|w| w.wake_at()),
+        _ => None,
+    };
+    record.revision += 1;
+    record.updated_at = now;
+    record
+}

@@ -1,0 +1,124 @@
+//! What journeys keep: customer events until their journeys have seen them,
+//! each journey version runs were started on, and runs with their timers.
+//! Any node may take any work: events and due runs are leased, and a run is
+//! written only over the revision it was read at.
+
+use super::StoreError;
+use async_trait::async_trait;
+
+/// An event as the platform sent it, validated.
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    pub id: String,
+    pub customer_id: String,
+    pub name: String,
+    /// JSON object.
+    pub properties: String,
+    pub occurred_at: i64,
+    pub received_at: i64,
+    /// Scoped by caller: the same key names the same event.
+    pub idempotency_key: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EventInserted {
+    New,
+    /// An event with the same idempotency key is stored already.
+    Duplicate {
+        id: String,
+    },
+}
+
+/// A stored event, for journeys to apply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventRecord {
+    pub id: String,
+    pub customer_id: String,
+    pub name: String,
+    pub properties: String,
+    pub occurred_at: i64,
+    pub received_at: i64,
+}
+
+/// A journey as configured when a run started on it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JourneyVersion {
+    /// A hash of the journey's configuration.
+    pub version: String,
+    pub journey: String,
+    /// The configuration, JSON.
+    pub config: String,
+}
+
+/// A run: its journey version, its customer and its state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunRecord {
+    pub id: String,
+    pub journey: String,
+    pub version: String,
+    pub customer_id: String,
+    /// `active`, `completed`, `exited`, `converted`.
+    pub status: String,
+    /// The engine's state, JSON.
+    pub state: String,
+    /// When the clock moves it on (active runs that wait).
+    pub wake_at: Option<i64>,
+    /// Bumped by every write: a writer names the revision it read.
+    pub revision: i64,
+    pub started_at: i64,
+    pub updated_at: i64,
+}
+
+#[async_trait]
+pub trait JourneyStore: Send + Sync {
+    /// Store events durably; a repeated idempotency key stores nothing.
+    async fn record_events(&self, events: Vec<NewEvent>) -> Result<Vec<EventInserted>, StoreError>;
+
+    /// Lease the events journeys have not applied yet, with every other
+    /// unapplied event of the same customers, so one node applies one
+    /// customer's events in order. Oldest customers first, up to `limit` events' worth.
+    async fn claim_events(
+        &self,
+        now: i64,
+        limit: usize,
+        lease_ms: i64,
+    ) -> Result<Vec<EventRecord>, StoreError>;
+
+    /// Journeys have applied these events.
+    async fn events_handled(&self, ids: Vec<String>) -> Result<(), StoreError>;
+
+    /// How many times `customer_id` did `name` since `since` (segments,
+    /// conditions); also how a test sees what was stored.
+    async fn count_events(
+        &self,
+        customer_id: &str,
+        name: &str,
+        since: i64,
+    ) -> Result<u64, StoreError>;
+
+    /// Keep a journey version; storing one twice is harmless.
+    async fn put_journey_version(&self, version: JourneyVersion) -> Result<(), StoreError>;
+
+    async fn journey_version(&self, version: &str) -> Result<Option<JourneyVersion>, StoreError>;
+
+    /// Store a new run; `false` when a run with its id exists (a journey
+    /// entered once per customer names its runs after them).
+    async fn insert_run(&self, run: RunRecord) -> Result<bool, StoreError>;
+
+    /// Write `run` over revision `read_at`; `false` when someone else wrote
+    /// it since (read it again). Releases the run's lease.
+    async fn update_run(&self, run: RunRecord, read_at: i64) -> Result<bool, StoreError>;
+
+    async fn run(&self, id: &str) -> Result<Option<RunRecord>, StoreError>;
+
+    /// A customer's runs, newest first.
+    async fn customer_runs(&self, customer_id: &str) -> Result<Vec<RunRecord>, StoreError>;
+
+    /// Lease active runs whose timer is due.
+    async fn lease_due_runs(
+        &self,
+        now: i64,
+        limit: usize,
+        lease_ms: i64,
+    ) -> Result<Vec<RunRecord>, StoreError>;
+}

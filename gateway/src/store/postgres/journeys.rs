@@ -1,0 +1,294 @@
+//! Events, journey versions and runs in PostgreSQL. Leases take rows with
+//! `FOR UPDATE SKIP LOCKED`, so nodes claiming at once never share work.
+
+use super::{PostgresStore, Sql as _};
+use crate::store::StoreError;
+use crate::store::journeys::{
+    EventInserted, EventRecord, JourneyStore, JourneyVersion, NewEvent, RunRecord,
+};
+use async_trait::async_trait;
+use tokio_postgres::Row;
+
+const RUN_COLUMNS: &str = "id, journey, version, customer_id, status, state, wake_at, revision, \
+                           started_at, updated_at";
+
+fn run_row(r: &Row) -> RunRecord {
+    RunRecord {
+        id: r.get(0),
+        journey: r.get(1),
+        version: r.get(2),
+        customer_id: r.get(3),
+        status: r.get(4),
+        state: r.get(5),
+        wake_at: r.get(6),
+        revision: r.get(7),
+        started_at: r.get(8),
+        updated_at: r.get(9),
+    }
+}
+
+fn event_row(r: &Row) -> EventRecord {
+    EventRecord {
+        id: r.get(0),
+        customer_id: r.get(1),
+        name: r.get(2),
+        properties: r.get(3),
+        occurred_at: r.get(4),
+        received_at: r.get(5),
+    }
+}
+
+#[async_trait]
+impl JourneyStore for PostgresStore {
+    async fn record_events(&self, events: Vec<NewEvent>) -> Result<Vec<EventInserted>, StoreError> {
+        transaction!(self, |tx| {
+            let mut out = Vec::with_capacity(events.len());
+            let mut failed = None;
+            for e in &events {
+                let inserted = tx
+                    .exec(
+                        "INSERT INTO events (id, customer_id, name, properties, occurred_at,
+                                             received_at, idempotency_key)
+                         VALUES ($1, $2, $3, $4, $5, $6, $7)
+                         ON CONFLICT (idempotency_key) DO NOTHING",
+                        &[
+                            &e.id,
+                            &e.customer_id,
+                            &e.name,
+                            &e.properties,
+                            &e.occurred_at,
+                            &e.received_at,
+                            &e.idempotency_key,
+                        ],
+                    )
+                    .await;
+                let answer = match inserted {
+                    Ok(1) => Ok(EventInserted::New),
+                    Ok(_) => tx
+                        .one(
+                            "SELECT id FROM events WHERE idempotency_key = $1",
+                            &[&e.idempotency_key],
+                        )
+                        .await
+                        .map(|r| EventInserted::Duplicate { id: r.get(0) }),
+                    Err(e) => Err(e),
+                };
+                match answer {
+                    Ok(answer) => out.push(answer),
+                    Err(e) => {
+                        failed = Some(e);
+                        break;
+                    }
+                }
+            }
+            match failed {
+                Some(e) => Err(e),
+                None => Ok(out),
+            }
+        })
+    }
+
+    async fn claim_events(
+        &self,
+        now: i64,
+        limit: usize,
+        lease_ms: i64,
+    ) -> Result<Vec<EventRecord>, StoreError> {
+        let rows = self
+            .client()
+            .await?
+            .rows(
+                "WITH customers AS (
+                     SELECT DISTINCT customer_id FROM (
+                         SELECT customer_id FROM events
+                         WHERE NOT handled AND (lease_until IS NULL OR lease_until <= $1)
+                         ORDER BY received_at LIMIT $2
+                         FOR UPDATE SKIP LOCKED) oldest)
+                 UPDATE events SET lease_until = $1 + $3
+                 WHERE NOT handled AND (lease_until IS NULL OR lease_until <= $1)
+                   AND customer_id IN (SELECT customer_id FROM customers)
+                 RETURNING id, customer_id, name, properties, occurred_at, received_at",
+                &[&now, &(limit as i64), &lease_ms],
+            )
+            .await?;
+        let mut events: Vec<EventRecord> = rows.iter().map(event_row).collect();
+        events.sort_by(|a, b| {
+            (&a.customer_id, a.occurred_at, a.received_at).cmp(&(
+                &b.customer_id,
+                b.occurred_at,
+                b.received_at,
+            ))
+        });
+        Ok(events)
+    }
+
+    async fn events_handled(&self, ids: Vec<String>) -> Result<(), StoreError> {
+        self.client()
+            .await?
+            .exec(
+                "UPDATE events SET handled = TRUE, lease_until = NULL WHERE id = ANY($1)",
+                &[&ids],
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn count_events(
+        &self,
+        customer_id: &str,
+        name: &str,
+        since: i64,
+    ) -> Result<u64, StoreError> {
+        let row = self
+            .client()
+            .await?
+            .one(
+                "SELECT COUNT(*) FROM events
+                 WHERE customer_id = $1 AND name = $2 AND occurred_at >= $3",
+                &[&customer_id, &name, &since],
+            )
+            .await?;
+        Ok(row.get::<_, i64>(0) as u64)
+    }
+
+    async fn put_journey_version(&self, version: JourneyVersion) -> Result<(), StoreError> {
+        self.client()
+            .await?
+            .exec(
+                "INSERT INTO journey_versions (version, journey, config, created_at)
+                 VALUES ($1, $2, $3, $4) ON CONFLICT (version) DO NOTHING",
+                &[
+                    &version.version,
+                    &version.journey,
+                    &version.config,
+                    &crate::store::now_ms(),
+                ],
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn journey_version(&self, version: &str) -> Result<Option<JourneyVersion>, StoreError> {
+        Ok(self
+            .client()
+            .await?
+            .opt(
+                "SELECT version, journey, config FROM journey_versions WHERE version = $1",
+                &[&version],
+            )
+            .await?
+            .map(|r| JourneyVersion {
+                version: r.get(0),
+                journey: r.get(1),
+                config: r.get(2),
+            }))
+    }
+
+    async fn insert_run(&self, run: RunRecord) -> Result<bool, StoreError> {
+        let inserted = self
+            .client()
+            .await?
+            .exec(
+                &format!(
+                    "INSERT INTO journey_runs ({RUN_COLUMNS})
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+                     ON CONFLICT (id) DO NOTHING"
+                ),
+                &[
+                    &run.id,
+                    &run.journey,
+                    &run.version,
+                    &run.customer_id,
+                    &run.status,
+                    &run.state,
+                    &run.wake_at,
+                    &run.revision,
+                    &run.started_at,
+                    &run.updated_at,
+                ],
+            )
+            .await?;
+        Ok(inserted == 1)
+    }
+
+    async fn update_run(&self, run: RunRecord, read_at: i64) -> Result<bool, StoreError> {
+        let updated = self
+            .client()
+            .await?
+            .exec(
+                "UPDATE journey_runs
+                 SET status = $2, state = $3, wake_at = $4, revision = $5, updated_at = $6,
+                     lease_until = NULL
+                 WHERE id = $1 AND revision = $7",
+                &[
+                    &run.id,
+                    &run.status,
+                    &run.state,
+                    &run.wake_at,
+                    &run.revision,
+                    &run.updated_at,
+                    &read_at,
+                ],
+            )
+            .await?;
+        Ok(updated == 1)
+    }
+
+    async fn run(&self, id: &str) -> Result<Option<RunRecord>, StoreError> {
+        Ok(self
+            .client()
+            .await?
+            .opt(
+                &format!("SELECT {RUN_COLUMNS} FROM journey_runs WHERE id = $1"),
+                &[&id],
+            )
+            .await?
+            .as_ref()
+            .map(run_row))
+    }
+
+    async fn customer_runs(&self, customer_id: &str) -> Result<Vec<RunRecord>, StoreError> {
+        Ok(self
+            .client()
+            .await?
+            .rows(
+                &format!(
+                    "SELECT {RUN_COLUMNS} FROM journey_runs WHERE customer_id = $1
+                     ORDER BY started_at DESC, id DESC"
+                ),
+                &[&customer_id],
+            )
+            .await?
+            .iter()
+            .map(run_row)
+            .collect())
+    }
+
+    async fn lease_due_runs(
+        &self,
+        now: i64,
+        limit: usize,
+        lease_ms: i64,
+    ) -> Result<Vec<RunRecord>, StoreError> {
+        Ok(self
+            .client()
+            .await?
+            .rows(
+                &format!(
+                    "UPDATE journey_runs SET lease_until = $1 + $3
+                     WHERE id = ANY(ARRAY(
+                         SELECT id FROM journey_runs
+                         WHERE status = 'active' AND wake_at <= $1
+                           AND (lease_until IS NULL OR lease_until <= $1)
+                         ORDER BY wake_at LIMIT $2
+                         FOR UPDATE SKIP LOCKED))
+                     RETURNING {RUN_COLUMNS}"
+                ),
+                &[&now, &(limit as i64), &lease_ms],
+            )
+            .await?
+            .iter()
+            .map(run_row)
+            .collect())
+    }
+}

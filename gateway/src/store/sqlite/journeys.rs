@@ -1,0 +1,283 @@
+//! Events, journey versions and runs in SQLite.
+
+use super::SqliteStore;
+use crate::store::StoreError;
+use crate::store::journeys::{
+    EventInserted, EventRecord, JourneyStore, JourneyVersion, NewEvent, RunRecord,
+};
+use async_trait::async_trait;
+use rusqlite::{Connection, OptionalExtension as _, Row, params};
+
+const RUN_COLUMNS: &str = "id, journey, version, customer_id, status, state, wake_at, revision, \
+                           started_at, updated_at";
+
+fn run_row(r: &Row<'_>) -> rusqlite::Result<RunRecord> {
+    Ok(RunRecord {
+        id: r.get(0)?,
+        journey: r.get(1)?,
+        version: r.get(2)?,
+        customer_id: r.get(3)?,
+        status: r.get(4)?,
+        state: r.get(5)?,
+        wake_at: r.get(6)?,
+        revision: r.get(7)?,
+        started_at: r.get(8)?,
+        updated_at: r.get(9)?,
+    })
+}
+
+fn event_row(r: &Row<'_>) -> rusqlite::Result<EventRecord> {
+    Ok(EventRecord {
+        id: r.get(0)?,
+        customer_id: r.get(1)?,
+        name: r.get(2)?,
+        properties: r.get(3)?,
+        occurred_at: r.get(4)?,
+        received_at: r.get(5)?,
+    })
+}
+
+fn record_events(conn: &Connection, events: &[NewEvent]) -> Result<Vec<EventInserted>, StoreError> {
+    let mut insert = conn.prepare_cached(
+        "INSERT INTO events (id, customer_id, name, properties, occurred_at, received_at,
+                             idempotency_key)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+         ON CONFLICT (idempotency_key) DO NOTHING",
+    )?;
+    let mut first = conn.prepare_cached("SELECT id FROM events WHERE idempotency_key = ?1")?;
+    let mut out = Vec::with_capacity(events.len());
+    for e in events {
+        let inserted = insert.execute(params![
+            e.id,
+            e.customer_id,
+            e.name,
+            e.properties,
+            e.occurred_at,
+            e.received_at,
+            e.idempotency_key
+        ])?;
+        out.push(if inserted == 1 {
+            EventInserted::New
+        } else {
+            EventInserted::Duplicate {
+                id: first.query_row(params![e.idempotency_key], |r| r.get(0))?,
+            }
+        });
+    }
+    Ok(out)
+}
+
+fn claim_events(
+    conn: &Connection,
+    now: i64,
+    limit: usize,
+    lease_ms: i64,
+) -> Result<Vec<EventRecord>, StoreError> {
+    let mut events = conn
+        .prepare_cached(
+            "UPDATE events SET lease_until = ?1 + ?3
+             WHERE NOT handled AND (lease_until IS NULL OR lease_until <= ?1)
+               AND customer_id IN (
+                   SELECT customer_id FROM events
+                   WHERE NOT handled AND (lease_until IS NULL OR lease_until <= ?1)
+                   ORDER BY received_at LIMIT ?2)
+             RETURNING id, customer_id, name, properties, occurred_at, received_at",
+        )?
+        .query_map(params![now, limit as i64, lease_ms], event_row)?
+        .collect::<Result<Vec<_>, _>>()?;
+    events.sort_by(|a, b| {
+        (&a.customer_id, a.occurred_at, a.received_at).cmp(&(
+            &b.customer_id,
+            b.occurred_at,
+            b.received_at,
+        ))
+    });
+    Ok(events)
+}
+
+#[async_trait]
+impl JourneyStore for SqliteStore {
+    async fn record_events(&self, events: Vec<NewEvent>) -> Result<Vec<EventInserted>, StoreError> {
+        self.write(move |conn| record_events(conn, &events)).await
+    }
+
+    async fn claim_events(
+        &self,
+        now: i64,
+        limit: usize,
+        lease_ms: i64,
+    ) -> Result<Vec<EventRecord>, StoreError> {
+        // A lease is worth nothing after a restart (events are then claimed
+        // again): no fsync, as for deliveries.
+        self.write_as(super::Durability::ProcessCrashSafe, move |conn| {
+            claim_events(conn, now, limit, lease_ms)
+        })
+        .await
+    }
+
+    async fn events_handled(&self, ids: Vec<String>) -> Result<(), StoreError> {
+        self.write(move |conn| {
+            let mut done = conn.prepare_cached(
+                "UPDATE events SET handled = 1, lease_until = NULL WHERE id = ?1",
+            )?;
+            for id in &ids {
+                done.execute(params![id])?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn count_events(
+        &self,
+        customer_id: &str,
+        name: &str,
+        since: i64,
+    ) -> Result<u64, StoreError> {
+        let (customer_id, name) = (customer_id.to_owned(), name.to_owned());
+        self.read(move |conn| {
+            let n: i64 = conn
+                .prepare_cached(
+                    "SELECT COUNT(*) FROM events
+                     WHERE customer_id = ?1 AND name = ?2 AND occurred_at >= ?3",
+                )?
+                .query_row(params![customer_id, name, since], |r| r.get(0))?;
+            Ok(n as u64)
+        })
+        .await
+    }
+
+    async fn put_journey_version(&self, version: JourneyVersion) -> Result<(), StoreError> {
+        self.write(move |conn| {
+            conn.prepare_cached(
+                "INSERT INTO journey_versions (version, journey, config, created_at)
+                 VALUES (?1, ?2, ?3, ?4) ON CONFLICT (version) DO NOTHING",
+            )?
+            .execute(params![
+                version.version,
+                version.journey,
+                version.config,
+                crate::store::now_ms()
+            ])?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn journey_version(&self, version: &str) -> Result<Option<JourneyVersion>, StoreError> {
+        let version = version.to_owned();
+        self.read(move |conn| {
+            Ok(conn
+                .prepare_cached(
+                    "SELECT version, journey, config FROM journey_versions WHERE version = ?1",
+                )?
+                .query_row(params![version], |r| {
+                    Ok(JourneyVersion {
+                        version: r.get(0)?,
+                        journey: r.get(1)?,
+                        config: r.get(2)?,
+                    })
+                })
+                .optional()?)
+        })
+        .await
+    }
+
+    async fn insert_run(&self, run: RunRecord) -> Result<bool, StoreError> {
+        self.write(move |conn| {
+            let inserted = conn
+                .prepare_cached(&format!(
+                    "INSERT INTO journey_runs ({RUN_COLUMNS})
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+                     ON CONFLICT (id) DO NOTHING"
+                ))?
+                .execute(params![
+                    run.id,
+                    run.journey,
+                    run.version,
+                    run.customer_id,
+                    run.status,
+                    run.state,
+                    run.wake_at,
+                    run.revision,
+                    run.started_at,
+                    run.updated_at
+                ])?;
+            Ok(inserted == 1)
+        })
+        .await
+    }
+
+    async fn update_run(&self, run: RunRecord, read_at: i64) -> Result<bool, StoreError> {
+        self.write(move |conn| {
+            let updated = conn
+                .prepare_cached(
+                    "UPDATE journey_runs
+                     SET status = ?2, state = ?3, wake_at = ?4, revision = ?5, updated_at = ?6,
+                         lease_until = NULL
+                     WHERE id = ?1 AND revision = ?7",
+                )?
+                .execute(params![
+                    run.id,
+                    run.status,
+                    run.state,
+                    run.wake_at,
+                    run.revision,
+                    run.updated_at,
+                    read_at
+                ])?;
+            Ok(updated == 1)
+        })
+        .await
+    }
+
+    async fn run(&self, id: &str) -> Result<Option<RunRecord>, StoreError> {
+        let id = id.to_owned();
+        self.read(move |conn| {
+            Ok(conn
+                .prepare_cached(&format!(
+                    "SELECT {RUN_COLUMNS} FROM journey_runs WHERE id = ?1"
+                ))?
+                .query_row(params![id], run_row)
+                .optional()?)
+        })
+        .await
+    }
+
+    async fn customer_runs(&self, customer_id: &str) -> Result<Vec<RunRecord>, StoreError> {
+        let customer_id = customer_id.to_owned();
+        self.read(move |conn| {
+            Ok(conn
+                .prepare_cached(&format!(
+                    "SELECT {RUN_COLUMNS} FROM journey_runs WHERE customer_id = ?1
+                     ORDER BY started_at DESC, id DESC"
+                ))?
+                .query_map(params![customer_id], run_row)?
+                .collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+    }
+
+    async fn lease_due_runs(
+        &self,
+        now: i64,
+        limit: usize,
+        lease_ms: i64,
+    ) -> Result<Vec<RunRecord>, StoreError> {
+        self.write_as(super::Durability::ProcessCrashSafe, move |conn| {
+            Ok(conn
+                .prepare_cached(&format!(
+                    "UPDATE journey_runs SET lease_until = ?1 + ?3
+                     WHERE id IN (
+                         SELECT id FROM journey_runs
+                         WHERE status = 'active' AND wake_at <= ?1
+                           AND (lease_until IS NULL OR lease_until <= ?1)
+                         ORDER BY wake_at LIMIT ?2)
+                     RETURNING {RUN_COLUMNS}"
+                ))?
+                .query_map(params![now, limit as i64, lease_ms], run_row)?
+                .collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+    }
+}

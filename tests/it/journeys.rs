@@ -1,0 +1,460 @@
+//! Events and journeys, with the journeys' clock moved by the test (no
+//! real week of waiting): welcome then SMS unless they bought, a cart
+//! reminder a purchase cancels, one offer per group, a branch on a read
+//! message, a restart in the middle of a wait.
+
+use crate::support::{FAST_DISPATCH, TestGateway, default_twilio, sendgrid_connector};
+use crate::webhooks::twilio_callback;
+use crossgate_tests::{DEFAULT_AUTH_TOKEN, ProviderSim, Recorded};
+use serde_json::{Value, json};
+use std::time::{Duration, Instant};
+
+/// How long a test waits for the runner to do something.
+const RUNNER_TIMEOUT: Duration = Duration::from_secs(15);
+
+fn config(sim: &ProviderSim, quiet_hours: &str) -> String {
+    format!(
+        r#"{FAST_DISPATCH}
+[server]
+public_url = "{public}"
+
+[journey_runner]
+tick_ms = 25
+clock = "manual"
+
+[routing]
+default = ["email", "sms"]
+
+[categories.transactional]
+consent = "opt-out"
+
+[categories.marketing]
+consent = "opt-out"
+quiet_hours = "{quiet_hours}"
+
+[journeys.welcome]
+trigger = "signed_up"
+goal = "purchase"
+[[journeys.welcome.steps]]
+id = "welcome_email"
+send = {{ category = "transactional", subject = "Welcome", text = "Welcome to the shop", channels = ["email"] }}
+[[journeys.welcome.steps]]
+id = "a_week"
+wait = "7d"
+[[journeys.welcome.steps]]
+id = "nudge"
+send = {{ category = "transactional", text = "Still looking? Here is 10% off", channels = ["sms"] }}
+
+[journeys.cart]
+trigger = "cart_abandoned"
+entry = "1h"
+exit_on = ["purchase"]
+[[journeys.cart.steps]]
+id = "an_hour"
+wait = "1h"
+[[journeys.cart.steps]]
+id = "reminder"
+send = {{ category = "marketing", text = "You left something in your cart", channels = ["sms"] }}
+
+[journeys.browse_offer]
+trigger = "browsed"
+[[journeys.browse_offer.steps]]
+id = "offer"
+send = {{ category = "transactional", text = "10% off what you looked at", channels = ["email"], offer_group = "spring", offer_window = "30d" }}
+
+[journeys.wishlist_offer]
+trigger = "wishlisted"
+[[journeys.wishlist_offer.steps]]
+id = "offer"
+send = {{ category = "transactional", text = "25% off your wishlist", channels = ["sms"], offer_group = "spring", offer_window = "30d" }}
+
+[journeys.follow_up]
+trigger = "trial_started"
+[[journeys.follow_up.steps]]
+id = "hello"
+send = {{ category = "transactional", text = "Your trial started", channels = ["sms"] }}
+[[journeys.follow_up.steps]]
+id = "a_day"
+wait = "1d"
+[[journeys.follow_up.steps]]
+id = "was_it_read"
+branch = {{ if = "steps.hello.status == 'read'", then = "tips" }}
+[[journeys.follow_up.steps]]
+id = "resend"
+send = {{ category = "transactional", text = "Did you see? Your trial started", channels = ["sms"] }}
+[[journeys.follow_up.steps]]
+id = "done"
+branch = {{ if = "true", then = "end" }}
+[[journeys.follow_up.steps]]
+id = "tips"
+send = {{ category = "transactional", text = "Three tips for your trial", channels = ["sms"] }}
+[[journeys.follow_up.steps]]
+id = "end"
+wait = "1s"
+{}{}"#,
+        sendgrid_connector("sendgrid", &sim.url()),
+        default_twilio(&sim.url()),
+        public = crate::webhooks::PUBLIC_URL,
+    )
+}
+
+/// Quiet hours around now in UTC, so a marketing send is held.
+fn quiet_now() -> String {
+    let now = jiff::Timestamp::now().to_zoned(jiff::tz::TimeZone::UTC);
+    let start = now.checked_sub(jiff::Span::new().hours(1)).unwrap();
+    let end = now.checked_add(jiff::Span::new().hours(3)).unwrap();
+    format!("{}-{}", start.strftime("%H:%M"), end.strftime("%H:%M"))
+}
+
+async fn customer(gw: &TestGateway, id: &str) {
+    let profile = json!({"addresses": {"email": format!("{id}@example.com"), "phone": "+31612345678"},
+                         "timezone": "UTC"});
+    assert_eq!(gw.put_customer(id, &profile).await.0, 201);
+}
+
+async fn event(gw: &TestGateway, customer: &str, name: &str) -> Value {
+    let (status, answer) = gw
+        .post(
+            "/v1/events",
+            &json!({"customer_id": customer, "name": name}),
+        )
+        .await;
+    assert_eq!(status, 202, "{answer}");
+    answer
+}
+
+async fn advance(gw: &TestGateway, by: &str) {
+    let (status, answer) = gw.post("/v1/admin/clock", &json!({"advance": by})).await;
+    assert_eq!(status, 200, "{answer}");
+}
+
+async fn runs(gw: &TestGateway, customer: &str) -> Vec<Value> {
+    gw.get_ok(&format!("/v1/customers/{customer}/journeys"))
+        .await["runs"]
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+/// Wait until the customer's run of `journey` satisfies `done`.
+async fn run_until(
+    gw: &TestGateway,
+    customer: &str,
+    journey: &str,
+    done: impl Fn(&Value) -> bool,
+) -> Value {
+    let deadline = Instant::now() + RUNNER_TIMEOUT;
+    loop {
+        let found = runs(gw, customer)
+            .await
+            .into_iter()
+            .find(|r| r["journey"] == journey);
+        if let Some(run) = &found
+            && done(run)
+        {
+            return run.clone();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{journey} of {customer}: {found:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+fn whats(run: &Value) -> Vec<(String, String)> {
+    run["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| {
+            (
+                h["step"].as_str().unwrap().to_owned(),
+                h["what"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+fn step(step: &str, what: &str) -> (String, String) {
+    (step.to_owned(), what.to_owned())
+}
+
+fn sms_bodies(requests: &[Recorded]) -> Vec<String> {
+    requests
+        .iter()
+        .filter(|r| r.path.contains("/Accounts/"))
+        .map(|r| r.field("Body").unwrap_or_default().to_owned())
+        .collect()
+}
+
+async fn settle(gw: &TestGateway, run: &Value, step: &str) -> Value {
+    let id = run["steps"][step]["message_id"].as_str().unwrap();
+    gw.settled(id).await
+}
+
+#[tokio::test]
+async fn welcome_then_an_sms_a_week_later_unless_they_bought() {
+    let sim = ProviderSim::start().await.unwrap();
+    let gw = TestGateway::start(&config(&sim, &quiet_now())).await;
+    customer(&gw, "ada").await;
+    customer(&gw, "bob").await;
+    event(&gw, "ada", "signed_up").await;
+    event(&gw, "bob", "signed_up").await;
+    for who in ["ada", "bob"] {
+        let run = run_until(&gw, who, "welcome", |r| r["waiting"]["until"].is_string()).await;
+        assert_eq!(settle(&gw, &run, "welcome_email").await["status"], "sent");
+    }
+    // Bob buys during the week: his run is converted and ends.
+    event(&gw, "bob", "purchase").await;
+    let bob = run_until(&gw, "bob", "welcome", |r| r["status"] == "converted").await;
+    assert_eq!(whats(&bob).last().unwrap(), &step("a_week", "converted"));
+
+    // Six days: nothing yet. Seven: Ada gets the SMS, Bob does not.
+    advance(&gw, "6d").await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(sms_bodies(&sim.requests()).is_empty());
+    advance(&gw, "1d").await;
+    let ada = run_until(&gw, "ada", "welcome", |r| r["status"] == "completed").await;
+    assert_eq!(
+        whats(&ada),
+        [
+            step("start", "started"),
+            step("welcome_email", "sent"),
+            step("a_week", "waiting"),
+            step("a_week", "waited"),
+            step("nudge", "sent"),
+            step("end", "completed")
+        ]
+    );
+    settle(&gw, &ada, "nudge").await;
+    assert_eq!(
+        sms_bodies(&sim.requests()),
+        ["Still looking? Here is 10% off"]
+    );
+
+    // A second signed_up does not start the journey again (entry once).
+    event(&gw, "ada", "signed_up").await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(runs(&gw, "ada").await.len(), 1);
+    // The run is readable on its own too.
+    let one = gw
+        .get_ok(&format!("/v1/journey-runs/{}", ada["id"].as_str().unwrap()))
+        .await;
+    assert_eq!(one["status"], "completed");
+}
+
+#[tokio::test]
+async fn a_purchase_cancels_the_cart_reminder_even_once_it_is_scheduled() {
+    let sim = ProviderSim::start().await.unwrap();
+    let gw = TestGateway::start(&config(&sim, &quiet_now())).await;
+    customer(&gw, "early").await;
+    customer(&gw, "late").await;
+
+    // During the wait: the run exits, nothing is ever sent.
+    event(&gw, "early", "cart_abandoned").await;
+    run_until(&gw, "early", "cart", |r| r["waiting"]["until"].is_string()).await;
+    event(&gw, "early", "purchase").await;
+    let early = run_until(&gw, "early", "cart", |r| r["status"] == "exited").await;
+    assert_eq!(whats(&early).last().unwrap(), &step("an_hour", "exited"));
+
+    // After the wait: the reminder is held by quiet hours (scheduled), and
+    // the purchase cancels it before it goes.
+    event(&gw, "late", "cart_abandoned").await;
+    run_until(&gw, "late", "cart", |r| r["waiting"]["until"].is_string()).await;
+    advance(&gw, "1h").await;
+    let late = run_until(&gw, "late", "cart", |r| r["status"] == "completed").await;
+    let reminder = late["steps"]["reminder"]["message_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(gw.message(&reminder).await["status"], "scheduled");
+    event(&gw, "late", "purchase").await;
+    let deadline = Instant::now() + RUNNER_TIMEOUT;
+    // A completed run still cancels what it scheduled: exit_on reaches
+    // runs whose messages are pending, through the run's cancel key.
+    loop {
+        let status = gw.message(&reminder).await["status"].clone();
+        if status == "cancelled" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "still {status}");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    advance(&gw, "1d").await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(sms_bodies(&sim.requests()).is_empty(), "no reminder went");
+}
+
+#[tokio::test]
+async fn one_offer_per_group_across_journeys_and_channels() {
+    let sim = ProviderSim::start().await.unwrap();
+    let gw = TestGateway::start(&config(&sim, &quiet_now())).await;
+    customer(&gw, "cleo").await;
+    event(&gw, "cleo", "browsed").await;
+    let first = run_until(&gw, "cleo", "browse_offer", |r| r["status"] == "completed").await;
+    assert_eq!(settle(&gw, &first, "offer").await["status"], "sent");
+    event(&gw, "cleo", "wishlisted").await;
+    let second = run_until(&gw, "cleo", "wishlist_offer", |r| {
+        r["status"] == "completed"
+    })
+    .await;
+    assert_eq!(
+        whats(&second),
+        [
+            step("start", "started"),
+            step("offer", "offer_group"),
+            step("end", "completed")
+        ]
+    );
+    assert!(
+        second["steps"]["offer"]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("spring")
+    );
+    assert!(
+        sms_bodies(&sim.requests()).is_empty(),
+        "25% never went by SMS"
+    );
+}
+
+#[tokio::test]
+async fn a_branch_reads_whether_the_first_message_was_read() {
+    let sim = ProviderSim::start().await.unwrap();
+    let gw = TestGateway::start(&config(&sim, &quiet_now())).await;
+    customer(&gw, "read").await;
+    customer(&gw, "unread").await;
+    for who in ["read", "unread"] {
+        event(&gw, who, "trial_started").await;
+    }
+    let mut provider_ids = Vec::new();
+    for who in ["read", "unread"] {
+        let run = run_until(&gw, who, "follow_up", |r| r["waiting"]["until"].is_string()).await;
+        let message = settle(&gw, &run, "hello").await;
+        provider_ids.push(message["provider_message_id"].as_str().unwrap().to_owned());
+    }
+    // Twilio reports the first customer's message read.
+    let (status, answer) = twilio_callback(
+        &gw,
+        &[("MessageSid", &provider_ids[0]), ("MessageStatus", "read")],
+        DEFAULT_AUTH_TOKEN,
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+    advance(&gw, "1d").await;
+    let read = run_until(&gw, "read", "follow_up", |r| r["status"] == "completed").await;
+    let unread = run_until(&gw, "unread", "follow_up", |r| r["status"] == "completed").await;
+    assert!(read["steps"]["tips"]["message_id"].is_string(), "{read:#}");
+    assert!(read["steps"].get("resend").is_none());
+    assert!(
+        unread["steps"]["resend"]["message_id"].is_string(),
+        "{unread:#}"
+    );
+    assert!(unread["steps"].get("tips").is_none());
+    let why = read["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["step"] == "was_it_read")
+        .unwrap()["why"]
+        .clone();
+    assert!(why.as_str().unwrap().contains("is true"), "{why}");
+}
+
+#[tokio::test]
+async fn a_wait_survives_a_restart() {
+    let sim = ProviderSim::start().await.unwrap();
+    let gw = TestGateway::start(&config(&sim, &quiet_now())).await;
+    customer(&gw, "dana").await;
+    event(&gw, "dana", "signed_up").await;
+    run_until(&gw, "dana", "welcome", |r| {
+        r["waiting"]["until"].is_string()
+    })
+    .await;
+    let gw = gw.restart().await;
+    advance(&gw, "7d").await;
+    let run = run_until(&gw, "dana", "welcome", |r| r["status"] == "completed").await;
+    settle(&gw, &run, "nudge").await;
+    assert_eq!(
+        sms_bodies(&sim.requests()),
+        ["Still looking? Here is 10% off"]
+    );
+    // The welcome email went once, before the restart.
+    let emails = sim
+        .requests()
+        .iter()
+        .filter(|r| r.path == "/v3/mail/send")
+        .count();
+    assert_eq!(emails, 1);
+}
+
+#[tokio::test]
+async fn events_are_validated_idempotent_and_simulated() {
+    let sim = ProviderSim::start().await.unwrap();
+    let gw = TestGateway::start(&config(&sim, &quiet_now())).await;
+    let body = json!({"customer_id": "eve", "name": "signed_up", "idempotency_key": "signup-eve"});
+    let (status, first) = gw.post("/v1/events", &body).await;
+    assert_eq!(
+        (status, &first["duplicate"]),
+        (202, &json!(false)),
+        "{first}"
+    );
+    let (_, again) = gw.post("/v1/events", &body).await;
+    assert_eq!(again["duplicate"], true);
+    assert_eq!(again["id"], first["id"]);
+    for (bad, field) in [
+        (json!({"customer_id": "eve", "name": "has space"}), "name"),
+        (json!({"customer_id": "../x", "name": "ok"}), "customer_id"),
+        (
+            json!({"customer_id": "eve", "name": "ok", "occurred_at": "yesterday"}),
+            "occurred_at",
+        ),
+        (
+            json!({"customer_id": "eve", "name": "ok", "properties": {"blob": "x".repeat(20_000)}}),
+            "properties",
+        ),
+        (
+            json!({"events": [{"customer_id": "eve", "name": "ok"}, {"customer_id": "eve", "name": ""}]}),
+            "events[1].name",
+        ),
+    ] {
+        let (status, answer) = gw.post("/v1/events", &bad).await;
+        assert_eq!(status, 422, "{bad}: {answer}");
+        assert_eq!(answer["error"]["field"], field, "{answer}");
+    }
+    let (status, batch) = gw
+        .post(
+            "/v1/events",
+            &json!({"events": [{"customer_id": "eve", "name": "a"}, {"customer_id": "eve", "name": "b"}]}),
+        )
+        .await;
+    assert_eq!(status, 202, "{batch}");
+    assert_eq!(batch["events"].as_array().unwrap().len(), 2);
+
+    // What the welcome journey would do, without waiting a week or sending.
+    let (status, simulated) = gw
+        .post(
+            "/v1/journeys/welcome/simulate",
+            &json!({"start": "2026-12-01T10:00:00Z", "timeline": [{"name": "purchase", "after": "3d"}]}),
+        )
+        .await;
+    assert_eq!(status, 200, "{simulated}");
+    assert_eq!(simulated["status"], "converted");
+    let history = simulated["history"].as_array().unwrap();
+    assert_eq!(history[0]["step"], "welcome_email");
+    assert_eq!(history[0]["at"], "2026-12-01T10:00:00.000Z");
+    assert_eq!(history.last().unwrap()["at"], "2026-12-04T10:00:00.000Z");
+    let (_, without) = gw
+        .post(
+            "/v1/journeys/welcome/simulate",
+            &json!({"start": "2026-12-01T10:00:00Z"}),
+        )
+        .await;
+    assert_eq!(without["status"], "completed");
+    assert_eq!(
+        without["steps"]["nudge"]["at"], 1_796_724_000_000i64,
+        "{without:#}"
+    );
+    assert_eq!(sim.request_count(), 0, "a simulation sends nothing");
+}

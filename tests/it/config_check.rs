@@ -26,7 +26,7 @@ fn the_default_config_is_valid_and_its_plugins_load() {
     let (ok, stdout, stderr) = check("config/crossgate.toml");
     assert!(ok, "{stderr}");
     assert!(
-        stdout.contains("ok (5 connectors loaded, 2 templates checked)"),
+        stdout.contains("ok (5 connectors loaded, 4 templates checked, 2 journeys)"),
         "{stdout}"
     );
 }

@@ -391,8 +391,7 @@ pub struct JourneySends {
 impl Sends for JourneySends {
     async fn send(&self, job: SendJob<'_>) -> Result<SendOutcome, StoreError> {
         let state = &self.state;
-        let mut data = job.step.data.clone();
-        data.insert("event".into(), job.event.clone());
+        let data = step_data(&job.step.data, job.event);
         let mut request = json!({
             "customer_id": job.customer_id,
             "cancel_key": format!("journey:{}", job.run_id),
@@ -500,6 +499,29 @@ impl Sends for JourneySends {
         }
         Ok(())
     }
+}
+
+/// A send step's template data: string values may use the trigger's
+/// properties (`"{{ event.first_name }}"`); `event` itself is there too.
+fn step_data(data: &Map<String, Value>, event: &Value) -> Map<String, Value> {
+    static ENV: std::sync::LazyLock<minijinja::Environment<'static>> =
+        std::sync::LazyLock::new(minijinja::Environment::new);
+    let context = json!({"event": event});
+    let mut out: Map<String, Value> = data
+        .iter()
+        .map(|(key, value)| {
+            let value = match value {
+                Value::String(text) if text.contains("{{") => ENV
+                    .render_str(text, &context)
+                    .map(Value::String)
+                    .unwrap_or_else(|_| value.clone()),
+                _ => value.clone(),
+            };
+            (key.clone(), value)
+        })
+        .collect();
+    out.insert("event".into(), event.clone());
+    out
 }
 
 fn refused(detail: String) -> SendOutcome {

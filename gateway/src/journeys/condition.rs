@@ -7,9 +7,14 @@
 use minijinja::Environment;
 use std::sync::LazyLock;
 
-/// One environment for every condition: lenient undefined (a missing
-/// property is false, not an error), no templates, only expressions.
-static ENV: LazyLock<Environment<'static>> = LazyLock::new(Environment::new);
+/// One environment for every condition: chainable undefined (a missing
+/// property, or a property of one, is false, not an error), no templates,
+/// only expressions.
+static ENV: LazyLock<Environment<'static>> = LazyLock::new(|| {
+    let mut env = Environment::new();
+    env.set_undefined_behavior(minijinja::UndefinedBehavior::Chainable);
+    env
+});
 
 /// Whether `expression` compiles; the message says where it does not.
 pub fn check(expression: &str) -> Result<(), String> {

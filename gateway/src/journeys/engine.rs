@@ -397,3 +397,124 @@ fn timestamp(ms: i64) -> String {
         .map(|t| t.to_string())
         .unwrap_or_else(|_| ms.to_string())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::journeys::JourneyConfig;
+
+    fn journey(toml: &str) -> JourneyConfig {
+        toml::from_str(toml).unwrap()
+    }
+
+    const DAY: i64 = 86_400_000;
+
+    fn facts() -> (Value, jiff::tz::TimeZone) {
+        (
+            json!({"country": "NL"}),
+            jiff::tz::TimeZone::get("Europe/Amsterdam").unwrap(),
+        )
+    }
+
+    #[test]
+    fn wait_for_records_which_came_first() {
+        let j = journey(
+            r#"trigger = "t"
+               [[steps]]
+               id = "read"
+               wait_for = { event = "opened", timeout = "2d" }
+               [[steps]]
+               id = "next"
+               send = { text = "x", category = "c" }"#,
+        );
+        let (profile, tz) = facts();
+        let facts = Facts {
+            profile: &profile,
+            time_zone: &tz,
+        };
+        let mut early = start(json!({}));
+        assert!(
+            advance(&j, &mut early, Input::Start, 0, &facts)
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(early.waiting.as_ref().unwrap().wake_at(), 2 * DAY);
+        let effects =
+            advance(&j, &mut early, Input::Event { name: "opened" }, DAY, &facts).unwrap();
+        assert_eq!(effects, [Effect::Send { step: 1, record: 2 }]);
+        assert_eq!(early.steps["read"]["came"], "opened");
+
+        let mut late = start(json!({}));
+        advance(&j, &mut late, Input::Start, 0, &facts).unwrap();
+        assert!(
+            advance(&j, &mut late, Input::Tick, DAY, &facts)
+                .unwrap()
+                .is_empty(),
+            "not yet"
+        );
+        advance(&j, &mut late, Input::Tick, 2 * DAY, &facts).unwrap();
+        assert_eq!(late.steps["read"]["came"], "timeout");
+        assert_eq!(late.status, RunStatus::Completed);
+    }
+
+    #[test]
+    fn an_exit_ends_a_wait_and_cancels_what_is_pending() {
+        let j = journey(
+            r#"trigger = "t"
+               exit_on = ["purchase"]
+               [[steps]]
+               id = "hour"
+               wait = "1h"
+               [[steps]]
+               id = "remind"
+               send = { text = "x", category = "c" }"#,
+        );
+        let (profile, tz) = facts();
+        let facts = Facts {
+            profile: &profile,
+            time_zone: &tz,
+        };
+        let mut run = start(json!({}));
+        advance(&j, &mut run, Input::Start, 0, &facts).unwrap();
+        let effects = advance(&j, &mut run, Input::Event { name: "purchase" }, 10, &facts).unwrap();
+        assert_eq!(effects, [Effect::CancelPending]);
+        assert_eq!(run.status, RunStatus::Exited);
+        assert!(
+            advance(&j, &mut run, Input::Tick, DAY, &facts)
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn a_local_time_wait_is_in_the_customers_zone_and_loops_are_bounded() {
+        let j = journey(
+            r#"trigger = "t"
+               [[steps]]
+               id = "morning"
+               wait = { until = "09:00" }"#,
+        );
+        let (profile, tz) = facts();
+        let facts = Facts {
+            profile: &profile,
+            time_zone: &tz,
+        };
+        let mut run = start(json!({}));
+        // 2026-12-01 10:00 UTC is 11:00 in Amsterdam: tomorrow 09:00 local.
+        let now = jiff::Timestamp::from_second(1_796_119_200)
+            .unwrap()
+            .as_millisecond();
+        advance(&j, &mut run, Input::Start, now, &facts).unwrap();
+        let at = jiff::Timestamp::from_millisecond(run.waiting.unwrap().wake_at()).unwrap();
+        assert_eq!(at.to_string(), "2026-12-02T08:00:00Z");
+
+        let looping = journey(
+            r#"trigger = "t"
+               [[steps]]
+               id = "a"
+               branch = { if = "true", then = "a" }"#,
+        );
+        let mut run = start(json!({}));
+        assert!(advance(&looping, &mut run, Input::Start, 0, &facts).is_err());
+    }
+}

@@ -60,11 +60,13 @@ pub fn check(
         }
         let mut ids = BTreeMap::new();
         for (i, step) in journey.steps.iter().enumerate() {
-            if ids.insert(step.id.as_str(), i).is_some() {
+            if ids.contains_key(step.id.as_str()) {
                 push(
                     key(&format!(".steps[{i}].id")),
                     format!("{:?} is used twice", step.id),
                 );
+            } else {
+                ids.insert(step.id.as_str(), i);
             }
         }
         for (i, step) in journey.steps.iter().enumerate() {

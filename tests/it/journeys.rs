@@ -342,6 +342,16 @@ async fn a_branch_reads_whether_the_first_message_was_read() {
     )
     .await;
     assert_eq!(status, 200, "{answer}");
+    // The report is the customer's event too, for journeys to wait for.
+    let events: i64 = rusqlite::Connection::open(&gw.db_path)
+        .unwrap()
+        .query_row(
+            "SELECT COUNT(*) FROM events WHERE customer_id = 'read' AND name = 'message.read'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(events, 1);
     advance(&gw, "1d").await;
     let read = run_until(&gw, "read", "follow_up", |r| r["status"] == "completed").await;
     let unread = run_until(&gw, "unread", "follow_up", |r| r["status"] == "completed").await;

@@ -10,6 +10,8 @@
 //! 3. End to end: the `crossgate` binary as a child process, messages
 //!    posted over HTTP at fixed concurrency until all reach the simulator;
 //!    accepted/s, delivered/s, accept latency and the gateway's peak RSS.
+//!    Then journeys: events accepted/s, and steps executed/s of a
+//!    two-message journey on 10,000 customers.
 //!    Once on SQLite, and once on PostgreSQL when `CROSSGATE_TEST_POSTGRES_URL`
 //!    names a server (`make bench` starts one on loopback).
 
@@ -26,6 +28,7 @@ const SANDBOX_CALLS: usize = 5_000;
 const ROUND_TRIPS: usize = 2_000;
 const E2E_MESSAGES: usize = 20_000;
 const CONCURRENCY: usize = 64;
+const JOURNEY_CUSTOMERS: usize = 10_000;
 
 fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -243,52 +246,16 @@ fn peak_rss_kib(pid: u32) -> Option<u64> {
 /// 256 (the shipped default, sized for real providers' 100+ ms) lets delivery
 /// take CPU from accepting while both run.
 async fn end_to_end(sim: &ProviderSim, work: &Path, dispatch: usize, store: &Store) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let config_path = work.join("e2e.toml");
-    std::fs::write(
-        &config_path,
-        format!(
-            r#"
-[server]
-listen = "127.0.0.1:{port}"
-max_body_bytes = 65536
-[storage]
-url = "{}"
-[plugins]
-dir = "{}"
-cache_dir = "{}"
-[dispatch]
-concurrency = {dispatch}
-{}"#,
-            store.url(work, dispatch).await,
-            repo_root()
-                .join("plugins/target/wasm32-wasip2/release")
-                .display(),
-            work.join("cache").display(),
+    let database = store.url(work, &format!("e2e_{dispatch}")).await;
+    let (mut child, base, client) = spawn_gateway(
+        work,
+        &database,
+        &format!(
+            "[dispatch]\nconcurrency = {dispatch}\n{}",
             default_twilio(&sim.url())
         ),
     )
-    .unwrap();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_crossgate"))
-        .args(["serve", "--config"])
-        .arg(&config_path)
-        .env("RUST_LOG", "warn")
-        .spawn()
-        .expect("start crossgate");
-    let base = format!("http://127.0.0.1:{port}");
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(CONCURRENCY)
-        .build()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while client.get(format!("{base}/healthz")).send().await.is_err() {
-        assert!(Instant::now() < deadline, "gateway did not start");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    .await;
     let before = sim.request_count();
     let gateway_pid = child.id().to_string();
     let cpu_before = (cpu_secs(&gateway_pid), cpu_secs("self"));
@@ -379,6 +346,164 @@ concurrency = {dispatch}
     }
 }
 
+/// The `crossgate` binary as a child process on `database` with `extra`
+/// configuration, once it answers; with a client for it.
+async fn spawn_gateway(
+    work: &Path,
+    database: &str,
+    extra: &str,
+) -> (std::process::Child, String, reqwest::Client) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config_path = work.join(format!("gateway-{port}.toml"));
+    std::fs::write(
+        &config_path,
+        format!(
+            r#"
+[server]
+listen = "127.0.0.1:{port}"
+max_body_bytes = 65536
+[storage]
+url = "{database}"
+[plugins]
+dir = "{}"
+cache_dir = "{}"
+{extra}"#,
+            repo_root()
+                .join("plugins/target/wasm32-wasip2/release")
+                .display(),
+            work.join("cache").display(),
+        ),
+    )
+    .unwrap();
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_crossgate"))
+        .args(["serve", "--config"])
+        .arg(&config_path)
+        .env("RUST_LOG", "warn")
+        .spawn()
+        .expect("start crossgate");
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(CONCURRENCY)
+        .build()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while client.get(format!("{base}/healthz")).send().await.is_err() {
+        assert!(Instant::now() < deadline, "gateway did not start");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    (child, base, client)
+}
+
+/// `count` requests at concurrency [`CONCURRENCY`], each made by `request(i)`
+/// and expected to answer `status`; returns how long they took.
+async fn at_concurrency(
+    count: usize,
+    status: u16,
+    request: impl Fn(usize) -> reqwest::RequestBuilder + Send + Sync + 'static,
+) -> Duration {
+    let started = Instant::now();
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let request = Arc::new(request);
+    let mut workers = Vec::new();
+    for _ in 0..CONCURRENCY {
+        let (next, request) = (next.clone(), request.clone());
+        workers.push(tokio::spawn(async move {
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if i >= count {
+                    return;
+                }
+                let response = request(i).send().await.expect("request");
+                assert_eq!(response.status().as_u16(), status);
+            }
+        }));
+    }
+    for worker in workers {
+        worker.await.unwrap();
+    }
+    started.elapsed()
+}
+
+/// A two-message journey on [`JOURNEY_CUSTOMERS`] customers: events
+/// accepted/s over HTTP, then journey steps executed/s until every run's
+/// second SMS reached the simulator.
+async fn journeys(sim: &ProviderSim, work: &Path, store: &Store) {
+    let database = store.url(work, "journeys").await;
+    let journey = format!(
+        r#"
+[journey_runner]
+tick_ms = 100
+[journeys.bench]
+trigger = "signed_up"
+[[journeys.bench.steps]]
+id = "hello"
+send = {{ category = "transactional", text = "Welcome", channels = ["sms"] }}
+[[journeys.bench.steps]]
+id = "a_second"
+wait = "1s"
+[[journeys.bench.steps]]
+id = "nudge"
+send = {{ category = "transactional", text = "Still there?", channels = ["sms"] }}
+{}"#,
+        default_twilio(&sim.url())
+    );
+    let (mut child, base, client) = spawn_gateway(work, &database, &journey).await;
+    let id = |i: usize| format!("bench-{i}");
+    let (customers_client, customers_base) = (client.clone(), base.clone());
+    at_concurrency(JOURNEY_CUSTOMERS, 201, move |i| {
+        customers_client
+            .put(format!("{customers_base}/v1/customers/{}", id(i)))
+            .json(&serde_json::json!({"addresses": {"phone": format!("+3161{i:07}")}}))
+    })
+    .await;
+    let before = sim.request_count();
+    let gateway_pid = child.id().to_string();
+    let cpu_before = cpu_secs(&gateway_pid);
+    let started = Instant::now();
+    let (events_client, events_base) = (client.clone(), base.clone());
+    let accepted_in = at_concurrency(JOURNEY_CUSTOMERS, 202, move |i| {
+        events_client
+            .post(format!("{events_base}/v1/events"))
+            .json(&serde_json::json!({"customer_id": id(i), "name": "signed_up"}))
+    })
+    .await;
+    let expected = 2 * JOURNEY_CUSTOMERS;
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while sim.request_count() - before < expected && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let done_in = started.elapsed();
+    let cpu_after = cpu_secs(&gateway_pid);
+    let _ = child.kill();
+    let _ = child.wait();
+    // Each run: start, send, wait, wake, send, complete.
+    let steps = 6 * JOURNEY_CUSTOMERS;
+    println!(
+        "journeys on {}, {JOURNEY_CUSTOMERS} customers, send + 1 s wait + send:",
+        store.name()
+    );
+    println!(
+        "  events accepted/s       {:>8.0}",
+        JOURNEY_CUSTOMERS as f64 / accepted_in.as_secs_f64()
+    );
+    println!(
+        "  journey steps/s         {:>8.0}   ({} of {expected} SMS sent in {:.1} s, the 1 s wait included)",
+        steps as f64 / done_in.as_secs_f64(),
+        sim.request_count() - before,
+        done_in.as_secs_f64()
+    );
+    if let (Some(before), Some(after)) = (cpu_before, cpu_after) {
+        println!(
+            "  gateway CPU per run     {:>8.0} µs (two messages delivered)",
+            (after - before) * 1e6 / JOURNEY_CUSTOMERS as f64
+        );
+    }
+}
+
 /// Where the gateway under test keeps its state.
 enum Store {
     Sqlite,
@@ -394,14 +519,11 @@ impl Store {
         }
     }
 
-    async fn url(&self, work: &Path, dispatch: usize) -> String {
+    async fn url(&self, work: &Path, run: &str) -> String {
         match self {
-            Store::Sqlite => format!(
-                "sqlite://{}",
-                work.join(format!("e2e-{dispatch}.db")).display()
-            ),
+            Store::Sqlite => format!("sqlite://{}", work.join(format!("{run}.db")).display()),
             Store::Postgres(server) => {
-                let name = format!("crossgate_bench_{dispatch}_{}", std::process::id());
+                let name = format!("crossgate_bench_{run}_{}", std::process::id());
                 let (client, connection) = tokio_postgres::connect(server, tokio_postgres::NoTls)
                     .await
                     .expect("reach the PostgreSQL server");
@@ -483,6 +605,7 @@ fn main() {
             for dispatch in [64, 256] {
                 end_to_end(&sim, work.path(), dispatch, store).await;
             }
+            journeys(&sim, work.path(), store).await;
         }
     });
 }

@@ -106,11 +106,7 @@ async fn customer_event(
     source: &Source<'_>,
     now: i64,
 ) -> Result<(), StoreError> {
-    let Some(customer_id) = store
-        .message(message_id)
-        .await?
-        .and_then(|m| m.customer_id)
-    else {
+    let Some(customer_id) = store.message(message_id).await?.and_then(|m| m.customer_id) else {
         return Ok(());
     };
     let properties = serde_json::json!({

@@ -21,6 +21,7 @@
 //! - [`outbound`]: the HTTP client connectors and callbacks share.
 //! - [`metrics`]: counters and histograms for `/metrics`.
 //! - [`live`]: the reloadable part of the configuration (routing, categories, connectors, templates).
+//! - [`journeys`]: events drive runs through steps (a pure engine, config, the runner every node runs).
 //! - [`templates`]: template folders per channel and locale, compiled, checked and rendered.
 //! - [`locale`]: BCP 47 tags and the fallback chain templates and SMS footers are chosen by.
 //! - [`sms`]: GSM-7/UCS-2 encoding, segment counts and smart encoding of SMS text.

@@ -4,8 +4,8 @@
 //! message, a restart in the middle of a wait.
 
 use crate::support::{FAST_DISPATCH, TestGateway, default_twilio, sendgrid_connector};
-use crate::webhooks::twilio_callback;
-use crossgate_tests::{DEFAULT_AUTH_TOKEN, ProviderSim, Recorded};
+use crate::suppressions::{event_key, sendgrid_events};
+use crossgate_tests::{ProviderSim, Recorded};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 
@@ -72,7 +72,7 @@ send = {{ category = "transactional", text = "25% off your wishlist", channels =
 trigger = "trial_started"
 [[journeys.follow_up.steps]]
 id = "hello"
-send = {{ category = "transactional", text = "Your trial started", channels = ["sms"] }}
+send = {{ category = "transactional", subject = "Your trial", text = "Your trial started", channels = ["email"] }}
 [[journeys.follow_up.steps]]
 id = "a_day"
 wait = "1d"
@@ -91,10 +91,12 @@ send = {{ category = "transactional", text = "Three tips for your trial", channe
 [[journeys.follow_up.steps]]
 id = "end"
 wait = "1s"
-{}{}"#,
+{}event_webhook_public_key = "{key}"
+{}"#,
         sendgrid_connector("sendgrid", &sim.url()),
         default_twilio(&sim.url()),
         public = crate::webhooks::PUBLIC_URL,
+        key = event_key().1,
     )
 }
 
@@ -320,7 +322,7 @@ async fn one_offer_per_group_across_journeys_and_channels() {
 }
 
 #[tokio::test]
-async fn a_branch_reads_whether_the_first_message_was_read() {
+async fn a_branch_reads_whether_the_welcome_email_was_read() {
     let sim = ProviderSim::start().await.unwrap();
     let gw = TestGateway::start(&config(&sim, &quiet_now())).await;
     customer(&gw, "read").await;
@@ -334,13 +336,10 @@ async fn a_branch_reads_whether_the_first_message_was_read() {
         let message = settle(&gw, &run, "hello").await;
         provider_ids.push(message["provider_message_id"].as_str().unwrap().to_owned());
     }
-    // Twilio reports the first customer's message read.
-    let (status, answer) = twilio_callback(
-        &gw,
-        &[("MessageSid", &provider_ids[0]), ("MessageStatus", "read")],
-        DEFAULT_AUTH_TOKEN,
-    )
-    .await;
+    // SendGrid reports the first customer's email opened (read).
+    let opened = json!([{"email": "read@example.com", "event": "open",
+                         "sg_message_id": format!("{}.filter0001.1.0", provider_ids[0])}]);
+    let (status, answer) = sendgrid_events(&gw, &event_key().0, &opened).await;
     assert_eq!(status, 200, "{answer}");
     // The report is the customer's event too, for journeys to wait for.
     let events: i64 = rusqlite::Connection::open(&gw.db_path)

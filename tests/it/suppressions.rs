@@ -228,7 +228,7 @@ consent = \"opt-out\"
 }
 
 /// A P-256 key of the test's own, standing in for SendGrid's signing key.
-fn event_key() -> (p256::ecdsa::SigningKey, String) {
+pub(crate) fn event_key() -> (p256::ecdsa::SigningKey, String) {
     use p256::pkcs8::EncodePublicKey as _;
     let signing = p256::ecdsa::SigningKey::from_slice(&[42u8; 32]).unwrap();
     let der = signing.verifying_key().to_public_key_der().unwrap();
@@ -236,7 +236,7 @@ fn event_key() -> (p256::ecdsa::SigningKey, String) {
     (signing, public)
 }
 
-async fn sendgrid_events(
+pub(crate) async fn sendgrid_events(
     gw: &TestGateway,
     key: &p256::ecdsa::SigningKey,
     events: &Value,

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 pub(crate) const PUBLIC_URL: &str = "https://gw.example.com";
 
 /// Twilio's signature: base64 HMAC-SHA1 over the URL and the sorted parameters.
-pub(crate) fn twilio_signature(url: &str, params: &[(&str, &str)], token: &str) -> String {
+fn twilio_signature(url: &str, params: &[(&str, &str)], token: &str) -> String {
     let mut sorted = params.to_vec();
     sorted.sort();
     let mut mac = Hmac::<sha1::Sha1>::new_from_slice(token.as_bytes()).unwrap();
@@ -22,11 +22,7 @@ pub(crate) fn twilio_signature(url: &str, params: &[(&str, &str)], token: &str) 
     base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
 }
 
-pub(crate) async fn twilio_callback(
-    gw: &TestGateway,
-    params: &[(&str, &str)],
-    token: &str,
-) -> (u16, Value) {
+async fn twilio_callback(gw: &TestGateway, params: &[(&str, &str)], token: &str) -> (u16, Value) {
     let url = format!("{PUBLIC_URL}/v1/webhooks/twilio");
     let body = params
         .iter()

@@ -586,8 +586,12 @@ fn main() {
     runtime.block_on(async {
         let work = tempfile::tempdir().expect("temp dir");
         let sim = ProviderSim::start().await.expect("simulator");
-        sandbox(&sim, work.path()).await;
-        templates_and_sms();
+        // `CROSSGATE_BENCH_ONLY=journeys` measures journeys alone.
+        let journeys_only = std::env::var("CROSSGATE_BENCH_ONLY").as_deref() == Ok("journeys");
+        if !journeys_only {
+            sandbox(&sim, work.path()).await;
+            templates_and_sms();
+        }
         // `CROSSGATE_BENCH_STORE=sqlite` or `=postgres` measures one only.
         let only = std::env::var("CROSSGATE_BENCH_STORE").ok();
         let mut stores = Vec::new();
@@ -602,8 +606,10 @@ fn main() {
             ),
         }
         for store in &stores {
-            for dispatch in [64, 256] {
-                end_to_end(&sim, work.path(), dispatch, store).await;
+            if !journeys_only {
+                for dispatch in [64, 256] {
+                    end_to_end(&sim, work.path(), dispatch, store).await;
+                }
             }
             journeys(&sim, work.path(), store).await;
         }

@@ -326,6 +326,17 @@ api_keys = [
     assert_eq!(get(support, format!("/v1/messages/{first}")).await, 200);
     let (status, _, _) = send(support, "order-2").await;
     assert_eq!(status, 403, "support cannot send");
+    // Reporting what a customer did is sending's work, not admin's.
+    let event = |key: &'static str| {
+        let request = gw
+            .client
+            .post(format!("{}/v1/events", gw.url))
+            .bearer_auth(key)
+            .json(&serde_json::json!({"customer_id": "c-1", "name": "signed_up"}));
+        async move { request.send().await.unwrap().status().as_u16() }
+    };
+    assert_eq!(event(shop).await, 202);
+    assert_eq!(event(support).await, 403);
     let suppress = |key| {
         status_of(
             reqwest::Method::PUT,

@@ -16,8 +16,8 @@ use std::sync::Arc;
 pub struct Caller(pub String);
 
 /// The scope a route needs: reading is `read`, sending (and previewing,
-/// cancelling) is `send`, and changing profiles, consent, suppressions or
-/// the gateway itself is `admin`.
+/// cancelling, reporting events, simulating a journey) is `send`, and
+/// changing profiles, consent, suppressions or the gateway itself is `admin`.
 fn needs(method: &Method, path: &str) -> Scope {
     if path.starts_with("/v1/admin/") {
         Scope::Admin
@@ -25,8 +25,9 @@ fn needs(method: &Method, path: &str) -> Scope {
         Scope::Read
     } else if matches!(
         path,
-        "/v1/messages" | "/v1/routes/preview" | "/v1/cancellations"
-    ) {
+        "/v1/messages" | "/v1/routes/preview" | "/v1/cancellations" | "/v1/events"
+    ) || (path.starts_with("/v1/journeys/") && path.ends_with("/simulate"))
+    {
         Scope::Send
     } else {
         Scope::Admin

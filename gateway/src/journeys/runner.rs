@@ -13,6 +13,7 @@ use crate::live::Live;
 use crate::store::journeys::{EventRecord, JourneyVersion, RunRecord};
 use crate::store::{Store, StoreError};
 use async_trait::async_trait;
+use futures::stream::{self, StreamExt as _};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -26,6 +27,8 @@ const LEASE_MS: i64 = 60_000;
 const BATCH: usize = 200;
 /// Tries to write a run that another node wrote meanwhile.
 const WRITE_TRIES: usize = 5;
+/// Customers (or due runs) worked on at once.
+const PARALLEL: usize = 32;
 
 /// One `send` step to make, for a customer, as the platform's own send
 /// would be made (planned, consented, capped).
@@ -90,6 +93,8 @@ pub struct Runner {
     tick: Duration,
     /// Journey versions runs are pinned to that the configuration no longer has.
     old_versions: Mutex<HashMap<String, Arc<JourneyConfig>>>,
+    /// Versions this node has stored already.
+    stored_versions: Mutex<std::collections::HashSet<String>>,
 }
 
 impl Runner {
@@ -109,6 +114,7 @@ impl Runner {
             wake,
             tick: Duration::from_millis(config.tick_ms.max(10)),
             old_versions: Mutex::default(),
+            stored_versions: Mutex::default(),
         }
     }
 
@@ -126,7 +132,10 @@ impl Runner {
         }
     }
 
-    /// Apply every waiting event, then wake every due run.
+    /// Apply every waiting event, then wake every due run. Customers are
+    /// worked on [`PARALLEL`] at a time (one customer's events in order, by
+    /// one task), so their writes share the store's commits instead of each
+    /// waiting for its own.
     pub async fn work(&self) -> Result<(), StoreError> {
         loop {
             let events = self
@@ -136,12 +145,29 @@ impl Runner {
             if events.is_empty() {
                 break;
             }
+            let customers: Vec<Vec<EventRecord>> = events
+                .chunk_by(|a, b| a.customer_id == b.customer_id)
+                .map(<[EventRecord]>::to_vec)
+                .collect();
+            let done: Vec<Result<Vec<String>, StoreError>> = stream::iter(customers)
+                .map(|events| self.apply_customer(events))
+                .buffer_unordered(PARALLEL)
+                .collect()
+                .await;
             let mut handled = Vec::with_capacity(events.len());
-            for event in &events {
-                self.apply_event(event).await?;
-                handled.push(event.id.clone());
+            let mut failed = None;
+            for result in done {
+                match result {
+                    Ok(ids) => handled.extend(ids),
+                    Err(e) => failed = Some(e),
+                }
             }
+            // What was applied is done even if a customer failed: theirs
+            // are claimed again when the lease runs out.
             self.store.events_handled(handled).await?;
+            if let Some(e) = failed {
+                return Err(e);
+            }
         }
         loop {
             let now = self.clock.now();
@@ -149,10 +175,25 @@ impl Runner {
             if due.is_empty() {
                 return Ok(());
             }
-            for run in due {
-                self.advance(run, &Input::Tick).await?;
-            }
+            let done: Vec<Result<(), StoreError>> = stream::iter(due)
+                .map(|run| self.tick(run))
+                .buffer_unordered(PARALLEL)
+                .collect()
+                .await;
+            done.into_iter().collect::<Result<(), _>>()?;
         }
+    }
+
+    /// One customer's events, in order; the ids of those applied.
+    async fn apply_customer(&self, events: Vec<EventRecord>) -> Result<Vec<String>, StoreError> {
+        for event in &events {
+            self.apply_event(event).await?;
+        }
+        Ok(events.into_iter().map(|e| e.id).collect())
+    }
+
+    async fn tick(&self, run: RunRecord) -> Result<(), StoreError> {
+        self.advance(run, &Input::Tick).await
     }
 
     /// One event: the customer's active runs see it, then the journeys it
@@ -207,13 +248,22 @@ impl Runner {
                 }
             }
         }
-        self.store
-            .put_journey_version(JourneyVersion {
-                version: pinned.version.clone(),
-                journey: pinned.name.clone(),
-                config: serde_json::to_string(&*pinned.config).unwrap_or_default(),
-            })
-            .await?;
+        let known = self
+            .stored_versions
+            .lock()
+            .is_ok_and(|known| known.contains(&pinned.version));
+        if !known {
+            self.store
+                .put_journey_version(JourneyVersion {
+                    version: pinned.version.clone(),
+                    journey: pinned.name.clone(),
+                    config: serde_json::to_string(&*pinned.config).unwrap_or_default(),
+                })
+                .await?;
+            if let Ok(mut known) = self.stored_versions.lock() {
+                known.insert(pinned.version.clone());
+            }
+        }
         let mut state = engine::start(properties.clone());
         state.history.push(engine::StepRecord {
             step: "start".into(),

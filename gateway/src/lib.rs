@@ -24,6 +24,7 @@
 //! - [`journeys`]: events drive runs through steps (a pure engine, config, the runner every node runs).
 //! - [`templates`]: template folders per channel and locale, compiled, checked and rendered.
 //! - [`locale`]: BCP 47 tags and the fallback chain templates and SMS footers are chosen by.
+//! - [`expression`]: the condition language journeys use (minijinja expressions).
 //! - [`sms`]: GSM-7/UCS-2 encoding, segment counts and smart encoding of SMS text.
 //! - `server`: the HTTP server under the API: timeouts and a connection limit.
 //! - [`origin`]: scheme, host and port, as `allowed_hosts` lists and requests are checked.
@@ -34,6 +35,7 @@ pub mod config;
 pub mod customer;
 pub mod dispatch;
 pub(crate) mod every;
+pub mod expression;
 pub mod journeys;
 pub mod live;
 pub mod locale;
@@ -95,7 +97,8 @@ pub async fn serve(
         anyhow::anyhow!("cannot load templates:\n{}", lines.join("\n"))
     })?;
     tracing::info!(count = templates.len(), "templates loaded");
-    let mistakes = journeys::check_config(&config, &templates);
+    let mistakes =
+        journeys::check_config(&config, &|t| templates.get(t).map(|t| t.category.clone()));
     if !mistakes.is_empty() {
         let lines: Vec<String> = mistakes
             .iter()
@@ -215,7 +218,8 @@ pub async fn check(
         }
     }
     if let Ok(templates) = &templates {
-        let mistakes = journeys::check_config(&config, templates);
+        let mistakes =
+            journeys::check_config(&config, &|t| templates.get(t).map(|t| t.category.clone()));
         if !mistakes.is_empty() {
             report += &config::ConfigReport::new(source_name, text, mistakes).to_string();
         }

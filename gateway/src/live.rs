@@ -26,7 +26,7 @@ pub struct Routing {
     pub max_attempts: HashMap<String, u32>,
     pub plugins: Arc<PluginHost>,
     pub templates: Arc<Templates>,
-    pub journeys: Arc<crate::journeys::Catalogue>,
+    pub journeys: Arc<crate::config::journeys::Catalogue>,
 }
 
 impl Routing {
@@ -53,7 +53,7 @@ impl Routing {
                 .collect(),
             plugins: Arc::new(plugins),
             templates: Arc::new(templates),
-            journeys: Arc::new(crate::journeys::Catalogue::new(&config.journeys)),
+            journeys: Arc::new(crate::config::journeys::Catalogue::new(&config.journeys)),
         }
     }
 }
@@ -99,7 +99,9 @@ impl Live {
             let lines: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
             lines.join("\n")
         })?;
-        let mistakes = crate::journeys::check_config(&config, &templates);
+        let mistakes = crate::config::journeys::check_config(&config, &|t| {
+            templates.get(t).map(|t| t.category.clone())
+        });
         if !mistakes.is_empty() {
             return Err(config::ConfigReport::new(&name, &text, mistakes).to_string());
         }

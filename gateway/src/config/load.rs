@@ -43,7 +43,7 @@ pub fn parse_sections(
                     for (journey, body) in journeys.iter() {
                         let key = format!("journeys.{}", journey.get_ref());
                         if let Some(j) =
-                            section::<crate::journeys::JourneyConfig>(&key, body, errors)
+                            section::<super::journeys::JourneyConfig>(&key, body, errors)
                         {
                             config.journeys.insert(journey.get_ref().to_string(), j);
                         }

@@ -6,6 +6,7 @@
 //! every problem at once.
 
 mod checks;
+pub mod journeys;
 mod load;
 mod report;
 mod schema;
@@ -43,7 +44,7 @@ pub struct Config {
     pub connectors: Vec<Connector>,
     pub templates: TemplatesConfig,
     /// `[journeys.<name>]`
-    pub journeys: crate::journeys::Journeys,
+    pub journeys: journeys::Journeys,
     pub journey_runner: JourneyRunnerConfig,
     /// `[unsubscribe]`, its secret resolved.
     pub unsubscribe: UnsubscribeConfig,

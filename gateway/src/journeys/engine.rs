@@ -3,7 +3,7 @@
 //! do out. The worker, the API and `POST /v1/journeys/{name}/simulate` all
 //! drive this one function, so a simulation shows what a run would do.
 
-use super::config::{JourneyConfig, StepKind, WaitStep};
+use crate::config::journeys::{JourneyConfig, StepKind, WaitStep};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
@@ -277,7 +277,7 @@ fn run_steps(
                 return Ok(());
             }
             StepKind::Branch(branch) => {
-                let holds = super::condition::holds(
+                let holds = crate::expression::holds(
                     &branch.condition,
                     &json!({"profile": facts.profile, "event": run.event, "steps": run.steps}),
                 )?;

@@ -7,8 +7,8 @@
 
 use super::engine::{self, Effect, Facts, Input, RunState, RunStatus, SendOutcome};
 use super::{Catalogue, JourneyConfig, Pinned};
+use crate::config::journeys::{Entry, SendStep, StepKind};
 use crate::config::{ClockMode, JourneyRunnerConfig};
-use crate::journeys::config::{Entry, SendStep, StepKind};
 use crate::live::Live;
 use crate::store::journeys::{EventRecord, JourneyVersion, RunRecord};
 use crate::store::{Store, StoreError};
@@ -239,7 +239,7 @@ impl Runner {
         let profile = self.profile(&event.customer_id).await?;
         if let Some(condition) = &pinned.config.condition {
             let context = serde_json::json!({"event": properties, "profile": profile.json});
-            match super::condition::holds(condition, &context) {
+            match crate::expression::holds(condition, &context) {
                 Ok(true) => {}
                 Ok(false) => return Ok(()),
                 Err(e) => {

@@ -1,4 +1,4 @@
-//! Journey conditions: minijinja expressions (the language templates use),
+//! Conditions (journeys' `condition` and `branch`): minijinja expressions (the language templates use),
 //! e.g. `event.total > 50`, `profile.country == "NL"`,
 //! `steps.welcome_email.status == "read"`. A name that is not there is
 //! undefined, which is false, so a condition over an optional property

@@ -147,7 +147,9 @@ pub async fn serve(
         state.clock.clone(),
         state.journeys_wake.clone(),
     );
-    let running_journeys = tokio::spawn(runner.run(stopped.clone()));
+    // Background work like delivery: on the delivery threads, below the API
+    // in priority, so a burst of events is accepted (durably) first.
+    let running_journeys = delivery.spawn(runner.run(stopped.clone()));
     let sampling = tokio::spawn(state.backlog.clone().sample(store, stopped));
     tracing::info!(addr = %listener.local_addr()?, "crossgate listening");
     server::run(listener, api::router(state), &config.server, shutdown).await;

@@ -478,13 +478,8 @@ impl Sends for JourneySends {
         })
     }
 
-    async fn cancel_run(
-        &self,
-        customer_id: &str,
-        run_id: &str,
-        _now: i64,
-    ) -> Result<(), StoreError> {
-        // Messages live on the system's clock, whatever the journeys' says.
+    /// Messages live on the system's clock, whatever the journeys' says.
+    async fn cancel_run(&self, customer_id: &str, run_id: &str) -> Result<(), StoreError> {
         let report = self
             .state
             .store

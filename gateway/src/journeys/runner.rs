@@ -49,8 +49,7 @@ pub trait Sends: Send + Sync {
     /// `Err` when the store is unavailable: the run is tried again later.
     async fn send(&self, job: SendJob<'_>) -> Result<SendOutcome, StoreError>;
     /// Cancel what a run sent that has not gone out yet.
-    async fn cancel_run(&self, customer_id: &str, run_id: &str, now: i64)
-    -> Result<(), StoreError>;
+    async fn cancel_run(&self, customer_id: &str, run_id: &str) -> Result<(), StoreError>;
 }
 
 /// The journeys' time: the system's, or (for tests and rehearsals) the
@@ -193,19 +192,22 @@ impl Runner {
     }
 
     async fn tick(&self, run: RunRecord) -> Result<(), StoreError> {
-        self.advance(run, &Input::Tick).await
+        let profile = self.profile(&run.customer_id).await?;
+        self.advance(run, &Input::Tick, &profile).await
     }
 
     /// One event: the customer's active runs see it, then the journeys it
     /// triggers start.
     async fn apply_event(&self, event: &EventRecord) -> Result<(), StoreError> {
         let runs = self.store.customer_runs(&event.customer_id).await?;
+        // Read once for every run the event moves and every run it starts.
+        let profile = self.profile(&event.customer_id).await?;
         for run in &runs {
             let open = run.status == RunStatus::Active.as_str()
                 || (run.status == RunStatus::Completed.as_str()
                     && self.still_sending(run, &event.name).await?);
             if open {
-                self.advance(run.clone(), &Input::Event { name: &event.name })
+                self.advance(run.clone(), &Input::Event { name: &event.name }, &profile)
                     .await?;
             }
         }
@@ -213,7 +215,8 @@ impl Runner {
         let properties: Value =
             serde_json::from_str(&event.properties).unwrap_or(Value::Object(Default::default()));
         for pinned in catalogue.triggered_by(&event.name) {
-            self.start(pinned, event, &properties, &runs).await?;
+            self.start(pinned, event, &properties, &runs, &profile)
+                .await?;
         }
         Ok(())
     }
@@ -224,6 +227,7 @@ impl Runner {
         event: &EventRecord,
         properties: &Value,
         runs: &[RunRecord],
+        profile: &CustomerFacts,
     ) -> Result<(), StoreError> {
         let now = self.clock.now();
         let last = runs.iter().find(|r| r.journey == pinned.name);
@@ -236,7 +240,6 @@ impl Runner {
             }
             (Entry::Again(_), _) => format!("run_{}", uuid::Uuid::now_v7().simple()),
         };
-        let profile = self.profile(&event.customer_id).await?;
         if let Some(condition) = &pinned.config.condition {
             let context = serde_json::json!({"event": properties, "profile": profile.json});
             match crate::expression::holds(condition, &context) {
@@ -302,7 +305,12 @@ impl Runner {
 
     /// Move one stored run on by `input`, writing over the revision it was
     /// read at; read again and retry when another node wrote it meanwhile.
-    async fn advance(&self, mut record: RunRecord, input: &Input<'_>) -> Result<(), StoreError> {
+    async fn advance(
+        &self,
+        mut record: RunRecord,
+        input: &Input<'_>,
+        profile: &CustomerFacts,
+    ) -> Result<(), StoreError> {
         for _ in 0..WRITE_TRIES {
             let Some(journey) = self.journey(&record).await? else {
                 tracing::warn!(run = %record.id, version = %record.version, "journey version unknown");
@@ -313,7 +321,6 @@ impl Runner {
                 Err(e) => return Err(StoreError::Corrupt(format!("run {}: {e}", record.id))),
             };
             let now = self.clock.now();
-            let profile = self.profile(&record.customer_id).await?;
             if journey
                 .steps
                 .iter()
@@ -378,7 +385,7 @@ impl Runner {
                 }
                 Effect::CancelPending => {
                     self.sends
-                        .cancel_run(&record.customer_id, &record.id, now)
+                        .cancel_run(&record.customer_id, &record.id)
                         .await?;
                 }
             }

@@ -38,54 +38,49 @@ fn event_row(r: &Row) -> EventRecord {
     }
 }
 
+/// Each event stored, or the one stored before under its idempotency key.
+async fn insert_events(
+    tx: &impl super::Sql,
+    events: &[NewEvent],
+) -> Result<Vec<EventInserted>, StoreError> {
+    let mut out = Vec::with_capacity(events.len());
+    for e in events {
+        let inserted = tx
+            .exec(
+                "INSERT INTO events (id, customer_id, name, properties, occurred_at,
+                                     received_at, idempotency_key)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)
+                 ON CONFLICT (idempotency_key) DO NOTHING",
+                &[
+                    &e.id,
+                    &e.customer_id,
+                    &e.name,
+                    &e.properties,
+                    &e.occurred_at,
+                    &e.received_at,
+                    &e.idempotency_key,
+                ],
+            )
+            .await?;
+        out.push(if inserted == 1 {
+            EventInserted::New
+        } else {
+            let first = tx
+                .one(
+                    "SELECT id FROM events WHERE idempotency_key = $1",
+                    &[&e.idempotency_key],
+                )
+                .await?;
+            EventInserted::Duplicate { id: first.get(0) }
+        });
+    }
+    Ok(out)
+}
+
 #[async_trait]
 impl JourneyStore for PostgresStore {
     async fn record_events(&self, events: Vec<NewEvent>) -> Result<Vec<EventInserted>, StoreError> {
-        transaction!(self, |tx| {
-            let mut out = Vec::with_capacity(events.len());
-            let mut failed = None;
-            for e in &events {
-                let inserted = tx
-                    .exec(
-                        "INSERT INTO events (id, customer_id, name, properties, occurred_at,
-                                             received_at, idempotency_key)
-                         VALUES ($1, $2, $3, $4, $5, $6, $7)
-                         ON CONFLICT (idempotency_key) DO NOTHING",
-                        &[
-                            &e.id,
-                            &e.customer_id,
-                            &e.name,
-                            &e.properties,
-                            &e.occurred_at,
-                            &e.received_at,
-                            &e.idempotency_key,
-                        ],
-                    )
-                    .await;
-                let answer = match inserted {
-                    Ok(1) => Ok(EventInserted::New),
-                    Ok(_) => tx
-                        .one(
-                            "SELECT id FROM events WHERE idempotency_key = $1",
-                            &[&e.idempotency_key],
-                        )
-                        .await
-                        .map(|r| EventInserted::Duplicate { id: r.get(0) }),
-                    Err(e) => Err(e),
-                };
-                match answer {
-                    Ok(answer) => out.push(answer),
-                    Err(e) => {
-                        failed = Some(e);
-                        break;
-                    }
-                }
-            }
-            match failed {
-                Some(e) => Err(e),
-                None => Ok(out),
-            }
-        })
+        transaction!(self, |tx| insert_events(&tx, &events).await)
     }
 
     async fn claim_events(

@@ -9,8 +9,8 @@ use std::marker::PhantomData;
 #[doc(hidden)]
 pub mod bindings {
     wit_bindgen::generate!({
-        path: "wit/0.2.0",
-        world: "crossgate:connector/connector@0.2.0",
+        path: "wit/0.3.0",
+        world: "crossgate:connector/connector@0.3.0",
         generate_all,
         pub_export_macro: true,
         export_macro_name: "export_connector",
@@ -133,8 +133,8 @@ fn failure_to_wit(f: Failure) -> wit::Failure {
     }
 }
 
-/// An event as contract 0.2.0 carries it. An undeliverable address travels
-/// through the host's `report-dead-address`, which the 0.2.0 records lack.
+/// An event as the contract carries it. An undeliverable address travels
+/// through the host's `report-dead-address`, which the records lack.
 fn event_to_wit(event: InboundEvent) -> Option<wit::InboundEvent> {
     Some(match event {
         InboundEvent::Status(s) => wit::InboundEvent::Status(wit::StatusEvent {
@@ -150,6 +150,12 @@ fn event_to_wit(event: InboundEvent) -> Option<wit::InboundEvent> {
         }),
         InboundEvent::OptOut(address) => wit::InboundEvent::OptOut(address),
         InboundEvent::OptIn(address) => wit::InboundEvent::OptIn(address),
+        InboundEvent::Message(m) => wit::InboundEvent::Message(wit::InboundMessage {
+            from: m.from,
+            text: m.text,
+            provider_message_id: m.provider_message_id,
+            in_reply_to: m.in_reply_to,
+        }),
         InboundEvent::Undeliverable { address, reason } => {
             host::report_dead_address(&address, &reason);
             return None;

@@ -44,17 +44,19 @@ pub mod guest;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod testing;
 
+pub mod keywords;
+
 pub use config::{Config, ConfigError};
 pub use types::{
-    Channel, DeliveryState, Failure, InboundEvent, Level, Message, PluginInfo, ProviderTemplate,
-    Receipt, StatusEvent, WebhookError, WebhookRequest,
+    Channel, DeliveryState, Failure, InboundEvent, InboundMessage, Level, Message, PluginInfo,
+    ProviderTemplate, Receipt, StatusEvent, WebhookError, WebhookRequest,
 };
 
 /// The version of this SDK, reported to the gateway by `describe`.
 pub const SDK_VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// The contract (WIT package) version this SDK builds plugins against.
-pub const CONTRACT_VERSION: &str = "0.2.0";
+pub const CONTRACT_VERSION: &str = "0.3.0";
 
 /// A provider connector.
 ///

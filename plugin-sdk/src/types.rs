@@ -198,6 +198,21 @@ pub enum InboundEvent {
         address: String,
         reason: String,
     },
+    /// A customer wrote back (not a STOP or START keyword): the gateway
+    /// records it as their `message.received` event and tells the platform.
+    Message(InboundMessage),
+}
+
+/// A customer's reply.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct InboundMessage {
+    /// The sender's address: E.164 for phone numbers (`+31612345678`).
+    pub from: String,
+    pub text: String,
+    /// The provider's id of the reply: a repeated callback is one reply.
+    pub provider_message_id: String,
+    /// The provider's id of the message this answers, when it says.
+    pub in_reply_to: Option<String>,
 }
 
 /// Why a provider callback was not taken; the gateway answers the provider

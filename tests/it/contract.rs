@@ -1,45 +1,93 @@
 //! Plugins built against an older released contract keep working.
 
 use crate::support::{FAST_DISPATCH, TestGateway, repo_root, sms, twilio_connector};
+use crate::webhooks::{PUBLIC_URL, twilio_callback};
 use crossgate_tests::{DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN, ProviderSim};
 
-#[tokio::test]
-async fn a_plugin_built_for_contract_0_1_0_still_loads_and_delivers() {
-    let sim = ProviderSim::start().await.unwrap();
-    let released = repo_root().join("tests/fixtures/plugins/contract-0.1.0/sms_twilio.wasm");
-    let entry = twilio_connector(
-        "twilio-0-1",
-        &sim.url(),
-        DEFAULT_ACCOUNT_SID,
-        DEFAULT_AUTH_TOKEN,
-    )
-    .replace(
+/// A connector entry for the frozen Twilio plugin built against `contract`.
+fn released_entry(sim: &ProviderSim, contract: &str, name: &str) -> String {
+    let released = repo_root().join(format!(
+        "tests/fixtures/plugins/contract-{contract}/sms_twilio.wasm"
+    ));
+    twilio_connector(name, &sim.url(), DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN).replace(
         "plugin = \"sms_twilio.wasm\"",
         &format!("plugin = {:?}", released.display().to_string()),
-    );
-    let gw = TestGateway::start(&format!("{FAST_DISPATCH}{entry}")).await;
+    )
+}
 
-    let id = gw.send_ok(&sms("+31612345678", "still here")).await;
-    let message = gw.settled(&id).await;
-    assert_eq!(message["status"], "sent", "{message}");
-    assert_eq!(message["delivered_by"], "twilio-0-1");
-    let requests = sim.requests();
-    assert_eq!(requests.len(), 1);
-    assert_eq!(requests[0].field("Body"), Some("still here"));
+/// A gateway whose only SMS connector is the frozen Twilio plugin of `contract`.
+async fn released_twilio(sim: &ProviderSim, contract: &str, name: &str) -> TestGateway {
+    let entry = released_entry(sim, contract, name);
+    TestGateway::start(&format!(
+        "[server]\npublic_url = \"{PUBLIC_URL}\"\n{FAST_DISPATCH}{entry}"
+    ))
+    .await
+}
+
+#[tokio::test]
+async fn plugins_built_for_contracts_0_1_and_0_2_still_load_and_deliver() {
+    for (contract, name) in [("0.1.0", "twilio-0-1"), ("0.2.0", "twilio-0-2")] {
+        let sim = ProviderSim::start().await.unwrap();
+        let gw = released_twilio(&sim, contract, name).await;
+        let id = gw.send_ok(&sms("+31612345678", "still here")).await;
+        let message = gw.settled(&id).await;
+        assert_eq!(message["status"], "sent", "{contract}: {message}");
+        assert_eq!(message["delivered_by"], name);
+        let requests = sim.requests();
+        assert_eq!(requests.len(), 1);
+        assert_eq!(requests[0].field("Body"), Some("still here"));
+        gw.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn a_0_2_plugins_webhooks_are_read_through_the_0_3_host() {
+    let sim = ProviderSim::start().await.unwrap();
+    let gw = released_twilio(&sim, "0.2.0", "twilio").await;
+    let id = gw.send_ok(&sms("+31612345678", "report back")).await;
+    let sid = gw.settled(&id).await["provider_message_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (status, applied) = twilio_callback(
+        &gw,
+        &[("MessageSid", &sid), ("MessageStatus", "delivered")],
+        DEFAULT_AUTH_TOKEN,
+    )
+    .await;
+    assert_eq!(status, 200, "{applied}");
+    assert_eq!(applied["matched_messages"], 1);
+    assert_eq!(gw.message(&id).await["status"], "delivered");
+    // Contract 0.2.0 knows no replies: a plain answer is not one.
+    let (status, applied) = twilio_callback(
+        &gw,
+        &[
+            ("MessageSid", "SM1"),
+            ("From", "+31612345678"),
+            ("Body", "thanks"),
+        ],
+        DEFAULT_AUTH_TOKEN,
+    )
+    .await;
+    assert_eq!((status, &applied["replies"]), (200, &serde_json::json!(0)));
     gw.stop().await;
 }
 
 #[tokio::test]
 async fn the_host_reads_each_plugins_contract_version() {
     let sim = ProviderSim::start().await.unwrap();
-    let released = repo_root().join("tests/fixtures/plugins/contract-0.1.0/sms_twilio.wasm");
-    let old = twilio_connector("old", &sim.url(), DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN).replace(
-        "plugin = \"sms_twilio.wasm\"",
-        &format!("plugin = {:?}", released.display().to_string()),
-    );
-    let new = twilio_connector("new", &sim.url(), DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN);
+    let entries: String = [("0.1.0", "old"), ("0.2.0", "mid")]
+        .iter()
+        .map(|(contract, name)| released_entry(&sim, contract, name))
+        .chain([twilio_connector(
+            "new",
+            &sim.url(),
+            DEFAULT_ACCOUNT_SID,
+            DEFAULT_AUTH_TOKEN,
+        )])
+        .collect();
     let dir = tempfile::tempdir().unwrap();
-    let config = crate::support::test_config(&format!("{old}{new}"), &dir.path().join("db"));
+    let config = crate::support::test_config(&entries, &dir.path().join("db"));
     let host = crossgate::plugins::PluginHost::load(&config)
         .await
         .unwrap_or_else(|e| panic!("plugins load: {e:?}"));
@@ -48,5 +96,7 @@ async fn the_host_reads_each_plugins_contract_version() {
         .map(|(name, info)| (name.to_owned(), info.contract_version.clone()))
         .collect();
     assert_eq!(versions["old"], "0.1.0");
+    assert_eq!(versions["mid"], "0.2.0");
     assert_eq!(versions["new"], crossgate_plugin_sdk::CONTRACT_VERSION);
+    assert_eq!(crossgate_plugin_sdk::CONTRACT_VERSION, "0.3.0");
 }

@@ -17,6 +17,7 @@ mod operations;
 mod provider_specs;
 mod push;
 mod reload;
+mod replies;
 mod routing;
 mod sms;
 mod store;

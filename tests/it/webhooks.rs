@@ -22,7 +22,11 @@ fn twilio_signature(url: &str, params: &[(&str, &str)], token: &str) -> String {
     base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
 }
 
-async fn twilio_callback(gw: &TestGateway, params: &[(&str, &str)], token: &str) -> (u16, Value) {
+pub(crate) async fn twilio_callback(
+    gw: &TestGateway,
+    params: &[(&str, &str)],
+    token: &str,
+) -> (u16, Value) {
     let url = format!("{PUBLIC_URL}/v1/webhooks/twilio");
     let body = params
         .iter()

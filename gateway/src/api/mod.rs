@@ -49,6 +49,9 @@ pub struct AppState {
     /// Callbacks are signed; without a secret they are refused.
     pub callbacks_enabled: bool,
     pub default_callback_url: Option<String>,
+    /// Where customers' replies are posted (`callbacks.inbound_url`, else
+    /// `default_url`); `None` when callbacks are off.
+    pub reply_callback_url: Option<String>,
     /// Origins callbacks may reach although they are not public.
     pub callback_hosts: Vec<crate::origin::Origin>,
     /// Idempotency keys whose first request is still being processed.
@@ -97,6 +100,18 @@ impl AppState {
                 .callbacks
                 .default_url
                 .as_ref()
+                .map(|u| u.get_ref().clone()),
+            reply_callback_url: config
+                .callbacks
+                .secret
+                .as_ref()
+                .and(
+                    config
+                        .callbacks
+                        .inbound_url
+                        .as_ref()
+                        .or(config.callbacks.default_url.as_ref()),
+                )
                 .map(|u| u.get_ref().clone()),
             callback_hosts: config.callbacks.allowed_hosts.clone(),
             in_flight: Arc::default(),

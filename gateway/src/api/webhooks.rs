@@ -62,6 +62,7 @@ pub async fn receive(
         connector: &connector,
         channel,
         categories: &categories,
+        reply_url: state.reply_callback_url.as_deref(),
     };
     let applied = inbound::apply(state.store.as_ref(), &source, events, now_ms())
         .await

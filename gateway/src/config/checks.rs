@@ -198,17 +198,18 @@ fn callbacks(
         env,
         errors,
     );
-    if let Some(url) = &config.callbacks.default_url {
+    let urls = [
+        ("callbacks.default_url", &config.callbacks.default_url),
+        ("callbacks.inbound_url", &config.callbacks.inbound_url),
+    ];
+    for (key, url) in urls {
+        let Some(url) = url else { continue };
         if let Err(e) = callback_url(url.get_ref(), &config.callbacks.allowed_hosts) {
-            errors.push(ConfigError::new(
-                "callbacks.default_url",
-                Some(url.span()),
-                e,
-            ));
+            errors.push(ConfigError::new(key, Some(url.span()), e));
         }
         if config.callbacks.secret.is_none() {
             errors.push(ConfigError::new(
-                "callbacks.default_url",
+                key,
                 Some(url.span()),
                 "needs callbacks.secret to sign callbacks",
             ));

@@ -324,6 +324,11 @@ pub struct CallbacksConfig {
     /// `default_url = "https://platform.example.com/crossgate"`: for messages without `callback_url`.
     #[serde(default)]
     pub default_url: Option<Spanned<String>>,
+    /// `inbound_url = "https://platform.example.com/replies"`: where customers'
+    /// replies (`message.received`) are posted when the message they answer
+    /// has no `callback_url`; `default_url` when unset.
+    #[serde(default)]
+    pub inbound_url: Option<Spanned<String>>,
     /// `max_attempts = 10`
     #[serde(default = "default_callback_attempts")]
     pub max_attempts: u32,
@@ -348,6 +353,7 @@ impl Default for CallbacksConfig {
         CallbacksConfig {
             secret: None,
             default_url: None,
+            inbound_url: None,
             max_attempts: default_callback_attempts(),
             backoff_base_ms: default_callback_backoff_base_ms(),
             backoff_max_ms: default_callback_backoff_max_ms(),

@@ -1,69 +1,40 @@
-//! The contract versions this gateway hosts, and one way to call either.
+//! The contract versions this gateway hosts, and one way to call any of them.
 //!
-//! 0.2.0 only added host functions (the per-connector cache and dead-address
-//! reports), so both versions share the same records: the 0.1.0 bindings are
-//! generated against 0.2.0's Rust types and a plugin of either version is
+//! 0.3.0 is the current contract; plugins built against 0.1.0 or 0.2.0 are
+//! adapted to its records by [`legacy`](super::legacy), and every plugin is
 //! called through [`Instance`].
 //!
-//! This is the only module that sees the generated bindings: it implements
-//! the host functions and turns contract records into the gateway's types
-//! and back.
+//! With `legacy`, this is the only module that sees the generated bindings:
+//! it implements the host functions and turns contract records into the
+//! gateway's types and back.
 
 use super::connector_cache::{self, Lookup};
+use super::legacy::{self, v1, v2};
 use super::outcome::{Failure, Receipt};
 use super::sandbox::CallState;
 use super::untrusted;
-use super::{Inbound, Outgoing, WebhookRejection, WebhookRequest};
+use super::{Inbound, InboundMessage, Outgoing, WebhookRejection, WebhookRequest};
 use crate::message::{Channel, ProviderState};
 use std::time::Duration;
-use v2::crossgate::connector::types::Level;
 use wasmtime::Engine;
 use wasmtime::component::{Component, HasSelf, Linker};
 
-pub mod v2 {
-    wasmtime::component::bindgen!({
-        path: "../plugin-sdk/wit/0.2.0",
-        world: "crossgate:connector/connector",
-        imports: { "crossgate:connector/host.cache-get": async },
-        exports: { default: async },
-        with: {
-            "wasi:http": wasmtime_wasi_http::p2::bindings::http,
-            "wasi:io": wasmtime_wasi::p2::bindings::io,
-            "wasi:clocks": wasmtime_wasi::p2::bindings::clocks,
-        },
-    });
-}
-
-pub mod v1 {
-    wasmtime::component::bindgen!({
-        path: "../plugin-sdk/wit/0.1.0",
-        world: "crossgate:connector/connector",
-        exports: { default: async },
-        with: {
-            "crossgate:connector/types": super::v2::crossgate::connector::types,
-            "wasi:http": wasmtime_wasi_http::p2::bindings::http,
-            "wasi:io": wasmtime_wasi::p2::bindings::io,
-            "wasi:clocks": wasmtime_wasi::p2::bindings::clocks,
-        },
-    });
-}
-
-use v2::crossgate::connector::types as wit;
+use super::bindings::{self, current};
+use current::types as wit;
+use wit::Level;
 
 /// Contract versions this gateway can host. A plugin built against any other
 /// `crossgate:connector` version is refused at load time with a clear message.
-pub const SUPPORTED_CONTRACTS: &[&str] = &["0.1.0", "0.2.0"];
+pub const SUPPORTED_CONTRACTS: &[&str] = &["0.1.0", "0.2.0", "0.3.0"];
 
 /// Host functions for every supported version, on one linker.
 pub fn linker(engine: &Engine) -> anyhow::Result<Linker<CallState>> {
     let mut linker = Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
     wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
-    v2::crossgate::connector::host::add_to_linker::<_, HasSelf<CallState>>(&mut linker, |s| s)?;
-    v2::crossgate::connector::types::add_to_linker::<_, HasSelf<CallState>>(&mut linker, |s| s)?;
-    v1::crossgate::connector::host::add_to_linker::<_, HasSelf<CallState>>(&mut linker, |s| s)?;
-    // 0.1.0's `types` holds only types; its Rust side is 0.2.0's.
-    linker.instance("crossgate:connector/types@0.1.0")?;
+    current::host::add_to_linker::<_, HasSelf<CallState>>(&mut linker, |s| s)?;
+    current::types::add_to_linker::<_, HasSelf<CallState>>(&mut linker, |s| s)?;
+    legacy::add_to_linker(&mut linker)?;
     Ok(linker)
 }
 
@@ -71,6 +42,7 @@ pub fn linker(engine: &Engine) -> anyhow::Result<Linker<CallState>> {
 pub enum ConnectorPre {
     V1(v1::ConnectorPre<CallState>),
     V2(v2::ConnectorPre<CallState>),
+    V3(bindings::ConnectorPre<CallState>),
 }
 
 impl ConnectorPre {
@@ -87,8 +59,10 @@ impl ConnectorPre {
         let not_a_connector = |e| anyhow::anyhow!("plugin is not a connector: {e:#}");
         let pre = if version.starts_with("0.1.") {
             ConnectorPre::V1(v1::ConnectorPre::new(pre).map_err(not_a_connector)?)
-        } else {
+        } else if version.starts_with("0.2.") {
             ConnectorPre::V2(v2::ConnectorPre::new(pre).map_err(not_a_connector)?)
+        } else {
+            ConnectorPre::V3(bindings::ConnectorPre::new(pre).map_err(not_a_connector)?)
         };
         Ok((pre, version))
     }
@@ -100,14 +74,16 @@ impl ConnectorPre {
         Ok(match self {
             ConnectorPre::V1(pre) => Instance::V1(pre.instantiate_async(store).await?),
             ConnectorPre::V2(pre) => Instance::V2(pre.instantiate_async(store).await?),
+            ConnectorPre::V3(pre) => Instance::V3(pre.instantiate_async(store).await?),
         })
     }
 }
 
-/// One instantiated connector, of either contract version.
+/// One instantiated connector, of any supported contract version.
 pub enum Instance {
     V1(v1::Connector),
     V2(v2::Connector),
+    V3(bindings::Connector),
 }
 
 type Store<'a> = &'a mut wasmtime::Store<CallState>;
@@ -115,8 +91,9 @@ type Store<'a> = &'a mut wasmtime::Store<CallState>;
 impl Instance {
     pub async fn describe(&self, store: Store<'_>) -> wasmtime::Result<wit::PluginInfo> {
         match self {
-            Instance::V1(c) => c.call_describe(store).await,
-            Instance::V2(c) => c.call_describe(store).await,
+            Instance::V1(c) => c.call_describe(store).await.map(legacy::plugin_info),
+            Instance::V2(c) => c.call_describe(store).await.map(legacy::plugin_info),
+            Instance::V3(c) => c.call_describe(store).await,
         }
     }
 
@@ -124,6 +101,7 @@ impl Instance {
         match self {
             Instance::V1(c) => c.call_validate_config(store).await,
             Instance::V2(c) => c.call_validate_config(store).await,
+            Instance::V3(c) => c.call_validate_config(store).await,
         }
     }
 
@@ -133,8 +111,15 @@ impl Instance {
         msg: &wit::Message,
     ) -> wasmtime::Result<Result<wit::Receipt, wit::Failure>> {
         match self {
-            Instance::V1(c) => c.call_deliver(store, msg).await,
-            Instance::V2(c) => c.call_deliver(store, msg).await,
+            Instance::V1(c) => {
+                let outcome = c.call_deliver(store, &legacy::message(msg)).await?;
+                Ok(legacy::outcome(outcome))
+            }
+            Instance::V2(c) => {
+                let outcome = c.call_deliver(store, &legacy::message(msg)).await?;
+                Ok(legacy::outcome(outcome))
+            }
+            Instance::V3(c) => c.call_deliver(store, msg).await,
         }
     }
 
@@ -144,8 +129,19 @@ impl Instance {
         req: &wit::WebhookRequest,
     ) -> wasmtime::Result<Result<Vec<wit::InboundEvent>, String>> {
         match self {
-            Instance::V1(c) => c.call_handle_webhook(store, req).await,
-            Instance::V2(c) => c.call_handle_webhook(store, req).await,
+            Instance::V1(c) => {
+                let events = c
+                    .call_handle_webhook(store, &legacy::webhook_request(req))
+                    .await?;
+                Ok(legacy::inbound(events))
+            }
+            Instance::V2(c) => {
+                let events = c
+                    .call_handle_webhook(store, &legacy::webhook_request(req))
+                    .await?;
+                Ok(legacy::inbound(events))
+            }
+            Instance::V3(c) => c.call_handle_webhook(store, req).await,
         }
     }
 }
@@ -194,12 +190,14 @@ const MAX_REASON: usize = 512;
 const MAX_CODE: usize = 64;
 const MAX_PROVIDER_ID: usize = 256;
 const MAX_ADDRESS: usize = 8192;
+/// A customer's reply: WhatsApp's longest text is 4,096 characters.
+const MAX_REPLY: usize = 16 * 1024;
 /// The most cache keys one call may claim to fill.
 const MAX_CLAIMS: usize = 16;
 /// The most dead addresses one call may report.
 const MAX_DEAD_REPORTS: usize = 16;
 
-impl v2::crossgate::connector::host::Host for CallState {
+impl current::host::Host for CallState {
     fn log(&mut self, level: Level, message: String) {
         let message = untrusted::text(&message, MAX_LOG_LINE);
         let connector = &*self.scope.name;
@@ -249,17 +247,6 @@ impl v2::crossgate::connector::host::Host for CallState {
             untrusted::text(&address, MAX_ADDRESS),
             untrusted::text(&reason, MAX_REASON),
         ));
-    }
-}
-
-/// 0.1.0 plugins get the same log and config; they know nothing else.
-impl v1::crossgate::connector::host::Host for CallState {
-    fn log(&mut self, level: Level, message: String) {
-        v2::crossgate::connector::host::Host::log(self, level, message);
-    }
-
-    fn config(&mut self) -> Vec<(String, String)> {
-        v2::crossgate::connector::host::Host::config(self)
     }
 }
 
@@ -346,6 +333,14 @@ pub fn inbound(event: wit::InboundEvent) -> Inbound {
             Inbound::OptOut(untrusted::text(&address, MAX_ADDRESS))
         }
         wit::InboundEvent::OptIn(address) => Inbound::OptIn(untrusted::text(&address, MAX_ADDRESS)),
+        wit::InboundEvent::Message(m) => Inbound::Message(InboundMessage {
+            from: untrusted::text(&m.from, MAX_ADDRESS),
+            text: untrusted::lines(&m.text, MAX_REPLY),
+            provider_message_id: untrusted::text(&m.provider_message_id, MAX_PROVIDER_ID),
+            in_reply_to: m
+                .in_reply_to
+                .map(|id| untrusted::text(&id, MAX_PROVIDER_ID)),
+        }),
     }
 }
 

@@ -6,10 +6,12 @@
 //! afterwards, so a trapped or timed-out instance is never entered again.
 //! The only way out of the sandbox is `wasi:http`, checked by [`egress`].
 
+mod bindings;
 mod cache;
 mod connector_cache;
 mod contract;
 mod egress;
+mod legacy;
 mod limits;
 mod outcome;
 mod sandbox;
@@ -69,6 +71,20 @@ pub enum Inbound {
     OptIn(String),
     /// The provider says the address does not exist (a hard bounce).
     Undeliverable { address: String, reason: String },
+    /// A customer wrote back.
+    Message(InboundMessage),
+}
+
+/// A reply from a customer, as the connector read it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InboundMessage {
+    /// The sender's address as the provider gave it.
+    pub from: String,
+    pub text: String,
+    /// The reply's own provider id: a repeated callback is one reply.
+    pub provider_message_id: String,
+    /// The provider id of the message it answers, when the provider says.
+    pub in_reply_to: Option<String>,
 }
 
 /// Why a connector did not take a callback.

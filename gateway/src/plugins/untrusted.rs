@@ -7,10 +7,31 @@ use crate::message::is_unsafe_char;
 /// `text` with every control character (newlines included) replaced by a
 /// space, cut to at most `max` bytes on a character boundary.
 pub fn text(text: &str, max: usize) -> String {
-    let mut clean: String = text
-        .chars()
-        .map(|c| if is_unsafe_char(c) { ' ' } else { c })
-        .collect();
+    bounded(
+        text.chars()
+            .map(|c| if is_unsafe_char(c) { ' ' } else { c }),
+        max,
+    )
+}
+
+/// A customer's own words (a reply): line breaks are theirs and kept, every
+/// other control character goes, and the whole is cut to `max` bytes.
+pub fn lines(text: &str, max: usize) -> String {
+    let kept = text.replace("\r\n", "\n");
+    bounded(
+        kept.chars().map(|c| {
+            if c != '\n' && is_unsafe_char(c) {
+                ' '
+            } else {
+                c
+            }
+        }),
+        max,
+    )
+}
+
+fn bounded(chars: impl Iterator<Item = char>, max: usize) -> String {
+    let mut clean: String = chars.collect();
     if clean.len() > max {
         let mut end = max.saturating_sub('…'.len_utf8());
         while !clean.is_char_boundary(end) {
@@ -51,5 +72,6 @@ mod tests {
         assert!(cut.len() <= 100 && cut.ends_with('…'), "{}", cut.len());
         assert_eq!(super::code("21211\nFAKE", 64), "21211FAKE");
         assert_eq!(super::code("\n", 64), "unspecified");
+        assert_eq!(super::lines("yes,\r\nplease\u{1b}!", 64), "yes,\nplease !");
     }
 }

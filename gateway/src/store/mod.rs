@@ -9,6 +9,7 @@
 pub mod journeys;
 pub mod migrations;
 pub(crate) mod postgres;
+pub mod replies;
 mod sqlite;
 
 pub use postgres::PostgresStore;
@@ -436,6 +437,14 @@ pub trait Store: journeys::JourneyStore + Send + Sync + 'static {
     /// A provider said `address` is dead: drop it from the profile of the
     /// customer `message_id` was for. Returns that customer's id when the
     /// address was there.
+    /// Record a customer's reply: a `message.received` event per customer
+    /// and, when the platform listens, its callback, in one transaction and
+    /// once per provider reply id.
+    async fn record_reply(
+        &self,
+        reply: replies::NewReply,
+    ) -> Result<replies::ReplyRecorded, StoreError>;
+
     async fn forget_address(
         &self,
         message_id: &str,

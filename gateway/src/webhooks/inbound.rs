@@ -1,11 +1,13 @@
 //! Provider callbacks in. The connector verifies the provider's signature
 //! and reads the callback; this applies what it said: delivery progress,
-//! opt-outs and opt-ins from any address (customer or not), and addresses
-//! the provider says do not exist.
+//! opt-outs and opt-ins from any address (customer or not), addresses the
+//! provider says do not exist, and customers' replies (their
+//! `message.received` events, and a callback so the platform can answer).
 
 use crate::customer::{Consent, ConsentStatus, Suppression, SuppressionReason, address_key};
 use crate::message::Channel;
 use crate::plugins::Inbound;
+use crate::store::replies::NewReply;
 use crate::store::{ProviderStatus, Store, StoreError};
 use serde::Serialize;
 
@@ -18,6 +20,8 @@ pub struct Applied {
     pub consent_changes: usize,
     /// Suppression-list entries added or lifted.
     pub suppressions: usize,
+    /// Customers' replies recorded (a repeated one is not counted again).
+    pub replies: usize,
 }
 
 /// The connector's channel and the categories an opt-out or opt-in covers.
@@ -25,6 +29,9 @@ pub struct Source<'a> {
     pub connector: &'a str,
     pub channel: Channel,
     pub categories: &'a [String],
+    /// Where replies are posted when the message they answer has no
+    /// callback URL; `None` when callbacks are off.
+    pub reply_url: Option<&'a str>,
 }
 
 pub async fn apply(
@@ -88,6 +95,24 @@ pub async fn apply(
                 };
                 let suppression = suppression(source, key, kind, Some(reason), now);
                 applied.suppressions += usize::from(store.suppress(suppression).await?);
+            }
+            Inbound::Message(reply) => {
+                let Some(address) = key(source, &reply.from) else {
+                    continue;
+                };
+                let recorded = store
+                    .record_reply(NewReply {
+                        connector: source.connector.to_owned(),
+                        channel: source.channel,
+                        address,
+                        text: reply.text,
+                        provider_message_id: reply.provider_message_id,
+                        in_reply_to: reply.in_reply_to,
+                        received_at: now,
+                        callback_url: source.reply_url.map(str::to_owned),
+                    })
+                    .await?;
+                applied.replies += usize::from(!recorded.duplicate);
             }
         }
     }

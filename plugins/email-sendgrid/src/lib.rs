@@ -339,6 +339,7 @@ mod tests {
                 InboundEvent::OptOut(a) => format!("opt-out:{a}"),
                 InboundEvent::OptIn(a) => format!("opt-in:{a}"),
                 InboundEvent::Undeliverable { address, .. } => format!("undeliverable:{address}"),
+                InboundEvent::Message(m) => format!("reply:{}", m.from),
             })
             .collect();
         assert_eq!(

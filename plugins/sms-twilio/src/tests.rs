@@ -239,7 +239,11 @@ fn inbound_stop_is_opt_out() {
     let mut h = harness();
     let req = signed(
         "https://gw.example.com/v1/webhooks/twilio",
-        &[("From", "+31612345678"), ("Body", " stop ")],
+        &[
+            ("MessageSid", "SM7"),
+            ("From", "+31612345678"),
+            ("Body", " stop "),
+        ],
         "secret",
     );
     let events = h.handle_webhook::<TwilioSms>(&req).unwrap();
@@ -258,4 +262,32 @@ fn forged_webhook_is_rejected() {
         WebhookError::Unauthorized(why) => assert!(why.contains("does not match"), "{why}"),
         other => panic!("a forged signature is unauthorized, not {other:?}"),
     }
+}
+
+#[test]
+fn an_inbound_message_that_is_no_keyword_is_a_reply() {
+    let mut h = harness();
+    let req = signed(
+        "https://gw.example.com/v1/webhooks/twilio",
+        &[
+            ("MessageSid", "SM9f00"),
+            ("SmsStatus", "received"),
+            ("From", "+31612345678"),
+            ("To", "+15005550006"),
+            ("Body", "Can I change the delivery day?"),
+        ],
+        "secret",
+    );
+    let events = h.handle_webhook::<TwilioSms>(&req).unwrap();
+    assert_eq!(
+        events,
+        vec![InboundEvent::Message(
+            crossgate_plugin_sdk::InboundMessage {
+                from: "+31612345678".into(),
+                text: "Can I change the delivery day?".into(),
+                provider_message_id: "SM9f00".into(),
+                in_reply_to: None,
+            }
+        )]
+    );
 }

@@ -1,13 +1,12 @@
-//! Twilio's callbacks: message status updates and inbound STOP/START keywords.
+//! Twilio's callbacks: message status updates, and inbound messages: STOP and
+//! START keywords, or a customer's reply.
 
 use base64::Engine as _;
-use crossgate_plugin_sdk::{DeliveryState, InboundEvent, StatusEvent, WebhookRequest};
+use crossgate_plugin_sdk::{
+    DeliveryState, InboundEvent, InboundMessage, StatusEvent, WebhookRequest, keywords,
+};
 use hmac::{Hmac, Mac};
 use sha1::Sha1;
-
-/// Keywords Twilio (and carriers) treat as an opt-out or opt-in.
-const OPT_OUT: &[&str] = &["STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT"];
-const OPT_IN: &[&str] = &["START", "UNSTOP", "YES"];
 
 /// `X-Twilio-Signature`: base64 HMAC-SHA1, keyed by the auth token, over the
 /// full URL followed by every POST parameter's name and value, sorted by name.
@@ -58,11 +57,18 @@ pub fn events(form: &[(String, String)]) -> Vec<InboundEvent> {
         }
     }
     if let (Some(from), Some(body)) = (field("From"), field("Body")) {
-        let keyword = body.trim().to_ascii_uppercase();
-        if OPT_OUT.contains(&keyword.as_str()) {
-            events.push(InboundEvent::OptOut(from.to_owned()));
-        } else if OPT_IN.contains(&keyword.as_str()) {
-            events.push(InboundEvent::OptIn(from.to_owned()));
+        let message = InboundMessage {
+            from: from.to_owned(),
+            text: body.to_owned(),
+            provider_message_id: field("MessageSid").unwrap_or_default().to_owned(),
+            // An SMS does not say what it answers.
+            in_reply_to: None,
+        };
+        match keywords::classify(message) {
+            // Twilio ids every message: a reply without one cannot be told
+            // from its repeat.
+            InboundEvent::Message(reply) if reply.provider_message_id.is_empty() => {}
+            event => events.push(event),
         }
     }
     events

@@ -122,9 +122,8 @@ fn bad_token_is_permanent() {
     assert_eq!(failure.code, "190");
 }
 
-#[test]
-fn signed_status_webhooks_become_events() {
-    let body = br#"{"object":"whatsapp_business_account","entry":[{"id":"1","changes":[{"field":"messages","value":{"statuses":[{"id":"wamid.ABC","status":"delivered","timestamp":"1","recipient_id":"5511987654321"}]}}]}]}"#;
+/// A webhook as Meta signs it with the app secret.
+fn signed(body: &[u8]) -> WebhookRequest {
     use hmac::Mac as _;
     let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(b"app-secret").unwrap();
     mac.update(body);
@@ -134,12 +133,18 @@ fn signed_status_webhooks_become_events() {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect();
-    let mut req = WebhookRequest {
+    WebhookRequest {
         method: "POST".into(),
         url: "https://gw/v1/webhooks/whatsapp".into(),
         headers: vec![("X-Hub-Signature-256".into(), format!("sha256={hex}"))],
         body: body.to_vec(),
-    };
+    }
+}
+
+#[test]
+fn signed_status_webhooks_become_events() {
+    let body = br#"{"object":"whatsapp_business_account","entry":[{"id":"1","changes":[{"field":"messages","value":{"statuses":[{"id":"wamid.ABC","status":"delivered","timestamp":"1","recipient_id":"5511987654321"}]}}]}]}"#;
+    let mut req = signed(body);
     let mut h = harness();
     let events = h.handle_webhook::<WhatsappCloud>(&req).unwrap();
     assert!(
@@ -149,5 +154,34 @@ fn signed_status_webhooks_become_events() {
     assert!(
         h.handle_webhook::<WhatsappCloud>(&req).is_err(),
         "a changed body must not verify"
+    );
+}
+
+#[test]
+fn customers_messages_are_replies_or_keywords() {
+    let body = br#"{"object":"whatsapp_business_account","entry":[{"id":"1","changes":[{"field":"messages","value":{"messaging_product":"whatsapp","contacts":[{"profile":{"name":"Ana"},"wa_id":"5511987654321"}],"messages":[
+        {"from":"5511987654321","id":"wamid.R1","timestamp":"1","type":"text","text":{"body":"Does it come in blue?"},"context":{"from":"15550001111","id":"wamid.ABC"}},
+        {"from":"5511987654321","id":"wamid.R2","timestamp":"2","type":"button","button":{"text":"Yes please","payload":"yes"}},
+        {"from":"5511987654321","id":"wamid.R3","timestamp":"3","type":"sticker","sticker":{"id":"1"}},
+        {"from":"5511987654321","id":"wamid.R4","timestamp":"4","type":"text","text":{"body":"STOP"}}
+    ]}}]}]}"#;
+    let events = harness()
+        .handle_webhook::<WhatsappCloud>(&signed(body))
+        .unwrap();
+    let reply = |id: &str, text: &str, context: Option<&str>| {
+        InboundEvent::Message(crossgate_plugin_sdk::InboundMessage {
+            from: "+5511987654321".into(),
+            text: text.into(),
+            provider_message_id: id.into(),
+            in_reply_to: context.map(str::to_owned),
+        })
+    };
+    assert_eq!(
+        events,
+        vec![
+            reply("wamid.R1", "Does it come in blue?", Some("wamid.ABC")),
+            reply("wamid.R2", "Yes please", None),
+            InboundEvent::OptOut("+5511987654321".into()),
+        ]
     );
 }

@@ -1,6 +1,9 @@
-//! Meta's webhooks: `X-Hub-Signature-256` and `entry[].changes[].value.statuses[]`.
+//! Meta's webhooks: `X-Hub-Signature-256`, delivery progress in
+//! `entry[].changes[].value.statuses[]` and customers' messages in `messages[]`.
 
-use crossgate_plugin_sdk::{DeliveryState, InboundEvent, StatusEvent, WebhookRequest};
+use crossgate_plugin_sdk::{
+    DeliveryState, InboundEvent, InboundMessage, StatusEvent, WebhookRequest, keywords,
+};
 use hmac::{Hmac, Mac};
 use serde_json::Value;
 use sha2::Sha256;
@@ -53,6 +56,34 @@ pub fn events(body: &[u8]) -> Result<Vec<InboundEvent>, String> {
                 description: error["title"].as_str().map(str::to_owned),
             }));
         }
+        let messages = change["value"]["messages"].as_array().into_iter().flatten();
+        events.extend(messages.filter_map(inbound));
     }
     Ok(events)
+}
+
+/// A customer's message: text, a quick-reply button, an interactive choice,
+/// or media with a caption. Other kinds (a sticker, a location) carry no
+/// words to go on with and are left out.
+fn inbound(message: &Value) -> Option<InboundEvent> {
+    let text = match message["type"].as_str()? {
+        "text" => message["text"]["body"].as_str(),
+        "button" => message["button"]["text"].as_str(),
+        "interactive" => {
+            let choice = &message["interactive"];
+            choice["button_reply"]["title"]
+                .as_str()
+                .or_else(|| choice["list_reply"]["title"].as_str())
+        }
+        kind @ ("image" | "video" | "document") => message[kind]["caption"].as_str(),
+        _ => None,
+    }?;
+    // WhatsApp ids are the number's digits; the gateway speaks E.164.
+    let from = message["from"].as_str()?;
+    Some(keywords::classify(InboundMessage {
+        from: format!("+{}", from.trim_start_matches('+')),
+        text: text.to_owned(),
+        provider_message_id: message["id"].as_str()?.to_owned(),
+        in_reply_to: message["context"]["id"].as_str().map(str::to_owned),
+    }))
 }

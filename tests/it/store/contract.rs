@@ -4,6 +4,7 @@ use super::{Stores, message};
 use crossgate::customer::{Consent, ConsentStatus, Profile, Suppression, SuppressionReason};
 use crossgate::message::{Channel, MessageStatus, Outcome};
 use crossgate::store::journeys::{EventInserted, JourneyVersion, NewEvent, RunRecord};
+use crossgate::store::replies::{NewReply, ReplyRecorded};
 use crossgate::store::{
     AttemptRecord, AttemptResult, DedupKey, IdempotencyKey, Inserted, LeasedDelivery, Next, Store,
 };
@@ -708,4 +709,68 @@ pub async fn runs_are_written_by_revision_and_leased_when_due(s: Stores) {
     s.a.delete_customer("ada").await.unwrap();
     assert!(s.b.customer_runs("ada").await.unwrap().is_empty());
     assert_eq!(s.b.count_events("ada", "x", 0).await.unwrap(), 0);
+}
+
+/// A customer's reply is recorded once, whichever node hears it again: an
+/// event for every customer it belongs to (the answered message's and the
+/// address's owners) and one callback, where the answered message's
+/// statuses go.
+pub async fn a_reply_is_recorded_once_for_its_customers(s: Stores) {
+    let mut m = message("m1", 1_000, &["twilio"]);
+    m.customer_id = Some("bob".into());
+    m.callback_url = Some("https://shop.example/hooks".into());
+    insert(&*s.a, m).await;
+    let leased = s.a.lease_due(1_000, 10, LEASE).await.unwrap().remove(0);
+    s.a.record_attempt(attempt(&leased, 1_000, Outcome::Sent, sent()))
+        .await
+        .unwrap();
+    for status in s.a.lease_callbacks(1_500, 10, LEASE).await.unwrap() {
+        s.a.finish_callback(status.id, None, false).await.unwrap();
+    }
+    s.a.put_customer("ana", profile("+31611111111"), 1_000)
+        .await
+        .unwrap();
+
+    let reply = NewReply {
+        connector: "twilio".into(),
+        channel: Channel::Sms,
+        address: "+31611111111".into(),
+        text: "Friday?\nOr Saturday.".into(),
+        provider_message_id: "SMr1".into(),
+        in_reply_to: Some("SM1".into()),
+        received_at: 2_000,
+        callback_url: Some("https://shop.example/replies".into()),
+    };
+    let recorded = s.a.record_reply(reply.clone()).await.unwrap();
+    assert_eq!(
+        recorded,
+        ReplyRecorded {
+            duplicate: false,
+            in_reply_to: Some("m1".into()),
+            customers: vec!["ana".into(), "bob".into()],
+            callback_queued: true,
+        }
+    );
+    assert!(s.b.record_reply(reply).await.unwrap().duplicate);
+
+    let events = s.b.claim_events(3_000, 10, 60_000).await.unwrap();
+    let whose: Vec<(&str, &str)> = events
+        .iter()
+        .map(|e| (e.customer_id.as_str(), e.name.as_str()))
+        .collect();
+    assert_eq!(
+        whose,
+        [("ana", "message.received"), ("bob", "message.received")]
+    );
+    let properties: serde_json::Value = serde_json::from_str(&events[0].properties).unwrap();
+    assert_eq!(properties["text"], "Friday?\nOr Saturday.");
+    assert_eq!(properties["in_reply_to"], "m1");
+
+    let callbacks = s.b.lease_callbacks(3_000, 10, LEASE).await.unwrap();
+    assert_eq!(callbacks.len(), 1, "one reply, one callback");
+    assert_eq!(callbacks[0].url, "https://shop.example/hooks");
+    let payload: serde_json::Value = serde_json::from_str(&callbacks[0].payload).unwrap();
+    assert_eq!(payload["type"], "message.received");
+    assert_eq!(payload["customer_ids"], serde_json::json!(["ana", "bob"]));
+    assert_eq!(payload["from"], "+31611111111");
 }

@@ -128,4 +128,5 @@ suite!(
     what_a_message_said_is_read_back_as_stored,
     events_are_claimed_per_customer_once,
     runs_are_written_by_revision_and_leased_when_due,
+    a_reply_is_recorded_once_for_its_customers,
 );

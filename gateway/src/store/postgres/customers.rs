@@ -68,7 +68,11 @@ pub async fn read(
     }))
 }
 
-async fn owners(db: &impl Sql, channel: Channel, address: &str) -> Result<Vec<String>, StoreError> {
+pub(super) async fn owners(
+    db: &impl Sql,
+    channel: Channel,
+    address: &str,
+) -> Result<Vec<String>, StoreError> {
     Ok(db
         .rows(
             "SELECT customer_id FROM customer_addresses WHERE channel = $1 AND address = $2

@@ -6,6 +6,7 @@ use crate::store::StoreError;
 use crate::store::journeys::{
     EventInserted, EventRecord, JourneyStore, JourneyVersion, NewEvent, RunRecord,
 };
+use crate::store::replies::{self, Answered, NewReply, ReplyRecorded};
 use async_trait::async_trait;
 use tokio_postgres::Row;
 
@@ -75,6 +76,51 @@ async fn insert_events(
         });
     }
     Ok(out)
+}
+
+/// See [`crate::store::replies`]: claim the reply's id, then write.
+pub(super) async fn record_reply(
+    tx: &impl super::Sql,
+    reply: &NewReply,
+) -> Result<ReplyRecorded, StoreError> {
+    let claimed = tx
+        .exec(
+            "INSERT INTO dedup_keys (scope, key, message_id, expires_at)
+             VALUES ('reply', $1, '', $2) ON CONFLICT (scope, key) DO NOTHING",
+            &[
+                &reply.dedup_key(),
+                &(reply.received_at + replies::REMEMBERED_FOR_MS),
+            ],
+        )
+        .await?;
+    if claimed == 0 {
+        return Ok(ReplyRecorded {
+            duplicate: true,
+            ..ReplyRecorded::default()
+        });
+    }
+    let answered = match &reply.in_reply_to {
+        Some(provider_id) => tx
+            .opt(
+                "SELECT id, customer_id, callback_url FROM messages
+                 WHERE delivered_by = $1 AND provider_message_id = $2",
+                &[&reply.connector, provider_id],
+            )
+            .await?
+            .map(|r| Answered {
+                message_id: r.get(0),
+                customer_id: r.get(1),
+                callback_url: r.get(2),
+            }),
+        None => None,
+    };
+    let owners = super::customers::owners(tx, reply.channel, &reply.address).await?;
+    let writes = replies::writes(reply, answered, owners);
+    insert_events(tx, &writes.events).await?;
+    if let Some((about, url, payload)) = &writes.callback {
+        super::outbox::enqueue(tx, about, url, payload, reply.received_at).await?;
+    }
+    Ok(writes.recorded)
 }
 
 #[async_trait]

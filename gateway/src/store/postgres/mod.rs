@@ -214,6 +214,13 @@ fn count(row: &Row, column: usize) -> u32 {
 
 #[async_trait]
 impl Store for PostgresStore {
+    async fn record_reply(
+        &self,
+        reply: super::replies::NewReply,
+    ) -> Result<super::replies::ReplyRecorded, StoreError> {
+        transaction!(self, |tx| journeys::record_reply(&tx, &reply).await)
+    }
+
     async fn insert_message(&self, message: NewMessage) -> Result<Inserted, StoreError> {
         if !messages::needs_transaction(&message) {
             self.messages.submit(message).await?;

@@ -35,6 +35,22 @@ pub async fn report_status(tx: &impl Sql, message_id: &str, now: i64) -> Result<
     Ok(())
 }
 
+/// Queue a callback whose payload the caller wrote (a customer's reply).
+pub async fn enqueue(
+    tx: &impl Sql,
+    about: &str,
+    url: &str,
+    payload: &str,
+    now: i64,
+) -> Result<(), StoreError> {
+    tx.exec(
+        "INSERT INTO callbacks_outbox (message_id, url, payload, due_at) VALUES ($1, $2, $3, $4)",
+        &[&about, &url, &payload, &now],
+    )
+    .await?;
+    Ok(())
+}
+
 /// Callbacks not yet delivered nor abandoned, on every node.
 pub async fn depth(db: &impl Sql) -> Result<u64, StoreError> {
     let row = db

@@ -90,7 +90,11 @@ pub fn read(conn: &Connection, id: &str) -> Result<Option<CustomerRecord>, Store
 }
 
 /// The ids of the customers who own `address` on `channel`.
-fn owners(conn: &Connection, channel: Channel, address: &str) -> Result<Vec<String>, StoreError> {
+pub(super) fn owners(
+    conn: &Connection,
+    channel: Channel,
+    address: &str,
+) -> Result<Vec<String>, StoreError> {
     Ok(conn
         .prepare_cached(
             "SELECT customer_id FROM customer_addresses WHERE channel = ?1 AND address = ?2

@@ -5,6 +5,7 @@ use crate::store::StoreError;
 use crate::store::journeys::{
     EventInserted, EventRecord, JourneyStore, JourneyVersion, NewEvent, RunRecord,
 };
+use crate::store::replies::{self, Answered, NewReply, ReplyRecorded};
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension as _, Row, params};
 
@@ -65,6 +66,51 @@ fn record_events(conn: &Connection, events: &[NewEvent]) -> Result<Vec<EventInse
         });
     }
     Ok(out)
+}
+
+/// See [`crate::store::replies`]: claim the reply's id, then write.
+pub(super) fn record_reply(
+    conn: &Connection,
+    reply: &NewReply,
+) -> Result<ReplyRecorded, StoreError> {
+    let claimed = conn
+        .prepare_cached(
+            "INSERT INTO dedup_keys (scope, key, message_id, expires_at)
+             VALUES ('reply', ?1, '', ?2) ON CONFLICT (scope, key) DO NOTHING",
+        )?
+        .execute(params![
+            reply.dedup_key(),
+            reply.received_at + replies::REMEMBERED_FOR_MS
+        ])?;
+    if claimed == 0 {
+        return Ok(ReplyRecorded {
+            duplicate: true,
+            ..ReplyRecorded::default()
+        });
+    }
+    let answered = match &reply.in_reply_to {
+        Some(provider_id) => conn
+            .prepare_cached(
+                "SELECT id, customer_id, callback_url FROM messages
+                 WHERE delivered_by = ?1 AND provider_message_id = ?2",
+            )?
+            .query_row(params![reply.connector, provider_id], |r| {
+                Ok(Answered {
+                    message_id: r.get(0)?,
+                    customer_id: r.get(1)?,
+                    callback_url: r.get(2)?,
+                })
+            })
+            .optional()?,
+        None => None,
+    };
+    let owners = super::customers::owners(conn, reply.channel, &reply.address)?;
+    let writes = replies::writes(reply, answered, owners);
+    record_events(conn, &writes.events)?;
+    if let Some((about, url, payload)) = &writes.callback {
+        super::outbox::enqueue(conn, about, url, payload, reply.received_at)?;
+    }
+    Ok(writes.recorded)
 }
 
 fn claim_events(

@@ -282,6 +282,14 @@ fn savepoint(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
 
 #[async_trait]
 impl Store for SqliteStore {
+    async fn record_reply(
+        &self,
+        reply: super::replies::NewReply,
+    ) -> Result<super::replies::ReplyRecorded, StoreError> {
+        self.write(move |conn| journeys::record_reply(conn, &reply))
+            .await
+    }
+
     async fn insert_message(&self, message: NewMessage) -> Result<Inserted, StoreError> {
         self.write(move |conn| messages::insert(conn, &message))
             .await

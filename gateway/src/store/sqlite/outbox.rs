@@ -31,6 +31,21 @@ pub fn report_status(conn: &Connection, message_id: &str, now: i64) -> Result<()
     Ok(())
 }
 
+/// Queue a callback whose payload the caller wrote (a customer's reply).
+pub fn enqueue(
+    conn: &Connection,
+    about: &str,
+    url: &str,
+    payload: &str,
+    now: i64,
+) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO callbacks_outbox (message_id, url, payload, due_at) VALUES (?1, ?2, ?3, ?4)",
+    )?
+    .execute(params![about, url, payload, now])?;
+    Ok(())
+}
+
 /// One process owns an SQLite file: at start, every callback lease belongs
 /// to a process that is gone.
 pub fn recover_leases(conn: &Connection) -> Result<(), StoreError> {

@@ -1,0 +1,17 @@
+//! The current contract, 0.3.0, as generated host bindings: what the
+//! host implements and calls ([`contract`](super::contract)) and what older
+//! contracts are adapted to ([`legacy`](super::legacy)).
+
+wasmtime::component::bindgen!({
+    path: "../plugin-sdk/wit/0.3.0",
+    world: "crossgate:connector/connector",
+    imports: { "crossgate:connector/host.cache-get": async },
+    exports: { default: async },
+    with: {
+        "wasi:http": wasmtime_wasi_http::p2::bindings::http,
+        "wasi:io": wasmtime_wasi::p2::bindings::io,
+        "wasi:clocks": wasmtime_wasi::p2::bindings::clocks,
+    },
+});
+
+pub use crossgate::connector as current;

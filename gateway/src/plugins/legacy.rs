@@ -1,0 +1,189 @@
+//! Plugins built against the older contracts, 0.1.0 and 0.2.0, adapted to
+//! 0.3.0's records at the edge, so the rest of the host speaks one version.
+//!
+//! 0.1.0 and 0.2.0 share their records (0.2.0 only added host functions);
+//! 0.3.0 added a case to `inbound-event`, which makes its records distinct
+//! Rust types. A legacy plugin never reports an inbound message, so every
+//! adaptation here is total.
+
+use super::bindings::current as wit;
+use super::sandbox::CallState;
+use wasmtime::component::HasSelf;
+
+pub mod v2 {
+    wasmtime::component::bindgen!({
+        path: "../plugin-sdk/wit/0.2.0",
+        world: "crossgate:connector/connector",
+        imports: { "crossgate:connector/host.cache-get": async },
+        exports: { default: async },
+        with: {
+            "wasi:http": wasmtime_wasi_http::p2::bindings::http,
+            "wasi:io": wasmtime_wasi::p2::bindings::io,
+            "wasi:clocks": wasmtime_wasi::p2::bindings::clocks,
+        },
+    });
+}
+
+pub mod v1 {
+    wasmtime::component::bindgen!({
+        path: "../plugin-sdk/wit/0.1.0",
+        world: "crossgate:connector/connector",
+        exports: { default: async },
+        with: {
+            "crossgate:connector/types": super::v2::crossgate::connector::types,
+            "wasi:http": wasmtime_wasi_http::p2::bindings::http,
+            "wasi:io": wasmtime_wasi::p2::bindings::io,
+            "wasi:clocks": wasmtime_wasi::p2::bindings::clocks,
+        },
+    });
+}
+
+use v2::crossgate::connector::types as old;
+
+/// The 0.1.0 and 0.2.0 host functions, beside 0.3.0's on the same linker.
+pub fn add_to_linker(linker: &mut wasmtime::component::Linker<CallState>) -> anyhow::Result<()> {
+    v2::crossgate::connector::host::add_to_linker::<_, HasSelf<CallState>>(linker, |s| s)?;
+    v2::crossgate::connector::types::add_to_linker::<_, HasSelf<CallState>>(linker, |s| s)?;
+    v1::crossgate::connector::host::add_to_linker::<_, HasSelf<CallState>>(linker, |s| s)?;
+    // 0.1.0's `types` holds only types; its Rust side is 0.2.0's.
+    linker.instance("crossgate:connector/types@0.1.0")?;
+    Ok(())
+}
+
+impl old::Host for CallState {}
+
+/// 0.2.0's host functions are 0.3.0's.
+impl v2::crossgate::connector::host::Host for CallState {
+    fn log(&mut self, level: old::Level, message: String) {
+        wit::host::Host::log(self, level_from_old(level), message);
+    }
+
+    fn config(&mut self) -> Vec<(String, String)> {
+        wit::host::Host::config(self)
+    }
+
+    async fn cache_get(&mut self, key: String) -> Option<Vec<u8>> {
+        wit::host::Host::cache_get(self, key).await
+    }
+
+    fn cache_set(&mut self, key: String, value: Vec<u8>, ttl_ms: u64) {
+        wit::host::Host::cache_set(self, key, value, ttl_ms);
+    }
+
+    fn report_dead_address(&mut self, address: String, reason: String) {
+        wit::host::Host::report_dead_address(self, address, reason);
+    }
+}
+
+/// 0.1.0 plugins get the same log and config; they know nothing else.
+impl v1::crossgate::connector::host::Host for CallState {
+    fn log(&mut self, level: old::Level, message: String) {
+        wit::host::Host::log(self, level_from_old(level), message);
+    }
+
+    fn config(&mut self) -> Vec<(String, String)> {
+        wit::host::Host::config(self)
+    }
+}
+
+fn level_from_old(level: old::Level) -> wit::types::Level {
+    use wit::types::Level;
+    match level {
+        old::Level::Trace => Level::Trace,
+        old::Level::Debug => Level::Debug,
+        old::Level::Info => Level::Info,
+        old::Level::Warn => Level::Warn,
+        old::Level::Error => Level::Error,
+    }
+}
+
+pub fn message(msg: &wit::types::Message) -> old::Message {
+    old::Message {
+        id: msg.id.clone(),
+        attempt: msg.attempt,
+        channel: match msg.channel {
+            wit::types::Channel::Email => old::Channel::Email,
+            wit::types::Channel::Sms => old::Channel::Sms,
+            wit::types::Channel::Whatsapp => old::Channel::Whatsapp,
+            wit::types::Channel::Push => old::Channel::Push,
+        },
+        to: msg.to.clone(),
+        subject: msg.subject.clone(),
+        text: msg.text.clone(),
+        html: msg.html.clone(),
+        template: msg.template.clone().map(|t| old::ProviderTemplate {
+            name: t.name,
+            language: t.language,
+            parameters: t.parameters,
+        }),
+        metadata: msg.metadata.clone(),
+    }
+}
+
+pub fn outcome(
+    outcome: Result<old::Receipt, old::Failure>,
+) -> Result<wit::types::Receipt, wit::types::Failure> {
+    match outcome {
+        Ok(receipt) => Ok(wit::types::Receipt {
+            provider_message_id: receipt.provider_message_id,
+        }),
+        Err(f) => Err(wit::types::Failure {
+            retryable: f.retryable,
+            retry_after_ms: f.retry_after_ms,
+            code: f.code,
+            message: f.message,
+        }),
+    }
+}
+
+pub fn plugin_info(info: old::PluginInfo) -> wit::types::PluginInfo {
+    use wit::types::Channel;
+    wit::types::PluginInfo {
+        name: info.name,
+        version: info.version,
+        channel: match info.channel {
+            old::Channel::Email => Channel::Email,
+            old::Channel::Sms => Channel::Sms,
+            old::Channel::Whatsapp => Channel::Whatsapp,
+            old::Channel::Push => Channel::Push,
+        },
+        sdk_version: info.sdk_version,
+        description: info.description,
+    }
+}
+
+pub fn webhook_request(req: &wit::types::WebhookRequest) -> old::WebhookRequest {
+    old::WebhookRequest {
+        method: req.method.clone(),
+        url: req.url.clone(),
+        headers: req.headers.clone(),
+        body: req.body.clone(),
+    }
+}
+
+pub fn inbound(events: Result<Vec<old::InboundEvent>, String>) -> InboundResult {
+    events.map(|events| {
+        events
+            .into_iter()
+            .map(|event| match event {
+                old::InboundEvent::Status(s) => {
+                    wit::types::InboundEvent::Status(wit::types::StatusEvent {
+                        provider_message_id: s.provider_message_id,
+                        state: match s.state {
+                            old::DeliveryState::Sent => wit::types::DeliveryState::Sent,
+                            old::DeliveryState::Delivered => wit::types::DeliveryState::Delivered,
+                            old::DeliveryState::Read => wit::types::DeliveryState::Read,
+                            old::DeliveryState::Failed => wit::types::DeliveryState::Failed,
+                        },
+                        code: s.code,
+                        description: s.description,
+                    })
+                }
+                old::InboundEvent::OptOut(address) => wit::types::InboundEvent::OptOut(address),
+                old::InboundEvent::OptIn(address) => wit::types::InboundEvent::OptIn(address),
+            })
+            .collect()
+    })
+}
+
+type InboundResult = Result<Vec<wit::types::InboundEvent>, String>;

@@ -14,4 +14,4 @@ wasmtime::component::bindgen!({
     },
 });
 
-pub use crossgate::connector as current;
+pub use self::crossgate::connector as current;

@@ -31,6 +31,7 @@
 //! - [`message`]: the vocabulary the others share (channel, status and its lifecycle, content).
 
 pub mod api;
+pub mod campaigns;
 pub mod config;
 pub mod customer;
 pub mod dispatch;
@@ -150,6 +151,14 @@ pub async fn serve(
     // Background work like delivery: on the delivery threads, below the API
     // in priority, so a burst of events is accepted (durably) first.
     let running_journeys = delivery.spawn(runner.run(stopped.clone()));
+    let fanout = campaigns::fanout::Fanout::new(
+        &config.broadcasts,
+        store.clone(),
+        Arc::new(api::broadcasts::BroadcastMembers {
+            state: state.clone(),
+        }),
+    );
+    let fanning_out = delivery.spawn(fanout.run(stopped.clone()));
     let sampling = tokio::spawn(state.backlog.clone().sample(store, stopped));
     tracing::info!(addr = %listener.local_addr()?, "crossgate listening");
     server::run(listener, api::router(state), &config.server, shutdown).await;
@@ -164,6 +173,7 @@ pub async fn serve(
     reloading.await.context("reload listener panicked")?;
     sampling.await.context("backlog sampler panicked")?;
     running_journeys.await.context("journey runner panicked")?;
+    fanning_out.await.context("broadcast fan-out panicked")?;
     Ok(())
 }
 

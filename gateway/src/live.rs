@@ -27,6 +27,8 @@ pub struct Routing {
     pub plugins: Arc<PluginHost>,
     pub templates: Arc<Templates>,
     pub journeys: Arc<crate::config::journeys::Catalogue>,
+    /// `[segments.<name>]`: ahead of those defined over the API.
+    pub segments: Arc<std::collections::BTreeMap<String, crate::config::segments::Segment>>,
 }
 
 impl Routing {
@@ -54,6 +56,7 @@ impl Routing {
             plugins: Arc::new(plugins),
             templates: Arc::new(templates),
             journeys: Arc::new(crate::config::journeys::Catalogue::new(&config.journeys)),
+            segments: Arc::new(config.segments.clone()),
         }
     }
 }

@@ -16,7 +16,8 @@ use std::sync::Arc;
 pub struct Caller(pub String);
 
 /// The scope a route needs: reading is `read`, sending (and previewing,
-/// cancelling, reporting events, simulating a journey) is `send`, and
+/// cancelling, reporting events, simulating a journey, starting or
+/// cancelling a broadcast) is `send`, and
 /// changing profiles, consent, suppressions or the gateway itself is `admin`.
 fn needs(method: &Method, path: &str) -> Scope {
     if path.starts_with("/v1/admin/") {
@@ -27,6 +28,8 @@ fn needs(method: &Method, path: &str) -> Scope {
         path,
         "/v1/messages" | "/v1/routes/preview" | "/v1/cancellations" | "/v1/events"
     ) || (path.starts_with("/v1/journeys/") && path.ends_with("/simulate"))
+        || path == "/v1/broadcasts"
+        || (path.starts_with("/v1/broadcasts/") && path.ends_with("/cancel"))
     {
         Scope::Send
     } else {

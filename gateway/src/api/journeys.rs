@@ -2,13 +2,13 @@
 //! one run's history, a journey's simulation, and the sends journeys make.
 
 use super::body::{parse_json, read_body};
-use super::compose::{SendRequest, compose};
 use super::messages::timestamp;
+use super::on_behalf::{self, Accepted};
 use super::{ApiError, AppState, Caller};
 use crate::journeys::engine::{self, Effect, Facts, Input, RunState, RunStatus, SendOutcome};
 use crate::journeys::runner::{SendJob, Sends};
+use crate::store::StoreError;
 use crate::store::journeys::{EventInserted, NewEvent, RunRecord};
-use crate::store::{IdempotencyKey, Inserted, StoreError};
 use async_trait::async_trait;
 use axum::body::Body;
 use axum::extract::{Path, State};
@@ -421,61 +421,29 @@ impl Sends for JourneySends {
                 json!({"name": group, "window": format!("{}s", window / 1000)}),
             );
         }
-        let request: SendRequest = match serde_json::from_value(request) {
-            Ok(request) => request,
-            Err(e) => return Ok(refused(e.to_string())),
-        };
+        let campaign = format!("journey:{}", job.journey);
         let now = crate::store::now_ms();
-        let composed = match compose(state, request, now).await {
-            Ok(composed) => composed,
-            Err(e) if e.status == StatusCode::SERVICE_UNAVAILABLE => {
-                return Err(StoreError::Unavailable(e.message));
-            }
-            Err(e) => return Ok(refused(format!("{}: {}", e.code, e.message))),
-        };
-        let mut message = composed.message;
-        let status = message.initial_status().as_str();
-        let accepted = json!({"id": message.id, "status": status, "channel": message.channel});
-        message.idempotency = Some(IdempotencyKey {
-            key: job.idempotency_key,
-            request_hash: "journey-step".into(),
-            response: accepted.to_string(),
-            expires_at: now.saturating_add(90 * 86_400_000),
-        });
-        let channel = (status != "suppressed").then(|| message.channel.as_str().to_owned());
-        let counted = (
-            message.channel,
-            message.category.clone().unwrap_or_default(),
-        );
-        Ok(match state.store.insert_message(message).await? {
-            Inserted::New => {
-                state
-                    .metrics
-                    .accepted(counted.0.as_str(), &counted.1, status);
-                state.wake.notify_one();
-                SendOutcome::Accepted {
-                    message_id: accepted["id"].as_str().unwrap_or_default().to_owned(),
-                    status: status.to_owned(),
+        Ok(
+            match on_behalf::accept(state, request, job.idempotency_key, campaign, now).await? {
+                Accepted::Stored {
+                    message_id,
+                    status,
                     channel,
-                }
-            }
-            Inserted::Replayed { response } => {
-                let first: Value = serde_json::from_str(&response).unwrap_or_default();
-                SendOutcome::Accepted {
-                    message_id: first["id"].as_str().unwrap_or_default().to_owned(),
-                    status: first["status"].as_str().unwrap_or_default().to_owned(),
-                    channel: first["channel"].as_str().map(str::to_owned),
-                }
-            }
-            Inserted::Duplicate { message_id, .. } => SendOutcome::Skipped {
-                reason: "offer_group",
-                detail: format!(
-                    "the customer got {message_id} of offer group {} within its window",
-                    job.step.offer_group.as_deref().unwrap_or("?")
-                ),
+                } => SendOutcome::Accepted {
+                    message_id,
+                    status,
+                    channel,
+                },
+                Accepted::Duplicate { message_id } => SendOutcome::Skipped {
+                    reason: "offer_group",
+                    detail: format!(
+                        "the customer got {message_id} of offer group {} within its window",
+                        job.step.offer_group.as_deref().unwrap_or("?")
+                    ),
+                },
+                Accepted::Refused(why) => refused(why),
             },
-            Inserted::KeyReused => refused("idempotency key reused".into()),
-        })
+        )
     }
 
     /// Messages live on the system's clock, whatever the journeys' says.

@@ -3,6 +3,7 @@
 mod auth;
 pub mod backlog;
 mod body;
+pub mod broadcasts;
 mod cancellations;
 mod compose;
 mod customers;
@@ -11,9 +12,11 @@ mod guard;
 mod idempotency;
 pub mod journeys;
 mod messages;
+mod on_behalf;
 pub mod openapi;
 mod operations;
 mod routes;
+mod segments;
 mod suppressions;
 mod unsubscribe;
 mod webhooks;
@@ -45,6 +48,8 @@ pub struct AppState {
     pub live: Arc<crate::live::Live>,
     pub api_keys: Vec<crate::config::ApiKey>,
     pub max_body_bytes: usize,
+    /// `broadcasts.rate_per_second`: for broadcasts that name no rate.
+    pub broadcast_rate: u32,
     pub messages: MessagesConfig,
     /// Callbacks are signed; without a secret they are refused.
     pub callbacks_enabled: bool,
@@ -94,6 +99,7 @@ impl AppState {
             live,
             api_keys: config.api_keys.clone(),
             max_body_bytes: config.server.max_body_bytes,
+            broadcast_rate: config.broadcasts.rate_per_second,
             messages: config.messages.clone(),
             callbacks_enabled: config.callbacks.secret.is_some(),
             default_callback_url: config
@@ -167,6 +173,11 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/journey-runs/{id}", get(journeys::run))
         .route("/v1/journeys/{name}/simulate", post(journeys::simulate))
         .route("/v1/admin/clock", post(journeys::clock))
+        .route("/v1/segments/{name}", get(segments::get).put(segments::put))
+        .route("/v1/segments/{name}/count", get(segments::count))
+        .route("/v1/broadcasts", post(broadcasts::create))
+        .route("/v1/broadcasts/{id}", get(broadcasts::get))
+        .route("/v1/broadcasts/{id}/cancel", post(broadcasts::cancel))
         .route("/metrics", get(operations::metrics))
         .route("/v1/admin/reload", post(operations::reload))
         .route_layer(middleware::from_fn_with_state(

@@ -3,8 +3,8 @@
 //! drift from what the code accepts.
 
 use super::{
-    cancellations, customers, journeys, messages, operations, routes, suppressions, unsubscribe,
-    webhooks,
+    broadcasts, cancellations, customers, journeys, messages, operations, routes, segments,
+    suppressions, unsubscribe, webhooks,
 };
 use utoipa::OpenApi;
 
@@ -33,6 +33,12 @@ use utoipa::OpenApi;
         journeys::run,
         journeys::simulate,
         journeys::clock,
+        segments::put,
+        segments::get,
+        segments::count,
+        broadcasts::create,
+        broadcasts::get,
+        broadcasts::cancel,
         unsubscribe::page,
         operations::metrics,
         operations::ready,

@@ -23,7 +23,29 @@ pub fn validate(
     unsubscribe(config, env, errors);
     regions(config, errors);
     sms_footers(config, errors);
+    segments(config, errors);
     connectors(config, raw_connectors, env, errors);
+}
+
+/// `[segments.<name>]`: valid names, known regions and categories.
+fn segments(config: &Config, errors: &mut Vec<ConfigError>) {
+    let is_region = |region: &str| config.regions.contains_key(region);
+    for (name, segment) in &config.segments {
+        if !super::journeys::valid_name(name) {
+            errors.push(ConfigError::new(
+                format!("segments.{name}"),
+                None,
+                "a segment's name is 1-64 letters, digits, '_', '.', '-' and ':'",
+            ));
+        }
+        for (field, why) in super::segments::check(segment, &is_region, &config.categories) {
+            errors.push(ConfigError::new(
+                format!("segments.{name}.{field}"),
+                None,
+                why,
+            ));
+        }
+    }
 }
 
 /// `server.api_keys`: secrets resolved, long enough to resist guessing.

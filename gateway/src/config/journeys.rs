@@ -137,7 +137,7 @@ pub struct BranchStep {
     pub otherwise: Option<String>,
 }
 
-mod duration {
+pub(crate) mod duration {
     use serde::{Deserialize, Deserializer, Serializer};
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {

@@ -37,6 +37,7 @@ pub fn parse_sections(
             "templates" => section(name, value, errors).map(|s| config.templates = s),
             "unsubscribe" => section(name, value, errors).map(|s| config.unsubscribe = s),
             "journey_runner" => section(name, value, errors).map(|s| config.journey_runner = s),
+            "broadcasts" => section(name, value, errors).map(|s| config.broadcasts = s),
             "journeys" => match value.get_ref() {
                 // One journey at a time, so a mistake in one does not hide the next.
                 DeValue::Table(journeys) => {
@@ -51,6 +52,18 @@ pub fn parse_sections(
                     Some(())
                 }
                 _ => section(name, value, errors).map(|s| config.journeys = s),
+            },
+            "segments" => match value.get_ref() {
+                DeValue::Table(segments) => {
+                    for (segment, body) in segments.iter() {
+                        let key = format!("segments.{}", segment.get_ref());
+                        if let Some(s) = section::<super::segments::Segment>(&key, body, errors) {
+                            config.segments.insert(segment.get_ref().to_string(), s);
+                        }
+                    }
+                    Some(())
+                }
+                _ => section(name, value, errors).map(|s| config.segments = s),
             },
             "categories" => match value.get_ref() {
                 // One category at a time, so a mistake in one does not hide the next.
@@ -88,7 +101,7 @@ pub fn parse_sections(
                 errors.push(ConfigError::new(
                     name,
                     Some(key.span()),
-                    "unknown section, expected one of server, storage, plugins, dispatch, messages, callbacks, regions, routing, categories, connectors, templates, unsubscribe, journeys, journey_runner",
+                    "unknown section, expected one of server, storage, plugins, dispatch, messages, callbacks, regions, routing, categories, connectors, templates, unsubscribe, journeys, journey_runner, segments, broadcasts",
                 ));
                 None
             }

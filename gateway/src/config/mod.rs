@@ -10,12 +10,13 @@ pub mod journeys;
 mod load;
 mod report;
 mod schema;
+pub mod segments;
 
 pub use report::{ConfigError, ConfigReport};
 pub use schema::{
-    ApiKeyConfig, CallbacksConfig, ClockMode, ConnectorConfig, DispatchConfig, JourneyRunnerConfig,
-    MessagesConfig, NamedKey, PluginsConfig, Scope, ServerConfig, StorageConfig, TemplatesConfig,
-    UnsubscribeConfig,
+    ApiKeyConfig, BroadcastsConfig, CallbacksConfig, ClockMode, ConnectorConfig, DispatchConfig,
+    JourneyRunnerConfig, MessagesConfig, NamedKey, PluginsConfig, Scope, ServerConfig,
+    StorageConfig, TemplatesConfig, UnsubscribeConfig,
 };
 
 use crate::routing::policy::{CategoryConfig, ConnectorRoute, Policy, RoutingConfig};
@@ -46,6 +47,9 @@ pub struct Config {
     /// `[journeys.<name>]`
     pub journeys: journeys::Journeys,
     pub journey_runner: JourneyRunnerConfig,
+    /// `[segments.<name>]`
+    pub segments: BTreeMap<String, segments::Segment>,
+    pub broadcasts: BroadcastsConfig,
     /// `[unsubscribe]`, its secret resolved.
     pub unsubscribe: UnsubscribeConfig,
     /// `server.api_keys`, secrets resolved.

@@ -474,6 +474,54 @@ fn default_unsubscribe_valid_for() -> i64 {
     60 * 86_400_000
 }
 
+/// `[broadcasts]`: how broadcasts fan out, below transactional sends.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BroadcastsConfig {
+    /// `rate_per_second = 200`: members planned per second when the
+    /// broadcast names no rate.
+    #[serde(default = "default_broadcast_rate")]
+    pub rate_per_second: u32,
+    /// `max_backlog = 1000`: no further members are planned while more
+    /// deliveries than this wait to go out.
+    #[serde(default = "default_broadcast_backlog")]
+    pub max_backlog: u64,
+    /// `tick_ms = 250`: how often broadcasts due are looked for.
+    #[serde(default = "default_broadcast_tick_ms")]
+    pub tick_ms: u64,
+    /// `lease_ms = 60000`: how long a dead node's broadcast waits before
+    /// another node resumes it.
+    #[serde(default = "default_broadcast_lease_ms")]
+    pub lease_ms: u64,
+}
+
+impl Default for BroadcastsConfig {
+    fn default() -> Self {
+        BroadcastsConfig {
+            rate_per_second: default_broadcast_rate(),
+            max_backlog: default_broadcast_backlog(),
+            tick_ms: default_broadcast_tick_ms(),
+            lease_ms: default_broadcast_lease_ms(),
+        }
+    }
+}
+
+fn default_broadcast_rate() -> u32 {
+    200
+}
+
+fn default_broadcast_backlog() -> u64 {
+    1000
+}
+
+fn default_broadcast_tick_ms() -> u64 {
+    250
+}
+
+fn default_broadcast_lease_ms() -> u64 {
+    60_000
+}
+
 /// `[journey_runner]`: how runs are moved on.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -4,6 +4,7 @@
 
 pub mod profile;
 pub mod suppression;
+pub mod traits;
 pub mod unsubscribe;
 
 pub use profile::{

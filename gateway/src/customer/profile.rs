@@ -28,6 +28,14 @@ pub struct Profile {
     /// Channel -> category -> consent.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub consent: BTreeMap<Channel, BTreeMap<String, Consent>>,
+    /// Labels segments select by, e.g. `["vip", "newsletter"]`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+    /// The platform's own facts segments select by: strings, numbers or
+    /// booleans, e.g. `{"tier": "gold"}`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schema(value_type = Object)]
+    pub attributes: BTreeMap<String, serde_json::Value>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -304,6 +312,8 @@ impl Profile {
                 format!("{locale:?} is not a BCP 47 language tag like nl-NL"),
             ));
         }
+        super::traits::check(&self.tags, &self.attributes)
+            .map_err(|(field, why)| invalid("invalid_profile", &field, why))?;
         Ok(self)
     }
 

@@ -34,6 +34,8 @@ const PARALLEL: usize = 32;
 /// would be made (planned, consented, capped).
 pub struct SendJob<'a> {
     pub run_id: &'a str,
+    /// The journey's name: its messages' campaign is `journey:<name>`.
+    pub journey: &'a str,
     pub customer_id: &'a str,
     pub step: &'a SendStep,
     /// The trigger event's properties, available to templates as `event`.
@@ -374,6 +376,7 @@ impl Runner {
                         .sends
                         .send(SendJob {
                             run_id: &record.id,
+                            journey: &record.journey,
                             customer_id: &record.customer_id,
                             step: send,
                             event: &state.event,

@@ -6,10 +6,12 @@
 //! both) and the same numbered schema ([`migrations`]). Times are
 //! milliseconds since the Unix epoch.
 
+pub mod campaigns;
 pub mod journeys;
 pub mod migrations;
 pub(crate) mod postgres;
 pub mod replies;
+pub mod segments;
 mod sqlite;
 
 pub use postgres::PostgresStore;
@@ -70,6 +72,9 @@ pub struct NewMessage {
     /// For a template send: the template, locale and what each chosen
     /// channel rendered, as JSON, for `GET /v1/messages/{id}`.
     pub template: Option<String>,
+    /// What sent it on the platform's behalf (`broadcast:<id>`,
+    /// `journey:<name>`): broadcast progress and reports count by it.
+    pub campaign: Option<String>,
     /// Set when the plan decided not to send: the message is stored as
     /// `suppressed` with this reason and no deliveries.
     pub suppressed: Option<String>,
@@ -300,7 +305,7 @@ pub struct AttemptResult {
 }
 
 #[async_trait]
-pub trait Store: journeys::JourneyStore + Send + Sync + 'static {
+pub trait Store: journeys::JourneyStore + campaigns::CampaignStore + Send + Sync + 'static {
     /// Store a message and its deliveries durably, unless its idempotency or
     /// dedup key says otherwise; returns once committed.
     async fn insert_message(&self, message: NewMessage) -> Result<Inserted, StoreError>;

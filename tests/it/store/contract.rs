@@ -3,8 +3,10 @@
 use super::{Stores, message};
 use crossgate::customer::{Consent, ConsentStatus, Profile, Suppression, SuppressionReason};
 use crossgate::message::{Channel, MessageStatus, Outcome};
+use crossgate::store::campaigns::BroadcastRecord;
 use crossgate::store::journeys::{EventInserted, JourneyVersion, NewEvent, RunRecord};
 use crossgate::store::replies::{NewReply, ReplyRecorded};
+use crossgate::store::segments::SegmentQuery;
 use crossgate::store::{
     AttemptRecord, AttemptResult, DedupKey, IdempotencyKey, Inserted, LeasedDelivery, Next, Store,
 };
@@ -773,4 +775,187 @@ pub async fn a_reply_is_recorded_once_for_its_customers(s: Stores) {
     assert_eq!(payload["type"], "message.received");
     assert_eq!(payload["customer_ids"], serde_json::json!(["ana", "bob"]));
     assert_eq!(payload["from"], "+31611111111");
+}
+
+fn segment_profile(country: &str, tags: &[&str], marketing_email: Option<&str>) -> Profile {
+    let mut profile = serde_json::json!({
+        "addresses": {"email": "x@shop.example"},
+        "country": country,
+        "tags": tags,
+    });
+    if let Some(status) = marketing_email {
+        profile["consent"] = serde_json::json!({"email": {"marketing": {"status": status, "at": "2026-01-01T00:00:00Z"}}});
+    }
+    serde_json::from_value(profile).unwrap()
+}
+
+/// A segment is answered from the trait index and the events: members in
+/// id order, paged from a cursor, counted alike on every node; a changed
+/// profile moves in or out at once.
+pub async fn segments_are_computed_from_traits_and_events(s: Stores) {
+    let people = [
+        ("c1", "NL", vec!["vip"], Some("opted_in")),
+        ("c2", "NL", vec![], Some("opted_in")),
+        ("c3", "BE", vec!["vip"], Some("opted_out")),
+        ("c4", "DE", vec!["vip"], None),
+        ("c5", "NL", vec!["vip"], None),
+    ];
+    for (id, country, tags, consent) in &people {
+        s.a.put_customer(id, segment_profile(country, tags, *consent), 1_000)
+            .await
+            .unwrap();
+    }
+    s.a.record_events(vec![new_event("p1", "c5", "purchase", 9_000, None)])
+        .await
+        .unwrap();
+    let benelux_vips = SegmentQuery {
+        all_of: vec![
+            vec!["country:NL".into(), "country:BE".into()],
+            vec!["tag:vip".into()],
+        ],
+        none_of: vec!["consent:email:marketing=opted_out".into()],
+        did: vec![],
+        did_not: vec![("purchase".into(), 5_000)],
+    };
+    assert_eq!(s.b.segment_count(benelux_vips.clone()).await.unwrap(), 1);
+    assert_eq!(
+        s.b.segment_members(benelux_vips.clone(), String::new(), 10)
+            .await
+            .unwrap(),
+        ["c1"]
+    );
+    let everyone = SegmentQuery::default();
+    assert_eq!(s.b.segment_count(everyone.clone()).await.unwrap(), 5);
+    let first =
+        s.b.segment_members(everyone.clone(), String::new(), 2)
+            .await
+            .unwrap();
+    let next = s.a.segment_members(everyone, "c2".into(), 2).await.unwrap();
+    assert_eq!(
+        (first, next),
+        (
+            vec!["c1".to_owned(), "c2".into()],
+            vec!["c3".to_owned(), "c4".into()]
+        )
+    );
+
+    // c3 opts in again: now in.
+    s.b.put_customer(
+        "c3",
+        segment_profile("BE", &["vip"], Some("opted_in")),
+        2_000,
+    )
+    .await
+    .unwrap();
+    assert_eq!(s.a.segment_count(benelux_vips.clone()).await.unwrap(), 2);
+    // Purchases before the window do not count.
+    let bought = SegmentQuery {
+        did: vec![("purchase".into(), 9_500)],
+        ..SegmentQuery::default()
+    };
+    assert_eq!(s.a.segment_count(bought).await.unwrap(), 0);
+    assert!(s.a.delete_customer("c1").await.unwrap());
+    assert_eq!(s.b.segment_count(benelux_vips).await.unwrap(), 1);
+}
+
+fn broadcast(id: &str, start_at: i64) -> BroadcastRecord {
+    BroadcastRecord {
+        id: id.into(),
+        definition: "{}".into(),
+        status: "scheduled".into(),
+        cursor: String::new(),
+        planned: 0,
+        start_at,
+        created_at: 1_000,
+        updated_at: 1_000,
+    }
+}
+
+/// One node fans a broadcast out at a time; its cursor moves under the
+/// lease, another node resumes from it when the lease runs out, and a
+/// cancelled broadcast moves no further.
+pub async fn broadcasts_are_leased_resumed_and_cancelled(s: Stores) {
+    s.a.insert_broadcast(broadcast("b1", 1_000)).await.unwrap();
+    s.a.insert_broadcast(broadcast("later", 50_000))
+        .await
+        .unwrap();
+    let leased = s.a.lease_broadcast(2_000, 10_000).await.unwrap().unwrap();
+    assert_eq!(
+        (leased.id.as_str(), leased.status.as_str()),
+        ("b1", "planning")
+    );
+    assert_eq!(
+        s.b.lease_broadcast(2_000, 10_000).await.unwrap(),
+        None,
+        "leased, or not due"
+    );
+    assert!(
+        s.a.advance_broadcast("b1", "c2", 2, false, 13_000, 3_000)
+            .await
+            .unwrap()
+    );
+
+    // The first node is gone: after its lease, the other resumes at c2.
+    let resumed = s.b.lease_broadcast(13_000, 10_000).await.unwrap().unwrap();
+    assert_eq!((resumed.cursor.as_str(), resumed.planned), ("c2", 2));
+    assert!(
+        s.b.advance_broadcast("b1", "c4", 2, true, 23_000, 14_000)
+            .await
+            .unwrap()
+    );
+    let done = s.a.broadcast("b1").await.unwrap().unwrap();
+    assert_eq!((done.status.as_str(), done.planned), ("planned", 4));
+    assert_eq!(
+        s.a.lease_broadcast(60_000, 10_000)
+            .await
+            .unwrap()
+            .map(|b| b.id),
+        Some("later".into())
+    );
+
+    assert!(s.b.cancel_broadcast("later", 61_000).await.unwrap());
+    assert!(
+        !s.a.advance_broadcast("later", "c9", 1, false, 70_000, 62_000)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.b.cancel_broadcast("later", 63_000).await.unwrap(),
+        "already over"
+    );
+    assert_eq!(
+        s.a.broadcast("later").await.unwrap().unwrap().status,
+        "cancelled"
+    );
+}
+
+/// A campaign's messages are counted by status and reason code, and those
+/// not yet sent are cancelled together.
+pub async fn campaign_messages_are_counted_and_cancelled_together(s: Stores) {
+    for (id, suppressed) in [
+        ("m1", None),
+        ("m2", None),
+        ("m3", Some("opted_out: marketing email")),
+    ] {
+        let mut m = message(id, 1_000, &["twilio"]);
+        m.campaign = Some("broadcast:b1".into());
+        m.cancel_key = Some("broadcast:b1".into());
+        m.scope = format!("customer:{id}");
+        m.suppressed = suppressed.map(str::to_owned);
+        m.send_at = Some(50_000);
+        insert(&*s.a, m).await;
+    }
+    let counts = s.b.campaign_progress("broadcast:b1").await.unwrap();
+    let summary: Vec<(&str, Option<&str>, i64)> = counts
+        .iter()
+        .map(|c| (c.status.as_str(), c.reason.as_deref(), c.count))
+        .collect();
+    assert_eq!(
+        summary,
+        [("scheduled", None, 2), ("suppressed", Some("opted_out"), 1)]
+    );
+    assert_eq!(s.b.cancel_campaign("broadcast:b1", 2_000).await.unwrap(), 2);
+    let counts = s.a.campaign_progress("broadcast:b1").await.unwrap();
+    assert_eq!(counts[0].status, "cancelled");
+    assert_eq!(counts[0].count, 2);
 }

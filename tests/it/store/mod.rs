@@ -72,6 +72,7 @@ pub fn message(id: &str, created_at: i64, connectors: &[&str]) -> NewMessage {
         category: None,
         plan: None,
         template: None,
+        campaign: None,
         suppressed: None,
         deliveries: connectors
             .iter()
@@ -129,4 +130,7 @@ suite!(
     events_are_claimed_per_customer_once,
     runs_are_written_by_revision_and_leased_when_due,
     a_reply_is_recorded_once_for_its_customers,
+    segments_are_computed_from_traits_and_events,
+    broadcasts_are_leased_resumed_and_cancelled,
+    campaign_messages_are_counted_and_cancelled_together,
 );

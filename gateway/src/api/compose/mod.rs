@@ -8,7 +8,7 @@ mod time;
 mod words;
 
 pub use request::{Recipient, SendRequest};
-pub use time::secs_to_ms;
+pub use time::{secs_to_ms, send_at};
 pub use words::UnsubscribeLinks;
 
 use super::idempotency;
@@ -138,6 +138,7 @@ pub async fn compose(
             category: Some(plan.category.clone()),
             plan: Some(plan_json),
             template: route.template.map(|t| t.to_string()),
+            campaign: None,
             suppressed: plan
                 .suppressed
                 .as_ref()

@@ -4,7 +4,7 @@
 
 use super::Sql;
 use super::messages::{self, OPEN};
-use crate::customer::{Consent, Profile, Suppression, SuppressionReason};
+use crate::customer::{Consent, Profile, Suppression, SuppressionReason, traits};
 use crate::message::{Channel, MessageStatus};
 use crate::store::{CustomerRecord, StoreError};
 use std::sync::LazyLock;
@@ -31,6 +31,39 @@ async fn index_addresses(tx: &impl Sql, id: &str, profile: &Profile) -> Result<(
     Ok(())
 }
 
+/// The trait rows of one customer follow their profile.
+async fn index_traits(tx: &impl Sql, id: &str, profile: &Profile) -> Result<(), StoreError> {
+    tx.exec("DELETE FROM customer_traits WHERE customer_id = $1", &[&id])
+        .await?;
+    tx.exec(
+        "INSERT INTO customer_traits (trait, customer_id)
+         SELECT t, $2 FROM unnest($1::text[]) AS t ON CONFLICT DO NOTHING",
+        &[&traits::of(profile), &id],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Profiles stored before segments existed (schema step 5) get their traits
+/// once; every customer has at least the `customer` trait, so those without
+/// any are the ones to index.
+pub async fn build_trait_index(db: &impl Sql) -> Result<(), StoreError> {
+    let rows = db
+        .rows(
+            "SELECT id, profile FROM customers c
+             WHERE NOT EXISTS (SELECT 1 FROM customer_traits t WHERE t.customer_id = c.id)",
+            &[],
+        )
+        .await?;
+    for row in rows {
+        let id: &str = row.get(0);
+        let profile: Profile = serde_json::from_str(row.get(1))
+            .map_err(|e| StoreError::Corrupt(format!("profile of {id}: {e}")))?;
+        index_traits(db, id, &profile).await?;
+    }
+    Ok(())
+}
+
 pub async fn put(tx: &impl Sql, id: &str, profile: &Profile, now: i64) -> Result<bool, StoreError> {
     let json = messages::json(profile)?;
     let created = tx
@@ -43,6 +76,7 @@ pub async fn put(tx: &impl Sql, id: &str, profile: &Profile, now: i64) -> Result
         .await?
         .get::<_, bool>(0);
     index_addresses(tx, id, profile).await?;
+    index_traits(tx, id, profile).await?;
     Ok(created)
 }
 

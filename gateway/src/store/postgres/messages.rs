@@ -140,17 +140,17 @@ pub async fn insert_rows(db: &impl Sql, batch: &[&NewMessage]) -> Result<(), Sto
         "WITH m AS (
              INSERT INTO messages (id, status, status_reason, channel, recipient, scope, content,
                  created_at, updated_at, send_at, expires_at, cancel_key, dedup_key, callback_url,
-                 customer_id, category, plan, template)
+                 customer_id, category, plan, template, campaign)
              SELECT id, status, status_reason, channel, recipient, scope, content,
                     created_at, created_at, send_at, expires_at, cancel_key, dedup_key,
-                    callback_url, customer_id, category, plan, template
+                    callback_url, customer_id, category, plan, template, campaign
              FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
                          $7::text[], $8::bigint[], $9::bigint[], $10::bigint[], $11::text[],
                          $12::text[], $13::text[], $14::text[], $15::text[], $16::text[],
-                         $24::text[])
+                         $24::text[], $25::text[])
                  AS m (id, status, status_reason, channel, recipient, scope, content,
                        created_at, send_at, expires_at, cancel_key, dedup_key, callback_url,
-                       customer_id, category, plan, template))
+                       customer_id, category, plan, template, campaign))
          INSERT INTO deliveries (message_id, seq, channel, connector, address, content, state, due_at)
          SELECT message_id, seq, channel, connector, address, content,
                 CASE WHEN seq = 0 THEN 'pending' ELSE 'waiting' END, due_at
@@ -182,6 +182,7 @@ pub async fn insert_rows(db: &impl Sql, batch: &[&NewMessage]) -> Result<(), Sto
             &d.content,
             &d.due_at,
             &m.template,
+            &m.campaign,
         ],
     )
     .await?;
@@ -208,6 +209,7 @@ struct MessageColumns<'a> {
     category: Vec<Option<&'a str>>,
     plan: Vec<Option<&'a str>>,
     template: Vec<Option<&'a str>>,
+    campaign: Vec<Option<&'a str>>,
 }
 
 impl<'a> MessageColumns<'a> {
@@ -230,6 +232,7 @@ impl<'a> MessageColumns<'a> {
         self.category.push(m.category.as_deref());
         self.plan.push(m.plan.as_deref());
         self.template.push(m.template.as_deref());
+        self.campaign.push(m.campaign.as_deref());
         Ok(())
     }
 }

@@ -7,12 +7,46 @@ use crate::store::StoreError;
 use crate::store::migrations::{self, Migration, SchemaStatus};
 use deadpool_postgres::Object;
 
-pub const MIGRATIONS: [Migration; 4] = [
+pub const MIGRATIONS: [Migration; 5] = [
     migrations::step(1, BASELINE),
     migrations::step(2, "ALTER TABLE attempts ADD COLUMN node TEXT;"),
     migrations::step(3, "ALTER TABLE messages ADD COLUMN template TEXT;"),
     migrations::step(4, JOURNEYS),
+    migrations::step(5, CAMPAIGNS),
 ];
+
+/// Step 5: which campaign (a broadcast, a journey) a message belongs to,
+/// the facts segments select customers by (one indexed row per fact),
+/// segments defined over the API, and broadcasts with where their fan-out is.
+const CAMPAIGNS: &str = "
+ALTER TABLE messages ADD COLUMN campaign TEXT;
+CREATE INDEX messages_campaign ON messages (campaign, status) WHERE campaign IS NOT NULL;
+CREATE TABLE customer_traits (
+    trait       TEXT NOT NULL,
+    customer_id TEXT NOT NULL REFERENCES customers(id) ON DELETE CASCADE,
+    PRIMARY KEY (trait, customer_id)
+);
+CREATE INDEX customer_traits_customer ON customer_traits (customer_id);
+CREATE TABLE segments (
+    name       TEXT PRIMARY KEY,
+    definition TEXT NOT NULL,
+    updated_at BIGINT NOT NULL
+);
+CREATE TABLE broadcasts (
+    id          TEXT PRIMARY KEY,
+    definition  TEXT NOT NULL,
+    -- scheduled, planning, planned, cancelled
+    status      TEXT NOT NULL,
+    -- the last customer id planned: members are planned in id order
+    cursor      TEXT NOT NULL DEFAULT '',
+    planned     BIGINT NOT NULL DEFAULT 0,
+    start_at    BIGINT NOT NULL,
+    lease_until BIGINT,
+    created_at  BIGINT NOT NULL,
+    updated_at  BIGINT NOT NULL
+);
+CREATE INDEX broadcasts_open ON broadcasts (start_at) WHERE status IN ('scheduled', 'planning');
+";
 
 /// Step 4: events until journeys have applied them, the journey versions
 /// runs are pinned to, and runs with their timers.

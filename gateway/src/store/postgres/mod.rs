@@ -137,7 +137,8 @@ macro_rules! transaction {
     }};
 }
 
-// After `transaction!`, which it uses.
+// After `transaction!`, which they use.
+mod campaigns;
 mod journeys;
 
 pub struct PostgresStore {
@@ -159,6 +160,7 @@ impl PostgresStore {
         let pool = pool(url, max_connections)?;
         let mut client = pool.get().await?;
         migrations::apply(&mut client, &crate::config::without_password(url)).await?;
+        customers::build_trait_index(&client).await?;
         drop(client);
         let node: Arc<str> = Arc::from(node);
         Ok(PostgresStore {

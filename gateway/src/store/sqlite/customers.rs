@@ -2,7 +2,7 @@
 //! suppression list.
 
 use super::messages::{self, OPEN};
-use crate::customer::{Consent, Profile, Suppression, SuppressionReason};
+use crate::customer::{Consent, Profile, Suppression, SuppressionReason, traits};
 use crate::message::{Channel, MessageStatus};
 use crate::store::{CustomerRecord, StoreError};
 use rusqlite::{Connection, OptionalExtension, params};
@@ -38,6 +38,38 @@ pub fn build_address_index(conn: &Connection) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// Profiles stored before segments existed (schema step 5) get their traits
+/// once; every customer has at least the `customer` trait, so those without
+/// any are the ones to index.
+pub fn build_trait_index(conn: &Connection) -> Result<(), StoreError> {
+    let customers: Vec<(String, String)> = conn
+        .prepare(
+            "SELECT id, profile FROM customers c
+             WHERE NOT EXISTS (SELECT 1 FROM customer_traits t WHERE t.customer_id = c.id)",
+        )?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    for (id, profile) in &customers {
+        let profile: Profile = serde_json::from_str(profile)
+            .map_err(|e| StoreError::Corrupt(format!("profile of {id}: {e}")))?;
+        index_traits(conn, id, &profile)?;
+    }
+    Ok(())
+}
+
+/// The trait rows of one customer follow their profile.
+fn index_traits(conn: &Connection, id: &str, profile: &Profile) -> Result<(), StoreError> {
+    conn.prepare_cached("DELETE FROM customer_traits WHERE customer_id = ?1")?
+        .execute(params![id])?;
+    let mut insert = conn.prepare_cached(
+        "INSERT OR IGNORE INTO customer_traits (trait, customer_id) VALUES (?1, ?2)",
+    )?;
+    for t in traits::of(profile) {
+        insert.execute(params![t, id])?;
+    }
+    Ok(())
+}
+
 /// The address index rows of one customer follow their profile.
 fn index_addresses(conn: &Connection, id: &str, profile: &Profile) -> Result<(), StoreError> {
     conn.prepare_cached("DELETE FROM customer_addresses WHERE customer_id = ?1")?
@@ -64,6 +96,7 @@ pub fn put(conn: &Connection, id: &str, profile: &Profile, now: i64) -> Result<b
         .execute(params![id, json, now])?;
     }
     index_addresses(conn, id, profile)?;
+    index_traits(conn, id, profile)?;
     Ok(updated == 0)
 }
 

@@ -60,8 +60,9 @@ pub fn insert(conn: &Connection, m: &NewMessage) -> Result<Inserted, StoreError>
     conn.prepare_cached(
         "INSERT INTO messages (id, status, status_reason, channel, recipient, scope, content,
              created_at, updated_at, send_at, expires_at, cancel_key, dedup_key, callback_url,
-             customer_id, category, plan, template)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+             customer_id, category, plan, template, campaign)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
+                 ?18)",
     )?
     .execute(params![
         m.id,
@@ -81,6 +82,7 @@ pub fn insert(conn: &Connection, m: &NewMessage) -> Result<Inserted, StoreError>
         m.category,
         m.plan,
         m.template,
+        m.campaign,
     ])?;
     let mut delivery = conn.prepare_cached(
         "INSERT INTO deliveries (message_id, seq, channel, connector, address, content, state, due_at)

@@ -16,6 +16,7 @@
 //! [`messages`], [`outbox`] (status callbacks), [`customers`] (profiles,
 //! the address index, consent and suppressions).
 
+mod campaigns;
 mod customers;
 mod journeys;
 mod messages;
@@ -90,6 +91,7 @@ impl SqliteStore {
         let mut writer = connect(path)?;
         migrations::apply(&mut writer, &format!("sqlite://{}", path.display()))?;
         customers::build_address_index(&writer)?;
+        customers::build_trait_index(&writer)?;
         queue::recover_leases(&writer, super::now_ms(), node)?;
         outbox::recover_leases(&writer)?;
         let readers = (0..READERS)

@@ -1,0 +1,271 @@
+//! `POST /v1/broadcasts`: one message to every member of a segment, each
+//! planned as its own customer send; `GET /v1/broadcasts/{id}` for its
+//! progress, `POST /v1/broadcasts/{id}/cancel` to stop it. The fan-out
+//! itself is [`crate::campaigns::fanout`]; this module says what a member's
+//! send is.
+
+use super::body::{parse_json, read_body};
+use super::compose::{SendRequest, send_at};
+use super::messages::timestamp;
+use super::on_behalf::{self, Accepted};
+use super::{ApiError, AppState, segments};
+use crate::campaigns::fanout::Members;
+use crate::message::Channel;
+use crate::store::campaigns::BroadcastRecord;
+use crate::store::segments::SegmentQuery;
+use crate::store::{StoreError, now_ms};
+use async_trait::async_trait;
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// The fastest a broadcast may be planned, members per second.
+const MAX_RATE: u32 = 10_000;
+
+/// A broadcast as the platform asks for it; kept as it was asked.
+#[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BroadcastRequest {
+    pub segment: String,
+    pub category: String,
+    /// A template (with `data` and an optional `locale`), or inline `content`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template: Option<String>,
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    #[schema(value_type = Object)]
+    pub data: Map<String, Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub locale: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Object)]
+    pub content: Option<Value>,
+    /// Only these channels, in the customer's order.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channels: Option<Vec<Channel>>,
+    /// RFC 3339: no member is planned before then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub send_at: Option<String>,
+    /// Members planned per second (default `broadcasts.rate_per_second`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_per_second: Option<u32>,
+    /// `{"name": "spring", "window": "30d"}`: one message of the group per
+    /// customer per window, across broadcasts, journeys and channels.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Object)]
+    pub offer_group: Option<Value>,
+}
+
+impl BroadcastRequest {
+    /// One member's send, as `POST /v1/messages` would take it.
+    fn member(&self, broadcast_id: &str, customer_id: &str) -> Value {
+        let mut request = json!({
+            "customer_id": customer_id,
+            "category": self.category,
+            "cancel_key": format!("broadcast:{broadcast_id}"),
+        });
+        let fields = request.as_object_mut().expect("an object");
+        let optional = [
+            ("template", self.template.as_ref().map(|t| json!(t))),
+            (
+                "data",
+                (!self.data.is_empty()).then(|| Value::Object(self.data.clone())),
+            ),
+            ("locale", self.locale.as_ref().map(|l| json!(l))),
+            ("content", self.content.clone()),
+            ("channels", self.channels.as_ref().map(|c| json!(c))),
+            ("offer_group", self.offer_group.clone()),
+        ];
+        for (key, value) in optional {
+            if let Some(value) = value {
+                fields.insert(key.into(), value);
+            }
+        }
+        request
+    }
+}
+
+#[utoipa::path(post, path = "/v1/broadcasts", tag = "campaigns",
+    request_body = BroadcastRequest,
+    responses((status = 202, description = "`{\"id\", \"status\"}`: stored; members are planned in the background", body = Object),
+              (status = 404, body = super::error::ErrorBody), (status = 422, body = super::error::ErrorBody)))]
+pub async fn create(
+    State(state): State<Arc<AppState>>,
+    body: Body,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let bytes = read_body(&state, body).await?;
+    let request: BroadcastRequest = parse_json(&bytes)?;
+    let now = now_ms();
+    // The segment must exist now; its members are read as the fan-out goes.
+    segments::query(&state, &request.segment, now).await?;
+    let routing = state.live.current();
+    if !routing.policy.categories.contains_key(&request.category) {
+        return Err(ApiError::invalid(
+            "unknown_category",
+            "category",
+            format!("no category named {:?}", request.category),
+        ));
+    }
+    if let Some(rate) = request.rate_per_second
+        && !(1..=MAX_RATE).contains(&rate)
+    {
+        return Err(ApiError::invalid(
+            "invalid_rate",
+            "rate_per_second",
+            format!("between 1 and {MAX_RATE}"),
+        ));
+    }
+    if let Some(template) = &request.template
+        && routing.templates.get(template).is_none()
+    {
+        return Err(ApiError::invalid(
+            "unknown_template",
+            "template",
+            format!("no template named {template:?}"),
+        ));
+    }
+    // Every member's send has this shape: refuse a bad one once, here.
+    serde_json::from_value::<SendRequest>(request.member("check", "check"))
+        .map_err(|e| ApiError::invalid("invalid_broadcast", "content", e.to_string()))?;
+    let start_at = match &request.send_at {
+        Some(text) => send_at(text, now)?,
+        None => now,
+    };
+    let id = format!("bc_{}", uuid::Uuid::now_v7().simple());
+    let status = if start_at > now {
+        "scheduled"
+    } else {
+        "planning"
+    };
+    state
+        .store
+        .insert_broadcast(BroadcastRecord {
+            id: id.clone(),
+            definition: serde_json::to_string(&request).map_err(ApiError::internal)?,
+            status: "scheduled".into(),
+            cursor: String::new(),
+            planned: 0,
+            start_at,
+            created_at: now,
+            updated_at: now,
+        })
+        .await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({"id": id, "status": status})),
+    ))
+}
+
+#[utoipa::path(get, path = "/v1/broadcasts/{id}", tag = "campaigns",
+    params(("id" = String, Path)),
+    responses((status = 200, description = "Status (`scheduled`, `planning`, `planned`, `cancelled`), members `planned`, and their messages by status, with `suppressed` and `failed` by reason", body = Object),
+              (status = 404, body = super::error::ErrorBody)))]
+pub async fn get(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    Ok(Json(view(&state, &id).await?))
+}
+
+#[utoipa::path(post, path = "/v1/broadcasts/{id}/cancel", tag = "campaigns",
+    params(("id" = String, Path)),
+    responses((status = 200, description = "No further member is planned, and members' messages not yet sent are cancelled; the broadcast as `GET` shows it", body = Object),
+              (status = 404, body = super::error::ErrorBody)))]
+pub async fn cancel(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    view(&state, &id).await?;
+    state.store.cancel_broadcast(&id, now_ms()).await?;
+    Ok(Json(view(&state, &id).await?))
+}
+
+async fn view(state: &AppState, id: &str) -> Result<Value, ApiError> {
+    let broadcast = state
+        .store
+        .broadcast(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no broadcast {id:?}")))?;
+    let request: Value = serde_json::from_str(&broadcast.definition).unwrap_or_default();
+    let counts = state
+        .store
+        .campaign_progress(&format!("broadcast:{id}"))
+        .await?;
+    let mut messages: BTreeMap<String, i64> = BTreeMap::new();
+    let mut reasons: BTreeMap<String, BTreeMap<String, i64>> = BTreeMap::new();
+    for c in counts {
+        *messages.entry(c.status.clone()).or_default() += c.count;
+        if let Some(reason) = c.reason {
+            *reasons
+                .entry(c.status)
+                .or_default()
+                .entry(reason)
+                .or_default() += c.count;
+        }
+    }
+    Ok(json!({
+        "id": broadcast.id,
+        "status": broadcast.status,
+        "segment": request["segment"],
+        "category": request["category"],
+        "send_at": timestamp(broadcast.start_at),
+        "created_at": timestamp(broadcast.created_at),
+        "updated_at": timestamp(broadcast.updated_at),
+        "planned": broadcast.planned,
+        "messages": messages,
+        "reasons": reasons,
+    }))
+}
+
+/// Members' sends, for the fan-out.
+pub struct BroadcastMembers {
+    pub state: Arc<AppState>,
+}
+
+#[async_trait]
+impl Members for BroadcastMembers {
+    async fn plan(
+        &self,
+        broadcast: &BroadcastRecord,
+        now: i64,
+    ) -> Result<Result<(SegmentQuery, u32), String>, StoreError> {
+        let request: BroadcastRequest = match serde_json::from_str(&broadcast.definition) {
+            Ok(request) => request,
+            Err(e) => return Ok(Err(format!("unreadable broadcast: {e}"))),
+        };
+        let rate = request.rate_per_second.unwrap_or(self.state.broadcast_rate);
+        match segments::query(&self.state, &request.segment, now).await {
+            Ok(query) => Ok(Ok((query, rate))),
+            Err(e) if e.status == StatusCode::SERVICE_UNAVAILABLE => {
+                Err(StoreError::Unavailable(e.message))
+            }
+            Err(e) => Ok(Err(e.message)),
+        }
+    }
+
+    async fn send(
+        &self,
+        broadcast: &BroadcastRecord,
+        customer_id: &str,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let request: BroadcastRequest = serde_json::from_str(&broadcast.definition)
+            .map_err(|e| StoreError::Corrupt(format!("broadcast {}: {e}", broadcast.id)))?;
+        let accepted = on_behalf::accept(
+            &self.state,
+            request.member(&broadcast.id, customer_id),
+            format!("broadcast:{}:{customer_id}", broadcast.id),
+            format!("broadcast:{}", broadcast.id),
+            now,
+        )
+        .await?;
+        if let Accepted::Refused(why) = accepted {
+            tracing::warn!(broadcast = %broadcast.id, customer = customer_id, "member not sent: {why}");
+        }
+        Ok(())
+    }
+}

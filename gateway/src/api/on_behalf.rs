@@ -1,0 +1,92 @@
+//! Sends the gateway makes on the platform's behalf (a journey's step, a
+//! broadcast's member): composed and planned exactly as `POST /v1/messages`
+//! would, kept once by an idempotency key the caller derives from its own
+//! progress, and tagged with the campaign they belong to.
+
+use super::AppState;
+use super::compose::{SendRequest, compose};
+use crate::store::{IdempotencyKey, Inserted, StoreError};
+use axum::http::StatusCode;
+use serde_json::{Value, json};
+
+/// How long such a key holds: longer than any journey wait or broadcast.
+const KEY_LIFETIME_MS: i64 = 90 * 86_400_000;
+/// Stands for the request under every such key: the keys are the caller's
+/// own (`journey:...`, `broadcast:...`). Journeys stored theirs under this
+/// name first, so runs resumed across an upgrade still replay.
+const REQUEST_HASH: &str = "journey-step";
+
+/// What became of one send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Accepted {
+    /// Stored now, or before under the same key (a resumed run or page).
+    Stored {
+        message_id: String,
+        status: String,
+        /// The channel planned, unless the plan suppressed it.
+        channel: Option<String>,
+    },
+    /// Another message of its dedup key (an offer group) came first.
+    Duplicate { message_id: String },
+    /// The request cannot be sent (a missing variable, an unknown
+    /// template): nothing is stored, the caller records why.
+    Refused(String),
+}
+
+/// Compose, plan and store `request` (a `POST /v1/messages` body).
+pub async fn accept(
+    state: &AppState,
+    request: Value,
+    idempotency_key: String,
+    campaign: String,
+    now: i64,
+) -> Result<Accepted, StoreError> {
+    let request: SendRequest = match serde_json::from_value(request) {
+        Ok(request) => request,
+        Err(e) => return Ok(Accepted::Refused(e.to_string())),
+    };
+    let composed = match compose(state, request, now).await {
+        Ok(composed) => composed,
+        Err(e) if e.status == StatusCode::SERVICE_UNAVAILABLE => {
+            return Err(StoreError::Unavailable(e.message));
+        }
+        Err(e) => return Ok(Accepted::Refused(format!("{}: {}", e.code, e.message))),
+    };
+    let mut message = composed.message;
+    message.campaign = Some(campaign);
+    let status = message.initial_status().as_str();
+    let channel = (status != "suppressed").then(|| message.channel.as_str().to_owned());
+    let accepted = json!({"id": message.id, "status": status, "channel": channel});
+    message.idempotency = Some(IdempotencyKey {
+        key: idempotency_key,
+        request_hash: REQUEST_HASH.into(),
+        response: accepted.to_string(),
+        expires_at: now.saturating_add(KEY_LIFETIME_MS),
+    });
+    let counted = (
+        message.channel,
+        message.category.clone().unwrap_or_default(),
+    );
+    Ok(match state.store.insert_message(message).await? {
+        Inserted::New => {
+            state
+                .metrics
+                .accepted(counted.0.as_str(), &counted.1, status);
+            state.wake.notify_one();
+            stored(&accepted)
+        }
+        Inserted::Replayed { response } => {
+            stored(&serde_json::from_str(&response).unwrap_or_default())
+        }
+        Inserted::Duplicate { message_id, .. } => Accepted::Duplicate { message_id },
+        Inserted::KeyReused => Accepted::Refused("idempotency key reused".into()),
+    })
+}
+
+fn stored(answer: &Value) -> Accepted {
+    Accepted::Stored {
+        message_id: answer["id"].as_str().unwrap_or_default().to_owned(),
+        status: answer["status"].as_str().unwrap_or_default().to_owned(),
+        channel: answer["channel"].as_str().map(str::to_owned),
+    }
+}

@@ -1,0 +1,5 @@
+//! Campaigns: segments of customers and broadcasts to them, fanned out in
+//! the background below transactional sends.
+
+pub mod fanout;
+pub mod segments;

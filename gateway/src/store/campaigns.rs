@@ -1,0 +1,93 @@
+//! What campaigns keep: segments defined over the API, broadcasts with how
+//! far their fan-out got, and per-campaign counts of their messages. A
+//! broadcast is leased to one node at a time; its cursor moves only under
+//! that lease, so a restart or another node resumes where it stopped.
+
+use super::StoreError;
+use super::segments::SegmentQuery;
+use async_trait::async_trait;
+
+/// A broadcast and how far its fan-out got.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BroadcastRecord {
+    pub id: String,
+    /// The request, JSON.
+    pub definition: String,
+    /// `scheduled`, `planning`, `planned`, `cancelled`.
+    pub status: String,
+    /// The last member planned (members go in customer-id order).
+    pub cursor: String,
+    pub planned: i64,
+    /// Not planned before this time (`send_at`).
+    pub start_at: i64,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// How many of a campaign's messages are in one status (and, for
+/// `suppressed` and `failed`, for one reason).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusCount {
+    pub status: String,
+    /// The reason's code: what stands before the first `:` of the message's
+    /// `status_reason`.
+    pub reason: Option<String>,
+    pub count: i64,
+}
+
+#[async_trait]
+pub trait CampaignStore: Send + Sync {
+    /// Up to `limit` member ids after `after`, in order.
+    async fn segment_members(
+        &self,
+        query: SegmentQuery,
+        after: String,
+        limit: usize,
+    ) -> Result<Vec<String>, StoreError>;
+
+    async fn segment_count(&self, query: SegmentQuery) -> Result<u64, StoreError>;
+
+    /// Create or replace a segment defined over the API; `true` when created.
+    async fn put_segment(
+        &self,
+        name: &str,
+        definition: String,
+        now: i64,
+    ) -> Result<bool, StoreError>;
+
+    async fn segment(&self, name: &str) -> Result<Option<String>, StoreError>;
+
+    async fn insert_broadcast(&self, broadcast: BroadcastRecord) -> Result<(), StoreError>;
+
+    async fn broadcast(&self, id: &str) -> Result<Option<BroadcastRecord>, StoreError>;
+
+    /// One broadcast due for fan-out (scheduled and due, or planning) whose
+    /// lease ran out, now leased until `now + lease_ms`.
+    async fn lease_broadcast(
+        &self,
+        now: i64,
+        lease_ms: i64,
+    ) -> Result<Option<BroadcastRecord>, StoreError>;
+
+    /// Record a page of fan-out: the new cursor, `planned` more members,
+    /// the status (`planning`, or `planned` when the segment is done) and
+    /// the lease. `false` when the broadcast was cancelled meanwhile.
+    async fn advance_broadcast(
+        &self,
+        id: &str,
+        cursor: &str,
+        planned: i64,
+        done: bool,
+        lease_until: i64,
+        now: i64,
+    ) -> Result<bool, StoreError>;
+
+    /// Stop a broadcast's fan-out; `false` when it was already over.
+    async fn cancel_broadcast(&self, id: &str, now: i64) -> Result<bool, StoreError>;
+
+    /// The campaign's messages by status and reason.
+    async fn campaign_progress(&self, campaign: &str) -> Result<Vec<StatusCount>, StoreError>;
+
+    /// Cancel every message of the campaign that has not left yet.
+    async fn cancel_campaign(&self, campaign: &str, now: i64) -> Result<usize, StoreError>;
+}

@@ -1,0 +1,257 @@
+//! Segments, broadcasts and campaign counts in SQLite.
+
+use super::SqliteStore;
+use super::messages::{self, OPEN};
+use crate::store::StoreError;
+use crate::store::campaigns::{BroadcastRecord, CampaignStore, StatusCount};
+use crate::store::segments::{self, Param, SegmentQuery, Select};
+use async_trait::async_trait;
+use rusqlite::{Connection, OptionalExtension as _, Row, params, params_from_iter};
+
+const BROADCAST_COLUMNS: &str =
+    "id, definition, status, cursor, planned, start_at, created_at, updated_at";
+
+fn broadcast_row(r: &Row) -> rusqlite::Result<BroadcastRecord> {
+    Ok(BroadcastRecord {
+        id: r.get(0)?,
+        definition: r.get(1)?,
+        status: r.get(2)?,
+        cursor: r.get(3)?,
+        planned: r.get(4)?,
+        start_at: r.get(5)?,
+        created_at: r.get(6)?,
+        updated_at: r.get(7)?,
+    })
+}
+
+fn bound(params: Vec<Param>) -> Vec<rusqlite::types::Value> {
+    params
+        .into_iter()
+        .map(|p| match p {
+            Param::Text(t) => rusqlite::types::Value::Text(t),
+            Param::Int(i) => rusqlite::types::Value::Integer(i),
+        })
+        .collect()
+}
+
+fn placeholder(n: usize) -> String {
+    format!("?{n}")
+}
+
+fn lease_broadcast(
+    conn: &Connection,
+    now: i64,
+    lease_ms: i64,
+) -> Result<Option<BroadcastRecord>, StoreError> {
+    Ok(conn
+        .prepare_cached(&format!(
+            "UPDATE broadcasts SET status = 'planning', lease_until = ?1 + ?2, updated_at = ?1
+             WHERE id = (SELECT id FROM broadcasts
+                         WHERE status IN ('scheduled', 'planning') AND start_at <= ?1
+                           AND (lease_until IS NULL OR lease_until <= ?1)
+                         ORDER BY start_at LIMIT 1)
+             RETURNING {BROADCAST_COLUMNS}"
+        ))?
+        .query_row(params![now, lease_ms], broadcast_row)
+        .optional()?)
+}
+
+fn cancel_campaign(conn: &Connection, campaign: &str, now: i64) -> Result<usize, StoreError> {
+    let keys: Vec<(String, String)> = conn
+        .prepare_cached(&format!(
+            "SELECT DISTINCT scope, cancel_key FROM messages
+             WHERE campaign = ?1 AND cancel_key IS NOT NULL AND status IN {}",
+            *OPEN
+        ))?
+        .query_map(params![campaign], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    let mut cancelled = 0;
+    for (scope, key) in keys {
+        cancelled += messages::cancel(conn, &scope, &key, now)?.cancelled.len();
+    }
+    Ok(cancelled)
+}
+
+#[async_trait]
+impl CampaignStore for SqliteStore {
+    async fn segment_members(
+        &self,
+        query: SegmentQuery,
+        after: String,
+        limit: usize,
+    ) -> Result<Vec<String>, StoreError> {
+        self.read(move |conn| {
+            let (sql, params) = segments::sql(
+                &query,
+                Select::Page {
+                    after: &after,
+                    limit,
+                },
+                placeholder,
+            );
+            Ok(conn
+                .prepare_cached(&sql)?
+                .query_map(params_from_iter(bound(params)), |r| r.get(0))?
+                .collect::<Result<_, _>>()?)
+        })
+        .await
+    }
+
+    async fn segment_count(&self, query: SegmentQuery) -> Result<u64, StoreError> {
+        self.read(move |conn| {
+            let (sql, params) = segments::sql(&query, Select::Count, placeholder);
+            let count: i64 = conn
+                .prepare_cached(&sql)?
+                .query_row(params_from_iter(bound(params)), |r| r.get(0))?;
+            Ok(count as u64)
+        })
+        .await
+    }
+
+    async fn put_segment(
+        &self,
+        name: &str,
+        definition: String,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let name = name.to_owned();
+        self.write(move |conn| {
+            let replaced = conn
+                .prepare_cached(
+                    "UPDATE segments SET definition = ?2, updated_at = ?3 WHERE name = ?1",
+                )?
+                .execute(params![name, definition, now])?;
+            if replaced == 0 {
+                conn.prepare_cached(
+                    "INSERT INTO segments (name, definition, updated_at) VALUES (?1, ?2, ?3)",
+                )?
+                .execute(params![name, definition, now])?;
+            }
+            Ok(replaced == 0)
+        })
+        .await
+    }
+
+    async fn segment(&self, name: &str) -> Result<Option<String>, StoreError> {
+        let name = name.to_owned();
+        self.read(move |conn| {
+            Ok(conn
+                .prepare_cached("SELECT definition FROM segments WHERE name = ?1")?
+                .query_row(params![name], |r| r.get(0))
+                .optional()?)
+        })
+        .await
+    }
+
+    async fn insert_broadcast(&self, b: BroadcastRecord) -> Result<(), StoreError> {
+        self.write(move |conn| {
+            conn.prepare_cached(&format!(
+                "INSERT INTO broadcasts ({BROADCAST_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
+            ))?
+            .execute(params![
+                b.id,
+                b.definition,
+                b.status,
+                b.cursor,
+                b.planned,
+                b.start_at,
+                b.created_at,
+                b.updated_at
+            ])?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn broadcast(&self, id: &str) -> Result<Option<BroadcastRecord>, StoreError> {
+        let id = id.to_owned();
+        self.read(move |conn| {
+            Ok(conn
+                .prepare_cached(&format!(
+                    "SELECT {BROADCAST_COLUMNS} FROM broadcasts WHERE id = ?1"
+                ))?
+                .query_row(params![id], broadcast_row)
+                .optional()?)
+        })
+        .await
+    }
+
+    async fn lease_broadcast(
+        &self,
+        now: i64,
+        lease_ms: i64,
+    ) -> Result<Option<BroadcastRecord>, StoreError> {
+        self.write(move |conn| lease_broadcast(conn, now, lease_ms))
+            .await
+    }
+
+    async fn advance_broadcast(
+        &self,
+        id: &str,
+        cursor: &str,
+        planned: i64,
+        done: bool,
+        lease_until: i64,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let (id, cursor) = (id.to_owned(), cursor.to_owned());
+        self.write(move |conn| {
+            let status = if done { "planned" } else { "planning" };
+            Ok(conn
+                .prepare_cached(
+                    "UPDATE broadcasts SET cursor = ?2, planned = planned + ?3, status = ?4,
+                         lease_until = ?5, updated_at = ?6
+                     WHERE id = ?1 AND status = 'planning'",
+                )?
+                .execute(params![id, cursor, planned, status, lease_until, now])?
+                == 1)
+        })
+        .await
+    }
+
+    async fn cancel_broadcast(&self, id: &str, now: i64) -> Result<bool, StoreError> {
+        let id = id.to_owned();
+        self.write(move |conn| {
+            let stopped = conn
+                .prepare_cached(
+                    "UPDATE broadcasts SET status = 'cancelled', lease_until = NULL, updated_at = ?2
+                     WHERE id = ?1 AND status IN ('scheduled', 'planning', 'planned')",
+                )?
+                .execute(params![id, now])?;
+            cancel_campaign(conn, &format!("broadcast:{id}"), now)?;
+            Ok(stopped == 1)
+        })
+        .await
+    }
+
+    async fn campaign_progress(&self, campaign: &str) -> Result<Vec<StatusCount>, StoreError> {
+        let campaign = campaign.to_owned();
+        self.read(move |conn| {
+            Ok(conn
+                .prepare_cached(
+                    "SELECT status,
+                            CASE WHEN status IN ('suppressed', 'failed', 'expired')
+                                 THEN substr(status_reason, 1, instr(status_reason || ':', ':') - 1)
+                            END AS reason,
+                            COUNT(*)
+                     FROM messages WHERE campaign = ?1
+                     GROUP BY status, reason ORDER BY status, reason",
+                )?
+                .query_map(params![campaign], |r| {
+                    Ok(StatusCount {
+                        status: r.get(0)?,
+                        reason: r.get(1)?,
+                        count: r.get(2)?,
+                    })
+                })?
+                .collect::<Result<_, _>>()?)
+        })
+        .await
+    }
+
+    async fn cancel_campaign(&self, campaign: &str, now: i64) -> Result<usize, StoreError> {
+        let campaign = campaign.to_owned();
+        self.write(move |conn| cancel_campaign(conn, &campaign, now))
+            .await
+    }
+}

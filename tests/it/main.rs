@@ -2,6 +2,7 @@
 //! simulator, all on loopback.
 
 mod api;
+mod campaigns;
 mod config_check;
 mod consistency;
 mod contract;

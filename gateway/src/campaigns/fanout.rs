@@ -152,13 +152,25 @@ impl Fanout {
                     now,
                 )
                 .await?;
-            if done || !still_on {
+            if !still_on {
+                // Cancelled while this page was sent: its messages go too.
+                let campaign = format!("broadcast:{}", broadcast.id);
+                self.store.cancel_campaign(&campaign, now_ms()).await?;
+                return Ok(());
+            }
+            if done {
                 return Ok(());
             }
             // The page's share of a second at `rate` members per second.
             let pace = Duration::from_secs_f64(page.len() as f64 / f64::from(rate.max(1)));
             tokio::time::sleep(pace.saturating_sub(started.elapsed())).await;
         }
+        // Stopping: hand the broadcast over now rather than when the lease
+        // runs out, so a restart (or another node) goes on at once.
+        let now = now_ms();
+        self.store
+            .advance_broadcast(&broadcast.id, &cursor, 0, false, now, now)
+            .await?;
         Ok(())
     }
 }

@@ -38,6 +38,16 @@ fn placeholder(n: usize) -> String {
     format!("?{n}")
 }
 
+/// One process owns an SQLite file: at start, every broadcast lease
+/// belongs to a process that is gone, and its fan-out resumes at once.
+pub fn recover_leases(conn: &Connection) -> Result<(), StoreError> {
+    conn.execute(
+        "UPDATE broadcasts SET lease_until = NULL WHERE lease_until IS NOT NULL",
+        [],
+    )?;
+    Ok(())
+}
+
 fn lease_broadcast(
     conn: &Connection,
     now: i64,

@@ -94,6 +94,7 @@ impl SqliteStore {
         customers::build_trait_index(&writer)?;
         queue::recover_leases(&writer, super::now_ms(), node)?;
         outbox::recover_leases(&writer)?;
+        campaigns::recover_leases(&writer)?;
         let readers = (0..READERS)
             .map(|_| connect(path))
             .collect::<Result<Vec<_>, _>>()?;

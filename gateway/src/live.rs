@@ -29,6 +29,9 @@ pub struct Routing {
     pub journeys: Arc<crate::config::journeys::Catalogue>,
     /// `[segments.<name>]`: ahead of those defined over the API.
     pub segments: Arc<std::collections::BTreeMap<String, crate::config::segments::Segment>>,
+    /// `[conversions.<event>]`
+    pub conversions:
+        Arc<std::collections::BTreeMap<String, crate::config::conversions::Conversion>>,
 }
 
 impl Routing {
@@ -57,6 +60,7 @@ impl Routing {
             templates: Arc::new(templates),
             journeys: Arc::new(crate::config::journeys::Catalogue::new(&config.journeys)),
             segments: Arc::new(config.segments.clone()),
+            conversions: Arc::new(config.conversions.clone()),
         }
     }
 }

@@ -295,3 +295,207 @@ async fn a_broadcast_resumes_after_a_restart_without_sending_anyone_twice() {
     assert_eq!(view["messages"]["sent"], 80, "{view}");
     gw.stop().await;
 }
+
+/// Conversions are credited to the last message delivered or read within
+/// their window (and record the first), none outside it; the report's
+/// sums are the messages, costs and conversions recorded.
+#[tokio::test]
+async fn conversions_are_credited_in_their_window_and_the_report_adds_up() {
+    let sim = ProviderSim::start().await.unwrap();
+    let twilio = default_twilio(&sim.url()).replace(
+        "channel = \"sms\"",
+        "channel = \"sms\"\ncost = { default = 0.05, europe = 0.07 }",
+    );
+    let sendgrid = crate::support::sendgrid_connector("sendgrid", &sim.url()).replace(
+        "channel = \"email\"",
+        "channel = \"email\"\ncost = { default = 0.001 }",
+    );
+    let gw = TestGateway::start(&format!(
+        r#"{FAST_DISPATCH}
+[server]
+public_url = "{}"
+
+[regions]
+europe = ["NL", "BE"]
+
+[categories.news]
+consent = "opt-out"
+
+[conversions.purchase]
+value = "properties.amount"
+currency = "EUR"
+window = "7d"
+{twilio}{sendgrid}"#,
+        crate::webhooks::PUBLIC_URL
+    ))
+    .await;
+    gw.put_customer(
+        "ana",
+        &json!({"addresses": {"phone": "+31612345678", "email": "ana@shop.example"}, "country": "NL"}),
+    )
+    .await;
+    gw.put_customer(
+        "bo",
+        &json!({"addresses": {"phone": "+31687654321"}, "country": "NL"}),
+    )
+    .await;
+    let send = |customer: &str, channel: &str, text: String| {
+        json!({"customer_id": customer, "category": "news", "channels": [channel],
+               "content": {"text": text, "subject": "News"}})
+    };
+    let start = jiff::Timestamp::now();
+    let m1 = gw.send_ok(&send("ana", "sms", "Spring sale".into())).await;
+    let m2 = gw
+        .send_ok(&send("ana", "email", "Spring sale".into()))
+        .await;
+    // 161 GSM-7 characters: two segments, twice the price.
+    let m3 = gw.send_ok(&send("bo", "sms", "x".repeat(161))).await;
+    for id in [&m1, &m2, &m3] {
+        gw.settled(id).await;
+    }
+    deliver(&gw, &m1).await;
+
+    let purchase = |amount: f64, after: &str| {
+        let at = start
+            .checked_add(after.parse::<jiff::Span>().unwrap())
+            .unwrap();
+        json!({"customer_id": "ana", "name": "purchase", "properties": {"amount": amount},
+               "occurred_at": at.to_string()})
+    };
+    let p1 = event_id(&gw, &purchase(30.0, "PT1H")).await;
+    let c1 = gw.get_ok(&format!("/v1/conversions/{p1}")).await;
+    assert_eq!(c1["last_touch"], m1.as_str(), "{c1}");
+    assert_eq!(
+        c1["first_touch"],
+        m1.as_str(),
+        "only the delivered count: {c1}"
+    );
+    assert_eq!(
+        (&c1["channel"], &c1["region"], &c1["connector"]),
+        (&json!("sms"), &json!("europe"), &json!("twilio"))
+    );
+    assert_eq!(
+        (&c1["value"], &c1["currency"]),
+        (&json!(30.0), &json!("EUR"))
+    );
+
+    let m4 = gw.send_ok(&send("ana", "sms", "Last day".into())).await;
+    gw.settled(&m4).await;
+    deliver(&gw, &m4).await;
+    let p2 = event_id(&gw, &purchase(20.0, "PT2H")).await;
+    let c2 = gw.get_ok(&format!("/v1/conversions/{p2}")).await;
+    assert_eq!(
+        (&c2["last_touch"], &c2["first_touch"]),
+        (&json!(m4), &json!(m1)),
+        "{c2}"
+    );
+    // Eight days on, no message is inside the window.
+    let p3 = event_id(&gw, &purchase(5.0, "PT192H")).await;
+    let c3 = gw.get_ok(&format!("/v1/conversions/{p3}")).await;
+    assert_eq!(
+        (&c3["last_touch"], &c3["channel"]),
+        (&Value::Null, &Value::Null),
+        "{c3}"
+    );
+    // A conversion without its value is refused, naming the field.
+    let (status, refused) = gw
+        .post(
+            "/v1/events",
+            &json!({"customer_id": "ana", "name": "purchase", "properties": {}}),
+        )
+        .await;
+    assert_eq!(
+        (status, &refused["error"]["field"]),
+        (422, &json!("properties")),
+        "{refused}"
+    );
+
+    let from = start.checked_sub(jiff::Span::new().hours(1)).unwrap();
+    let to = start.checked_add(jiff::Span::new().hours(216)).unwrap();
+    let report = gw
+        .get_ok(&format!(
+            "/v1/reports/channels?from={from}&to={to}&group_by=channel,region"
+        ))
+        .await;
+    let rows = report["rows"].as_array().unwrap();
+    let row = |channel: Value| {
+        rows.iter()
+            .find(|r| r["channel"] == channel)
+            .unwrap_or_else(|| panic!("{report}"))
+    };
+    let sms = row(json!("sms"));
+    assert_eq!(
+        (&sms["sent"], &sms["delivered"], &sms["conversions"]),
+        (&json!(3), &json!(2), &json!(2)),
+        "{sms}"
+    );
+    assert!((sms["cost"].as_f64().unwrap() - 0.28).abs() < 1e-9, "{sms}");
+    assert_eq!(sms["revenue"], 50.0);
+    assert!((sms["cost_per_conversion"].as_f64().unwrap() - 0.14).abs() < 1e-9);
+    assert_eq!(sms["region"], "europe");
+    let email = row(json!("email"));
+    assert_eq!(
+        (&email["sent"], &email["delivered"], &email["conversions"]),
+        (&json!(1), &json!(0), &json!(0))
+    );
+    let uncredited = row(Value::Null);
+    assert_eq!(
+        (&uncredited["conversions"], &uncredited["revenue"]),
+        (&json!(1), &json!(5.0))
+    );
+    let totals = &report["totals"];
+    assert_eq!(
+        (&totals["sent"], &totals["conversions"]),
+        (&json!(4), &json!(3))
+    );
+    assert_eq!(totals["revenue"], 55.0);
+
+    let csv = gw
+        .client
+        .get(format!(
+            "{}/v1/reports/channels?from={from}&to={to}&format=csv",
+            gw.url
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(csv.headers()["content-type"], "text/csv; charset=utf-8");
+    let csv = csv.text().await.unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert!(
+        lines[0]
+            .starts_with("channel,sent,delivered,read,failed,suppressed,cost,conversions,revenue"),
+        "{csv}"
+    );
+    assert_eq!(lines.len(), 4, "{csv}");
+    assert!(
+        lines.iter().any(|l| l.starts_with("sms,3,2,0,0,0,")),
+        "{csv}"
+    );
+    gw.stop().await;
+}
+
+/// Twilio reports the message delivered.
+async fn deliver(gw: &TestGateway, id: &str) {
+    let sid = gw.message(id).await["provider_message_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (status, applied) = crate::webhooks::twilio_callback(
+        gw,
+        &[("MessageSid", &sid), ("MessageStatus", "delivered")],
+        crossgate_tests::DEFAULT_AUTH_TOKEN,
+    )
+    .await;
+    assert_eq!(
+        (status, &applied["matched_messages"]),
+        (200, &json!(1)),
+        "{applied}"
+    );
+}
+
+async fn event_id(gw: &TestGateway, event: &Value) -> String {
+    let (status, answer) = gw.post("/v1/events", event).await;
+    assert_eq!(status, 202, "{answer}");
+    answer["id"].as_str().unwrap().to_owned()
+}

@@ -9,6 +9,7 @@ use crate::journeys::engine::{self, Effect, Facts, Input, RunState, RunStatus, S
 use crate::journeys::runner::{SendJob, Sends};
 use crate::store::StoreError;
 use crate::store::journeys::{EventInserted, NewEvent, RunRecord};
+use crate::store::reports::NewConversion;
 use async_trait::async_trait;
 use axum::body::Body;
 use axum::extract::{Path, State};
@@ -71,7 +72,9 @@ pub async fn events(
     }
     let caller = caller.map_or_else(|| "default".to_owned(), |Extension(c)| c.0);
     let now = state.clock.now();
+    let conversions_config = state.live.current().conversions.clone();
     let mut events = Vec::with_capacity(requests.len());
+    let mut conversions = Vec::new();
     for (i, request) in requests.into_iter().enumerate() {
         let at = |field: &str| {
             if batch {
@@ -80,7 +83,28 @@ pub async fn events(
                 field.to_owned()
             }
         };
-        events.push(validate(request, &caller, now, &at)?);
+        let conversion = conversions_config.get(&request.name).map(|c| {
+            c.value_of(&Value::Object(request.properties.clone()))
+                .map(|value| (c, value))
+                .map_err(|why| ApiError::invalid("invalid_conversion", &at("properties"), why))
+        });
+        let event = validate(request, &caller, now, &at)?;
+        if let Some(conversion) = conversion {
+            let (config, value) = conversion?;
+            conversions.push((
+                i,
+                NewConversion {
+                    event_id: event.id.clone(),
+                    customer_id: event.customer_id.clone(),
+                    name: event.name.clone(),
+                    value,
+                    currency: config.currency.clone(),
+                    occurred_at: event.occurred_at,
+                    window_ms: config.window,
+                },
+            ));
+        }
+        events.push(event);
     }
     let ids: Vec<String> = events.iter().map(|e| e.id.clone()).collect();
     let inserted = state
@@ -89,6 +113,18 @@ pub async fn events(
         .await
         .map_err(ApiError::from)?;
     state.journeys_wake.notify_one();
+    // Credited once the events are stored; a retried batch credits the
+    // stored event, so a failure here is mended by the platform's retry.
+    for (i, mut conversion) in conversions {
+        if let Some(EventInserted::Duplicate { id }) = inserted.get(i) {
+            conversion.event_id.clone_from(id);
+        }
+        state
+            .store
+            .record_conversion(conversion)
+            .await
+            .map_err(ApiError::from)?;
+    }
     let answers: Vec<Value> = ids
         .into_iter()
         .zip(inserted)

@@ -15,6 +15,7 @@ mod messages;
 mod on_behalf;
 pub mod openapi;
 mod operations;
+mod reports;
 mod routes;
 mod segments;
 mod suppressions;
@@ -178,6 +179,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/broadcasts", post(broadcasts::create))
         .route("/v1/broadcasts/{id}", get(broadcasts::get))
         .route("/v1/broadcasts/{id}/cancel", post(broadcasts::cancel))
+        .route("/v1/reports/channels", get(reports::channels))
+        .route("/v1/conversions/{event_id}", get(reports::conversion))
         .route("/metrics", get(operations::metrics))
         .route("/v1/admin/reload", post(operations::reload))
         .route_layer(middleware::from_fn_with_state(

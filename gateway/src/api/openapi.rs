@@ -3,8 +3,8 @@
 //! drift from what the code accepts.
 
 use super::{
-    broadcasts, cancellations, customers, journeys, messages, operations, routes, segments,
-    suppressions, unsubscribe, webhooks,
+    broadcasts, cancellations, customers, journeys, messages, operations, reports, routes,
+    segments, suppressions, unsubscribe, webhooks,
 };
 use utoipa::OpenApi;
 
@@ -39,6 +39,8 @@ use utoipa::OpenApi;
         broadcasts::create,
         broadcasts::get,
         broadcasts::cancel,
+        reports::channels,
+        reports::conversion,
         unsubscribe::page,
         operations::metrics,
         operations::ready,

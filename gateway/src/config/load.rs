@@ -65,6 +65,20 @@ pub fn parse_sections(
                 }
                 _ => section(name, value, errors).map(|s| config.segments = s),
             },
+            "conversions" => match value.get_ref() {
+                DeValue::Table(events) => {
+                    for (event, body) in events.iter() {
+                        let key = format!("conversions.{}", event.get_ref());
+                        if let Some(c) =
+                            section::<super::conversions::Conversion>(&key, body, errors)
+                        {
+                            config.conversions.insert(event.get_ref().to_string(), c);
+                        }
+                    }
+                    Some(())
+                }
+                _ => section(name, value, errors).map(|s| config.conversions = s),
+            },
             "categories" => match value.get_ref() {
                 // One category at a time, so a mistake in one does not hide the next.
                 DeValue::Table(categories) => {
@@ -101,7 +115,7 @@ pub fn parse_sections(
                 errors.push(ConfigError::new(
                     name,
                     Some(key.span()),
-                    "unknown section, expected one of server, storage, plugins, dispatch, messages, callbacks, regions, routing, categories, connectors, templates, unsubscribe, journeys, journey_runner, segments, broadcasts",
+                    "unknown section, expected one of server, storage, plugins, dispatch, messages, callbacks, regions, routing, categories, connectors, templates, unsubscribe, journeys, journey_runner, segments, broadcasts, conversions",
                 ));
                 None
             }

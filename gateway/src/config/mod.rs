@@ -6,6 +6,7 @@
 //! every problem at once.
 
 mod checks;
+pub mod conversions;
 pub mod journeys;
 mod load;
 mod report;
@@ -50,6 +51,8 @@ pub struct Config {
     /// `[segments.<name>]`
     pub segments: BTreeMap<String, segments::Segment>,
     pub broadcasts: BroadcastsConfig,
+    /// `[conversions.<event>]`
+    pub conversions: BTreeMap<String, conversions::Conversion>,
     /// `[unsubscribe]`, its secret resolved.
     pub unsubscribe: UnsubscribeConfig,
     /// `server.api_keys`, secrets resolved.

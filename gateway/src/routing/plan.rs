@@ -107,11 +107,14 @@ pub struct Suppression {
 }
 
 /// One delivery of the plan: a connector and the address it sends to.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct PlannedDelivery {
     pub channel: Channel,
     pub connector: String,
     pub address: String,
+    /// This connector's price in the message's region (times the segments
+    /// of an SMS), fixed now so a later price change rewrites no history.
+    pub cost: Option<f64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -180,10 +183,15 @@ pub fn plan(
                     any_suppressed |= skip;
                     !skip
                 })?;
+                let price = c.cost_in(&region);
                 Some(PlannedDelivery {
                     channel,
                     connector: c.name.clone(),
                     address,
+                    cost: match (channel, request.sms) {
+                        (Channel::Sms, Some(sms)) => price.map(|p| p * f64::from(sms.segments)),
+                        _ => price,
+                    },
                 })
             })
             .collect();

@@ -4,6 +4,7 @@
 //! that lease, so a restart or another node resumes where it stopped.
 
 use super::StoreError;
+use super::reports::{ConversionRecord, NewConversion, ReportKey, ReportRow};
 use super::segments::SegmentQuery;
 use async_trait::async_trait;
 
@@ -90,4 +91,21 @@ pub trait CampaignStore: Send + Sync {
 
     /// Cancel every message of the campaign that has not left yet.
     async fn cancel_campaign(&self, campaign: &str, now: i64) -> Result<usize, StoreError>;
+
+    /// Credit a conversion to the customer's last (and first) message
+    /// delivered or read within its window; once per event.
+    async fn record_conversion(
+        &self,
+        conversion: NewConversion,
+    ) -> Result<ConversionRecord, StoreError>;
+
+    async fn conversion(&self, event_id: &str) -> Result<Option<ConversionRecord>, StoreError>;
+
+    /// Messages created and conversions made in `[from, to)`, by `keys`.
+    async fn channel_report(
+        &self,
+        from: i64,
+        to: i64,
+        keys: Vec<ReportKey>,
+    ) -> Result<Vec<ReportRow>, StoreError>;
 }

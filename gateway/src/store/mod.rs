@@ -11,6 +11,7 @@ pub mod journeys;
 pub mod migrations;
 pub(crate) mod postgres;
 pub mod replies;
+pub mod reports;
 pub mod segments;
 mod sqlite;
 
@@ -75,6 +76,8 @@ pub struct NewMessage {
     /// What sent it on the platform's behalf (`broadcast:<id>`,
     /// `journey:<name>`): broadcast progress and reports count by it.
     pub campaign: Option<String>,
+    /// The routing region it was planned for: reports count by it.
+    pub region: Option<String>,
     /// Set when the plan decided not to send: the message is stored as
     /// `suppressed` with this reason and no deliveries.
     pub suppressed: Option<String>,
@@ -156,6 +159,8 @@ pub struct NewDelivery {
     pub address: String,
     /// This channel's content, when it differs from the message's.
     pub content: Option<Content>,
+    /// The connector's price for it, as planned.
+    pub cost: Option<f64>,
 }
 
 /// A provider's report on a message it accepted.

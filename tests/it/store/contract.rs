@@ -6,6 +6,7 @@ use crossgate::message::{Channel, MessageStatus, Outcome};
 use crossgate::store::campaigns::BroadcastRecord;
 use crossgate::store::journeys::{EventInserted, JourneyVersion, NewEvent, RunRecord};
 use crossgate::store::replies::{NewReply, ReplyRecorded};
+use crossgate::store::reports::{NewConversion, ReportKey};
 use crossgate::store::segments::SegmentQuery;
 use crossgate::store::{
     AttemptRecord, AttemptResult, DedupKey, IdempotencyKey, Inserted, LeasedDelivery, Next, Store,
@@ -958,4 +959,76 @@ pub async fn campaign_messages_are_counted_and_cancelled_together(s: Stores) {
     let counts = s.a.campaign_progress("broadcast:b1").await.unwrap();
     assert_eq!(counts[0].status, "cancelled");
     assert_eq!(counts[0].count, 2);
+}
+
+/// A conversion is credited once to the last delivered message in its
+/// window; the report counts messages, their planned costs and the
+/// conversions by the keys asked for.
+pub async fn conversions_are_credited_and_reported(s: Stores) {
+    let mut m = message("m1", 1_000, &["twilio"]);
+    m.customer_id = Some("ana".into());
+    m.region = Some("europe".into());
+    m.campaign = Some("broadcast:b1".into());
+    insert(&*s.a, m).await;
+    let leased = s.a.lease_due(1_000, 10, LEASE).await.unwrap().remove(0);
+    s.a.record_attempt(attempt(&leased, 1_000, Outcome::Sent, sent()))
+        .await
+        .unwrap();
+    s.a.apply_provider_status(crossgate::store::ProviderStatus {
+        connector: "twilio".into(),
+        provider_message_id: "SM1".into(),
+        state: "delivered".into(),
+        code: None,
+        description: None,
+        at: 2_000,
+    })
+    .await
+    .unwrap();
+    let conversion = |id: &str, at: i64| NewConversion {
+        event_id: id.into(),
+        customer_id: "ana".into(),
+        name: "purchase".into(),
+        value: 30.0,
+        currency: Some("EUR".into()),
+        occurred_at: at,
+        window_ms: 10_000,
+    };
+    let credited =
+        s.a.record_conversion(conversion("e1", 5_000))
+            .await
+            .unwrap();
+    assert_eq!(credited.last_message_id.as_deref(), Some("m1"));
+    assert_eq!(credited.campaign.as_deref(), Some("broadcast:b1"));
+    assert_eq!(credited.region.as_deref(), Some("europe"));
+    let late =
+        s.b.record_conversion(conversion("e2", 50_000))
+            .await
+            .unwrap();
+    assert_eq!(late.last_message_id, None, "outside the window");
+    let again =
+        s.b.record_conversion(conversion("e1", 99_000))
+            .await
+            .unwrap();
+    assert_eq!(again, credited, "credited once");
+    assert_eq!(s.b.conversion("e1").await.unwrap(), Some(credited));
+
+    let report =
+        s.b.channel_report(0, 100_000, vec![ReportKey::Channel, ReportKey::Campaign])
+            .await
+            .unwrap();
+    let sms = report
+        .iter()
+        .find(|r| r.key == [Some("sms".to_owned()), Some("broadcast:b1".to_owned())])
+        .unwrap();
+    assert_eq!((sms.sent, sms.delivered, sms.conversions), (1, 1, 1));
+    assert!((sms.cost - 0.07).abs() < 1e-9, "{}", sms.cost);
+    assert_eq!(sms.revenue, 30.0);
+    let uncredited = report.iter().find(|r| r.key == [None, None]).unwrap();
+    assert_eq!((uncredited.sent, uncredited.conversions), (0, 1));
+    assert!(
+        s.a.channel_report(200_000, 300_000, vec![])
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }

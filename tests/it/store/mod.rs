@@ -73,6 +73,7 @@ pub fn message(id: &str, created_at: i64, connectors: &[&str]) -> NewMessage {
         plan: None,
         template: None,
         campaign: None,
+        region: None,
         suppressed: None,
         deliveries: connectors
             .iter()
@@ -81,6 +82,7 @@ pub fn message(id: &str, created_at: i64, connectors: &[&str]) -> NewMessage {
                 connector: (*c).into(),
                 address: "+31612345678".into(),
                 content: None,
+                cost: Some(0.07),
             })
             .collect(),
     }
@@ -133,4 +135,5 @@ suite!(
     segments_are_computed_from_traits_and_events,
     broadcasts_are_leased_resumed_and_cancelled,
     campaign_messages_are_counted_and_cancelled_together,
+    conversions_are_credited_and_reported,
 );

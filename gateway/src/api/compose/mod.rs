@@ -139,6 +139,7 @@ pub async fn compose(
             plan: Some(plan_json),
             template: route.template.map(|t| t.to_string()),
             campaign: None,
+            region: Some(plan.region.clone()),
             suppressed: plan
                 .suppressed
                 .as_ref()
@@ -367,6 +368,7 @@ async fn address_route(
                 connector: planned.connector.clone(),
                 address: planned.address.clone(),
                 content: None,
+                cost: planned.cost,
             })
             .collect(),
         content: said.content,
@@ -458,6 +460,7 @@ async fn customer_route(
             connector: planned.connector.clone(),
             address: planned.address.clone(),
             content,
+            cost: planned.cost,
         });
     }
     let rendered: Vec<(Channel, &ChannelWords)> = said.iter().map(|(c, w)| (*c, w)).collect();

@@ -6,6 +6,9 @@ use super::messages::{self, OPEN};
 use super::{PostgresStore, Sql};
 use crate::store::StoreError;
 use crate::store::campaigns::{BroadcastRecord, CampaignStore, StatusCount};
+use crate::store::reports::{
+    self, ConversionRecord, MessageCounts, NewConversion, ReportKey, ReportRow, Touch,
+};
 use crate::store::segments::{self, Param, SegmentQuery, Select};
 use async_trait::async_trait;
 use tokio_postgres::Row;
@@ -74,6 +77,58 @@ async fn cancel_campaign(tx: &impl Sql, campaign: &str, now: i64) -> Result<usiz
             .len();
     }
     Ok(cancelled)
+}
+
+const CONVERSION_COLUMNS: &str = "event_id, customer_id, name, value, currency, occurred_at, \
+    last_message_id, first_message_id, channel, region, connector, campaign, template";
+
+fn conversion_row(r: &Row) -> ConversionRecord {
+    ConversionRecord {
+        event_id: r.get(0),
+        customer_id: r.get(1),
+        name: r.get(2),
+        value: r.get(3),
+        currency: r.get(4),
+        occurred_at: r.get(5),
+        last_message_id: r.get(6),
+        first_message_id: r.get(7),
+        channel: r.get(8),
+        region: r.get(9),
+        connector: r.get(10),
+        campaign: r.get(11),
+        template: r.get(12),
+    }
+}
+
+async fn read_conversion(
+    db: &impl Sql,
+    event_id: &str,
+) -> Result<Option<ConversionRecord>, StoreError> {
+    Ok(db
+        .opt(
+            &format!("SELECT {CONVERSION_COLUMNS} FROM conversions WHERE event_id = $1"),
+            &[&event_id],
+        )
+        .await?
+        .map(|r| conversion_row(&r)))
+}
+
+async fn touch(db: &impl Sql, order: &str, c: &NewConversion) -> Result<Option<Touch>, StoreError> {
+    let since = c.occurred_at - c.window_ms;
+    Ok(db
+        .opt(
+            &reports::touch_sql(order, placeholder),
+            &[&c.customer_id, &since, &c.occurred_at],
+        )
+        .await?
+        .map(|r| Touch {
+            message_id: r.get(0),
+            channel: r.get(1),
+            region: r.get(2),
+            connector: r.get(3),
+            campaign: r.get(4),
+            template: r.get(5),
+        }))
 }
 
 #[async_trait]
@@ -259,5 +314,89 @@ impl CampaignStore for PostgresStore {
 
     async fn cancel_campaign(&self, campaign: &str, now: i64) -> Result<usize, StoreError> {
         transaction!(self, |tx| cancel_campaign(&tx, campaign, now).await)
+    }
+
+    async fn record_conversion(
+        &self,
+        conversion: NewConversion,
+    ) -> Result<ConversionRecord, StoreError> {
+        let db = self.client().await?;
+        if let Some(stored) = read_conversion(&db, &conversion.event_id).await? {
+            return Ok(stored);
+        }
+        let last = touch(&db, "DESC", &conversion).await?;
+        let first = touch(&db, "ASC", &conversion).await?;
+        let r = ConversionRecord::credit(conversion, last, first);
+        db.exec(
+            &format!(
+                "INSERT INTO conversions ({CONVERSION_COLUMNS})
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+                 ON CONFLICT (event_id) DO NOTHING"
+            ),
+            &[
+                &r.event_id,
+                &r.customer_id,
+                &r.name,
+                &r.value,
+                &r.currency,
+                &r.occurred_at,
+                &r.last_message_id,
+                &r.first_message_id,
+                &r.channel,
+                &r.region,
+                &r.connector,
+                &r.campaign,
+                &r.template,
+            ],
+        )
+        .await?;
+        // Another node may have credited it first: its record stands.
+        Ok(read_conversion(&db, &r.event_id).await?.unwrap_or(r))
+    }
+
+    async fn conversion(&self, event_id: &str) -> Result<Option<ConversionRecord>, StoreError> {
+        read_conversion(&self.client().await?, event_id).await
+    }
+
+    async fn channel_report(
+        &self,
+        from: i64,
+        to: i64,
+        keys: Vec<ReportKey>,
+    ) -> Result<Vec<ReportRow>, StoreError> {
+        let db = self.client().await?;
+        let n = keys.len();
+        let key = |r: &Row| -> Vec<Option<String>> { (0..n).map(|i| r.get(i)).collect() };
+        let messages = db
+            .rows(&reports::messages_sql(&keys, placeholder), &[&from, &to])
+            .await?
+            .iter()
+            .map(|r| MessageCounts {
+                key: key(r),
+                counts: [
+                    r.get::<_, Option<i64>>(n).unwrap_or(0),
+                    r.get::<_, Option<i64>>(n + 1).unwrap_or(0),
+                    r.get::<_, Option<i64>>(n + 2).unwrap_or(0),
+                    r.get::<_, Option<i64>>(n + 3).unwrap_or(0),
+                    r.get::<_, Option<i64>>(n + 4).unwrap_or(0),
+                ],
+                cost: r.get::<_, Option<f64>>(n + 5).unwrap_or(0.0),
+            })
+            .filter(|m| m.counts.iter().any(|c| *c > 0))
+            .collect();
+        let conversions = db
+            .rows(&reports::conversions_sql(&keys, placeholder), &[&from, &to])
+            .await?
+            .iter()
+            .map(|r| {
+                (
+                    key(r),
+                    r.get::<_, i64>(n),
+                    r.get::<_, Option<f64>>(n + 1).unwrap_or(0.0),
+                )
+            })
+            .filter(|c| c.1 > 0)
+            .collect();
+        Ok(reports::merge(messages, conversions))
     }
 }

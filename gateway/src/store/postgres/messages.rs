@@ -140,23 +140,24 @@ pub async fn insert_rows(db: &impl Sql, batch: &[&NewMessage]) -> Result<(), Sto
         "WITH m AS (
              INSERT INTO messages (id, status, status_reason, channel, recipient, scope, content,
                  created_at, updated_at, send_at, expires_at, cancel_key, dedup_key, callback_url,
-                 customer_id, category, plan, template, campaign)
+                 customer_id, category, plan, template, campaign, region)
              SELECT id, status, status_reason, channel, recipient, scope, content,
                     created_at, created_at, send_at, expires_at, cancel_key, dedup_key,
-                    callback_url, customer_id, category, plan, template, campaign
+                    callback_url, customer_id, category, plan, template, campaign, region
              FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
                          $7::text[], $8::bigint[], $9::bigint[], $10::bigint[], $11::text[],
                          $12::text[], $13::text[], $14::text[], $15::text[], $16::text[],
-                         $24::text[], $25::text[])
+                         $24::text[], $25::text[], $26::text[])
                  AS m (id, status, status_reason, channel, recipient, scope, content,
                        created_at, send_at, expires_at, cancel_key, dedup_key, callback_url,
-                       customer_id, category, plan, template, campaign))
-         INSERT INTO deliveries (message_id, seq, channel, connector, address, content, state, due_at)
+                       customer_id, category, plan, template, campaign, region))
+         INSERT INTO deliveries (message_id, seq, channel, connector, address, content, state,
+                                 due_at, cost)
          SELECT message_id, seq, channel, connector, address, content,
-                CASE WHEN seq = 0 THEN 'pending' ELSE 'waiting' END, due_at
+                CASE WHEN seq = 0 THEN 'pending' ELSE 'waiting' END, due_at, cost
          FROM unnest($17::text[], $18::bigint[], $19::text[], $20::text[], $21::text[],
-                     $22::text[], $23::bigint[])
-             AS d (message_id, seq, channel, connector, address, content, due_at)",
+                     $22::text[], $23::bigint[], $27::float8[])
+             AS d (message_id, seq, channel, connector, address, content, due_at, cost)",
         &[
             &m.id,
             &m.status,
@@ -183,6 +184,8 @@ pub async fn insert_rows(db: &impl Sql, batch: &[&NewMessage]) -> Result<(), Sto
             &d.due_at,
             &m.template,
             &m.campaign,
+            &m.region,
+            &d.cost,
         ],
     )
     .await?;
@@ -210,6 +213,7 @@ struct MessageColumns<'a> {
     plan: Vec<Option<&'a str>>,
     template: Vec<Option<&'a str>>,
     campaign: Vec<Option<&'a str>>,
+    region: Vec<Option<&'a str>>,
 }
 
 impl<'a> MessageColumns<'a> {
@@ -233,6 +237,7 @@ impl<'a> MessageColumns<'a> {
         self.plan.push(m.plan.as_deref());
         self.template.push(m.template.as_deref());
         self.campaign.push(m.campaign.as_deref());
+        self.region.push(m.region.as_deref());
         Ok(())
     }
 }
@@ -247,6 +252,7 @@ struct DeliveryColumns<'a> {
     address: Vec<&'a str>,
     content: Vec<Option<String>>,
     due_at: Vec<i64>,
+    cost: Vec<Option<f64>>,
 }
 
 impl<'a> DeliveryColumns<'a> {
@@ -260,6 +266,7 @@ impl<'a> DeliveryColumns<'a> {
             self.address.push(&d.address);
             self.content.push(d.content.as_ref().map(json).transpose()?);
             self.due_at.push(due_at);
+            self.cost.push(d.cost);
         }
         Ok(())
     }

@@ -4,6 +4,9 @@ use super::SqliteStore;
 use super::messages::{self, OPEN};
 use crate::store::StoreError;
 use crate::store::campaigns::{BroadcastRecord, CampaignStore, StatusCount};
+use crate::store::reports::{
+    self, ConversionRecord, MessageCounts, NewConversion, ReportKey, ReportRow, Touch,
+};
 use crate::store::segments::{self, Param, SegmentQuery, Select};
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension as _, Row, params, params_from_iter};
@@ -80,6 +83,130 @@ fn cancel_campaign(conn: &Connection, campaign: &str, now: i64) -> Result<usize,
         cancelled += messages::cancel(conn, &scope, &key, now)?.cancelled.len();
     }
     Ok(cancelled)
+}
+
+const CONVERSION_COLUMNS: &str = "event_id, customer_id, name, value, currency, occurred_at, \
+    last_message_id, first_message_id, channel, region, connector, campaign, template";
+
+fn conversion_row(r: &Row) -> rusqlite::Result<ConversionRecord> {
+    Ok(ConversionRecord {
+        event_id: r.get(0)?,
+        customer_id: r.get(1)?,
+        name: r.get(2)?,
+        value: r.get(3)?,
+        currency: r.get(4)?,
+        occurred_at: r.get(5)?,
+        last_message_id: r.get(6)?,
+        first_message_id: r.get(7)?,
+        channel: r.get(8)?,
+        region: r.get(9)?,
+        connector: r.get(10)?,
+        campaign: r.get(11)?,
+        template: r.get(12)?,
+    })
+}
+
+fn read_conversion(
+    conn: &Connection,
+    event_id: &str,
+) -> Result<Option<ConversionRecord>, StoreError> {
+    Ok(conn
+        .prepare_cached(&format!(
+            "SELECT {CONVERSION_COLUMNS} FROM conversions WHERE event_id = ?1"
+        ))?
+        .query_row(params![event_id], conversion_row)
+        .optional()?)
+}
+
+fn touch(conn: &Connection, order: &str, c: &NewConversion) -> Result<Option<Touch>, StoreError> {
+    Ok(conn
+        .prepare_cached(&reports::touch_sql(order, placeholder))?
+        .query_row(
+            params![c.customer_id, c.occurred_at - c.window_ms, c.occurred_at],
+            |r| {
+                Ok(Touch {
+                    message_id: r.get(0)?,
+                    channel: r.get(1)?,
+                    region: r.get(2)?,
+                    connector: r.get(3)?,
+                    campaign: r.get(4)?,
+                    template: r.get(5)?,
+                })
+            },
+        )
+        .optional()?)
+}
+
+fn record_conversion(conn: &Connection, c: NewConversion) -> Result<ConversionRecord, StoreError> {
+    if let Some(stored) = read_conversion(conn, &c.event_id)? {
+        return Ok(stored);
+    }
+    let last = touch(conn, "DESC", &c)?;
+    let first = touch(conn, "ASC", &c)?;
+    let r = ConversionRecord::credit(c, last, first);
+    conn.prepare_cached(&format!(
+        "INSERT INTO conversions ({CONVERSION_COLUMNS})
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"
+    ))?
+    .execute(params![
+        r.event_id,
+        r.customer_id,
+        r.name,
+        r.value,
+        r.currency,
+        r.occurred_at,
+        r.last_message_id,
+        r.first_message_id,
+        r.channel,
+        r.region,
+        r.connector,
+        r.campaign,
+        r.template
+    ])?;
+    Ok(r)
+}
+
+fn channel_report(
+    conn: &Connection,
+    from: i64,
+    to: i64,
+    keys: &[ReportKey],
+) -> Result<Vec<ReportRow>, StoreError> {
+    let n = keys.len();
+    let key =
+        |r: &Row| -> rusqlite::Result<Vec<Option<String>>> { (0..n).map(|i| r.get(i)).collect() };
+    let messages = conn
+        .prepare_cached(&reports::messages_sql(keys, placeholder))?
+        .query_map(params![from, to], |r| {
+            // Sums over no rows are NULL.
+            let mut counts = [0i64; 5];
+            for (i, count) in counts.iter_mut().enumerate() {
+                *count = r.get::<_, Option<i64>>(n + i)?.unwrap_or(0);
+            }
+            Ok(MessageCounts {
+                key: key(r)?,
+                counts,
+                cost: r.get::<_, Option<f64>>(n + 5)?.unwrap_or(0.0),
+            })
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    let conversions = conn
+        .prepare_cached(&reports::conversions_sql(keys, placeholder))?
+        .query_map(params![from, to], |r| {
+            Ok((
+                key(r)?,
+                r.get(n)?,
+                r.get::<_, Option<f64>>(n + 1)?.unwrap_or(0.0),
+            ))
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    // Without keys an empty window still answers one row of zeros.
+    let messages = messages
+        .into_iter()
+        .filter(|m| m.counts.iter().any(|c| *c > 0))
+        .collect();
+    let conversions = conversions.into_iter().filter(|c| c.1 > 0).collect();
+    Ok(reports::merge(messages, conversions))
 }
 
 #[async_trait]
@@ -262,6 +389,30 @@ impl CampaignStore for SqliteStore {
     async fn cancel_campaign(&self, campaign: &str, now: i64) -> Result<usize, StoreError> {
         let campaign = campaign.to_owned();
         self.write(move |conn| cancel_campaign(conn, &campaign, now))
+            .await
+    }
+
+    async fn record_conversion(
+        &self,
+        conversion: NewConversion,
+    ) -> Result<ConversionRecord, StoreError> {
+        self.write(move |conn| record_conversion(conn, conversion))
+            .await
+    }
+
+    async fn conversion(&self, event_id: &str) -> Result<Option<ConversionRecord>, StoreError> {
+        let event_id = event_id.to_owned();
+        self.read(move |conn| read_conversion(conn, &event_id))
+            .await
+    }
+
+    async fn channel_report(
+        &self,
+        from: i64,
+        to: i64,
+        keys: Vec<ReportKey>,
+    ) -> Result<Vec<ReportRow>, StoreError> {
+        self.read(move |conn| channel_report(conn, from, to, &keys))
             .await
     }
 }

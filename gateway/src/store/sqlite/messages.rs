@@ -60,9 +60,9 @@ pub fn insert(conn: &Connection, m: &NewMessage) -> Result<Inserted, StoreError>
     conn.prepare_cached(
         "INSERT INTO messages (id, status, status_reason, channel, recipient, scope, content,
              created_at, updated_at, send_at, expires_at, cancel_key, dedup_key, callback_url,
-             customer_id, category, plan, template, campaign)
+             customer_id, category, plan, template, campaign, region)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
-                 ?18)",
+                 ?18, ?19)",
     )?
     .execute(params![
         m.id,
@@ -83,10 +83,12 @@ pub fn insert(conn: &Connection, m: &NewMessage) -> Result<Inserted, StoreError>
         m.plan,
         m.template,
         m.campaign,
+        m.region,
     ])?;
     let mut delivery = conn.prepare_cached(
-        "INSERT INTO deliveries (message_id, seq, channel, connector, address, content, state, due_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        "INSERT INTO deliveries (message_id, seq, channel, connector, address, content, state,
+             due_at, cost)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
     )?;
     let deliveries = if m.suppressed.is_some() {
         &[][..]
@@ -104,7 +106,8 @@ pub fn insert(conn: &Connection, m: &NewMessage) -> Result<Inserted, StoreError>
             d.address,
             content,
             state,
-            due_at
+            due_at,
+            d.cost
         ])?;
     }
     if let Some(dedup) = &m.dedup {

@@ -21,12 +21,34 @@ pub const MIGRATIONS: [Migration; 5] = [
     migrations::step(5, CAMPAIGNS),
 ];
 
-/// Step 5: which campaign (a broadcast, a journey) a message belongs to,
-/// the facts segments select customers by (one indexed row per fact),
-/// segments defined over the API, and broadcasts with where their fan-out is.
+/// Step 5: which campaign (a broadcast, a journey) a message belongs to and
+/// its region, what each delivery costs (fixed when it is planned), the
+/// facts segments select customers by (one indexed row per fact), segments
+/// defined over the API, broadcasts with where their fan-out is, and
+/// conversions with the messages they are attributed to.
 const CAMPAIGNS: &str = "
 ALTER TABLE messages ADD COLUMN campaign TEXT;
+ALTER TABLE messages ADD COLUMN region TEXT;
+ALTER TABLE deliveries ADD COLUMN cost REAL;
 CREATE INDEX messages_campaign ON messages (campaign, status) WHERE campaign IS NOT NULL;
+CREATE INDEX messages_created ON messages (created_at);
+CREATE TABLE conversions (
+    event_id         TEXT PRIMARY KEY,
+    customer_id      TEXT NOT NULL,
+    name             TEXT NOT NULL,
+    value            REAL NOT NULL,
+    currency         TEXT,
+    occurred_at      INTEGER NOT NULL,
+    -- the last and first message delivered or read within the window
+    last_message_id  TEXT,
+    first_message_id TEXT,
+    channel          TEXT,
+    region           TEXT,
+    connector        TEXT,
+    campaign         TEXT,
+    template         TEXT
+);
+CREATE INDEX conversions_occurred ON conversions (occurred_at);
 CREATE TABLE customer_traits (
     trait       TEXT NOT NULL,
     customer_id TEXT NOT NULL REFERENCES customers(id) ON DELETE CASCADE,

@@ -11,7 +11,9 @@
 //!    posted over HTTP at fixed concurrency until all reach the simulator;
 //!    accepted/s, delivered/s, accept latency and the gateway's peak RSS.
 //!    Then journeys: events accepted/s, and steps executed/s of a
-//!    two-message journey on 10,000 customers.
+//!    two-message journey on 10,000 customers. Then a broadcast to 100,000
+//!    customers: members planned/s and sent/s, and the accept latency of
+//!    transactional sends at a steady rate before and during the fan-out.
 //!    Once on SQLite, and once on PostgreSQL when `CROSSGATE_TEST_POSTGRES_URL`
 //!    names a server (`make bench` starts one on loopback).
 
@@ -29,6 +31,9 @@ const ROUND_TRIPS: usize = 2_000;
 const E2E_MESSAGES: usize = 20_000;
 const CONCURRENCY: usize = 64;
 const JOURNEY_CUSTOMERS: usize = 10_000;
+const BROADCAST_CUSTOMERS: usize = 100_000;
+/// Transactional sends per second while a broadcast fans out.
+const TRANSACTIONAL_PER_SEC: u64 = 200;
 
 fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -504,6 +509,122 @@ send = {{ category = "transactional", text = "Still there?", channels = ["sms"] 
     }
 }
 
+/// A broadcast to [`BROADCAST_CUSTOMERS`]: members planned/s and sent/s,
+/// and transactional accept latency at a steady rate, alone and then while
+/// the broadcast fans out.
+async fn broadcasts(sim: &ProviderSim, work: &Path, store: &Store) {
+    let database = store.url(work, "broadcasts").await;
+    let extra = format!(
+        r#"
+[categories.news]
+consent = "opt-out"
+[segments.everyone]
+reachable = ["sms"]
+{}"#,
+        default_twilio(&sim.url())
+    );
+    let (mut child, base, client) = spawn_gateway(work, &database, &extra).await;
+    let (customers_client, customers_base) = (client.clone(), base.clone());
+    let stored_in = at_concurrency(BROADCAST_CUSTOMERS, 201, move |i| {
+        customers_client
+            .put(format!("{customers_base}/v1/customers/b{i:06}"))
+            .json(&serde_json::json!({"addresses": {"phone": format!("+3162{i:07}")}}))
+    })
+    .await;
+    let messages_url = format!("{base}/v1/messages");
+    let alone = paced_accepts(
+        &client,
+        &messages_url,
+        TRANSACTIONAL_PER_SEC,
+        Duration::from_secs(5),
+    )
+    .await;
+    // Let those go out before the broadcast starts.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    let before = sim.request_count();
+    let gateway_pid = child.id().to_string();
+    let cpu_before = cpu_secs(&gateway_pid);
+    let started = Instant::now();
+    let created: serde_json::Value = client
+        .post(format!("{base}/v1/broadcasts"))
+        .json(
+            &serde_json::json!({"segment": "everyone", "category": "news",
+            "content": {"text": "Spring sale"}, "rate_per_second": 10_000}),
+        )
+        .send()
+        .await
+        .expect("POST broadcast")
+        .json()
+        .await
+        .expect("broadcast id");
+    let status_url = format!("{base}/v1/broadcasts/{}", created["id"].as_str().unwrap());
+    let during = paced_accepts(
+        &client,
+        &messages_url,
+        TRANSACTIONAL_PER_SEC,
+        Duration::from_secs(10),
+    )
+    .await;
+    let deadline = Instant::now() + Duration::from_secs(600);
+    let mut planned_in = None;
+    let expected = BROADCAST_CUSTOMERS + during.len();
+    while Instant::now() < deadline {
+        if planned_in.is_none() {
+            let view: serde_json::Value = client
+                .get(&status_url)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            if view["status"] == "planned" {
+                planned_in = Some(started.elapsed());
+            }
+        }
+        if sim.request_count() - before >= expected {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let sent_in = started.elapsed();
+    let cpu_after = cpu_secs(&gateway_pid);
+    let _ = child.kill();
+    let _ = child.wait();
+    println!(
+        "broadcast on {}, {BROADCAST_CUSTOMERS} customers (profiles stored at {:.0}/s):",
+        store.name(),
+        BROADCAST_CUSTOMERS as f64 / stored_in.as_secs_f64()
+    );
+    if let Some(planned_in) = planned_in {
+        println!(
+            "  members planned/s       {:>8.0}",
+            BROADCAST_CUSTOMERS as f64 / planned_in.as_secs_f64()
+        );
+    }
+    println!(
+        "  members sent/s          {:>8.0}   ({} of {expected} SMS sent in {:.1} s)",
+        BROADCAST_CUSTOMERS as f64 / sent_in.as_secs_f64(),
+        sim.request_count() - before,
+        sent_in.as_secs_f64()
+    );
+    summary(
+        &format!("  accept at {TRANSACTIONAL_PER_SEC}/s alone"),
+        alone,
+    );
+    summary(
+        &format!("  accept at {TRANSACTIONAL_PER_SEC}/s during fan-out"),
+        during,
+    );
+    if let (Some(before), Some(after)) = (cpu_before, cpu_after) {
+        println!(
+            "  gateway CPU per member  {:>8.0} µs",
+            (after - before) * 1e6 / BROADCAST_CUSTOMERS as f64
+        );
+    }
+}
+
 /// Where the gateway under test keeps its state.
 enum Store {
     Sqlite,
@@ -586,9 +707,10 @@ fn main() {
     runtime.block_on(async {
         let work = tempfile::tempdir().expect("temp dir");
         let sim = ProviderSim::start().await.expect("simulator");
-        // `CROSSGATE_BENCH_ONLY=journeys` measures journeys alone.
-        let journeys_only = std::env::var("CROSSGATE_BENCH_ONLY").as_deref() == Ok("journeys");
-        if !journeys_only {
+        // `CROSSGATE_BENCH_ONLY=journeys` (or `=broadcasts`) measures that alone.
+        let only_part = std::env::var("CROSSGATE_BENCH_ONLY").ok();
+        let part = |name: &str| only_part.as_deref().is_none_or(|only| only == name);
+        if only_part.is_none() {
             sandbox(&sim, work.path()).await;
             templates_and_sms();
         }
@@ -606,12 +728,17 @@ fn main() {
             ),
         }
         for store in &stores {
-            if !journeys_only {
+            if only_part.is_none() {
                 for dispatch in [64, 256] {
                     end_to_end(&sim, work.path(), dispatch, store).await;
                 }
             }
-            journeys(&sim, work.path(), store).await;
+            if part("journeys") {
+                journeys(&sim, work.path(), store).await;
+            }
+            if part("broadcasts") {
+                broadcasts(&sim, work.path(), store).await;
+            }
         }
     });
 }

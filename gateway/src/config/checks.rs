@@ -24,7 +24,55 @@ pub fn validate(
     regions(config, errors);
     sms_footers(config, errors);
     segments(config, errors);
+    conversions(config, errors);
+    broadcasts(config, errors);
     connectors(config, raw_connectors, env, errors);
+}
+
+/// `[conversions.<event>]`: an event name, one way to its value, a currency code.
+fn conversions(config: &Config, errors: &mut Vec<ConfigError>) {
+    for (event, conversion) in &config.conversions {
+        let key = format!("conversions.{event}");
+        if !super::journeys::valid_name(event) {
+            errors.push(ConfigError::new(&key, None, "not an event name"));
+        }
+        if conversion.value.is_some() && conversion.fixed_value.is_some() {
+            errors.push(ConfigError::new(
+                format!("{key}.fixed_value"),
+                None,
+                "value (a property) or fixed_value, not both",
+            ));
+        }
+        if let Some(currency) = &conversion.currency
+            && !(currency.len() == 3 && currency.bytes().all(|b| b.is_ascii_uppercase()))
+        {
+            errors.push(ConfigError::new(
+                format!("{key}.currency"),
+                None,
+                format!("{currency:?} is not an ISO 4217 code like EUR"),
+            ));
+        }
+    }
+}
+
+/// `[broadcasts]`: a pace and limits that let a fan-out move.
+fn broadcasts(config: &Config, errors: &mut Vec<ConfigError>) {
+    let b = &config.broadcasts;
+    let checks = [
+        (
+            "broadcasts.rate_per_second",
+            (1..=10_000).contains(&b.rate_per_second),
+            "between 1 and 10000",
+        ),
+        ("broadcasts.max_backlog", b.max_backlog >= 1, "at least 1"),
+        ("broadcasts.tick_ms", b.tick_ms >= 10, "at least 10"),
+        ("broadcasts.lease_ms", b.lease_ms >= 1_000, "at least 1000"),
+    ];
+    for (key, ok, why) in checks {
+        if !ok {
+            errors.push(ConfigError::new(key, None, why));
+        }
+    }
 }
 
 /// `[segments.<name>]`: valid names, known regions and categories.

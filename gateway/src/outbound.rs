@@ -168,6 +168,19 @@ fn is_public_v6(ip: Ipv6Addr) -> bool {
         || (first == 0x64 && ip.segments()[1] == 0xff9b))
 }
 
+/// A client error with its causes (a refused address says so), for logs and
+/// for connectors to quote.
+pub fn describe(error: &hyper_util::client::legacy::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
 #[cfg(test)]
 mod tests {
     use super::is_public;

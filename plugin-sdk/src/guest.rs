@@ -1,6 +1,6 @@
 //! The wasm side of the contract: generated bindings (kept private to plugin
-//! authors), the adapter that exports a [`Connector`], and the `wasi:http`
-//! backend of [`crate::http`].
+//! authors), the adapter that exports a [`Connector`], and the backend of
+//! [`crate::http`]: the host's `outbound` import, one call per request.
 
 use crate::http::message::{HttpError, Request, Response};
 use crate::{Config, Connector, Failure, InboundEvent, Level, Message, Packaged, WebhookRequest};
@@ -20,9 +20,7 @@ pub mod bindings {
 
 pub use bindings::export_connector;
 
-use bindings::crossgate::connector::{host, types as wit};
-use bindings::wasi::http::{outgoing_handler, types as wasi_http};
-use bindings::wasi::io::streams::StreamError;
+use bindings::crossgate::connector::{host, outbound, types as wit};
 
 /// Adapts a [`Connector`] (and its package's metadata) to the generated
 /// `Guest` trait; see `register_connector!`.
@@ -163,135 +161,30 @@ fn event_to_wit(event: InboundEvent) -> Option<wit::InboundEvent> {
     })
 }
 
-/// The largest write `blocking-write-and-flush` accepts.
-const WRITE_CHUNK: usize = 4096;
-/// Responses are read in chunks of this size; the host caps the total.
-const READ_CHUNK: u64 = 64 * 1024;
-
+/// One whole request through the host's `outbound` import: one host call,
+/// checked by the same `allowed_hosts` and limits as `wasi:http`.
 pub(crate) fn send_http(req: Request) -> Result<Response, HttpError> {
-    let err = |message: String| HttpError { message };
-    let (scheme, authority, path) = split_url(&req.url).ok_or_else(|| {
-        err(format!(
-            "invalid URL {:?}: expected scheme://host/path",
-            req.url
-        ))
-    })?;
-
-    let entries: Vec<(String, Vec<u8>)> = req
-        .headers
-        .iter()
-        .map(|(k, v)| (k.to_ascii_lowercase(), v.as_bytes().to_vec()))
-        .collect();
-    let headers = wasi_http::Fields::from_list(&entries)
-        .map_err(|e| err(format!("invalid request header: {e:?}")))?;
-    let outgoing = wasi_http::OutgoingRequest::new(headers);
-    let method = match req.method.as_str() {
-        "GET" => wasi_http::Method::Get,
-        "POST" => wasi_http::Method::Post,
-        "PUT" => wasi_http::Method::Put,
-        "PATCH" => wasi_http::Method::Patch,
-        "DELETE" => wasi_http::Method::Delete,
-        other => wasi_http::Method::Other(other.to_owned()),
+    let request = outbound::Request {
+        method: req.method,
+        url: req.url,
+        headers: req.headers,
+        body: req.body,
     };
-    let scheme = match scheme {
-        "https" => wasi_http::Scheme::Https,
-        "http" => wasi_http::Scheme::Http,
-        other => wasi_http::Scheme::Other(other.to_owned()),
-    };
-    let invalid = |what: &str| err(format!("invalid request {what} in {:?}", req.url));
-    outgoing
-        .set_method(&method)
-        .map_err(|()| invalid("method"))?;
-    outgoing
-        .set_scheme(Some(&scheme))
-        .map_err(|()| invalid("scheme"))?;
-    outgoing
-        .set_authority(Some(authority))
-        .map_err(|()| invalid("authority"))?;
-    outgoing
-        .set_path_with_query(Some(path))
-        .map_err(|()| invalid("path"))?;
-
-    let body = outgoing
-        .body()
-        .map_err(|()| err("request body already taken".into()))?;
-    let pending = outgoing_handler::handle(outgoing, None).map_err(|e| err(describe_error(&e)))?;
-    {
-        let stream = body
-            .write()
-            .map_err(|()| err("request body stream unavailable".into()))?;
-        for chunk in req.body.chunks(WRITE_CHUNK) {
-            stream
-                .blocking_write_and_flush(chunk)
-                .map_err(|e| err(format!("writing request body: {e:?}")))?;
-        }
-    }
-    wasi_http::OutgoingBody::finish(body, None)
-        .map_err(|e| err(format!("finishing request body: {}", describe_error(&e))))?;
-
-    pending.subscribe().block();
-    let response = match pending.get() {
-        Some(Ok(Ok(response))) => response,
-        Some(Ok(Err(code))) => return Err(err(describe_error(&code))),
-        Some(Err(())) | None => return Err(err("response already taken".into())),
-    };
-
-    let status = response.status();
-    let headers = response
-        .headers()
-        .entries()
-        .into_iter()
-        .map(|(k, v)| (k, String::from_utf8_lossy(&v).into_owned()))
-        .collect();
-    let incoming = response
-        .consume()
-        .map_err(|()| err("response body already taken".into()))?;
-    let mut body = Vec::new();
-    {
-        let stream = incoming
-            .stream()
-            .map_err(|()| err("response body stream unavailable".into()))?;
-        loop {
-            match stream.blocking_read(READ_CHUNK) {
-                Ok(chunk) => body.extend_from_slice(&chunk),
-                Err(StreamError::Closed) => break,
-                Err(StreamError::LastOperationFailed(e)) => {
-                    return Err(err(format!(
-                        "reading response body: {}",
-                        e.to_debug_string()
-                    )));
+    match outbound::send_request(&request) {
+        Ok(answer) => Ok(Response {
+            status: answer.status,
+            headers: answer.headers,
+            body: answer.body,
+        }),
+        Err(e) => Err(HttpError {
+            message: match e {
+                outbound::Error::Denied(why) => format!("request denied by the gateway: {why}"),
+                outbound::Error::Timeout => "no answer in time".to_owned(),
+                outbound::Error::TooLarge => {
+                    "the answer is larger than the gateway allows".to_owned()
                 }
-            }
-        }
-    }
-    drop(wasi_http::IncomingBody::finish(incoming));
-    Ok(Response {
-        status,
-        headers,
-        body,
-    })
-}
-
-/// `scheme://authority/path?query` into its parts; the host re-checks the
-/// parsed URI against `allowed_hosts`, so this only has to be faithful.
-fn split_url(url: &str) -> Option<(&str, &str, &str)> {
-    let (scheme, rest) = url.split_once("://")?;
-    let path_start = rest.find(['/', '?']).unwrap_or(rest.len());
-    let (authority, path) = rest.split_at(path_start);
-    if authority.is_empty() {
-        return None;
-    }
-    Some((scheme, authority, if path.is_empty() { "/" } else { path }))
-}
-
-fn describe_error(code: &wasi_http::ErrorCode) -> String {
-    match code {
-        wasi_http::ErrorCode::HttpRequestDenied => {
-            "request denied by the gateway: host not in allowed_hosts".to_owned()
-        }
-        wasi_http::ErrorCode::ConnectionRefused => "connection refused".to_owned(),
-        wasi_http::ErrorCode::ConnectionTimeout => "connection timed out".to_owned(),
-        wasi_http::ErrorCode::HttpResponseTimeout => "response timed out".to_owned(),
-        other => format!("{other:?}"),
+                outbound::Error::Failed(why) => why,
+            },
+        }),
     }
 }

@@ -5,7 +5,10 @@
 wasmtime::component::bindgen!({
     path: "../plugin-sdk/wit/0.3.0",
     world: "crossgate:connector/connector",
-    imports: { "crossgate:connector/host.cache-get": async },
+    imports: {
+        "crossgate:connector/host.cache-get": async,
+        "crossgate:connector/outbound.send-request": async,
+    },
     exports: { default: async },
     with: {
         "wasi:http": wasmtime_wasi_http::p2::bindings::http,

@@ -9,6 +9,7 @@
 //! gateway's types and back.
 
 use super::connector_cache::{self, Lookup};
+use super::egress::FetchError;
 use super::legacy::{self, v1, v2};
 use super::outcome::{Failure, Receipt};
 use super::sandbox::CallState;
@@ -34,6 +35,7 @@ pub fn linker(engine: &Engine) -> anyhow::Result<Linker<CallState>> {
     wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
     current::host::add_to_linker::<_, HasSelf<CallState>>(&mut linker, |s| s)?;
     current::types::add_to_linker::<_, HasSelf<CallState>>(&mut linker, |s| s)?;
+    current::outbound::add_to_linker::<_, HasSelf<CallState>>(&mut linker, |s| s)?;
     legacy::add_to_linker(&mut linker)?;
     Ok(linker)
 }
@@ -247,6 +249,33 @@ impl current::host::Host for CallState {
             untrusted::text(&address, MAX_ADDRESS),
             untrusted::text(&reason, MAX_REASON),
         ));
+    }
+}
+
+/// One whole provider request, through the call's egress gate.
+impl current::outbound::Host for CallState {
+    async fn send_request(
+        &mut self,
+        req: current::outbound::Request,
+    ) -> Result<current::outbound::Response, current::outbound::Error> {
+        use current::outbound::Error;
+        let fetch = super::egress::Fetch {
+            method: req.method,
+            url: req.url,
+            headers: req.headers,
+            body: req.body,
+        };
+        match self.egress.fetch(fetch).await {
+            Ok(answer) => Ok(current::outbound::Response {
+                status: answer.status,
+                headers: answer.headers,
+                body: answer.body,
+            }),
+            Err(FetchError::Denied(why)) => Err(Error::Denied(why)),
+            Err(FetchError::Timeout) => Err(Error::Timeout),
+            Err(FetchError::TooLarge) => Err(Error::TooLarge),
+            Err(FetchError::Failed(why)) => Err(Error::Failed(why)),
+        }
     }
 }
 

@@ -1,7 +1,9 @@
-//! The sandbox's only door: outbound `wasi:http`, checked against the
-//! connector's `allowed_hosts` and sent through the gateway's pooled client.
-//! One call may make a bounded number of requests, a few at a time: a plugin
-//! that loops on requests costs one failed attempt, not the gateway's sockets.
+//! The sandbox's only door: outbound requests, checked against the
+//! connector's `allowed_hosts` and sent through the gateway's pooled client,
+//! whether they come through `wasi:http` or as one whole request through the
+//! contract's `outbound` import ([`Egress::fetch`]). One call may make a
+//! bounded number of requests, a few at a time: a plugin that loops on
+//! requests costs one failed attempt, not the gateway's sockets.
 
 use super::limits::CallLimits;
 use super::scope::Scope;
@@ -9,7 +11,8 @@ use crate::origin::Origin;
 use crate::outbound::OutboundClient;
 use http_body_util::{BodyExt, Full, Limited};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::time::Duration;
 use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody, WasiHttpHooks};
 
 /// One call's view of the door: which origins it may reach, how many
@@ -19,10 +22,15 @@ pub struct Egress {
     scope: Arc<Scope>,
     client: OutboundClient,
     max_response_bytes: u64,
+    /// How long one whole request may take (`fetch`): less than the call's
+    /// own limit, so the connector hears of it and can say so.
+    request_timeout: Duration,
     requests_left: u32,
     max_in_flight: u32,
     in_flight: Arc<AtomicU32>,
     refused: Option<String>,
+    /// A whole request got no answer in `request_timeout`.
+    timed_out: Arc<AtomicBool>,
 }
 
 /// Counts a request as open until its response headers arrive (or it fails).
@@ -40,10 +48,12 @@ impl Egress {
             scope,
             client,
             max_response_bytes: limits.max_response_bytes,
+            request_timeout: limits.timeout.mul_f64(0.8),
             requests_left: limits.max_requests,
             max_in_flight: limits.max_requests_in_flight,
             in_flight: Arc::default(),
             refused: None,
+            timed_out: Arc::default(),
         }
     }
 
@@ -52,10 +62,118 @@ impl Egress {
         self.refused.clone()
     }
 
+    /// How long a whole request went unanswered, if one did.
+    pub fn timed_out(&self) -> Option<Duration> {
+        self.timed_out
+            .load(Ordering::Relaxed)
+            .then_some(self.request_timeout)
+    }
+
     fn refuse(&mut self, why: String) -> Sending {
+        self.note_refusal(why);
+        Box::new(async { Err(HttpError::HttpRequestDenied) })
+    }
+
+    fn note_refusal(&mut self, why: String) {
         tracing::warn!(connector = %self.scope.name, "outbound request refused: {why}");
         self.refused = Some(why);
-        Box::new(async { Err(HttpError::HttpRequestDenied) })
+    }
+
+    /// Take one request of the call's allowance, or say why not: the origin
+    /// is not allowed, or the call made too many requests, or too many at once.
+    fn admit(&mut self, uri: &http::Uri) -> Result<Open, String> {
+        if let Err(origin) = self.check(uri) {
+            return Err(format!(
+                "outbound request to {origin} denied: not in allowed_hosts"
+            ));
+        }
+        if self.requests_left == 0 {
+            return Err(
+                "more outbound requests than plugins.max_requests_per_call allows in one call"
+                    .to_owned(),
+            );
+        }
+        if self.in_flight.load(Ordering::Relaxed) >= self.max_in_flight {
+            return Err(format!(
+                "more than plugins.max_requests_in_flight = {} outbound requests open at once",
+                self.max_in_flight
+            ));
+        }
+        self.requests_left -= 1;
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        Ok(Open(self.in_flight.clone()))
+    }
+
+    /// One whole request and its whole answer, under the same checks and
+    /// limits as `wasi:http`. The future borrows nothing of the call.
+    pub fn fetch(
+        &mut self,
+        request: Fetch,
+    ) -> impl Future<Output = Result<Fetched, FetchError>> + Send + use<> {
+        let admitted = Self::build(request).and_then(|request| {
+            self.admit(request.uri())
+                .map(|open| (request, open))
+                .map_err(FetchError::Denied)
+        });
+        if let Err(FetchError::Denied(why)) = &admitted {
+            self.note_refusal(why.clone());
+        }
+        let client = self.client.clone();
+        let max_response = usize::try_from(self.max_response_bytes).unwrap_or(usize::MAX);
+        let timeout = self.request_timeout;
+        let timed_out = self.timed_out.clone();
+        async move {
+            let (request, open) = admitted?;
+            let exchange = async {
+                let response = client
+                    .request(request)
+                    .await
+                    .map_err(|e| FetchError::Failed(crate::outbound::describe(&e)))?;
+                drop(open);
+                let (parts, body) = response.into_parts();
+                let body = Limited::new(body, max_response)
+                    .collect()
+                    .await
+                    .map_err(|e| {
+                        if e.is::<http_body_util::LengthLimitError>() {
+                            FetchError::TooLarge
+                        } else {
+                            FetchError::Failed(format!("reading the answer: {e}"))
+                        }
+                    })?
+                    .to_bytes();
+                Ok(Fetched {
+                    status: parts.status.as_u16(),
+                    headers: parts
+                        .headers
+                        .iter()
+                        .map(|(k, v)| {
+                            (
+                                k.to_string(),
+                                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                            )
+                        })
+                        .collect(),
+                    body: body.to_vec(),
+                })
+            };
+            tokio::time::timeout(timeout, exchange).await.map_err(|_| {
+                timed_out.store(true, Ordering::Relaxed);
+                FetchError::Timeout
+            })?
+        }
+    }
+
+    fn build(request: Fetch) -> Result<http::Request<Full<bytes::Bytes>>, FetchError> {
+        let mut builder = http::Request::builder()
+            .method(request.method.as_str())
+            .uri(request.url.as_str());
+        for (name, value) in &request.headers {
+            builder = builder.header(name.as_str(), value.as_str());
+        }
+        builder
+            .body(Full::new(bytes::Bytes::from(request.body)))
+            .map_err(|e| FetchError::Failed(format!("invalid request: {e}")))
     }
 
     /// Whether `allowed_hosts` lists the request's origin, read from the
@@ -82,26 +200,10 @@ impl WasiHttpHooks for Egress {
         options: Option<RequestOptions>,
         _fut: IoFuture,
     ) -> Sending {
-        if let Err(origin) = self.check(request.uri()) {
-            return self.refuse(format!(
-                "outbound request to {origin} denied: not in allowed_hosts"
-            ));
-        }
-        if self.requests_left == 0 {
-            return self.refuse(
-                "more outbound requests than plugins.max_requests_per_call allows in one call"
-                    .to_owned(),
-            );
-        }
-        if self.in_flight.load(Ordering::Relaxed) >= self.max_in_flight {
-            return self.refuse(format!(
-                "more than plugins.max_requests_in_flight = {} outbound requests open at once",
-                self.max_in_flight
-            ));
-        }
-        self.requests_left -= 1;
-        self.in_flight.fetch_add(1, Ordering::Relaxed);
-        let open = Open(self.in_flight.clone());
+        let open = match self.admit(request.uri()) {
+            Ok(open) => open,
+            Err(why) => return self.refuse(why),
+        };
         let client = self.client.clone();
         let max_response = usize::try_from(self.max_response_bytes).unwrap_or(usize::MAX);
         let first_byte = options.and_then(|o| o.first_byte_timeout);
@@ -136,6 +238,28 @@ impl WasiHttpHooks for Egress {
             Ok((response, io))
         })
     }
+}
+
+/// A whole request, as a connector hands it over.
+pub struct Fetch {
+    pub method: String,
+    pub url: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+/// A whole answer.
+pub struct Fetched {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+pub enum FetchError {
+    Denied(String),
+    Timeout,
+    TooLarge,
+    Failed(String),
 }
 
 fn classify(error: &hyper_util::client::legacy::Error) -> HttpError {

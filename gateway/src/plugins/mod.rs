@@ -320,15 +320,26 @@ impl PluginHost {
                 Box::pin(async move { c.deliver(store, &msg).await })
             })
             .await;
-        let result = result.and_then(|result| match (result, &after.refused) {
-            (Ok(receipt), _) => Ok(contract::receipt(receipt)),
-            // The plugin's own account of a refused request is a guess; the
-            // host knows what it refused and why.
-            (Err(_), Some(why)) => Err(Failure::sandbox(
+        let result = result.and_then(|result| match (result, &after.refused, after.timed_out) {
+            (Ok(receipt), _, _) => Ok(contract::receipt(receipt)),
+            // The plugin's own account of a refused or unanswered request
+            // is a guess; the host knows what it refused and why.
+            (Err(_), Some(why), _) => Err(Failure::sandbox(
                 "egress_denied",
                 format!("connector {connector:?}: {why}"),
             )),
-            (Err(f), None) => Err(contract::failure(f)),
+            // The provider may just be slow: worth another attempt later.
+            (Err(_), None, Some(waited)) => Err(Failure {
+                retryable: true,
+                ..Failure::sandbox(
+                    "provider_timeout",
+                    format!(
+                        "connector {connector:?}: the provider did not answer within {} ms",
+                        waited.as_millis()
+                    ),
+                )
+            }),
+            (Err(f), None, None) => Err(contract::failure(f)),
         });
         Delivered {
             result,
@@ -376,6 +387,7 @@ impl PluginHost {
         .await;
         let after = AfterCall {
             refused: store.data().egress.refused(),
+            timed_out: store.data().egress.timed_out(),
             dead_addresses: std::mem::take(&mut store.data_mut().dead_addresses),
         };
         let failure = match outcome {
@@ -409,5 +421,6 @@ impl PluginHost {
 /// What a call leaves behind besides its result.
 struct AfterCall {
     refused: Option<String>,
+    timed_out: Option<std::time::Duration>,
     dead_addresses: Vec<(String, String)>,
 }

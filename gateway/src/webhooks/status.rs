@@ -146,7 +146,7 @@ impl CallbackSender {
                 match tokio::time::timeout(timeout, self.client.request(request)).await {
                     Ok(Ok(answer)) if answer.status().is_success() => Ok(()),
                     Ok(Ok(answer)) => Err(format!("answered HTTP {}", answer.status().as_u16())),
-                    Ok(Err(e)) => Err(describe(&e)),
+                    Ok(Err(e)) => Err(crate::outbound::describe(&e)),
                     Err(_) => Err(format!("no answer within {} ms", self.config.timeout_ms)),
                 }
             }
@@ -187,16 +187,4 @@ impl CallbackSender {
             tracing::error!("cannot record callback outcome: {e}");
         }
     }
-}
-
-/// A client error with its cause (a refused address says so).
-fn describe(error: &hyper_util::client::legacy::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = std::error::Error::source(error);
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }

@@ -7,7 +7,7 @@
 use super::body::{parse_json, read_body};
 use super::compose::{SendRequest, send_at};
 use super::messages::timestamp;
-use super::on_behalf::{self, Accepted};
+use super::on_behalf::{self, Prepared, Summary};
 use super::{ApiError, AppState, segments};
 use crate::campaigns::fanout::Members;
 use crate::message::Channel;
@@ -19,6 +19,7 @@ use axum::Json;
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use futures::stream::{self, StreamExt as _};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
@@ -26,6 +27,8 @@ use std::sync::Arc;
 
 /// The fastest a broadcast may be planned, members per second.
 const MAX_RATE: u32 = 10_000;
+/// Members composed at once: each reads the profile and plans.
+const COMPOSING: usize = 16;
 
 /// A broadcast as the platform asks for it; kept as it was asked.
 #[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
@@ -247,24 +250,45 @@ impl Members for BroadcastMembers {
         }
     }
 
-    async fn send(
+    /// Every member composed and planned (a few at once: reads only), then
+    /// the page stored in one write.
+    async fn send_page(
         &self,
         broadcast: &BroadcastRecord,
-        customer_id: &str,
+        members: &[String],
         now: i64,
     ) -> Result<(), StoreError> {
         let request: BroadcastRequest = serde_json::from_str(&broadcast.definition)
             .map_err(|e| StoreError::Corrupt(format!("broadcast {}: {e}", broadcast.id)))?;
-        let accepted = on_behalf::accept(
-            &self.state,
-            request.member(&broadcast.id, customer_id),
-            format!("broadcast:{}:{customer_id}", broadcast.id),
-            format!("broadcast:{}", broadcast.id),
-            now,
-        )
-        .await?;
-        if let Accepted::Refused(why) = accepted {
-            tracing::warn!(broadcast = %broadcast.id, customer = customer_id, "member not sent: {why}");
+        let campaign = format!("broadcast:{}", broadcast.id);
+        let (state, request) = (&self.state, &request);
+        let prepared: Vec<Result<(String, Prepared), StoreError>> = stream::iter(members.to_vec())
+            .map(|member: String| {
+                let campaign = campaign.clone();
+                async move {
+                    let key = format!("broadcast:{}:{member}", broadcast.id);
+                    let body = request.member(&broadcast.id, &member);
+                    on_behalf::prepare(state, body, key, campaign, now)
+                        .await
+                        .map(|p| (member, p))
+                }
+            })
+            .buffered(COMPOSING)
+            .collect()
+            .await;
+        let mut messages = Vec::with_capacity(members.len());
+        for result in prepared {
+            match result? {
+                (_, Prepared::Message(message)) => messages.push(*message),
+                (member, Prepared::Refused(why)) => {
+                    tracing::warn!(broadcast = %broadcast.id, customer = %member, "member not sent: {why}");
+                }
+            }
+        }
+        let summaries: Vec<Summary> = messages.iter().map(Summary::of).collect();
+        let inserted = self.state.store.insert_messages(messages).await?;
+        for (summary, inserted) in summaries.iter().zip(inserted) {
+            on_behalf::settle(&self.state, summary, inserted);
         }
         Ok(())
     }

@@ -5,7 +5,7 @@
 
 use super::AppState;
 use super::compose::{SendRequest, compose};
-use crate::store::{IdempotencyKey, Inserted, StoreError};
+use crate::store::{IdempotencyKey, Inserted, NewMessage, StoreError};
 use axum::http::StatusCode;
 use serde_json::{Value, json};
 
@@ -33,6 +33,80 @@ pub enum Accepted {
     Refused(String),
 }
 
+/// A send composed and planned, not stored yet.
+pub enum Prepared {
+    Message(Box<NewMessage>),
+    Refused(String),
+}
+
+/// Compose and plan `request` (a `POST /v1/messages` body) as a message of
+/// `campaign`, kept once by `idempotency_key`.
+pub async fn prepare(
+    state: &AppState,
+    request: Value,
+    idempotency_key: String,
+    campaign: String,
+    now: i64,
+) -> Result<Prepared, StoreError> {
+    let request: SendRequest = match serde_json::from_value(request) {
+        Ok(request) => request,
+        Err(e) => return Ok(Prepared::Refused(e.to_string())),
+    };
+    let composed = match compose(state, request, now).await {
+        Ok(composed) => composed,
+        Err(e) if e.status == StatusCode::SERVICE_UNAVAILABLE => {
+            return Err(StoreError::Unavailable(e.message));
+        }
+        Err(e) => return Ok(Prepared::Refused(format!("{}: {}", e.code, e.message))),
+    };
+    let mut message = composed.message;
+    message.campaign = Some(campaign);
+    message.idempotency = Some(IdempotencyKey {
+        key: idempotency_key,
+        request_hash: REQUEST_HASH.into(),
+        response: answer(&message).to_string(),
+        expires_at: now.saturating_add(KEY_LIFETIME_MS),
+    });
+    Ok(Prepared::Message(Box::new(message)))
+}
+
+/// What is told of a message once it is stored, taken before it is.
+pub struct Summary {
+    answer: Value,
+    channel: &'static str,
+    category: String,
+}
+
+impl Summary {
+    pub fn of(message: &NewMessage) -> Summary {
+        Summary {
+            answer: answer(message),
+            channel: message.channel.as_str(),
+            category: message.category.clone().unwrap_or_default(),
+        }
+    }
+}
+
+/// What became of a prepared message once stored: counted and the
+/// dispatcher woken when it is new.
+pub fn settle(state: &AppState, summary: &Summary, inserted: Inserted) -> Accepted {
+    match inserted {
+        Inserted::New => {
+            let status = summary.answer["status"].as_str().unwrap_or_default();
+            state
+                .metrics
+                .accepted(summary.channel, &summary.category, status);
+            state.wake.notify_one();
+            stored(&summary.answer)
+        }
+        Inserted::Replayed { response } => {
+            stored(&serde_json::from_str(&response).unwrap_or_default())
+        }
+        Inserted::Duplicate { message_id, .. } => Accepted::Duplicate { message_id },
+        Inserted::KeyReused => Accepted::Refused("idempotency key reused".into()),
+    }
+}
+
 /// Compose, plan and store `request` (a `POST /v1/messages` body).
 pub async fn accept(
     state: &AppState,
@@ -41,46 +115,20 @@ pub async fn accept(
     campaign: String,
     now: i64,
 ) -> Result<Accepted, StoreError> {
-    let request: SendRequest = match serde_json::from_value(request) {
-        Ok(request) => request,
-        Err(e) => return Ok(Accepted::Refused(e.to_string())),
+    let message = match prepare(state, request, idempotency_key, campaign, now).await? {
+        Prepared::Message(message) => message,
+        Prepared::Refused(why) => return Ok(Accepted::Refused(why)),
     };
-    let composed = match compose(state, request, now).await {
-        Ok(composed) => composed,
-        Err(e) if e.status == StatusCode::SERVICE_UNAVAILABLE => {
-            return Err(StoreError::Unavailable(e.message));
-        }
-        Err(e) => return Ok(Accepted::Refused(format!("{}: {}", e.code, e.message))),
-    };
-    let mut message = composed.message;
-    message.campaign = Some(campaign);
+    let summary = Summary::of(&message);
+    let inserted = state.store.insert_message(*message).await?;
+    Ok(settle(state, &summary, inserted))
+}
+
+/// What the caller is told of a new message, and what its key replays.
+fn answer(message: &NewMessage) -> Value {
     let status = message.initial_status().as_str();
-    let channel = (status != "suppressed").then(|| message.channel.as_str().to_owned());
-    let accepted = json!({"id": message.id, "status": status, "channel": channel});
-    message.idempotency = Some(IdempotencyKey {
-        key: idempotency_key,
-        request_hash: REQUEST_HASH.into(),
-        response: accepted.to_string(),
-        expires_at: now.saturating_add(KEY_LIFETIME_MS),
-    });
-    let counted = (
-        message.channel,
-        message.category.clone().unwrap_or_default(),
-    );
-    Ok(match state.store.insert_message(message).await? {
-        Inserted::New => {
-            state
-                .metrics
-                .accepted(counted.0.as_str(), &counted.1, status);
-            state.wake.notify_one();
-            stored(&accepted)
-        }
-        Inserted::Replayed { response } => {
-            stored(&serde_json::from_str(&response).unwrap_or_default())
-        }
-        Inserted::Duplicate { message_id, .. } => Accepted::Duplicate { message_id },
-        Inserted::KeyReused => Accepted::Refused("idempotency key reused".into()),
-    })
+    let channel = (status != "suppressed").then(|| message.channel.as_str());
+    json!({"id": message.id, "status": status, "channel": channel})
 }
 
 fn stored(answer: &Value) -> Accepted {

@@ -17,15 +17,12 @@ use crate::store::campaigns::BroadcastRecord;
 use crate::store::segments::SegmentQuery;
 use crate::store::{Store, StoreError, now_ms};
 use async_trait::async_trait;
-use futures::stream::{self, StreamExt as _};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
-/// The most members planned in one page.
-const MAX_PAGE: usize = 500;
-/// Members sent at once within a page.
-const PARALLEL: usize = 32;
+/// The most members planned in one page (one write of the store).
+const MAX_PAGE: usize = 200;
 
 /// What a broadcast's fan-out needs from the API layer.
 #[async_trait]
@@ -38,11 +35,11 @@ pub trait Members: Send + Sync {
         now: i64,
     ) -> Result<Result<(SegmentQuery, u32), String>, StoreError>;
 
-    /// Send the broadcast to one member; safe to repeat.
-    async fn send(
+    /// Send the broadcast to a page of members; safe to repeat.
+    async fn send_page(
         &self,
         broadcast: &BroadcastRecord,
-        customer_id: &str,
+        members: &[String],
         now: i64,
     ) -> Result<(), StoreError>;
 }
@@ -127,15 +124,7 @@ impl Fanout {
                 .store
                 .segment_members(query.clone(), cursor.clone(), page_size)
                 .await?;
-            let now = now_ms();
-            // Members at once, so their writes share commits.
-            let members = &self.members;
-            let sent: Vec<Result<(), StoreError>> = stream::iter(page.clone())
-                .map(|member| async move { members.send(broadcast, &member, now).await })
-                .buffer_unordered(PARALLEL)
-                .collect()
-                .await;
-            sent.into_iter().collect::<Result<(), StoreError>>()?;
+            self.members.send_page(broadcast, &page, now_ms()).await?;
             let done = page.len() < page_size;
             if let Some(last) = page.last() {
                 cursor.clone_from(last);

@@ -315,6 +315,16 @@ pub trait Store: journeys::JourneyStore + campaigns::CampaignStore + Send + Sync
     /// dedup key says otherwise; returns once committed.
     async fn insert_message(&self, message: NewMessage) -> Result<Inserted, StoreError>;
 
+    /// Store many messages (a broadcast's page), each as `insert_message`
+    /// would; the answers in the same order. A backend may write them in
+    /// one transaction.
+    async fn insert_messages(
+        &self,
+        messages: Vec<NewMessage>,
+    ) -> Result<Vec<Inserted>, StoreError> {
+        futures::future::try_join_all(messages.into_iter().map(|m| self.insert_message(m))).await
+    }
+
     /// Cancel every pending or scheduled message of `scope` with `cancel_key`.
     async fn cancel(
         &self,

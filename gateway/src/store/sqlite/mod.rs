@@ -298,6 +298,16 @@ impl Store for SqliteStore {
             .await
     }
 
+    /// One write for the page: one place in the writer's queue, not one per
+    /// message ahead of the API's.
+    async fn insert_messages(
+        &self,
+        messages: Vec<NewMessage>,
+    ) -> Result<Vec<Inserted>, StoreError> {
+        self.write(move |conn| messages.iter().map(|m| messages::insert(conn, m)).collect())
+            .await
+    }
+
     async fn cancel(
         &self,
         scope: &str,

@@ -180,6 +180,20 @@ fn sms_recipients(sim: &ProviderSim) -> Vec<String> {
         .collect()
 }
 
+/// A broadcast of `text` to every customer with a phone; its id.
+async fn broadcast_to_everyone(gw: &TestGateway, text: &str, rate_per_second: u32) -> String {
+    put(gw, "/v1/segments/everyone", &json!({"reachable": ["sms"]})).await;
+    let (status, created) = gw
+        .post(
+            "/v1/broadcasts",
+            &json!({"segment": "everyone", "category": "news", "content": {"text": text},
+                    "rate_per_second": rate_per_second}),
+        )
+        .await;
+    assert_eq!(status, 202, "{created}");
+    created["id"].as_str().unwrap().to_owned()
+}
+
 /// 120 customers, a third each where it is noon, 23:00 (quiet) and 15:00.
 async fn three_zones(gw: &TestGateway) -> HashSet<String> {
     let zones = [
@@ -208,15 +222,7 @@ async fn a_broadcast_keeps_each_members_quiet_hours_and_stops_when_cancelled() {
     let sim = ProviderSim::start().await.unwrap();
     let gw = TestGateway::start(&config(&sim)).await;
     let quiet = three_zones(&gw).await;
-    put(&gw, "/v1/segments/everyone", &json!({"reachable": ["sms"]})).await;
-    let (status, created) = gw
-        .post(
-            "/v1/broadcasts",
-            &json!({"segment": "everyone", "category": "news", "content": {"text": "Spring sale starts today"}, "rate_per_second": 20}),
-        )
-        .await;
-    assert_eq!(status, 202, "{created}");
-    let id = created["id"].as_str().unwrap().to_owned();
+    let id = broadcast_to_everyone(&gw, "Spring sale starts today", 20).await;
 
     // Half-way (pages of 20 a second), cancel.
     broadcast_until(&gw, &id, |v| v["planned"].as_i64() >= Some(40)).await;
@@ -271,15 +277,7 @@ async fn a_broadcast_resumes_after_a_restart_without_sending_anyone_twice() {
     let sim = ProviderSim::start().await.unwrap();
     let gw = TestGateway::start(&config(&sim)).await;
     let quiet = three_zones(&gw).await;
-    put(&gw, "/v1/segments/everyone", &json!({"reachable": ["sms"]})).await;
-    let (status, created) = gw
-        .post(
-            "/v1/broadcasts",
-            &json!({"segment": "everyone", "category": "news", "content": {"text": "Our summer hours"}, "rate_per_second": 25}),
-        )
-        .await;
-    assert_eq!(status, 202, "{created}");
-    let id = created["id"].as_str().unwrap().to_owned();
+    let id = broadcast_to_everyone(&gw, "Our summer hours", 25).await;
     broadcast_until(&gw, &id, |v| v["planned"].as_i64() >= Some(25)).await;
 
     let gw = gw.restart().await;

@@ -101,18 +101,14 @@ pub fn writes(reply: &NewReply, answered: Option<Answered>, owners: Vec<String>)
     let callback = url.map(|url| {
         let at = jiff::Timestamp::from_millisecond(reply.received_at)
             .unwrap_or(jiff::Timestamp::UNIX_EPOCH);
-        let payload = json!({
-            "type": "message.received",
-            "channel": reply.channel,
-            "connector": reply.connector,
-            "from": reply.address,
-            "text": reply.text,
-            "provider_message_id": reply.provider_message_id,
-            "in_reply_to": in_reply_to,
-            "customer_ids": customers,
-            "event_ids": events.iter().map(|e| &e.id).collect::<Vec<_>>(),
-            "at": at.to_string(),
-        });
+        // The event's properties, and who and when.
+        let mut payload = properties.clone();
+        let fields = payload.as_object_mut().expect("an object");
+        fields.insert("type".into(), json!("message.received"));
+        fields.insert("customer_ids".into(), json!(customers));
+        let ids: Vec<&String> = events.iter().map(|e| &e.id).collect();
+        fields.insert("event_ids".into(), json!(ids));
+        fields.insert("at".into(), json!(at.to_string()));
         let about = in_reply_to
             .clone()
             .unwrap_or_else(|| format!("reply:{}", reply.provider_message_id));

@@ -42,6 +42,23 @@ impl<C: Connector, P: Packaged> bindings::Guest for Adapter<C, P> {
         }
     }
 
+    fn settings() -> Vec<wit::Setting> {
+        C::SETTINGS
+            .iter()
+            .map(|s| wit::Setting {
+                name: s.name.to_owned(),
+                required: s.required,
+                secret: s.secret,
+                kind: match s.kind {
+                    crate::SettingKind::Text => wit::SettingKind::Text,
+                    crate::SettingKind::Url => wit::SettingKind::Url,
+                    crate::SettingKind::Number => wit::SettingKind::Number,
+                    crate::SettingKind::Boolean => wit::SettingKind::Boolean,
+                },
+            })
+            .collect()
+    }
+
     fn validate_config() -> Result<(), String> {
         C::new(&config()).map(|_| ()).map_err(|e| e.to_string())
     }

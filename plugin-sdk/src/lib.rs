@@ -49,7 +49,7 @@ pub mod keywords;
 pub use config::{Config, ConfigError};
 pub use types::{
     Channel, DeliveryState, Failure, InboundEvent, InboundMessage, Level, Message, PluginInfo,
-    ProviderTemplate, Receipt, StatusEvent, WebhookError, WebhookRequest,
+    ProviderTemplate, Receipt, Setting, SettingKind, StatusEvent, WebhookError, WebhookRequest,
 };
 
 /// The version of this SDK, reported to the gateway by `describe`.
@@ -57,6 +57,10 @@ pub const SDK_VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// The contract (WIT package) version this SDK builds plugins against.
 pub const CONTRACT_VERSION: &str = "0.3.0";
+
+/// The settings every connector takes besides its own: where the provider
+/// is (a simulator in tests).
+pub const BASE_URL: Setting = Setting::url("base_url");
 
 /// A provider connector.
 ///
@@ -69,6 +73,10 @@ pub trait Connector: Sized + 'static {
     const NAME: &'static str;
     /// The channel this connector serves; the SDK refuses messages of any other.
     const CHANNEL: Channel;
+    /// Every `[connectors.config]` key the connector reads: the gateway
+    /// refuses unknown keys (a typo like `bse_url`), missing required ones
+    /// and values of the wrong kind. Empty declares nothing and checks nothing.
+    const SETTINGS: &'static [Setting] = &[];
 
     /// Parse and check the connector's `[connectors.config]` table.
     fn new(config: &Config) -> Result<Self, ConfigError>;

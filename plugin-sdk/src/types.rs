@@ -244,3 +244,65 @@ impl fmt::Display for WebhookError {
         f.write_str(&self.to_wire())
     }
 }
+
+/// What a setting holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SettingKind {
+    Text,
+    /// `http://` or `https://` and a host.
+    Url,
+    Number,
+    Boolean,
+}
+
+/// A key of the connector's `[connectors.config]`, declared so the gateway
+/// checks the operator's file before anything is sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Setting {
+    pub name: &'static str,
+    pub required: bool,
+    pub secret: bool,
+    pub kind: SettingKind,
+}
+
+impl Setting {
+    /// An optional text setting.
+    pub const fn text(name: &'static str) -> Setting {
+        Setting {
+            name,
+            required: false,
+            secret: false,
+            kind: SettingKind::Text,
+        }
+    }
+
+    /// An optional URL setting.
+    pub const fn url(name: &'static str) -> Setting {
+        Setting {
+            kind: SettingKind::Url,
+            ..Setting::text(name)
+        }
+    }
+
+    /// An optional number setting.
+    pub const fn number(name: &'static str) -> Setting {
+        Setting {
+            kind: SettingKind::Number,
+            ..Setting::text(name)
+        }
+    }
+
+    pub const fn required(self) -> Setting {
+        Setting {
+            required: true,
+            ..self
+        }
+    }
+
+    pub const fn secret(self) -> Setting {
+        Setting {
+            secret: true,
+            ..self
+        }
+    }
+}

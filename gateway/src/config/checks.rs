@@ -4,7 +4,7 @@
 use super::schema::{ApiKeyConfig, Scope};
 use super::{ApiKey, Config, ConfigError, Connector, ConnectorConfig, Database};
 use crate::origin::Origin;
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
 use toml::Spanned;
 
@@ -445,7 +445,10 @@ fn connectors(
             ));
         }
         let mut settings = Vec::new();
+        let mut setting_spans = BTreeMap::new();
         for (setting, value) in &raw.config {
+            setting_spans.insert(setting.get_ref().clone(), setting.span());
+            let setting = setting.get_ref();
             let text = match value.get_ref() {
                 toml::Value::String(s) => resolve_secret(s, env),
                 toml::Value::Integer(i) => Ok(i.to_string()),
@@ -472,6 +475,7 @@ fn connectors(
             push_format: raw.push_format.unwrap_or_default(),
             allowed_hosts: raw.allowed_hosts.into_inner(),
             settings,
+            setting_spans,
             span,
         });
     }

@@ -125,6 +125,9 @@ pub struct Connector {
     pub push_format: crate::customer::PushFormat,
     /// `[connectors.config]` with `env:` secrets resolved; never logged.
     pub settings: Vec<(String, String)>,
+    /// Where each `[connectors.config]` key is in the source: the plugin's
+    /// declared settings are checked against them when it loads.
+    pub setting_spans: BTreeMap<String, std::ops::Range<usize>>,
     /// Where the entry and its `plugin` value are in the source, for errors
     /// found later, when plugins load.
     pub span: std::ops::Range<usize>,

@@ -416,7 +416,7 @@ pub struct ConnectorConfig {
     pub push_format: Option<crate::customer::PushFormat>,
     /// `[connectors.config]`: handed to the plugin; `env:NAME` values are read from the environment.
     #[serde(default)]
-    pub config: std::collections::BTreeMap<String, Spanned<toml::Value>>,
+    pub config: std::collections::BTreeMap<Spanned<String>, Spanned<toml::Value>>,
 }
 
 /// Secrets may hide in `config`: never print it.
@@ -427,7 +427,10 @@ impl fmt::Debug for ConnectorConfig {
             .field("plugin", self.plugin.get_ref())
             .field("channel", &self.channel)
             .field("allowed_hosts", self.allowed_hosts.get_ref())
-            .field("config", &self.config.keys().collect::<Vec<_>>())
+            .field(
+                "config",
+                &self.config.keys().map(|k| k.get_ref()).collect::<Vec<_>>(),
+            )
             .finish()
     }
 }

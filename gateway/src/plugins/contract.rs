@@ -13,6 +13,7 @@ use super::egress::FetchError;
 use super::legacy::{self, v1, v2};
 use super::outcome::{Failure, Receipt};
 use super::sandbox::CallState;
+use super::settings::{Declared, SettingKind};
 use super::untrusted;
 use super::{Inbound, InboundMessage, Outgoing, WebhookRejection, WebhookRequest};
 use crate::message::{Channel, ProviderState};
@@ -96,6 +97,28 @@ impl Instance {
             Instance::V1(c) => c.call_describe(store).await.map(legacy::plugin_info),
             Instance::V2(c) => c.call_describe(store).await.map(legacy::plugin_info),
             Instance::V3(c) => c.call_describe(store).await,
+        }
+    }
+
+    /// The settings a 0.3.0 connector declares; older ones declare none.
+    pub async fn settings(&self, store: Store<'_>) -> wasmtime::Result<Vec<Declared>> {
+        match self {
+            Instance::V1(_) | Instance::V2(_) => Ok(Vec::new()),
+            Instance::V3(c) => Ok(c
+                .call_settings(store)
+                .await?
+                .into_iter()
+                .map(|s| Declared {
+                    name: untrusted::text(&s.name, 128),
+                    required: s.required,
+                    kind: match s.kind {
+                        wit::SettingKind::Text => SettingKind::Text,
+                        wit::SettingKind::Url => SettingKind::Url,
+                        wit::SettingKind::Number => SettingKind::Number,
+                        wit::SettingKind::Boolean => SettingKind::Boolean,
+                    },
+                })
+                .collect()),
         }
     }
 

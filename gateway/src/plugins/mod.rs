@@ -16,6 +16,7 @@ mod limits;
 mod outcome;
 mod sandbox;
 mod scope;
+mod settings;
 mod untrusted;
 
 pub use contract::SUPPORTED_CONTRACTS;
@@ -179,10 +180,14 @@ impl PluginHost {
                 }
             };
             match host.load_one(connector, &component, &linker).await {
-                Ok(loaded) => {
+                Ok(Ok(loaded)) => {
                     host.connectors
                         .insert(connector.name.clone(), Arc::new(loaded));
                 }
+                // Each mistake at its own key, with its line and column.
+                Ok(Err(mistakes)) => errors.extend(mistakes.into_iter().map(|m| {
+                    ConfigError::new(format!("{key}.config{}", m.key), Some(m.span), m.message)
+                })),
                 Err(e) => errors.push(ConfigError::new(
                     key,
                     Some(connector.span.clone()),
@@ -212,7 +217,7 @@ impl PluginHost {
         connector: &ConnectorConfig,
         component: &Component,
         linker: &Linker<CallState>,
-    ) -> anyhow::Result<LoadedConnector> {
+    ) -> anyhow::Result<Result<LoadedConnector, Vec<settings::Mistake>>> {
         let (pre, contract_version) = ConnectorPre::new(&self.engine, linker, component)?;
         let mut loaded = LoadedConnector {
             scope: Arc::new(Scope {
@@ -253,13 +258,23 @@ impl PluginHost {
             channel,
             description: untrusted::text(&described.description, 256),
         };
+        let declared = self
+            .call(&loaded, |c, store| {
+                Box::pin(async move { c.settings(store).await })
+            })
+            .await
+            .map_err(|f| anyhow::anyhow!("settings failed: {}", f.message))?;
+        let mistakes = settings::check(&declared, connector);
+        if !mistakes.is_empty() {
+            return Ok(Err(mistakes));
+        }
         self.call(&loaded, |c, store| {
             Box::pin(async move { c.validate_config(store).await })
         })
         .await
         .map_err(|f| anyhow::anyhow!("validate-config failed: {}", f.message))?
         .map_err(|e| anyhow::anyhow!("invalid config: {e}"))?;
-        Ok(loaded)
+        Ok(Ok(loaded))
     }
 
     /// The channel of every loaded connector, by name.

@@ -25,8 +25,8 @@
 mod events;
 
 use crossgate_plugin_sdk::{
-    Channel, Config, ConfigError, Connector, Failure, InboundEvent, Message, Receipt, WebhookError,
-    WebhookRequest, http,
+    Channel, Config, ConfigError, Connector, Failure, InboundEvent, Message, Receipt, Setting,
+    WebhookError, WebhookRequest, http,
 };
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
@@ -54,6 +54,15 @@ struct SendgridError {
 impl Connector for SendgridEmail {
     const NAME: &'static str = "sendgrid";
     const CHANNEL: Channel = Channel::Email;
+    const SETTINGS: &'static [Setting] = &[
+        Setting::text("api_key").required().secret(),
+        Setting::text("from").required(),
+        Setting::text("from_name"),
+        Setting::text("reply_to"),
+        Setting::text("default_subject"),
+        Setting::text("event_webhook_public_key"),
+        crossgate_plugin_sdk::BASE_URL,
+    ];
 
     fn new(config: &Config) -> Result<Self, ConfigError> {
         let from = config.required("from")?;

@@ -17,7 +17,8 @@
 mod token;
 
 use crossgate_plugin_sdk::{
-    Channel, Config, ConfigError, Connector, Failure, Message, Receipt, http, report_dead_address,
+    Channel, Config, ConfigError, Connector, Failure, Message, Receipt, Setting, http,
+    report_dead_address,
 };
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
@@ -61,6 +62,12 @@ impl GoogleError {
 impl Connector for Fcm {
     const NAME: &'static str = "fcm";
     const CHANNEL: Channel = Channel::Push;
+    const SETTINGS: &'static [Setting] = &[
+        Setting::text("service_account").required().secret(),
+        Setting::text("project_id"),
+        Setting::url("token_uri"),
+        crossgate_plugin_sdk::BASE_URL,
+    ];
 
     fn new(config: &Config) -> Result<Self, ConfigError> {
         let mut account: ServiceAccount = serde_json::from_str(config.required("service_account")?)

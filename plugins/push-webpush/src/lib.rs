@@ -21,7 +21,7 @@ pub mod ece;
 pub mod vapid;
 
 use crossgate_plugin_sdk::{
-    Channel, Config, ConfigError, Connector, Failure, Message, Receipt, http, jwt,
+    Channel, Config, ConfigError, Connector, Failure, Message, Receipt, Setting, http, jwt,
     report_dead_address,
 };
 use serde::Deserialize;
@@ -52,6 +52,12 @@ pub struct Keys {
 impl Connector for WebPush {
     const NAME: &'static str = "webpush";
     const CHANNEL: Channel = Channel::Push;
+    const SETTINGS: &'static [Setting] = &[
+        Setting::text("vapid_private_key").required().secret(),
+        Setting::text("vapid_subject").required(),
+        Setting::number("ttl_secs"),
+        Setting::text("urgency"),
+    ];
 
     fn new(config: &Config) -> Result<Self, ConfigError> {
         let key = jwt::base64url_decode(config.required("vapid_private_key")?)

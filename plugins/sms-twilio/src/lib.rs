@@ -15,8 +15,8 @@
 mod webhook;
 
 use crossgate_plugin_sdk::{
-    Channel, Config, ConfigError, Connector, Failure, InboundEvent, Message, Receipt, WebhookError,
-    WebhookRequest, http,
+    Channel, Config, ConfigError, Connector, Failure, InboundEvent, Message, Receipt, Setting,
+    WebhookError, WebhookRequest, http,
 };
 use serde::Deserialize;
 
@@ -50,6 +50,14 @@ struct TwilioMessage {
 impl Connector for TwilioSms {
     const NAME: &'static str = "twilio";
     const CHANNEL: Channel = Channel::Sms;
+    const SETTINGS: &'static [Setting] = &[
+        Setting::text("account_sid").required(),
+        Setting::text("auth_token").required().secret(),
+        Setting::text("from"),
+        Setting::text("messaging_service_sid"),
+        Setting::url("status_callback"),
+        crossgate_plugin_sdk::BASE_URL,
+    ];
 
     fn new(config: &Config) -> Result<Self, ConfigError> {
         let account_sid = config.required("account_sid")?;

@@ -12,7 +12,7 @@
 //! | `ok`             | succeeds without any I/O                             |
 
 use crossgate_plugin_sdk::{
-    Channel, Config, ConfigError, Connector, Failure, Message, Receipt, http,
+    Channel, Config, ConfigError, Connector, Failure, Message, Receipt, Setting, http,
 };
 
 pub struct Faults {
@@ -23,6 +23,7 @@ pub struct Faults {
 impl Connector for Faults {
     const NAME: &'static str = "test-faults";
     const CHANNEL: Channel = Channel::Sms;
+    const SETTINGS: &'static [Setting] = &[Setting::text("mode").required(), Setting::url("url")];
 
     fn new(config: &Config) -> Result<Self, ConfigError> {
         let mode = config.required("mode")?;

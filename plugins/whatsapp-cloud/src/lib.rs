@@ -16,8 +16,8 @@
 mod webhook;
 
 use crossgate_plugin_sdk::{
-    Channel, Config, ConfigError, Connector, Failure, InboundEvent, Message, Receipt, WebhookError,
-    WebhookRequest, http,
+    Channel, Config, ConfigError, Connector, Failure, InboundEvent, Message, Receipt, Setting,
+    WebhookError, WebhookRequest, http,
 };
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -59,6 +59,13 @@ struct MetaError {
 impl Connector for WhatsappCloud {
     const NAME: &'static str = "whatsapp-cloud";
     const CHANNEL: Channel = Channel::Whatsapp;
+    const SETTINGS: &'static [Setting] = &[
+        Setting::text("access_token").required().secret(),
+        Setting::text("phone_number_id").required(),
+        Setting::text("app_secret").secret(),
+        Setting::text("api_version"),
+        crossgate_plugin_sdk::BASE_URL,
+    ];
 
     fn new(config: &Config) -> Result<Self, ConfigError> {
         let phone_number_id = config.required("phone_number_id")?;

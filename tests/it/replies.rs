@@ -268,5 +268,21 @@ async fn an_sms_reply_is_posted_and_stop_is_still_an_opt_out() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(sim.requests().is_empty(), "{:?}", sim.requests().len());
     assert_eq!(platform.replies().len(), 1);
+
+    // A short code is no phone number a profile can hold; its text still arrives.
+    let (status, applied) = twilio_callback(
+        &gw,
+        &[
+            ("MessageSid", "SM0000000000000000000000000000a3"),
+            ("From", "12345"),
+            ("Body", "Your code is 4711"),
+        ],
+        DEFAULT_AUTH_TOKEN,
+    )
+    .await;
+    assert_eq!((status, &applied["replies"]), (200, &json!(1)), "{applied}");
+    let replies = platform.wait_for_replies(2).await;
+    assert_eq!(replies[1].1["from"], "12345");
+    assert_eq!(replies[1].1["customer_ids"], json!([]));
     gw.stop().await;
 }

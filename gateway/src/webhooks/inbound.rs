@@ -97,9 +97,10 @@ pub async fn apply(
                 applied.suppressions += usize::from(store.suppress(suppression).await?);
             }
             Inbound::Message(reply) => {
-                let Some(address) = key(source, &reply.from) else {
-                    continue;
-                };
+                // A sender no profile can hold (a short code, an alphanumeric
+                // id) still wrote: the platform hears it as the provider gave it.
+                let address =
+                    address_key(source.channel, &reply.from).unwrap_or_else(|_| reply.from.clone());
                 let recorded = store
                     .record_reply(NewReply {
                         connector: source.connector.to_owned(),

@@ -36,7 +36,7 @@ test: plugins
 bench: plugins
 	@eval "$$(tests/postgres/cluster.sh start)"; \
 	trap 'tests/postgres/cluster.sh stop' EXIT; \
-	$(CARGO) bench -p crossgate --bench gateway
+	$(CARGO) bench -p crossgate --bench gateway --features native-baseline
 
 
 ## Formatting and lints, warnings as errors.

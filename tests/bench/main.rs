@@ -1,15 +1,22 @@
 //! `make bench`: the cost of the sandbox and the gateway's throughput,
 //! printed as figures. Nothing here asserts a timing.
 //!
+//! 0. A fixed reference workload (SHA-256 of 64 KiB): the machine's speed
+//!    drifts through the day by a third or more, so the main figures are
+//!    also printed in units of it, which runs from different hours can
+//!    compare.
 //! 1. One sandboxed instantiate+deliver, with no I/O (test-faults `ok`) and
 //!    through the Twilio connector to the simulator, beside the bare
-//!    provider round trip from the same host client.
+//!    provider round trip from the same host client, and beside the same
+//!    Twilio request made by a native Rust connector (`native:twilio`, built
+//!    with the `native-baseline` feature for the bench only).
 //! 2. What templates and SMS shaping add to an accept, in process: one
 //!    channel rendered from a template, SMS segments counted, an
 //!    unsubscribe link signed.
 //! 3. End to end: the `crossgate` binary as a child process, messages
 //!    posted over HTTP at fixed concurrency until all reach the simulator;
-//!    accepted/s, delivered/s, accept latency and the gateway's peak RSS.
+//!    accepted/s, delivered/s, accept latency and the gateway's peak RSS;
+//!    once more through the native connector, for the WASM/native ratio.
 //!    Then journeys: events accepted/s, and steps executed/s of a
 //!    two-message journey on 10,000 customers. Then a broadcast to 100,000
 //!    customers: members planned/s and sent/s, and the accept latency of
@@ -26,6 +33,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+const REFERENCE_RUNS: usize = 2_000;
 const SANDBOX_CALLS: usize = 5_000;
 const ROUND_TRIPS: usize = 2_000;
 const E2E_MESSAGES: usize = 20_000;
@@ -57,6 +65,42 @@ fn summary(name: &str, mut samples: Vec<Duration>) -> Duration {
         samples.len()
     );
     median
+}
+
+/// The machine's speed at the time of the run: the median time of one
+/// fixed piece of CPU work, which figures are also given in.
+#[derive(Clone, Copy)]
+struct Reference {
+    micros: f64,
+}
+
+impl Reference {
+    /// SHA-256 over the same 64 KiB, single-threaded, as a median of many.
+    fn measure() -> Reference {
+        use sha2::Digest as _;
+        let buffer: Vec<u8> = (0..64 * 1024).map(|i| (i * 31 % 251) as u8).collect();
+        let mut samples = Vec::with_capacity(REFERENCE_RUNS);
+        for _ in 0..REFERENCE_RUNS {
+            let start = Instant::now();
+            std::hint::black_box(sha2::Sha256::digest(std::hint::black_box(&buffer)));
+            samples.push(start.elapsed());
+        }
+        let median = summary("reference: SHA-256 of 64 KiB (= 1 R)", samples);
+        Reference {
+            micros: median.as_secs_f64() * 1e6,
+        }
+    }
+
+    /// A duration in microseconds, in reference units.
+    fn of(&self, micros: f64) -> String {
+        format!("{:.2} R", micros / self.micros)
+    }
+
+    /// A rate per second, as how many fit in one reference unit's time ×1000
+    /// (so a rate twice as high reads twice as high, whatever the hour).
+    fn rate(&self, per_sec: f64) -> String {
+        format!("{:.1} per 1000 R", per_sec * self.micros / 1e3)
+    }
 }
 
 /// The text every benchmark message carries.
@@ -138,7 +182,12 @@ fn templates_and_sms() {
     });
 }
 
-async fn sandbox(sim: &ProviderSim, work: &Path) {
+async fn sandbox(sim: &ProviderSim, work: &Path, reference: Reference) {
+    // `CROSSGATE_BENCH_CALLS=<n>` makes the loops longer, for a profiler.
+    let round_trips = std::env::var("CROSSGATE_BENCH_CALLS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(ROUND_TRIPS);
     let toml = format!(
         r#"
 [plugins]
@@ -151,12 +200,13 @@ channel = "sms"
 allowed_hosts = ["http://127.0.0.1:9"]
 [connectors.config]
 mode = "ok"
-{}"#,
+{}{}"#,
         repo_root()
             .join("plugins/target/wasm32-wasip2/release")
             .display(),
         work.join("cache").display(),
-        default_twilio(&sim.url())
+        default_twilio(&sim.url()),
+        native_twilio(&sim.url(), "twilio_native"),
     );
     let config = config::parse("bench.toml", &toml, &|_| None).expect("bench config");
     let host = PluginHost::load(&config).await.expect("plugins load");
@@ -166,9 +216,11 @@ mode = "ok"
         let _ = host
             .deliver("noop", message(&format!("msg_bench_{i}"), &text))
             .await;
-        let _ = host
-            .deliver("twilio", message(&format!("msg_bench_{i}"), &text))
-            .await;
+        for connector in ["twilio", "twilio_native"] {
+            let _ = host
+                .deliver(connector, message(&format!("msg_bench_{i}"), &text))
+                .await;
+        }
     }
     let mut noop = Vec::with_capacity(SANDBOX_CALLS);
     for i in 0..SANDBOX_CALLS {
@@ -181,8 +233,8 @@ mode = "ok"
     }
     summary("instantiate+deliver, no I/O", noop);
 
-    let mut twilio = Vec::with_capacity(ROUND_TRIPS);
-    for i in 0..ROUND_TRIPS {
+    let mut twilio = Vec::with_capacity(round_trips);
+    for i in 0..round_trips {
         let start = Instant::now();
         host.deliver("twilio", message(&format!("msg_bench_{i}"), &text))
             .await
@@ -191,6 +243,17 @@ mode = "ok"
         twilio.push(start.elapsed());
     }
     let with_plugin = summary("instantiate+deliver via Twilio plugin", twilio);
+
+    let mut native = Vec::with_capacity(round_trips);
+    for i in 0..round_trips {
+        let start = Instant::now();
+        host.deliver("twilio_native", message(&format!("msg_bench_{i}"), &text))
+            .await
+            .result
+            .expect("native twilio delivers");
+        native.push(start.elapsed());
+    }
+    let native = summary("the same request, native Rust connector", native);
 
     let client = crossgate::outbound::OutboundClient::new();
     let url = format!(
@@ -202,8 +265,8 @@ mode = "ok"
         base64::engine::general_purpose::STANDARD
             .encode(format!("{DEFAULT_ACCOUNT_SID}:{DEFAULT_AUTH_TOKEN}"))
     );
-    let mut bare = Vec::with_capacity(ROUND_TRIPS);
-    for _ in 0..ROUND_TRIPS {
+    let mut bare = Vec::with_capacity(round_trips);
+    for _ in 0..round_trips {
         let start = Instant::now();
         let request = http::Request::post(&url)
             .header("authorization", &auth)
@@ -217,11 +280,41 @@ mode = "ok"
         bare.push(start.elapsed());
     }
     let bare = summary("bare provider round trip (same client)", bare);
+    let micros = |d: Duration| d.as_secs_f64() * 1e6;
     println!(
         "{:<48} median {:>9.1} µs",
         "sandbox cost beside the round trip",
-        (with_plugin.as_secs_f64() - bare.as_secs_f64()) * 1e6
+        micros(with_plugin) - micros(bare)
     );
+    println!(
+        "{:<48} {:>6.2}x   (target <= 1.25x: {})",
+        "WASM call / bare round trip",
+        micros(with_plugin) / micros(bare),
+        met(micros(with_plugin) <= 1.25 * micros(bare))
+    );
+    println!(
+        "{:<48} {:>6.2}x",
+        "WASM call / native connector call",
+        micros(with_plugin) / micros(native)
+    );
+    println!(
+        "{:<48} WASM call {}, native {}, bare {}",
+        "in reference units",
+        reference.of(micros(with_plugin)),
+        reference.of(micros(native)),
+        reference.of(micros(bare))
+    );
+}
+
+fn met(yes: bool) -> &'static str {
+    if yes { "met" } else { "not met" }
+}
+
+/// The Twilio connector served outside the sandbox: the same settings as
+/// the WASM one, `plugin = "native:twilio"`.
+fn native_twilio(sim_url: &str, name: &str) -> String {
+    crossgate_tests::twilio_connector(name, sim_url, DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN)
+        .replace("\"sms_twilio.wasm\"", "\"native:twilio\"")
 }
 
 /// CPU seconds (user + system) a process has used, from `/proc`.
@@ -250,15 +343,25 @@ fn peak_rss_kib(pid: u32) -> Option<u64> {
 /// flight. The simulator answers in about 0.1 ms, so 64 already keeps up;
 /// 256 (the shipped default, sized for real providers' 100+ ms) lets delivery
 /// take CPU from accepting while both run.
-async fn end_to_end(sim: &ProviderSim, work: &Path, dispatch: usize, store: &Store) {
-    let database = store.url(work, &format!("e2e_{dispatch}")).await;
+async fn end_to_end(
+    sim: &ProviderSim,
+    work: &Path,
+    dispatch: usize,
+    store: &Store,
+    through: Through,
+    reference: Reference,
+) -> Throughput {
+    let database = store
+        .url(work, &format!("e2e_{dispatch}_{}", through.name()))
+        .await;
+    let connector = match through {
+        Through::Wasm => default_twilio(&sim.url()),
+        Through::Native => native_twilio(&sim.url(), "twilio"),
+    };
     let (mut child, base, client) = spawn_gateway(
         work,
         &database,
-        &format!(
-            "[dispatch]\nconcurrency = {dispatch}\n{}",
-            default_twilio(&sim.url())
-        ),
+        &format!("[dispatch]\nconcurrency = {dispatch}\n{connector}"),
     )
     .await;
     let before = sim.request_count();
@@ -311,16 +414,19 @@ async fn end_to_end(sim: &ProviderSim, work: &Path, dispatch: usize, store: &Sto
     let _ = child.wait();
 
     println!(
-        "end to end on {}, {E2E_MESSAGES} messages posted at concurrency {CONCURRENCY}, dispatch.concurrency = {dispatch}:",
-        store.name()
+        "end to end on {}, {E2E_MESSAGES} messages posted at concurrency {CONCURRENCY}, dispatch.concurrency = {dispatch}, {} Twilio connector:",
+        store.name(),
+        through.name()
     );
+    let delivered_per_sec = delivered as f64 / delivered_in.as_secs_f64();
     println!(
         "  accepted/s   {:>10.0}",
         E2E_MESSAGES as f64 / accepted_in.as_secs_f64()
     );
     println!(
-        "  delivered/s  {:>10.0}   ({delivered} delivered)",
-        delivered as f64 / delivered_in.as_secs_f64()
+        "  delivered/s  {:>10.0}   ({delivered} delivered; {})",
+        delivered_per_sec,
+        reference.rate(delivered_per_sec)
     );
     latencies.sort();
     println!(
@@ -336,18 +442,77 @@ async fn end_to_end(sim: &ProviderSim, work: &Path, dispatch: usize, store: &Sto
         percentile(&paced, 0.99).as_secs_f64() * 1e3,
         paced.len()
     );
-    let per_message = |before: Option<f64>, after: Option<f64>| match (before, after) {
-        (Some(b), Some(a)) => format!("{:.0} µs", (a - b) * 1e6 / E2E_MESSAGES as f64),
-        _ => "unavailable (no /proc)".to_owned(),
+    let per_message = |before: Option<f64>, after: Option<f64>| {
+        Some((after? - before?) * 1e6 / E2E_MESSAGES as f64)
     };
+    let show = |micros: Option<f64>| match micros {
+        Some(micros) => format!("{micros:.0} µs ({})", reference.of(micros)),
+        None => "unavailable (no /proc)".to_owned(),
+    };
+    let gateway_cpu = per_message(cpu_before.0, cpu_after.0);
     println!(
         "  CPU per message: gateway {}, load generator + simulator {}",
-        per_message(cpu_before.0, cpu_after.0),
-        per_message(cpu_before.1, cpu_after.1)
+        show(gateway_cpu),
+        show(per_message(cpu_before.1, cpu_after.1))
+    );
+    if let Some(micros) = gateway_cpu {
+        println!(
+            "  target: gateway CPU per delivered message <= 120 µs: {}",
+            met(micros <= 120.0)
+        );
+    }
+    println!(
+        "  target: accept p99 at a steady 1000 msg/s < 5 ms: {}",
+        met(percentile(&paced, 0.99) < Duration::from_millis(5))
     );
     match rss {
         Some(kib) => println!("  gateway peak RSS {:.1} MiB", kib as f64 / 1024.0),
         None => println!("  gateway peak RSS unavailable (no /proc)"),
+    }
+    Throughput {
+        delivered_per_sec,
+        gateway_cpu,
+    }
+}
+
+/// Which Twilio connector an end-to-end run delivers through.
+#[derive(Clone, Copy)]
+enum Through {
+    Wasm,
+    Native,
+}
+
+impl Through {
+    fn name(self) -> &'static str {
+        match self {
+            Through::Wasm => "WASM",
+            Through::Native => "native",
+        }
+    }
+}
+
+/// What one end-to-end run measured, for the WASM/native comparison.
+struct Throughput {
+    delivered_per_sec: f64,
+    /// µs of the gateway's CPU per message, where `/proc` says.
+    gateway_cpu: Option<f64>,
+}
+
+/// The sandbox's price end to end: the same run through both connectors.
+fn compare(store: &Store, wasm: &Throughput, native: &Throughput) {
+    println!(
+        "end to end on {}, WASM / native (dispatch 64): delivered/s {:.2}x",
+        store.name(),
+        wasm.delivered_per_sec / native.delivered_per_sec
+    );
+    if let (Some(wasm), Some(native)) = (wasm.gateway_cpu, native.gateway_cpu) {
+        println!(
+            "  gateway CPU per message {:.0} µs / {:.0} µs = {:.2}x (the sandbox's share {:.0} µs)",
+            wasm,
+            native,
+            wasm / native,
+            wasm - native
+        );
     }
 }
 
@@ -707,11 +872,13 @@ fn main() {
     runtime.block_on(async {
         let work = tempfile::tempdir().expect("temp dir");
         let sim = ProviderSim::start().await.expect("simulator");
-        // `CROSSGATE_BENCH_ONLY=journeys` (or `=broadcasts`) measures that alone.
+        // `CROSSGATE_BENCH_ONLY=sandbox` (or `=e2e`, `=journeys`, `=broadcasts`)
+        // measures that alone.
         let only_part = std::env::var("CROSSGATE_BENCH_ONLY").ok();
         let part = |name: &str| only_part.as_deref().is_none_or(|only| only == name);
-        if only_part.is_none() {
-            sandbox(&sim, work.path()).await;
+        let reference = Reference::measure();
+        if part("sandbox") {
+            sandbox(&sim, work.path(), reference).await;
             templates_and_sms();
         }
         // `CROSSGATE_BENCH_STORE=sqlite` or `=postgres` measures one only.
@@ -728,10 +895,11 @@ fn main() {
             ),
         }
         for store in &stores {
-            if only_part.is_none() {
-                for dispatch in [64, 256] {
-                    end_to_end(&sim, work.path(), dispatch, store).await;
-                }
+            if part("e2e") {
+                let wasm = end_to_end(&sim, work.path(), 64, store, Through::Wasm, reference).await;
+                end_to_end(&sim, work.path(), 256, store, Through::Wasm, reference).await;
+                let native = end_to_end(&sim, work.path(), 64, store, Through::Native, reference).await;
+                compare(store, &wasm, &native);
             }
             if part("journeys") {
                 journeys(&sim, work.path(), store).await;

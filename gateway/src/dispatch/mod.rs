@@ -1,6 +1,7 @@
 //! Delivery workers: lease due deliveries, call the connector, record the
 //! attempt, and decide what comes next (retry later, fall back, done).
 
+mod recorder;
 mod retry;
 pub mod runtime;
 
@@ -13,9 +14,10 @@ use crate::message::{Channel, Outcome};
 use crate::metrics::Metrics;
 use crate::plugins::Outgoing;
 use crate::store::{AttemptRecord, AttemptResult, LeasedDelivery, Next, Store, now_ms};
+use recorder::Recorder;
 use std::sync::Arc;
-use std::time::Duration;
-use tokio::sync::{Notify, Semaphore, watch};
+use std::time::{Duration, Instant};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::JoinSet;
 use tracing::Instrument as _;
 
@@ -54,6 +56,8 @@ impl Dispatcher {
     /// flight. Deliveries not finished by then keep their lease and are
     /// picked up again after the next start.
     pub async fn run(self, mut stop: watch::Receiver<bool>, grace: Duration) {
+        let (recorder, recording) =
+            Recorder::start(self.store.clone(), self.metrics.clone(), self.wake.clone());
         let this = Arc::new(self);
         let slots = Arc::new(Semaphore::new(this.config.concurrency));
         let min_lease = (this.config.concurrency / 8).clamp(1, LEASE_BATCH);
@@ -61,15 +65,16 @@ impl Dispatcher {
         while !*stop.borrow() {
             while in_flight.try_join_next().is_some() {}
             // Lease in batches: a lease per freed slot would cost the writer
-            // a transaction per delivery.
-            let free = slots.available_permits();
-            if free < min_lease && !in_flight.is_empty() {
+            // a transaction per delivery. A slot is free once its attempt is
+            // recorded.
+            if slots.available_permits() < min_lease {
                 tokio::select! {
-                    _ = in_flight.join_next() => {}
+                    enough = slots.clone().acquire_many_owned(min_lease as u32) => drop(enough),
                     _ = stop.changed() => {}
                 }
                 continue;
             }
+            let free = slots.available_permits();
             let now = now_ms();
             let leased = match this
                 .store
@@ -105,22 +110,19 @@ impl Dispatcher {
                 let Ok(slot) = slots.clone().acquire_owned().await else {
                     break;
                 };
-                let this = this.clone();
+                let (this, recorder) = (this.clone(), recorder.clone());
                 let span = tracing::info_span!(
                     "attempt",
                     message_id = %delivery.message_id,
                     connector = %delivery.connector
                 );
                 in_flight.spawn(
-                    async move {
-                        this.attempt(delivery).await;
-                        drop(slot);
-                    }
-                    .instrument(span),
+                    async move { this.attempt(delivery, slot, recorder).await }.instrument(span),
                 );
             }
         }
-        let drained = tokio::time::timeout(grace, async {
+        let deadline = Instant::now() + grace;
+        let drained = tokio::time::timeout_at(deadline.into(), async {
             while in_flight.join_next().await.is_some() {}
         })
         .await;
@@ -130,6 +132,15 @@ impl Dispatcher {
                 "grace period over; unfinished attempts will be retried after restart"
             );
             in_flight.abort_all();
+            while in_flight.join_next().await.is_some() {}
+        }
+        // The last attempts' records are written before the store closes.
+        drop(recorder);
+        if tokio::time::timeout_at(deadline.into(), recording)
+            .await
+            .is_err()
+        {
+            tracing::warn!("grace period over before the last attempts were recorded");
         }
     }
 
@@ -175,7 +186,8 @@ impl Dispatcher {
         }
     }
 
-    async fn attempt(&self, d: LeasedDelivery) {
+    /// Make one attempt and hand its result, with its slot, to the recorder.
+    async fn attempt(&self, d: LeasedDelivery, slot: OwnedSemaphorePermit, recorder: Recorder) {
         let started_at = now_ms();
         let out = Outgoing {
             message_id: &d.message_id,
@@ -257,7 +269,6 @@ impl Dispatcher {
             },
             next,
         };
-        let wake = !matches!(record.next, Next::Sent { .. });
         let attempt = &record.attempt;
         self.metrics.attempt(
             &attempt.connector,
@@ -265,18 +276,6 @@ impl Dispatcher {
             attempt.error_code.as_deref(),
             (finished_at - started_at) as f64 / 1000.0,
         );
-        let (channel, connector) = (attempt.channel, attempt.connector.clone());
-        match self.store.record_attempt(record).await {
-            Ok(Some(ended)) => self
-                .metrics
-                .finished(channel.as_str(), &connector, ended.as_str()),
-            Ok(None) => {}
-            // The lease runs out and the delivery is attempted again: the
-            // provider may see it twice, under the same message id.
-            Err(e) => tracing::error!("cannot record attempt: {e}"),
-        }
-        if wake {
-            self.wake.notify_one();
-        }
+        recorder.record(record, slot);
     }
 }

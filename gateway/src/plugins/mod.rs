@@ -13,6 +13,8 @@ mod contract;
 mod egress;
 mod legacy;
 mod limits;
+#[cfg(feature = "native-baseline")]
+mod native;
 mod outcome;
 mod sandbox;
 mod scope;
@@ -134,6 +136,9 @@ pub struct PluginHost {
     limits: CallLimits,
     client: OutboundClient,
     connectors: HashMap<String, Arc<LoadedConnector>>,
+    /// `make bench`'s baseline: connectors served outside the sandbox.
+    #[cfg(feature = "native-baseline")]
+    native: HashMap<String, (PluginInfo, native::NativeTwilio)>,
     _ticker: sandbox::EpochTicker,
 }
 
@@ -164,10 +169,30 @@ impl PluginHost {
             limits,
             client,
             connectors: HashMap::new(),
+            #[cfg(feature = "native-baseline")]
+            native: HashMap::new(),
         };
         let mut errors = Vec::new();
         for (i, connector) in config.connectors.iter().enumerate() {
             let key = format!("connectors[{i}]");
+            #[cfg(feature = "native-baseline")]
+            if connector.plugin.as_os_str() == native::PLUGIN {
+                match native::NativeTwilio::new(&connector.settings, host.client.clone()) {
+                    Ok(native) => {
+                        let info = PluginInfo {
+                            name: native::PLUGIN.into(),
+                            version: env!("CARGO_PKG_VERSION").into(),
+                            sdk_version: String::new(),
+                            contract_version: String::new(),
+                            channel: connector.channel,
+                            description: "bench baseline outside the sandbox".into(),
+                        };
+                        host.native.insert(connector.name.clone(), (info, native));
+                    }
+                    Err(e) => errors.push(ConfigError::new(key, None, format!("{e:#}"))),
+                }
+                continue;
+            }
             let component = match host.component(config, connector) {
                 Ok(component) => component,
                 Err(e) => {
@@ -279,9 +304,17 @@ impl PluginHost {
 
     /// The channel of every loaded connector, by name.
     pub fn connectors(&self) -> impl Iterator<Item = (&str, &PluginInfo)> {
-        self.connectors
+        let loaded = self
+            .connectors
             .iter()
-            .map(|(name, c)| (name.as_str(), &c.info))
+            .map(|(name, c)| (name.as_str(), &c.info));
+        #[cfg(feature = "native-baseline")]
+        let loaded = loaded.chain(
+            self.native
+                .iter()
+                .map(|(name, (info, _))| (name.as_str(), info)),
+        );
+        loaded
     }
 
     /// Let a connector interpret a provider callback (it checks the
@@ -320,6 +353,13 @@ impl PluginHost {
     /// sandbox's, comes back as a [`Failure`]; nothing here can take the
     /// gateway down.
     pub async fn deliver(&self, connector: &str, out: Outgoing<'_>) -> Delivered {
+        #[cfg(feature = "native-baseline")]
+        if let Some((_, native)) = self.native.get(connector) {
+            return Delivered {
+                result: native.deliver(out).await,
+                dead_addresses: Vec::new(),
+            };
+        }
         let Some(loaded) = self.connectors.get(connector) else {
             return Delivered {
                 result: Err(Failure::sandbox(

@@ -350,6 +350,18 @@ pub trait Store: journeys::JourneyStore + campaigns::CampaignStore + Send + Sync
         result: AttemptResult,
     ) -> Result<Option<MessageStatus>, StoreError>;
 
+    /// [`Self::record_attempt`] for attempts that finished about together,
+    /// each answered on its own, in order: one failing record undoes no
+    /// other. By default they go at once, for a store that gathers
+    /// concurrent records into one statement (PostgreSQL); the embedded
+    /// store writes them in one turn of its writer.
+    async fn record_attempts(
+        &self,
+        results: Vec<AttemptResult>,
+    ) -> Vec<Result<Option<MessageStatus>, StoreError>> {
+        futures::future::join_all(results.into_iter().map(|r| self.record_attempt(r))).await
+    }
+
     /// The earliest time a delivery becomes due (or its lease expires).
     async fn next_due_at(&self) -> Result<Option<i64>, StoreError>;
 

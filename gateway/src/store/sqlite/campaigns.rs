@@ -396,7 +396,7 @@ impl CampaignStore for SqliteStore {
         &self,
         conversion: NewConversion,
     ) -> Result<ConversionRecord, StoreError> {
-        self.write(move |conn| record_conversion(conn, conversion))
+        self.write(move |conn| record_conversion(conn, conversion.clone()))
             .await
     }
 

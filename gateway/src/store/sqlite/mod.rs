@@ -44,15 +44,15 @@ const MAX_BATCH: usize = 1024;
 /// ones (each with its own page cache and statement cache, cold).
 const READERS: usize = 4;
 
-/// Called after the batch's commit with its outcome.
-type Reply = Box<dyn FnOnce(Result<(), String>) + Send>;
-/// One write: runs against its savepoint (or learns why it cannot) and says
-/// whether to keep its changes.
-type Apply = Box<dyn FnOnce(Result<&Connection, String>) -> (bool, Reply) + Send>;
-
+/// One caller's write, as the writer runs it.
 struct Write {
     durability: Durability,
-    apply: Apply,
+    /// Runs the write in the batch's transaction and says whether it
+    /// succeeded. Runs a second time when another write of its batch failed
+    /// (see [`apply_batch`]); the last run's result is the one answered.
+    run: Box<dyn FnMut(&Connection) -> bool + Send>,
+    /// Answers the caller once the batch is committed, or why it was not.
+    answer: Box<dyn FnOnce(Result<(), String>) + Send>,
 }
 
 /// Whether a write must reach the disk before it is answered.
@@ -119,7 +119,7 @@ impl SqliteStore {
     /// Run `f` in the next batch; answer after the batch is committed.
     async fn write<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+        f: impl FnMut(&Connection) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
         self.write_as(Durability::Fsync, f).await
     }
@@ -127,24 +127,30 @@ impl SqliteStore {
     async fn write_as<T: Send + 'static>(
         &self,
         durability: Durability,
-        f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+        mut f: impl FnMut(&Connection) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
         let (reply, answer) = oneshot::channel();
-        let apply: Apply = Box::new(move |conn| {
-            let result = match conn {
-                Ok(conn) => f(conn),
-                Err(e) => Err(StoreError::Corrupt(e)),
-            };
-            let keep = result.is_ok();
-            let respond: Reply = Box::new(move |committed| {
-                let _ = reply.send(match committed {
-                    Ok(()) => result,
-                    Err(e) => Err(StoreError::Corrupt(format!("commit failed: {e}"))),
-                });
-            });
-            (keep, respond)
+        let outcome = Arc::new(Mutex::new(None));
+        let ran = outcome.clone();
+        let run = Box::new(move |conn: &Connection| {
+            let result = f(conn);
+            let ok = result.is_ok();
+            *ran.lock().unwrap_or_else(|e| e.into_inner()) = Some(result);
+            ok
         });
-        let write = Write { durability, apply };
+        let answer_with = Box::new(move |committed: Result<(), String>| {
+            let result = outcome.lock().unwrap_or_else(|e| e.into_inner()).take();
+            let _ = reply.send(match (committed, result) {
+                (Ok(()), Some(result)) => result,
+                (Ok(()), None) => Err(StoreError::Corrupt("the write was never run".into())),
+                (Err(e), _) => Err(StoreError::Corrupt(e)),
+            });
+        });
+        let write = Write {
+            durability,
+            run,
+            answer: answer_with,
+        };
         self.writes.send(write).map_err(|_| StoreError::Closed)?;
         answer.await.map_err(|_| StoreError::Closed)?
     }
@@ -239,42 +245,47 @@ fn write_loop(mut conn: Connection, mut queue: mpsc::UnboundedReceiver<Write>) {
     }
 }
 
-fn apply_batch(conn: &mut Connection, batch: Vec<Write>) {
-    let tx = match conn.transaction() {
-        Ok(tx) => tx,
-        Err(e) => {
-            let message = format!("cannot begin transaction: {e}");
-            for write in batch {
-                let (_, reply) = (write.apply)(Err(message.clone()));
-                reply(Err(message.clone()));
-            }
-            return;
-        }
+/// Every write of the batch straight into one transaction: savepoints
+/// would copy each page a write touches into the statement journal first,
+/// which showed as the writer's largest cost. Writes seldom fail; when one
+/// does, the transaction is rolled back and the batch runs again with each
+/// write in a savepoint of its own, so the failing one is undone alone.
+fn apply_batch(conn: &mut Connection, mut batch: Vec<Write>) {
+    let committed = match run_batch(conn, &mut batch, false) {
+        Ok(true) => Ok(()),
+        Ok(false) => run_batch(conn, &mut batch, true).map(|_| ()),
+        Err(e) => Err(e),
     };
-    let mut replies = Vec::with_capacity(batch.len());
     for write in batch {
-        let reply = match savepoint(&tx, "SAVEPOINT write") {
-            Ok(()) => {
-                let (keep, reply) = (write.apply)(Ok(&tx));
-                let end = if keep {
-                    savepoint(&tx, "RELEASE write")
-                } else {
-                    savepoint(&tx, "ROLLBACK TO write")
-                        .and_then(|()| savepoint(&tx, "RELEASE write"))
-                };
-                if let Err(e) = end {
-                    tracing::error!("cannot end savepoint: {e}");
-                }
-                reply
+        (write.answer)(committed.clone());
+    }
+}
+
+/// Run `batch` in one transaction and commit it. Without `isolated`, the
+/// first failing write rolls everything back and `Ok(false)` says so.
+fn run_batch(conn: &mut Connection, batch: &mut [Write], isolated: bool) -> Result<bool, String> {
+    let tx = conn
+        .transaction()
+        .map_err(|e| format!("cannot begin transaction: {e}"))?;
+    for write in batch.iter_mut() {
+        if !isolated {
+            if !(write.run)(&tx) {
+                tx.rollback()
+                    .map_err(|e| format!("cannot roll back: {e}"))?;
+                return Ok(false);
             }
-            Err(e) => (write.apply)(Err(format!("cannot open savepoint: {e}"))).1,
+            continue;
+        }
+        savepoint(&tx, "SAVEPOINT write").map_err(|e| format!("cannot open savepoint: {e}"))?;
+        let end = if (write.run)(&tx) {
+            savepoint(&tx, "RELEASE write")
+        } else {
+            savepoint(&tx, "ROLLBACK TO write").and_then(|()| savepoint(&tx, "RELEASE write"))
         };
-        replies.push(reply);
+        end.map_err(|e| format!("cannot end savepoint: {e}"))?;
     }
-    let committed = tx.commit().map_err(|e| e.to_string());
-    for reply in replies {
-        reply(committed.clone());
-    }
+    tx.commit().map_err(|e| format!("commit failed: {e}"))?;
+    Ok(true)
 }
 
 /// Savepoint statements, prepared once: rusqlite's `Savepoint` parses its
@@ -344,6 +355,30 @@ impl Store for SqliteStore {
         let node = self.node.clone();
         self.write(move |conn| queue::record(conn, &result, &node))
             .await
+    }
+
+    /// One write for all: one place in the writer's queue and one wake-up.
+    /// A record fails only with the database, so they succeed or fail
+    /// together (a failed one's lease runs out and it is attempted again).
+    async fn record_attempts(
+        &self,
+        results: Vec<AttemptResult>,
+    ) -> Vec<Result<Option<MessageStatus>, StoreError>> {
+        let (node, count) = (self.node.clone(), results.len());
+        let written = self
+            .write(move |conn| {
+                results
+                    .iter()
+                    .map(|r| queue::record(conn, r, &node))
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .await;
+        match written {
+            Ok(ended) => ended.into_iter().map(Ok).collect(),
+            Err(e) => (0..count)
+                .map(|_| Err(StoreError::Database(e.to_string())))
+                .collect(),
+        }
     }
 
     async fn next_due_at(&self) -> Result<Option<i64>, StoreError> {

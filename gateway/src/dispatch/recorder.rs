@@ -1,0 +1,95 @@
+//! Attempts that finish about together are recorded together.
+//!
+//! At a few thousand messages a second, a store write per attempt meant a
+//! place in SQLite's writer queue, a savepoint, a commit's share and a
+//! wake-up each. Here every attempt that is ready when the previous batch
+//! is done goes in the next one: one store write, one wake of the
+//! dispatcher. An attempt keeps its dispatch slot until its record is
+//! written, so the unrecorded never outgrow `dispatch.concurrency`.
+
+use crate::message::Channel;
+use crate::metrics::Metrics;
+use crate::store::{AttemptResult, Next, Store};
+use std::sync::Arc;
+use tokio::sync::{Notify, OwnedSemaphorePermit, mpsc};
+use tokio::task::JoinHandle;
+
+/// The most attempts recorded in one write.
+const MAX_BATCH: usize = 256;
+
+/// An attempt waiting for its record, with the slot it holds.
+struct Finished {
+    result: AttemptResult,
+    _slot: OwnedSemaphorePermit,
+}
+
+/// Where attempts hand their results; once every copy is dropped, the
+/// recorder writes what it holds and ends.
+#[derive(Clone)]
+pub struct Recorder {
+    queue: mpsc::UnboundedSender<Finished>,
+}
+
+impl Recorder {
+    pub fn start(
+        store: Arc<dyn Store>,
+        metrics: Arc<Metrics>,
+        wake: Arc<Notify>,
+    ) -> (Recorder, JoinHandle<()>) {
+        let (queue, finished) = mpsc::unbounded_channel();
+        let task = tokio::spawn(record(store, metrics, wake, finished));
+        (Recorder { queue }, task)
+    }
+
+    /// Queue `result` for the next batch; `slot` is freed once it is written.
+    pub fn record(&self, result: AttemptResult, slot: OwnedSemaphorePermit) {
+        if self
+            .queue
+            .send(Finished {
+                result,
+                _slot: slot,
+            })
+            .is_err()
+        {
+            // Only after the recorder's task ended (shutdown): the lease runs
+            // out and the delivery is attempted again under the same id.
+            tracing::error!("attempt finished after the recorder stopped; not recorded");
+        }
+    }
+}
+
+async fn record(
+    store: Arc<dyn Store>,
+    metrics: Arc<Metrics>,
+    wake: Arc<Notify>,
+    mut finished: mpsc::UnboundedReceiver<Finished>,
+) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while finished.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        let mut labels: Vec<(Channel, String)> = Vec::with_capacity(batch.len());
+        let mut results = Vec::with_capacity(batch.len());
+        let mut slots = Vec::with_capacity(batch.len());
+        // A retry or a fallback makes work due: the dispatcher looks again.
+        let mut due = false;
+        for Finished { result, _slot } in batch.drain(..) {
+            labels.push((result.attempt.channel, result.attempt.connector.clone()));
+            due |= !matches!(result.next, Next::Sent { .. });
+            results.push(result);
+            slots.push(_slot);
+        }
+        let answers = store.record_attempts(results).await;
+        for ((channel, connector), answer) in labels.iter().zip(answers) {
+            match answer {
+                Ok(Some(ended)) => metrics.finished(channel.as_str(), connector, ended.as_str()),
+                Ok(None) => {}
+                // The lease runs out and the delivery is attempted again:
+                // the provider may see it twice, under the same message id.
+                Err(e) => tracing::error!(%connector, "cannot record attempt: {e}"),
+            }
+        }
+        drop(slots);
+        if due {
+            wake.notify_one();
+        }
+    }
+}

@@ -3,14 +3,13 @@
 //! All writes go through one writer thread that commits them in batches
 //! (group commit): a burst of requests shares one fsync instead of paying one
 //! each, and every caller is answered only after its batch is on disk.
-//! Each write runs in its own savepoint, so one failing write is reported to
-//! its caller without undoing the others. Reads use their own connections
-//! and never wait for the writer.
+//! One failing write is reported to its caller without undoing the others
+//! (see [`apply_batch`]). Reads use their own connections and never wait
+//! for the writer.
 //!
 //! Leases need not survive a power cut (every lease is reset on start), so a
 //! batch of nothing but leases commits without fsync; the next durable
 //! commit's fsync covers its frames, since the WAL is written in order.
-
 //!
 //! Split by concern: [`queue`] (lease, record, recover, expire),
 //! [`messages`], [`outbox`] (status callbacks), [`customers`] (profiles,

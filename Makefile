@@ -43,6 +43,7 @@ bench: plugins
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) clippy -p crossgate --all-targets --features native-baseline -- -D warnings
 	cd plugins && $(CARGO) fmt --all -- --check && $(CARGO) clippy --all-targets -- -D warnings
 
 clean:

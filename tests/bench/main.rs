@@ -222,37 +222,11 @@ mode = "ok"
                 .await;
         }
     }
-    let mut noop = Vec::with_capacity(SANDBOX_CALLS);
-    for i in 0..SANDBOX_CALLS {
-        let start = Instant::now();
-        host.deliver("noop", message(&format!("msg_bench_{i}"), &text))
-            .await
-            .result
-            .expect("noop delivers");
-        noop.push(start.elapsed());
-    }
+    let noop = timed_deliveries(&host, "noop", SANDBOX_CALLS, &text).await;
     summary("instantiate+deliver, no I/O", noop);
-
-    let mut twilio = Vec::with_capacity(round_trips);
-    for i in 0..round_trips {
-        let start = Instant::now();
-        host.deliver("twilio", message(&format!("msg_bench_{i}"), &text))
-            .await
-            .result
-            .expect("twilio delivers");
-        twilio.push(start.elapsed());
-    }
+    let twilio = timed_deliveries(&host, "twilio", round_trips, &text).await;
     let with_plugin = summary("instantiate+deliver via Twilio plugin", twilio);
-
-    let mut native = Vec::with_capacity(round_trips);
-    for i in 0..round_trips {
-        let start = Instant::now();
-        host.deliver("twilio_native", message(&format!("msg_bench_{i}"), &text))
-            .await
-            .result
-            .expect("native twilio delivers");
-        native.push(start.elapsed());
-    }
+    let native = timed_deliveries(&host, "twilio_native", round_trips, &text).await;
     let native = summary("the same request, native Rust connector", native);
 
     let client = crossgate::outbound::OutboundClient::new();
@@ -304,6 +278,27 @@ mode = "ok"
         reference.of(micros(native)),
         reference.of(micros(bare))
     );
+}
+
+/// `n` deliveries through `connector`, one after another, each timed.
+async fn timed_deliveries(
+    host: &PluginHost,
+    connector: &str,
+    n: usize,
+    text: &Content,
+) -> Vec<Duration> {
+    let mut samples = Vec::with_capacity(n);
+    for i in 0..n {
+        let start = Instant::now();
+        let delivered = host
+            .deliver(connector, message(&format!("msg_bench_{i}"), text))
+            .await;
+        if let Err(failure) = delivered.result {
+            panic!("{connector} did not deliver: {failure:?}");
+        }
+        samples.push(start.elapsed());
+    }
+    samples
 }
 
 fn met(yes: bool) -> &'static str {
@@ -809,7 +804,8 @@ impl Store {
         match self {
             Store::Sqlite => format!("sqlite://{}", work.join(format!("{run}.db")).display()),
             Store::Postgres(server) => {
-                let name = format!("crossgate_bench_{run}_{}", std::process::id());
+                // Unquoted names are folded to lower case by the server.
+                let name = format!("crossgate_bench_{run}_{}", std::process::id()).to_lowercase();
                 let (client, connection) = tokio_postgres::connect(server, tokio_postgres::NoTls)
                     .await
                     .expect("reach the PostgreSQL server");

@@ -182,6 +182,17 @@ fn sms_recipients(sim: &ProviderSim) -> Vec<String> {
 
 /// A broadcast of `text` to every customer with a phone; its id.
 async fn broadcast_to_everyone(gw: &TestGateway, text: &str, rate_per_second: u32) -> String {
+    let (status, refused) = gw
+        .post(
+            "/v1/broadcasts",
+            &json!({"segment": "everyone", "category": "news", "content": {"text": text}}),
+        )
+        .await;
+    assert_eq!(status, 404, "no segment yet: {refused}");
+    assert!(
+        refused.to_string().contains("no segment named"),
+        "{refused}"
+    );
     put(gw, "/v1/segments/everyone", &json!({"reachable": ["sms"]})).await;
     let (status, created) = gw
         .post(
@@ -231,6 +242,8 @@ async fn a_broadcast_keeps_each_members_quiet_hours_and_stops_when_cancelled() {
         .await;
     assert_eq!(status, 200, "{cancelled}");
     assert_eq!(cancelled["status"], "cancelled");
+    let (status, unknown) = gw.post("/v1/broadcasts/bc_nope/cancel", &json!({})).await;
+    assert_eq!(status, 404, "{unknown}");
     let planned = cancelled["planned"].as_i64().unwrap();
     assert!((40..120).contains(&planned), "{cancelled}");
 

@@ -104,7 +104,12 @@ pub async fn create(
     let request: BroadcastRequest = parse_json(&bytes)?;
     let now = now_ms();
     // The segment must exist now; its members are read as the fan-out goes.
-    segments::query(&state, &request.segment, now).await?;
+    if segments::find(&state, &request.segment).await?.is_none() {
+        return Err(ApiError::not_found(format!(
+            "no segment named {:?}",
+            request.segment
+        )));
+    }
     let routing = state.live.current();
     if !routing.policy.categories.contains_key(&request.category) {
         return Err(ApiError::invalid(
@@ -182,7 +187,9 @@ pub async fn cancel(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    view(&state, &id).await?;
+    if state.store.broadcast(&id).await?.is_none() {
+        return Err(ApiError::not_found(format!("no broadcast {id:?}")));
+    }
     state.store.cancel_broadcast(&id, now_ms()).await?;
     Ok(Json(view(&state, &id).await?))
 }

@@ -20,7 +20,8 @@ const MAX_BATCH: usize = 256;
 /// An attempt waiting for its record, with the slot it holds.
 struct Finished {
     result: AttemptResult,
-    _slot: OwnedSemaphorePermit,
+    /// Held, not read: dropped once the record is written.
+    slot: OwnedSemaphorePermit,
 }
 
 /// Where attempts hand their results; once every copy is dropped, the
@@ -43,14 +44,7 @@ impl Recorder {
 
     /// Queue `result` for the next batch; `slot` is freed once it is written.
     pub fn record(&self, result: AttemptResult, slot: OwnedSemaphorePermit) {
-        if self
-            .queue
-            .send(Finished {
-                result,
-                _slot: slot,
-            })
-            .is_err()
-        {
+        if self.queue.send(Finished { result, slot }).is_err() {
             // Only after the recorder's task ended (shutdown): the lease runs
             // out and the delivery is attempted again under the same id.
             tracing::error!("attempt finished after the recorder stopped; not recorded");
@@ -66,17 +60,14 @@ async fn record(
 ) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while finished.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        let mut labels: Vec<(Channel, String)> = Vec::with_capacity(batch.len());
-        let mut results = Vec::with_capacity(batch.len());
-        let mut slots = Vec::with_capacity(batch.len());
+        let (results, slots): (Vec<_>, Vec<_>) =
+            batch.drain(..).map(|f| (f.result, f.slot)).unzip();
         // A retry or a fallback makes work due: the dispatcher looks again.
-        let mut due = false;
-        for Finished { result, _slot } in batch.drain(..) {
-            labels.push((result.attempt.channel, result.attempt.connector.clone()));
-            due |= !matches!(result.next, Next::Sent { .. });
-            results.push(result);
-            slots.push(_slot);
-        }
+        let due = results.iter().any(|r| !matches!(r.next, Next::Sent { .. }));
+        let labels: Vec<(Channel, String)> = results
+            .iter()
+            .map(|r| (r.attempt.channel, r.attempt.connector.clone()))
+            .collect();
         let answers = store.record_attempts(results).await;
         for ((channel, connector), answer) in labels.iter().zip(answers) {
             match answer {

@@ -179,14 +179,7 @@ impl PluginHost {
             if connector.plugin.as_os_str() == native::PLUGIN {
                 match native::NativeTwilio::new(&connector.settings, host.client.clone()) {
                     Ok(native) => {
-                        let info = PluginInfo {
-                            name: native::PLUGIN.into(),
-                            version: env!("CARGO_PKG_VERSION").into(),
-                            sdk_version: String::new(),
-                            contract_version: String::new(),
-                            channel: connector.channel,
-                            description: "bench baseline outside the sandbox".into(),
-                        };
+                        let info = native::NativeTwilio::info(connector.channel);
                         host.native.insert(connector.name.clone(), (info, native));
                     }
                     Err(e) => errors.push(ConfigError::new(key, None, format!("{e:#}"))),

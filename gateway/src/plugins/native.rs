@@ -8,7 +8,8 @@
 //! sandbox costs: instantiation, the contract's copies and the guest's code.
 //! Configured as `plugin = "native:twilio"` with the same settings.
 
-use super::{Failure, Outgoing, Receipt};
+use super::{Failure, Outgoing, PluginInfo, Receipt};
+use crate::message::Channel;
 use crate::outbound::OutboundClient;
 use base64::Engine as _;
 use bytes::Bytes;
@@ -55,6 +56,18 @@ impl NativeTwilio {
             status_callback: get("status_callback").map(str::to_owned),
             client,
         })
+    }
+
+    /// What `crossgate check` and the routing see of it, as of a plugin's `describe`.
+    pub fn info(channel: Channel) -> PluginInfo {
+        PluginInfo {
+            name: PLUGIN.into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            sdk_version: String::new(),
+            contract_version: String::new(),
+            channel,
+            description: "bench baseline outside the sandbox".into(),
+        }
     }
 
     pub async fn deliver(&self, out: Outgoing<'_>) -> Result<Receipt, Failure> {

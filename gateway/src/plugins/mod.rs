@@ -11,6 +11,7 @@ mod cache;
 mod connector_cache;
 mod contract;
 mod egress;
+mod epoch;
 mod legacy;
 mod limits;
 #[cfg(feature = "native-baseline")]
@@ -139,7 +140,7 @@ pub struct PluginHost {
     /// `make bench`'s baseline: connectors served outside the sandbox.
     #[cfg(feature = "native-baseline")]
     native: HashMap<String, (PluginInfo, native::NativeTwilio)>,
-    _ticker: sandbox::EpochTicker,
+    ticker: epoch::EpochTicker,
 }
 
 impl PluginHost {
@@ -164,7 +165,7 @@ impl PluginHost {
         })?;
         let client = OutboundClient::new();
         let mut host = PluginHost {
-            _ticker: sandbox::EpochTicker::start(engine.clone()),
+            ticker: epoch::EpochTicker::start(engine.clone()),
             engine,
             limits,
             client,
@@ -425,6 +426,7 @@ impl PluginHost {
             Box<dyn Future<Output = wasmtime::Result<R>> + Send + 'a>,
         >,
     {
+        let _ticking = self.ticker.running();
         let state = CallState::new(loaded.scope.clone(), &self.limits, self.client.clone());
         let mut store = sandbox::store(&self.engine, state);
         let name = &loaded.scope.name;

@@ -8,8 +8,6 @@ use super::scope::Scope;
 use crate::config::PluginsConfig;
 use crate::outbound::OutboundClient;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
 use wasmtime::component::ResourceTable;
 use wasmtime::{
     Engine, InstanceAllocationStrategy, PoolingAllocationConfig, ResourceLimiter, Store,
@@ -19,8 +17,6 @@ use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
-/// How often the epoch advances; the CPU budget is counted in these ticks.
-const EPOCH_TICK: Duration = Duration::from_millis(1);
 /// Plugin panics print here; the tail is quoted in the attempt's reason.
 const STDERR_CAPACITY: usize = 4096;
 /// Bytes of each pooled memory and table reset in place rather than unmapped.
@@ -50,34 +46,6 @@ pub fn engine(config: &PluginsConfig) -> wasmtime::Result<Engine> {
         .memory_init_cow(false)
         .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     Engine::new(&wasm)
-}
-
-/// Advances the engine's epoch every millisecond until dropped.
-pub struct EpochTicker {
-    stop: Arc<AtomicBool>,
-}
-
-impl EpochTicker {
-    pub fn start(engine: Engine) -> Self {
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = stop.clone();
-        std::thread::Builder::new()
-            .name("crossgate-epoch".into())
-            .spawn(move || {
-                while !flag.load(Ordering::Relaxed) {
-                    std::thread::sleep(EPOCH_TICK);
-                    engine.increment_epoch();
-                }
-            })
-            .expect("spawning the epoch thread");
-        EpochTicker { stop }
-    }
-}
-
-impl Drop for EpochTicker {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-    }
 }
 
 /// The state of one call's store.

@@ -345,9 +345,10 @@ async fn end_to_end(
     store: &Store,
     through: Through,
     reference: Reference,
+    round: usize,
 ) -> Throughput {
     let database = store
-        .url(work, &format!("e2e_{dispatch}_{}", through.name()))
+        .url(work, &format!("e2e_{dispatch}_{}_{round}", through.name()))
         .await;
     let connector = match through {
         Through::Wasm => default_twilio(&sim.url()),
@@ -467,6 +468,7 @@ async fn end_to_end(
     Throughput {
         delivered_per_sec,
         gateway_cpu,
+        steady_p99_ms: percentile(&paced, 0.99).as_secs_f64() * 1e3,
     }
 }
 
@@ -491,6 +493,74 @@ struct Throughput {
     delivered_per_sec: f64,
     /// µs of the gateway's CPU per message, where `/proc` says.
     gateway_cpu: Option<f64>,
+    /// Accept latency p99 at a steady 1,000/s, in ms.
+    steady_p99_ms: f64,
+}
+
+/// Several rounds of the same runs, summed up: single runs on a shared
+/// machine move by a fifth within minutes, so only medians over rounds run
+/// one after another say whether a change moved anything.
+fn summarize(store: &Store, rounds: &[[Throughput; 3]]) {
+    // `unit` follows each figure as written ("x", " µs"), shown to `digits`.
+    let spread = |mut values: Vec<f64>, unit: &str, digits: usize| {
+        values.sort_by(f64::total_cmp);
+        let mid = values.len() / 2;
+        let median = if values.len().is_multiple_of(2) {
+            (values[mid - 1] + values[mid]) / 2.0
+        } else {
+            values[mid]
+        };
+        let (low, high) = (values[0], values[values.len() - 1]);
+        format!("median {median:.digits$}{unit} ({low:.digits$}–{high:.digits$}{unit})")
+    };
+    println!(
+        "end to end on {}, {} rounds, each WASM 64, WASM 256, native 64 one after another:",
+        store.name(),
+        rounds.len()
+    );
+    for (i, name) in [
+        "WASM, dispatch 64",
+        "WASM, dispatch 256",
+        "native, dispatch 64",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let runs = || rounds.iter().map(|round| &round[i]);
+        println!("  {name}:");
+        println!(
+            "    delivered/s {}",
+            spread(runs().map(|r| r.delivered_per_sec).collect(), "", 0)
+        );
+        println!(
+            "    gateway CPU per message {}",
+            spread(runs().filter_map(|r| r.gateway_cpu).collect(), " µs", 0)
+        );
+        println!(
+            "    accept p99 at a steady 1000 msg/s {}, under 5 ms in {} of {}",
+            spread(runs().map(|r| r.steady_p99_ms).collect(), " ms", 2),
+            runs().filter(|r| r.steady_p99_ms < 5.0).count(),
+            rounds.len()
+        );
+    }
+    println!(
+        "  WASM / native (dispatch 64), per round: delivered/s {}",
+        spread(
+            rounds
+                .iter()
+                .map(|[wasm, _, native]| wasm.delivered_per_sec / native.delivered_per_sec)
+                .collect(),
+            "x",
+            2
+        )
+    );
+    let cpu_ratios: Vec<f64> = rounds
+        .iter()
+        .filter_map(|[wasm, _, native]| Some(wasm.gateway_cpu? / native.gateway_cpu?))
+        .collect();
+    if !cpu_ratios.is_empty() {
+        println!("    gateway CPU per message {}", spread(cpu_ratios, "x", 2));
+    }
 }
 
 /// The sandbox's price end to end: the same run through both connectors.
@@ -872,6 +942,12 @@ fn main() {
         // measures that alone.
         let only_part = std::env::var("CROSSGATE_BENCH_ONLY").ok();
         let part = |name: &str| only_part.as_deref().is_none_or(|only| only == name);
+        // `CROSSGATE_BENCH_ROUNDS=<n>` repeats the end-to-end runs and sums them up.
+        let rounds = std::env::var("CROSSGATE_BENCH_ROUNDS")
+            .ok()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(1usize)
+            .max(1);
         let reference = Reference::measure();
         if part("sandbox") {
             sandbox(&sim, work.path(), reference).await;
@@ -892,10 +968,21 @@ fn main() {
         }
         for store in &stores {
             if part("e2e") {
-                let wasm = end_to_end(&sim, work.path(), 64, store, Through::Wasm, reference).await;
-                end_to_end(&sim, work.path(), 256, store, Through::Wasm, reference).await;
-                let native = end_to_end(&sim, work.path(), 64, store, Through::Native, reference).await;
-                compare(store, &wasm, &native);
+                let mut measured = Vec::with_capacity(rounds);
+                for round in 0..rounds {
+                    let path = work.path();
+                    let wasm =
+                        end_to_end(&sim, path, 64, store, Through::Wasm, reference, round).await;
+                    let wide =
+                        end_to_end(&sim, path, 256, store, Through::Wasm, reference, round).await;
+                    let native =
+                        end_to_end(&sim, path, 64, store, Through::Native, reference, round).await;
+                    compare(store, &wasm, &native);
+                    measured.push([wasm, wide, native]);
+                }
+                if rounds > 1 {
+                    summarize(store, &measured);
+                }
             }
             if part("journeys") {
                 journeys(&sim, work.path(), store).await;

@@ -104,12 +104,7 @@ pub async fn create(
     let request: BroadcastRequest = parse_json(&bytes)?;
     let now = now_ms();
     // The segment must exist now; its members are read as the fan-out goes.
-    if segments::find(&state, &request.segment).await?.is_none() {
-        return Err(ApiError::not_found(format!(
-            "no segment named {:?}",
-            request.segment
-        )));
-    }
+    segments::require(&state, &request.segment).await?;
     let routing = state.live.current();
     if !routing.policy.categories.contains_key(&request.category) {
         return Err(ApiError::invalid(
@@ -187,19 +182,22 @@ pub async fn cancel(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    if state.store.broadcast(&id).await?.is_none() {
-        return Err(ApiError::not_found(format!("no broadcast {id:?}")));
-    }
+    record(&state, &id).await?;
     state.store.cancel_broadcast(&id, now_ms()).await?;
     Ok(Json(view(&state, &id).await?))
 }
 
-async fn view(state: &AppState, id: &str) -> Result<Value, ApiError> {
-    let broadcast = state
+/// The broadcast's stored record, or a `404` that says so.
+async fn record(state: &AppState, id: &str) -> Result<BroadcastRecord, ApiError> {
+    state
         .store
         .broadcast(id)
         .await?
-        .ok_or_else(|| ApiError::not_found(format!("no broadcast {id:?}")))?;
+        .ok_or_else(|| ApiError::not_found(format!("no broadcast {id:?}")))
+}
+
+async fn view(state: &AppState, id: &str) -> Result<Value, ApiError> {
+    let broadcast = record(state, id).await?;
     let request: Value = serde_json::from_str(&broadcast.definition).unwrap_or_default();
     let counts = state
         .store

@@ -46,11 +46,16 @@ pub async fn find(state: &AppState, name: &str) -> Result<Option<Defined>, ApiEr
     Ok(Some(Defined::Api(segment)))
 }
 
+/// The segment named `name`, or a `404` that says so.
+pub async fn require(state: &AppState, name: &str) -> Result<Defined, ApiError> {
+    find(state, name)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no segment named {name:?}")))
+}
+
 /// The store's query for the segment named `name`, as of `now`.
 pub async fn query(state: &AppState, name: &str, now: i64) -> Result<SegmentQuery, ApiError> {
-    let defined = find(state, name)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("no segment named {name:?}")))?;
+    let defined = require(state, name).await?;
     Ok(campaigns::segments::query(
         defined.segment(),
         &state.live.current().policy,
@@ -114,9 +119,7 @@ pub async fn get(
     State(state): State<Arc<AppState>>,
     Path(name): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let defined = find(&state, &name)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("no segment named {name:?}")))?;
+    let defined = require(&state, &name).await?;
     let source = match defined {
         Defined::Config(_) => "config",
         Defined::Api(_) => "api",

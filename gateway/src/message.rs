@@ -274,7 +274,9 @@ pub fn e164(raw: &str) -> Result<String, String> {
     if !phonenumber::is_valid(&number) {
         return Err(invalid("no such number in its country's numbering plan"));
     }
-    Ok(number.format().mode(phonenumber::Mode::E164).to_string())
+    // What `format().mode(E164)` writes, without the regex match of the
+    // country's display formats that its formatter runs for every mode.
+    Ok(format!("+{}{}", number.code().value(), number.national()))
 }
 
 /// Why `text` may not be stored or sent, if it may not: control characters
@@ -347,6 +349,13 @@ mod tests {
     fn phone_numbers_with_letters_are_refused() {
         assert!(super::e164("+3161234abcd").is_err());
         assert_eq!(super::e164("+31 (6) 1234-5678").unwrap(), "+31612345678");
+    }
+
+    /// Italy keeps the leading zero of its fixed lines in E.164.
+    #[test]
+    fn a_leading_zero_that_belongs_to_the_number_is_kept() {
+        assert_eq!(super::e164("+39 06 6982 1234").unwrap(), "+390669821234");
+        assert_eq!(super::e164("+1 (415) 555-2671").unwrap(), "+14155552671");
     }
 
     #[test]

@@ -169,6 +169,15 @@ fn templates_and_sms() {
     per_call("SMS smart encoding, 128 characters", 100_000, || {
         std::hint::black_box(crossgate::sms::smart_encode(std::hint::black_box(&typed)));
     });
+    per_call(
+        "phone number checked and normalised (E.164)",
+        50_000,
+        || {
+            std::hint::black_box(
+                crossgate::message::e164(std::hint::black_box("+31612345678")).ok(),
+            );
+        },
+    );
     let who = crossgate::customer::unsubscribe::Unsubscribe {
         customer_id: "customer-42".into(),
         category: "marketing".into(),

@@ -215,6 +215,42 @@ pub async fn racing_idempotency_keys_store_one_message(s: Stores) {
     assert!(s.a.message("other").await.unwrap().is_none());
 }
 
+/// A broadcast's page: every message stored, the answers in the page's
+/// order however the backend splits it, and the same page again replayed.
+pub async fn a_page_of_messages_is_answered_in_order(s: Stores) {
+    let page = || {
+        (0..70)
+            .map(|i| {
+                let mut m = message(&format!("p{i:02}"), 1_000, &["twilio"]);
+                m.idempotency = Some(IdempotencyKey {
+                    key: format!("broadcast:b1:c{i:02}"),
+                    request_hash: "member".into(),
+                    response: format!("p{i:02}"),
+                    expires_at: 100_000,
+                });
+                m
+            })
+            .collect::<Vec<_>>()
+    };
+    let first = s.a.insert_messages(page()).await.unwrap();
+    assert_eq!(first.len(), 70);
+    assert!(first.iter().all(|i| *i == Inserted::New), "{first:?}");
+    for i in [0, 31, 32, 69] {
+        let id = format!("p{i:02}");
+        assert_eq!(status(s.b.as_ref(), &id).await, MessageStatus::Queued);
+    }
+    let again = s.b.insert_messages(page()).await.unwrap();
+    let replayed: Vec<String> = again
+        .into_iter()
+        .map(|i| match i {
+            Inserted::Replayed { response } => response,
+            other => panic!("expected a replay, got {other:?}"),
+        })
+        .collect();
+    let ids: Vec<String> = (0..70).map(|i| format!("p{i:02}")).collect();
+    assert_eq!(replayed, ids);
+}
+
 pub async fn dedup_keys_hold_until_they_expire(s: Stores) {
     let with_dedup = |id: &str, at: i64| {
         let mut m = message(id, at, &["twilio"]);

@@ -120,6 +120,7 @@ suite!(
     a_failed_delivery_falls_back_then_the_message_fails,
     a_message_past_its_ttl_expires_instead_of_being_leased,
     racing_idempotency_keys_store_one_message,
+    a_page_of_messages_is_answered_in_order,
     dedup_keys_hold_until_they_expire,
     cancellation_stops_what_has_not_left,
     the_outbox_holds_every_status_change_until_posted,

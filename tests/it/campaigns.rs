@@ -86,7 +86,7 @@ async fn a_segment_is_counted_by_the_store_on_thousands_of_profiles() {
         "consent": [{"channel": "email", "category": "marketing"}],
         "did_not": [{"event": "purchase", "within": "30d"}],
     });
-    let (status, answer) = put(&gw, "/v1/segments/benelux_vips", &segment).await;
+    let (status, answer) = gw.put("/v1/segments/benelux_vips", &segment).await;
     assert_eq!(status, 201, "{answer}");
     let expected: BTreeSet<String> = (0..N)
         .filter(|i| i % 3 != 2 && i % 5 == 0 && i % 2 == 0 && i % 7 != 0)
@@ -103,8 +103,7 @@ async fn a_segment_is_counted_by_the_store_on_thousands_of_profiles() {
         gw.get_ok("/v1/segments/germans/count").await["count"],
         N / 3
     );
-    put(
-        &gw,
+    gw.put(
         "/v1/segments/gold",
         &json!({"attributes": {"tier": "gold"}}),
     )
@@ -112,33 +111,26 @@ async fn a_segment_is_counted_by_the_store_on_thousands_of_profiles() {
     assert_eq!(gw.get_ok("/v1/segments/gold/count").await["count"], N / 4);
 
     // Bad definitions name their field; the configuration's cannot be replaced.
-    let (status, answer) = put(&gw, "/v1/segments/bad", &json!({"regions": ["atlantis"]})).await;
+    let (status, answer) = gw
+        .put("/v1/segments/bad", &json!({"regions": ["atlantis"]}))
+        .await;
     assert_eq!(
         (status, &answer["error"]["field"]),
         (422, &json!("regions[0]")),
         "{answer}"
     );
-    let (status, _) = put(
-        &gw,
-        "/v1/segments/bad",
-        &json!({"consent": [{"channel": "email", "category": "nope"}]}),
-    )
-    .await;
+    let (status, _) = gw
+        .put(
+            "/v1/segments/bad",
+            &json!({"consent": [{"channel": "email", "category": "nope"}]}),
+        )
+        .await;
     assert_eq!(status, 422);
-    let (status, answer) = put(&gw, "/v1/segments/germans", &json!({"countries": ["AT"]})).await;
+    let (status, answer) = gw
+        .put("/v1/segments/germans", &json!({"countries": ["AT"]}))
+        .await;
     assert_eq!(status, 409, "{answer}");
     gw.stop().await;
-}
-
-async fn put(gw: &TestGateway, path: &str, body: &Value) -> (u16, Value) {
-    let response = gw
-        .client
-        .put(format!("{}{path}", gw.url))
-        .json(body)
-        .send()
-        .await
-        .unwrap();
-    crate::support::answer(response).await
 }
 
 /// `Etc/GMT` zones where the local hour is `hour` now (their sign is
@@ -193,7 +185,8 @@ async fn broadcast_to_everyone(gw: &TestGateway, text: &str, rate_per_second: u3
         refused.to_string().contains("no segment named"),
         "{refused}"
     );
-    put(gw, "/v1/segments/everyone", &json!({"reachable": ["sms"]})).await;
+    gw.put("/v1/segments/everyone", &json!({"reachable": ["sms"]}))
+        .await;
     let (status, created) = gw
         .post(
             "/v1/broadcasts",
@@ -304,6 +297,105 @@ async fn a_broadcast_resumes_after_a_restart_without_sending_anyone_twice() {
     assert!(sent.iter().all(|to| !quiet.contains(to)));
     assert_eq!(view["messages"]["scheduled"], 40, "{view}");
     assert_eq!(view["messages"]["sent"], 80, "{view}");
+    gw.stop().await;
+}
+
+/// A member with no phone for the only channel gets a suppressed message;
+/// one who already got a message of the broadcast's offer group gets none
+/// and is counted as refused, by code, and listed a page at a time.
+#[tokio::test]
+async fn a_member_who_already_got_the_offer_is_counted_as_refused_and_listed() {
+    let sim = ProviderSim::start().await.unwrap();
+    let gw = TestGateway::start(&config(&sim)).await;
+    let profiles = (0..6)
+        .map(|i| {
+            let addresses = if i % 3 == 0 {
+                json!({"email": format!("g{i}@shop.example")})
+            } else {
+                json!({"phone": format!("+49151{i:08}")})
+            };
+            let profile = json!({"addresses": addresses, "country": "DE"});
+            (format!("g{i}"), profile)
+        })
+        .collect();
+    put_all(&gw, profiles).await;
+    // g1 already got this offer: the broadcast's copy would be a second.
+    let offer = json!({"name": "autumn", "window": "30d"});
+    let early = gw
+        .send_ok(
+            &json!({"customer_id": "g1", "category": "news", "offer_group": offer,
+                         "content": {"text": "Früher Zugang"}}),
+        )
+        .await;
+    gw.settled(&early).await;
+    let (status, created) = gw
+        .post(
+            "/v1/broadcasts",
+            &json!({"segment": "germans", "category": "news", "offer_group": offer,
+                    "content": {"text": "Neue Öffnungszeiten"}}),
+        )
+        .await;
+    assert_eq!(status, 202, "{created}");
+    let id = created["id"].as_str().unwrap();
+
+    let view = broadcast_until(&gw, id, |v| {
+        v["status"] == "planned" && v["messages"]["sent"].as_i64() >= Some(3)
+    })
+    .await;
+    assert_eq!(view["planned"], 6, "{view}");
+    assert_eq!(
+        view["messages"],
+        json!({"sent": 3, "suppressed": 2}),
+        "{view}"
+    );
+    assert_eq!(view["refused"], 1, "{view}");
+    assert_eq!(
+        view["reasons"],
+        json!({"refused": {"offer_group": 1}, "suppressed": {"no_channel": 2}}),
+        "{view}"
+    );
+    let mut recipients = sms_recipients(&sim);
+    recipients.sort();
+    assert_eq!(
+        recipients,
+        [
+            "+4915100000001",
+            "+4915100000002",
+            "+4915100000004",
+            "+4915100000005"
+        ],
+        "g1 once, the others with a phone once"
+    );
+
+    let first = gw
+        .get_ok(&format!("/v1/broadcasts/{id}/refusals?limit=1"))
+        .await;
+    let refusal = &first["refusals"][0];
+    assert_eq!(
+        (&refusal["customer_id"], &refusal["code"], &first["next"]),
+        (&json!("g1"), &json!("offer_group"), &json!("g1")),
+        "{first}"
+    );
+    assert!(
+        refusal["message"].as_str().unwrap().contains(&early),
+        "names the earlier message: {first}"
+    );
+    assert!(refusal["refused_at"].is_string(), "{first}");
+    let rest = gw
+        .get_ok(&format!("/v1/broadcasts/{id}/refusals?after=g1"))
+        .await;
+    assert_eq!(rest, json!({"refusals": [], "next": null}));
+
+    let (status, bad) = gw
+        .get(&format!("/v1/broadcasts/{id}/refusals?limit=0"))
+        .await;
+    assert_eq!(
+        (status, &bad["error"]["field"]),
+        (422, &json!("limit")),
+        "{bad}"
+    );
+    let (status, unknown) = gw.get("/v1/broadcasts/bc_nope/refusals").await;
+    assert_eq!(status, 404, "{unknown}");
     gw.stop().await;
 }
 

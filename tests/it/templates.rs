@@ -200,6 +200,42 @@ async fn a_fallback_from_email_to_sms_sends_the_sms_variant() {
     );
 }
 
+/// Every member of a broadcast gets the same `data`: a required variable
+/// missing from it refuses the broadcast at once, not each member later.
+#[tokio::test]
+async fn a_broadcast_without_a_templates_variable_is_refused_at_once() {
+    let sim = ProviderSim::start().await.unwrap();
+    let gw = gateway(&sim, &shipped()).await;
+    let (status, segment) = gw
+        .put("/v1/segments/dutch", &json!({"countries": ["NL"]}))
+        .await;
+    assert_eq!(status, 201, "{segment}");
+    let broadcast = |data: Value| {
+        json!({"segment": "dutch", "category": "transactional",
+               "template": "order_confirmation", "data": data})
+    };
+    let (status, refused) = gw
+        .post(
+            "/v1/broadcasts",
+            &broadcast(json!({"name": "Ada", "order_id": "A-1"})),
+        )
+        .await;
+    assert_eq!(status, 422, "{refused}");
+    assert_eq!(
+        (&refused["error"]["code"], &refused["error"]["field"]),
+        (&json!("missing_variable"), &json!("data.total")),
+        "{refused}"
+    );
+    let (status, created) = gw
+        .post(
+            "/v1/broadcasts",
+            &broadcast(json!({"name": "Ada", "order_id": "A-1", "total": "1"})),
+        )
+        .await;
+    assert_eq!(status, 202, "{created}");
+    gw.stop().await;
+}
+
 #[tokio::test]
 async fn what_a_template_cannot_render_is_refused_and_nothing_is_stored() {
     let sim = ProviderSim::start().await.unwrap();

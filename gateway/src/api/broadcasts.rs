@@ -1,23 +1,24 @@
 //! `POST /v1/broadcasts`: one message to every member of a segment, each
 //! planned as its own customer send; `GET /v1/broadcasts/{id}` for its
-//! progress, `POST /v1/broadcasts/{id}/cancel` to stop it. The fan-out
+//! progress, `GET /v1/broadcasts/{id}/refusals` for the members it could
+//! not send to, `POST /v1/broadcasts/{id}/cancel` to stop it. The fan-out
 //! itself is [`crate::campaigns::fanout`]; this module says what a member's
 //! send is.
 
 use super::body::{parse_json, read_body};
 use super::compose::{SendRequest, send_at};
 use super::messages::timestamp;
-use super::on_behalf::{self, Prepared, Summary};
+use super::on_behalf::{self, Accepted, Prepared, Summary};
 use super::{ApiError, AppState, segments};
 use crate::campaigns::fanout::Members;
 use crate::message::Channel;
-use crate::store::campaigns::BroadcastRecord;
+use crate::store::campaigns::{BroadcastRecord, Refusal};
 use crate::store::segments::SegmentQuery;
 use crate::store::{StoreError, now_ms};
 use async_trait::async_trait;
 use axum::Json;
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use futures::stream::{self, StreamExt as _};
 use serde::{Deserialize, Serialize};
@@ -29,6 +30,9 @@ use std::sync::Arc;
 const MAX_RATE: u32 = 10_000;
 /// Members composed at once: each reads the profile and plans.
 const COMPOSING: usize = 16;
+/// Refusals listed per page unless `limit` says otherwise, and at most.
+const REFUSALS_PAGE: usize = 100;
+const MAX_REFUSALS_PAGE: usize = 1000;
 
 /// A broadcast as the platform asks for it; kept as it was asked.
 #[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
@@ -122,14 +126,27 @@ pub async fn create(
             format!("between 1 and {MAX_RATE}"),
         ));
     }
-    if let Some(template) = &request.template
-        && routing.templates.get(template).is_none()
-    {
-        return Err(ApiError::invalid(
-            "unknown_template",
-            "template",
-            format!("no template named {template:?}"),
-        ));
+    if let Some(name) = &request.template {
+        let template = routing.templates.get(name).ok_or_else(|| {
+            ApiError::invalid(
+                "unknown_template",
+                "template",
+                format!("no template named {name:?}"),
+            )
+        })?;
+        // Every member gets the same data: one missing variable would
+        // refuse them all, one by one.
+        if let Some(missing) = template
+            .variables
+            .iter()
+            .find(|v| !request.data.contains_key(v.as_str()))
+        {
+            return Err(ApiError::invalid(
+                "missing_variable",
+                &format!("data.{missing}"),
+                format!("template {name:?} needs {missing:?} in data"),
+            ));
+        }
     }
     // Every member's send has this shape: refuse a bad one once, here.
     serde_json::from_value::<SendRequest>(request.member("check", "check"))
@@ -165,7 +182,7 @@ pub async fn create(
 
 #[utoipa::path(get, path = "/v1/broadcasts/{id}", tag = "campaigns",
     params(("id" = String, Path)),
-    responses((status = 200, description = "Status (`scheduled`, `planning`, `planned`, `cancelled`), members `planned`, and their messages by status, with `suppressed` and `failed` by reason", body = Object),
+    responses((status = 200, description = "Status (`scheduled`, `planning`, `planned`, `cancelled`), members `planned`, their `messages` by status, the members `refused` (no message), and `reasons`: suppressed, failed and refused by code", body = Object),
               (status = 404, body = super::error::ErrorBody)))]
 pub async fn get(
     State(state): State<Arc<AppState>>,
@@ -205,8 +222,14 @@ async fn view(state: &AppState, id: &str) -> Result<Value, ApiError> {
         .await?;
     let mut messages: BTreeMap<String, i64> = BTreeMap::new();
     let mut reasons: BTreeMap<String, BTreeMap<String, i64>> = BTreeMap::new();
+    let mut refused = 0;
     for c in counts {
-        *messages.entry(c.status.clone()).or_default() += c.count;
+        // A refused member has no message: counted beside them, not among them.
+        if c.status == "refused" {
+            refused += c.count;
+        } else {
+            *messages.entry(c.status.clone()).or_default() += c.count;
+        }
         if let Some(reason) = c.reason {
             *reasons
                 .entry(c.status)
@@ -225,8 +248,68 @@ async fn view(state: &AppState, id: &str) -> Result<Value, ApiError> {
         "updated_at": timestamp(broadcast.updated_at),
         "planned": broadcast.planned,
         "messages": messages,
+        "refused": refused,
         "reasons": reasons,
     }))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RefusalsQuery {
+    /// The last customer id of the previous page.
+    after: Option<String>,
+    limit: Option<String>,
+}
+
+#[utoipa::path(get, path = "/v1/broadcasts/{id}/refusals", tag = "campaigns",
+    params(("id" = String, Path),
+           ("after" = Option<String>, Query, description = "The `next` of the previous page"),
+           ("limit" = Option<usize>, Query, description = "At most this many (default 100, at most 1000)")),
+    responses((status = 200, description = "`{\"refusals\": [{\"customer_id\", \"code\", \"message\", \"refused_at\"}], \"next\"}`: the members the broadcast could not send to and why, in customer-id order; `next` is null on the last page", body = Object),
+              (status = 404, body = super::error::ErrorBody), (status = 422, body = super::error::ErrorBody)))]
+pub async fn refusals(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    Query(query): Query<RefusalsQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let limit = match query.limit.as_deref() {
+        None => REFUSALS_PAGE,
+        Some(text) => text
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=MAX_REFUSALS_PAGE).contains(n))
+            .ok_or_else(|| {
+                ApiError::invalid(
+                    "invalid_limit",
+                    "limit",
+                    format!("a whole number from 1 to {MAX_REFUSALS_PAGE}"),
+                )
+            })?,
+    };
+    record(&state, &id).await?;
+    let page = state
+        .store
+        .refusals(
+            &format!("broadcast:{id}"),
+            query.after.as_deref().unwrap_or(""),
+            limit,
+        )
+        .await?;
+    let next = match page.last() {
+        Some(last) if page.len() == limit => Some(last.customer_id.clone()),
+        _ => None,
+    };
+    let refusals: Vec<Value> = page
+        .into_iter()
+        .map(|r| {
+            json!({
+                "customer_id": r.customer_id,
+                "code": r.code,
+                "message": r.message,
+                "refused_at": timestamp(r.refused_at),
+            })
+        })
+        .collect();
+    Ok(Json(json!({"refusals": refusals, "next": next})))
 }
 
 /// Members' sends, for the fan-out.
@@ -282,18 +365,48 @@ impl Members for BroadcastMembers {
             .collect()
             .await;
         let mut messages = Vec::with_capacity(members.len());
+        let mut sent_to = Vec::with_capacity(members.len());
+        let mut refusals = Vec::new();
+        let refusal = |customer_id: String, code: String, message: String| Refusal {
+            customer_id,
+            code,
+            message,
+            refused_at: now,
+        };
         for result in prepared {
             match result? {
-                (_, Prepared::Message(message)) => messages.push(*message),
+                (member, Prepared::Message(message)) => {
+                    messages.push(*message);
+                    sent_to.push(member);
+                }
                 (member, Prepared::Refused(why)) => {
-                    tracing::warn!(broadcast = %broadcast.id, customer = %member, "member not sent: {why}");
+                    refusals.push(refusal(member, why.code, why.message));
                 }
             }
         }
         let summaries: Vec<Summary> = messages.iter().map(Summary::of).collect();
         let inserted = self.state.store.insert_messages(messages).await?;
-        for (summary, inserted) in summaries.iter().zip(inserted) {
-            on_behalf::settle(&self.state, summary, inserted);
+        for ((summary, inserted), member) in summaries.iter().zip(inserted).zip(sent_to) {
+            // A member who already got a message of the offer group gets
+            // none: refused too, so messages and refusals add up to members.
+            match on_behalf::settle(&self.state, summary, inserted) {
+                Accepted::Stored { .. } => {}
+                Accepted::Duplicate { message_id } => refusals.push(refusal(
+                    member,
+                    "offer_group".into(),
+                    format!("got {message_id} of the same offer group within its window"),
+                )),
+                Accepted::Refused(why) => refusals.push(refusal(member, "refused".into(), why)),
+            }
+        }
+        // Before the cursor moves: a page cut short here is planned again,
+        // finds the same refusals and keeps each once.
+        if !refusals.is_empty() {
+            tracing::debug!(broadcast = %broadcast.id, refused = refusals.len(), "members not sent");
+            self.state
+                .store
+                .record_refusals(&campaign, refusals)
+                .await?;
         }
         Ok(())
     }

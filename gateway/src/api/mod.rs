@@ -178,6 +178,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/segments/{name}/count", get(segments::count))
         .route("/v1/broadcasts", post(broadcasts::create))
         .route("/v1/broadcasts/{id}", get(broadcasts::get))
+        .route("/v1/broadcasts/{id}/refusals", get(broadcasts::refusals))
         .route("/v1/broadcasts/{id}/cancel", post(broadcasts::cancel))
         .route("/v1/reports/channels", get(reports::channels))
         .route("/v1/conversions/{event_id}", get(reports::conversion))

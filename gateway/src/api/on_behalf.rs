@@ -36,7 +36,20 @@ pub enum Accepted {
 /// A send composed and planned, not stored yet.
 pub enum Prepared {
     Message(Box<NewMessage>),
-    Refused(String),
+    Refused(Refusal),
+}
+
+/// Why a send cannot be made, as `POST /v1/messages` would have answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub code: String,
+    pub message: String,
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.code, self.message)
+    }
 }
 
 /// Compose and plan `request` (a `POST /v1/messages` body) as a message of
@@ -50,14 +63,24 @@ pub async fn prepare(
 ) -> Result<Prepared, StoreError> {
     let request: SendRequest = match serde_json::from_value(request) {
         Ok(request) => request,
-        Err(e) => return Ok(Prepared::Refused(e.to_string())),
+        Err(e) => {
+            return Ok(Prepared::Refused(Refusal {
+                code: "invalid_json".into(),
+                message: e.to_string(),
+            }));
+        }
     };
     let composed = match compose(state, request, now).await {
         Ok(composed) => composed,
         Err(e) if e.status == StatusCode::SERVICE_UNAVAILABLE => {
             return Err(StoreError::Unavailable(e.message));
         }
-        Err(e) => return Ok(Prepared::Refused(format!("{}: {}", e.code, e.message))),
+        Err(e) => {
+            return Ok(Prepared::Refused(Refusal {
+                code: e.code.to_string(),
+                message: e.message,
+            }));
+        }
     };
     let mut message = composed.message;
     message.campaign = Some(campaign);
@@ -117,7 +140,7 @@ pub async fn accept(
 ) -> Result<Accepted, StoreError> {
     let message = match prepare(state, request, idempotency_key, campaign, now).await? {
         Prepared::Message(message) => message,
-        Prepared::Refused(why) => return Ok(Accepted::Refused(why)),
+        Prepared::Refused(why) => return Ok(Accepted::Refused(why.to_string())),
     };
     let summary = Summary::of(&message);
     let inserted = state.store.insert_message(*message).await?;

@@ -38,6 +38,7 @@ use utoipa::OpenApi;
         segments::count,
         broadcasts::create,
         broadcasts::get,
+        broadcasts::refusals,
         broadcasts::cancel,
         reports::channels,
         reports::conversion,

@@ -36,6 +36,16 @@ pub struct StatusCount {
     pub count: i64,
 }
 
+/// A member a campaign could not send to: nothing was stored for them but this.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub customer_id: String,
+    /// The error code the send would have been answered with (`missing_phone`).
+    pub code: String,
+    pub message: String,
+    pub refused_at: i64,
+}
+
 #[async_trait]
 pub trait CampaignStore: Send + Sync {
     /// Up to `limit` member ids after `after`, in order.
@@ -86,7 +96,25 @@ pub trait CampaignStore: Send + Sync {
     /// Stop a broadcast's fan-out; `false` when it was already over.
     async fn cancel_broadcast(&self, id: &str, now: i64) -> Result<bool, StoreError>;
 
-    /// The campaign's messages by status and reason.
+    /// Keep why these members got nothing; a member refused before keeps
+    /// their first refusal, so a page planned again counts nobody twice.
+    async fn record_refusals(
+        &self,
+        campaign: &str,
+        refusals: Vec<Refusal>,
+    ) -> Result<(), StoreError>;
+
+    /// Up to `limit` of the campaign's refusals after customer `after`, in
+    /// customer-id order.
+    async fn refusals(
+        &self,
+        campaign: &str,
+        after: &str,
+        limit: usize,
+    ) -> Result<Vec<Refusal>, StoreError>;
+
+    /// The campaign's messages by status and reason, and its refused
+    /// members as status `refused` by code.
     async fn campaign_progress(&self, campaign: &str) -> Result<Vec<StatusCount>, StoreError>;
 
     /// Cancel every message of the campaign that has not left yet.

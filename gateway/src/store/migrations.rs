@@ -20,12 +20,13 @@ pub struct Migration {
 
 /// What each version does, the same in every backend: version N is
 /// `STEPS[N - 1]`. Each backend pairs these with its own SQL ([`step`]).
-pub const STEPS: [&str; 5] = [
+pub const STEPS: [&str; 6] = [
     "messages, deliveries, attempts, keys, outbox, customers, suppressions",
     "attempts record the node that made them",
     "messages record the template, locale and content each channel rendered",
     "customer events, journey versions and journey runs",
     "campaigns: messages' campaign, customer traits, segments and broadcasts",
+    "members a campaign could not send to, and why",
 ];
 
 /// Version `version`, named from [`STEPS`], done by `sql`.

@@ -3,7 +3,7 @@
 use super::{Stores, message};
 use crossgate::customer::{Consent, ConsentStatus, Profile, Suppression, SuppressionReason};
 use crossgate::message::{Channel, MessageStatus, Outcome};
-use crossgate::store::campaigns::BroadcastRecord;
+use crossgate::store::campaigns::{BroadcastRecord, Refusal};
 use crossgate::store::journeys::{EventInserted, JourneyVersion, NewEvent, RunRecord};
 use crossgate::store::replies::{NewReply, ReplyRecorded};
 use crossgate::store::reports::{NewConversion, ReportKey};
@@ -995,6 +995,86 @@ pub async fn campaign_messages_are_counted_and_cancelled_together(s: Stores) {
     let counts = s.a.campaign_progress("broadcast:b1").await.unwrap();
     assert_eq!(counts[0].status, "cancelled");
     assert_eq!(counts[0].count, 2);
+}
+
+/// A member a campaign could not send to is kept once with the code it
+/// was refused for (a page planned again counts nobody twice), counted
+/// beside the campaign's messages and listed a page at a time.
+pub async fn refused_members_are_kept_once_and_counted(s: Stores) {
+    let refusal = |customer: &str, code: &str, at: i64| Refusal {
+        customer_id: customer.into(),
+        code: code.into(),
+        message: format!("{code}: {customer} cannot be sent to"),
+        refused_at: at,
+    };
+    let mut m = message("m1", 1_000, &["twilio"]);
+    m.campaign = Some("broadcast:b1".into());
+    insert(&*s.a, m).await;
+    let page = vec![
+        refusal("c3", "missing_phone", 1_000),
+        refusal("c1", "missing_phone", 1_000),
+        refusal("c2", "missing_variable", 1_000),
+    ];
+    s.a.record_refusals("broadcast:b1", page).await.unwrap();
+    // The same page again, later and for another reason: the first stands.
+    s.b.record_refusals(
+        "broadcast:b1",
+        vec![
+            refusal("c1", "invalid_phone", 9_000),
+            refusal("c4", "missing_phone", 9_000),
+        ],
+    )
+    .await
+    .unwrap();
+    s.b.record_refusals(
+        "broadcast:other",
+        vec![refusal("c1", "missing_phone", 1_000)],
+    )
+    .await
+    .unwrap();
+
+    let counts = s.b.campaign_progress("broadcast:b1").await.unwrap();
+    let summary: Vec<(&str, Option<&str>, i64)> = counts
+        .iter()
+        .map(|c| (c.status.as_str(), c.reason.as_deref(), c.count))
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            ("queued", None, 1),
+            ("refused", Some("missing_phone"), 3),
+            ("refused", Some("missing_variable"), 1),
+        ]
+    );
+
+    let first = s.a.refusals("broadcast:b1", "", 2).await.unwrap();
+    assert_eq!(
+        first,
+        [
+            refusal("c1", "missing_phone", 1_000),
+            refusal("c2", "missing_variable", 1_000)
+        ]
+    );
+    let rest = s.b.refusals("broadcast:b1", "c2", 2).await.unwrap();
+    assert_eq!(
+        rest,
+        [
+            refusal("c3", "missing_phone", 1_000),
+            refusal("c4", "missing_phone", 9_000)
+        ]
+    );
+    assert!(
+        s.a.refusals("broadcast:b1", "c4", 2)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        s.a.refusals("broadcast:none", "", 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 /// A conversion is credited once to the last delivered message in its

@@ -136,5 +136,6 @@ suite!(
     segments_are_computed_from_traits_and_events,
     broadcasts_are_leased_resumed_and_cancelled,
     campaign_messages_are_counted_and_cancelled_together,
+    refused_members_are_kept_once_and_counted,
     conversions_are_credited_and_reported,
 );

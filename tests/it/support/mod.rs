@@ -128,13 +128,18 @@ impl TestGateway {
 
     /// `PUT /v1/customers/{id}`; returns status and JSON answer.
     pub async fn put_customer(&self, id: &str, profile: &Value) -> (u16, Value) {
+        self.put(&format!("/v1/customers/{id}"), profile).await
+    }
+
+    /// `PUT` any JSON to a path; returns status and JSON answer.
+    pub async fn put(&self, path: &str, body: &Value) -> (u16, Value) {
         let response = self
             .client
-            .put(format!("{}/v1/customers/{id}", self.url))
-            .json(profile)
+            .put(format!("{}{path}", self.url))
+            .json(body)
             .send()
             .await
-            .expect("PUT customer");
+            .unwrap_or_else(|e| panic!("PUT {path}: {e}"));
         answer(response).await
     }
 
@@ -145,14 +150,20 @@ impl TestGateway {
 
     /// `GET` a path that must answer `200` with JSON.
     pub async fn get_ok(&self, path: &str) -> Value {
+        let (status, body) = self.get(path).await;
+        assert_eq!(status, 200, "GET {path}: {body}");
+        body
+    }
+
+    /// `GET` a path: the status and the JSON answer.
+    pub async fn get(&self, path: &str) -> (u16, Value) {
         let response = self
             .client
             .get(format!("{}{path}", self.url))
             .send()
             .await
             .unwrap_or_else(|e| panic!("GET {path}: {e}"));
-        assert_eq!(response.status().as_u16(), 200, "GET {path}");
-        response.json().await.expect("a JSON answer")
+        answer(response).await
     }
 
     /// Send and expect `202`; returns the message id.

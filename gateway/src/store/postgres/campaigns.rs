@@ -5,7 +5,7 @@
 use super::messages::{self, OPEN};
 use super::{PostgresStore, Sql};
 use crate::store::StoreError;
-use crate::store::campaigns::{BroadcastRecord, CampaignStore, StatusCount};
+use crate::store::campaigns::{BroadcastRecord, CampaignStore, Refusal, StatusCount};
 use crate::store::reports::{
     self, ConversionRecord, MessageCounts, NewConversion, ReportKey, ReportRow, Touch,
 };
@@ -287,6 +287,59 @@ impl CampaignStore for PostgresStore {
         })
     }
 
+    async fn record_refusals(
+        &self,
+        campaign: &str,
+        refusals: Vec<Refusal>,
+    ) -> Result<(), StoreError> {
+        let column = |f: fn(&Refusal) -> &String| -> Vec<&str> {
+            refusals.iter().map(|r| f(r).as_str()).collect()
+        };
+        let (customers, codes, messages) = (
+            column(|r| &r.customer_id),
+            column(|r| &r.code),
+            column(|r| &r.message),
+        );
+        let at: Vec<i64> = refusals.iter().map(|r| r.refused_at).collect();
+        self.client()
+            .await?
+            .exec(
+                "INSERT INTO refusals (campaign, customer_id, code, message, refused_at)
+                 SELECT $1, * FROM unnest($2::text[], $3::text[], $4::text[], $5::bigint[])
+                 ON CONFLICT DO NOTHING",
+                &[&campaign, &customers, &codes, &messages, &at],
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn refusals(
+        &self,
+        campaign: &str,
+        after: &str,
+        limit: usize,
+    ) -> Result<Vec<Refusal>, StoreError> {
+        let rows = self
+            .client()
+            .await?
+            .rows(
+                "SELECT customer_id, code, message, refused_at FROM refusals
+                 WHERE campaign = $1 AND customer_id > $2
+                 ORDER BY customer_id LIMIT $3",
+                &[&campaign, &after, &(limit as i64)],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| Refusal {
+                customer_id: r.get(0),
+                code: r.get(1),
+                message: r.get(2),
+                refused_at: r.get(3),
+            })
+            .collect())
+    }
+
     async fn campaign_progress(&self, campaign: &str) -> Result<Vec<StatusCount>, StoreError> {
         let rows = self
             .client()
@@ -298,7 +351,11 @@ impl CampaignStore for PostgresStore {
                         END AS reason,
                         COUNT(*)
                  FROM messages WHERE campaign = $1
-                 GROUP BY status, reason ORDER BY status, reason",
+                 GROUP BY status, reason
+                 UNION ALL
+                 SELECT 'refused', code, COUNT(*) FROM refusals WHERE campaign = $1
+                 GROUP BY code
+                 ORDER BY 1, 2",
                 &[&campaign],
             )
             .await?;

@@ -7,13 +7,29 @@ use crate::store::StoreError;
 use crate::store::migrations::{self, Migration, SchemaStatus};
 use deadpool_postgres::Object;
 
-pub const MIGRATIONS: [Migration; 5] = [
+pub const MIGRATIONS: [Migration; 6] = [
     migrations::step(1, BASELINE),
     migrations::step(2, "ALTER TABLE attempts ADD COLUMN node TEXT;"),
     migrations::step(3, "ALTER TABLE messages ADD COLUMN template TEXT;"),
     migrations::step(4, JOURNEYS),
     migrations::step(5, CAMPAIGNS),
+    migrations::step(6, REFUSALS),
 ];
+
+/// Step 6: a member a campaign could not send to (no address for the
+/// channel, a variable the template needs) has no message to count; the
+/// refusal is kept instead, once per member, so the broadcast's counts add
+/// up to its members and the operator can see whom to fix.
+const REFUSALS: &str = "
+CREATE TABLE refusals (
+    campaign    TEXT NOT NULL,
+    customer_id TEXT NOT NULL,
+    code        TEXT NOT NULL,
+    message     TEXT NOT NULL,
+    refused_at  BIGINT NOT NULL,
+    PRIMARY KEY (campaign, customer_id)
+);
+";
 
 /// Step 5: which campaign (a broadcast, a journey) a message belongs to and
 /// its region, what each delivery costs (fixed when it is planned), the

@@ -3,7 +3,7 @@
 use super::SqliteStore;
 use super::messages::{self, OPEN};
 use crate::store::StoreError;
-use crate::store::campaigns::{BroadcastRecord, CampaignStore, StatusCount};
+use crate::store::campaigns::{BroadcastRecord, CampaignStore, Refusal, StatusCount};
 use crate::store::reports::{
     self, ConversionRecord, MessageCounts, NewConversion, ReportKey, ReportRow, Touch,
 };
@@ -361,6 +361,58 @@ impl CampaignStore for SqliteStore {
         .await
     }
 
+    async fn record_refusals(
+        &self,
+        campaign: &str,
+        refusals: Vec<Refusal>,
+    ) -> Result<(), StoreError> {
+        let campaign = campaign.to_owned();
+        self.write(move |conn| {
+            let mut insert = conn.prepare_cached(
+                "INSERT INTO refusals (campaign, customer_id, code, message, refused_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING",
+            )?;
+            for r in &refusals {
+                insert.execute(params![
+                    campaign,
+                    r.customer_id,
+                    r.code,
+                    r.message,
+                    r.refused_at
+                ])?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn refusals(
+        &self,
+        campaign: &str,
+        after: &str,
+        limit: usize,
+    ) -> Result<Vec<Refusal>, StoreError> {
+        let (campaign, after) = (campaign.to_owned(), after.to_owned());
+        self.read(move |conn| {
+            Ok(conn
+                .prepare_cached(
+                    "SELECT customer_id, code, message, refused_at FROM refusals
+                     WHERE campaign = ?1 AND customer_id > ?2
+                     ORDER BY customer_id LIMIT ?3",
+                )?
+                .query_map(params![campaign, after, limit as i64], |r| {
+                    Ok(Refusal {
+                        customer_id: r.get(0)?,
+                        code: r.get(1)?,
+                        message: r.get(2)?,
+                        refused_at: r.get(3)?,
+                    })
+                })?
+                .collect::<Result<_, _>>()?)
+        })
+        .await
+    }
+
     async fn campaign_progress(&self, campaign: &str) -> Result<Vec<StatusCount>, StoreError> {
         let campaign = campaign.to_owned();
         self.read(move |conn| {
@@ -372,7 +424,11 @@ impl CampaignStore for SqliteStore {
                             END AS reason,
                             COUNT(*)
                      FROM messages WHERE campaign = ?1
-                     GROUP BY status, reason ORDER BY status, reason",
+                     GROUP BY status, reason
+                     UNION ALL
+                     SELECT 'refused', code, COUNT(*) FROM refusals WHERE campaign = ?1
+                     GROUP BY code
+                     ORDER BY 1, 2",
                 )?
                 .query_map(params![campaign], |r| {
                     Ok(StatusCount {

@@ -29,6 +29,7 @@
 //! - `server`: the HTTP server under the API: timeouts and a connection limit.
 //! - [`origin`]: scheme, host and port, as `allowed_hosts` lists and requests are checked.
 //! - [`message`]: the vocabulary the others share (channel, status and its lifecycle, content).
+//! - [`retention`]: expired keys and history past `[retention]`, purged a short batch at a time.
 
 pub mod api;
 pub mod campaigns;
@@ -45,6 +46,7 @@ pub mod metrics;
 pub mod origin;
 pub mod outbound;
 pub mod plugins;
+pub mod retention;
 pub mod routing;
 mod server;
 pub mod sms;
@@ -57,9 +59,6 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, watch};
-
-/// How often expired idempotency and dedup keys are purged.
-const PURGE_EVERY: Duration = Duration::from_secs(60);
 
 /// Run the gateway on `listener` until `shutdown` resolves.
 ///
@@ -128,7 +127,11 @@ pub async fn serve(
     let calling_back =
         webhooks::CallbackSender::new(&config.callbacks, store.clone(), metrics.clone())
             .map(|sender| delivery.spawn(sender.run(stopped.clone())));
-    let purging = tokio::spawn(purge_expired_keys(store.clone(), stopped.clone()));
+    let purging = tokio::spawn(retention::run(
+        store.clone(),
+        config.retention.clone(),
+        stopped.clone(),
+    ));
 
     let reloading = tokio::spawn(reload_on_hangup(live.clone(), stopped.clone()));
     let state = Arc::new(api::AppState::new(
@@ -169,7 +172,7 @@ pub async fn serve(
     if let Some(calling_back) = calling_back {
         calling_back.await.context("callback sender panicked")?;
     }
-    purging.await.context("key purger panicked")?;
+    purging.await.context("the purger panicked")?;
     reloading.await.context("reload listener panicked")?;
     sampling.await.context("backlog sampler panicked")?;
     running_journeys.await.context("journey runner panicked")?;
@@ -191,18 +194,6 @@ async fn reload_on_hangup(live: Arc<live::Live>, mut stop: watch::Receiver<bool>
                 Err(report) => tracing::error!("SIGHUP: configuration not reloaded, the running one stays:\n{report}"),
             },
             _ = stop.changed() => return,
-        }
-    }
-}
-
-/// Idempotency and dedup keys are only remembered for their window.
-async fn purge_expired_keys(store: Arc<dyn store::Store>, stop: watch::Receiver<bool>) {
-    let mut every = every::Every::new(PURGE_EVERY, stop);
-    while every.tick().await {
-        match store.purge_expired_keys(store::now_ms()).await {
-            Ok(0) => {}
-            Ok(purged) => tracing::debug!(purged, "expired keys purged"),
-            Err(e) => tracing::warn!("cannot purge expired keys: {e}"),
         }
     }
 }

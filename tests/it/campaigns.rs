@@ -126,6 +126,18 @@ async fn a_segment_is_counted_by_the_store_on_thousands_of_profiles() {
         )
         .await;
     assert_eq!(status, 422);
+    // Events older than retention.events (400 days by default) are gone.
+    let (status, answer) = gw
+        .put(
+            "/v1/segments/bad",
+            &json!({"did": [{"event": "purchase", "within": "500d"}]}),
+        )
+        .await;
+    assert_eq!(
+        (status, &answer["error"]["field"]),
+        (422, &json!("did[0].within")),
+        "{answer}"
+    );
     let (status, answer) = gw
         .put("/v1/segments/germans", &json!({"countries": ["AT"]}))
         .await;
@@ -328,6 +340,20 @@ async fn a_member_who_already_got_the_offer_is_counted_as_refused_and_listed() {
         )
         .await;
     gw.settled(&early).await;
+    // An offer window longer than messages are kept could not be kept.
+    let (status, refused) = gw
+        .post(
+            "/v1/broadcasts",
+            &json!({"segment": "germans", "category": "news",
+                    "offer_group": {"name": "autumn", "window": "500d"},
+                    "content": {"text": "Neue Öffnungszeiten"}}),
+        )
+        .await;
+    assert_eq!(
+        (status, &refused["error"]["field"]),
+        (422, &json!("offer_group.window")),
+        "{refused}"
+    );
     let (status, created) = gw
         .post(
             "/v1/broadcasts",

@@ -6,7 +6,7 @@
 //! send is.
 
 use super::body::{parse_json, read_body};
-use super::compose::{SendRequest, send_at};
+use super::compose::{self, SendRequest, send_at};
 use super::messages::timestamp;
 use super::on_behalf::{self, Accepted, Prepared, Summary};
 use super::{ApiError, AppState, segments};
@@ -148,9 +148,11 @@ pub async fn create(
             ));
         }
     }
-    // Every member's send has this shape: refuse a bad one once, here.
-    serde_json::from_value::<SendRequest>(request.member("check", "check"))
+    // Every member's send has this shape and offer group: refuse a bad one
+    // once, here.
+    let member = serde_json::from_value::<SendRequest>(request.member("check", "check"))
         .map_err(|e| ApiError::invalid("invalid_broadcast", "content", e.to_string()))?;
+    compose::dedup(&state, member.dedup_key, member.offer_group.as_ref(), now)?;
     let start_at = match &request.send_at {
         Some(text) => send_at(text, now)?,
         None => now,

@@ -52,6 +52,8 @@ pub struct AppState {
     /// `broadcasts.rate_per_second`: for broadcasts that name no rate.
     pub broadcast_rate: u32,
     pub messages: MessagesConfig,
+    /// `[retention]`: no window a request asks for may look back further.
+    pub retention: crate::config::RetentionConfig,
     /// Callbacks are signed; without a secret they are refused.
     pub callbacks_enabled: bool,
     pub default_callback_url: Option<String>,
@@ -102,6 +104,7 @@ impl AppState {
             max_body_bytes: config.server.max_body_bytes,
             broadcast_rate: config.broadcasts.rate_per_second,
             messages: config.messages.clone(),
+            retention: config.retention.clone(),
             callbacks_enabled: config.callbacks.secret.is_some(),
             default_callback_url: config
                 .callbacks

@@ -91,10 +91,13 @@ pub async fn put(
         ));
     }
     let is_region = |region: &str| routing.policy.regions.values().any(|r| r == region);
-    if let Some((field, why)) = segments::check(&segment, &is_region, &routing.policy.categories)
-        .into_iter()
-        .next()
-    {
+    let problems = segments::check(
+        &segment,
+        &is_region,
+        &routing.policy.categories,
+        state.retention.events,
+    );
+    if let Some((field, why)) = problems.into_iter().next() {
         return Err(ApiError::invalid("invalid_segment", &field, why));
     }
     let definition = serde_json::to_string(&segment).map_err(ApiError::internal)?;

@@ -26,6 +26,7 @@ pub fn validate(
     segments(config, errors);
     conversions(config, errors);
     broadcasts(config, errors);
+    retention(config, errors);
     connectors(config, raw_connectors, env, errors);
 }
 
@@ -75,6 +76,63 @@ fn broadcasts(config: &Config, errors: &mut Vec<ConfigError>) {
     }
 }
 
+/// `[retention]`: messages outlive every window that reads them back:
+/// caps, attribution, idempotency and dedup keys, and offers. (An open
+/// message is never purged, so retries need no check.)
+/// (Segments' event windows are checked with the segment.)
+fn retention(config: &Config, errors: &mut Vec<ConfigError>) {
+    let day = 86_400_000;
+    let r = &config.retention;
+    for (key, kept) in [
+        ("retention.messages", r.messages),
+        ("retention.events", r.events),
+    ] {
+        if kept < day {
+            errors.push(ConfigError::new(key, None, "at least 1d"));
+        }
+    }
+    let secs = |s: u64| i64::try_from(s.saturating_mul(1000)).unwrap_or(i64::MAX);
+    let mut message_windows: Vec<(String, i64)> = vec![
+        (
+            "messages.idempotency_window_secs".into(),
+            secs(config.messages.idempotency_window_secs),
+        ),
+        (
+            "messages.dedup_window_secs".into(),
+            secs(config.messages.dedup_window_secs),
+        ),
+    ];
+    for (name, category) in &config.categories {
+        if let Some(cap) = &category.frequency_cap {
+            message_windows.push((format!("categories.{name}.frequency_cap.per"), cap.per));
+        }
+    }
+    for (event, conversion) in &config.conversions {
+        message_windows.push((format!("conversions.{event}.window"), conversion.window));
+    }
+    for (name, journey) in &config.journeys {
+        for (i, step) in journey.steps.iter().enumerate() {
+            if let super::journeys::StepKind::Send(send) = &step.kind
+                && let Some(window) = send.offer_window
+            {
+                message_windows.push((format!("journeys.{name}.steps[{i}].offer_window"), window));
+            }
+        }
+    }
+    for (key, window) in message_windows {
+        if window > r.messages {
+            errors.push(ConfigError::new(
+                key,
+                None,
+                format!(
+                    "longer than retention.messages ({}): the messages it looks back on would be gone",
+                    crate::routing::policy::humane(r.messages)
+                ),
+            ));
+        }
+    }
+}
+
 /// `[segments.<name>]`: valid names, known regions and categories.
 fn segments(config: &Config, errors: &mut Vec<ConfigError>) {
     let is_region = |region: &str| config.regions.contains_key(region);
@@ -86,7 +144,13 @@ fn segments(config: &Config, errors: &mut Vec<ConfigError>) {
                 "a segment's name is 1-64 letters, digits, '_', '.', '-' and ':'",
             ));
         }
-        for (field, why) in super::segments::check(segment, &is_region, &config.categories) {
+        let problems = super::segments::check(
+            segment,
+            &is_region,
+            &config.categories,
+            config.retention.events,
+        );
+        for (field, why) in problems {
             errors.push(ConfigError::new(
                 format!("segments.{name}.{field}"),
                 None,

@@ -38,6 +38,7 @@ pub fn parse_sections(
             "unsubscribe" => section(name, value, errors).map(|s| config.unsubscribe = s),
             "journey_runner" => section(name, value, errors).map(|s| config.journey_runner = s),
             "broadcasts" => section(name, value, errors).map(|s| config.broadcasts = s),
+            "retention" => section(name, value, errors).map(|s| config.retention = s),
             "journeys" => match value.get_ref() {
                 // One journey at a time, so a mistake in one does not hide the next.
                 DeValue::Table(journeys) => {
@@ -115,7 +116,7 @@ pub fn parse_sections(
                 errors.push(ConfigError::new(
                     name,
                     Some(key.span()),
-                    "unknown section, expected one of server, storage, plugins, dispatch, messages, callbacks, regions, routing, categories, connectors, templates, unsubscribe, journeys, journey_runner, segments, broadcasts, conversions",
+                    "unknown section, expected one of server, storage, plugins, dispatch, messages, callbacks, regions, routing, categories, connectors, templates, unsubscribe, journeys, journey_runner, segments, broadcasts, conversions, retention",
                 ));
                 None
             }

@@ -16,8 +16,8 @@ pub mod segments;
 pub use report::{ConfigError, ConfigReport};
 pub use schema::{
     ApiKeyConfig, BroadcastsConfig, CallbacksConfig, ClockMode, ConnectorConfig, DispatchConfig,
-    JourneyRunnerConfig, MessagesConfig, NamedKey, PluginsConfig, Scope, ServerConfig,
-    StorageConfig, TemplatesConfig, UnsubscribeConfig,
+    JourneyRunnerConfig, MessagesConfig, NamedKey, PluginsConfig, RetentionConfig, Scope,
+    ServerConfig, StorageConfig, TemplatesConfig, UnsubscribeConfig,
 };
 
 use crate::routing::policy::{CategoryConfig, ConnectorRoute, Policy, RoutingConfig};
@@ -53,6 +53,7 @@ pub struct Config {
     pub broadcasts: BroadcastsConfig,
     /// `[conversions.<event>]`
     pub conversions: BTreeMap<String, conversions::Conversion>,
+    pub retention: RetentionConfig,
     /// `[unsubscribe]`, its secret resolved.
     pub unsubscribe: UnsubscribeConfig,
     /// `server.api_keys`, secrets resolved.

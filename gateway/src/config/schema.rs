@@ -525,6 +525,37 @@ fn default_broadcast_lease_ms() -> u64 {
     60_000
 }
 
+/// `[retention]`: how long finished history is kept. What is still open
+/// (a queued or scheduled message, an event journeys have not applied) is
+/// kept however old it is.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionConfig {
+    /// `messages = "400d"`: finished messages (sent, delivered, failed,
+    /// suppressed, ...) older than this go, with their deliveries,
+    /// attempts and status history.
+    #[serde(default = "default_retention", with = "super::journeys::duration")]
+    pub messages: i64,
+    /// `events = "400d"`: customer events journeys have applied, older
+    /// than this, go.
+    #[serde(default = "default_retention", with = "super::journeys::duration")]
+    pub events: i64,
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        RetentionConfig {
+            messages: default_retention(),
+            events: default_retention(),
+        }
+    }
+}
+
+/// 400 days: a year's reports and attribution, with a month to spare.
+fn default_retention() -> i64 {
+    400 * 86_400_000
+}
+
 /// `[journey_runner]`: how runs are moved on.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]

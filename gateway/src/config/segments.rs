@@ -60,10 +60,13 @@ pub struct EventFilter {
 }
 
 /// What is wrong with a segment, each with the field it is about.
+/// `events_kept` is `retention.events`: a segment cannot look back on
+/// events older than that.
 pub fn check(
     segment: &Segment,
     is_region: &dyn Fn(&str) -> bool,
     categories: &BTreeMap<String, CategoryConfig>,
+    events_kept: i64,
 ) -> Vec<(String, String)> {
     let mut problems = Vec::new();
     for (i, country) in segment.countries.iter().enumerate() {
@@ -107,6 +110,15 @@ pub fn check(
                 problems.push((
                     format!("{list}[{i}].event"),
                     format!("{:?} is not an event name", filter.event),
+                ));
+            }
+            if filter.within > events_kept {
+                problems.push((
+                    format!("{list}[{i}].within"),
+                    format!(
+                        "longer than retention.events ({}): older events are not kept",
+                        crate::routing::policy::humane(events_kept)
+                    ),
                 ));
             }
         }

@@ -235,7 +235,7 @@ pub fn plan(
                 "{recent} {} messages within the cap of {} per {}",
                 request.category,
                 cap.max,
-                humane(cap.per)
+                super::policy::humane(cap.per)
             ),
         }),
         _ if deliveries.is_empty() => Some(no_channel(&channels)),
@@ -389,18 +389,6 @@ fn quiet_until(
         .to_zoned(tz.clone())
         .ok()
         .map(|z| z.timestamp())
-}
-
-fn humane(ms: i64) -> String {
-    const DAY: i64 = 86_400_000;
-    const HOUR: i64 = 3_600_000;
-    if ms % DAY == 0 {
-        format!("{}d", ms / DAY)
-    } else if ms % HOUR == 0 {
-        format!("{}h", ms / HOUR)
-    } else {
-        format!("{}s", ms / 1000)
-    }
 }
 
 #[cfg(test)]

@@ -201,6 +201,19 @@ pub fn parse_duration(text: &str) -> Result<i64, String> {
     Ok(i64::try_from(ms).unwrap_or(i64::MAX))
 }
 
+/// A duration as [`parse_duration`] reads it: `"7d"`, `"24h"`, `"90s"`.
+pub fn humane(ms: i64) -> String {
+    const DAY: i64 = 86_400_000;
+    const HOUR: i64 = 3_600_000;
+    if ms % DAY == 0 {
+        format!("{}d", ms / DAY)
+    } else if ms % HOUR == 0 {
+        format!("{}h", ms / HOUR)
+    } else {
+        format!("{}s", ms / 1000)
+    }
+}
+
 /// Everything planning needs from the configuration, in lookup-friendly form.
 #[derive(Debug, Clone, Default)]
 pub struct Policy {

@@ -134,6 +134,13 @@ pub enum Inserted {
     },
 }
 
+/// What one [`Store::purge_history`] call deleted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Purged {
+    pub messages: usize,
+    pub events: usize,
+}
+
 /// What `POST /v1/cancellations` did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CancelReport {
@@ -394,6 +401,19 @@ pub trait Store: journeys::JourneyStore + campaigns::CampaignStore + Send + Sync
 
     /// Forget idempotency and dedup keys whose window has passed.
     async fn purge_expired_keys(&self, now: i64) -> Result<usize, StoreError>;
+
+    /// Delete up to `limit` finished messages created before
+    /// `messages_before` (with their deliveries, attempts and status
+    /// history) and up to `limit` applied events received before
+    /// `events_before`, oldest first. Open messages and unapplied events
+    /// stay whatever their age. Called until it purges less than `limit`
+    /// of each, so one call is one short write.
+    async fn purge_history(
+        &self,
+        messages_before: i64,
+        events_before: i64,
+        limit: usize,
+    ) -> Result<Purged, StoreError>;
 
     /// Create or replace a profile; `true` when it was created.
     async fn put_customer(&self, id: &str, profile: Profile, now: i64) -> Result<bool, StoreError>;

@@ -1,15 +1,19 @@
 //! What every store promises, whatever it runs on.
 
 use super::{Stores, message};
+use crossgate::config::RetentionConfig;
 use crossgate::customer::{Consent, ConsentStatus, Profile, Suppression, SuppressionReason};
 use crossgate::message::{Channel, MessageStatus, Outcome};
+use crossgate::retention;
 use crossgate::store::campaigns::{BroadcastRecord, Refusal};
 use crossgate::store::journeys::{EventInserted, JourneyVersion, NewEvent, RunRecord};
+use crossgate::store::now_ms;
 use crossgate::store::replies::{NewReply, ReplyRecorded};
 use crossgate::store::reports::{NewConversion, ReportKey};
 use crossgate::store::segments::SegmentQuery;
 use crossgate::store::{
-    AttemptRecord, AttemptResult, DedupKey, IdempotencyKey, Inserted, LeasedDelivery, Next, Store,
+    AttemptRecord, AttemptResult, DedupKey, IdempotencyKey, Inserted, LeasedDelivery, Next, Purged,
+    Store,
 };
 use std::collections::HashSet;
 
@@ -1075,6 +1079,87 @@ pub async fn refused_members_are_kept_once_and_counted(s: Stores) {
             .unwrap()
             .is_empty()
     );
+}
+
+/// Finished messages and applied events past retention go, oldest first
+/// and a batch at a time, messages with their deliveries and attempts;
+/// an open message and an event journeys have not applied stay, however old.
+pub async fn history_past_retention_is_purged_in_batches(s: Stores) {
+    for (id, at) in [
+        ("old1", 1_000),
+        ("old2", 2_000),
+        ("old3", 3_000),
+        ("new", 50_000),
+    ] {
+        insert(&*s.a, message(id, at, &["twilio"])).await;
+    }
+    for leased in s.a.lease_due(60_000, 10, LEASE).await.unwrap() {
+        if leased.message_id != "old3" {
+            s.a.record_attempt(attempt(&leased, 60_000, Outcome::Sent, sent()))
+                .await
+                .unwrap();
+        }
+    }
+    let events = [("e1", 1_000), ("e2", 2_000), ("e3", 3_000), ("e4", 50_000)]
+        .map(|(id, at)| new_event(id, "ada", "visit", at, None));
+    s.a.record_events(events.to_vec()).await.unwrap();
+    s.a.claim_events(60_000, 10, 60_000).await.unwrap();
+    s.a.events_handled(vec!["e1".into(), "e2".into(), "e4".into()])
+        .await
+        .unwrap();
+
+    let mut batches = Vec::new();
+    for _ in 0..3 {
+        batches.push(s.b.purge_history(10_000, 10_000, 1).await.unwrap());
+    }
+    let one = Purged {
+        messages: 1,
+        events: 1,
+    };
+    assert_eq!(batches, [one, one, Purged::default()]);
+    for (id, kept) in [
+        ("old1", false),
+        ("old2", false),
+        ("old3", true),
+        ("new", true),
+    ] {
+        assert_eq!(s.a.message(id).await.unwrap().is_some(), kept, "{id}");
+    }
+    assert_eq!(s.a.count_events("ada", "visit", 0).await.unwrap(), 2);
+    // Nothing of old1 is left behind: its id starts afresh.
+    insert(&*s.a, message("old1", 70_000, &["twilio"])).await;
+    let again = s.b.lease_due(70_000, 10, LEASE).await.unwrap();
+    let old1: Vec<_> = again.iter().filter(|d| d.message_id == "old1").collect();
+    assert_eq!(old1.len(), 1, "one delivery");
+    assert_eq!(old1[0].message_attempts, 0, "no attempt of the purged one");
+}
+
+/// More history than one write takes is purged a batch at a time until
+/// none is left, and what is newer than retention stays.
+pub async fn a_backlog_of_history_is_purged_in_short_writes(s: Stores) {
+    const OLD: usize = 1_100;
+    let suppressed = |id: String, at: i64| {
+        let mut m = message(&id, at, &["twilio"]);
+        m.suppressed = Some("opted_out: marketing sms".into());
+        m
+    };
+    for page in 0..OLD / 100 {
+        let old = (0..100).map(|i| suppressed(format!("old{page}-{i}"), 1_000));
+        s.a.insert_messages(old.collect()).await.unwrap();
+    }
+    let now = now_ms();
+    insert(&*s.a, suppressed("recent".into(), now - 1_000)).await;
+    let retention = RetentionConfig {
+        messages: 60_000,
+        events: 60_000,
+    };
+    let (_stop, stopped) = tokio::sync::watch::channel(false);
+    let purged = retention::purge_history(&*s.b, &retention, now, &stopped)
+        .await
+        .unwrap();
+    assert_eq!((purged.messages, purged.events), (OLD, 0));
+    assert!(s.a.message("old0-0").await.unwrap().is_none());
+    assert!(s.a.message("recent").await.unwrap().is_some());
 }
 
 /// A conversion is credited once to the last delivered message in its

@@ -137,5 +137,7 @@ suite!(
     broadcasts_are_leased_resumed_and_cancelled,
     campaign_messages_are_counted_and_cancelled_together,
     refused_members_are_kept_once_and_counted,
+    history_past_retention_is_purged_in_batches,
+    a_backlog_of_history_is_purged_in_short_writes,
     conversions_are_credited_and_reported,
 );

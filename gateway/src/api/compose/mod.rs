@@ -152,7 +152,7 @@ pub async fn compose(
 
 /// The message's dedup key: the request's `dedup_key` for
 /// `messages.dedup_window_secs`, or its offer group for the group's window.
-fn dedup(
+pub fn dedup(
     state: &AppState,
     key: Option<String>,
     offer: Option<&request::OfferGroup>,
@@ -171,6 +171,17 @@ fn dedup(
         (None, Some(offer)) => {
             let window = crate::routing::policy::parse_duration(&offer.window)
                 .map_err(|e| ApiError::invalid("invalid_offer_group", "offer_group.window", e))?;
+            // The earlier message of the group must still be there to be found.
+            if window > state.retention.messages {
+                return Err(ApiError::invalid(
+                    "invalid_offer_group",
+                    "offer_group.window",
+                    format!(
+                        "longer than retention.messages ({})",
+                        crate::routing::policy::humane(state.retention.messages)
+                    ),
+                ));
+            }
             let key = format!("offer:{}", offer.name);
             if !idempotency::valid_key(&key) {
                 return Err(ApiError::invalid(

@@ -10,7 +10,7 @@ use super::outbox::report_status;
 use super::{Sql, count};
 use crate::message::MessageStatus;
 use crate::store::{
-    AttemptRecord, CancelReport, Inserted, MessageRecord, NewMessage, ProviderStatus,
+    AttemptRecord, CancelReport, Inserted, MessageRecord, NewMessage, ProviderStatus, Purged,
     StatusEventRecord, StoreError,
 };
 use std::sync::LazyLock;
@@ -436,6 +436,49 @@ pub async fn purge_expired_keys(db: &impl Sql, now: i64) -> Result<usize, StoreE
         .exec("DELETE FROM dedup_keys WHERE expires_at <= $1", &[&now])
         .await?;
     Ok(usize::try_from(idempotency + dedup).unwrap_or(usize::MAX))
+}
+
+/// The oldest finished messages with their deliveries, attempts and
+/// status history (no foreign keys here: one statement deletes them all),
+/// and the oldest applied events; `limit` of each.
+pub async fn purge_history(
+    db: &impl Sql,
+    messages_before: i64,
+    events_before: i64,
+    limit: usize,
+) -> Result<Purged, StoreError> {
+    static MESSAGES: LazyLock<String> = LazyLock::new(|| {
+        format!(
+            "WITH gone AS (
+                 DELETE FROM messages WHERE id IN (
+                     SELECT id FROM messages WHERE created_at < $1 AND status NOT IN {}
+                     ORDER BY created_at LIMIT $2)
+                 RETURNING id),
+             deliveries AS (DELETE FROM deliveries WHERE message_id IN (SELECT id FROM gone)),
+             attempts AS (DELETE FROM attempts WHERE message_id IN (SELECT id FROM gone)),
+             history AS (DELETE FROM status_events WHERE message_id IN (SELECT id FROM gone))
+             SELECT COUNT(*) FROM gone",
+            *OPEN
+        )
+    });
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let messages: i64 = db
+        .rows(&MESSAGES, &[&messages_before, &limit])
+        .await?
+        .first()
+        .map_or(0, |r| r.get(0));
+    let events = db
+        .exec(
+            "DELETE FROM events WHERE id IN (
+                 SELECT id FROM events WHERE received_at < $1 AND handled
+                 ORDER BY received_at LIMIT $2)",
+            &[&events_before, &limit],
+        )
+        .await?;
+    Ok(Purged {
+        messages: usize::try_from(messages).unwrap_or(0),
+        events: usize::try_from(events).unwrap_or(usize::MAX),
+    })
 }
 
 pub async fn recent(

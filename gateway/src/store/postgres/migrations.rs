@@ -16,11 +16,13 @@ pub const MIGRATIONS: [Migration; 6] = [
     migrations::step(6, REFUSALS),
 ];
 
-/// Step 6: a member a campaign could not send to (no address for the
-/// channel, a variable the template needs) has no message to count; the
-/// refusal is kept instead, once per member, so the broadcast's counts add
-/// up to its members and the operator can see whom to fix.
+/// Step 6: a member a campaign sent nothing to (an offer they already
+/// got, a send refused) has no message to count; the refusal is kept
+/// instead, once per member, so the broadcast's counts add up to its
+/// members and the operator can see whom to fix. And events by when they
+/// came, so `[retention]` finds the oldest without reading them all.
 const REFUSALS: &str = "
+CREATE INDEX events_received ON events (received_at) WHERE handled;
 CREATE TABLE refusals (
     campaign    TEXT NOT NULL,
     customer_id TEXT NOT NULL,

@@ -25,7 +25,8 @@ mod recorder;
 
 use super::{
     AttemptResult, Audience, Callback, CancelReport, CustomerRecord, Inserted, LeasedDelivery,
-    MessageRecord, NewMessage, PlanningFacts, ProviderStatus, QueueHealth, Store, StoreError,
+    MessageRecord, NewMessage, PlanningFacts, ProviderStatus, Purged, QueueHealth, Store,
+    StoreError,
 };
 use crate::customer::{Consent, Profile, Suppression, SuppressionReason};
 use crate::message::{Channel, MessageStatus};
@@ -313,6 +314,16 @@ impl Store for PostgresStore {
         give_up: bool,
     ) -> Result<(), StoreError> {
         outbox::finish(&self.client().await?, id, retry_at, give_up).await
+    }
+
+    async fn purge_history(
+        &self,
+        messages_before: i64,
+        events_before: i64,
+        limit: usize,
+    ) -> Result<Purged, StoreError> {
+        let db = self.client().await?;
+        messages::purge_history(&db, messages_before, events_before, limit).await
     }
 
     async fn purge_expired_keys(&self, now: i64) -> Result<usize, StoreError> {

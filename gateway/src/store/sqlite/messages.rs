@@ -6,7 +6,7 @@
 use super::outbox::report_status;
 use crate::message::MessageStatus;
 use crate::store::{
-    AttemptRecord, CancelReport, Inserted, MessageRecord, NewMessage, ProviderStatus,
+    AttemptRecord, CancelReport, Inserted, MessageRecord, NewMessage, ProviderStatus, Purged,
     StatusEventRecord, StoreError,
 };
 use rusqlite::{Connection, OptionalExtension, Row, params};
@@ -277,6 +277,37 @@ pub fn purge_expired_keys(conn: &Connection, now: i64) -> Result<usize, StoreErr
         params![now],
     )?;
     Ok(idempotency + dedup)
+}
+
+/// The oldest finished messages and applied events, `limit` of each;
+/// deliveries, attempts and status history go with their message (the
+/// foreign keys cascade).
+pub fn purge_history(
+    conn: &Connection,
+    messages_before: i64,
+    events_before: i64,
+    limit: usize,
+) -> Result<Purged, StoreError> {
+    static MESSAGES: LazyLock<String> = LazyLock::new(|| {
+        format!(
+            "DELETE FROM messages WHERE id IN (
+                 SELECT id FROM messages WHERE created_at < ?1 AND status NOT IN {}
+                 ORDER BY created_at LIMIT ?2)",
+            *OPEN
+        )
+    });
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let messages = conn
+        .prepare_cached(&MESSAGES)?
+        .execute(params![messages_before, limit])?;
+    let events = conn
+        .prepare_cached(
+            "DELETE FROM events WHERE id IN (
+                 SELECT id FROM events WHERE received_at < ?1 AND handled
+                 ORDER BY received_at LIMIT ?2)",
+        )?
+        .execute(params![events_before, limit])?;
+    Ok(Purged { messages, events })
 }
 
 pub fn recent(

@@ -25,7 +25,8 @@ mod queue;
 
 use super::{
     AttemptResult, Audience, Callback, CancelReport, CustomerRecord, Inserted, LeasedDelivery,
-    MessageRecord, NewMessage, PlanningFacts, ProviderStatus, QueueHealth, Store, StoreError,
+    MessageRecord, NewMessage, PlanningFacts, ProviderStatus, Purged, QueueHealth, Store,
+    StoreError,
 };
 use crate::customer::{Consent, Profile, Suppression, SuppressionReason};
 use crate::message::{Channel, MessageStatus};
@@ -437,6 +438,16 @@ impl Store for SqliteStore {
         give_up: bool,
     ) -> Result<(), StoreError> {
         self.write(move |conn| outbox::finish(conn, id, retry_at, give_up))
+            .await
+    }
+
+    async fn purge_history(
+        &self,
+        messages_before: i64,
+        events_before: i64,
+        limit: usize,
+    ) -> Result<Purged, StoreError> {
+        self.write(move |conn| messages::purge_history(conn, messages_before, events_before, limit))
             .await
     }
 

@@ -21,8 +21,12 @@
 //!    two-message journey on 10,000 customers. Then a broadcast to 100,000
 //!    customers: members planned/s and sent/s, and the accept latency of
 //!    transactional sends at a steady rate before and during the fan-out.
+//!    Then purging a backlog of history past `[retention]`, and a message
+//!    insert's latency meanwhile.
 //!    Once on SQLite, and once on PostgreSQL when `CROSSGATE_TEST_POSTGRES_URL`
 //!    names a server (`make bench` starts one on loopback).
+
+mod retention;
 
 use base64::Engine as _;
 use crossgate::config;
@@ -948,7 +952,7 @@ fn main() {
     runtime.block_on(async {
         let work = tempfile::tempdir().expect("temp dir");
         let sim = ProviderSim::start().await.expect("simulator");
-        // `CROSSGATE_BENCH_ONLY=sandbox` (or `=e2e`, `=journeys`, `=broadcasts`)
+        // `CROSSGATE_BENCH_ONLY=sandbox` (or `=e2e`, `=journeys`, `=broadcasts`, `=retention`)
         // measures that alone.
         let only_part = std::env::var("CROSSGATE_BENCH_ONLY").ok();
         let part = |name: &str| only_part.as_deref().is_none_or(|only| only == name);
@@ -999,6 +1003,9 @@ fn main() {
             }
             if part("broadcasts") {
                 broadcasts(&sim, work.path(), store).await;
+            }
+            if part("retention") {
+                retention::retention(work.path(), store).await;
             }
         }
     });

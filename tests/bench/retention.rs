@@ -1,0 +1,184 @@
+//! What purging history past `[retention]` costs: a backlog of sent
+//! messages (each with its delivery, attempt and status history) purged
+//! the way the gateway does it, and how long a message insert takes
+//! meanwhile against the same store idle. In process, on the store alone.
+
+use crate::{Store as BenchStore, percentile};
+use crossgate::config::{Database, RetentionConfig};
+use crossgate::message::{Channel, Content, Outcome};
+use crossgate::store::{
+    AttemptRecord, AttemptResult, NewDelivery, NewMessage, Next, Store, now_ms,
+};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Sent messages older than retention when the purge starts.
+const HISTORY: usize = 20_000;
+/// Messages stored (then leased and recorded sent) per write while seeding.
+const SEED_PAGE: usize = 500;
+/// A message insert every this long, idle and during the purge.
+const PROBE_EVERY: Duration = Duration::from_millis(5);
+const IDLE_PROBES: usize = 400;
+const DAY_MS: i64 = 86_400_000;
+
+pub async fn retention(work: &Path, bench_store: &BenchStore) {
+    let url = bench_store.url(work, "retention").await;
+    let database = match url.strip_prefix("sqlite://") {
+        Some(path) => Database::Sqlite(path.into()),
+        None => Database::Postgres(url),
+    };
+    let store = crossgate::store::open(&database, 16, "bench")
+        .await
+        .expect("open the bench store");
+    let retention = RetentionConfig::default();
+    let long_ago = now_ms() - retention.messages - 30 * DAY_MS;
+    seed(&*store, long_ago).await;
+
+    let idle = probe(&store, "idle", IDLE_PROBES, &|| false).await;
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let purging = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            let start = Instant::now();
+            let purged =
+                crossgate::retention::purge_history(&*store, &retention, now_ms(), &stopped)
+                    .await
+                    .expect("purge");
+            (purged, start.elapsed())
+        })
+    };
+    let during = probe(&store, "during", usize::MAX, &|| purging.is_finished()).await;
+    let (purged, took) = purging.await.expect("purge task");
+    drop(stop);
+    assert_eq!(purged.messages, HISTORY, "the whole backlog is purged");
+
+    println!(
+        "retention on {}, {HISTORY} sent messages past retention:",
+        bench_store.name()
+    );
+    println!(
+        "  purged in {:>6.2} s        {:>8.0} messages/s (500 per write, with their deliveries, attempts, history)",
+        took.as_secs_f64(),
+        HISTORY as f64 / took.as_secs_f64()
+    );
+    let (p50, p99) = quantiles(idle);
+    let (d50, d99) = quantiles(during);
+    println!(
+        "  a message insert meanwhile p50 {:>6.2} ms  p99 {:>6.2} ms  (idle: p50 {:.2} ms, p99 {:.2} ms)",
+        ms(d50),
+        ms(d99),
+        ms(p50),
+        ms(p99)
+    );
+}
+
+/// `HISTORY` messages created at `at`, each leased and recorded sent.
+async fn seed(store: &dyn Store, at: i64) {
+    for page in 0..HISTORY / SEED_PAGE {
+        let messages = (0..SEED_PAGE)
+            .map(|i| message(format!("old-{page}-{i}"), at))
+            .collect();
+        store.insert_messages(messages).await.expect("seed");
+        let leased = store
+            .lease_due(now_ms(), SEED_PAGE, 60_000)
+            .await
+            .expect("lease");
+        let sent = leased
+            .into_iter()
+            .map(|d| AttemptResult {
+                delivery_id: d.delivery_id,
+                message_id: d.message_id,
+                lease_until: d.lease_until,
+                attempt: AttemptRecord {
+                    number: 1,
+                    connector: d.connector,
+                    channel: d.channel,
+                    started_at: at,
+                    finished_at: at + 50,
+                    outcome: Outcome::Sent,
+                    provider_message_id: Some("SM0".into()),
+                    error_code: None,
+                    error_message: None,
+                    retry_at: None,
+                    node: None,
+                },
+                next: Next::Sent {
+                    provider_message_id: "SM0".into(),
+                },
+            })
+            .collect();
+        for recorded in store.record_attempts(sent).await {
+            recorded.expect("record");
+        }
+    }
+}
+
+/// Insert a new message every `PROBE_EVERY`, `count` times or until
+/// `done`; each insert's latency.
+async fn probe(
+    store: &Arc<dyn Store>,
+    label: &str,
+    count: usize,
+    done: &dyn Fn() -> bool,
+) -> Vec<Duration> {
+    let mut latencies = Vec::new();
+    let mut tick = tokio::time::interval(PROBE_EVERY);
+    for i in 0..count {
+        if done() {
+            break;
+        }
+        tick.tick().await;
+        let id = format!("probe-{label}-{i}");
+        let start = Instant::now();
+        store
+            .insert_message(message(id, now_ms()))
+            .await
+            .expect("probe insert");
+        latencies.push(start.elapsed());
+    }
+    latencies
+}
+
+fn message(id: String, created_at: i64) -> NewMessage {
+    NewMessage {
+        recipient: "+31612345678".into(),
+        scope: "phone:+31612345678".into(),
+        content: Content {
+            text: format!("history {id}"),
+            ..Content::default()
+        },
+        id,
+        channel: Channel::Sms,
+        created_at,
+        send_at: None,
+        expires_at: None,
+        cancel_key: None,
+        dedup: None,
+        idempotency: None,
+        callback_url: None,
+        customer_id: None,
+        category: None,
+        plan: None,
+        template: None,
+        campaign: None,
+        region: None,
+        suppressed: None,
+        deliveries: vec![NewDelivery {
+            channel: Channel::Sms,
+            connector: "twilio".into(),
+            address: "+31612345678".into(),
+            content: None,
+            cost: Some(0.07),
+        }],
+    }
+}
+
+fn quantiles(mut samples: Vec<Duration>) -> (Duration, Duration) {
+    samples.sort();
+    (percentile(&samples, 0.5), percentile(&samples, 0.99))
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}

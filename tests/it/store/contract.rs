@@ -970,6 +970,20 @@ pub async fn broadcasts_are_leased_resumed_and_cancelled(s: Stores) {
     );
 }
 
+/// The campaign's counts are `expected`, as (status, reason, count).
+async fn assert_progress(
+    store: &dyn Store,
+    campaign: &str,
+    expected: &[(&str, Option<&str>, i64)],
+) {
+    let counts = store.campaign_progress(campaign).await.unwrap();
+    let counts: Vec<(&str, Option<&str>, i64)> = counts
+        .iter()
+        .map(|c| (c.status.as_str(), c.reason.as_deref(), c.count))
+        .collect();
+    assert_eq!(counts, expected, "{campaign}");
+}
+
 /// A campaign's messages are counted by status and reason code, and those
 /// not yet sent are cancelled together.
 pub async fn campaign_messages_are_counted_and_cancelled_together(s: Stores) {
@@ -986,15 +1000,12 @@ pub async fn campaign_messages_are_counted_and_cancelled_together(s: Stores) {
         m.send_at = Some(50_000);
         insert(&*s.a, m).await;
     }
-    let counts = s.b.campaign_progress("broadcast:b1").await.unwrap();
-    let summary: Vec<(&str, Option<&str>, i64)> = counts
-        .iter()
-        .map(|c| (c.status.as_str(), c.reason.as_deref(), c.count))
-        .collect();
-    assert_eq!(
-        summary,
-        [("scheduled", None, 2), ("suppressed", Some("opted_out"), 1)]
-    );
+    assert_progress(
+        &*s.b,
+        "broadcast:b1",
+        &[("scheduled", None, 2), ("suppressed", Some("opted_out"), 1)],
+    )
+    .await;
     assert_eq!(s.b.cancel_campaign("broadcast:b1", 2_000).await.unwrap(), 2);
     let counts = s.a.campaign_progress("broadcast:b1").await.unwrap();
     assert_eq!(counts[0].status, "cancelled");
@@ -1037,19 +1048,16 @@ pub async fn refused_members_are_kept_once_and_counted(s: Stores) {
     .await
     .unwrap();
 
-    let counts = s.b.campaign_progress("broadcast:b1").await.unwrap();
-    let summary: Vec<(&str, Option<&str>, i64)> = counts
-        .iter()
-        .map(|c| (c.status.as_str(), c.reason.as_deref(), c.count))
-        .collect();
-    assert_eq!(
-        summary,
-        [
+    assert_progress(
+        &*s.b,
+        "broadcast:b1",
+        &[
             ("queued", None, 1),
             ("refused", Some("missing_phone"), 3),
             ("refused", Some("missing_variable"), 1),
-        ]
-    );
+        ],
+    )
+    .await;
 
     let first = s.a.refusals("broadcast:b1", "", 2).await.unwrap();
     assert_eq!(

@@ -26,7 +26,7 @@ pub const STEPS: [&str; 6] = [
     "messages record the template, locale and content each channel rendered",
     "customer events, journey versions and journey runs",
     "campaigns: messages' campaign, customer traits, segments and broadcasts",
-    "members a campaign sent nothing to, and why; events by arrival, for retention",
+    "members a campaign sent nothing to, and why; events by arrival and keys by expiry, for purging",
 ];
 
 /// Version `version`, named from [`STEPS`], done by `sql`.

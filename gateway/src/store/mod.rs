@@ -134,11 +134,41 @@ pub enum Inserted {
     },
 }
 
-/// What one [`Store::purge_history`] call deleted.
+/// What a purge deleted ([`Store::purge_history`] counts messages and
+/// events, [`Store::purge_expired_keys`] keys), or a run of them together.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Purged {
     pub messages: usize,
     pub events: usize,
+    pub idempotency_keys: usize,
+    pub dedup_keys: usize,
+}
+
+impl Purged {
+    /// Whether any kind reached `limit`: more of it may be waiting.
+    pub fn reached(&self, limit: usize) -> bool {
+        [
+            self.messages,
+            self.events,
+            self.idempotency_keys,
+            self.dedup_keys,
+        ]
+        .into_iter()
+        .any(|n| n >= limit)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        *self == Purged::default()
+    }
+}
+
+impl std::ops::AddAssign for Purged {
+    fn add_assign(&mut self, other: Purged) {
+        self.messages += other.messages;
+        self.events += other.events;
+        self.idempotency_keys += other.idempotency_keys;
+        self.dedup_keys += other.dedup_keys;
+    }
 }
 
 /// What `POST /v1/cancellations` did.
@@ -399,8 +429,10 @@ pub trait Store: journeys::JourneyStore + campaigns::CampaignStore + Send + Sync
         give_up: bool,
     ) -> Result<(), StoreError>;
 
-    /// Forget idempotency and dedup keys whose window has passed.
-    async fn purge_expired_keys(&self, now: i64) -> Result<usize, StoreError>;
+    /// Forget up to `limit` idempotency keys and `limit` dedup keys whose
+    /// window has passed at `now`; how many went. Called until it purges
+    /// less than `limit` of each, so one call is one short write.
+    async fn purge_expired_keys(&self, now: i64, limit: usize) -> Result<Purged, StoreError>;
 
     /// Delete up to `limit` finished messages created before
     /// `messages_before` (with their deliveries, attempts and status

@@ -552,22 +552,44 @@ pub async fn backlog_and_due_times_count_every_node(s: Stores) {
     assert_eq!(status(&*s.a, "later").await, MessageStatus::Scheduled);
 }
 
+/// Keys go once their window has passed, at most `limit` of each kind per
+/// call, oldest first.
 pub async fn expired_keys_are_purged(s: Stores) {
-    let mut m = message("m1", 1_000, &["twilio"]);
-    m.dedup = Some(DedupKey {
-        key: "k".into(),
-        expires_at: 2_000,
-    });
-    m.idempotency = Some(IdempotencyKey {
-        key: "i".into(),
+    for (id, expires_at) in [("m1", 2_000), ("m2", 2_500), ("m3", 9_000)] {
+        let mut m = message(id, 1_000, &["twilio"]);
+        m.dedup = Some(DedupKey {
+            key: format!("k-{id}"),
+            expires_at,
+        });
+        m.idempotency = Some(IdempotencyKey {
+            key: format!("i-{id}"),
+            request_hash: "h".into(),
+            response: "{}".into(),
+            expires_at,
+        });
+        insert(&*s.a, m).await;
+    }
+    let keys = |n: usize| Purged {
+        idempotency_keys: n,
+        dedup_keys: n,
+        ..Purged::default()
+    };
+    assert_eq!(s.b.purge_expired_keys(1_500, 10).await.unwrap(), keys(0));
+    assert_eq!(s.b.purge_expired_keys(3_000, 1).await.unwrap(), keys(1));
+    assert_eq!(s.a.purge_expired_keys(3_000, 10).await.unwrap(), keys(1));
+    assert_eq!(s.b.purge_expired_keys(3_000, 10).await.unwrap(), keys(0));
+    // m3's keys still hold: the same key replays, the same dedup key is a duplicate.
+    let mut again = message("m4", 2_000, &["twilio"]);
+    again.idempotency = Some(IdempotencyKey {
+        key: "i-m3".into(),
         request_hash: "h".into(),
         response: "{}".into(),
-        expires_at: 3_000,
+        expires_at: 9_000,
     });
-    insert(&*s.a, m).await;
-    assert_eq!(s.b.purge_expired_keys(1_500).await.unwrap(), 0);
-    assert_eq!(s.b.purge_expired_keys(3_000).await.unwrap(), 2);
-    s.a.ping().await.unwrap();
+    assert!(matches!(
+        s.a.insert_message(again).await.unwrap(),
+        Inserted::Replayed { .. }
+    ));
 }
 
 /// A template send's record (template, locale, what each channel rendered)
@@ -1123,6 +1145,7 @@ pub async fn history_past_retention_is_purged_in_batches(s: Stores) {
     let one = Purged {
         messages: 1,
         events: 1,
+        ..Purged::default()
     };
     assert_eq!(batches, [one, one, Purged::default()]);
     for (id, kept) in [

@@ -425,17 +425,32 @@ pub async fn apply_provider_status(
     Ok(Some(id))
 }
 
-pub async fn purge_expired_keys(db: &impl Sql, now: i64) -> Result<usize, StoreError> {
+/// The first `limit` expired keys of each kind, by their expiry index.
+pub async fn purge_expired_keys(
+    db: &impl Sql,
+    now: i64,
+    limit: usize,
+) -> Result<Purged, StoreError> {
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
     let idempotency = db
         .exec(
-            "DELETE FROM idempotency_keys WHERE expires_at <= $1",
-            &[&now],
+            "DELETE FROM idempotency_keys WHERE key IN (
+                 SELECT key FROM idempotency_keys WHERE expires_at <= $1 LIMIT $2)",
+            &[&now, &limit],
         )
         .await?;
     let dedup = db
-        .exec("DELETE FROM dedup_keys WHERE expires_at <= $1", &[&now])
+        .exec(
+            "DELETE FROM dedup_keys WHERE (scope, key) IN (
+                 SELECT scope, key FROM dedup_keys WHERE expires_at <= $1 LIMIT $2)",
+            &[&now, &limit],
+        )
         .await?;
-    Ok(usize::try_from(idempotency + dedup).unwrap_or(usize::MAX))
+    Ok(Purged {
+        idempotency_keys: usize::try_from(idempotency).unwrap_or(usize::MAX),
+        dedup_keys: usize::try_from(dedup).unwrap_or(usize::MAX),
+        ..Purged::default()
+    })
 }
 
 /// The oldest finished messages with their deliveries, attempts and
@@ -478,6 +493,7 @@ pub async fn purge_history(
     Ok(Purged {
         messages: usize::try_from(messages).unwrap_or(0),
         events: usize::try_from(events).unwrap_or(usize::MAX),
+        ..Purged::default()
     })
 }
 

@@ -326,8 +326,8 @@ impl Store for PostgresStore {
         messages::purge_history(&db, messages_before, events_before, limit).await
     }
 
-    async fn purge_expired_keys(&self, now: i64) -> Result<usize, StoreError> {
-        messages::purge_expired_keys(&self.client().await?, now).await
+    async fn purge_expired_keys(&self, now: i64, limit: usize) -> Result<Purged, StoreError> {
+        messages::purge_expired_keys(&self.client().await?, now, limit).await
     }
 
     async fn put_customer(&self, id: &str, profile: Profile, now: i64) -> Result<bool, StoreError> {

@@ -267,16 +267,26 @@ pub fn apply_provider_status(
     Ok(Some(id))
 }
 
-pub fn purge_expired_keys(conn: &Connection, now: i64) -> Result<usize, StoreError> {
-    let idempotency = conn.execute(
-        "DELETE FROM idempotency_keys WHERE expires_at <= ?1",
-        params![now],
-    )?;
-    let dedup = conn.execute(
-        "DELETE FROM dedup_keys WHERE expires_at <= ?1",
-        params![now],
-    )?;
-    Ok(idempotency + dedup)
+/// The first `limit` expired keys of each kind, by their expiry index.
+pub fn purge_expired_keys(conn: &Connection, now: i64, limit: usize) -> Result<Purged, StoreError> {
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let idempotency = conn
+        .prepare_cached(
+            "DELETE FROM idempotency_keys WHERE rowid IN (
+                 SELECT rowid FROM idempotency_keys WHERE expires_at <= ?1 LIMIT ?2)",
+        )?
+        .execute(params![now, limit])?;
+    let dedup = conn
+        .prepare_cached(
+            "DELETE FROM dedup_keys WHERE rowid IN (
+                 SELECT rowid FROM dedup_keys WHERE expires_at <= ?1 LIMIT ?2)",
+        )?
+        .execute(params![now, limit])?;
+    Ok(Purged {
+        idempotency_keys: idempotency,
+        dedup_keys: dedup,
+        ..Purged::default()
+    })
 }
 
 /// The oldest finished messages and applied events, `limit` of each;
@@ -307,7 +317,11 @@ pub fn purge_history(
                  ORDER BY received_at LIMIT ?2)",
         )?
         .execute(params![events_before, limit])?;
-    Ok(Purged { messages, events })
+    Ok(Purged {
+        messages,
+        events,
+        ..Purged::default()
+    })
 }
 
 pub fn recent(

@@ -27,9 +27,12 @@ pub const MIGRATIONS: [Migration; 6] = [
 /// got, a send refused) has no message to count; the refusal is kept
 /// instead, once per member, so the broadcast's counts add up to its
 /// members and the operator can see whom to fix. And events by when they
-/// came, so `[retention]` finds the oldest without reading them all.
+/// came, and idempotency and dedup keys by when they expire, so purging
+/// finds the oldest without reading the whole table.
 const REFUSALS: &str = "
 CREATE INDEX events_received ON events (received_at) WHERE handled;
+CREATE INDEX idempotency_keys_expiry ON idempotency_keys (expires_at);
+CREATE INDEX dedup_keys_expiry ON dedup_keys (expires_at);
 CREATE TABLE refusals (
     campaign    TEXT NOT NULL,
     customer_id TEXT NOT NULL,

@@ -451,8 +451,8 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn purge_expired_keys(&self, now: i64) -> Result<usize, StoreError> {
-        self.write(move |conn| messages::purge_expired_keys(conn, now))
+    async fn purge_expired_keys(&self, now: i64, limit: usize) -> Result<Purged, StoreError> {
+        self.write(move |conn| messages::purge_expired_keys(conn, now, limit))
             .await
     }
 

@@ -312,6 +312,66 @@ async fn a_broadcast_resumes_after_a_restart_without_sending_anyone_twice() {
     gw.stop().await;
 }
 
+/// Broadcasts are listed newest first, a page at a time, by status.
+#[tokio::test]
+async fn broadcasts_are_listed_newest_first_by_status() {
+    let sim = ProviderSim::start().await.unwrap();
+    let gw = TestGateway::start(&config(&sim)).await;
+    let next_month = (jiff::Timestamp::now() + jiff::SignedDuration::from_hours(720)).to_string();
+    let create = |send_at: Option<&str>| {
+        let mut body = json!({"segment": "germans", "category": "news",
+                              "content": {"text": "Neue Öffnungszeiten"}});
+        if let Some(at) = send_at {
+            body["send_at"] = json!(at);
+        }
+        body
+    };
+    let mut ids = Vec::new();
+    for send_at in [None, Some(next_month.as_str())] {
+        let (status, created) = gw.post("/v1/broadcasts", &create(send_at)).await;
+        assert_eq!(status, 202, "{created}");
+        ids.push(created["id"].as_str().unwrap().to_owned());
+    }
+    let (now, later) = (&ids[0], &ids[1]);
+    // The segment has no members: the first is planned at its first page.
+    broadcast_until(&gw, now, |v| v["status"] == "planned").await;
+
+    let first = gw.get_ok("/v1/broadcasts?limit=1").await;
+    assert_eq!(first["broadcasts"][0]["id"], later.as_str(), "{first}");
+    assert_eq!(first["broadcasts"][0]["status"], "scheduled", "{first}");
+    assert_eq!(first["broadcasts"][0]["segment"], "germans", "{first}");
+    assert_eq!(first["next"], later.as_str(), "{first}");
+    let rest = gw
+        .get_ok(&format!("/v1/broadcasts?limit=1&before={later}"))
+        .await;
+    assert_eq!(rest["broadcasts"][0]["id"], now.as_str(), "{rest}");
+    let scheduled = gw.get_ok("/v1/broadcasts?status=scheduled").await;
+    let listed: Vec<&str> = scheduled["broadcasts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        (listed, &scheduled["next"]),
+        (vec![later.as_str()], &Value::Null)
+    );
+
+    let (status, bad) = gw.get("/v1/broadcasts?status=sending").await;
+    assert_eq!(
+        (status, &bad["error"]["field"]),
+        (422, &json!("status")),
+        "{bad}"
+    );
+    let (status, bad) = gw.get("/v1/broadcasts?limit=5000").await;
+    assert_eq!(
+        (status, &bad["error"]["field"]),
+        (422, &json!("limit")),
+        "{bad}"
+    );
+    gw.stop().await;
+}
+
 /// A member with no phone for the only channel gets a suppressed message;
 /// one who already got a message of the broadcast's offer group gets none
 /// and is counted as refused, by code, and listed a page at a time.

@@ -1,7 +1,7 @@
 //! `POST /v1/broadcasts`: one message to every member of a segment, each
-//! planned as its own customer send; `GET /v1/broadcasts/{id}` for its
-//! progress, `GET /v1/broadcasts/{id}/refusals` for the members it could
-//! not send to, `POST /v1/broadcasts/{id}/cancel` to stop it. The fan-out
+//! planned as its own customer send; `GET /v1/broadcasts` lists them,
+//! `GET /v1/broadcasts/{id}` shows one's progress, `.../refusals` the
+//! members it sent nothing to, `.../cancel` stops it. The fan-out
 //! itself is [`crate::campaigns::fanout`]; this module says what a member's
 //! send is.
 
@@ -30,9 +30,10 @@ use std::sync::Arc;
 const MAX_RATE: u32 = 10_000;
 /// Members composed at once: each reads the profile and plans.
 const COMPOSING: usize = 16;
-/// Refusals listed per page unless `limit` says otherwise, and at most.
-const REFUSALS_PAGE: usize = 100;
-const MAX_REFUSALS_PAGE: usize = 1000;
+/// Broadcasts or refusals listed per page unless `limit` says otherwise,
+/// and at most.
+const PAGE: usize = 100;
+const MAX_PAGE: usize = 1000;
 
 /// A broadcast as the platform asks for it; kept as it was asked.
 #[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
@@ -215,9 +216,24 @@ async fn record(state: &AppState, id: &str) -> Result<BroadcastRecord, ApiError>
         .ok_or_else(|| ApiError::not_found(format!("no broadcast {id:?}")))
 }
 
+/// A broadcast as listed: what it sends to whom, when, and how far it got.
+fn summary(broadcast: &BroadcastRecord) -> Value {
+    let request: Value = serde_json::from_str(&broadcast.definition).unwrap_or_default();
+    json!({
+        "id": broadcast.id,
+        "status": broadcast.status,
+        "segment": request["segment"],
+        "category": request["category"],
+        "send_at": timestamp(broadcast.start_at),
+        "created_at": timestamp(broadcast.created_at),
+        "updated_at": timestamp(broadcast.updated_at),
+        "planned": broadcast.planned,
+    })
+}
+
+/// [`summary`] with its members' messages by status and its refusals.
 async fn view(state: &AppState, id: &str) -> Result<Value, ApiError> {
     let broadcast = record(state, id).await?;
-    let request: Value = serde_json::from_str(&broadcast.definition).unwrap_or_default();
     let counts = state
         .store
         .campaign_progress(&format!("broadcast:{id}"))
@@ -240,19 +256,75 @@ async fn view(state: &AppState, id: &str) -> Result<Value, ApiError> {
                 .or_default() += c.count;
         }
     }
-    Ok(json!({
-        "id": broadcast.id,
-        "status": broadcast.status,
-        "segment": request["segment"],
-        "category": request["category"],
-        "send_at": timestamp(broadcast.start_at),
-        "created_at": timestamp(broadcast.created_at),
-        "updated_at": timestamp(broadcast.updated_at),
-        "planned": broadcast.planned,
-        "messages": messages,
-        "refused": refused,
-        "reasons": reasons,
-    }))
+    let mut view = summary(&broadcast);
+    view["messages"] = json!(messages);
+    view["refused"] = json!(refused);
+    view["reasons"] = json!(reasons);
+    Ok(view)
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ListQuery {
+    status: Option<String>,
+    /// The `next` of the previous page.
+    before: Option<String>,
+    limit: Option<String>,
+}
+
+#[utoipa::path(get, path = "/v1/broadcasts", tag = "campaigns",
+    params(("status" = Option<String>, Query, description = "Only `scheduled`, `planning`, `planned` or `cancelled` ones"),
+           ("before" = Option<String>, Query, description = "The `next` of the previous page"),
+           ("limit" = Option<usize>, Query, description = "At most this many (default 100, at most 1000)")),
+    responses((status = 200, description = "`{\"broadcasts\": [{\"id\", \"status\", \"segment\", \"category\", \"send_at\", \"created_at\", \"updated_at\", \"planned\"}], \"next\"}`, newest first; `GET /v1/broadcasts/{id}` has a broadcast's counts", body = Object),
+              (status = 422, body = super::error::ErrorBody)))]
+pub async fn list(
+    State(state): State<Arc<AppState>>,
+    Query(query): Query<ListQuery>,
+) -> Result<Json<Value>, ApiError> {
+    const STATUSES: [&str; 4] = ["scheduled", "planning", "planned", "cancelled"];
+    if let Some(status) = &query.status
+        && !STATUSES.contains(&status.as_str())
+    {
+        return Err(ApiError::invalid(
+            "invalid_status",
+            "status",
+            format!("{status:?} is not one of {}", STATUSES.join(", ")),
+        ));
+    }
+    let limit = page_limit(query.limit.as_deref())?;
+    let page = state
+        .store
+        .list_broadcasts(query.status, query.before, limit)
+        .await?;
+    let next = next_page(&page, limit, |b| &b.id);
+    let broadcasts: Vec<Value> = page.iter().map(summary).collect();
+    Ok(Json(json!({"broadcasts": broadcasts, "next": next})))
+}
+
+/// `limit` as a page size: `PAGE` unless given, 1 to `MAX_PAGE`.
+fn page_limit(limit: Option<&str>) -> Result<usize, ApiError> {
+    match limit {
+        None => Ok(PAGE),
+        Some(text) => text
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=MAX_PAGE).contains(n))
+            .ok_or_else(|| {
+                ApiError::invalid(
+                    "invalid_limit",
+                    "limit",
+                    format!("a whole number from 1 to {MAX_PAGE}"),
+                )
+            }),
+    }
+}
+
+/// The cursor of the page after `page`: its last item's key, when full.
+fn next_page<T>(page: &[T], limit: usize, key: impl Fn(&T) -> &String) -> Option<String> {
+    match page.last() {
+        Some(last) if page.len() == limit => Some(key(last).clone()),
+        _ => None,
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -273,20 +345,7 @@ pub async fn refusals(
     Path(id): Path<String>,
     Query(query): Query<RefusalsQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let limit = match query.limit.as_deref() {
-        None => REFUSALS_PAGE,
-        Some(text) => text
-            .parse::<usize>()
-            .ok()
-            .filter(|n| (1..=MAX_REFUSALS_PAGE).contains(n))
-            .ok_or_else(|| {
-                ApiError::invalid(
-                    "invalid_limit",
-                    "limit",
-                    format!("a whole number from 1 to {MAX_REFUSALS_PAGE}"),
-                )
-            })?,
-    };
+    let limit = page_limit(query.limit.as_deref())?;
     record(&state, &id).await?;
     let page = state
         .store
@@ -296,10 +355,7 @@ pub async fn refusals(
             limit,
         )
         .await?;
-    let next = match page.last() {
-        Some(last) if page.len() == limit => Some(last.customer_id.clone()),
-        _ => None,
-    };
+    let next = next_page(&page, limit, |r| &r.customer_id);
     let refusals: Vec<Value> = page
         .into_iter()
         .map(|r| {

@@ -179,7 +179,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/admin/clock", post(journeys::clock))
         .route("/v1/segments/{name}", get(segments::get).put(segments::put))
         .route("/v1/segments/{name}/count", get(segments::count))
-        .route("/v1/broadcasts", post(broadcasts::create))
+        .route(
+            "/v1/broadcasts",
+            post(broadcasts::create).get(broadcasts::list),
+        )
         .route("/v1/broadcasts/{id}", get(broadcasts::get))
         .route("/v1/broadcasts/{id}/refusals", get(broadcasts::refusals))
         .route("/v1/broadcasts/{id}/cancel", post(broadcasts::cancel))

@@ -37,6 +37,7 @@ use utoipa::OpenApi;
         segments::get,
         segments::count,
         broadcasts::create,
+        broadcasts::list,
         broadcasts::get,
         broadcasts::refusals,
         broadcasts::cancel,

@@ -72,6 +72,15 @@ pub trait CampaignStore: Send + Sync {
 
     async fn broadcast(&self, id: &str) -> Result<Option<BroadcastRecord>, StoreError>;
 
+    /// Up to `limit` broadcasts, newest first, created before broadcast
+    /// `before` (ids sort by creation), only those in `status` if given.
+    async fn list_broadcasts(
+        &self,
+        status: Option<String>,
+        before: Option<String>,
+        limit: usize,
+    ) -> Result<Vec<BroadcastRecord>, StoreError>;
+
     /// One broadcast due for fan-out (scheduled and due, or planning) whose
     /// lease ran out, now leased until `now + lease_ms`.
     async fn lease_broadcast(

@@ -990,6 +990,28 @@ pub async fn broadcasts_are_leased_resumed_and_cancelled(s: Stores) {
         s.a.broadcast("later").await.unwrap().unwrap().status,
         "cancelled"
     );
+
+    // Listed newest (highest id) first, a page at a time, by status.
+    let ids = |page: Vec<BroadcastRecord>| page.into_iter().map(|b| b.id).collect::<Vec<_>>();
+    let all = s.b.list_broadcasts(None, None, 10).await.unwrap();
+    assert_eq!(ids(all), ["later", "b1"]);
+    let first = s.a.list_broadcasts(None, None, 1).await.unwrap();
+    assert_eq!(ids(first), ["later"]);
+    let rest =
+        s.a.list_broadcasts(None, Some("later".into()), 1)
+            .await
+            .unwrap();
+    assert_eq!(ids(rest), ["b1"]);
+    let planned =
+        s.b.list_broadcasts(Some("planned".into()), None, 10)
+            .await
+            .unwrap();
+    assert_eq!(ids(planned), ["b1"]);
+    let none =
+        s.b.list_broadcasts(Some("scheduled".into()), None, 10)
+            .await
+            .unwrap();
+    assert!(none.is_empty());
 }
 
 /// The campaign's counts are `expected`, as (status, reason, count).

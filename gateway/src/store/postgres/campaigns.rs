@@ -220,6 +220,27 @@ impl CampaignStore for PostgresStore {
             .map(|r| broadcast_row(&r)))
     }
 
+    async fn list_broadcasts(
+        &self,
+        status: Option<String>,
+        before: Option<String>,
+        limit: usize,
+    ) -> Result<Vec<BroadcastRecord>, StoreError> {
+        let rows = self
+            .client()
+            .await?
+            .rows(
+                &format!(
+                    "SELECT {BROADCAST_COLUMNS} FROM broadcasts
+                     WHERE ($1::text IS NULL OR status = $1) AND ($2::text IS NULL OR id < $2)
+                     ORDER BY id DESC LIMIT $3"
+                ),
+                &[&status, &before, &(limit as i64)],
+            )
+            .await?;
+        Ok(rows.iter().map(broadcast_row).collect())
+    }
+
     async fn lease_broadcast(
         &self,
         now: i64,

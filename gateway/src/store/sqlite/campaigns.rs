@@ -313,6 +313,25 @@ impl CampaignStore for SqliteStore {
         .await
     }
 
+    async fn list_broadcasts(
+        &self,
+        status: Option<String>,
+        before: Option<String>,
+        limit: usize,
+    ) -> Result<Vec<BroadcastRecord>, StoreError> {
+        self.read(move |conn| {
+            Ok(conn
+                .prepare_cached(&format!(
+                    "SELECT {BROADCAST_COLUMNS} FROM broadcasts
+                     WHERE (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR id < ?2)
+                     ORDER BY id DESC LIMIT ?3"
+                ))?
+                .query_map(params![status, before, limit as i64], broadcast_row)?
+                .collect::<Result<_, _>>()?)
+        })
+        .await
+    }
+
     async fn lease_broadcast(
         &self,
         now: i64,

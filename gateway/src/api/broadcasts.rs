@@ -137,11 +137,7 @@ pub async fn create(
         })?;
         // Every member gets the same data: one missing variable would
         // refuse them all, one by one.
-        if let Some(missing) = template
-            .variables
-            .iter()
-            .find(|v| !request.data.contains_key(v.as_str()))
-        {
+        if let Some(missing) = template.missing_variable(&request.data) {
             return Err(ApiError::invalid(
                 "missing_variable",
                 &format!("data.{missing}"),

@@ -77,9 +77,9 @@ fn broadcasts(config: &Config, errors: &mut Vec<ConfigError>) {
 }
 
 /// `[retention]`: messages outlive every window that reads them back:
-/// caps, attribution, idempotency and dedup keys, and offers. (An open
-/// message is never purged, so retries need no check.)
-/// (Segments' event windows are checked with the segment.)
+/// caps, attribution, idempotency and dedup keys, and offers. Retries need
+/// no check (an open message is never purged), and segments' event windows
+/// are checked with the segment.
 fn retention(config: &Config, errors: &mut Vec<ConfigError>) {
     let day = 86_400_000;
     let r = &config.retention;

@@ -148,10 +148,10 @@ impl Templates {
             .templates
             .get(name)
             .ok_or_else(|| RenderError::UnknownTemplate(name.to_owned()))?;
-        if let Some(missing) = template.variables.iter().find(|v| !data.contains_key(*v)) {
+        if let Some(missing) = template.missing_variable(data) {
             return Err(RenderError::MissingVariable {
                 template: name.to_owned(),
-                variable: missing.clone(),
+                variable: missing.to_owned(),
             });
         }
         let locale = chain
@@ -259,6 +259,17 @@ impl Templates {
 }
 
 impl Template {
+    /// The first variable the template needs that `data` lacks.
+    pub fn missing_variable(
+        &self,
+        data: &serde_json::Map<String, serde_json::Value>,
+    ) -> Option<&str> {
+        self.variables
+            .iter()
+            .find(|v| !data.contains_key(*v))
+            .map(String::as_str)
+    }
+
     /// Whether `locale`'s folder has what `channel` needs.
     pub fn has(&self, channel: Channel, locale: &str) -> bool {
         let Some(parts) = self.locales.get(locale) else {

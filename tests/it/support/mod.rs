@@ -152,6 +152,7 @@ impl TestGateway {
     pub async fn get_ok(&self, path: &str) -> Value {
         let (status, body) = self.get(path).await;
         assert_eq!(status, 200, "GET {path}: {body}");
+        assert!(!body.is_null(), "GET {path}: not a JSON answer");
         body
     }
 

@@ -13,7 +13,7 @@ pub const MIGRATIONS: [Migration; 6] = [
     migrations::step(3, "ALTER TABLE messages ADD COLUMN template TEXT;"),
     migrations::step(4, JOURNEYS),
     migrations::step(5, CAMPAIGNS),
-    migrations::step(6, REFUSALS),
+    migrations::step(6, REFUSALS_AND_PURGE_INDEXES),
 ];
 
 /// Step 6: a member a campaign sent nothing to (an offer they already
@@ -22,7 +22,7 @@ pub const MIGRATIONS: [Migration; 6] = [
 /// members and the operator can see whom to fix. And events by when they
 /// came, and idempotency and dedup keys by when they expire, so purging
 /// finds the oldest without reading the whole table.
-const REFUSALS: &str = "
+const REFUSALS_AND_PURGE_INDEXES: &str = "
 CREATE INDEX events_received ON events (received_at) WHERE handled;
 CREATE INDEX idempotency_keys_expiry ON idempotency_keys (expires_at);
 CREATE INDEX dedup_keys_expiry ON dedup_keys (expires_at);

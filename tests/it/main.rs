@@ -10,6 +10,7 @@ mod durability;
 mod email;
 mod faults;
 mod hardening;
+mod instances;
 mod journeys;
 mod layers;
 mod migrations;

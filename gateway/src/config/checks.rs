@@ -494,6 +494,17 @@ fn connectors(
                 "must be greater than 0",
             ));
         }
+        if let Some(calls) = raw
+            .calls_per_instance
+            .as_ref()
+            .filter(|c| *c.get_ref() == 0)
+        {
+            errors.push(ConfigError::new(
+                format!("{key}.calls_per_instance"),
+                Some(calls.span()),
+                "must be greater than 0 (1 is a fresh instance for every call)",
+            ));
+        }
         if raw.push_format.is_some() && raw.channel != crate::message::Channel::Push {
             errors.push(ConfigError::new(
                 format!("{key}.push_format"),
@@ -537,6 +548,7 @@ fn connectors(
             max_attempts: raw.max_attempts.unwrap_or(config.dispatch.max_attempts),
             cost: raw.cost.clone(),
             push_format: raw.push_format.unwrap_or_default(),
+            calls_per_instance: raw.calls_per_instance.map_or(1, |c| c.into_inner()),
             allowed_hosts: raw.allowed_hosts.into_inner(),
             settings,
             setting_spans,

@@ -124,6 +124,8 @@ pub struct Connector {
     /// Price per message by region (`default` for the rest).
     pub cost: BTreeMap<String, f64>,
     pub push_format: crate::customer::PushFormat,
+    /// Calls one sandbox instance serves before a fresh one (1: every call).
+    pub calls_per_instance: u32,
     /// `[connectors.config]` with `env:` secrets resolved; never logged.
     pub settings: Vec<(String, String)>,
     /// Where each `[connectors.config]` key is in the source: the plugin's

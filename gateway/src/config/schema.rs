@@ -414,6 +414,11 @@ pub struct ConnectorConfig {
     /// the connector takes, `"token"` (the default, FCM) or `"web-push"`.
     #[serde(default)]
     pub push_format: Option<crate::customer::PushFormat>,
+    /// `calls_per_instance = 1`: calls one sandbox instance may serve in a
+    /// row. 1 (the default) is a fresh instance per call; more saves the
+    /// instantiation but lets a call see what the one before left in memory.
+    #[serde(default)]
+    pub calls_per_instance: Option<Spanned<u32>>,
     /// `[connectors.config]`: handed to the plugin; `env:NAME` values are read from the environment.
     #[serde(default)]
     pub config: std::collections::BTreeMap<Spanned<String>, Spanned<toml::Value>>,

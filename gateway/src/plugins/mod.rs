@@ -3,7 +3,8 @@
 //! One [`Engine`] per process with a pooling allocator and epoch interruption;
 //! components are compiled once and cached on disk ([`cache`]); each connector
 //! keeps an `InstancePre`, and every call gets a fresh `Store` that is dropped
-//! afterwards, so a trapped or timed-out instance is never entered again.
+//! afterwards, so a trapped or timed-out instance is never entered again
+//! (unless the operator lets a healthy instance serve several calls: [`reuse`]).
 //! The only way out of the sandbox is `wasi:http`, checked by [`egress`].
 
 mod bindings;
@@ -12,11 +13,13 @@ mod connector_cache;
 mod contract;
 mod egress;
 mod epoch;
+mod last_words;
 mod legacy;
 mod limits;
 #[cfg(feature = "native-baseline")]
 mod native;
 mod outcome;
+mod reuse;
 mod sandbox;
 mod scope;
 mod settings;
@@ -129,6 +132,7 @@ struct LoadedConnector {
     scope: Arc<Scope>,
     info: PluginInfo,
     pre: ConnectorPre,
+    shelf: reuse::Shelf,
 }
 
 /// All connectors of one gateway, sharing one engine and one provider client.
@@ -137,6 +141,7 @@ pub struct PluginHost {
     limits: CallLimits,
     client: OutboundClient,
     connectors: HashMap<String, Arc<LoadedConnector>>,
+    shelf_space: reuse::ShelfSpace,
     /// `make bench`'s baseline: connectors served outside the sandbox.
     #[cfg(feature = "native-baseline")]
     native: HashMap<String, (PluginInfo, native::NativeTwilio)>,
@@ -170,6 +175,7 @@ impl PluginHost {
             limits,
             client,
             connectors: HashMap::new(),
+            shelf_space: reuse::ShelfSpace::new(config.plugins.max_instances),
             #[cfg(feature = "native-baseline")]
             native: HashMap::new(),
         };
@@ -254,6 +260,7 @@ impl PluginHost {
                 description: String::new(),
             },
             pre,
+            shelf: reuse::Shelf::new(connector.calls_per_instance),
         };
         let described = self
             .call(&loaded, |c, store| {
@@ -396,7 +403,8 @@ impl PluginHost {
         }
     }
 
-    /// Run one export in a fresh store under the call limits.
+    /// Run one export in a fresh store (or a kept one, see [`reuse`]) under
+    /// the call limits.
     async fn call<R, F>(&self, loaded: &LoadedConnector, f: F) -> Result<R, Failure>
     where
         R: Send,
@@ -427,12 +435,27 @@ impl PluginHost {
         >,
     {
         let _ticking = self.ticker.running();
-        let state = CallState::new(loaded.scope.clone(), &self.limits, self.client.clone());
-        let mut store = sandbox::store(&self.engine, state);
+        let (mut store, kept, calls) = match loaded.shelf.take(&self.shelf_space) {
+            Some(mut kept) => {
+                kept.store
+                    .data_mut()
+                    .begin_call(&self.limits, self.client.clone());
+                kept.store.set_epoch_deadline(1);
+                (kept.store, Some(kept.instance), kept.calls)
+            }
+            None => {
+                let state = CallState::new(loaded.scope.clone(), &self.limits, self.client.clone());
+                (sandbox::store(&self.engine, state), None, 0)
+            }
+        };
         let name = &loaded.scope.name;
         let outcome = tokio::time::timeout(self.limits.timeout, async {
-            let instance = loaded.pre.instantiate(&mut store).await?;
-            f(&instance, &mut store).await
+            let instance = match kept {
+                Some(instance) => instance,
+                None => loaded.pre.instantiate(&mut store).await?,
+            };
+            let value = f(&instance, &mut store).await?;
+            Ok::<_, wasmtime::Error>((value, instance))
         })
         .await;
         let after = AfterCall {
@@ -441,7 +464,17 @@ impl PluginHost {
             dead_addresses: std::mem::take(&mut store.data_mut().dead_addresses),
         };
         let failure = match outcome {
-            Ok(Ok(value)) => return (Ok(value), after),
+            Ok(Ok((value, instance))) => {
+                if after.refused.is_none() && after.timed_out.is_none() {
+                    let kept = reuse::Kept {
+                        store,
+                        instance,
+                        calls: calls + 1,
+                    };
+                    loaded.shelf.put_back(kept, &self.shelf_space);
+                }
+                return (Ok(value), after);
+            }
             Ok(Err(error)) => sandbox::explain_trap(&error, store.data(), &self.limits),
             // The provider may just be slow: unlike a fault of the plugin's
             // own, a timeout is worth another attempt later.

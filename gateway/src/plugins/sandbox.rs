@@ -2,6 +2,7 @@
 
 use super::connector_cache::Claim;
 use super::egress::Egress;
+use super::last_words::LastWords;
 use super::limits::CallLimits;
 use super::outcome::Failure;
 use super::scope::Scope;
@@ -13,11 +14,14 @@ use wasmtime::{
     Engine, InstanceAllocationStrategy, PoolingAllocationConfig, ResourceLimiter, Store,
     UpdateDeadline,
 };
-use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime_wasi_http::p2::body::{HostFutureTrailers, HostIncomingBody, HostOutgoingBody};
+use wasmtime_wasi_http::p2::types::{
+    HostFutureIncomingResponse, HostIncomingResponse, HostOutgoingRequest,
+};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
-/// Plugin panics print here; the tail is quoted in the attempt's reason.
+/// Plugin panics print here; the last line is quoted in the attempt's reason.
 const STDERR_CAPACITY: usize = 4096;
 /// Bytes of each pooled memory and table reset in place rather than unmapped.
 const KEEP_RESIDENT: usize = 1024 * 1024;
@@ -57,7 +61,7 @@ pub struct CallState {
     memory: MemoryLimiter,
     pub(super) scope: Arc<Scope>,
     cpu_ticks_left: u64,
-    stderr: MemoryOutputPipe,
+    stderr: LastWords,
     /// Cache keys this call missed and is expected to fill.
     pub(super) claims: Vec<Claim>,
     /// Addresses the connector reported dead during this call, with the reason.
@@ -76,7 +80,7 @@ impl Drop for CallState {
 
 impl CallState {
     pub fn new(scope: Arc<Scope>, limits: &CallLimits, client: OutboundClient) -> Self {
-        let stderr = MemoryOutputPipe::new(STDERR_CAPACITY);
+        let stderr = LastWords::new(STDERR_CAPACITY);
         // No preopens, no environment, no arguments, no sockets: the only
         // capability a plugin gets is the filtered `wasi:http`.
         let wasi = WasiCtxBuilder::new().stderr(stderr.clone()).build();
@@ -95,6 +99,36 @@ impl CallState {
             claims: Vec::new(),
             dead_addresses: Vec::new(),
         }
+    }
+
+    /// Make a kept instance's state what a fresh one's would be: new limits,
+    /// egress policy state and stderr; its memory is the guest's own.
+    pub fn begin_call(&mut self, limits: &CallLimits, client: OutboundClient) {
+        self.egress = Egress::new(self.scope.clone(), client, limits);
+        self.memory.exceeded = false;
+        self.cpu_ticks_left = limits.cpu_ticks;
+        self.stderr.clear();
+    }
+
+    /// Close a call that ended well, for its instance to be kept. Claims it
+    /// left unfilled go to the next caller, as when a store is dropped.
+    /// False when the guest still holds an HTTP request, response or body,
+    /// whose connection would outlive the call and escape the next call's
+    /// request limits: such an instance is not kept. (Handles it keeps for
+    /// good, such as stderr's stream, are no reason to drop it.)
+    pub fn end_call(&mut self) -> bool {
+        for claim in self.claims.drain(..) {
+            self.scope.cache.release(&claim);
+        }
+        self.dead_addresses.clear();
+        !self.table.iter_mut().any(|entry| {
+            entry.is::<HostOutgoingRequest>()
+                || entry.is::<HostFutureIncomingResponse>()
+                || entry.is::<HostIncomingResponse>()
+                || entry.is::<HostIncomingBody>()
+                || entry.is::<HostOutgoingBody>()
+                || entry.is::<HostFutureTrailers>()
+        })
     }
 }
 
@@ -224,5 +258,40 @@ impl WasiHttpView for CallState {
             table: &mut self.table,
             hooks: &mut self.egress,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::PluginsConfig;
+
+    fn state() -> CallState {
+        let scope = Arc::new(Scope {
+            name: Arc::from("test"),
+            settings: Vec::new(),
+            allowed_hosts: Vec::new(),
+            cache: Default::default(),
+        });
+        let limits = CallLimits::from_config(&PluginsConfig::default());
+        CallState::new(scope, &limits, OutboundClient::new())
+    }
+
+    #[test]
+    fn an_instance_holding_an_http_resource_is_not_kept() {
+        let mut state = state();
+        let kept_for_good = state
+            .table
+            .push(String::from("a stream kept by libc"))
+            .unwrap();
+        assert!(state.end_call(), "a harmless handle drops the instance");
+        let pending = state
+            .table
+            .push(HostFutureIncomingResponse::Consumed)
+            .unwrap();
+        assert!(!state.end_call(), "an open response was kept");
+        state.table.delete(pending).unwrap();
+        state.table.delete(kept_for_good).unwrap();
+        assert!(state.end_call());
     }
 }

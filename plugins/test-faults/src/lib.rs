@@ -9,11 +9,14 @@
 //! | `forbidden-host` | calls `url`, a host outside `allowed_hosts`          |
 //! | `chatty`         | calls `url` again and again until refused            |
 //! | `noisy`          | logs forged lines, fails with 8 MiB of control text  |
+//! | `count`          | counts its instance's deliveries in its receipt,     |
+//! |                  | says so on stderr, panics on the text `panic`        |
 //! | `ok`             | succeeds without any I/O                             |
 
 use crossgate_plugin_sdk::{
     Channel, Config, ConfigError, Connector, Failure, Message, Receipt, Setting, http,
 };
+use std::sync::atomic::{AtomicU32, Ordering};
 
 pub struct Faults {
     mode: String,
@@ -34,6 +37,7 @@ impl Connector for Faults {
             "forbidden-host",
             "chatty",
             "noisy",
+            "count",
             "ok",
         ]
         .contains(&mode)
@@ -78,6 +82,16 @@ impl Connector for Faults {
                 );
                 let flood = "x\n\u{1b}[31m\0".repeat(2 << 20);
                 Err(Failure::permanent("bad\ncode", flood))
+            }
+            "count" => {
+                // Lives as long as the instance: 1 on every call of a fresh one.
+                static DELIVERIES: AtomicU32 = AtomicU32::new(0);
+                let n = DELIVERIES.fetch_add(1, Ordering::Relaxed) + 1;
+                eprintln!("test-faults: delivery {n} of this instance");
+                if msg.text == "panic" {
+                    panic!("test-faults: panicking on delivery {n} as asked");
+                }
+                Ok(Receipt::new(format!("count-{n}")))
             }
             _ => Ok(Receipt::new(format!("ok-{}", msg.id))),
         }

@@ -1,0 +1,103 @@
+//! Sandbox instances: a fresh one for every call, unless the operator lets a
+//! healthy one serve a few calls in a row (`calls_per_instance`); never one
+//! whose call failed.
+
+use crate::support::{TestGateway, sms};
+
+/// A `test-faults` connector in `count` mode: its receipts count the
+/// deliveries its instance has made.
+fn counting(calls_per_instance: Option<u32>) -> String {
+    let reuse = calls_per_instance
+        .map(|n| format!("calls_per_instance = {n}"))
+        .unwrap_or_default();
+    format!(
+        r#"
+[dispatch]
+max_attempts = 1
+
+[[connectors]]
+name = "counter"
+plugin = "test_faults.wasm"
+channel = "sms"
+allowed_hosts = ["http://127.0.0.1:9"]
+{reuse}
+[connectors.config]
+mode = "count"
+"#
+    )
+}
+
+/// Send each text in turn, each delivered before the next is sent, and
+/// return the settled messages.
+async fn one_by_one(gw: &TestGateway, texts: &[&str]) -> Vec<serde_json::Value> {
+    let mut settled = Vec::new();
+    for (i, text) in texts.iter().enumerate() {
+        let id = gw.send_ok(&sms(&format!("+3161234{i:04}"), text)).await;
+        settled.push(gw.settled(&id).await);
+    }
+    settled
+}
+
+/// The delivery count in a `count-N` receipt.
+fn count(message: &serde_json::Value) -> u32 {
+    assert_eq!(message["status"], "sent", "{message:#}");
+    let receipt = message["provider_message_id"].as_str().unwrap();
+    receipt
+        .strip_prefix("count-")
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("not a count receipt: {receipt}"))
+}
+
+#[tokio::test]
+async fn every_call_gets_a_fresh_instance_by_default() {
+    let gw = TestGateway::start(&counting(None)).await;
+    let counts: Vec<u32> = one_by_one(&gw, &["a", "b", "c", "d"])
+        .await
+        .iter()
+        .map(count)
+        .collect();
+    assert_eq!(counts, [1, 1, 1, 1]);
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn a_kept_instance_serves_at_most_its_calls_and_never_after_a_trap() {
+    let gw = TestGateway::start(&counting(Some(4))).await;
+    // Loading the plugin calls it too (describe, settings, validate-config),
+    // so the first instance may have fewer deliveries left; every later one
+    // serves four calls, then makes way.
+    let texts = ["a"; 8];
+    let counts: Vec<u32> = one_by_one(&gw, &texts).await.iter().map(count).collect();
+    for pair in counts.windows(2) {
+        assert!(
+            pair[1] == pair[0] + 1 || pair[1] == 1,
+            "an instance was skipped or shared: {counts:?}"
+        );
+    }
+    assert_eq!(counts.iter().max(), Some(&4), "{counts:?}");
+    assert!(
+        counts.windows(4).any(|run| run == [1, 2, 3, 4]),
+        "no instance served its four calls: {counts:?}"
+    );
+
+    // An instance that trapped is dropped, and what it wrote to stderr in
+    // earlier calls is not what its trap is explained by.
+    let messages = one_by_one(&gw, &["a", "panic", "a"]).await;
+    let before = count(&messages[0]);
+    let failed = &messages[1];
+    assert_eq!(failed["status"], "failed", "{failed:#}");
+    let attempt = &failed["attempts"][0];
+    assert_eq!(attempt["error"]["code"], "plugin_trap", "{failed:#}");
+    let reason = attempt["error"]["message"].as_str().unwrap();
+    let expected = if before == 4 { 1 } else { before + 1 };
+    assert!(
+        reason.ends_with(&format!("panicking on delivery {expected} as asked")),
+        "{reason}"
+    );
+    assert_eq!(
+        count(&messages[2]),
+        1,
+        "the trapped instance was used again"
+    );
+    gw.stop().await;
+}

@@ -238,16 +238,10 @@ cache_dir = "{}"
                 .await;
         }
     }
-    let noop = timed_deliveries(&host, "noop", SANDBOX_CALLS, &text).await;
+    let noop = timed_deliveries(&host, "noop", 0, SANDBOX_CALLS, &text).await;
     summary("instantiate+deliver, no I/O", noop);
-    let twilio = timed_deliveries(&host, "twilio", round_trips, &text).await;
-    let with_plugin = summary("instantiate+deliver via Twilio plugin", twilio);
-    let native = timed_deliveries(&host, "twilio_native", round_trips, &text).await;
-    let native = summary("the same request, native Rust connector", native);
-    let noop_kept = timed_deliveries(&host, "noop_kept", SANDBOX_CALLS, &text).await;
+    let noop_kept = timed_deliveries(&host, "noop_kept", 0, SANDBOX_CALLS, &text).await;
     summary("deliver, no I/O, calls_per_instance = 1000", noop_kept);
-    let twilio_kept = timed_deliveries(&host, "twilio_kept", round_trips, &text).await;
-    let with_kept = summary("Twilio plugin, calls_per_instance = 1000", twilio_kept);
 
     let client = crossgate::outbound::OutboundClient::new();
     let url = format!(
@@ -259,8 +253,7 @@ cache_dir = "{}"
         base64::engine::general_purpose::STANDARD
             .encode(format!("{DEFAULT_ACCOUNT_SID}:{DEFAULT_AUTH_TOKEN}"))
     );
-    let mut bare = Vec::with_capacity(round_trips);
-    for _ in 0..round_trips {
+    let bare_round_trip = || async {
         let start = Instant::now();
         let request = http::Request::post(&url)
             .header("authorization", &auth)
@@ -271,8 +264,23 @@ cache_dir = "{}"
             .unwrap();
         let (status, _) = client.send(request).await.expect("bare round trip");
         assert_eq!(status, 201);
-        bare.push(start.elapsed());
+        start.elapsed()
+    };
+    // The four ways of making the same request take turns, call by call: the
+    // machine's speed drifts within seconds, and each ratio below should
+    // compare calls made in the same moments.
+    let connectors = ["twilio", "twilio_kept", "twilio_native"];
+    let mut samples: [Vec<Duration>; 4] = Default::default();
+    for i in 0..round_trips {
+        for (connector, samples) in connectors.iter().zip(&mut samples) {
+            samples.extend(timed_deliveries(&host, connector, i, 1, &text).await);
+        }
+        samples[3].push(bare_round_trip().await);
     }
+    let [twilio, twilio_kept, native, bare] = samples;
+    let with_plugin = summary("instantiate+deliver via Twilio plugin", twilio);
+    let with_kept = summary("Twilio plugin, calls_per_instance = 1000", twilio_kept);
+    let native = summary("the same request, native Rust connector", native);
     let bare = summary("bare provider round trip (same client)", bare);
     let micros = |d: Duration| d.as_secs_f64() * 1e6;
     println!(
@@ -331,15 +339,17 @@ mode = "ok"
     )
 }
 
-/// `n` deliveries through `connector`, one after another, each timed.
+/// `n` deliveries through `connector` (message ids from `first` on), one
+/// after another, each timed.
 async fn timed_deliveries(
     host: &PluginHost,
     connector: &str,
+    first: usize,
     n: usize,
     text: &Content,
 ) -> Vec<Duration> {
     let mut samples = Vec::with_capacity(n);
-    for i in 0..n {
+    for i in first..first + n {
         let start = Instant::now();
         let delivered = host
             .deliver(connector, message(&format!("msg_bench_{i}"), text))
@@ -399,10 +409,11 @@ async fn end_to_end(
     round: usize,
 ) -> Throughput {
     let database = store
-        .url(work, &format!("e2e_{dispatch}_{}_{round}", through.name()))
+        .url(work, &format!("e2e_{dispatch}_{}_{round}", through.slug()))
         .await;
     let connector = match through {
         Through::Wasm => default_twilio(&sim.url()),
+        Through::Kept => kept(&default_twilio(&sim.url())),
         Through::Native => native_twilio(&sim.url(), "twilio"),
     };
     let (mut child, base, client) = spawn_gateway(
@@ -528,13 +539,25 @@ async fn end_to_end(
 #[derive(Clone, Copy)]
 enum Through {
     Wasm,
+    /// WASM with `calls_per_instance = 1000`.
+    Kept,
     Native,
 }
 
 impl Through {
+    /// For database names.
+    fn slug(self) -> &'static str {
+        match self {
+            Through::Wasm => "wasm",
+            Through::Kept => "kept",
+            Through::Native => "native",
+        }
+    }
+
     fn name(self) -> &'static str {
         match self {
             Through::Wasm => "WASM",
+            Through::Kept => "WASM (calls_per_instance = 1000)",
             Through::Native => "native",
         }
     }
@@ -552,7 +575,7 @@ struct Throughput {
 /// Several rounds of the same runs, summed up: single runs on a shared
 /// machine move by a fifth within minutes, so only medians over rounds run
 /// one after another say whether a change moved anything.
-fn summarize(store: &Store, rounds: &[[Throughput; 3]]) {
+fn summarize(store: &Store, rounds: &[[Throughput; 4]]) {
     // `unit` follows each figure as written ("x", " µs"), shown to `digits`.
     let spread = |mut values: Vec<f64>, unit: &str, digits: usize| {
         values.sort_by(f64::total_cmp);
@@ -566,7 +589,7 @@ fn summarize(store: &Store, rounds: &[[Throughput; 3]]) {
         format!("median {median:.digits$}{unit} ({low:.digits$}–{high:.digits$}{unit})")
     };
     println!(
-        "end to end on {}, {} rounds, each WASM 64, WASM 256, native 64 one after another:",
+        "end to end on {}, {} rounds, each WASM 64, WASM 256, native 64, kept 64 one after another:",
         store.name(),
         rounds.len()
     );
@@ -574,6 +597,7 @@ fn summarize(store: &Store, rounds: &[[Throughput; 3]]) {
         "WASM, dispatch 64",
         "WASM, dispatch 256",
         "native, dispatch 64",
+        "WASM, calls_per_instance = 1000, dispatch 64",
     ]
     .iter()
     .enumerate()
@@ -600,7 +624,7 @@ fn summarize(store: &Store, rounds: &[[Throughput; 3]]) {
         spread(
             rounds
                 .iter()
-                .map(|[wasm, _, native]| wasm.delivered_per_sec / native.delivered_per_sec)
+                .map(|[wasm, _, native, _]| wasm.delivered_per_sec / native.delivered_per_sec)
                 .collect(),
             "x",
             2
@@ -608,7 +632,25 @@ fn summarize(store: &Store, rounds: &[[Throughput; 3]]) {
     );
     let cpu_ratios: Vec<f64> = rounds
         .iter()
-        .filter_map(|[wasm, _, native]| Some(wasm.gateway_cpu? / native.gateway_cpu?))
+        .filter_map(|[wasm, _, native, _]| Some(wasm.gateway_cpu? / native.gateway_cpu?))
+        .collect();
+    if !cpu_ratios.is_empty() {
+        println!("    gateway CPU per message {}", spread(cpu_ratios, "x", 2));
+    }
+    println!(
+        "  kept / fresh instances (dispatch 64), per round: delivered/s {}",
+        spread(
+            rounds
+                .iter()
+                .map(|[fresh, _, _, kept]| kept.delivered_per_sec / fresh.delivered_per_sec)
+                .collect(),
+            "x",
+            2
+        )
+    );
+    let cpu_ratios: Vec<f64> = rounds
+        .iter()
+        .filter_map(|[fresh, _, _, kept]| Some(kept.gateway_cpu? / fresh.gateway_cpu?))
         .collect();
     if !cpu_ratios.is_empty() {
         println!("    gateway CPU per message {}", spread(cpu_ratios, "x", 2));
@@ -629,6 +671,21 @@ fn compare(store: &Store, wasm: &Throughput, native: &Throughput) {
             native,
             wasm / native,
             wasm - native
+        );
+    }
+}
+
+/// What keeping instances buys end to end: the same run, fresh and kept.
+fn compare_kept(store: &Store, fresh: &Throughput, kept: &Throughput) {
+    println!(
+        "end to end on {}, kept instances / fresh (dispatch 64): delivered/s {:.2}x",
+        store.name(),
+        kept.delivered_per_sec / fresh.delivered_per_sec
+    );
+    if let (Some(kept), Some(fresh)) = (kept.gateway_cpu, fresh.gateway_cpu) {
+        println!(
+            "  gateway CPU per message {kept:.0} µs / {fresh:.0} µs = {:.2}x",
+            kept / fresh
         );
     }
 }
@@ -1030,7 +1087,10 @@ fn main() {
                     let native =
                         end_to_end(&sim, path, 64, store, Through::Native, reference, round).await;
                     compare(store, &wasm, &native);
-                    measured.push([wasm, wide, native]);
+                    let kept =
+                        end_to_end(&sim, path, 64, store, Through::Kept, reference, round).await;
+                    compare_kept(store, &wasm, &kept);
+                    measured.push([wasm, wide, native, kept]);
                 }
                 if rounds > 1 {
                     summarize(store, &measured);

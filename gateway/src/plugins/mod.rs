@@ -489,11 +489,20 @@ impl PluginHost {
                 )
             },
         };
+        // What earlier calls left in a kept instance (a leak that reached the
+        // memory limit, a broken global) may be the cause: a fresh instance
+        // may well succeed, so the attempt is worth repeating.
+        let (retryable, kept) = match calls {
+            0 => (failure.retryable, String::new()),
+            1 => (true, " (in an instance kept after 1 call)".to_owned()),
+            n => (true, format!(" (in an instance kept after {n} calls)")),
+        };
         let failure = Failure {
             message: format!(
-                "connector {name:?} (plugin {} {}): {}",
+                "connector {name:?} (plugin {} {}): {}{kept}",
                 loaded.info.name, loaded.info.version, failure.message
             ),
+            retryable,
             ..failure
         };
         tracing::warn!(connector = %name, code = %failure.code, "{}", failure.message);

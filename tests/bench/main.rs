@@ -33,7 +33,8 @@ use crossgate::config;
 use crossgate::message::{Channel, Content};
 use crossgate::plugins::{Outgoing, PluginHost};
 use crossgate_tests::{
-    DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN, ProviderSim, default_twilio, twilio_connector,
+    DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN, ProviderSim, default_twilio, fault_connector,
+    twilio_connector,
 };
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -213,8 +214,8 @@ cache_dir = "{}"
             .join("plugins/target/wasm32-wasip2/release")
             .display(),
         work.join("cache").display(),
-        without_io("noop"),
-        kept(&without_io("noop_kept")),
+        fault_connector("noop", "ok", ""),
+        kept(&fault_connector("noop_kept", "ok", "")),
         default_twilio(&sim.url()),
         kept(&twilio_connector(
             "twilio_kept",
@@ -321,21 +322,6 @@ fn kept(connector: &str) -> String {
         "\n[connectors.config]",
         "\ncalls_per_instance = 1000\n[connectors.config]",
         1,
-    )
-}
-
-/// The `test-faults` connector that succeeds without I/O: the sandbox alone.
-fn without_io(name: &str) -> String {
-    format!(
-        r#"
-[[connectors]]
-name = "{name}"
-plugin = "test_faults.wasm"
-channel = "sms"
-allowed_hosts = ["http://127.0.0.1:9"]
-[connectors.config]
-mode = "ok"
-"#
     )
 }
 

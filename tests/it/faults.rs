@@ -1,7 +1,7 @@
 //! Fault containment: each misbehaving plugin costs one failed attempt with
 //! its reason, and the same gateway keeps delivering.
 
-use crate::support::{TestGateway, default_twilio, fault, sms, twilio_connector};
+use crate::support::{TestGateway, default_twilio, fault_connector, sms, twilio_connector};
 use crossgate_tests::{Behaviour, ProviderSim};
 use std::time::Duration;
 
@@ -26,10 +26,10 @@ timeout_ms = 1000
 [dispatch]
 max_attempts = 1
 {}{}{}{}{}{}"#,
-        fault("loop", "loop", ""),
-        fault("memory", "memory", ""),
-        fault("trap", "trap", ""),
-        fault(
+        fault_connector("loop", "loop", ""),
+        fault_connector("memory", "memory", ""),
+        fault_connector("trap", "trap", ""),
+        fault_connector(
             "forbidden",
             "forbidden-host",
             &format!("url = \"{}/leak\"", sim.url())
@@ -125,7 +125,7 @@ url = "{}/chatty"
     );
     let toml = format!(
         "[plugins]\nmax_requests_per_call = 5\n[dispatch]\nmax_attempts = 1\n{chatty}{}{}",
-        fault("noisy", "noisy", ""),
+        fault_connector("noisy", "noisy", ""),
         default_twilio(&sim.url())
     );
     let gw = TestGateway::start(&toml).await;

@@ -1,7 +1,7 @@
 //! What operators see: `/metrics` after a known sequence of sends, and
 //! `/readyz` when the store is gone.
 
-use crate::support::{TestGateway, default_twilio, fault, sms};
+use crate::support::{TestGateway, default_twilio, fault_connector, sms};
 use crossgate_tests::ProviderSim;
 
 /// The value of the sample `name{...}` whose labels include all of `labels`.
@@ -23,7 +23,7 @@ async fn metrics_count_what_happened() {
     let sim = ProviderSim::start().await.unwrap();
     let gw = TestGateway::start(&format!(
         "[dispatch]\nmax_attempts = 1\n{}{}",
-        fault("trap", "trap", ""),
+        fault_connector("trap", "trap", ""),
         default_twilio(&sim.url())
     ))
     .await;

@@ -67,6 +67,23 @@ base_url = "{sim_url}"
     )
 }
 
+/// A `test_faults.wasm` connector that misbehaves in `mode` (see
+/// plugins/test-faults; `ok` succeeds without I/O), with `extra` settings.
+pub fn fault_connector(name: &str, mode: &str, extra: &str) -> String {
+    format!(
+        r#"
+[[connectors]]
+name = "{name}"
+plugin = "test_faults.wasm"
+channel = "sms"
+allowed_hosts = ["http://127.0.0.1:9"]
+[connectors.config]
+mode = "{mode}"
+{extra}
+"#
+    )
+}
+
 /// The Twilio connector the simulator knows from the start, named `twilio`.
 pub fn default_twilio(sim_url: &str) -> String {
     twilio_connector("twilio", sim_url, DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN)

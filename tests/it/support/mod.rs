@@ -2,7 +2,7 @@
 //! real wasm plugins, and a client that waits for messages to settle.
 
 use crossgate::config::{self, Config};
-pub use crossgate_tests::{default_twilio, twilio_connector};
+pub use crossgate_tests::{default_twilio, fault_connector, twilio_connector};
 
 pub mod child;
 pub mod postgres;
@@ -372,21 +372,5 @@ vapid_subject = "mailto:ops@shop.example"
 ttl_secs = 600
 "#,
         crossgate_tests::DEFAULT_VAPID_PRIVATE_KEY
-    )
-}
-
-/// A `test_faults.wasm` connector that misbehaves in `mode` (see plugins/test-faults).
-pub fn fault(name: &str, mode: &str, extra: &str) -> String {
-    format!(
-        r#"
-[[connectors]]
-name = "{name}"
-plugin = "test_faults.wasm"
-channel = "sms"
-allowed_hosts = ["http://127.0.0.1:9"]
-[connectors.config]
-mode = "{mode}"
-{extra}
-"#
     )
 }

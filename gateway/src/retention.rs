@@ -1,5 +1,6 @@
 //! What keeps the store from growing for ever: idempotency and dedup keys
-//! past their window, and history past `[retention]`.
+//! past their window, and history past `[retention]` (callbacks given up on
+//! go with the messages).
 //!
 //! Both go a short batch at a time, each batch one write of the store,
 //! with a pause between them: on SQLite every write shares one writer with
@@ -33,6 +34,7 @@ pub async fn run(store: Arc<dyn Store>, retention: RetentionConfig, stop: watch:
                 Ok(purged) => tracing::info!(
                     messages = purged.messages,
                     events = purged.events,
+                    callbacks = purged.callbacks,
                     idempotency_keys = purged.idempotency_keys,
                     dedup_keys = purged.dedup_keys,
                     "{what} purged"

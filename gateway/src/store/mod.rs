@@ -134,12 +134,15 @@ pub enum Inserted {
     },
 }
 
-/// What a purge deleted ([`Store::purge_history`] counts messages and
-/// events, [`Store::purge_expired_keys`] keys), or a run of them together.
+/// What a purge deleted ([`Store::purge_history`] counts messages, events
+/// and abandoned callbacks, [`Store::purge_expired_keys`] keys), or a run
+/// of them together.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Purged {
     pub messages: usize,
     pub events: usize,
+    /// Status and reply callbacks given up on.
+    pub callbacks: usize,
     pub idempotency_keys: usize,
     pub dedup_keys: usize,
 }
@@ -150,6 +153,7 @@ impl Purged {
         [
             self.messages,
             self.events,
+            self.callbacks,
             self.idempotency_keys,
             self.dedup_keys,
         ]
@@ -166,6 +170,7 @@ impl std::ops::AddAssign for Purged {
     fn add_assign(&mut self, other: Purged) {
         self.messages += other.messages;
         self.events += other.events;
+        self.callbacks += other.callbacks;
         self.idempotency_keys += other.idempotency_keys;
         self.dedup_keys += other.dedup_keys;
     }
@@ -436,9 +441,11 @@ pub trait Store: journeys::JourneyStore + campaigns::CampaignStore + Send + Sync
 
     /// Delete up to `limit` finished messages created before
     /// `messages_before` (with their deliveries, attempts and status
-    /// history) and up to `limit` applied events received before
-    /// `events_before`, oldest first. Open messages and unapplied events
-    /// stay whatever their age. Called until it purges less than `limit`
+    /// history), up to `limit` applied events received before
+    /// `events_before` and up to `limit` callbacks given up on whose last
+    /// attempt was due before `messages_before`, oldest first. Open
+    /// messages, unapplied events and callbacks still to be tried stay
+    /// whatever their age. Called until it purges less than `limit`
     /// of each, so one call is one short write.
     async fn purge_history(
         &self,

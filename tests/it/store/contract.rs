@@ -1187,6 +1187,46 @@ pub async fn history_past_retention_is_purged_in_batches(s: Stores) {
     assert_eq!(old1[0].message_attempts, 0, "no attempt of the purged one");
 }
 
+/// A callback given up on goes once its last attempt is older than
+/// message retention, a batch at a time; one still to be tried stays.
+pub async fn abandoned_callbacks_past_retention_are_purged(s: Stores) {
+    let sent_with_callbacks = |id: &'static str, at: i64| {
+        let s = &s;
+        async move {
+            let mut m = message(id, at, &["twilio"]);
+            m.callback_url = Some("https://shop.example/hooks".into());
+            insert(&*s.a, m).await;
+            let leased = s.a.lease_due(at, 10, LEASE).await.unwrap().remove(0);
+            s.a.record_attempt(attempt(&leased, at, Outcome::Sent, sent()))
+                .await
+                .unwrap();
+            s.a.lease_callbacks(at + 1_000, 10, LEASE).await.unwrap()
+        }
+    };
+    for late in sent_with_callbacks("m2", 20_000).await {
+        s.a.finish_callback(late.id, None, true).await.unwrap();
+    }
+    // Queued, sending, sent: posted, retried later, given up.
+    let early = sent_with_callbacks("m1", 1_000).await;
+    s.a.finish_callback(early[0].id, None, false).await.unwrap();
+    s.a.finish_callback(early[1].id, Some(9_000), false)
+        .await
+        .unwrap();
+    s.a.finish_callback(early[2].id, None, true).await.unwrap();
+
+    let purged = s.b.purge_history(10_000, 0, 10).await.unwrap();
+    assert_eq!(purged.callbacks, 1, "{purged:?}");
+    let retried = s.b.lease_callbacks(9_000, 10, LEASE).await.unwrap();
+    assert_eq!(retried.len(), 1, "the callback still to be tried stays");
+    assert_eq!(retried[0].id, early[1].id);
+
+    let mut batches = Vec::new();
+    for _ in 0..4 {
+        batches.push(s.b.purge_history(30_000, 0, 1).await.unwrap().callbacks);
+    }
+    assert_eq!(batches, [1, 1, 1, 0], "m2's three, one per batch");
+}
+
 /// More history than one write takes is purged a batch at a time until
 /// none is left, and what is newer than retention stays.
 pub async fn a_backlog_of_history_is_purged_in_short_writes(s: Stores) {

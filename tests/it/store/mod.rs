@@ -138,6 +138,7 @@ suite!(
     campaign_messages_are_counted_and_cancelled_together,
     refused_members_are_kept_once_and_counted,
     history_past_retention_is_purged_in_batches,
+    abandoned_callbacks_past_retention_are_purged,
     a_backlog_of_history_is_purged_in_short_writes,
     conversions_are_credited_and_reported,
 );

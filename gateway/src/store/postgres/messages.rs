@@ -490,9 +490,18 @@ pub async fn purge_history(
             &[&events_before, &limit],
         )
         .await?;
+    let callbacks = db
+        .exec(
+            "DELETE FROM callbacks_outbox WHERE id IN (
+                 SELECT id FROM callbacks_outbox WHERE state = 'abandoned' AND due_at < $1
+                 ORDER BY due_at LIMIT $2)",
+            &[&messages_before, &limit],
+        )
+        .await?;
     Ok(Purged {
         messages: usize::try_from(messages).unwrap_or(0),
         events: usize::try_from(events).unwrap_or(usize::MAX),
+        callbacks: usize::try_from(callbacks).unwrap_or(usize::MAX),
         ..Purged::default()
     })
 }

@@ -317,9 +317,17 @@ pub fn purge_history(
                  ORDER BY received_at LIMIT ?2)",
         )?
         .execute(params![events_before, limit])?;
+    let callbacks = conn
+        .prepare_cached(
+            "DELETE FROM callbacks_outbox WHERE id IN (
+                 SELECT id FROM callbacks_outbox WHERE state = 'abandoned' AND due_at < ?1
+                 ORDER BY due_at LIMIT ?2)",
+        )?
+        .execute(params![messages_before, limit])?;
     Ok(Purged {
         messages,
         events,
+        callbacks,
         ..Purged::default()
     })
 }

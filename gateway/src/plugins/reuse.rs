@@ -5,10 +5,10 @@
 //! as much as the connector's own work (#17 in the README), so an operator who
 //! trusts a connector may let one instance serve up to N calls in a row. What
 //! still holds then: every call gets fresh limits, egress state and stderr;
-//! an instance whose call trapped, timed out, was refused a request or left a
-//! host resource open is dropped as before; and none outlives N calls. What
-//! does not: the guest's memory, so one message's data may be seen by the next
-//! call of the same connector.
+//! an instance whose call trapped, timed out, was refused a request or still
+//! holds an HTTP request, response or body is dropped as before; and none
+//! outlives N calls. What does not: the guest's memory, so one message's data
+//! may be seen by the next call of the same connector.
 
 use super::contract::Instance;
 use super::sandbox::CallState;
@@ -73,7 +73,7 @@ impl Shelf {
     }
 
     /// Keep an instance whose call ended well, unless it has served its
-    /// calls, holds a host resource, or there is no room.
+    /// calls, still holds an HTTP resource, or there is no room.
     pub fn put_back(&self, mut kept: Kept, space: &ShelfSpace) {
         if kept.calls >= self.calls_per_instance || !kept.store.data_mut().end_call() {
             return;

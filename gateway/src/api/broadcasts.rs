@@ -12,7 +12,7 @@ use super::on_behalf::{self, Accepted, Prepared, Summary};
 use super::{ApiError, AppState, segments};
 use crate::campaigns::fanout::Members;
 use crate::message::Channel;
-use crate::store::campaigns::{BroadcastRecord, Refusal};
+use crate::store::campaigns::{BroadcastRecord, RefusedMember};
 use crate::store::segments::SegmentQuery;
 use crate::store::{StoreError, now_ms};
 use async_trait::async_trait;
@@ -421,7 +421,7 @@ impl Members for BroadcastMembers {
         let mut messages = Vec::with_capacity(members.len());
         let mut sent_to = Vec::with_capacity(members.len());
         let mut refusals = Vec::new();
-        let refusal = |customer_id: String, code: String, message: String| Refusal {
+        let refusal = |customer_id: String, code: String, message: String| RefusedMember {
             customer_id,
             code,
             message,

@@ -38,7 +38,7 @@ pub struct StatusCount {
 
 /// A member a campaign could not send to: nothing was stored for them but this.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Refusal {
+pub struct RefusedMember {
     pub customer_id: String,
     /// The error code the send would have been answered with (`missing_phone`).
     pub code: String,
@@ -110,7 +110,7 @@ pub trait CampaignStore: Send + Sync {
     async fn record_refusals(
         &self,
         campaign: &str,
-        refusals: Vec<Refusal>,
+        refusals: Vec<RefusedMember>,
     ) -> Result<(), StoreError>;
 
     /// Up to `limit` of the campaign's refusals after customer `after`, in
@@ -120,7 +120,7 @@ pub trait CampaignStore: Send + Sync {
         campaign: &str,
         after: &str,
         limit: usize,
-    ) -> Result<Vec<Refusal>, StoreError>;
+    ) -> Result<Vec<RefusedMember>, StoreError>;
 
     /// The campaign's messages by status and reason, and its refused
     /// members as status `refused` by code.

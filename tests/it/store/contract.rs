@@ -5,7 +5,7 @@ use crossgate::config::RetentionConfig;
 use crossgate::customer::{Consent, ConsentStatus, Profile, Suppression, SuppressionReason};
 use crossgate::message::{Channel, MessageStatus, Outcome};
 use crossgate::retention;
-use crossgate::store::campaigns::{BroadcastRecord, Refusal};
+use crossgate::store::campaigns::{BroadcastRecord, RefusedMember};
 use crossgate::store::journeys::{EventInserted, JourneyVersion, NewEvent, RunRecord};
 use crossgate::store::now_ms;
 use crossgate::store::replies::{NewReply, ReplyRecorded};
@@ -1060,7 +1060,7 @@ pub async fn campaign_messages_are_counted_and_cancelled_together(s: Stores) {
 /// was refused for (a page planned again counts nobody twice), counted
 /// beside the campaign's messages and listed a page at a time.
 pub async fn refused_members_are_kept_once_and_counted(s: Stores) {
-    let refusal = |customer: &str, code: &str, at: i64| Refusal {
+    let refusal = |customer: &str, code: &str, at: i64| RefusedMember {
         customer_id: customer.into(),
         code: code.into(),
         message: format!("{code}: {customer} cannot be sent to"),

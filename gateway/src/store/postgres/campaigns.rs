@@ -5,7 +5,7 @@
 use super::messages::{self, OPEN};
 use super::{PostgresStore, Sql};
 use crate::store::StoreError;
-use crate::store::campaigns::{BroadcastRecord, CampaignStore, Refusal, StatusCount};
+use crate::store::campaigns::{BroadcastRecord, CampaignStore, RefusedMember, StatusCount};
 use crate::store::reports::{
     self, ConversionRecord, MessageCounts, NewConversion, ReportKey, ReportRow, Touch,
 };
@@ -311,9 +311,9 @@ impl CampaignStore for PostgresStore {
     async fn record_refusals(
         &self,
         campaign: &str,
-        refusals: Vec<Refusal>,
+        refusals: Vec<RefusedMember>,
     ) -> Result<(), StoreError> {
-        let column = |f: fn(&Refusal) -> &String| -> Vec<&str> {
+        let column = |f: fn(&RefusedMember) -> &String| -> Vec<&str> {
             refusals.iter().map(|r| f(r).as_str()).collect()
         };
         let (customers, codes, messages) = (
@@ -339,7 +339,7 @@ impl CampaignStore for PostgresStore {
         campaign: &str,
         after: &str,
         limit: usize,
-    ) -> Result<Vec<Refusal>, StoreError> {
+    ) -> Result<Vec<RefusedMember>, StoreError> {
         let rows = self
             .client()
             .await?
@@ -352,7 +352,7 @@ impl CampaignStore for PostgresStore {
             .await?;
         Ok(rows
             .iter()
-            .map(|r| Refusal {
+            .map(|r| RefusedMember {
                 customer_id: r.get(0),
                 code: r.get(1),
                 message: r.get(2),

@@ -3,7 +3,7 @@
 use super::SqliteStore;
 use super::messages::{self, OPEN};
 use crate::store::StoreError;
-use crate::store::campaigns::{BroadcastRecord, CampaignStore, Refusal, StatusCount};
+use crate::store::campaigns::{BroadcastRecord, CampaignStore, RefusedMember, StatusCount};
 use crate::store::reports::{
     self, ConversionRecord, MessageCounts, NewConversion, ReportKey, ReportRow, Touch,
 };
@@ -383,7 +383,7 @@ impl CampaignStore for SqliteStore {
     async fn record_refusals(
         &self,
         campaign: &str,
-        refusals: Vec<Refusal>,
+        refusals: Vec<RefusedMember>,
     ) -> Result<(), StoreError> {
         let campaign = campaign.to_owned();
         self.write(move |conn| {
@@ -410,7 +410,7 @@ impl CampaignStore for SqliteStore {
         campaign: &str,
         after: &str,
         limit: usize,
-    ) -> Result<Vec<Refusal>, StoreError> {
+    ) -> Result<Vec<RefusedMember>, StoreError> {
         let (campaign, after) = (campaign.to_owned(), after.to_owned());
         self.read(move |conn| {
             Ok(conn
@@ -420,7 +420,7 @@ impl CampaignStore for SqliteStore {
                      ORDER BY customer_id LIMIT ?3",
                 )?
                 .query_map(params![campaign, after, limit as i64], |r| {
-                    Ok(Refusal {
+                    Ok(RefusedMember {
                         customer_id: r.get(0)?,
                         code: r.get(1)?,
                         message: r.get(2)?,

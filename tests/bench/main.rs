@@ -605,42 +605,26 @@ fn summarize(store: &Store, rounds: &[[Throughput; 4]]) {
             rounds.len()
         );
     }
-    println!(
-        "  WASM / native (dispatch 64), per round: delivered/s {}",
-        spread(
+    // Ratios of two of each round's runs (indices into the round).
+    let ratios = |what: &str, (top, bottom): (usize, usize)| {
+        let of = |f: fn(&Throughput) -> Option<f64>| -> Vec<f64> {
             rounds
                 .iter()
-                .map(|[wasm, _, native, _]| wasm.delivered_per_sec / native.delivered_per_sec)
-                .collect(),
-            "x",
-            2
-        )
-    );
-    let cpu_ratios: Vec<f64> = rounds
-        .iter()
-        .filter_map(|[wasm, _, native, _]| Some(wasm.gateway_cpu? / native.gateway_cpu?))
-        .collect();
-    if !cpu_ratios.is_empty() {
-        println!("    gateway CPU per message {}", spread(cpu_ratios, "x", 2));
-    }
-    println!(
-        "  kept / fresh instances (dispatch 64), per round: delivered/s {}",
-        spread(
-            rounds
-                .iter()
-                .map(|[fresh, _, _, kept]| kept.delivered_per_sec / fresh.delivered_per_sec)
-                .collect(),
-            "x",
-            2
-        )
-    );
-    let cpu_ratios: Vec<f64> = rounds
-        .iter()
-        .filter_map(|[fresh, _, _, kept]| Some(kept.gateway_cpu? / fresh.gateway_cpu?))
-        .collect();
-    if !cpu_ratios.is_empty() {
-        println!("    gateway CPU per message {}", spread(cpu_ratios, "x", 2));
-    }
+                .filter_map(|round| Some(f(&round[top])? / f(&round[bottom])?))
+                .collect()
+        };
+        let delivered = of(|r| Some(r.delivered_per_sec));
+        println!(
+            "  {what} (dispatch 64), per round: delivered/s {}",
+            spread(delivered, "x", 2)
+        );
+        let cpu = of(|r| r.gateway_cpu);
+        if !cpu.is_empty() {
+            println!("    gateway CPU per message {}", spread(cpu, "x", 2));
+        }
+    };
+    ratios("WASM / native", (0, 2));
+    ratios("kept / fresh instances", (3, 0));
 }
 
 /// The sandbox's price end to end: the same run through both connectors.

@@ -284,7 +284,10 @@ mod tests {
             .table
             .push(String::from("a stream kept by libc"))
             .unwrap();
-        assert!(state.end_call(), "a harmless handle drops the instance");
+        assert!(
+            state.end_call(),
+            "a harmless handle kept the instance off the shelf"
+        );
         let pending = state
             .table
             .push(HostFutureIncomingResponse::Consumed)

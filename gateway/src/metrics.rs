@@ -69,6 +69,7 @@ pub struct Metrics {
     backlog: Gauge<i64, AtomicI64>,
     oldest_due_seconds: Gauge<f64, AtomicU64>,
     outbox: Gauge<i64, AtomicI64>,
+    kept_instances: Family<Connector, Gauge<i64, AtomicI64>>,
 }
 
 impl Default for Metrics {
@@ -142,6 +143,12 @@ impl Metrics {
             "Status callbacks waiting to be posted",
             outbox.clone(),
         );
+        let kept_instances = Family::<Connector, Gauge<i64, AtomicI64>>::default();
+        registry.register(
+            "crossgate_plugin_instances_kept",
+            "Sandbox instances kept between calls (connectors with calls_per_instance above 1)",
+            kept_instances.clone(),
+        );
         Metrics {
             registry,
             accepted,
@@ -154,6 +161,7 @@ impl Metrics {
             backlog,
             oldest_due_seconds,
             outbox,
+            kept_instances,
         }
     }
 
@@ -225,11 +233,27 @@ impl Metrics {
     }
 
     /// The text a scrape gets, with the queue as the store reports it now.
-    pub fn render(&self, backlog: u64, oldest_due_seconds: Option<f64>, outbox: u64) -> String {
+    /// The text for a scrape, with the gauges read for it: the queue's, and
+    /// the instances each connector keeps (a reload may have removed some).
+    pub fn render(
+        &self,
+        backlog: u64,
+        oldest_due_seconds: Option<f64>,
+        outbox: u64,
+        kept_instances: &[(&str, usize)],
+    ) -> String {
         self.backlog.set(i64::try_from(backlog).unwrap_or(i64::MAX));
         self.oldest_due_seconds
             .set(oldest_due_seconds.unwrap_or(0.0));
         self.outbox.set(i64::try_from(outbox).unwrap_or(i64::MAX));
+        self.kept_instances.clear();
+        for (connector, kept) in kept_instances {
+            self.kept_instances
+                .get_or_create(&Connector {
+                    connector: (*connector).to_owned(),
+                })
+                .set(i64::try_from(*kept).unwrap_or(i64::MAX));
+        }
         let mut text = String::new();
         if let Err(e) = prometheus_client::encoding::text::encode(&mut text, &self.registry) {
             tracing::error!("cannot encode metrics: {e}");

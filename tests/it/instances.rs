@@ -2,7 +2,7 @@
 //! healthy one serve a few calls in a row (`calls_per_instance`); never one
 //! whose call failed.
 
-use crate::support::{TestGateway, sms};
+use crate::support::{TestGateway, metric, sms};
 
 /// A `test-faults` connector in `count` mode: its receipts count the
 /// deliveries its instance has made.
@@ -24,6 +24,24 @@ allowed_hosts = ["http://127.0.0.1:9"]
 [connectors.config]
 mode = "count"
 "#
+    )
+}
+
+/// `crossgate_plugin_instances_kept` for the `counter` connector, if shown.
+async fn kept_now(gw: &TestGateway) -> Option<f64> {
+    let text = gw
+        .client
+        .get(format!("{}/metrics", gw.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    metric(
+        &text,
+        "crossgate_plugin_instances_kept",
+        &[("connector", "counter")],
     )
 }
 
@@ -57,6 +75,11 @@ async fn every_call_gets_a_fresh_instance_by_default() {
         .map(count)
         .collect();
     assert_eq!(counts, [1, 1, 1, 1]);
+    assert_eq!(
+        kept_now(&gw).await,
+        None,
+        "a connector that keeps none shows none"
+    );
     gw.stop().await;
 }
 
@@ -110,5 +133,7 @@ async fn a_kept_instance_serves_at_most_its_calls_and_never_after_a_trap() {
     );
     assert!(!reason.contains("delivery 1 of this instance"), "{reason}");
     assert_eq!(count(&messages[4]), 1, "a trapped instance was used again");
+    // The instance that made that last delivery waits for the next call.
+    assert_eq!(kept_now(&gw).await, Some(1.0));
     gw.stop().await;
 }

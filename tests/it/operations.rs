@@ -1,22 +1,8 @@
 //! What operators see: `/metrics` after a known sequence of sends, and
 //! `/readyz` when the store is gone.
 
-use crate::support::{TestGateway, default_twilio, fault_connector, sms};
+use crate::support::{TestGateway, default_twilio, fault_connector, metric, sms};
 use crossgate_tests::ProviderSim;
-
-/// The value of the sample `name{...}` whose labels include all of `labels`.
-fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-    text.lines()
-        .filter(|l| !l.starts_with('#'))
-        .filter(|l| l.starts_with(&format!("{name}{{")) || l.starts_with(&format!("{name} ")))
-        .find(|l| {
-            labels
-                .iter()
-                .all(|(k, v)| l.contains(&format!("{k}=\"{v}\"")))
-        })
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-}
 
 #[tokio::test]
 async fn metrics_count_what_happened() {
@@ -54,7 +40,7 @@ async fn metrics_count_what_happened() {
             .text()
             .await
             .unwrap();
-        let finished = sample(
+        let finished = metric(
             &text,
             "crossgate_messages_finished_total",
             &[("connector", "twilio"), ("status", "sent")],
@@ -65,7 +51,7 @@ async fn metrics_count_what_happened() {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     };
     let sms_accepted = |status| {
-        sample(
+        metric(
             &text,
             "crossgate_messages_accepted_total",
             &[
@@ -78,7 +64,7 @@ async fn metrics_count_what_happened() {
     assert_eq!(sms_accepted("queued"), Some(2.0), "{text}");
     assert_eq!(sms_accepted("suppressed"), Some(1.0), "{text}");
     let attempts = |connector, outcome| {
-        sample(
+        metric(
             &text,
             "crossgate_attempts_total",
             &[("connector", connector), ("outcome", outcome)],
@@ -87,7 +73,7 @@ async fn metrics_count_what_happened() {
     assert_eq!(attempts("trap", "permanent"), Some(2.0), "{text}");
     assert_eq!(attempts("twilio", "sent"), Some(2.0), "{text}");
     assert_eq!(
-        sample(
+        metric(
             &text,
             "crossgate_plugin_faults_total",
             &[("connector", "trap"), ("kind", "trap")]
@@ -96,7 +82,7 @@ async fn metrics_count_what_happened() {
         "{text}"
     );
     assert_eq!(
-        sample(
+        metric(
             &text,
             "crossgate_messages_finished_total",
             &[("connector", "twilio"), ("status", "sent")]
@@ -105,7 +91,7 @@ async fn metrics_count_what_happened() {
         "{text}"
     );
     assert_eq!(
-        sample(
+        metric(
             &text,
             "crossgate_attempt_duration_seconds_count",
             &[("connector", "twilio")]
@@ -114,7 +100,7 @@ async fn metrics_count_what_happened() {
         "{text}"
     );
     assert_eq!(
-        sample(
+        metric(
             &text,
             "crossgate_http_requests_total",
             &[("route", "/v1/messages"), ("status", "202")]
@@ -123,7 +109,7 @@ async fn metrics_count_what_happened() {
         "{text}"
     );
     assert!(
-        sample(
+        metric(
             &text,
             "crossgate_http_requests_total",
             &[("route", "/v1/messages/{id}")]
@@ -132,12 +118,12 @@ async fn metrics_count_what_happened() {
         "routes are counted by template: {text}"
     );
     assert_eq!(
-        sample(&text, "crossgate_queue_depth", &[]),
+        metric(&text, "crossgate_queue_depth", &[]),
         Some(0.0),
         "{text}"
     );
     assert_eq!(
-        sample(&text, "crossgate_callback_outbox_depth", &[]),
+        metric(&text, "crossgate_callback_outbox_depth", &[]),
         Some(0.0)
     );
 }

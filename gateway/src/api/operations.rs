@@ -23,7 +23,9 @@ pub async fn metrics(State(state): State<Arc<AppState>>) -> Result<Response, Api
         .map(|due| (now - due).max(0) as f64 / 1000.0);
     // Counted now, not the back-pressure sampler's last figure.
     let backlog = state.store.backlog(now).await.map_err(ApiError::from)?;
-    let text = state.metrics.render(backlog, oldest, health.outbox);
+    let routing = state.live.current();
+    let kept: Vec<(&str, usize)> = routing.plugins.kept_instances().collect();
+    let text = state.metrics.render(backlog, oldest, health.outbox, &kept);
     Ok((
         [(
             header::CONTENT_TYPE,

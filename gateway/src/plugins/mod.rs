@@ -318,6 +318,15 @@ impl PluginHost {
         loaded
     }
 
+    /// Instances each connector that keeps them (`calls_per_instance` above
+    /// 1) holds between calls now: for `/metrics`.
+    pub fn kept_instances(&self) -> impl Iterator<Item = (&str, usize)> {
+        self.connectors
+            .iter()
+            .filter(|(_, c)| c.shelf.keeps())
+            .map(|(name, c)| (name.as_str(), c.shelf.len()))
+    }
+
     /// Let a connector interpret a provider callback (it checks the
     /// signature). Addresses it reports dead come back as `Undeliverable`.
     pub async fn handle_webhook(

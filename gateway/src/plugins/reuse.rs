@@ -62,9 +62,14 @@ impl Shelf {
         }
     }
 
+    /// Whether the connector's instances may serve more than one call.
+    pub fn keeps(&self) -> bool {
+        self.calls_per_instance > 1
+    }
+
     /// The most recently used instance: its pages are likeliest to be warm.
     pub fn take(&self, space: &ShelfSpace) -> Option<Kept> {
-        if self.calls_per_instance <= 1 {
+        if !self.keeps() {
             return None;
         }
         let kept = self.lock().pop()?;
@@ -81,6 +86,11 @@ impl Shelf {
         if space.claim() {
             self.lock().push(kept);
         }
+    }
+
+    /// Instances on the shelf now.
+    pub fn len(&self) -> usize {
+        self.lock().len()
     }
 
     /// A poisoned lock only means a call panicked while pushing or popping:

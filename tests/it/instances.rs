@@ -29,17 +29,8 @@ mode = "count"
 
 /// `crossgate_plugin_instances_kept` for the `counter` connector, if shown.
 async fn kept_now(gw: &TestGateway) -> Option<f64> {
-    let text = gw
-        .client
-        .get(format!("{}/metrics", gw.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
     metric(
-        &text,
+        &gw.metrics().await,
         "crossgate_plugin_instances_kept",
         &[("connector", "counter")],
     )

@@ -31,15 +31,7 @@ async fn metrics_count_what_happened() {
     // committed, so a reader may see `sent` a moment before the count.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     let text = loop {
-        let text = gw
-            .client
-            .get(format!("{}/metrics", gw.url))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let text = gw.metrics().await;
         let finished = metric(
             &text,
             "crossgate_messages_finished_total",

@@ -9,14 +9,16 @@
 //!    through the Twilio connector to the simulator, beside the bare
 //!    provider round trip from the same host client, and beside the same
 //!    Twilio request made by a native Rust connector (`native:twilio`, built
-//!    with the `native-baseline` feature for the bench only).
+//!    with the `native-baseline` feature for the bench only); each also with
+//!    instances kept between calls (`calls_per_instance`).
 //! 2. What templates and SMS shaping add to an accept, in process: one
 //!    channel rendered from a template, SMS segments counted, an
 //!    unsubscribe link signed.
 //! 3. End to end: the `crossgate` binary as a child process, messages
 //!    posted over HTTP at fixed concurrency until all reach the simulator;
 //!    accepted/s, delivered/s, accept latency and the gateway's peak RSS;
-//!    once more through the native connector, for the WASM/native ratio.
+//!    once more through the native connector, for the WASM/native ratio,
+//!    and once with kept instances.
 //!    Then journeys: events accepted/s, and steps executed/s of a
 //!    two-message journey on 10,000 customers. Then a broadcast to 100,000
 //!    customers: members planned/s and sent/s, and the accept latency of

@@ -1,6 +1,6 @@
 //! What keeps the store from growing for ever: idempotency and dedup keys
 //! past their window, and history past `[retention]` (callbacks given up on
-//! go with the messages).
+//! go with the messages, conversions with the events).
 //!
 //! Both go a short batch at a time, each batch one write of the store,
 //! with a pause between them: on SQLite every write shares one writer with
@@ -35,6 +35,7 @@ pub async fn run(store: Arc<dyn Store>, retention: RetentionConfig, stop: watch:
                     messages = purged.messages,
                     events = purged.events,
                     callbacks = purged.callbacks,
+                    conversions = purged.conversions,
                     idempotency_keys = purged.idempotency_keys,
                     dedup_keys = purged.dedup_keys,
                     "{what} purged"

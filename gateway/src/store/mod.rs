@@ -134,15 +134,17 @@ pub enum Inserted {
     },
 }
 
-/// What a purge deleted ([`Store::purge_history`] counts messages, events
-/// and abandoned callbacks, [`Store::purge_expired_keys`] keys), or a run
-/// of them together.
+/// What a purge deleted ([`Store::purge_history`] counts messages, events,
+/// abandoned callbacks and conversions, [`Store::purge_expired_keys`] keys),
+/// or a run of them together.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Purged {
     pub messages: usize,
     pub events: usize,
     /// Status and reply callbacks given up on.
     pub callbacks: usize,
+    /// Conversions, which go with the events they were made from.
+    pub conversions: usize,
     pub idempotency_keys: usize,
     pub dedup_keys: usize,
 }
@@ -154,6 +156,7 @@ impl Purged {
             self.messages,
             self.events,
             self.callbacks,
+            self.conversions,
             self.idempotency_keys,
             self.dedup_keys,
         ]
@@ -171,6 +174,7 @@ impl std::ops::AddAssign for Purged {
         self.messages += other.messages;
         self.events += other.events;
         self.callbacks += other.callbacks;
+        self.conversions += other.conversions;
         self.idempotency_keys += other.idempotency_keys;
         self.dedup_keys += other.dedup_keys;
     }
@@ -442,6 +446,7 @@ pub trait Store: journeys::JourneyStore + campaigns::CampaignStore + Send + Sync
     /// Delete up to `limit` finished messages created before
     /// `messages_before` (with their deliveries, attempts and status
     /// history), up to `limit` applied events received before
+    /// `events_before`, up to `limit` conversions that occurred before
     /// `events_before` and up to `limit` callbacks given up on whose last
     /// attempt was due before `messages_before`, oldest first. Open
     /// messages, unapplied events and callbacks still to be tried stay

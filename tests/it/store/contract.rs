@@ -1257,7 +1257,7 @@ pub async fn a_backlog_of_history_is_purged_in_short_writes(s: Stores) {
 
 /// A conversion is credited once to the last delivered message in its
 /// window; the report counts messages, their planned costs and the
-/// conversions by the keys asked for.
+/// conversions by the keys asked for; retention purges old conversions.
 pub async fn conversions_are_credited_and_reported(s: Stores) {
     let mut m = message("m1", 1_000, &["twilio"]);
     m.customer_id = Some("ana".into());
@@ -1325,4 +1325,11 @@ pub async fn conversions_are_credited_and_reported(s: Stores) {
             .unwrap()
             .is_empty()
     );
+
+    // Conversions go with the events they were made from: e1 (at 5,000)
+    // is past an events horizon of 10,000, e2 (at 50,000) is not.
+    let purged = s.b.purge_history(0, 10_000, 10).await.unwrap();
+    assert_eq!(purged.conversions, 1, "{purged:?}");
+    assert_eq!(s.a.conversion("e1").await.unwrap(), None);
+    assert_eq!(s.a.conversion("e2").await.unwrap(), Some(late));
 }

@@ -498,10 +498,19 @@ pub async fn purge_history(
             &[&messages_before, &limit],
         )
         .await?;
+    let conversions = db
+        .exec(
+            "DELETE FROM conversions WHERE event_id IN (
+                 SELECT event_id FROM conversions WHERE occurred_at < $1
+                 ORDER BY occurred_at LIMIT $2)",
+            &[&events_before, &limit],
+        )
+        .await?;
     Ok(Purged {
         messages: usize::try_from(messages).unwrap_or(0),
         events: usize::try_from(events).unwrap_or(usize::MAX),
         callbacks: usize::try_from(callbacks).unwrap_or(usize::MAX),
+        conversions: usize::try_from(conversions).unwrap_or(usize::MAX),
         ..Purged::default()
     })
 }

@@ -324,10 +324,18 @@ pub fn purge_history(
                  ORDER BY due_at LIMIT ?2)",
         )?
         .execute(params![messages_before, limit])?;
+    let conversions = conn
+        .prepare_cached(
+            "DELETE FROM conversions WHERE event_id IN (
+                 SELECT event_id FROM conversions WHERE occurred_at < ?1
+                 ORDER BY occurred_at LIMIT ?2)",
+        )?
+        .execute(params![events_before, limit])?;
     Ok(Purged {
         messages,
         events,
         callbacks,
+        conversions,
         ..Purged::default()
     })
 }

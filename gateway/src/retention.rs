@@ -1,6 +1,7 @@
 //! What keeps the store from growing for ever: idempotency and dedup keys
 //! past their window, and history past `[retention]` (callbacks given up on
-//! go with the messages, conversions with the events).
+//! and campaign refusals go with the messages, conversions with the
+//! events).
 //!
 //! Both go a short batch at a time, each batch one write of the store,
 //! with a pause between them: on SQLite every write shares one writer with
@@ -36,6 +37,7 @@ pub async fn run(store: Arc<dyn Store>, retention: RetentionConfig, stop: watch:
                     events = purged.events,
                     callbacks = purged.callbacks,
                     conversions = purged.conversions,
+                    refusals = purged.refusals,
                     idempotency_keys = purged.idempotency_keys,
                     dedup_keys = purged.dedup_keys,
                     "{what} purged"

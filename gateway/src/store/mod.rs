@@ -134,9 +134,9 @@ pub enum Inserted {
     },
 }
 
-/// What a purge deleted ([`Store::purge_history`] counts messages, events,
-/// abandoned callbacks and conversions, [`Store::purge_expired_keys`] keys),
-/// or a run of them together.
+/// What a purge deleted ([`Store::purge_history`] counts messages, events
+/// and what goes with them, [`Store::purge_expired_keys`] keys), or a run of
+/// them together.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Purged {
     pub messages: usize,
@@ -145,6 +145,8 @@ pub struct Purged {
     pub callbacks: usize,
     /// Conversions, which go with the events they were made from.
     pub conversions: usize,
+    /// Members campaigns sent nothing to, which go with the messages.
+    pub refusals: usize,
     pub idempotency_keys: usize,
     pub dedup_keys: usize,
 }
@@ -157,6 +159,7 @@ impl Purged {
             self.events,
             self.callbacks,
             self.conversions,
+            self.refusals,
             self.idempotency_keys,
             self.dedup_keys,
         ]
@@ -175,6 +178,7 @@ impl std::ops::AddAssign for Purged {
         self.events += other.events;
         self.callbacks += other.callbacks;
         self.conversions += other.conversions;
+        self.refusals += other.refusals;
         self.idempotency_keys += other.idempotency_keys;
         self.dedup_keys += other.dedup_keys;
     }
@@ -447,8 +451,9 @@ pub trait Store: journeys::JourneyStore + campaigns::CampaignStore + Send + Sync
     /// `messages_before` (with their deliveries, attempts and status
     /// history), up to `limit` applied events received before
     /// `events_before`, up to `limit` conversions that occurred before
-    /// `events_before` and up to `limit` callbacks given up on whose last
-    /// attempt was due before `messages_before`, oldest first. Open
+    /// `events_before`, up to `limit` callbacks given up on whose last
+    /// attempt was due before `messages_before` and up to `limit` campaign
+    /// refusals made before `messages_before`, oldest first. Open
     /// messages, unapplied events and callbacks still to be tried stay
     /// whatever their age. Called until it purges less than `limit`
     /// of each, so one call is one short write.

@@ -1131,6 +1131,15 @@ pub async fn refused_members_are_kept_once_and_counted(s: Stores) {
             .unwrap()
             .is_empty()
     );
+
+    // Refusals go with the messages' retention: those made at 1,000 are
+    // past a horizon of 5,000 (b1's c1, c2, c3 and other's c1), c4 is not.
+    let purged = s.b.purge_history(5_000, 0, 10).await.unwrap();
+    assert_eq!(purged.refusals, 4, "{purged:?}");
+    assert_eq!(
+        s.a.refusals("broadcast:b1", "", 10).await.unwrap(),
+        [refusal("c4", "missing_phone", 9_000)]
+    );
 }
 
 /// Finished messages and applied events past retention go, oldest first

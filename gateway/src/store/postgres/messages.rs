@@ -506,11 +506,20 @@ pub async fn purge_history(
             &[&events_before, &limit],
         )
         .await?;
+    let refusals = db
+        .exec(
+            "DELETE FROM refusals WHERE (campaign, customer_id) IN (
+                 SELECT campaign, customer_id FROM refusals WHERE refused_at < $1
+                 ORDER BY refused_at LIMIT $2)",
+            &[&messages_before, &limit],
+        )
+        .await?;
     Ok(Purged {
         messages: usize::try_from(messages).unwrap_or(0),
         events: usize::try_from(events).unwrap_or(usize::MAX),
         callbacks: usize::try_from(callbacks).unwrap_or(usize::MAX),
         conversions: usize::try_from(conversions).unwrap_or(usize::MAX),
+        refusals: usize::try_from(refusals).unwrap_or(usize::MAX),
         ..Purged::default()
     })
 }

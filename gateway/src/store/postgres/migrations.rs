@@ -7,13 +7,17 @@ use crate::store::StoreError;
 use crate::store::migrations::{self, Migration, SchemaStatus};
 use deadpool_postgres::Object;
 
-pub const MIGRATIONS: [Migration; 6] = [
+pub const MIGRATIONS: [Migration; 7] = [
     migrations::step(1, BASELINE),
     migrations::step(2, "ALTER TABLE attempts ADD COLUMN node TEXT;"),
     migrations::step(3, "ALTER TABLE messages ADD COLUMN template TEXT;"),
     migrations::step(4, JOURNEYS),
     migrations::step(5, CAMPAIGNS),
     migrations::step(6, REFUSALS_AND_PURGE_INDEXES),
+    migrations::step(
+        7,
+        "CREATE INDEX refusals_refused_at ON refusals (refused_at);",
+    ),
 ];
 
 /// Step 6: a member a campaign sent nothing to (an offer they already

@@ -331,11 +331,19 @@ pub fn purge_history(
                  ORDER BY occurred_at LIMIT ?2)",
         )?
         .execute(params![events_before, limit])?;
+    let refusals = conn
+        .prepare_cached(
+            "DELETE FROM refusals WHERE rowid IN (
+                 SELECT rowid FROM refusals WHERE refused_at < ?1
+                 ORDER BY refused_at LIMIT ?2)",
+        )?
+        .execute(params![messages_before, limit])?;
     Ok(Purged {
         messages,
         events,
         callbacks,
         conversions,
+        refusals,
         ..Purged::default()
     })
 }

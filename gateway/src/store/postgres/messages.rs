@@ -455,7 +455,7 @@ pub async fn purge_expired_keys(
 
 /// The oldest finished messages with their deliveries, attempts and
 /// status history (no foreign keys here: one statement deletes them all),
-/// and the oldest applied events; `limit` of each.
+/// the oldest applied events, and what goes with each; `limit` of each.
 pub async fn purge_history(
     db: &impl Sql,
     messages_before: i64,
@@ -482,44 +482,41 @@ pub async fn purge_history(
         .await?
         .first()
         .map_or(0, |r| r.get(0));
-    let events = db
-        .exec(
+    // Each statement deletes the `limit` oldest rows before its horizon.
+    let oldest = async |sql: &str, before: i64| -> Result<usize, StoreError> {
+        let deleted = db.exec(sql, &[&before, &limit]).await?;
+        Ok(usize::try_from(deleted).unwrap_or(usize::MAX))
+    };
+    Ok(Purged {
+        messages: usize::try_from(messages).unwrap_or(0),
+        events: oldest(
             "DELETE FROM events WHERE id IN (
                  SELECT id FROM events WHERE received_at < $1 AND handled
                  ORDER BY received_at LIMIT $2)",
-            &[&events_before, &limit],
+            events_before,
         )
-        .await?;
-    let callbacks = db
-        .exec(
+        .await?,
+        callbacks: oldest(
             "DELETE FROM callbacks_outbox WHERE id IN (
                  SELECT id FROM callbacks_outbox WHERE state = 'abandoned' AND due_at < $1
                  ORDER BY due_at LIMIT $2)",
-            &[&messages_before, &limit],
+            messages_before,
         )
-        .await?;
-    let conversions = db
-        .exec(
+        .await?,
+        conversions: oldest(
             "DELETE FROM conversions WHERE event_id IN (
                  SELECT event_id FROM conversions WHERE occurred_at < $1
                  ORDER BY occurred_at LIMIT $2)",
-            &[&events_before, &limit],
+            events_before,
         )
-        .await?;
-    let refusals = db
-        .exec(
+        .await?,
+        refusals: oldest(
             "DELETE FROM refusals WHERE (campaign, customer_id) IN (
                  SELECT campaign, customer_id FROM refusals WHERE refused_at < $1
                  ORDER BY refused_at LIMIT $2)",
-            &[&messages_before, &limit],
+            messages_before,
         )
-        .await?;
-    Ok(Purged {
-        messages: usize::try_from(messages).unwrap_or(0),
-        events: usize::try_from(events).unwrap_or(usize::MAX),
-        callbacks: usize::try_from(callbacks).unwrap_or(usize::MAX),
-        conversions: usize::try_from(conversions).unwrap_or(usize::MAX),
-        refusals: usize::try_from(refusals).unwrap_or(usize::MAX),
+        .await?,
         ..Purged::default()
     })
 }

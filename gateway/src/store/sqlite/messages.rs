@@ -289,9 +289,9 @@ pub fn purge_expired_keys(conn: &Connection, now: i64, limit: usize) -> Result<P
     })
 }
 
-/// The oldest finished messages and applied events, `limit` of each;
-/// deliveries, attempts and status history go with their message (the
-/// foreign keys cascade).
+/// The oldest finished messages and applied events, and what goes with
+/// them, `limit` of each; deliveries, attempts and status history go with
+/// their message (the foreign keys cascade).
 pub fn purge_history(
     conn: &Connection,
     messages_before: i64,
@@ -307,43 +307,36 @@ pub fn purge_history(
         )
     });
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-    let messages = conn
-        .prepare_cached(&MESSAGES)?
-        .execute(params![messages_before, limit])?;
-    let events = conn
-        .prepare_cached(
+    // Each statement deletes the `limit` oldest rows before its horizon.
+    let oldest = |sql: &str, before: i64| -> Result<usize, StoreError> {
+        Ok(conn.prepare_cached(sql)?.execute(params![before, limit])?)
+    };
+    Ok(Purged {
+        messages: oldest(&MESSAGES, messages_before)?,
+        events: oldest(
             "DELETE FROM events WHERE id IN (
                  SELECT id FROM events WHERE received_at < ?1 AND handled
                  ORDER BY received_at LIMIT ?2)",
-        )?
-        .execute(params![events_before, limit])?;
-    let callbacks = conn
-        .prepare_cached(
+            events_before,
+        )?,
+        callbacks: oldest(
             "DELETE FROM callbacks_outbox WHERE id IN (
                  SELECT id FROM callbacks_outbox WHERE state = 'abandoned' AND due_at < ?1
                  ORDER BY due_at LIMIT ?2)",
-        )?
-        .execute(params![messages_before, limit])?;
-    let conversions = conn
-        .prepare_cached(
+            messages_before,
+        )?,
+        conversions: oldest(
             "DELETE FROM conversions WHERE event_id IN (
                  SELECT event_id FROM conversions WHERE occurred_at < ?1
                  ORDER BY occurred_at LIMIT ?2)",
-        )?
-        .execute(params![events_before, limit])?;
-    let refusals = conn
-        .prepare_cached(
+            events_before,
+        )?,
+        refusals: oldest(
             "DELETE FROM refusals WHERE rowid IN (
                  SELECT rowid FROM refusals WHERE refused_at < ?1
                  ORDER BY refused_at LIMIT ?2)",
-        )?
-        .execute(params![messages_before, limit])?;
-    Ok(Purged {
-        messages,
-        events,
-        callbacks,
-        conversions,
-        refusals,
+            messages_before,
+        )?,
         ..Purged::default()
     })
 }

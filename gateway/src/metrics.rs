@@ -232,9 +232,9 @@ impl Metrics {
             .inc();
     }
 
-    /// The text a scrape gets, with the queue as the store reports it now.
-    /// The text for a scrape, with the gauges read for it: the queue's, and
-    /// the instances each connector keeps (a reload may have removed some).
+    /// The text a scrape gets, with the gauges read for it: the queue as the
+    /// store reports it now, and the instances each connector keeps (cleared
+    /// first: a reload may have removed a connector).
     pub fn render(
         &self,
         backlog: u64,

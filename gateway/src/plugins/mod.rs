@@ -474,14 +474,12 @@ impl PluginHost {
         };
         let failure = match outcome {
             Ok(Ok((value, instance))) => {
-                if after.refused.is_none() && after.timed_out.is_none() {
-                    let kept = reuse::Kept {
-                        store,
-                        instance,
-                        calls: calls + 1,
-                    };
-                    loaded.shelf.put_back(kept, &self.shelf_space);
-                }
+                let kept = reuse::Kept {
+                    store,
+                    instance,
+                    calls: calls + 1,
+                };
+                loaded.shelf.put_back(kept, &self.shelf_space);
                 return (Ok(value), after);
             }
             Ok(Err(error)) => sandbox::explain_trap(&error, store.data(), &self.limits),

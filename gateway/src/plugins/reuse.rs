@@ -78,7 +78,8 @@ impl Shelf {
     }
 
     /// Keep an instance whose call ended well, unless it has served its
-    /// calls, still holds an HTTP resource, or there is no room.
+    /// calls, is unfit for another ([`CallState::end_call`]), or there is
+    /// no room.
     pub fn put_back(&self, mut kept: Kept, space: &ShelfSpace) {
         if kept.calls >= self.calls_per_instance || !kept.store.data_mut().end_call() {
             return;

@@ -112,7 +112,8 @@ impl CallState {
 
     /// Close a call that ended well, for its instance to be kept. Claims it
     /// left unfilled go to the next caller, as when a store is dropped.
-    /// False when the guest still holds an HTTP request, response or body,
+    /// False when the egress gate refused or timed out one of its requests,
+    /// or when the guest still holds an HTTP request, response or body,
     /// whose connection would outlive the call and escape the next call's
     /// request limits: such an instance is not kept. (Handles it keeps for
     /// good, such as stderr's stream, are no reason to drop it.)
@@ -121,6 +122,9 @@ impl CallState {
             self.scope.cache.release(&claim);
         }
         self.dead_addresses.clear();
+        if self.egress.refused().is_some() || self.egress.timed_out().is_some() {
+            return false;
+        }
         !self.table.iter_mut().any(|entry| {
             entry.is::<HostOutgoingRequest>()
                 || entry.is::<HostFutureIncomingResponse>()

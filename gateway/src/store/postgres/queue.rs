@@ -106,6 +106,9 @@ pub async fn lease(
     // they were before it, which is all it needs: content and counts).
     // `id = ANY (ARRAY (...))` finds the rows by primary key; written as a
     // join `FROM due`, the planner scanned the whole table for every lease.
+    // Whether a message has a callback is read from an array built once:
+    // joined to `s` (a CTE it expects one row from), the planner rescanned
+    // `s` for every leased row.
     let leased = tx
         .rows(
             "WITH due AS (
@@ -122,8 +125,8 @@ pub async fn lease(
                  RETURNING id, callback_url IS NOT NULL AS callback)
              SELECT l.id, l.message_id, l.channel, l.connector, l.address, l.attempts,
                     COALESCE(l.content, m.content), m.attempt_count, m.created_at, m.expires_at,
-                    COALESCE(s.callback, false)
-             FROM l JOIN messages m ON m.id = l.message_id LEFT JOIN s ON s.id = l.message_id",
+                    l.message_id = ANY (ARRAY (SELECT id FROM s WHERE callback))
+             FROM l JOIN messages m ON m.id = l.message_id",
             &[&lease_until, &now, &(limit as i64)],
         )
         .await?;

@@ -58,6 +58,10 @@ fn finishing(r: &AttemptResult) -> Option<MessageStatus> {
 /// leave leased deliveries alone), so holding the lease is enough to end
 /// it. Returns, in order, whether each row ended its message. Every
 /// message appears once.
+///
+/// Deliveries are found by joining `r` alone: with `id = ANY ($1)` added,
+/// the planner intersected the primary key with `deliveries_leased`, reading
+/// every dead entry that leases leave there until vacuum, each time.
 async fn record_rows(
     db: &impl Sql,
     rows: &[&AttemptResult],
@@ -78,7 +82,7 @@ async fn record_rows(
                  SET state = r.state, lease_until = NULL, attempts = deliveries.attempts + 1,
                      due_at = COALESCE(r.due_at, deliveries.due_at)
                  FROM r
-                 WHERE deliveries.id = ANY ($1) AND deliveries.id = r.delivery_id
+                 WHERE deliveries.id = r.delivery_id
                    AND deliveries.state = 'leased' AND deliveries.lease_until = r.lease_until
                  RETURNING deliveries.id),
              e AS (

@@ -33,6 +33,7 @@ use crate::message::{Channel, MessageStatus};
 use async_trait::async_trait;
 use migrations::PRAGMAS;
 use rusqlite::Connection;
+use rusqlite::config::DbConfig;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use tokio::sync::{mpsc, oneshot};
@@ -43,6 +44,10 @@ const MAX_BATCH: usize = 1024;
 /// read, so under load reads wait for a connection instead of opening new
 /// ones (each with its own page cache and statement cache, cold).
 const READERS: usize = 4;
+/// Prepared statements each connection keeps. rusqlite keeps 16; the writer
+/// alone runs several times that many (accepting, leasing, recording,
+/// journeys, broadcasts, retention), and an evicted one is parsed again.
+const STATEMENTS: usize = 256;
 
 /// One caller's write, as the writer runs it.
 struct Write {
@@ -218,6 +223,13 @@ impl From<rusqlite::Error> for StoreError {
 fn connect(path: &Path) -> Result<Connection, StoreError> {
     let conn = Connection::open(path)?;
     conn.execute_batch(PRAGMAS)?;
+    conn.set_prepared_statement_cache_capacity(STATEMENTS);
+    // Plans that never depend on bound values. Without this, SQLite marks a
+    // statement whose plan read a parameter (`LIMIT ?`, as leasing has) to
+    // be compiled again whenever that parameter is bound: every execution.
+    // No statement here needs a value-dependent plan: the partial indexes'
+    // predicates are matched by literals and `IS NOT NULL`.
+    conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;
     Ok(conn)
 }
 

@@ -411,6 +411,7 @@ async fn end_to_end(
     )
     .await;
     let before = sim.request_count();
+    let wal_before = store.wal_position().await;
     let gateway_pid = child.id().to_string();
     let cpu_before = (cpu_secs(&gateway_pid), cpu_secs("self"));
 
@@ -448,6 +449,7 @@ async fn end_to_end(
     let delivered_in = started.elapsed();
     let delivered = sim.request_count() - before;
     let cpu_after = (cpu_secs(&gateway_pid), cpu_secs("self"));
+    let wal_after = store.wal_position().await;
     let paced = paced_accepts(
         &client,
         &format!("{base}/v1/messages"),
@@ -512,6 +514,12 @@ async fn end_to_end(
         "  target: accept p99 at a steady 1000 msg/s < 5 ms: {}",
         met(steady_p99 < Duration::from_millis(5))
     );
+    if let (Some(before), Some(after)) = (wal_before, wal_after) {
+        println!(
+            "  PostgreSQL WAL written per message: {:.0} bytes",
+            after.saturating_sub(before) as f64 / E2E_MESSAGES as f64
+        );
+    }
     match rss {
         Some(kib) => println!("  gateway peak RSS {:.1} MiB", kib as f64 / 1024.0),
         None => println!("  gateway peak RSS unavailable (no /proc)"),
@@ -944,6 +952,24 @@ enum Store {
 }
 
 impl Store {
+    /// Where PostgreSQL's write-ahead log stands, in bytes: what a run wrote
+    /// to it is the store's write work, a figure the machine's noise leaves
+    /// alone (the server is the bench's own, so nothing else writes).
+    async fn wal_position(&self) -> Option<u64> {
+        let Store::Postgres(server) = self else {
+            return None;
+        };
+        let (client, connection) = tokio_postgres::connect(server, tokio_postgres::NoTls)
+            .await
+            .ok()?;
+        tokio::spawn(connection);
+        let row = client
+            .query_one("SELECT (pg_current_wal_lsn() - '0/0'::pg_lsn)::bigint", &[])
+            .await
+            .ok()?;
+        u64::try_from(row.get::<_, i64>(0)).ok()
+    }
+
     fn name(&self) -> &'static str {
         match self {
             Store::Sqlite => "SQLite",

@@ -1,7 +1,7 @@
 //! What keeps the store from growing for ever: idempotency and dedup keys
 //! past their window, and history past `[retention]` (callbacks given up on
-//! and campaign refusals go with the messages, conversions with the
-//! events).
+//! and campaign refusals go with the messages, conversions and superseded
+//! journey runs with the events).
 //!
 //! Both go a short batch at a time, each batch one write of the store,
 //! with a pause between them: on SQLite every write shares one writer with
@@ -38,6 +38,7 @@ pub async fn run(store: Arc<dyn Store>, retention: RetentionConfig, stop: watch:
                     callbacks = purged.callbacks,
                     conversions = purged.conversions,
                     refusals = purged.refusals,
+                    journey_runs = purged.journey_runs,
                     idempotency_keys = purged.idempotency_keys,
                     dedup_keys = purged.dedup_keys,
                     "{what} purged"

@@ -20,7 +20,7 @@ pub struct Migration {
 
 /// What each version does, the same in every backend: version N is
 /// `STEPS[N - 1]`. Each backend pairs these with its own SQL ([`step`]).
-pub const STEPS: [&str; 7] = [
+pub const STEPS: [&str; 8] = [
     "messages, deliveries, attempts, keys, outbox, customers, suppressions",
     "attempts record the node that made them",
     "messages record the template, locale and content each channel rendered",
@@ -28,6 +28,7 @@ pub const STEPS: [&str; 7] = [
     "campaigns: messages' campaign, customer traits, segments and broadcasts",
     "members a campaign sent nothing to, and why; events by arrival and keys by expiry, for purging",
     "members a campaign sent nothing to, by when, for purging",
+    "journey runs a later run of the same journey superseded, by when they ended, for purging",
 ];
 
 /// Version `version`, named from [`STEPS`], done by `sql`.

@@ -147,6 +147,8 @@ pub struct Purged {
     pub conversions: usize,
     /// Members campaigns sent nothing to, which go with the messages.
     pub refusals: usize,
+    /// Journey runs a later run superseded, which go with the events.
+    pub journey_runs: usize,
     pub idempotency_keys: usize,
     pub dedup_keys: usize,
 }
@@ -160,6 +162,7 @@ impl Purged {
             self.callbacks,
             self.conversions,
             self.refusals,
+            self.journey_runs,
             self.idempotency_keys,
             self.dedup_keys,
         ]
@@ -179,6 +182,7 @@ impl std::ops::AddAssign for Purged {
         self.callbacks += other.callbacks;
         self.conversions += other.conversions;
         self.refusals += other.refusals;
+        self.journey_runs += other.journey_runs;
         self.idempotency_keys += other.idempotency_keys;
         self.dedup_keys += other.dedup_keys;
     }
@@ -452,10 +456,11 @@ pub trait Store: journeys::JourneyStore + campaigns::CampaignStore + Send + Sync
     /// history), up to `limit` applied events received before
     /// `events_before`, up to `limit` conversions that occurred before
     /// `events_before`, up to `limit` callbacks given up on whose last
-    /// attempt was due before `messages_before` and up to `limit` campaign
-    /// refusals made before `messages_before`, oldest first. Open
-    /// messages, unapplied events and callbacks still to be tried stay
-    /// whatever their age. Called until it purges less than `limit`
+    /// attempt was due before `messages_before`, up to `limit` campaign
+    /// refusals made before `messages_before` and up to `limit` superseded
+    /// journey runs that ended before `events_before`, oldest first. Open
+    /// messages, unapplied events, callbacks still to be tried, active runs
+    /// and each customer's latest run of a journey stay whatever their age. Called until it purges less than `limit`
     /// of each, so one call is one short write.
     async fn purge_history(
         &self,

@@ -1236,6 +1236,61 @@ pub async fn abandoned_callbacks_past_retention_are_purged(s: Stores) {
     assert_eq!(batches, [1, 1, 1, 0], "m2's three, one per batch");
 }
 
+/// A journey run goes with the events' retention once it has ended and
+/// the same customer has started the same journey again; the latest run
+/// of each journey (what `entry` reads) and active runs stay.
+pub async fn superseded_journey_runs_past_retention_are_purged(s: Stores) {
+    let run = |id: &str, customer: &str, journey: &str, started_at: i64, ended_at: Option<i64>| {
+        let mut run = new_run(id, customer, None);
+        run.journey = journey.into();
+        run.started_at = started_at;
+        run.updated_at = ended_at.unwrap_or(started_at);
+        if ended_at.is_some() {
+            run.status = "completed".into();
+        }
+        run
+    };
+    for r in [
+        run("r1", "ada", "welcome", 1_000, Some(2_000)),
+        run("r2", "ada", "welcome", 3_000, Some(4_000)),
+        run("r3", "ada", "welcome", 5_000, None),
+        run("b1", "bob", "welcome", 1_000, Some(2_000)),
+        run("c1", "ada", "cart", 1_000, Some(2_000)),
+    ] {
+        assert!(s.a.insert_run(r).await.unwrap());
+    }
+    let ids = |runs: Vec<RunRecord>| runs.into_iter().map(|r| r.id).collect::<Vec<_>>();
+
+    let purged = s.b.purge_history(0, 3_000, 10).await.unwrap();
+    assert_eq!(
+        purged.journey_runs, 1,
+        "r1 only: r2 ended after the horizon"
+    );
+    let purged = s.b.purge_history(0, 10_000, 10).await.unwrap();
+    assert_eq!(purged.journey_runs, 1, "r2");
+    assert_eq!(ids(s.b.customer_runs("ada").await.unwrap()), ["r3", "c1"]);
+    assert_eq!(ids(s.b.customer_runs("bob").await.unwrap()), ["b1"]);
+
+    // Superseded while still active: it stays until it has ended.
+    assert!(
+        s.b.insert_run(run("r4", "ada", "welcome", 6_000, None))
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        s.a.purge_history(0, 10_000, 10).await.unwrap().journey_runs,
+        0
+    );
+    let mut ended = run("r3", "ada", "welcome", 5_000, Some(7_000));
+    ended.revision = 2;
+    assert!(s.a.update_run(ended, 1).await.unwrap());
+    assert_eq!(
+        s.a.purge_history(0, 10_000, 10).await.unwrap().journey_runs,
+        1
+    );
+    assert_eq!(ids(s.b.customer_runs("ada").await.unwrap()), ["r4", "c1"]);
+}
+
 /// More history than one write takes is purged a batch at a time until
 /// none is left, and what is newer than retention stays.
 pub async fn a_backlog_of_history_is_purged_in_short_writes(s: Stores) {

@@ -139,6 +139,7 @@ suite!(
     refused_members_are_kept_once_and_counted,
     history_past_retention_is_purged_in_batches,
     abandoned_callbacks_past_retention_are_purged,
+    superseded_journey_runs_past_retention_are_purged,
     a_backlog_of_history_is_purged_in_short_writes,
     conversions_are_credited_and_reported,
 );

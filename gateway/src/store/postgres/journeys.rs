@@ -225,15 +225,24 @@ impl JourneyStore for PostgresStore {
             }))
     }
 
+    /// A new run supersedes the customer's earlier runs of the journey (in
+    /// the same statement; the update cannot see the new row, nor needs to).
     async fn insert_run(&self, run: RunRecord) -> Result<bool, StoreError> {
         let inserted = self
             .client()
             .await?
-            .exec(
+            .rows(
                 &format!(
-                    "INSERT INTO journey_runs ({RUN_COLUMNS})
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
-                     ON CONFLICT (id) DO NOTHING"
+                    "WITH new AS (
+                         INSERT INTO journey_runs ({RUN_COLUMNS})
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+                         ON CONFLICT (id) DO NOTHING
+                         RETURNING customer_id, journey),
+                     earlier AS (
+                         UPDATE journey_runs r SET superseded = TRUE FROM new
+                         WHERE r.customer_id = new.customer_id AND r.journey = new.journey
+                           AND NOT r.superseded)
+                     SELECT COUNT(*) FROM new"
                 ),
                 &[
                     &run.id,
@@ -248,7 +257,9 @@ impl JourneyStore for PostgresStore {
                     &run.updated_at,
                 ],
             )
-            .await?;
+            .await?
+            .first()
+            .map_or(0, |r| r.get::<_, i64>(0));
         Ok(inserted == 1)
     }
 

@@ -517,6 +517,14 @@ pub async fn purge_history(
             messages_before,
         )
         .await?,
+        journey_runs: oldest(
+            "DELETE FROM journey_runs WHERE id IN (
+                 SELECT id FROM journey_runs
+                 WHERE superseded AND status <> 'active' AND updated_at < $1
+                 ORDER BY updated_at LIMIT $2)",
+            events_before,
+        )
+        .await?,
         ..Purged::default()
     })
 }

@@ -7,7 +7,7 @@ use crate::store::StoreError;
 use crate::store::migrations::{self, Migration, SchemaStatus};
 use deadpool_postgres::Object;
 
-pub const MIGRATIONS: [Migration; 7] = [
+pub const MIGRATIONS: [Migration; 8] = [
     migrations::step(1, BASELINE),
     migrations::step(2, "ALTER TABLE attempts ADD COLUMN node TEXT;"),
     migrations::step(3, "ALTER TABLE messages ADD COLUMN template TEXT;"),
@@ -18,7 +18,22 @@ pub const MIGRATIONS: [Migration; 7] = [
         7,
         "CREATE INDEX refusals_refused_at ON refusals (refused_at);",
     ),
+    migrations::step(8, SUPERSEDED_RUNS),
 ];
+
+/// Step 8: as SQLite's (see there): runs a later run of the same journey
+/// superseded, indexed by when they ended for purging.
+const SUPERSEDED_RUNS: &str = "
+ALTER TABLE journey_runs ADD COLUMN superseded BOOLEAN NOT NULL DEFAULT FALSE;
+UPDATE journey_runs SET superseded = TRUE
+WHERE EXISTS (
+    SELECT 1 FROM journey_runs later
+    WHERE later.customer_id = journey_runs.customer_id
+      AND later.journey = journey_runs.journey
+      AND (later.started_at, later.id) > (journey_runs.started_at, journey_runs.id));
+CREATE INDEX journey_runs_superseded ON journey_runs (updated_at)
+    WHERE superseded AND status <> 'active';
+";
 
 /// Step 6: a member a campaign sent nothing to (an offer they already
 /// got, a send refused) has no message to count; the refusal is kept

@@ -249,6 +249,13 @@ impl JourneyStore for SqliteStore {
                     run.started_at,
                     run.updated_at
                 ])?;
+            if inserted == 1 {
+                conn.prepare_cached(
+                    "UPDATE journey_runs SET superseded = 1
+                     WHERE customer_id = ?1 AND journey = ?2 AND id <> ?3 AND NOT superseded",
+                )?
+                .execute(params![run.customer_id, run.journey, run.id])?;
+            }
             Ok(inserted == 1)
         })
         .await

@@ -337,6 +337,13 @@ pub fn purge_history(
                  ORDER BY refused_at LIMIT ?2)",
             messages_before,
         )?,
+        journey_runs: oldest(
+            "DELETE FROM journey_runs WHERE id IN (
+                 SELECT id FROM journey_runs
+                 WHERE superseded AND status <> 'active' AND updated_at < ?1
+                 ORDER BY updated_at LIMIT ?2)",
+            events_before,
+        )?,
         ..Purged::default()
     })
 }

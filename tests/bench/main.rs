@@ -36,7 +36,7 @@ use crossgate::message::{Channel, Content};
 use crossgate::plugins::{Outgoing, PluginHost};
 use crossgate_tests::{
     DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN, ProviderSim, default_twilio, fault_connector,
-    twilio_connector,
+    twilio_connector, with_calls_per_instance,
 };
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -317,14 +317,9 @@ cache_dir = "{}"
     );
 }
 
-/// A connector's TOML with instances kept for 1,000 calls: the opt-in that
-/// DESIGN.md's fresh store per call leaves out by default.
+/// A connector's TOML with instances kept for 1,000 calls.
 fn kept(connector: &str) -> String {
-    connector.replacen(
-        "\n[connectors.config]",
-        "\ncalls_per_instance = 1000\n[connectors.config]",
-        1,
-    )
+    with_calls_per_instance(connector, 1000)
 }
 
 /// `n` deliveries through `connector` (message ids from `first` on), one

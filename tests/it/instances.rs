@@ -2,29 +2,17 @@
 //! healthy one serve a few calls in a row (`calls_per_instance`); never one
 //! whose call failed.
 
-use crate::support::{TestGateway, metric, sms};
+use crate::support::{TestGateway, fault_connector, metric, sms, with_calls_per_instance};
 
 /// A `test-faults` connector in `count` mode: its receipts count the
 /// deliveries its instance has made.
 fn counting(calls_per_instance: Option<u32>) -> String {
-    let reuse = calls_per_instance
-        .map(|n| format!("calls_per_instance = {n}"))
-        .unwrap_or_default();
-    format!(
-        r#"
-[dispatch]
-max_attempts = 1
-
-[[connectors]]
-name = "counter"
-plugin = "test_faults.wasm"
-channel = "sms"
-allowed_hosts = ["http://127.0.0.1:9"]
-{reuse}
-[connectors.config]
-mode = "count"
-"#
-    )
+    let counter = fault_connector("counter", "count", "");
+    let counter = match calls_per_instance {
+        Some(n) => with_calls_per_instance(&counter, n),
+        None => counter,
+    };
+    format!("\n[dispatch]\nmax_attempts = 1\n{counter}")
 }
 
 /// `crossgate_plugin_instances_kept` for the `counter` connector, if shown.

@@ -84,6 +84,17 @@ mode = "{mode}"
     )
 }
 
+/// `connector` (one entry made by the helpers above) with its instances
+/// kept for up to `calls` calls: the opt-in that DESIGN.md's fresh store per
+/// call leaves out by default.
+pub fn with_calls_per_instance(connector: &str, calls: u32) -> String {
+    connector.replacen(
+        "\n[connectors.config]",
+        &format!("\ncalls_per_instance = {calls}\n[connectors.config]"),
+        1,
+    )
+}
+
 /// The Twilio connector the simulator knows from the start, named `twilio`.
 pub fn default_twilio(sim_url: &str) -> String {
     twilio_connector("twilio", sim_url, DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN)

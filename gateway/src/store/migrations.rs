@@ -1,6 +1,7 @@
 //! Versioned, forward-only schema changes, the same numbering in every
 //! backend: version N means the same tables and columns in SQLite and in
-//! PostgreSQL, each spelled in its own dialect.
+//! PostgreSQL, each spelled in its own dialect, or once below when both
+//! take the same SQL.
 //!
 //! A database records the versions applied to it (`schema_migrations`). At
 //! start the missing ones run in order, each in its own transaction; a
@@ -30,6 +31,26 @@ pub const STEPS: [&str; 8] = [
     "members a campaign sent nothing to, by when, for purging",
     "journey runs a later run of the same journey superseded, by when they ended, for purging",
 ];
+
+/// Step 7, the same in both backends.
+pub const REFUSALS_BY_TIME: &str = "CREATE INDEX refusals_refused_at ON refusals (refused_at);";
+
+/// Step 8, the same in both backends: a journey run is superseded once the
+/// same customer starts the same journey again. Only the latest run says
+/// whether a customer may enter (`entry = "once"`, or the cool-down of
+/// `"again"`), so the ones before it may go with the events' retention; the
+/// index finds them without reading the latest runs, which stay.
+pub const SUPERSEDED_RUNS: &str = "
+ALTER TABLE journey_runs ADD COLUMN superseded BOOLEAN NOT NULL DEFAULT FALSE;
+UPDATE journey_runs SET superseded = TRUE
+WHERE EXISTS (
+    SELECT 1 FROM journey_runs later
+    WHERE later.customer_id = journey_runs.customer_id
+      AND later.journey = journey_runs.journey
+      AND (later.started_at, later.id) > (journey_runs.started_at, journey_runs.id));
+CREATE INDEX journey_runs_superseded ON journey_runs (updated_at)
+    WHERE superseded AND status <> 'active';
+";
 
 /// Version `version`, named from [`STEPS`], done by `sql`.
 pub const fn step(version: u32, sql: &'static str) -> Migration {

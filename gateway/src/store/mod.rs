@@ -460,8 +460,9 @@ pub trait Store: journeys::JourneyStore + campaigns::CampaignStore + Send + Sync
     /// refusals made before `messages_before` and up to `limit` superseded
     /// journey runs that ended before `events_before`, oldest first. Open
     /// messages, unapplied events, callbacks still to be tried, active runs
-    /// and each customer's latest run of a journey stay whatever their age. Called until it purges less than `limit`
-    /// of each, so one call is one short write.
+    /// and each customer's latest run of a journey stay whatever their age.
+    /// Called until it purges less than `limit` of each, so one call is one
+    /// short write.
     async fn purge_history(
         &self,
         messages_before: i64,

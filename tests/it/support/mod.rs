@@ -2,7 +2,9 @@
 //! real wasm plugins, and a client that waits for messages to settle.
 
 use crossgate::config::{self, Config};
-pub use crossgate_tests::{default_twilio, fault_connector, twilio_connector};
+pub use crossgate_tests::{
+    default_twilio, fault_connector, twilio_connector, with_calls_per_instance,
+};
 
 pub mod child;
 pub mod postgres;
@@ -148,7 +150,6 @@ impl TestGateway {
         self.get_ok(&format!("/v1/customers/{id}")).await
     }
 
-    /// `GET` a path that must answer `200` with JSON.
     /// `GET /metrics`, as text.
     pub async fn metrics(&self) -> String {
         let response = self
@@ -161,6 +162,7 @@ impl TestGateway {
         response.text().await.unwrap()
     }
 
+    /// `GET` a path that must answer `200` with JSON.
     pub async fn get_ok(&self, path: &str) -> Value {
         let (status, body) = self.get(path).await;
         assert_eq!(status, 200, "GET {path}: {body}");

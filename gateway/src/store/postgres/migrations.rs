@@ -14,26 +14,9 @@ pub const MIGRATIONS: [Migration; 8] = [
     migrations::step(4, JOURNEYS),
     migrations::step(5, CAMPAIGNS),
     migrations::step(6, REFUSALS_AND_PURGE_INDEXES),
-    migrations::step(
-        7,
-        "CREATE INDEX refusals_refused_at ON refusals (refused_at);",
-    ),
-    migrations::step(8, SUPERSEDED_RUNS),
+    migrations::step(7, migrations::REFUSALS_BY_TIME),
+    migrations::step(8, migrations::SUPERSEDED_RUNS),
 ];
-
-/// Step 8: as SQLite's (see there): runs a later run of the same journey
-/// superseded, indexed by when they ended for purging.
-const SUPERSEDED_RUNS: &str = "
-ALTER TABLE journey_runs ADD COLUMN superseded BOOLEAN NOT NULL DEFAULT FALSE;
-UPDATE journey_runs SET superseded = TRUE
-WHERE EXISTS (
-    SELECT 1 FROM journey_runs later
-    WHERE later.customer_id = journey_runs.customer_id
-      AND later.journey = journey_runs.journey
-      AND (later.started_at, later.id) > (journey_runs.started_at, journey_runs.id));
-CREATE INDEX journey_runs_superseded ON journey_runs (updated_at)
-    WHERE superseded AND status <> 'active';
-";
 
 /// Step 6: a member a campaign sent nothing to (an offer they already
 /// got, a send refused) has no message to count; the refusal is kept

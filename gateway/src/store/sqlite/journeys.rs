@@ -251,7 +251,7 @@ impl JourneyStore for SqliteStore {
                 ])?;
             if inserted == 1 {
                 conn.prepare_cached(
-                    "UPDATE journey_runs SET superseded = 1
+                    "UPDATE journey_runs SET superseded = TRUE
                      WHERE customer_id = ?1 AND journey = ?2 AND id <> ?3 AND NOT superseded",
                 )?
                 .execute(params![run.customer_id, run.journey, run.id])?;

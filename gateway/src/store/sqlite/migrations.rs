@@ -21,29 +21,9 @@ pub const MIGRATIONS: [Migration; 8] = [
     migrations::step(4, JOURNEYS),
     migrations::step(5, CAMPAIGNS),
     migrations::step(6, REFUSALS_AND_PURGE_INDEXES),
-    migrations::step(
-        7,
-        "CREATE INDEX refusals_refused_at ON refusals (refused_at);",
-    ),
-    migrations::step(8, SUPERSEDED_RUNS),
+    migrations::step(7, migrations::REFUSALS_BY_TIME),
+    migrations::step(8, migrations::SUPERSEDED_RUNS),
 ];
-
-/// Step 8: a journey run is superseded once the same customer starts the
-/// same journey again. Only the latest run says whether a customer may
-/// enter (`entry = "once"`, or the cool-down of `"again"`), so the ones
-/// before it may go with the events' retention; the index finds them
-/// without reading the latest runs, which stay.
-const SUPERSEDED_RUNS: &str = "
-ALTER TABLE journey_runs ADD COLUMN superseded INTEGER NOT NULL DEFAULT 0;
-UPDATE journey_runs SET superseded = 1
-WHERE EXISTS (
-    SELECT 1 FROM journey_runs later
-    WHERE later.customer_id = journey_runs.customer_id
-      AND later.journey = journey_runs.journey
-      AND (later.started_at, later.id) > (journey_runs.started_at, journey_runs.id));
-CREATE INDEX journey_runs_superseded ON journey_runs (updated_at)
-    WHERE superseded AND status <> 'active';
-";
 
 /// Step 6: a member a campaign sent nothing to (an offer they already
 /// got, a send refused) has no message to count; the refusal is kept

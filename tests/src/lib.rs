@@ -86,13 +86,15 @@ mode = "{mode}"
 
 /// `connector` (one entry made by the helpers above) with its instances
 /// kept for up to `calls` calls: the opt-in that DESIGN.md's fresh store per
-/// call leaves out by default.
+/// call leaves out by default. Panics on an entry without a config table,
+/// which would otherwise stay fresh and be measured as kept.
 pub fn with_calls_per_instance(connector: &str, calls: u32) -> String {
-    connector.replacen(
-        "\n[connectors.config]",
-        &format!("\ncalls_per_instance = {calls}\n[connectors.config]"),
-        1,
-    )
+    const TABLE: &str = "\n[connectors.config]";
+    assert!(
+        connector.contains(TABLE),
+        "no [connectors.config] table to put calls_per_instance before"
+    );
+    connector.replacen(TABLE, &format!("\ncalls_per_instance = {calls}{TABLE}"), 1)
 }
 
 /// The Twilio connector the simulator knows from the start, named `twilio`.

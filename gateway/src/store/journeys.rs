@@ -87,8 +87,10 @@ pub trait JourneyStore: Send + Sync {
     /// Journeys have applied these events.
     async fn events_handled(&self, ids: Vec<String>) -> Result<(), StoreError>;
 
-    /// How many times `customer_id` did `name` since `since` (segments,
-    /// conditions); also how a test sees what was stored.
+    /// How many times `customer_id` did `name` since `since`. Only the
+    /// store suite reads it today, to see what each store kept: segments
+    /// read profiles, and journey branches the profile, the event and the
+    /// run's steps.
     async fn count_events(
         &self,
         customer_id: &str,

@@ -14,6 +14,8 @@ set -euo pipefail
 
 state="${CROSSGATE_PG_STATE:-${TMPDIR:-/tmp}/crossgate-pg-$(id -u).env}"
 say() { echo "postgres: $*" >&2; }
+# shellcheck source=../debian.sh
+source "$(dirname "$0")/../debian.sh"
 
 bin_dir() {
     local dir
@@ -21,16 +23,6 @@ bin_dir() {
         [[ -x "$dir/initdb" ]] && { echo "$dir"; return; }
     done
     command -v initdb >/dev/null && dirname "$(command -v initdb)"
-}
-
-install() {
-    if [[ $(id -u) -ne 0 ]] || ! command -v apt-get >/dev/null; then
-        say "not installed, and this user cannot install it (needs root and apt-get)"
-        return 1
-    fi
-    say "installing from Debian's packages"
-    apt-get update -qq >&2
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >&2
 }
 
 # Runs a command as the cluster's owner.
@@ -52,7 +44,7 @@ start() {
     local bin
     bin="$(bin_dir || true)"
     if [[ -z "$bin" ]]; then
-        install || return 0
+        debian_install postgresql || return 0
         bin="$(bin_dir)"
     fi
     owner="$(id -un)"

@@ -13,10 +13,8 @@ cat >&2 <<'MSG'
 ##    CROSSGATE_TEST_POSTGRES_URL=postgres://USER@127.0.0.1:5432/postgres make test
 ############################################################################
 MSG
-case "${CI:-}" in
-"" | false | 0) exit 0 ;;
-*)
-    echo "CI=$CI: the PostgreSQL tests must run in CI; failing." >&2
-    exit 1
-    ;;
-esac
+# shellcheck source=../debian.sh
+source "$(dirname "$0")/../debian.sh"
+in_ci || exit 0
+echo "CI=$CI: the PostgreSQL tests must run in CI; failing." >&2
+exit 1

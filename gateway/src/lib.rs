@@ -60,6 +60,22 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, watch};
 
+/// The unsubscribe links' key of a gateway whose configuration gives none:
+/// made at random by the first node to start and kept in the store, so no
+/// install signs with a key someone else knows, and every node and restart
+/// verifies what another signed.
+async fn unsubscribe_secret(store: &dyn store::Store) -> anyhow::Result<String> {
+    let candidate: String = {
+        use rand::Rng as _;
+        let bytes: [u8; 32] = rand::rng().random();
+        bytes.iter().map(|b| format!("{b:02x}")).collect()
+    };
+    store
+        .shared_secret("unsubscribe", &candidate, store::now_ms())
+        .await
+        .context("cannot read or store the unsubscribe secret")
+}
+
 /// Run the gateway on `listener` until `shutdown` resolves.
 ///
 /// Stops accepting requests first, then gives attempts in flight
@@ -67,7 +83,7 @@ use tokio::sync::{Notify, watch};
 /// next start.
 pub async fn serve(
     listener: TcpListener,
-    config: config::Config,
+    mut config: config::Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let node = config.node_name();
@@ -75,6 +91,10 @@ pub async fn serve(
         .await
         .with_context(|| format!("cannot open {}", config.database.describe()))?;
     tracing::info!(node, database = %config.database.describe(), "store open");
+    if config.unsubscribe.secret.is_none() {
+        config.unsubscribe.secret =
+            Some(toml::Spanned::new(0..0, unsubscribe_secret(&*store).await?));
+    }
     let plugins = plugins::PluginHost::load(&config).await.map_err(|errors| {
         let lines: Vec<String> = errors
             .iter()

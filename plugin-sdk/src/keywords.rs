@@ -6,8 +6,10 @@ use crate::{InboundEvent, InboundMessage};
 
 /// Opt-out keywords, as Twilio and US carriers honour them.
 pub const OPT_OUT: &[&str] = &["STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT"];
-/// Opt-in keywords.
-pub const OPT_IN: &[&str] = &["START", "UNSTOP", "YES"];
+/// Keywords that undo the sender's STOP, and nothing more. `YES` is not
+/// one: it answers whatever was asked ("Reply YES to confirm your
+/// appointment") and reaches the platform as a reply.
+pub const OPT_IN: &[&str] = &["START", "UNSTOP"];
 
 /// An opt-out or opt-in of the sender when the whole text is a keyword
 /// (any case, surrounding spaces ignored); the reply itself otherwise.
@@ -44,6 +46,7 @@ mod tests {
             classify(text("Start")),
             InboundEvent::OptIn("+31612345678".into())
         );
+        assert_eq!(classify(text("Yes")), InboundEvent::Message(text("Yes")));
         assert_eq!(
             classify(text("please stop the noise")),
             InboundEvent::Message(text("please stop the noise"))

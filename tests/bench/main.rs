@@ -834,6 +834,8 @@ async fn broadcasts(sim: &ProviderSim, work: &Path, store: &Store) {
 consent = "opt-out"
 [segments.everyone]
 reachable = ["sms"]
+[broadcasts]
+rate_per_second = 10000
 {}"#,
         default_twilio(&sim.url())
     );

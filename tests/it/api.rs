@@ -141,7 +141,11 @@ async fn unknown_message_is_404() {
 async fn api_keys_are_required_when_configured() {
     let sim = ProviderSim::start().await.unwrap();
     let key = "test-key-0123456789abcdef";
-    let gw = gateway(&sim, &format!("[server]\napi_keys = [\"{key}\"]\n")).await;
+    let gw = TestGateway::start(&format!(
+        "[server]\napi_keys = [\"{key}\"]\n{}",
+        crossgate_tests::private_twilio(&sim)
+    ))
+    .await;
     let url = format!("{}/v1/messages", gw.url);
     let body = sms("+31612345678", "hi");
 
@@ -264,18 +268,16 @@ async fn keys_have_scopes_and_their_own_idempotency_keys() {
         "support-key-0123456789abc",
         "other-shop-0123456789abcd",
     );
-    let gw = gateway(
-        &sim,
-        &format!(
-            r#"[server]
+    let gw = TestGateway::start(&format!(
+        r#"[server]
 api_keys = [
   {{ name = "shop", key = "{shop}", scopes = ["send"] }},
   {{ name = "support", key = "{support}", scopes = ["read", "admin"] }},
   {{ name = "other-shop", key = "{other_shop}", scopes = ["send", "read"] }},
 ]
-"#
-        ),
-    )
+{}"#,
+        crossgate_tests::private_twilio(&sim)
+    ))
     .await;
     let send = |key: &'static str, idempotency: &'static str| {
         let client = gw.client.clone();

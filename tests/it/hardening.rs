@@ -109,7 +109,7 @@ async fn the_bearer_scheme_is_case_insensitive() {
     let sim = ProviderSim::start().await.unwrap();
     let gw = TestGateway::start(&format!(
         "[server]\napi_keys = [\"{KEY}\"]\n{}",
-        default_twilio(&sim.url())
+        crossgate_tests::private_twilio(&sim)
     ))
     .await;
     for scheme in ["Bearer", "bearer", "BEARER"] {

@@ -8,6 +8,7 @@ mod consistency;
 mod contract;
 mod durability;
 mod email;
+mod exposure;
 mod faults;
 mod hardening;
 mod instances;

@@ -29,7 +29,12 @@ async fn a_reload_under_traffic_loses_nothing_and_sends_nothing_twice() {
         let client = gw.client.clone();
         let url = format!("{}/v1/admin/reload", gw.url);
         async move {
-            let response = client.post(url).send().await.unwrap();
+            let response = client
+                .post(url)
+                .header("x-requested-with", "crossgate-tests")
+                .send()
+                .await
+                .unwrap();
             let status = response.status().as_u16();
             (status, response.json::<serde_json::Value>().await.unwrap())
         }

@@ -34,9 +34,22 @@ consent = \"opt-in\"
     .await
 }
 
-/// An inbound SMS, signed as Twilio signs it.
-async fn inbound_sms(gw: &TestGateway, from: &str, body: &str) -> (u16, Value) {
-    let params = [("From", from), ("Body", body), ("MessageSid", "SM_in")];
+/// An inbound SMS, signed as Twilio signs it; each a message of its own
+/// (Twilio gives every message its own sid).
+pub(crate) async fn inbound_sms(gw: &TestGateway, from: &str, body: &str) -> (u16, Value) {
+    let sid = format!("SM{}", uuid::Uuid::now_v7().simple());
+    inbound_sms_as(gw, from, body, &sid).await
+}
+
+/// An inbound SMS with the message sid `sid`, signed as Twilio signs it:
+/// the same sid and body again is the same request, as a replay sends it.
+pub(crate) async fn inbound_sms_as(
+    gw: &TestGateway,
+    from: &str,
+    body: &str,
+    sid: &str,
+) -> (u16, Value) {
+    let params = [("From", from), ("Body", body), ("MessageSid", sid)];
     let mut sorted = params.to_vec();
     sorted.sort();
     let mut mac = Hmac::<sha1::Sha1>::new_from_slice(DEFAULT_AUTH_TOKEN.as_bytes()).unwrap();
@@ -241,9 +254,19 @@ pub(crate) async fn sendgrid_events(
     key: &p256::ecdsa::SigningKey,
     events: &Value,
 ) -> (u16, Value) {
+    sendgrid_events_at(gw, key, events, jiff::Timestamp::now().as_second()).await
+}
+
+/// A batch signed as SendGrid signs it, with the signed timestamp `at` (Unix seconds).
+pub(crate) async fn sendgrid_events_at(
+    gw: &TestGateway,
+    key: &p256::ecdsa::SigningKey,
+    events: &Value,
+    at: i64,
+) -> (u16, Value) {
     use p256::ecdsa::signature::Signer as _;
     let body = events.to_string();
-    let timestamp = jiff::Timestamp::now().as_second().to_string();
+    let timestamp = at.to_string();
     let signature: p256::ecdsa::Signature = key.sign(format!("{timestamp}{body}").as_bytes());
     let response = gw
         .client

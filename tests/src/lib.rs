@@ -102,6 +102,16 @@ pub fn default_twilio(sim_url: &str) -> String {
     twilio_connector("twilio", sim_url, DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN)
 }
 
+/// A Twilio connector `twilio` on an account of this simulator alone, for
+/// gateways with API keys: those refuse the default account's token, which
+/// this repository ships.
+pub fn private_twilio(sim: &ProviderSim) -> String {
+    const SID: &str = "AC22222222222222222222222222222222";
+    const TOKEN: &str = "a-token-this-test-made-up";
+    sim.add_account(SID, TOKEN, Behaviour::Accept);
+    twilio_connector("twilio", &sim.url(), SID, TOKEN)
+}
+
 /// How the simulator answers a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Behaviour {

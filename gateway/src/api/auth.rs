@@ -15,21 +15,25 @@ use std::sync::Arc;
 #[derive(Debug, Clone)]
 pub struct Caller(pub String);
 
-/// The scope a route needs: reading is `read`, sending (and previewing,
-/// cancelling, reporting events, simulating a journey, starting or
-/// cancelling a broadcast) is `send`, and
-/// changing profiles, consent, suppressions or the gateway itself is `admin`.
+/// The scope a route needs: reading is `read`; sending (and previewing,
+/// cancelling, reporting events, simulating a journey) is `send`; defining
+/// segments and starting or cancelling broadcasts, which reach a whole
+/// segment at once, is `campaigns`; changing profiles, consent,
+/// suppressions or the gateway itself is `admin`.
 fn needs(method: &Method, path: &str) -> Scope {
     if path.starts_with("/v1/admin/") {
         Scope::Admin
     } else if matches!(*method, Method::GET | Method::HEAD) {
         Scope::Read
+    } else if path == "/v1/broadcasts"
+        || path.starts_with("/v1/broadcasts/")
+        || path.starts_with("/v1/segments/")
+    {
+        Scope::Campaigns
     } else if matches!(
         path,
         "/v1/messages" | "/v1/routes/preview" | "/v1/cancellations" | "/v1/events"
     ) || (path.starts_with("/v1/journeys/") && path.ends_with("/simulate"))
-        || path == "/v1/broadcasts"
-        || (path.starts_with("/v1/broadcasts/") && path.ends_with("/cancel"))
     {
         Scope::Send
     } else {

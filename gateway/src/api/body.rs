@@ -28,11 +28,27 @@ pub fn parse_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, Api
 }
 
 pub async fn read_body(state: &AppState, body: Body) -> Result<axum::body::Bytes, ApiError> {
-    to_bytes(body, state.max_body_bytes).await.map_err(|_| {
-        ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "body_too_large",
-            format!("request body exceeds {} bytes", state.max_body_bytes),
-        )
-    })
+    read_at_most(body, state.max_body_bytes).await
+}
+
+/// A body of at most `limit` bytes, or `413`.
+pub async fn read_at_most(body: Body, limit: usize) -> Result<axum::body::Bytes, ApiError> {
+    to_bytes(body, limit).await.map_err(|_| too_large(limit))
+}
+
+pub fn too_large(limit: usize) -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "body_too_large",
+        format!("request body exceeds {limit} bytes"),
+    )
+}
+
+/// The most a request to `path` may carry: webhooks have their own limit.
+pub fn limit_for(state: &AppState, path: &str) -> usize {
+    if path.starts_with("/v1/webhooks/") {
+        state.max_webhook_body_bytes
+    } else {
+        state.max_body_bytes
+    }
 }

@@ -9,17 +9,17 @@ use super::body::{parse_json, read_body};
 use super::compose::{self, SendRequest, send_at};
 use super::messages::timestamp;
 use super::on_behalf::{self, Accepted, Prepared, Summary};
-use super::{ApiError, AppState, segments};
+use super::{ApiError, AppState, Caller, segments};
 use crate::campaigns::fanout::Members;
 use crate::message::Channel;
 use crate::store::campaigns::{BroadcastRecord, RefusedMember};
 use crate::store::segments::SegmentQuery;
 use crate::store::{StoreError, now_ms};
 use async_trait::async_trait;
-use axum::Json;
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
+use axum::{Extension, Json};
 use futures::stream::{self, StreamExt as _};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
@@ -66,6 +66,11 @@ pub struct BroadcastRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Object)]
     pub offer_group: Option<Value>,
+    /// The API key that started it (its name), which alone may cancel it.
+    /// Set by the gateway; a request that gives it is refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(read_only)]
+    pub created_by: Option<String>,
 }
 
 impl BroadcastRequest {
@@ -103,10 +108,19 @@ impl BroadcastRequest {
               (status = 404, body = super::error::ErrorBody), (status = 422, body = super::error::ErrorBody)))]
 pub async fn create(
     State(state): State<Arc<AppState>>,
+    caller: Option<Extension<Caller>>,
     body: Body,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let bytes = read_body(&state, body).await?;
-    let request: BroadcastRequest = parse_json(&bytes)?;
+    let mut request: BroadcastRequest = parse_json(&bytes)?;
+    if request.created_by.is_some() {
+        return Err(ApiError::invalid(
+            "invalid_broadcast",
+            "created_by",
+            "created_by is set by the gateway from the request's API key",
+        ));
+    }
+    request.created_by = Some(caller_name(caller));
     let now = now_ms();
     // The segment must exist now; its members are read as the fan-out goes.
     segments::require(&state, &request.segment).await?;
@@ -118,13 +132,18 @@ pub async fn create(
             format!("no category named {:?}", request.category),
         ));
     }
+    // `broadcasts.rate_per_second` is the operator's ceiling: a request may
+    // go slower, never faster than the providers were sized for.
     if let Some(rate) = request.rate_per_second
-        && !(1..=MAX_RATE).contains(&rate)
+        && !(1..=state.broadcast_rate.min(MAX_RATE)).contains(&rate)
     {
         return Err(ApiError::invalid(
             "invalid_rate",
             "rate_per_second",
-            format!("between 1 and {MAX_RATE}"),
+            format!(
+                "between 1 and {} (broadcasts.rate_per_second)",
+                state.broadcast_rate.min(MAX_RATE)
+            ),
         ));
     }
     if let Some(name) = &request.template {
@@ -149,6 +168,7 @@ pub async fn create(
     // once, here.
     let member = serde_json::from_value::<SendRequest>(request.member("check", "check"))
         .map_err(|e| ApiError::invalid("invalid_broadcast", "content", e.to_string()))?;
+    compose::check_content(&state, &member)?;
     compose::dedup(&state, member.dedup_key, member.offer_group.as_ref(), now)?;
     let start_at = match &request.send_at {
         Some(text) => send_at(text, now)?,
@@ -196,11 +216,27 @@ pub async fn get(
               (status = 404, body = super::error::ErrorBody)))]
 pub async fn cancel(
     State(state): State<Arc<AppState>>,
+    caller: Option<Extension<Caller>>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    record(&state, &id).await?;
+    let broadcast = record(&state, &id).await?;
+    let caller = caller_name(caller);
+    let created_by = serde_json::from_str::<BroadcastRequest>(&broadcast.definition)
+        .ok()
+        .and_then(|r| r.created_by);
+    if created_by.as_ref().is_some_and(|by| *by != caller) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "not_yours",
+            "only the API key that started a broadcast may cancel it",
+        ));
+    }
     state.store.cancel_broadcast(&id, now_ms()).await?;
     Ok(Json(view(&state, &id).await?))
+}
+
+fn caller_name(caller: Option<Extension<Caller>>) -> String {
+    caller.map_or_else(|| "default".to_owned(), |Extension(c)| c.0)
 }
 
 /// The broadcast's stored record, or a `404` that says so.

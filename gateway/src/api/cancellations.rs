@@ -2,13 +2,13 @@
 
 use super::body::{parse_json, read_body};
 use super::compose::e164;
-use super::{ApiError, AppState};
+use super::{ApiError, AppState, Caller};
 use crate::message::MessageStatus;
 use crate::store::now_ms;
-use axum::Json;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::StatusCode;
+use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
@@ -46,8 +46,10 @@ pub struct NotCancelled {
               (status = 400, body = super::error::ErrorBody), (status = 422, body = super::error::ErrorBody)))]
 pub async fn cancel(
     State(state): State<Arc<AppState>>,
+    caller: Option<Extension<Caller>>,
     body: Body,
 ) -> Result<(StatusCode, Json<CancelAnswer>), ApiError> {
+    let caller = caller.map_or_else(|| "default".to_owned(), |Extension(c)| c.0);
     let bytes = read_body(&state, body).await?;
     let request: CancelRequest = parse_json(&bytes)?;
     let to = request.to.as_ref();
@@ -65,11 +67,27 @@ pub async fn cancel(
             ));
         }
     };
-    let report = state
+    let now = now_ms();
+    let mut report = state
         .store
-        .cancel(&scope, &request.cancel_key, now_ms())
+        .cancel(
+            &scope,
+            &super::idempotency::scoped(&caller, &request.cancel_key),
+            now,
+        )
         .await
         .map_err(ApiError::from)?;
+    // Messages accepted before keys were kept per caller carry the key as
+    // written; the gateway's own (`journey:`, `broadcast:`) stay out of reach.
+    if !super::idempotency::reserved(&request.cancel_key) {
+        let legacy = state
+            .store
+            .cancel(&scope, &request.cancel_key, now)
+            .await
+            .map_err(ApiError::from)?;
+        report.cancelled.extend(legacy.cancelled);
+        report.not_cancelled.extend(legacy.not_cancelled);
+    }
     Ok((
         StatusCode::OK,
         Json(CancelAnswer {

@@ -89,12 +89,15 @@ impl From<crate::store::StoreError> for ApiError {
     fn from(e: crate::store::StoreError) -> Self {
         use crate::store::StoreError;
         match e {
-            StoreError::Unavailable(_) | StoreError::Conflict(_) => {
-                tracing::warn!("store unavailable: {e}");
+            StoreError::Unavailable(_) | StoreError::Conflict(_) | StoreError::Closed => {
+                crate::store::outage_log::transient(&e);
                 let mut error = ApiError::new(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "store_unavailable",
-                    "the database cannot be reached; nothing was stored, retry later",
+                    format!(
+                        "the store cannot take this request now ({}); nothing was stored, retry later",
+                        e.reason()
+                    ),
                 );
                 error.retry_after = Some(1);
                 error

@@ -3,7 +3,8 @@
 //! `100 Continue`, no 30-second wait); the platform API takes JSON only, so a
 //! web page cannot post a "simple" `text/plain` request across origins; and
 //! without API keys only requests addressed to this gateway's own names are
-//! served, so a DNS-rebinding page cannot reach a loopback gateway.
+//! served, so a DNS-rebinding page cannot reach a loopback gateway, and a
+//! POST must show it came from a program, not a cross-site form.
 
 use super::{ApiError, AppState};
 use axum::extract::{Request, State};
@@ -11,6 +12,9 @@ use axum::http::{Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::Response;
 use std::sync::Arc;
+
+/// The custom header that, like a JSON content type, a cross-site form cannot send.
+const REQUESTED_WITH: &str = "x-requested-with";
 
 pub async fn guard(
     State(state): State<Arc<AppState>>,
@@ -22,14 +26,11 @@ pub async fn guard(
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if announced.is_some_and(|len| len > state.max_body_bytes as u64) {
-        return Err(ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "body_too_large",
-            format!("request body exceeds {} bytes", state.max_body_bytes),
-        ));
-    }
     let path = request.uri().path();
+    let limit = super::body::limit_for(&state, path);
+    if announced.is_some_and(|len| len > limit as u64) {
+        return Err(super::body::too_large(limit));
+    }
     let platform_api = path.starts_with("/v1/") && !path.starts_with("/v1/webhooks/");
     let has_body =
         announced.is_some_and(|len| len > 0) || headers.contains_key(header::TRANSFER_ENCODING);
@@ -37,14 +38,34 @@ pub async fn guard(
         *request.method(),
         Method::POST | Method::PUT | Method::PATCH
     );
-    if platform_api && writes && has_body && !is_json(headers.get(header::CONTENT_TYPE)) {
+    let json = is_json(headers.get(header::CONTENT_TYPE));
+    if platform_api && writes && has_body && !json {
         return Err(ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "unsupported_media_type",
             "send the body as Content-Type: application/json",
         ));
     }
-    if state.api_keys.is_empty() && path.starts_with("/v1/") {
+    // A page on another site can POST without a body and without asking
+    // first (a "simple" request); it cannot set a JSON content type or a
+    // header of its own without the browser asking us, and we never agree.
+    // With API keys the Authorization header already makes that so.
+    if state.api_keys.is_empty()
+        && platform_api
+        && *request.method() == Method::POST
+        && !json
+        && !headers.contains_key(REQUESTED_WITH)
+    {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "without API keys a POST needs Content-Type: application/json (a body may be empty) or an X-Requested-With header",
+        ));
+    }
+    // Health probes come from load balancers by address; everything else
+    // answers only to the gateway's own names when there are no keys.
+    let probe = matches!(path, "/healthz" | "/readyz");
+    if state.api_keys.is_empty() && !probe {
         let host = headers
             .get(header::HOST)
             .and_then(|v| v.to_str().ok())

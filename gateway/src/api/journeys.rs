@@ -42,11 +42,32 @@ pub struct EventRequest {
     pub idempotency_key: Option<String>,
 }
 
+/// `{"events": [...]}`: nothing may stand beside the list.
 #[derive(Debug, Deserialize)]
-#[serde(untagged)]
-enum Events {
-    Batch { events: Vec<EventRequest> },
-    One(EventRequest),
+#[serde(deny_unknown_fields)]
+struct Batch {
+    events: Vec<EventRequest>,
+}
+
+/// One event or a batch, told apart by an `events` key, so each form is
+/// parsed strictly and its error names what is wrong (an untagged enum would
+/// let a batch with extra keys through, or answer "matched no variant").
+fn parse_events(bytes: &[u8]) -> Result<(Vec<EventRequest>, bool), ApiError> {
+    let object: Map<String, Value> = parse_json(bytes)?;
+    let invalid = |e: serde_json::Error| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_json",
+            format!("invalid request body: {e}"),
+        )
+    };
+    if object.contains_key("events") {
+        let batch: Batch = serde_json::from_value(Value::Object(object)).map_err(invalid)?;
+        Ok((batch.events, true))
+    } else {
+        let one: EventRequest = serde_json::from_value(Value::Object(object)).map_err(invalid)?;
+        Ok((vec![one], false))
+    }
 }
 
 #[utoipa::path(post, path = "/v1/events", tag = "journeys",
@@ -59,10 +80,7 @@ pub async fn events(
     body: Body,
 ) -> Result<Response, ApiError> {
     let bytes = read_body(&state, body).await?;
-    let (requests, batch) = match parse_json::<Events>(&bytes)? {
-        Events::Batch { events } => (events, true),
-        Events::One(event) => (vec![event], false),
-    };
+    let (requests, batch) = parse_events(&bytes)?;
     if requests.is_empty() || requests.len() > MAX_BATCH {
         return Err(ApiError::invalid(
             "invalid_batch",
@@ -75,6 +93,7 @@ pub async fn events(
     let conversions_config = state.live.current().conversions.clone();
     let mut events = Vec::with_capacity(requests.len());
     let mut conversions = Vec::new();
+    let mut notes: Vec<(usize, String)> = Vec::new();
     for (i, request) in requests.into_iter().enumerate() {
         let at = |field: &str| {
             if batch {
@@ -83,14 +102,19 @@ pub async fn events(
                 field.to_owned()
             }
         };
+        // The event is the customer's fact and is stored whatever its value
+        // says: a journey's exit must not hang on a reporting setting. A
+        // conversion without a usable value is credited at none.
         let conversion = conversions_config.get(&request.name).map(|c| {
-            c.value_of(&Value::Object(request.properties.clone()))
-                .map(|value| (c, value))
-                .map_err(|why| ApiError::invalid("invalid_conversion", &at("properties"), why))
+            let value = c.value_of(&Value::Object(request.properties.clone()));
+            (c, value)
         });
         let event = validate(request, &caller, now, &at)?;
-        if let Some(conversion) = conversion {
-            let (config, value) = conversion?;
+        if let Some((config, value)) = conversion {
+            let value = value.unwrap_or_else(|why| {
+                notes.push((i, why));
+                0.0
+            });
             conversions.push((
                 i,
                 NewConversion {
@@ -128,9 +152,17 @@ pub async fn events(
     let answers: Vec<Value> = ids
         .into_iter()
         .zip(inserted)
-        .map(|(id, inserted)| match inserted {
-            EventInserted::New => json!({"id": id, "duplicate": false}),
-            EventInserted::Duplicate { id } => json!({"id": id, "duplicate": true}),
+        .enumerate()
+        .map(|(i, (id, inserted))| {
+            let mut answer = match inserted {
+                EventInserted::New => json!({"id": id, "duplicate": false}),
+                EventInserted::Duplicate { id } => json!({"id": id, "duplicate": true}),
+            };
+            if let Some((_, why)) = notes.iter().find(|(n, _)| *n == i) {
+                answer["conversion_warning"] =
+                    json!(format!("recorded as a conversion without value: {why}"));
+            }
+            answer
         })
         .collect();
     let body = if batch {
@@ -153,6 +185,13 @@ fn validate(
             "invalid_event_name",
             &at("name"),
             "event names are 1-64 of A-Z a-z 0-9 _ . - :",
+        ));
+    }
+    if crate::journeys::reserved_name(&request.name) {
+        return Err(ApiError::invalid(
+            "reserved_event_name",
+            &at("name"),
+            "names starting with `message.` are the gateway's own (provider reports, replies)",
         ));
     }
     let properties = serde_json::to_string(&request.properties).map_err(ApiError::internal)?;
@@ -192,25 +231,55 @@ fn validate(
         properties,
         occurred_at,
         received_at: now,
-        idempotency_key: request.idempotency_key.map(|k| format!("{caller}:{k}")),
+        idempotency_key: request
+            .idempotency_key
+            .map(|k| super::idempotency::scoped(caller, &k)),
     })
 }
 
+/// Runs listed per page unless `limit` says otherwise, and at most.
+const RUNS_PAGE: usize = 20;
+const MAX_RUNS_PAGE: usize = 100;
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct RunsQuery {
+    /// Runs per page: 1-100, default 20.
+    pub limit: Option<usize>,
+    /// The `next` of the previous page.
+    pub after: Option<String>,
+}
+
 #[utoipa::path(get, path = "/v1/customers/{id}/journeys", tag = "journeys",
-    params(("id" = String, Path, description = "The platform's customer id")),
-    responses((status = 200, description = "The customer's journey runs, newest first", body = Object)))]
+    params(("id" = String, Path, description = "The platform's customer id"), RunsQuery),
+    responses((status = 200, description = "A page of the customer's journey runs, newest first, and `next` (the cursor of the following page, null on the last)", body = Object),
+              (status = 400, body = super::error::ErrorBody)))]
 pub async fn customer_runs(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
+    query: Result<axum::extract::Query<RunsQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
     super::customers::check_id(&id)?;
+    let axum::extract::Query(query) = query
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", e.body_text()))?;
+    let limit = query.limit.unwrap_or(RUNS_PAGE);
+    if !(1..=MAX_RUNS_PAGE).contains(&limit) {
+        return Err(ApiError::invalid(
+            "invalid_limit",
+            "limit",
+            format!("limit is 1-{MAX_RUNS_PAGE}"),
+        ));
+    }
     let runs = state
         .store
-        .customer_runs(&id)
+        .customer_runs_page(&id, limit, query.after.as_deref())
         .await
         .map_err(ApiError::from)?;
+    let next = (runs.len() == limit)
+        .then(|| runs.last().map(|r| r.id.clone()))
+        .flatten();
     let runs: Vec<Value> = runs.iter().map(run_view).collect::<Result<_, _>>()?;
-    Ok(Json(json!({"customer_id": id, "runs": runs})))
+    Ok(Json(json!({"customer_id": id, "runs": runs, "next": next})))
 }
 
 #[utoipa::path(get, path = "/v1/journey-runs/{id}", tag = "journeys",

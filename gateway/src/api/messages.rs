@@ -48,7 +48,7 @@ pub async fn send(
     // One platform's retry token is not another's: keys are scoped by caller.
     let caller = caller.map_or_else(|| "default".to_owned(), |Extension(c)| c.0);
     let key = idempotency::from_request(&headers, request.idempotency_key.as_deref())?
-        .map(|key| format!("{caller}:{key}"));
+        .map(|key| idempotency::scoped(&caller, &key));
     let _claim = match &key {
         Some(key) => Some(state.in_flight.claim(key).ok_or_else(|| {
             ApiError::new(
@@ -60,6 +60,9 @@ pub async fn send(
         None => None,
     };
     let Composed { mut message, plan } = compose(&state, request, now_ms()).await?;
+    // A caller cancels only what it sent, and never a journey's or a
+    // broadcast's messages (whose keys are the gateway's own).
+    message.cancel_key = message.cancel_key.map(|k| idempotency::scoped(&caller, &k));
     let accepted = Accepted {
         id: message.id.clone(),
         status: message.initial_status().as_str(),
@@ -235,7 +238,7 @@ fn view(m: MessageRecord) -> MessageView {
         updated_at: timestamp(m.updated_at),
         send_at: m.send_at.map(timestamp),
         expires_at: m.expires_at.map(timestamp),
-        cancel_key: m.cancel_key,
+        cancel_key: m.cancel_key.map(|k| idempotency::unscoped(&k).to_owned()),
         dedup_key: m.dedup_key,
         delivered_by: m.delivered_by,
         delivered_channel: m.delivered_channel,

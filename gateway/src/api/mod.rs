@@ -49,6 +49,8 @@ pub struct AppState {
     pub live: Arc<crate::live::Live>,
     pub api_keys: Vec<crate::config::ApiKey>,
     pub max_body_bytes: usize,
+    /// `server.max_webhook_body_bytes`: for `/v1/webhooks/*` only.
+    pub max_webhook_body_bytes: usize,
     /// `broadcasts.rate_per_second`: for broadcasts that name no rate.
     pub broadcast_rate: u32,
     pub messages: MessagesConfig,
@@ -102,6 +104,7 @@ impl AppState {
             live,
             api_keys: config.api_keys.clone(),
             max_body_bytes: config.server.max_body_bytes,
+            max_webhook_body_bytes: config.server.max_webhook_body_bytes,
             broadcast_rate: config.broadcasts.rate_per_second,
             messages: config.messages.clone(),
             retention: config.retention.clone(),

@@ -53,7 +53,7 @@ pub async fn reload(
     ))
 }
 
-/// `200 ready` while the store answers, `503` otherwise (a load balancer
+/// `200 ready` while the store takes a write, `503` otherwise (a load balancer
 /// then sends traffic elsewhere); `/healthz` stays a cheap liveness check.
 #[utoipa::path(get, path = "/readyz", tag = "operations",
     responses((status = 200, description = "The store answers", body = String), (status = 503, body = super::error::ErrorBody)))]
@@ -61,13 +61,18 @@ pub async fn ready(State(state): State<Arc<AppState>>) -> Response {
     match state.store.ping().await {
         Ok(()) => (StatusCode::OK, "ready").into_response(),
         Err(e) => {
-            tracing::error!("not ready: {e}");
-            ApiError::new(
+            if e.is_transient() {
+                crate::store::outage_log::transient(&e);
+            } else {
+                tracing::error!("not ready: {e}");
+            }
+            let mut error = ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "store_unavailable",
-                "the store cannot be reached; see the gateway's log",
-            )
-            .into_response()
+                format!("the store cannot be written now ({})", e.reason()),
+            );
+            error.retry_after = Some(1);
+            error.into_response()
         }
     }
 }

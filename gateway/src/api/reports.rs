@@ -15,6 +15,9 @@ use std::sync::Arc;
 
 /// Without `from`, the report covers the last 30 days.
 const DEFAULT_SPAN_MS: i64 = 30 * 86_400_000;
+/// The longest period one report covers: a year and a day, so a year is
+/// comparable with the one before, and no request reads the whole history.
+const MAX_SPAN_MS: i64 = 366 * 86_400_000;
 
 #[derive(Debug, Deserialize)]
 pub struct ReportQuery {
@@ -42,6 +45,13 @@ pub async fn channels(
             "invalid_range",
             "from",
             "from must be before to",
+        ));
+    }
+    if to - from > MAX_SPAN_MS {
+        return Err(ApiError::invalid(
+            "invalid_range",
+            "from",
+            "a report covers at most 366 days: ask for several",
         ));
     }
     let keys = keys(query.group_by.as_deref().unwrap_or("channel"))?;

@@ -86,10 +86,25 @@ fn verify(state: &AppState, token: &str, now: i64) -> Result<Unsubscribe, ApiErr
     let links = state.unsubscribe.as_ref().ok_or_else(|| {
         ApiError::not_found("unsubscribe links are off: [unsubscribe].secret is not set")
     })?;
-    unsubscribe::verify(&links.secret, token, now).map_err(|e| match e {
+    let who = unsubscribe::verify(&links.secret, token, now).map_err(|e| match e {
         Refused::Forged => ApiError::new(StatusCode::FORBIDDEN, "invalid_link", e.to_string()),
         Refused::Expired => ApiError::new(StatusCode::GONE, "link_expired", e.to_string()),
-    })
+    })?;
+    // A category removed since the mail went (or never configured) has no
+    // consent to withdraw: saying "Unsubscribed" would be a false promise.
+    if !state
+        .live
+        .current()
+        .policy
+        .categories
+        .contains_key(&who.category)
+    {
+        return Err(ApiError::not_found(format!(
+            "the link's category {:?} is not configured here; nothing changed",
+            who.category
+        )));
+    }
+    Ok(who)
 }
 
 fn escape(text: &str) -> String {

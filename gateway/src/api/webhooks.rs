@@ -2,7 +2,7 @@
 //! connector that understands them (it checks the provider's signature),
 //! then applied by [`crate::webhooks::inbound`].
 
-use super::body::read_body;
+use super::body::read_at_most;
 use super::{ApiError, AppState};
 use crate::plugins::{WebhookRejection, WebhookRequest};
 use crate::store::now_ms;
@@ -29,7 +29,7 @@ pub async fn receive(
         .connector_channels
         .get(&connector)
         .ok_or_else(|| ApiError::not_found(format!("no connector named {connector:?}")))?;
-    let body = read_body(&state, body).await?;
+    let body = read_at_most(body, state.max_webhook_body_bytes).await?;
     let path = uri.path_and_query().map_or(uri.path(), |p| p.as_str());
     let request = WebhookRequest {
         method: "POST".to_owned(),
@@ -41,6 +41,7 @@ pub async fn receive(
             .collect(),
         body: body.to_vec(),
     };
+    let request_body = body;
     let events = routing
         .plugins
         .handle_webhook(&connector, request)
@@ -64,8 +65,47 @@ pub async fn receive(
         categories: &categories,
         reply_url: state.reply_callback_url.as_deref(),
     };
-    let applied = inbound::apply(state.store.as_ref(), &source, events, now_ms())
+    // A callback the connector verified is applied once: the same signed
+    // request again (a replay, or the provider retrying one we answered)
+    // changes nothing, so an old START cannot undo a later STOP, nor an old
+    // unsubscribe re-suppress an address support staff cleared.
+    let now = now_ms();
+    let receipt = receipt_key(&connector, &request_body);
+    let fresh = state
+        .store
+        .claim_key(&receipt, now.saturating_add(REPLAY_WINDOW_MS))
         .await
         .map_err(ApiError::from)?;
-    Ok(Json(applied))
+    if !fresh {
+        return Ok(Json(Applied {
+            duplicate: true,
+            ..Applied::default()
+        }));
+    }
+    match inbound::apply(state.store.as_ref(), &source, events, now).await {
+        Ok(applied) => Ok(Json(applied)),
+        Err(e) => {
+            // Not applied: the provider's retry must be taken.
+            if let Err(release) = state.store.release_key(&receipt).await {
+                tracing::warn!(%connector, "cannot release a webhook receipt: {release}");
+            }
+            Err(ApiError::from(e))
+        }
+    }
+}
+
+/// How long a verified callback is remembered: longer than any provider
+/// retries one; a replay later than this of a provider without signed
+/// timestamps (Twilio) is the one left open.
+const REPLAY_WINDOW_MS: i64 = 30 * 86_400_000;
+
+/// A callback's identity: its connector and the digest of its body, in the
+/// gateway's own key namespace.
+fn receipt_key(connector: &str, body: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    let digest: String = Sha256::digest(body)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("webhook:{connector}:{digest}")
 }

@@ -28,6 +28,39 @@ pub fn validate(
     broadcasts(config, errors);
     retention(config, errors);
     connectors(config, raw_connectors, env, errors);
+    shipped_secrets(config, errors);
+}
+
+/// A gateway others can reach (API keys, or a listen address off loopback)
+/// must not trust a secret this repository ships: anyone could sign with it.
+fn shipped_secrets(config: &Config, errors: &mut Vec<ConfigError>) {
+    let reachable = !config.api_keys.is_empty() || !config.server.listen.ip().is_loopback();
+    if !reachable {
+        return;
+    }
+    let why = "is a value shipped in Crossgate's repository (the simulator's), which anyone can read: set your own (env:NAME keeps it out of the file)";
+    let signing = [
+        ("unsubscribe.secret", &config.unsubscribe.secret),
+        ("callbacks.secret", &config.callbacks.secret),
+    ];
+    for (key, secret) in signing {
+        if let Some(secret) = secret
+            && super::shipped::is_shipped(secret.get_ref())
+        {
+            errors.push(ConfigError::new(key, Some(secret.span()), why));
+        }
+    }
+    for (i, connector) in config.connectors.iter().enumerate() {
+        for (setting, value) in &connector.settings {
+            if super::shipped::is_shipped(value) {
+                errors.push(ConfigError::new(
+                    format!("connectors[{i}].config.{setting}"),
+                    connector.setting_spans.get(setting).cloned(),
+                    why,
+                ));
+            }
+        }
+    }
 }
 
 /// `[conversions.<event>]`: an event name, one way to its value, a currency code.
@@ -272,6 +305,10 @@ pub fn without_password(url: &str) -> String {
 fn limits(config: &Config, errors: &mut Vec<ConfigError>) {
     let positive = [
         ("server.max_backlog", config.server.max_backlog),
+        (
+            "server.max_webhook_body_bytes",
+            config.server.max_webhook_body_bytes as u64,
+        ),
         ("server.header_timeout_ms", config.server.header_timeout_ms),
         (
             "server.max_connections",

@@ -3,6 +3,10 @@
 
 use serde::Deserialize;
 
+/// The largest amount a conversion may be worth: far above any order, far
+/// below where a sum of many loses its cents.
+const MAX_VALUE: f64 = 1e12;
+
 /// Seven days: a common attribution window.
 const DEFAULT_WINDOW_MS: i64 = 7 * 86_400_000;
 
@@ -47,13 +51,21 @@ impl Conversion {
             .iter()
             .try_fold(properties, |v, key| v.get(key))
             .ok_or_else(|| format!("the event has no {}", path.join(".")))?;
-        match found {
-            serde_json::Value::Number(n) => n.as_f64().ok_or_else(|| "not a number".into()),
-            serde_json::Value::String(s) => s
-                .parse::<f64>()
-                .map_err(|_| format!("{}: {s:?} is not a number", path.join("."))),
-            _ => Err(format!("{} is not a number", path.join("."))),
+        let name = path.join(".");
+        let value = match found {
+            serde_json::Value::Number(n) => n.as_f64(),
+            serde_json::Value::String(s) => s.trim().parse::<f64>().ok(),
+            _ => None,
         }
+        .ok_or_else(|| format!("{name} is not a number"))?;
+        // "NaN", "inf" and 1e308 parse as numbers but are no amount: summed
+        // in a report they would make every figure beside them meaningless.
+        if !value.is_finite() || value.abs() > MAX_VALUE {
+            return Err(format!(
+                "{name} is not an amount (finite, at most {MAX_VALUE:e})"
+            ));
+        }
+        Ok(value)
     }
 }
 
@@ -68,6 +80,15 @@ mod tests {
         let properties = serde_json::json!({"order": {"total": "42.50"}});
         assert_eq!(c.value_of(&properties), Ok(42.5));
         assert!(c.value_of(&serde_json::json!({})).is_err());
+        for bad in [
+            serde_json::json!("NaN"),
+            serde_json::json!("inf"),
+            serde_json::json!(1e308),
+            serde_json::json!(true),
+        ] {
+            let properties = serde_json::json!({"order": {"total": bad}});
+            assert!(c.value_of(&properties).is_err(), "{bad}");
+        }
         assert_eq!(c.window, DEFAULT_WINDOW_MS);
     }
 }

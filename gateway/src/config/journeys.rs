@@ -242,6 +242,13 @@ pub fn valid_name(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"_.-:".contains(&b))
 }
 
+/// Names the gateway gives events it records itself (provider reports such as
+/// `message.read`, replies as `message.received`): a platform cannot post
+/// them, so a journey waiting for a read is never told of a fake one.
+pub fn reserved_name(name: &str) -> bool {
+    name.starts_with("message.")
+}
+
 /// Every mistake in `journeys`, as `(key, message)`: unknown templates,
 /// categories and steps, bad conditions, steps no path reaches.
 pub fn check(

@@ -12,6 +12,7 @@ mod load;
 mod report;
 mod schema;
 pub mod segments;
+pub mod shipped;
 
 pub use report::{ConfigError, ConfigReport};
 pub use schema::{

@@ -21,6 +21,11 @@ pub struct ServerConfig {
     /// `max_body_bytes = 65536`
     #[serde(default = "default_max_body_bytes")]
     pub max_body_bytes: usize,
+    /// `max_webhook_body_bytes = 4194304`: provider callbacks are batches
+    /// (SendGrid posts up to a thousand events at once), so they get more room
+    /// than a platform's request; a refused batch would lose every bounce in it.
+    #[serde(default = "default_max_webhook_body_bytes")]
+    pub max_webhook_body_bytes: usize,
     /// `max_backlog = 100000`: deliveries waiting (due or in flight) past which new messages get `429`.
     #[serde(default = "default_max_backlog")]
     pub max_backlog: u64,
@@ -82,18 +87,22 @@ pub struct NamedKey {
 pub enum Scope {
     Send,
     Read,
+    /// Segments and broadcasts: one request reaches every customer of a
+    /// segment, so it is not part of `send`.
+    Campaigns,
     Admin,
 }
 
 impl Scope {
     pub fn all() -> Vec<Scope> {
-        vec![Scope::Send, Scope::Read, Scope::Admin]
+        vec![Scope::Send, Scope::Read, Scope::Campaigns, Scope::Admin]
     }
 
     pub fn as_str(self) -> &'static str {
         match self {
             Scope::Send => "send",
             Scope::Read => "read",
+            Scope::Campaigns => "campaigns",
             Scope::Admin => "admin",
         }
     }
@@ -105,6 +114,7 @@ impl Default for ServerConfig {
             listen: default_listen(),
             api_keys: Vec::new(),
             max_body_bytes: default_max_body_bytes(),
+            max_webhook_body_bytes: default_max_webhook_body_bytes(),
             max_backlog: default_max_backlog(),
             shutdown_grace_ms: default_shutdown_grace_ms(),
             public_url: None,
@@ -125,6 +135,10 @@ fn default_listen() -> SocketAddr {
 
 fn default_max_body_bytes() -> usize {
     64 * 1024
+}
+
+fn default_max_webhook_body_bytes() -> usize {
+    4 * 1024 * 1024
 }
 
 fn default_max_backlog() -> u64 {

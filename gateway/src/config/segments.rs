@@ -59,6 +59,13 @@ pub struct EventFilter {
     pub within: i64,
 }
 
+/// Event and consent filters in one segment, together. Each becomes a
+/// subquery; SQLite refuses an expression tree past about a thousand, and a
+/// segment nobody can count would leave its broadcasts planning forever.
+pub const MAX_FILTERS: usize = 32;
+/// Entries of one list of values (countries, regions, locales, tags).
+pub const MAX_VALUES: usize = 256;
+
 /// What is wrong with a segment, each with the field it is about.
 /// `events_kept` is `retention.events`: a segment cannot look back on
 /// events older than that.
@@ -69,6 +76,28 @@ pub fn check(
     events_kept: i64,
 ) -> Vec<(String, String)> {
     let mut problems = Vec::new();
+    let filters = segment.did.len() + segment.did_not.len() + segment.consent.len();
+    if filters > MAX_FILTERS {
+        problems.push((
+            "did".to_owned(),
+            format!("{filters} event and consent filters: at most {MAX_FILTERS} together"),
+        ));
+    }
+    for (list, len) in [
+        ("countries", segment.countries.len()),
+        ("regions", segment.regions.len()),
+        ("locales", segment.locales.len()),
+        ("tags", segment.tags.len()),
+        ("attributes", segment.attributes.len()),
+        ("reachable", segment.reachable.len()),
+    ] {
+        if len > MAX_VALUES {
+            problems.push((list.to_owned(), format!("at most {MAX_VALUES} entries")));
+        }
+    }
+    if !problems.is_empty() {
+        return problems;
+    }
     for (i, country) in segment.countries.iter().enumerate() {
         if country.len() != 2 || !country.chars().all(|c| c.is_ascii_uppercase()) {
             problems.push((

@@ -9,6 +9,6 @@ pub mod unsubscribe;
 
 pub use profile::{
     Addresses, Consent, ConsentStatus, Invalid, Profile, PushAddress, PushFormat,
-    WebPushSubscription,
+    WebPushSubscription, keyword_source,
 };
 pub use suppression::{Suppression, SuppressionReason, address_key, email};

@@ -211,8 +211,10 @@ impl Addresses {
 #[serde(deny_unknown_fields)]
 pub struct Consent {
     pub status: ConsentStatus,
-    /// When the customer said so.
-    #[schema(value_type = String, format = DateTime)]
+    /// When the customer said so; when not given, the time it is recorded
+    /// (as `PATCH .../consent` has always done), so both routes agree.
+    #[serde(default = "jiff::Timestamp::now")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub at: jiff::Timestamp,
     /// Where they said so: `checkout`, `sms-keyword`, `support`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -242,7 +244,57 @@ fn invalid(code: &'static str, field: &str, message: String) -> Invalid {
     }
 }
 
+/// The source recorded for a keyword a customer texted to `connector`
+/// (`STOP` is `"twilio opt-out"`), so a later `START` can tell what a
+/// keyword withdrew from what the customer or the platform decided.
+pub fn keyword_source(connector: &str, status: ConsentStatus) -> String {
+    match status {
+        ConsentStatus::OptedOut => format!("{connector} opt-out"),
+        ConsentStatus::OptedIn => format!("{connector} opt-in"),
+    }
+}
+
+fn withdrawn_by_keyword(consent: &Consent) -> bool {
+    consent.status == ConsentStatus::OptedOut
+        && consent
+            .source
+            .as_deref()
+            .is_some_and(|s| s.ends_with(" opt-out") || s == "sms-keyword")
+}
+
 impl Profile {
+    /// What an inbound keyword does on `channel` in `categories`: `STOP`
+    /// (`consent` opted out) withdraws consent in each; `START` lifts only
+    /// what a keyword withdrew, back to the category's default, and grants
+    /// nothing: carriers treat it as undoing the sender's STOP, and an
+    /// opt-in category still needs the customer's own opt-in. Whether
+    /// anything changed.
+    pub fn apply_keyword(
+        &mut self,
+        channel: Channel,
+        categories: &[String],
+        consent: &Consent,
+    ) -> bool {
+        if consent.status == ConsentStatus::OptedOut {
+            let changes: Vec<_> = categories
+                .iter()
+                .map(|c| (channel, c.clone(), consent.clone()))
+                .collect();
+            self.set_consent(&changes);
+            return true;
+        }
+        let Some(given) = self.consent.get_mut(&channel) else {
+            return false;
+        };
+        let before = given.len();
+        given.retain(|category, c| !(categories.contains(category) && withdrawn_by_keyword(c)));
+        let changed = given.len() != before;
+        if given.is_empty() {
+            self.consent.remove(&channel);
+        }
+        changed
+    }
+
     /// Set consent for these (channel, category) pairs, keeping the rest.
     pub fn set_consent(&mut self, changes: &[(Channel, String, Consent)]) {
         for (channel, category, consent) in changes {

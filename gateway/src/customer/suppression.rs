@@ -101,6 +101,14 @@ pub fn email(raw: &str) -> Result<&str, String> {
         return Err(invalid(""));
     }
     let domain = raw.rsplit_once('@').map_or("", |(_, d)| d);
+    // Internationalised addresses need SMTPUTF8 end to end, which the mail
+    // providers connectors speak to (SendGrid among them) refuse: accepted
+    // here, such a message would only fail at delivery.
+    if !raw.is_ascii() {
+        return Err(invalid(
+            ": only ASCII addresses are taken (mail providers refuse internationalised ones; write a domain in its xn-- form)",
+        ));
+    }
     if domain.starts_with('[') {
         return Err(invalid(
             ": the domain must be a name, not an address literal",

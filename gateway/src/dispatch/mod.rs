@@ -83,7 +83,11 @@ impl Dispatcher {
             {
                 Ok(leased) => leased,
                 Err(e) => {
-                    tracing::error!("cannot lease deliveries: {e}");
+                    if e.is_transient() {
+                        crate::store::outage_log::transient(&e);
+                    } else {
+                        tracing::error!("cannot lease deliveries: {e}");
+                    }
                     tokio::select! {
                         _ = tokio::time::sleep(IDLE_POLL) => {}
                         _ = stop.changed() => {}

@@ -11,6 +11,7 @@ use crate::message::Channel;
 use crate::metrics::Metrics;
 use crate::store::{AttemptResult, Next, Store};
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::{Notify, OwnedSemaphorePermit, mpsc};
 use tokio::task::JoinHandle;
 
@@ -64,23 +65,54 @@ async fn record(
             batch.drain(..).map(|f| (f.result, f.slot)).unzip();
         // A retry or a fallback makes work due: the dispatcher looks again.
         let due = results.iter().any(|r| !matches!(r.next, Next::Sent { .. }));
+        write(&*store, &metrics, results).await;
+        drop(slots);
+        if due {
+            wake.notify_one();
+        }
+    }
+}
+
+/// First wait before writing again what the store could not take.
+const FIRST_PAUSE: Duration = Duration::from_millis(50);
+/// Longest wait between two tries.
+const MAX_PAUSE: Duration = Duration::from_secs(1);
+
+/// Record `results`; those the store could not take for a passing reason
+/// (a database restarting, a full disk) are written again as soon as it
+/// takes them, while their lease holds: a record written in time stops the
+/// delivery from being sent a second time a whole lease later. Past the
+/// lease another node may be attempting it already, and the record is only
+/// history; it is tried once more then and given up.
+async fn write(store: &dyn Store, metrics: &Metrics, mut results: Vec<AttemptResult>) {
+    let mut pause = FIRST_PAUSE;
+    loop {
         let labels: Vec<(Channel, String)> = results
             .iter()
             .map(|r| (r.attempt.channel, r.attempt.connector.clone()))
             .collect();
-        let answers = store.record_attempts(results).await;
-        for ((channel, connector), answer) in labels.iter().zip(answers) {
+        let answers = store.record_attempts(results.clone()).await;
+        let now = crate::store::now_ms();
+        let mut again = Vec::new();
+        for ((result, (channel, connector)), answer) in results.into_iter().zip(labels).zip(answers)
+        {
             match answer {
-                Ok(Some(ended)) => metrics.finished(channel.as_str(), connector, ended.as_str()),
+                Ok(Some(ended)) => metrics.finished(channel.as_str(), &connector, ended.as_str()),
                 Ok(None) => {}
+                Err(e) if e.is_transient() && now < result.lease_until => {
+                    crate::store::outage_log::transient(&e);
+                    again.push(result);
+                }
                 // The lease runs out and the delivery is attempted again:
                 // the provider may see it twice, under the same message id.
                 Err(e) => tracing::error!(%connector, "cannot record attempt: {e}"),
             }
         }
-        drop(slots);
-        if due {
-            wake.notify_one();
+        if again.is_empty() {
+            return;
         }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(MAX_PAUSE);
+        results = again;
     }
 }

@@ -9,5 +9,5 @@ pub mod engine;
 pub mod runner;
 
 pub use crate::config::journeys::{
-    Catalogue, JourneyConfig, Journeys, Pinned, check, check_config, valid_name,
+    Catalogue, JourneyConfig, Journeys, Pinned, check, check_config, reserved_name, valid_name,
 };

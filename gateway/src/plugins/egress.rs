@@ -29,6 +29,9 @@ pub struct Egress {
     max_in_flight: u32,
     in_flight: Arc<AtomicU32>,
     refused: Option<String>,
+    /// Requests refused this call: the first is logged, the rest counted,
+    /// so a plugin looping on refused requests writes one line, not thousands.
+    refusals: u32,
     /// A whole request got no answer in `request_timeout`.
     timed_out: Arc<AtomicBool>,
 }
@@ -53,6 +56,7 @@ impl Egress {
             max_in_flight: limits.max_requests_in_flight,
             in_flight: Arc::default(),
             refused: None,
+            refusals: 0,
             timed_out: Arc::default(),
         }
     }
@@ -75,13 +79,24 @@ impl Egress {
     }
 
     fn note_refusal(&mut self, why: String) {
-        tracing::warn!(connector = %self.scope.name, "outbound request refused: {why}");
+        self.refusals += 1;
+        if self.refusals == 1 {
+            tracing::warn!(connector = %self.scope.name, "outbound request refused: {why}");
+        }
         self.refused = Some(why);
     }
 
-    /// Take one request of the call's allowance, or say why not: the origin
-    /// is not allowed, or the call made too many requests, or too many at once.
-    fn admit(&mut self, uri: &http::Uri) -> Result<Open, String> {
+    /// How many requests were refused after the first (which was logged).
+    pub fn unlogged_refusals(&self) -> u32 {
+        self.refusals.saturating_sub(1)
+    }
+
+    /// Take one request of the call's allowance, or say why not: a method
+    /// or header `wasi:http` forbids, an origin not allowed, or too many
+    /// requests in the call, or too many at once.
+    fn admit<B>(&mut self, request: &http::Request<B>) -> Result<Open, String> {
+        forbidden(request)?;
+        let uri = request.uri();
         if let Err(origin) = self.check(uri) {
             return Err(format!(
                 "outbound request to {origin} denied: not in allowed_hosts"
@@ -111,7 +126,7 @@ impl Egress {
         request: Fetch,
     ) -> impl Future<Output = Result<Fetched, FetchError>> + Send + use<> {
         let admitted = Self::build(request).and_then(|request| {
-            self.admit(request.uri())
+            self.admit(&request)
                 .map(|open| (request, open))
                 .map_err(FetchError::Denied)
         });
@@ -165,6 +180,9 @@ impl Egress {
     }
 
     fn build(request: Fetch) -> Result<http::Request<Full<bytes::Bytes>>, FetchError> {
+        if request.body.len() > MAX_REQUEST_BYTES {
+            return Err(FetchError::Denied(too_large_request()));
+        }
         let mut builder = http::Request::builder()
             .method(request.method.as_str())
             .uri(request.url.as_str());
@@ -188,6 +206,78 @@ impl Egress {
     }
 }
 
+/// The largest request body a plugin may send: far above any provider
+/// call, far below what would let one call hold the gateway's memory.
+pub const MAX_REQUEST_BYTES: usize = 1024 * 1024;
+
+fn too_large_request() -> String {
+    format!("outbound request body over {MAX_REQUEST_BYTES} bytes")
+}
+
+/// Headers a plugin may not set, as `wasi:http` forbids them: hop-by-hop
+/// ones the client manages. `Host` is checked apart: `wasi:http` itself
+/// writes it from the request's authority, and only a different one (a
+/// request to an allowed origin claiming another) is refused.
+const FORBIDDEN_HEADERS: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authorization",
+    "proxy-authenticate",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "http2-settings",
+];
+
+/// Why a request breaks the rules `wasi:http` sets for what a guest may
+/// send, if it does: `CONNECT` (a tunnel past every check), `TRACE`, a
+/// forbidden header, or an announced body over the limit.
+fn forbidden<B>(request: &http::Request<B>) -> Result<(), String> {
+    if matches!(
+        *request.method(),
+        http::Method::CONNECT | http::Method::TRACE
+    ) {
+        return Err(format!(
+            "outbound request refused: method {} is not allowed",
+            request.method()
+        ));
+    }
+    let authority = request.uri().authority().map(|a| a.as_str());
+    for host in request.headers().get_all(http::header::HOST) {
+        let own = match (host.to_str().ok(), authority) {
+            (Some(claimed), Some(authority)) => claimed.eq_ignore_ascii_case(authority),
+            _ => false,
+        };
+        if !own {
+            return Err(format!(
+                "outbound request refused: Host {:?} is not the URL's own ({})",
+                String::from_utf8_lossy(host.as_bytes()),
+                authority.unwrap_or("none")
+            ));
+        }
+    }
+    if let Some(name) = request
+        .headers()
+        .keys()
+        .find(|name| FORBIDDEN_HEADERS.contains(&name.as_str()))
+    {
+        return Err(format!(
+            "outbound request refused: the {name} header is set by the gateway, not the plugin"
+        ));
+    }
+    let announced = request
+        .headers()
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if announced.is_some_and(|len| len > MAX_REQUEST_BYTES as u64) {
+        return Err(too_large_request());
+    }
+    Ok(())
+}
+
 type IoFuture = Box<dyn Future<Output = Result<(), HttpError>> + Send>;
 /// What `send_request` hands back: the response to come.
 type Sending =
@@ -200,7 +290,7 @@ impl WasiHttpHooks for Egress {
         options: Option<RequestOptions>,
         _fut: IoFuture,
     ) -> Sending {
-        let open = match self.admit(request.uri()) {
+        let open = match self.admit(&request) {
             Ok(open) => open,
             Err(why) => return self.refuse(why),
         };
@@ -209,7 +299,7 @@ impl WasiHttpHooks for Egress {
         let first_byte = options.and_then(|o| o.first_byte_timeout);
         Box::new(async move {
             let (parts, body) = request.into_parts();
-            let body = body
+            let body = Limited::new(body, MAX_REQUEST_BYTES)
                 .collect()
                 .await
                 .map_err(|_| HttpError::HttpRequestBodySize(None))?

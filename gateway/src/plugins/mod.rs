@@ -467,6 +467,10 @@ impl PluginHost {
             Ok::<_, wasmtime::Error>((value, instance))
         })
         .await;
+        let unlogged = store.data().egress.unlogged_refusals();
+        if unlogged > 0 {
+            tracing::warn!(connector = %name, "{unlogged} more outbound requests refused in the same call");
+        }
         let after = AfterCall {
             refused: store.data().egress.refused(),
             timed_out: store.data().egress.timed_out(),

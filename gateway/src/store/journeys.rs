@@ -116,6 +116,16 @@ pub trait JourneyStore: Send + Sync {
     /// A customer's runs, newest first.
     async fn customer_runs(&self, customer_id: &str) -> Result<Vec<RunRecord>, StoreError>;
 
+    /// At most `limit` of a customer's runs, newest first, after the run
+    /// `after` (the last of the previous page) when given: what the API
+    /// lists, a page at a time, however many runs a customer has.
+    async fn customer_runs_page(
+        &self,
+        customer_id: &str,
+        limit: usize,
+        after: Option<&str>,
+    ) -> Result<Vec<RunRecord>, StoreError>;
+
     /// Lease active runs whose timer is due.
     async fn lease_due_runs(
         &self,

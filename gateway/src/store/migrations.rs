@@ -21,7 +21,7 @@ pub struct Migration {
 
 /// What each version does, the same in every backend: version N is
 /// `STEPS[N - 1]`. Each backend pairs these with its own SQL ([`step`]).
-pub const STEPS: [&str; 8] = [
+pub const STEPS: [&str; 9] = [
     "messages, deliveries, attempts, keys, outbox, customers, suppressions",
     "attempts record the node that made them",
     "messages record the template, locale and content each channel rendered",
@@ -30,6 +30,7 @@ pub const STEPS: [&str; 8] = [
     "members a campaign sent nothing to, and why; events by arrival and keys by expiry, for purging",
     "members a campaign sent nothing to, by when, for purging",
     "journey runs a later run of the same journey superseded, by when they ended, for purging",
+    "values the gateway keeps for itself (a secret it made, its readiness probe), shared by every node; the node holding each delivery's lease",
 ];
 
 /// Step 7, the same in both backends.
@@ -50,6 +51,23 @@ WHERE EXISTS (
       AND (later.started_at, later.id) > (journey_runs.started_at, journey_runs.id));
 CREATE INDEX journey_runs_superseded ON journey_runs (updated_at)
     WHERE superseded AND status <> 'active';
+";
+
+/// Step 9, the same in both backends: values the gateway keeps for itself.
+/// A secret the configuration does not give (the unsubscribe links' key of
+/// a default install) is made by the first node that needs it and read by
+/// every other, so a link one node signed works on all of them and across
+/// restarts; `/readyz` writes a row, so a store that cannot be written (a
+/// full disk) is not ready. And which node leased a delivery, so an attempt
+/// cut short is put down to the node that made it, not to the node that
+/// took the lease over.
+pub const GATEWAY_STATE: &str = "
+CREATE TABLE gateway_state (
+    name       TEXT PRIMARY KEY,
+    value      TEXT NOT NULL,
+    updated_at BIGINT NOT NULL
+);
+ALTER TABLE deliveries ADD COLUMN leased_by TEXT;
 ";
 
 /// Version `version`, named from [`STEPS`], done by `sql`.

@@ -9,6 +9,7 @@
 pub mod campaigns;
 pub mod journeys;
 pub mod migrations;
+pub mod outage_log;
 pub(crate) mod postgres;
 pub mod replies;
 pub mod reports;
@@ -27,7 +28,7 @@ use async_trait::async_trait;
 
 /// What can go wrong in any backend; each backend turns its driver's errors
 /// into these.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     #[error("database error: {0}")]
     Database(String),
@@ -45,6 +46,46 @@ pub enum StoreError {
     /// The database was written by a newer build.
     #[error("{0}")]
     TooNew(String),
+}
+
+/// How long one statement of a report or a segment count may run: past it
+/// the request gets `503` and asks for less, and the database is free again.
+pub const ANALYTICS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+impl StoreError {
+    /// What kind of failure it is, in words an operator reads in an answer
+    /// or a log line.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            StoreError::Unavailable(text)
+                if text.contains("disk is full") || text.contains("(53100)") =>
+            {
+                "the disk is full"
+            }
+            StoreError::Unavailable(text)
+                if text.contains("(57014)") || text.contains("time limit") =>
+            {
+                "the query ran past its time limit"
+            }
+            StoreError::Unavailable(text) if text.contains("(57P") => {
+                "the database server is restarting"
+            }
+            StoreError::Unavailable(_) => "the database cannot be reached",
+            StoreError::Conflict(_) => "a conflict with another node",
+            StoreError::Closed => "the gateway is shutting down",
+            StoreError::Database(_) => "a database error",
+            StoreError::Corrupt(_) => "stored data is unreadable",
+            StoreError::TooNew(_) => "the database is newer than this build",
+        }
+    }
+
+    /// Whether the same request later may succeed.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Unavailable(_) | StoreError::Conflict(_) | StoreError::Closed
+        )
+    }
 }
 
 /// A message as accepted by the API, with the deliveries it may take.
@@ -429,6 +470,23 @@ pub trait Store: journeys::JourneyStore + campaigns::CampaignStore + Send + Sync
     /// Whether the store can be read and written now: for `/readyz`.
     async fn ping(&self) -> Result<(), StoreError>;
 
+    /// Take `key` (in the idempotency keys' table, purged with them once
+    /// `expires_at` passes); `false` when it is already taken.
+    async fn claim_key(&self, key: &str, expires_at: i64) -> Result<bool, StoreError>;
+
+    /// Give up a key [`Store::claim_key`] took, so the same request can be taken again.
+    async fn release_key(&self, key: &str) -> Result<(), StoreError>;
+
+    /// The secret stored under `name`; `candidate` becomes it when there is
+    /// none yet. Every node asks with a candidate of its own and all get the
+    /// first one stored.
+    async fn shared_secret(
+        &self,
+        name: &str,
+        candidate: &str,
+        now: i64,
+    ) -> Result<String, StoreError>;
+
     /// Lease up to `limit` status callbacks that are due.
     async fn lease_callbacks(
         &self,
@@ -530,8 +588,10 @@ pub trait Store: journeys::JourneyStore + campaigns::CampaignStore + Send + Sync
         reason: Option<crate::customer::SuppressionReason>,
     ) -> Result<bool, StoreError>;
 
-    /// Set consent for every customer reached at `address` on `channel`, in
-    /// every category (an inbound STOP or START). Returns how many changed.
+    /// An inbound keyword for every customer reached at `address` on
+    /// `channel` ([`crate::customer::Profile::apply_keyword`]): STOP
+    /// withdraws consent in every category, START lifts only what a STOP
+    /// withdrew. Returns how many customers changed.
     async fn consent_by_address(
         &self,
         address: &str,

@@ -22,6 +22,9 @@ pub struct Applied {
     pub suppressions: usize,
     /// Customers' replies recorded (a repeated one is not counted again).
     pub replies: usize,
+    /// The same callback was applied before: nothing changed this time.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub duplicate: bool,
 }
 
 /// The connector's channel and the categories an opt-out or opt-in covers.
@@ -191,14 +194,10 @@ async fn consent(
     status: ConsentStatus,
     now: i64,
 ) -> Result<usize, StoreError> {
-    let word = match status {
-        ConsentStatus::OptedOut => "opt-out",
-        ConsentStatus::OptedIn => "opt-in",
-    };
     let consent = Consent {
         status,
         at: jiff::Timestamp::from_millisecond(now).unwrap_or(jiff::Timestamp::UNIX_EPOCH),
-        source: Some(format!("{} {word}", source.connector)),
+        source: Some(crate::customer::keyword_source(source.connector, status)),
     };
     store
         .consent_by_address(

@@ -14,6 +14,10 @@ use serde::Deserialize;
 
 const SIGNATURE: &str = "x-twilio-email-event-webhook-signature";
 const TIMESTAMP: &str = "x-twilio-email-event-webhook-timestamp";
+/// How far a batch's signed timestamp may be from now, either way: enough
+/// for a slow queue and a clock a little off, too little for a captured
+/// batch to be posted again later (its signature would still hold).
+const MAX_SKEW_SECS: i64 = 600;
 
 /// The verification key from the connector's `event_webhook_public_key`.
 pub fn public_key(base64_der: &str) -> Result<VerifyingKey, String> {
@@ -41,7 +45,41 @@ pub fn verify(req: &WebhookRequest, key: &VerifyingKey) -> Result<(), String> {
     signed.extend_from_slice(timestamp.as_bytes());
     signed.extend_from_slice(&req.body);
     key.verify(&signed, &signature)
-        .map_err(|_| "X-Twilio-Email-Event-Webhook-Signature does not match".to_owned())
+        .map_err(|_| "X-Twilio-Email-Event-Webhook-Signature does not match".to_owned())?;
+    fresh(timestamp, now_secs())
+}
+
+fn now_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+/// Whether a batch signed at `timestamp` (Unix seconds) is recent at `now`.
+fn fresh(timestamp: &str, now: i64) -> Result<(), String> {
+    let signed_at: i64 = timestamp
+        .trim()
+        .parse()
+        .map_err(|_| "X-Twilio-Email-Event-Webhook-Timestamp is not Unix seconds")?;
+    let skew = now.saturating_sub(signed_at);
+    if skew.abs() > MAX_SKEW_SECS {
+        return Err(format!(
+            "the batch was signed {skew} s from now, more than {MAX_SKEW_SECS} s: refused as a replay"
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn only_a_recent_signature_is_fresh() {
+        assert!(super::fresh("1767225600", 1767225600 + 599).is_ok());
+        assert!(super::fresh("1767225600", 1767225600 - 30).is_ok());
+        assert!(super::fresh("1767225600", 1767225600 + 601).is_err());
+        assert!(super::fresh("1767225600", 1767225600 - 601).is_err());
+        assert!(super::fresh("soon", 1767225600).is_err());
+    }
 }
 
 /// One event of the batch; fields an event type lacks are absent.

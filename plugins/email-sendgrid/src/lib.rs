@@ -296,7 +296,11 @@ mod tests {
     fn signed_events(signing: &p256::ecdsa::SigningKey, body: &str) -> WebhookRequest {
         use base64::Engine as _;
         use p256::ecdsa::signature::Signer as _;
-        let timestamp = "1767225600";
+        let timestamp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+            .to_string();
         let signature: p256::ecdsa::Signature =
             signing.sign(format!("{timestamp}{body}").as_bytes());
         WebhookRequest {
@@ -307,10 +311,7 @@ mod tests {
                     "X-Twilio-Email-Event-Webhook-Signature".into(),
                     base64::engine::general_purpose::STANDARD.encode(signature.to_der()),
                 ),
-                (
-                    "X-Twilio-Email-Event-Webhook-Timestamp".into(),
-                    timestamp.into(),
-                ),
+                ("X-Twilio-Email-Event-Webhook-Timestamp".into(), timestamp),
             ],
             body: body.as_bytes().to_vec(),
         }

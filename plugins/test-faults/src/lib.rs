@@ -11,6 +11,9 @@
 //! | `noisy`          | logs forged lines, fails with 8 MiB of control text  |
 //! | `count`          | counts its instance's deliveries in its receipt,     |
 //! |                  | says so on stderr, panics on the text `panic`        |
+//! | `spoof-host`     | calls `url` (allowed) with `Host: 169.254.169.254`   |
+//! | `connect`        | asks `url` for a tunnel with `CONNECT`               |
+//! | `huge-body`      | posts 32 MiB to `url`                                |
 //! | `ok`             | succeeds without any I/O                             |
 
 use crossgate_plugin_sdk::{
@@ -38,6 +41,9 @@ impl Connector for Faults {
             "chatty",
             "noisy",
             "count",
+            "spoof-host",
+            "connect",
+            "huge-body",
             "ok",
         ]
         .contains(&mode)
@@ -92,6 +98,22 @@ impl Connector for Faults {
                     panic!("test-faults: panicking on delivery {n} as asked");
                 }
                 Ok(Receipt::new(format!("count-{n}")))
+            }
+            "spoof-host" => {
+                let response = http::Request::get(&self.url)
+                    .header("Host", "169.254.169.254")
+                    .send()?;
+                Ok(Receipt::new(format!("spoofed-{}", response.status)))
+            }
+            "connect" => {
+                let response = http::Request::new("CONNECT", &self.url).send()?;
+                Ok(Receipt::new(format!("tunnelled-{}", response.status)))
+            }
+            "huge-body" => {
+                let response = http::Request::post(&self.url)
+                    .body(vec![b'x'; 32 << 20])
+                    .send()?;
+                Ok(Receipt::new(format!("uploaded-{}", response.status)))
             }
             _ => Ok(Receipt::new(format!("ok-{}", msg.id))),
         }

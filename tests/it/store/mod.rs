@@ -17,7 +17,8 @@ use std::sync::Arc;
 pub struct Stores {
     pub a: Arc<dyn Store>,
     pub b: Arc<dyn Store>,
-    /// The node name `b` records attempts under.
+    /// The node names `a` and `b` record attempts under.
+    pub a_node: &'static str,
     pub b_node: &'static str,
     /// Keeps an SQLite file alive for the test.
     _dir: Option<tempfile::TempDir>,
@@ -29,6 +30,7 @@ async fn sqlite() -> Stores {
     let a = store::open(&database, 1, "node-a").await.unwrap();
     Stores {
         b: a.clone(),
+        a_node: "node-a",
         b_node: "node-a",
         a,
         _dir: Some(dir),
@@ -45,6 +47,7 @@ async fn postgres(test: &str) -> Option<Stores> {
     Some(Stores {
         a: a.unwrap(),
         b: b.unwrap(),
+        a_node: "node-a",
         b_node: "node-b",
         _dir: None,
     })

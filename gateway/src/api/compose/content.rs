@@ -114,6 +114,13 @@ const RESERVED_HEADERS: &[&str] = &[
     "message-id",
     "date",
     "mime-version",
+    // The gateway's one-click unsubscribe (RFC 8058): a caller's own would
+    // send the customer's click elsewhere, or hide the link.
+    "list-unsubscribe",
+    "list-unsubscribe-post",
+    "list-id",
+    // SendGrid's own instructions, which can add recipients and rewrite the message.
+    "x-smtpapi",
 ];
 
 /// No control or bidi-override characters anywhere a person or a log reads.
@@ -138,6 +145,23 @@ pub(super) fn check_characters(channel: Channel, content: &Content) -> Result<()
                 "unsafe_text",
                 &format!("content.{channel}.{field}"),
                 format!("content.{field} {why}"),
+            ));
+        }
+    }
+    // A subject and metadata become mail headers: a line break in one would
+    // start a header of the caller's own (`Bcc:`), whatever the provider does.
+    let one_line = std::iter::once(("subject", content.subject.as_deref())).chain(
+        content
+            .metadata
+            .values()
+            .map(|v| ("metadata", Some(v.as_str()))),
+    );
+    for (field, value) in one_line {
+        if value.is_some_and(|v| v.contains(['\r', '\n'])) {
+            return Err(ApiError::invalid(
+                "unsafe_text",
+                &format!("content.{channel}.{field}"),
+                format!("content.{field} is one line: it may not contain CR or LF"),
             ));
         }
     }

@@ -211,6 +211,30 @@ struct Route {
     template: Option<serde_json::Value>,
 }
 
+/// Refuse, before any member is planned, what every member of a broadcast
+/// would be refused for: neither content nor template, or inline content
+/// no channel it may use can send (empty, control characters, too long).
+pub fn check_content(state: &AppState, request: &SendRequest) -> Result<(), ApiError> {
+    let routing = state.live.current();
+    let Source::Inline(content) = source(&routing.templates, request)? else {
+        return Ok(());
+    };
+    let channels = request.channels.as_deref().unwrap_or(&Channel::ALL);
+    let mut refusals = Vec::new();
+    for &channel in channels {
+        match content.for_channel(channel) {
+            Ok(_) => {}
+            // A channel without text of its own is skipped at planning time.
+            Err(e) if e.code == "missing_content" => refusals.push(e),
+            Err(e) => return Err(e),
+        }
+    }
+    if !refusals.is_empty() && refusals.len() == channels.len() {
+        return Err(refusals.swap_remove(0));
+    }
+    Ok(())
+}
+
 /// The request's content, or the template it names with its data.
 fn source<'a>(templates: &'a Templates, request: &'a SendRequest) -> Result<Source<'a>, ApiError> {
     match (&request.content, &request.template) {

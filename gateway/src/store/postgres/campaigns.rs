@@ -152,7 +152,7 @@ impl CampaignStore for PostgresStore {
     }
 
     async fn segment_count(&self, query: SegmentQuery) -> Result<u64, StoreError> {
-        let rows = segment_rows(&self.client().await?, &query, Select::Count).await?;
+        let rows = segment_rows(&self.analyst().await?, &query, Select::Count).await?;
         Ok(rows.first().map_or(0, |r| r.get::<_, i64>(0)) as u64)
     }
 
@@ -442,7 +442,7 @@ impl CampaignStore for PostgresStore {
         to: i64,
         keys: Vec<ReportKey>,
     ) -> Result<Vec<ReportRow>, StoreError> {
-        let db = self.client().await?;
+        let db = self.analyst().await?;
         let n = keys.len();
         let key = |r: &Row| -> Vec<Option<String>> { (0..n).map(|i| r.get(i)).collect() };
         let messages = db

@@ -156,15 +156,18 @@ pub async fn consent_by_address(
     consent: &Consent,
     now: i64,
 ) -> Result<usize, StoreError> {
-    let ids = owners(tx, channel, address).await?;
-    let changes: Vec<_> = categories
-        .iter()
-        .map(|category| (channel, category.clone(), consent.clone()))
-        .collect();
-    for id in &ids {
-        update_consent(tx, id, &changes, now).await?;
+    let mut changed = 0;
+    for id in owners(tx, channel, address).await? {
+        let Some(record) = read(tx, &id, true).await? else {
+            continue;
+        };
+        let mut profile = record.profile;
+        if profile.apply_keyword(channel, categories, consent) {
+            put(tx, &id, &profile, now).await?;
+            changed += 1;
+        }
     }
-    Ok(ids.len())
+    Ok(changed)
 }
 
 pub async fn forget_address(

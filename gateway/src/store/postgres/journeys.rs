@@ -316,6 +316,31 @@ impl JourneyStore for PostgresStore {
             .collect())
     }
 
+    async fn customer_runs_page(
+        &self,
+        customer_id: &str,
+        limit: usize,
+        after: Option<&str>,
+    ) -> Result<Vec<RunRecord>, StoreError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        Ok(self
+            .client()
+            .await?
+            .rows(
+                &format!(
+                    "SELECT {RUN_COLUMNS} FROM journey_runs WHERE customer_id = $1
+                     AND ($2::text IS NULL OR (started_at, id) < (SELECT started_at, id
+                          FROM journey_runs WHERE id = $2 AND customer_id = $1))
+                     ORDER BY started_at DESC, id DESC LIMIT $3"
+                ),
+                &[&customer_id, &after, &limit],
+            )
+            .await?
+            .iter()
+            .map(run_row)
+            .collect())
+    }
+
     async fn lease_due_runs(
         &self,
         now: i64,

@@ -7,7 +7,7 @@ use crate::store::StoreError;
 use crate::store::migrations::{self, Migration, SchemaStatus};
 use deadpool_postgres::Object;
 
-pub const MIGRATIONS: [Migration; 8] = [
+pub const MIGRATIONS: [Migration; 9] = [
     migrations::step(1, BASELINE),
     migrations::step(2, "ALTER TABLE attempts ADD COLUMN node TEXT;"),
     migrations::step(3, "ALTER TABLE messages ADD COLUMN template TEXT;"),
@@ -16,6 +16,7 @@ pub const MIGRATIONS: [Migration; 8] = [
     migrations::step(6, REFUSALS_AND_PURGE_INDEXES),
     migrations::step(7, migrations::REFUSALS_BY_TIME),
     migrations::step(8, migrations::SUPERSEDED_RUNS),
+    migrations::step(9, migrations::GATEWAY_STATE),
 ];
 
 /// Step 6: a member a campaign sent nothing to (an offer they already

@@ -99,9 +99,18 @@ impl From<tokio_postgres::Error> for StoreError {
             };
         };
         let text = format!("{} ({})", db.message(), db.code().code());
+        let code = db.code().code();
         match *db.code() {
             SqlState::T_R_DEADLOCK_DETECTED | SqlState::T_R_SERIALIZATION_FAILURE => {
                 StoreError::Conflict(text)
+            }
+            // The server is going away or not taking work now (57P01 an
+            // administrator's restart, 57P03 still starting, class 08 a
+            // broken connection, class 53 no disk, memory or connections
+            // left, 57014 a statement timeout): the same request later will
+            // be taken.
+            _ if code.starts_with("08") || code.starts_with("53") || code.starts_with("57") => {
+                StoreError::Unavailable(text)
             }
             _ => StoreError::Database(text),
         }
@@ -144,6 +153,10 @@ mod journeys;
 
 pub struct PostgresStore {
     pool: Pool,
+    /// Reports and segment counts: their own few connections, each
+    /// statement under [`crate::store::ANALYTICS_TIMEOUT`], so a long report
+    /// never takes the connections sends are planned and recorded with.
+    analytics: Pool,
     /// Recorded with every attempt.
     node: Arc<str>,
     attempts: batch::Batcher<recorder::Attempts>,
@@ -158,6 +171,7 @@ impl PostgresStore {
         max_connections: usize,
         node: &str,
     ) -> Result<PostgresStore, StoreError> {
+        let analytics = pool(url, ANALYTICS_CONNECTIONS)?;
         let pool = pool(url, max_connections)?;
         let mut client = pool.get().await?;
         migrations::apply(&mut client, &crate::config::without_password(url)).await?;
@@ -171,6 +185,7 @@ impl PostgresStore {
             ),
             messages: batch::Batcher::start(pool.clone(), messages::Inserts),
             pool,
+            analytics,
             node,
         })
     }
@@ -178,7 +193,20 @@ impl PostgresStore {
     async fn client(&self) -> Result<Object, StoreError> {
         Ok(self.pool.get().await?)
     }
+
+    /// A connection of the analytics pool, its statements bounded in time.
+    async fn analyst(&self) -> Result<Object, StoreError> {
+        let client = self.analytics.get().await?;
+        let ms = crate::store::ANALYTICS_TIMEOUT.as_millis();
+        client
+            .batch_execute(&format!("SET statement_timeout = {ms}"))
+            .await?;
+        Ok(client)
+    }
 }
+
+/// Connections of the analytics pool.
+const ANALYTICS_CONNECTIONS: usize = 2;
 
 /// A pool of connections; TLS as the URL's `sslmode` asks (`prefer`, the
 /// default, uses it when the server offers it), verified against the
@@ -288,7 +316,20 @@ impl Store for PostgresStore {
     /// Answers within [`PING_TIMEOUT`] either way: a load balancer's health
     /// check should not wait out the pool's connect timeout.
     async fn ping(&self) -> Result<(), StoreError> {
-        let ping = async { self.client().await?.exec("SELECT 1", &[]).await };
+        // A row written, not only read: a server that cannot write (a full
+        // disk, a read-only standby) is not ready.
+        let now = crate::store::now_ms();
+        let ping = async {
+            self.client()
+                .await?
+                .exec(
+                    "INSERT INTO gateway_state (name, value, updated_at)
+                     VALUES ('readiness-probe', '', $1)
+                     ON CONFLICT (name) DO UPDATE SET updated_at = excluded.updated_at",
+                    &[&now],
+                )
+                .await
+        };
         match tokio::time::timeout(PING_TIMEOUT, ping).await {
             Ok(answer) => answer.map(|_| ()),
             Err(_) => Err(StoreError::Unavailable(format!(
@@ -296,6 +337,49 @@ impl Store for PostgresStore {
                 PING_TIMEOUT.as_secs()
             ))),
         }
+    }
+
+    async fn claim_key(&self, key: &str, expires_at: i64) -> Result<bool, StoreError> {
+        let taken = self
+            .client()
+            .await?
+            .exec(
+                "INSERT INTO idempotency_keys (key, request_hash, response, expires_at)
+                 VALUES ($1, '', '', $2) ON CONFLICT (key) DO NOTHING",
+                &[&key, &expires_at],
+            )
+            .await?;
+        Ok(taken == 1)
+    }
+
+    async fn release_key(&self, key: &str) -> Result<(), StoreError> {
+        self.client()
+            .await?
+            .exec("DELETE FROM idempotency_keys WHERE key = $1", &[&key])
+            .await?;
+        Ok(())
+    }
+
+    async fn shared_secret(
+        &self,
+        name: &str,
+        candidate: &str,
+        now: i64,
+    ) -> Result<String, StoreError> {
+        let client = self.client().await?;
+        client
+            .exec(
+                "INSERT INTO gateway_state (name, value, updated_at) VALUES ($1, $2, $3)
+                 ON CONFLICT (name) DO NOTHING",
+                &[&name, &candidate, &now],
+            )
+            .await?;
+        let row = client
+            .rows("SELECT value FROM gateway_state WHERE name = $1", &[&name])
+            .await?;
+        row.first()
+            .map(|r| r.get(0))
+            .ok_or_else(|| StoreError::Database(format!("secret {name:?} vanished")))
     }
 
     async fn lease_callbacks(

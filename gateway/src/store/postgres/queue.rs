@@ -12,16 +12,16 @@ use std::sync::LazyLock;
 /// with an `interrupted` attempt: its node died or stalled mid-attempt and
 /// the provider may have the message. Rows another node is taking over
 /// right now are skipped.
-async fn take_over_expired(tx: &impl Sql, now: i64, node: &str) -> Result<(), StoreError> {
+async fn take_over_expired(tx: &impl Sql, now: i64) -> Result<(), StoreError> {
     let cut_short = tx
         .rows(
             "WITH cut AS (
-                 SELECT id, lease_until FROM deliveries
+                 SELECT id, lease_until, leased_by FROM deliveries
                  WHERE state = 'leased' AND lease_until <= $1
                  ORDER BY id LIMIT 1000 FOR UPDATE SKIP LOCKED)
              UPDATE deliveries d SET state = 'pending', lease_until = NULL
              FROM cut WHERE d.id = cut.id AND d.id = ANY (ARRAY (SELECT id FROM cut))
-             RETURNING d.id, d.message_id, d.connector, d.channel, cut.lease_until",
+             RETURNING d.id, d.message_id, d.connector, d.channel, cut.lease_until, cut.leased_by",
             &[&now],
         )
         .await?;
@@ -47,7 +47,8 @@ async fn take_over_expired(tx: &impl Sql, now: i64, node: &str) -> Result<(), St
                 &row.get::<_, &str>(3),
                 &now,
                 &crate::store::interrupted_message(row.get(4)),
-                &node,
+                // The node whose attempt was cut short, not this one.
+                &row.get::<_, Option<&str>>(5),
             ],
         )
         .await?;
@@ -99,7 +100,7 @@ pub async fn lease(
     node: &str,
 ) -> Result<Vec<LeasedDelivery>, StoreError> {
     // Sent together (tokio-postgres pipelines them): one round trip.
-    tokio::try_join!(take_over_expired(tx, now, node), expire_due(tx, now))?;
+    tokio::try_join!(take_over_expired(tx, now), expire_due(tx, now))?;
     let lease_until = now.saturating_add(i64::try_from(lease_ms).unwrap_or(i64::MAX));
     // Lease, start the messages of first attempts, and read what the
     // attempts need, in one statement (the final SELECT reads messages as
@@ -115,7 +116,7 @@ pub async fn lease(
                  SELECT id FROM deliveries WHERE state = 'pending' AND due_at <= $2
                  ORDER BY due_at LIMIT $3 FOR UPDATE SKIP LOCKED),
              l AS (
-                 UPDATE deliveries d SET state = 'leased', lease_until = $1
+                 UPDATE deliveries d SET state = 'leased', lease_until = $1, leased_by = $4
                  WHERE d.id = ANY (ARRAY (SELECT id FROM due))
                  RETURNING d.id, d.message_id, d.channel, d.connector, d.address, d.attempts,
                            d.content),
@@ -127,7 +128,7 @@ pub async fn lease(
                     COALESCE(l.content, m.content), m.attempt_count, m.created_at, m.expires_at,
                     l.message_id = ANY (ARRAY (SELECT id FROM s WHERE callback))
              FROM l JOIN messages m ON m.id = l.message_id",
-            &[&lease_until, &now, &(limit as i64)],
+            &[&lease_until, &now, &(limit as i64), &node],
         )
         .await?;
     let mut out = Vec::with_capacity(leased.len());

@@ -235,7 +235,7 @@ impl CampaignStore for SqliteStore {
     }
 
     async fn segment_count(&self, query: SegmentQuery) -> Result<u64, StoreError> {
-        self.read(move |conn| {
+        self.analyze(move |conn| {
             let (sql, params) = segments::sql(&query, Select::Count, placeholder);
             let count: i64 = conn
                 .prepare_cached(&sql)?
@@ -487,7 +487,7 @@ impl CampaignStore for SqliteStore {
         to: i64,
         keys: Vec<ReportKey>,
     ) -> Result<Vec<ReportRow>, StoreError> {
-        self.read(move |conn| channel_report(conn, from, to, &keys))
+        self.analyze(move |conn| channel_report(conn, from, to, &keys))
             .await
     }
 }

@@ -174,15 +174,18 @@ pub fn consent_by_address(
     consent: &Consent,
     now: i64,
 ) -> Result<usize, StoreError> {
-    let ids = owners(conn, channel, address)?;
-    let changes: Vec<_> = categories
-        .iter()
-        .map(|category| (channel, category.clone(), consent.clone()))
-        .collect();
-    for id in &ids {
-        update_consent(conn, id, &changes, now)?;
+    let mut changed = 0;
+    for id in owners(conn, channel, address)? {
+        let Some(record) = read(conn, &id)? else {
+            continue;
+        };
+        let mut profile = record.profile;
+        if profile.apply_keyword(channel, categories, consent) {
+            put(conn, &id, &profile, now)?;
+            changed += 1;
+        }
     }
-    Ok(ids.len())
+    Ok(changed)
 }
 
 pub fn forget_address(

@@ -311,6 +311,29 @@ impl JourneyStore for SqliteStore {
         .await
     }
 
+    async fn customer_runs_page(
+        &self,
+        customer_id: &str,
+        limit: usize,
+        after: Option<&str>,
+    ) -> Result<Vec<RunRecord>, StoreError> {
+        let customer_id = customer_id.to_owned();
+        let after = after.map(str::to_owned);
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.read(move |conn| {
+            Ok(conn
+                .prepare_cached(&format!(
+                    "SELECT {RUN_COLUMNS} FROM journey_runs WHERE customer_id = ?1
+                     AND (?2 IS NULL OR (started_at, id) < (SELECT started_at, id
+                          FROM journey_runs WHERE id = ?2 AND customer_id = ?1))
+                     ORDER BY started_at DESC, id DESC LIMIT ?3"
+                ))?
+                .query_map(params![customer_id, after, limit], run_row)?
+                .collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+    }
+
     async fn lease_due_runs(
         &self,
         now: i64,

@@ -32,8 +32,8 @@ use crate::customer::{Consent, Profile, Suppression, SuppressionReason};
 use crate::message::{Channel, MessageStatus};
 use async_trait::async_trait;
 use migrations::PRAGMAS;
-use rusqlite::Connection;
 use rusqlite::config::DbConfig;
+use rusqlite::{Connection, params};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use tokio::sync::{mpsc, oneshot};
@@ -57,7 +57,7 @@ struct Write {
     /// (see [`apply_batch`]); the last run's result is the one answered.
     run: Box<dyn FnMut(&Connection) -> bool + Send>,
     /// Answers the caller once the batch is committed, or why it was not.
-    answer: Box<dyn FnOnce(Result<(), String>) + Send>,
+    answer: Box<dyn FnOnce(Result<(), StoreError>) + Send>,
 }
 
 /// Whether a write must reach the disk before it is answered.
@@ -72,6 +72,9 @@ pub struct SqliteStore {
     writes: mpsc::UnboundedSender<Write>,
     readers: Arc<Mutex<Vec<Connection>>>,
     reading: Arc<tokio::sync::Semaphore>,
+    /// Reports and segment counts: a connection of their own, one query at
+    /// a time, so they never take the readers sends are planned with.
+    analyst: Arc<tokio::sync::Mutex<Option<Connection>>>,
     path: Arc<Path>,
     /// Device and inode of the file opened, for `ping`.
     identity: (u64, u64),
@@ -97,9 +100,19 @@ impl SqliteStore {
         migrations::apply(&mut writer, &format!("sqlite://{}", path.display()))?;
         customers::build_address_index(&writer)?;
         customers::build_trait_index(&writer)?;
-        queue::recover_leases(&writer, super::now_ms(), node)?;
-        outbox::recover_leases(&writer)?;
-        campaigns::recover_leases(&writer)?;
+        // Leases left by the process before are taken back at once when the
+        // disk takes the write; when it does not (full), the gateway still
+        // starts, serves reads and answers 503 to writes, and the leases are
+        // taken over as they run out, like any other node's.
+        let recovered = queue::recover_leases(&writer, super::now_ms())
+            .and_then(|()| outbox::recover_leases(&writer))
+            .and_then(|()| campaigns::recover_leases(&writer));
+        match recovered {
+            Err(e) if e.is_transient() => {
+                tracing::warn!("leases of the last run not taken back yet: {e}");
+            }
+            other => other?,
+        }
         let readers = (0..READERS)
             .map(|_| connect(path))
             .collect::<Result<Vec<_>, _>>()?;
@@ -115,6 +128,7 @@ impl SqliteStore {
             writes,
             readers: Arc::new(Mutex::new(readers)),
             reading: Arc::new(tokio::sync::Semaphore::new(READERS)),
+            analyst: Arc::default(),
             path: Arc::from(path),
             identity,
             node: Arc::from(node),
@@ -143,12 +157,12 @@ impl SqliteStore {
             *ran.lock().unwrap_or_else(|e| e.into_inner()) = Some(result);
             ok
         });
-        let answer_with = Box::new(move |committed: Result<(), String>| {
+        let answer_with = Box::new(move |committed: Result<(), StoreError>| {
             let result = outcome.lock().unwrap_or_else(|e| e.into_inner()).take();
             let _ = reply.send(match (committed, result) {
                 (Ok(()), Some(result)) => result,
                 (Ok(()), None) => Err(StoreError::Corrupt("the write was never run".into())),
-                (Err(e), _) => Err(StoreError::Corrupt(e)),
+                (Err(e), _) => Err(e),
             });
         });
         let write = Write {
@@ -212,11 +226,70 @@ impl SqliteStore {
         .await
         .map_err(|_| StoreError::Closed)?
     }
+
+    /// A report or a segment count on the analytics connection, interrupted
+    /// once it has run [`crate::store::ANALYTICS_TIMEOUT`] (SQLite then
+    /// answers "interrupted", which is a `503` asking for less).
+    async fn analyze<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let mut slot = self.analyst.clone().lock_owned().await;
+        let conn = match slot.take() {
+            Some(conn) => conn,
+            None => connect(&self.path)?,
+        };
+        let interrupt = conn.get_interrupt_handle();
+        let mut work = tokio::task::spawn_blocking(move || {
+            let result = f(&conn);
+            (conn, result)
+        });
+        let finished = match tokio::time::timeout(crate::store::ANALYTICS_TIMEOUT, &mut work).await
+        {
+            Ok(finished) => finished,
+            Err(_) => {
+                interrupt.interrupt();
+                work.await
+            }
+        };
+        let (conn, result) = finished.map_err(|_| StoreError::Closed)?;
+        *slot = Some(conn);
+        result
+    }
 }
 
+/// What `/readyz` writes: one row, the same every time.
+const READINESS_PROBE: &str = "INSERT INTO gateway_state (name, value, updated_at)
+     VALUES ('readiness-probe', '', ?1)
+     ON CONFLICT (name) DO UPDATE SET updated_at = excluded.updated_at";
+
+/// What SQLite says, sorted by what the caller can do about it: a full
+/// disk, an I/O error or a lock held too long passes (503 and retry), while
+/// anything else is a fault in the statement or the data.
 impl From<rusqlite::Error> for StoreError {
     fn from(e: rusqlite::Error) -> Self {
-        StoreError::Database(e.to_string())
+        failed("", e)
+    }
+}
+
+/// `e` as a store error, its text prefixed with `what` was being done.
+fn failed(what: &str, e: rusqlite::Error) -> StoreError {
+    use rusqlite::ErrorCode;
+    let text = format!("{what}{e}");
+    match e.sqlite_error_code() {
+        Some(ErrorCode::DiskFull) => StoreError::Unavailable(format!("the disk is full: {text}")),
+        // Only the analytics connection is ever interrupted: its time limit.
+        Some(ErrorCode::OperationInterrupted) => {
+            StoreError::Unavailable(format!("the query ran past its time limit: {text}"))
+        }
+        Some(
+            ErrorCode::SystemIoFailure
+            | ErrorCode::CannotOpen
+            | ErrorCode::DatabaseBusy
+            | ErrorCode::DatabaseLocked
+            | ErrorCode::OutOfMemory,
+        ) => StoreError::Unavailable(text),
+        _ => StoreError::Database(text),
     }
 }
 
@@ -275,28 +348,31 @@ fn apply_batch(conn: &mut Connection, mut batch: Vec<Write>) {
 
 /// Run `batch` in one transaction and commit it. Without `isolated`, the
 /// first failing write rolls everything back and `Ok(false)` says so.
-fn run_batch(conn: &mut Connection, batch: &mut [Write], isolated: bool) -> Result<bool, String> {
+fn run_batch(
+    conn: &mut Connection,
+    batch: &mut [Write],
+    isolated: bool,
+) -> Result<bool, StoreError> {
     let tx = conn
         .transaction()
-        .map_err(|e| format!("cannot begin transaction: {e}"))?;
+        .map_err(|e| failed("cannot begin transaction: ", e))?;
     for write in batch.iter_mut() {
         if !isolated {
             if !(write.run)(&tx) {
-                tx.rollback()
-                    .map_err(|e| format!("cannot roll back: {e}"))?;
+                tx.rollback().map_err(|e| failed("cannot roll back: ", e))?;
                 return Ok(false);
             }
             continue;
         }
-        savepoint(&tx, "SAVEPOINT write").map_err(|e| format!("cannot open savepoint: {e}"))?;
+        savepoint(&tx, "SAVEPOINT write").map_err(|e| failed("cannot open savepoint: ", e))?;
         let end = if (write.run)(&tx) {
             savepoint(&tx, "RELEASE write")
         } else {
             savepoint(&tx, "ROLLBACK TO write").and_then(|()| savepoint(&tx, "RELEASE write"))
         };
-        end.map_err(|e| format!("cannot end savepoint: {e}"))?;
+        end.map_err(|e| failed("cannot end savepoint: ", e))?;
     }
-    tx.commit().map_err(|e| format!("commit failed: {e}"))?;
+    tx.commit().map_err(|e| failed("commit failed: ", e))?;
     Ok(true)
 }
 
@@ -416,10 +492,11 @@ impl Store for SqliteStore {
     /// later write with it when the process ends.
     async fn ping(&self) -> Result<(), StoreError> {
         let (path, opened) = (self.path.clone(), self.identity);
+        let now = super::now_ms();
         self.write_as(Durability::ProcessCrashSafe, move |conn| {
-            conn.query_row("SELECT COUNT(*) FROM sqlite_master", [], |r| {
-                r.get::<_, i64>(0)
-            })?;
+            // A row written, not only read: a full disk answers reads.
+            conn.prepare_cached(READINESS_PROBE)?
+                .execute(params![now])?;
             if file_identity(&path) != Some(opened) {
                 return Err(StoreError::Corrupt(format!(
                     "{} is no longer the database this process opened",
@@ -427,6 +504,50 @@ impl Store for SqliteStore {
                 )));
             }
             Ok(())
+        })
+        .await
+    }
+
+    async fn claim_key(&self, key: &str, expires_at: i64) -> Result<bool, StoreError> {
+        let key = key.to_owned();
+        self.write(move |conn| {
+            Ok(conn
+                .prepare_cached(
+                    "INSERT INTO idempotency_keys (key, request_hash, response, expires_at)
+                     VALUES (?1, '', '', ?2) ON CONFLICT (key) DO NOTHING",
+                )?
+                .execute(params![key, expires_at])?
+                == 1)
+        })
+        .await
+    }
+
+    async fn release_key(&self, key: &str) -> Result<(), StoreError> {
+        let key = key.to_owned();
+        self.write(move |conn| {
+            conn.prepare_cached("DELETE FROM idempotency_keys WHERE key = ?1")?
+                .execute(params![key])?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn shared_secret(
+        &self,
+        name: &str,
+        candidate: &str,
+        now: i64,
+    ) -> Result<String, StoreError> {
+        let (name, candidate) = (name.to_owned(), candidate.to_owned());
+        self.write(move |conn| {
+            conn.prepare_cached(
+                "INSERT INTO gateway_state (name, value, updated_at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (name) DO NOTHING",
+            )?
+            .execute(params![name, candidate, now])?;
+            Ok(conn
+                .prepare_cached("SELECT value FROM gateway_state WHERE name = ?1")?
+                .query_row(params![name], |r| r.get(0))?)
         })
         .await
     }

@@ -10,8 +10,8 @@ use std::sync::LazyLock;
 
 /// One process owns an SQLite file, so at start every lease in it belongs
 /// to a process that is gone: those deliveries are due again now.
-pub fn recover_leases(conn: &Connection, now: i64, node: &str) -> Result<(), StoreError> {
-    let deliveries = interrupt(conn, i64::MAX, now, node)?;
+pub fn recover_leases(conn: &Connection, now: i64) -> Result<(), StoreError> {
+    let deliveries = interrupt(conn, i64::MAX, now)?;
     if deliveries > 0 {
         tracing::warn!(
             deliveries,
@@ -26,23 +26,26 @@ pub fn recover_leases(conn: &Connection, now: i64, node: &str) -> Result<(), Sto
 /// `interrupted` attempt first: the provider may have the message already,
 /// and the history says so. (The lease itself is the record that the
 /// attempt started, so the hot path writes nothing extra.)
-fn interrupt(
-    conn: &Connection,
-    expired_by: i64,
-    now: i64,
-    node: &str,
-) -> Result<usize, StoreError> {
-    let cut_short: Vec<(i64, String, String, String, Option<i64>)> = conn
+fn interrupt(conn: &Connection, expired_by: i64, now: i64) -> Result<usize, StoreError> {
+    type CutShort = (i64, String, String, String, Option<i64>, Option<String>);
+    let cut_short: Vec<CutShort> = conn
         .prepare_cached(
             "UPDATE deliveries SET state = 'pending', lease_until = NULL
              WHERE state = 'leased' AND lease_until <= ?1
-             RETURNING id, message_id, connector, channel, lease_until",
+             RETURNING id, message_id, connector, channel, lease_until, leased_by",
         )?
         .query_map(params![expired_by], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+            ))
         })?
         .collect::<Result<_, _>>()?;
-    for (delivery_id, message_id, connector, channel, lease_until) in &cut_short {
+    for (delivery_id, message_id, connector, channel, lease_until, leased_by) in &cut_short {
         let number: u32 = conn
             .prepare_cached(
                 "UPDATE messages SET attempt_count = attempt_count + 1 WHERE id = ?1
@@ -62,7 +65,9 @@ fn interrupt(
             channel,
             now,
             crate::store::interrupted_message(*lease_until),
-            node,
+            // The node whose attempt was cut short; one leased before
+            // leases named their node is nobody's we know.
+            leased_by.as_deref(),
         ])?;
     }
     Ok(cut_short.len())
@@ -107,18 +112,18 @@ pub fn lease(
     lease_ms: u64,
     node: &str,
 ) -> Result<Vec<LeasedDelivery>, StoreError> {
-    interrupt(conn, now, now, node)?;
+    interrupt(conn, now, now)?;
     expire_due(conn, now)?;
     let lease_until = now.saturating_add(i64::try_from(lease_ms).unwrap_or(i64::MAX));
     let leased = conn
         .prepare_cached(
-            "UPDATE deliveries SET state = 'leased', lease_until = ?1
+            "UPDATE deliveries SET state = 'leased', lease_until = ?1, leased_by = ?4
              WHERE id IN (
                  SELECT id FROM deliveries WHERE state = 'pending' AND due_at <= ?2
                  LIMIT ?3)
              RETURNING id, message_id, channel, connector, address, attempts, content",
         )?
-        .query_map(params![lease_until, now, limit as i64], |row| {
+        .query_map(params![lease_until, now, limit as i64, node], |row| {
             Ok((
                 row.get::<_, i64>(0)?,
                 row.get::<_, String>(1)?,

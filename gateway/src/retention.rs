@@ -1,5 +1,5 @@
 //! What keeps the store from growing for ever: idempotency and dedup keys
-//! past their window, and history past `[retention]` (callbacks given up on
+//! and consent requests past their window, and history past `[retention]` (callbacks given up on
 //! and campaign refusals go with the messages, conversions and superseded
 //! journey runs with the events).
 //!
@@ -41,6 +41,7 @@ pub async fn run(store: Arc<dyn Store>, retention: RetentionConfig, stop: watch:
                     journey_runs = purged.journey_runs,
                     idempotency_keys = purged.idempotency_keys,
                     dedup_keys = purged.dedup_keys,
+                    consent_requests = purged.consent_requests,
                     "{what} purged"
                 ),
                 Err(e) => tracing::warn!("cannot purge {what}: {e}"),

@@ -179,6 +179,83 @@ async fn a_reply_never_grants_consent_and_start_only_undoes_stop() {
     );
 }
 
+/// Finding 2, what replaces it: a double opt-in. The platform asks in a
+/// message; the customer's YES to it, on its channel and within its window,
+/// grants the category, recorded as such. Once.
+#[tokio::test]
+async fn a_yes_to_a_message_that_asked_grants_consent_once() {
+    let sim = ProviderSim::start().await.unwrap();
+    let gw = gateway(&sim, "").await;
+    gw.put_customer(
+        "lu",
+        &json!({"addresses": {"phone": PHONE, "email": "lu@example.com"}}),
+    )
+    .await;
+    let ask = |window: &str| {
+        json!({"customer_id": "lu", "category": "transactional", "channels": ["sms"],
+               "content": {"text": "Reply YES to get our offers by SMS"},
+               "consent_request": {"category": "marketing", "window": window}})
+    };
+    // A window that has passed grants nothing.
+    let late = gw.send_ok(&ask("1s")).await;
+    assert_eq!(gw.settled(&late).await["status"], "sent");
+    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+    let (_, applied) = inbound_sms(&gw, PHONE, "YES").await;
+    assert_eq!(applied["consent_changes"], 0, "{applied}");
+
+    let asked = gw.send_ok(&ask("1h")).await;
+    assert_eq!(gw.settled(&asked).await["status"], "sent");
+    let (_, applied) = inbound_sms(&gw, PHONE, " yes ").await;
+    assert_eq!(
+        (
+            applied["replies"].as_u64(),
+            applied["consent_changes"].as_u64()
+        ),
+        (Some(1), Some(1)),
+        "{applied}"
+    );
+    let given = consent(&gw, "lu", "sms", "marketing").await;
+    assert_eq!(given["status"], "opted_in");
+    assert_eq!(given["source"], format!("double-opt-in {asked}"));
+    let (_, applied) = inbound_sms(&gw, PHONE, "YES").await;
+    assert_eq!(
+        applied["consent_changes"], 0,
+        "one YES per request: {applied}"
+    );
+    // The grant is for the channel that asked.
+    assert_eq!(consent(&gw, "lu", "email", "marketing").await, Value::Null);
+
+    for (request, what) in [
+        (
+            json!({"channel": "sms", "to": {"phone": PHONE}, "content": {"text": "Reply YES"},
+                "consent_request": {"category": "marketing"}}),
+            "an address send",
+        ),
+        (
+            json!({"customer_id": "lu", "category": "transactional", "channels": ["email"],
+                "content": {"text": "Reply YES"}, "consent_request": {"category": "marketing"}}),
+            "email only",
+        ),
+        (
+            json!({"customer_id": "lu", "category": "transactional", "content": {"text": "Reply YES"},
+                "consent_request": {"category": "gossip"}}),
+            "an unknown category",
+        ),
+        (
+            json!({"customer_id": "lu", "category": "transactional", "content": {"text": "Reply YES"},
+                "consent_request": {"category": "marketing", "window": "30d"}}),
+            "a month",
+        ),
+    ] {
+        let (status, answer) = gw.send(&request).await;
+        assert_eq!(
+            (status, answer["error"]["code"].as_str()),
+            (422, Some("invalid_consent_request")),
+            "{what}: {answer}"
+        );
+    }
+}
+
 /// Finding 3: a verified callback is applied once, and a SendGrid batch
 /// signed long ago is refused.
 #[tokio::test]

@@ -6,6 +6,7 @@ mod campaigns;
 mod config_check;
 mod consistency;
 mod contract;
+mod disk_full;
 mod durability;
 mod email;
 mod exposure;

@@ -288,11 +288,7 @@ async fn while_the_database_is_unreachable_sends_get_503_and_nothing_accepted_is
     else {
         return;
     };
-    // postgres://user@HOST:PORT/db: the node reaches HOST:PORT through the relay.
-    let (scheme_user, rest) = url.split_once('@').unwrap();
-    let (server, database) = rest.split_once('/').unwrap();
-    let relay = Relay::start(server.to_owned()).await;
-    let relayed = format!("{scheme_user}@{}/{database}", relay.addr);
+    let (relay, relayed) = through_relay(&url).await;
 
     let sim = ProviderSim::start().await.unwrap();
     let dir = tempfile::tempdir().unwrap();
@@ -357,14 +353,163 @@ async fn while_the_database_is_unreachable_sends_get_503_and_nothing_accepted_is
         .map(|i| format!("before {i}"))
         .chain(["during".to_owned()])
         .collect();
+    each_delivered_once(&sim, &texts).await;
+}
+
+/// Wait (a minute at most) until the provider has every one of `texts`,
+/// and each once.
+async fn each_delivered_once(sim: &ProviderSim, texts: &[String]) {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let got = received(&sim);
+        let got = received(sim);
         if texts.iter().all(|t| got.contains_key(t)) {
             assert!(texts.iter().all(|t| got[t] == 1), "{got:?}");
-            break;
+            return;
         }
         assert!(Instant::now() < deadline, "not all delivered: {got:?}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// A relay in front of the database `url`, and the URL through it.
+async fn through_relay(url: &str) -> (Relay, String) {
+    // postgres://user@HOST:PORT/db: the node reaches HOST:PORT through the relay.
+    let (scheme_user, rest) = url.split_once('@').unwrap();
+    let (server, database) = rest.split_once('/').unwrap();
+    let relay = Relay::start(server.to_owned()).await;
+    let relayed = format!("{scheme_user}@{}/{database}", relay.addr);
+    (relay, relayed)
+}
+
+/// Finding 17: a database that closes the gateway's connections (an
+/// administrator's restart, 57P01) makes a send `503` with `Retry-After`
+/// and a reason, never `500`; nothing accepted is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_the_server_closes_are_503_never_500() {
+    let Some(url) = postgres::fresh_database("nodes::connections_the_server_closes").await else {
+        return;
+    };
+    let sim = ProviderSim::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let gateway = ChildGateway::spawn_on(dir.path(), &default_twilio(&sim.url()), &url).await;
+    let (admin, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    let client = reqwest::Client::new();
+    let mut accepted = Vec::new();
+    let mut refused = 0;
+    for i in 0..40 {
+        // What a restart does to every open connection: the server ends it.
+        admin
+            .execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+                 WHERE datname = current_database() AND pid <> pg_backend_pid()",
+                &[],
+            )
+            .await
+            .unwrap();
+        let text = format!("through restarts {i}");
+        let response = client
+            .post(format!("{}/v1/messages", gateway.url))
+            .json(&sms("+31612345678", &text))
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        let retry_after = response.headers().get("retry-after").cloned();
+        let body: Value = response.json().await.unwrap();
+        match status {
+            202 => accepted.push(text),
+            503 => {
+                refused += 1;
+                assert!(retry_after.is_some(), "{body}");
+                assert_eq!(body["error"]["code"], "store_unavailable", "{body}");
+            }
+            _ => panic!("{status}: {body}"),
+        }
+    }
+    println!(
+        "closed connections: {} sends taken, {refused} answered 503",
+        accepted.len()
+    );
+    each_delivered_once(&sim, &accepted).await;
+}
+
+/// Finding 18: an attempt that finished while the database was away for a
+/// moment is recorded once it is back, not sent again a lease later.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_attempt_is_recorded_when_the_database_is_back() {
+    let Some(url) = postgres::fresh_database("nodes::an_attempt_is_recorded").await else {
+        return;
+    };
+    let (relay, relayed) = through_relay(&url).await;
+    let sim = ProviderSim::start().await.unwrap();
+    // Each attempt takes a second at the provider: the database goes away
+    // while they are in flight and is back before they could be recorded again.
+    sim.add_account(
+        DEFAULT_ACCOUNT_SID,
+        DEFAULT_AUTH_TOKEN,
+        Behaviour::Stall(Duration::from_millis(1000)),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let toml = format!(
+        "[dispatch]\nlease_ms = 60000\n{}",
+        default_twilio(&sim.url())
+    );
+    let gateway = ChildGateway::spawn_on(dir.path(), &toml, &relayed).await;
+    let client = reqwest::Client::new();
+    let texts: Vec<String> = (0..5).map(|i| format!("in flight {i}")).collect();
+    for text in &texts {
+        let accepted = client
+            .post(format!("{}/v1/messages", gateway.url))
+            .json(&sms("+31612345678", text))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(accepted.status(), 202);
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while sim.request_count() < texts.len() {
+        assert!(Instant::now() < deadline, "attempts never started");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    relay.cut();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    relay.restore();
+
+    // Recorded within seconds of the database's return, far inside the
+    // 60 s lease after which the old gateway sent each again.
+    let (db, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let sent: i64 = db
+            .query_one("SELECT COUNT(*) FROM messages WHERE status = 'sent'", &[])
+            .await
+            .unwrap()
+            .get(0);
+        if sent == texts.len() as i64 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{sent} of {} recorded after the database came back",
+            texts.len()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let got = received(&sim);
+    assert!(texts.iter().all(|t| got.get(t) == Some(&1)), "{got:?}");
+    let interrupted: i64 = db
+        .query_one(
+            "SELECT COUNT(*) FROM attempts WHERE outcome = 'interrupted'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(interrupted, 0);
 }

@@ -4,6 +4,7 @@ use super::body::{parse_json, read_body};
 use super::compose::{Composed, SendRequest, compose, secs_to_ms};
 use super::idempotency;
 use super::{ApiError, AppState, Caller};
+use crate::customer::double_opt_in::{self, ConsentRequest};
 use crate::message::Channel;
 use crate::routing::Plan;
 use crate::store::{AttemptRecord, IdempotencyKey, Inserted, MessageRecord, now_ms};
@@ -44,7 +45,8 @@ pub async fn send(
         return Ok(backlog_full(&state));
     }
     let bytes = read_body(&state, body).await?;
-    let request: SendRequest = parse_json(&bytes)?;
+    let mut request: SendRequest = parse_json(&bytes)?;
+    let asks = request.consent_request.take();
     // One platform's retry token is not another's: keys are scoped by caller.
     let caller = caller.map_or_else(|| "default".to_owned(), |Extension(c)| c.0);
     let key = idempotency::from_request(&headers, request.idempotency_key.as_deref())?
@@ -60,6 +62,9 @@ pub async fn send(
         None => None,
     };
     let Composed { mut message, plan } = compose(&state, request, now_ms()).await?;
+    let consent_request = asks
+        .map(|asks| consent_request(&state, asks, &message))
+        .transpose()?;
     // A caller cancels only what it sent, and never a journey's or a
     // broadcast's messages (whose keys are the gateway's own).
     message.cancel_key = message.cancel_key.map(|k| idempotency::scoped(&caller, &k));
@@ -86,6 +91,14 @@ pub async fn send(
         message.category.clone().unwrap_or_default(),
         accepted.status,
     );
+    // Before the message, so its YES can never come before the request.
+    if let Some(request) = consent_request {
+        state
+            .store
+            .request_consent(request)
+            .await
+            .map_err(ApiError::from)?;
+    }
     match state
         .store
         .insert_message(message)
@@ -225,6 +238,58 @@ pub async fn get(
         .map_err(ApiError::from)?
         .ok_or_else(|| ApiError::not_found(format!("no message with id {id:?}")))?;
     Ok(Json(view(record)))
+}
+
+/// A send's `consent_request`, checked: it asks a customer, in a category
+/// the gateway has, on a channel the customer can answer.
+fn consent_request(
+    state: &AppState,
+    asks: super::compose::ConsentRequestBody,
+    message: &crate::store::NewMessage,
+) -> Result<ConsentRequest, ApiError> {
+    let invalid =
+        |message: &str| ApiError::invalid("invalid_consent_request", "consent_request", message);
+    let customer_id = message
+        .customer_id
+        .clone()
+        .ok_or_else(|| invalid("a consent request asks a customer: send with customer_id"))?;
+    if !state
+        .live
+        .current()
+        .policy
+        .categories
+        .contains_key(&asks.category)
+    {
+        return Err(invalid(&format!(
+            "no category {:?} is configured",
+            asks.category
+        )));
+    }
+    let answerable = message
+        .deliveries
+        .iter()
+        .any(|d| matches!(d.channel, Channel::Sms | Channel::Whatsapp));
+    if !answerable {
+        return Err(invalid(
+            "the plan has no channel a customer can answer YES on (sms, whatsapp)",
+        ));
+    }
+    let window = match &asks.window {
+        Some(text) => crate::routing::policy::parse_duration(text)
+            .map_err(|e| invalid(&format!("window: {e}")))?,
+        None => double_opt_in::DEFAULT_WINDOW_MS,
+    };
+    if !(1..=double_opt_in::MAX_WINDOW_MS).contains(&window) {
+        return Err(invalid("window is at most 7d"));
+    }
+    let starts = message.send_at.unwrap_or(message.created_at);
+    Ok(ConsentRequest {
+        message_id: message.id.clone(),
+        customer_id,
+        category: asks.category,
+        created_at: message.created_at,
+        open_until: starts.saturating_add(window),
+    })
 }
 
 fn view(m: MessageRecord) -> MessageView {

@@ -2,6 +2,7 @@
 //! and the addresses nobody may message (the suppression list). Routing and
 //! the store both speak these types; neither owns them.
 
+pub mod double_opt_in;
 pub mod profile;
 pub mod suppression;
 pub mod traits;

@@ -30,7 +30,7 @@ pub const STEPS: [&str; 9] = [
     "members a campaign sent nothing to, and why; events by arrival and keys by expiry, for purging",
     "members a campaign sent nothing to, by when, for purging",
     "journey runs a later run of the same journey superseded, by when they ended, for purging",
-    "values the gateway keeps for itself (a secret it made, its readiness probe), shared by every node; the node holding each delivery's lease",
+    "values the gateway keeps for itself (a secret it made, its readiness probe), shared by every node; the node holding each delivery's lease; consent requests awaiting a YES",
 ];
 
 /// Step 7, the same in both backends.
@@ -68,6 +68,17 @@ CREATE TABLE gateway_state (
     updated_at BIGINT NOT NULL
 );
 ALTER TABLE deliveries ADD COLUMN leased_by TEXT;
+CREATE TABLE consent_requests (
+    message_id   TEXT PRIMARY KEY,
+    customer_id  TEXT NOT NULL,
+    category     TEXT NOT NULL,
+    created_at   BIGINT NOT NULL,
+    open_until   BIGINT NOT NULL,
+    confirmed_at BIGINT
+);
+CREATE INDEX consent_requests_open ON consent_requests (customer_id, created_at)
+    WHERE confirmed_at IS NULL;
+CREATE INDEX consent_requests_expiry ON consent_requests (open_until);
 ";
 
 /// Version `version`, named from [`STEPS`], done by `sql`.

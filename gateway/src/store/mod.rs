@@ -192,6 +192,8 @@ pub struct Purged {
     pub journey_runs: usize,
     pub idempotency_keys: usize,
     pub dedup_keys: usize,
+    /// Consent requests whose window ended.
+    pub consent_requests: usize,
 }
 
 impl Purged {
@@ -206,6 +208,7 @@ impl Purged {
             self.journey_runs,
             self.idempotency_keys,
             self.dedup_keys,
+            self.consent_requests,
         ]
         .into_iter()
         .any(|n| n >= limit)
@@ -226,6 +229,7 @@ impl std::ops::AddAssign for Purged {
         self.journey_runs += other.journey_runs;
         self.idempotency_keys += other.idempotency_keys;
         self.dedup_keys += other.dedup_keys;
+        self.consent_requests += other.consent_requests;
     }
 }
 
@@ -469,6 +473,22 @@ pub trait Store: journeys::JourneyStore + campaigns::CampaignStore + Send + Sync
 
     /// Whether the store can be read and written now: for `/readyz`.
     async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Keep a message's request for its customer's consent, awaiting a YES.
+    async fn request_consent(
+        &self,
+        request: crate::customer::double_opt_in::ConsentRequest,
+    ) -> Result<(), StoreError>;
+
+    /// A YES from `address` on `channel` at `now`: the latest open request
+    /// of a customer who owns the address, whose message reached them on
+    /// that channel, is confirmed and its consent granted; what it granted.
+    async fn confirm_consent(
+        &self,
+        channel: Channel,
+        address: &str,
+        now: i64,
+    ) -> Result<Option<crate::customer::double_opt_in::Confirmed>, StoreError>;
 
     /// Take `key` (in the idempotency keys' table, purged with them once
     /// `expires_at` passes); `false` when it is already taken.

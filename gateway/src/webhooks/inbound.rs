@@ -104,11 +104,12 @@ pub async fn apply(
                 // id) still wrote: the platform hears it as the provider gave it.
                 let address =
                     address_key(source.channel, &reply.from).unwrap_or_else(|_| reply.from.clone());
+                let yes = crate::customer::double_opt_in::is_yes(&reply.text);
                 let recorded = store
                     .record_reply(NewReply {
                         connector: source.connector.to_owned(),
                         channel: source.channel,
-                        address,
+                        address: address.clone(),
                         text: reply.text,
                         provider_message_id: reply.provider_message_id,
                         in_reply_to: reply.in_reply_to,
@@ -117,6 +118,21 @@ pub async fn apply(
                     })
                     .await?;
                 applied.replies += usize::from(!recorded.duplicate);
+                // A YES grants consent only as the answer to a message that
+                // asked for it (double opt-in); any other reply grants nothing.
+                if yes
+                    && !recorded.duplicate
+                    && let Some(confirmed) =
+                        store.confirm_consent(source.channel, &address, now).await?
+                {
+                    tracing::info!(
+                        customer_id = %confirmed.customer_id,
+                        category = %confirmed.category,
+                        message_id = %confirmed.message_id,
+                        "double opt-in confirmed"
+                    );
+                    applied.consent_changes += 1;
+                }
             }
         }
     }

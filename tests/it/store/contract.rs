@@ -1398,3 +1398,188 @@ pub async fn conversions_are_credited_and_reported(s: Stores) {
     assert_eq!(s.a.conversion("e1").await.unwrap(), None);
     assert_eq!(s.a.conversion("e2").await.unwrap(), Some(late));
 }
+
+/// A customer's runs a page at a time, newest first, each run once, and
+/// nobody else's.
+pub async fn a_customers_runs_are_read_a_page_at_a_time(s: Stores) {
+    for (id, customer, started_at) in [
+        ("r1", "ada", 1_000),
+        ("r2", "ada", 2_000),
+        ("r3", "ada", 2_000),
+        ("r4", "ada", 3_000),
+        ("b1", "bob", 2_500),
+    ] {
+        let mut run = new_run(id, customer, None);
+        run.started_at = started_at;
+        assert!(s.a.insert_run(run).await.unwrap());
+    }
+    let ids = |runs: Vec<RunRecord>| runs.into_iter().map(|r| r.id).collect::<Vec<_>>();
+    let first = ids(s.b.customer_runs_page("ada", 2, None).await.unwrap());
+    assert_eq!(first, ["r4", "r3"]);
+    let second = ids(s.b.customer_runs_page("ada", 2, Some("r3")).await.unwrap());
+    assert_eq!(second, ["r2", "r1"], "a tie on start time is broken by id");
+    assert!(
+        s.b.customer_runs_page("ada", 2, Some("r1"))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // Another customer's run is no cursor into this one's.
+    assert!(
+        s.b.customer_runs_page("ada", 2, Some("b1"))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+/// The first secret stored under a name is everyone's; a key claimed once
+/// is taken until released, and purged with the other keys once expired.
+pub async fn shared_secrets_and_claimed_keys_are_one_for_every_node(s: Stores) {
+    let first =
+        s.a.shared_secret("unsubscribe", "from-a", 1_000)
+            .await
+            .unwrap();
+    let second =
+        s.b.shared_secret("unsubscribe", "from-b", 2_000)
+            .await
+            .unwrap();
+    assert_eq!((first.as_str(), second.as_str()), ("from-a", "from-a"));
+
+    assert!(s.a.claim_key("webhook:twilio:abc", 5_000).await.unwrap());
+    assert!(!s.b.claim_key("webhook:twilio:abc", 5_000).await.unwrap());
+    s.b.release_key("webhook:twilio:abc").await.unwrap();
+    assert!(s.b.claim_key("webhook:twilio:abc", 5_000).await.unwrap());
+    let purged = s.a.purge_expired_keys(5_000, 10).await.unwrap();
+    assert_eq!(purged.idempotency_keys, 1);
+    assert!(s.a.claim_key("webhook:twilio:abc", 9_000).await.unwrap());
+}
+
+/// START lifts the consent a keyword STOP withdrew, and only that.
+pub async fn start_lifts_only_what_stop_withdrew(s: Stores) {
+    let profile: Profile =
+        serde_json::from_value(serde_json::json!({"addresses": {"phone": "+31622222222"}}))
+            .unwrap();
+    s.a.put_customer("c1", profile.validate().unwrap(), 1_000)
+        .await
+        .unwrap();
+    let keyword = |status| Consent {
+        status,
+        at: jiff::Timestamp::from_second(2).unwrap(),
+        source: Some(crossgate::customer::keyword_source("twilio", status)),
+    };
+    let categories = vec!["marketing".to_owned(), "news".to_owned()];
+    let stopped =
+        s.a.consent_by_address(
+            "+31622222222",
+            Channel::Sms,
+            categories.clone(),
+            keyword(ConsentStatus::OptedOut),
+            2_000,
+        )
+        .await
+        .unwrap();
+    assert_eq!(stopped, 1);
+    // Support decides about news itself.
+    let support = Consent {
+        status: ConsentStatus::OptedOut,
+        at: jiff::Timestamp::from_second(3).unwrap(),
+        source: Some("support".into()),
+    };
+    s.b.update_consent("c1", vec![(Channel::Sms, "news".into(), support)], 3_000)
+        .await
+        .unwrap();
+    let started =
+        s.b.consent_by_address(
+            "+31622222222",
+            Channel::Sms,
+            categories.clone(),
+            keyword(ConsentStatus::OptedIn),
+            4_000,
+        )
+        .await
+        .unwrap();
+    assert_eq!(started, 1);
+    let consent = s.a.customer("c1").await.unwrap().unwrap().profile.consent;
+    assert!(
+        !consent[&Channel::Sms].contains_key("marketing"),
+        "{consent:?}"
+    );
+    assert_eq!(
+        consent[&Channel::Sms]["news"].source.as_deref(),
+        Some("support")
+    );
+    // Nothing left to lift: nothing changes.
+    let again =
+        s.b.consent_by_address(
+            "+31622222222",
+            Channel::Sms,
+            categories,
+            keyword(ConsentStatus::OptedIn),
+            5_000,
+        )
+        .await
+        .unwrap();
+    assert_eq!(again, 0);
+}
+
+/// A YES confirms the latest open consent request of a customer who owns
+/// the address, whose message reached them on that channel: once, within
+/// its window; the request goes once its window has passed.
+pub async fn a_consent_request_is_confirmed_once_within_its_window(s: Stores) {
+    use crossgate::customer::double_opt_in::ConsentRequest;
+    s.a.put_customer("c1", profile("+31612345678").validate().unwrap(), 1_000)
+        .await
+        .unwrap();
+    for id in ["m1", "m2"] {
+        let mut asking = message(id, 1_000, &["twilio"]);
+        asking.customer_id = Some("c1".into());
+        insert(&*s.a, asking).await;
+    }
+    for leased in s.a.lease_due(1_000, 10, LEASE).await.unwrap() {
+        s.a.record_attempt(attempt(&leased, 1_500, Outcome::Sent, sent()))
+            .await
+            .unwrap();
+    }
+    let request = |id: &str, open_until| ConsentRequest {
+        message_id: id.into(),
+        customer_id: "c1".into(),
+        category: "marketing".into(),
+        created_at: 1_000,
+        open_until,
+    };
+    s.a.request_consent(request("m1", 2_000)).await.unwrap();
+    s.a.request_consent(request("m2", 10_000)).await.unwrap();
+    // Not on a channel the message did not take.
+    assert!(
+        s.b.confirm_consent(Channel::Email, "ana@shop.example", 3_000)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let confirmed =
+        s.b.confirm_consent(Channel::Sms, "+31612345678", 3_000)
+            .await
+            .unwrap()
+            .expect("m2 is open");
+    assert_eq!(
+        (
+            confirmed.customer_id.as_str(),
+            confirmed.message_id.as_str()
+        ),
+        ("c1", "m2")
+    );
+    let consent = s.a.customer("c1").await.unwrap().unwrap().profile.consent;
+    let given = &consent[&Channel::Sms]["marketing"];
+    assert_eq!(given.status, ConsentStatus::OptedIn);
+    assert_eq!(given.source.as_deref(), Some("double-opt-in m2"));
+    // m1's window has passed and m2 is confirmed: nothing is left to confirm.
+    assert!(
+        s.b.confirm_consent(Channel::Sms, "+31612345678", 3_500)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let purged = s.a.purge_expired_keys(10_000, 10).await.unwrap();
+    assert_eq!(purged.consent_requests, 2);
+}

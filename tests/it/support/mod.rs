@@ -52,6 +52,13 @@ impl TestGateway {
         Self::start_with(toml, dir, db_path).await
     }
 
+    /// Start on the SQLite file at `db_path` (which may exist), as
+    /// [`TestGateway::start`] does otherwise.
+    pub async fn start_on(toml: &str, db_path: PathBuf) -> TestGateway {
+        let dir = tempfile::tempdir().expect("temp dir");
+        Self::start_with(toml, dir, db_path).await
+    }
+
     /// Stop gracefully and start again on the same database and config.
     pub async fn restart(mut self) -> TestGateway {
         self.shutdown().await;

@@ -7,7 +7,7 @@ mod request;
 mod time;
 mod words;
 
-pub use request::{Recipient, SendRequest};
+pub use request::{ConsentRequestBody, Recipient, SendRequest};
 pub use time::{secs_to_ms, send_at};
 pub use words::UnsubscribeLinks;
 

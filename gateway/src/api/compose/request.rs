@@ -58,6 +58,21 @@ pub struct SendRequest {
     /// 25%-by-SMS case. A second is answered as a duplicate and not sent.
     #[serde(default)]
     pub offer_group: Option<OfferGroup>,
+    /// Double opt-in: this message asks its customer for consent in a
+    /// category ("Reply YES to get our offers by SMS"); their YES on the
+    /// channel it reached them by, within `window`, grants it.
+    #[serde(default)]
+    pub consent_request: Option<ConsentRequestBody>,
+}
+
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConsentRequestBody {
+    /// The category the customer is asked to consent to.
+    pub category: String,
+    /// How long a YES counts: a duration like `"24h"` (default), at most `"7d"`.
+    #[serde(default)]
+    pub window: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]

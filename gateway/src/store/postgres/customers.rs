@@ -4,6 +4,7 @@
 
 use super::Sql;
 use super::messages::{self, OPEN};
+use crate::customer::double_opt_in::{self, Confirmed, ConsentRequest};
 use crate::customer::{Consent, Profile, Suppression, SuppressionReason, traits};
 use crate::message::{Channel, MessageStatus};
 use crate::store::{CustomerRecord, StoreError};
@@ -341,4 +342,60 @@ pub async fn unsuppress(
         )
         .await?;
     Ok(removed > 0)
+}
+
+pub async fn request_consent(db: &impl Sql, r: &ConsentRequest) -> Result<(), StoreError> {
+    db.exec(
+        "INSERT INTO consent_requests (message_id, customer_id, category, created_at, open_until)
+         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (message_id) DO NOTHING",
+        &[
+            &r.message_id,
+            &r.customer_id,
+            &r.category,
+            &r.created_at,
+            &r.open_until,
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+/// See [`crate::store::Store::confirm_consent`]: of the owners' open
+/// requests whose message reached them on `channel`, the latest, taken
+/// `FOR UPDATE` so two nodes do not confirm it twice.
+pub async fn confirm_consent(
+    tx: &impl Sql,
+    channel: Channel,
+    address: &str,
+    now: i64,
+) -> Result<Option<Confirmed>, StoreError> {
+    let owners = owners(tx, channel, address).await?;
+    let open = tx
+        .opt(
+            "SELECT r.message_id, r.category, r.customer_id FROM consent_requests r
+             JOIN messages m ON m.id = r.message_id
+             WHERE r.customer_id = ANY ($1) AND r.confirmed_at IS NULL AND r.open_until >= $2
+               AND m.delivered_channel = $3 AND m.status IN ('sent', 'delivered', 'read')
+             ORDER BY r.created_at DESC LIMIT 1
+             FOR UPDATE OF r",
+            &[&owners, &now, &channel.as_str()],
+        )
+        .await?;
+    let Some(row) = open else {
+        return Ok(None);
+    };
+    let confirmed = Confirmed {
+        message_id: row.get(0),
+        category: row.get(1),
+        customer_id: row.get(2),
+    };
+    tx.exec(
+        "UPDATE consent_requests SET confirmed_at = $2 WHERE message_id = $1",
+        &[&confirmed.message_id, &now],
+    )
+    .await?;
+    let consent = double_opt_in::granted(&confirmed.message_id, now);
+    let change = [(channel, confirmed.category.clone(), consent)];
+    update_consent(tx, &confirmed.customer_id, &change, now).await?;
+    Ok(Some(confirmed))
 }

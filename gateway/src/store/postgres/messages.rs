@@ -446,9 +446,17 @@ pub async fn purge_expired_keys(
             &[&now, &limit],
         )
         .await?;
+    let consent_requests = db
+        .exec(
+            "DELETE FROM consent_requests WHERE message_id IN (
+                 SELECT message_id FROM consent_requests WHERE open_until <= $1 LIMIT $2)",
+            &[&now, &limit],
+        )
+        .await?;
     Ok(Purged {
         idempotency_keys: usize::try_from(idempotency).unwrap_or(usize::MAX),
         dedup_keys: usize::try_from(dedup).unwrap_or(usize::MAX),
+        consent_requests: usize::try_from(consent_requests).unwrap_or(usize::MAX),
         ..Purged::default()
     })
 }

@@ -339,6 +339,25 @@ impl Store for PostgresStore {
         }
     }
 
+    async fn request_consent(
+        &self,
+        request: crate::customer::double_opt_in::ConsentRequest,
+    ) -> Result<(), StoreError> {
+        customers::request_consent(&self.client().await?, &request).await
+    }
+
+    async fn confirm_consent(
+        &self,
+        channel: Channel,
+        address: &str,
+        now: i64,
+    ) -> Result<Option<crate::customer::double_opt_in::Confirmed>, StoreError> {
+        transaction!(self, |tx| customers::confirm_consent(
+            &tx, channel, address, now
+        )
+        .await)
+    }
+
     async fn claim_key(&self, key: &str, expires_at: i64) -> Result<bool, StoreError> {
         let taken = self
             .client()

@@ -2,6 +2,7 @@
 //! suppression list.
 
 use super::messages::{self, OPEN};
+use crate::customer::double_opt_in::{self, Confirmed, ConsentRequest};
 use crate::customer::{Consent, Profile, Suppression, SuppressionReason, traits};
 use crate::message::{Channel, MessageStatus};
 use crate::store::{CustomerRecord, StoreError};
@@ -370,4 +371,63 @@ pub fn unsuppress(
             reason.map(|r| r.as_str())
         ])?;
     Ok(removed > 0)
+}
+
+pub fn request_consent(conn: &Connection, r: &ConsentRequest) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO consent_requests (message_id, customer_id, category, created_at, open_until)
+         VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (message_id) DO NOTHING",
+    )?
+    .execute(params![
+        r.message_id,
+        r.customer_id,
+        r.category,
+        r.created_at,
+        r.open_until
+    ])?;
+    Ok(())
+}
+
+/// See [`crate::store::Store::confirm_consent`]: of the owners' open
+/// requests whose message reached them on `channel`, the latest.
+pub fn confirm_consent(
+    conn: &Connection,
+    channel: Channel,
+    address: &str,
+    now: i64,
+) -> Result<Option<Confirmed>, StoreError> {
+    let mut latest: Option<(i64, Confirmed)> = None;
+    for customer_id in owners(conn, channel, address)? {
+        let open = conn
+            .prepare_cached(
+                "SELECT r.message_id, r.category, r.created_at FROM consent_requests r
+                 JOIN messages m ON m.id = r.message_id
+                 WHERE r.customer_id = ?1 AND r.confirmed_at IS NULL AND r.open_until >= ?2
+                   AND m.delivered_channel = ?3 AND m.status IN ('sent', 'delivered', 'read')
+                 ORDER BY r.created_at DESC LIMIT 1",
+            )?
+            .query_row(params![customer_id, now, channel.as_str()], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get(2)?))
+            })
+            .optional()?;
+        if let Some((message_id, category, created_at)) = open
+            && latest.as_ref().is_none_or(|(at, _)| created_at > *at)
+        {
+            let confirmed = Confirmed {
+                customer_id,
+                category,
+                message_id,
+            };
+            latest = Some((created_at, confirmed));
+        }
+    }
+    let Some((_, confirmed)) = latest else {
+        return Ok(None);
+    };
+    conn.prepare_cached("UPDATE consent_requests SET confirmed_at = ?2 WHERE message_id = ?1")?
+        .execute(params![confirmed.message_id, now])?;
+    let consent = double_opt_in::granted(&confirmed.message_id, now);
+    let change = [(channel, confirmed.category.clone(), consent)];
+    update_consent(conn, &confirmed.customer_id, &change, now)?;
+    Ok(Some(confirmed))
 }

@@ -282,9 +282,16 @@ pub fn purge_expired_keys(conn: &Connection, now: i64, limit: usize) -> Result<P
                  SELECT rowid FROM dedup_keys WHERE expires_at <= ?1 LIMIT ?2)",
         )?
         .execute(params![now, limit])?;
+    let consent_requests = conn
+        .prepare_cached(
+            "DELETE FROM consent_requests WHERE rowid IN (
+                 SELECT rowid FROM consent_requests WHERE open_until <= ?1 LIMIT ?2)",
+        )?
+        .execute(params![now, limit])?;
     Ok(Purged {
         idempotency_keys: idempotency,
         dedup_keys: dedup,
+        consent_requests,
         ..Purged::default()
     })
 }

@@ -295,6 +295,7 @@ fn failed(what: &str, e: rusqlite::Error) -> StoreError {
 
 fn connect(path: &Path) -> Result<Connection, StoreError> {
     let conn = Connection::open(path)?;
+    keep_wal_files(&conn)?;
     conn.execute_batch(PRAGMAS)?;
     conn.set_prepared_statement_cache_capacity(STATEMENTS);
     // Plans that never depend on bound values. Without this, SQLite marks a
@@ -304,6 +305,33 @@ fn connect(path: &Path) -> Result<Connection, StoreError> {
     // predicates are matched by literals and `IS NOT NULL`.
     conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;
     Ok(conn)
+}
+
+/// Keep the `-wal` and `-shm` files when the last connection closes
+/// (SQLITE_FCNTL_PERSIST_WAL; rusqlite has no call for it). Opening a WAL
+/// database creates them, which takes space: without them a gateway
+/// restarted on a full disk could not open its database at all, where with
+/// them it starts, serves reads and answers 503 to writes until space returns.
+fn keep_wal_files(conn: &Connection) -> Result<(), StoreError> {
+    use rusqlite::ffi;
+    let mut on: std::ffi::c_int = 1;
+    // SAFETY: `handle` is this open connection's own database handle, used
+    // on this thread for one call; the file control reads and writes the
+    // one int it is given, which outlives the call.
+    let code = unsafe {
+        ffi::sqlite3_file_control(
+            conn.handle(),
+            c"main".as_ptr(),
+            ffi::SQLITE_FCNTL_PERSIST_WAL,
+            (&raw mut on).cast(),
+        )
+    };
+    if code != ffi::SQLITE_OK {
+        return Err(StoreError::Database(format!(
+            "cannot keep the write-ahead log's files (SQLite code {code})"
+        )));
+    }
+    Ok(())
 }
 
 /// The writer: take what is queued, apply it in one transaction, commit,
@@ -506,6 +534,25 @@ impl Store for SqliteStore {
             Ok(())
         })
         .await
+    }
+
+    async fn request_consent(
+        &self,
+        request: crate::customer::double_opt_in::ConsentRequest,
+    ) -> Result<(), StoreError> {
+        self.write(move |conn| customers::request_consent(conn, &request))
+            .await
+    }
+
+    async fn confirm_consent(
+        &self,
+        channel: Channel,
+        address: &str,
+        now: i64,
+    ) -> Result<Option<crate::customer::double_opt_in::Confirmed>, StoreError> {
+        let address = address.to_owned();
+        self.write(move |conn| customers::confirm_consent(conn, channel, &address, now))
+            .await
     }
 
     async fn claim_key(&self, key: &str, expires_at: i64) -> Result<bool, StoreError> {

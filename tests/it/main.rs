@@ -27,6 +27,7 @@ mod sms;
 mod store;
 mod support;
 mod suppressions;
+mod sweep;
 mod templates;
 mod webhooks;
 mod whatsapp;

@@ -15,7 +15,7 @@ const INTERVAL: Duration = Duration::from_secs(10);
 #[derive(Default)]
 struct Tally {
     /// Per kind: when it was last logged, and how many since.
-    kinds: HashMap<&'static str, (Instant, u64)>,
+    kinds: HashMap<&'static str, (Option<Instant>, u64)>,
 }
 
 fn tally() -> &'static Mutex<Tally> {
@@ -27,20 +27,54 @@ fn tally() -> &'static Mutex<Tally> {
 /// logged less than an interval ago.
 pub fn transient(error: &StoreError) {
     let kind = error.reason();
-    let now = Instant::now();
-    let unlogged = {
+    let due = {
         let mut tally = tally().lock().unwrap_or_else(|e| e.into_inner());
-        let entry = tally.kinds.entry(kind).or_insert((now - INTERVAL, 0));
-        entry.1 += 1;
-        if now.duration_since(entry.0) < INTERVAL {
-            return;
-        }
-        entry.0 = now;
-        std::mem::take(&mut entry.1)
+        tally.note(kind, Instant::now())
     };
-    tracing::warn!(
-        failures = unlogged,
-        interval_secs = INTERVAL.as_secs(),
-        "store unavailable ({kind}): {error}"
-    );
+    if let Some(failures) = due {
+        tracing::warn!(
+            failures,
+            interval_secs = INTERVAL.as_secs(),
+            "store unavailable ({kind}): {error}"
+        );
+    }
+}
+
+impl Tally {
+    /// Count one failure of `kind` at `now`; how many to log (this one and
+    /// those counted since the last line) when a line is due.
+    fn note(&mut self, kind: &'static str, now: Instant) -> Option<u64> {
+        let (logged_at, count) = self.kinds.entry(kind).or_insert((None, 0));
+        *count += 1;
+        if logged_at.is_some_and(|at| now.duration_since(at) < INTERVAL) {
+            return None;
+        }
+        *logged_at = Some(now);
+        Some(std::mem::take(count))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_burst_is_one_line_then_one_count_per_interval() {
+        let mut tally = Tally::default();
+        let start = Instant::now();
+        assert_eq!(tally.note("the disk is full", start), Some(1));
+        let logged: Vec<Option<u64>> = (1..=1000)
+            .map(|ms| tally.note("the disk is full", start + Duration::from_millis(ms)))
+            .collect();
+        assert!(logged.iter().all(Option::is_none), "one line a burst");
+        assert_eq!(
+            tally.note(
+                "the disk is full",
+                start + INTERVAL + Duration::from_millis(1)
+            ),
+            Some(1001)
+        );
+        // Another kind has lines of its own.
+        assert_eq!(tally.note("a conflict with another node", start), Some(1));
+    }
 }

@@ -4,7 +4,7 @@
 
 use super::body::read_at_most;
 use super::{ApiError, AppState};
-use crate::plugins::{WebhookRejection, WebhookRequest};
+use crate::plugins::{Inbound, WebhookRejection, WebhookRequest};
 use crate::store::now_ms;
 use crate::webhooks::inbound::{self, Applied};
 use axum::Json;
@@ -65,28 +65,38 @@ pub async fn receive(
         categories: &categories,
         reply_url: state.reply_callback_url.as_deref(),
     };
-    // A callback the connector verified is applied once: the same signed
-    // request again (a replay, or the provider retrying one we answered)
-    // changes nothing, so an old START cannot undo a later STOP, nor an old
-    // unsubscribe re-suppress an address support staff cleared.
+    // A callback the connector verified that changes consent or the
+    // suppression list is applied once: the same signed request again (a
+    // replay, or the provider retrying one we answered) changes nothing, so
+    // an old START cannot undo a later STOP, nor an old unsubscribe
+    // re-suppress an address support staff cleared. Delivery reports need
+    // no receipt (a status only moves forward) and replies have their
+    // provider id: the callbacks most messages get cost no extra write.
     let now = now_ms();
-    let receipt = receipt_key(&connector, &request_body);
-    let fresh = state
-        .store
-        .claim_key(&receipt, now.saturating_add(REPLAY_WINDOW_MS))
-        .await
-        .map_err(ApiError::from)?;
-    if !fresh {
-        return Ok(Json(Applied {
-            duplicate: true,
-            ..Applied::default()
-        }));
+    let receipt = events
+        .iter()
+        .any(Inbound::changes_consent)
+        .then(|| receipt_key(&connector, &request_body));
+    if let Some(receipt) = &receipt {
+        let fresh = state
+            .store
+            .claim_key(receipt, now.saturating_add(REPLAY_WINDOW_MS))
+            .await
+            .map_err(ApiError::from)?;
+        if !fresh {
+            return Ok(Json(Applied {
+                duplicate: true,
+                ..Applied::default()
+            }));
+        }
     }
     match inbound::apply(state.store.as_ref(), &source, events, now).await {
         Ok(applied) => Ok(Json(applied)),
         Err(e) => {
             // Not applied: the provider's retry must be taken.
-            if let Err(release) = state.store.release_key(&receipt).await {
+            if let Some(receipt) = &receipt
+                && let Err(release) = state.store.release_key(receipt).await
+            {
                 tracing::warn!(%connector, "cannot release a webhook receipt: {release}");
             }
             Err(ApiError::from(e))

@@ -82,6 +82,17 @@ pub enum Inbound {
     Message(InboundMessage),
 }
 
+impl Inbound {
+    /// Whether applying it changes consent or the suppression list: what a
+    /// replayed callback must not do twice.
+    pub fn changes_consent(&self) -> bool {
+        matches!(
+            self,
+            Inbound::OptOut(_) | Inbound::OptIn(_) | Inbound::Undeliverable { .. }
+        )
+    }
+}
+
 /// A reply from a customer, as the connector read it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InboundMessage {

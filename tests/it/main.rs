@@ -7,6 +7,7 @@ mod config_check;
 mod consistency;
 mod contract;
 mod disk_full;
+mod docs;
 mod durability;
 mod email;
 mod exposure;

@@ -139,10 +139,10 @@ async fn readyz_fails_while_the_store_is_gone_and_healthz_stays_up() {
     assert_eq!(get("/healthz").await, 200);
 }
 
-/// Every routed path is in `/openapi.json`, and the README's example sends
-/// and broadcasts are valid requests by it.
+/// Every routed path is in `/openapi.json`, and the example sends and
+/// broadcasts in docs/api.md are valid requests by it.
 #[tokio::test]
-async fn the_openapi_document_covers_every_route_and_the_readme() {
+async fn the_openapi_document_covers_every_route_and_the_api_docs() {
     let sim = ProviderSim::start().await.unwrap();
     let gw = TestGateway::start(&default_twilio(&sim.url())).await;
     let doc: serde_json::Value = gw
@@ -179,9 +179,8 @@ async fn the_openapi_document_covers_every_route_and_the_readme() {
         "routes without documentation: {missing:?}"
     );
 
-    // The README's `POST /v1/messages` examples, validated against SendRequest.
-    let readme = std::fs::read_to_string(crate::support::repo_root().join("README.md")).unwrap();
-    let api = &readme[readme.find("## HTTP API").unwrap()..];
+    // The documented `POST /v1/messages` examples, validated against SendRequest.
+    let api = std::fs::read_to_string(crate::support::repo_root().join("docs/api.md")).unwrap();
     let examples: Vec<serde_json::Value> = api
         .split("```json\n")
         .skip(1)

@@ -85,8 +85,8 @@ mode = "{mode}"
 }
 
 /// `connector` (one entry made by the helpers above) with its instances
-/// kept for up to `calls` calls: the opt-in that DESIGN.md's fresh store per
-/// call leaves out by default. Panics on an entry without a config table,
+/// kept for up to `calls` calls: the opt-in that the default, a fresh store
+/// per call, leaves out. Panics on an entry without a config table,
 /// which would otherwise stay fresh and be measured as kept.
 pub fn with_calls_per_instance(connector: &str, calls: u32) -> String {
     const TABLE: &str = "\n[connectors.config]";

@@ -23,7 +23,7 @@ pub struct Accepted {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub status_reason: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    /// The route plan: every channel considered and why (see the README).
+    /// The route plan: every channel considered and why (see docs/api.md).
     #[schema(value_type = Option<Object>)]
     pub plan: Option<Plan>,
 }

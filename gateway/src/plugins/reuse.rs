@@ -1,8 +1,8 @@
 //! Instances kept for another call, where the operator allows it.
 //!
-//! DESIGN.md's rule is a fresh store per call, and `calls_per_instance = 1`
-//! (the default) keeps it. Instantiating and resetting a sandbox costs about
-//! as much as the connector's own work (#17 in the README), so an operator who
+//! The rule is a fresh store per call (a trapped or misbehaving instance is
+//! never entered again), and `calls_per_instance = 1` (the default) keeps it. Instantiating and resetting a sandbox costs about
+//! as much as the connector's own work (docs/benchmarks.md), so an operator who
 //! trusts a connector may let one instance serve up to N calls in a row. What
 //! still holds then: every call gets fresh limits, egress state and stderr;
 //! an instance whose call trapped, timed out, was refused a request or still

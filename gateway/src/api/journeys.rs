@@ -111,10 +111,7 @@ pub async fn events(
         });
         let event = validate(request, &caller, now, &at)?;
         if let Some((config, value)) = conversion {
-            let value = value.unwrap_or_else(|why| {
-                notes.push((i, why));
-                0.0
-            });
+            let value = value.inspect_err(|why| notes.push((i, why.clone()))).ok();
             conversions.push((
                 i,
                 NewConversion {

@@ -21,7 +21,7 @@ pub struct Migration {
 
 /// What each version does, the same in every backend: version N is
 /// `STEPS[N - 1]`. Each backend pairs these with its own SQL ([`step`]).
-pub const STEPS: [&str; 9] = [
+pub const STEPS: [&str; 10] = [
     "messages, deliveries, attempts, keys, outbox, customers, suppressions",
     "attempts record the node that made them",
     "messages record the template, locale and content each channel rendered",
@@ -31,6 +31,7 @@ pub const STEPS: [&str; 9] = [
     "members a campaign sent nothing to, by when, for purging",
     "journey runs a later run of the same journey superseded, by when they ended, for purging",
     "values the gateway keeps for itself (a secret it made, its readiness probe), shared by every node; the node holding each delivery's lease; consent requests awaiting a YES",
+    "a conversion may have no value (its event carried none that is an amount)",
 ];
 
 /// Step 7, the same in both backends.

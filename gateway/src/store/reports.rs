@@ -11,7 +11,8 @@ pub struct NewConversion {
     pub event_id: String,
     pub customer_id: String,
     pub name: String,
-    pub value: f64,
+    /// `None` when the event carried no usable amount.
+    pub value: Option<f64>,
     pub currency: Option<String>,
     pub occurred_at: i64,
     /// Messages delivered or read this long before count.
@@ -36,7 +37,7 @@ pub struct ConversionRecord {
     pub event_id: String,
     pub customer_id: String,
     pub name: String,
-    pub value: f64,
+    pub value: Option<f64>,
     pub currency: Option<String>,
     pub occurred_at: i64,
     /// The last message delivered or read within the window (the credit).

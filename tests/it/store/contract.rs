@@ -1347,7 +1347,7 @@ pub async fn conversions_are_credited_and_reported(s: Stores) {
         event_id: id.into(),
         customer_id: "ana".into(),
         name: "purchase".into(),
-        value: 30.0,
+        value: Some(30.0),
         currency: Some("EUR".into()),
         occurred_at: at,
         window_ms: 10_000,
@@ -1397,6 +1397,15 @@ pub async fn conversions_are_credited_and_reported(s: Stores) {
     assert_eq!(purged.conversions, 1, "{purged:?}");
     assert_eq!(s.a.conversion("e1").await.unwrap(), None);
     assert_eq!(s.a.conversion("e2").await.unwrap(), Some(late));
+
+    // An event without a usable amount is a conversion without value: it
+    // counts, and adds nothing to the revenue.
+    let mut valueless = conversion("e3", 60_000);
+    valueless.value = None;
+    assert_eq!(s.a.record_conversion(valueless).await.unwrap().value, None);
+    let report = s.b.channel_report(55_000, 100_000, vec![]).await.unwrap();
+    assert_eq!(report.len(), 1, "{report:?}");
+    assert_eq!((report[0].conversions, report[0].revenue), (1, 0.0));
 }
 
 /// A customer's runs a page at a time, newest first, each run once, and

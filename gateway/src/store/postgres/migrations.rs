@@ -7,7 +7,7 @@ use crate::store::StoreError;
 use crate::store::migrations::{self, Migration, SchemaStatus};
 use deadpool_postgres::Object;
 
-pub const MIGRATIONS: [Migration; 9] = [
+pub const MIGRATIONS: [Migration; 10] = [
     migrations::step(1, BASELINE),
     migrations::step(2, "ALTER TABLE attempts ADD COLUMN node TEXT;"),
     migrations::step(3, "ALTER TABLE messages ADD COLUMN template TEXT;"),
@@ -17,6 +17,11 @@ pub const MIGRATIONS: [Migration; 9] = [
     migrations::step(7, migrations::REFUSALS_BY_TIME),
     migrations::step(8, migrations::SUPERSEDED_RUNS),
     migrations::step(9, migrations::GATEWAY_STATE),
+    // A conversion whose event carried no usable amount is recorded without one.
+    migrations::step(
+        10,
+        "ALTER TABLE conversions ALTER COLUMN value DROP NOT NULL;",
+    ),
 ];
 
 /// Step 6: a member a campaign sent nothing to (an offer they already

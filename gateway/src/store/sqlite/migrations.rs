@@ -14,7 +14,7 @@ PRAGMA temp_store = MEMORY;
 ";
 
 /// Every step, in order.
-pub const MIGRATIONS: [Migration; 9] = [
+pub const MIGRATIONS: [Migration; 10] = [
     migrations::step(1, BASELINE),
     migrations::step(2, "ALTER TABLE attempts ADD COLUMN node TEXT;"),
     migrations::step(3, "ALTER TABLE messages ADD COLUMN template TEXT;"),
@@ -24,7 +24,37 @@ pub const MIGRATIONS: [Migration; 9] = [
     migrations::step(7, migrations::REFUSALS_BY_TIME),
     migrations::step(8, migrations::SUPERSEDED_RUNS),
     migrations::step(9, migrations::GATEWAY_STATE),
+    migrations::step(10, VALUELESS_CONVERSIONS),
 ];
+
+/// Step 10: a conversion whose event carried no usable amount is recorded
+/// without one (NULL), not as worth 0. SQLite cannot drop a NOT NULL, so
+/// the table is made again with its rows.
+const VALUELESS_CONVERSIONS: &str = "
+CREATE TABLE conversions_10 (
+    event_id         TEXT PRIMARY KEY,
+    customer_id      TEXT NOT NULL,
+    name             TEXT NOT NULL,
+    value            REAL,
+    currency         TEXT,
+    occurred_at      INTEGER NOT NULL,
+    last_message_id  TEXT,
+    first_message_id TEXT,
+    channel          TEXT,
+    region           TEXT,
+    connector        TEXT,
+    campaign         TEXT,
+    template         TEXT
+);
+INSERT INTO conversions_10 (event_id, customer_id, name, value, currency, occurred_at,
+    last_message_id, first_message_id, channel, region, connector, campaign, template)
+SELECT event_id, customer_id, name, value, currency, occurred_at,
+    last_message_id, first_message_id, channel, region, connector, campaign, template
+FROM conversions;
+DROP TABLE conversions;
+ALTER TABLE conversions_10 RENAME TO conversions;
+CREATE INDEX conversions_occurred ON conversions (occurred_at);
+";
 
 /// Step 6: a member a campaign sent nothing to (an offer they already
 /// got, a send refused) has no message to count; the refusal is kept

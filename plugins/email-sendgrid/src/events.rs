@@ -80,6 +80,24 @@ mod tests {
         assert!(super::fresh("1767225600", 1767225600 - 601).is_err());
         assert!(super::fresh("soon", 1767225600).is_err());
     }
+
+    #[test]
+    fn a_batch_is_read_in_the_order_things_happened() {
+        let body = br#"[
+            {"email":"a@example.nl","event":"open","sg_message_id":"sg-1.f","timestamp":20},
+            {"email":"a@example.nl","event":"spamreport","timestamp":30},
+            {"email":"a@example.nl","event":"delivered","sg_message_id":"sg-1.f","timestamp":10}
+        ]"#;
+        let events = super::events(body).unwrap();
+        let kinds: Vec<String> = events
+            .iter()
+            .map(|e| match e {
+                crossgate_plugin_sdk::InboundEvent::Status(s) => format!("{:?}", s.state),
+                other => format!("{other:?}").chars().take(6).collect(),
+            })
+            .collect();
+        assert_eq!(kinds, ["Delivered", "Read", "OptOut"]);
+    }
 }
 
 /// One event of the batch; fields an event type lacks are absent.
@@ -97,13 +115,20 @@ struct Event {
     reason: Option<String>,
     #[serde(default)]
     status: Option<String>,
+    /// When it happened, Unix seconds: a batch is applied in this order.
+    #[serde(default)]
+    timestamp: Option<i64>,
 }
 
 /// What the batch tells the gateway. Events of other kinds (processed,
 /// deferred, click, group subscriptions) change nothing and are skipped.
 pub fn events(body: &[u8]) -> Result<Vec<InboundEvent>, String> {
-    let batch: Vec<Event> = serde_json::from_slice(body)
+    let mut batch: Vec<Event> = serde_json::from_slice(body)
         .map_err(|e| format!("the event webhook body is not a JSON array of events: {e}"))?;
+    // SendGrid does not promise a batch in the order things happened: an
+    // unsubscribe and a later resubscribe must be applied as they happened.
+    // Stable, so events of the same second keep the order they came in.
+    batch.sort_by_key(|e| e.timestamp.unwrap_or(i64::MIN));
     let mut out = Vec::new();
     for event in batch {
         let status = |state, code: &str| {

@@ -29,6 +29,21 @@ pub fn validate(
     retention(config, errors);
     connectors(config, raw_connectors, env, errors);
     shipped_secrets(config, errors);
+    manual_clock(config, errors);
+}
+
+/// `journey_runner.clock = "manual"` lets a request move every journey's
+/// time: for tests and rehearsals on this machine, never on a gateway
+/// others can reach.
+fn manual_clock(config: &Config, errors: &mut Vec<ConfigError>) {
+    let listen = config.server.listen;
+    if config.journey_runner.clock == super::ClockMode::Manual && !listen.ip().is_loopback() {
+        errors.push(ConfigError::new(
+            "journey_runner.clock",
+            None,
+            format!("\"manual\" is for tests on loopback; {listen} is reachable from the network"),
+        ));
+    }
 }
 
 /// A gateway others can reach (API keys, or a listen address off loopback)

@@ -1,0 +1,220 @@
+//! Events, journey runs and replies.
+
+use super::*;
+
+/// Events are stored once per idempotency key, claimed by one node at a
+/// time with every other unapplied event of the same customer, in the
+/// order they happened, and never again once handled.
+pub async fn events_are_claimed_per_customer_once(s: Stores) {
+    let stored =
+        s.a.record_events(vec![
+            new_event("e1", "ada", "purchase", 3_000, Some("k1")),
+            new_event("e2", "ada", "signed_up", 1_000, None),
+            new_event("e3", "bob", "signed_up", 2_000, None),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(stored, vec![EventInserted::New; 3]);
+    let again =
+        s.b.record_events(vec![new_event("e9", "ada", "purchase", 3_000, Some("k1"))])
+            .await
+            .unwrap();
+    assert_eq!(again, vec![EventInserted::Duplicate { id: "e1".into() }]);
+    assert_eq!(s.b.count_events("ada", "purchase", 0).await.unwrap(), 1);
+
+    let claimed = s.a.claim_events(5_000, 10, 60_000).await.unwrap();
+    let order: Vec<&str> = claimed.iter().map(|e| e.id.as_str()).collect();
+    assert_eq!(order, ["e2", "e1", "e3"], "per customer, as they happened");
+    assert_eq!(claimed[1].properties, r#"{"total":42}"#);
+    // Leased: the other node gets nothing until the lease runs out.
+    assert!(
+        s.b.claim_events(5_000, 10, 60_000)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    s.a.events_handled(vec!["e1".into(), "e2".into()])
+        .await
+        .unwrap();
+    let retaken = s.b.claim_events(70_000, 10, 60_000).await.unwrap();
+    let ids: Vec<&str> = retaken.iter().map(|e| e.id.as_str()).collect();
+    assert_eq!(
+        ids,
+        ["e3"],
+        "handled events are done; an expired lease is taken over"
+    );
+}
+
+/// Runs are written over the revision they were read at, leased when due,
+/// and read back per customer; versions are kept once.
+pub async fn runs_are_written_by_revision_and_leased_when_due(s: Stores) {
+    s.a.put_journey_version(JourneyVersion {
+        version: "v1".into(),
+        journey: "welcome".into(),
+        config: "{}".into(),
+    })
+    .await
+    .unwrap();
+    s.b.put_journey_version(JourneyVersion {
+        version: "v1".into(),
+        journey: "welcome".into(),
+        config: "{}".into(),
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        s.b.journey_version("v1").await.unwrap().unwrap().journey,
+        "welcome"
+    );
+    assert!(
+        s.a.insert_run(new_run("r1", "ada", Some(5_000)))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.b.insert_run(new_run("r1", "ada", None)).await.unwrap(),
+        "one run per id"
+    );
+    assert!(s.a.insert_run(new_run("r2", "ada", None)).await.unwrap());
+
+    assert!(
+        s.a.lease_due_runs(4_999, 10, 30_000)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let due = s.a.lease_due_runs(5_000, 10, 30_000).await.unwrap();
+    assert_eq!(due.len(), 1);
+    assert_eq!(due[0].id, "r1");
+    assert!(
+        s.b.lease_due_runs(6_000, 10, 30_000)
+            .await
+            .unwrap()
+            .is_empty(),
+        "leased"
+    );
+
+    // Node b read revision 1 too: only the first writer wins.
+    let mut moved = due[0].clone();
+    moved.revision = 2;
+    moved.wake_at = None;
+    moved.status = "completed".into();
+    assert!(s.a.update_run(moved.clone(), 1).await.unwrap());
+    assert!(
+        !s.b.update_run(moved, 1).await.unwrap(),
+        "a stale revision writes nothing"
+    );
+    let read = s.b.run("r1").await.unwrap().unwrap();
+    assert_eq!(
+        (read.status.as_str(), read.revision, read.wake_at),
+        ("completed", 2, None)
+    );
+    let runs = s.b.customer_runs("ada").await.unwrap();
+    assert_eq!(runs.len(), 2);
+    assert!(s.b.customer_runs("bob").await.unwrap().is_empty());
+    // An erased customer takes their runs and events along.
+    s.a.record_events(vec![new_event("e1", "ada", "x", 1, None)])
+        .await
+        .unwrap();
+    s.a.delete_customer("ada").await.unwrap();
+    assert!(s.b.customer_runs("ada").await.unwrap().is_empty());
+    assert_eq!(s.b.count_events("ada", "x", 0).await.unwrap(), 0);
+}
+
+/// A customer's reply is recorded once, whichever node hears it again: an
+/// event for every customer it belongs to (the answered message's and the
+/// address's owners) and one callback, where the answered message's
+/// statuses go.
+pub async fn a_reply_is_recorded_once_for_its_customers(s: Stores) {
+    let mut m = message("m1", 1_000, &["twilio"]);
+    m.customer_id = Some("bob".into());
+    m.callback_url = Some("https://shop.example/hooks".into());
+    insert(&*s.a, m).await;
+    let leased = s.a.lease_due(1_000, 10, LEASE).await.unwrap().remove(0);
+    s.a.record_attempt(attempt(&leased, 1_000, Outcome::Sent, sent()))
+        .await
+        .unwrap();
+    for status in s.a.lease_callbacks(1_500, 10, LEASE).await.unwrap() {
+        s.a.finish_callback(status.id, None, false).await.unwrap();
+    }
+    s.a.put_customer("ana", profile("+31611111111"), 1_000)
+        .await
+        .unwrap();
+
+    let reply = NewReply {
+        connector: "twilio".into(),
+        channel: Channel::Sms,
+        address: "+31611111111".into(),
+        text: "Friday?\nOr Saturday.".into(),
+        provider_message_id: "SMr1".into(),
+        in_reply_to: Some("SM1".into()),
+        received_at: 2_000,
+        callback_url: Some("https://shop.example/replies".into()),
+    };
+    let recorded = s.a.record_reply(reply.clone()).await.unwrap();
+    assert_eq!(
+        recorded,
+        ReplyRecorded {
+            duplicate: false,
+            in_reply_to: Some("m1".into()),
+            customers: vec!["ana".into(), "bob".into()],
+            callback_queued: true,
+        }
+    );
+    assert!(s.b.record_reply(reply).await.unwrap().duplicate);
+
+    let events = s.b.claim_events(3_000, 10, 60_000).await.unwrap();
+    let whose: Vec<(&str, &str)> = events
+        .iter()
+        .map(|e| (e.customer_id.as_str(), e.name.as_str()))
+        .collect();
+    assert_eq!(
+        whose,
+        [("ana", "message.received"), ("bob", "message.received")]
+    );
+    let properties: serde_json::Value = serde_json::from_str(&events[0].properties).unwrap();
+    assert_eq!(properties["text"], "Friday?\nOr Saturday.");
+    assert_eq!(properties["in_reply_to"], "m1");
+
+    let callbacks = s.b.lease_callbacks(3_000, 10, LEASE).await.unwrap();
+    assert_eq!(callbacks.len(), 1, "one reply, one callback");
+    assert_eq!(callbacks[0].url, "https://shop.example/hooks");
+    let payload: serde_json::Value = serde_json::from_str(&callbacks[0].payload).unwrap();
+    assert_eq!(payload["type"], "message.received");
+    assert_eq!(payload["customer_ids"], serde_json::json!(["ana", "bob"]));
+    assert_eq!(payload["from"], "+31611111111");
+}
+
+/// A customer's runs a page at a time, newest first, each run once, and
+/// nobody else's.
+pub async fn a_customers_runs_are_read_a_page_at_a_time(s: Stores) {
+    for (id, customer, started_at) in [
+        ("r1", "ada", 1_000),
+        ("r2", "ada", 2_000),
+        ("r3", "ada", 2_000),
+        ("r4", "ada", 3_000),
+        ("b1", "bob", 2_500),
+    ] {
+        let mut run = new_run(id, customer, None);
+        run.started_at = started_at;
+        assert!(s.a.insert_run(run).await.unwrap());
+    }
+    let ids = |runs: Vec<RunRecord>| runs.into_iter().map(|r| r.id).collect::<Vec<_>>();
+    let first = ids(s.b.customer_runs_page("ada", 2, None).await.unwrap());
+    assert_eq!(first, ["r4", "r3"]);
+    let second = ids(s.b.customer_runs_page("ada", 2, Some("r3")).await.unwrap());
+    assert_eq!(second, ["r2", "r1"], "a tie on start time is broken by id");
+    assert!(
+        s.b.customer_runs_page("ada", 2, Some("r1"))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // Another customer's run is no cursor into this one's.
+    assert!(
+        s.b.customer_runs_page("ada", 2, Some("b1"))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}

@@ -1,0 +1,148 @@
+//! Leasing, falling back and expiring: the delivery queue.
+
+use super::*;
+
+pub async fn a_lease_is_exclusive_until_it_runs_out(s: Stores) {
+    insert(&*s.a, message("m1", 1_000, &["twilio"])).await;
+    let first = s.a.lease_due(1_000, 10, LEASE).await.unwrap();
+    assert_eq!(first.len(), 1);
+    assert_eq!(first[0].content.text, "hello from m1");
+    assert!(s.b.lease_due(1_000, 10, LEASE).await.unwrap().is_empty());
+    assert!(
+        s.b.lease_due(1_000 + LEASE as i64 - 1, 10, LEASE)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // The first holder went quiet: the other node takes it over, and the
+    // history says the provider may have it already.
+    let later = 1_000 + LEASE as i64;
+    let taken = s.b.lease_due(later, 10, LEASE).await.unwrap();
+    assert_eq!(taken.len(), 1);
+    assert_eq!(taken[0].delivery_id, first[0].delivery_id);
+    let record = s.a.message("m1").await.unwrap().unwrap();
+    assert_eq!(record.attempts.len(), 1);
+    assert_eq!(record.attempts[0].outcome, Outcome::Interrupted);
+    // Put down to the node whose attempt was cut short, not the one taking over.
+    assert_eq!(record.attempts[0].node.as_deref(), Some(s.a_node));
+
+    s.b.record_attempt(attempt(&taken[0], later, Outcome::Sent, sent()))
+        .await
+        .unwrap();
+    let record = s.a.message("m1").await.unwrap().unwrap();
+    assert_eq!(record.status, MessageStatus::Sent);
+    assert_eq!(record.attempts[1].node.as_deref(), Some(s.b_node));
+}
+
+pub async fn concurrent_leases_never_share_a_delivery(s: Stores) {
+    for i in 0..60 {
+        insert(&*s.a, message(&format!("m{i:02}"), 1_000, &["twilio"])).await;
+    }
+    let lease = |store: std::sync::Arc<dyn Store>| async move {
+        let mut got = Vec::new();
+        for _ in 0..10 {
+            got.extend(store.lease_due(2_000, 7, LEASE).await.unwrap());
+        }
+        got
+    };
+    let (a, b, c) = tokio::join!(lease(s.a.clone()), lease(s.b.clone()), lease(s.b.clone()));
+    let ids: Vec<i64> = [a, b, c].iter().flatten().map(|d| d.delivery_id).collect();
+    let unique: HashSet<i64> = ids.iter().copied().collect();
+    assert_eq!(ids.len(), unique.len(), "a delivery was leased twice");
+    assert_eq!(unique.len(), 60);
+}
+
+pub async fn only_the_lease_holder_finishes_a_message(s: Stores) {
+    insert(&*s.a, message("m1", 1_000, &["twilio"])).await;
+    let leased = s.a.lease_due(1_000, 10, LEASE).await.unwrap().remove(0);
+    let mut stale = attempt(&leased, 1_000, Outcome::Sent, sent());
+    stale.lease_until -= 1;
+    s.b.record_attempt(stale).await.unwrap();
+    let record = s.a.message("m1").await.unwrap().unwrap();
+    assert_eq!(record.status, MessageStatus::Sending);
+    assert_eq!(record.attempts.len(), 1, "the stale attempt is history");
+
+    let ended =
+        s.a.record_attempt(attempt(&leased, 1_000, Outcome::Sent, sent()))
+            .await
+            .unwrap();
+    assert_eq!(ended, Some(MessageStatus::Sent));
+    let record = s.b.message("m1").await.unwrap().unwrap();
+    assert_eq!(record.delivered_by.as_deref(), Some("twilio"));
+    assert_eq!(record.delivered_channel, Some(Channel::Sms));
+    assert_eq!(record.provider_message_id.as_deref(), Some("SM1"));
+    let numbers: Vec<u32> = record.attempts.iter().map(|a| a.number).collect();
+    assert_eq!(numbers, [1, 2]);
+    assert!(s.a.lease_due(5_000, 10, LEASE).await.unwrap().is_empty());
+}
+
+pub async fn a_failed_delivery_falls_back_then_the_message_fails(s: Stores) {
+    insert(&*s.a, message("m1", 1_000, &["twilio", "backup"])).await;
+    let first = s.a.lease_due(1_000, 10, LEASE).await.unwrap().remove(0);
+    assert_eq!(first.connector, "twilio");
+    s.a.record_attempt(attempt(
+        &first,
+        1_000,
+        Outcome::Retryable,
+        Next::RetryAt(3_000),
+    ))
+    .await
+    .unwrap();
+    assert!(s.b.lease_due(2_999, 10, LEASE).await.unwrap().is_empty());
+    let retried = s.b.lease_due(3_000, 10, LEASE).await.unwrap().remove(0);
+    assert_eq!(
+        (retried.connector.as_str(), retried.attempts),
+        ("twilio", 1)
+    );
+    assert_eq!(retried.message_attempts, 1);
+    let ended =
+        s.b.record_attempt(attempt(&retried, 3_000, Outcome::Permanent, give_up()))
+            .await
+            .unwrap();
+    assert_eq!(ended, None, "the fallback is still to come");
+
+    let fallback = s.a.lease_due(3_001, 10, LEASE).await.unwrap().remove(0);
+    assert_eq!(fallback.connector, "backup");
+    let ended =
+        s.a.record_attempt(attempt(&fallback, 3_001, Outcome::Permanent, give_up()))
+            .await
+            .unwrap();
+    assert_eq!(ended, Some(MessageStatus::Failed));
+    let record = s.b.message("m1").await.unwrap().unwrap();
+    assert_eq!(record.status_reason.as_deref(), Some("provider refused"));
+    assert_eq!(record.attempts.len(), 3);
+}
+
+pub async fn a_message_past_its_ttl_expires_instead_of_being_leased(s: Stores) {
+    let mut m = message("m1", 1_000, &["twilio"]);
+    m.expires_at = Some(2_000);
+    insert(&*s.a, m).await;
+    insert(&*s.a, message("m2", 1_000, &["twilio"])).await;
+    let leased = s.b.lease_due(2_000, 10, LEASE).await.unwrap();
+    let ids: Vec<&str> = leased.iter().map(|d| d.message_id.as_str()).collect();
+    assert_eq!(ids, ["m2"]);
+    assert_eq!(status(&*s.a, "m1").await, MessageStatus::Expired);
+}
+
+pub async fn backlog_and_due_times_count_every_node(s: Stores) {
+    for i in 0..3 {
+        insert(&*s.a, message(&format!("m{i}"), 1_000, &["twilio"])).await;
+    }
+    let mut later = message("later", 1_000, &["twilio"]);
+    later.send_at = Some(9_000);
+    insert(&*s.b, later).await;
+    assert_eq!(s.a.next_due_at().await.unwrap(), Some(1_000));
+    assert_eq!(s.b.backlog(2_000).await.unwrap(), 3);
+    s.a.lease_due(2_000, 2, LEASE).await.unwrap();
+    assert_eq!(
+        s.b.backlog(2_000).await.unwrap(),
+        3,
+        "leased ones are in flight"
+    );
+    assert_eq!(
+        s.a.queue_health(2_000).await.unwrap().oldest_due_at,
+        Some(1_000)
+    );
+    assert_eq!(status(&*s.a, "later").await, MessageStatus::Scheduled);
+}

@@ -6,6 +6,11 @@
 use super::StoreError;
 use async_trait::async_trait;
 
+/// A run's columns, in the order both backends read them back into a
+/// [`RunRecord`].
+pub const RUN_COLUMNS: &str =
+    "id, journey, version, customer_id, status, state, wake_at, revision, started_at, updated_at";
+
 /// An event as the platform sent it, validated.
 #[derive(Debug, Clone)]
 pub struct NewEvent {

@@ -10,8 +10,7 @@ use crate::store::replies::{self, Answered, NewReply, ReplyRecorded};
 use async_trait::async_trait;
 use tokio_postgres::Row;
 
-const RUN_COLUMNS: &str = "id, journey, version, customer_id, status, state, wake_at, revision, \
-                           started_at, updated_at";
+use crate::store::journeys::RUN_COLUMNS;
 
 fn run_row(r: &Row) -> RunRecord {
     RunRecord {

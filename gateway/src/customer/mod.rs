@@ -12,4 +12,4 @@ pub use profile::{
     Addresses, Consent, ConsentStatus, Invalid, Profile, PushAddress, PushFormat,
     WebPushSubscription, keyword_source,
 };
-pub use suppression::{Suppression, SuppressionReason, address_key, email};
+pub use suppression::{Suppression, SuppressionReason, Written, address_key, email};

@@ -92,6 +92,26 @@ pub struct Suppression {
     pub created_at: i64,
 }
 
+/// What writing a suppression came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Written {
+    /// The entry is now the address's.
+    pub written: bool,
+    /// There was none before.
+    pub created: bool,
+}
+
+impl Suppression {
+    /// Whether this entry may take the place of one for `existing`: what a
+    /// provider found out (a bounce, a complaint, a dead address) never
+    /// replaces what a person asked for (an opt-out, support's entry),
+    /// unless support replaces it on purpose (`explicit`). Both stores ask
+    /// this, so the rule has one owner.
+    pub fn may_replace(&self, existing: SuppressionReason, explicit: bool) -> bool {
+        explicit || existing.is_deliverability() || !self.reason.is_deliverability()
+    }
+}
+
 /// An email address a mail provider will take: RFC 5322 syntax, and a
 /// domain on the internet (a dot, no IP literal, not `localhost`): SendGrid
 /// refuses the rest, and it is better said at the API than found at delivery.
@@ -151,6 +171,23 @@ pub fn address_key(channel: Channel, raw: &str) -> Result<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_finding_never_replaces_a_persons_wish_unless_on_purpose() {
+        let entry = |reason| Suppression {
+            channel: Channel::Email,
+            address: "a@example.com".into(),
+            reason,
+            source: "test".into(),
+            note: None,
+            created_at: 0,
+        };
+        let bounce = entry(SuppressionReason::Bounce);
+        assert!(!bounce.may_replace(SuppressionReason::OptOut, false));
+        assert!(bounce.may_replace(SuppressionReason::OptOut, true));
+        assert!(bounce.may_replace(SuppressionReason::Complaint, false));
+        assert!(entry(SuppressionReason::OptOut).may_replace(SuppressionReason::Bounce, false));
+    }
 
     #[test]
     fn one_address_has_one_key() {

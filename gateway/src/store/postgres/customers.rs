@@ -5,7 +5,7 @@
 use super::Sql;
 use super::messages::{self, OPEN};
 use crate::customer::double_opt_in::{self, Confirmed, ConsentRequest};
-use crate::customer::{Consent, Profile, Suppression, SuppressionReason, traits};
+use crate::customer::{Consent, Profile, Suppression, SuppressionReason, Written, traits};
 use crate::message::{Channel, MessageStatus};
 use crate::store::{CustomerRecord, StoreError};
 use std::sync::LazyLock;
@@ -293,25 +293,59 @@ pub async fn suppressions(
 /// is kept over a deliverability finding, decided in the one statement so
 /// a STOP and a bounce arriving together at two nodes cannot undo it.
 /// Returns `None` when nothing was written, else whether it was created.
+/// Write `s` unless [`Suppression::may_replace`] says the address's entry
+/// stays. Run in a transaction: the entry is read `FOR UPDATE`, and an
+/// insert another node made first is read and judged in turn.
 pub async fn suppress(
-    db: &impl Sql,
+    tx: &impl Sql,
     s: &Suppression,
     replace: bool,
-) -> Result<Option<bool>, StoreError> {
-    let wishes: Vec<&str> = SuppressionReason::ALL
-        .iter()
-        .filter(|r| !r.is_deliverability())
-        .map(|r| r.as_str())
-        .collect();
-    let written = db
-        .opt(
-            "INSERT INTO suppressions (channel, address, reason, source, note, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6)
-             ON CONFLICT (channel, address) DO UPDATE
-                 SET reason = EXCLUDED.reason, source = EXCLUDED.source,
-                     note = EXCLUDED.note, created_at = EXCLUDED.created_at
-                 WHERE $7 OR NOT $8 OR NOT (suppressions.reason = ANY($9))
-             RETURNING xmax = 0",
+) -> Result<Written, StoreError> {
+    let kept = Written {
+        written: false,
+        created: false,
+    };
+    // Twice at most: the second read finds the row the first insert lost to.
+    for _ in 0..2 {
+        let existing = tx
+            .opt(
+                "SELECT reason FROM suppressions WHERE channel = $1 AND address = $2 FOR UPDATE",
+                &[&s.channel.as_str(), &s.address],
+            )
+            .await?;
+        let Some(existing) = existing else {
+            let inserted = tx
+                .exec(
+                    "INSERT INTO suppressions (channel, address, reason, source, note, created_at)
+                     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (channel, address) DO NOTHING",
+                    &[
+                        &s.channel.as_str(),
+                        &s.address,
+                        &s.reason.as_str(),
+                        &s.source,
+                        &s.note,
+                        &s.created_at,
+                    ],
+                )
+                .await?;
+            if inserted == 1 {
+                return Ok(Written {
+                    written: true,
+                    created: true,
+                });
+            }
+            continue;
+        };
+        let existing: SuppressionReason = existing
+            .get::<_, &str>(0)
+            .parse()
+            .map_err(StoreError::Corrupt)?;
+        if !s.may_replace(existing, replace) {
+            return Ok(kept);
+        }
+        tx.exec(
+            "UPDATE suppressions SET reason = $3, source = $4, note = $5, created_at = $6
+             WHERE channel = $1 AND address = $2",
             &[
                 &s.channel.as_str(),
                 &s.address,
@@ -319,13 +353,17 @@ pub async fn suppress(
                 &s.source,
                 &s.note,
                 &s.created_at,
-                &replace,
-                &s.reason.is_deliverability(),
-                &wishes,
             ],
         )
         .await?;
-    Ok(written.map(|r| r.get(0)))
+        return Ok(Written {
+            written: true,
+            created: false,
+        });
+    }
+    Err(StoreError::Conflict(
+        "the suppression changed while it was written".into(),
+    ))
 }
 
 pub async fn unsuppress(

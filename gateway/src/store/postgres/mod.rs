@@ -543,19 +543,15 @@ impl Store for PostgresStore {
     }
 
     async fn suppress(&self, suppression: Suppression) -> Result<bool, StoreError> {
-        Ok(
-            customers::suppress(&self.client().await?, &suppression, false)
-                .await?
-                .is_some(),
-        )
+        let written = transaction!(self, |tx| customers::suppress(&tx, &suppression, false)
+            .await)?;
+        Ok(written.written)
     }
 
     async fn put_suppression(&self, suppression: Suppression) -> Result<bool, StoreError> {
-        Ok(
-            customers::suppress(&self.client().await?, &suppression, true)
-                .await?
-                .unwrap_or(false),
-        )
+        let written = transaction!(self, |tx| customers::suppress(&tx, &suppression, true)
+            .await)?;
+        Ok(written.created)
     }
 
     async fn delete_suppression(

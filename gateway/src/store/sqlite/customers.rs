@@ -3,7 +3,7 @@
 
 use super::messages::{self, OPEN};
 use crate::customer::double_opt_in::{self, Confirmed, ConsentRequest};
-use crate::customer::{Consent, Profile, Suppression, SuppressionReason, traits};
+use crate::customer::{Consent, Profile, Suppression, SuppressionReason, Written, traits};
 use crate::message::{Channel, MessageStatus};
 use crate::store::{CustomerRecord, StoreError};
 use rusqlite::{Connection, OptionalExtension, params};
@@ -324,19 +324,19 @@ pub fn suppressions(
 
 /// Write an entry; unless `replace`, a person's own wish (opt-out, staff)
 /// is kept over a deliverability finding. Returns `(written, created)`.
-pub fn suppress(
-    conn: &Connection,
-    s: &Suppression,
-    replace: bool,
-) -> Result<(bool, bool), StoreError> {
+/// Write `s` unless [`Suppression::may_replace`] says the address's entry stays.
+pub fn suppress(conn: &Connection, s: &Suppression, replace: bool) -> Result<Written, StoreError> {
     let existing: Option<String> = conn
         .prepare_cached("SELECT reason FROM suppressions WHERE channel = ?1 AND address = ?2")?
         .query_row(params![s.channel.as_str(), s.address], |r| r.get(0))
         .optional()?;
     if let Some(existing) = &existing {
         let existing: SuppressionReason = existing.parse().map_err(StoreError::Corrupt)?;
-        if !replace && !existing.is_deliverability() && s.reason.is_deliverability() {
-            return Ok((false, false));
+        if !s.may_replace(existing, replace) {
+            return Ok(Written {
+                written: false,
+                created: false,
+            });
         }
     }
     conn.prepare_cached(
@@ -351,7 +351,10 @@ pub fn suppress(
         s.note,
         s.created_at
     ])?;
-    Ok((true, existing.is_none()))
+    Ok(Written {
+        written: true,
+        created: existing.is_none(),
+    })
 }
 
 pub fn unsuppress(

@@ -739,12 +739,12 @@ impl Store for SqliteStore {
     }
 
     async fn suppress(&self, suppression: Suppression) -> Result<bool, StoreError> {
-        self.write(move |conn| Ok(customers::suppress(conn, &suppression, false)?.0))
+        self.write(move |conn| Ok(customers::suppress(conn, &suppression, false)?.written))
             .await
     }
 
     async fn put_suppression(&self, suppression: Suppression) -> Result<bool, StoreError> {
-        self.write(move |conn| Ok(customers::suppress(conn, &suppression, true)?.1))
+        self.write(move |conn| Ok(customers::suppress(conn, &suppression, true)?.created))
             .await
     }
 

@@ -9,6 +9,8 @@
 //!
 //! - [`config`]: the TOML schema and validation that reports every error with key, line and column.
 //! - [`api`]: the HTTP API (axum): a thin edge that parses, calls the domain, answers.
+//! - [`send`]: the send use-case the API, journeys and broadcasts share: validate, audience,
+//!   plan, words, a new message; its refusals are [`send::SendError`].
 //! - [`routing`]: the planner every send goes through, by customer or by address.
 //! - [`customer`]: profiles, addresses, consent and the suppression list.
 //! - [`store`]: durable state behind the [`store::Store`] trait: SQLite with group commit for one
@@ -48,6 +50,7 @@ pub mod outbound;
 pub mod plugins;
 pub mod retention;
 pub mod routing;
+pub mod send;
 mod server;
 pub mod sms;
 pub mod store;

@@ -6,12 +6,12 @@
 //! send is.
 
 use super::body::{parse_json, read_body};
-use super::compose::{self, SendRequest, send_at};
 use super::messages::timestamp;
 use super::on_behalf::{self, Accepted, Prepared, Summary};
 use super::{ApiError, AppState, Caller, segments};
 use crate::campaigns::fanout::Members;
 use crate::message::Channel;
+use crate::send::{self as compose, SendRequest, send_at};
 use crate::store::campaigns::{BroadcastRecord, RefusedMember};
 use crate::store::segments::SegmentQuery;
 use crate::store::{StoreError, now_ms};
@@ -168,8 +168,13 @@ pub async fn create(
     // once, here.
     let member = serde_json::from_value::<SendRequest>(request.member("check", "check"))
         .map_err(|e| ApiError::invalid("invalid_broadcast", "content", e.to_string()))?;
-    compose::check_content(&state, &member)?;
-    compose::dedup(&state, member.dedup_key, member.offer_group.as_ref(), now)?;
+    compose::check_content(&state.send, &member)?;
+    compose::dedup(
+        &state.send,
+        member.dedup_key,
+        member.offer_group.as_ref(),
+        now,
+    )?;
     let start_at = match &request.send_at {
         Some(text) => send_at(text, now)?,
         None => now,

@@ -1,9 +1,9 @@
 //! `POST /v1/cancellations`: a purchase cancels the abandoned-cart reminder.
 
 use super::body::{parse_json, read_body};
-use super::compose::e164;
 use super::{ApiError, AppState, Caller};
 use crate::message::MessageStatus;
+use crate::send::e164;
 use crate::store::now_ms;
 use axum::body::Body;
 use axum::extract::State;
@@ -21,7 +21,7 @@ pub struct CancelRequest {
     pub customer_id: Option<String>,
     /// Or the recipient they were sent to by address.
     #[serde(default)]
-    pub to: Option<super::compose::Recipient>,
+    pub to: Option<crate::send::Recipient>,
 }
 
 #[derive(Serialize, utoipa::ToSchema)]

@@ -107,6 +107,23 @@ impl From<crate::store::StoreError> for ApiError {
     }
 }
 
+/// A refused send is `422` with its code and field; a store that cannot be
+/// reached is what the store says; a fault of ours is `500`.
+impl From<crate::send::SendError> for ApiError {
+    fn from(e: crate::send::SendError) -> Self {
+        use crate::send::SendError;
+        match e {
+            SendError::Invalid {
+                code,
+                field,
+                message,
+            } => ApiError::invalid(code, &field, message),
+            SendError::Store(e) => ApiError::from(e),
+            SendError::Internal(cause) => ApiError::internal(cause),
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = Body {

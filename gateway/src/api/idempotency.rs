@@ -11,8 +11,7 @@ use sha2::{Digest, Sha256};
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
-/// The longest key accepted.
-pub const MAX_KEY_LEN: usize = 255;
+pub use crate::send::keys::{MAX_KEY_LEN, valid_key};
 
 #[derive(Default)]
 pub struct InFlight {
@@ -59,11 +58,6 @@ pub fn request_hash(body: &serde_json::Value) -> String {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
-}
-
-/// Keys are opaque to us but must be printable and bounded.
-pub fn valid_key(key: &str) -> bool {
-    (1..=MAX_KEY_LEN).contains(&key.len()) && key.bytes().all(|b| (0x21..=0x7e).contains(&b))
 }
 
 /// A caller's key as stored: under `api:` and the caller's name, so one

@@ -1,12 +1,12 @@
 //! `POST /v1/messages` and `GET /v1/messages/{id}`.
 
 use super::body::{parse_json, read_body};
-use super::compose::{Composed, SendRequest, compose, secs_to_ms};
 use super::idempotency;
 use super::{ApiError, AppState, Caller};
 use crate::customer::double_opt_in::{self, ConsentRequest};
 use crate::message::Channel;
 use crate::routing::Plan;
+use crate::send::{Composed, SendRequest, compose, secs_to_ms};
 use crate::store::{AttemptRecord, IdempotencyKey, Inserted, MessageRecord, now_ms};
 use axum::body::Body;
 use axum::extract::{Path, State};
@@ -61,7 +61,7 @@ pub async fn send(
         })?),
         None => None,
     };
-    let Composed { mut message, plan } = compose(&state, request, now_ms()).await?;
+    let Composed { mut message, plan } = compose(&state.send, request, now_ms()).await?;
     let consent_request = asks
         .map(|asks| consent_request(&state, asks, &message))
         .transpose()?;
@@ -83,7 +83,7 @@ pub async fn send(
             response: serde_json::to_string(&accepted).map_err(ApiError::internal)?,
             expires_at: message
                 .created_at
-                .saturating_add(secs_to_ms(state.messages.idempotency_window_secs)),
+                .saturating_add(secs_to_ms(state.send.messages.idempotency_window_secs)),
         });
     }
     let counted = (
@@ -244,7 +244,7 @@ pub async fn get(
 /// the gateway has, on a channel the customer can answer.
 fn consent_request(
     state: &AppState,
-    asks: super::compose::ConsentRequestBody,
+    asks: crate::send::ConsentRequestBody,
     message: &crate::store::NewMessage,
 ) -> Result<ConsentRequest, ApiError> {
     let invalid =

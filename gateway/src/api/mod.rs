@@ -5,7 +5,6 @@ pub mod backlog;
 mod body;
 pub mod broadcasts;
 mod cancellations;
-mod compose;
 mod customers;
 pub mod error;
 mod guard;
@@ -25,7 +24,7 @@ mod webhooks;
 pub use auth::Caller;
 pub use error::ApiError;
 
-use crate::config::{Config, MessagesConfig};
+use crate::config::Config;
 use crate::store::Store;
 use axum::Router;
 
@@ -53,17 +52,11 @@ pub struct AppState {
     pub max_webhook_body_bytes: usize,
     /// `broadcasts.rate_per_second`: for broadcasts that name no rate.
     pub broadcast_rate: u32,
-    pub messages: MessagesConfig,
-    /// `[retention]`: no window a request asks for may look back further.
-    pub retention: crate::config::RetentionConfig,
-    /// Callbacks are signed; without a secret they are refused.
-    pub callbacks_enabled: bool,
-    pub default_callback_url: Option<String>,
+    /// What composing a send reads: the send use-case's own context.
+    pub send: crate::send::Context,
     /// Where customers' replies are posted (`callbacks.inbound_url`, else
     /// `default_url`); `None` when callbacks are off.
     pub reply_callback_url: Option<String>,
-    /// Origins callbacks may reach although they are not public.
-    pub callback_hosts: Vec<crate::origin::Origin>,
     /// Idempotency keys whose first request is still being processed.
     pub in_flight: Arc<idempotency::InFlight>,
     /// Tells the dispatcher that new work is waiting.
@@ -76,8 +69,6 @@ pub struct AppState {
     /// The names requests may be addressed to when no API keys are set
     /// (`Host` without port): localhost, the listen address, `public_url`'s host.
     pub own_hosts: Vec<String>,
-    /// How one-click unsubscribe links are signed; none without `[unsubscribe].secret`.
-    pub unsubscribe: Option<compose::UnsubscribeLinks>,
     /// The journeys' time (the system's, or a manual one for tests).
     pub clock: Arc<crate::journeys::runner::Clock>,
     /// Tells the journey runner that events arrived.
@@ -99,13 +90,9 @@ impl AppState {
             .unwrap_or_else(|| format!("http://{}", config.server.listen))
             .trim_end_matches('/')
             .to_owned();
-        AppState {
-            store,
-            live,
-            api_keys: config.api_keys.clone(),
-            max_body_bytes: config.server.max_body_bytes,
-            max_webhook_body_bytes: config.server.max_webhook_body_bytes,
-            broadcast_rate: config.broadcasts.rate_per_second,
+        let send = crate::send::Context {
+            store: store.clone(),
+            live: live.clone(),
             messages: config.messages.clone(),
             retention: config.retention.clone(),
             callbacks_enabled: config.callbacks.secret.is_some(),
@@ -114,6 +101,28 @@ impl AppState {
                 .default_url
                 .as_ref()
                 .map(|u| u.get_ref().clone()),
+            callback_hosts: config.callbacks.allowed_hosts.clone(),
+            unsubscribe: config.unsubscribe.secret.as_ref().map(|secret| {
+                crate::send::UnsubscribeLinks {
+                    secret: secret.get_ref().as_bytes().to_vec(),
+                    mailto: config
+                        .unsubscribe
+                        .mailto
+                        .as_ref()
+                        .map(|m| m.get_ref().clone()),
+                    valid_for: config.unsubscribe.valid_for,
+                    base_url: public_url.clone(),
+                }
+            }),
+        };
+        AppState {
+            store,
+            live,
+            send,
+            api_keys: config.api_keys.clone(),
+            max_body_bytes: config.server.max_body_bytes,
+            max_webhook_body_bytes: config.server.max_webhook_body_bytes,
+            broadcast_rate: config.broadcasts.rate_per_second,
             reply_callback_url: config
                 .callbacks
                 .secret
@@ -126,23 +135,10 @@ impl AppState {
                         .or(config.callbacks.default_url.as_ref()),
                 )
                 .map(|u| u.get_ref().clone()),
-            callback_hosts: config.callbacks.allowed_hosts.clone(),
             in_flight: Arc::default(),
             wake,
             backlog: Arc::new(backlog::Backlog::new(config.server.max_backlog)),
             metrics,
-            unsubscribe: config.unsubscribe.secret.as_ref().map(|secret| {
-                compose::UnsubscribeLinks {
-                    secret: secret.get_ref().as_bytes().to_vec(),
-                    mailto: config
-                        .unsubscribe
-                        .mailto
-                        .as_ref()
-                        .map(|m| m.get_ref().clone()),
-                    valid_for: config.unsubscribe.valid_for,
-                    base_url: public_url.clone(),
-                }
-            }),
             public_url,
             own_hosts: own_hosts(config),
             clock: Arc::new(crate::journeys::runner::Clock::new(

@@ -4,9 +4,8 @@
 //! progress, and tagged with the campaign they belong to.
 
 use super::AppState;
-use super::compose::{SendRequest, compose};
+use crate::send::{SendError, SendRequest, compose};
 use crate::store::{IdempotencyKey, Inserted, NewMessage, StoreError};
-use axum::http::StatusCode;
 use serde_json::{Value, json};
 
 /// How long such a key holds: longer than any journey wait or broadcast.
@@ -70,15 +69,21 @@ pub async fn prepare(
             }));
         }
     };
-    let composed = match compose(state, request, now).await {
+    let composed = match compose(&state.send, request, now).await {
         Ok(composed) => composed,
-        Err(e) if e.status == StatusCode::SERVICE_UNAVAILABLE => {
-            return Err(StoreError::Unavailable(e.message));
-        }
-        Err(e) => {
+        // Passing: the journey step or the broadcast page is tried again.
+        Err(SendError::Store(e)) if e.is_transient() => return Err(e),
+        Err(SendError::Invalid { code, message, .. }) => {
             return Ok(Prepared::Refused(Refusal {
-                code: e.code.to_string(),
-                message: e.message,
+                code: code.to_owned(),
+                message,
+            }));
+        }
+        Err(fault) => {
+            tracing::error!("cannot compose a send on the gateway's behalf: {fault}");
+            return Ok(Prepared::Refused(Refusal {
+                code: fault.code().to_owned(),
+                message: "internal error; the send was not made".to_owned(),
             }));
         }
     };

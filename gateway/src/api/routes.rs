@@ -1,9 +1,9 @@
 //! `POST /v1/routes/preview`: the plan a send would get, nothing stored or sent.
 
 use super::body::{parse_json, read_body};
-use super::compose::{SendRequest, compose};
 use super::idempotency;
 use super::{ApiError, AppState};
+use crate::send::{SendRequest, compose};
 use crate::store::now_ms;
 use axum::Json;
 use axum::body::Body;
@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use std::sync::Arc;
 
 #[utoipa::path(post, path = "/v1/routes/preview", tag = "messages",
-    request_body = super::compose::SendRequest,
+    request_body = crate::send::SendRequest,
     responses((status = 200, description = "The plan, status, deliveries with the content each would send (SMS priced by segment), and what a template rendered; nothing stored", body = Object),
               (status = 422, body = super::error::ErrorBody)))]
 pub async fn preview(
@@ -25,7 +25,7 @@ pub async fn preview(
     let request: SendRequest = parse_json(&bytes)?;
     // Refused here exactly when a send would refuse it.
     idempotency::from_request(&headers, request.idempotency_key.as_deref())?;
-    let composed = compose(&state, request, now_ms()).await?;
+    let composed = compose(&state.send, request, now_ms()).await?;
     let message = composed.message;
     let deliveries: Vec<Value> = message
         .deliveries

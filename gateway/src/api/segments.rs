@@ -95,7 +95,7 @@ pub async fn put(
         &segment,
         &is_region,
         &routing.policy.categories,
-        state.retention.events,
+        state.send.retention.events,
     );
     if let Some((field, why)) = problems.into_iter().next() {
         return Err(ApiError::invalid("invalid_segment", &field, why));

@@ -83,7 +83,7 @@ pub async fn page(
 }
 
 fn verify(state: &AppState, token: &str, now: i64) -> Result<Unsubscribe, ApiError> {
-    let links = state.unsubscribe.as_ref().ok_or_else(|| {
+    let links = state.send.unsubscribe.as_ref().ok_or_else(|| {
         ApiError::not_found("unsubscribe links are off: [unsubscribe].secret is not set")
     })?;
     let who = unsubscribe::verify(&links.secret, token, now).map_err(|e| match e {

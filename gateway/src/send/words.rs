@@ -3,8 +3,8 @@
 //! (the category's opt-out footer, smart encoding, segments counted and
 //! bounded); email of opt-in categories with a one-click unsubscribe link.
 
+use super::SendError;
 use super::content::{ContentRequest, MAX_TEXT_CHARS, check_characters};
-use crate::api::ApiError;
 use crate::customer::unsubscribe::{self, Unsubscribe};
 use crate::locale;
 use crate::message::{Channel, Content};
@@ -121,7 +121,7 @@ impl<'a> Words<'a> {
     }
 
     /// What `channel` says, or why it cannot say anything.
-    pub fn for_channel(&self, channel: Channel) -> Result<ChannelWords, ApiError> {
+    pub fn for_channel(&self, channel: Channel) -> Result<ChannelWords, SendError> {
         let (mut content, locale) = match &self.source {
             Source::Inline(request) => (request.for_channel(channel)?, None),
             Source::Template {
@@ -164,7 +164,7 @@ impl<'a> Words<'a> {
     }
 
     /// The footer added, look-alikes replaced, segments counted and bounded.
-    fn shape_sms(&self, text: &str) -> Result<(String, Segments), ApiError> {
+    fn shape_sms(&self, text: &str) -> Result<(String, Segments), SendError> {
         let mut text = text.to_owned();
         if let Some(footer) = self.category.sms_footer(&self.region, &self.chain) {
             text = format!("{text}\n{footer}");
@@ -176,7 +176,7 @@ impl<'a> Words<'a> {
         if let Some(max) = self.category.max_segments
             && shape.segments > max
         {
-            return Err(ApiError::invalid(
+            return Err(SendError::invalid(
                 "too_many_segments",
                 self.sms_field(),
                 format!(
@@ -227,7 +227,7 @@ impl<'a> Words<'a> {
 }
 
 /// A rendered text within what the channel takes, with no control characters.
-fn check_rendered(channel: Channel, content: &Content) -> Result<(), ApiError> {
+fn check_rendered(channel: Channel, content: &Content) -> Result<(), SendError> {
     let limit = match channel {
         Channel::Email => MAX_EMAIL_CHARS,
         _ => MAX_TEXT_CHARS,
@@ -238,14 +238,14 @@ fn check_rendered(channel: Channel, content: &Content) -> Result<(), ApiError> {
         .count()
         .max(content.html.as_deref().map_or(0, |h| h.chars().count()));
     if longest > limit {
-        return Err(ApiError::invalid(
+        return Err(SendError::invalid(
             "text_too_long",
             "template",
             format!("the {channel} variant renders {longest} characters; at most {limit}"),
         ));
     }
     if content.text.trim().is_empty() && content.template.is_none() {
-        return Err(ApiError::invalid(
+        return Err(SendError::invalid(
             "empty_text",
             "template",
             format!("the {channel} variant renders no text"),
@@ -254,16 +254,16 @@ fn check_rendered(channel: Channel, content: &Content) -> Result<(), ApiError> {
     check_characters(channel, content)
 }
 
-fn render_error(e: RenderError) -> ApiError {
+fn render_error(e: RenderError) -> SendError {
     let message = e.to_string();
     match e {
         RenderError::UnknownTemplate(_) => {
-            ApiError::invalid("unknown_template", "template", message)
+            SendError::invalid("unknown_template", "template", message)
         }
-        RenderError::NoVariant { .. } => ApiError::invalid("missing_variant", "template", message),
+        RenderError::NoVariant { .. } => SendError::invalid("missing_variant", "template", message),
         RenderError::MissingVariable { variable, .. } => {
-            ApiError::invalid("missing_variable", &format!("data.{variable}"), message)
+            SendError::invalid("missing_variable", &format!("data.{variable}"), message)
         }
-        RenderError::Failed { .. } => ApiError::invalid("template_error", "data", message),
+        RenderError::Failed { .. } => SendError::invalid("template_error", "data", message),
     }
 }

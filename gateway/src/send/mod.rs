@@ -1,18 +1,40 @@
-//! From a send request to a message ready to store: validation, the route
-//! plan (every send, by customer or by address, goes through the planner),
-//! and the words each chosen channel gets ([`words`]).
+//! The send use-case: from a send request to a message ready to store:
+//! validation, the route plan (every send, by customer or by address, goes
+//! through the planner), and the words each chosen channel gets
+//! ([`words`]). The API, journeys and broadcasts all come here; what it
+//! refuses is a [`SendError`], which each of them answers in its own terms.
 
 mod content;
+mod error;
+pub mod keys;
 mod request;
 mod time;
 mod words;
 
+pub use error::SendError;
 pub use request::{ConsentRequestBody, Recipient, SendRequest};
 pub use time::{secs_to_ms, send_at};
 pub use words::UnsubscribeLinks;
 
-use super::idempotency;
-use super::{ApiError, AppState};
+use std::sync::Arc;
+
+/// What composing a send reads besides the request: the live routing,
+/// templates and connectors, the store, and the configuration's send rules.
+pub struct Context {
+    pub store: Arc<dyn crate::store::Store>,
+    /// Routing, categories and connectors, as of the latest reload.
+    pub live: Arc<crate::live::Live>,
+    pub messages: crate::config::MessagesConfig,
+    /// `[retention]`: no window a request asks for may look back further.
+    pub retention: crate::config::RetentionConfig,
+    /// Callbacks are signed; without a secret they are refused.
+    pub callbacks_enabled: bool,
+    pub default_callback_url: Option<String>,
+    /// Origins callbacks may reach although they are not public.
+    pub callback_hosts: Vec<crate::origin::Origin>,
+    /// How one-click unsubscribe links are signed.
+    pub unsubscribe: Option<UnsubscribeLinks>,
+}
 use crate::customer::{Profile, address_key};
 use crate::live::Routing;
 use crate::message::{Channel, Content};
@@ -32,21 +54,21 @@ pub struct Composed {
 /// Everything a request must satisfy before it is stored, and its plan.
 /// Reads the store (profiles, suppressions, recent messages) but writes nothing.
 pub async fn compose(
-    state: &AppState,
+    state: &Context,
     request: SendRequest,
     now: i64,
-) -> Result<Composed, ApiError> {
+) -> Result<Composed, SendError> {
     for (field, value) in [
         ("dedup_key", &request.dedup_key),
         ("cancel_key", &request.cancel_key),
     ] {
-        if value.as_deref().is_some_and(|k| !idempotency::valid_key(k)) {
-            return Err(ApiError::invalid(
+        if value.as_deref().is_some_and(|k| !keys::valid_key(k)) {
+            return Err(SendError::invalid(
                 "invalid_key",
                 field,
                 format!(
                     "{field} must be 1-{} printable ASCII characters",
-                    idempotency::MAX_KEY_LEN
+                    keys::MAX_KEY_LEN
                 ),
             ));
         }
@@ -68,14 +90,14 @@ pub async fn compose(
     {
         Some(url) => {
             if !state.callbacks_enabled {
-                return Err(ApiError::invalid(
+                return Err(SendError::invalid(
                     "callbacks_disabled",
                     "callback_url",
                     "status callbacks need [callbacks].secret in the gateway's configuration",
                 ));
             }
             crate::config::callback_url(&url, &state.callback_hosts).map_err(|e| {
-                ApiError::invalid(
+                SendError::invalid(
                     "invalid_callback_url",
                     "callback_url",
                     format!("callback_url {e}"),
@@ -98,7 +120,7 @@ pub async fn compose(
             address_route(state, &routing, &request, source, channel, now).await?
         }
         _ => {
-            return Err(ApiError::invalid(
+            return Err(SendError::invalid(
                 "invalid_recipient",
                 "customer_id",
                 "give either customer_id and category, or channel and to",
@@ -112,13 +134,13 @@ pub async fn compose(
     if let (Some(expires), Some(send_at)) = (expires_at, send_at)
         && send_at >= expires
     {
-        return Err(ApiError::invalid(
+        return Err(SendError::invalid(
             "invalid_ttl",
             "ttl",
             "ttl runs out before the message may be sent",
         ));
     }
-    let plan_json = serde_json::to_string(&plan).map_err(ApiError::internal)?;
+    let plan_json = serde_json::to_string(&plan).map_err(SendError::internal)?;
     let dedup = dedup(state, request.dedup_key, request.offer_group.as_ref(), now)?;
     Ok(Composed {
         message: NewMessage {
@@ -153,13 +175,13 @@ pub async fn compose(
 /// The message's dedup key: the request's `dedup_key` for
 /// `messages.dedup_window_secs`, or its offer group for the group's window.
 pub fn dedup(
-    state: &AppState,
+    state: &Context,
     key: Option<String>,
     offer: Option<&request::OfferGroup>,
     now: i64,
-) -> Result<Option<DedupKey>, ApiError> {
+) -> Result<Option<DedupKey>, SendError> {
     match (key, offer) {
-        (Some(_), Some(_)) => Err(ApiError::invalid(
+        (Some(_), Some(_)) => Err(SendError::invalid(
             "invalid_key",
             "offer_group",
             "give dedup_key or offer_group, not both",
@@ -170,10 +192,10 @@ pub fn dedup(
         })),
         (None, Some(offer)) => {
             let window = crate::routing::policy::parse_duration(&offer.window)
-                .map_err(|e| ApiError::invalid("invalid_offer_group", "offer_group.window", e))?;
+                .map_err(|e| SendError::invalid("invalid_offer_group", "offer_group.window", e))?;
             // The earlier message of the group must still be there to be found.
             if window > state.retention.messages {
-                return Err(ApiError::invalid(
+                return Err(SendError::invalid(
                     "invalid_offer_group",
                     "offer_group.window",
                     format!(
@@ -183,8 +205,8 @@ pub fn dedup(
                 ));
             }
             let key = format!("offer:{}", offer.name);
-            if !idempotency::valid_key(&key) {
-                return Err(ApiError::invalid(
+            if !keys::valid_key(&key) {
+                return Err(SendError::invalid(
                     "invalid_offer_group",
                     "offer_group.name",
                     "names are printable ASCII, at most a key's length",
@@ -214,7 +236,7 @@ struct Route {
 /// Refuse, before any member is planned, what every member of a broadcast
 /// would be refused for: neither content nor template, or inline content
 /// no channel it may use can send (empty, control characters, too long).
-pub fn check_content(state: &AppState, request: &SendRequest) -> Result<(), ApiError> {
+pub fn check_content(state: &Context, request: &SendRequest) -> Result<(), SendError> {
     let routing = state.live.current();
     let Source::Inline(content) = source(&routing.templates, request)? else {
         return Ok(());
@@ -225,7 +247,7 @@ pub fn check_content(state: &AppState, request: &SendRequest) -> Result<(), ApiE
         match content.for_channel(channel) {
             Ok(_) => {}
             // A channel without text of its own is skipped at planning time.
-            Err(e) if e.code == "missing_content" => refusals.push(e),
+            Err(e) if e.code() == "missing_content" => refusals.push(e),
             Err(e) => return Err(e),
         }
     }
@@ -236,11 +258,11 @@ pub fn check_content(state: &AppState, request: &SendRequest) -> Result<(), ApiE
 }
 
 /// The request's content, or the template it names with its data.
-fn source<'a>(templates: &'a Templates, request: &'a SendRequest) -> Result<Source<'a>, ApiError> {
+fn source<'a>(templates: &'a Templates, request: &'a SendRequest) -> Result<Source<'a>, SendError> {
     match (&request.content, &request.template) {
         (Some(content), None) => {
             if !request.data.is_empty() {
-                return Err(ApiError::invalid(
+                return Err(SendError::invalid(
                     "invalid_content",
                     "data",
                     "data is for templates: give template with it",
@@ -250,7 +272,7 @@ fn source<'a>(templates: &'a Templates, request: &'a SendRequest) -> Result<Sour
         }
         (None, Some(name)) => {
             let template = templates.get(name).ok_or_else(|| {
-                ApiError::invalid(
+                SendError::invalid(
                     "unknown_template",
                     "template",
                     format!("no template {name:?} is configured"),
@@ -262,12 +284,12 @@ fn source<'a>(templates: &'a Templates, request: &'a SendRequest) -> Result<Sour
                 data: &request.data,
             })
         }
-        (Some(_), Some(_)) => Err(ApiError::invalid(
+        (Some(_), Some(_)) => Err(SendError::invalid(
             "invalid_content",
             "template",
             "give content or template, not both",
         )),
-        (None, None) => Err(ApiError::invalid(
+        (None, None) => Err(SendError::invalid(
             "missing_content",
             "content",
             "give content, or template and data",
@@ -277,10 +299,10 @@ fn source<'a>(templates: &'a Templates, request: &'a SendRequest) -> Result<Sour
 
 /// The send's category: the request's, else its template's; an address
 /// send of inline content defaults to `transactional`.
-fn category(request: &SendRequest, source: &Source<'_>) -> Result<Option<String>, ApiError> {
+fn category(request: &SendRequest, source: &Source<'_>) -> Result<Option<String>, SendError> {
     match (&request.category, source) {
         (Some(asked), Source::Template { template, .. }) if *asked != template.category => {
-            Err(ApiError::invalid(
+            Err(SendError::invalid(
                 "category_mismatch",
                 "category",
                 format!(
@@ -299,15 +321,15 @@ fn category(request: &SendRequest, source: &Source<'_>) -> Result<Option<String>
 /// like a customer send of that one channel, with the consent of the
 /// customers who own the address and the address's suppressions.
 async fn address_route(
-    state: &AppState,
+    state: &Context,
     routing: &Routing,
     request: &SendRequest,
     source: Source<'_>,
     channel: &str,
     now: i64,
-) -> Result<Route, ApiError> {
+) -> Result<Route, SendError> {
     if request.channels.is_some() {
-        return Err(ApiError::invalid(
+        return Err(SendError::invalid(
             "invalid_recipient",
             "channels",
             "channels apply to customer sends (customer_id); an address send has its channel",
@@ -315,9 +337,9 @@ async fn address_route(
     }
     let channel: Channel = channel
         .parse()
-        .map_err(|e: String| ApiError::invalid("unknown_channel", "channel", e))?;
+        .map_err(|e: String| SendError::invalid("unknown_channel", "channel", e))?;
     if routing.routes.get(&channel).is_none_or(|c| c.is_empty()) {
-        return Err(ApiError::invalid(
+        return Err(SendError::invalid(
             "channel_unavailable",
             "channel",
             format!("no connector is configured for channel {channel}"),
@@ -326,11 +348,11 @@ async fn address_route(
     let to = request
         .to
         .as_ref()
-        .ok_or_else(|| ApiError::invalid("missing_recipient", "to", "channel sends need to"))?;
+        .ok_or_else(|| SendError::invalid("missing_recipient", "to", "channel sends need to"))?;
     let (address, scope) = match channel {
         Channel::Sms | Channel::Whatsapp => {
             let phone = to.phone.as_deref().ok_or_else(|| {
-                ApiError::invalid(
+                SendError::invalid(
                     "missing_phone",
                     "to.phone",
                     format!("{channel} needs to.phone"),
@@ -341,17 +363,17 @@ async fn address_route(
         }
         Channel::Email => {
             let email = to.email.as_deref().ok_or_else(|| {
-                ApiError::invalid("missing_email", "to.email", "email needs to.email")
+                SendError::invalid("missing_email", "to.email", "email needs to.email")
             })?;
             crate::customer::email(email)
-                .map_err(|why| ApiError::invalid("invalid_email", "to.email", why))?;
+                .map_err(|why| SendError::invalid("invalid_email", "to.email", why))?;
             (
                 email.to_owned(),
                 format!("email:{}", email.to_ascii_lowercase()),
             )
         }
         Channel::Push => {
-            return Err(ApiError::invalid(
+            return Err(SendError::invalid(
                 "channel_unavailable",
                 "channel",
                 "push goes to customers' devices: send by customer_id",
@@ -364,7 +386,7 @@ async fn address_route(
     let key = match channel {
         Channel::Sms | Channel::Whatsapp => address.clone(),
         _ => address_key(channel, &address)
-            .map_err(|e| ApiError::invalid("invalid_recipient", "to", e))?,
+            .map_err(|e| SendError::invalid("invalid_recipient", "to", e))?,
     };
     let audience = Audience::Address {
         channel,
@@ -415,22 +437,22 @@ async fn address_route(
 /// `customer_id` + `category`: the planner picks the channels, and each
 /// chosen channel gets its own words.
 async fn customer_route(
-    state: &AppState,
+    state: &Context,
     routing: &Routing,
     request: &SendRequest,
     source: Source<'_>,
     customer_id: &str,
     now: i64,
-) -> Result<Route, ApiError> {
+) -> Result<Route, SendError> {
     if request.to.is_some() {
-        return Err(ApiError::invalid(
+        return Err(SendError::invalid(
             "invalid_recipient",
             "to",
             "give customer_id or to, not both",
         ));
     }
     let category = category(request, &source)?.ok_or_else(|| {
-        ApiError::invalid(
+        SendError::invalid(
             "missing_category",
             "category",
             "customer sends need a category (or a template, which has one)",
@@ -445,7 +467,7 @@ async fn customer_route(
     let audience = Audience::Customer(customer_id.to_owned());
     let facts = facts(state, routing, audience, &scope, &category, now).await?;
     let profile = facts.profiles.first().ok_or_else(|| {
-        ApiError::invalid(
+        SendError::invalid(
             "unknown_customer",
             "customer_id",
             format!("no customer {customer_id:?}"),
@@ -522,11 +544,11 @@ fn reader<'r>(
     request: &'r SendRequest,
     profile: &'r Profile,
     customer_id: Option<&'r str>,
-) -> Result<Reader<'r>, ApiError> {
+) -> Result<Reader<'r>, SendError> {
     if let Some(asked) = &request.locale
         && !crate::locale::valid(&crate::locale::normalise(asked))
     {
-        return Err(ApiError::invalid(
+        return Err(SendError::invalid(
             "invalid_locale",
             "locale",
             format!("{asked:?} is not a BCP 47 locale tag like nl or nl-BE"),
@@ -543,7 +565,7 @@ fn reader<'r>(
 fn category_config<'r>(
     routing: &'r Routing,
     category: &str,
-) -> Result<&'r CategoryConfig, ApiError> {
+) -> Result<&'r CategoryConfig, SendError> {
     routing
         .policy
         .categories
@@ -551,8 +573,8 @@ fn category_config<'r>(
         .ok_or_else(|| unknown_category(category))
 }
 
-fn unknown_category(category: &str) -> ApiError {
-    ApiError::invalid(
+fn unknown_category(category: &str) -> SendError {
+    SendError::invalid(
         "unknown_category",
         "category",
         format!("no category {category:?} is configured"),
@@ -563,13 +585,13 @@ fn unknown_category(category: &str) -> ApiError {
 /// profiles, their addresses' suppressions and, under a frequency cap, what
 /// they got lately.
 async fn facts(
-    state: &AppState,
+    state: &Context,
     routing: &Routing,
     audience: Audience,
     scope: &str,
     category: &str,
     now: i64,
-) -> Result<PlanningFacts, ApiError> {
+) -> Result<PlanningFacts, SendError> {
     let cap = routing
         .policy
         .categories
@@ -580,7 +602,7 @@ async fn facts(
         .store
         .planning_facts(audience, scope, cap)
         .await
-        .map_err(ApiError::from)
+        .map_err(SendError::from)
 }
 
 /// The plan for one audience's profile, from the facts read for it.
@@ -592,8 +614,8 @@ fn plan_for(
     channels: Option<&[Channel]>,
     sms: Option<Segments>,
     now: i64,
-) -> Result<Plan, ApiError> {
-    let now_ts = jiff::Timestamp::from_millisecond(now).map_err(ApiError::internal)?;
+) -> Result<Plan, SendError> {
+    let now_ts = jiff::Timestamp::from_millisecond(now).map_err(SendError::internal)?;
     routing::plan(
         routing::Request {
             category,
@@ -610,6 +632,6 @@ fn plan_for(
 }
 
 /// A phone number in strict E.164, or the API's `invalid_phone` error.
-pub fn e164(raw: &str) -> Result<String, ApiError> {
-    crate::message::e164(raw).map_err(|e| ApiError::invalid("invalid_phone", "to.phone", e))
+pub fn e164(raw: &str) -> Result<String, SendError> {
+    crate::message::e164(raw).map_err(|e| SendError::invalid("invalid_phone", "to.phone", e))
 }

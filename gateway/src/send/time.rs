@@ -1,15 +1,15 @@
 //! `send_at` and `ttl`: when a message may go, and until when.
 
+use super::SendError;
 use super::request::Ttl;
-use crate::api::ApiError;
 
 /// The longest a message may be scheduled ahead.
 const MAX_SCHEDULE_AHEAD_MS: i64 = 366 * 24 * 3600 * 1000;
 
 /// `send_at` as ms since the epoch: RFC 3339, at most a year ahead.
-pub fn send_at(text: &str, now: i64) -> Result<i64, ApiError> {
+pub fn send_at(text: &str, now: i64) -> Result<i64, SendError> {
     let at: jiff::Timestamp = text.parse().map_err(|e| {
-        ApiError::invalid(
+        SendError::invalid(
             "invalid_send_at",
             "send_at",
             format!("{text:?} is not an RFC 3339 time: {e}"),
@@ -17,7 +17,7 @@ pub fn send_at(text: &str, now: i64) -> Result<i64, ApiError> {
     })?;
     let at = at.as_millisecond();
     if at > now.saturating_add(MAX_SCHEDULE_AHEAD_MS) {
-        return Err(ApiError::invalid(
+        return Err(SendError::invalid(
             "invalid_send_at",
             "send_at",
             "send_at is more than 366 days ahead",
@@ -30,8 +30,8 @@ pub fn secs_to_ms(secs: u64) -> i64 {
     i64::try_from(secs.saturating_mul(1000)).unwrap_or(i64::MAX)
 }
 
-pub fn ttl_ms(ttl: &Ttl) -> Result<i64, ApiError> {
-    let invalid = |why: String| ApiError::invalid("invalid_ttl", "ttl", why);
+pub fn ttl_ms(ttl: &Ttl) -> Result<i64, SendError> {
+    let invalid = |why: String| SendError::invalid("invalid_ttl", "ttl", why);
     let ms = match ttl {
         Ttl::Seconds(secs) => secs_to_ms(*secs),
         Ttl::Text(text) => {

@@ -1,7 +1,7 @@
 //! What a message says, per channel: the shared default with each channel's
 //! variant over it, bounded before anything is stored.
 
-use crate::api::ApiError;
+use super::SendError;
 use crate::message::{Channel, Content, ProviderTemplate};
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -53,9 +53,9 @@ const MAX_METADATA_KEY: usize = 64;
 const MAX_METADATA_VALUE: usize = 1024;
 const MAX_TEMPLATE_PARAMETERS: usize = 32;
 
-fn check_metadata(field: &str, metadata: &BTreeMap<String, String>) -> Result<(), ApiError> {
+fn check_metadata(field: &str, metadata: &BTreeMap<String, String>) -> Result<(), SendError> {
     if metadata.len() > MAX_METADATA_ENTRIES {
-        return Err(ApiError::invalid(
+        return Err(SendError::invalid(
             "invalid_metadata",
             field,
             format!("at most {MAX_METADATA_ENTRIES} entries"),
@@ -67,7 +67,7 @@ fn check_metadata(field: &str, metadata: &BTreeMap<String, String>) -> Result<()
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b"_-.:".contains(&b));
         if !key_ok {
-            return Err(ApiError::invalid(
+            return Err(SendError::invalid(
                 "invalid_metadata",
                 &format!("{field}.{key}"),
                 format!("keys are 1-{MAX_METADATA_KEY} characters of A-Z, a-z, 0-9, _ - . :"),
@@ -76,14 +76,14 @@ fn check_metadata(field: &str, metadata: &BTreeMap<String, String>) -> Result<()
         if let Some(header) = key.strip_prefix("header:")
             && RESERVED_HEADERS.contains(&header.to_ascii_lowercase().as_str())
         {
-            return Err(ApiError::invalid(
+            return Err(SendError::invalid(
                 "reserved_header",
                 &format!("{field}.{key}"),
                 format!("{header} is set from the message itself and cannot be overridden"),
             ));
         }
         if value.chars().count() > MAX_METADATA_VALUE {
-            return Err(ApiError::invalid(
+            return Err(SendError::invalid(
                 "invalid_metadata",
                 &format!("{field}.{key}"),
                 format!("values are at most {MAX_METADATA_VALUE} characters"),
@@ -124,7 +124,7 @@ const RESERVED_HEADERS: &[&str] = &[
 ];
 
 /// No control or bidi-override characters anywhere a person or a log reads.
-pub(super) fn check_characters(channel: Channel, content: &Content) -> Result<(), ApiError> {
+pub(super) fn check_characters(channel: Channel, content: &Content) -> Result<(), SendError> {
     let fields = [
         ("text", Some(content.text.as_str())),
         ("subject", content.subject.as_deref()),
@@ -141,7 +141,7 @@ pub(super) fn check_characters(channel: Channel, content: &Content) -> Result<()
         .map(|p| ("template", Some(p.as_str())));
     for (field, value) in fields.into_iter().chain(metadata).chain(parameters) {
         if let Some(why) = value.and_then(crate::message::unsafe_text) {
-            return Err(ApiError::invalid(
+            return Err(SendError::invalid(
                 "unsafe_text",
                 &format!("content.{channel}.{field}"),
                 format!("content.{field} {why}"),
@@ -158,7 +158,7 @@ pub(super) fn check_characters(channel: Channel, content: &Content) -> Result<()
     );
     for (field, value) in one_line {
         if value.is_some_and(|v| v.contains(['\r', '\n'])) {
-            return Err(ApiError::invalid(
+            return Err(SendError::invalid(
                 "unsafe_text",
                 &format!("content.{channel}.{field}"),
                 format!("content.{field} is one line: it may not contain CR or LF"),
@@ -168,8 +168,8 @@ pub(super) fn check_characters(channel: Channel, content: &Content) -> Result<()
     Ok(())
 }
 
-fn check_template(field: &str, template: &ProviderTemplate) -> Result<(), ApiError> {
-    let invalid = |message: String| ApiError::invalid("invalid_template", field, message);
+fn check_template(field: &str, template: &ProviderTemplate) -> Result<(), SendError> {
+    let invalid = |message: String| SendError::invalid("invalid_template", field, message);
     if !(1..=512).contains(&template.name.len()) {
         return Err(invalid("name must be 1-512 characters".into()));
     }
@@ -216,13 +216,13 @@ impl ContentRequest {
     }
 
     /// The content `channel` gets: its variant over the shared default.
-    pub fn for_channel(&self, channel: Channel) -> Result<Content, ApiError> {
+    pub fn for_channel(&self, channel: Channel) -> Result<Content, SendError> {
         let variant = self.variant(channel);
         let pick = |own: Option<&Option<String>>, shared: &Option<String>| {
             own.and_then(|o| o.clone()).or_else(|| shared.clone())
         };
         let text = pick(variant.map(|v| &v.text), &self.text).ok_or_else(|| {
-            ApiError::invalid(
+            SendError::invalid(
                 "missing_content",
                 &format!("content.{channel}.text"),
                 format!("no text for {channel}: give content.text or content.{channel}.text"),
@@ -234,14 +234,14 @@ impl ContentRequest {
             "content.text".to_owned()
         };
         if text.trim().is_empty() {
-            return Err(ApiError::invalid(
+            return Err(SendError::invalid(
                 "empty_text",
                 &field,
                 format!("{field} is empty"),
             ));
         }
         if text.chars().count() > MAX_TEXT_CHARS {
-            return Err(ApiError::invalid(
+            return Err(SendError::invalid(
                 "text_too_long",
                 &field,
                 format!("{field} exceeds {MAX_TEXT_CHARS} characters"),
@@ -253,7 +253,7 @@ impl ContentRequest {
             check_metadata(&format!("content.{channel}.metadata"), &variant.metadata)?;
             metadata.extend(variant.metadata.clone());
             if metadata.len() > MAX_METADATA_ENTRIES {
-                return Err(ApiError::invalid(
+                return Err(SendError::invalid(
                     "invalid_metadata",
                     &format!("content.{channel}.metadata"),
                     format!("at most {MAX_METADATA_ENTRIES} entries with content.metadata"),

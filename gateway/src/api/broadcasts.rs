@@ -11,7 +11,7 @@ use super::on_behalf::{self, Accepted, Prepared, Summary};
 use super::{ApiError, AppState, Caller, segments};
 use crate::campaigns::fanout::Members;
 use crate::message::Channel;
-use crate::send::{self as compose, SendRequest, send_at};
+use crate::send::{self as compose, ContentRequest, OfferGroup, SendRequest, send_at};
 use crate::store::campaigns::{BroadcastRecord, RefusedMember};
 use crate::store::segments::SegmentQuery;
 use crate::store::{StoreError, now_ms};
@@ -50,8 +50,7 @@ pub struct BroadcastRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub locale: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Object)]
-    pub content: Option<Value>,
+    pub content: Option<ContentRequest>,
     /// Only these channels, in the customer's order.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub channels: Option<Vec<Channel>>,
@@ -64,8 +63,7 @@ pub struct BroadcastRequest {
     /// `{"name": "spring", "window": "30d"}`: one message of the group per
     /// customer per window, across broadcasts, journeys and channels.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Object)]
-    pub offer_group: Option<Value>,
+    pub offer_group: Option<OfferGroup>,
     /// The API key that started it (its name), which alone may cancel it.
     /// Set by the gateway; a request that gives it is refused.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -75,30 +73,19 @@ pub struct BroadcastRequest {
 
 impl BroadcastRequest {
     /// One member's send, as `POST /v1/messages` would take it.
-    fn member(&self, broadcast_id: &str, customer_id: &str) -> Value {
-        let mut request = json!({
-            "customer_id": customer_id,
-            "category": self.category,
-            "cancel_key": format!("broadcast:{broadcast_id}"),
-        });
-        let fields = request.as_object_mut().expect("an object");
-        let optional = [
-            ("template", self.template.as_ref().map(|t| json!(t))),
-            (
-                "data",
-                (!self.data.is_empty()).then(|| Value::Object(self.data.clone())),
-            ),
-            ("locale", self.locale.as_ref().map(|l| json!(l))),
-            ("content", self.content.clone()),
-            ("channels", self.channels.as_ref().map(|c| json!(c))),
-            ("offer_group", self.offer_group.clone()),
-        ];
-        for (key, value) in optional {
-            if let Some(value) = value {
-                fields.insert(key.into(), value);
-            }
+    fn member(&self, broadcast_id: &str, customer_id: &str) -> SendRequest {
+        SendRequest {
+            customer_id: Some(customer_id.to_owned()),
+            category: Some(self.category.clone()),
+            cancel_key: Some(format!("broadcast:{broadcast_id}")),
+            template: self.template.clone(),
+            data: self.data.clone(),
+            locale: self.locale.clone(),
+            content: self.content.clone(),
+            channels: self.channels.clone(),
+            offer_group: self.offer_group.clone(),
+            ..SendRequest::default()
         }
-        request
     }
 }
 
@@ -166,8 +153,7 @@ pub async fn create(
     }
     // Every member's send has this shape and offer group: refuse a bad one
     // once, here.
-    let member = serde_json::from_value::<SendRequest>(request.member("check", "check"))
-        .map_err(|e| ApiError::invalid("invalid_broadcast", "content", e.to_string()))?;
+    let member = request.member("check", "check");
     compose::check_content(&state.send, &member)?;
     compose::dedup(
         &state.send,

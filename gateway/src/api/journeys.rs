@@ -7,6 +7,7 @@ use super::on_behalf::{self, Accepted};
 use super::{ApiError, AppState, Caller};
 use crate::journeys::engine::{self, Effect, Facts, Input, RunState, RunStatus, SendOutcome};
 use crate::journeys::runner::{SendJob, Sends};
+use crate::send::{ContentRequest, OfferGroup, SendRequest};
 use crate::store::StoreError;
 use crate::store::journeys::{EventInserted, NewEvent, RunRecord};
 use crate::store::reports::NewConversion;
@@ -494,35 +495,36 @@ impl Sends for JourneySends {
     async fn send(&self, job: SendJob<'_>) -> Result<SendOutcome, StoreError> {
         let state = &self.state;
         let data = step_data(&job.step.data, job.event);
-        let mut request = json!({
-            "customer_id": job.customer_id,
-            "cancel_key": format!("journey:{}", job.run_id),
-        });
-        let fields = request.as_object_mut().expect("an object");
-        if let Some(category) = &job.step.category {
-            fields.insert("category".into(), json!(category));
-        }
-        if let Some(channels) = &job.step.channels {
-            fields.insert("channels".into(), json!(channels));
-        }
-        match (&job.step.template, &job.step.text) {
-            (Some(template), _) => {
-                fields.insert("template".into(), json!(template));
-                fields.insert("data".into(), Value::Object(data));
-            }
-            (None, text) => {
-                fields.insert(
-                    "content".into(),
-                    json!({"text": text, "subject": job.step.subject}),
-                );
-            }
-        }
-        if let (Some(group), Some(window)) = (&job.step.offer_group, job.step.offer_window) {
-            fields.insert(
-                "offer_group".into(),
-                json!({"name": group, "window": format!("{}s", window / 1000)}),
-            );
-        }
+        let (template, data, content) = match (&job.step.template, &job.step.text) {
+            (Some(template), _) => (Some(template.clone()), data, None),
+            (None, text) => (
+                None,
+                Map::new(),
+                Some(ContentRequest {
+                    text: text.clone(),
+                    subject: job.step.subject.clone(),
+                    ..ContentRequest::default()
+                }),
+            ),
+        };
+        let offer_group = match (&job.step.offer_group, job.step.offer_window) {
+            (Some(name), Some(window)) => Some(OfferGroup {
+                name: name.clone(),
+                window: format!("{}s", window / 1000),
+            }),
+            _ => None,
+        };
+        let request = SendRequest {
+            customer_id: Some(job.customer_id.to_owned()),
+            cancel_key: Some(format!("journey:{}", job.run_id)),
+            category: job.step.category.clone(),
+            channels: job.step.channels.clone(),
+            template,
+            data,
+            content,
+            offer_group,
+            ..SendRequest::default()
+        };
         let campaign = format!("journey:{}", job.journey);
         let now = crate::store::now_ms();
         Ok(

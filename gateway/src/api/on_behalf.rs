@@ -51,24 +51,15 @@ impl std::fmt::Display for Refusal {
     }
 }
 
-/// Compose and plan `request` (a `POST /v1/messages` body) as a message of
-/// `campaign`, kept once by `idempotency_key`.
+/// Compose and plan `request` as a message of `campaign`, kept once by
+/// `idempotency_key`.
 pub async fn prepare(
     state: &AppState,
-    request: Value,
+    request: SendRequest,
     idempotency_key: String,
     campaign: String,
     now: i64,
 ) -> Result<Prepared, StoreError> {
-    let request: SendRequest = match serde_json::from_value(request) {
-        Ok(request) => request,
-        Err(e) => {
-            return Ok(Prepared::Refused(Refusal {
-                code: "invalid_json".into(),
-                message: e.to_string(),
-            }));
-        }
-    };
     let composed = match compose(&state.send, request, now).await {
         Ok(composed) => composed,
         // Passing: the journey step or the broadcast page is tried again.
@@ -135,10 +126,10 @@ pub fn settle(state: &AppState, summary: &Summary, inserted: Inserted) -> Accept
     }
 }
 
-/// Compose, plan and store `request` (a `POST /v1/messages` body).
+/// Compose, plan and store `request`.
 pub async fn accept(
     state: &AppState,
-    request: Value,
+    request: SendRequest,
     idempotency_key: String,
     campaign: String,
     now: i64,

@@ -11,8 +11,9 @@ mod request;
 mod time;
 mod words;
 
+pub use content::ContentRequest;
 pub use error::SendError;
-pub use request::{ConsentRequestBody, Recipient, SendRequest};
+pub use request::{ConsentRequestBody, OfferGroup, Recipient, SendRequest};
 pub use time::{secs_to_ms, send_at};
 pub use words::UnsubscribeLinks;
 

@@ -4,7 +4,9 @@ use super::content::ContentRequest;
 use crate::message::Channel;
 use serde::Deserialize;
 
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
+/// Journeys and broadcasts build one too: `..SendRequest::default()` for
+/// what they leave out.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SendRequest {
     /// With `to`: send to an address on this channel.
@@ -75,7 +77,7 @@ pub struct ConsentRequestBody {
     pub window: Option<String>,
 }
 
-#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OfferGroup {
     pub name: String,

@@ -168,8 +168,8 @@ pub async fn serve(
         &config.journey_runner,
         store.clone(),
         state.live.clone(),
-        Arc::new(api::journeys::JourneySends {
-            state: state.clone(),
+        Arc::new(journeys::sends::JourneySends {
+            send: state.send.clone(),
         }),
         state.clock.clone(),
         state.journeys_wake.clone(),

@@ -7,10 +7,10 @@
 
 use super::body::{parse_json, read_body};
 use super::messages::timestamp;
-use super::on_behalf::{self, Accepted, Prepared, Summary};
 use super::{ApiError, AppState, Caller, segments};
 use crate::campaigns::fanout::Members;
 use crate::message::Channel;
+use crate::send::on_behalf::{self, Accepted, Prepared, Summary};
 use crate::send::{self as compose, ContentRequest, OfferGroup, SendRequest, send_at};
 use crate::store::campaigns::{BroadcastRecord, RefusedMember};
 use crate::store::segments::SegmentQuery;
@@ -437,7 +437,7 @@ impl Members for BroadcastMembers {
                 async move {
                     let key = format!("broadcast:{}:{member}", broadcast.id);
                     let body = request.member(&broadcast.id, &member);
-                    on_behalf::prepare(state, body, key, campaign, now)
+                    on_behalf::prepare(&state.send, body, key, campaign, now)
                         .await
                         .map(|p| (member, p))
                 }
@@ -470,7 +470,7 @@ impl Members for BroadcastMembers {
         for ((summary, inserted), member) in summaries.iter().zip(inserted).zip(sent_to) {
             // A member who already got a message of the offer group gets
             // none: refused too, so messages and refusals add up to members.
-            match on_behalf::settle(&self.state, summary, inserted) {
+            match on_behalf::settle(&self.state.send, summary, inserted) {
                 Accepted::Stored { .. } => {}
                 Accepted::Duplicate { message_id } => refusals.push(refusal(
                     member,

@@ -1,17 +1,13 @@
 //! Events in, journeys out: `POST /v1/events`, the runs a customer is in,
-//! one run's history, a journey's simulation, and the sends journeys make.
+//! one run's history, a journey's simulation and its manual clock (the
+//! sends journeys make are `journeys::sends`).
 
 use super::body::{parse_json, read_body};
 use super::messages::timestamp;
-use super::on_behalf::{self, Accepted};
 use super::{ApiError, AppState, Caller};
 use crate::journeys::engine::{self, Effect, Facts, Input, RunState, RunStatus, SendOutcome};
-use crate::journeys::runner::{SendJob, Sends};
-use crate::send::{ContentRequest, OfferGroup, SendRequest};
-use crate::store::StoreError;
 use crate::store::journeys::{EventInserted, NewEvent, RunRecord};
 use crate::store::reports::NewConversion;
-use async_trait::async_trait;
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -483,117 +479,4 @@ pub async fn clock(
         .map_err(|why| ApiError::new(StatusCode::CONFLICT, "system_clock", why))?;
     state.journeys_wake.notify_one();
     Ok(Json(json!({"now": timestamp(now)})))
-}
-
-/// Journeys' sends, made as a platform's customer send is made.
-pub struct JourneySends {
-    pub state: Arc<AppState>,
-}
-
-#[async_trait]
-impl Sends for JourneySends {
-    async fn send(&self, job: SendJob<'_>) -> Result<SendOutcome, StoreError> {
-        let state = &self.state;
-        let data = step_data(&job.step.data, job.event);
-        let (template, data, content) = match (&job.step.template, &job.step.text) {
-            (Some(template), _) => (Some(template.clone()), data, None),
-            (None, text) => (
-                None,
-                Map::new(),
-                Some(ContentRequest {
-                    text: text.clone(),
-                    subject: job.step.subject.clone(),
-                    ..ContentRequest::default()
-                }),
-            ),
-        };
-        let offer_group = match (&job.step.offer_group, job.step.offer_window) {
-            (Some(name), Some(window)) => Some(OfferGroup {
-                name: name.clone(),
-                window: format!("{}s", window / 1000),
-            }),
-            _ => None,
-        };
-        let request = SendRequest {
-            customer_id: Some(job.customer_id.to_owned()),
-            cancel_key: Some(format!("journey:{}", job.run_id)),
-            category: job.step.category.clone(),
-            channels: job.step.channels.clone(),
-            template,
-            data,
-            content,
-            offer_group,
-            ..SendRequest::default()
-        };
-        let campaign = format!("journey:{}", job.journey);
-        let now = crate::store::now_ms();
-        Ok(
-            match on_behalf::accept(state, request, job.idempotency_key, campaign, now).await? {
-                Accepted::Stored {
-                    message_id,
-                    status,
-                    channel,
-                } => SendOutcome::Accepted {
-                    message_id,
-                    status,
-                    channel,
-                },
-                Accepted::Duplicate { message_id } => SendOutcome::Skipped {
-                    reason: "offer_group",
-                    detail: format!(
-                        "the customer got {message_id} of offer group {} within its window",
-                        job.step.offer_group.as_deref().unwrap_or("?")
-                    ),
-                },
-                Accepted::Refused(why) => refused(why),
-            },
-        )
-    }
-
-    /// Messages live on the system's clock, whatever the journeys' says.
-    async fn cancel_run(&self, customer_id: &str, run_id: &str) -> Result<(), StoreError> {
-        let report = self
-            .state
-            .store
-            .cancel(
-                &format!("customer:{customer_id}"),
-                &format!("journey:{run_id}"),
-                crate::store::now_ms(),
-            )
-            .await?;
-        if !report.cancelled.is_empty() {
-            tracing::info!(run = run_id, cancelled = ?report.cancelled, "journey ended: its pending messages cancelled");
-        }
-        Ok(())
-    }
-}
-
-/// A send step's template data: string values may use the trigger's
-/// properties (`"{{ event.first_name }}"`); `event` itself is there too.
-fn step_data(data: &Map<String, Value>, event: &Value) -> Map<String, Value> {
-    static ENV: std::sync::LazyLock<minijinja::Environment<'static>> =
-        std::sync::LazyLock::new(minijinja::Environment::new);
-    let context = json!({"event": event});
-    let mut out: Map<String, Value> = data
-        .iter()
-        .map(|(key, value)| {
-            let value = match value {
-                Value::String(text) if text.contains("{{") => ENV
-                    .render_str(text, &context)
-                    .map(Value::String)
-                    .unwrap_or_else(|_| value.clone()),
-                _ => value.clone(),
-            };
-            (key.clone(), value)
-        })
-        .collect();
-    out.insert("event".into(), event.clone());
-    out
-}
-
-fn refused(detail: String) -> SendOutcome {
-    SendOutcome::Skipped {
-        reason: "refused",
-        detail,
-    }
 }

@@ -11,7 +11,6 @@ mod guard;
 mod idempotency;
 pub mod journeys;
 mod messages;
-mod on_behalf;
 pub mod openapi;
 mod operations;
 mod reports;
@@ -53,7 +52,7 @@ pub struct AppState {
     /// `broadcasts.rate_per_second`: for broadcasts that name no rate.
     pub broadcast_rate: u32,
     /// What composing a send reads: the send use-case's own context.
-    pub send: crate::send::Context,
+    pub send: Arc<crate::send::Context>,
     /// Where customers' replies are posted (`callbacks.inbound_url`, else
     /// `default_url`); `None` when callbacks are off.
     pub reply_callback_url: Option<String>,
@@ -90,7 +89,7 @@ impl AppState {
             .unwrap_or_else(|| format!("http://{}", config.server.listen))
             .trim_end_matches('/')
             .to_owned();
-        let send = crate::send::Context {
+        let send = Arc::new(crate::send::Context {
             store: store.clone(),
             live: live.clone(),
             messages: config.messages.clone(),
@@ -114,7 +113,9 @@ impl AppState {
                     base_url: public_url.clone(),
                 }
             }),
-        };
+            metrics: metrics.clone(),
+            wake: wake.clone(),
+        });
         AppState {
             store,
             live,

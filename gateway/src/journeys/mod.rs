@@ -7,6 +7,7 @@
 
 pub mod engine;
 pub mod runner;
+pub mod sends;
 
 pub use crate::config::journeys::{
     Catalogue, JourneyConfig, Journeys, Pinned, check, check_config, reserved_name, valid_name,

@@ -7,6 +7,7 @@
 mod content;
 mod error;
 pub mod keys;
+pub mod on_behalf;
 mod request;
 mod time;
 mod words;
@@ -35,6 +36,10 @@ pub struct Context {
     pub callback_hosts: Vec<crate::origin::Origin>,
     /// How one-click unsubscribe links are signed.
     pub unsubscribe: Option<UnsubscribeLinks>,
+    /// Sends the gateway makes itself are counted like the API's.
+    pub metrics: Arc<crate::metrics::Metrics>,
+    /// Tells the dispatcher that new work is waiting.
+    pub wake: Arc<tokio::sync::Notify>,
 }
 use crate::customer::{Profile, address_key};
 use crate::live::Routing;

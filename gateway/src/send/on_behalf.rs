@@ -3,8 +3,7 @@
 //! would, kept once by an idempotency key the caller derives from its own
 //! progress, and tagged with the campaign they belong to.
 
-use super::AppState;
-use crate::send::{SendError, SendRequest, compose};
+use super::{Context, SendError, SendRequest, compose};
 use crate::store::{IdempotencyKey, Inserted, NewMessage, StoreError};
 use serde_json::{Value, json};
 
@@ -54,13 +53,13 @@ impl std::fmt::Display for Refusal {
 /// Compose and plan `request` as a message of `campaign`, kept once by
 /// `idempotency_key`.
 pub async fn prepare(
-    state: &AppState,
+    send: &Context,
     request: SendRequest,
     idempotency_key: String,
     campaign: String,
     now: i64,
 ) -> Result<Prepared, StoreError> {
-    let composed = match compose(&state.send, request, now).await {
+    let composed = match compose(send, request, now).await {
         Ok(composed) => composed,
         // Passing: the journey step or the broadcast page is tried again.
         Err(SendError::Store(e)) if e.is_transient() => return Err(e),
@@ -108,14 +107,13 @@ impl Summary {
 
 /// What became of a prepared message once stored: counted and the
 /// dispatcher woken when it is new.
-pub fn settle(state: &AppState, summary: &Summary, inserted: Inserted) -> Accepted {
+pub fn settle(send: &Context, summary: &Summary, inserted: Inserted) -> Accepted {
     match inserted {
         Inserted::New => {
             let status = summary.answer["status"].as_str().unwrap_or_default();
-            state
-                .metrics
+            send.metrics
                 .accepted(summary.channel, &summary.category, status);
-            state.wake.notify_one();
+            send.wake.notify_one();
             stored(&summary.answer)
         }
         Inserted::Replayed { response } => {
@@ -128,19 +126,19 @@ pub fn settle(state: &AppState, summary: &Summary, inserted: Inserted) -> Accept
 
 /// Compose, plan and store `request`.
 pub async fn accept(
-    state: &AppState,
+    send: &Context,
     request: SendRequest,
     idempotency_key: String,
     campaign: String,
     now: i64,
 ) -> Result<Accepted, StoreError> {
-    let message = match prepare(state, request, idempotency_key, campaign, now).await? {
+    let message = match prepare(send, request, idempotency_key, campaign, now).await? {
         Prepared::Message(message) => message,
         Prepared::Refused(why) => return Ok(Accepted::Refused(why.to_string())),
     };
     let summary = Summary::of(&message);
-    let inserted = state.store.insert_message(*message).await?;
-    Ok(settle(state, &summary, inserted))
+    let inserted = send.store.insert_message(*message).await?;
+    Ok(settle(send, &summary, inserted))
 }
 
 /// What the caller is told of a new message, and what its key replays.

@@ -1,0 +1,125 @@
+//! Journeys' sends, made as a platform's customer send is made: a send
+//! step becomes a typed [`SendRequest`] for the run's customer, kept once
+//! per step of the run, cancelled with the run.
+
+use super::engine::SendOutcome;
+use super::runner::{SendJob, Sends};
+use crate::send::on_behalf::{self, Accepted};
+use crate::send::{ContentRequest, OfferGroup, SendRequest};
+use crate::store::StoreError;
+use async_trait::async_trait;
+use serde_json::{Map, Value, json};
+use std::sync::Arc;
+
+/// Journeys' sends, made as a platform's customer send is made.
+pub struct JourneySends {
+    pub send: Arc<crate::send::Context>,
+}
+
+#[async_trait]
+impl Sends for JourneySends {
+    async fn send(&self, job: SendJob<'_>) -> Result<SendOutcome, StoreError> {
+        let send = &self.send;
+        let data = step_data(&job.step.data, job.event);
+        let (template, data, content) = match (&job.step.template, &job.step.text) {
+            (Some(template), _) => (Some(template.clone()), data, None),
+            (None, text) => (
+                None,
+                Map::new(),
+                Some(ContentRequest {
+                    text: text.clone(),
+                    subject: job.step.subject.clone(),
+                    ..ContentRequest::default()
+                }),
+            ),
+        };
+        let offer_group = match (&job.step.offer_group, job.step.offer_window) {
+            (Some(name), Some(window)) => Some(OfferGroup {
+                name: name.clone(),
+                window: format!("{}s", window / 1000),
+            }),
+            _ => None,
+        };
+        let request = SendRequest {
+            customer_id: Some(job.customer_id.to_owned()),
+            cancel_key: Some(format!("journey:{}", job.run_id)),
+            category: job.step.category.clone(),
+            channels: job.step.channels.clone(),
+            template,
+            data,
+            content,
+            offer_group,
+            ..SendRequest::default()
+        };
+        let campaign = format!("journey:{}", job.journey);
+        let now = crate::store::now_ms();
+        Ok(
+            match on_behalf::accept(send, request, job.idempotency_key, campaign, now).await? {
+                Accepted::Stored {
+                    message_id,
+                    status,
+                    channel,
+                } => SendOutcome::Accepted {
+                    message_id,
+                    status,
+                    channel,
+                },
+                Accepted::Duplicate { message_id } => SendOutcome::Skipped {
+                    reason: "offer_group",
+                    detail: format!(
+                        "the customer got {message_id} of offer group {} within its window",
+                        job.step.offer_group.as_deref().unwrap_or("?")
+                    ),
+                },
+                Accepted::Refused(why) => refused(why),
+            },
+        )
+    }
+
+    /// Messages live on the system's clock, whatever the journeys' says.
+    async fn cancel_run(&self, customer_id: &str, run_id: &str) -> Result<(), StoreError> {
+        let report = self
+            .send
+            .store
+            .cancel(
+                &format!("customer:{customer_id}"),
+                &format!("journey:{run_id}"),
+                crate::store::now_ms(),
+            )
+            .await?;
+        if !report.cancelled.is_empty() {
+            tracing::info!(run = run_id, cancelled = ?report.cancelled, "journey ended: its pending messages cancelled");
+        }
+        Ok(())
+    }
+}
+
+/// A send step's template data: string values may use the trigger's
+/// properties (`"{{ event.first_name }}"`); `event` itself is there too.
+fn step_data(data: &Map<String, Value>, event: &Value) -> Map<String, Value> {
+    static ENV: std::sync::LazyLock<minijinja::Environment<'static>> =
+        std::sync::LazyLock::new(minijinja::Environment::new);
+    let context = json!({"event": event});
+    let mut out: Map<String, Value> = data
+        .iter()
+        .map(|(key, value)| {
+            let value = match value {
+                Value::String(text) if text.contains("{{") => ENV
+                    .render_str(text, &context)
+                    .map(Value::String)
+                    .unwrap_or_else(|_| value.clone()),
+                _ => value.clone(),
+            };
+            (key.clone(), value)
+        })
+        .collect();
+    out.insert("event".into(), event.clone());
+    out
+}
+
+fn refused(detail: String) -> SendOutcome {
+    SendOutcome::Skipped {
+        reason: "refused",
+        detail,
+    }
+}

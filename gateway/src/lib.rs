@@ -180,8 +180,9 @@ pub async fn serve(
     let fanout = campaigns::fanout::Fanout::new(
         &config.broadcasts,
         store.clone(),
-        Arc::new(api::broadcasts::BroadcastMembers {
-            state: state.clone(),
+        Arc::new(campaigns::broadcasts::BroadcastMembers {
+            send: state.send.clone(),
+            rate: config.broadcasts.rate_per_second,
         }),
     );
     let fanning_out = delivery.spawn(fanout.run(stopped.clone()));

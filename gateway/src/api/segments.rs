@@ -19,31 +19,12 @@ use std::sync::Arc;
 /// The most member ids a sample shows.
 const MAX_SAMPLE: usize = 100;
 
-/// Where a segment is defined.
-pub enum Defined {
-    Config(Segment),
-    Api(Segment),
-}
-
-impl Defined {
-    fn segment(&self) -> &Segment {
-        match self {
-            Defined::Config(s) | Defined::Api(s) => s,
-        }
-    }
-}
+pub use crate::campaigns::segments::Defined;
 
 /// The segment named `name`, from the configuration or the store.
 pub async fn find(state: &AppState, name: &str) -> Result<Option<Defined>, ApiError> {
-    if let Some(segment) = state.live.current().segments.get(name) {
-        return Ok(Some(Defined::Config(segment.clone())));
-    }
-    let Some(stored) = state.store.segment(name).await.map_err(ApiError::from)? else {
-        return Ok(None);
-    };
-    let segment = serde_json::from_str(&stored)
-        .map_err(|e| ApiError::internal(format!("segment {name}: {e}")))?;
-    Ok(Some(Defined::Api(segment)))
+    let routing = state.live.current();
+    Ok(campaigns::segments::find(&*state.store, &routing, name).await?)
 }
 
 /// The segment named `name`, or a `404` that says so.

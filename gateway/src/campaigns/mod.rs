@@ -1,5 +1,6 @@
 //! Campaigns: segments of customers and broadcasts to them, fanned out in
 //! the background below transactional sends.
 
+pub mod broadcasts;
 pub mod fanout;
 pub mod segments;

@@ -6,6 +6,39 @@ use crate::customer::ConsentStatus;
 use crate::customer::traits;
 use crate::routing::policy::{ConsentMode, Policy};
 use crate::store::segments::SegmentQuery;
+use crate::store::{Store, StoreError};
+
+/// Where a segment is defined.
+pub enum Defined {
+    Config(Segment),
+    Api(Segment),
+}
+
+impl Defined {
+    pub fn segment(&self) -> &Segment {
+        match self {
+            Defined::Config(s) | Defined::Api(s) => s,
+        }
+    }
+}
+
+/// The segment named `name`: from the configuration first (`routing`, as
+/// of the latest reload), else as defined over the API in the store.
+pub async fn find(
+    store: &dyn Store,
+    routing: &crate::live::Routing,
+    name: &str,
+) -> Result<Option<Defined>, StoreError> {
+    if let Some(segment) = routing.segments.get(name) {
+        return Ok(Some(Defined::Config(segment.clone())));
+    }
+    let Some(stored) = store.segment(name).await? else {
+        return Ok(None);
+    };
+    let segment = serde_json::from_str(&stored)
+        .map_err(|e| StoreError::Corrupt(format!("segment {name}: {e}")))?;
+    Ok(Some(Defined::Api(segment)))
+}
 
 /// The store's query for `segment` as of `now` (event windows end now).
 pub fn query(segment: &Segment, policy: &Policy, now: i64) -> SegmentQuery {

@@ -836,3 +836,56 @@ async fn consent_times_default_alike_and_empty_broadcasts_are_refused() {
     }
     assert_eq!(gw.get_ok("/v1/broadcasts").await["broadcasts"], json!([]));
 }
+
+/// Finding 13, the log: a plugin that keeps asking after it is refused
+/// costs a line or two per call, not one per refused request.
+#[tokio::test]
+async fn a_plugin_refused_a_thousand_times_writes_a_line_or_two() {
+    let sim = ProviderSim::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let toml = format!(
+        "[dispatch]\nmax_attempts = 1\n\n[[connectors]]\nname = \"stubborn\"\nplugin = \"test_faults.wasm\"\nchannel = \"sms\"\nallowed_hosts = [\"{url}\"]\n[connectors.config]\nmode = \"stubborn\"\nurl = \"{url}/again\"\n{}",
+        default_twilio(&sim.url()),
+        url = sim.url()
+    );
+    let gateway = crate::support::child::ChildGateway::spawn(dir.path(), &toml).await;
+    let client = reqwest::Client::new();
+    let sent = client
+        .post(format!("{}/v1/messages", gateway.url))
+        .json(&sms(PHONE, "through the stubborn one"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(sent.status(), 202);
+    let id = sent.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let message: Value = client
+            .get(format!("{}/v1/messages/{id}", gateway.url))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if message["status"] == "sent" {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never sent: {message}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    let log = gateway.log();
+    let lines = log.lines().filter(|l| l.contains("refused")).count();
+    assert!((1..=2).contains(&lines), "{lines} lines:\n{log}");
+    // The rest are counted on the call's one summary line.
+    assert!(
+        log.contains("more outbound requests refused in the same call"),
+        "{log}"
+    );
+}

@@ -8,6 +8,7 @@
 //! | `trap`           | panics, which traps the instance                     |
 //! | `forbidden-host` | calls `url`, a host outside `allowed_hosts`          |
 //! | `chatty`         | calls `url` again and again until refused            |
+//! | `stubborn`       | calls `url` a thousand times, refused or not         |
 //! | `noisy`          | logs forged lines, fails with 8 MiB of control text  |
 //! | `count`          | counts its instance's deliveries in its receipt,     |
 //! |                  | says so on stderr, panics on the text `panic`        |
@@ -39,6 +40,7 @@ impl Connector for Faults {
             "trap",
             "forbidden-host",
             "chatty",
+            "stubborn",
             "noisy",
             "count",
             "spoof-host",
@@ -80,6 +82,12 @@ impl Connector for Faults {
                     http::Request::get(&self.url).send()?;
                 }
                 Ok(Receipt::new("never-refused"))
+            }
+            "stubborn" => {
+                for _ in 0..1000 {
+                    let _ = http::Request::get(&self.url).send();
+                }
+                Ok(Receipt::new("stubborn"))
             }
             "noisy" => {
                 crossgate_plugin_sdk::log(

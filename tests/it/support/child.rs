@@ -12,6 +12,11 @@ pub struct ChildGateway {
 }
 
 impl ChildGateway {
+    /// What the gateway wrote to its log (stderr) so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.config_path.with_file_name("gateway.log")).unwrap_or_default()
+    }
+
     /// Write `toml` (with storage and plugin paths filled in) and start the gateway on it.
     pub async fn spawn(dir: &Path, toml: &str) -> ChildGateway {
         let storage = format!("sqlite://{}", dir.join("crossgate.db").display());
@@ -38,11 +43,19 @@ impl ChildGateway {
     }
 
     async fn start(config_path: PathBuf, port: u16) -> ChildGateway {
+        // Its log beside its config, appended across restarts, so a test
+        // can read what it wrote.
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(config_path.with_file_name("gateway.log"))
+            .expect("gateway log");
         let child = Command::new(env!("CARGO_BIN_EXE_crossgate"))
             .arg("serve")
             .arg("--config")
             .arg(&config_path)
             .env("RUST_LOG", "warn")
+            .stderr(log)
             .spawn()
             .expect("start crossgate");
         let mut gateway = ChildGateway {
@@ -59,7 +72,7 @@ impl ChildGateway {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("gateway exited during start-up: {status}");
+                panic!("gateway exited during start-up: {status}\n{}", self.log());
             }
             let health = client.get(format!("{}/healthz", self.url)).send().await;
             if health.is_ok_and(|r| r.status().is_success()) {

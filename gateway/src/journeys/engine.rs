@@ -35,6 +35,28 @@ pub enum RunStatus {
 }
 
 impl RunStatus {
+    /// Whether a run in this status still takes `input`: an active run
+    /// takes everything; a completed one only events, since its last
+    /// message may still be held (quiet hours) and an exit or the goal
+    /// must cancel it, so a cart reminder never arrives after the purchase.
+    /// The engine and the runner both ask this.
+    pub fn takes(self, input: &Input<'_>) -> bool {
+        self == RunStatus::Active
+            || (self == RunStatus::Completed && matches!(input, Input::Event { .. }))
+    }
+
+    /// The status a stored run's text names.
+    pub fn parse(text: &str) -> Option<RunStatus> {
+        [
+            RunStatus::Active,
+            RunStatus::Completed,
+            RunStatus::Exited,
+            RunStatus::Converted,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == text)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             RunStatus::Active => "active",
@@ -126,12 +148,7 @@ pub fn advance(
     facts: &Facts<'_>,
 ) -> Result<Vec<Effect>, String> {
     let mut effects = Vec::new();
-    // A run that sent its last message may still have it scheduled (quiet
-    // hours): an exit or the goal then cancels it, so a cart reminder never
-    // arrives after the purchase.
-    let open = run.status == RunStatus::Active
-        || (run.status == RunStatus::Completed && matches!(input, Input::Event { .. }));
-    if !open {
+    if !run.status.takes(&input) {
         return Ok(effects);
     }
     let step_id = |run: &RunState| {

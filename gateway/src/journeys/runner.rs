@@ -204,13 +204,17 @@ impl Runner {
         let runs = self.store.customer_runs(&event.customer_id).await?;
         // Read once for every run the event moves and every run it starts.
         let profile = self.profile(&event.customer_id).await?;
+        let input = Input::Event { name: &event.name };
         for run in &runs {
-            let open = run.status == RunStatus::Active.as_str()
-                || (run.status == RunStatus::Completed.as_str()
-                    && self.still_sending(run, &event.name).await?);
+            // A completed run is woken only when it still has a message to
+            // cancel: most are done, and reading their messages costs.
+            let open = match RunStatus::parse(&run.status) {
+                Some(RunStatus::Completed) => self.still_sending(run, &event.name).await?,
+                Some(status) => status.takes(&input),
+                None => false,
+            };
             if open {
-                self.advance(run.clone(), &Input::Event { name: &event.name }, &profile)
-                    .await?;
+                self.advance(run.clone(), &input, &profile).await?;
             }
         }
         let catalogue = self.live.current().journeys.clone();

@@ -1,6 +1,7 @@
 //! The documentation explains the project from its own files: every
 //! relative link in the README, CONTRIBUTING and `docs/` resolves inside
-//! the repository, and the README stays a front door.
+//! the repository, every Markdown file they name is one of ours, and the
+//! README stays a front door.
 
 use crate::support::repo_root;
 use std::path::{Path, PathBuf};
@@ -31,9 +32,39 @@ fn links(text: &str) -> Vec<String> {
         .collect()
 }
 
+/// The names of `.md` files a text mentions (`CONTRIBUTING.md`, `docs/api.md`), by file name.
+fn markdown_names(text: &str) -> Vec<String> {
+    text.split(|c: char| !(c.is_ascii_alphanumeric() || "._-/".contains(c)))
+        .filter(|word| word.ends_with(".md") && word.len() > 3)
+        .filter_map(|word| word.rsplit('/').next())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The file names of every Markdown file in the repository (build output aside).
+fn repository_markdown() -> std::collections::HashSet<String> {
+    let mut names = std::collections::HashSet::new();
+    let mut folders = vec![repo_root()];
+    while let Some(folder) = folders.pop() {
+        for entry in std::fs::read_dir(&folder).into_iter().flatten().flatten() {
+            let path = entry.path();
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if path.is_dir() {
+                if !name.starts_with('.') && name != "target" {
+                    folders.push(path);
+                }
+            } else if name.ends_with(".md") {
+                names.insert(name);
+            }
+        }
+    }
+    names
+}
+
 #[test]
 fn every_link_in_the_docs_resolves_inside_the_repository() {
     let root = repo_root();
+    let ours = repository_markdown();
     let mut broken = Vec::new();
     for file in markdown_files() {
         let text = std::fs::read_to_string(&file).unwrap();
@@ -53,11 +84,15 @@ fn every_link_in_the_docs_resolves_inside_the_repository() {
                 broken.push(format!("{}: {target}", file.display()));
             }
         }
-        assert!(
-            !text.contains("DESIGN.md"),
-            "{} names a file outside the repository",
-            file.display()
-        );
+        // Every Markdown file a page names, linked or not, is one of ours.
+        for named in markdown_names(&text) {
+            if !ours.contains(&named) {
+                broken.push(format!(
+                    "{}: names {named}, not in the repository",
+                    file.display()
+                ));
+            }
+        }
     }
     assert!(broken.is_empty(), "broken links:\n{}", broken.join("\n"));
 }

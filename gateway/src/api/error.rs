@@ -82,28 +82,25 @@ impl ApiError {
     }
 }
 
-/// A database that cannot be reached now is `503` with `Retry-After`:
-/// nothing was stored, and the same request later will be taken. Anything
-/// else the store says is a `500`.
+/// A store failure that passes (unreachable, restarting, a full disk, ...)
+/// is `503` with `Retry-After` and its reason: nothing was stored, and the
+/// same request later will be taken. Anything else the store says is a `500`.
 impl From<crate::store::StoreError> for ApiError {
     fn from(e: crate::store::StoreError) -> Self {
-        use crate::store::StoreError;
-        match e {
-            StoreError::Unavailable(_) | StoreError::Conflict(_) | StoreError::Closed => {
-                crate::store::outage_log::transient(&e);
-                let mut error = ApiError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "store_unavailable",
-                    format!(
-                        "the store cannot take this request now ({}); nothing was stored, retry later",
-                        e.reason()
-                    ),
-                );
-                error.retry_after = Some(1);
-                error
-            }
-            e => ApiError::internal(e),
+        if !e.is_transient() {
+            return ApiError::internal(e);
         }
+        crate::store::outage_log::transient(&e);
+        let mut error = ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "store_unavailable",
+            format!(
+                "the store cannot take this request now ({}); nothing was stored, retry later",
+                e.reason()
+            ),
+        );
+        error.retry_after = Some(1);
+        error
     }
 }
 

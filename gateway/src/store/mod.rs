@@ -35,6 +35,10 @@ pub enum StoreError {
     /// The database cannot be reached now; the caller may try again.
     #[error("database unavailable: {0}")]
     Unavailable(String),
+    /// The database is there but cannot take the request now, for a
+    /// reason the backend knows; the caller may try again.
+    #[error("{}: {}", .0.reason(), .1)]
+    Outage(Outage, String),
     /// Another node's transaction got in the way (a deadlock, a key it took
     /// first); the shared store runs the transaction again.
     #[error("conflict with another node: {0}")]
@@ -57,19 +61,7 @@ impl StoreError {
     /// or a log line.
     pub fn reason(&self) -> &'static str {
         match self {
-            StoreError::Unavailable(text)
-                if text.contains("disk is full") || text.contains("(53100)") =>
-            {
-                "the disk is full"
-            }
-            StoreError::Unavailable(text)
-                if text.contains("(57014)") || text.contains("time limit") =>
-            {
-                "the query ran past its time limit"
-            }
-            StoreError::Unavailable(text) if text.contains("(57P") => {
-                "the database server is restarting"
-            }
+            StoreError::Outage(outage, _) => outage.reason(),
             StoreError::Unavailable(_) => "the database cannot be reached",
             StoreError::Conflict(_) => "a conflict with another node",
             StoreError::Closed => "the gateway is shutting down",
@@ -83,8 +75,35 @@ impl StoreError {
     pub fn is_transient(&self) -> bool {
         matches!(
             self,
-            StoreError::Unavailable(_) | StoreError::Conflict(_) | StoreError::Closed
+            StoreError::Unavailable(_)
+                | StoreError::Outage(..)
+                | StoreError::Conflict(_)
+                | StoreError::Closed
         )
+    }
+}
+
+/// Why a database that is there cannot take a request now, as each
+/// backend reads it from its driver's error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outage {
+    DiskFull,
+    /// The server is shutting down or starting (PostgreSQL 57P01-57P03).
+    Restarting,
+    /// A report or count ran past [`ANALYTICS_TIMEOUT`].
+    TimeLimit,
+    /// Out of memory, connections or another resource, or an I/O error.
+    Resources,
+}
+
+impl Outage {
+    pub fn reason(self) -> &'static str {
+        match self {
+            Outage::DiskFull => "the disk is full",
+            Outage::Restarting => "the database server is restarting",
+            Outage::TimeLimit => "the query ran past its time limit",
+            Outage::Resources => "the database is out of resources",
+        }
     }
 }
 

@@ -12,7 +12,7 @@
 //! | `noisy`          | logs forged lines, fails with 8 MiB of control text  |
 //! | `count`          | counts its instance's deliveries in its receipt,     |
 //! |                  | says so on stderr, panics on the text `panic`        |
-//! | `spoof-host`     | calls `url` (allowed) with `Host: 169.254.169.254`   |
+//! | `spoof-host`     | calls `url` (allowed) with `Host: metadata.internal` |
 //! | `connect`        | asks `url` for a tunnel with `CONNECT`               |
 //! | `huge-body`      | posts 32 MiB to `url`                                |
 //! | `ok`             | succeeds without any I/O                             |
@@ -109,7 +109,7 @@ impl Connector for Faults {
             }
             "spoof-host" => {
                 let response = http::Request::get(&self.url)
-                    .header("Host", "169.254.169.254")
+                    .header("Host", "metadata.internal")
                     .send()?;
                 Ok(Receipt::new(format!("spoofed-{}", response.status)))
             }

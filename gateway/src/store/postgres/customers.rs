@@ -305,12 +305,21 @@ pub async fn suppress(
         written: false,
         created: false,
     };
+    let (channel, reason) = (s.channel.as_str(), s.reason.as_str());
+    let entry: [&(dyn tokio_postgres::types::ToSql + Sync); 6] = [
+        &channel,
+        &s.address,
+        &reason,
+        &s.source,
+        &s.note,
+        &s.created_at,
+    ];
     // Twice at most: the second read finds the row the first insert lost to.
     for _ in 0..2 {
         let existing = tx
             .opt(
                 "SELECT reason FROM suppressions WHERE channel = $1 AND address = $2 FOR UPDATE",
-                &[&s.channel.as_str(), &s.address],
+                &entry[..2],
             )
             .await?;
         let Some(existing) = existing else {
@@ -318,14 +327,7 @@ pub async fn suppress(
                 .exec(
                     "INSERT INTO suppressions (channel, address, reason, source, note, created_at)
                      VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (channel, address) DO NOTHING",
-                    &[
-                        &s.channel.as_str(),
-                        &s.address,
-                        &s.reason.as_str(),
-                        &s.source,
-                        &s.note,
-                        &s.created_at,
-                    ],
+                    &entry,
                 )
                 .await?;
             if inserted == 1 {
@@ -346,14 +348,7 @@ pub async fn suppress(
         tx.exec(
             "UPDATE suppressions SET reason = $3, source = $4, note = $5, created_at = $6
              WHERE channel = $1 AND address = $2",
-            &[
-                &s.channel.as_str(),
-                &s.address,
-                &s.reason.as_str(),
-                &s.source,
-                &s.note,
-                &s.created_at,
-            ],
+            &entry,
         )
         .await?;
         return Ok(Written {

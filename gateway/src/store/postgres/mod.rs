@@ -30,6 +30,7 @@ use super::{
 };
 use crate::customer::{Consent, Profile, Suppression, SuppressionReason};
 use crate::message::{Channel, MessageStatus};
+use crate::store::Outage;
 use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod};
 use std::sync::Arc;
@@ -109,9 +110,11 @@ impl From<tokio_postgres::Error> for StoreError {
             // broken connection, class 53 no disk, memory or connections
             // left, 57014 a statement timeout): the same request later will
             // be taken.
-            _ if code.starts_with("08") || code.starts_with("53") || code.starts_with("57") => {
-                StoreError::Unavailable(text)
-            }
+            _ if code.starts_with("08") => StoreError::Unavailable(text),
+            _ if code == "53100" => StoreError::Outage(Outage::DiskFull, text),
+            _ if code.starts_with("53") => StoreError::Outage(Outage::Resources, text),
+            _ if code == "57014" => StoreError::Outage(Outage::TimeLimit, text),
+            _ if code.starts_with("57") => StoreError::Outage(Outage::Restarting, text),
             _ => StoreError::Database(text),
         }
     }

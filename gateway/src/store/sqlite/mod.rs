@@ -274,21 +274,19 @@ impl From<rusqlite::Error> for StoreError {
 
 /// `e` as a store error, its text prefixed with `what` was being done.
 fn failed(what: &str, e: rusqlite::Error) -> StoreError {
+    use crate::store::Outage;
     use rusqlite::ErrorCode;
     let text = format!("{what}{e}");
     match e.sqlite_error_code() {
-        Some(ErrorCode::DiskFull) => StoreError::Unavailable(format!("the disk is full: {text}")),
+        Some(ErrorCode::DiskFull) => StoreError::Outage(Outage::DiskFull, text),
         // Only the analytics connection is ever interrupted: its time limit.
-        Some(ErrorCode::OperationInterrupted) => {
-            StoreError::Unavailable(format!("the query ran past its time limit: {text}"))
+        Some(ErrorCode::OperationInterrupted) => StoreError::Outage(Outage::TimeLimit, text),
+        Some(ErrorCode::SystemIoFailure | ErrorCode::OutOfMemory) => {
+            StoreError::Outage(Outage::Resources, text)
         }
-        Some(
-            ErrorCode::SystemIoFailure
-            | ErrorCode::CannotOpen
-            | ErrorCode::DatabaseBusy
-            | ErrorCode::DatabaseLocked
-            | ErrorCode::OutOfMemory,
-        ) => StoreError::Unavailable(text),
+        Some(ErrorCode::CannotOpen | ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => {
+            StoreError::Unavailable(text)
+        }
         _ => StoreError::Database(text),
     }
 }

@@ -25,13 +25,12 @@ run: build
 
 ## Build everything and run every test: gateway, SDK, simulator and connectors,
 ## the store suite on SQLite and on PostgreSQL (a throwaway cluster on loopback,
-## installed from Debian's packages when missing; see tests/postgres/cluster.sh),
-## then the integration tests again with the clock 12 hours ahead (tests/shifted-clock.sh).
+## installed from Debian's packages when missing; see tests/postgres/cluster.sh).
+## Tests that depend on the hour pin the gateway's clock ([clock] start).
 test: plugins
 	@eval "$$(tests/postgres/cluster.sh start)"; \
 	trap 'tests/postgres/cluster.sh stop' EXIT; \
 	$(CARGO) test --workspace && (cd plugins && $(CARGO) test) || exit 1; \
-	CARGO="$(CARGO)" tests/shifted-clock.sh || exit 1; \
 	tests/postgres/report.sh
 
 ## The figures, on SQLite and on PostgreSQL (release build; the first one takes ~10 minutes).

@@ -30,11 +30,13 @@
 //! - [`sms`]: GSM-7/UCS-2 encoding, segment counts and smart encoding of SMS text.
 //! - `server`: the HTTP server under the API: timeouts and a connection limit.
 //! - [`origin`]: scheme, host and port, as `allowed_hosts` lists and requests are checked.
+//! - [`clock`]: the gateway's one time, the system's or (tests, rehearsals) a manual one.
 //! - [`message`]: the vocabulary the others share (channel, status and its lifecycle, content).
 //! - [`retention`]: expired keys and history past `[retention]`, purged a short batch at a time.
 
 pub mod api;
 pub mod campaigns;
+pub mod clock;
 pub mod config;
 pub mod customer;
 pub mod dispatch;
@@ -67,14 +69,14 @@ use tokio::sync::{Notify, watch};
 /// made at random by the first node to start and kept in the store, so no
 /// install signs with a key someone else knows, and every node and restart
 /// verifies what another signed.
-async fn unsubscribe_secret(store: &dyn store::Store) -> anyhow::Result<String> {
+async fn unsubscribe_secret(store: &dyn store::Store, now: i64) -> anyhow::Result<String> {
     let candidate: String = {
         use rand::Rng as _;
         let bytes: [u8; 32] = rand::rng().random();
         bytes.iter().map(|b| format!("{b:02x}")).collect()
     };
     store
-        .shared_secret("unsubscribe", &candidate, store::now_ms())
+        .shared_secret("unsubscribe", &candidate, now)
         .await
         .context("cannot read or store the unsubscribe secret")
 }
@@ -90,13 +92,21 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let node = config.node_name();
-    let store = store::open(&config.database, config.storage.max_connections, &node)
-        .await
-        .with_context(|| format!("cannot open {}", config.database.describe()))?;
+    let clock = Arc::new(clock::Clock::from_config(&config.clock));
+    let store = store::open(
+        &config.database,
+        config.storage.max_connections,
+        &node,
+        clock.now(),
+    )
+    .await
+    .with_context(|| format!("cannot open {}", config.database.describe()))?;
     tracing::info!(node, database = %config.database.describe(), "store open");
     if config.unsubscribe.secret.is_none() {
-        config.unsubscribe.secret =
-            Some(toml::Spanned::new(0..0, unsubscribe_secret(&*store).await?));
+        config.unsubscribe.secret = Some(toml::Spanned::new(
+            0..0,
+            unsubscribe_secret(&*store, clock.now()).await?,
+        ));
     }
     let plugins = plugins::PluginHost::load(&config).await.map_err(|errors| {
         let lines: Vec<String> = errors
@@ -143,15 +153,21 @@ pub async fn serve(
         live.clone(),
         wake.clone(),
         metrics.clone(),
+        clock.clone(),
     );
     let delivery = dispatch::runtime::DeliveryRuntime::start(&config.dispatch)
         .context("cannot start the delivery threads")?;
     let dispatching = delivery.spawn(dispatcher.run(stopped.clone(), grace));
-    let calling_back =
-        webhooks::CallbackSender::new(&config.callbacks, store.clone(), metrics.clone())
-            .map(|sender| delivery.spawn(sender.run(stopped.clone())));
+    let calling_back = webhooks::CallbackSender::new(
+        &config.callbacks,
+        store.clone(),
+        metrics.clone(),
+        clock.clone(),
+    )
+    .map(|sender| delivery.spawn(sender.run(stopped.clone())));
     let purging = tokio::spawn(retention::run(
         store.clone(),
+        clock.clone(),
         config.retention.clone(),
         stopped.clone(),
     ));
@@ -163,6 +179,7 @@ pub async fn serve(
         wake,
         live,
         metrics,
+        clock.clone(),
     ));
     let runner = journeys::runner::Runner::new(
         &config.journey_runner,
@@ -184,9 +201,10 @@ pub async fn serve(
             send: state.send.clone(),
             rate: config.broadcasts.rate_per_second,
         }),
+        clock.clone(),
     );
     let fanning_out = delivery.spawn(fanout.run(stopped.clone()));
-    let sampling = tokio::spawn(state.backlog.clone().sample(store, stopped));
+    let sampling = tokio::spawn(state.backlog.clone().sample(store, clock, stopped));
     tracing::info!(addr = %listener.local_addr()?, "crossgate listening");
     server::run(listener, api::router(state), &config.server, shutdown).await;
 

@@ -159,7 +159,8 @@ async fn migrate(path: Option<&Path>, check: bool) -> anyhow::Result<ExitCode> {
     let status = crossgate::store::schema_status(&config.database).await?;
     println!("{status}");
     if !check && !status.pending.is_empty() {
-        crossgate::store::open(&config.database, 1, &config.node_name()).await?;
+        let clock = crossgate::clock::Clock::from_config(&config.clock);
+        crossgate::store::open(&config.database, 1, &config.node_name(), clock.now()).await?;
         println!(
             "applied; now at version {}",
             status.pending.last().map_or(0, |m| m.version)

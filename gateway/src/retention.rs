@@ -10,7 +10,7 @@
 
 use crate::config::RetentionConfig;
 use crate::every::Every;
-use crate::store::{self, Purged, Store, StoreError};
+use crate::store::{Purged, Store, StoreError};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -23,10 +23,15 @@ const BATCH: usize = 500;
 const PAUSE: Duration = Duration::from_millis(20);
 
 /// Purge expired keys and old history every minute until `stop`.
-pub async fn run(store: Arc<dyn Store>, retention: RetentionConfig, stop: watch::Receiver<bool>) {
+pub async fn run(
+    store: Arc<dyn Store>,
+    clock: Arc<crate::clock::Clock>,
+    retention: RetentionConfig,
+    stop: watch::Receiver<bool>,
+) {
     let mut every = Every::new(PURGE_EVERY, stop.clone());
     while every.tick().await {
-        let now = store::now_ms();
+        let now = clock.now();
         let keys = in_batches(&stop, || store.purge_expired_keys(now, BATCH)).await;
         let history = purge_history(&*store, &retention, now, &stop).await;
         for (what, purged) in [("expired keys", keys), ("history past retention", history)] {

@@ -4,11 +4,10 @@
 //! meanwhile against the same store idle. In process, on the store alone.
 
 use crate::{Store as BenchStore, percentile};
+use crossgate::clock::wall_ms;
 use crossgate::config::{Database, RetentionConfig};
 use crossgate::message::{Channel, Content, Outcome};
-use crossgate::store::{
-    AttemptRecord, AttemptResult, NewDelivery, NewMessage, Next, Store, now_ms,
-};
+use crossgate::store::{AttemptRecord, AttemptResult, NewDelivery, NewMessage, Next, Store};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -28,11 +27,11 @@ pub async fn retention(work: &Path, bench_store: &BenchStore) {
         Some(path) => Database::Sqlite(path.into()),
         None => Database::Postgres(url),
     };
-    let store = crossgate::store::open(&database, 16, "bench")
+    let store = crossgate::store::open(&database, 16, "bench", wall_ms())
         .await
         .expect("open the bench store");
     let retention = RetentionConfig::default();
-    let long_ago = now_ms() - retention.messages - 30 * DAY_MS;
+    let long_ago = wall_ms() - retention.messages - 30 * DAY_MS;
     seed(&*store, long_ago).await;
 
     let idle = probe(&store, "idle", IDLE_PROBES, &|| false).await;
@@ -42,7 +41,7 @@ pub async fn retention(work: &Path, bench_store: &BenchStore) {
         tokio::spawn(async move {
             let start = Instant::now();
             let purged =
-                crossgate::retention::purge_history(&*store, &retention, now_ms(), &stopped)
+                crossgate::retention::purge_history(&*store, &retention, wall_ms(), &stopped)
                     .await
                     .expect("purge");
             (purged, start.elapsed())
@@ -81,7 +80,7 @@ async fn seed(store: &dyn Store, at: i64) {
             .collect();
         store.insert_messages(messages).await.expect("seed");
         let leased = store
-            .lease_due(now_ms(), SEED_PAGE, 60_000)
+            .lease_due(wall_ms(), SEED_PAGE, 60_000)
             .await
             .expect("lease");
         let sent = leased
@@ -132,7 +131,7 @@ async fn probe(
         let id = format!("probe-{label}-{i}");
         let start = Instant::now();
         store
-            .insert_message(message(id, now_ms()))
+            .insert_message(message(id, wall_ms()))
             .await
             .expect("probe insert");
         latencies.push(start.elapsed());

@@ -2,14 +2,16 @@
 //! honour each member's quiet hours, stop when cancelled and resume after a
 //! restart without sending anyone twice.
 
-use crate::support::{FAST_DISPATCH, TestGateway, default_twilio};
+use crate::support::{FAST_DISPATCH, TestGateway, clock_at, default_twilio, pinned};
 use crossgate_tests::ProviderSim;
 use futures::stream::{self, StreamExt as _};
 use serde_json::{Value, json};
 use std::collections::{BTreeSet, HashSet};
 use std::time::{Duration, Instant};
 
-fn config(sim: &ProviderSim) -> String {
+/// The categories hold marketing and news from 21:00 to 08:00 in each
+/// member's zone; the clock shows `utc` (`hh:mm`) when the gateway starts.
+fn config(sim: &ProviderSim, utc: &str) -> String {
     format!(
         r#"{FAST_DISPATCH}
 [routing]
@@ -29,8 +31,9 @@ countries = ["DE"]
 [broadcasts]
 tick_ms = 50
 lease_ms = 3000
-{}"#,
-        default_twilio(&sim.url())
+{}{}"#,
+        default_twilio(&sim.url()),
+        clock_at(utc)
     )
 }
 
@@ -53,7 +56,7 @@ async fn put_all(gw: &TestGateway, profiles: Vec<(String, Value)>) {
 #[tokio::test]
 async fn a_segment_is_counted_by_the_store_on_thousands_of_profiles() {
     let sim = ProviderSim::start().await.unwrap();
-    let gw = TestGateway::start(&config(&sim)).await;
+    let gw = TestGateway::start(&config(&sim, "12:30")).await;
     const N: usize = 3000;
     let countries = ["NL", "BE", "DE"];
     let profiles = (0..N)
@@ -145,10 +148,9 @@ async fn a_segment_is_counted_by_the_store_on_thousands_of_profiles() {
     gw.stop().await;
 }
 
-/// `Etc/GMT` zones where the local hour is `hour` now (their sign is
-/// inverted: `Etc/GMT-2` is UTC+2).
-fn zone_at_local_hour(hour: i64) -> String {
-    let utc_hour = jiff::Timestamp::now().as_second().rem_euclid(86_400) / 3600;
+/// The `Etc/GMT` zone where it is `hour` when it is `utc_hour` in UTC
+/// (their sign is inverted: `Etc/GMT-2` is UTC+2).
+fn zone_at_local_hour(utc_hour: i64, hour: i64) -> String {
     let mut offset = (hour - utc_hour).rem_euclid(24);
     if offset > 12 {
         offset -= 24;
@@ -210,12 +212,13 @@ async fn broadcast_to_everyone(gw: &TestGateway, text: &str, rate_per_second: u3
     created["id"].as_str().unwrap().to_owned()
 }
 
-/// 120 customers, a third each where it is noon, 23:00 (quiet) and 15:00.
-async fn three_zones(gw: &TestGateway) -> HashSet<String> {
+/// 120 customers, a third each where it is noon, 23:00 (quiet) and 15:00
+/// when it is `utc_hour` in UTC.
+async fn three_zones(gw: &TestGateway, utc_hour: i64) -> HashSet<String> {
     let zones = [
-        zone_at_local_hour(12),
-        zone_at_local_hour(23),
-        zone_at_local_hour(15),
+        zone_at_local_hour(utc_hour, 12),
+        zone_at_local_hour(utc_hour, 23),
+        zone_at_local_hour(utc_hour, 15),
     ];
     let mut quiet = HashSet::new();
     let profiles = (0..120)
@@ -233,11 +236,24 @@ async fn three_zones(gw: &TestGateway) -> HashSet<String> {
     quiet
 }
 
+/// At 03:30 UTC: the quiet third is four hours behind UTC, at 23:30 the
+/// evening before.
 #[tokio::test]
-async fn a_broadcast_keeps_each_members_quiet_hours_and_stops_when_cancelled() {
+async fn a_broadcast_at_0330_utc_keeps_each_members_quiet_hours_and_stops_when_cancelled() {
+    keeps_quiet_hours_and_stops_when_cancelled("03:30", 3).await;
+}
+
+/// At 22:30 UTC: the quiet third is one hour ahead of UTC, where the night
+/// crosses midnight.
+#[tokio::test]
+async fn a_broadcast_at_2230_utc_keeps_each_members_quiet_hours_and_stops_when_cancelled() {
+    keeps_quiet_hours_and_stops_when_cancelled("22:30", 22).await;
+}
+
+async fn keeps_quiet_hours_and_stops_when_cancelled(utc: &str, utc_hour: i64) {
     let sim = ProviderSim::start().await.unwrap();
-    let gw = TestGateway::start(&config(&sim)).await;
-    let quiet = three_zones(&gw).await;
+    let gw = TestGateway::start(&config(&sim, utc)).await;
+    let quiet = three_zones(&gw, utc_hour).await;
     let id = broadcast_to_everyone(&gw, "Spring sale starts today", 20).await;
 
     // Half-way (pages of 20 a second), cancel.
@@ -293,8 +309,8 @@ async fn a_broadcast_keeps_each_members_quiet_hours_and_stops_when_cancelled() {
 #[tokio::test]
 async fn a_broadcast_resumes_after_a_restart_without_sending_anyone_twice() {
     let sim = ProviderSim::start().await.unwrap();
-    let gw = TestGateway::start(&config(&sim)).await;
-    let quiet = three_zones(&gw).await;
+    let gw = TestGateway::start(&config(&sim, "12:30")).await;
+    let quiet = three_zones(&gw, 12).await;
     let id = broadcast_to_everyone(&gw, "Our summer hours", 25).await;
     broadcast_until(&gw, &id, |v| v["planned"].as_i64() >= Some(25)).await;
 
@@ -316,8 +332,8 @@ async fn a_broadcast_resumes_after_a_restart_without_sending_anyone_twice() {
 #[tokio::test]
 async fn broadcasts_are_listed_newest_first_by_status() {
     let sim = ProviderSim::start().await.unwrap();
-    let gw = TestGateway::start(&config(&sim)).await;
-    let next_month = (jiff::Timestamp::now() + jiff::SignedDuration::from_hours(720)).to_string();
+    let gw = TestGateway::start(&config(&sim, "12:30")).await;
+    let next_month = (pinned("12:30") + jiff::SignedDuration::from_hours(720)).to_string();
     let create = |send_at: Option<&str>| {
         let mut body = json!({"segment": "germans", "category": "news",
                               "content": {"text": "Neue Öffnungszeiten"}});
@@ -378,10 +394,9 @@ async fn broadcasts_are_listed_newest_first_by_status() {
 #[tokio::test]
 async fn a_member_who_already_got_the_offer_is_counted_as_refused_and_listed() {
     let sim = ProviderSim::start().await.unwrap();
-    let gw = TestGateway::start(&config(&sim)).await;
-    // Where it is noon, so that the news category's quiet hours hold nobody
-    // back whenever the test runs.
-    let noon = zone_at_local_hour(12);
+    let gw = TestGateway::start(&config(&sim, "12:30")).await;
+    // Where it is noon, so that the news category's quiet hours hold nobody.
+    let noon = zone_at_local_hour(12, 12);
     let profiles = (0..6)
         .map(|i| {
             let addresses = if i % 3 == 0 {

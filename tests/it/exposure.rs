@@ -80,15 +80,15 @@ async fn shipped_secrets_guard_nothing_a_stranger_can_reach() {
         default_twilio(&sim.url())
     );
     assert!(crossgate::config::parse("open.toml", &open, &|_| None).is_err());
-    // Nor may a reachable gateway let a request move the journeys' clock.
+    // Nor may a reachable gateway let a request move its clock.
     let manual = format!(
-        "[server]\nlisten = \"0.0.0.0:8080\"\napi_keys = [\"a-key-of-this-test-only\"]\n[journey_runner]\nclock = \"manual\"\n{}",
+        "[server]\nlisten = \"0.0.0.0:8080\"\napi_keys = [\"a-key-of-this-test-only\"]\n[clock]\nmode = \"manual\"\n{}",
         private_twilio(&sim)
     );
     let refused = crossgate::config::parse("manual.toml", &manual, &|_| None)
         .expect_err("a manual clock off loopback")
         .to_string();
-    assert!(refused.contains("journey_runner.clock"), "{refused}");
+    assert!(refused.contains("clock.mode"), "{refused}");
     // A loopback gateway without keys, as `make run` starts it, may use them.
     let local = format!("{}{}", categories(), default_twilio(&sim.url()));
     assert!(crossgate::config::parse("local.toml", &local, &|_| None).is_ok());

@@ -1,9 +1,9 @@
-//! Events and journeys, with the journeys' clock moved by the test (no
+//! Events and journeys, with the gateway's clock pinned and moved by the test (no
 //! real week of waiting): welcome then SMS unless they bought, a cart
 //! reminder a purchase cancels, one offer per group, a branch on a read
 //! message, a restart in the middle of a wait.
 
-use crate::support::{FAST_DISPATCH, TestGateway, default_twilio, sendgrid_connector};
+use crate::support::{FAST_DISPATCH, TestGateway, clock_at, default_twilio, sendgrid_connector};
 use crate::suppressions::{event_key, sendgrid_events};
 use crossgate_tests::{ProviderSim, Recorded};
 use serde_json::{Value, json};
@@ -12,7 +12,9 @@ use std::time::{Duration, Instant};
 /// How long a test waits for the runner to do something.
 const RUNNER_TIMEOUT: Duration = Duration::from_secs(15);
 
-fn config(sim: &ProviderSim, quiet_hours: &str) -> String {
+/// Pinned at 22:30 UTC, customers in UTC: marketing's quiet hours
+/// (21:00-08:00) hold a send until the next morning, across midnight.
+fn config(sim: &ProviderSim) -> String {
     format!(
         r#"{FAST_DISPATCH}
 [server]
@@ -20,7 +22,7 @@ public_url = "{public}"
 
 [journey_runner]
 tick_ms = 25
-clock = "manual"
+{clock}
 
 [routing]
 default = ["email", "sms"]
@@ -30,7 +32,7 @@ consent = "opt-out"
 
 [categories.marketing]
 consent = "opt-out"
-quiet_hours = "{quiet_hours}"
+quiet_hours = "21:00-08:00"
 
 [journeys.welcome]
 trigger = "signed_up"
@@ -97,15 +99,8 @@ wait = "1s"
         default_twilio(&sim.url()),
         public = crate::webhooks::PUBLIC_URL,
         key = event_key().1,
+        clock = clock_at("22:30"),
     )
-}
-
-/// Quiet hours around now in UTC, so a marketing send is held.
-fn quiet_now() -> String {
-    let now = jiff::Timestamp::now().to_zoned(jiff::tz::TimeZone::UTC);
-    let start = now.checked_sub(jiff::Span::new().hours(1)).unwrap();
-    let end = now.checked_add(jiff::Span::new().hours(3)).unwrap();
-    format!("{}-{}", start.strftime("%H:%M"), end.strftime("%H:%M"))
 }
 
 async fn customer(gw: &TestGateway, id: &str) {
@@ -198,7 +193,7 @@ async fn settle(gw: &TestGateway, run: &Value, step: &str) -> Value {
 #[tokio::test]
 async fn welcome_then_an_sms_a_week_later_unless_they_bought() {
     let sim = ProviderSim::start().await.unwrap();
-    let gw = TestGateway::start(&config(&sim, &quiet_now())).await;
+    let gw = TestGateway::start(&config(&sim)).await;
     customer(&gw, "ada").await;
     customer(&gw, "bob").await;
     event(&gw, "ada", "signed_up").await;
@@ -249,7 +244,7 @@ async fn welcome_then_an_sms_a_week_later_unless_they_bought() {
 #[tokio::test]
 async fn a_purchase_cancels_the_cart_reminder_even_once_it_is_scheduled() {
     let sim = ProviderSim::start().await.unwrap();
-    let gw = TestGateway::start(&config(&sim, &quiet_now())).await;
+    let gw = TestGateway::start(&config(&sim)).await;
     customer(&gw, "early").await;
     customer(&gw, "late").await;
 
@@ -291,7 +286,7 @@ async fn a_purchase_cancels_the_cart_reminder_even_once_it_is_scheduled() {
 #[tokio::test]
 async fn one_offer_per_group_across_journeys_and_channels() {
     let sim = ProviderSim::start().await.unwrap();
-    let gw = TestGateway::start(&config(&sim, &quiet_now())).await;
+    let gw = TestGateway::start(&config(&sim)).await;
     customer(&gw, "cleo").await;
     event(&gw, "cleo", "browsed").await;
     let first = run_until(&gw, "cleo", "browse_offer", |r| r["status"] == "completed").await;
@@ -324,7 +319,7 @@ async fn one_offer_per_group_across_journeys_and_channels() {
 #[tokio::test]
 async fn a_branch_reads_whether_the_welcome_email_was_read() {
     let sim = ProviderSim::start().await.unwrap();
-    let gw = TestGateway::start(&config(&sim, &quiet_now())).await;
+    let gw = TestGateway::start(&config(&sim)).await;
     customer(&gw, "read").await;
     customer(&gw, "unread").await;
     for who in ["read", "unread"] {
@@ -374,7 +369,7 @@ async fn a_branch_reads_whether_the_welcome_email_was_read() {
 #[tokio::test]
 async fn a_wait_survives_a_restart() {
     let sim = ProviderSim::start().await.unwrap();
-    let gw = TestGateway::start(&config(&sim, &quiet_now())).await;
+    let gw = TestGateway::start(&config(&sim)).await;
     customer(&gw, "dana").await;
     event(&gw, "dana", "signed_up").await;
     run_until(&gw, "dana", "welcome", |r| {
@@ -401,7 +396,7 @@ async fn a_wait_survives_a_restart() {
 #[tokio::test]
 async fn events_are_validated_idempotent_and_simulated() {
     let sim = ProviderSim::start().await.unwrap();
-    let gw = TestGateway::start(&config(&sim, &quiet_now())).await;
+    let gw = TestGateway::start(&config(&sim)).await;
     let body = json!({"customer_id": "eve", "name": "signed_up", "idempotency_key": "signup-eve"});
     let (status, first) = gw.post("/v1/events", &body).await;
     assert_eq!(

@@ -13,6 +13,7 @@ mod email;
 mod exposure;
 mod faults;
 mod hardening;
+mod hours;
 mod instances;
 mod journeys;
 mod layers;

@@ -7,7 +7,7 @@
 //! request was not stored. The count is sampled, not exact: a burst may
 //! overshoot the bound by one interval's worth of messages.
 
-use crate::store::{Store, now_ms};
+use crate::store::Store;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -45,10 +45,15 @@ impl Backlog {
     /// Count the backlog every `SAMPLE_EVERY` until `stop` turns true. A
     /// failed count keeps the last one: an unreadable store shows up as
     /// failing inserts, not as a closed door.
-    pub async fn sample(self: Arc<Self>, store: Arc<dyn Store>, stop: watch::Receiver<bool>) {
+    pub async fn sample(
+        self: Arc<Self>,
+        store: Arc<dyn Store>,
+        clock: Arc<crate::clock::Clock>,
+        stop: watch::Receiver<bool>,
+    ) {
         let mut every = crate::every::Every::new(SAMPLE_EVERY, stop);
         while every.tick().await {
-            match store.backlog(now_ms()).await {
+            match store.backlog(clock.now()).await {
                 Ok(waiting) => self.waiting.store(waiting, Ordering::Relaxed),
                 Err(e) => tracing::warn!("cannot count the backlog: {e}"),
             }

@@ -11,7 +11,6 @@ use super::{ApiError, AppState, Caller, segments};
 pub use crate::campaigns::broadcasts::BroadcastRequest;
 use crate::send::{self as compose, send_at};
 use crate::store::campaigns::BroadcastRecord;
-use crate::store::now_ms;
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -47,7 +46,7 @@ pub async fn create(
         ));
     }
     request.created_by = Some(caller_name(caller));
-    let now = now_ms();
+    let now = state.clock.now();
     // The segment must exist now; its members are read as the fan-out goes.
     segments::require(&state, &request.segment).await?;
     let routing = state.live.current();
@@ -161,7 +160,7 @@ pub async fn cancel(
             "only the API key that started a broadcast may cancel it",
         ));
     }
-    state.store.cancel_broadcast(&id, now_ms()).await?;
+    state.store.cancel_broadcast(&id, state.clock.now()).await?;
     Ok(Json(view(&state, &id).await?))
 }
 

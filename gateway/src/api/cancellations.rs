@@ -4,7 +4,6 @@ use super::body::{parse_json, read_body};
 use super::{ApiError, AppState, Caller};
 use crate::message::MessageStatus;
 use crate::send::e164;
-use crate::store::now_ms;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -67,7 +66,7 @@ pub async fn cancel(
             ));
         }
     };
-    let now = now_ms();
+    let now = state.clock.now();
     let mut report = state
         .store
         .cancel(

@@ -6,7 +6,7 @@ use super::messages::timestamp;
 use super::{ApiError, AppState};
 use crate::customer::{Consent, ConsentStatus, Profile};
 use crate::message::Channel;
-use crate::store::{CustomerRecord, now_ms};
+use crate::store::CustomerRecord;
 use axum::Json;
 use axum::body::Body;
 use axum::extract::{Path, State};
@@ -61,7 +61,7 @@ pub async fn put(
     let profile: Profile = parse_json(&read_body(&state, body).await?)?;
     let profile = profile.validate().map_err(invalid)?;
     check_against_policy(&state, &profile)?;
-    let now = now_ms();
+    let now = state.clock.now();
     let created = state
         .store
         .put_customer(&id, profile.clone(), now)
@@ -108,7 +108,7 @@ pub async fn delete(
     check_id(&id)?;
     if state
         .store
-        .delete_customer(&id)
+        .delete_customer(&id, state.clock.now())
         .await
         .map_err(ApiError::from)?
     {
@@ -172,7 +172,7 @@ pub async fn patch_consent(
     check_id(&id)?;
     let changes: BTreeMap<Channel, BTreeMap<String, ConsentChange>> =
         parse_json(&read_body(&state, body).await?)?;
-    let now = now_ms();
+    let now = state.clock.now();
     let at_now = jiff::Timestamp::from_millisecond(now).map_err(ApiError::internal)?;
     let mut list = Vec::new();
     for (channel, by_category) in changes {

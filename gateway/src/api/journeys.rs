@@ -457,14 +457,14 @@ fn advance_or_fail(
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ClockRequest {
-    /// A duration to move the journeys' clock forward by, e.g. `"7d"`.
+    /// A duration to move the gateway's clock forward by, e.g. `"7d"`.
     pub advance: String,
 }
 
 #[utoipa::path(post, path = "/v1/admin/clock", tag = "journeys",
     request_body = ClockRequest,
-    responses((status = 200, description = "The journeys' clock now: {\"now\"}", body = Object),
-              (status = 409, description = "The clock is the system's ([journey_runner] clock = \"system\")", body = super::error::ErrorBody)))]
+    responses((status = 200, description = "The gateway's clock now: {\"now\"}", body = Object),
+              (status = 409, description = "The clock is the system's ([clock] mode = \"system\"), or the duration is negative", body = super::error::ErrorBody)))]
 pub async fn clock(
     State(state): State<Arc<AppState>>,
     _headers: HeaderMap,

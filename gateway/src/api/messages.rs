@@ -7,7 +7,7 @@ use crate::customer::double_opt_in::{self, ConsentRequest};
 use crate::message::Channel;
 use crate::routing::Plan;
 use crate::send::{Composed, SendRequest, compose, secs_to_ms};
-use crate::store::{AttemptRecord, IdempotencyKey, Inserted, MessageRecord, now_ms};
+use crate::store::{AttemptRecord, IdempotencyKey, Inserted, MessageRecord};
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderName, StatusCode, header};
@@ -61,7 +61,7 @@ pub async fn send(
         })?),
         None => None,
     };
-    let Composed { mut message, plan } = compose(&state.send, request, now_ms()).await?;
+    let Composed { mut message, plan } = compose(&state.send, request, state.clock.now()).await?;
     let consent_request = asks
         .map(|asks| consent_request(&state, asks, &message))
         .transpose()?;

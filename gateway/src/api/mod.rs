@@ -68,8 +68,8 @@ pub struct AppState {
     /// The names requests may be addressed to when no API keys are set
     /// (`Host` without port): localhost, the listen address, `public_url`'s host.
     pub own_hosts: Vec<String>,
-    /// The journeys' time (the system's, or a manual one for tests).
-    pub clock: Arc<crate::journeys::runner::Clock>,
+    /// The gateway's time (see [`crate::clock`]).
+    pub clock: Arc<crate::clock::Clock>,
     /// Tells the journey runner that events arrived.
     pub journeys_wake: Arc<Notify>,
 }
@@ -81,6 +81,7 @@ impl AppState {
         wake: Arc<Notify>,
         live: Arc<crate::live::Live>,
         metrics: Arc<crate::metrics::Metrics>,
+        clock: Arc<crate::clock::Clock>,
     ) -> Self {
         let public_url = config
             .server
@@ -115,6 +116,7 @@ impl AppState {
             }),
             metrics: metrics.clone(),
             wake: wake.clone(),
+            clock: clock.clone(),
         });
         AppState {
             store,
@@ -142,9 +144,7 @@ impl AppState {
             metrics,
             public_url,
             own_hosts: own_hosts(config),
-            clock: Arc::new(crate::journeys::runner::Clock::new(
-                config.journey_runner.clock,
-            )),
+            clock,
             journeys_wake: Arc::new(Notify::new()),
         }
     }

@@ -2,7 +2,6 @@
 //! answers), and the per-route request count behind them.
 
 use super::{ApiError, AppState};
-use crate::store::now_ms;
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::Next;
@@ -12,7 +11,7 @@ use std::sync::Arc;
 #[utoipa::path(get, path = "/metrics", tag = "operations",
     responses((status = 200, description = "Prometheus text", body = String, content_type = "application/openmetrics-text")))]
 pub async fn metrics(State(state): State<Arc<AppState>>) -> Result<Response, ApiError> {
-    let now = now_ms();
+    let now = state.clock.now();
     let health = state
         .store
         .queue_health(now)
@@ -58,7 +57,7 @@ pub async fn reload(
 #[utoipa::path(get, path = "/readyz", tag = "operations",
     responses((status = 200, description = "The store answers", body = String), (status = 503, body = super::error::ErrorBody)))]
 pub async fn ready(State(state): State<Arc<AppState>>) -> Response {
-    match state.store.ping().await {
+    match state.store.ping(state.clock.now()).await {
         Ok(()) => (StatusCode::OK, "ready").into_response(),
         Err(e) => {
             if e.is_transient() {

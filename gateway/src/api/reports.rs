@@ -3,7 +3,6 @@
 //! a conversion was credited to.
 
 use super::{ApiError, AppState};
-use crate::store::now_ms;
 use crate::store::reports::{ConversionRecord, ReportKey, ReportRow};
 use axum::Json;
 use axum::extract::{Path, Query, State};
@@ -38,7 +37,7 @@ pub async fn channels(
     State(state): State<Arc<AppState>>,
     Query(query): Query<ReportQuery>,
 ) -> Result<Response, ApiError> {
-    let to = time(query.to.as_deref(), "to")?.unwrap_or_else(now_ms);
+    let to = time(query.to.as_deref(), "to")?.unwrap_or_else(|| state.clock.now());
     let from = time(query.from.as_deref(), "from")?.unwrap_or(to - DEFAULT_SPAN_MS);
     if from >= to {
         return Err(ApiError::invalid(

@@ -4,7 +4,6 @@ use super::body::{parse_json, read_body};
 use super::idempotency;
 use super::{ApiError, AppState};
 use crate::send::{SendRequest, compose};
-use crate::store::now_ms;
 use axum::Json;
 use axum::body::Body;
 use axum::extract::State;
@@ -25,7 +24,7 @@ pub async fn preview(
     let request: SendRequest = parse_json(&bytes)?;
     // Refused here exactly when a send would refuse it.
     idempotency::from_request(&headers, request.idempotency_key.as_deref())?;
-    let composed = compose(&state.send, request, now_ms()).await?;
+    let composed = compose(&state.send, request, state.clock.now()).await?;
     let message = composed.message;
     let deliveries: Vec<Value> = message
         .deliveries

@@ -6,7 +6,6 @@ use super::body::{parse_json, read_body};
 use super::{ApiError, AppState};
 use crate::campaigns;
 use crate::config::segments::{self, Segment};
-use crate::store::now_ms;
 use crate::store::segments::SegmentQuery;
 use axum::Json;
 use axum::body::Body;
@@ -84,7 +83,7 @@ pub async fn put(
     let definition = serde_json::to_string(&segment).map_err(ApiError::internal)?;
     let created = state
         .store
-        .put_segment(&name, definition, now_ms())
+        .put_segment(&name, definition, state.clock.now())
         .await
         .map_err(ApiError::from)?;
     let status = if created {
@@ -127,7 +126,7 @@ pub async fn count(
     Path(name): Path<String>,
     Query(params): Query<CountQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let query = query(&state, &name, now_ms()).await?;
+    let query = query(&state, &name, state.clock.now()).await?;
     let sample = params.sample.unwrap_or(10).min(MAX_SAMPLE);
     let (count, members) = tokio::try_join!(
         state.store.segment_count(query.clone()),

@@ -6,7 +6,6 @@ use super::messages::timestamp;
 use super::{ApiError, AppState};
 use crate::customer::{Suppression, SuppressionReason, address_key};
 use crate::message::Channel;
-use crate::store::now_ms;
 use axum::Json;
 use axum::body::Body;
 use axum::extract::{Path, State};
@@ -101,7 +100,7 @@ pub async fn put(
         reason: request.reason.unwrap_or(SuppressionReason::Manual),
         source: "api".to_owned(),
         note: request.note,
-        created_at: now_ms(),
+        created_at: state.clock.now(),
     };
     let created = state
         .store

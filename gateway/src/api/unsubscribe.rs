@@ -8,7 +8,6 @@ use super::{ApiError, AppState};
 use crate::customer::unsubscribe::{self, Refused, Unsubscribe};
 use crate::customer::{Consent, ConsentStatus};
 use crate::message::Channel;
-use crate::store::now_ms;
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -24,7 +23,7 @@ pub async fn unsubscribe(
     State(state): State<Arc<AppState>>,
     Path(token): Path<String>,
 ) -> Result<Response, ApiError> {
-    let now = now_ms();
+    let now = state.clock.now();
     let who = verify(&state, &token, now)?;
     let at = jiff::Timestamp::from_millisecond(now).map_err(ApiError::internal)?;
     let change = Consent {
@@ -64,7 +63,7 @@ pub async fn page(
     State(state): State<Arc<AppState>>,
     Path(token): Path<String>,
 ) -> Result<Response, ApiError> {
-    let who = verify(&state, &token, now_ms())?;
+    let who = verify(&state, &token, state.clock.now())?;
     // The token is base64url and a dot: nothing in it needs escaping, but
     // the category came from the configuration; escape it anyway.
     let category = escape(&who.category);

@@ -5,7 +5,6 @@
 use super::body::read_at_most;
 use super::{ApiError, AppState};
 use crate::plugins::{Inbound, WebhookRejection, WebhookRequest};
-use crate::store::now_ms;
 use crate::webhooks::inbound::{self, Applied};
 use axum::Json;
 use axum::body::Body;
@@ -72,7 +71,7 @@ pub async fn receive(
     // re-suppress an address support staff cleared. Delivery reports need
     // no receipt (a status only moves forward) and replies have their
     // provider id: the callbacks most messages get cost no extra write.
-    let now = now_ms();
+    let now = state.clock.now();
     let receipt = events
         .iter()
         .any(Inbound::changes_consent)

@@ -15,7 +15,7 @@
 use crate::config::BroadcastsConfig;
 use crate::store::campaigns::BroadcastRecord;
 use crate::store::segments::SegmentQuery;
-use crate::store::{Store, StoreError, now_ms};
+use crate::store::{Store, StoreError};
 use async_trait::async_trait;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -47,6 +47,7 @@ pub trait Members: Send + Sync {
 pub struct Fanout {
     store: Arc<dyn Store>,
     members: Arc<dyn Members>,
+    clock: Arc<crate::clock::Clock>,
     config: BroadcastsConfig,
 }
 
@@ -55,10 +56,12 @@ impl Fanout {
         config: &BroadcastsConfig,
         store: Arc<dyn Store>,
         members: Arc<dyn Members>,
+        clock: Arc<crate::clock::Clock>,
     ) -> Self {
         Fanout {
             store,
             members,
+            clock,
             config: config.clone(),
         }
     }
@@ -66,7 +69,10 @@ impl Fanout {
     pub async fn run(self, mut stop: watch::Receiver<bool>) {
         let idle = Duration::from_millis(self.config.tick_ms);
         while !*stop.borrow() {
-            let leased = self.store.lease_broadcast(now_ms(), self.lease_ms()).await;
+            let leased = self
+                .store
+                .lease_broadcast(self.clock.now(), self.lease_ms())
+                .await;
             match leased {
                 Ok(Some(broadcast)) => {
                     if let Err(e) = self.fan_out(&broadcast, &stop).await {
@@ -94,21 +100,23 @@ impl Fanout {
         broadcast: &BroadcastRecord,
         stop: &watch::Receiver<bool>,
     ) -> Result<(), StoreError> {
-        let (query, rate) = match self.members.plan(broadcast, now_ms()).await? {
+        let (query, rate) = match self.members.plan(broadcast, self.clock.now()).await? {
             Ok(plan) => plan,
             Err(why) => {
                 tracing::warn!(broadcast = %broadcast.id, "broadcast cancelled: {why}");
-                self.store.cancel_broadcast(&broadcast.id, now_ms()).await?;
+                self.store
+                    .cancel_broadcast(&broadcast.id, self.clock.now())
+                    .await?;
                 return Ok(());
             }
         };
         let page_size = (rate as usize).clamp(1, MAX_PAGE);
         let mut cursor = broadcast.cursor.clone();
         while !*stop.borrow() {
-            if self.store.backlog(now_ms()).await? > self.config.max_backlog {
+            if self.store.backlog(self.clock.now()).await? > self.config.max_backlog {
                 // Transactional sends first: hold the page, keep the lease.
                 tokio::time::sleep(Duration::from_millis(self.config.tick_ms)).await;
-                let now = now_ms();
+                let now = self.clock.now();
                 let lease = now + self.lease_ms();
                 if !self
                     .store
@@ -124,12 +132,14 @@ impl Fanout {
                 .store
                 .segment_members(query.clone(), cursor.clone(), page_size)
                 .await?;
-            self.members.send_page(broadcast, &page, now_ms()).await?;
+            self.members
+                .send_page(broadcast, &page, self.clock.now())
+                .await?;
             let done = page.len() < page_size;
             if let Some(last) = page.last() {
                 cursor.clone_from(last);
             }
-            let now = now_ms();
+            let now = self.clock.now();
             let still_on = self
                 .store
                 .advance_broadcast(
@@ -144,7 +154,9 @@ impl Fanout {
             if !still_on {
                 // Cancelled while this page was sent: its messages go too.
                 let campaign = format!("broadcast:{}", broadcast.id);
-                self.store.cancel_campaign(&campaign, now_ms()).await?;
+                self.store
+                    .cancel_campaign(&campaign, self.clock.now())
+                    .await?;
                 return Ok(());
             }
             if done {
@@ -156,7 +168,7 @@ impl Fanout {
         }
         // Stopping: hand the broadcast over now rather than when the lease
         // runs out, so a restart (or another node) goes on at once.
-        let now = now_ms();
+        let now = self.clock.now();
         self.store
             .advance_broadcast(&broadcast.id, &cursor, 0, false, now, now)
             .await?;

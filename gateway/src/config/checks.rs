@@ -32,14 +32,22 @@ pub fn validate(
     manual_clock(config, errors);
 }
 
-/// `journey_runner.clock = "manual"` lets a request move every journey's
-/// time: for tests and rehearsals on this machine, never on a gateway
-/// others can reach.
+/// `[clock] mode = "manual"` lets a request move the gateway's time: for
+/// tests and rehearsals on this machine, never on a gateway others can reach.
+/// A start without it would be silently ignored, so it is refused.
 fn manual_clock(config: &Config, errors: &mut Vec<ConfigError>) {
     let listen = config.server.listen;
-    if config.journey_runner.clock == super::ClockMode::Manual && !listen.ip().is_loopback() {
+    let manual = config.clock.mode == super::ClockMode::Manual;
+    if !manual && config.clock.start.is_some() {
         errors.push(ConfigError::new(
-            "journey_runner.clock",
+            "clock.start",
+            None,
+            "a start is for the manual clock: set mode = \"manual\" or remove it",
+        ));
+    }
+    if manual && !listen.ip().is_loopback() {
+        errors.push(ConfigError::new(
+            "clock.mode",
             None,
             format!("\"manual\" is for tests on loopback; {listen} is reachable from the network"),
         ));

@@ -37,6 +37,7 @@ pub fn parse_sections(
             "templates" => section(name, value, errors).map(|s| config.templates = s),
             "unsubscribe" => section(name, value, errors).map(|s| config.unsubscribe = s),
             "journey_runner" => section(name, value, errors).map(|s| config.journey_runner = s),
+            "clock" => section(name, value, errors).map(|s| config.clock = s),
             "broadcasts" => section(name, value, errors).map(|s| config.broadcasts = s),
             "retention" => section(name, value, errors).map(|s| config.retention = s),
             "journeys" => match value.get_ref() {
@@ -116,7 +117,7 @@ pub fn parse_sections(
                 errors.push(ConfigError::new(
                     name,
                     Some(key.span()),
-                    "unknown section, expected one of server, storage, plugins, dispatch, messages, callbacks, regions, routing, categories, connectors, templates, unsubscribe, journeys, journey_runner, segments, broadcasts, conversions, retention",
+                    "unknown section, expected one of server, storage, plugins, dispatch, messages, callbacks, regions, routing, categories, connectors, templates, unsubscribe, journeys, journey_runner, clock, segments, broadcasts, conversions, retention",
                 ));
                 None
             }

@@ -16,9 +16,9 @@ pub mod shipped;
 
 pub use report::{ConfigError, ConfigReport};
 pub use schema::{
-    ApiKeyConfig, BroadcastsConfig, CallbacksConfig, ClockMode, ConnectorConfig, DispatchConfig,
-    JourneyRunnerConfig, MessagesConfig, NamedKey, PluginsConfig, RetentionConfig, Scope,
-    ServerConfig, StorageConfig, TemplatesConfig, UnsubscribeConfig,
+    ApiKeyConfig, BroadcastsConfig, CallbacksConfig, ClockConfig, ClockMode, ConnectorConfig,
+    DispatchConfig, JourneyRunnerConfig, MessagesConfig, NamedKey, PluginsConfig, RetentionConfig,
+    Scope, ServerConfig, StorageConfig, TemplatesConfig, UnsubscribeConfig,
 };
 
 use crate::routing::policy::{CategoryConfig, ConnectorRoute, Policy, RoutingConfig};
@@ -49,6 +49,7 @@ pub struct Config {
     /// `[journeys.<name>]`
     pub journeys: journeys::Journeys,
     pub journey_runner: JourneyRunnerConfig,
+    pub clock: ClockConfig,
     /// `[segments.<name>]`
     pub segments: BTreeMap<String, segments::Segment>,
     pub broadcasts: BroadcastsConfig,

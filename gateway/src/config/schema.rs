@@ -583,19 +583,28 @@ pub struct JourneyRunnerConfig {
     /// (an event also wakes the runner at once).
     #[serde(default = "default_tick_ms")]
     pub tick_ms: u64,
-    /// `clock = "system"`; `"manual"` lets `POST /v1/admin/clock` move the
-    /// journeys' clock forward: for tests and rehearsals, never production.
-    #[serde(default)]
-    pub clock: ClockMode,
 }
 
 impl Default for JourneyRunnerConfig {
     fn default() -> Self {
         JourneyRunnerConfig {
             tick_ms: default_tick_ms(),
-            clock: ClockMode::System,
         }
     }
+}
+
+/// `[clock]`: the gateway's time (see [`crate::clock`]).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClockConfig {
+    /// `mode = "system"`; `"manual"` is for tests and rehearsals on loopback:
+    /// it starts at `start` and `POST /v1/admin/clock` moves it forward.
+    #[serde(default)]
+    pub mode: ClockMode,
+    /// `start = "2026-03-02T03:30:00Z"`: where a manual clock starts (default:
+    /// now), so a test pins the hour it depends on.
+    #[serde(default)]
+    pub start: Option<jiff::Timestamp>,
 }
 
 fn default_tick_ms() -> u64 {

@@ -13,7 +13,7 @@ use crate::live::Live;
 use crate::message::{Channel, Outcome};
 use crate::metrics::Metrics;
 use crate::plugins::Outgoing;
-use crate::store::{AttemptRecord, AttemptResult, LeasedDelivery, Next, Store, now_ms};
+use crate::store::{AttemptRecord, AttemptResult, LeasedDelivery, Next, Store};
 use recorder::Recorder;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -33,6 +33,7 @@ pub struct Dispatcher {
     config: DispatchConfig,
     wake: Arc<Notify>,
     metrics: Arc<Metrics>,
+    clock: Arc<crate::clock::Clock>,
 }
 
 impl Dispatcher {
@@ -42,6 +43,7 @@ impl Dispatcher {
         live: Arc<Live>,
         wake: Arc<Notify>,
         metrics: Arc<Metrics>,
+        clock: Arc<crate::clock::Clock>,
     ) -> Self {
         Dispatcher {
             store,
@@ -49,6 +51,7 @@ impl Dispatcher {
             config: config.dispatch.clone(),
             wake,
             metrics,
+            clock,
         }
     }
 
@@ -56,8 +59,12 @@ impl Dispatcher {
     /// flight. Deliveries not finished by then keep their lease and are
     /// picked up again after the next start.
     pub async fn run(self, mut stop: watch::Receiver<bool>, grace: Duration) {
-        let (recorder, recording) =
-            Recorder::start(self.store.clone(), self.metrics.clone(), self.wake.clone());
+        let (recorder, recording) = Recorder::start(
+            self.store.clone(),
+            self.metrics.clone(),
+            self.wake.clone(),
+            self.clock.clone(),
+        );
         let this = Arc::new(self);
         let slots = Arc::new(Semaphore::new(this.config.concurrency));
         let min_lease = (this.config.concurrency / 8).clamp(1, LEASE_BATCH);
@@ -75,7 +82,7 @@ impl Dispatcher {
                 continue;
             }
             let free = slots.available_permits();
-            let now = now_ms();
+            let now = this.clock.now();
             let leased = match this
                 .store
                 .lease_due(now, free.min(LEASE_BATCH), this.config.lease_ms)
@@ -192,7 +199,7 @@ impl Dispatcher {
 
     /// Make one attempt and hand its result, with its slot, to the recorder.
     async fn attempt(&self, d: LeasedDelivery, slot: OwnedSemaphorePermit, recorder: Recorder) {
-        let started_at = now_ms();
+        let started_at = self.clock.now();
         let out = Outgoing {
             message_id: &d.message_id,
             attempt: d.attempts + 1,
@@ -202,7 +209,7 @@ impl Dispatcher {
         };
         let routing = self.live.current();
         let delivered = routing.plugins.deliver(&d.connector, out).await;
-        let finished_at = now_ms();
+        let finished_at = self.clock.now();
         for (address, reason) in &delivered.dead_addresses {
             self.forget_dead_address(&d, address, reason, finished_at)
                 .await;

@@ -7,6 +7,7 @@
 //! dispatcher. An attempt keeps its dispatch slot until its record is
 //! written, so the unrecorded never outgrow `dispatch.concurrency`.
 
+use crate::clock::Clock;
 use crate::message::Channel;
 use crate::metrics::Metrics;
 use crate::store::{AttemptResult, Next, Store};
@@ -37,9 +38,10 @@ impl Recorder {
         store: Arc<dyn Store>,
         metrics: Arc<Metrics>,
         wake: Arc<Notify>,
+        clock: Arc<Clock>,
     ) -> (Recorder, JoinHandle<()>) {
         let (queue, finished) = mpsc::unbounded_channel();
-        let task = tokio::spawn(record(store, metrics, wake, finished));
+        let task = tokio::spawn(record(store, metrics, wake, clock, finished));
         (Recorder { queue }, task)
     }
 
@@ -57,6 +59,7 @@ async fn record(
     store: Arc<dyn Store>,
     metrics: Arc<Metrics>,
     wake: Arc<Notify>,
+    clock: Arc<Clock>,
     mut finished: mpsc::UnboundedReceiver<Finished>,
 ) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
@@ -65,7 +68,7 @@ async fn record(
             batch.drain(..).map(|f| (f.result, f.slot)).unzip();
         // A retry or a fallback makes work due: the dispatcher looks again.
         let due = results.iter().any(|r| !matches!(r.next, Next::Sent { .. }));
-        write(&*store, &metrics, results).await;
+        write(&*store, &metrics, &clock, results).await;
         drop(slots);
         if due {
             wake.notify_one();
@@ -84,7 +87,12 @@ const MAX_PAUSE: Duration = Duration::from_secs(1);
 /// delivery from being sent a second time a whole lease later. Past the
 /// lease another node may be attempting it already, and the record is only
 /// history; it is tried once more then and given up.
-async fn write(store: &dyn Store, metrics: &Metrics, mut results: Vec<AttemptResult>) {
+async fn write(
+    store: &dyn Store,
+    metrics: &Metrics,
+    clock: &Clock,
+    mut results: Vec<AttemptResult>,
+) {
     let mut pause = FIRST_PAUSE;
     loop {
         let labels: Vec<(Channel, String)> = results
@@ -92,7 +100,7 @@ async fn write(store: &dyn Store, metrics: &Metrics, mut results: Vec<AttemptRes
             .map(|r| (r.attempt.channel, r.attempt.connector.clone()))
             .collect();
         let answers = store.record_attempts(results.clone()).await;
-        let now = crate::store::now_ms();
+        let now = clock.now();
         let mut again = Vec::new();
         for ((result, (channel, connector)), answer) in results.into_iter().zip(labels).zip(answers)
         {

@@ -7,8 +7,9 @@
 
 use super::engine::{self, Effect, Facts, Input, RunState, RunStatus, SendOutcome};
 use super::{Catalogue, JourneyConfig, Pinned};
+use crate::clock::Clock;
+use crate::config::JourneyRunnerConfig;
 use crate::config::journeys::{Entry, SendStep, StepKind};
-use crate::config::{ClockMode, JourneyRunnerConfig};
 use crate::live::Live;
 use crate::store::journeys::{EventRecord, JourneyVersion, RunRecord};
 use crate::store::{Store, StoreError};
@@ -16,7 +17,6 @@ use async_trait::async_trait;
 use futures::stream::{self, StreamExt as _};
 use serde_json::Value;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{Notify, watch};
@@ -52,37 +52,6 @@ pub trait Sends: Send + Sync {
     async fn send(&self, job: SendJob<'_>) -> Result<SendOutcome, StoreError>;
     /// Cancel what a run sent that has not gone out yet.
     async fn cancel_run(&self, customer_id: &str, run_id: &str) -> Result<(), StoreError>;
-}
-
-/// The journeys' time: the system's, or (for tests and rehearsals) the
-/// system's moved forward by hand.
-pub struct Clock {
-    manual: bool,
-    offset: AtomicI64,
-}
-
-impl Clock {
-    pub fn new(mode: ClockMode) -> Self {
-        Clock {
-            manual: mode == ClockMode::Manual,
-            offset: AtomicI64::new(0),
-        }
-    }
-
-    pub fn now(&self) -> i64 {
-        crate::store::now_ms() + self.offset.load(Ordering::Relaxed)
-    }
-
-    /// Move a manual clock forward; a system clock refuses.
-    pub fn advance(&self, ms: i64) -> Result<i64, &'static str> {
-        if !self.manual {
-            return Err(
-                "the journeys' clock is the system's: set [journey_runner] clock = \"manual\"",
-            );
-        }
-        self.offset.fetch_add(ms, Ordering::Relaxed);
-        Ok(self.now())
-    }
 }
 
 pub struct Runner {
@@ -267,6 +236,7 @@ impl Runner {
                     version: pinned.version.clone(),
                     journey: pinned.name.clone(),
                     config: serde_json::to_string(&*pinned.config).unwrap_or_default(),
+                    created_at: now,
                 })
                 .await?;
             if let Ok(mut known) = self.stored_versions.lock() {

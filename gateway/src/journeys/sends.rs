@@ -52,9 +52,8 @@ impl Sends for JourneySends {
             ..SendRequest::default()
         };
         let campaign = format!("journey:{}", job.journey);
-        let now = crate::store::now_ms();
         Ok(
-            match on_behalf::accept(send, request, job.idempotency_key, campaign, now).await? {
+            match on_behalf::accept(send, request, job.idempotency_key, campaign, job.now).await? {
                 Accepted::Stored {
                     message_id,
                     status,
@@ -76,7 +75,6 @@ impl Sends for JourneySends {
         )
     }
 
-    /// Messages live on the system's clock, whatever the journeys' says.
     async fn cancel_run(&self, customer_id: &str, run_id: &str) -> Result<(), StoreError> {
         let report = self
             .send
@@ -84,7 +82,7 @@ impl Sends for JourneySends {
             .cancel(
                 &format!("customer:{customer_id}"),
                 &format!("journey:{run_id}"),
-                crate::store::now_ms(),
+                self.send.clock.now(),
             )
             .await?;
         if !report.cancelled.is_empty() {

@@ -40,6 +40,7 @@ pub struct Context {
     pub metrics: Arc<crate::metrics::Metrics>,
     /// Tells the dispatcher that new work is waiting.
     pub wake: Arc<tokio::sync::Notify>,
+    pub clock: Arc<crate::clock::Clock>,
 }
 use crate::customer::{Profile, address_key};
 use crate::live::Routing;

@@ -53,6 +53,8 @@ pub struct JourneyVersion {
     pub journey: String,
     /// The configuration, JSON.
     pub config: String,
+    /// When this node first ran it.
+    pub created_at: i64,
 }
 
 /// A run: its journey version, its customer and its state.

@@ -491,7 +491,7 @@ pub trait Store: journeys::JourneyStore + campaigns::CampaignStore + Send + Sync
     async fn queue_health(&self, now: i64) -> Result<QueueHealth, StoreError>;
 
     /// Whether the store can be read and written now: for `/readyz`.
-    async fn ping(&self) -> Result<(), StoreError>;
+    async fn ping(&self, now: i64) -> Result<(), StoreError>;
 
     /// Keep a message's request for its customer's consent, awaiting a YES.
     async fn request_consent(
@@ -582,7 +582,7 @@ pub trait Store: journeys::JourneyStore + campaigns::CampaignStore + Send + Sync
 
     /// Erase a profile and the addresses its messages were sent to; `false`
     /// when there was none.
-    async fn delete_customer(&self, id: &str) -> Result<bool, StoreError>;
+    async fn delete_customer(&self, id: &str, now: i64) -> Result<bool, StoreError>;
 
     /// Record what a provider reported about a message it accepted, moving
     /// the status forward (`sent` -> `delivered` -> `read`, never back).
@@ -666,9 +666,10 @@ pub async fn open(
     database: &Database,
     max_connections: usize,
     node: &str,
+    now: i64,
 ) -> Result<Arc<dyn Store>, StoreError> {
     Ok(match database {
-        Database::Sqlite(path) => Arc::new(SqliteStore::open(path, node)?),
+        Database::Sqlite(path) => Arc::new(SqliteStore::open(path, node, now)?),
         Database::Postgres(url) => Arc::new(PostgresStore::open(url, max_connections, node).await?),
     })
 }
@@ -711,9 +712,4 @@ fn interrupted_message(lease_until: Option<i64>) -> String {
         "the lease of this attempt ran out{until} before its outcome was recorded: the node \
          making it stopped or stalled; the provider may have the message"
     )
-}
-
-/// Milliseconds since the Unix epoch.
-pub fn now_ms() -> i64 {
-    jiff::Timestamp::now().as_millisecond()
 }

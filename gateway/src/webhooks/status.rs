@@ -19,7 +19,7 @@
 use crate::config::CallbacksConfig;
 use crate::metrics::Metrics;
 use crate::outbound::OutboundClient;
-use crate::store::{Callback, Store, now_ms};
+use crate::store::{Callback, Store};
 use base64::Engine as _;
 use bytes::Bytes;
 use hmac::{Hmac, Mac};
@@ -62,6 +62,7 @@ pub struct CallbackSender {
     secret: Arc<[u8]>,
     config: CallbacksConfig,
     metrics: Arc<Metrics>,
+    clock: Arc<crate::clock::Clock>,
 }
 
 impl CallbackSender {
@@ -70,6 +71,7 @@ impl CallbackSender {
         config: &CallbacksConfig,
         store: Arc<dyn Store>,
         metrics: Arc<Metrics>,
+        clock: Arc<crate::clock::Clock>,
     ) -> Option<Self> {
         let secret = config.secret.as_ref()?.get_ref().as_bytes();
         Some(CallbackSender {
@@ -84,6 +86,7 @@ impl CallbackSender {
             secret: Arc::from(secret),
             config: config.clone(),
             metrics,
+            clock,
         })
     }
 
@@ -92,7 +95,11 @@ impl CallbackSender {
         let lease_ms = this.config.timeout_ms.saturating_mul(3);
         let mut posting = JoinSet::new();
         while !*stop.borrow() {
-            let due = match this.store.lease_callbacks(now_ms(), BATCH, lease_ms).await {
+            let due = match this
+                .store
+                .lease_callbacks(this.clock.now(), BATCH, lease_ms)
+                .await
+            {
                 Ok(due) => due,
                 Err(e) => {
                     tracing::error!("cannot lease callbacks: {e}");
@@ -115,7 +122,8 @@ impl CallbackSender {
     }
 
     async fn post(&self, callback: Callback) {
-        let timestamp = now_ms() / 1000;
+        // The receiver checks it against its own clock: the wall's.
+        let timestamp = crate::clock::wall_ms() / 1000;
         let body = callback.payload.as_bytes();
         // Stable across retries of one callback, as Standard Webhooks asks.
         let id = format!("cb_{}", callback.id);
@@ -162,7 +170,7 @@ impl CallbackSender {
                     self.config.backoff_max_ms,
                     attempts,
                 );
-                (Some(now_ms().saturating_add(wait as i64)), false)
+                (Some(self.clock.now().saturating_add(wait as i64)), false)
             }
         };
         self.metrics.callback(match (&outcome, give_up) {

@@ -9,6 +9,7 @@
 
 mod contract;
 
+use crossgate::clock::wall_ms;
 use crossgate::config::Database;
 use crossgate::message::{Channel, Content};
 use crossgate::store::{self, NewDelivery, NewMessage, Store};
@@ -27,7 +28,9 @@ pub struct Stores {
 async fn sqlite() -> Stores {
     let dir = tempfile::tempdir().unwrap();
     let database = Database::Sqlite(dir.path().join("crossgate.db"));
-    let a = store::open(&database, 1, "node-a").await.unwrap();
+    let a = store::open(&database, 1, "node-a", wall_ms())
+        .await
+        .unwrap();
     Stores {
         b: a.clone(),
         a_node: "node-a",
@@ -41,8 +44,8 @@ async fn postgres(test: &str) -> Option<Stores> {
     let url = crate::support::postgres::fresh_database(test).await?;
     let database = Database::Postgres(url);
     let (a, b) = tokio::join!(
-        store::open(&database, 4, "node-a"),
-        store::open(&database, 4, "node-b")
+        store::open(&database, 4, "node-a", wall_ms()),
+        store::open(&database, 4, "node-b", wall_ms())
     );
     Some(Stores {
         a: a.unwrap(),

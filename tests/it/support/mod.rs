@@ -316,6 +316,25 @@ backoff_base_ms = 20
 backoff_max_ms = 2000
 "#;
 
+/// The day tests that depend on the hour pin their clock on: a Wednesday
+/// with no change of daylight-saving time within days of it in Europe,
+/// the Americas or New Zealand.
+pub const PINNED_DAY: &str = "2026-03-04";
+
+/// `hh:mm` UTC on [`PINNED_DAY`].
+pub fn pinned(utc: &str) -> jiff::Timestamp {
+    format!("{PINNED_DAY}T{utc}:00Z").parse().unwrap()
+}
+
+/// `[clock]` for a gateway whose time starts at `hh:mm` UTC on
+/// [`PINNED_DAY`] and runs on from there, whatever the hour the test runs.
+pub fn clock_at(utc: &str) -> String {
+    format!(
+        "\n[clock]\nmode = \"manual\"\nstart = \"{}\"\n",
+        pinned(utc)
+    )
+}
+
 pub fn sms(phone: &str, text: &str) -> Value {
     serde_json::json!({"channel": "sms", "to": {"phone": phone}, "content": {"text": text}})
 }

@@ -201,7 +201,7 @@ pub async fn forget_address(
 
 /// The profile goes, and so do the addresses its messages were sent to:
 /// history keeps ids, channels and outcomes, nothing that identifies a person.
-pub async fn delete(tx: &impl Sql, id: &str) -> Result<bool, StoreError> {
+pub async fn delete(tx: &impl Sql, id: &str, now: i64) -> Result<bool, StoreError> {
     let deleted = tx
         .exec("DELETE FROM customers WHERE id = $1", &[&id])
         .await?;
@@ -227,7 +227,6 @@ pub async fn delete(tx: &impl Sql, id: &str) -> Result<bool, StoreError> {
         &[&id],
     )
     .await?;
-    let now = crate::store::now_ms();
     for row in tx.rows(&PENDING, &[&id]).await? {
         messages::close(
             tx,

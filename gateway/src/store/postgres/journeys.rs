@@ -201,7 +201,7 @@ impl JourneyStore for PostgresStore {
                     &version.version,
                     &version.journey,
                     &version.config,
-                    &crate::store::now_ms(),
+                    &version.created_at,
                 ],
             )
             .await?;
@@ -213,7 +213,7 @@ impl JourneyStore for PostgresStore {
             .client()
             .await?
             .opt(
-                "SELECT version, journey, config FROM journey_versions WHERE version = $1",
+                "SELECT version, journey, config, created_at FROM journey_versions WHERE version = $1",
                 &[&version],
             )
             .await?
@@ -221,6 +221,7 @@ impl JourneyStore for PostgresStore {
                 version: r.get(0),
                 journey: r.get(1),
                 config: r.get(2),
+                created_at: r.get(3),
             }))
     }
 

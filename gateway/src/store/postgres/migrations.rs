@@ -304,7 +304,7 @@ pub async fn apply(client: &mut Object, database: &str) -> Result<(), StoreError
         .await?;
     tx.batch_execute(VERSIONS).await?;
     let applied = applied(&tx).await?;
-    let now = crate::store::now_ms();
+    let now = crate::clock::wall_ms();
     for m in migrations::pending(database, &MIGRATIONS, applied)? {
         tx.batch_execute(m.sql).await?;
         tx.exec(

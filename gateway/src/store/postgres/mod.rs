@@ -318,10 +318,9 @@ impl Store for PostgresStore {
 
     /// Answers within [`PING_TIMEOUT`] either way: a load balancer's health
     /// check should not wait out the pool's connect timeout.
-    async fn ping(&self) -> Result<(), StoreError> {
+    async fn ping(&self, now: i64) -> Result<(), StoreError> {
         // A row written, not only read: a server that cannot write (a full
         // disk, a read-only standby) is not ready.
-        let now = crate::store::now_ms();
         let ping = async {
             self.client()
                 .await?
@@ -454,8 +453,8 @@ impl Store for PostgresStore {
             .await)
     }
 
-    async fn delete_customer(&self, id: &str) -> Result<bool, StoreError> {
-        transaction!(self, |tx| customers::delete(&tx, id).await)
+    async fn delete_customer(&self, id: &str, now: i64) -> Result<bool, StoreError> {
+        transaction!(self, |tx| customers::delete(&tx, id, now).await)
     }
 
     async fn apply_provider_status(

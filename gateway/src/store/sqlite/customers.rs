@@ -217,7 +217,7 @@ pub fn forget_address(
 
 /// The profile goes, and so do the addresses its messages were sent to:
 /// history keeps ids, channels and outcomes, nothing that identifies a person.
-pub fn delete(conn: &Connection, id: &str) -> Result<bool, StoreError> {
+pub fn delete(conn: &Connection, id: &str, now: i64) -> Result<bool, StoreError> {
     let deleted = conn
         .prepare_cached("DELETE FROM customers WHERE id = ?1")?
         .execute(params![id])?;
@@ -242,7 +242,6 @@ pub fn delete(conn: &Connection, id: &str) -> Result<bool, StoreError> {
         .prepare_cached(&PENDING)?
         .query_map(params![id], |r| r.get(0))?
         .collect::<Result<_, _>>()?;
-    let now = crate::store::now_ms();
     for message_id in pending {
         messages::close(
             conn,

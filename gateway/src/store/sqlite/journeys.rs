@@ -202,7 +202,7 @@ impl JourneyStore for SqliteStore {
                 version.version,
                 version.journey,
                 version.config,
-                crate::store::now_ms()
+                version.created_at
             ])?;
             Ok(())
         })
@@ -214,13 +214,14 @@ impl JourneyStore for SqliteStore {
         self.read(move |conn| {
             Ok(conn
                 .prepare_cached(
-                    "SELECT version, journey, config FROM journey_versions WHERE version = ?1",
+                    "SELECT version, journey, config, created_at FROM journey_versions WHERE version = ?1",
                 )?
                 .query_row(params![version], |r| {
                     Ok(JourneyVersion {
                         version: r.get(0)?,
                         journey: r.get(1)?,
                         config: r.get(2)?,
+                        created_at: r.get(3)?,
                     })
                 })
                 .optional()?)

@@ -354,7 +354,7 @@ pub fn apply(conn: &mut Connection, database: &str) -> Result<(), StoreError> {
         tx.execute_batch(m.sql)?;
         tx.execute(
             "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?1, ?2, ?3)",
-            rusqlite::params![m.version, m.name, crate::store::now_ms()],
+            rusqlite::params![m.version, m.name, crate::clock::wall_ms()],
         )?;
         tx.commit()?;
         tracing::info!(

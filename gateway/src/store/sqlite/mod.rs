@@ -90,7 +90,7 @@ fn file_identity(path: &Path) -> Option<(u64, u64)> {
 
 impl SqliteStore {
     /// Open (creating if needed) the database file and start the writer.
-    pub fn open(path: &Path, node: &str) -> Result<SqliteStore, StoreError> {
+    pub fn open(path: &Path, node: &str, now: i64) -> Result<SqliteStore, StoreError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| {
                 StoreError::Corrupt(format!("cannot create {}: {e}", dir.display()))
@@ -104,7 +104,7 @@ impl SqliteStore {
         // disk takes the write; when it does not (full), the gateway still
         // starts, serves reads and answers 503 to writes, and the leases are
         // taken over as they run out, like any other node's.
-        let recovered = queue::recover_leases(&writer, super::now_ms())
+        let recovered = queue::recover_leases(&writer, now)
             .and_then(|()| outbox::recover_leases(&writer))
             .and_then(|()| campaigns::recover_leases(&writer));
         match recovered {
@@ -516,9 +516,8 @@ impl Store for SqliteStore {
     /// The writer answers, and the file at the configured path is still the
     /// one this process writes: a deleted or replaced file would take every
     /// later write with it when the process ends.
-    async fn ping(&self) -> Result<(), StoreError> {
+    async fn ping(&self, now: i64) -> Result<(), StoreError> {
         let (path, opened) = (self.path.clone(), self.identity);
-        let now = super::now_ms();
         self.write_as(Durability::ProcessCrashSafe, move |conn| {
             // A row written, not only read: a full disk answers reads.
             conn.prepare_cached(READINESS_PROBE)?
@@ -656,9 +655,10 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn delete_customer(&self, id: &str) -> Result<bool, StoreError> {
+    async fn delete_customer(&self, id: &str, now: i64) -> Result<bool, StoreError> {
         let id = id.to_owned();
-        self.write(move |conn| customers::delete(conn, &id)).await
+        self.write(move |conn| customers::delete(conn, &id, now))
+            .await
     }
 
     async fn apply_provider_status(
@@ -767,7 +767,7 @@ mod tests {
     #[tokio::test]
     async fn a_failing_write_is_undone_without_undoing_its_batch() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Arc::new(SqliteStore::open(&dir.path().join("db"), "test").unwrap());
+        let store = Arc::new(SqliteStore::open(&dir.path().join("db"), "test", 0).unwrap());
         store
             .write(|conn| {
                 conn.execute_batch("CREATE TABLE t (v TEXT)")?;

@@ -79,7 +79,7 @@ pub async fn segments_are_computed_from_traits_and_events(s: Stores) {
         ..SegmentQuery::default()
     };
     assert_eq!(s.a.segment_count(bought).await.unwrap(), 0);
-    assert!(s.a.delete_customer("c1").await.unwrap());
+    assert!(s.a.delete_customer("c1", wall_ms()).await.unwrap());
     assert_eq!(s.b.segment_count(benelux_vips).await.unwrap(), 1);
 }
 

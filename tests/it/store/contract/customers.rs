@@ -56,11 +56,11 @@ pub async fn profiles_index_addresses_and_erasure_cancels(s: Stores) {
     pending.customer_id = Some("c1".into());
     pending.scope = "customer:c1".into();
     insert(&*s.a, pending).await;
-    assert!(s.b.delete_customer("c1").await.unwrap());
+    assert!(s.b.delete_customer("c1", wall_ms()).await.unwrap());
     assert!(s.a.customer("c1").await.unwrap().is_none());
     let erased = s.a.message("m1").await.unwrap().unwrap();
     assert_eq!(erased.status, MessageStatus::Cancelled);
-    assert!(!s.a.delete_customer("c1").await.unwrap());
+    assert!(!s.a.delete_customer("c1", wall_ms()).await.unwrap());
 }
 
 pub async fn suppressions_keep_a_persons_wish_over_a_finding(s: Stores) {

@@ -52,6 +52,7 @@ pub async fn runs_are_written_by_revision_and_leased_when_due(s: Stores) {
         version: "v1".into(),
         journey: "welcome".into(),
         config: "{}".into(),
+        created_at: wall_ms(),
     })
     .await
     .unwrap();
@@ -59,6 +60,7 @@ pub async fn runs_are_written_by_revision_and_leased_when_due(s: Stores) {
         version: "v1".into(),
         journey: "welcome".into(),
         config: "{}".into(),
+        created_at: wall_ms(),
     })
     .await
     .unwrap();
@@ -116,7 +118,7 @@ pub async fn runs_are_written_by_revision_and_leased_when_due(s: Stores) {
     s.a.record_events(vec![new_event("e1", "ada", "x", 1, None)])
         .await
         .unwrap();
-    s.a.delete_customer("ada").await.unwrap();
+    s.a.delete_customer("ada", wall_ms()).await.unwrap();
     assert!(s.b.customer_runs("ada").await.unwrap().is_empty());
     assert_eq!(s.b.count_events("ada", "x", 0).await.unwrap(), 0);
 }

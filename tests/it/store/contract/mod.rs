@@ -2,12 +2,12 @@
 //! helpers here.
 
 use super::{Stores, message};
+use crossgate::clock::wall_ms;
 use crossgate::config::RetentionConfig;
 use crossgate::customer::{Consent, ConsentStatus, Profile, Suppression, SuppressionReason};
 use crossgate::message::{Channel, MessageStatus, Outcome};
 use crossgate::store::campaigns::{BroadcastRecord, RefusedMember};
 use crossgate::store::journeys::{EventInserted, JourneyVersion, NewEvent, RunRecord};
-use crossgate::store::now_ms;
 use crossgate::store::replies::{NewReply, ReplyRecorded};
 use crossgate::store::reports::{NewConversion, ReportKey};
 use crossgate::store::segments::SegmentQuery;

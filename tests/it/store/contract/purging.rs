@@ -205,7 +205,7 @@ pub async fn a_backlog_of_history_is_purged_in_short_writes(s: Stores) {
         let old = (0..100).map(|i| suppressed(format!("old{page}-{i}"), 1_000));
         s.a.insert_messages(old.collect()).await.unwrap();
     }
-    let now = now_ms();
+    let now = wall_ms();
     insert(&*s.a, suppressed("recent".into(), now - 1_000)).await;
     let retention = RetentionConfig {
         messages: 60_000,

@@ -3,9 +3,9 @@
 //! broadcast is leased to one node at a time; its cursor moves only under
 //! that lease, so a restart or another node resumes where it stopped.
 
-use super::StoreError;
 use super::reports::{ConversionRecord, NewConversion, ReportKey, ReportRow};
 use super::segments::SegmentQuery;
+use crate::store::Result;
 use async_trait::async_trait;
 
 /// A broadcast and how far its fan-out got.
@@ -54,23 +54,18 @@ pub trait CampaignStore: Send + Sync {
         query: SegmentQuery,
         after: String,
         limit: usize,
-    ) -> Result<Vec<String>, StoreError>;
+    ) -> Result<Vec<String>>;
 
-    async fn segment_count(&self, query: SegmentQuery) -> Result<u64, StoreError>;
+    async fn segment_count(&self, query: SegmentQuery) -> Result<u64>;
 
     /// Create or replace a segment defined over the API; `true` when created.
-    async fn put_segment(
-        &self,
-        name: &str,
-        definition: String,
-        now: i64,
-    ) -> Result<bool, StoreError>;
+    async fn put_segment(&self, name: &str, definition: String, now: i64) -> Result<bool>;
 
-    async fn segment(&self, name: &str) -> Result<Option<String>, StoreError>;
+    async fn segment(&self, name: &str) -> Result<Option<String>>;
 
-    async fn insert_broadcast(&self, broadcast: BroadcastRecord) -> Result<(), StoreError>;
+    async fn insert_broadcast(&self, broadcast: BroadcastRecord) -> Result<()>;
 
-    async fn broadcast(&self, id: &str) -> Result<Option<BroadcastRecord>, StoreError>;
+    async fn broadcast(&self, id: &str) -> Result<Option<BroadcastRecord>>;
 
     /// Up to `limit` broadcasts, newest first, created before broadcast
     /// `before` (ids sort by creation), only those in `status` if given.
@@ -79,15 +74,11 @@ pub trait CampaignStore: Send + Sync {
         status: Option<String>,
         before: Option<String>,
         limit: usize,
-    ) -> Result<Vec<BroadcastRecord>, StoreError>;
+    ) -> Result<Vec<BroadcastRecord>>;
 
     /// One broadcast due for fan-out (scheduled and due, or planning) whose
     /// lease ran out, now leased until `now + lease_ms`.
-    async fn lease_broadcast(
-        &self,
-        now: i64,
-        lease_ms: i64,
-    ) -> Result<Option<BroadcastRecord>, StoreError>;
+    async fn lease_broadcast(&self, now: i64, lease_ms: i64) -> Result<Option<BroadcastRecord>>;
 
     /// Record a page of fan-out: the new cursor, `planned` more members,
     /// the status (`planning`, or `planned` when the segment is done) and
@@ -100,18 +91,14 @@ pub trait CampaignStore: Send + Sync {
         done: bool,
         lease_until: i64,
         now: i64,
-    ) -> Result<bool, StoreError>;
+    ) -> Result<bool>;
 
     /// Stop a broadcast's fan-out; `false` when it was already over.
-    async fn cancel_broadcast(&self, id: &str, now: i64) -> Result<bool, StoreError>;
+    async fn cancel_broadcast(&self, id: &str, now: i64) -> Result<bool>;
 
     /// Keep why these members got nothing; a member refused before keeps
     /// their first refusal, so a page planned again counts nobody twice.
-    async fn record_refusals(
-        &self,
-        campaign: &str,
-        refusals: Vec<RefusedMember>,
-    ) -> Result<(), StoreError>;
+    async fn record_refusals(&self, campaign: &str, refusals: Vec<RefusedMember>) -> Result<()>;
 
     /// Up to `limit` of the campaign's refusals after customer `after`, in
     /// customer-id order.
@@ -120,23 +107,20 @@ pub trait CampaignStore: Send + Sync {
         campaign: &str,
         after: &str,
         limit: usize,
-    ) -> Result<Vec<RefusedMember>, StoreError>;
+    ) -> Result<Vec<RefusedMember>>;
 
     /// The campaign's messages by status and reason, and its refused
     /// members as status `refused` by code.
-    async fn campaign_progress(&self, campaign: &str) -> Result<Vec<StatusCount>, StoreError>;
+    async fn campaign_progress(&self, campaign: &str) -> Result<Vec<StatusCount>>;
 
     /// Cancel every message of the campaign that has not left yet.
-    async fn cancel_campaign(&self, campaign: &str, now: i64) -> Result<usize, StoreError>;
+    async fn cancel_campaign(&self, campaign: &str, now: i64) -> Result<usize>;
 
     /// Credit a conversion to the customer's last (and first) message
     /// delivered or read within its window; once per event.
-    async fn record_conversion(
-        &self,
-        conversion: NewConversion,
-    ) -> Result<ConversionRecord, StoreError>;
+    async fn record_conversion(&self, conversion: NewConversion) -> Result<ConversionRecord>;
 
-    async fn conversion(&self, event_id: &str) -> Result<Option<ConversionRecord>, StoreError>;
+    async fn conversion(&self, event_id: &str) -> Result<Option<ConversionRecord>>;
 
     /// Messages created and conversions made in `[from, to)`, by `keys`.
     async fn channel_report(
@@ -144,5 +128,5 @@ pub trait CampaignStore: Send + Sync {
         from: i64,
         to: i64,
         keys: Vec<ReportKey>,
-    ) -> Result<Vec<ReportRow>, StoreError>;
+    ) -> Result<Vec<ReportRow>>;
 }

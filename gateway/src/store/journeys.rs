@@ -3,7 +3,7 @@
 //! Any node may take any work: events and due runs are leased, and a run is
 //! written only over the revision it was read at.
 
-use super::StoreError;
+use crate::store::Result;
 use async_trait::async_trait;
 
 /// A run's columns, in the order both backends read them back into a
@@ -79,49 +79,40 @@ pub struct RunRecord {
 #[async_trait]
 pub trait JourneyStore: Send + Sync {
     /// Store events durably; a repeated idempotency key stores nothing.
-    async fn record_events(&self, events: Vec<NewEvent>) -> Result<Vec<EventInserted>, StoreError>;
+    async fn record_events(&self, events: Vec<NewEvent>) -> Result<Vec<EventInserted>>;
 
     /// Lease the events journeys have not applied yet, with every other
     /// unapplied event of the same customers, so one node applies one
     /// customer's events in order. Oldest customers first, up to `limit` events' worth.
-    async fn claim_events(
-        &self,
-        now: i64,
-        limit: usize,
-        lease_ms: i64,
-    ) -> Result<Vec<EventRecord>, StoreError>;
+    async fn claim_events(&self, now: i64, limit: usize, lease_ms: i64)
+    -> Result<Vec<EventRecord>>;
 
     /// Journeys have applied these events.
-    async fn events_handled(&self, ids: Vec<String>) -> Result<(), StoreError>;
+    async fn events_handled(&self, ids: Vec<String>) -> Result<()>;
 
     /// How many times `customer_id` did `name` since `since`. Only the
     /// store suite reads it today, to see what each store kept: segments
     /// read profiles, and journey branches the profile, the event and the
     /// run's steps.
-    async fn count_events(
-        &self,
-        customer_id: &str,
-        name: &str,
-        since: i64,
-    ) -> Result<u64, StoreError>;
+    async fn count_events(&self, customer_id: &str, name: &str, since: i64) -> Result<u64>;
 
     /// Keep a journey version; storing one twice is harmless.
-    async fn put_journey_version(&self, version: JourneyVersion) -> Result<(), StoreError>;
+    async fn put_journey_version(&self, version: JourneyVersion) -> Result<()>;
 
-    async fn journey_version(&self, version: &str) -> Result<Option<JourneyVersion>, StoreError>;
+    async fn journey_version(&self, version: &str) -> Result<Option<JourneyVersion>>;
 
     /// Store a new run; `false` when a run with its id exists (a journey
     /// entered once per customer names its runs after them).
-    async fn insert_run(&self, run: RunRecord) -> Result<bool, StoreError>;
+    async fn insert_run(&self, run: RunRecord) -> Result<bool>;
 
     /// Write `run` over revision `read_at`; `false` when someone else wrote
     /// it since (read it again). Releases the run's lease.
-    async fn update_run(&self, run: RunRecord, read_at: i64) -> Result<bool, StoreError>;
+    async fn update_run(&self, run: RunRecord, read_at: i64) -> Result<bool>;
 
-    async fn run(&self, id: &str) -> Result<Option<RunRecord>, StoreError>;
+    async fn run(&self, id: &str) -> Result<Option<RunRecord>>;
 
     /// A customer's runs, newest first.
-    async fn customer_runs(&self, customer_id: &str) -> Result<Vec<RunRecord>, StoreError>;
+    async fn customer_runs(&self, customer_id: &str) -> Result<Vec<RunRecord>>;
 
     /// At most `limit` of a customer's runs, newest first, after the run
     /// `after` (the last of the previous page) when given: what the API
@@ -131,13 +122,9 @@ pub trait JourneyStore: Send + Sync {
         customer_id: &str,
         limit: usize,
         after: Option<&str>,
-    ) -> Result<Vec<RunRecord>, StoreError>;
+    ) -> Result<Vec<RunRecord>>;
 
     /// Lease active runs whose timer is due.
-    async fn lease_due_runs(
-        &self,
-        now: i64,
-        limit: usize,
-        lease_ms: i64,
-    ) -> Result<Vec<RunRecord>, StoreError>;
+    async fn lease_due_runs(&self, now: i64, limit: usize, lease_ms: i64)
+    -> Result<Vec<RunRecord>>;
 }

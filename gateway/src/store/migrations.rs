@@ -10,13 +10,15 @@
 //! of its tables.
 
 use super::StoreError;
+use crate::store::Result;
+use std::borrow::Cow;
 
 /// One step. Its SQL never changes once released: a fix is a new step.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Migration {
     pub version: u32,
     pub name: &'static str,
-    pub sql: &'static str,
+    pub sql: Cow<'static, str>,
 }
 
 /// What each version does, the same in every backend: version N is
@@ -33,6 +35,134 @@ pub const STEPS: [&str; 10] = [
     "values the gateway keeps for itself (a secret it made, its readiness probe), shared by every node; the node holding each delivery's lease; consent requests awaiting a YES",
     "a conversion may have no value (its event carried none that is an amount)",
 ];
+
+/// Step 6, written once in PostgreSQL's types (SQLite takes it through
+/// [`in_sqlite_types`]): a member a campaign sent nothing to (an offer they already
+/// got, a send refused) has no message to count; the refusal is kept
+/// instead, once per member, so the broadcast's counts add up to its
+/// members and the operator can see whom to fix. And events by when they
+/// came, and idempotency and dedup keys by when they expire, so purging
+/// finds the oldest without reading the whole table.
+pub const REFUSALS_AND_PURGE_INDEXES: &str = "
+CREATE INDEX events_received ON events (received_at) WHERE handled;
+CREATE INDEX idempotency_keys_expiry ON idempotency_keys (expires_at);
+CREATE INDEX dedup_keys_expiry ON dedup_keys (expires_at);
+CREATE TABLE refusals (
+    campaign    TEXT NOT NULL,
+    customer_id TEXT NOT NULL,
+    code        TEXT NOT NULL,
+    message     TEXT NOT NULL,
+    refused_at  BIGINT NOT NULL,
+    PRIMARY KEY (campaign, customer_id)
+);
+";
+
+/// Step 5, written once like step 6: which campaign (a broadcast, a journey) a message belongs to and
+/// its region, what each delivery costs (fixed when it is planned), the
+/// facts segments select customers by (one indexed row per fact), segments
+/// defined over the API, broadcasts with where their fan-out is, and
+/// conversions with the messages they are attributed to.
+pub const CAMPAIGNS: &str = "
+ALTER TABLE messages ADD COLUMN campaign TEXT;
+ALTER TABLE messages ADD COLUMN region TEXT;
+ALTER TABLE deliveries ADD COLUMN cost DOUBLE PRECISION;
+CREATE INDEX messages_campaign ON messages (campaign, status) WHERE campaign IS NOT NULL;
+CREATE INDEX messages_created ON messages (created_at);
+CREATE TABLE conversions (
+    event_id         TEXT PRIMARY KEY,
+    customer_id      TEXT NOT NULL,
+    name             TEXT NOT NULL,
+    value            DOUBLE PRECISION NOT NULL,
+    currency         TEXT,
+    occurred_at      BIGINT NOT NULL,
+    -- the last and first message delivered or read within the window
+    last_message_id  TEXT,
+    first_message_id TEXT,
+    channel          TEXT,
+    region           TEXT,
+    connector        TEXT,
+    campaign         TEXT,
+    template         TEXT
+);
+CREATE INDEX conversions_occurred ON conversions (occurred_at);
+CREATE TABLE customer_traits (
+    trait       TEXT NOT NULL,
+    customer_id TEXT NOT NULL REFERENCES customers(id) ON DELETE CASCADE,
+    PRIMARY KEY (trait, customer_id)
+);
+CREATE INDEX customer_traits_customer ON customer_traits (customer_id);
+CREATE TABLE segments (
+    name       TEXT PRIMARY KEY,
+    definition TEXT NOT NULL,
+    updated_at BIGINT NOT NULL
+);
+CREATE TABLE broadcasts (
+    id          TEXT PRIMARY KEY,
+    definition  TEXT NOT NULL,
+    -- scheduled, planning, planned, cancelled
+    status      TEXT NOT NULL,
+    -- the last customer id planned: members are planned in id order
+    cursor      TEXT NOT NULL DEFAULT '',
+    planned     BIGINT NOT NULL DEFAULT 0,
+    start_at    BIGINT NOT NULL,
+    lease_until BIGINT,
+    created_at  BIGINT NOT NULL,
+    updated_at  BIGINT NOT NULL
+);
+CREATE INDEX broadcasts_open ON broadcasts (start_at) WHERE status IN ('scheduled', 'planning');
+";
+
+/// Step 4, written once like step 6: events until journeys have applied them, the journey versions
+/// runs are pinned to, and runs with their timers.
+pub const JOURNEYS: &str = "
+CREATE TABLE events (
+    id              TEXT PRIMARY KEY,
+    customer_id     TEXT NOT NULL,
+    name            TEXT NOT NULL,
+    properties      TEXT NOT NULL,
+    occurred_at     BIGINT NOT NULL,
+    received_at     BIGINT NOT NULL,
+    idempotency_key TEXT UNIQUE,
+    -- journeys have applied it; until then it is leased to one node at a time
+    handled         BOOLEAN NOT NULL DEFAULT FALSE,
+    lease_until     BIGINT
+);
+CREATE INDEX events_unhandled ON events (received_at) WHERE NOT handled;
+CREATE INDEX events_by_customer ON events (customer_id, name, occurred_at);
+CREATE TABLE journey_versions (
+    version    TEXT PRIMARY KEY,
+    journey    TEXT NOT NULL,
+    config     TEXT NOT NULL,
+    created_at BIGINT NOT NULL
+);
+CREATE TABLE journey_runs (
+    id          TEXT PRIMARY KEY,
+    journey     TEXT NOT NULL,
+    version     TEXT NOT NULL,
+    customer_id TEXT NOT NULL,
+    status      TEXT NOT NULL,
+    state       TEXT NOT NULL,
+    wake_at     BIGINT,
+    lease_until BIGINT,
+    revision    BIGINT NOT NULL,
+    started_at  BIGINT NOT NULL,
+    updated_at  BIGINT NOT NULL
+);
+CREATE INDEX journey_runs_due ON journey_runs (wake_at) WHERE status = 'active';
+CREATE INDEX journey_runs_by_customer ON journey_runs (customer_id, started_at);
+";
+
+/// Steps 4 to 6 in the column types SQLite was given when they were
+/// released (a step's SQL never changes): `INTEGER` for `BIGINT`, `REAL`
+/// for `DOUBLE PRECISION`, and flags as `0`/`1` integers.
+pub fn in_sqlite_types(sql: &str) -> String {
+    sql.replace("BIGINT", "INTEGER")
+        .replace("DOUBLE PRECISION", "REAL")
+        .replace(
+            "BOOLEAN NOT NULL DEFAULT FALSE",
+            "INTEGER NOT NULL DEFAULT 0",
+        )
+}
 
 /// Step 7, the same in both backends.
 pub const REFUSALS_BY_TIME: &str = "CREATE INDEX refusals_refused_at ON refusals (refused_at);";
@@ -83,11 +213,11 @@ CREATE INDEX consent_requests_expiry ON consent_requests (open_until);
 ";
 
 /// Version `version`, named from [`STEPS`], done by `sql`.
-pub const fn step(version: u32, sql: &'static str) -> Migration {
+pub fn step(version: u32, sql: impl Into<Cow<'static, str>>) -> Migration {
     Migration {
         version,
         name: STEPS[version as usize - 1],
-        sql,
+        sql: sql.into(),
     }
 }
 
@@ -119,11 +249,7 @@ impl std::fmt::Display for SchemaStatus {
 
 /// The steps `all` has beyond `applied`; an error when the database is
 /// ahead of this build.
-pub fn pending(
-    database: &str,
-    all: &[Migration],
-    applied: u32,
-) -> Result<Vec<Migration>, StoreError> {
+pub fn pending(database: &str, all: &[Migration], applied: u32) -> Result<Vec<Migration>> {
     let known = all.last().map_or(0, |m| m.version);
     if applied > known {
         return Err(StoreError::TooNew(format!(
@@ -135,7 +261,7 @@ pub fn pending(
     Ok(all
         .iter()
         .filter(|m| m.version > applied)
-        .copied()
+        .cloned()
         .collect())
 }
 
@@ -156,12 +282,12 @@ mod tests {
         Migration {
             version: 1,
             name: "baseline",
-            sql: "",
+            sql: Cow::Borrowed(""),
         },
         Migration {
             version: 2,
             name: "attempt nodes",
-            sql: "",
+            sql: Cow::Borrowed(""),
         },
     ];
 

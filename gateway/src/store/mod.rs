@@ -26,6 +26,9 @@ use crate::customer::{Consent, Profile, Suppression};
 use crate::message::{Channel, Content, MessageStatus, Outcome};
 use async_trait::async_trait;
 
+/// What every store method answers: its value, or why the store could not give it.
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
 /// What can go wrong in any backend; each backend turns its driver's errors
 /// into these.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -431,42 +434,27 @@ pub struct AttemptResult {
 pub trait Store: journeys::JourneyStore + campaigns::CampaignStore + Send + Sync + 'static {
     /// Store a message and its deliveries durably, unless its idempotency or
     /// dedup key says otherwise; returns once committed.
-    async fn insert_message(&self, message: NewMessage) -> Result<Inserted, StoreError>;
+    async fn insert_message(&self, message: NewMessage) -> Result<Inserted>;
 
     /// Store many messages (a broadcast's page), each as `insert_message`
     /// would; the answers in the same order. A backend may write them in
     /// one transaction.
-    async fn insert_messages(
-        &self,
-        messages: Vec<NewMessage>,
-    ) -> Result<Vec<Inserted>, StoreError> {
+    async fn insert_messages(&self, messages: Vec<NewMessage>) -> Result<Vec<Inserted>> {
         futures::future::try_join_all(messages.into_iter().map(|m| self.insert_message(m))).await
     }
 
     /// Cancel every pending or scheduled message of `scope` with `cancel_key`.
-    async fn cancel(
-        &self,
-        scope: &str,
-        cancel_key: &str,
-        now: i64,
-    ) -> Result<CancelReport, StoreError>;
+    async fn cancel(&self, scope: &str, cancel_key: &str, now: i64) -> Result<CancelReport>;
 
-    async fn message(&self, id: &str) -> Result<Option<MessageRecord>, StoreError>;
+    async fn message(&self, id: &str) -> Result<Option<MessageRecord>>;
 
     /// Lease up to `limit` deliveries that are due, or whose lease expired.
-    async fn lease_due(
-        &self,
-        now: i64,
-        limit: usize,
-        lease_ms: u64,
-    ) -> Result<Vec<LeasedDelivery>, StoreError>;
+    async fn lease_due(&self, now: i64, limit: usize, lease_ms: u64)
+    -> Result<Vec<LeasedDelivery>>;
 
     /// Record an attempt and move the delivery and message on. Returns the
     /// status the message ended in, when this attempt ended it.
-    async fn record_attempt(
-        &self,
-        result: AttemptResult,
-    ) -> Result<Option<MessageStatus>, StoreError>;
+    async fn record_attempt(&self, result: AttemptResult) -> Result<Option<MessageStatus>>;
 
     /// [`Self::record_attempt`] for attempts that finished about together,
     /// each answered on its own, in order: one failing record undoes no
@@ -476,28 +464,28 @@ pub trait Store: journeys::JourneyStore + campaigns::CampaignStore + Send + Sync
     async fn record_attempts(
         &self,
         results: Vec<AttemptResult>,
-    ) -> Vec<Result<Option<MessageStatus>, StoreError>> {
+    ) -> Vec<Result<Option<MessageStatus>>> {
         futures::future::join_all(results.into_iter().map(|r| self.record_attempt(r))).await
     }
 
     /// The earliest time a delivery becomes due (or its lease expires).
-    async fn next_due_at(&self) -> Result<Option<i64>, StoreError>;
+    async fn next_due_at(&self) -> Result<Option<i64>>;
 
     /// Deliveries due by `now` and not yet attempted, plus those in flight.
-    async fn backlog(&self, now: i64) -> Result<u64, StoreError>;
+    async fn backlog(&self, now: i64) -> Result<u64>;
 
     /// When the oldest delivery due by `now` became due, and how many status
     /// callbacks wait: for `/metrics`.
-    async fn queue_health(&self, now: i64) -> Result<QueueHealth, StoreError>;
+    async fn queue_health(&self, now: i64) -> Result<QueueHealth>;
 
     /// Whether the store can be read and written now: for `/readyz`.
-    async fn ping(&self, now: i64) -> Result<(), StoreError>;
+    async fn ping(&self, now: i64) -> Result<()>;
 
     /// Keep a message's request for its customer's consent, awaiting a YES.
     async fn request_consent(
         &self,
         request: crate::customer::double_opt_in::ConsentRequest,
-    ) -> Result<(), StoreError>;
+    ) -> Result<()>;
 
     /// A YES from `address` on `channel` at `now`: the latest open request
     /// of a customer who owns the address, whose message reached them on
@@ -507,46 +495,32 @@ pub trait Store: journeys::JourneyStore + campaigns::CampaignStore + Send + Sync
         channel: Channel,
         address: &str,
         now: i64,
-    ) -> Result<Option<crate::customer::double_opt_in::Confirmed>, StoreError>;
+    ) -> Result<Option<crate::customer::double_opt_in::Confirmed>>;
 
     /// Take `key` (in the idempotency keys' table, purged with them once
     /// `expires_at` passes); `false` when it is already taken.
-    async fn claim_key(&self, key: &str, expires_at: i64) -> Result<bool, StoreError>;
+    async fn claim_key(&self, key: &str, expires_at: i64) -> Result<bool>;
 
     /// Give up a key [`Store::claim_key`] took, so the same request can be taken again.
-    async fn release_key(&self, key: &str) -> Result<(), StoreError>;
+    async fn release_key(&self, key: &str) -> Result<()>;
 
     /// The secret stored under `name`; `candidate` becomes it when there is
     /// none yet. Every node asks with a candidate of its own and all get the
     /// first one stored.
-    async fn shared_secret(
-        &self,
-        name: &str,
-        candidate: &str,
-        now: i64,
-    ) -> Result<String, StoreError>;
+    async fn shared_secret(&self, name: &str, candidate: &str, now: i64) -> Result<String>;
 
     /// Lease up to `limit` status callbacks that are due.
-    async fn lease_callbacks(
-        &self,
-        now: i64,
-        limit: usize,
-        lease_ms: u64,
-    ) -> Result<Vec<Callback>, StoreError>;
+    async fn lease_callbacks(&self, now: i64, limit: usize, lease_ms: u64)
+    -> Result<Vec<Callback>>;
 
     /// A callback was posted (`retry_at: None`), or is to be tried again, or
     /// given up (`give_up`).
-    async fn finish_callback(
-        &self,
-        id: i64,
-        retry_at: Option<i64>,
-        give_up: bool,
-    ) -> Result<(), StoreError>;
+    async fn finish_callback(&self, id: i64, retry_at: Option<i64>, give_up: bool) -> Result<()>;
 
     /// Forget up to `limit` idempotency keys and `limit` dedup keys whose
     /// window has passed at `now`; how many went. Called until it purges
     /// less than `limit` of each, so one call is one short write.
-    async fn purge_expired_keys(&self, now: i64, limit: usize) -> Result<Purged, StoreError>;
+    async fn purge_expired_keys(&self, now: i64, limit: usize) -> Result<Purged>;
 
     /// Delete up to `limit` finished messages created before
     /// `messages_before` (with their deliveries, attempts and status
@@ -565,12 +539,12 @@ pub trait Store: journeys::JourneyStore + campaigns::CampaignStore + Send + Sync
         messages_before: i64,
         events_before: i64,
         limit: usize,
-    ) -> Result<Purged, StoreError>;
+    ) -> Result<Purged>;
 
     /// Create or replace a profile; `true` when it was created.
-    async fn put_customer(&self, id: &str, profile: Profile, now: i64) -> Result<bool, StoreError>;
+    async fn put_customer(&self, id: &str, profile: Profile, now: i64) -> Result<bool>;
 
-    async fn customer(&self, id: &str) -> Result<Option<CustomerRecord>, StoreError>;
+    async fn customer(&self, id: &str) -> Result<Option<CustomerRecord>>;
 
     /// Change consent only; `None` when there is no such customer.
     async fn update_consent(
@@ -578,19 +552,16 @@ pub trait Store: journeys::JourneyStore + campaigns::CampaignStore + Send + Sync
         id: &str,
         changes: Vec<(Channel, String, Consent)>,
         now: i64,
-    ) -> Result<Option<Profile>, StoreError>;
+    ) -> Result<Option<Profile>>;
 
     /// Erase a profile and the addresses its messages were sent to; `false`
     /// when there was none.
-    async fn delete_customer(&self, id: &str, now: i64) -> Result<bool, StoreError>;
+    async fn delete_customer(&self, id: &str, now: i64) -> Result<bool>;
 
     /// Record what a provider reported about a message it accepted, moving
     /// the status forward (`sent` -> `delivered` -> `read`, never back).
     /// Returns the message id, or `None` when no message has that provider id.
-    async fn apply_provider_status(
-        &self,
-        report: ProviderStatus,
-    ) -> Result<Option<String>, StoreError>;
+    async fn apply_provider_status(&self, report: ProviderStatus) -> Result<Option<String>>;
 
     /// What planning one send needs, read together (one trip to the
     /// store on the accept path): the customer, or the customers who own
@@ -602,21 +573,18 @@ pub trait Store: journeys::JourneyStore + campaigns::CampaignStore + Send + Sync
         audience: Audience,
         scope: &str,
         cap: Option<(String, i64)>,
-    ) -> Result<PlanningFacts, StoreError>;
+    ) -> Result<PlanningFacts>;
 
     /// The suppression-list entries of these addresses ([`crate::customer::address_key`] form).
-    async fn suppressions(
-        &self,
-        addresses: Vec<(Channel, String)>,
-    ) -> Result<Vec<Suppression>, StoreError>;
+    async fn suppressions(&self, addresses: Vec<(Channel, String)>) -> Result<Vec<Suppression>>;
 
     /// Add an automatic suppression (opt-out, bounce, dead address). An
     /// entry for a person's own wish (opt-out, staff) is never replaced by a
     /// deliverability one. Returns whether the entry was written.
-    async fn suppress(&self, suppression: Suppression) -> Result<bool, StoreError>;
+    async fn suppress(&self, suppression: Suppression) -> Result<bool>;
 
     /// Support staff: create or replace an entry; `true` when it was created.
-    async fn put_suppression(&self, suppression: Suppression) -> Result<bool, StoreError>;
+    async fn put_suppression(&self, suppression: Suppression) -> Result<bool>;
 
     /// Remove an address's entry, only when it has `reason` if one is given
     /// (a START lifts an opt-out, not a bounce). `true` when one was removed.
@@ -625,7 +593,7 @@ pub trait Store: journeys::JourneyStore + campaigns::CampaignStore + Send + Sync
         channel: Channel,
         address: &str,
         reason: Option<crate::customer::SuppressionReason>,
-    ) -> Result<bool, StoreError>;
+    ) -> Result<bool>;
 
     /// An inbound keyword for every customer reached at `address` on
     /// `channel` ([`crate::customer::Profile::apply_keyword`]): STOP
@@ -638,7 +606,7 @@ pub trait Store: journeys::JourneyStore + campaigns::CampaignStore + Send + Sync
         categories: Vec<String>,
         consent: Consent,
         now: i64,
-    ) -> Result<usize, StoreError>;
+    ) -> Result<usize>;
 
     /// A provider said `address` is dead: drop it from the profile of the
     /// customer `message_id` was for. Returns that customer's id when the
@@ -646,10 +614,7 @@ pub trait Store: journeys::JourneyStore + campaigns::CampaignStore + Send + Sync
     /// Record a customer's reply: a `message.received` event per customer
     /// and, when the platform listens, its callback, in one transaction and
     /// once per provider reply id.
-    async fn record_reply(
-        &self,
-        reply: replies::NewReply,
-    ) -> Result<replies::ReplyRecorded, StoreError>;
+    async fn record_reply(&self, reply: replies::NewReply) -> Result<replies::ReplyRecorded>;
 
     async fn forget_address(
         &self,
@@ -657,7 +622,7 @@ pub trait Store: journeys::JourneyStore + campaigns::CampaignStore + Send + Sync
         channel: Channel,
         address: &str,
         now: i64,
-    ) -> Result<Option<String>, StoreError>;
+    ) -> Result<Option<String>>;
 }
 
 /// Open the configured store, bringing its schema up to date.
@@ -667,7 +632,7 @@ pub async fn open(
     max_connections: usize,
     node: &str,
     now: i64,
-) -> Result<Arc<dyn Store>, StoreError> {
+) -> Result<Arc<dyn Store>> {
     Ok(match database {
         Database::Sqlite(path) => Arc::new(SqliteStore::open(path, node, now)?),
         Database::Postgres(url) => Arc::new(PostgresStore::open(url, max_connections, node).await?),
@@ -676,7 +641,7 @@ pub async fn open(
 
 /// Where the configured database stands against this build's schema,
 /// changing nothing: `crossgate migrate --check`.
-pub async fn schema_status(database: &Database) -> Result<migrations::SchemaStatus, StoreError> {
+pub async fn schema_status(database: &Database) -> Result<migrations::SchemaStatus> {
     match database {
         Database::Sqlite(path) => sqlite::migrations::status(path),
         Database::Postgres(url) => postgres::migrations::status(url).await,

@@ -5,6 +5,7 @@
 //! one statement and one commit for many messages or attempts.
 
 use super::StoreError;
+use crate::store::Result;
 use async_trait::async_trait;
 use deadpool_postgres::{Object, Pool};
 use std::collections::HashSet;
@@ -25,13 +26,12 @@ pub trait Batch: Send + Sync + 'static {
     fn key(item: &Self::Item) -> &str;
 
     /// Write `items` as one statement; one answer per item, in order.
-    async fn write(&self, db: &Object, items: &[&Self::Item])
-    -> Result<Vec<Self::Out>, StoreError>;
+    async fn write(&self, db: &Object, items: &[&Self::Item]) -> Result<Vec<Self::Out>>;
 }
 
 type Waiting<B> = (
     <B as Batch>::Item,
-    oneshot::Sender<Result<<B as Batch>::Out, StoreError>>,
+    oneshot::Sender<Result<<B as Batch>::Out>>,
 );
 
 /// The handle the store keeps; its writer task ends when it is dropped.
@@ -47,7 +47,7 @@ impl<B: Batch> Batcher<B> {
     }
 
     /// Write `item` with whatever else is waiting; answers once committed.
-    pub async fn submit(&self, item: B::Item) -> Result<B::Out, StoreError> {
+    pub async fn submit(&self, item: B::Item) -> Result<B::Out> {
         let (reply, answer) = oneshot::channel();
         self.queue
             .send((item, reply))

@@ -4,6 +4,7 @@
 
 use super::messages::{self, OPEN};
 use super::{PostgresStore, Sql};
+use crate::store::Result;
 use crate::store::StoreError;
 use crate::store::campaigns::{BroadcastRecord, CampaignStore, RefusedMember, StatusCount};
 use crate::store::reports::{
@@ -35,11 +36,7 @@ fn placeholder(n: usize) -> String {
 }
 
 /// The segment's SQL run with its parameters bound.
-async fn segment_rows(
-    db: &impl Sql,
-    query: &SegmentQuery,
-    select: Select<'_>,
-) -> Result<Vec<Row>, StoreError> {
+async fn segment_rows(db: &impl Sql, query: &SegmentQuery, select: Select<'_>) -> Result<Vec<Row>> {
     let (sql, params) = segments::sql(query, select, placeholder);
     let owned: Vec<Box<dyn ToSql + Sync + Send>> = params
         .into_iter()
@@ -57,7 +54,7 @@ async fn segment_rows(
     db.rows(&sql, &refs).await
 }
 
-async fn cancel_campaign(tx: &impl Sql, campaign: &str, now: i64) -> Result<usize, StoreError> {
+async fn cancel_campaign(tx: &impl Sql, campaign: &str, now: i64) -> Result<usize> {
     let keys = tx
         .rows(
             &format!(
@@ -100,10 +97,7 @@ fn conversion_row(r: &Row) -> ConversionRecord {
     }
 }
 
-async fn read_conversion(
-    db: &impl Sql,
-    event_id: &str,
-) -> Result<Option<ConversionRecord>, StoreError> {
+async fn read_conversion(db: &impl Sql, event_id: &str) -> Result<Option<ConversionRecord>> {
     Ok(db
         .opt(
             &format!("SELECT {CONVERSION_COLUMNS} FROM conversions WHERE event_id = $1"),
@@ -113,7 +107,7 @@ async fn read_conversion(
         .map(|r| conversion_row(&r)))
 }
 
-async fn touch(db: &impl Sql, order: &str, c: &NewConversion) -> Result<Option<Touch>, StoreError> {
+async fn touch(db: &impl Sql, order: &str, c: &NewConversion) -> Result<Option<Touch>> {
     let since = c.occurred_at - c.window_ms;
     Ok(db
         .opt(
@@ -138,7 +132,7 @@ impl CampaignStore for PostgresStore {
         query: SegmentQuery,
         after: String,
         limit: usize,
-    ) -> Result<Vec<String>, StoreError> {
+    ) -> Result<Vec<String>> {
         let rows = segment_rows(
             &self.client().await?,
             &query,
@@ -151,17 +145,12 @@ impl CampaignStore for PostgresStore {
         Ok(rows.iter().map(|r| r.get(0)).collect())
     }
 
-    async fn segment_count(&self, query: SegmentQuery) -> Result<u64, StoreError> {
+    async fn segment_count(&self, query: SegmentQuery) -> Result<u64> {
         let rows = segment_rows(&self.analyst().await?, &query, Select::Count).await?;
         Ok(rows.first().map_or(0, |r| r.get::<_, i64>(0)) as u64)
     }
 
-    async fn put_segment(
-        &self,
-        name: &str,
-        definition: String,
-        now: i64,
-    ) -> Result<bool, StoreError> {
+    async fn put_segment(&self, name: &str, definition: String, now: i64) -> Result<bool> {
         let row = self
             .client()
             .await?
@@ -176,7 +165,7 @@ impl CampaignStore for PostgresStore {
         Ok(row.get(0))
     }
 
-    async fn segment(&self, name: &str) -> Result<Option<String>, StoreError> {
+    async fn segment(&self, name: &str) -> Result<Option<String>> {
         Ok(self
             .client()
             .await?
@@ -185,7 +174,7 @@ impl CampaignStore for PostgresStore {
             .map(|r| r.get(0)))
     }
 
-    async fn insert_broadcast(&self, b: BroadcastRecord) -> Result<(), StoreError> {
+    async fn insert_broadcast(&self, b: BroadcastRecord) -> Result<()> {
         self.client()
             .await?
             .exec(
@@ -208,7 +197,7 @@ impl CampaignStore for PostgresStore {
         Ok(())
     }
 
-    async fn broadcast(&self, id: &str) -> Result<Option<BroadcastRecord>, StoreError> {
+    async fn broadcast(&self, id: &str) -> Result<Option<BroadcastRecord>> {
         Ok(self
             .client()
             .await?
@@ -225,7 +214,7 @@ impl CampaignStore for PostgresStore {
         status: Option<String>,
         before: Option<String>,
         limit: usize,
-    ) -> Result<Vec<BroadcastRecord>, StoreError> {
+    ) -> Result<Vec<BroadcastRecord>> {
         let rows = self
             .client()
             .await?
@@ -241,11 +230,7 @@ impl CampaignStore for PostgresStore {
         Ok(rows.iter().map(broadcast_row).collect())
     }
 
-    async fn lease_broadcast(
-        &self,
-        now: i64,
-        lease_ms: i64,
-    ) -> Result<Option<BroadcastRecord>, StoreError> {
+    async fn lease_broadcast(&self, now: i64, lease_ms: i64) -> Result<Option<BroadcastRecord>> {
         Ok(self
             .client()
             .await?
@@ -274,7 +259,7 @@ impl CampaignStore for PostgresStore {
         done: bool,
         lease_until: i64,
         now: i64,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<bool> {
         let status = if done { "planned" } else { "planning" };
         let changed = self
             .client()
@@ -289,7 +274,7 @@ impl CampaignStore for PostgresStore {
         Ok(changed == 1)
     }
 
-    async fn cancel_broadcast(&self, id: &str, now: i64) -> Result<bool, StoreError> {
+    async fn cancel_broadcast(&self, id: &str, now: i64) -> Result<bool> {
         let campaign = format!("broadcast:{id}");
         transaction!(self, |tx| {
             async {
@@ -308,11 +293,7 @@ impl CampaignStore for PostgresStore {
         })
     }
 
-    async fn record_refusals(
-        &self,
-        campaign: &str,
-        refusals: Vec<RefusedMember>,
-    ) -> Result<(), StoreError> {
+    async fn record_refusals(&self, campaign: &str, refusals: Vec<RefusedMember>) -> Result<()> {
         let column = |f: fn(&RefusedMember) -> &String| -> Vec<&str> {
             refusals.iter().map(|r| f(r).as_str()).collect()
         };
@@ -339,7 +320,7 @@ impl CampaignStore for PostgresStore {
         campaign: &str,
         after: &str,
         limit: usize,
-    ) -> Result<Vec<RefusedMember>, StoreError> {
+    ) -> Result<Vec<RefusedMember>> {
         let rows = self
             .client()
             .await?
@@ -361,7 +342,7 @@ impl CampaignStore for PostgresStore {
             .collect())
     }
 
-    async fn campaign_progress(&self, campaign: &str) -> Result<Vec<StatusCount>, StoreError> {
+    async fn campaign_progress(&self, campaign: &str) -> Result<Vec<StatusCount>> {
         let rows = self
             .client()
             .await?
@@ -390,14 +371,11 @@ impl CampaignStore for PostgresStore {
             .collect())
     }
 
-    async fn cancel_campaign(&self, campaign: &str, now: i64) -> Result<usize, StoreError> {
+    async fn cancel_campaign(&self, campaign: &str, now: i64) -> Result<usize> {
         transaction!(self, |tx| cancel_campaign(&tx, campaign, now).await)
     }
 
-    async fn record_conversion(
-        &self,
-        conversion: NewConversion,
-    ) -> Result<ConversionRecord, StoreError> {
+    async fn record_conversion(&self, conversion: NewConversion) -> Result<ConversionRecord> {
         let db = self.client().await?;
         if let Some(stored) = read_conversion(&db, &conversion.event_id).await? {
             return Ok(stored);
@@ -432,7 +410,7 @@ impl CampaignStore for PostgresStore {
         Ok(read_conversion(&db, &r.event_id).await?.unwrap_or(r))
     }
 
-    async fn conversion(&self, event_id: &str) -> Result<Option<ConversionRecord>, StoreError> {
+    async fn conversion(&self, event_id: &str) -> Result<Option<ConversionRecord>> {
         read_conversion(&self.client().await?, event_id).await
     }
 
@@ -441,7 +419,7 @@ impl CampaignStore for PostgresStore {
         from: i64,
         to: i64,
         keys: Vec<ReportKey>,
-    ) -> Result<Vec<ReportRow>, StoreError> {
+    ) -> Result<Vec<ReportRow>> {
         let db = self.analyst().await?;
         let n = keys.len();
         let key = |r: &Row| -> Vec<Option<String>> { (0..n).map(|i| r.get(i)).collect() };

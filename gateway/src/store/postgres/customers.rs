@@ -7,10 +7,11 @@ use super::messages::{self, OPEN};
 use crate::customer::double_opt_in::{self, Confirmed, ConsentRequest};
 use crate::customer::{Consent, Profile, Suppression, SuppressionReason, Written, traits};
 use crate::message::{Channel, MessageStatus};
+use crate::store::Result;
 use crate::store::{CustomerRecord, StoreError};
 use std::sync::LazyLock;
 
-async fn index_addresses(tx: &impl Sql, id: &str, profile: &Profile) -> Result<(), StoreError> {
+async fn index_addresses(tx: &impl Sql, id: &str, profile: &Profile) -> Result<()> {
     tx.exec(
         "DELETE FROM customer_addresses WHERE customer_id = $1",
         &[&id],
@@ -33,7 +34,7 @@ async fn index_addresses(tx: &impl Sql, id: &str, profile: &Profile) -> Result<(
 }
 
 /// The trait rows of one customer follow their profile.
-async fn index_traits(tx: &impl Sql, id: &str, profile: &Profile) -> Result<(), StoreError> {
+async fn index_traits(tx: &impl Sql, id: &str, profile: &Profile) -> Result<()> {
     tx.exec("DELETE FROM customer_traits WHERE customer_id = $1", &[&id])
         .await?;
     tx.exec(
@@ -48,7 +49,7 @@ async fn index_traits(tx: &impl Sql, id: &str, profile: &Profile) -> Result<(), 
 /// Profiles stored before segments existed (schema step 5) get their traits
 /// once; every customer has at least the `customer` trait, so those without
 /// any are the ones to index.
-pub async fn build_trait_index(db: &impl Sql) -> Result<(), StoreError> {
+pub async fn build_trait_index(db: &impl Sql) -> Result<()> {
     let rows = db
         .rows(
             "SELECT id, profile FROM customers c
@@ -65,7 +66,7 @@ pub async fn build_trait_index(db: &impl Sql) -> Result<(), StoreError> {
     Ok(())
 }
 
-pub async fn put(tx: &impl Sql, id: &str, profile: &Profile, now: i64) -> Result<bool, StoreError> {
+pub async fn put(tx: &impl Sql, id: &str, profile: &Profile, now: i64) -> Result<bool> {
     let json = messages::json(profile)?;
     let created = tx
         .one(
@@ -82,11 +83,7 @@ pub async fn put(tx: &impl Sql, id: &str, profile: &Profile, now: i64) -> Result
 }
 
 /// `for_update` locks the row until the transaction ends.
-pub async fn read(
-    db: &impl Sql,
-    id: &str,
-    for_update: bool,
-) -> Result<Option<CustomerRecord>, StoreError> {
+pub async fn read(db: &impl Sql, id: &str, for_update: bool) -> Result<Option<CustomerRecord>> {
     let sql = if for_update {
         "SELECT profile, created_at, updated_at FROM customers WHERE id = $1 FOR UPDATE"
     } else {
@@ -103,11 +100,7 @@ pub async fn read(
     }))
 }
 
-pub(super) async fn owners(
-    db: &impl Sql,
-    channel: Channel,
-    address: &str,
-) -> Result<Vec<String>, StoreError> {
+pub(super) async fn owners(db: &impl Sql, channel: Channel, address: &str) -> Result<Vec<String>> {
     Ok(db
         .rows(
             "SELECT customer_id FROM customer_addresses WHERE channel = $1 AND address = $2
@@ -120,11 +113,7 @@ pub(super) async fn owners(
         .collect())
 }
 
-pub async fn at_address(
-    db: &impl Sql,
-    channel: Channel,
-    address: &str,
-) -> Result<Vec<Profile>, StoreError> {
+pub async fn at_address(db: &impl Sql, channel: Channel, address: &str) -> Result<Vec<Profile>> {
     let mut profiles = Vec::new();
     for id in owners(db, channel, address).await? {
         if let Some(record) = read(db, &id, false).await? {
@@ -139,7 +128,7 @@ pub async fn update_consent(
     id: &str,
     changes: &[(Channel, String, Consent)],
     now: i64,
-) -> Result<Option<Profile>, StoreError> {
+) -> Result<Option<Profile>> {
     let Some(record) = read(tx, id, true).await? else {
         return Ok(None);
     };
@@ -156,7 +145,7 @@ pub async fn consent_by_address(
     categories: &[String],
     consent: &Consent,
     now: i64,
-) -> Result<usize, StoreError> {
+) -> Result<usize> {
     let mut changed = 0;
     for id in owners(tx, channel, address).await? {
         let Some(record) = read(tx, &id, true).await? else {
@@ -177,7 +166,7 @@ pub async fn forget_address(
     channel: Channel,
     address: &str,
     now: i64,
-) -> Result<Option<String>, StoreError> {
+) -> Result<Option<String>> {
     let customer_id: Option<String> = tx
         .opt(
             "SELECT customer_id FROM messages WHERE id = $1",
@@ -201,7 +190,7 @@ pub async fn forget_address(
 
 /// The profile goes, and so do the addresses its messages were sent to:
 /// history keeps ids, channels and outcomes, nothing that identifies a person.
-pub async fn delete(tx: &impl Sql, id: &str, now: i64) -> Result<bool, StoreError> {
+pub async fn delete(tx: &impl Sql, id: &str, now: i64) -> Result<bool> {
     let deleted = tx
         .exec("DELETE FROM customers WHERE id = $1", &[&id])
         .await?;
@@ -258,7 +247,7 @@ pub async fn delete(tx: &impl Sql, id: &str, now: i64) -> Result<bool, StoreErro
 pub async fn suppressions(
     db: &impl Sql,
     addresses: &[(Channel, String)],
-) -> Result<Vec<Suppression>, StoreError> {
+) -> Result<Vec<Suppression>> {
     if addresses.is_empty() {
         return Ok(Vec::new());
     }
@@ -295,11 +284,7 @@ pub async fn suppressions(
 /// Write `s` unless [`Suppression::may_replace`] says the address's entry
 /// stays. Run in a transaction: the entry is read `FOR UPDATE`, and an
 /// insert another node made first is read and judged in turn.
-pub async fn suppress(
-    tx: &impl Sql,
-    s: &Suppression,
-    replace: bool,
-) -> Result<Written, StoreError> {
+pub async fn suppress(tx: &impl Sql, s: &Suppression, replace: bool) -> Result<Written> {
     let kept = Written {
         written: false,
         created: false,
@@ -365,7 +350,7 @@ pub async fn unsuppress(
     channel: Channel,
     address: &str,
     reason: Option<SuppressionReason>,
-) -> Result<bool, StoreError> {
+) -> Result<bool> {
     let removed = db
         .exec(
             "DELETE FROM suppressions
@@ -376,7 +361,7 @@ pub async fn unsuppress(
     Ok(removed > 0)
 }
 
-pub async fn request_consent(db: &impl Sql, r: &ConsentRequest) -> Result<(), StoreError> {
+pub async fn request_consent(db: &impl Sql, r: &ConsentRequest) -> Result<()> {
     db.exec(
         "INSERT INTO consent_requests (message_id, customer_id, category, created_at, open_until)
          VALUES ($1, $2, $3, $4, $5) ON CONFLICT (message_id) DO NOTHING",
@@ -400,7 +385,7 @@ pub async fn confirm_consent(
     channel: Channel,
     address: &str,
     now: i64,
-) -> Result<Option<Confirmed>, StoreError> {
+) -> Result<Option<Confirmed>> {
     let owners = owners(tx, channel, address).await?;
     let open = tx
         .opt(

@@ -2,6 +2,7 @@
 //! `FOR UPDATE SKIP LOCKED`, so nodes claiming at once never share work.
 
 use super::{PostgresStore, Sql as _};
+use crate::store::Result;
 use crate::store::StoreError;
 use crate::store::journeys::{
     EventInserted, EventRecord, JourneyStore, JourneyVersion, NewEvent, RunRecord,
@@ -39,10 +40,7 @@ fn event_row(r: &Row) -> EventRecord {
 }
 
 /// Each event stored, or the one stored before under its idempotency key.
-async fn insert_events(
-    tx: &impl super::Sql,
-    events: &[NewEvent],
-) -> Result<Vec<EventInserted>, StoreError> {
+async fn insert_events(tx: &impl super::Sql, events: &[NewEvent]) -> Result<Vec<EventInserted>> {
     let mut out = Vec::with_capacity(events.len());
     for e in events {
         let inserted = tx
@@ -78,10 +76,7 @@ async fn insert_events(
 }
 
 /// See [`crate::store::replies`]: claim the reply's id, then write.
-pub(super) async fn record_reply(
-    tx: &impl super::Sql,
-    reply: &NewReply,
-) -> Result<ReplyRecorded, StoreError> {
+pub(super) async fn record_reply(tx: &impl super::Sql, reply: &NewReply) -> Result<ReplyRecorded> {
     let claimed = tx
         .exec(
             "INSERT INTO dedup_keys (scope, key, message_id, expires_at)
@@ -124,7 +119,7 @@ pub(super) async fn record_reply(
 
 #[async_trait]
 impl JourneyStore for PostgresStore {
-    async fn record_events(&self, events: Vec<NewEvent>) -> Result<Vec<EventInserted>, StoreError> {
+    async fn record_events(&self, events: Vec<NewEvent>) -> Result<Vec<EventInserted>> {
         transaction!(self, |tx| insert_events(&tx, &events).await)
     }
 
@@ -133,7 +128,7 @@ impl JourneyStore for PostgresStore {
         now: i64,
         limit: usize,
         lease_ms: i64,
-    ) -> Result<Vec<EventRecord>, StoreError> {
+    ) -> Result<Vec<EventRecord>> {
         let rows = self
             .client()
             .await?
@@ -162,7 +157,7 @@ impl JourneyStore for PostgresStore {
         Ok(events)
     }
 
-    async fn events_handled(&self, ids: Vec<String>) -> Result<(), StoreError> {
+    async fn events_handled(&self, ids: Vec<String>) -> Result<()> {
         self.client()
             .await?
             .exec(
@@ -173,12 +168,7 @@ impl JourneyStore for PostgresStore {
         Ok(())
     }
 
-    async fn count_events(
-        &self,
-        customer_id: &str,
-        name: &str,
-        since: i64,
-    ) -> Result<u64, StoreError> {
+    async fn count_events(&self, customer_id: &str, name: &str, since: i64) -> Result<u64> {
         let row = self
             .client()
             .await?
@@ -191,7 +181,7 @@ impl JourneyStore for PostgresStore {
         Ok(row.get::<_, i64>(0) as u64)
     }
 
-    async fn put_journey_version(&self, version: JourneyVersion) -> Result<(), StoreError> {
+    async fn put_journey_version(&self, version: JourneyVersion) -> Result<()> {
         self.client()
             .await?
             .exec(
@@ -208,7 +198,7 @@ impl JourneyStore for PostgresStore {
         Ok(())
     }
 
-    async fn journey_version(&self, version: &str) -> Result<Option<JourneyVersion>, StoreError> {
+    async fn journey_version(&self, version: &str) -> Result<Option<JourneyVersion>> {
         Ok(self
             .client()
             .await?
@@ -227,7 +217,7 @@ impl JourneyStore for PostgresStore {
 
     /// A new run supersedes the customer's earlier runs of the journey (in
     /// the same statement; the update cannot see the new row, nor needs to).
-    async fn insert_run(&self, run: RunRecord) -> Result<bool, StoreError> {
+    async fn insert_run(&self, run: RunRecord) -> Result<bool> {
         let inserted = self
             .client()
             .await?
@@ -263,7 +253,7 @@ impl JourneyStore for PostgresStore {
         Ok(inserted == 1)
     }
 
-    async fn update_run(&self, run: RunRecord, read_at: i64) -> Result<bool, StoreError> {
+    async fn update_run(&self, run: RunRecord, read_at: i64) -> Result<bool> {
         let updated = self
             .client()
             .await?
@@ -286,7 +276,7 @@ impl JourneyStore for PostgresStore {
         Ok(updated == 1)
     }
 
-    async fn run(&self, id: &str) -> Result<Option<RunRecord>, StoreError> {
+    async fn run(&self, id: &str) -> Result<Option<RunRecord>> {
         Ok(self
             .client()
             .await?
@@ -299,7 +289,7 @@ impl JourneyStore for PostgresStore {
             .map(run_row))
     }
 
-    async fn customer_runs(&self, customer_id: &str) -> Result<Vec<RunRecord>, StoreError> {
+    async fn customer_runs(&self, customer_id: &str) -> Result<Vec<RunRecord>> {
         Ok(self
             .client()
             .await?
@@ -321,7 +311,7 @@ impl JourneyStore for PostgresStore {
         customer_id: &str,
         limit: usize,
         after: Option<&str>,
-    ) -> Result<Vec<RunRecord>, StoreError> {
+    ) -> Result<Vec<RunRecord>> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         Ok(self
             .client()
@@ -346,7 +336,7 @@ impl JourneyStore for PostgresStore {
         now: i64,
         limit: usize,
         lease_ms: i64,
-    ) -> Result<Vec<RunRecord>, StoreError> {
+    ) -> Result<Vec<RunRecord>> {
         Ok(self
             .client()
             .await?

@@ -9,6 +9,7 @@
 use super::outbox::report_status;
 use super::{Sql, count};
 use crate::message::MessageStatus;
+use crate::store::Result;
 use crate::store::{
     AttemptRecord, CancelReport, Inserted, MessageRecord, NewMessage, ProviderStatus, Purged,
     StatusEventRecord, StoreError,
@@ -23,7 +24,7 @@ pub static OPEN: LazyLock<String> =
 /// Keys are checked first (a replay or duplicate costs one read), then
 /// claimed last, on insert: a node that loses a race for a key conflicts,
 /// and its transaction runs again and finds the winner's message.
-pub async fn insert(tx: &impl Sql, m: &NewMessage) -> Result<Inserted, StoreError> {
+pub async fn insert(tx: &impl Sql, m: &NewMessage) -> Result<Inserted> {
     let now = m.created_at;
     if let Some(idem) = &m.idempotency {
         let earlier = tx
@@ -119,7 +120,7 @@ impl super::batch::Batch for Inserts {
         &self,
         db: &deadpool_postgres::Object,
         messages: &[&NewMessage],
-    ) -> Result<Vec<()>, StoreError> {
+    ) -> Result<Vec<()>> {
         insert_rows(db, messages).await?;
         Ok(vec![(); messages.len()])
     }
@@ -127,7 +128,7 @@ impl super::batch::Batch for Inserts {
 
 /// Messages and their deliveries in one statement: each message's first
 /// delivery is due, the rest wait behind it (none for a suppressed one).
-pub async fn insert_rows(db: &impl Sql, batch: &[&NewMessage]) -> Result<(), StoreError> {
+pub async fn insert_rows(db: &impl Sql, batch: &[&NewMessage]) -> Result<()> {
     let mut m = MessageColumns::default();
     let mut d = DeliveryColumns::default();
     for message in batch {
@@ -217,7 +218,7 @@ struct MessageColumns<'a> {
 }
 
 impl<'a> MessageColumns<'a> {
-    fn push(&mut self, m: &'a NewMessage) -> Result<(), StoreError> {
+    fn push(&mut self, m: &'a NewMessage) -> Result<()> {
         self.id.push(&m.id);
         self.status.push(m.initial_status().as_str());
         self.status_reason.push(m.suppressed.as_deref());
@@ -256,7 +257,7 @@ struct DeliveryColumns<'a> {
 }
 
 impl<'a> DeliveryColumns<'a> {
-    fn push(&mut self, m: &'a NewMessage) -> Result<(), StoreError> {
+    fn push(&mut self, m: &'a NewMessage) -> Result<()> {
         let due_at = m.send_at.unwrap_or(m.created_at).max(m.created_at);
         for (seq, d) in m.deliveries.iter().enumerate() {
             self.message_id.push(&m.id);
@@ -273,7 +274,7 @@ impl<'a> DeliveryColumns<'a> {
 }
 
 /// Take a unique key; someone else holding it unexpired is a conflict.
-async fn claim(tx: &impl Sql, sql: &str, params: super::Params<'_>) -> Result<(), StoreError> {
+async fn claim(tx: &impl Sql, sql: &str, params: super::Params<'_>) -> Result<()> {
     if tx.exec(sql, params).await? == 0 {
         return Err(StoreError::Conflict(
             "another node took the key first".into(),
@@ -282,7 +283,7 @@ async fn claim(tx: &impl Sql, sql: &str, params: super::Params<'_>) -> Result<()
     Ok(())
 }
 
-pub fn json<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
+pub fn json<T: serde::Serialize>(value: &T) -> Result<String> {
     serde_json::to_string(value).map_err(|e| StoreError::Corrupt(format!("cannot encode: {e}")))
 }
 
@@ -294,7 +295,7 @@ pub async fn finish(
     status: MessageStatus,
     reason: Option<&str>,
     now: i64,
-) -> Result<bool, StoreError> {
+) -> Result<bool> {
     static SQL: LazyLock<String> = LazyLock::new(|| {
         format!(
             "UPDATE messages SET status = $2, status_reason = $3, updated_at = $4
@@ -322,7 +323,7 @@ pub async fn close(
     status: MessageStatus,
     reason: &str,
     now: i64,
-) -> Result<(), StoreError> {
+) -> Result<()> {
     tx.exec(
         "UPDATE deliveries SET state = $2
          WHERE message_id = $1 AND state IN ('pending', 'waiting')",
@@ -337,12 +338,7 @@ pub async fn close(
 /// are locked first, so a node leasing one right now either finishes its
 /// lease before this reads it (and the message is reported in flight) or
 /// finds it cancelled.
-pub async fn cancel(
-    tx: &impl Sql,
-    scope: &str,
-    key: &str,
-    now: i64,
-) -> Result<CancelReport, StoreError> {
+pub async fn cancel(tx: &impl Sql, scope: &str, key: &str, now: i64) -> Result<CancelReport> {
     tx.exec(
         "SELECT d.id FROM deliveries d JOIN messages m ON m.id = d.message_id
          WHERE m.scope = $1 AND m.cancel_key = $2 ORDER BY d.id FOR UPDATE OF d",
@@ -381,10 +377,7 @@ pub async fn cancel(
 
 /// Forward-only: a report the message's status may not move to is kept as
 /// history but changes nothing.
-pub async fn apply_provider_status(
-    tx: &impl Sql,
-    r: &ProviderStatus,
-) -> Result<Option<String>, StoreError> {
+pub async fn apply_provider_status(tx: &impl Sql, r: &ProviderStatus) -> Result<Option<String>> {
     let Some(row) = tx
         .opt(
             "SELECT id, status FROM messages WHERE delivered_by = $1 AND provider_message_id = $2
@@ -426,11 +419,7 @@ pub async fn apply_provider_status(
 }
 
 /// The first `limit` expired keys of each kind, by their expiry index.
-pub async fn purge_expired_keys(
-    db: &impl Sql,
-    now: i64,
-    limit: usize,
-) -> Result<Purged, StoreError> {
+pub async fn purge_expired_keys(db: &impl Sql, now: i64, limit: usize) -> Result<Purged> {
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
     let idempotency = db
         .exec(
@@ -469,7 +458,7 @@ pub async fn purge_history(
     messages_before: i64,
     events_before: i64,
     limit: usize,
-) -> Result<Purged, StoreError> {
+) -> Result<Purged> {
     static MESSAGES: LazyLock<String> = LazyLock::new(|| {
         format!(
             "WITH gone AS (
@@ -491,7 +480,7 @@ pub async fn purge_history(
         .first()
         .map_or(0, |r| r.get(0));
     // Each statement deletes the `limit` oldest rows before its horizon.
-    let oldest = async |sql: &str, before: i64| -> Result<usize, StoreError> {
+    let oldest = async |sql: &str, before: i64| -> Result<usize> {
         let deleted = db.exec(sql, &[&before, &limit]).await?;
         Ok(usize::try_from(deleted).unwrap_or(usize::MAX))
     };
@@ -537,12 +526,7 @@ pub async fn purge_history(
     })
 }
 
-pub async fn recent(
-    db: &impl Sql,
-    scope: &str,
-    category: &str,
-    since: i64,
-) -> Result<u32, StoreError> {
+pub async fn recent(db: &impl Sql, scope: &str, category: &str, since: i64) -> Result<u32> {
     static SQL: LazyLock<String> = LazyLock::new(|| {
         format!(
             "SELECT COUNT(*) FROM messages
@@ -555,18 +539,14 @@ pub async fn recent(
 }
 
 /// [`recent`] when there is a cap to count for, else 0.
-pub async fn recent_under(
-    db: &impl Sql,
-    scope: &str,
-    cap: Option<&(String, i64)>,
-) -> Result<u32, StoreError> {
+pub async fn recent_under(db: &impl Sql, scope: &str, cap: Option<&(String, i64)>) -> Result<u32> {
     match cap {
         Some((category, since)) => recent(db, scope, category, *since).await,
         None => Ok(0),
     }
 }
 
-pub async fn read(db: &impl Sql, id: &str) -> Result<Option<MessageRecord>, StoreError> {
+pub async fn read(db: &impl Sql, id: &str) -> Result<Option<MessageRecord>> {
     let Some(r) = db
         .opt(
             "SELECT status, status_reason, channel, recipient, created_at, updated_at,
@@ -634,7 +614,7 @@ pub async fn read(db: &impl Sql, id: &str) -> Result<Option<MessageRecord>, Stor
     }))
 }
 
-fn attempt(r: &Row) -> Result<AttemptRecord, StoreError> {
+fn attempt(r: &Row) -> Result<AttemptRecord> {
     Ok(AttemptRecord {
         number: count(r, 0),
         connector: r.get(1),

@@ -3,141 +3,29 @@
 //! `BIGINT`, and every number is `BIGINT` so one Rust type reads them all.
 
 use super::Sql as _;
-use crate::store::StoreError;
+use crate::store::Result;
 use crate::store::migrations::{self, Migration, SchemaStatus};
 use deadpool_postgres::Object;
 
-pub const MIGRATIONS: [Migration; 10] = [
-    migrations::step(1, BASELINE),
-    migrations::step(2, "ALTER TABLE attempts ADD COLUMN node TEXT;"),
-    migrations::step(3, "ALTER TABLE messages ADD COLUMN template TEXT;"),
-    migrations::step(4, JOURNEYS),
-    migrations::step(5, CAMPAIGNS),
-    migrations::step(6, REFUSALS_AND_PURGE_INDEXES),
-    migrations::step(7, migrations::REFUSALS_BY_TIME),
-    migrations::step(8, migrations::SUPERSEDED_RUNS),
-    migrations::step(9, migrations::GATEWAY_STATE),
-    // A conversion whose event carried no usable amount is recorded without one.
-    migrations::step(
-        10,
-        "ALTER TABLE conversions ALTER COLUMN value DROP NOT NULL;",
-    ),
-];
-
-/// Step 6: a member a campaign sent nothing to (an offer they already
-/// got, a send refused) has no message to count; the refusal is kept
-/// instead, once per member, so the broadcast's counts add up to its
-/// members and the operator can see whom to fix. And events by when they
-/// came, and idempotency and dedup keys by when they expire, so purging
-/// finds the oldest without reading the whole table.
-const REFUSALS_AND_PURGE_INDEXES: &str = "
-CREATE INDEX events_received ON events (received_at) WHERE handled;
-CREATE INDEX idempotency_keys_expiry ON idempotency_keys (expires_at);
-CREATE INDEX dedup_keys_expiry ON dedup_keys (expires_at);
-CREATE TABLE refusals (
-    campaign    TEXT NOT NULL,
-    customer_id TEXT NOT NULL,
-    code        TEXT NOT NULL,
-    message     TEXT NOT NULL,
-    refused_at  BIGINT NOT NULL,
-    PRIMARY KEY (campaign, customer_id)
-);
-";
-
-/// Step 5: which campaign (a broadcast, a journey) a message belongs to and
-/// its region, what each delivery costs (fixed when it is planned), the
-/// facts segments select customers by (one indexed row per fact), segments
-/// defined over the API, broadcasts with where their fan-out is, and
-/// conversions with the messages they are attributed to.
-const CAMPAIGNS: &str = "
-ALTER TABLE messages ADD COLUMN campaign TEXT;
-ALTER TABLE messages ADD COLUMN region TEXT;
-ALTER TABLE deliveries ADD COLUMN cost DOUBLE PRECISION;
-CREATE INDEX messages_campaign ON messages (campaign, status) WHERE campaign IS NOT NULL;
-CREATE INDEX messages_created ON messages (created_at);
-CREATE TABLE conversions (
-    event_id         TEXT PRIMARY KEY,
-    customer_id      TEXT NOT NULL,
-    name             TEXT NOT NULL,
-    value            DOUBLE PRECISION NOT NULL,
-    currency         TEXT,
-    occurred_at      BIGINT NOT NULL,
-    -- the last and first message delivered or read within the window
-    last_message_id  TEXT,
-    first_message_id TEXT,
-    channel          TEXT,
-    region           TEXT,
-    connector        TEXT,
-    campaign         TEXT,
-    template         TEXT
-);
-CREATE INDEX conversions_occurred ON conversions (occurred_at);
-CREATE TABLE customer_traits (
-    trait       TEXT NOT NULL,
-    customer_id TEXT NOT NULL REFERENCES customers(id) ON DELETE CASCADE,
-    PRIMARY KEY (trait, customer_id)
-);
-CREATE INDEX customer_traits_customer ON customer_traits (customer_id);
-CREATE TABLE segments (
-    name       TEXT PRIMARY KEY,
-    definition TEXT NOT NULL,
-    updated_at BIGINT NOT NULL
-);
-CREATE TABLE broadcasts (
-    id          TEXT PRIMARY KEY,
-    definition  TEXT NOT NULL,
-    -- scheduled, planning, planned, cancelled
-    status      TEXT NOT NULL,
-    -- the last customer id planned: members are planned in id order
-    cursor      TEXT NOT NULL DEFAULT '',
-    planned     BIGINT NOT NULL DEFAULT 0,
-    start_at    BIGINT NOT NULL,
-    lease_until BIGINT,
-    created_at  BIGINT NOT NULL,
-    updated_at  BIGINT NOT NULL
-);
-CREATE INDEX broadcasts_open ON broadcasts (start_at) WHERE status IN ('scheduled', 'planning');
-";
-
-/// Step 4: events until journeys have applied them, the journey versions
-/// runs are pinned to, and runs with their timers.
-const JOURNEYS: &str = "
-CREATE TABLE events (
-    id              TEXT PRIMARY KEY,
-    customer_id     TEXT NOT NULL,
-    name            TEXT NOT NULL,
-    properties      TEXT NOT NULL,
-    occurred_at     BIGINT NOT NULL,
-    received_at     BIGINT NOT NULL,
-    idempotency_key TEXT UNIQUE,
-    -- journeys have applied it; until then it is leased to one node at a time
-    handled         BOOLEAN NOT NULL DEFAULT FALSE,
-    lease_until     BIGINT
-);
-CREATE INDEX events_unhandled ON events (received_at) WHERE NOT handled;
-CREATE INDEX events_by_customer ON events (customer_id, name, occurred_at);
-CREATE TABLE journey_versions (
-    version    TEXT PRIMARY KEY,
-    journey    TEXT NOT NULL,
-    config     TEXT NOT NULL,
-    created_at BIGINT NOT NULL
-);
-CREATE TABLE journey_runs (
-    id          TEXT PRIMARY KEY,
-    journey     TEXT NOT NULL,
-    version     TEXT NOT NULL,
-    customer_id TEXT NOT NULL,
-    status      TEXT NOT NULL,
-    state       TEXT NOT NULL,
-    wake_at     BIGINT,
-    lease_until BIGINT,
-    revision    BIGINT NOT NULL,
-    started_at  BIGINT NOT NULL,
-    updated_at  BIGINT NOT NULL
-);
-CREATE INDEX journey_runs_due ON journey_runs (wake_at) WHERE status = 'active';
-CREATE INDEX journey_runs_by_customer ON journey_runs (customer_id, started_at);
-";
+/// Every step, in order.
+pub fn all() -> Vec<Migration> {
+    vec![
+        migrations::step(1, BASELINE),
+        migrations::step(2, "ALTER TABLE attempts ADD COLUMN node TEXT;"),
+        migrations::step(3, "ALTER TABLE messages ADD COLUMN template TEXT;"),
+        migrations::step(4, migrations::JOURNEYS),
+        migrations::step(5, migrations::CAMPAIGNS),
+        migrations::step(6, migrations::REFUSALS_AND_PURGE_INDEXES),
+        migrations::step(7, migrations::REFUSALS_BY_TIME),
+        migrations::step(8, migrations::SUPERSEDED_RUNS),
+        migrations::step(9, migrations::GATEWAY_STATE),
+        // A conversion whose event carried no usable amount is recorded without one.
+        migrations::step(
+            10,
+            "ALTER TABLE conversions ALTER COLUMN value DROP NOT NULL;",
+        ),
+    ]
+}
 
 /// Unlike SQLite's, the rows that belong to a message (deliveries, attempts,
 /// provider reports) carry no foreign key to it: the check is a lookup and
@@ -298,15 +186,15 @@ CREATE TABLE IF NOT EXISTS schema_migrations (
 
 /// Every missing step in one transaction: DDL is transactional here, so a
 /// failed step leaves the database as it was.
-pub async fn apply(client: &mut Object, database: &str) -> Result<(), StoreError> {
+pub async fn apply(client: &mut Object, database: &str) -> Result<()> {
     let tx = client.transaction().await?;
     tx.exec("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
         .await?;
     tx.batch_execute(VERSIONS).await?;
     let applied = applied(&tx).await?;
     let now = crate::clock::wall_ms();
-    for m in migrations::pending(database, &MIGRATIONS, applied)? {
-        tx.batch_execute(m.sql).await?;
+    for m in migrations::pending(database, &all(), applied)? {
+        tx.batch_execute(&m.sql).await?;
         tx.exec(
             "INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
             &[&i64::from(m.version), &m.name, &now],
@@ -323,7 +211,7 @@ pub async fn apply(client: &mut Object, database: &str) -> Result<(), StoreError
     Ok(())
 }
 
-async fn applied(db: &impl super::Sql) -> Result<u32, StoreError> {
+async fn applied(db: &impl super::Sql) -> Result<u32> {
     let versioned = db
         .one("SELECT to_regclass('schema_migrations') IS NOT NULL", &[])
         .await?
@@ -341,11 +229,11 @@ async fn applied(db: &impl super::Sql) -> Result<u32, StoreError> {
 }
 
 /// What opening the database would apply, read without changing it.
-pub async fn status(url: &str) -> Result<SchemaStatus, StoreError> {
+pub async fn status(url: &str) -> Result<SchemaStatus> {
     let database = crate::config::without_password(url);
     let client = super::pool(url, 1)?.get().await?;
     let applied = applied(&client).await?;
-    let pending = migrations::pending(&database, &MIGRATIONS, applied)?;
+    let pending = migrations::pending(&database, &all(), applied)?;
     Ok(SchemaStatus {
         database,
         applied,
@@ -359,7 +247,7 @@ mod tests {
 
     #[test]
     fn every_step_is_there_in_order() {
-        crate::store::migrations::assert_complete(&super::MIGRATIONS);
+        crate::store::migrations::assert_complete(&super::all());
     }
 
     #[test]

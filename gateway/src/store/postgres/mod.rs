@@ -31,6 +31,7 @@ use super::{
 use crate::customer::{Consent, Profile, Suppression, SuppressionReason};
 use crate::message::{Channel, MessageStatus};
 use crate::store::Outage;
+use crate::store::Result;
 use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod};
 use std::sync::Arc;
@@ -53,15 +54,15 @@ pub type Params<'a> = &'a [&'a (dyn ToSql + Sync)];
 /// statement is prepared once per connection and reused.
 #[async_trait]
 pub trait Sql: Sync {
-    async fn rows(&self, sql: &str, params: Params<'_>) -> Result<Vec<Row>, StoreError>;
+    async fn rows(&self, sql: &str, params: Params<'_>) -> Result<Vec<Row>>;
     /// Rows changed.
-    async fn exec(&self, sql: &str, params: Params<'_>) -> Result<u64, StoreError>;
+    async fn exec(&self, sql: &str, params: Params<'_>) -> Result<u64>;
 
-    async fn opt(&self, sql: &str, params: Params<'_>) -> Result<Option<Row>, StoreError> {
+    async fn opt(&self, sql: &str, params: Params<'_>) -> Result<Option<Row>> {
         Ok(self.rows(sql, params).await?.into_iter().next())
     }
 
-    async fn one(&self, sql: &str, params: Params<'_>) -> Result<Row, StoreError> {
+    async fn one(&self, sql: &str, params: Params<'_>) -> Result<Row> {
         self.opt(sql, params)
             .await?
             .ok_or_else(|| StoreError::Corrupt(format!("no row from: {sql}")))
@@ -73,12 +74,12 @@ macro_rules! prepared {
     ($($client:ty),*) => {$(
         #[async_trait]
         impl Sql for $client {
-            async fn rows(&self, sql: &str, params: Params<'_>) -> Result<Vec<Row>, StoreError> {
+            async fn rows(&self, sql: &str, params: Params<'_>) -> Result<Vec<Row>> {
                 let statement = self.prepare_cached(sql).await?;
                 Ok(self.query(&statement, params).await?)
             }
 
-            async fn exec(&self, sql: &str, params: Params<'_>) -> Result<u64, StoreError> {
+            async fn exec(&self, sql: &str, params: Params<'_>) -> Result<u64> {
                 let statement = self.prepare_cached(sql).await?;
                 Ok(self.execute(&statement, params).await?)
             }
@@ -169,11 +170,7 @@ pub struct PostgresStore {
 impl PostgresStore {
     /// Connect, bring the schema up to date (one node at a time), and
     /// keep up to `max_connections` connections.
-    pub async fn open(
-        url: &str,
-        max_connections: usize,
-        node: &str,
-    ) -> Result<PostgresStore, StoreError> {
+    pub async fn open(url: &str, max_connections: usize, node: &str) -> Result<PostgresStore> {
         let analytics = pool(url, ANALYTICS_CONNECTIONS)?;
         let pool = pool(url, max_connections)?;
         let mut client = pool.get().await?;
@@ -193,12 +190,12 @@ impl PostgresStore {
         })
     }
 
-    async fn client(&self) -> Result<Object, StoreError> {
+    async fn client(&self) -> Result<Object> {
         Ok(self.pool.get().await?)
     }
 
     /// A connection of the analytics pool, its statements bounded in time.
-    async fn analyst(&self) -> Result<Object, StoreError> {
+    async fn analyst(&self) -> Result<Object> {
         let client = self.analytics.get().await?;
         let ms = crate::store::ANALYTICS_TIMEOUT.as_millis();
         client
@@ -214,7 +211,7 @@ const ANALYTICS_CONNECTIONS: usize = 2;
 /// A pool of connections; TLS as the URL's `sslmode` asks (`prefer`, the
 /// default, uses it when the server offers it), verified against the
 /// web's root certificates.
-pub fn pool(url: &str, max_connections: usize) -> Result<Pool, StoreError> {
+pub fn pool(url: &str, max_connections: usize) -> Result<Pool> {
     let config: tokio_postgres::Config = url
         .parse()
         .map_err(|e| StoreError::Database(format!("not a PostgreSQL URL: {e}")))?;
@@ -251,11 +248,11 @@ impl Store for PostgresStore {
     async fn record_reply(
         &self,
         reply: super::replies::NewReply,
-    ) -> Result<super::replies::ReplyRecorded, StoreError> {
+    ) -> Result<super::replies::ReplyRecorded> {
         transaction!(self, |tx| journeys::record_reply(&tx, &reply).await)
     }
 
-    async fn insert_message(&self, message: NewMessage) -> Result<Inserted, StoreError> {
+    async fn insert_message(&self, message: NewMessage) -> Result<Inserted> {
         if !messages::needs_transaction(&message) {
             self.messages.submit(message).await?;
             return Ok(Inserted::New);
@@ -263,17 +260,12 @@ impl Store for PostgresStore {
         transaction!(self, |tx| messages::insert(&tx, &message).await)
     }
 
-    async fn cancel(
-        &self,
-        scope: &str,
-        cancel_key: &str,
-        now: i64,
-    ) -> Result<CancelReport, StoreError> {
+    async fn cancel(&self, scope: &str, cancel_key: &str, now: i64) -> Result<CancelReport> {
         transaction!(self, |tx| messages::cancel(&tx, scope, cancel_key, now)
             .await)
     }
 
-    async fn message(&self, id: &str) -> Result<Option<MessageRecord>, StoreError> {
+    async fn message(&self, id: &str) -> Result<Option<MessageRecord>> {
         messages::read(&self.client().await?, id).await
     }
 
@@ -282,17 +274,14 @@ impl Store for PostgresStore {
         now: i64,
         limit: usize,
         lease_ms: u64,
-    ) -> Result<Vec<LeasedDelivery>, StoreError> {
+    ) -> Result<Vec<LeasedDelivery>> {
         transaction!(self, |tx| queue::lease(
             &tx, now, limit, lease_ms, &self.node
         )
         .await)
     }
 
-    async fn record_attempt(
-        &self,
-        result: AttemptResult,
-    ) -> Result<Option<MessageStatus>, StoreError> {
+    async fn record_attempt(&self, result: AttemptResult) -> Result<Option<MessageStatus>> {
         if recorder::batches(&result) {
             return self.attempts.submit(result).await;
         }
@@ -300,15 +289,15 @@ impl Store for PostgresStore {
             .await)
     }
 
-    async fn next_due_at(&self) -> Result<Option<i64>, StoreError> {
+    async fn next_due_at(&self) -> Result<Option<i64>> {
         queue::next_due_at(&self.client().await?).await
     }
 
-    async fn backlog(&self, now: i64) -> Result<u64, StoreError> {
+    async fn backlog(&self, now: i64) -> Result<u64> {
         queue::backlog(&self.client().await?, now).await
     }
 
-    async fn queue_health(&self, now: i64) -> Result<QueueHealth, StoreError> {
+    async fn queue_health(&self, now: i64) -> Result<QueueHealth> {
         let client = self.client().await?;
         Ok(QueueHealth {
             oldest_due_at: queue::oldest_due(&client, now).await?,
@@ -318,7 +307,7 @@ impl Store for PostgresStore {
 
     /// Answers within [`PING_TIMEOUT`] either way: a load balancer's health
     /// check should not wait out the pool's connect timeout.
-    async fn ping(&self, now: i64) -> Result<(), StoreError> {
+    async fn ping(&self, now: i64) -> Result<()> {
         // A row written, not only read: a server that cannot write (a full
         // disk, a read-only standby) is not ready.
         let ping = async {
@@ -344,7 +333,7 @@ impl Store for PostgresStore {
     async fn request_consent(
         &self,
         request: crate::customer::double_opt_in::ConsentRequest,
-    ) -> Result<(), StoreError> {
+    ) -> Result<()> {
         customers::request_consent(&self.client().await?, &request).await
     }
 
@@ -353,14 +342,14 @@ impl Store for PostgresStore {
         channel: Channel,
         address: &str,
         now: i64,
-    ) -> Result<Option<crate::customer::double_opt_in::Confirmed>, StoreError> {
+    ) -> Result<Option<crate::customer::double_opt_in::Confirmed>> {
         transaction!(self, |tx| customers::confirm_consent(
             &tx, channel, address, now
         )
         .await)
     }
 
-    async fn claim_key(&self, key: &str, expires_at: i64) -> Result<bool, StoreError> {
+    async fn claim_key(&self, key: &str, expires_at: i64) -> Result<bool> {
         let taken = self
             .client()
             .await?
@@ -373,7 +362,7 @@ impl Store for PostgresStore {
         Ok(taken == 1)
     }
 
-    async fn release_key(&self, key: &str) -> Result<(), StoreError> {
+    async fn release_key(&self, key: &str) -> Result<()> {
         self.client()
             .await?
             .exec("DELETE FROM idempotency_keys WHERE key = $1", &[&key])
@@ -381,12 +370,7 @@ impl Store for PostgresStore {
         Ok(())
     }
 
-    async fn shared_secret(
-        &self,
-        name: &str,
-        candidate: &str,
-        now: i64,
-    ) -> Result<String, StoreError> {
+    async fn shared_secret(&self, name: &str, candidate: &str, now: i64) -> Result<String> {
         let client = self.client().await?;
         client
             .exec(
@@ -408,16 +392,11 @@ impl Store for PostgresStore {
         now: i64,
         limit: usize,
         lease_ms: u64,
-    ) -> Result<Vec<Callback>, StoreError> {
+    ) -> Result<Vec<Callback>> {
         outbox::lease(&self.client().await?, now, limit, lease_ms).await
     }
 
-    async fn finish_callback(
-        &self,
-        id: i64,
-        retry_at: Option<i64>,
-        give_up: bool,
-    ) -> Result<(), StoreError> {
+    async fn finish_callback(&self, id: i64, retry_at: Option<i64>, give_up: bool) -> Result<()> {
         outbox::finish(&self.client().await?, id, retry_at, give_up).await
     }
 
@@ -426,20 +405,20 @@ impl Store for PostgresStore {
         messages_before: i64,
         events_before: i64,
         limit: usize,
-    ) -> Result<Purged, StoreError> {
+    ) -> Result<Purged> {
         let db = self.client().await?;
         messages::purge_history(&db, messages_before, events_before, limit).await
     }
 
-    async fn purge_expired_keys(&self, now: i64, limit: usize) -> Result<Purged, StoreError> {
+    async fn purge_expired_keys(&self, now: i64, limit: usize) -> Result<Purged> {
         messages::purge_expired_keys(&self.client().await?, now, limit).await
     }
 
-    async fn put_customer(&self, id: &str, profile: Profile, now: i64) -> Result<bool, StoreError> {
+    async fn put_customer(&self, id: &str, profile: Profile, now: i64) -> Result<bool> {
         transaction!(self, |tx| customers::put(&tx, id, &profile, now).await)
     }
 
-    async fn customer(&self, id: &str) -> Result<Option<CustomerRecord>, StoreError> {
+    async fn customer(&self, id: &str) -> Result<Option<CustomerRecord>> {
         customers::read(&self.client().await?, id, false).await
     }
 
@@ -448,19 +427,16 @@ impl Store for PostgresStore {
         id: &str,
         changes: Vec<(Channel, String, Consent)>,
         now: i64,
-    ) -> Result<Option<Profile>, StoreError> {
+    ) -> Result<Option<Profile>> {
         transaction!(self, |tx| customers::update_consent(&tx, id, &changes, now)
             .await)
     }
 
-    async fn delete_customer(&self, id: &str, now: i64) -> Result<bool, StoreError> {
+    async fn delete_customer(&self, id: &str, now: i64) -> Result<bool> {
         transaction!(self, |tx| customers::delete(&tx, id, now).await)
     }
 
-    async fn apply_provider_status(
-        &self,
-        report: ProviderStatus,
-    ) -> Result<Option<String>, StoreError> {
+    async fn apply_provider_status(&self, report: ProviderStatus) -> Result<Option<String>> {
         transaction!(self, |tx| messages::apply_provider_status(&tx, &report)
             .await)
     }
@@ -472,7 +448,7 @@ impl Store for PostgresStore {
         categories: Vec<String>,
         consent: Consent,
         now: i64,
-    ) -> Result<usize, StoreError> {
+    ) -> Result<usize> {
         transaction!(self, |tx| customers::consent_by_address(
             &tx,
             address,
@@ -490,7 +466,7 @@ impl Store for PostgresStore {
         channel: Channel,
         address: &str,
         now: i64,
-    ) -> Result<Option<String>, StoreError> {
+    ) -> Result<Option<String>> {
         transaction!(self, |tx| customers::forget_address(
             &tx, message_id, channel, address, now
         )
@@ -502,7 +478,7 @@ impl Store for PostgresStore {
         audience: Audience,
         scope: &str,
         cap: Option<(String, i64)>,
-    ) -> Result<PlanningFacts, StoreError> {
+    ) -> Result<PlanningFacts> {
         let client = self.client().await?;
         // Queries that do not wait on each other go out together
         // (pipelined on the one connection).
@@ -537,20 +513,17 @@ impl Store for PostgresStore {
         }
     }
 
-    async fn suppressions(
-        &self,
-        addresses: Vec<(Channel, String)>,
-    ) -> Result<Vec<Suppression>, StoreError> {
+    async fn suppressions(&self, addresses: Vec<(Channel, String)>) -> Result<Vec<Suppression>> {
         customers::suppressions(&self.client().await?, &addresses).await
     }
 
-    async fn suppress(&self, suppression: Suppression) -> Result<bool, StoreError> {
+    async fn suppress(&self, suppression: Suppression) -> Result<bool> {
         let written = transaction!(self, |tx| customers::suppress(&tx, &suppression, false)
             .await)?;
         Ok(written.written)
     }
 
-    async fn put_suppression(&self, suppression: Suppression) -> Result<bool, StoreError> {
+    async fn put_suppression(&self, suppression: Suppression) -> Result<bool> {
         let written = transaction!(self, |tx| customers::suppress(&tx, &suppression, true)
             .await)?;
         Ok(written.created)
@@ -561,7 +534,7 @@ impl Store for PostgresStore {
         channel: Channel,
         address: &str,
         reason: Option<SuppressionReason>,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<bool> {
         customers::unsuppress(&self.client().await?, channel, address, reason).await
     }
 }

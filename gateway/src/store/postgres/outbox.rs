@@ -2,7 +2,8 @@
 //! the change it reports, drained by whichever node leases a row first.
 
 use super::{Sql, count};
-use crate::store::{Callback, StoreError};
+use crate::store::Callback;
+use crate::store::Result;
 use std::sync::LazyLock;
 
 /// The callback body, from a row of `messages` after its change; `at` is
@@ -19,7 +20,7 @@ pub fn payload_sql(at: &str) -> String {
 
 /// Queue a status callback for the message's current status, if it has a
 /// callback URL: numbering and payload in one statement.
-pub async fn report_status(tx: &impl Sql, message_id: &str, now: i64) -> Result<(), StoreError> {
+pub async fn report_status(tx: &impl Sql, message_id: &str, now: i64) -> Result<()> {
     static SQL: LazyLock<String> = LazyLock::new(|| {
         format!(
             "WITH m AS (
@@ -36,13 +37,7 @@ pub async fn report_status(tx: &impl Sql, message_id: &str, now: i64) -> Result<
 }
 
 /// Queue a callback whose payload the caller wrote (a customer's reply).
-pub async fn enqueue(
-    tx: &impl Sql,
-    about: &str,
-    url: &str,
-    payload: &str,
-    now: i64,
-) -> Result<(), StoreError> {
+pub async fn enqueue(tx: &impl Sql, about: &str, url: &str, payload: &str, now: i64) -> Result<()> {
     tx.exec(
         "INSERT INTO callbacks_outbox (message_id, url, payload, due_at) VALUES ($1, $2, $3, $4)",
         &[&about, &url, &payload, &now],
@@ -52,7 +47,7 @@ pub async fn enqueue(
 }
 
 /// Callbacks not yet delivered nor abandoned, on every node.
-pub async fn depth(db: &impl Sql) -> Result<u64, StoreError> {
+pub async fn depth(db: &impl Sql) -> Result<u64> {
     let row = db
         .one(
             "SELECT COUNT(*) FROM callbacks_outbox WHERE state IN ('pending', 'leased')",
@@ -62,12 +57,7 @@ pub async fn depth(db: &impl Sql) -> Result<u64, StoreError> {
     Ok(u64::from(count(&row, 0)))
 }
 
-pub async fn lease(
-    db: &impl Sql,
-    now: i64,
-    limit: usize,
-    lease_ms: u64,
-) -> Result<Vec<Callback>, StoreError> {
+pub async fn lease(db: &impl Sql, now: i64, limit: usize, lease_ms: u64) -> Result<Vec<Callback>> {
     let lease_until = now.saturating_add(i64::try_from(lease_ms).unwrap_or(i64::MAX));
     let rows = db
         .rows(
@@ -94,12 +84,7 @@ pub async fn lease(
         .collect())
 }
 
-pub async fn finish(
-    db: &impl Sql,
-    id: i64,
-    retry_at: Option<i64>,
-    give_up: bool,
-) -> Result<(), StoreError> {
+pub async fn finish(db: &impl Sql, id: i64, retry_at: Option<i64>, give_up: bool) -> Result<()> {
     if give_up {
         db.exec(
             "UPDATE callbacks_outbox SET state = 'abandoned', lease_until = NULL,

@@ -5,6 +5,7 @@ use super::messages::{self, OPEN};
 use super::outbox::report_status;
 use super::{Sql, count};
 use crate::message::{Content, MessageStatus};
+use crate::store::Result;
 use crate::store::{AttemptResult, LeasedDelivery, Next, StoreError};
 use std::sync::LazyLock;
 
@@ -12,7 +13,7 @@ use std::sync::LazyLock;
 /// with an `interrupted` attempt: its node died or stalled mid-attempt and
 /// the provider may have the message. Rows another node is taking over
 /// right now are skipped.
-async fn take_over_expired(tx: &impl Sql, now: i64) -> Result<(), StoreError> {
+async fn take_over_expired(tx: &impl Sql, now: i64) -> Result<()> {
     let cut_short = tx
         .rows(
             "WITH cut AS (
@@ -63,7 +64,7 @@ async fn take_over_expired(tx: &impl Sql, now: i64) -> Result<(), StoreError> {
 }
 
 /// Due deliveries of messages whose `ttl` ran out end as `expired`.
-async fn expire_due(tx: &impl Sql, now: i64) -> Result<(), StoreError> {
+async fn expire_due(tx: &impl Sql, now: i64) -> Result<()> {
     // Driven by `messages_open_expiry` (nearly always empty): left to
     // itself, the planner would walk every due delivery (the whole backlog)
     // and check its message.
@@ -98,7 +99,7 @@ pub async fn lease(
     limit: usize,
     lease_ms: u64,
     node: &str,
-) -> Result<Vec<LeasedDelivery>, StoreError> {
+) -> Result<Vec<LeasedDelivery>> {
     // Sent together (tokio-postgres pipelines them): one round trip.
     tokio::try_join!(take_over_expired(tx, now), expire_due(tx, now))?;
     let lease_until = now.saturating_add(i64::try_from(lease_ms).unwrap_or(i64::MAX));
@@ -166,7 +167,7 @@ pub async fn record_give_up(
     tx: &impl Sql,
     r: &AttemptResult,
     node: &str,
-) -> Result<Option<MessageStatus>, StoreError> {
+) -> Result<Option<MessageStatus>> {
     let Next::GiveUp { reason, ending } = &r.next else {
         return Err(StoreError::Corrupt(
             "only a give-up is recorded in its own transaction".into(),
@@ -235,7 +236,7 @@ pub async fn record_give_up(
     Ok(ends.then_some(*ending))
 }
 
-pub async fn next_due_at(db: &impl Sql) -> Result<Option<i64>, StoreError> {
+pub async fn next_due_at(db: &impl Sql) -> Result<Option<i64>> {
     Ok(db
         .one(
             "SELECT LEAST((SELECT MIN(due_at) FROM deliveries WHERE state = 'pending'),
@@ -246,7 +247,7 @@ pub async fn next_due_at(db: &impl Sql) -> Result<Option<i64>, StoreError> {
         .get(0))
 }
 
-pub async fn oldest_due(db: &impl Sql, now: i64) -> Result<Option<i64>, StoreError> {
+pub async fn oldest_due(db: &impl Sql, now: i64) -> Result<Option<i64>> {
     Ok(db
         .one(
             "SELECT MIN(due_at) FROM deliveries WHERE state = 'pending' AND due_at <= $1",
@@ -257,7 +258,7 @@ pub async fn oldest_due(db: &impl Sql, now: i64) -> Result<Option<i64>, StoreErr
 }
 
 /// Over every node: the database holds one queue.
-pub async fn backlog(db: &impl Sql, now: i64) -> Result<u64, StoreError> {
+pub async fn backlog(db: &impl Sql, now: i64) -> Result<u64> {
     let row = db
         .one(
             "SELECT (SELECT COUNT(*) FROM deliveries WHERE state = 'pending' AND due_at <= $1)

@@ -4,6 +4,7 @@
 use super::Sql;
 use super::batch::Batch;
 use crate::message::MessageStatus;
+use crate::store::Result;
 use crate::store::{AttemptResult, Next, StoreError};
 use async_trait::async_trait;
 use deadpool_postgres::Object;
@@ -36,7 +37,7 @@ impl Batch for Attempts {
         &self,
         db: &Object,
         rows: &[&AttemptResult],
-    ) -> Result<Vec<Option<MessageStatus>>, StoreError> {
+    ) -> Result<Vec<Option<MessageStatus>>> {
         let ended = record_rows(db, rows, &self.node).await?;
         Ok(rows
             .iter()
@@ -62,11 +63,7 @@ fn finishing(r: &AttemptResult) -> Option<MessageStatus> {
 /// Deliveries are found by joining `r` alone: with `id = ANY ($1)` added,
 /// the planner intersected the primary key with `deliveries_leased`, reading
 /// every dead entry that leases leave there until vacuum, each time.
-async fn record_rows(
-    db: &impl Sql,
-    rows: &[&AttemptResult],
-    node: &str,
-) -> Result<Vec<bool>, StoreError> {
+async fn record_rows(db: &impl Sql, rows: &[&AttemptResult], node: &str) -> Result<Vec<bool>> {
     static SQL: LazyLock<String> = LazyLock::new(|| {
         format!(
             "WITH r AS (
@@ -209,7 +206,7 @@ impl<'a> Columns<'a> {
         }
     }
 
-    fn push(&mut self, r: &'a AttemptResult) -> Result<(), StoreError> {
+    fn push(&mut self, r: &'a AttemptResult) -> Result<()> {
         let a = &r.attempt;
         let (state, due_at, provider_id) = match &r.next {
             Next::Sent {

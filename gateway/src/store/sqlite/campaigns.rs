@@ -2,7 +2,7 @@
 
 use super::SqliteStore;
 use super::messages::{self, OPEN};
-use crate::store::StoreError;
+use crate::store::Result;
 use crate::store::campaigns::{BroadcastRecord, CampaignStore, RefusedMember, StatusCount};
 use crate::store::reports::{
     self, ConversionRecord, MessageCounts, NewConversion, ReportKey, ReportRow, Touch,
@@ -43,7 +43,7 @@ fn placeholder(n: usize) -> String {
 
 /// One process owns an SQLite file: at start, every broadcast lease
 /// belongs to a process that is gone, and its fan-out resumes at once.
-pub fn recover_leases(conn: &Connection) -> Result<(), StoreError> {
+pub fn recover_leases(conn: &Connection) -> Result<()> {
     conn.execute(
         "UPDATE broadcasts SET lease_until = NULL WHERE lease_until IS NOT NULL",
         [],
@@ -51,11 +51,7 @@ pub fn recover_leases(conn: &Connection) -> Result<(), StoreError> {
     Ok(())
 }
 
-fn lease_broadcast(
-    conn: &Connection,
-    now: i64,
-    lease_ms: i64,
-) -> Result<Option<BroadcastRecord>, StoreError> {
+fn lease_broadcast(conn: &Connection, now: i64, lease_ms: i64) -> Result<Option<BroadcastRecord>> {
     Ok(conn
         .prepare_cached(&format!(
             "UPDATE broadcasts SET status = 'planning', lease_until = ?1 + ?2, updated_at = ?1
@@ -69,7 +65,7 @@ fn lease_broadcast(
         .optional()?)
 }
 
-fn cancel_campaign(conn: &Connection, campaign: &str, now: i64) -> Result<usize, StoreError> {
+fn cancel_campaign(conn: &Connection, campaign: &str, now: i64) -> Result<usize> {
     let keys: Vec<(String, String)> = conn
         .prepare_cached(&format!(
             "SELECT DISTINCT scope, cancel_key FROM messages
@@ -106,10 +102,7 @@ fn conversion_row(r: &Row) -> rusqlite::Result<ConversionRecord> {
     })
 }
 
-fn read_conversion(
-    conn: &Connection,
-    event_id: &str,
-) -> Result<Option<ConversionRecord>, StoreError> {
+fn read_conversion(conn: &Connection, event_id: &str) -> Result<Option<ConversionRecord>> {
     Ok(conn
         .prepare_cached(&format!(
             "SELECT {CONVERSION_COLUMNS} FROM conversions WHERE event_id = ?1"
@@ -118,7 +111,7 @@ fn read_conversion(
         .optional()?)
 }
 
-fn touch(conn: &Connection, order: &str, c: &NewConversion) -> Result<Option<Touch>, StoreError> {
+fn touch(conn: &Connection, order: &str, c: &NewConversion) -> Result<Option<Touch>> {
     Ok(conn
         .prepare_cached(&reports::touch_sql(order, placeholder))?
         .query_row(
@@ -137,7 +130,7 @@ fn touch(conn: &Connection, order: &str, c: &NewConversion) -> Result<Option<Tou
         .optional()?)
 }
 
-fn record_conversion(conn: &Connection, c: NewConversion) -> Result<ConversionRecord, StoreError> {
+fn record_conversion(conn: &Connection, c: NewConversion) -> Result<ConversionRecord> {
     if let Some(stored) = read_conversion(conn, &c.event_id)? {
         return Ok(stored);
     }
@@ -171,7 +164,7 @@ fn channel_report(
     from: i64,
     to: i64,
     keys: &[ReportKey],
-) -> Result<Vec<ReportRow>, StoreError> {
+) -> Result<Vec<ReportRow>> {
     let n = keys.len();
     let key =
         |r: &Row| -> rusqlite::Result<Vec<Option<String>>> { (0..n).map(|i| r.get(i)).collect() };
@@ -216,7 +209,7 @@ impl CampaignStore for SqliteStore {
         query: SegmentQuery,
         after: String,
         limit: usize,
-    ) -> Result<Vec<String>, StoreError> {
+    ) -> Result<Vec<String>> {
         self.read(move |conn| {
             let (sql, params) = segments::sql(
                 &query,
@@ -234,7 +227,7 @@ impl CampaignStore for SqliteStore {
         .await
     }
 
-    async fn segment_count(&self, query: SegmentQuery) -> Result<u64, StoreError> {
+    async fn segment_count(&self, query: SegmentQuery) -> Result<u64> {
         self.analyze(move |conn| {
             let (sql, params) = segments::sql(&query, Select::Count, placeholder);
             let count: i64 = conn
@@ -245,12 +238,7 @@ impl CampaignStore for SqliteStore {
         .await
     }
 
-    async fn put_segment(
-        &self,
-        name: &str,
-        definition: String,
-        now: i64,
-    ) -> Result<bool, StoreError> {
+    async fn put_segment(&self, name: &str, definition: String, now: i64) -> Result<bool> {
         let name = name.to_owned();
         self.write(move |conn| {
             let replaced = conn
@@ -269,7 +257,7 @@ impl CampaignStore for SqliteStore {
         .await
     }
 
-    async fn segment(&self, name: &str) -> Result<Option<String>, StoreError> {
+    async fn segment(&self, name: &str) -> Result<Option<String>> {
         let name = name.to_owned();
         self.read(move |conn| {
             Ok(conn
@@ -280,7 +268,7 @@ impl CampaignStore for SqliteStore {
         .await
     }
 
-    async fn insert_broadcast(&self, b: BroadcastRecord) -> Result<(), StoreError> {
+    async fn insert_broadcast(&self, b: BroadcastRecord) -> Result<()> {
         self.write(move |conn| {
             conn.prepare_cached(&format!(
                 "INSERT INTO broadcasts ({BROADCAST_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
@@ -300,7 +288,7 @@ impl CampaignStore for SqliteStore {
         .await
     }
 
-    async fn broadcast(&self, id: &str) -> Result<Option<BroadcastRecord>, StoreError> {
+    async fn broadcast(&self, id: &str) -> Result<Option<BroadcastRecord>> {
         let id = id.to_owned();
         self.read(move |conn| {
             Ok(conn
@@ -318,7 +306,7 @@ impl CampaignStore for SqliteStore {
         status: Option<String>,
         before: Option<String>,
         limit: usize,
-    ) -> Result<Vec<BroadcastRecord>, StoreError> {
+    ) -> Result<Vec<BroadcastRecord>> {
         self.read(move |conn| {
             Ok(conn
                 .prepare_cached(&format!(
@@ -332,11 +320,7 @@ impl CampaignStore for SqliteStore {
         .await
     }
 
-    async fn lease_broadcast(
-        &self,
-        now: i64,
-        lease_ms: i64,
-    ) -> Result<Option<BroadcastRecord>, StoreError> {
+    async fn lease_broadcast(&self, now: i64, lease_ms: i64) -> Result<Option<BroadcastRecord>> {
         self.write(move |conn| lease_broadcast(conn, now, lease_ms))
             .await
     }
@@ -349,7 +333,7 @@ impl CampaignStore for SqliteStore {
         done: bool,
         lease_until: i64,
         now: i64,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<bool> {
         let (id, cursor) = (id.to_owned(), cursor.to_owned());
         self.write(move |conn| {
             let status = if done { "planned" } else { "planning" };
@@ -365,7 +349,7 @@ impl CampaignStore for SqliteStore {
         .await
     }
 
-    async fn cancel_broadcast(&self, id: &str, now: i64) -> Result<bool, StoreError> {
+    async fn cancel_broadcast(&self, id: &str, now: i64) -> Result<bool> {
         let id = id.to_owned();
         self.write(move |conn| {
             let stopped = conn
@@ -380,11 +364,7 @@ impl CampaignStore for SqliteStore {
         .await
     }
 
-    async fn record_refusals(
-        &self,
-        campaign: &str,
-        refusals: Vec<RefusedMember>,
-    ) -> Result<(), StoreError> {
+    async fn record_refusals(&self, campaign: &str, refusals: Vec<RefusedMember>) -> Result<()> {
         let campaign = campaign.to_owned();
         self.write(move |conn| {
             let mut insert = conn.prepare_cached(
@@ -410,7 +390,7 @@ impl CampaignStore for SqliteStore {
         campaign: &str,
         after: &str,
         limit: usize,
-    ) -> Result<Vec<RefusedMember>, StoreError> {
+    ) -> Result<Vec<RefusedMember>> {
         let (campaign, after) = (campaign.to_owned(), after.to_owned());
         self.read(move |conn| {
             Ok(conn
@@ -432,7 +412,7 @@ impl CampaignStore for SqliteStore {
         .await
     }
 
-    async fn campaign_progress(&self, campaign: &str) -> Result<Vec<StatusCount>, StoreError> {
+    async fn campaign_progress(&self, campaign: &str) -> Result<Vec<StatusCount>> {
         let campaign = campaign.to_owned();
         self.read(move |conn| {
             Ok(conn
@@ -461,21 +441,18 @@ impl CampaignStore for SqliteStore {
         .await
     }
 
-    async fn cancel_campaign(&self, campaign: &str, now: i64) -> Result<usize, StoreError> {
+    async fn cancel_campaign(&self, campaign: &str, now: i64) -> Result<usize> {
         let campaign = campaign.to_owned();
         self.write(move |conn| cancel_campaign(conn, &campaign, now))
             .await
     }
 
-    async fn record_conversion(
-        &self,
-        conversion: NewConversion,
-    ) -> Result<ConversionRecord, StoreError> {
+    async fn record_conversion(&self, conversion: NewConversion) -> Result<ConversionRecord> {
         self.write(move |conn| record_conversion(conn, conversion.clone()))
             .await
     }
 
-    async fn conversion(&self, event_id: &str) -> Result<Option<ConversionRecord>, StoreError> {
+    async fn conversion(&self, event_id: &str) -> Result<Option<ConversionRecord>> {
         let event_id = event_id.to_owned();
         self.read(move |conn| read_conversion(conn, &event_id))
             .await
@@ -486,7 +463,7 @@ impl CampaignStore for SqliteStore {
         from: i64,
         to: i64,
         keys: Vec<ReportKey>,
-    ) -> Result<Vec<ReportRow>, StoreError> {
+    ) -> Result<Vec<ReportRow>> {
         self.analyze(move |conn| channel_report(conn, from, to, &keys))
             .await
     }

@@ -5,13 +5,14 @@ use super::messages::{self, OPEN};
 use crate::customer::double_opt_in::{self, Confirmed, ConsentRequest};
 use crate::customer::{Consent, Profile, Suppression, SuppressionReason, Written, traits};
 use crate::message::{Channel, MessageStatus};
+use crate::store::Result;
 use crate::store::{CustomerRecord, StoreError};
 use rusqlite::{Connection, OptionalExtension, params};
 use std::sync::LazyLock;
 
 /// A file written before the address index existed gets it built once from
 /// its profiles.
-pub fn build_address_index(conn: &Connection) -> Result<(), StoreError> {
+pub fn build_address_index(conn: &Connection) -> Result<()> {
     let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     if version >= super::migrations::ADDRESS_INDEX_VERSION {
         return Ok(());
@@ -42,7 +43,7 @@ pub fn build_address_index(conn: &Connection) -> Result<(), StoreError> {
 /// Profiles stored before segments existed (schema step 5) get their traits
 /// once; every customer has at least the `customer` trait, so those without
 /// any are the ones to index.
-pub fn build_trait_index(conn: &Connection) -> Result<(), StoreError> {
+pub fn build_trait_index(conn: &Connection) -> Result<()> {
     let customers: Vec<(String, String)> = conn
         .prepare(
             "SELECT id, profile FROM customers c
@@ -59,7 +60,7 @@ pub fn build_trait_index(conn: &Connection) -> Result<(), StoreError> {
 }
 
 /// The trait rows of one customer follow their profile.
-fn index_traits(conn: &Connection, id: &str, profile: &Profile) -> Result<(), StoreError> {
+fn index_traits(conn: &Connection, id: &str, profile: &Profile) -> Result<()> {
     conn.prepare_cached("DELETE FROM customer_traits WHERE customer_id = ?1")?
         .execute(params![id])?;
     let mut insert = conn.prepare_cached(
@@ -72,7 +73,7 @@ fn index_traits(conn: &Connection, id: &str, profile: &Profile) -> Result<(), St
 }
 
 /// The address index rows of one customer follow their profile.
-fn index_addresses(conn: &Connection, id: &str, profile: &Profile) -> Result<(), StoreError> {
+fn index_addresses(conn: &Connection, id: &str, profile: &Profile) -> Result<()> {
     conn.prepare_cached("DELETE FROM customer_addresses WHERE customer_id = ?1")?
         .execute(params![id])?;
     let mut insert = conn.prepare_cached(
@@ -85,7 +86,7 @@ fn index_addresses(conn: &Connection, id: &str, profile: &Profile) -> Result<(),
     Ok(())
 }
 
-pub fn put(conn: &Connection, id: &str, profile: &Profile, now: i64) -> Result<bool, StoreError> {
+pub fn put(conn: &Connection, id: &str, profile: &Profile, now: i64) -> Result<bool> {
     let json = messages::json(profile)?;
     let updated = conn
         .prepare_cached("UPDATE customers SET profile = ?2, updated_at = ?3 WHERE id = ?1")?
@@ -101,7 +102,7 @@ pub fn put(conn: &Connection, id: &str, profile: &Profile, now: i64) -> Result<b
     Ok(updated == 0)
 }
 
-pub fn read(conn: &Connection, id: &str) -> Result<Option<CustomerRecord>, StoreError> {
+pub fn read(conn: &Connection, id: &str) -> Result<Option<CustomerRecord>> {
     let row = conn
         .prepare_cached("SELECT profile, created_at, updated_at FROM customers WHERE id = ?1")?
         .query_row(params![id], |r| {
@@ -124,11 +125,7 @@ pub fn read(conn: &Connection, id: &str) -> Result<Option<CustomerRecord>, Store
 }
 
 /// The ids of the customers who own `address` on `channel`.
-pub(super) fn owners(
-    conn: &Connection,
-    channel: Channel,
-    address: &str,
-) -> Result<Vec<String>, StoreError> {
+pub(super) fn owners(conn: &Connection, channel: Channel, address: &str) -> Result<Vec<String>> {
     Ok(conn
         .prepare_cached(
             "SELECT customer_id FROM customer_addresses WHERE channel = ?1 AND address = ?2
@@ -138,11 +135,7 @@ pub(super) fn owners(
         .collect::<Result<_, _>>()?)
 }
 
-pub fn at_address(
-    conn: &Connection,
-    channel: Channel,
-    address: &str,
-) -> Result<Vec<Profile>, StoreError> {
+pub fn at_address(conn: &Connection, channel: Channel, address: &str) -> Result<Vec<Profile>> {
     let mut profiles = Vec::new();
     for id in owners(conn, channel, address)? {
         if let Some(record) = read(conn, &id)? {
@@ -157,7 +150,7 @@ pub fn update_consent(
     id: &str,
     changes: &[(Channel, String, Consent)],
     now: i64,
-) -> Result<Option<Profile>, StoreError> {
+) -> Result<Option<Profile>> {
     let Some(record) = read(conn, id)? else {
         return Ok(None);
     };
@@ -174,7 +167,7 @@ pub fn consent_by_address(
     categories: &[String],
     consent: &Consent,
     now: i64,
-) -> Result<usize, StoreError> {
+) -> Result<usize> {
     let mut changed = 0;
     for id in owners(conn, channel, address)? {
         let Some(record) = read(conn, &id)? else {
@@ -195,7 +188,7 @@ pub fn forget_address(
     channel: Channel,
     address: &str,
     now: i64,
-) -> Result<Option<String>, StoreError> {
+) -> Result<Option<String>> {
     let customer_id: Option<String> = conn
         .prepare_cached("SELECT customer_id FROM messages WHERE id = ?1")?
         .query_row(params![message_id], |r| r.get(0))
@@ -217,7 +210,7 @@ pub fn forget_address(
 
 /// The profile goes, and so do the addresses its messages were sent to:
 /// history keeps ids, channels and outcomes, nothing that identifies a person.
-pub fn delete(conn: &Connection, id: &str, now: i64) -> Result<bool, StoreError> {
+pub fn delete(conn: &Connection, id: &str, now: i64) -> Result<bool> {
     let deleted = conn
         .prepare_cached("DELETE FROM customers WHERE id = ?1")?
         .execute(params![id])?;
@@ -290,7 +283,7 @@ fn suppression(
         Option<String>,
         i64,
     ),
-) -> Result<Suppression, StoreError> {
+) -> Result<Suppression> {
     Ok(Suppression {
         channel: channel.parse().map_err(StoreError::Corrupt)?,
         address,
@@ -304,7 +297,7 @@ fn suppression(
 pub fn suppressions(
     conn: &Connection,
     addresses: &[(Channel, String)],
-) -> Result<Vec<Suppression>, StoreError> {
+) -> Result<Vec<Suppression>> {
     let mut query = conn.prepare_cached(
         "SELECT channel, address, reason, source, note, created_at FROM suppressions
          WHERE channel = ?1 AND address = ?2",
@@ -324,7 +317,7 @@ pub fn suppressions(
 /// Write an entry; unless `replace`, a person's own wish (opt-out, staff)
 /// is kept over a deliverability finding. Returns `(written, created)`.
 /// Write `s` unless [`Suppression::may_replace`] says the address's entry stays.
-pub fn suppress(conn: &Connection, s: &Suppression, replace: bool) -> Result<Written, StoreError> {
+pub fn suppress(conn: &Connection, s: &Suppression, replace: bool) -> Result<Written> {
     let existing: Option<String> = conn
         .prepare_cached("SELECT reason FROM suppressions WHERE channel = ?1 AND address = ?2")?
         .query_row(params![s.channel.as_str(), s.address], |r| r.get(0))
@@ -361,7 +354,7 @@ pub fn unsuppress(
     channel: Channel,
     address: &str,
     reason: Option<SuppressionReason>,
-) -> Result<bool, StoreError> {
+) -> Result<bool> {
     let removed = conn
         .prepare_cached(
             "DELETE FROM suppressions
@@ -375,7 +368,7 @@ pub fn unsuppress(
     Ok(removed > 0)
 }
 
-pub fn request_consent(conn: &Connection, r: &ConsentRequest) -> Result<(), StoreError> {
+pub fn request_consent(conn: &Connection, r: &ConsentRequest) -> Result<()> {
     conn.prepare_cached(
         "INSERT INTO consent_requests (message_id, customer_id, category, created_at, open_until)
          VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (message_id) DO NOTHING",
@@ -397,7 +390,7 @@ pub fn confirm_consent(
     channel: Channel,
     address: &str,
     now: i64,
-) -> Result<Option<Confirmed>, StoreError> {
+) -> Result<Option<Confirmed>> {
     let mut latest: Option<(i64, Confirmed)> = None;
     for customer_id in owners(conn, channel, address)? {
         let open = conn

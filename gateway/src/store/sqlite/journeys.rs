@@ -1,7 +1,7 @@
 //! Events, journey versions and runs in SQLite.
 
 use super::SqliteStore;
-use crate::store::StoreError;
+use crate::store::Result;
 use crate::store::journeys::{
     EventInserted, EventRecord, JourneyStore, JourneyVersion, NewEvent, RunRecord,
 };
@@ -37,7 +37,7 @@ fn event_row(r: &Row<'_>) -> rusqlite::Result<EventRecord> {
     })
 }
 
-fn record_events(conn: &Connection, events: &[NewEvent]) -> Result<Vec<EventInserted>, StoreError> {
+fn record_events(conn: &Connection, events: &[NewEvent]) -> Result<Vec<EventInserted>> {
     let mut insert = conn.prepare_cached(
         "INSERT INTO events (id, customer_id, name, properties, occurred_at, received_at,
                              idempotency_key)
@@ -68,10 +68,7 @@ fn record_events(conn: &Connection, events: &[NewEvent]) -> Result<Vec<EventInse
 }
 
 /// See [`crate::store::replies`]: claim the reply's id, then write.
-pub(super) fn record_reply(
-    conn: &Connection,
-    reply: &NewReply,
-) -> Result<ReplyRecorded, StoreError> {
+pub(super) fn record_reply(conn: &Connection, reply: &NewReply) -> Result<ReplyRecorded> {
     let claimed = conn
         .prepare_cached(
             "INSERT INTO dedup_keys (scope, key, message_id, expires_at)
@@ -117,7 +114,7 @@ fn claim_events(
     now: i64,
     limit: usize,
     lease_ms: i64,
-) -> Result<Vec<EventRecord>, StoreError> {
+) -> Result<Vec<EventRecord>> {
     let mut events = conn
         .prepare_cached(
             "UPDATE events SET lease_until = ?1 + ?3
@@ -142,7 +139,7 @@ fn claim_events(
 
 #[async_trait]
 impl JourneyStore for SqliteStore {
-    async fn record_events(&self, events: Vec<NewEvent>) -> Result<Vec<EventInserted>, StoreError> {
+    async fn record_events(&self, events: Vec<NewEvent>) -> Result<Vec<EventInserted>> {
         self.write(move |conn| record_events(conn, &events)).await
     }
 
@@ -151,7 +148,7 @@ impl JourneyStore for SqliteStore {
         now: i64,
         limit: usize,
         lease_ms: i64,
-    ) -> Result<Vec<EventRecord>, StoreError> {
+    ) -> Result<Vec<EventRecord>> {
         // A lease is worth nothing after a restart (events are then claimed
         // again): no fsync, as for deliveries.
         self.write_as(super::Durability::ProcessCrashSafe, move |conn| {
@@ -160,7 +157,7 @@ impl JourneyStore for SqliteStore {
         .await
     }
 
-    async fn events_handled(&self, ids: Vec<String>) -> Result<(), StoreError> {
+    async fn events_handled(&self, ids: Vec<String>) -> Result<()> {
         self.write(move |conn| {
             let mut done = conn.prepare_cached(
                 "UPDATE events SET handled = 1, lease_until = NULL WHERE id = ?1",
@@ -173,12 +170,7 @@ impl JourneyStore for SqliteStore {
         .await
     }
 
-    async fn count_events(
-        &self,
-        customer_id: &str,
-        name: &str,
-        since: i64,
-    ) -> Result<u64, StoreError> {
+    async fn count_events(&self, customer_id: &str, name: &str, since: i64) -> Result<u64> {
         let (customer_id, name) = (customer_id.to_owned(), name.to_owned());
         self.read(move |conn| {
             let n: i64 = conn
@@ -192,7 +184,7 @@ impl JourneyStore for SqliteStore {
         .await
     }
 
-    async fn put_journey_version(&self, version: JourneyVersion) -> Result<(), StoreError> {
+    async fn put_journey_version(&self, version: JourneyVersion) -> Result<()> {
         self.write(move |conn| {
             conn.prepare_cached(
                 "INSERT INTO journey_versions (version, journey, config, created_at)
@@ -209,7 +201,7 @@ impl JourneyStore for SqliteStore {
         .await
     }
 
-    async fn journey_version(&self, version: &str) -> Result<Option<JourneyVersion>, StoreError> {
+    async fn journey_version(&self, version: &str) -> Result<Option<JourneyVersion>> {
         let version = version.to_owned();
         self.read(move |conn| {
             Ok(conn
@@ -229,7 +221,7 @@ impl JourneyStore for SqliteStore {
         .await
     }
 
-    async fn insert_run(&self, run: RunRecord) -> Result<bool, StoreError> {
+    async fn insert_run(&self, run: RunRecord) -> Result<bool> {
         self.write(move |conn| {
             let inserted = conn
                 .prepare_cached(&format!(
@@ -261,7 +253,7 @@ impl JourneyStore for SqliteStore {
         .await
     }
 
-    async fn update_run(&self, run: RunRecord, read_at: i64) -> Result<bool, StoreError> {
+    async fn update_run(&self, run: RunRecord, read_at: i64) -> Result<bool> {
         self.write(move |conn| {
             let updated = conn
                 .prepare_cached(
@@ -284,7 +276,7 @@ impl JourneyStore for SqliteStore {
         .await
     }
 
-    async fn run(&self, id: &str) -> Result<Option<RunRecord>, StoreError> {
+    async fn run(&self, id: &str) -> Result<Option<RunRecord>> {
         let id = id.to_owned();
         self.read(move |conn| {
             Ok(conn
@@ -297,7 +289,7 @@ impl JourneyStore for SqliteStore {
         .await
     }
 
-    async fn customer_runs(&self, customer_id: &str) -> Result<Vec<RunRecord>, StoreError> {
+    async fn customer_runs(&self, customer_id: &str) -> Result<Vec<RunRecord>> {
         let customer_id = customer_id.to_owned();
         self.read(move |conn| {
             Ok(conn
@@ -316,7 +308,7 @@ impl JourneyStore for SqliteStore {
         customer_id: &str,
         limit: usize,
         after: Option<&str>,
-    ) -> Result<Vec<RunRecord>, StoreError> {
+    ) -> Result<Vec<RunRecord>> {
         let customer_id = customer_id.to_owned();
         let after = after.map(str::to_owned);
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
@@ -339,7 +331,7 @@ impl JourneyStore for SqliteStore {
         now: i64,
         limit: usize,
         lease_ms: i64,
-    ) -> Result<Vec<RunRecord>, StoreError> {
+    ) -> Result<Vec<RunRecord>> {
         self.write_as(super::Durability::ProcessCrashSafe, move |conn| {
             Ok(conn
                 .prepare_cached(&format!(

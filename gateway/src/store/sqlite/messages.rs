@@ -5,6 +5,7 @@
 
 use super::outbox::report_status;
 use crate::message::MessageStatus;
+use crate::store::Result;
 use crate::store::{
     AttemptRecord, CancelReport, Inserted, MessageRecord, NewMessage, ProviderStatus, Purged,
     StatusEventRecord, StoreError,
@@ -16,7 +17,7 @@ use std::sync::LazyLock;
 pub static OPEN: LazyLock<String> =
     LazyLock::new(|| MessageStatus::sql_list(MessageStatus::is_open));
 
-pub fn insert(conn: &Connection, m: &NewMessage) -> Result<Inserted, StoreError> {
+pub fn insert(conn: &Connection, m: &NewMessage) -> Result<Inserted> {
     let now = m.created_at;
     if let Some(idem) = &m.idempotency {
         let earlier = conn
@@ -135,7 +136,7 @@ pub fn insert(conn: &Connection, m: &NewMessage) -> Result<Inserted, StoreError>
     Ok(Inserted::New)
 }
 
-pub fn json<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
+pub fn json<T: serde::Serialize>(value: &T) -> Result<String> {
     serde_json::to_string(value).map_err(|e| StoreError::Corrupt(format!("cannot encode: {e}")))
 }
 
@@ -147,7 +148,7 @@ pub fn finish(
     status: MessageStatus,
     reason: Option<&str>,
     now: i64,
-) -> Result<bool, StoreError> {
+) -> Result<bool> {
     static SQL: LazyLock<String> = LazyLock::new(|| {
         format!(
             "UPDATE messages SET status = ?2, status_reason = ?3, updated_at = ?4
@@ -177,7 +178,7 @@ pub fn close(
     status: MessageStatus,
     reason: &str,
     now: i64,
-) -> Result<(), StoreError> {
+) -> Result<()> {
     conn.prepare_cached(
         "UPDATE deliveries SET state = ?2
          WHERE message_id = ?1 AND state IN ('pending', 'waiting')",
@@ -190,12 +191,7 @@ pub fn close(
 /// Cancel what has not reached a provider yet. A message whose attempt is in
 /// flight (its delivery is leased) or that is no longer open is left alone
 /// and reported.
-pub fn cancel(
-    conn: &Connection,
-    scope: &str,
-    key: &str,
-    now: i64,
-) -> Result<CancelReport, StoreError> {
+pub fn cancel(conn: &Connection, scope: &str, key: &str, now: i64) -> Result<CancelReport> {
     let messages: Vec<(String, String, bool)> = conn
         .prepare_cached(
             "SELECT id, status,
@@ -226,10 +222,7 @@ pub fn cancel(
 
 /// Forward-only: a report the message's status may not move to is kept as
 /// history but changes nothing.
-pub fn apply_provider_status(
-    conn: &Connection,
-    r: &ProviderStatus,
-) -> Result<Option<String>, StoreError> {
+pub fn apply_provider_status(conn: &Connection, r: &ProviderStatus) -> Result<Option<String>> {
     let message = conn
         .prepare_cached(
             "SELECT id, status FROM messages WHERE delivered_by = ?1 AND provider_message_id = ?2",
@@ -268,7 +261,7 @@ pub fn apply_provider_status(
 }
 
 /// The first `limit` expired keys of each kind, by their expiry index.
-pub fn purge_expired_keys(conn: &Connection, now: i64, limit: usize) -> Result<Purged, StoreError> {
+pub fn purge_expired_keys(conn: &Connection, now: i64, limit: usize) -> Result<Purged> {
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
     let idempotency = conn
         .prepare_cached(
@@ -304,7 +297,7 @@ pub fn purge_history(
     messages_before: i64,
     events_before: i64,
     limit: usize,
-) -> Result<Purged, StoreError> {
+) -> Result<Purged> {
     static MESSAGES: LazyLock<String> = LazyLock::new(|| {
         format!(
             "DELETE FROM messages WHERE id IN (
@@ -315,7 +308,7 @@ pub fn purge_history(
     });
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
     // Each statement deletes the `limit` oldest rows before its horizon.
-    let oldest = |sql: &str, before: i64| -> Result<usize, StoreError> {
+    let oldest = |sql: &str, before: i64| -> Result<usize> {
         Ok(conn.prepare_cached(sql)?.execute(params![before, limit])?)
     };
     Ok(Purged {
@@ -355,12 +348,7 @@ pub fn purge_history(
     })
 }
 
-pub fn recent(
-    conn: &Connection,
-    scope: &str,
-    category: &str,
-    since: i64,
-) -> Result<u32, StoreError> {
+pub fn recent(conn: &Connection, scope: &str, category: &str, since: i64) -> Result<u32> {
     static SQL: LazyLock<String> = LazyLock::new(|| {
         format!(
             "SELECT COUNT(*) FROM messages
@@ -373,7 +361,7 @@ pub fn recent(
         .query_row(params![scope, category, since], |r| r.get(0))?)
 }
 
-pub fn read(conn: &Connection, id: &str) -> Result<Option<MessageRecord>, StoreError> {
+pub fn read(conn: &Connection, id: &str) -> Result<Option<MessageRecord>> {
     let row = conn
         .prepare_cached(
             "SELECT status, status_reason, channel, recipient, created_at, updated_at,
@@ -414,7 +402,7 @@ pub fn read(conn: &Connection, id: &str) -> Result<Option<MessageRecord>, StoreE
         )?
         .query_map(params![id], attempt)?
         .map(|attempt| attempt?)
-        .collect::<Result<Vec<_>, StoreError>>()?;
+        .collect::<Result<Vec<_>>>()?;
     let events = conn
         .prepare_cached(
             "SELECT at, state, code, description FROM status_events
@@ -481,7 +469,7 @@ struct MessageRow {
 }
 
 /// A row of `attempts`; the outer error is SQLite's, the inner one bad data.
-fn attempt(r: &Row<'_>) -> rusqlite::Result<Result<AttemptRecord, StoreError>> {
+fn attempt(r: &Row<'_>) -> rusqlite::Result<Result<AttemptRecord>> {
     let channel: String = r.get(2)?;
     let outcome: String = r.get(5)?;
     let (number, connector, started_at, finished_at) = (r.get(0)?, r.get(1)?, r.get(3)?, r.get(4)?);

@@ -1,6 +1,6 @@
 //! The SQLite schema, as numbered steps (see [`crate::store::migrations`]).
 
-use crate::store::StoreError;
+use crate::store::Result;
 use crate::store::migrations::{self, Migration, SchemaStatus};
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
 use std::path::Path;
@@ -14,18 +14,21 @@ PRAGMA temp_store = MEMORY;
 ";
 
 /// Every step, in order.
-pub const MIGRATIONS: [Migration; 10] = [
-    migrations::step(1, BASELINE),
-    migrations::step(2, "ALTER TABLE attempts ADD COLUMN node TEXT;"),
-    migrations::step(3, "ALTER TABLE messages ADD COLUMN template TEXT;"),
-    migrations::step(4, JOURNEYS),
-    migrations::step(5, CAMPAIGNS),
-    migrations::step(6, REFUSALS_AND_PURGE_INDEXES),
-    migrations::step(7, migrations::REFUSALS_BY_TIME),
-    migrations::step(8, migrations::SUPERSEDED_RUNS),
-    migrations::step(9, migrations::GATEWAY_STATE),
-    migrations::step(10, VALUELESS_CONVERSIONS),
-];
+pub fn all() -> Vec<Migration> {
+    use migrations::in_sqlite_types;
+    vec![
+        migrations::step(1, BASELINE),
+        migrations::step(2, "ALTER TABLE attempts ADD COLUMN node TEXT;"),
+        migrations::step(3, "ALTER TABLE messages ADD COLUMN template TEXT;"),
+        migrations::step(4, in_sqlite_types(migrations::JOURNEYS)),
+        migrations::step(5, in_sqlite_types(migrations::CAMPAIGNS)),
+        migrations::step(6, in_sqlite_types(migrations::REFUSALS_AND_PURGE_INDEXES)),
+        migrations::step(7, migrations::REFUSALS_BY_TIME),
+        migrations::step(8, migrations::SUPERSEDED_RUNS),
+        migrations::step(9, migrations::GATEWAY_STATE),
+        migrations::step(10, VALUELESS_CONVERSIONS),
+    ]
+}
 
 /// Step 10: a conversion whose event carried no usable amount is recorded
 /// without one (NULL), not as worth 0. SQLite cannot drop a NOT NULL, so
@@ -54,121 +57,6 @@ FROM conversions;
 DROP TABLE conversions;
 ALTER TABLE conversions_10 RENAME TO conversions;
 CREATE INDEX conversions_occurred ON conversions (occurred_at);
-";
-
-/// Step 6: a member a campaign sent nothing to (an offer they already
-/// got, a send refused) has no message to count; the refusal is kept
-/// instead, once per member, so the broadcast's counts add up to its
-/// members and the operator can see whom to fix. And events by when they
-/// came, and idempotency and dedup keys by when they expire, so purging
-/// finds the oldest without reading the whole table.
-const REFUSALS_AND_PURGE_INDEXES: &str = "
-CREATE INDEX events_received ON events (received_at) WHERE handled;
-CREATE INDEX idempotency_keys_expiry ON idempotency_keys (expires_at);
-CREATE INDEX dedup_keys_expiry ON dedup_keys (expires_at);
-CREATE TABLE refusals (
-    campaign    TEXT NOT NULL,
-    customer_id TEXT NOT NULL,
-    code        TEXT NOT NULL,
-    message     TEXT NOT NULL,
-    refused_at  INTEGER NOT NULL,
-    PRIMARY KEY (campaign, customer_id)
-);
-";
-
-/// Step 5: which campaign (a broadcast, a journey) a message belongs to and
-/// its region, what each delivery costs (fixed when it is planned), the
-/// facts segments select customers by (one indexed row per fact), segments
-/// defined over the API, broadcasts with where their fan-out is, and
-/// conversions with the messages they are attributed to.
-const CAMPAIGNS: &str = "
-ALTER TABLE messages ADD COLUMN campaign TEXT;
-ALTER TABLE messages ADD COLUMN region TEXT;
-ALTER TABLE deliveries ADD COLUMN cost REAL;
-CREATE INDEX messages_campaign ON messages (campaign, status) WHERE campaign IS NOT NULL;
-CREATE INDEX messages_created ON messages (created_at);
-CREATE TABLE conversions (
-    event_id         TEXT PRIMARY KEY,
-    customer_id      TEXT NOT NULL,
-    name             TEXT NOT NULL,
-    value            REAL NOT NULL,
-    currency         TEXT,
-    occurred_at      INTEGER NOT NULL,
-    -- the last and first message delivered or read within the window
-    last_message_id  TEXT,
-    first_message_id TEXT,
-    channel          TEXT,
-    region           TEXT,
-    connector        TEXT,
-    campaign         TEXT,
-    template         TEXT
-);
-CREATE INDEX conversions_occurred ON conversions (occurred_at);
-CREATE TABLE customer_traits (
-    trait       TEXT NOT NULL,
-    customer_id TEXT NOT NULL REFERENCES customers(id) ON DELETE CASCADE,
-    PRIMARY KEY (trait, customer_id)
-);
-CREATE INDEX customer_traits_customer ON customer_traits (customer_id);
-CREATE TABLE segments (
-    name       TEXT PRIMARY KEY,
-    definition TEXT NOT NULL,
-    updated_at INTEGER NOT NULL
-);
-CREATE TABLE broadcasts (
-    id          TEXT PRIMARY KEY,
-    definition  TEXT NOT NULL,
-    -- scheduled, planning, planned, cancelled
-    status      TEXT NOT NULL,
-    -- the last customer id planned: members are planned in id order
-    cursor      TEXT NOT NULL DEFAULT '',
-    planned     INTEGER NOT NULL DEFAULT 0,
-    start_at    INTEGER NOT NULL,
-    lease_until INTEGER,
-    created_at  INTEGER NOT NULL,
-    updated_at  INTEGER NOT NULL
-);
-CREATE INDEX broadcasts_open ON broadcasts (start_at) WHERE status IN ('scheduled', 'planning');
-";
-
-/// Step 4: events until journeys have applied them, the journey versions
-/// runs are pinned to, and runs with their timers.
-const JOURNEYS: &str = "
-CREATE TABLE events (
-    id              TEXT PRIMARY KEY,
-    customer_id     TEXT NOT NULL,
-    name            TEXT NOT NULL,
-    properties      TEXT NOT NULL,
-    occurred_at     INTEGER NOT NULL,
-    received_at     INTEGER NOT NULL,
-    idempotency_key TEXT UNIQUE,
-    -- journeys have applied it; until then it is leased to one node at a time
-    handled         INTEGER NOT NULL DEFAULT 0,
-    lease_until     INTEGER
-);
-CREATE INDEX events_unhandled ON events (received_at) WHERE NOT handled;
-CREATE INDEX events_by_customer ON events (customer_id, name, occurred_at);
-CREATE TABLE journey_versions (
-    version    TEXT PRIMARY KEY,
-    journey    TEXT NOT NULL,
-    config     TEXT NOT NULL,
-    created_at INTEGER NOT NULL
-);
-CREATE TABLE journey_runs (
-    id          TEXT PRIMARY KEY,
-    journey     TEXT NOT NULL,
-    version     TEXT NOT NULL,
-    customer_id TEXT NOT NULL,
-    status      TEXT NOT NULL,
-    state       TEXT NOT NULL,
-    wake_at     INTEGER,
-    lease_until INTEGER,
-    revision    INTEGER NOT NULL,
-    started_at  INTEGER NOT NULL,
-    updated_at  INTEGER NOT NULL
-);
-CREATE INDEX journey_runs_due ON journey_runs (wake_at) WHERE status = 'active';
-CREATE INDEX journey_runs_by_customer ON journey_runs (customer_id, started_at);
 ";
 
 /// The schema as the releases before versioning left it. Every statement is
@@ -347,11 +235,11 @@ CREATE TABLE IF NOT EXISTS schema_migrations (
 );";
 
 /// Bring the file up to this build's schema, one transaction per step.
-pub fn apply(conn: &mut Connection, database: &str) -> Result<(), StoreError> {
+pub fn apply(conn: &mut Connection, database: &str) -> Result<()> {
     conn.execute_batch(VERSIONS)?;
-    for m in migrations::pending(database, &MIGRATIONS, applied(conn)?)? {
+    for m in migrations::pending(database, &all(), applied(conn)?)? {
         let tx = conn.transaction()?;
-        tx.execute_batch(m.sql)?;
+        tx.execute_batch(&m.sql)?;
         tx.execute(
             "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?1, ?2, ?3)",
             rusqlite::params![m.version, m.name, crate::clock::wall_ms()],
@@ -367,7 +255,7 @@ pub fn apply(conn: &mut Connection, database: &str) -> Result<(), StoreError> {
     Ok(())
 }
 
-fn applied(conn: &Connection) -> Result<u32, StoreError> {
+fn applied(conn: &Connection) -> Result<u32> {
     let versioned: bool = conn.query_row(
         "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE name = 'schema_migrations')",
         [],
@@ -387,7 +275,7 @@ fn applied(conn: &Connection) -> Result<u32, StoreError> {
 
 /// What opening the file would apply, read without changing it (a file
 /// that does not exist yet would get every step).
-pub fn status(path: &Path) -> Result<SchemaStatus, StoreError> {
+pub fn status(path: &Path) -> Result<SchemaStatus> {
     let database = format!("sqlite://{}", path.display());
     let applied = if path.exists() {
         applied(&Connection::open_with_flags(
@@ -397,7 +285,7 @@ pub fn status(path: &Path) -> Result<SchemaStatus, StoreError> {
     } else {
         0
     };
-    let pending = migrations::pending(&database, &MIGRATIONS, applied)?;
+    let pending = migrations::pending(&database, &all(), applied)?;
     Ok(SchemaStatus {
         database,
         applied,
@@ -426,6 +314,6 @@ mod tests {
 
     #[test]
     fn steps_are_numbered_in_order() {
-        crate::store::migrations::assert_complete(&super::MIGRATIONS);
+        crate::store::migrations::assert_complete(&super::all());
     }
 }

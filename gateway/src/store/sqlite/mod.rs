@@ -30,6 +30,7 @@ use super::{
 };
 use crate::customer::{Consent, Profile, Suppression, SuppressionReason};
 use crate::message::{Channel, MessageStatus};
+use crate::store::Result;
 use async_trait::async_trait;
 use migrations::PRAGMAS;
 use rusqlite::config::DbConfig;
@@ -57,7 +58,7 @@ struct Write {
     /// (see [`apply_batch`]); the last run's result is the one answered.
     run: Box<dyn FnMut(&Connection) -> bool + Send>,
     /// Answers the caller once the batch is committed, or why it was not.
-    answer: Box<dyn FnOnce(Result<(), StoreError>) + Send>,
+    answer: Box<dyn FnOnce(Result<()>) + Send>,
 }
 
 /// Whether a write must reach the disk before it is answered.
@@ -90,7 +91,7 @@ fn file_identity(path: &Path) -> Option<(u64, u64)> {
 
 impl SqliteStore {
     /// Open (creating if needed) the database file and start the writer.
-    pub fn open(path: &Path, node: &str, now: i64) -> Result<SqliteStore, StoreError> {
+    pub fn open(path: &Path, node: &str, now: i64) -> Result<SqliteStore> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| {
                 StoreError::Corrupt(format!("cannot create {}: {e}", dir.display()))
@@ -138,16 +139,16 @@ impl SqliteStore {
     /// Run `f` in the next batch; answer after the batch is committed.
     async fn write<T: Send + 'static>(
         &self,
-        f: impl FnMut(&Connection) -> Result<T, StoreError> + Send + 'static,
-    ) -> Result<T, StoreError> {
+        f: impl FnMut(&Connection) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
         self.write_as(Durability::Fsync, f).await
     }
 
     async fn write_as<T: Send + 'static>(
         &self,
         durability: Durability,
-        mut f: impl FnMut(&Connection) -> Result<T, StoreError> + Send + 'static,
-    ) -> Result<T, StoreError> {
+        mut f: impl FnMut(&Connection) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
         let (reply, answer) = oneshot::channel();
         let outcome = Arc::new(Mutex::new(None));
         let ran = outcome.clone();
@@ -157,7 +158,7 @@ impl SqliteStore {
             *ran.lock().unwrap_or_else(|e| e.into_inner()) = Some(result);
             ok
         });
-        let answer_with = Box::new(move |committed: Result<(), StoreError>| {
+        let answer_with = Box::new(move |committed: Result<()>| {
             let result = outcome.lock().unwrap_or_else(|e| e.into_inner()).take();
             let _ = reply.send(match (committed, result) {
                 (Ok(()), Some(result)) => result,
@@ -181,8 +182,8 @@ impl SqliteStore {
     /// it goes the usual way.
     async fn read_small<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
-    ) -> Result<T, StoreError> {
+        f: impl FnOnce(&Connection) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
         let turn = self.reading.clone().try_acquire_owned().ok();
         let pooled = turn
             .as_ref()
@@ -200,8 +201,8 @@ impl SqliteStore {
 
     async fn read<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
-    ) -> Result<T, StoreError> {
+        f: impl FnOnce(&Connection) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
         let readers = self.readers.clone();
         let path = self.path.clone();
         let turn = self
@@ -232,8 +233,8 @@ impl SqliteStore {
     /// answers "interrupted", which is a `503` asking for less).
     async fn analyze<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
-    ) -> Result<T, StoreError> {
+        f: impl FnOnce(&Connection) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
         let mut slot = self.analyst.clone().lock_owned().await;
         let conn = match slot.take() {
             Some(conn) => conn,
@@ -291,7 +292,7 @@ fn failed(what: &str, e: rusqlite::Error) -> StoreError {
     }
 }
 
-fn connect(path: &Path) -> Result<Connection, StoreError> {
+fn connect(path: &Path) -> Result<Connection> {
     let conn = Connection::open(path)?;
     keep_wal_files(&conn)?;
     conn.execute_batch(PRAGMAS)?;
@@ -310,7 +311,7 @@ fn connect(path: &Path) -> Result<Connection, StoreError> {
 /// database creates them, which takes space: without them a gateway
 /// restarted on a full disk could not open its database at all, where with
 /// them it starts, serves reads and answers 503 to writes until space returns.
-fn keep_wal_files(conn: &Connection) -> Result<(), StoreError> {
+fn keep_wal_files(conn: &Connection) -> Result<()> {
     use rusqlite::ffi;
     let mut on: std::ffi::c_int = 1;
     // SAFETY: `handle` is this open connection's own database handle, used
@@ -374,11 +375,7 @@ fn apply_batch(conn: &mut Connection, mut batch: Vec<Write>) {
 
 /// Run `batch` in one transaction and commit it. Without `isolated`, the
 /// first failing write rolls everything back and `Ok(false)` says so.
-fn run_batch(
-    conn: &mut Connection,
-    batch: &mut [Write],
-    isolated: bool,
-) -> Result<bool, StoreError> {
+fn run_batch(conn: &mut Connection, batch: &mut [Write], isolated: bool) -> Result<bool> {
     let tx = conn
         .transaction()
         .map_err(|e| failed("cannot begin transaction: ", e))?;
@@ -413,38 +410,30 @@ impl Store for SqliteStore {
     async fn record_reply(
         &self,
         reply: super::replies::NewReply,
-    ) -> Result<super::replies::ReplyRecorded, StoreError> {
+    ) -> Result<super::replies::ReplyRecorded> {
         self.write(move |conn| journeys::record_reply(conn, &reply))
             .await
     }
 
-    async fn insert_message(&self, message: NewMessage) -> Result<Inserted, StoreError> {
+    async fn insert_message(&self, message: NewMessage) -> Result<Inserted> {
         self.write(move |conn| messages::insert(conn, &message))
             .await
     }
 
     /// One write for the page: one place in the writer's queue, not one per
     /// message ahead of the API's.
-    async fn insert_messages(
-        &self,
-        messages: Vec<NewMessage>,
-    ) -> Result<Vec<Inserted>, StoreError> {
+    async fn insert_messages(&self, messages: Vec<NewMessage>) -> Result<Vec<Inserted>> {
         self.write(move |conn| messages.iter().map(|m| messages::insert(conn, m)).collect())
             .await
     }
 
-    async fn cancel(
-        &self,
-        scope: &str,
-        cancel_key: &str,
-        now: i64,
-    ) -> Result<CancelReport, StoreError> {
+    async fn cancel(&self, scope: &str, cancel_key: &str, now: i64) -> Result<CancelReport> {
         let (scope, key) = (scope.to_owned(), cancel_key.to_owned());
         self.write(move |conn| messages::cancel(conn, &scope, &key, now))
             .await
     }
 
-    async fn message(&self, id: &str) -> Result<Option<MessageRecord>, StoreError> {
+    async fn message(&self, id: &str) -> Result<Option<MessageRecord>> {
         let id = id.to_owned();
         self.read(move |conn| messages::read(conn, &id)).await
     }
@@ -454,7 +443,7 @@ impl Store for SqliteStore {
         now: i64,
         limit: usize,
         lease_ms: u64,
-    ) -> Result<Vec<LeasedDelivery>, StoreError> {
+    ) -> Result<Vec<LeasedDelivery>> {
         let node = self.node.clone();
         self.write_as(Durability::ProcessCrashSafe, move |conn| {
             queue::lease(conn, now, limit, lease_ms, &node)
@@ -462,10 +451,7 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn record_attempt(
-        &self,
-        result: AttemptResult,
-    ) -> Result<Option<MessageStatus>, StoreError> {
+    async fn record_attempt(&self, result: AttemptResult) -> Result<Option<MessageStatus>> {
         let node = self.node.clone();
         self.write(move |conn| queue::record(conn, &result, &node))
             .await
@@ -477,7 +463,7 @@ impl Store for SqliteStore {
     async fn record_attempts(
         &self,
         results: Vec<AttemptResult>,
-    ) -> Vec<Result<Option<MessageStatus>, StoreError>> {
+    ) -> Vec<Result<Option<MessageStatus>>> {
         let (node, count) = (self.node.clone(), results.len());
         let written = self
             .write(move |conn| {
@@ -495,15 +481,15 @@ impl Store for SqliteStore {
         }
     }
 
-    async fn next_due_at(&self) -> Result<Option<i64>, StoreError> {
+    async fn next_due_at(&self) -> Result<Option<i64>> {
         self.read(queue::next_due_at).await
     }
 
-    async fn backlog(&self, now: i64) -> Result<u64, StoreError> {
+    async fn backlog(&self, now: i64) -> Result<u64> {
         self.read(move |conn| queue::backlog(conn, now)).await
     }
 
-    async fn queue_health(&self, now: i64) -> Result<QueueHealth, StoreError> {
+    async fn queue_health(&self, now: i64) -> Result<QueueHealth> {
         self.read(move |conn| {
             Ok(QueueHealth {
                 oldest_due_at: queue::oldest_due(conn, now)?,
@@ -516,7 +502,7 @@ impl Store for SqliteStore {
     /// The writer answers, and the file at the configured path is still the
     /// one this process writes: a deleted or replaced file would take every
     /// later write with it when the process ends.
-    async fn ping(&self, now: i64) -> Result<(), StoreError> {
+    async fn ping(&self, now: i64) -> Result<()> {
         let (path, opened) = (self.path.clone(), self.identity);
         self.write_as(Durability::ProcessCrashSafe, move |conn| {
             // A row written, not only read: a full disk answers reads.
@@ -536,7 +522,7 @@ impl Store for SqliteStore {
     async fn request_consent(
         &self,
         request: crate::customer::double_opt_in::ConsentRequest,
-    ) -> Result<(), StoreError> {
+    ) -> Result<()> {
         self.write(move |conn| customers::request_consent(conn, &request))
             .await
     }
@@ -546,13 +532,13 @@ impl Store for SqliteStore {
         channel: Channel,
         address: &str,
         now: i64,
-    ) -> Result<Option<crate::customer::double_opt_in::Confirmed>, StoreError> {
+    ) -> Result<Option<crate::customer::double_opt_in::Confirmed>> {
         let address = address.to_owned();
         self.write(move |conn| customers::confirm_consent(conn, channel, &address, now))
             .await
     }
 
-    async fn claim_key(&self, key: &str, expires_at: i64) -> Result<bool, StoreError> {
+    async fn claim_key(&self, key: &str, expires_at: i64) -> Result<bool> {
         let key = key.to_owned();
         self.write(move |conn| {
             Ok(conn
@@ -566,7 +552,7 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn release_key(&self, key: &str) -> Result<(), StoreError> {
+    async fn release_key(&self, key: &str) -> Result<()> {
         let key = key.to_owned();
         self.write(move |conn| {
             conn.prepare_cached("DELETE FROM idempotency_keys WHERE key = ?1")?
@@ -576,12 +562,7 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn shared_secret(
-        &self,
-        name: &str,
-        candidate: &str,
-        now: i64,
-    ) -> Result<String, StoreError> {
+    async fn shared_secret(&self, name: &str, candidate: &str, now: i64) -> Result<String> {
         let (name, candidate) = (name.to_owned(), candidate.to_owned());
         self.write(move |conn| {
             conn.prepare_cached(
@@ -601,19 +582,14 @@ impl Store for SqliteStore {
         now: i64,
         limit: usize,
         lease_ms: u64,
-    ) -> Result<Vec<Callback>, StoreError> {
+    ) -> Result<Vec<Callback>> {
         self.write_as(Durability::ProcessCrashSafe, move |conn| {
             outbox::lease(conn, now, limit, lease_ms)
         })
         .await
     }
 
-    async fn finish_callback(
-        &self,
-        id: i64,
-        retry_at: Option<i64>,
-        give_up: bool,
-    ) -> Result<(), StoreError> {
+    async fn finish_callback(&self, id: i64, retry_at: Option<i64>, give_up: bool) -> Result<()> {
         self.write(move |conn| outbox::finish(conn, id, retry_at, give_up))
             .await
     }
@@ -623,23 +599,23 @@ impl Store for SqliteStore {
         messages_before: i64,
         events_before: i64,
         limit: usize,
-    ) -> Result<Purged, StoreError> {
+    ) -> Result<Purged> {
         self.write(move |conn| messages::purge_history(conn, messages_before, events_before, limit))
             .await
     }
 
-    async fn purge_expired_keys(&self, now: i64, limit: usize) -> Result<Purged, StoreError> {
+    async fn purge_expired_keys(&self, now: i64, limit: usize) -> Result<Purged> {
         self.write(move |conn| messages::purge_expired_keys(conn, now, limit))
             .await
     }
 
-    async fn put_customer(&self, id: &str, profile: Profile, now: i64) -> Result<bool, StoreError> {
+    async fn put_customer(&self, id: &str, profile: Profile, now: i64) -> Result<bool> {
         let id = id.to_owned();
         self.write(move |conn| customers::put(conn, &id, &profile, now))
             .await
     }
 
-    async fn customer(&self, id: &str) -> Result<Option<CustomerRecord>, StoreError> {
+    async fn customer(&self, id: &str) -> Result<Option<CustomerRecord>> {
         let id = id.to_owned();
         self.read(move |conn| customers::read(conn, &id)).await
     }
@@ -649,22 +625,19 @@ impl Store for SqliteStore {
         id: &str,
         changes: Vec<(Channel, String, Consent)>,
         now: i64,
-    ) -> Result<Option<Profile>, StoreError> {
+    ) -> Result<Option<Profile>> {
         let id = id.to_owned();
         self.write(move |conn| customers::update_consent(conn, &id, &changes, now))
             .await
     }
 
-    async fn delete_customer(&self, id: &str, now: i64) -> Result<bool, StoreError> {
+    async fn delete_customer(&self, id: &str, now: i64) -> Result<bool> {
         let id = id.to_owned();
         self.write(move |conn| customers::delete(conn, &id, now))
             .await
     }
 
-    async fn apply_provider_status(
-        &self,
-        report: ProviderStatus,
-    ) -> Result<Option<String>, StoreError> {
+    async fn apply_provider_status(&self, report: ProviderStatus) -> Result<Option<String>> {
         self.write(move |conn| messages::apply_provider_status(conn, &report))
             .await
     }
@@ -676,7 +649,7 @@ impl Store for SqliteStore {
         categories: Vec<String>,
         consent: Consent,
         now: i64,
-    ) -> Result<usize, StoreError> {
+    ) -> Result<usize> {
         let address = address.to_owned();
         self.write(move |conn| {
             customers::consent_by_address(conn, &address, channel, &categories, &consent, now)
@@ -690,7 +663,7 @@ impl Store for SqliteStore {
         channel: Channel,
         address: &str,
         now: i64,
-    ) -> Result<Option<String>, StoreError> {
+    ) -> Result<Option<String>> {
         let (message_id, address) = (message_id.to_owned(), address.to_owned());
         self.write(move |conn| customers::forget_address(conn, &message_id, channel, &address, now))
             .await
@@ -701,7 +674,7 @@ impl Store for SqliteStore {
         audience: Audience,
         scope: &str,
         cap: Option<(String, i64)>,
-    ) -> Result<PlanningFacts, StoreError> {
+    ) -> Result<PlanningFacts> {
         let scope = scope.to_owned();
         self.read_small(move |conn| {
             let (profiles, addresses) = match &audience {
@@ -728,20 +701,17 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn suppressions(
-        &self,
-        addresses: Vec<(Channel, String)>,
-    ) -> Result<Vec<Suppression>, StoreError> {
+    async fn suppressions(&self, addresses: Vec<(Channel, String)>) -> Result<Vec<Suppression>> {
         self.read(move |conn| customers::suppressions(conn, &addresses))
             .await
     }
 
-    async fn suppress(&self, suppression: Suppression) -> Result<bool, StoreError> {
+    async fn suppress(&self, suppression: Suppression) -> Result<bool> {
         self.write(move |conn| Ok(customers::suppress(conn, &suppression, false)?.written))
             .await
     }
 
-    async fn put_suppression(&self, suppression: Suppression) -> Result<bool, StoreError> {
+    async fn put_suppression(&self, suppression: Suppression) -> Result<bool> {
         self.write(move |conn| Ok(customers::suppress(conn, &suppression, true)?.created))
             .await
     }
@@ -751,7 +721,7 @@ impl Store for SqliteStore {
         channel: Channel,
         address: &str,
         reason: Option<SuppressionReason>,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<bool> {
         let address = address.to_owned();
         self.write(move |conn| customers::unsuppress(conn, channel, &address, reason))
             .await

@@ -2,11 +2,12 @@
 //! transaction as the status change it reports, so a callback is never lost
 //! nor sent for a change that did not happen.
 
-use crate::store::{Callback, StoreError};
+use crate::store::Callback;
+use crate::store::Result;
 use rusqlite::{Connection, params};
 
 /// Queue a status callback for the message's current status, if it has a callback URL.
-pub fn report_status(conn: &Connection, message_id: &str, now: i64) -> Result<(), StoreError> {
+pub fn report_status(conn: &Connection, message_id: &str, now: i64) -> Result<()> {
     let numbered = conn
         .prepare_cached(
             "UPDATE messages SET event_seq = event_seq + 1
@@ -32,13 +33,7 @@ pub fn report_status(conn: &Connection, message_id: &str, now: i64) -> Result<()
 }
 
 /// Queue a callback whose payload the caller wrote (a customer's reply).
-pub fn enqueue(
-    conn: &Connection,
-    about: &str,
-    url: &str,
-    payload: &str,
-    now: i64,
-) -> Result<(), StoreError> {
+pub fn enqueue(conn: &Connection, about: &str, url: &str, payload: &str, now: i64) -> Result<()> {
     conn.prepare_cached(
         "INSERT INTO callbacks_outbox (message_id, url, payload, due_at) VALUES (?1, ?2, ?3, ?4)",
     )?
@@ -48,7 +43,7 @@ pub fn enqueue(
 
 /// One process owns an SQLite file: at start, every callback lease belongs
 /// to a process that is gone.
-pub fn recover_leases(conn: &Connection) -> Result<(), StoreError> {
+pub fn recover_leases(conn: &Connection) -> Result<()> {
     conn.execute(
         "UPDATE callbacks_outbox SET state = 'pending', lease_until = NULL WHERE state = 'leased'",
         [],
@@ -57,7 +52,7 @@ pub fn recover_leases(conn: &Connection) -> Result<(), StoreError> {
 }
 
 /// Callbacks not yet delivered nor abandoned, through `callbacks_due`.
-pub fn depth(conn: &Connection) -> Result<u64, StoreError> {
+pub fn depth(conn: &Connection) -> Result<u64> {
     let count: i64 = conn
         .prepare_cached(
             "SELECT COUNT(*) FROM callbacks_outbox WHERE state IN ('pending', 'leased')",
@@ -66,12 +61,7 @@ pub fn depth(conn: &Connection) -> Result<u64, StoreError> {
     Ok(u64::try_from(count).unwrap_or(0))
 }
 
-pub fn lease(
-    conn: &Connection,
-    now: i64,
-    limit: usize,
-    lease_ms: u64,
-) -> Result<Vec<Callback>, StoreError> {
+pub fn lease(conn: &Connection, now: i64, limit: usize, lease_ms: u64) -> Result<Vec<Callback>> {
     let lease_until = now.saturating_add(i64::try_from(lease_ms).unwrap_or(i64::MAX));
     let callbacks = conn
         .prepare_cached(
@@ -96,12 +86,7 @@ pub fn lease(
     Ok(callbacks)
 }
 
-pub fn finish(
-    conn: &Connection,
-    id: i64,
-    retry_at: Option<i64>,
-    give_up: bool,
-) -> Result<(), StoreError> {
+pub fn finish(conn: &Connection, id: i64, retry_at: Option<i64>, give_up: bool) -> Result<()> {
     if give_up {
         conn.prepare_cached(
             "UPDATE callbacks_outbox SET state = 'abandoned', lease_until = NULL,

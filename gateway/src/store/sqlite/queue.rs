@@ -4,13 +4,14 @@
 use super::messages::{self, OPEN};
 use super::outbox::report_status;
 use crate::message::{Content, MessageStatus};
+use crate::store::Result;
 use crate::store::{AttemptResult, LeasedDelivery, Next, StoreError};
 use rusqlite::{Connection, OptionalExtension, params};
 use std::sync::LazyLock;
 
 /// One process owns an SQLite file, so at start every lease in it belongs
 /// to a process that is gone: those deliveries are due again now.
-pub fn recover_leases(conn: &Connection, now: i64) -> Result<(), StoreError> {
+pub fn recover_leases(conn: &Connection, now: i64) -> Result<()> {
     let deliveries = interrupt(conn, i64::MAX, now)?;
     if deliveries > 0 {
         tracing::warn!(
@@ -26,7 +27,7 @@ pub fn recover_leases(conn: &Connection, now: i64) -> Result<(), StoreError> {
 /// `interrupted` attempt first: the provider may have the message already,
 /// and the history says so. (The lease itself is the record that the
 /// attempt started, so the hot path writes nothing extra.)
-fn interrupt(conn: &Connection, expired_by: i64, now: i64) -> Result<usize, StoreError> {
+fn interrupt(conn: &Connection, expired_by: i64, now: i64) -> Result<usize> {
     type CutShort = (i64, String, String, String, Option<i64>, Option<String>);
     let cut_short: Vec<CutShort> = conn
         .prepare_cached(
@@ -74,7 +75,7 @@ fn interrupt(conn: &Connection, expired_by: i64, now: i64) -> Result<usize, Stor
 }
 
 /// Due deliveries of messages whose `ttl` ran out end as `expired`.
-fn expire_due(conn: &Connection, now: i64) -> Result<(), StoreError> {
+fn expire_due(conn: &Connection, now: i64) -> Result<()> {
     // Driven by `messages_expiry`, whose WHERE these terms must repeat
     // (its status list is the open one, in another order: SQLite matches
     // IN lists as sets).
@@ -111,7 +112,7 @@ pub fn lease(
     limit: usize,
     lease_ms: u64,
     node: &str,
-) -> Result<Vec<LeasedDelivery>, StoreError> {
+) -> Result<Vec<LeasedDelivery>> {
     interrupt(conn, now, now)?;
     expire_due(conn, now)?;
     let lease_until = now.saturating_add(i64::try_from(lease_ms).unwrap_or(i64::MAX));
@@ -190,11 +191,7 @@ pub fn lease(
     Ok(out)
 }
 
-pub fn record(
-    conn: &Connection,
-    r: &AttemptResult,
-    node: &str,
-) -> Result<Option<MessageStatus>, StoreError> {
+pub fn record(conn: &Connection, r: &AttemptResult, node: &str) -> Result<Option<MessageStatus>> {
     let a = &r.attempt;
     // Only the holder of the current lease moves the delivery on; an attempt
     // that outlived its lease is history, not a decision. (When to retry and
@@ -308,7 +305,7 @@ pub fn record(
     Ok(ended)
 }
 
-pub fn next_due_at(conn: &Connection) -> Result<Option<i64>, StoreError> {
+pub fn next_due_at(conn: &Connection) -> Result<Option<i64>> {
     Ok(conn.query_row(
         "SELECT MIN(t) FROM (
              SELECT MIN(due_at) AS t FROM deliveries WHERE state = 'pending'
@@ -320,7 +317,7 @@ pub fn next_due_at(conn: &Connection) -> Result<Option<i64>, StoreError> {
 }
 
 /// The oldest due delivery, through the partial index of pending ones.
-pub fn oldest_due(conn: &Connection, now: i64) -> Result<Option<i64>, StoreError> {
+pub fn oldest_due(conn: &Connection, now: i64) -> Result<Option<i64>> {
     Ok(conn
         .prepare_cached(
             "SELECT MIN(due_at) FROM deliveries WHERE state = 'pending' AND due_at <= ?1",
@@ -330,7 +327,7 @@ pub fn oldest_due(conn: &Connection, now: i64) -> Result<Option<i64>, StoreError
 
 /// Both counts come from the partial indexes of open deliveries, so they
 /// cost what is waiting, not what was ever sent.
-pub fn backlog(conn: &Connection, now: i64) -> Result<u64, StoreError> {
+pub fn backlog(conn: &Connection, now: i64) -> Result<u64> {
     let count: i64 = conn
         .prepare_cached(
             "SELECT (SELECT COUNT(*) FROM deliveries WHERE state = 'pending' AND due_at <= ?1)

@@ -154,6 +154,94 @@ impl MessageStatus {
     }
 }
 
+/// Where one delivery (the message on one connector) is. The dispatcher
+/// decides the moves (`dispatch::retry::decide`); the stores write them,
+/// with SQL lists built from this type and the states it names spelled by
+/// it (a test holds the stores' SQL to these names).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliveryState {
+    /// Behind an earlier delivery of the same message: its fallback.
+    Waiting,
+    /// Due at its `due_at`.
+    Pending,
+    /// Being attempted by the node named in `leased_by`, until `lease_until`.
+    Leased,
+    Sent,
+    Failed,
+    Cancelled,
+    Expired,
+}
+
+impl DeliveryState {
+    pub const ALL: [DeliveryState; 7] = [
+        DeliveryState::Waiting,
+        DeliveryState::Pending,
+        DeliveryState::Leased,
+        DeliveryState::Sent,
+        DeliveryState::Failed,
+        DeliveryState::Cancelled,
+        DeliveryState::Expired,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryState::Waiting => "waiting",
+            DeliveryState::Pending => "pending",
+            DeliveryState::Leased => "leased",
+            DeliveryState::Sent => "sent",
+            DeliveryState::Failed => "failed",
+            DeliveryState::Cancelled => "cancelled",
+            DeliveryState::Expired => "expired",
+        }
+    }
+
+    /// A message's first delivery is due; the others wait behind it.
+    pub fn initial(seq: usize) -> DeliveryState {
+        if seq == 0 {
+            DeliveryState::Pending
+        } else {
+            DeliveryState::Waiting
+        }
+    }
+
+    /// No attempt has started: closing the message (a cancel, its ttl)
+    /// still takes it. A leased delivery is in flight and is left to finish.
+    pub fn is_unstarted(self) -> bool {
+        matches!(self, DeliveryState::Waiting | DeliveryState::Pending)
+    }
+
+    /// What the unstarted deliveries of a message closed as `status`
+    /// become: `cancelled` or `expired` like it; anything else fails them.
+    pub fn closed_as(status: MessageStatus) -> DeliveryState {
+        match status {
+            MessageStatus::Cancelled => DeliveryState::Cancelled,
+            MessageStatus::Expired => DeliveryState::Expired,
+            _ => DeliveryState::Failed,
+        }
+    }
+
+    /// `('a', 'b')`: the states `keep` selects, as an SQL list.
+    pub fn sql_list(keep: impl Fn(DeliveryState) -> bool) -> String {
+        let names: Vec<String> = DeliveryState::ALL
+            .into_iter()
+            .filter(|s| keep(*s))
+            .map(|s| format!("'{}'", s.as_str()))
+            .collect();
+        format!("({})", names.join(", "))
+    }
+}
+
+impl FromStr for DeliveryState {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        DeliveryState::ALL
+            .into_iter()
+            .find(|d| d.as_str() == s)
+            .ok_or_else(|| format!("unknown delivery state {s:?}"))
+    }
+}
+
 impl fmt::Display for MessageStatus {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
@@ -323,6 +411,7 @@ fn parsed_phone_country(e164: &str) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
+    use super::DeliveryState;
     use super::MessageStatus::{self, *};
 
     #[test]
@@ -398,5 +487,12 @@ mod tests {
             MessageStatus::sql_list(MessageStatus::is_open),
             "('scheduled', 'queued', 'sending')"
         );
+        assert_eq!(
+            DeliveryState::sql_list(DeliveryState::is_unstarted),
+            "('waiting', 'pending')"
+        );
+        for state in DeliveryState::ALL {
+            assert_eq!(state.as_str().parse::<DeliveryState>(), Ok(state));
+        }
     }
 }

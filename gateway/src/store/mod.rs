@@ -296,6 +296,27 @@ pub struct ProviderStatus {
     pub at: i64,
 }
 
+impl ProviderStatus {
+    /// What this report does to a message now in `status`: its next status
+    /// and, when it failed, why; `None` when the report changes nothing.
+    /// Only what left the gateway can be moved by its provider, and only
+    /// forward (a late `delivered` never undoes a `read`).
+    pub fn moves(&self, status: MessageStatus) -> Option<(MessageStatus, Option<String>)> {
+        let reported = match self.state.as_str() {
+            "delivered" => MessageStatus::Delivered,
+            "read" => MessageStatus::Read,
+            "failed" => MessageStatus::Failed,
+            _ => return None,
+        };
+        if status.is_open() || !status.may_become(reported) {
+            return None;
+        }
+        let reason = (reported == MessageStatus::Failed)
+            .then(|| undelivered_reason(&self.connector, self.code.as_deref()));
+        Some((reported, reason))
+    }
+}
+
 /// One provider report, as shown with the message.
 #[derive(Debug, Clone)]
 pub struct StatusEventRecord {
@@ -417,6 +438,26 @@ pub enum Next {
         reason: String,
         ending: MessageStatus,
     },
+}
+
+impl Next {
+    /// The delivery's state once this is recorded.
+    pub fn delivery_state(&self) -> crate::message::DeliveryState {
+        use crate::message::DeliveryState;
+        match self {
+            Next::Sent { .. } => DeliveryState::Sent,
+            Next::RetryAt(_) => DeliveryState::Pending,
+            Next::GiveUp { .. } => DeliveryState::Failed,
+        }
+    }
+
+    /// When the delivery is due again: only a retry is.
+    pub fn retry_at(&self) -> Option<i64> {
+        match self {
+            Next::RetryAt(at) => Some(*at),
+            _ => None,
+        }
+    }
 }
 
 /// One finished attempt and its consequence, written in one transaction.
@@ -648,6 +689,13 @@ pub async fn schema_status(database: &Database) -> Result<migrations::SchemaStat
     }
 }
 
+/// Whether a cancel takes a message now in `status`: one still open and
+/// with no attempt in flight (a leased delivery may already be with its
+/// provider; the cancel is reported as too late instead).
+fn may_cancel(status: MessageStatus, attempt_in_flight: bool) -> bool {
+    status.may_become(MessageStatus::Cancelled) && !attempt_in_flight
+}
+
 /// The statuses a frequency cap counts: what is on its way or went out.
 fn counted_by_caps() -> String {
     MessageStatus::sql_list(|s| {
@@ -677,4 +725,102 @@ fn interrupted_message(lease_until: Option<i64>) -> String {
         "the lease of this attempt ran out{until} before its outcome was recorded: the node \
          making it stopped or stalled; the provider may have the message"
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::message::DeliveryState;
+
+    /// Every delivery state the backends' SQL spells out (`state = 'x'`,
+    /// `state IN ('x', 'y')`, a `CASE` choosing one) is one `DeliveryState`
+    /// names: a typo or a state only one backend knows fails here. (The
+    /// callbacks outbox's statements are passed over: its states are its own.)
+    #[test]
+    fn the_stores_sql_names_only_delivery_states_the_type_has() {
+        let sources = [
+            include_str!("sqlite/messages.rs"),
+            include_str!("sqlite/queue.rs"),
+            include_str!("sqlite/customers.rs"),
+            include_str!("sqlite/mod.rs"),
+            include_str!("postgres/messages.rs"),
+            include_str!("postgres/queue.rs"),
+            include_str!("postgres/recorder.rs"),
+            include_str!("postgres/customers.rs"),
+            include_str!("postgres/mod.rs"),
+        ];
+        let mut seen = 0;
+        for source in sources {
+            for (at, _) in source.match_indices("state") {
+                // The callbacks outbox has states of its own.
+                let statement = &source[source[..at].rfind('"').unwrap_or(0)..at];
+                if statement.contains("callbacks_outbox") {
+                    continue;
+                }
+                let rest = source[at + "state".len()..].trim_start();
+                let list = if let Some(one) = rest.strip_prefix('=') {
+                    one.trim_start()
+                        .strip_prefix('\'')
+                        .and_then(|s| s.split_once('\''))
+                        .map(|(name, _)| vec![name])
+                } else if let Some(list) = rest.strip_prefix("IN (") {
+                    list.split_once(')').map(|(names, _)| {
+                        names
+                            .split(',')
+                            .map(|n| n.trim().trim_matches('\''))
+                            .collect()
+                    })
+                } else {
+                    None
+                };
+                for name in list.unwrap_or_default() {
+                    if name.starts_with('$') || name.starts_with('?') || name.is_empty() {
+                        continue;
+                    }
+                    assert!(
+                        name.parse::<DeliveryState>().is_ok(),
+                        "{name:?} is not a delivery state"
+                    );
+                    seen += 1;
+                }
+            }
+            for (at, _) in source.match_indices("WHEN seq = 0 THEN '") {
+                let case = &source[at..source[at..].find("END").map_or(at, |end| at + end)];
+                for name in case.split('\'').skip(1).step_by(2) {
+                    assert!(name.parse::<DeliveryState>().is_ok(), "{name:?}");
+                    seen += 1;
+                }
+            }
+        }
+        assert!(seen > 20, "the scan found {seen} names: has the SQL moved?");
+    }
+
+    #[test]
+    fn a_provider_report_moves_a_message_only_forward() {
+        let report = |state: &str| ProviderStatus {
+            connector: "twilio".into(),
+            provider_message_id: "SM1".into(),
+            state: state.into(),
+            code: Some("30003".into()),
+            description: None,
+            at: 0,
+        };
+        assert_eq!(
+            report("delivered").moves(MessageStatus::Sent),
+            Some((MessageStatus::Delivered, None))
+        );
+        let (failed, reason) = report("failed").moves(MessageStatus::Sent).unwrap();
+        assert_eq!(failed, MessageStatus::Failed);
+        assert!(reason.unwrap().contains("(30003)"));
+        assert_eq!(report("delivered").moves(MessageStatus::Read), None);
+        assert_eq!(
+            report("read").moves(MessageStatus::Sending),
+            None,
+            "still ours"
+        );
+        assert_eq!(report("queued").moves(MessageStatus::Sent), None);
+        assert!(may_cancel(MessageStatus::Queued, false));
+        assert!(!may_cancel(MessageStatus::Queued, true), "in flight");
+        assert!(!may_cancel(MessageStatus::Sent, false));
+    }
 }

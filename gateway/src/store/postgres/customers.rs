@@ -220,7 +220,6 @@ pub async fn delete(tx: &impl Sql, id: &str, now: i64) -> Result<bool> {
         messages::close(
             tx,
             row.get(0),
-            "cancelled",
             MessageStatus::Cancelled,
             "customer erased",
             now,

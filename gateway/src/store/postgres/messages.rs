@@ -8,7 +8,7 @@
 
 use super::outbox::report_status;
 use super::{Sql, count};
-use crate::message::MessageStatus;
+use crate::message::{DeliveryState, MessageStatus};
 use crate::store::Result;
 use crate::store::{
     AttemptRecord, CancelReport, Inserted, MessageRecord, NewMessage, ProviderStatus, Purged,
@@ -20,6 +20,13 @@ use tokio_postgres::Row;
 /// `('scheduled', 'queued', 'sending')`: messages the gateway still works on.
 pub static OPEN: LazyLock<String> =
     LazyLock::new(|| MessageStatus::sql_list(MessageStatus::is_open));
+
+static CLOSE_UNSTARTED: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "UPDATE deliveries SET state = $2 WHERE message_id = $1 AND state IN {}",
+        DeliveryState::sql_list(DeliveryState::is_unstarted)
+    )
+});
 
 /// Keys are checked first (a replay or duplicate costs one read), then
 /// claimed last, on insert: a node that loses a race for a key conflicts,
@@ -314,20 +321,18 @@ pub async fn finish(
     Ok(changed.is_some())
 }
 
-/// End what is still open of a message: its waiting and pending deliveries
-/// take `delivery_state`, the message `status` with `reason`.
+/// End what is still open of a message: its unstarted deliveries and the
+/// message take `status` with `reason`.
 pub async fn close(
     tx: &impl Sql,
     message_id: &str,
-    delivery_state: &str,
     status: MessageStatus,
     reason: &str,
     now: i64,
 ) -> Result<()> {
     tx.exec(
-        "UPDATE deliveries SET state = $2
-         WHERE message_id = $1 AND state IN ('pending', 'waiting')",
-        &[&message_id, &delivery_state],
+        &CLOSE_UNSTARTED,
+        &[&message_id, &DeliveryState::closed_as(status).as_str()],
     )
     .await?;
     finish(tx, message_id, status, Some(reason), now).await?;
@@ -357,14 +362,13 @@ pub async fn cancel(tx: &impl Sql, scope: &str, key: &str, now: i64) -> Result<C
     for row in messages {
         let id: String = row.get(0);
         let status: MessageStatus = row.get::<_, &str>(1).parse().map_err(StoreError::Corrupt)?;
-        if !status.may_become(MessageStatus::Cancelled) || row.get::<_, bool>(2) {
+        if !crate::store::may_cancel(status, row.get::<_, bool>(2)) {
             report.not_cancelled.push((id, status));
             continue;
         }
         close(
             tx,
             &id,
-            "cancelled",
             MessageStatus::Cancelled,
             "cancelled by cancel_key",
             now,
@@ -396,16 +400,7 @@ pub async fn apply_provider_status(tx: &impl Sql, r: &ProviderStatus) -> Result<
         &[&id, &r.at, &r.state, &r.code, &r.description],
     )
     .await?;
-    let reported = match r.state.as_str() {
-        "delivered" => Some(MessageStatus::Delivered),
-        "read" => Some(MessageStatus::Read),
-        "failed" => Some(MessageStatus::Failed),
-        _ => None,
-    };
-    let next = reported.filter(|next| !status.is_open() && status.may_become(*next));
-    if let Some(next) = next {
-        let reason = (next == MessageStatus::Failed)
-            .then(|| crate::store::undelivered_reason(&r.connector, r.code.as_deref()));
+    if let Some((next, reason)) = r.moves(status) {
         tx.exec(
             "UPDATE messages SET status = $2, status_reason = COALESCE($3, status_reason),
                  updated_at = $4

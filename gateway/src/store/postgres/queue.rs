@@ -83,7 +83,6 @@ async fn expire_due(tx: &impl Sql, now: i64) -> Result<()> {
         messages::close(
             tx,
             row.get(0),
-            "expired",
             MessageStatus::Expired,
             "not delivered before its ttl ran out",
             now,

@@ -208,17 +208,18 @@ impl<'a> Columns<'a> {
 
     fn push(&mut self, r: &'a AttemptResult) -> Result<()> {
         let a = &r.attempt;
-        let (state, due_at, provider_id) = match &r.next {
+        let provider_id = match &r.next {
             Next::Sent {
                 provider_message_id,
-            } => ("sent", None, Some(provider_message_id.as_str())),
-            Next::RetryAt(at) => ("pending", Some(*at), None),
+            } => Some(provider_message_id.as_str()),
+            Next::RetryAt(_) => None,
             Next::GiveUp { .. } => {
                 return Err(StoreError::Corrupt(
                     "a give-up is recorded with its fallback, in a transaction".into(),
                 ));
             }
         };
+        let (state, due_at) = (r.next.delivery_state().as_str(), r.next.retry_at());
         self.delivery_id.push(r.delivery_id);
         self.lease_until.push(r.lease_until);
         self.state.push(state);

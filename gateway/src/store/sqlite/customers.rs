@@ -239,7 +239,6 @@ pub fn delete(conn: &Connection, id: &str, now: i64) -> Result<bool> {
         messages::close(
             conn,
             &message_id,
-            "cancelled",
             MessageStatus::Cancelled,
             "customer erased",
             now,

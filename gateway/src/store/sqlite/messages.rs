@@ -4,7 +4,7 @@
 //! here is built from it.
 
 use super::outbox::report_status;
-use crate::message::MessageStatus;
+use crate::message::{DeliveryState, MessageStatus};
 use crate::store::Result;
 use crate::store::{
     AttemptRecord, CancelReport, Inserted, MessageRecord, NewMessage, ProviderStatus, Purged,
@@ -16,6 +16,13 @@ use std::sync::LazyLock;
 /// `('scheduled', 'queued', 'sending')`: messages the gateway still works on.
 pub static OPEN: LazyLock<String> =
     LazyLock::new(|| MessageStatus::sql_list(MessageStatus::is_open));
+
+static CLOSE_UNSTARTED: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "UPDATE deliveries SET state = ?2 WHERE message_id = ?1 AND state IN {}",
+        DeliveryState::sql_list(DeliveryState::is_unstarted)
+    )
+});
 
 pub fn insert(conn: &Connection, m: &NewMessage) -> Result<Inserted> {
     let now = m.created_at;
@@ -97,7 +104,7 @@ pub fn insert(conn: &Connection, m: &NewMessage) -> Result<Inserted> {
         &m.deliveries[..]
     };
     for (seq, d) in deliveries.iter().enumerate() {
-        let state = if seq == 0 { "pending" } else { "waiting" };
+        let state = DeliveryState::initial(seq).as_str();
         let content = d.content.as_ref().map(json).transpose()?;
         delivery.execute(params![
             m.id,
@@ -169,21 +176,19 @@ pub fn finish(
     Ok(changed.is_some())
 }
 
-/// End what is still open of a message: its waiting and pending deliveries
-/// take `delivery_state`, the message `status` with `reason`.
+/// End what is still open of a message: its unstarted deliveries and the
+/// message take `status` with `reason`.
 pub fn close(
     conn: &Connection,
     message_id: &str,
-    delivery_state: &str,
     status: MessageStatus,
     reason: &str,
     now: i64,
 ) -> Result<()> {
-    conn.prepare_cached(
-        "UPDATE deliveries SET state = ?2
-         WHERE message_id = ?1 AND state IN ('pending', 'waiting')",
-    )?
-    .execute(params![message_id, delivery_state])?;
+    conn.prepare_cached(&CLOSE_UNSTARTED)?.execute(params![
+        message_id,
+        DeliveryState::closed_as(status).as_str()
+    ])?;
     finish(conn, message_id, status, Some(reason), now)?;
     Ok(())
 }
@@ -203,14 +208,13 @@ pub fn cancel(conn: &Connection, scope: &str, key: &str, now: i64) -> Result<Can
     let mut report = CancelReport::default();
     for (id, status, in_flight) in messages {
         let status: MessageStatus = status.parse().map_err(StoreError::Corrupt)?;
-        if !status.may_become(MessageStatus::Cancelled) || in_flight {
+        if !crate::store::may_cancel(status, in_flight) {
             report.not_cancelled.push((id, status));
             continue;
         }
         close(
             conn,
             &id,
-            "cancelled",
             MessageStatus::Cancelled,
             "cancelled by cancel_key",
             now,
@@ -239,17 +243,7 @@ pub fn apply_provider_status(conn: &Connection, r: &ProviderStatus) -> Result<Op
         "INSERT INTO status_events (message_id, at, state, code, description) VALUES (?1, ?2, ?3, ?4, ?5)",
     )?
     .execute(params![id, r.at, r.state, r.code, r.description])?;
-    let reported = match r.state.as_str() {
-        "delivered" => Some(MessageStatus::Delivered),
-        "read" => Some(MessageStatus::Read),
-        "failed" => Some(MessageStatus::Failed),
-        _ => None,
-    };
-    // Only what left the gateway can be moved by its provider.
-    let next = reported.filter(|next| !status.is_open() && status.may_become(*next));
-    if let Some(next) = next {
-        let reason = (next == MessageStatus::Failed)
-            .then(|| crate::store::undelivered_reason(&r.connector, r.code.as_deref()));
+    if let Some((next, reason)) = r.moves(status) {
         conn.prepare_cached(
             "UPDATE messages SET status = ?2, status_reason = COALESCE(?3, status_reason), updated_at = ?4
              WHERE id = ?1",

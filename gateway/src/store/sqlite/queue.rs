@@ -97,7 +97,6 @@ fn expire_due(conn: &Connection, now: i64) -> Result<()> {
         messages::close(
             conn,
             &id,
-            "expired",
             MessageStatus::Expired,
             "not delivered before its ttl ran out",
             now,
@@ -196,11 +195,7 @@ pub fn record(conn: &Connection, r: &AttemptResult, node: &str) -> Result<Option
     // Only the holder of the current lease moves the delivery on; an attempt
     // that outlived its lease is history, not a decision. (When to retry and
     // when to give up, expiry included, was decided by the dispatcher.)
-    let (state, due_at) = match &r.next {
-        Next::Sent { .. } => ("sent", None),
-        Next::RetryAt(at) => ("pending", Some(*at)),
-        Next::GiveUp { .. } => ("failed", None),
-    };
+    let (state, due_at) = (r.next.delivery_state().as_str(), r.next.retry_at());
     let moved = conn
         .prepare_cached(
             "UPDATE deliveries

@@ -10,7 +10,7 @@
 
 use crate::config::RetentionConfig;
 use crate::every::Every;
-use crate::store::{Purged, Store, StoreError};
+use crate::store::{Horizon, Purged, Store, StoreError};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -62,12 +62,11 @@ pub async fn purge_history(
     now: i64,
     stop: &watch::Receiver<bool>,
 ) -> Result<Purged, StoreError> {
-    let messages_before = now.saturating_sub(retention.messages);
-    let events_before = now.saturating_sub(retention.events);
-    in_batches(stop, || {
-        store.purge_history(messages_before, events_before, BATCH)
-    })
-    .await
+    let before = Horizon {
+        messages: now.saturating_sub(retention.messages),
+        events: now.saturating_sub(retention.events),
+    };
+    in_batches(stop, || store.purge_history(before, BATCH)).await
 }
 
 /// Run `batch` until it comes back short of `BATCH` of every kind (or the

@@ -7,7 +7,7 @@ use crate::{Store as BenchStore, percentile};
 use crossgate::clock::wall_ms;
 use crossgate::config::{Database, RetentionConfig};
 use crossgate::message::{Channel, Content, Outcome};
-use crossgate::store::{AttemptRecord, AttemptResult, NewDelivery, NewMessage, Next, Store};
+use crossgate::store::{AttemptRecord, AttemptResult, Lease, NewDelivery, NewMessage, Next, Store};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -80,7 +80,7 @@ async fn seed(store: &dyn Store, at: i64) {
             .collect();
         store.insert_messages(messages).await.expect("seed");
         let leased = store
-            .lease_due(wall_ms(), SEED_PAGE, 60_000)
+            .lease_due(Lease::new(wall_ms(), SEED_PAGE, 60_000))
             .await
             .expect("lease");
         let sent = leased

@@ -13,7 +13,7 @@
 //! cursor, and a page planned twice sends nobody twice.
 
 use crate::config::BroadcastsConfig;
-use crate::store::campaigns::BroadcastRecord;
+use crate::store::campaigns::{BroadcastRecord, Progress};
 use crate::store::segments::SegmentQuery;
 use crate::store::{Store, StoreError};
 use async_trait::async_trait;
@@ -117,10 +117,15 @@ impl Fanout {
                 // Transactional sends first: hold the page, keep the lease.
                 tokio::time::sleep(Duration::from_millis(self.config.tick_ms)).await;
                 let now = self.clock.now();
-                let lease = now + self.lease_ms();
+                let held = Progress {
+                    cursor: cursor.clone(),
+                    planned: 0,
+                    done: false,
+                    lease_until: now + self.lease_ms(),
+                };
                 if !self
                     .store
-                    .advance_broadcast(&broadcast.id, &cursor, 0, false, lease, now)
+                    .advance_broadcast(&broadcast.id, held, now)
                     .await?
                 {
                     return Ok(());
@@ -144,10 +149,12 @@ impl Fanout {
                 .store
                 .advance_broadcast(
                     &broadcast.id,
-                    &cursor,
-                    page.len() as i64,
-                    done,
-                    now + self.lease_ms(),
+                    Progress {
+                        cursor: cursor.clone(),
+                        planned: page.len() as i64,
+                        done,
+                        lease_until: now + self.lease_ms(),
+                    },
                     now,
                 )
                 .await?;
@@ -169,8 +176,14 @@ impl Fanout {
         // Stopping: hand the broadcast over now rather than when the lease
         // runs out, so a restart (or another node) goes on at once.
         let now = self.clock.now();
+        let handed_over = Progress {
+            cursor,
+            planned: 0,
+            done: false,
+            lease_until: now,
+        };
         self.store
-            .advance_broadcast(&broadcast.id, &cursor, 0, false, now, now)
+            .advance_broadcast(&broadcast.id, handed_over, now)
             .await?;
         Ok(())
     }

@@ -13,7 +13,7 @@ use crate::live::Live;
 use crate::message::{Channel, Outcome};
 use crate::metrics::Metrics;
 use crate::plugins::Outgoing;
-use crate::store::{AttemptRecord, AttemptResult, LeasedDelivery, Next, Store};
+use crate::store::{AttemptRecord, AttemptResult, Lease, LeasedDelivery, Next, Store};
 use recorder::Recorder;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -85,7 +85,7 @@ impl Dispatcher {
             let now = this.clock.now();
             let leased = match this
                 .store
-                .lease_due(now, free.min(LEASE_BATCH), this.config.lease_ms)
+                .lease_due(Lease::new(now, free.min(LEASE_BATCH), this.config.lease_ms))
                 .await
             {
                 Ok(leased) => leased,

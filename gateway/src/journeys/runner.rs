@@ -12,7 +12,7 @@ use crate::config::JourneyRunnerConfig;
 use crate::config::journeys::{Entry, SendStep, StepKind};
 use crate::live::Live;
 use crate::store::journeys::{EventRecord, JourneyVersion, RunRecord};
-use crate::store::{Store, StoreError};
+use crate::store::{Lease, Store, StoreError};
 use async_trait::async_trait;
 use futures::stream::{self, StreamExt as _};
 use serde_json::Value;
@@ -22,7 +22,7 @@ use std::time::Duration;
 use tokio::sync::{Notify, watch};
 
 /// How long a node holds claimed events or a due run before another may take them.
-const LEASE_MS: i64 = 60_000;
+const LEASE_MS: u64 = 60_000;
 /// Events or runs taken in one go.
 const BATCH: usize = 200;
 /// Tries to write a run that another node wrote meanwhile.
@@ -110,7 +110,7 @@ impl Runner {
         loop {
             let events = self
                 .store
-                .claim_events(self.clock.now(), BATCH, LEASE_MS)
+                .claim_events(Lease::new(self.clock.now(), BATCH, LEASE_MS))
                 .await?;
             if events.is_empty() {
                 break;
@@ -141,7 +141,10 @@ impl Runner {
         }
         loop {
             let now = self.clock.now();
-            let due = self.store.lease_due_runs(now, BATCH, LEASE_MS).await?;
+            let due = self
+                .store
+                .lease_due_runs(Lease::new(now, BATCH, LEASE_MS))
+                .await?;
             if due.is_empty() {
                 return Ok(());
             }

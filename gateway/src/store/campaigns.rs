@@ -46,6 +46,26 @@ pub struct RefusedMember {
     pub refused_at: i64,
 }
 
+/// A page of a broadcast's fan-out, as the node doing it records it.
+#[derive(Debug, Clone)]
+pub struct Progress {
+    /// The last member planned: the next page starts after it.
+    pub cursor: String,
+    /// Members this page planned.
+    pub planned: i64,
+    /// The segment has no members left.
+    pub done: bool,
+    /// Until when this node keeps the fan-out (`now` hands it over).
+    pub lease_until: i64,
+}
+
+impl Progress {
+    /// The broadcast's status after this page.
+    pub fn status(&self) -> &'static str {
+        if self.done { "planned" } else { "planning" }
+    }
+}
+
 #[async_trait]
 pub trait CampaignStore: Send + Sync {
     /// Up to `limit` member ids after `after`, in order.
@@ -80,18 +100,9 @@ pub trait CampaignStore: Send + Sync {
     /// lease ran out, now leased until `now + lease_ms`.
     async fn lease_broadcast(&self, now: i64, lease_ms: i64) -> Result<Option<BroadcastRecord>>;
 
-    /// Record a page of fan-out: the new cursor, `planned` more members,
-    /// the status (`planning`, or `planned` when the segment is done) and
-    /// the lease. `false` when the broadcast was cancelled meanwhile.
-    async fn advance_broadcast(
-        &self,
-        id: &str,
-        cursor: &str,
-        planned: i64,
-        done: bool,
-        lease_until: i64,
-        now: i64,
-    ) -> Result<bool>;
+    /// Record a page of fan-out ([`Progress`]). `false` when the broadcast
+    /// was cancelled meanwhile.
+    async fn advance_broadcast(&self, id: &str, progress: Progress, now: i64) -> Result<bool>;
 
     /// Stop a broadcast's fan-out; `false` when it was already over.
     async fn cancel_broadcast(&self, id: &str, now: i64) -> Result<bool>;

@@ -3,7 +3,7 @@
 //! Any node may take any work: events and due runs are leased, and a run is
 //! written only over the revision it was read at.
 
-use crate::store::Result;
+use crate::store::{Lease, Result};
 use async_trait::async_trait;
 
 /// A run's columns, in the order both backends read them back into a
@@ -76,6 +76,18 @@ pub struct RunRecord {
     pub updated_at: i64,
 }
 
+/// Claimed events in the order journeys apply them: a customer's together,
+/// by when they happened, then by when they arrived.
+pub fn in_applying_order(events: &mut [EventRecord]) {
+    events.sort_by(|a, b| {
+        (&a.customer_id, a.occurred_at, a.received_at).cmp(&(
+            &b.customer_id,
+            b.occurred_at,
+            b.received_at,
+        ))
+    });
+}
+
 #[async_trait]
 pub trait JourneyStore: Send + Sync {
     /// Store events durably; a repeated idempotency key stores nothing.
@@ -84,8 +96,7 @@ pub trait JourneyStore: Send + Sync {
     /// Lease the events journeys have not applied yet, with every other
     /// unapplied event of the same customers, so one node applies one
     /// customer's events in order. Oldest customers first, up to `limit` events' worth.
-    async fn claim_events(&self, now: i64, limit: usize, lease_ms: i64)
-    -> Result<Vec<EventRecord>>;
+    async fn claim_events(&self, lease: Lease) -> Result<Vec<EventRecord>>;
 
     /// Journeys have applied these events.
     async fn events_handled(&self, ids: Vec<String>) -> Result<()>;
@@ -125,6 +136,5 @@ pub trait JourneyStore: Send + Sync {
     ) -> Result<Vec<RunRecord>>;
 
     /// Lease active runs whose timer is due.
-    async fn lease_due_runs(&self, now: i64, limit: usize, lease_ms: i64)
-    -> Result<Vec<RunRecord>>;
+    async fn lease_due_runs(&self, lease: Lease) -> Result<Vec<RunRecord>>;
 }

@@ -460,6 +460,47 @@ impl Next {
     }
 }
 
+/// Where retention ends: history older than this goes. Messages (with
+/// their deliveries, attempts, callbacks given up on and campaign refusals)
+/// by when they were created; events (with conversions and superseded
+/// journey runs) by when they arrived or ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Horizon {
+    pub messages: i64,
+    pub events: i64,
+}
+
+/// A node's ask for work it will hold a while (deliveries, status
+/// callbacks, events, journey timers): up to `limit` items due at `now`,
+/// each held until [`Lease::until`] before another node may take it over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lease {
+    pub now: i64,
+    pub limit: usize,
+    /// How long each item is held, in milliseconds.
+    pub ms: i64,
+}
+
+impl Lease {
+    pub fn new(now: i64, limit: usize, ms: u64) -> Lease {
+        Lease {
+            now,
+            limit,
+            ms: i64::try_from(ms).unwrap_or(i64::MAX),
+        }
+    }
+
+    /// When what this lease takes may be taken over.
+    pub fn until(&self) -> i64 {
+        self.now.saturating_add(self.ms)
+    }
+
+    /// `limit` as SQL binds it.
+    pub fn limit_sql(&self) -> i64 {
+        i64::try_from(self.limit).unwrap_or(i64::MAX)
+    }
+}
+
 /// One finished attempt and its consequence, written in one transaction.
 #[derive(Debug, Clone)]
 pub struct AttemptResult {
@@ -490,8 +531,7 @@ pub trait Store: journeys::JourneyStore + campaigns::CampaignStore + Send + Sync
     async fn message(&self, id: &str) -> Result<Option<MessageRecord>>;
 
     /// Lease up to `limit` deliveries that are due, or whose lease expired.
-    async fn lease_due(&self, now: i64, limit: usize, lease_ms: u64)
-    -> Result<Vec<LeasedDelivery>>;
+    async fn lease_due(&self, lease: Lease) -> Result<Vec<LeasedDelivery>>;
 
     /// Record an attempt and move the delivery and message on. Returns the
     /// status the message ended in, when this attempt ended it.
@@ -551,8 +591,7 @@ pub trait Store: journeys::JourneyStore + campaigns::CampaignStore + Send + Sync
     async fn shared_secret(&self, name: &str, candidate: &str, now: i64) -> Result<String>;
 
     /// Lease up to `limit` status callbacks that are due.
-    async fn lease_callbacks(&self, now: i64, limit: usize, lease_ms: u64)
-    -> Result<Vec<Callback>>;
+    async fn lease_callbacks(&self, lease: Lease) -> Result<Vec<Callback>>;
 
     /// A callback was posted (`retry_at: None`), or is to be tried again, or
     /// given up (`give_up`).
@@ -564,23 +603,18 @@ pub trait Store: journeys::JourneyStore + campaigns::CampaignStore + Send + Sync
     async fn purge_expired_keys(&self, now: i64, limit: usize) -> Result<Purged>;
 
     /// Delete up to `limit` finished messages created before
-    /// `messages_before` (with their deliveries, attempts and status
+    /// `before.messages` (with their deliveries, attempts and status
     /// history), up to `limit` applied events received before
-    /// `events_before`, up to `limit` conversions that occurred before
-    /// `events_before`, up to `limit` callbacks given up on whose last
-    /// attempt was due before `messages_before`, up to `limit` campaign
-    /// refusals made before `messages_before` and up to `limit` superseded
-    /// journey runs that ended before `events_before`, oldest first. Open
+    /// `before.events`, up to `limit` conversions that occurred before
+    /// `before.events`, up to `limit` callbacks given up on whose last
+    /// attempt was due before `before.messages`, up to `limit` campaign
+    /// refusals made before `before.messages` and up to `limit` superseded
+    /// journey runs that ended before `before.events`, oldest first. Open
     /// messages, unapplied events, callbacks still to be tried, active runs
     /// and each customer's latest run of a journey stay whatever their age.
     /// Called until it purges less than `limit` of each, so one call is one
     /// short write.
-    async fn purge_history(
-        &self,
-        messages_before: i64,
-        events_before: i64,
-        limit: usize,
-    ) -> Result<Purged>;
+    async fn purge_history(&self, before: Horizon, limit: usize) -> Result<Purged>;
 
     /// Create or replace a profile; `true` when it was created.
     async fn put_customer(&self, id: &str, profile: Profile, now: i64) -> Result<bool>;
@@ -688,6 +722,11 @@ pub async fn schema_status(database: &Database) -> Result<migrations::SchemaStat
         Database::Postgres(url) => postgres::migrations::status(url).await,
     }
 }
+
+/// `('scheduled', 'queued', 'sending')`: messages the gateway still works
+/// on, as both stores' SQL spells them.
+pub static OPEN: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| MessageStatus::sql_list(MessageStatus::is_open));
 
 /// Whether a cancel takes a message now in `status`: one still open and
 /// with no attempt in flight (a leased delivery may already be with its

@@ -19,7 +19,7 @@
 use crate::config::CallbacksConfig;
 use crate::metrics::Metrics;
 use crate::outbound::OutboundClient;
-use crate::store::{Callback, Store};
+use crate::store::{Callback, Lease, Store};
 use base64::Engine as _;
 use bytes::Bytes;
 use hmac::{Hmac, Mac};
@@ -97,7 +97,7 @@ impl CallbackSender {
         while !*stop.borrow() {
             let due = match this
                 .store
-                .lease_callbacks(this.clock.now(), BATCH, lease_ms)
+                .lease_callbacks(Lease::new(this.clock.now(), BATCH, lease_ms))
                 .await
             {
                 Ok(due) => due,

@@ -2,11 +2,14 @@
 //! leased with `FOR UPDATE SKIP LOCKED`: two nodes never fan out the same
 //! one at once.
 
-use super::messages::{self, OPEN};
+use super::messages;
 use super::{PostgresStore, Sql};
+use crate::store::OPEN;
 use crate::store::Result;
 use crate::store::StoreError;
-use crate::store::campaigns::{BroadcastRecord, CampaignStore, RefusedMember, StatusCount};
+use crate::store::campaigns::{
+    BroadcastRecord, CampaignStore, Progress, RefusedMember, StatusCount,
+};
 use crate::store::reports::{
     self, ConversionRecord, MessageCounts, NewConversion, ReportKey, ReportRow, Touch,
 };
@@ -251,16 +254,7 @@ impl CampaignStore for PostgresStore {
             .map(|r| broadcast_row(&r)))
     }
 
-    async fn advance_broadcast(
-        &self,
-        id: &str,
-        cursor: &str,
-        planned: i64,
-        done: bool,
-        lease_until: i64,
-        now: i64,
-    ) -> Result<bool> {
-        let status = if done { "planned" } else { "planning" };
+    async fn advance_broadcast(&self, id: &str, progress: Progress, now: i64) -> Result<bool> {
         let changed = self
             .client()
             .await?
@@ -268,7 +262,14 @@ impl CampaignStore for PostgresStore {
                 "UPDATE broadcasts SET cursor = $2, planned = planned + $3, status = $4,
                      lease_until = $5, updated_at = $6
                  WHERE id = $1 AND status = 'planning'",
-                &[&id, &cursor, &planned, &status, &lease_until, &now],
+                &[
+                    &id,
+                    &progress.cursor,
+                    &progress.planned,
+                    &progress.status(),
+                    &progress.lease_until,
+                    &now,
+                ],
             )
             .await?;
         Ok(changed == 1)

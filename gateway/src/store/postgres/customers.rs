@@ -3,10 +3,11 @@
 //! so one change waits for the other instead of overwriting it.
 
 use super::Sql;
-use super::messages::{self, OPEN};
+use super::messages;
 use crate::customer::double_opt_in::{self, Confirmed, ConsentRequest};
 use crate::customer::{Consent, Profile, Suppression, SuppressionReason, Written, traits};
 use crate::message::{Channel, MessageStatus};
+use crate::store::OPEN;
 use crate::store::Result;
 use crate::store::{CustomerRecord, StoreError};
 use std::sync::LazyLock;

@@ -2,12 +2,12 @@
 //! `FOR UPDATE SKIP LOCKED`, so nodes claiming at once never share work.
 
 use super::{PostgresStore, Sql as _};
-use crate::store::Result;
 use crate::store::StoreError;
 use crate::store::journeys::{
     EventInserted, EventRecord, JourneyStore, JourneyVersion, NewEvent, RunRecord,
 };
 use crate::store::replies::{self, Answered, NewReply, ReplyRecorded};
+use crate::store::{Lease, Result};
 use async_trait::async_trait;
 use tokio_postgres::Row;
 
@@ -123,12 +123,7 @@ impl JourneyStore for PostgresStore {
         transaction!(self, |tx| insert_events(&tx, &events).await)
     }
 
-    async fn claim_events(
-        &self,
-        now: i64,
-        limit: usize,
-        lease_ms: i64,
-    ) -> Result<Vec<EventRecord>> {
+    async fn claim_events(&self, lease: Lease) -> Result<Vec<EventRecord>> {
         let rows = self
             .client()
             .await?
@@ -139,21 +134,15 @@ impl JourneyStore for PostgresStore {
                          WHERE NOT handled AND (lease_until IS NULL OR lease_until <= $1)
                          ORDER BY received_at LIMIT $2
                          FOR UPDATE SKIP LOCKED) oldest)
-                 UPDATE events SET lease_until = $1 + $3
+                 UPDATE events SET lease_until = $3
                  WHERE NOT handled AND (lease_until IS NULL OR lease_until <= $1)
                    AND customer_id IN (SELECT customer_id FROM customers)
                  RETURNING id, customer_id, name, properties, occurred_at, received_at",
-                &[&now, &(limit as i64), &lease_ms],
+                &[&lease.now, &lease.limit_sql(), &lease.until()],
             )
             .await?;
         let mut events: Vec<EventRecord> = rows.iter().map(event_row).collect();
-        events.sort_by(|a, b| {
-            (&a.customer_id, a.occurred_at, a.received_at).cmp(&(
-                &b.customer_id,
-                b.occurred_at,
-                b.received_at,
-            ))
-        });
+        crate::store::journeys::in_applying_order(&mut events);
         Ok(events)
     }
 
@@ -331,18 +320,13 @@ impl JourneyStore for PostgresStore {
             .collect())
     }
 
-    async fn lease_due_runs(
-        &self,
-        now: i64,
-        limit: usize,
-        lease_ms: i64,
-    ) -> Result<Vec<RunRecord>> {
+    async fn lease_due_runs(&self, lease: Lease) -> Result<Vec<RunRecord>> {
         Ok(self
             .client()
             .await?
             .rows(
                 &format!(
-                    "UPDATE journey_runs SET lease_until = $1 + $3
+                    "UPDATE journey_runs SET lease_until = $3
                      WHERE id = ANY(ARRAY(
                          SELECT id FROM journey_runs
                          WHERE status = 'active' AND wake_at <= $1
@@ -351,7 +335,7 @@ impl JourneyStore for PostgresStore {
                          FOR UPDATE SKIP LOCKED))
                      RETURNING {RUN_COLUMNS}"
                 ),
-                &[&now, &(limit as i64), &lease_ms],
+                &[&lease.now, &lease.limit_sql(), &lease.until()],
             )
             .await?
             .iter()

@@ -9,17 +9,14 @@
 use super::outbox::report_status;
 use super::{Sql, count};
 use crate::message::{DeliveryState, MessageStatus};
-use crate::store::Result;
+use crate::store::OPEN;
 use crate::store::{
     AttemptRecord, CancelReport, Inserted, MessageRecord, NewMessage, ProviderStatus, Purged,
     StatusEventRecord, StoreError,
 };
+use crate::store::{Horizon, Result};
 use std::sync::LazyLock;
 use tokio_postgres::Row;
-
-/// `('scheduled', 'queued', 'sending')`: messages the gateway still works on.
-pub static OPEN: LazyLock<String> =
-    LazyLock::new(|| MessageStatus::sql_list(MessageStatus::is_open));
 
 static CLOSE_UNSTARTED: LazyLock<String> = LazyLock::new(|| {
     format!(
@@ -448,12 +445,8 @@ pub async fn purge_expired_keys(db: &impl Sql, now: i64, limit: usize) -> Result
 /// The oldest finished messages with their deliveries, attempts and
 /// status history (no foreign keys here: one statement deletes them all),
 /// the oldest applied events, and what goes with each; `limit` of each.
-pub async fn purge_history(
-    db: &impl Sql,
-    messages_before: i64,
-    events_before: i64,
-    limit: usize,
-) -> Result<Purged> {
+pub async fn purge_history(db: &impl Sql, before: Horizon, limit: usize) -> Result<Purged> {
+    let (messages_before, events_before) = (before.messages, before.events);
     static MESSAGES: LazyLock<String> = LazyLock::new(|| {
         format!(
             "WITH gone AS (

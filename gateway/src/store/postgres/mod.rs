@@ -31,7 +31,7 @@ use super::{
 use crate::customer::{Consent, Profile, Suppression, SuppressionReason};
 use crate::message::{Channel, MessageStatus};
 use crate::store::Outage;
-use crate::store::Result;
+use crate::store::{Horizon, Lease, Result};
 use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod};
 use std::sync::Arc;
@@ -269,16 +269,8 @@ impl Store for PostgresStore {
         messages::read(&self.client().await?, id).await
     }
 
-    async fn lease_due(
-        &self,
-        now: i64,
-        limit: usize,
-        lease_ms: u64,
-    ) -> Result<Vec<LeasedDelivery>> {
-        transaction!(self, |tx| queue::lease(
-            &tx, now, limit, lease_ms, &self.node
-        )
-        .await)
+    async fn lease_due(&self, lease: Lease) -> Result<Vec<LeasedDelivery>> {
+        transaction!(self, |tx| queue::lease(&tx, lease, &self.node).await)
     }
 
     async fn record_attempt(&self, result: AttemptResult) -> Result<Option<MessageStatus>> {
@@ -387,27 +379,16 @@ impl Store for PostgresStore {
             .ok_or_else(|| StoreError::Database(format!("secret {name:?} vanished")))
     }
 
-    async fn lease_callbacks(
-        &self,
-        now: i64,
-        limit: usize,
-        lease_ms: u64,
-    ) -> Result<Vec<Callback>> {
-        outbox::lease(&self.client().await?, now, limit, lease_ms).await
+    async fn lease_callbacks(&self, lease: Lease) -> Result<Vec<Callback>> {
+        outbox::lease(&self.client().await?, lease).await
     }
 
     async fn finish_callback(&self, id: i64, retry_at: Option<i64>, give_up: bool) -> Result<()> {
         outbox::finish(&self.client().await?, id, retry_at, give_up).await
     }
 
-    async fn purge_history(
-        &self,
-        messages_before: i64,
-        events_before: i64,
-        limit: usize,
-    ) -> Result<Purged> {
-        let db = self.client().await?;
-        messages::purge_history(&db, messages_before, events_before, limit).await
+    async fn purge_history(&self, before: Horizon, limit: usize) -> Result<Purged> {
+        messages::purge_history(&self.client().await?, before, limit).await
     }
 
     async fn purge_expired_keys(&self, now: i64, limit: usize) -> Result<Purged> {

@@ -3,7 +3,7 @@
 
 use super::{Sql, count};
 use crate::store::Callback;
-use crate::store::Result;
+use crate::store::{Lease, Result};
 use std::sync::LazyLock;
 
 /// The callback body, from a row of `messages` after its change; `at` is
@@ -57,8 +57,8 @@ pub async fn depth(db: &impl Sql) -> Result<u64> {
     Ok(u64::from(count(&row, 0)))
 }
 
-pub async fn lease(db: &impl Sql, now: i64, limit: usize, lease_ms: u64) -> Result<Vec<Callback>> {
-    let lease_until = now.saturating_add(i64::try_from(lease_ms).unwrap_or(i64::MAX));
+pub async fn lease(db: &impl Sql, lease: Lease) -> Result<Vec<Callback>> {
+    let (now, limit, lease_until) = (lease.now, lease.limit, lease.until());
     let rows = db
         .rows(
             "WITH due AS (

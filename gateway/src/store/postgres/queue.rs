@@ -1,12 +1,13 @@
 //! The delivery queue on PostgreSQL: taking over leases that ran out,
 //! expiring, leasing with `SKIP LOCKED`, and recording attempts.
 
-use super::messages::{self, OPEN};
+use super::messages;
 use super::outbox::report_status;
 use super::{Sql, count};
 use crate::message::{Content, MessageStatus};
-use crate::store::Result;
+use crate::store::OPEN;
 use crate::store::{AttemptResult, LeasedDelivery, Next, StoreError};
+use crate::store::{Lease, Result};
 use std::sync::LazyLock;
 
 /// Leases that ran out go back to pending under the same message id, each
@@ -92,16 +93,10 @@ async fn expire_due(tx: &impl Sql, now: i64) -> Result<()> {
     Ok(())
 }
 
-pub async fn lease(
-    tx: &impl Sql,
-    now: i64,
-    limit: usize,
-    lease_ms: u64,
-    node: &str,
-) -> Result<Vec<LeasedDelivery>> {
+pub async fn lease(tx: &impl Sql, lease: Lease, node: &str) -> Result<Vec<LeasedDelivery>> {
+    let (now, limit, lease_until) = (lease.now, lease.limit, lease.until());
     // Sent together (tokio-postgres pipelines them): one round trip.
     tokio::try_join!(take_over_expired(tx, now), expire_due(tx, now))?;
-    let lease_until = now.saturating_add(i64::try_from(lease_ms).unwrap_or(i64::MAX));
     // Lease, start the messages of first attempts, and read what the
     // attempts need, in one statement (the final SELECT reads messages as
     // they were before it, which is all it needs: content and counts).

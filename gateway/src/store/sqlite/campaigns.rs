@@ -1,9 +1,12 @@
 //! Segments, broadcasts and campaign counts in SQLite.
 
 use super::SqliteStore;
-use super::messages::{self, OPEN};
+use super::messages;
+use crate::store::OPEN;
 use crate::store::Result;
-use crate::store::campaigns::{BroadcastRecord, CampaignStore, RefusedMember, StatusCount};
+use crate::store::campaigns::{
+    BroadcastRecord, CampaignStore, Progress, RefusedMember, StatusCount,
+};
 use crate::store::reports::{
     self, ConversionRecord, MessageCounts, NewConversion, ReportKey, ReportRow, Touch,
 };
@@ -325,25 +328,23 @@ impl CampaignStore for SqliteStore {
             .await
     }
 
-    async fn advance_broadcast(
-        &self,
-        id: &str,
-        cursor: &str,
-        planned: i64,
-        done: bool,
-        lease_until: i64,
-        now: i64,
-    ) -> Result<bool> {
-        let (id, cursor) = (id.to_owned(), cursor.to_owned());
+    async fn advance_broadcast(&self, id: &str, progress: Progress, now: i64) -> Result<bool> {
+        let id = id.to_owned();
         self.write(move |conn| {
-            let status = if done { "planned" } else { "planning" };
             Ok(conn
                 .prepare_cached(
                     "UPDATE broadcasts SET cursor = ?2, planned = planned + ?3, status = ?4,
                          lease_until = ?5, updated_at = ?6
                      WHERE id = ?1 AND status = 'planning'",
                 )?
-                .execute(params![id, cursor, planned, status, lease_until, now])?
+                .execute(params![
+                    id,
+                    progress.cursor,
+                    progress.planned,
+                    progress.status(),
+                    progress.lease_until,
+                    now
+                ])?
                 == 1)
         })
         .await

@@ -1,10 +1,11 @@
 //! Customers, the index of who owns which address, consent, and the
 //! suppression list.
 
-use super::messages::{self, OPEN};
+use super::messages;
 use crate::customer::double_opt_in::{self, Confirmed, ConsentRequest};
 use crate::customer::{Consent, Profile, Suppression, SuppressionReason, Written, traits};
 use crate::message::{Channel, MessageStatus};
+use crate::store::OPEN;
 use crate::store::Result;
 use crate::store::{CustomerRecord, StoreError};
 use rusqlite::{Connection, OptionalExtension, params};

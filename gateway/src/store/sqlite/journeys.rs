@@ -1,11 +1,11 @@
 //! Events, journey versions and runs in SQLite.
 
 use super::SqliteStore;
-use crate::store::Result;
 use crate::store::journeys::{
     EventInserted, EventRecord, JourneyStore, JourneyVersion, NewEvent, RunRecord,
 };
 use crate::store::replies::{self, Answered, NewReply, ReplyRecorded};
+use crate::store::{Lease, Result};
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension as _, Row, params};
 
@@ -109,15 +109,10 @@ pub(super) fn record_reply(conn: &Connection, reply: &NewReply) -> Result<ReplyR
     Ok(writes.recorded)
 }
 
-fn claim_events(
-    conn: &Connection,
-    now: i64,
-    limit: usize,
-    lease_ms: i64,
-) -> Result<Vec<EventRecord>> {
+fn claim_events(conn: &Connection, lease: Lease) -> Result<Vec<EventRecord>> {
     let mut events = conn
         .prepare_cached(
-            "UPDATE events SET lease_until = ?1 + ?3
+            "UPDATE events SET lease_until = ?3
              WHERE NOT handled AND (lease_until IS NULL OR lease_until <= ?1)
                AND customer_id IN (
                    SELECT customer_id FROM events
@@ -125,15 +120,12 @@ fn claim_events(
                    ORDER BY received_at LIMIT ?2)
              RETURNING id, customer_id, name, properties, occurred_at, received_at",
         )?
-        .query_map(params![now, limit as i64, lease_ms], event_row)?
+        .query_map(
+            params![lease.now, lease.limit_sql(), lease.until()],
+            event_row,
+        )?
         .collect::<Result<Vec<_>, _>>()?;
-    events.sort_by(|a, b| {
-        (&a.customer_id, a.occurred_at, a.received_at).cmp(&(
-            &b.customer_id,
-            b.occurred_at,
-            b.received_at,
-        ))
-    });
+    crate::store::journeys::in_applying_order(&mut events);
     Ok(events)
 }
 
@@ -143,16 +135,11 @@ impl JourneyStore for SqliteStore {
         self.write(move |conn| record_events(conn, &events)).await
     }
 
-    async fn claim_events(
-        &self,
-        now: i64,
-        limit: usize,
-        lease_ms: i64,
-    ) -> Result<Vec<EventRecord>> {
+    async fn claim_events(&self, lease: Lease) -> Result<Vec<EventRecord>> {
         // A lease is worth nothing after a restart (events are then claimed
         // again): no fsync, as for deliveries.
         self.write_as(super::Durability::ProcessCrashSafe, move |conn| {
-            claim_events(conn, now, limit, lease_ms)
+            claim_events(conn, lease)
         })
         .await
     }
@@ -326,16 +313,11 @@ impl JourneyStore for SqliteStore {
         .await
     }
 
-    async fn lease_due_runs(
-        &self,
-        now: i64,
-        limit: usize,
-        lease_ms: i64,
-    ) -> Result<Vec<RunRecord>> {
+    async fn lease_due_runs(&self, lease: Lease) -> Result<Vec<RunRecord>> {
         self.write_as(super::Durability::ProcessCrashSafe, move |conn| {
             Ok(conn
                 .prepare_cached(&format!(
-                    "UPDATE journey_runs SET lease_until = ?1 + ?3
+                    "UPDATE journey_runs SET lease_until = ?3
                      WHERE id IN (
                          SELECT id FROM journey_runs
                          WHERE status = 'active' AND wake_at <= ?1
@@ -343,7 +325,10 @@ impl JourneyStore for SqliteStore {
                          ORDER BY wake_at LIMIT ?2)
                      RETURNING {RUN_COLUMNS}"
                 ))?
-                .query_map(params![now, limit as i64, lease_ms], run_row)?
+                .query_map(
+                    params![lease.now, lease.limit_sql(), lease.until()],
+                    run_row,
+                )?
                 .collect::<Result<Vec<_>, _>>()?)
         })
         .await

@@ -5,17 +5,14 @@
 
 use super::outbox::report_status;
 use crate::message::{DeliveryState, MessageStatus};
-use crate::store::Result;
+use crate::store::OPEN;
 use crate::store::{
     AttemptRecord, CancelReport, Inserted, MessageRecord, NewMessage, ProviderStatus, Purged,
     StatusEventRecord, StoreError,
 };
+use crate::store::{Horizon, Result};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use std::sync::LazyLock;
-
-/// `('scheduled', 'queued', 'sending')`: messages the gateway still works on.
-pub static OPEN: LazyLock<String> =
-    LazyLock::new(|| MessageStatus::sql_list(MessageStatus::is_open));
 
 static CLOSE_UNSTARTED: LazyLock<String> = LazyLock::new(|| {
     format!(
@@ -286,12 +283,8 @@ pub fn purge_expired_keys(conn: &Connection, now: i64, limit: usize) -> Result<P
 /// The oldest finished messages and applied events, and what goes with
 /// them, `limit` of each; deliveries, attempts and status history go with
 /// their message (the foreign keys cascade).
-pub fn purge_history(
-    conn: &Connection,
-    messages_before: i64,
-    events_before: i64,
-    limit: usize,
-) -> Result<Purged> {
+pub fn purge_history(conn: &Connection, before: Horizon, limit: usize) -> Result<Purged> {
+    let (messages_before, events_before) = (before.messages, before.events);
     static MESSAGES: LazyLock<String> = LazyLock::new(|| {
         format!(
             "DELETE FROM messages WHERE id IN (

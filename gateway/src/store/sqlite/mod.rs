@@ -30,7 +30,7 @@ use super::{
 };
 use crate::customer::{Consent, Profile, Suppression, SuppressionReason};
 use crate::message::{Channel, MessageStatus};
-use crate::store::Result;
+use crate::store::{Horizon, Lease, Result};
 use async_trait::async_trait;
 use migrations::PRAGMAS;
 use rusqlite::config::DbConfig;
@@ -438,15 +438,10 @@ impl Store for SqliteStore {
         self.read(move |conn| messages::read(conn, &id)).await
     }
 
-    async fn lease_due(
-        &self,
-        now: i64,
-        limit: usize,
-        lease_ms: u64,
-    ) -> Result<Vec<LeasedDelivery>> {
+    async fn lease_due(&self, lease: Lease) -> Result<Vec<LeasedDelivery>> {
         let node = self.node.clone();
         self.write_as(Durability::ProcessCrashSafe, move |conn| {
-            queue::lease(conn, now, limit, lease_ms, &node)
+            queue::lease(conn, lease, &node)
         })
         .await
     }
@@ -577,14 +572,9 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn lease_callbacks(
-        &self,
-        now: i64,
-        limit: usize,
-        lease_ms: u64,
-    ) -> Result<Vec<Callback>> {
+    async fn lease_callbacks(&self, lease: Lease) -> Result<Vec<Callback>> {
         self.write_as(Durability::ProcessCrashSafe, move |conn| {
-            outbox::lease(conn, now, limit, lease_ms)
+            outbox::lease(conn, lease)
         })
         .await
     }
@@ -594,13 +584,8 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn purge_history(
-        &self,
-        messages_before: i64,
-        events_before: i64,
-        limit: usize,
-    ) -> Result<Purged> {
-        self.write(move |conn| messages::purge_history(conn, messages_before, events_before, limit))
+    async fn purge_history(&self, before: Horizon, limit: usize) -> Result<Purged> {
+        self.write(move |conn| messages::purge_history(conn, before, limit))
             .await
     }
 

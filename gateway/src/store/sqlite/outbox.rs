@@ -3,7 +3,7 @@
 //! nor sent for a change that did not happen.
 
 use crate::store::Callback;
-use crate::store::Result;
+use crate::store::{Lease, Result};
 use rusqlite::{Connection, params};
 
 /// Queue a status callback for the message's current status, if it has a callback URL.
@@ -61,8 +61,8 @@ pub fn depth(conn: &Connection) -> Result<u64> {
     Ok(u64::try_from(count).unwrap_or(0))
 }
 
-pub fn lease(conn: &Connection, now: i64, limit: usize, lease_ms: u64) -> Result<Vec<Callback>> {
-    let lease_until = now.saturating_add(i64::try_from(lease_ms).unwrap_or(i64::MAX));
+pub fn lease(conn: &Connection, lease: Lease) -> Result<Vec<Callback>> {
+    let (now, limit, lease_until) = (lease.now, lease.limit, lease.until());
     let callbacks = conn
         .prepare_cached(
             "UPDATE callbacks_outbox SET state = 'leased', lease_until = ?1

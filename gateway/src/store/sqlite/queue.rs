@@ -1,11 +1,12 @@
 //! The delivery queue: leasing what is due, recording what an attempt came
 //! to, recovering leases after a crash, and expiring what ran out of time.
 
-use super::messages::{self, OPEN};
+use super::messages;
 use super::outbox::report_status;
 use crate::message::{Content, MessageStatus};
-use crate::store::Result;
+use crate::store::OPEN;
 use crate::store::{AttemptResult, LeasedDelivery, Next, StoreError};
+use crate::store::{Lease, Result};
 use rusqlite::{Connection, OptionalExtension, params};
 use std::sync::LazyLock;
 
@@ -105,16 +106,10 @@ fn expire_due(conn: &Connection, now: i64) -> Result<()> {
     Ok(())
 }
 
-pub fn lease(
-    conn: &Connection,
-    now: i64,
-    limit: usize,
-    lease_ms: u64,
-    node: &str,
-) -> Result<Vec<LeasedDelivery>> {
+pub fn lease(conn: &Connection, lease: Lease, node: &str) -> Result<Vec<LeasedDelivery>> {
+    let (now, limit, lease_until) = (lease.now, lease.limit, lease.until());
     interrupt(conn, now, now)?;
     expire_due(conn, now)?;
-    let lease_until = now.saturating_add(i64::try_from(lease_ms).unwrap_or(i64::MAX));
     let leased = conn
         .prepare_cached(
             "UPDATE deliveries SET state = 'leased', lease_until = ?1, leased_by = ?4

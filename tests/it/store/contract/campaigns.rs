@@ -115,7 +115,7 @@ pub async fn broadcasts_are_leased_resumed_and_cancelled(s: Stores) {
         "leased, or not due"
     );
     assert!(
-        s.a.advance_broadcast("b1", "c2", 2, false, 13_000, 3_000)
+        s.a.advance_broadcast("b1", progress("c2", 2, false, 13_000), 3_000)
             .await
             .unwrap()
     );
@@ -124,7 +124,7 @@ pub async fn broadcasts_are_leased_resumed_and_cancelled(s: Stores) {
     let resumed = s.b.lease_broadcast(13_000, 10_000).await.unwrap().unwrap();
     assert_eq!((resumed.cursor.as_str(), resumed.planned), ("c2", 2));
     assert!(
-        s.b.advance_broadcast("b1", "c4", 2, true, 23_000, 14_000)
+        s.b.advance_broadcast("b1", progress("c4", 2, true, 23_000), 14_000)
             .await
             .unwrap()
     );
@@ -140,7 +140,7 @@ pub async fn broadcasts_are_leased_resumed_and_cancelled(s: Stores) {
 
     assert!(s.b.cancel_broadcast("later", 61_000).await.unwrap());
     assert!(
-        !s.a.advance_broadcast("later", "c9", 1, false, 70_000, 62_000)
+        !s.a.advance_broadcast("later", progress("c9", 1, false, 70_000), 62_000)
             .await
             .unwrap()
     );
@@ -296,7 +296,7 @@ pub async fn refused_members_are_kept_once_and_counted(s: Stores) {
 
     // Refusals go with the messages' retention: those made at 1,000 are
     // past a horizon of 5,000 (b1's c1, c2, c3 and other's c1), c4 is not.
-    let purged = s.b.purge_history(5_000, 0, 10).await.unwrap();
+    let purged = s.b.purge_history(horizon(5_000, 0), 10).await.unwrap();
     assert_eq!(purged.refusals, 4, "{purged:?}");
     assert_eq!(
         s.a.refusals("broadcast:b1", "", 10).await.unwrap(),
@@ -313,7 +313,11 @@ pub async fn conversions_are_credited_and_reported(s: Stores) {
     m.region = Some("europe".into());
     m.campaign = Some("broadcast:b1".into());
     insert(&*s.a, m).await;
-    let leased = s.a.lease_due(1_000, 10, LEASE).await.unwrap().remove(0);
+    let leased =
+        s.a.lease_due(Lease::new(1_000, 10, LEASE))
+            .await
+            .unwrap()
+            .remove(0);
     s.a.record_attempt(attempt(&leased, 1_000, Outcome::Sent, sent()))
         .await
         .unwrap();
@@ -377,7 +381,7 @@ pub async fn conversions_are_credited_and_reported(s: Stores) {
 
     // Conversions go with the events they were made from: e1 (at 5,000)
     // is past an events horizon of 10,000, e2 (at 50,000) is not.
-    let purged = s.b.purge_history(0, 10_000, 10).await.unwrap();
+    let purged = s.b.purge_history(horizon(0, 10_000), 10).await.unwrap();
     assert_eq!(purged.conversions, 1, "{purged:?}");
     assert_eq!(s.a.conversion("e1").await.unwrap(), None);
     assert_eq!(s.a.conversion("e2").await.unwrap(), Some(late));
@@ -390,4 +394,13 @@ pub async fn conversions_are_credited_and_reported(s: Stores) {
     let report = s.b.channel_report(55_000, 100_000, vec![]).await.unwrap();
     assert_eq!(report.len(), 1, "{report:?}");
     assert_eq!((report[0].conversions, report[0].revenue), (1, 0.0));
+}
+
+fn progress(cursor: &str, planned: i64, done: bool, lease_until: i64) -> Progress {
+    Progress {
+        cursor: cursor.into(),
+        planned,
+        done,
+        lease_until,
+    }
 }

@@ -201,7 +201,7 @@ pub async fn a_consent_request_is_confirmed_once_within_its_window(s: Stores) {
         asking.customer_id = Some("c1".into());
         insert(&*s.a, asking).await;
     }
-    for leased in s.a.lease_due(1_000, 10, LEASE).await.unwrap() {
+    for leased in s.a.lease_due(Lease::new(1_000, 10, LEASE)).await.unwrap() {
         s.a.record_attempt(attempt(&leased, 1_500, Outcome::Sent, sent()))
             .await
             .unwrap();

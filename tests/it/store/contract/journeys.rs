@@ -22,13 +22,16 @@ pub async fn events_are_claimed_per_customer_once(s: Stores) {
     assert_eq!(again, vec![EventInserted::Duplicate { id: "e1".into() }]);
     assert_eq!(s.b.count_events("ada", "purchase", 0).await.unwrap(), 1);
 
-    let claimed = s.a.claim_events(5_000, 10, 60_000).await.unwrap();
+    let claimed =
+        s.a.claim_events(Lease::new(5_000, 10, 60_000))
+            .await
+            .unwrap();
     let order: Vec<&str> = claimed.iter().map(|e| e.id.as_str()).collect();
     assert_eq!(order, ["e2", "e1", "e3"], "per customer, as they happened");
     assert_eq!(claimed[1].properties, r#"{"total":42}"#);
     // Leased: the other node gets nothing until the lease runs out.
     assert!(
-        s.b.claim_events(5_000, 10, 60_000)
+        s.b.claim_events(Lease::new(5_000, 10, 60_000))
             .await
             .unwrap()
             .is_empty()
@@ -36,7 +39,10 @@ pub async fn events_are_claimed_per_customer_once(s: Stores) {
     s.a.events_handled(vec!["e1".into(), "e2".into()])
         .await
         .unwrap();
-    let retaken = s.b.claim_events(70_000, 10, 60_000).await.unwrap();
+    let retaken =
+        s.b.claim_events(Lease::new(70_000, 10, 60_000))
+            .await
+            .unwrap();
     let ids: Vec<&str> = retaken.iter().map(|e| e.id.as_str()).collect();
     assert_eq!(
         ids,
@@ -80,16 +86,19 @@ pub async fn runs_are_written_by_revision_and_leased_when_due(s: Stores) {
     assert!(s.a.insert_run(new_run("r2", "ada", None)).await.unwrap());
 
     assert!(
-        s.a.lease_due_runs(4_999, 10, 30_000)
+        s.a.lease_due_runs(Lease::new(4_999, 10, 30_000))
             .await
             .unwrap()
             .is_empty()
     );
-    let due = s.a.lease_due_runs(5_000, 10, 30_000).await.unwrap();
+    let due =
+        s.a.lease_due_runs(Lease::new(5_000, 10, 30_000))
+            .await
+            .unwrap();
     assert_eq!(due.len(), 1);
     assert_eq!(due[0].id, "r1");
     assert!(
-        s.b.lease_due_runs(6_000, 10, 30_000)
+        s.b.lease_due_runs(Lease::new(6_000, 10, 30_000))
             .await
             .unwrap()
             .is_empty(),
@@ -132,11 +141,19 @@ pub async fn a_reply_is_recorded_once_for_its_customers(s: Stores) {
     m.customer_id = Some("bob".into());
     m.callback_url = Some("https://shop.example/hooks".into());
     insert(&*s.a, m).await;
-    let leased = s.a.lease_due(1_000, 10, LEASE).await.unwrap().remove(0);
+    let leased =
+        s.a.lease_due(Lease::new(1_000, 10, LEASE))
+            .await
+            .unwrap()
+            .remove(0);
     s.a.record_attempt(attempt(&leased, 1_000, Outcome::Sent, sent()))
         .await
         .unwrap();
-    for status in s.a.lease_callbacks(1_500, 10, LEASE).await.unwrap() {
+    for status in
+        s.a.lease_callbacks(Lease::new(1_500, 10, LEASE))
+            .await
+            .unwrap()
+    {
         s.a.finish_callback(status.id, None, false).await.unwrap();
     }
     s.a.put_customer("ana", profile("+31611111111"), 1_000)
@@ -165,7 +182,10 @@ pub async fn a_reply_is_recorded_once_for_its_customers(s: Stores) {
     );
     assert!(s.b.record_reply(reply).await.unwrap().duplicate);
 
-    let events = s.b.claim_events(3_000, 10, 60_000).await.unwrap();
+    let events =
+        s.b.claim_events(Lease::new(3_000, 10, 60_000))
+            .await
+            .unwrap();
     let whose: Vec<(&str, &str)> = events
         .iter()
         .map(|e| (e.customer_id.as_str(), e.name.as_str()))
@@ -178,7 +198,10 @@ pub async fn a_reply_is_recorded_once_for_its_customers(s: Stores) {
     assert_eq!(properties["text"], "Friday?\nOr Saturday.");
     assert_eq!(properties["in_reply_to"], "m1");
 
-    let callbacks = s.b.lease_callbacks(3_000, 10, LEASE).await.unwrap();
+    let callbacks =
+        s.b.lease_callbacks(Lease::new(3_000, 10, LEASE))
+            .await
+            .unwrap();
     assert_eq!(callbacks.len(), 1, "one reply, one callback");
     assert_eq!(callbacks[0].url, "https://shop.example/hooks");
     let payload: serde_json::Value = serde_json::from_str(&callbacks[0].payload).unwrap();

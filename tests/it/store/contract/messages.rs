@@ -105,7 +105,7 @@ pub async fn cancellation_stops_what_has_not_left(s: Stores) {
         insert(&*s.a, m).await;
     }
     // m1 and m2 are leased; m1 then goes out.
-    let leased = s.a.lease_due(1_000, 2, LEASE).await.unwrap();
+    let leased = s.a.lease_due(Lease::new(1_000, 2, LEASE)).await.unwrap();
     assert_eq!(leased.len(), 2);
     let m1 = leased.iter().find(|d| d.message_id == "m1").unwrap();
     s.a.record_attempt(attempt(m1, 1_000, Outcome::Sent, sent()))
@@ -128,7 +128,7 @@ pub async fn cancellation_stops_what_has_not_left(s: Stores) {
     );
     assert_eq!(status(&*s.a, "m3").await, MessageStatus::Cancelled);
     assert!(
-        s.a.lease_due(60_000, 10, 1)
+        s.a.lease_due(Lease::new(60_000, 10, 1))
             .await
             .unwrap()
             .iter()
@@ -143,7 +143,11 @@ pub async fn cancellation_stops_what_has_not_left(s: Stores) {
 
 pub async fn provider_reports_move_status_forward_only(s: Stores) {
     insert(&*s.a, message("m1", 1_000, &["twilio"])).await;
-    let leased = s.a.lease_due(1_000, 10, LEASE).await.unwrap().remove(0);
+    let leased =
+        s.a.lease_due(Lease::new(1_000, 10, LEASE))
+            .await
+            .unwrap()
+            .remove(0);
     s.a.record_attempt(attempt(&leased, 1_000, Outcome::Sent, sent()))
         .await
         .unwrap();
@@ -198,7 +202,7 @@ pub async fn what_a_message_said_is_read_back_as_stored(s: Stores) {
     assert_eq!(m1.plan.as_deref(), Some(r#"{"category":"transactional"}"#));
     let m2 = s.b.message("m2").await.unwrap().unwrap();
     assert!(m2.template.unwrap().contains("Hallo"));
-    let mut leased = s.b.lease_due(1_000, 10, LEASE).await.unwrap();
+    let mut leased = s.b.lease_due(Lease::new(1_000, 10, LEASE)).await.unwrap();
     leased.sort_by(|a, b| a.message_id.cmp(&b.message_id));
     let texts: Vec<&str> = leased.iter().map(|d| d.content.text.as_str()).collect();
     assert_eq!(

@@ -6,14 +6,14 @@ use crossgate::clock::wall_ms;
 use crossgate::config::RetentionConfig;
 use crossgate::customer::{Consent, ConsentStatus, Profile, Suppression, SuppressionReason};
 use crossgate::message::{Channel, MessageStatus, Outcome};
-use crossgate::store::campaigns::{BroadcastRecord, RefusedMember};
+use crossgate::store::campaigns::{BroadcastRecord, Progress, RefusedMember};
 use crossgate::store::journeys::{EventInserted, JourneyVersion, NewEvent, RunRecord};
 use crossgate::store::replies::{NewReply, ReplyRecorded};
 use crossgate::store::reports::{NewConversion, ReportKey};
 use crossgate::store::segments::SegmentQuery;
 use crossgate::store::{
-    AttemptRecord, AttemptResult, DedupKey, IdempotencyKey, Inserted, LeasedDelivery, Next, Purged,
-    Store,
+    AttemptRecord, AttemptResult, DedupKey, Horizon, IdempotencyKey, Inserted, Lease,
+    LeasedDelivery, Next, Purged, Store,
 };
 use std::collections::HashSet;
 
@@ -117,4 +117,9 @@ pub(super) fn new_run(id: &str, customer: &str, wake_at: Option<i64>) -> RunReco
         started_at: 1_000,
         updated_at: 1_000,
     }
+}
+
+/// Retention ends at `messages` for messages and at `events` for events.
+fn horizon(messages: i64, events: i64) -> Horizon {
+    Horizon { messages, events }
 }

@@ -6,15 +6,22 @@ pub async fn the_outbox_holds_every_status_change_until_posted(s: Stores) {
     let mut m = message("m1", 1_000, &["twilio"]);
     m.callback_url = Some("https://shop.example/hooks".into());
     insert(&*s.a, m).await;
-    let leased = s.a.lease_due(1_000, 10, LEASE).await.unwrap().remove(0);
+    let leased =
+        s.a.lease_due(Lease::new(1_000, 10, LEASE))
+            .await
+            .unwrap()
+            .remove(0);
     s.a.record_attempt(attempt(&leased, 1_000, Outcome::Sent, sent()))
         .await
         .unwrap();
     assert_eq!(s.a.queue_health(2_000).await.unwrap().outbox, 3);
 
-    let first = s.a.lease_callbacks(2_000, 10, LEASE).await.unwrap();
+    let first =
+        s.a.lease_callbacks(Lease::new(2_000, 10, LEASE))
+            .await
+            .unwrap();
     assert!(
-        s.b.lease_callbacks(2_000, 10, LEASE)
+        s.b.lease_callbacks(Lease::new(2_000, 10, LEASE))
             .await
             .unwrap()
             .is_empty()
@@ -45,12 +52,15 @@ pub async fn the_outbox_holds_every_status_change_until_posted(s: Stores) {
     s.a.finish_callback(first[2].id, None, true).await.unwrap();
     assert_eq!(s.b.queue_health(2_000).await.unwrap().outbox, 1);
     assert!(
-        s.b.lease_callbacks(8_999, 10, LEASE)
+        s.b.lease_callbacks(Lease::new(8_999, 10, LEASE))
             .await
             .unwrap()
             .is_empty()
     );
-    let retried = s.b.lease_callbacks(9_000, 10, LEASE).await.unwrap();
+    let retried =
+        s.b.lease_callbacks(Lease::new(9_000, 10, LEASE))
+            .await
+            .unwrap();
     assert_eq!(retried.len(), 1);
     assert_eq!((retried[0].id, retried[0].attempts), (first[1].id, 1));
 }

@@ -55,7 +55,7 @@ pub async fn history_past_retention_is_purged_in_batches(s: Stores) {
     ] {
         insert(&*s.a, message(id, at, &["twilio"])).await;
     }
-    for leased in s.a.lease_due(60_000, 10, LEASE).await.unwrap() {
+    for leased in s.a.lease_due(Lease::new(60_000, 10, LEASE)).await.unwrap() {
         if leased.message_id != "old3" {
             s.a.record_attempt(attempt(&leased, 60_000, Outcome::Sent, sent()))
                 .await
@@ -65,14 +65,16 @@ pub async fn history_past_retention_is_purged_in_batches(s: Stores) {
     let events = [("e1", 1_000), ("e2", 2_000), ("e3", 3_000), ("e4", 50_000)]
         .map(|(id, at)| new_event(id, "ada", "visit", at, None));
     s.a.record_events(events.to_vec()).await.unwrap();
-    s.a.claim_events(60_000, 10, 60_000).await.unwrap();
+    s.a.claim_events(Lease::new(60_000, 10, 60_000))
+        .await
+        .unwrap();
     s.a.events_handled(vec!["e1".into(), "e2".into(), "e4".into()])
         .await
         .unwrap();
 
     let mut batches = Vec::new();
     for _ in 0..3 {
-        batches.push(s.b.purge_history(10_000, 10_000, 1).await.unwrap());
+        batches.push(s.b.purge_history(horizon(10_000, 10_000), 1).await.unwrap());
     }
     let one = Purged {
         messages: 1,
@@ -91,7 +93,7 @@ pub async fn history_past_retention_is_purged_in_batches(s: Stores) {
     assert_eq!(s.a.count_events("ada", "visit", 0).await.unwrap(), 2);
     // Nothing of old1 is left behind: its id starts afresh.
     insert(&*s.a, message("old1", 70_000, &["twilio"])).await;
-    let again = s.b.lease_due(70_000, 10, LEASE).await.unwrap();
+    let again = s.b.lease_due(Lease::new(70_000, 10, LEASE)).await.unwrap();
     let old1: Vec<_> = again.iter().filter(|d| d.message_id == "old1").collect();
     assert_eq!(old1.len(), 1, "one delivery");
     assert_eq!(old1[0].message_attempts, 0, "no attempt of the purged one");
@@ -106,11 +108,17 @@ pub async fn abandoned_callbacks_past_retention_are_purged(s: Stores) {
             let mut m = message(id, at, &["twilio"]);
             m.callback_url = Some("https://shop.example/hooks".into());
             insert(&*s.a, m).await;
-            let leased = s.a.lease_due(at, 10, LEASE).await.unwrap().remove(0);
+            let leased =
+                s.a.lease_due(Lease::new(at, 10, LEASE))
+                    .await
+                    .unwrap()
+                    .remove(0);
             s.a.record_attempt(attempt(&leased, at, Outcome::Sent, sent()))
                 .await
                 .unwrap();
-            s.a.lease_callbacks(at + 1_000, 10, LEASE).await.unwrap()
+            s.a.lease_callbacks(Lease::new(at + 1_000, 10, LEASE))
+                .await
+                .unwrap()
         }
     };
     for late in sent_with_callbacks("m2", 20_000).await {
@@ -124,15 +132,23 @@ pub async fn abandoned_callbacks_past_retention_are_purged(s: Stores) {
         .unwrap();
     s.a.finish_callback(early[2].id, None, true).await.unwrap();
 
-    let purged = s.b.purge_history(10_000, 0, 10).await.unwrap();
+    let purged = s.b.purge_history(horizon(10_000, 0), 10).await.unwrap();
     assert_eq!(purged.callbacks, 1, "{purged:?}");
-    let retried = s.b.lease_callbacks(9_000, 10, LEASE).await.unwrap();
+    let retried =
+        s.b.lease_callbacks(Lease::new(9_000, 10, LEASE))
+            .await
+            .unwrap();
     assert_eq!(retried.len(), 1, "the callback still to be tried stays");
     assert_eq!(retried[0].id, early[1].id);
 
     let mut batches = Vec::new();
     for _ in 0..4 {
-        batches.push(s.b.purge_history(30_000, 0, 1).await.unwrap().callbacks);
+        batches.push(
+            s.b.purge_history(horizon(30_000, 0), 1)
+                .await
+                .unwrap()
+                .callbacks,
+        );
     }
     assert_eq!(batches, [1, 1, 1, 0], "m2's three, one per batch");
 }
@@ -162,12 +178,12 @@ pub async fn superseded_journey_runs_past_retention_are_purged(s: Stores) {
     }
     let ids = |runs: Vec<RunRecord>| runs.into_iter().map(|r| r.id).collect::<Vec<_>>();
 
-    let purged = s.b.purge_history(0, 3_000, 10).await.unwrap();
+    let purged = s.b.purge_history(horizon(0, 3_000), 10).await.unwrap();
     assert_eq!(
         purged.journey_runs, 1,
         "r1 only: r2 ended after the horizon"
     );
-    let purged = s.b.purge_history(0, 10_000, 10).await.unwrap();
+    let purged = s.b.purge_history(horizon(0, 10_000), 10).await.unwrap();
     assert_eq!(purged.journey_runs, 1, "r2");
     assert_eq!(ids(s.b.customer_runs("ada").await.unwrap()), ["r3", "c1"]);
     assert_eq!(ids(s.b.customer_runs("bob").await.unwrap()), ["b1"]);
@@ -179,14 +195,20 @@ pub async fn superseded_journey_runs_past_retention_are_purged(s: Stores) {
             .unwrap()
     );
     assert_eq!(
-        s.a.purge_history(0, 10_000, 10).await.unwrap().journey_runs,
+        s.a.purge_history(horizon(0, 10_000), 10)
+            .await
+            .unwrap()
+            .journey_runs,
         0
     );
     let mut ended = run("r3", "ada", "welcome", 5_000, Some(7_000));
     ended.revision = 2;
     assert!(s.a.update_run(ended, 1).await.unwrap());
     assert_eq!(
-        s.a.purge_history(0, 10_000, 10).await.unwrap().journey_runs,
+        s.a.purge_history(horizon(0, 10_000), 10)
+            .await
+            .unwrap()
+            .journey_runs,
         1
     );
     assert_eq!(ids(s.b.customer_runs("ada").await.unwrap()), ["r4", "c1"]);

@@ -4,12 +4,17 @@ use super::*;
 
 pub async fn a_lease_is_exclusive_until_it_runs_out(s: Stores) {
     insert(&*s.a, message("m1", 1_000, &["twilio"])).await;
-    let first = s.a.lease_due(1_000, 10, LEASE).await.unwrap();
+    let first = s.a.lease_due(Lease::new(1_000, 10, LEASE)).await.unwrap();
     assert_eq!(first.len(), 1);
     assert_eq!(first[0].content.text, "hello from m1");
-    assert!(s.b.lease_due(1_000, 10, LEASE).await.unwrap().is_empty());
     assert!(
-        s.b.lease_due(1_000 + LEASE as i64 - 1, 10, LEASE)
+        s.b.lease_due(Lease::new(1_000, 10, LEASE))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        s.b.lease_due(Lease::new(1_000 + LEASE as i64 - 1, 10, LEASE))
             .await
             .unwrap()
             .is_empty()
@@ -18,7 +23,7 @@ pub async fn a_lease_is_exclusive_until_it_runs_out(s: Stores) {
     // The first holder went quiet: the other node takes it over, and the
     // history says the provider may have it already.
     let later = 1_000 + LEASE as i64;
-    let taken = s.b.lease_due(later, 10, LEASE).await.unwrap();
+    let taken = s.b.lease_due(Lease::new(later, 10, LEASE)).await.unwrap();
     assert_eq!(taken.len(), 1);
     assert_eq!(taken[0].delivery_id, first[0].delivery_id);
     let record = s.a.message("m1").await.unwrap().unwrap();
@@ -42,7 +47,7 @@ pub async fn concurrent_leases_never_share_a_delivery(s: Stores) {
     let lease = |store: std::sync::Arc<dyn Store>| async move {
         let mut got = Vec::new();
         for _ in 0..10 {
-            got.extend(store.lease_due(2_000, 7, LEASE).await.unwrap());
+            got.extend(store.lease_due(Lease::new(2_000, 7, LEASE)).await.unwrap());
         }
         got
     };
@@ -55,7 +60,11 @@ pub async fn concurrent_leases_never_share_a_delivery(s: Stores) {
 
 pub async fn only_the_lease_holder_finishes_a_message(s: Stores) {
     insert(&*s.a, message("m1", 1_000, &["twilio"])).await;
-    let leased = s.a.lease_due(1_000, 10, LEASE).await.unwrap().remove(0);
+    let leased =
+        s.a.lease_due(Lease::new(1_000, 10, LEASE))
+            .await
+            .unwrap()
+            .remove(0);
     let mut stale = attempt(&leased, 1_000, Outcome::Sent, sent());
     stale.lease_until -= 1;
     s.b.record_attempt(stale).await.unwrap();
@@ -74,12 +83,21 @@ pub async fn only_the_lease_holder_finishes_a_message(s: Stores) {
     assert_eq!(record.provider_message_id.as_deref(), Some("SM1"));
     let numbers: Vec<u32> = record.attempts.iter().map(|a| a.number).collect();
     assert_eq!(numbers, [1, 2]);
-    assert!(s.a.lease_due(5_000, 10, LEASE).await.unwrap().is_empty());
+    assert!(
+        s.a.lease_due(Lease::new(5_000, 10, LEASE))
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 pub async fn a_failed_delivery_falls_back_then_the_message_fails(s: Stores) {
     insert(&*s.a, message("m1", 1_000, &["twilio", "backup"])).await;
-    let first = s.a.lease_due(1_000, 10, LEASE).await.unwrap().remove(0);
+    let first =
+        s.a.lease_due(Lease::new(1_000, 10, LEASE))
+            .await
+            .unwrap()
+            .remove(0);
     assert_eq!(first.connector, "twilio");
     s.a.record_attempt(attempt(
         &first,
@@ -89,8 +107,17 @@ pub async fn a_failed_delivery_falls_back_then_the_message_fails(s: Stores) {
     ))
     .await
     .unwrap();
-    assert!(s.b.lease_due(2_999, 10, LEASE).await.unwrap().is_empty());
-    let retried = s.b.lease_due(3_000, 10, LEASE).await.unwrap().remove(0);
+    assert!(
+        s.b.lease_due(Lease::new(2_999, 10, LEASE))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let retried =
+        s.b.lease_due(Lease::new(3_000, 10, LEASE))
+            .await
+            .unwrap()
+            .remove(0);
     assert_eq!(
         (retried.connector.as_str(), retried.attempts),
         ("twilio", 1)
@@ -102,7 +129,11 @@ pub async fn a_failed_delivery_falls_back_then_the_message_fails(s: Stores) {
             .unwrap();
     assert_eq!(ended, None, "the fallback is still to come");
 
-    let fallback = s.a.lease_due(3_001, 10, LEASE).await.unwrap().remove(0);
+    let fallback =
+        s.a.lease_due(Lease::new(3_001, 10, LEASE))
+            .await
+            .unwrap()
+            .remove(0);
     assert_eq!(fallback.connector, "backup");
     let ended =
         s.a.record_attempt(attempt(&fallback, 3_001, Outcome::Permanent, give_up()))
@@ -119,7 +150,7 @@ pub async fn a_message_past_its_ttl_expires_instead_of_being_leased(s: Stores) {
     m.expires_at = Some(2_000);
     insert(&*s.a, m).await;
     insert(&*s.a, message("m2", 1_000, &["twilio"])).await;
-    let leased = s.b.lease_due(2_000, 10, LEASE).await.unwrap();
+    let leased = s.b.lease_due(Lease::new(2_000, 10, LEASE)).await.unwrap();
     let ids: Vec<&str> = leased.iter().map(|d| d.message_id.as_str()).collect();
     assert_eq!(ids, ["m2"]);
     assert_eq!(status(&*s.a, "m1").await, MessageStatus::Expired);
@@ -134,7 +165,7 @@ pub async fn backlog_and_due_times_count_every_node(s: Stores) {
     insert(&*s.b, later).await;
     assert_eq!(s.a.next_due_at().await.unwrap(), Some(1_000));
     assert_eq!(s.b.backlog(2_000).await.unwrap(), 3);
-    s.a.lease_due(2_000, 2, LEASE).await.unwrap();
+    s.a.lease_due(Lease::new(2_000, 2, LEASE)).await.unwrap();
     assert_eq!(
         s.b.backlog(2_000).await.unwrap(),
         3,

@@ -3,9 +3,9 @@
 //! broadcast is leased to one node at a time; its cursor moves only under
 //! that lease, so a restart or another node resumes where it stopped.
 
+use super::error::Result;
 use super::reports::{ConversionRecord, NewConversion, ReportKey, ReportRow};
 use super::segments::SegmentQuery;
-use crate::store::Result;
 use async_trait::async_trait;
 
 /// A broadcast and how far its fan-out got.

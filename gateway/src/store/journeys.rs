@@ -3,7 +3,8 @@
 //! Any node may take any work: events and due runs are leased, and a run is
 //! written only over the revision it was read at.
 
-use crate::store::{Lease, Result};
+use super::error::Result;
+use super::queue::Lease;
 use async_trait::async_trait;
 
 /// A run's columns, in the order both backends read them back into a

@@ -9,8 +9,8 @@
 //! a newer build, and is refused rather than written to with an older idea
 //! of its tables.
 
-use super::StoreError;
-use crate::store::Result;
+use super::error::Result;
+use super::error::StoreError;
 use std::borrow::Cow;
 
 /// One step. Its SQL never changes once released: a fix is a new step.

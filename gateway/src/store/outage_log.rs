@@ -4,7 +4,7 @@
 //! fill the disk further. The first failure of a kind is logged at once;
 //! the rest are counted and logged once per interval while it lasts.
 
-use super::StoreError;
+use super::error::StoreError;
 use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};

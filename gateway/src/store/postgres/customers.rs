@@ -2,14 +2,18 @@
 //! PostgreSQL. A profile changed by two nodes at once is read `FOR UPDATE`,
 //! so one change waits for the other instead of overwriting it.
 
+use super::PostgresStore;
 use super::Sql;
 use super::messages;
 use crate::customer::double_opt_in::{self, Confirmed, ConsentRequest};
 use crate::customer::{Consent, Profile, Suppression, SuppressionReason, Written, traits};
 use crate::message::{Channel, MessageStatus};
+use crate::store::CustomerStore;
 use crate::store::OPEN;
 use crate::store::Result;
+use crate::store::{Audience, PlanningFacts};
 use crate::store::{CustomerRecord, StoreError};
+use async_trait::async_trait;
 use std::sync::LazyLock;
 
 async fn index_addresses(tx: &impl Sql, id: &str, profile: &Profile) -> Result<()> {
@@ -415,4 +419,136 @@ pub async fn confirm_consent(
     let change = [(channel, confirmed.category.clone(), consent)];
     update_consent(tx, &confirmed.customer_id, &change, now).await?;
     Ok(Some(confirmed))
+}
+
+#[async_trait]
+impl CustomerStore for PostgresStore {
+    async fn request_consent(&self, request: ConsentRequest) -> Result<()> {
+        request_consent(&self.client().await?, &request).await
+    }
+
+    async fn confirm_consent(
+        &self,
+        channel: Channel,
+        address: &str,
+        now: i64,
+    ) -> Result<Option<Confirmed>> {
+        transaction!(self, |tx| confirm_consent(&tx, channel, address, now).await)
+    }
+
+    async fn put_customer(&self, id: &str, profile: Profile, now: i64) -> Result<bool> {
+        transaction!(self, |tx| put(&tx, id, &profile, now).await)
+    }
+
+    async fn customer(&self, id: &str) -> Result<Option<CustomerRecord>> {
+        read(&self.client().await?, id, false).await
+    }
+
+    async fn update_consent(
+        &self,
+        id: &str,
+        changes: Vec<(Channel, String, Consent)>,
+        now: i64,
+    ) -> Result<Option<Profile>> {
+        transaction!(self, |tx| update_consent(&tx, id, &changes, now).await)
+    }
+
+    async fn delete_customer(&self, id: &str, now: i64) -> Result<bool> {
+        transaction!(self, |tx| delete(&tx, id, now).await)
+    }
+
+    async fn consent_by_address(
+        &self,
+        address: &str,
+        channel: Channel,
+        categories: Vec<String>,
+        consent: Consent,
+        now: i64,
+    ) -> Result<usize> {
+        transaction!(self, |tx| consent_by_address(
+            &tx,
+            address,
+            channel,
+            &categories,
+            &consent,
+            now
+        )
+        .await)
+    }
+
+    async fn forget_address(
+        &self,
+        message_id: &str,
+        channel: Channel,
+        address: &str,
+        now: i64,
+    ) -> Result<Option<String>> {
+        transaction!(self, |tx| forget_address(
+            &tx, message_id, channel, address, now
+        )
+        .await)
+    }
+
+    async fn planning_facts(
+        &self,
+        audience: Audience,
+        scope: &str,
+        cap: Option<(String, i64)>,
+    ) -> Result<PlanningFacts> {
+        let client = self.client().await?;
+        // Queries that do not wait on each other go out together
+        // (pipelined on the one connection).
+        match &audience {
+            Audience::Customer(id) => {
+                let (record, recent) = tokio::try_join!(
+                    read(&client, id, false),
+                    messages::recent_under(&client, scope, cap.as_ref())
+                )?;
+                let profile = record.map(|r| r.profile);
+                let addresses: Vec<(Channel, String)> =
+                    profile.iter().flat_map(|p| p.addresses.keys()).collect();
+                Ok(PlanningFacts {
+                    suppressions: suppressions(&client, &addresses).await?,
+                    profiles: profile.into_iter().collect(),
+                    recent,
+                })
+            }
+            Audience::Address { channel, address } => {
+                let addresses = [(*channel, address.clone())];
+                let (profiles, suppressions, recent) = tokio::try_join!(
+                    at_address(&client, *channel, address),
+                    suppressions(&client, &addresses),
+                    messages::recent_under(&client, scope, cap.as_ref())
+                )?;
+                Ok(PlanningFacts {
+                    profiles,
+                    suppressions,
+                    recent,
+                })
+            }
+        }
+    }
+
+    async fn suppressions(&self, addresses: Vec<(Channel, String)>) -> Result<Vec<Suppression>> {
+        suppressions(&self.client().await?, &addresses).await
+    }
+
+    async fn suppress(&self, suppression: Suppression) -> Result<bool> {
+        let written = transaction!(self, |tx| suppress(&tx, &suppression, false).await)?;
+        Ok(written.written)
+    }
+
+    async fn put_suppression(&self, suppression: Suppression) -> Result<bool> {
+        let written = transaction!(self, |tx| suppress(&tx, &suppression, true).await)?;
+        Ok(written.created)
+    }
+
+    async fn delete_suppression(
+        &self,
+        channel: Channel,
+        address: &str,
+        reason: Option<SuppressionReason>,
+    ) -> Result<bool> {
+        unsuppress(&self.client().await?, channel, address, reason).await
+    }
 }

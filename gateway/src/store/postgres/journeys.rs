@@ -6,7 +6,7 @@ use crate::store::StoreError;
 use crate::store::journeys::{
     EventInserted, EventRecord, JourneyStore, JourneyVersion, NewEvent, RunRecord,
 };
-use crate::store::replies::{self, Answered, NewReply, ReplyRecorded};
+use crate::store::replies::{Answered, NewReply, ReplyRecorded};
 use crate::store::{Lease, Result};
 use async_trait::async_trait;
 use tokio_postgres::Row;
@@ -83,7 +83,7 @@ pub(super) async fn record_reply(tx: &impl super::Sql, reply: &NewReply) -> Resu
              VALUES ('reply', $1, '', $2) ON CONFLICT (scope, key) DO NOTHING",
             &[
                 &reply.dedup_key(),
-                &(reply.received_at + replies::REMEMBERED_FOR_MS),
+                &(reply.received_at + crate::store::replies::REMEMBERED_FOR_MS),
             ],
         )
         .await?;
@@ -109,7 +109,7 @@ pub(super) async fn record_reply(tx: &impl super::Sql, reply: &NewReply) -> Resu
         None => None,
     };
     let owners = super::customers::owners(tx, reply.channel, &reply.address).await?;
-    let writes = replies::writes(reply, answered, owners);
+    let writes = crate::store::replies::writes(reply, answered, owners);
     insert_events(tx, &writes.events).await?;
     if let Some((about, url, payload)) = &writes.callback {
         super::outbox::enqueue(tx, about, url, payload, reply.received_at).await?;

@@ -6,15 +6,18 @@
 //! one order, so nodes working on the same message wait for each other
 //! instead of deadlocking.
 
+use super::PostgresStore;
 use super::outbox::report_status;
 use super::{Sql, count};
 use crate::message::{DeliveryState, MessageStatus};
+use crate::store::MessageStore;
 use crate::store::OPEN;
 use crate::store::{
     AttemptRecord, CancelReport, Inserted, MessageRecord, NewMessage, ProviderStatus, Purged,
     StatusEventRecord, StoreError,
 };
 use crate::store::{Horizon, Result};
+use async_trait::async_trait;
 use std::sync::LazyLock;
 use tokio_postgres::Row;
 
@@ -616,4 +619,48 @@ fn attempt(r: &Row) -> Result<AttemptRecord> {
         retry_at: r.get(9),
         node: r.get(10),
     })
+}
+
+#[async_trait]
+impl MessageStore for PostgresStore {
+    async fn insert_message(&self, message: NewMessage) -> Result<Inserted> {
+        if !needs_transaction(&message) {
+            self.messages.submit(message).await?;
+            return Ok(Inserted::New);
+        }
+        transaction!(self, |tx| insert(&tx, &message).await)
+    }
+
+    async fn cancel(&self, scope: &str, cancel_key: &str, now: i64) -> Result<CancelReport> {
+        transaction!(self, |tx| cancel(&tx, scope, cancel_key, now).await)
+    }
+
+    async fn message(&self, id: &str) -> Result<Option<MessageRecord>> {
+        read(&self.client().await?, id).await
+    }
+
+    async fn claim_key(&self, key: &str, expires_at: i64) -> Result<bool> {
+        let taken = self
+            .client()
+            .await?
+            .exec(
+                "INSERT INTO idempotency_keys (key, request_hash, response, expires_at)
+                 VALUES ($1, '', '', $2) ON CONFLICT (key) DO NOTHING",
+                &[&key, &expires_at],
+            )
+            .await?;
+        Ok(taken == 1)
+    }
+
+    async fn release_key(&self, key: &str) -> Result<()> {
+        self.client()
+            .await?
+            .exec("DELETE FROM idempotency_keys WHERE key = $1", &[&key])
+            .await?;
+        Ok(())
+    }
+
+    async fn apply_provider_status(&self, report: ProviderStatus) -> Result<Option<String>> {
+        transaction!(self, |tx| apply_provider_status(&tx, &report).await)
+    }
 }

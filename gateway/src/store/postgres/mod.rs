@@ -16,22 +16,13 @@
 //! [`customers`]; [`migrations`] holds the schema.
 
 mod batch;
-mod customers;
-mod messages;
 pub mod migrations;
-mod outbox;
-mod queue;
 mod recorder;
 
-use super::{
-    AttemptResult, Audience, Callback, CancelReport, CustomerRecord, Inserted, LeasedDelivery,
-    MessageRecord, NewMessage, PlanningFacts, ProviderStatus, Purged, QueueHealth, Store,
-    StoreError,
-};
-use crate::customer::{Consent, Profile, Suppression, SuppressionReason};
-use crate::message::{Channel, MessageStatus};
+use super::{Purged, Store, StoreError};
 use crate::store::Outage;
-use crate::store::{Horizon, Lease, Result};
+use crate::store::replies::{NewReply, ReplyRecorded};
+use crate::store::{Horizon, Result};
 use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod};
 use std::sync::Arc;
@@ -153,7 +144,11 @@ macro_rules! transaction {
 
 // After `transaction!`, which they use.
 mod campaigns;
+mod customers;
 mod journeys;
+mod messages;
+mod outbox;
+mod queue;
 
 pub struct PostgresStore {
     pool: Pool,
@@ -245,56 +240,8 @@ fn count(row: &Row, column: usize) -> u32 {
 
 #[async_trait]
 impl Store for PostgresStore {
-    async fn record_reply(
-        &self,
-        reply: super::replies::NewReply,
-    ) -> Result<super::replies::ReplyRecorded> {
+    async fn record_reply(&self, reply: NewReply) -> Result<ReplyRecorded> {
         transaction!(self, |tx| journeys::record_reply(&tx, &reply).await)
-    }
-
-    async fn insert_message(&self, message: NewMessage) -> Result<Inserted> {
-        if !messages::needs_transaction(&message) {
-            self.messages.submit(message).await?;
-            return Ok(Inserted::New);
-        }
-        transaction!(self, |tx| messages::insert(&tx, &message).await)
-    }
-
-    async fn cancel(&self, scope: &str, cancel_key: &str, now: i64) -> Result<CancelReport> {
-        transaction!(self, |tx| messages::cancel(&tx, scope, cancel_key, now)
-            .await)
-    }
-
-    async fn message(&self, id: &str) -> Result<Option<MessageRecord>> {
-        messages::read(&self.client().await?, id).await
-    }
-
-    async fn lease_due(&self, lease: Lease) -> Result<Vec<LeasedDelivery>> {
-        transaction!(self, |tx| queue::lease(&tx, lease, &self.node).await)
-    }
-
-    async fn record_attempt(&self, result: AttemptResult) -> Result<Option<MessageStatus>> {
-        if recorder::batches(&result) {
-            return self.attempts.submit(result).await;
-        }
-        transaction!(self, |tx| queue::record_give_up(&tx, &result, &self.node)
-            .await)
-    }
-
-    async fn next_due_at(&self) -> Result<Option<i64>> {
-        queue::next_due_at(&self.client().await?).await
-    }
-
-    async fn backlog(&self, now: i64) -> Result<u64> {
-        queue::backlog(&self.client().await?, now).await
-    }
-
-    async fn queue_health(&self, now: i64) -> Result<QueueHealth> {
-        let client = self.client().await?;
-        Ok(QueueHealth {
-            oldest_due_at: queue::oldest_due(&client, now).await?,
-            outbox: outbox::depth(&client).await?,
-        })
     }
 
     /// Answers within [`PING_TIMEOUT`] either way: a load balancer's health
@@ -322,46 +269,6 @@ impl Store for PostgresStore {
         }
     }
 
-    async fn request_consent(
-        &self,
-        request: crate::customer::double_opt_in::ConsentRequest,
-    ) -> Result<()> {
-        customers::request_consent(&self.client().await?, &request).await
-    }
-
-    async fn confirm_consent(
-        &self,
-        channel: Channel,
-        address: &str,
-        now: i64,
-    ) -> Result<Option<crate::customer::double_opt_in::Confirmed>> {
-        transaction!(self, |tx| customers::confirm_consent(
-            &tx, channel, address, now
-        )
-        .await)
-    }
-
-    async fn claim_key(&self, key: &str, expires_at: i64) -> Result<bool> {
-        let taken = self
-            .client()
-            .await?
-            .exec(
-                "INSERT INTO idempotency_keys (key, request_hash, response, expires_at)
-                 VALUES ($1, '', '', $2) ON CONFLICT (key) DO NOTHING",
-                &[&key, &expires_at],
-            )
-            .await?;
-        Ok(taken == 1)
-    }
-
-    async fn release_key(&self, key: &str) -> Result<()> {
-        self.client()
-            .await?
-            .exec("DELETE FROM idempotency_keys WHERE key = $1", &[&key])
-            .await?;
-        Ok(())
-    }
-
     async fn shared_secret(&self, name: &str, candidate: &str, now: i64) -> Result<String> {
         let client = self.client().await?;
         client
@@ -379,143 +286,11 @@ impl Store for PostgresStore {
             .ok_or_else(|| StoreError::Database(format!("secret {name:?} vanished")))
     }
 
-    async fn lease_callbacks(&self, lease: Lease) -> Result<Vec<Callback>> {
-        outbox::lease(&self.client().await?, lease).await
-    }
-
-    async fn finish_callback(&self, id: i64, retry_at: Option<i64>, give_up: bool) -> Result<()> {
-        outbox::finish(&self.client().await?, id, retry_at, give_up).await
-    }
-
     async fn purge_history(&self, before: Horizon, limit: usize) -> Result<Purged> {
         messages::purge_history(&self.client().await?, before, limit).await
     }
 
     async fn purge_expired_keys(&self, now: i64, limit: usize) -> Result<Purged> {
         messages::purge_expired_keys(&self.client().await?, now, limit).await
-    }
-
-    async fn put_customer(&self, id: &str, profile: Profile, now: i64) -> Result<bool> {
-        transaction!(self, |tx| customers::put(&tx, id, &profile, now).await)
-    }
-
-    async fn customer(&self, id: &str) -> Result<Option<CustomerRecord>> {
-        customers::read(&self.client().await?, id, false).await
-    }
-
-    async fn update_consent(
-        &self,
-        id: &str,
-        changes: Vec<(Channel, String, Consent)>,
-        now: i64,
-    ) -> Result<Option<Profile>> {
-        transaction!(self, |tx| customers::update_consent(&tx, id, &changes, now)
-            .await)
-    }
-
-    async fn delete_customer(&self, id: &str, now: i64) -> Result<bool> {
-        transaction!(self, |tx| customers::delete(&tx, id, now).await)
-    }
-
-    async fn apply_provider_status(&self, report: ProviderStatus) -> Result<Option<String>> {
-        transaction!(self, |tx| messages::apply_provider_status(&tx, &report)
-            .await)
-    }
-
-    async fn consent_by_address(
-        &self,
-        address: &str,
-        channel: Channel,
-        categories: Vec<String>,
-        consent: Consent,
-        now: i64,
-    ) -> Result<usize> {
-        transaction!(self, |tx| customers::consent_by_address(
-            &tx,
-            address,
-            channel,
-            &categories,
-            &consent,
-            now
-        )
-        .await)
-    }
-
-    async fn forget_address(
-        &self,
-        message_id: &str,
-        channel: Channel,
-        address: &str,
-        now: i64,
-    ) -> Result<Option<String>> {
-        transaction!(self, |tx| customers::forget_address(
-            &tx, message_id, channel, address, now
-        )
-        .await)
-    }
-
-    async fn planning_facts(
-        &self,
-        audience: Audience,
-        scope: &str,
-        cap: Option<(String, i64)>,
-    ) -> Result<PlanningFacts> {
-        let client = self.client().await?;
-        // Queries that do not wait on each other go out together
-        // (pipelined on the one connection).
-        match &audience {
-            Audience::Customer(id) => {
-                let (record, recent) = tokio::try_join!(
-                    customers::read(&client, id, false),
-                    messages::recent_under(&client, scope, cap.as_ref())
-                )?;
-                let profile = record.map(|r| r.profile);
-                let addresses: Vec<(Channel, String)> =
-                    profile.iter().flat_map(|p| p.addresses.keys()).collect();
-                Ok(PlanningFacts {
-                    suppressions: customers::suppressions(&client, &addresses).await?,
-                    profiles: profile.into_iter().collect(),
-                    recent,
-                })
-            }
-            Audience::Address { channel, address } => {
-                let addresses = [(*channel, address.clone())];
-                let (profiles, suppressions, recent) = tokio::try_join!(
-                    customers::at_address(&client, *channel, address),
-                    customers::suppressions(&client, &addresses),
-                    messages::recent_under(&client, scope, cap.as_ref())
-                )?;
-                Ok(PlanningFacts {
-                    profiles,
-                    suppressions,
-                    recent,
-                })
-            }
-        }
-    }
-
-    async fn suppressions(&self, addresses: Vec<(Channel, String)>) -> Result<Vec<Suppression>> {
-        customers::suppressions(&self.client().await?, &addresses).await
-    }
-
-    async fn suppress(&self, suppression: Suppression) -> Result<bool> {
-        let written = transaction!(self, |tx| customers::suppress(&tx, &suppression, false)
-            .await)?;
-        Ok(written.written)
-    }
-
-    async fn put_suppression(&self, suppression: Suppression) -> Result<bool> {
-        let written = transaction!(self, |tx| customers::suppress(&tx, &suppression, true)
-            .await)?;
-        Ok(written.created)
-    }
-
-    async fn delete_suppression(
-        &self,
-        channel: Channel,
-        address: &str,
-        reason: Option<SuppressionReason>,
-    ) -> Result<bool> {
-        customers::unsuppress(&self.client().await?, channel, address, reason).await
     }
 }

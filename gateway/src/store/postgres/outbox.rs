@@ -1,9 +1,12 @@
 //! The status-callback outbox on PostgreSQL: written in the transaction of
 //! the change it reports, drained by whichever node leases a row first.
 
+use super::PostgresStore;
 use super::{Sql, count};
 use crate::store::Callback;
+use crate::store::OutboxStore;
 use crate::store::{Lease, Result};
+use async_trait::async_trait;
 use std::sync::LazyLock;
 
 /// The callback body, from a row of `messages` after its change; `at` is
@@ -104,4 +107,15 @@ pub async fn finish(db: &impl Sql, id: i64, retry_at: Option<i64>, give_up: bool
             .await?;
     }
     Ok(())
+}
+
+#[async_trait]
+impl OutboxStore for PostgresStore {
+    async fn lease_callbacks(&self, lease: Lease) -> Result<Vec<Callback>> {
+        self::lease(&self.client().await?, lease).await
+    }
+
+    async fn finish_callback(&self, id: i64, retry_at: Option<i64>, give_up: bool) -> Result<()> {
+        finish(&self.client().await?, id, retry_at, give_up).await
+    }
 }

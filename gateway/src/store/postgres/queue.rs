@@ -3,11 +3,15 @@
 
 use super::messages;
 use super::outbox::report_status;
+use super::{PostgresStore, outbox, recorder};
 use super::{Sql, count};
 use crate::message::{Content, MessageStatus};
 use crate::store::OPEN;
+use crate::store::QueueHealth;
+use crate::store::QueueStore;
 use crate::store::{AttemptResult, LeasedDelivery, Next, StoreError};
 use crate::store::{Lease, Result};
+use async_trait::async_trait;
 use std::sync::LazyLock;
 
 /// Leases that ran out go back to pending under the same message id, each
@@ -261,4 +265,34 @@ pub async fn backlog(db: &impl Sql, now: i64) -> Result<u64> {
         )
         .await?;
     Ok(u64::try_from(row.get::<_, i64>(0)).unwrap_or(0))
+}
+
+#[async_trait]
+impl QueueStore for PostgresStore {
+    async fn lease_due(&self, lease: Lease) -> Result<Vec<LeasedDelivery>> {
+        transaction!(self, |tx| super::queue::lease(&tx, lease, &self.node).await)
+    }
+
+    async fn record_attempt(&self, result: AttemptResult) -> Result<Option<MessageStatus>> {
+        if recorder::batches(&result) {
+            return self.attempts.submit(result).await;
+        }
+        transaction!(self, |tx| record_give_up(&tx, &result, &self.node).await)
+    }
+
+    async fn next_due_at(&self) -> Result<Option<i64>> {
+        next_due_at(&self.client().await?).await
+    }
+
+    async fn backlog(&self, now: i64) -> Result<u64> {
+        backlog(&self.client().await?, now).await
+    }
+
+    async fn queue_health(&self, now: i64) -> Result<QueueHealth> {
+        let client = self.client().await?;
+        Ok(QueueHealth {
+            oldest_due_at: oldest_due(&client, now).await?,
+            outbox: outbox::depth(&client).await?,
+        })
+    }
 }

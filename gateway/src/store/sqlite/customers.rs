@@ -1,13 +1,17 @@
 //! Customers, the index of who owns which address, consent, and the
 //! suppression list.
 
+use super::SqliteStore;
 use super::messages;
 use crate::customer::double_opt_in::{self, Confirmed, ConsentRequest};
 use crate::customer::{Consent, Profile, Suppression, SuppressionReason, Written, traits};
 use crate::message::{Channel, MessageStatus};
+use crate::store::CustomerStore;
 use crate::store::OPEN;
 use crate::store::Result;
+use crate::store::{Audience, PlanningFacts};
 use crate::store::{CustomerRecord, StoreError};
+use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, params};
 use std::sync::LazyLock;
 
@@ -425,4 +429,133 @@ pub fn confirm_consent(
     let change = [(channel, confirmed.category.clone(), consent)];
     update_consent(conn, &confirmed.customer_id, &change, now)?;
     Ok(Some(confirmed))
+}
+
+#[async_trait]
+impl CustomerStore for SqliteStore {
+    async fn request_consent(&self, request: ConsentRequest) -> Result<()> {
+        self.write(move |conn| request_consent(conn, &request))
+            .await
+    }
+
+    async fn confirm_consent(
+        &self,
+        channel: Channel,
+        address: &str,
+        now: i64,
+    ) -> Result<Option<Confirmed>> {
+        let address = address.to_owned();
+        self.write(move |conn| confirm_consent(conn, channel, &address, now))
+            .await
+    }
+
+    async fn put_customer(&self, id: &str, profile: Profile, now: i64) -> Result<bool> {
+        let id = id.to_owned();
+        self.write(move |conn| put(conn, &id, &profile, now)).await
+    }
+
+    async fn customer(&self, id: &str) -> Result<Option<CustomerRecord>> {
+        let id = id.to_owned();
+        self.read(move |conn| read(conn, &id)).await
+    }
+
+    async fn update_consent(
+        &self,
+        id: &str,
+        changes: Vec<(Channel, String, Consent)>,
+        now: i64,
+    ) -> Result<Option<Profile>> {
+        let id = id.to_owned();
+        self.write(move |conn| update_consent(conn, &id, &changes, now))
+            .await
+    }
+
+    async fn delete_customer(&self, id: &str, now: i64) -> Result<bool> {
+        let id = id.to_owned();
+        self.write(move |conn| delete(conn, &id, now)).await
+    }
+
+    async fn consent_by_address(
+        &self,
+        address: &str,
+        channel: Channel,
+        categories: Vec<String>,
+        consent: Consent,
+        now: i64,
+    ) -> Result<usize> {
+        let address = address.to_owned();
+        self.write(move |conn| {
+            consent_by_address(conn, &address, channel, &categories, &consent, now)
+        })
+        .await
+    }
+
+    async fn forget_address(
+        &self,
+        message_id: &str,
+        channel: Channel,
+        address: &str,
+        now: i64,
+    ) -> Result<Option<String>> {
+        let (message_id, address) = (message_id.to_owned(), address.to_owned());
+        self.write(move |conn| forget_address(conn, &message_id, channel, &address, now))
+            .await
+    }
+
+    async fn planning_facts(
+        &self,
+        audience: Audience,
+        scope: &str,
+        cap: Option<(String, i64)>,
+    ) -> Result<PlanningFacts> {
+        let scope = scope.to_owned();
+        self.read_small(move |conn| {
+            let (profiles, addresses) = match &audience {
+                Audience::Customer(id) => {
+                    let profile = read(conn, id)?.map(|r| r.profile);
+                    let keys = profile.iter().flat_map(|p| p.addresses.keys()).collect();
+                    (profile.into_iter().collect(), keys)
+                }
+                Audience::Address { channel, address } => (
+                    at_address(conn, *channel, address)?,
+                    vec![(*channel, address.clone())],
+                ),
+            };
+            let recent = match &cap {
+                Some((category, since)) => messages::recent(conn, &scope, category, *since)?,
+                None => 0,
+            };
+            Ok(PlanningFacts {
+                profiles,
+                suppressions: suppressions(conn, &addresses)?,
+                recent,
+            })
+        })
+        .await
+    }
+
+    async fn suppressions(&self, addresses: Vec<(Channel, String)>) -> Result<Vec<Suppression>> {
+        self.read(move |conn| suppressions(conn, &addresses)).await
+    }
+
+    async fn suppress(&self, suppression: Suppression) -> Result<bool> {
+        self.write(move |conn| Ok(suppress(conn, &suppression, false)?.written))
+            .await
+    }
+
+    async fn put_suppression(&self, suppression: Suppression) -> Result<bool> {
+        self.write(move |conn| Ok(suppress(conn, &suppression, true)?.created))
+            .await
+    }
+
+    async fn delete_suppression(
+        &self,
+        channel: Channel,
+        address: &str,
+        reason: Option<SuppressionReason>,
+    ) -> Result<bool> {
+        let address = address.to_owned();
+        self.write(move |conn| unsuppress(conn, channel, &address, reason))
+            .await
+    }
 }

@@ -4,7 +4,7 @@ use super::SqliteStore;
 use crate::store::journeys::{
     EventInserted, EventRecord, JourneyStore, JourneyVersion, NewEvent, RunRecord,
 };
-use crate::store::replies::{self, Answered, NewReply, ReplyRecorded};
+use crate::store::replies::{Answered, NewReply, ReplyRecorded};
 use crate::store::{Lease, Result};
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension as _, Row, params};
@@ -76,7 +76,7 @@ pub(super) fn record_reply(conn: &Connection, reply: &NewReply) -> Result<ReplyR
         )?
         .execute(params![
             reply.dedup_key(),
-            reply.received_at + replies::REMEMBERED_FOR_MS
+            reply.received_at + crate::store::replies::REMEMBERED_FOR_MS
         ])?;
     if claimed == 0 {
         return Ok(ReplyRecorded {
@@ -101,7 +101,7 @@ pub(super) fn record_reply(conn: &Connection, reply: &NewReply) -> Result<ReplyR
         None => None,
     };
     let owners = super::customers::owners(conn, reply.channel, &reply.address)?;
-    let writes = replies::writes(reply, answered, owners);
+    let writes = crate::store::replies::writes(reply, answered, owners);
     record_events(conn, &writes.events)?;
     if let Some((about, url, payload)) = &writes.callback {
         super::outbox::enqueue(conn, about, url, payload, reply.received_at)?;

@@ -3,14 +3,17 @@
 //! Which statuses are open or final is `MessageStatus`'s to say; the SQL
 //! here is built from it.
 
+use super::SqliteStore;
 use super::outbox::report_status;
 use crate::message::{DeliveryState, MessageStatus};
+use crate::store::MessageStore;
 use crate::store::OPEN;
 use crate::store::{
     AttemptRecord, CancelReport, Inserted, MessageRecord, NewMessage, ProviderStatus, Purged,
     StatusEventRecord, StoreError,
 };
 use crate::store::{Horizon, Result};
+use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use std::sync::LazyLock;
 
@@ -477,4 +480,58 @@ fn attempt(r: &Row<'_>) -> rusqlite::Result<Result<AttemptRecord>> {
             node,
         })
     })())
+}
+
+#[async_trait]
+impl MessageStore for SqliteStore {
+    async fn insert_message(&self, message: NewMessage) -> Result<Inserted> {
+        self.write(move |conn| insert(conn, &message)).await
+    }
+
+    /// One write for the page: one place in the writer's queue, not one per
+    /// message ahead of the API's.
+    async fn insert_messages(&self, messages: Vec<NewMessage>) -> Result<Vec<Inserted>> {
+        self.write(move |conn| messages.iter().map(|m| insert(conn, m)).collect())
+            .await
+    }
+
+    async fn cancel(&self, scope: &str, cancel_key: &str, now: i64) -> Result<CancelReport> {
+        let (scope, key) = (scope.to_owned(), cancel_key.to_owned());
+        self.write(move |conn| cancel(conn, &scope, &key, now))
+            .await
+    }
+
+    async fn message(&self, id: &str) -> Result<Option<MessageRecord>> {
+        let id = id.to_owned();
+        self.read(move |conn| read(conn, &id)).await
+    }
+
+    async fn claim_key(&self, key: &str, expires_at: i64) -> Result<bool> {
+        let key = key.to_owned();
+        self.write(move |conn| {
+            Ok(conn
+                .prepare_cached(
+                    "INSERT INTO idempotency_keys (key, request_hash, response, expires_at)
+                     VALUES (?1, '', '', ?2) ON CONFLICT (key) DO NOTHING",
+                )?
+                .execute(params![key, expires_at])?
+                == 1)
+        })
+        .await
+    }
+
+    async fn release_key(&self, key: &str) -> Result<()> {
+        let key = key.to_owned();
+        self.write(move |conn| {
+            conn.prepare_cached("DELETE FROM idempotency_keys WHERE key = ?1")?
+                .execute(params![key])?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn apply_provider_status(&self, report: ProviderStatus) -> Result<Option<String>> {
+        self.write(move |conn| apply_provider_status(conn, &report))
+            .await
+    }
 }

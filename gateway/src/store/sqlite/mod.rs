@@ -23,14 +23,9 @@ pub mod migrations;
 mod outbox;
 mod queue;
 
-use super::{
-    AttemptResult, Audience, Callback, CancelReport, CustomerRecord, Inserted, LeasedDelivery,
-    MessageRecord, NewMessage, PlanningFacts, ProviderStatus, Purged, QueueHealth, Store,
-    StoreError,
-};
-use crate::customer::{Consent, Profile, Suppression, SuppressionReason};
-use crate::message::{Channel, MessageStatus};
-use crate::store::{Horizon, Lease, Result};
+use super::{Purged, Store, StoreError};
+use crate::store::replies::{NewReply, ReplyRecorded};
+use crate::store::{Horizon, Result};
 use async_trait::async_trait;
 use migrations::PRAGMAS;
 use rusqlite::config::DbConfig;
@@ -407,91 +402,9 @@ fn savepoint(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
 
 #[async_trait]
 impl Store for SqliteStore {
-    async fn record_reply(
-        &self,
-        reply: super::replies::NewReply,
-    ) -> Result<super::replies::ReplyRecorded> {
+    async fn record_reply(&self, reply: NewReply) -> Result<ReplyRecorded> {
         self.write(move |conn| journeys::record_reply(conn, &reply))
             .await
-    }
-
-    async fn insert_message(&self, message: NewMessage) -> Result<Inserted> {
-        self.write(move |conn| messages::insert(conn, &message))
-            .await
-    }
-
-    /// One write for the page: one place in the writer's queue, not one per
-    /// message ahead of the API's.
-    async fn insert_messages(&self, messages: Vec<NewMessage>) -> Result<Vec<Inserted>> {
-        self.write(move |conn| messages.iter().map(|m| messages::insert(conn, m)).collect())
-            .await
-    }
-
-    async fn cancel(&self, scope: &str, cancel_key: &str, now: i64) -> Result<CancelReport> {
-        let (scope, key) = (scope.to_owned(), cancel_key.to_owned());
-        self.write(move |conn| messages::cancel(conn, &scope, &key, now))
-            .await
-    }
-
-    async fn message(&self, id: &str) -> Result<Option<MessageRecord>> {
-        let id = id.to_owned();
-        self.read(move |conn| messages::read(conn, &id)).await
-    }
-
-    async fn lease_due(&self, lease: Lease) -> Result<Vec<LeasedDelivery>> {
-        let node = self.node.clone();
-        self.write_as(Durability::ProcessCrashSafe, move |conn| {
-            queue::lease(conn, lease, &node)
-        })
-        .await
-    }
-
-    async fn record_attempt(&self, result: AttemptResult) -> Result<Option<MessageStatus>> {
-        let node = self.node.clone();
-        self.write(move |conn| queue::record(conn, &result, &node))
-            .await
-    }
-
-    /// One write for all: one place in the writer's queue and one wake-up.
-    /// A record fails only with the database, so they succeed or fail
-    /// together (a failed one's lease runs out and it is attempted again).
-    async fn record_attempts(
-        &self,
-        results: Vec<AttemptResult>,
-    ) -> Vec<Result<Option<MessageStatus>>> {
-        let (node, count) = (self.node.clone(), results.len());
-        let written = self
-            .write(move |conn| {
-                results
-                    .iter()
-                    .map(|r| queue::record(conn, r, &node))
-                    .collect::<Result<Vec<_>, _>>()
-            })
-            .await;
-        match written {
-            Ok(ended) => ended.into_iter().map(Ok).collect(),
-            Err(e) => (0..count)
-                .map(|_| Err(StoreError::Database(e.to_string())))
-                .collect(),
-        }
-    }
-
-    async fn next_due_at(&self) -> Result<Option<i64>> {
-        self.read(queue::next_due_at).await
-    }
-
-    async fn backlog(&self, now: i64) -> Result<u64> {
-        self.read(move |conn| queue::backlog(conn, now)).await
-    }
-
-    async fn queue_health(&self, now: i64) -> Result<QueueHealth> {
-        self.read(move |conn| {
-            Ok(QueueHealth {
-                oldest_due_at: queue::oldest_due(conn, now)?,
-                outbox: outbox::depth(conn)?,
-            })
-        })
-        .await
     }
 
     /// The writer answers, and the file at the configured path is still the
@@ -514,49 +427,6 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn request_consent(
-        &self,
-        request: crate::customer::double_opt_in::ConsentRequest,
-    ) -> Result<()> {
-        self.write(move |conn| customers::request_consent(conn, &request))
-            .await
-    }
-
-    async fn confirm_consent(
-        &self,
-        channel: Channel,
-        address: &str,
-        now: i64,
-    ) -> Result<Option<crate::customer::double_opt_in::Confirmed>> {
-        let address = address.to_owned();
-        self.write(move |conn| customers::confirm_consent(conn, channel, &address, now))
-            .await
-    }
-
-    async fn claim_key(&self, key: &str, expires_at: i64) -> Result<bool> {
-        let key = key.to_owned();
-        self.write(move |conn| {
-            Ok(conn
-                .prepare_cached(
-                    "INSERT INTO idempotency_keys (key, request_hash, response, expires_at)
-                     VALUES (?1, '', '', ?2) ON CONFLICT (key) DO NOTHING",
-                )?
-                .execute(params![key, expires_at])?
-                == 1)
-        })
-        .await
-    }
-
-    async fn release_key(&self, key: &str) -> Result<()> {
-        let key = key.to_owned();
-        self.write(move |conn| {
-            conn.prepare_cached("DELETE FROM idempotency_keys WHERE key = ?1")?
-                .execute(params![key])?;
-            Ok(())
-        })
-        .await
-    }
-
     async fn shared_secret(&self, name: &str, candidate: &str, now: i64) -> Result<String> {
         let (name, candidate) = (name.to_owned(), candidate.to_owned());
         self.write(move |conn| {
@@ -572,18 +442,6 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn lease_callbacks(&self, lease: Lease) -> Result<Vec<Callback>> {
-        self.write_as(Durability::ProcessCrashSafe, move |conn| {
-            outbox::lease(conn, lease)
-        })
-        .await
-    }
-
-    async fn finish_callback(&self, id: i64, retry_at: Option<i64>, give_up: bool) -> Result<()> {
-        self.write(move |conn| outbox::finish(conn, id, retry_at, give_up))
-            .await
-    }
-
     async fn purge_history(&self, before: Horizon, limit: usize) -> Result<Purged> {
         self.write(move |conn| messages::purge_history(conn, before, limit))
             .await
@@ -591,124 +449,6 @@ impl Store for SqliteStore {
 
     async fn purge_expired_keys(&self, now: i64, limit: usize) -> Result<Purged> {
         self.write(move |conn| messages::purge_expired_keys(conn, now, limit))
-            .await
-    }
-
-    async fn put_customer(&self, id: &str, profile: Profile, now: i64) -> Result<bool> {
-        let id = id.to_owned();
-        self.write(move |conn| customers::put(conn, &id, &profile, now))
-            .await
-    }
-
-    async fn customer(&self, id: &str) -> Result<Option<CustomerRecord>> {
-        let id = id.to_owned();
-        self.read(move |conn| customers::read(conn, &id)).await
-    }
-
-    async fn update_consent(
-        &self,
-        id: &str,
-        changes: Vec<(Channel, String, Consent)>,
-        now: i64,
-    ) -> Result<Option<Profile>> {
-        let id = id.to_owned();
-        self.write(move |conn| customers::update_consent(conn, &id, &changes, now))
-            .await
-    }
-
-    async fn delete_customer(&self, id: &str, now: i64) -> Result<bool> {
-        let id = id.to_owned();
-        self.write(move |conn| customers::delete(conn, &id, now))
-            .await
-    }
-
-    async fn apply_provider_status(&self, report: ProviderStatus) -> Result<Option<String>> {
-        self.write(move |conn| messages::apply_provider_status(conn, &report))
-            .await
-    }
-
-    async fn consent_by_address(
-        &self,
-        address: &str,
-        channel: Channel,
-        categories: Vec<String>,
-        consent: Consent,
-        now: i64,
-    ) -> Result<usize> {
-        let address = address.to_owned();
-        self.write(move |conn| {
-            customers::consent_by_address(conn, &address, channel, &categories, &consent, now)
-        })
-        .await
-    }
-
-    async fn forget_address(
-        &self,
-        message_id: &str,
-        channel: Channel,
-        address: &str,
-        now: i64,
-    ) -> Result<Option<String>> {
-        let (message_id, address) = (message_id.to_owned(), address.to_owned());
-        self.write(move |conn| customers::forget_address(conn, &message_id, channel, &address, now))
-            .await
-    }
-
-    async fn planning_facts(
-        &self,
-        audience: Audience,
-        scope: &str,
-        cap: Option<(String, i64)>,
-    ) -> Result<PlanningFacts> {
-        let scope = scope.to_owned();
-        self.read_small(move |conn| {
-            let (profiles, addresses) = match &audience {
-                Audience::Customer(id) => {
-                    let profile = customers::read(conn, id)?.map(|r| r.profile);
-                    let keys = profile.iter().flat_map(|p| p.addresses.keys()).collect();
-                    (profile.into_iter().collect(), keys)
-                }
-                Audience::Address { channel, address } => (
-                    customers::at_address(conn, *channel, address)?,
-                    vec![(*channel, address.clone())],
-                ),
-            };
-            let recent = match &cap {
-                Some((category, since)) => messages::recent(conn, &scope, category, *since)?,
-                None => 0,
-            };
-            Ok(PlanningFacts {
-                profiles,
-                suppressions: customers::suppressions(conn, &addresses)?,
-                recent,
-            })
-        })
-        .await
-    }
-
-    async fn suppressions(&self, addresses: Vec<(Channel, String)>) -> Result<Vec<Suppression>> {
-        self.read(move |conn| customers::suppressions(conn, &addresses))
-            .await
-    }
-
-    async fn suppress(&self, suppression: Suppression) -> Result<bool> {
-        self.write(move |conn| Ok(customers::suppress(conn, &suppression, false)?.written))
-            .await
-    }
-
-    async fn put_suppression(&self, suppression: Suppression) -> Result<bool> {
-        self.write(move |conn| Ok(customers::suppress(conn, &suppression, true)?.created))
-            .await
-    }
-
-    async fn delete_suppression(
-        &self,
-        channel: Channel,
-        address: &str,
-        reason: Option<SuppressionReason>,
-    ) -> Result<bool> {
-        let address = address.to_owned();
-        self.write(move |conn| customers::unsuppress(conn, channel, &address, reason))
             .await
     }
 }

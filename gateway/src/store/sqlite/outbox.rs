@@ -2,8 +2,11 @@
 //! transaction as the status change it reports, so a callback is never lost
 //! nor sent for a change that did not happen.
 
+use super::{Durability, SqliteStore};
 use crate::store::Callback;
+use crate::store::OutboxStore;
 use crate::store::{Lease, Result};
+use async_trait::async_trait;
 use rusqlite::{Connection, params};
 
 /// Queue a status callback for the message's current status, if it has a callback URL.
@@ -104,4 +107,19 @@ pub fn finish(conn: &Connection, id: i64, retry_at: Option<i64>, give_up: bool) 
             .execute(params![id])?;
     }
     Ok(())
+}
+
+#[async_trait]
+impl OutboxStore for SqliteStore {
+    async fn lease_callbacks(&self, lease: Lease) -> Result<Vec<Callback>> {
+        self.write_as(Durability::ProcessCrashSafe, move |conn| {
+            self::lease(conn, lease)
+        })
+        .await
+    }
+
+    async fn finish_callback(&self, id: i64, retry_at: Option<i64>, give_up: bool) -> Result<()> {
+        self.write(move |conn| finish(conn, id, retry_at, give_up))
+            .await
+    }
 }

@@ -3,10 +3,14 @@
 
 use super::messages;
 use super::outbox::report_status;
+use super::{Durability, SqliteStore, outbox};
 use crate::message::{Content, MessageStatus};
 use crate::store::OPEN;
+use crate::store::QueueHealth;
+use crate::store::QueueStore;
 use crate::store::{AttemptResult, LeasedDelivery, Next, StoreError};
 use crate::store::{Lease, Result};
+use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, params};
 use std::sync::LazyLock;
 
@@ -325,4 +329,62 @@ pub fn backlog(conn: &Connection, now: i64) -> Result<u64> {
         )?
         .query_row(params![now], |r| r.get(0))?;
     Ok(u64::try_from(count).unwrap_or(0))
+}
+
+#[async_trait]
+impl QueueStore for SqliteStore {
+    async fn lease_due(&self, lease: Lease) -> Result<Vec<LeasedDelivery>> {
+        let node = self.node.clone();
+        self.write_as(Durability::ProcessCrashSafe, move |conn| {
+            self::lease(conn, lease, &node)
+        })
+        .await
+    }
+
+    async fn record_attempt(&self, result: AttemptResult) -> Result<Option<MessageStatus>> {
+        let node = self.node.clone();
+        self.write(move |conn| record(conn, &result, &node)).await
+    }
+
+    /// One write for all: one place in the writer's queue and one wake-up.
+    /// A record fails only with the database, so they succeed or fail
+    /// together (a failed one's lease runs out and it is attempted again).
+    async fn record_attempts(
+        &self,
+        results: Vec<AttemptResult>,
+    ) -> Vec<Result<Option<MessageStatus>>> {
+        let (node, count) = (self.node.clone(), results.len());
+        let written = self
+            .write(move |conn| {
+                results
+                    .iter()
+                    .map(|r| record(conn, r, &node))
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .await;
+        match written {
+            Ok(ended) => ended.into_iter().map(Ok).collect(),
+            Err(e) => (0..count)
+                .map(|_| Err(StoreError::Database(e.to_string())))
+                .collect(),
+        }
+    }
+
+    async fn next_due_at(&self) -> Result<Option<i64>> {
+        self.read(next_due_at).await
+    }
+
+    async fn backlog(&self, now: i64) -> Result<u64> {
+        self.read(move |conn| backlog(conn, now)).await
+    }
+
+    async fn queue_health(&self, now: i64) -> Result<QueueHealth> {
+        self.read(move |conn| {
+            Ok(QueueHealth {
+                oldest_due_at: oldest_due(conn, now)?,
+                outbox: outbox::depth(conn)?,
+            })
+        })
+        .await
+    }
 }

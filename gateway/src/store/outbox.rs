@@ -1,0 +1,27 @@
+//! The status-callback outbox: written with the change it reports,
+//! drained by whichever node leases a row first.
+
+use super::error::Result;
+use super::queue::Lease;
+use async_trait::async_trait;
+
+/// A status callback waiting to be posted.
+#[derive(Debug, Clone)]
+pub struct Callback {
+    pub id: i64,
+    pub message_id: String,
+    pub url: String,
+    pub payload: String,
+    pub attempts: u32,
+}
+
+/// Status callbacks waiting to be posted.
+#[async_trait]
+pub trait OutboxStore: Send + Sync {
+    /// Lease up to `limit` status callbacks that are due.
+    async fn lease_callbacks(&self, lease: Lease) -> Result<Vec<Callback>>;
+
+    /// A callback was posted (`retry_at: None`), or is to be tried again, or
+    /// given up (`give_up`).
+    async fn finish_callback(&self, id: i64, retry_at: Option<i64>, give_up: bool) -> Result<()>;
+}

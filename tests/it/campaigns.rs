@@ -268,11 +268,11 @@ async fn keeps_quiet_hours_and_stops_when_cancelled(utc: &str, utc_hour: i64) {
     let planned = cancelled["planned"].as_i64().unwrap();
     assert!((40..120).contains(&planned), "{cancelled}");
 
-    // Let what was sent settle, then nothing more happens.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // Once what was sent has settled, nothing more happens.
+    gw.quiesce().await;
     let settled = broadcast_view(&gw, &id).await;
     let sent_before = sms_recipients(&sim);
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    gw.quiesce().await;
     let after = broadcast_view(&gw, &id).await;
     assert_eq!(
         after["planned"], settled["planned"],

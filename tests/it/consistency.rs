@@ -4,7 +4,6 @@
 use crate::support::{FAST_DISPATCH, TestGateway, default_twilio, sms};
 use crossgate_tests::{Behaviour, DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN, ProviderSim};
 use serde_json::{Value, json};
-use std::time::Duration;
 
 async fn gateway(sim: &ProviderSim) -> TestGateway {
     TestGateway::start(&format!("{FAST_DISPATCH}{}", default_twilio(&sim.url()))).await
@@ -63,7 +62,7 @@ async fn the_same_idempotency_key_and_body_return_the_first_answer() {
 
     gw.settled(first["id"].as_str().unwrap()).await;
     assert_eq!(gw.stored_messages(), 2);
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    gw.quiesce().await;
     assert_eq!(sim.requests().len(), 2, "each key sent exactly one message");
 }
 

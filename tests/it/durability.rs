@@ -108,8 +108,8 @@ async fn a_202_survives_kill_9_and_only_in_flight_attempts_are_resent() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    // Let stragglers land, then count re-sends.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Once nothing is due any more, count re-sends.
+    gateway.quiesce().await;
     let got = received(&sim);
     let resent: Vec<&(String, String)> = accepted
         .iter()

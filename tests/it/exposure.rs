@@ -194,7 +194,7 @@ async fn a_reply_never_grants_consent_and_start_only_undoes_stop() {
 #[tokio::test]
 async fn a_yes_to_a_message_that_asked_grants_consent_once() {
     let sim = ProviderSim::start().await.unwrap();
-    let gw = gateway(&sim, "").await;
+    let gw = gateway(&sim, "[clock]\nmode = \"manual\"\n").await;
     gw.put_customer(
         "lu",
         &json!({"addresses": {"phone": PHONE, "email": "lu@example.com"}}),
@@ -208,7 +208,8 @@ async fn a_yes_to_a_message_that_asked_grants_consent_once() {
     // A window that has passed grants nothing.
     let late = gw.send_ok(&ask("1s")).await;
     assert_eq!(gw.settled(&late).await["status"], "sent");
-    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+    let (status, moved) = gw.post("/v1/admin/clock", &json!({"advance": "2s"})).await;
+    assert_eq!(status, 200, "{moved}");
     let (_, applied) = inbound_sms(&gw, PHONE, "YES").await;
     assert_eq!(applied["consent_changes"], 0, "{applied}");
 

@@ -209,7 +209,7 @@ async fn welcome_then_an_sms_a_week_later_unless_they_bought() {
 
     // Six days: nothing yet. Seven: Ada gets the SMS, Bob does not.
     advance(&gw, "6d").await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    gw.quiesce().await;
     assert!(sms_bodies(&sim.requests()).is_empty());
     advance(&gw, "1d").await;
     let ada = run_until(&gw, "ada", "welcome", |r| r["status"] == "completed").await;
@@ -232,7 +232,7 @@ async fn welcome_then_an_sms_a_week_later_unless_they_bought() {
 
     // A second signed_up does not start the journey again (entry once).
     event(&gw, "ada", "signed_up").await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    gw.quiesce().await;
     assert_eq!(runs(&gw, "ada").await.len(), 1);
     // The run is readable on its own too.
     let one = gw
@@ -279,7 +279,7 @@ async fn a_purchase_cancels_the_cart_reminder_even_once_it_is_scheduled() {
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
     advance(&gw, "1d").await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    gw.quiesce().await;
     assert!(sms_bodies(&sim.requests()).is_empty(), "no reminder went");
 }
 

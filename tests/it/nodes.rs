@@ -160,7 +160,9 @@ async fn three_nodes_share_the_work_and_finish_a_killed_nodes_after_its_lease() 
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Every message reached the provider; once no node has work due, all
+    // is recorded.
+    started[1].quiesce().await;
 
     let (db, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
         .await

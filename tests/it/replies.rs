@@ -265,7 +265,7 @@ async fn an_sms_reply_is_posted_and_stop_is_still_an_opt_out() {
     assert_eq!(applied["replies"], 0);
     assert_eq!(applied["suppressions"], 1);
     // The concierge journey is for WhatsApp: nothing was sent back by SMS.
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    gw.quiesce().await;
     assert!(sim.requests().is_empty(), "{:?}", sim.requests().len());
     assert_eq!(platform.replies().len(), 1);
 

@@ -190,6 +190,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/conversions/{event_id}", get(reports::conversion))
         .route("/metrics", get(operations::metrics))
         .route("/v1/admin/reload", post(operations::reload))
+        .route("/v1/admin/work", get(operations::work))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::authenticate,

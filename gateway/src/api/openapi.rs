@@ -47,6 +47,7 @@ use utoipa::OpenApi;
         operations::metrics,
         operations::ready,
         operations::reload,
+        operations::work,
         healthz,
         openapi,
     ),

@@ -52,6 +52,27 @@ pub async fn reload(
     ))
 }
 
+/// `GET /v1/admin/work` (admin scope): the work due now on every node, and
+/// whether there is none (`quiet`). Nothing more happens on a quiet gateway
+/// until the clock reaches what is scheduled or a request arrives: a drain
+/// waits for it before taking nodes down, and a test before it checks that
+/// nothing else was sent.
+#[utoipa::path(get, path = "/v1/admin/work", tag = "operations",
+    responses((status = 200, description = "{\"quiet\", \"due\": {\"deliveries\", \"events\", \"journey_runs\", \"broadcasts\", \"callbacks\"}}", body = Object),
+              (status = 503, body = super::error::ErrorBody)))]
+pub async fn work(
+    State(state): State<Arc<AppState>>,
+) -> Result<axum::Json<serde_json::Value>, ApiError> {
+    let due = state
+        .store
+        .due_work(state.clock.now())
+        .await
+        .map_err(ApiError::from)?;
+    Ok(axum::Json(
+        serde_json::json!({"quiet": due.is_quiet(), "due": due}),
+    ))
+}
+
 /// `200 ready` while the store takes a write, `503` otherwise (a load balancer
 /// then sends traffic elsewhere); `/healthz` stays a cheap liveness check.
 #[utoipa::path(get, path = "/readyz", tag = "operations",

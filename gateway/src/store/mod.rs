@@ -134,6 +134,9 @@ pub trait Store:
     /// Whether the store can be read and written now: for `/readyz`.
     async fn ping(&self, now: i64) -> Result<()>;
 
+    /// What some node has to do at `now` ([`DueWork`]), read at once.
+    async fn due_work(&self, now: i64) -> Result<DueWork>;
+
     /// The secret stored under `name`; `candidate` becomes it when there is
     /// none yet. Every node asks with a candidate of its own and all get the
     /// first one stored.
@@ -157,6 +160,60 @@ pub trait Store:
     /// Called until it purges less than `limit` of each, so one call is one
     /// short write.
     async fn purge_history(&self, before: Horizon, limit: usize) -> Result<Purged>;
+}
+
+/// Work due at a moment, on every node: when all of it is zero the gateway
+/// is quiet, and nothing more happens until the clock reaches what is
+/// scheduled or a request arrives (`GET /v1/admin/work`: a drain, a
+/// rehearsal, a test that checks that nothing else is sent).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct DueWork {
+    /// Deliveries due or being attempted.
+    pub deliveries: u64,
+    /// Events journeys have not applied yet.
+    pub events: u64,
+    /// Active journey runs whose timer is due.
+    pub journey_runs: u64,
+    /// Broadcasts due to start or fanning out.
+    pub broadcasts: u64,
+    /// Status callbacks due or being posted.
+    pub callbacks: u64,
+}
+
+impl DueWork {
+    pub fn is_quiet(&self) -> bool {
+        *self == DueWork::default()
+    }
+
+    /// The one statement both stores count it with, `now` bound as `param`.
+    fn sql(param: &str) -> String {
+        use crate::message::DeliveryState;
+        format!(
+            "SELECT
+                 (SELECT COUNT(*) FROM deliveries
+                  WHERE (state = '{pending}' AND due_at <= {param}) OR state = '{leased}'),
+                 (SELECT COUNT(*) FROM events WHERE NOT handled),
+                 (SELECT COUNT(*) FROM journey_runs WHERE status = 'active' AND wake_at <= {param}),
+                 (SELECT COUNT(*) FROM broadcasts
+                  WHERE (status = 'scheduled' AND start_at <= {param}) OR status = 'planning'),
+                 (SELECT COUNT(*) FROM callbacks_outbox
+                  WHERE (state = 'pending' AND due_at <= {param}) OR state = 'leased')",
+            pending = DeliveryState::Pending.as_str(),
+            leased = DeliveryState::Leased.as_str(),
+        )
+    }
+
+    fn from_counts(counts: [i64; 5]) -> DueWork {
+        let [deliveries, events, journey_runs, broadcasts, callbacks] =
+            counts.map(|n| u64::try_from(n).unwrap_or(0));
+        DueWork {
+            deliveries,
+            events,
+            journey_runs,
+            broadcasts,
+            callbacks,
+        }
+    }
 }
 
 /// Open the configured store, bringing its schema up to date.

@@ -41,7 +41,7 @@ async fn sqlite() -> Stores {
 }
 
 async fn postgres(test: &str) -> Option<Stores> {
-    let url = crate::support::postgres::fresh_database(test).await?;
+    let url = crate::support::postgres::migrated_database(test).await?;
     let database = Database::Postgres(url);
     let (a, b) = tokio::join!(
         store::open(&database, 4, "node-a", wall_ms()),
@@ -121,6 +121,7 @@ macro_rules! suite {
 
 suite!(
     a_lease_is_exclusive_until_it_runs_out,
+    due_work_counts_what_some_node_must_still_do,
     concurrent_leases_never_share_a_delivery,
     only_the_lease_holder_finishes_a_message,
     a_failed_delivery_falls_back_then_the_message_fails,

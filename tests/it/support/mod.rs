@@ -218,6 +218,21 @@ impl TestGateway {
         }
     }
 
+    /// Waits until no work is due (`GET /v1/admin/work`): from then on
+    /// nothing more is sent until the clock reaches what is scheduled, so a
+    /// test may check that something did not happen.
+    pub async fn quiesce(&self) {
+        let deadline = Instant::now() + SETTLE_TIMEOUT;
+        loop {
+            let work = self.get_ok("/v1/admin/work").await;
+            if work["quiet"] == true {
+                return;
+            }
+            assert!(Instant::now() < deadline, "never quiet: {work}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// Rows in the messages table: proves what was (not) stored.
     pub fn stored_messages(&self) -> i64 {
         let conn = rusqlite::Connection::open(&self.db_path).expect("open db");

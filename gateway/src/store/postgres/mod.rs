@@ -19,7 +19,7 @@ mod batch;
 pub mod migrations;
 mod recorder;
 
-use super::{Purged, Store, StoreError};
+use super::{DueWork, Purged, Store, StoreError};
 use crate::store::Outage;
 use crate::store::replies::{NewReply, ReplyRecorded};
 use crate::store::{Horizon, Result};
@@ -246,6 +246,12 @@ impl Store for PostgresStore {
 
     /// Answers within [`PING_TIMEOUT`] either way: a load balancer's health
     /// check should not wait out the pool's connect timeout.
+    async fn due_work(&self, now: i64) -> Result<DueWork> {
+        static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| DueWork::sql("$1"));
+        let row = self.client().await?.one(&SQL, &[&now]).await?;
+        Ok(DueWork::from_counts([0, 1, 2, 3, 4].map(|i| row.get(i))))
+    }
+
     async fn ping(&self, now: i64) -> Result<()> {
         // A row written, not only read: a server that cannot write (a full
         // disk, a read-only standby) is not ready.

@@ -23,7 +23,7 @@ pub mod migrations;
 mod outbox;
 mod queue;
 
-use super::{Purged, Store, StoreError};
+use super::{DueWork, Purged, Store, StoreError};
 use crate::store::replies::{NewReply, ReplyRecorded};
 use crate::store::{Horizon, Result};
 use async_trait::async_trait;
@@ -410,6 +410,17 @@ impl Store for SqliteStore {
     /// The writer answers, and the file at the configured path is still the
     /// one this process writes: a deleted or replaced file would take every
     /// later write with it when the process ends.
+    async fn due_work(&self, now: i64) -> Result<DueWork> {
+        static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| DueWork::sql("?1"));
+        self.read(move |conn| {
+            let counts = conn.prepare_cached(&SQL)?.query_row(params![now], |r| {
+                Ok([r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?])
+            })?;
+            Ok(DueWork::from_counts(counts))
+        })
+        .await
+    }
+
     async fn ping(&self, now: i64) -> Result<()> {
         let (path, opened) = (self.path.clone(), self.identity);
         self.write_as(Durability::ProcessCrashSafe, move |conn| {

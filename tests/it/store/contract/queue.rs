@@ -177,3 +177,36 @@ pub async fn backlog_and_due_times_count_every_node(s: Stores) {
     );
     assert_eq!(status(&*s.a, "later").await, MessageStatus::Scheduled);
 }
+
+/// Due work is counted on every node: a due delivery until its attempt is
+/// recorded (leased counts too), not one scheduled for later; an event until
+/// journeys applied it.
+pub async fn due_work_counts_what_some_node_must_still_do(s: Stores) {
+    assert!(s.a.due_work(1_000).await.unwrap().is_quiet());
+    insert(&*s.a, message("m1", 1_000, &["twilio"])).await;
+    let mut later = message("m2", 1_000, &["twilio"]);
+    later.send_at = Some(50_000);
+    insert(&*s.a, later).await;
+    s.a.record_events(vec![new_event("e1", "ada", "signed_up", 1_000, None)])
+        .await
+        .unwrap();
+    let due = s.b.due_work(2_000).await.unwrap();
+    assert_eq!((due.deliveries, due.events), (1, 1), "{due:?}");
+
+    let leased = s.a.lease_due(Lease::new(2_000, 10, LEASE)).await.unwrap();
+    assert_eq!(
+        s.b.due_work(2_000).await.unwrap().deliveries,
+        1,
+        "in flight"
+    );
+    s.a.record_attempt(attempt(&leased[0], 2_100, Outcome::Sent, sent()))
+        .await
+        .unwrap();
+    s.a.events_handled(vec!["e1".into()]).await.unwrap();
+    assert!(s.b.due_work(2_200).await.unwrap().is_quiet());
+    assert_eq!(
+        s.b.due_work(50_000).await.unwrap().deliveries,
+        1,
+        "the scheduled one, once its time comes"
+    );
+}

@@ -16,23 +16,9 @@ use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-/// Platform ids are opaque but bounded and URL-safe.
+/// A customer id from a path: [`crate::customer::check_id`].
 pub(super) fn check_id(id: &str) -> Result<(), ApiError> {
-    // Not `.` or `..` or any id starting with a dot: ids end up in paths and logs.
-    let ok = (1..=128).contains(&id.len())
-        && !id.starts_with('.')
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':' | b'@'));
-    if ok {
-        Ok(())
-    } else {
-        Err(ApiError::invalid(
-            "invalid_customer_id",
-            "id",
-            "customer ids are 1-128 characters of letters, digits and - _ . : @, not starting with .",
-        ))
-    }
+    crate::customer::check_id(id).map_err(invalid)
 }
 
 fn invalid(e: crate::customer::Invalid) -> ApiError {
@@ -121,30 +107,7 @@ pub async fn delete(
 /// A profile may only name regions and categories the gateway knows: an
 /// unknown one would be stored and silently never match.
 fn check_against_policy(state: &AppState, profile: &Profile) -> Result<(), ApiError> {
-    let routing = state.live.current();
-    if let Some(region) = &profile.region
-        && !routing.policy.regions.values().any(|r| r == region)
-        && !routing.policy.routing.regions.contains_key(region)
-    {
-        return Err(ApiError::invalid(
-            "unknown_region",
-            "region",
-            format!("no region {region:?} in [regions]"),
-        ));
-    }
-    for (channel, by_category) in &profile.consent {
-        if let Some(category) = by_category
-            .keys()
-            .find(|c| !routing.policy.categories.contains_key(*c))
-        {
-            return Err(ApiError::invalid(
-                "unknown_category",
-                &format!("consent.{channel}.{category}"),
-                format!("no category {category:?} is configured"),
-            ));
-        }
-    }
-    Ok(())
+    state.live.current().policy.admits(profile).map_err(invalid)
 }
 
 /// `{"sms": {"marketing": {"status": "opted_out", "source": "support"}}}`

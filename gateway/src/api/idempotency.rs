@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
-pub use crate::send::keys::{MAX_KEY_LEN, valid_key};
+pub use crate::send::keys::{MAX_KEY_LEN, reserved, scoped, unscoped, valid_key};
 
 #[derive(Default)]
 pub struct InFlight {
@@ -58,36 +58,6 @@ pub fn request_hash(body: &serde_json::Value) -> String {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
-}
-
-/// A caller's key as stored: under `api:` and the caller's name, so one
-/// platform's retry token is not another's, and no caller can name a key the
-/// gateway itself uses (`journey:`, `broadcast:`, `provider:`, `reply:`).
-pub fn scoped(caller: &str, key: &str) -> String {
-    format!("api:{caller}:{key}")
-}
-
-/// Whether `key` is in a namespace the gateway writes itself.
-pub fn reserved(key: &str) -> bool {
-    [
-        "api:",
-        "journey:",
-        "broadcast:",
-        "provider:",
-        "reply:",
-        "webhook:",
-    ]
-    .iter()
-    .any(|prefix| key.starts_with(prefix))
-}
-
-/// A key as the caller wrote it: what [`scoped`] added taken off; the
-/// gateway's own keys as they are.
-pub fn unscoped(stored: &str) -> &str {
-    stored
-        .strip_prefix("api:")
-        .and_then(|rest| rest.split_once(':'))
-        .map_or(stored, |(_, key)| key)
 }
 
 /// The `Idempotency-Key` header or the `idempotency_key` field; both must agree.
@@ -144,14 +114,6 @@ mod tests {
         let c: serde_json::Value = serde_json::from_str(r#"{"a": 2, "b": [1, 2]}"#).unwrap();
         assert_eq!(request_hash(&a), request_hash(&b));
         assert_ne!(request_hash(&a), request_hash(&c));
-    }
-
-    #[test]
-    fn a_callers_key_never_names_the_gateways_own() {
-        let key = scoped("shop", "journey:run_1");
-        assert!(key.starts_with("api:shop:"));
-        assert_eq!(unscoped(&key), "journey:run_1");
-        assert_eq!(unscoped("journey:run_1"), "journey:run_1");
     }
 
     #[test]

@@ -5,9 +5,10 @@
 use super::body::{parse_json, read_body};
 use super::messages::timestamp;
 use super::{ApiError, AppState, Caller};
-use crate::journeys::engine::{self, Effect, Facts, Input, RunState, RunStatus, SendOutcome};
-use crate::store::journeys::{EventInserted, NewEvent, RunRecord};
-use crate::store::reports::NewConversion;
+use crate::journeys::engine::{self, Facts, RunState};
+use crate::journeys::intake::{self, EventRequest};
+use crate::journeys::simulate;
+use crate::store::journeys::RunRecord;
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -16,28 +17,6 @@ use axum::{Extension, Json};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use std::sync::Arc;
-
-/// The largest `properties` object, as JSON.
-const MAX_PROPERTIES_BYTES: usize = 16 * 1024;
-/// Events in one batch.
-const MAX_BATCH: usize = 1000;
-
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct EventRequest {
-    pub customer_id: String,
-    /// `cart_abandoned`, `purchase`: 1-64 of A-Z a-z 0-9 _ . - :
-    pub name: String,
-    #[serde(default)]
-    #[schema(value_type = Object)]
-    pub properties: Map<String, Value>,
-    /// RFC 3339; default now.
-    #[serde(default)]
-    pub occurred_at: Option<String>,
-    /// The same key names the same event: a retry stores nothing twice.
-    #[serde(default)]
-    pub idempotency_key: Option<String>,
-}
 
 /// `{"events": [...]}`: nothing may stand beside the list.
 #[derive(Debug, Deserialize)]
@@ -78,83 +57,25 @@ pub async fn events(
 ) -> Result<Response, ApiError> {
     let bytes = read_body(&state, body).await?;
     let (requests, batch) = parse_events(&bytes)?;
-    if requests.is_empty() || requests.len() > MAX_BATCH {
-        return Err(ApiError::invalid(
-            "invalid_batch",
-            "events",
-            format!("1-{MAX_BATCH} events"),
-        ));
-    }
     let caller = caller.map_or_else(|| "default".to_owned(), |Extension(c)| c.0);
-    let now = state.clock.now();
-    let conversions_config = state.live.current().conversions.clone();
-    let mut events = Vec::with_capacity(requests.len());
-    let mut conversions = Vec::new();
-    let mut notes: Vec<(usize, String)> = Vec::new();
-    for (i, request) in requests.into_iter().enumerate() {
-        let at = |field: &str| {
-            if batch {
-                format!("events[{i}].{field}")
-            } else {
-                field.to_owned()
-            }
-        };
-        // The event is the customer's fact and is stored whatever its value
-        // says: a journey's exit must not hang on a reporting setting. A
-        // conversion without a usable value is credited at none.
-        let conversion = conversions_config.get(&request.name).map(|c| {
-            let value = c.value_of(&Value::Object(request.properties.clone()));
-            (c, value)
-        });
-        let event = validate(request, &caller, now, &at)?;
-        if let Some((config, value)) = conversion {
-            let value = value.inspect_err(|why| notes.push((i, why.clone()))).ok();
-            conversions.push((
-                i,
-                NewConversion {
-                    event_id: event.id.clone(),
-                    customer_id: event.customer_id.clone(),
-                    name: event.name.clone(),
-                    value,
-                    currency: config.currency.clone(),
-                    occurred_at: event.occurred_at,
-                    window_ms: config.window,
-                },
-            ));
-        }
-        events.push(event);
-    }
-    let ids: Vec<String> = events.iter().map(|e| e.id.clone()).collect();
-    let inserted = state
-        .store
-        .record_events(events)
+    let checked = intake::check(
+        requests,
+        batch,
+        &caller,
+        state.clock.now(),
+        &state.live.current().conversions,
+    )
+    .map_err(|e| ApiError::invalid(e.code, &e.field, e.message))?;
+    let recorded = intake::record(&*state.store, checked)
         .await
         .map_err(ApiError::from)?;
     state.journeys_wake.notify_one();
-    // Credited once the events are stored; a retried batch credits the
-    // stored event, so a failure here is mended by the platform's retry.
-    for (i, mut conversion) in conversions {
-        if let Some(EventInserted::Duplicate { id }) = inserted.get(i) {
-            conversion.event_id.clone_from(id);
-        }
-        state
-            .store
-            .record_conversion(conversion)
-            .await
-            .map_err(ApiError::from)?;
-    }
-    let answers: Vec<Value> = ids
+    let answers: Vec<Value> = recorded
         .into_iter()
-        .zip(inserted)
-        .enumerate()
-        .map(|(i, (id, inserted))| {
-            let mut answer = match inserted {
-                EventInserted::New => json!({"id": id, "duplicate": false}),
-                EventInserted::Duplicate { id } => json!({"id": id, "duplicate": true}),
-            };
-            if let Some((_, why)) = notes.iter().find(|(n, _)| *n == i) {
-                answer["conversion_warning"] =
-                    json!(format!("recorded as a conversion without value: {why}"));
+        .map(|r| {
+            let mut answer = json!({"id": r.id, "duplicate": r.duplicate});
+            if let Some(why) = r.conversion_warning {
+                answer["conversion_warning"] = json!(why);
             }
             answer
         })
@@ -165,70 +86,6 @@ pub async fn events(
         answers.into_iter().next().unwrap_or_default()
     };
     Ok((StatusCode::ACCEPTED, Json(body)).into_response())
-}
-
-fn validate(
-    request: EventRequest,
-    caller: &str,
-    now: i64,
-    at: &dyn Fn(&str) -> String,
-) -> Result<NewEvent, ApiError> {
-    super::customers::check_id(&request.customer_id).map_err(|e| e.field(at("customer_id")))?;
-    if !crate::journeys::valid_name(&request.name) {
-        return Err(ApiError::invalid(
-            "invalid_event_name",
-            &at("name"),
-            "event names are 1-64 of A-Z a-z 0-9 _ . - :",
-        ));
-    }
-    if crate::journeys::reserved_name(&request.name) {
-        return Err(ApiError::invalid(
-            "reserved_event_name",
-            &at("name"),
-            "names starting with `message.` are the gateway's own (provider reports, replies)",
-        ));
-    }
-    let properties = serde_json::to_string(&request.properties).map_err(ApiError::internal)?;
-    if properties.len() > MAX_PROPERTIES_BYTES {
-        return Err(ApiError::invalid(
-            "properties_too_large",
-            &at("properties"),
-            format!("properties are at most {MAX_PROPERTIES_BYTES} bytes of JSON"),
-        ));
-    }
-    let occurred_at = match &request.occurred_at {
-        Some(text) => text
-            .parse::<jiff::Timestamp>()
-            .map_err(|e| {
-                ApiError::invalid(
-                    "invalid_time",
-                    &at("occurred_at"),
-                    format!("occurred_at must be RFC 3339: {e}"),
-                )
-            })?
-            .as_millisecond(),
-        None => now,
-    };
-    if let Some(key) = &request.idempotency_key
-        && !super::idempotency::valid_key(key)
-    {
-        return Err(ApiError::invalid(
-            "invalid_key",
-            &at("idempotency_key"),
-            "1-255 printable ASCII characters",
-        ));
-    }
-    Ok(NewEvent {
-        id: format!("evt_{}", uuid::Uuid::now_v7().simple()),
-        customer_id: request.customer_id,
-        name: request.name,
-        properties,
-        occurred_at,
-        received_at: now,
-        idempotency_key: request
-            .idempotency_key
-            .map(|k| super::idempotency::scoped(caller, &k)),
-    })
 }
 
 /// Runs listed per page unless `limit` says otherwise, and at most.
@@ -385,7 +242,6 @@ pub async fn simulate(
         })?;
         timeline.push((start.saturating_add(after), event.name.as_str()));
     }
-    timeline.sort_by_key(|(at, _)| *at);
     let profile = request.customer.unwrap_or_default();
     let profile_json = serde_json::to_value(&profile).map_err(ApiError::internal)?;
     let time_zone = profile.time_zone();
@@ -393,46 +249,9 @@ pub async fn simulate(
         profile: &profile_json,
         time_zone: &time_zone,
     };
-    let journey = &pinned.config;
-    let mut run = engine::start(Value::Object(request.properties));
-    let mut effects = advance_or_fail(journey, &mut run, Input::Start, start, &facts)?;
-    let mut next_event = 0;
-    // Bounded: a journey's timers and the timeline end it, or this does.
-    for _ in 0..1000 {
-        for effect in effects.drain(..) {
-            if let Effect::Send { step, record } = effect {
-                let id = journey.steps[step].id.clone();
-                let at = run.history.get(record).map_or(start, |r| r.at);
-                engine::record_send(
-                    &mut run,
-                    &id,
-                    record,
-                    at,
-                    SendOutcome::Accepted {
-                        message_id: "simulated".into(),
-                        status: "simulated".into(),
-                        channel: None,
-                    },
-                );
-            }
-        }
-        if run.status != RunStatus::Active {
-            break;
-        }
-        let wake = run.waiting.as_ref().map(|w| w.wake_at());
-        let event = timeline.get(next_event).copied();
-        effects = match (wake, event) {
-            (Some(wake), Some((at, _))) if wake < at => {
-                advance_or_fail(journey, &mut run, Input::Tick, wake, &facts)?
-            }
-            (_, Some((at, name))) => {
-                next_event += 1;
-                advance_or_fail(journey, &mut run, Input::Event { name }, at, &facts)?
-            }
-            (Some(wake), None) => advance_or_fail(journey, &mut run, Input::Tick, wake, &facts)?,
-            (None, None) => break,
-        };
-    }
+    let properties = Value::Object(request.properties);
+    let run = simulate::simulate(&pinned.config, properties, start, timeline, &facts)
+        .map_err(|e| ApiError::invalid("journey_error", "timeline", e))?;
     Ok(Json(json!({
         "journey": name,
         "version": pinned.version,
@@ -441,17 +260,6 @@ pub async fn simulate(
         "steps": run.steps,
         "history": history_view(&run),
     })))
-}
-
-fn advance_or_fail(
-    journey: &crate::journeys::JourneyConfig,
-    run: &mut RunState,
-    input: Input<'_>,
-    now: i64,
-    facts: &Facts<'_>,
-) -> Result<Vec<Effect>, ApiError> {
-    engine::advance(journey, run, input, now, facts)
-        .map_err(|e| ApiError::invalid("journey_error", "timeline", e))
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]

@@ -10,6 +10,6 @@ pub mod unsubscribe;
 
 pub use profile::{
     Addresses, Consent, ConsentStatus, Invalid, Profile, PushAddress, PushFormat,
-    WebPushSubscription, keyword_source,
+    WebPushSubscription, check_id, keyword_source,
 };
 pub use suppression::{Suppression, SuppressionReason, Written, address_key, email};

@@ -236,6 +236,26 @@ pub struct Invalid {
     pub message: String,
 }
 
+/// Platform ids are opaque but bounded and URL-safe: not `.` or `..` or any
+/// id starting with a dot, as ids end up in paths and logs.
+pub fn check_id(id: &str) -> Result<(), Invalid> {
+    let ok = (1..=128).contains(&id.len())
+        && !id.starts_with('.')
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':' | b'@'));
+    if ok {
+        Ok(())
+    } else {
+        Err(invalid(
+            "invalid_customer_id",
+            "id",
+            "customer ids are 1-128 characters of letters, digits and - _ . : @, not starting with ."
+                .into(),
+        ))
+    }
+}
+
 fn invalid(code: &'static str, field: &str, message: String) -> Invalid {
     Invalid {
         code,

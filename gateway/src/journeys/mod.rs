@@ -6,8 +6,10 @@
 //! ([`crate::expression`]).
 
 pub mod engine;
+pub mod intake;
 pub mod runner;
 pub mod sends;
+pub mod simulate;
 
 pub use crate::config::journeys::{
     Catalogue, JourneyConfig, Journeys, Pinned, check, check_config, reserved_name, valid_name,

@@ -225,6 +225,40 @@ pub struct Policy {
     pub connectors: Vec<ConnectorRoute>,
 }
 
+impl Policy {
+    /// A profile names only regions and categories this configuration has:
+    /// a consent for a category nobody configured would never be asked.
+    pub fn admits(
+        &self,
+        profile: &crate::customer::Profile,
+    ) -> Result<(), crate::customer::Invalid> {
+        use crate::customer::Invalid;
+        if let Some(region) = &profile.region
+            && !self.regions.values().any(|r| r == region)
+            && !self.routing.regions.contains_key(region)
+        {
+            return Err(Invalid {
+                code: "unknown_region",
+                field: "region".into(),
+                message: format!("no region {region:?} in [regions]"),
+            });
+        }
+        for (channel, by_category) in &profile.consent {
+            if let Some(category) = by_category
+                .keys()
+                .find(|c| !self.categories.contains_key(*c))
+            {
+                return Err(Invalid {
+                    code: "unknown_category",
+                    field: format!("consent.{channel}.{category}"),
+                    message: format!("no category {category:?} is configured"),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct ConnectorRoute {
     pub name: String,

@@ -810,7 +810,11 @@ async fn header_injection_and_unsendable_addresses_are_refused() {
 #[tokio::test]
 async fn consent_times_default_alike_and_empty_broadcasts_are_refused() {
     let sim = ProviderSim::start().await.unwrap();
-    let gw = gateway(&sim, "[segments.everyone]\nreachable = [\"sms\"]\n").await;
+    let extra = format!(
+        "[segments.everyone]\nreachable = [\"sms\"]\n{}",
+        crate::support::clock_at("12:30")
+    );
+    let gw = gateway(&sim, &extra).await;
     let (status, answer) = gw
         .put_customer(
             "ka",
@@ -821,7 +825,9 @@ async fn consent_times_default_alike_and_empty_broadcasts_are_refused() {
     assert_eq!(status, 201, "{answer}");
     let given = consent(&gw, "ka", "sms", "marketing").await;
     assert_eq!(given["status"], "opted_in");
-    assert!(given["at"].as_str().is_some(), "{given}");
+    // Stamped by the gateway's clock, as a PATCH without `at` is.
+    let at = given["at"].as_str().unwrap_or_default();
+    assert!(at.starts_with("2026-03-04T12:3"), "{given}");
 
     for (content, what) in [
         (json!({"text": "   "}), "empty text"),

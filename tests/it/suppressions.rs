@@ -298,6 +298,9 @@ async fn a_signed_sendgrid_bounce_suppresses_the_address_and_a_forged_one_change
         json!({"channel": "email", "to": {"email": to},
                "content": {"subject": "Receipt", "text": "Thanks for your order"}})
     };
+    // A customer holds the address too (in another spelling).
+    let profile = json!({"addresses": {"email": "Gone@example.nl", "phone": "+31612345678"}});
+    assert_eq!(gw.put_customer("gone", &profile).await.0, 201);
     let id = gw.send_ok(&mail("gone@example.nl")).await;
     let message = gw.settled(&id).await;
     let provider_id = message["provider_message_id"].as_str().unwrap().to_owned();
@@ -341,6 +344,10 @@ async fn a_signed_sendgrid_bounce_suppresses_the_address_and_a_forged_one_change
     let entry = gw.get_ok("/v1/suppressions/email/Gone@Example.nl").await;
     assert_eq!(entry["reason"], "bounce");
     assert_eq!(entry["source"], "sendgrid");
+    // The profile lost it, as it would have had the send itself bounced.
+    let customer = gw.customer("gone").await;
+    assert_eq!(customer["addresses"]["email"], Value::Null, "{customer}");
+    assert_eq!(customer["addresses"]["phone"], "+31612345678");
 
     let (_, answer) = gw.send(&mail("gone@example.nl")).await;
     assert_eq!(answer["status"], "suppressed", "{answer}");

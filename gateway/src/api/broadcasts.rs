@@ -9,7 +9,6 @@ use super::body::{parse_json, read_body};
 use super::messages::timestamp;
 use super::{ApiError, AppState, Caller, segments};
 pub use crate::campaigns::broadcasts::BroadcastRequest;
-use crate::send::{self as compose, send_at};
 use crate::store::campaigns::BroadcastRecord;
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
@@ -20,8 +19,6 @@ use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-/// The fastest a broadcast may be planned, members per second.
-const MAX_RATE: u32 = 10_000;
 /// Broadcasts or refusals listed per page unless `limit` says otherwise,
 /// and at most.
 const PAGE: usize = 100;
@@ -49,60 +46,7 @@ pub async fn create(
     let now = state.clock.now();
     // The segment must exist now; its members are read as the fan-out goes.
     segments::require(&state, &request.segment).await?;
-    let routing = state.live.current();
-    if !routing.policy.categories.contains_key(&request.category) {
-        return Err(ApiError::invalid(
-            "unknown_category",
-            "category",
-            format!("no category named {:?}", request.category),
-        ));
-    }
-    // `broadcasts.rate_per_second` is the operator's ceiling: a request may
-    // go slower, never faster than the providers were sized for.
-    if let Some(rate) = request.rate_per_second
-        && !(1..=state.broadcast_rate.min(MAX_RATE)).contains(&rate)
-    {
-        return Err(ApiError::invalid(
-            "invalid_rate",
-            "rate_per_second",
-            format!(
-                "between 1 and {} (broadcasts.rate_per_second)",
-                state.broadcast_rate.min(MAX_RATE)
-            ),
-        ));
-    }
-    if let Some(name) = &request.template {
-        let template = routing.templates.get(name).ok_or_else(|| {
-            ApiError::invalid(
-                "unknown_template",
-                "template",
-                format!("no template named {name:?}"),
-            )
-        })?;
-        // Every member gets the same data: one missing variable would
-        // refuse them all, one by one.
-        if let Some(missing) = template.missing_variable(&request.data) {
-            return Err(ApiError::invalid(
-                "missing_variable",
-                &format!("data.{missing}"),
-                format!("template {name:?} needs {missing:?} in data"),
-            ));
-        }
-    }
-    // Every member's send has this shape and offer group: refuse a bad one
-    // once, here.
-    let member = request.member("check", "check");
-    compose::check_content(&state.send, &member)?;
-    compose::dedup(
-        &state.send,
-        member.dedup_key,
-        member.offer_group.as_ref(),
-        now,
-    )?;
-    let start_at = match &request.send_at {
-        Some(text) => send_at(text, now)?,
-        None => now,
-    };
+    let start_at = request.check(&state.send, state.broadcast_rate, now)?;
     let id = format!("bc_{}", uuid::Uuid::now_v7().simple());
     let status = if start_at > now {
         "scheduled"

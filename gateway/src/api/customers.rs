@@ -45,9 +45,9 @@ pub async fn put(
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     check_id(&id)?;
     let profile: Profile = parse_json(&read_body(&state, body).await?)?;
-    let profile = profile.validate().map_err(invalid)?;
-    check_against_policy(&state, &profile)?;
     let now = state.clock.now();
+    let profile = profile.validate(now).map_err(invalid)?;
+    check_against_policy(&state, &profile)?;
     let created = state
         .store
         .put_customer(&id, profile.clone(), now)

@@ -4,7 +4,7 @@
 
 use super::body::read_at_most;
 use super::{ApiError, AppState};
-use crate::plugins::{Inbound, WebhookRejection, WebhookRequest};
+use crate::plugins::{WebhookRejection, WebhookRequest};
 use crate::webhooks::inbound::{self, Applied};
 use axum::Json;
 use axum::body::Body;
@@ -64,57 +64,14 @@ pub async fn receive(
         categories: &categories,
         reply_url: state.reply_callback_url.as_deref(),
     };
-    // A callback the connector verified that changes consent or the
-    // suppression list is applied once: the same signed request again (a
-    // replay, or the provider retrying one we answered) changes nothing, so
-    // an old START cannot undo a later STOP, nor an old unsubscribe
-    // re-suppress an address support staff cleared. Delivery reports need
-    // no receipt (a status only moves forward) and replies have their
-    // provider id: the callbacks most messages get cost no extra write.
-    let now = state.clock.now();
-    let receipt = events
-        .iter()
-        .any(Inbound::changes_consent)
-        .then(|| receipt_key(&connector, &request_body));
-    if let Some(receipt) = &receipt {
-        let fresh = state
-            .store
-            .claim_key(receipt, now.saturating_add(REPLAY_WINDOW_MS))
-            .await
-            .map_err(ApiError::from)?;
-        if !fresh {
-            return Ok(Json(Applied {
-                duplicate: true,
-                ..Applied::default()
-            }));
-        }
-    }
-    match inbound::apply(state.store.as_ref(), &source, events, now).await {
-        Ok(applied) => Ok(Json(applied)),
-        Err(e) => {
-            // Not applied: the provider's retry must be taken.
-            if let Some(receipt) = &receipt
-                && let Err(release) = state.store.release_key(receipt).await
-            {
-                tracing::warn!(%connector, "cannot release a webhook receipt: {release}");
-            }
-            Err(ApiError::from(e))
-        }
-    }
-}
-
-/// How long a verified callback is remembered: longer than any provider
-/// retries one; a replay later than this of a provider without signed
-/// timestamps (Twilio) is the one left open.
-const REPLAY_WINDOW_MS: i64 = 30 * 86_400_000;
-
-/// A callback's identity: its connector and the digest of its body, in the
-/// gateway's own key namespace.
-fn receipt_key(connector: &str, body: &[u8]) -> String {
-    use sha2::{Digest, Sha256};
-    let digest: String = Sha256::digest(body)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    format!("webhook:{connector}:{digest}")
+    inbound::apply_once(
+        state.store.as_ref(),
+        &source,
+        events,
+        &request_body,
+        state.clock.now(),
+    )
+    .await
+    .map(Json)
+    .map_err(ApiError::from)
 }

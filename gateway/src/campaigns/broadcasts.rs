@@ -6,7 +6,7 @@
 use super::fanout::Members;
 use crate::message::Channel;
 use crate::send::on_behalf::{self, Accepted, Prepared, Summary};
-use crate::send::{ContentRequest, OfferGroup, SendRequest};
+use crate::send::{self, ContentRequest, OfferGroup, SendError, SendRequest};
 use crate::store::StoreError;
 use crate::store::campaigns::{BroadcastRecord, RefusedMember};
 use crate::store::segments::SegmentQuery;
@@ -18,6 +18,8 @@ use std::sync::Arc;
 
 /// Members composed at once: each reads the profile and plans.
 const COMPOSING: usize = 16;
+/// The fastest a broadcast may be planned, members per second.
+pub const MAX_RATE: u32 = 10_000;
 
 /// A broadcast as the platform asks for it; kept as it was asked.
 #[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
@@ -69,6 +71,57 @@ impl BroadcastRequest {
             channels: self.channels.clone(),
             offer_group: self.offer_group.clone(),
             ..SendRequest::default()
+        }
+    }
+
+    /// Check a new broadcast once for all its members (its category, pace,
+    /// template data, content and offer group) and say when it starts: one
+    /// mistake would otherwise refuse every member, one by one. Its segment
+    /// is the caller's to find; members are read as the fan-out goes.
+    /// `max_rate` is the operator's ceiling (`broadcasts.rate_per_second`):
+    /// a broadcast may go slower, never faster than the providers were
+    /// sized for.
+    pub fn check(&self, send: &send::Context, max_rate: u32, now: i64) -> Result<i64, SendError> {
+        let routing = send.live.current();
+        if !routing.policy.categories.contains_key(&self.category) {
+            return Err(SendError::invalid(
+                "unknown_category",
+                "category",
+                format!("no category named {:?}", self.category),
+            ));
+        }
+        let ceiling = max_rate.min(MAX_RATE);
+        if let Some(rate) = self.rate_per_second
+            && !(1..=ceiling).contains(&rate)
+        {
+            return Err(SendError::invalid(
+                "invalid_rate",
+                "rate_per_second",
+                format!("between 1 and {ceiling} (broadcasts.rate_per_second)"),
+            ));
+        }
+        if let Some(name) = &self.template {
+            let template = routing.templates.get(name).ok_or_else(|| {
+                SendError::invalid(
+                    "unknown_template",
+                    "template",
+                    format!("no template named {name:?}"),
+                )
+            })?;
+            if let Some(missing) = template.missing_variable(&self.data) {
+                return Err(SendError::invalid(
+                    "missing_variable",
+                    &format!("data.{missing}"),
+                    format!("template {name:?} needs {missing:?} in data"),
+                ));
+            }
+        }
+        let member = self.member("check", "check");
+        send::check_content(send, &member)?;
+        send::dedup(send, member.dedup_key, member.offer_group.as_ref(), now)?;
+        match &self.send_at {
+            Some(text) => send::send_at(text, now),
+            None => Ok(now),
         }
     }
 }

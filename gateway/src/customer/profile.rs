@@ -189,17 +189,20 @@ impl Addresses {
 
     /// Drop `address` from `channel` (a provider said it is dead). `true` when it was there.
     pub fn forget(&mut self, channel: Channel, address: &str) -> bool {
+        // Compared as keys: `address` may come from a provider, in its own spelling.
+        let key = super::address_key(channel, address).unwrap_or_else(|_| address.to_owned());
+        let same = |stored: &str| super::address_key(channel, stored).ok().as_deref() == Some(&key);
         let slot = match channel {
             Channel::Email => &mut self.email,
             Channel::Sms => &mut self.phone,
             Channel::Whatsapp => &mut self.whatsapp,
             Channel::Push => {
                 let before = self.push.len();
-                self.push.retain(|p| p.address() != address);
+                self.push.retain(|p| !same(&p.address()));
                 return self.push.len() != before;
             }
         };
-        if slot.as_deref() == Some(address) {
+        if slot.as_deref().is_some_and(same) {
             *slot = None;
             return true;
         }
@@ -212,13 +215,21 @@ impl Addresses {
 pub struct Consent {
     pub status: ConsentStatus,
     /// When the customer said so; when not given, the time it is recorded
-    /// (as `PATCH .../consent` has always done), so both routes agree.
-    #[serde(default = "jiff::Timestamp::now")]
+    /// (as `PATCH .../consent` has always done), so both routes agree: the
+    /// gateway's clock's, stamped by [`Profile::validate`].
+    #[serde(default = "Consent::unstamped")]
     #[schema(value_type = Option<String>, format = DateTime)]
     pub at: jiff::Timestamp,
     /// Where they said so: `checkout`, `sms-keyword`, `support`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<String>,
+}
+
+impl Consent {
+    /// What a consent without `at` reads as until it is stamped.
+    fn unstamped() -> jiff::Timestamp {
+        jiff::Timestamp::MIN
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -325,8 +336,15 @@ impl Profile {
         }
     }
 
-    /// Check every field and normalise phone numbers and codes.
-    pub fn validate(mut self) -> Result<Profile, Invalid> {
+    /// Check every field and normalise phone numbers and codes; a consent
+    /// given without a time is given `now`.
+    pub fn validate(mut self, now: i64) -> Result<Profile, Invalid> {
+        let now = jiff::Timestamp::from_millisecond(now).unwrap_or(jiff::Timestamp::MIN);
+        for consent in self.consent.values_mut().flat_map(|c| c.values_mut()) {
+            if consent.at == Consent::unstamped() {
+                consent.at = now;
+            }
+        }
         let a = &mut self.addresses;
         if let Some(email) = &a.email
             && let Err(why) = super::email(email)
@@ -476,7 +494,7 @@ mod tests {
     use super::*;
 
     fn profile(json: serde_json::Value) -> Result<Profile, Invalid> {
-        serde_json::from_value::<Profile>(json).unwrap().validate()
+        serde_json::from_value::<Profile>(json).unwrap().validate(0)
     }
 
     #[test]

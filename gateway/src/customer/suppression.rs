@@ -102,6 +102,31 @@ pub struct Written {
 }
 
 impl Suppression {
+    /// A provider said `address` (in [`address_key`] form) no longer
+    /// exists: a hard bounce for email, a dead number or push token for the
+    /// rest. Dispatch (a connector's answer to a send) and provider
+    /// callbacks (a later bounce) both make it here.
+    pub fn dead_address(
+        channel: Channel,
+        address: String,
+        source: &str,
+        note: Option<String>,
+        now: i64,
+    ) -> Suppression {
+        Suppression {
+            channel,
+            address,
+            reason: if channel == Channel::Email {
+                SuppressionReason::Bounce
+            } else {
+                SuppressionReason::DeadAddress
+            },
+            source: source.to_owned(),
+            note,
+            created_at: now,
+        }
+    }
+
     /// Whether this entry may take the place of one for `existing`: what a
     /// provider found out (a bounce, a complaint, a dead address) never
     /// replaces what a person asked for (an opt-out, support's entry),

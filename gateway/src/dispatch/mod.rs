@@ -8,9 +8,9 @@ pub mod runtime;
 pub use retry::{Budget, backoff, decide, exponential_ms};
 
 use crate::config::{Config, DispatchConfig};
-use crate::customer::{Suppression, SuppressionReason, address_key};
+use crate::customer::{Suppression, address_key};
 use crate::live::Live;
-use crate::message::{Channel, Outcome};
+use crate::message::Outcome;
 use crate::metrics::Metrics;
 use crate::plugins::Outgoing;
 use crate::store::{AttemptRecord, AttemptResult, Lease, LeasedDelivery, Next, Store};
@@ -167,33 +167,20 @@ impl Dispatcher {
             );
             return;
         }
-        if let Ok(key) = address_key(d.channel, address) {
-            let suppression = Suppression {
-                channel: d.channel,
-                address: key,
-                reason: if d.channel == Channel::Email {
-                    SuppressionReason::Bounce
-                } else {
-                    SuppressionReason::DeadAddress
-                },
-                source: d.connector.clone(),
-                note: Some(reason.to_owned()),
-                created_at: now,
-            };
-            if let Err(e) = self.store.suppress(suppression).await {
-                tracing::error!("cannot suppress a dead address: {e}");
-            }
-        }
+        let key = address_key(d.channel, address).unwrap_or_else(|_| address.to_owned());
+        let dead =
+            Suppression::dead_address(d.channel, key, &d.connector, Some(reason.to_owned()), now);
         match self
             .store
-            .forget_address(&d.message_id, d.channel, address, now)
+            .address_is_dead(dead, Some(d.message_id.clone()), now)
             .await
         {
-            Ok(Some(customer_id)) => {
-                tracing::info!(%customer_id, channel = %d.channel, reason, "dead address removed from the profile")
+            Ok(done) => {
+                for customer_id in done.forgotten_by {
+                    tracing::info!(%customer_id, channel = %d.channel, reason, "dead address removed from the profile");
+                }
             }
-            Ok(None) => {}
-            Err(e) => tracing::error!("cannot remove a dead address: {e}"),
+            Err(e) => tracing::error!("cannot suppress and forget a dead address: {e}"),
         }
     }
 

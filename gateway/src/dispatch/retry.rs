@@ -1,6 +1,9 @@
 //! What happens after an attempt: a pure decision, so it is tested without
 //! a clock, a store or a plugin. The one place that decides retry, wait and
-//! give-up, the message's expiry included.
+//! give-up after an attempt, including that a retry would come after the
+//! message's ttl (it then expires). A due delivery whose ttl ran out before
+//! any attempt is expired by the store as it leases (`expires_at <= now`):
+//! no attempt, nothing to decide here.
 
 use crate::config::DispatchConfig;
 use crate::message::MessageStatus;

@@ -35,6 +35,15 @@ pub struct PlanningFacts {
     pub recent: u32,
 }
 
+/// What [`CustomerStore::address_is_dead`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeadAddress {
+    /// The suppression entry is now the address's.
+    pub suppressed: bool,
+    /// The customers whose profile lost the address.
+    pub forgotten_by: Vec<String>,
+}
+
 /// Profiles, consent and suppressions, and what planning reads of them.
 #[async_trait]
 pub trait CustomerStore: Send + Sync {
@@ -100,16 +109,18 @@ pub trait CustomerStore: Send + Sync {
         now: i64,
     ) -> Result<usize>;
 
-    /// A provider said `address` is dead: drop it from the profile of the
-    /// customer `message_id` was for. Returns that customer's id when the
-    /// address was there.
-    async fn forget_address(
+    /// A provider said an address is dead (`dead`, made by
+    /// [`Suppression::dead_address`]): it goes on the suppression list and
+    /// the profiles holding it lose it, so their next address of the kind
+    /// takes over: the profile of the customer `message_id` was for, or,
+    /// when the report names no message, of every customer who has it. In
+    /// one transaction.
+    async fn address_is_dead(
         &self,
-        message_id: &str,
-        channel: Channel,
-        address: &str,
+        dead: Suppression,
+        message_id: Option<String>,
         now: i64,
-    ) -> Result<Option<String>>;
+    ) -> Result<DeadAddress>;
 
     /// Keep a message's request for its customer's consent, awaiting a YES.
     async fn request_consent(&self, request: ConsentRequest) -> Result<()>;

@@ -21,7 +21,7 @@ pub mod reports;
 pub mod segments;
 mod sqlite;
 
-pub use customers::{Audience, CustomerRecord, CustomerStore, PlanningFacts};
+pub use customers::{Audience, CustomerRecord, CustomerStore, DeadAddress, PlanningFacts};
 pub use error::{Outage, Result, StoreError};
 pub use messages::{
     AttemptRecord, CancelReport, DedupKey, IdempotencyKey, Inserted, MessageRecord, MessageStore,

@@ -37,6 +37,65 @@ pub struct Source<'a> {
     pub reply_url: Option<&'a str>,
 }
 
+/// [`apply`] `events` a connector read from one verified callback (its
+/// `body`). One that changes consent or the suppression list is applied
+/// once: the same signed request again (a replay, or the provider retrying
+/// one we answered) changes nothing and answers `duplicate`, so an old
+/// START cannot undo a later STOP, nor an old unsubscribe re-suppress an
+/// address support staff cleared. Delivery reports need no receipt (a
+/// status only moves forward) and replies have their provider id: the
+/// callbacks most messages get cost no extra write.
+pub async fn apply_once(
+    store: &dyn Store,
+    source: &Source<'_>,
+    events: Vec<Inbound>,
+    body: &[u8],
+    now: i64,
+) -> Result<Applied, StoreError> {
+    let receipt = events
+        .iter()
+        .any(Inbound::changes_consent)
+        .then(|| receipt_key(source.connector, body));
+    if let Some(receipt) = &receipt
+        && !store
+            .claim_key(receipt, now.saturating_add(REPLAY_WINDOW_MS))
+            .await?
+    {
+        return Ok(Applied {
+            duplicate: true,
+            ..Applied::default()
+        });
+    }
+    let applied = apply(store, source, events, now).await;
+    if applied.is_err()
+        && let Some(receipt) = &receipt
+        && let Err(release) = store.release_key(receipt).await
+    {
+        // Not applied: the provider's retry must be taken.
+        tracing::warn!(
+            connector = source.connector,
+            "cannot release a webhook receipt: {release}"
+        );
+    }
+    applied
+}
+
+/// How long a verified callback is remembered: longer than any provider
+/// retries one; a replay later than this of a provider without signed
+/// timestamps (Twilio) is the one left open.
+const REPLAY_WINDOW_MS: i64 = 30 * 86_400_000;
+
+/// A callback's identity: its connector and the digest of its body, in the
+/// gateway's own key namespace.
+fn receipt_key(connector: &str, body: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    let digest: String = Sha256::digest(body)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("webhook:{connector}:{digest}")
+}
+
 pub async fn apply(
     store: &dyn Store,
     source: &Source<'_>,
@@ -91,13 +150,15 @@ pub async fn apply(
                 let Some(key) = key(source, &address) else {
                     continue;
                 };
-                let kind = if source.channel == Channel::Email {
-                    SuppressionReason::Bounce
-                } else {
-                    SuppressionReason::DeadAddress
-                };
-                let suppression = suppression(source, key, kind, Some(reason), now);
-                applied.suppressions += usize::from(store.suppress(suppression).await?);
+                let dead = Suppression::dead_address(
+                    source.channel,
+                    key,
+                    source.connector,
+                    Some(reason),
+                    now,
+                );
+                let done = store.address_is_dead(dead, None, now).await?;
+                applied.suppressions += usize::from(done.suppressed);
             }
             Inbound::Message(reply) => {
                 // A sender no profile can hold (a short code, an alphanumeric

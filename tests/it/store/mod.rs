@@ -121,6 +121,7 @@ macro_rules! suite {
 
 suite!(
     a_lease_is_exclusive_until_it_runs_out,
+    a_dead_address_is_suppressed_and_forgotten,
     due_work_counts_what_some_node_must_still_do,
     concurrent_leases_never_share_a_delivery,
     only_the_lease_holder_finishes_a_message,

@@ -11,7 +11,7 @@ use crate::message::{Channel, MessageStatus};
 use crate::store::CustomerStore;
 use crate::store::OPEN;
 use crate::store::Result;
-use crate::store::{Audience, PlanningFacts};
+use crate::store::{Audience, DeadAddress, PlanningFacts};
 use crate::store::{CustomerRecord, StoreError};
 use async_trait::async_trait;
 use std::sync::LazyLock;
@@ -165,32 +165,37 @@ pub async fn consent_by_address(
     Ok(changed)
 }
 
-pub async fn forget_address(
+pub async fn address_is_dead(
     tx: &impl Sql,
-    message_id: &str,
-    channel: Channel,
-    address: &str,
+    dead: &Suppression,
+    message_id: Option<&str>,
     now: i64,
-) -> Result<Option<String>> {
-    let customer_id: Option<String> = tx
-        .opt(
-            "SELECT customer_id FROM messages WHERE id = $1",
-            &[&message_id],
-        )
-        .await?
-        .and_then(|r| r.get(0));
-    let Some(customer_id) = customer_id else {
-        return Ok(None);
+) -> Result<DeadAddress> {
+    let suppressed = suppress(tx, dead, false).await?.written;
+    let holders: Vec<String> = match message_id {
+        Some(id) => tx
+            .opt("SELECT customer_id FROM messages WHERE id = $1", &[&id])
+            .await?
+            .and_then(|r| r.get(0))
+            .into_iter()
+            .collect(),
+        None => owners(tx, dead.channel, &dead.address).await?,
     };
-    let Some(record) = read(tx, &customer_id, true).await? else {
-        return Ok(None);
-    };
-    let mut profile = record.profile;
-    if !profile.addresses.forget(channel, address) {
-        return Ok(None);
+    let mut forgotten_by = Vec::new();
+    for id in holders {
+        let Some(record) = read(tx, &id, true).await? else {
+            continue;
+        };
+        let mut profile = record.profile;
+        if profile.addresses.forget(dead.channel, &dead.address) {
+            put(tx, &id, &profile, now).await?;
+            forgotten_by.push(id);
+        }
     }
-    put(tx, &customer_id, &profile, now).await?;
-    Ok(Some(customer_id))
+    Ok(DeadAddress {
+        suppressed,
+        forgotten_by,
+    })
 }
 
 /// The profile goes, and so do the addresses its messages were sent to:
@@ -476,15 +481,17 @@ impl CustomerStore for PostgresStore {
         .await)
     }
 
-    async fn forget_address(
+    async fn address_is_dead(
         &self,
-        message_id: &str,
-        channel: Channel,
-        address: &str,
+        dead: Suppression,
+        message_id: Option<String>,
         now: i64,
-    ) -> Result<Option<String>> {
-        transaction!(self, |tx| forget_address(
-            &tx, message_id, channel, address, now
+    ) -> Result<DeadAddress> {
+        transaction!(self, |tx| address_is_dead(
+            &tx,
+            &dead,
+            message_id.as_deref(),
+            now
         )
         .await)
     }

@@ -9,7 +9,7 @@ use crate::message::{Channel, MessageStatus};
 use crate::store::CustomerStore;
 use crate::store::OPEN;
 use crate::store::Result;
-use crate::store::{Audience, PlanningFacts};
+use crate::store::{Audience, DeadAddress, PlanningFacts};
 use crate::store::{CustomerRecord, StoreError};
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, params};
@@ -187,30 +187,38 @@ pub fn consent_by_address(
     Ok(changed)
 }
 
-pub fn forget_address(
+pub fn address_is_dead(
     conn: &Connection,
-    message_id: &str,
-    channel: Channel,
-    address: &str,
+    dead: &Suppression,
+    message_id: Option<&str>,
     now: i64,
-) -> Result<Option<String>> {
-    let customer_id: Option<String> = conn
-        .prepare_cached("SELECT customer_id FROM messages WHERE id = ?1")?
-        .query_row(params![message_id], |r| r.get(0))
-        .optional()?
-        .flatten();
-    let Some(customer_id) = customer_id else {
-        return Ok(None);
+) -> Result<DeadAddress> {
+    let suppressed = suppress(conn, dead, false)?.written;
+    let holders: Vec<String> = match message_id {
+        Some(id) => conn
+            .prepare_cached("SELECT customer_id FROM messages WHERE id = ?1")?
+            .query_row(params![id], |r| r.get::<_, Option<String>>(0))
+            .optional()?
+            .flatten()
+            .into_iter()
+            .collect(),
+        None => owners(conn, dead.channel, &dead.address)?,
     };
-    let Some(record) = read(conn, &customer_id)? else {
-        return Ok(None);
-    };
-    let mut profile = record.profile;
-    if !profile.addresses.forget(channel, address) {
-        return Ok(None);
+    let mut forgotten_by = Vec::new();
+    for id in holders {
+        let Some(record) = read(conn, &id)? else {
+            continue;
+        };
+        let mut profile = record.profile;
+        if profile.addresses.forget(dead.channel, &dead.address) {
+            put(conn, &id, &profile, now)?;
+            forgotten_by.push(id);
+        }
     }
-    put(conn, &customer_id, &profile, now)?;
-    Ok(Some(customer_id))
+    Ok(DeadAddress {
+        suppressed,
+        forgotten_by,
+    })
 }
 
 /// The profile goes, and so do the addresses its messages were sent to:
@@ -490,15 +498,13 @@ impl CustomerStore for SqliteStore {
         .await
     }
 
-    async fn forget_address(
+    async fn address_is_dead(
         &self,
-        message_id: &str,
-        channel: Channel,
-        address: &str,
+        dead: Suppression,
+        message_id: Option<String>,
         now: i64,
-    ) -> Result<Option<String>> {
-        let (message_id, address) = (message_id.to_owned(), address.to_owned());
-        self.write(move |conn| forget_address(conn, &message_id, channel, &address, now))
+    ) -> Result<DeadAddress> {
+        self.write(move |conn| address_is_dead(conn, &dead, message_id.as_deref(), now))
             .await
     }
 

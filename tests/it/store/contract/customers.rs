@@ -125,7 +125,7 @@ pub async fn start_lifts_only_what_stop_withdrew(s: Stores) {
     let profile: Profile =
         serde_json::from_value(serde_json::json!({"addresses": {"phone": "+31622222222"}}))
             .unwrap();
-    s.a.put_customer("c1", profile.validate().unwrap(), 1_000)
+    s.a.put_customer("c1", profile.validate(1_000).unwrap(), 1_000)
         .await
         .unwrap();
     let keyword = |status| Consent {
@@ -193,9 +193,13 @@ pub async fn start_lifts_only_what_stop_withdrew(s: Stores) {
 /// its window; the request goes once its window has passed.
 pub async fn a_consent_request_is_confirmed_once_within_its_window(s: Stores) {
     use crossgate::customer::double_opt_in::ConsentRequest;
-    s.a.put_customer("c1", profile("+31612345678").validate().unwrap(), 1_000)
-        .await
-        .unwrap();
+    s.a.put_customer(
+        "c1",
+        profile("+31612345678").validate(1_000).unwrap(),
+        1_000,
+    )
+    .await
+    .unwrap();
     for id in ["m1", "m2"] {
         let mut asking = message(id, 1_000, &["twilio"]);
         asking.customer_id = Some("c1".into());
@@ -247,4 +251,52 @@ pub async fn a_consent_request_is_confirmed_once_within_its_window(s: Stores) {
     );
     let purged = s.a.purge_expired_keys(10_000, 10).await.unwrap();
     assert_eq!(purged.consent_requests, 2);
+}
+
+/// A dead address is suppressed and leaves the profiles that hold it: the
+/// customer a message was for, or, when a provider's report names no
+/// message, every customer with it.
+pub async fn a_dead_address_is_suppressed_and_forgotten(s: Stores) {
+    s.a.put_customer("c1", profile("+31611111111"), 1_000)
+        .await
+        .unwrap();
+    s.a.put_customer("c2", profile("+31622222222"), 1_000)
+        .await
+        .unwrap();
+    let mut m = message("m1", 1_000, &["twilio"]);
+    m.customer_id = Some("c1".into());
+    insert(&*s.a, m).await;
+    let dead = |address: &str| {
+        Suppression::dead_address(Channel::Sms, address.into(), "twilio", None, 2_000)
+    };
+    let done =
+        s.b.address_is_dead(dead("+31611111111"), Some("m1".into()), 2_000)
+            .await
+            .unwrap();
+    assert!(done.suppressed);
+    assert_eq!(done.forgotten_by, ["c1"]);
+    let c1 = s.a.customer("c1").await.unwrap().unwrap();
+    assert_eq!(c1.profile.addresses.phone, None);
+    let entry =
+        s.a.suppressions(vec![(Channel::Sms, "+31611111111".into())])
+            .await
+            .unwrap();
+    assert_eq!(entry[0].reason, SuppressionReason::DeadAddress);
+
+    // Both hold the email: a bounce naming no message takes it from each.
+    let email = Suppression::dead_address(
+        Channel::Email,
+        "ana@shop.example".into(),
+        "sendgrid",
+        Some("550 5.1.1".into()),
+        3_000,
+    );
+    assert_eq!(email.reason, SuppressionReason::Bounce);
+    let done = s.a.address_is_dead(email, None, 3_000).await.unwrap();
+    let mut forgotten = done.forgotten_by.clone();
+    forgotten.sort();
+    assert_eq!(forgotten, ["c1", "c2"]);
+    let c2 = s.b.customer("c2").await.unwrap().unwrap();
+    assert_eq!(c2.profile.addresses.email, None);
+    assert_eq!(c2.profile.addresses.phone.as_deref(), Some("+31622222222"));
 }

@@ -27,9 +27,17 @@ run: build
 ## the store suite on SQLite and on PostgreSQL (a throwaway cluster on loopback,
 ## installed from Debian's packages when missing; see tests/postgres/cluster.sh).
 ## Tests that depend on the hour pin the gateway's clock ([clock] start).
-test: plugins
+## The connectors (their own workspace and target) build beside the gateway's
+## tests: the gateway's build ends in a long chain of one crate at a time
+## (cranelift, wasmtime, the gateway), which leaves a core to them.
+test: setup
 	@eval "$$(tests/postgres/cluster.sh start)"; \
 	trap 'tests/postgres/cluster.sh stop' EXIT; \
+	mkdir -p plugins/target; \
+	( cd plugins && $(CARGO) build --release --target $(WASM_TARGET) && $(CARGO) test --no-run ) \
+		> plugins/target/make-test.log 2>&1 & connectors=$$!; \
+	$(CARGO) test --workspace --no-run || exit 1; \
+	wait $$connectors || { cat plugins/target/make-test.log; exit 1; }; \
 	$(CARGO) test --workspace && (cd plugins && $(CARGO) test) || exit 1; \
 	tests/postgres/report.sh
 

@@ -29,10 +29,12 @@ run: build
 ## Tests that depend on the hour pin the gateway's clock ([clock] start).
 ## The connectors (their own workspace and target) build beside the gateway's
 ## tests: the gateway's build ends in a long chain of one crate at a time
-## (cranelift, wasmtime, the gateway), which leaves a core to them.
+## (cranelift, wasmtime, the gateway), which leaves a core to them. The tests
+## mostly wait (on gateways, providers, the database): four run at a time.
 test: setup
 	@eval "$$(tests/postgres/cluster.sh start)"; \
 	trap 'tests/postgres/cluster.sh stop' EXIT; \
+	export RUST_TEST_THREADS="$${RUST_TEST_THREADS:-4}"; \
 	mkdir -p plugins/target; \
 	( cd plugins && $(CARGO) build --release --target $(WASM_TARGET) && $(CARGO) test --no-run ) \
 		> plugins/target/make-test.log 2>&1 & connectors=$$!; \

@@ -5,6 +5,11 @@ SIM_LISTEN ?= 127.0.0.1:9090
 
 .PHONY: run test setup plugins build bench lint clean
 
+# CI builds once from nothing: incremental caches would only be written.
+ifeq ($(CI),true)
+export CARGO_INCREMENTAL ?= 0
+endif
+
 ## Install the wasm target connectors are built for.
 setup:
 	rustup target add $(WASM_TARGET)
@@ -31,15 +36,18 @@ run: build
 ## tests: the gateway's build ends in a long chain of one crate at a time
 ## (cranelift, wasmtime, the gateway), which leaves a core to them. The tests
 ## mostly wait (on gateways, providers, the database): four run at a time.
+## PostgreSQL starts (or is installed) meanwhile too.
 test: setup
-	@eval "$$(tests/postgres/cluster.sh start)"; \
-	trap 'tests/postgres/cluster.sh stop' EXIT; \
+	@mkdir -p target plugins/target; \
+	tests/postgres/cluster.sh start > target/postgres.env & database=$$!; \
+	trap 'wait $$database; tests/postgres/cluster.sh stop' EXIT; \
 	export RUST_TEST_THREADS="$${RUST_TEST_THREADS:-4}"; \
-	mkdir -p plugins/target; \
 	( cd plugins && $(CARGO) build --release --target $(WASM_TARGET) && $(CARGO) test --no-run ) \
 		> plugins/target/make-test.log 2>&1 & connectors=$$!; \
 	$(CARGO) test --workspace --no-run || exit 1; \
 	wait $$connectors || { cat plugins/target/make-test.log; exit 1; }; \
+	wait $$database || exit 1; \
+	eval "$$(cat target/postgres.env)"; \
 	$(CARGO) test --workspace && (cd plugins && $(CARGO) test) || exit 1; \
 	tests/postgres/report.sh
 

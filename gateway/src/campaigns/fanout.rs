@@ -117,12 +117,7 @@ impl Fanout {
                 // Transactional sends first: hold the page, keep the lease.
                 tokio::time::sleep(Duration::from_millis(self.config.tick_ms)).await;
                 let now = self.clock.now();
-                let held = Progress {
-                    cursor: cursor.clone(),
-                    planned: 0,
-                    done: false,
-                    lease_until: now + self.lease_ms(),
-                };
+                let held = Progress::held(cursor.clone(), now + self.lease_ms());
                 if !self
                     .store
                     .advance_broadcast(&broadcast.id, held, now)
@@ -176,12 +171,7 @@ impl Fanout {
         // Stopping: hand the broadcast over now rather than when the lease
         // runs out, so a restart (or another node) goes on at once.
         let now = self.clock.now();
-        let handed_over = Progress {
-            cursor,
-            planned: 0,
-            done: false,
-            lease_until: now,
-        };
+        let handed_over = Progress::held(cursor, now);
         self.store
             .advance_broadcast(&broadcast.id, handed_over, now)
             .await?;

@@ -60,6 +60,17 @@ pub struct Progress {
 }
 
 impl Progress {
+    /// No page planned: the fan-out is only held until `lease_until` (or,
+    /// at `now`, handed over).
+    pub fn held(cursor: String, lease_until: i64) -> Progress {
+        Progress {
+            cursor,
+            planned: 0,
+            done: false,
+            lease_until,
+        }
+    }
+
     /// The broadcast's status after this page.
     pub fn status(&self) -> &'static str {
         if self.done { "planned" } else { "planning" }

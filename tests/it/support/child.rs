@@ -20,23 +20,7 @@ impl ChildGateway {
     /// Waits until no node of its store has work due, as
     /// [`super::TestGateway::quiesce`] does.
     pub async fn quiesce(&self) {
-        let client = reqwest::Client::new();
-        let deadline = Instant::now() + super::SETTLE_TIMEOUT;
-        loop {
-            let work: serde_json::Value = client
-                .get(format!("{}/v1/admin/work", self.url))
-                .send()
-                .await
-                .expect("GET /v1/admin/work")
-                .json()
-                .await
-                .expect("its JSON");
-            if work["quiet"] == true {
-                return;
-            }
-            assert!(Instant::now() < deadline, "never quiet: {work}");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        super::quiesce(&reqwest::Client::new(), &self.url).await;
     }
 
     /// Write `toml` (with storage and plugin paths filled in) and start the gateway on it.

@@ -222,15 +222,7 @@ impl TestGateway {
     /// nothing more is sent until the clock reaches what is scheduled, so a
     /// test may check that something did not happen.
     pub async fn quiesce(&self) {
-        let deadline = Instant::now() + SETTLE_TIMEOUT;
-        loop {
-            let work = self.get_ok("/v1/admin/work").await;
-            if work["quiet"] == true {
-                return;
-            }
-            assert!(Instant::now() < deadline, "never quiet: {work}");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        quiesce(&self.client, &self.url).await;
     }
 
     /// Rows in the messages table: proves what was (not) stored.
@@ -321,6 +313,27 @@ pub fn test_config(toml: &str, db_path: &Path) -> Config {
     // Small pools: many test gateways share this machine.
     config.plugins.max_instances = 64;
     config
+}
+
+/// Polls `GET /v1/admin/work` on the gateway at `url` until it says
+/// `quiet`, for at most [`SETTLE_TIMEOUT`].
+pub async fn quiesce(client: &reqwest::Client, url: &str) {
+    let deadline = Instant::now() + SETTLE_TIMEOUT;
+    loop {
+        let work: Value = client
+            .get(format!("{url}/v1/admin/work"))
+            .send()
+            .await
+            .expect("GET /v1/admin/work")
+            .json()
+            .await
+            .expect("its JSON");
+        if work["quiet"] == true {
+            return;
+        }
+        assert!(Instant::now() < deadline, "never quiet: {work}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 /// Fast retries for tests.

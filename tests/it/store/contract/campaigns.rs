@@ -313,11 +313,7 @@ pub async fn conversions_are_credited_and_reported(s: Stores) {
     m.region = Some("europe".into());
     m.campaign = Some("broadcast:b1".into());
     insert(&*s.a, m).await;
-    let leased =
-        s.a.lease_due(Lease::new(1_000, 10, LEASE))
-            .await
-            .unwrap()
-            .remove(0);
+    let leased = lease_one(&*s.a, 1_000).await;
     s.a.record_attempt(attempt(&leased, 1_000, Outcome::Sent, sent()))
         .await
         .unwrap();

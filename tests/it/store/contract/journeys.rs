@@ -141,11 +141,7 @@ pub async fn a_reply_is_recorded_once_for_its_customers(s: Stores) {
     m.customer_id = Some("bob".into());
     m.callback_url = Some("https://shop.example/hooks".into());
     insert(&*s.a, m).await;
-    let leased =
-        s.a.lease_due(Lease::new(1_000, 10, LEASE))
-            .await
-            .unwrap()
-            .remove(0);
+    let leased = lease_one(&*s.a, 1_000).await;
     s.a.record_attempt(attempt(&leased, 1_000, Outcome::Sent, sent()))
         .await
         .unwrap();

@@ -143,11 +143,7 @@ pub async fn cancellation_stops_what_has_not_left(s: Stores) {
 
 pub async fn provider_reports_move_status_forward_only(s: Stores) {
     insert(&*s.a, message("m1", 1_000, &["twilio"])).await;
-    let leased =
-        s.a.lease_due(Lease::new(1_000, 10, LEASE))
-            .await
-            .unwrap()
-            .remove(0);
+    let leased = lease_one(&*s.a, 1_000).await;
     s.a.record_attempt(attempt(&leased, 1_000, Outcome::Sent, sent()))
         .await
         .unwrap();

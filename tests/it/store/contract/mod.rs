@@ -74,6 +74,15 @@ pub(super) async fn status(store: &dyn Store, id: &str) -> MessageStatus {
     store.message(id).await.unwrap().unwrap().status
 }
 
+/// The first delivery due at `now`, leased for [`LEASE`].
+pub(super) async fn lease_one(store: &dyn Store, now: i64) -> LeasedDelivery {
+    store
+        .lease_due(Lease::new(now, 10, LEASE))
+        .await
+        .unwrap()
+        .remove(0)
+}
+
 pub(super) async fn insert(store: &dyn Store, m: crossgate::store::NewMessage) {
     assert_eq!(store.insert_message(m).await.unwrap(), Inserted::New);
 }

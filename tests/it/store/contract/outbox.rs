@@ -6,11 +6,7 @@ pub async fn the_outbox_holds_every_status_change_until_posted(s: Stores) {
     let mut m = message("m1", 1_000, &["twilio"]);
     m.callback_url = Some("https://shop.example/hooks".into());
     insert(&*s.a, m).await;
-    let leased =
-        s.a.lease_due(Lease::new(1_000, 10, LEASE))
-            .await
-            .unwrap()
-            .remove(0);
+    let leased = lease_one(&*s.a, 1_000).await;
     s.a.record_attempt(attempt(&leased, 1_000, Outcome::Sent, sent()))
         .await
         .unwrap();

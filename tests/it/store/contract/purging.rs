@@ -108,11 +108,7 @@ pub async fn abandoned_callbacks_past_retention_are_purged(s: Stores) {
             let mut m = message(id, at, &["twilio"]);
             m.callback_url = Some("https://shop.example/hooks".into());
             insert(&*s.a, m).await;
-            let leased =
-                s.a.lease_due(Lease::new(at, 10, LEASE))
-                    .await
-                    .unwrap()
-                    .remove(0);
+            let leased = lease_one(&*s.a, at).await;
             s.a.record_attempt(attempt(&leased, at, Outcome::Sent, sent()))
                 .await
                 .unwrap();

@@ -60,11 +60,7 @@ pub async fn concurrent_leases_never_share_a_delivery(s: Stores) {
 
 pub async fn only_the_lease_holder_finishes_a_message(s: Stores) {
     insert(&*s.a, message("m1", 1_000, &["twilio"])).await;
-    let leased =
-        s.a.lease_due(Lease::new(1_000, 10, LEASE))
-            .await
-            .unwrap()
-            .remove(0);
+    let leased = lease_one(&*s.a, 1_000).await;
     let mut stale = attempt(&leased, 1_000, Outcome::Sent, sent());
     stale.lease_until -= 1;
     s.b.record_attempt(stale).await.unwrap();
@@ -93,11 +89,7 @@ pub async fn only_the_lease_holder_finishes_a_message(s: Stores) {
 
 pub async fn a_failed_delivery_falls_back_then_the_message_fails(s: Stores) {
     insert(&*s.a, message("m1", 1_000, &["twilio", "backup"])).await;
-    let first =
-        s.a.lease_due(Lease::new(1_000, 10, LEASE))
-            .await
-            .unwrap()
-            .remove(0);
+    let first = lease_one(&*s.a, 1_000).await;
     assert_eq!(first.connector, "twilio");
     s.a.record_attempt(attempt(
         &first,
@@ -113,11 +105,7 @@ pub async fn a_failed_delivery_falls_back_then_the_message_fails(s: Stores) {
             .unwrap()
             .is_empty()
     );
-    let retried =
-        s.b.lease_due(Lease::new(3_000, 10, LEASE))
-            .await
-            .unwrap()
-            .remove(0);
+    let retried = lease_one(&*s.b, 3_000).await;
     assert_eq!(
         (retried.connector.as_str(), retried.attempts),
         ("twilio", 1)
@@ -129,11 +117,7 @@ pub async fn a_failed_delivery_falls_back_then_the_message_fails(s: Stores) {
             .unwrap();
     assert_eq!(ended, None, "the fallback is still to come");
 
-    let fallback =
-        s.a.lease_due(Lease::new(3_001, 10, LEASE))
-            .await
-            .unwrap()
-            .remove(0);
+    let fallback = lease_one(&*s.a, 3_001).await;
     assert_eq!(fallback.connector, "backup");
     let ended =
         s.a.record_attempt(attempt(&fallback, 3_001, Outcome::Permanent, give_up()))

@@ -5,11 +5,6 @@ SIM_LISTEN ?= 127.0.0.1:9090
 
 .PHONY: run test setup plugins build bench lint clean
 
-# CI builds once from nothing: incremental caches would only be written.
-ifeq ($(CI),true)
-export CARGO_INCREMENTAL ?= 0
-endif
-
 ## Install the wasm target connectors are built for.
 setup:
 	rustup target add $(WASM_TARGET)

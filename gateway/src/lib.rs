@@ -30,6 +30,8 @@
 //! - [`sms`]: GSM-7/UCS-2 encoding, segment counts and smart encoding of SMS text.
 //! - `server`: the HTTP server under the API: timeouts and a connection limit.
 //! - [`origin`]: scheme, host and port, as `allowed_hosts` lists and requests are checked.
+//! - [`feed`]: the customer's own feed: the inbox and in-app channels the gateway delivers
+//!   itself, feed tokens, live streams on every node, and what a read does to its message.
 //! - [`clock`]: the gateway's one time, the system's or (tests, rehearsals) a manual one.
 //! - [`message`]: the vocabulary the others share (channel, status and its lifecycle, content).
 //! - [`retention`]: expired keys and history past `[retention]`, purged a short batch at a time.
@@ -42,6 +44,7 @@ pub mod customer;
 pub mod dispatch;
 pub(crate) mod every;
 pub mod expression;
+pub mod feed;
 pub mod journeys;
 pub mod live;
 pub mod locale;
@@ -206,6 +209,15 @@ pub async fn serve(
     let fanning_out = delivery.spawn(fanout.run(stopped.clone()));
     let sampling = tokio::spawn(state.backlog.clone().sample(store, clock, stopped));
     tracing::info!(addr = %listener.local_addr()?, "crossgate listening");
+    // Live feed streams never end on their own: they end first, so the
+    // server's drain is not spent waiting for them.
+    let hub = state.feed_hub.clone();
+    let shutdown = async move {
+        shutdown.await;
+        if let Some(hub) = hub {
+            hub.close();
+        }
+    };
     server::run(listener, api::router(state), &config.server, shutdown).await;
 
     tracing::info!("shutting down: finishing attempts in flight");

@@ -19,20 +19,28 @@ use std::str::FromStr;
     Deserialize,
     utoipa::ToSchema,
 )]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "snake_case")]
 pub enum Channel {
     Email,
     Sms,
     Whatsapp,
     Push,
+    /// The customer's notification feed in the platform's app, kept until
+    /// archived. Delivered by the gateway itself (see [`crate::feed`]).
+    Inbox,
+    /// A banner or modal while the app is open, gone after its ttl.
+    /// Delivered by the gateway itself, like the inbox.
+    InApp,
 }
 
 impl Channel {
-    pub const ALL: [Channel; 4] = [
+    pub const ALL: [Channel; 6] = [
         Channel::Email,
         Channel::Sms,
         Channel::Whatsapp,
         Channel::Push,
+        Channel::Inbox,
+        Channel::InApp,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -41,7 +49,16 @@ impl Channel {
             Channel::Sms => "sms",
             Channel::Whatsapp => "whatsapp",
             Channel::Push => "push",
+            Channel::Inbox => "inbox",
+            Channel::InApp => "in_app",
         }
+    }
+
+    /// Whether the gateway delivers it itself, into the customer's feed,
+    /// rather than through a connector. Its one connector is named like
+    /// the channel.
+    pub fn is_feed(self) -> bool {
+        matches!(self, Channel::Inbox | Channel::InApp)
     }
 }
 
@@ -59,7 +76,9 @@ impl FromStr for Channel {
             .into_iter()
             .find(|c| c.as_str() == s)
             .ok_or_else(|| {
-                format!("unknown channel {s:?}, expected one of email, sms, whatsapp, push")
+                format!(
+                    "unknown channel {s:?}, expected one of email, sms, whatsapp, push, inbox, in_app"
+                )
             })
     }
 }

@@ -70,6 +70,14 @@ pub struct Metrics {
     oldest_due_seconds: Gauge<f64, AtomicU64>,
     outbox: Gauge<i64, AtomicI64>,
     kept_instances: Family<Connector, Gauge<i64, AtomicI64>>,
+    feed_streams: Gauge<i64, AtomicI64>,
+    feed_items: Family<FeedChannel, Counter>,
+    feed_read_seconds: Histogram,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct FeedChannel {
+    channel: String,
 }
 
 impl Default for Metrics {
@@ -149,8 +157,29 @@ impl Metrics {
             "Sandbox instances kept between calls (connectors with calls_per_instance above 1)",
             kept_instances.clone(),
         );
+        let feed_streams = Gauge::<i64, AtomicI64>::default();
+        registry.register(
+            "crossgate_feed_streams",
+            "Live feed streams (Server-Sent Events) open on this node",
+            feed_streams.clone(),
+        );
+        let feed_items = Family::<FeedChannel, Counter>::default();
+        registry.register(
+            "crossgate_feed_items_delivered",
+            "Items delivered into customers' feeds, by channel (inbox, in_app)",
+            feed_items.clone(),
+        );
+        let feed_read_seconds = Histogram::new(exponential_buckets(1.0, 4.0, 12));
+        registry.register(
+            "crossgate_feed_read_latency_seconds",
+            "From an item's delivery to the customer reading it",
+            feed_read_seconds.clone(),
+        );
         Metrics {
             registry,
+            feed_streams,
+            feed_items,
+            feed_read_seconds,
             accepted,
             finished,
             attempts,
@@ -222,6 +251,23 @@ impl Metrics {
                 status,
             })
             .inc();
+    }
+
+    /// A live feed stream opened (`1`) or closed (`-1`).
+    pub fn feed_stream(&self, change: i64) {
+        self.feed_streams.inc_by(change);
+    }
+
+    pub fn feed_item(&self, channel: &str) {
+        self.feed_items
+            .get_or_create(&FeedChannel {
+                channel: channel.to_owned(),
+            })
+            .inc();
+    }
+
+    pub fn feed_read(&self, seconds: f64) {
+        self.feed_read_seconds.observe(seconds);
     }
 
     pub fn callback(&self, outcome: &str) {

@@ -104,6 +104,8 @@ async fn seed(store: &dyn Store, at: i64) {
                 },
                 next: Next::Sent {
                     provider_message_id: "SM0".into(),
+                    delivered: false,
+                    escalate_at: None,
                 },
             })
             .collect();
@@ -169,6 +171,7 @@ fn message(id: String, created_at: i64) -> NewMessage {
             address: "+31612345678".into(),
             content: None,
             cost: Some(0.07),
+            escalate_after: None,
         }],
     }
 }

@@ -89,7 +89,12 @@ fn the_embedded_default_is_the_committed_file() {
         "the default listens on loopback only"
     );
     assert_eq!(config.connectors.len(), 5);
-    let channels: Vec<_> = config.connectors.iter().map(|c| c.channel).collect();
+    let channels: Vec<_> = config
+        .policy()
+        .connectors
+        .iter()
+        .map(|c| c.channel)
+        .collect();
     for channel in Channel::ALL {
         assert!(
             channels.contains(&channel),

@@ -14,6 +14,7 @@ mod exposure;
 mod faults;
 mod hardening;
 mod hours;
+mod inbox;
 mod instances;
 mod journeys;
 mod layers;

@@ -285,6 +285,8 @@ pub async fn clock(
         .clock
         .advance(ms)
         .map_err(|why| ApiError::new(StatusCode::CONFLICT, "system_clock", why))?;
+    // What came due (journey timers, escalations, retries) goes now.
     state.journeys_wake.notify_one();
+    state.wake.notify_one();
     Ok(Json(json!({"now": timestamp(now)})))
 }

@@ -9,6 +9,7 @@ mod customers;
 pub mod error;
 mod guard;
 mod idempotency;
+mod inbox;
 pub mod journeys;
 mod messages;
 pub mod openapi;
@@ -72,6 +73,12 @@ pub struct AppState {
     pub clock: Arc<crate::clock::Clock>,
     /// Tells the journey runner that events arrived.
     pub journeys_wake: Arc<Notify>,
+    /// Signs and checks customers' feed tokens; `None`: the feed is off.
+    pub feed_tokens: Option<crate::feed::tokens::FeedTokens>,
+    /// This node's live feed streams; `None`: the feed is off.
+    pub feed_hub: Option<Arc<crate::feed::live::Hub>>,
+    /// `[inbox] allowed_origins`: pages that may call the feed API.
+    pub feed_origins: Vec<crate::origin::Origin>,
 }
 
 impl AppState {
@@ -114,18 +121,12 @@ impl AppState {
                     base_url: public_url.clone(),
                 }
             }),
+            feed_reachable_within: config.inbox.reachable_within,
             metrics: metrics.clone(),
             wake: wake.clone(),
             clock: clock.clone(),
         });
         AppState {
-            store,
-            live,
-            send,
-            api_keys: config.api_keys.clone(),
-            max_body_bytes: config.server.max_body_bytes,
-            max_webhook_body_bytes: config.server.max_webhook_body_bytes,
-            broadcast_rate: config.broadcasts.rate_per_second,
             reply_callback_url: config
                 .callbacks
                 .secret
@@ -138,6 +139,18 @@ impl AppState {
                         .or(config.callbacks.default_url.as_ref()),
                 )
                 .map(|u| u.get_ref().clone()),
+            feed_tokens: crate::feed::tokens::FeedTokens::from_config(&config.inbox),
+            feed_hub: config.inbox.secret.as_ref().map(|_| {
+                crate::feed::live::Hub::start(&*store, config.inbox.max_streams, metrics.clone())
+            }),
+            feed_origins: config.inbox.allowed_origins.clone(),
+            store,
+            live,
+            send,
+            api_keys: config.api_keys.clone(),
+            max_body_bytes: config.server.max_body_bytes,
+            max_webhook_body_bytes: config.server.max_webhook_body_bytes,
+            broadcast_rate: config.broadcasts.rate_per_second,
             in_flight: Arc::default(),
             wake,
             backlog: Arc::new(backlog::Backlog::new(config.server.max_backlog)),
@@ -191,12 +204,21 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/metrics", get(operations::metrics))
         .route("/v1/admin/reload", post(operations::reload))
         .route("/v1/admin/work", get(operations::work))
+        .route("/v1/inbox/tokens", post(inbox::token))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::authenticate,
         ));
+    // The customer's own feed: feed tokens instead of API keys, and CORS.
+    let feed = Router::new()
+        .route("/v1/inbox/items", get(inbox::items))
+        .route("/v1/inbox/items/{id}/{action}", post(inbox::act))
+        .route("/v1/inbox/read-all", post(inbox::read_all))
+        .route("/v1/inbox/counts", get(inbox::counts))
+        .route_layer(middleware::from_fn_with_state(state.clone(), inbox::cors));
     Router::new()
         .merge(v1)
+        .merge(feed)
         // Providers cannot send our API keys: their connector checks their signature.
         .route("/v1/webhooks/{connector}", post(webhooks::receive))
         // Mail clients follow these without our API keys: the token is the proof.
@@ -218,6 +240,17 @@ pub fn router(state: Arc<AppState>) -> Router {
             REQUEST_TIMEOUT,
         ))
         .layer(TraceLayer::new_for_http())
+        // Live streams stay open: outside the request timeout.
+        .merge(
+            Router::new()
+                .route("/v1/inbox/stream", get(inbox::stream))
+                .route_layer(middleware::from_fn_with_state(state.clone(), inbox::cors))
+                .layer(middleware::from_fn_with_state(
+                    state.clone(),
+                    operations::count_request,
+                ))
+                .layer(middleware::from_fn_with_state(state.clone(), guard::guard)),
+        )
         .with_state(state)
 }
 

@@ -3,7 +3,7 @@
 //! drift from what the code accepts.
 
 use super::{
-    broadcasts, cancellations, customers, journeys, messages, operations, reports, routes,
+    broadcasts, cancellations, customers, inbox, journeys, messages, operations, reports, routes,
     segments, suppressions, unsubscribe, webhooks,
 };
 use utoipa::OpenApi;
@@ -48,6 +48,12 @@ use utoipa::OpenApi;
         operations::ready,
         operations::reload,
         operations::work,
+        inbox::items,
+        inbox::counts,
+        inbox::act,
+        inbox::read_all,
+        inbox::stream,
+        inbox::token,
         healthz,
         openapi,
     ),
@@ -67,6 +73,19 @@ impl utoipa::Modify for BearerAuth {
         components.add_security_scheme(
             "bearer",
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+        // The customer's own feed: a token the platform's backend signed
+        // with `[inbox] secret`, never an API key.
+        components.add_security_scheme(
+            "feed_token",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "A feed token: see docs/api.md, \"The customer's feed\"",
+                    ))
+                    .build(),
+            ),
         );
     }
 }

@@ -21,6 +21,7 @@ pub fn validate(
     limits(config, errors);
     callbacks(config, env, errors);
     unsubscribe(config, env, errors);
+    inbox(config, env, errors);
     regions(config, errors);
     sms_footers(config, errors);
     segments(config, errors);
@@ -65,6 +66,7 @@ fn shipped_secrets(config: &Config, errors: &mut Vec<ConfigError>) {
     let signing = [
         ("unsubscribe.secret", &config.unsubscribe.secret),
         ("callbacks.secret", &config.callbacks.secret),
+        ("inbox.secret", &config.inbox.secret),
     ];
     for (key, secret) in signing {
         if let Some(secret) = secret
@@ -457,6 +459,36 @@ fn unsubscribe(
     }
 }
 
+/// `[inbox]`: a long enough secret, and no feed channel routed without
+/// one (nobody could read what it delivers).
+fn inbox(config: &mut Config, env: &dyn Fn(&str) -> Option<String>, errors: &mut Vec<ConfigError>) {
+    signing_secret("inbox.secret", &mut config.inbox.secret, env, errors);
+    if config.inbox.secret.is_some() {
+        return;
+    }
+    let routed = config
+        .routing
+        .default
+        .iter()
+        .map(|c| ("routing.default".to_owned(), c))
+        .chain(config.routing.regions.iter().flat_map(|(region, order)| {
+            order
+                .iter()
+                .map(move |c| (format!("routing.regions.{region}"), c))
+        }));
+    for (key, channel) in routed {
+        if channel.is_feed() {
+            errors.push(ConfigError::new(
+                key,
+                None,
+                format!(
+                    "{channel} needs [inbox] secret: customers read their feed with tokens it signs"
+                ),
+            ));
+        }
+    }
+}
+
 /// `sms_footer` of each category: known regions, each with a `default` text
 /// for customers whose language it does not list.
 fn sms_footers(config: &Config, errors: &mut Vec<ConfigError>) {
@@ -545,6 +577,22 @@ fn connectors(
                 format!("{key}.name"),
                 Some(raw.name.span()),
                 format!("duplicate connector name {name:?}"),
+            ));
+        }
+        if raw.channel.is_feed() {
+            errors.push(ConfigError::new(
+                format!("{key}.channel"),
+                Some(span.clone()),
+                format!(
+                    "{} is delivered by the gateway itself ([inbox]), not by a plugin",
+                    raw.channel
+                ),
+            ));
+        } else if name == "inbox" || name == "in_app" {
+            errors.push(ConfigError::new(
+                format!("{key}.name"),
+                Some(raw.name.span()),
+                format!("{name:?} is the gateway's own connector of that channel"),
             ));
         }
         if raw.max_attempts == Some(0) {

@@ -36,6 +36,7 @@ pub fn parse_sections(
             "routing" => section(name, value, errors).map(|s| config.routing = s),
             "templates" => section(name, value, errors).map(|s| config.templates = s),
             "unsubscribe" => section(name, value, errors).map(|s| config.unsubscribe = s),
+            "inbox" => section(name, value, errors).map(|s| config.inbox = s),
             "journey_runner" => section(name, value, errors).map(|s| config.journey_runner = s),
             "clock" => section(name, value, errors).map(|s| config.clock = s),
             "broadcasts" => section(name, value, errors).map(|s| config.broadcasts = s),
@@ -117,7 +118,7 @@ pub fn parse_sections(
                 errors.push(ConfigError::new(
                     name,
                     Some(key.span()),
-                    "unknown section, expected one of server, storage, plugins, dispatch, messages, callbacks, regions, routing, categories, connectors, templates, unsubscribe, journeys, journey_runner, clock, segments, broadcasts, conversions, retention",
+                    "unknown section, expected one of server, storage, plugins, dispatch, messages, callbacks, regions, routing, categories, connectors, templates, unsubscribe, inbox, journeys, journey_runner, clock, segments, broadcasts, conversions, retention",
                 ));
                 None
             }

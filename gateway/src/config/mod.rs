@@ -17,8 +17,8 @@ pub mod shipped;
 pub use report::{ConfigError, ConfigReport};
 pub use schema::{
     ApiKeyConfig, BroadcastsConfig, CallbacksConfig, ClockConfig, ClockMode, ConnectorConfig,
-    DispatchConfig, JourneyRunnerConfig, MessagesConfig, NamedKey, PluginsConfig, RetentionConfig,
-    Scope, ServerConfig, StorageConfig, TemplatesConfig, UnsubscribeConfig,
+    DispatchConfig, InboxConfig, JourneyRunnerConfig, MessagesConfig, NamedKey, PluginsConfig,
+    RetentionConfig, Scope, ServerConfig, StorageConfig, TemplatesConfig, UnsubscribeConfig,
 };
 
 use crate::routing::policy::{CategoryConfig, ConnectorRoute, Policy, RoutingConfig};
@@ -58,6 +58,8 @@ pub struct Config {
     pub retention: RetentionConfig,
     /// `[unsubscribe]`, its secret resolved.
     pub unsubscribe: UnsubscribeConfig,
+    /// `[inbox]`, its secret resolved.
+    pub inbox: InboxConfig,
     /// `server.api_keys`, secrets resolved.
     pub api_keys: Vec<ApiKey>,
     /// `storage.url`, resolved.
@@ -197,8 +199,35 @@ impl Config {
                     cost: c.cost.clone(),
                     push_format: c.push_format,
                 })
+                .chain(self.feed_connectors())
                 .collect(),
+            in_app_ttl: self.inbox.in_app_ttl,
         }
+    }
+
+    /// The gateway's own connectors of the feed channels, named like them,
+    /// when `[inbox]` has a secret (without one no customer could read a feed).
+    pub fn feed_connectors(&self) -> Vec<ConnectorRoute> {
+        if self.inbox.secret.is_none() {
+            return Vec::new();
+        }
+        let cost = if self.inbox.cost.is_empty() {
+            BTreeMap::from([("default".to_owned(), 0.0)])
+        } else {
+            self.inbox.cost.clone()
+        };
+        [
+            crate::message::Channel::Inbox,
+            crate::message::Channel::InApp,
+        ]
+        .into_iter()
+        .map(|channel| ConnectorRoute {
+            name: channel.as_str().to_owned(),
+            channel,
+            cost: cost.clone(),
+            push_format: crate::customer::PushFormat::default(),
+        })
+        .collect()
     }
 
     /// Where a connector's plugin file lives.

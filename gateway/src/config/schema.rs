@@ -618,3 +618,79 @@ pub enum ClockMode {
     System,
     Manual,
 }
+
+/// `[inbox]`: the two channels the gateway delivers itself (`inbox`,
+/// `in_app`) and the customer's own feed API. Off without `secret`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InboxConfig {
+    /// `secret = "env:CROSSGATE_INBOX_SECRET"`: the key customer feed
+    /// tokens are signed with (by the platform's backend, or the gateway's
+    /// `POST /v1/inbox/tokens`). Without it the feed channels are off.
+    #[serde(default)]
+    pub secret: Option<Spanned<String>>,
+    /// `allowed_origins = ["https://app.shop.example"]`: web pages that
+    /// may call the feed API from the browser (CORS). None: only apps that
+    /// are not browsers, and pages the gateway serves itself.
+    #[serde(default)]
+    pub allowed_origins: Vec<crate::origin::Origin>,
+    /// `reachable_within = "30d"`: a customer whose feed was not opened
+    /// within this is not reachable on `inbox` or `in_app`: the planner
+    /// moves on to the next channel.
+    #[serde(
+        default = "default_reachable_within",
+        deserialize_with = "crate::routing::policy::duration_ms"
+    )]
+    pub reachable_within: i64,
+    /// `in_app_ttl = "24h"`: how long an in-app message waits to be seen;
+    /// unseen by then, it is gone and the plan's next channel goes.
+    #[serde(
+        default = "default_in_app_ttl",
+        deserialize_with = "crate::routing::policy::duration_ms"
+    )]
+    pub in_app_ttl: i64,
+    /// `max_token_age = "30d"`: a feed token valid for longer than this
+    /// from now is refused, so a leaked token cannot be made to live forever.
+    #[serde(
+        default = "default_max_token_age",
+        deserialize_with = "crate::routing::policy::duration_ms"
+    )]
+    pub max_token_age: i64,
+    /// `cost = { default = 0.0 }`: price per message by region of both
+    /// feed channels, for `strategy = "cheapest"` and reports.
+    #[serde(default)]
+    pub cost: std::collections::BTreeMap<String, f64>,
+    /// `max_streams = 10000`: live feed connections this node serves at once.
+    #[serde(default = "default_max_streams")]
+    pub max_streams: usize,
+}
+
+impl Default for InboxConfig {
+    fn default() -> Self {
+        InboxConfig {
+            secret: None,
+            allowed_origins: Vec::new(),
+            reachable_within: default_reachable_within(),
+            in_app_ttl: default_in_app_ttl(),
+            max_token_age: default_max_token_age(),
+            cost: std::collections::BTreeMap::new(),
+            max_streams: default_max_streams(),
+        }
+    }
+}
+
+fn default_reachable_within() -> i64 {
+    30 * 86_400_000
+}
+
+fn default_in_app_ttl() -> i64 {
+    86_400_000
+}
+
+fn default_max_token_age() -> i64 {
+    30 * 86_400_000
+}
+
+fn default_max_streams() -> usize {
+    10_000
+}

@@ -4,6 +4,7 @@
 
 pub mod double_opt_in;
 pub mod profile;
+pub mod signed;
 pub mod suppression;
 pub mod traits;
 pub mod unsubscribe;

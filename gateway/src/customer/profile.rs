@@ -53,6 +53,12 @@ pub struct Addresses {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schema(value_type = Vec<Object>)]
     pub push: Vec<PushAddress>,
+    /// The customer's own feed (inbox and in-app), by customer id: set by
+    /// the send path only when they opened it within `[inbox]
+    /// reachable_within`, so no plan picks a feed nobody looks at. Never
+    /// given by the platform nor stored with the profile.
+    #[serde(skip)]
+    pub feed: Option<String>,
 }
 
 /// A push address: what one push connector can deliver to.
@@ -137,6 +143,7 @@ impl Addresses {
             Channel::Sms => self.phone.is_some(),
             Channel::Whatsapp => self.whatsapp.is_some(),
             Channel::Push => !self.push.is_empty(),
+            Channel::Inbox | Channel::InApp => self.feed.is_some(),
         }
     }
 
@@ -160,6 +167,7 @@ impl Addresses {
                 .filter(|p| p.format() == push_format)
                 .map(PushAddress::address)
                 .collect(),
+            Channel::Inbox | Channel::InApp => self.feed.iter().cloned().collect(),
         }
     }
 
@@ -201,6 +209,8 @@ impl Addresses {
                 self.push.retain(|p| !same(&p.address()));
                 return self.push.len() != before;
             }
+            // A feed is not an address a provider can find dead.
+            Channel::Inbox | Channel::InApp => return false,
         };
         if slot.as_deref().is_some_and(same) {
             *slot = None;
@@ -419,6 +429,7 @@ impl Profile {
             Channel::Sms => a.phone = Some(address.to_owned()),
             Channel::Whatsapp => a.whatsapp = Some(address.to_owned()),
             Channel::Push => a.push = vec![PushAddress::Token(address.to_owned())],
+            Channel::Inbox | Channel::InApp => a.feed = Some(address.to_owned()),
         }
         let mut consent: BTreeMap<String, Consent> = BTreeMap::new();
         for owner in owners {

@@ -190,6 +190,10 @@ pub fn address_key(channel: Channel, raw: &str) -> Result<String, String> {
             }
             Ok(raw.to_owned())
         }
+        // A feed is the customer's own: its address is their id.
+        Channel::Inbox | Channel::InApp => super::check_id(raw)
+            .map(|()| raw.to_owned())
+            .map_err(|e| e.message),
     }
 }
 

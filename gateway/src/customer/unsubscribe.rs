@@ -2,13 +2,11 @@
 //! and a category, signed so nobody can unsubscribe someone else, and
 //! expiring so an old mail's link does not work forever.
 //!
-//! `base64url(customer \n category \n expires_ms) . base64url(HMAC-SHA256)`:
-//! the gateway keeps nothing per link, so any node verifies any link.
+//! Signed and read as [`super::signed`] says: the gateway keeps nothing per
+//! link, so any node verifies any link.
 
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
+pub use super::signed::Refused;
+use super::signed::{self, Purpose};
 
 /// Who unsubscribes from what, as a verified token says.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,62 +16,25 @@ pub struct Unsubscribe {
     pub expires_at: i64,
 }
 
-/// Why a token is refused.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum Refused {
-    #[error("the link is not one this gateway made")]
-    Forged,
-    #[error("the link has expired")]
-    Expired,
-}
-
 /// A signed token for `who`.
 pub fn sign(secret: &[u8], who: &Unsubscribe) -> String {
-    let payload = format!("{}\n{}\n{}", who.customer_id, who.category, who.expires_at);
-    let signature = mac(secret, payload.as_bytes()).finalize().into_bytes();
-    format!(
-        "{}.{}",
-        URL_SAFE_NO_PAD.encode(payload),
-        URL_SAFE_NO_PAD.encode(signature)
+    signed::sign(
+        secret,
+        Purpose::Unsubscribe,
+        &[&who.customer_id, &who.category],
+        who.expires_at,
     )
 }
 
 /// What `token` says, if this gateway signed it and it has not expired at `now`.
 pub fn verify(secret: &[u8], token: &str, now: i64) -> Result<Unsubscribe, Refused> {
-    let (payload, signature) = token.split_once('.').ok_or(Refused::Forged)?;
-    let payload = URL_SAFE_NO_PAD
-        .decode(payload)
-        .map_err(|_| Refused::Forged)?;
-    let signature = URL_SAFE_NO_PAD
-        .decode(signature)
-        .map_err(|_| Refused::Forged)?;
-    mac(secret, &payload)
-        .verify_slice(&signature)
-        .map_err(|_| Refused::Forged)?;
-    // Signed by us, so well formed; checked anyway.
-    let payload = String::from_utf8(payload).map_err(|_| Refused::Forged)?;
-    let mut fields = payload.splitn(3, '\n');
-    let (Some(customer_id), Some(category), Some(expires_at)) =
-        (fields.next(), fields.next(), fields.next())
-    else {
-        return Err(Refused::Forged);
-    };
-    let expires_at: i64 = expires_at.parse().map_err(|_| Refused::Forged)?;
-    if now >= expires_at {
-        return Err(Refused::Expired);
-    }
+    let (fields, expires_at) = signed::verify(secret, Purpose::Unsubscribe, token, now)?;
+    let [customer_id, category] = <[String; 2]>::try_from(fields).map_err(|_| Refused::Forged)?;
     Ok(Unsubscribe {
-        customer_id: customer_id.to_owned(),
-        category: category.to_owned(),
+        customer_id,
+        category,
         expires_at,
     })
-}
-
-fn mac(secret: &[u8], payload: &[u8]) -> Hmac<Sha256> {
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes keys of any length");
-    mac.update(b"crossgate-unsubscribe-v1\n");
-    mac.update(payload);
-    mac
 }
 
 #[cfg(test)]

@@ -34,6 +34,8 @@ pub struct Dispatcher {
     wake: Arc<Notify>,
     metrics: Arc<Metrics>,
     clock: Arc<crate::clock::Clock>,
+    /// Delivers the channels the gateway serves itself (inbox, in-app).
+    feed: crate::feed::Deliverer,
 }
 
 impl Dispatcher {
@@ -46,6 +48,11 @@ impl Dispatcher {
         clock: Arc<crate::clock::Clock>,
     ) -> Self {
         Dispatcher {
+            feed: crate::feed::Deliverer::new(
+                store.clone(),
+                metrics.clone(),
+                config.inbox.in_app_ttl,
+            ),
             store,
             live,
             config: config.dispatch.clone(),
@@ -195,7 +202,11 @@ impl Dispatcher {
             content: &d.content,
         };
         let routing = self.live.current();
-        let delivered = routing.plugins.deliver(&d.connector, out).await;
+        let delivered = if d.channel.is_feed() {
+            self.feed.deliver(&d, started_at).await
+        } else {
+            routing.plugins.deliver(&d.connector, out).await
+        };
         let finished_at = self.clock.now();
         for (address, reason) in &delivered.dead_addresses {
             self.forget_dead_address(&d, address, reason, finished_at)
@@ -212,6 +223,7 @@ impl Dispatcher {
                 .created_at
                 .saturating_add(i64::try_from(self.config.retry_window_ms).unwrap_or(i64::MAX)),
             expires_at: d.expires_at,
+            escalate_after: d.escalate_after,
         };
         let next = decide(
             &result,

@@ -22,6 +22,9 @@ pub struct Budget {
     /// The message's ttl runs out then: a retry that would come later
     /// gives up now, and the message expires unless another delivery takes it.
     pub expires_at: Option<i64>,
+    /// The delivery's escalation: once sent, the next delivery goes this
+    /// long after unless the message is read first.
+    pub escalate_after: Option<i64>,
 }
 
 /// The consequence of one attempt on a delivery that had `attempts_before` attempts.
@@ -38,6 +41,10 @@ pub fn decide(
         Ok(receipt) => {
             return Next::Sent {
                 provider_message_id: receipt.provider_message_id.clone(),
+                delivered: receipt.delivered,
+                escalate_at: budget
+                    .escalate_after
+                    .map(|after| finished_at.saturating_add(after)),
             };
         }
         Err(failure) => failure,
@@ -126,6 +133,7 @@ mod tests {
         max_attempts: 3,
         deadline: i64::MAX,
         expires_at: None,
+        escalate_after: None,
     };
 
     fn failure(retryable: bool, retry_after: Option<u64>) -> Result<Receipt, Failure> {
@@ -139,14 +147,31 @@ mod tests {
 
     #[test]
     fn success_is_sent() {
-        let ok = Ok(Receipt {
-            provider_message_id: "SM1".into(),
-        });
+        let ok = Ok(Receipt::sent("SM1".into()));
         assert_eq!(
             decide(&ok, "twilio", 0, BUDGET, 0, &config(), 0.5),
             Next::Sent {
-                provider_message_id: "SM1".into()
+                provider_message_id: "SM1".into(),
+                delivered: false,
+                escalate_at: None,
             }
+        );
+        let escalating = Budget {
+            escalate_after: Some(7_200_000),
+            ..BUDGET
+        };
+        let inbox = Ok(Receipt {
+            provider_message_id: "msg_1".into(),
+            delivered: true,
+        });
+        assert_eq!(
+            decide(&inbox, "inbox", 0, escalating, 1_000, &config(), 0.5),
+            Next::Sent {
+                provider_message_id: "msg_1".into(),
+                delivered: true,
+                escalate_at: Some(7_201_000),
+            },
+            "the next channel waits its time after this one went"
         );
     }
 
@@ -214,6 +239,7 @@ mod tests {
             max_attempts: 10,
             deadline: 1_000,
             expires_at: None,
+            escalate_after: None,
         };
         match decide(
             &failure(true, Some(5)),

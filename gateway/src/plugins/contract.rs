@@ -311,22 +311,24 @@ pub fn channel_from_wit(channel: wit::Channel) -> Channel {
     }
 }
 
-fn channel_to_wit(channel: Channel) -> wit::Channel {
+/// `None` for the channels the gateway delivers itself: no plugin has them.
+fn channel_to_wit(channel: Channel) -> Option<wit::Channel> {
     match channel {
-        Channel::Email => wit::Channel::Email,
-        Channel::Sms => wit::Channel::Sms,
-        Channel::Whatsapp => wit::Channel::Whatsapp,
-        Channel::Push => wit::Channel::Push,
+        Channel::Email => Some(wit::Channel::Email),
+        Channel::Sms => Some(wit::Channel::Sms),
+        Channel::Whatsapp => Some(wit::Channel::Whatsapp),
+        Channel::Push => Some(wit::Channel::Push),
+        Channel::Inbox | Channel::InApp => None,
     }
 }
 
-/// An attempt as the contract carries it.
-pub fn message(out: &Outgoing<'_>) -> wit::Message {
+/// An attempt as the contract carries it; `None` on a channel no plugin serves.
+pub fn message(out: &Outgoing<'_>) -> Option<wit::Message> {
     let content = out.content;
-    wit::Message {
+    Some(wit::Message {
         id: out.message_id.to_owned(),
         attempt: out.attempt,
-        channel: channel_to_wit(out.channel),
+        channel: channel_to_wit(out.channel)?,
         to: out.to.to_owned(),
         subject: content.subject.clone(),
         text: content.text.clone(),
@@ -341,13 +343,14 @@ pub fn message(out: &Outgoing<'_>) -> wit::Message {
             .iter()
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect(),
-    }
+    })
 }
 
 pub fn receipt(receipt: wit::Receipt) -> Receipt {
-    Receipt {
-        provider_message_id: untrusted::text(&receipt.provider_message_id, MAX_PROVIDER_ID),
-    }
+    Receipt::sent(untrusted::text(
+        &receipt.provider_message_id,
+        MAX_PROVIDER_ID,
+    ))
 }
 
 pub fn failure(f: wit::Failure) -> Failure {

@@ -390,7 +390,15 @@ impl PluginHost {
                 dead_addresses: Vec::new(),
             };
         };
-        let msg = contract::message(&out);
+        let Some(msg) = contract::message(&out) else {
+            return Delivered {
+                result: Err(Failure::sandbox(
+                    "unsupported_channel",
+                    format!("connector {connector:?} cannot deliver on {}", out.channel),
+                )),
+                dead_addresses: Vec::new(),
+            };
+        };
         let (result, after) = self
             .call_with_egress(loaded, move |c, store| {
                 Box::pin(async move { c.deliver(store, &msg).await })

@@ -105,9 +105,7 @@ impl NativeTwilio {
         }
         let message: TwilioMessage = serde_json::from_slice(&body)
             .map_err(|e| failure(false, format!("unreadable answer: {e}")))?;
-        Ok(Receipt {
-            provider_message_id: message.sid,
-        })
+        Ok(Receipt::sent(message.sid))
     }
 }
 

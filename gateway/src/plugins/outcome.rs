@@ -7,6 +7,19 @@ use std::time::Duration;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Receipt {
     pub provider_message_id: String,
+    /// The gateway itself put it where the customer sees it (their inbox):
+    /// no provider will report it delivered, so it is `delivered` at once.
+    pub delivered: bool,
+}
+
+impl Receipt {
+    /// A provider took it; whether it arrives is theirs to report.
+    pub fn sent(provider_message_id: String) -> Receipt {
+        Receipt {
+            provider_message_id,
+            delivered: false,
+        }
+    }
 }
 
 /// Why an attempt did not deliver, from the plugin or from the sandbox.

@@ -55,6 +55,10 @@ pub struct ChannelDecision {
     /// SMS only: the text's encoding and segment count.
     #[serde(skip_serializing_if = "Option::is_none", flatten)]
     pub sms: Option<Segments>,
+    /// A chosen channel with a chosen one after it: the next goes this long
+    /// after this one unless the message is read (`"2h"`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub escalate_after: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -72,6 +76,9 @@ pub enum Reason {
     /// Every address on this channel is on the suppression list (a STOP
     /// from the number, a hard bounce, a dead token).
     SuppressedAddress,
+    /// A feed channel (inbox, in-app) of a customer who has not opened
+    /// their feed lately (`[inbox] reachable_within`): nobody would see it.
+    Unreachable,
 }
 
 impl Reason {
@@ -83,6 +90,7 @@ impl Reason {
             Reason::OptedOut => "opted_out",
             Reason::NoConnector => "no_connector",
             Reason::SuppressedAddress => "suppressed_address",
+            Reason::Unreachable => "unreachable",
         }
     }
 
@@ -94,6 +102,7 @@ impl Reason {
             Reason::OptedOut => "opted out of this channel for this category",
             Reason::NoConnector => "no connector serves this channel",
             Reason::SuppressedAddress => "the address is on the suppression list",
+            Reason::Unreachable => "the customer has not opened their feed lately",
         }
     }
 }
@@ -115,6 +124,9 @@ pub struct PlannedDelivery {
     /// This connector's price in the message's region (times the segments
     /// of an SMS), fixed now so a later price change rewrites no history.
     pub cost: Option<f64>,
+    /// Set on the deliveries of a chosen channel that has a chosen channel
+    /// after it: see [`ChannelDecision::escalate_after`].
+    pub escalate_after: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -192,6 +204,7 @@ pub fn plan(
                         (Channel::Sms, Some(sms)) => price.map(|p| p * f64::from(sms.segments)),
                         _ => price,
                     },
+                    escalate_after: None,
                 })
             })
             .collect();
@@ -205,6 +218,8 @@ pub fn plan(
         } else if category.consent == ConsentMode::OptIn && consent != Some(ConsentStatus::OptedIn)
         {
             Reason::NoConsent
+        } else if channel.is_feed() && !profile.addresses.has(channel) {
+            Reason::Unreachable
         } else if !profile.addresses.has(channel) {
             Reason::NoAddress
         } else if connectors.is_empty() {
@@ -225,8 +240,10 @@ pub fn plan(
             cost: cost(policy, channel, &region, request.sms),
             connectors,
             sms: request.sms.filter(|_| channel == Channel::Sms),
+            escalate_after: None,
         });
     }
+    escalate(&mut channels, &mut deliveries, policy, category);
 
     let suppressed = match &category.frequency_cap {
         Some(cap) if recent >= cap.max => Some(Suppression {
@@ -259,6 +276,31 @@ pub fn plan(
         suppressed,
         deliveries,
     })
+}
+
+/// Escalation: a chosen channel followed by another chosen one hands over
+/// after its `escalate_after` unless the message was read. Every delivery
+/// of the channel carries it: whichever of its connectors sends, the
+/// escalation starts from that send (a failure still fails over at once).
+fn escalate(
+    channels: &mut [ChannelDecision],
+    deliveries: &mut [PlannedDelivery],
+    policy: &Policy,
+    category: &super::policy::CategoryConfig,
+) {
+    let chosen: Vec<usize> = (0..channels.len())
+        .filter(|&i| channels[i].decision == Reason::Chosen)
+        .collect();
+    for pair in chosen.windows(2) {
+        let channel = channels[pair[0]].channel;
+        let Some(after) = policy.escalate_after(category, channel) else {
+            continue;
+        };
+        channels[pair[0]].escalate_after = Some(super::policy::humane(after));
+        for d in deliveries.iter_mut().filter(|d| d.channel == channel) {
+            d.escalate_after = Some(after);
+        }
+    }
 }
 
 /// Why nothing can go: the one reason every channel with an address was

@@ -20,6 +20,33 @@ pub struct RoutingConfig {
     /// `[routing.regions] LATAM = ["whatsapp", "sms", "email"]`
     #[serde(default)]
     pub regions: BTreeMap<String, Vec<Channel>>,
+    /// `escalate_after = { inbox = "2h", email = "1d" }`: once a message
+    /// went on this channel, the plan's next channel goes this long after
+    /// unless the message was read by then (the read cancels it). Without,
+    /// the next channel goes only when this one fails.
+    #[serde(default)]
+    pub escalate_after: EscalateAfter,
+}
+
+/// Channel to milliseconds, written as durations (`"2h"`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "BTreeMap<Channel, String>")]
+pub struct EscalateAfter(pub BTreeMap<Channel, i64>);
+
+impl TryFrom<BTreeMap<Channel, String>> for EscalateAfter {
+    type Error = String;
+
+    fn try_from(written: BTreeMap<Channel, String>) -> Result<Self, Self::Error> {
+        written
+            .into_iter()
+            .map(|(channel, text)| {
+                parse_duration(&text)
+                    .map(|ms| (channel, ms))
+                    .map_err(|e| format!("{channel}: {e}"))
+            })
+            .collect::<Result<_, _>>()
+            .map(EscalateAfter)
+    }
 }
 
 impl Default for RoutingConfig {
@@ -28,6 +55,7 @@ impl Default for RoutingConfig {
             default: default_order(),
             strategy: Strategy::Ordered,
             regions: BTreeMap::new(),
+            escalate_after: EscalateAfter::default(),
         }
     }
 }
@@ -80,6 +108,17 @@ pub struct CategoryConfig {
     /// the category, in the customer's language.
     #[serde(default)]
     pub sms_footer: BTreeMap<String, BTreeMap<String, String>>,
+    /// `escalate_after = { inbox = "30m" }`: this category's own
+    /// escalation per channel, over `[routing] escalate_after`.
+    #[serde(default)]
+    pub escalate_after: EscalateAfter,
+    /// `title = { en = "Offers", nl = "Aanbiedingen" }`: the category's name
+    /// on the customer's preference page, per locale (`en` when theirs is missing).
+    #[serde(default)]
+    pub title: BTreeMap<String, String>,
+    /// `description = { en = "Deals and new arrivals, at most weekly" }`.
+    #[serde(default)]
+    pub description: BTreeMap<String, String>,
 }
 
 fn yes() -> bool {
@@ -98,6 +137,9 @@ impl CategoryConfig {
             max_segments: None,
             smart_encoding: false,
             sms_footer: BTreeMap::new(),
+            escalate_after: EscalateAfter::default(),
+            title: BTreeMap::new(),
+            description: BTreeMap::new(),
         }
     }
 }
@@ -223,6 +265,28 @@ pub struct Policy {
     pub categories: BTreeMap<String, CategoryConfig>,
     /// Connectors in failover order, with their channel and cost per region.
     pub connectors: Vec<ConnectorRoute>,
+    /// `[inbox] in_app_ttl`: an in-app message unseen this long is gone,
+    /// and the plan's next channel goes.
+    pub in_app_ttl: i64,
+}
+
+impl Policy {
+    /// How long after a message went on `channel` in `category` its next
+    /// channel follows unless it was read (seen, in-app); `None`: only
+    /// when this one fails. The category's own setting wins over routing's.
+    pub fn escalate_after(&self, category: &CategoryConfig, channel: Channel) -> Option<i64> {
+        let configured = category
+            .escalate_after
+            .0
+            .get(&channel)
+            .or_else(|| self.routing.escalate_after.0.get(&channel))
+            .copied();
+        match channel {
+            // Unseen within its ttl it is gone: the next channel goes then at the latest.
+            Channel::InApp => Some(configured.map_or(self.in_app_ttl, |c| c.min(self.in_app_ttl))),
+            _ => configured,
+        }
+    }
 }
 
 impl Policy {

@@ -27,6 +27,13 @@ pub struct ContentRequest {
     pub whatsapp: Option<Variant>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub push: Option<Variant>,
+    /// The feed item: `subject` is its title, `text` its body; metadata
+    /// `action_url` and `image_url` (https or http) and `data:*` go with it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inbox: Option<Variant>,
+    /// The banner or modal shown while the app is open, read like `inbox`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub in_app: Option<Variant>,
     /// For every channel's connector; a variant's entries win.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub metadata: BTreeMap<String, String>,
@@ -212,6 +219,8 @@ impl ContentRequest {
             Channel::Sms => self.sms.as_ref(),
             Channel::Whatsapp => self.whatsapp.as_ref(),
             Channel::Push => self.push.as_ref(),
+            Channel::Inbox => self.inbox.as_ref(),
+            Channel::InApp => self.in_app.as_ref(),
         }
     }
 
@@ -272,6 +281,27 @@ impl ContentRequest {
             template,
         };
         check_characters(channel, &content)?;
+        if channel.is_feed() {
+            check_feed_links(channel, &content)?;
+        }
         Ok(content)
     }
+}
+
+/// A feed item's links are opened by the customer's app or browser: only
+/// web links, so no `javascript:` URL reaches a page that shows the item.
+pub(crate) fn check_feed_links(channel: Channel, content: &Content) -> Result<(), SendError> {
+    for key in crate::feed::LINKS {
+        let Some(url) = content.metadata.get(key) else {
+            continue;
+        };
+        if !crate::feed::is_web_link(url) {
+            return Err(SendError::invalid(
+                "invalid_url",
+                &format!("content.{channel}.metadata.{key}"),
+                format!("{key} must be an absolute https or http URL"),
+            ));
+        }
+    }
+    Ok(())
 }

@@ -34,8 +34,11 @@ pub struct Context {
     pub default_callback_url: Option<String>,
     /// Origins callbacks may reach although they are not public.
     pub callback_hosts: Vec<crate::origin::Origin>,
-    /// How one-click unsubscribe links are signed.
+    /// How one-click unsubscribe links (and preference-page links) are signed.
     pub unsubscribe: Option<UnsubscribeLinks>,
+    /// `[inbox] reachable_within`: a feed opened longer ago than this is
+    /// not a channel the plan may choose.
+    pub feed_reachable_within: i64,
     /// Sends the gateway makes itself are counted like the API's.
     pub metrics: Arc<crate::metrics::Metrics>,
     /// Tells the dispatcher that new work is waiting.
@@ -345,7 +348,7 @@ async fn address_route(
     let channel: Channel = channel
         .parse()
         .map_err(|e: String| SendError::invalid("unknown_channel", "channel", e))?;
-    if routing.routes.get(&channel).is_none_or(|c| c.is_empty()) {
+    if !channel.is_feed() && routing.routes.get(&channel).is_none_or(|c| c.is_empty()) {
         return Err(SendError::invalid(
             "channel_unavailable",
             "channel",
@@ -384,6 +387,13 @@ async fn address_route(
                 "channel_unavailable",
                 "channel",
                 "push goes to customers' devices: send by customer_id",
+            ));
+        }
+        Channel::Inbox | Channel::InApp => {
+            return Err(SendError::invalid(
+                "channel_unavailable",
+                "channel",
+                format!("{channel} is the customer's own feed: send by customer_id"),
             ));
         }
     };
@@ -433,6 +443,7 @@ async fn address_route(
                 address: planned.address.clone(),
                 content: None,
                 cost: planned.cost,
+                escalate_after: planned.escalate_after,
             })
             .collect(),
         content: said.content,
@@ -472,7 +483,14 @@ async fn customer_route(
     };
     let scope = format!("customer:{customer_id}");
     let audience = Audience::Customer(customer_id.to_owned());
-    let facts = facts(state, routing, audience, &scope, &category, now).await?;
+    let mut facts = facts(state, routing, audience, &scope, &category, now).await?;
+    // The feed is an address only while the customer looks at it.
+    let reachable = facts
+        .feed_opened_at
+        .is_some_and(|at| at > now.saturating_sub(state.feed_reachable_within));
+    if let Some(profile) = facts.profiles.first_mut() {
+        profile.addresses.feed = reachable.then(|| customer_id.to_owned());
+    }
     let profile = facts.profiles.first().ok_or_else(|| {
         SendError::invalid(
             "unknown_customer",
@@ -525,6 +543,7 @@ async fn customer_route(
             address: planned.address.clone(),
             content,
             cost: planned.cost,
+            escalate_after: planned.escalate_after,
         });
     }
     let rendered: Vec<(Channel, &ChannelWords)> = said.iter().map(|(c, w)| (*c, w)).collect();

@@ -102,6 +102,21 @@ impl<'a> Words<'a> {
             }
             _ => None,
         };
+        // A template may link the customer's own preference page; inline
+        // content has no placeholder to put it in.
+        let preferences_url = match (links, reader.customer_id, &source) {
+            (Some(links), Some(customer), Source::Template { .. }) => Some(format!(
+                "{}/p/{}",
+                links.base_url,
+                crate::customer::signed::sign(
+                    &links.secret,
+                    crate::customer::signed::Purpose::Preferences,
+                    &[customer],
+                    now.saturating_add(links.valid_for),
+                )
+            )),
+            _ => None,
+        };
         let list_unsubscribe = link.as_ref().map(|(url, mailto)| match mailto {
             Some(mailto) => format!("<{url}>, <mailto:{mailto}?subject=unsubscribe>"),
             None => format!("<{url}>"),
@@ -115,6 +130,7 @@ impl<'a> Words<'a> {
             extras: Extras {
                 customer_id: reader.customer_id.map(str::to_owned),
                 unsubscribe_url: link.map(|(url, _)| url),
+                preferences_url,
             },
             list_unsubscribe,
         }

@@ -33,6 +33,8 @@ pub struct PlanningFacts {
     pub profiles: Vec<Profile>,
     pub suppressions: Vec<Suppression>,
     pub recent: u32,
+    /// When the customer last opened their feed (a customer audience only).
+    pub feed_opened_at: Option<i64>,
 }
 
 /// What [`CustomerStore::address_is_dead`] did.

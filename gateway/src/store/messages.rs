@@ -110,6 +110,9 @@ pub struct NewDelivery {
     pub content: Option<Content>,
     /// The connector's price for it, as planned.
     pub cost: Option<f64>,
+    /// Escalation: once sent, the next delivery goes this many
+    /// milliseconds later unless the message is read (in-app: seen) by then.
+    pub escalate_after: Option<i64>,
 }
 
 /// A provider's report on a message it accepted.
@@ -144,6 +147,28 @@ impl ProviderStatus {
         Some((reported, reason))
     }
 }
+
+impl ProviderStatus {
+    /// Whether moving to `next` ends the message's escalation: once it was
+    /// read (an in-app message: seen, which its own channel reports as
+    /// `delivered`), no later channel goes.
+    pub fn ends_escalation(&self, next: MessageStatus) -> bool {
+        next == MessageStatus::Read
+            || (next == MessageStatus::Delivered && self.connector == Channel::InApp.as_str())
+    }
+}
+
+/// What ends an escalation: the message's deliveries not started yet are
+/// cancelled (`$1` the message id; both stores bind it first).
+pub(crate) static END_ESCALATION: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    use crate::message::DeliveryState;
+    format!(
+        "UPDATE deliveries SET state = '{}' WHERE message_id = $1 AND state IN ('{}', '{}')",
+        DeliveryState::Cancelled.as_str(),
+        DeliveryState::Waiting.as_str(),
+        DeliveryState::Pending.as_str(),
+    )
+});
 
 /// One provider report, as shown with the message.
 #[derive(Debug, Clone)]

@@ -23,7 +23,7 @@ pub struct Migration {
 
 /// What each version does, the same in every backend: version N is
 /// `STEPS[N - 1]`. Each backend pairs these with its own SQL ([`step`]).
-pub const STEPS: [&str; 10] = [
+pub const STEPS: [&str; 11] = [
     "messages, deliveries, attempts, keys, outbox, customers, suppressions",
     "attempts record the node that made them",
     "messages record the template, locale and content each channel rendered",
@@ -34,7 +34,40 @@ pub const STEPS: [&str; 10] = [
     "journey runs a later run of the same journey superseded, by when they ended, for purging",
     "values the gateway keeps for itself (a secret it made, its readiness probe), shared by every node; the node holding each delivery's lease; consent requests awaiting a YES",
     "a conversion may have no value (its event carried none that is an amount)",
+    "customers' feeds: inbox and in-app items, and when each feed was last opened; escalation after a delivery",
 ];
+
+/// Step 11, the same in both backends (SQLite through [`in_sqlite_types`]):
+/// the items of each customer's feed, newest first per customer, and when
+/// the customer last opened it (the planner's "reachable" fact). An item
+/// is its message (same id). `expires_at` is an in-app item's end; `data`
+/// is JSON. And a delivery's escalation: the next delivery goes this long
+/// after it was sent unless the message was read (or, in-app, seen) by then.
+pub const FEEDS: &str = "
+CREATE TABLE feed_items (
+    id          TEXT PRIMARY KEY,
+    customer_id TEXT NOT NULL,
+    channel     TEXT NOT NULL,
+    title       TEXT,
+    body        TEXT NOT NULL,
+    action_url  TEXT,
+    image_url   TEXT,
+    category    TEXT,
+    data        TEXT NOT NULL,
+    created_at  BIGINT NOT NULL,
+    expires_at  BIGINT,
+    seen_at     BIGINT,
+    read_at     BIGINT,
+    archived_at BIGINT
+);
+CREATE INDEX feed_items_customer ON feed_items (customer_id, created_at DESC, id DESC);
+CREATE INDEX feed_items_created ON feed_items (created_at);
+CREATE TABLE feeds (
+    customer_id TEXT PRIMARY KEY,
+    opened_at   BIGINT NOT NULL
+);
+ALTER TABLE deliveries ADD COLUMN escalate_after BIGINT;
+";
 
 /// Step 6, written once in PostgreSQL's types (SQLite takes it through
 /// [`in_sqlite_types`]): a member a campaign sent nothing to (an offer they already

@@ -9,6 +9,7 @@
 pub mod campaigns;
 pub mod customers;
 mod error;
+pub mod feed;
 pub mod journeys;
 pub mod messages;
 pub mod migrations;
@@ -122,6 +123,7 @@ pub trait Store:
     + OutboxStore
     + journeys::JourneyStore
     + campaigns::CampaignStore
+    + feed::FeedStore
     + Send
     + Sync
     + 'static
@@ -160,6 +162,42 @@ pub trait Store:
     /// Called until it purges less than `limit` of each, so one call is one
     /// short write.
     async fn purge_history(&self, before: Horizon, limit: usize) -> Result<Purged>;
+
+    /// A report on a message (its provider's, or what the customer did in
+    /// their feed) moves its status forward and, for a customer's message,
+    /// is that customer's event (`message.delivered`, `message.read`, ...):
+    /// journeys wait for it and branch on it. The message id, or `None`
+    /// when no message has the report's provider id.
+    async fn apply_report(
+        &self,
+        report: ProviderStatus,
+        channel: crate::message::Channel,
+    ) -> Result<Option<String>> {
+        let (state, at, connector) = (report.state.clone(), report.at, report.connector.clone());
+        let Some(message_id) = self.apply_provider_status(report).await? else {
+            return Ok(None);
+        };
+        let Some(customer_id) = self.message(&message_id).await?.and_then(|m| m.customer_id) else {
+            return Ok(Some(message_id));
+        };
+        let properties = serde_json::json!({
+            "message_id": message_id,
+            "channel": channel,
+            "connector": connector,
+        });
+        self.record_events(vec![journeys::NewEvent {
+            id: format!("evt_{}", uuid::Uuid::now_v7().simple()),
+            customer_id,
+            name: format!("message.{state}"),
+            properties: properties.to_string(),
+            occurred_at: at,
+            received_at: at,
+            // A report repeated is one event.
+            idempotency_key: Some(format!("provider:{message_id}:{state}")),
+        }])
+        .await?;
+        Ok(Some(message_id))
+    }
 }
 
 /// Work due at a moment, on every node: when all of it is zero the gateway

@@ -23,6 +23,8 @@ pub struct LeasedDelivery {
     pub created_at: i64,
     /// The message's ttl runs out then: no retry is scheduled past it.
     pub expires_at: Option<i64>,
+    /// Escalation after this delivery is sent ([`crate::store::NewDelivery::escalate_after`]).
+    pub escalate_after: Option<i64>,
 }
 
 /// The queue as `/metrics` shows it.
@@ -35,8 +37,15 @@ pub struct QueueHealth {
 /// What the dispatcher decided after an attempt.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Next {
-    /// The provider took the message.
-    Sent { provider_message_id: String },
+    /// The provider took the message (or, on a feed channel, the gateway
+    /// delivered it: then the message is `delivered`, not `sent`). With
+    /// `escalate_at`, the message's next delivery goes then unless the
+    /// message is read first.
+    Sent {
+        provider_message_id: String,
+        delivered: bool,
+        escalate_at: Option<i64>,
+    },
     /// Try the same connector again at this time.
     RetryAt(i64),
     /// This delivery is done for: take the message's next delivery, or end

@@ -320,6 +320,7 @@ fn render_examples(
     let extras = Extras {
         customer_id: Some("example-customer".into()),
         unsubscribe_url: Some("https://gateway.example/u/example-token".into()),
+        preferences_url: Some("https://gateway.example/p/example-token".into()),
     };
     for locale in template.locales.keys() {
         for channel in Channel::ALL {

@@ -7,6 +7,7 @@
 //!                        an optional approved WhatsApp template mapping
 //!   en/email.subject  en/email.html  en/email.txt  en/sms.txt
 //!   en/push.title  en/push.body  en/whatsapp.txt
+//!   en/inbox.title  en/inbox.body     the feed item (inbox and in-app)
 //!   nl/...
 //! ```
 //!
@@ -26,7 +27,7 @@ use minijinja::Environment;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// The files a locale folder may hold.
-pub const PARTS: [&str; 7] = [
+pub const PARTS: [&str; 9] = [
     "email.subject",
     "email.html",
     "email.txt",
@@ -34,10 +35,17 @@ pub const PARTS: [&str; 7] = [
     "push.title",
     "push.body",
     "whatsapp.txt",
+    "inbox.title",
+    "inbox.body",
 ];
 
 /// Variables every template may use without declaring them.
-pub const BUILTINS: [&str; 3] = ["locale", "customer_id", "unsubscribe_url"];
+pub const BUILTINS: [&str; 4] = [
+    "locale",
+    "customer_id",
+    "unsubscribe_url",
+    "preferences_url",
+];
 
 /// Every template of a configuration, compiled.
 #[derive(Default)]
@@ -106,6 +114,9 @@ pub struct Extras {
     pub customer_id: Option<String>,
     /// The one-click unsubscribe link, when the send has one.
     pub unsubscribe_url: Option<String>,
+    /// The customer's own preference page, when the send is for a customer
+    /// and preference links are signed (`[inbox] secret`).
+    pub preferences_url: Option<String>,
 }
 
 /// The templates of `[templates].dir`; none without it.
@@ -195,6 +206,12 @@ impl Templates {
                 text: part("push.body")?.unwrap_or_default().trim().to_owned(),
                 ..Content::default()
             },
+            // One feed item's words, whether kept in the inbox or shown in-app.
+            Channel::Inbox | Channel::InApp => Content {
+                subject: part("inbox.title")?.map(|s| one_line(&s)),
+                text: part("inbox.body")?.unwrap_or_default().trim().to_owned(),
+                ..Content::default()
+            },
             Channel::Whatsapp => {
                 let text = part("whatsapp.txt")?.map(|t| t.trim().to_owned());
                 let template = match &template.whatsapp {
@@ -282,6 +299,7 @@ impl Template {
             }
             Channel::Sms => parts.contains("sms.txt"),
             Channel::Push => parts.contains("push.body"),
+            Channel::Inbox | Channel::InApp => parts.contains("inbox.body"),
             // A mapping serves every locale; a text serves its own.
             Channel::Whatsapp => self.whatsapp.is_some() || parts.contains("whatsapp.txt"),
         }
@@ -309,6 +327,9 @@ fn context(
     }
     if let Some(url) = &extras.unsubscribe_url {
         context.insert("unsubscribe_url".into(), url.as_str().into());
+    }
+    if let Some(url) = &extras.preferences_url {
+        context.insert("preferences_url".into(), url.as_str().into());
     }
     minijinja::Value::from_serialize(&context)
 }

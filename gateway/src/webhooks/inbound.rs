@@ -120,9 +120,8 @@ pub async fn apply(
                     description,
                     at: now,
                 };
-                if let Some(message_id) = store.apply_provider_status(report).await? {
+                if store.apply_report(report, source.channel).await?.is_some() {
                     applied.matched_messages += 1;
-                    customer_event(store, &message_id, state.as_str(), source, now).await?;
                 }
             }
             Inbound::OptOut(address) => {
@@ -202,39 +201,6 @@ pub async fn apply(
 
 /// The address in its stored form; one the channel cannot have (a short
 /// code, a malformed email) is logged and skipped, not fatal to the batch.
-/// A provider's report on a customer's message is also that customer's
-/// event (`message.delivered`, `message.read`, ...): journeys wait for it
-/// and branch on it.
-async fn customer_event(
-    store: &dyn Store,
-    message_id: &str,
-    state: &str,
-    source: &Source<'_>,
-    now: i64,
-) -> Result<(), StoreError> {
-    let Some(customer_id) = store.message(message_id).await?.and_then(|m| m.customer_id) else {
-        return Ok(());
-    };
-    let properties = serde_json::json!({
-        "message_id": message_id,
-        "channel": source.channel,
-        "connector": source.connector,
-    });
-    store
-        .record_events(vec![crate::store::journeys::NewEvent {
-            id: format!("evt_{}", uuid::Uuid::now_v7().simple()),
-            customer_id,
-            name: format!("message.{state}"),
-            properties: properties.to_string(),
-            occurred_at: now,
-            received_at: now,
-            // A provider repeating its report is one event.
-            idempotency_key: Some(format!("provider:{message_id}:{state}")),
-        }])
-        .await?;
-    Ok(())
-}
-
 fn key(source: &Source<'_>, address: &str) -> Option<String> {
     address_key(source.channel, address)
         .inspect_err(|e| {

@@ -89,6 +89,7 @@ pub fn message(id: &str, created_at: i64, connectors: &[&str]) -> NewMessage {
                 address: "+31612345678".into(),
                 content: None,
                 cost: Some(0.07),
+                escalate_after: None,
             })
             .collect(),
     }
@@ -154,4 +155,7 @@ suite!(
     shared_secrets_and_claimed_keys_are_one_for_every_node,
     start_lifts_only_what_stop_withdrew,
     a_consent_request_is_confirmed_once_within_its_window,
+    feed_items_are_listed_marked_and_counted_per_customer,
+    every_node_hears_of_a_feed_change,
+    an_escalation_waits_and_a_read_ends_it,
 );

@@ -67,6 +67,7 @@ fn policy(strategy: Strategy) -> Policy {
             default: vec![Channel::Email, Channel::Push, Channel::Sms],
             strategy,
             regions: orders,
+            escalate_after: Default::default(),
         },
         categories,
         connectors: vec![
@@ -80,6 +81,7 @@ fn policy(strategy: Strategy) -> Policy {
             connector("twilio-backup", Channel::Sms, &[("default", 0.009)]),
             connector("whatsapp", Channel::Whatsapp, &[("default", 0.005)]),
         ],
+        in_app_ttl: 86_400_000,
     }
 }
 
@@ -100,6 +102,7 @@ fn customer(
             } else {
                 Vec::new()
             },
+            feed: None,
         },
         country: country.map(str::to_owned),
         ..Profile::default()

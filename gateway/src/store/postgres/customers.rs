@@ -507,9 +507,10 @@ impl CustomerStore for PostgresStore {
         // (pipelined on the one connection).
         match &audience {
             Audience::Customer(id) => {
-                let (record, recent) = tokio::try_join!(
+                let (record, recent, feed_opened_at) = tokio::try_join!(
                     read(&client, id, false),
-                    messages::recent_under(&client, scope, cap.as_ref())
+                    messages::recent_under(&client, scope, cap.as_ref()),
+                    super::feed::opened_at(&client, id)
                 )?;
                 let profile = record.map(|r| r.profile);
                 let addresses: Vec<(Channel, String)> =
@@ -518,6 +519,7 @@ impl CustomerStore for PostgresStore {
                     suppressions: suppressions(&client, &addresses).await?,
                     profiles: profile.into_iter().collect(),
                     recent,
+                    feed_opened_at,
                 })
             }
             Audience::Address { channel, address } => {
@@ -531,6 +533,7 @@ impl CustomerStore for PostgresStore {
                     profiles,
                     suppressions,
                     recent,
+                    feed_opened_at: None,
                 })
             }
         }

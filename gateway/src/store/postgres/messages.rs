@@ -160,12 +160,13 @@ pub async fn insert_rows(db: &impl Sql, batch: &[&NewMessage]) -> Result<()> {
                        created_at, send_at, expires_at, cancel_key, dedup_key, callback_url,
                        customer_id, category, plan, template, campaign, region))
          INSERT INTO deliveries (message_id, seq, channel, connector, address, content, state,
-                                 due_at, cost)
+                                 due_at, cost, escalate_after)
          SELECT message_id, seq, channel, connector, address, content,
-                CASE WHEN seq = 0 THEN 'pending' ELSE 'waiting' END, due_at, cost
+                CASE WHEN seq = 0 THEN 'pending' ELSE 'waiting' END, due_at, cost, escalate_after
          FROM unnest($17::text[], $18::bigint[], $19::text[], $20::text[], $21::text[],
-                     $22::text[], $23::bigint[], $27::float8[])
-             AS d (message_id, seq, channel, connector, address, content, due_at, cost)",
+                     $22::text[], $23::bigint[], $27::float8[], $28::bigint[])
+             AS d (message_id, seq, channel, connector, address, content, due_at, cost,
+                   escalate_after)",
         &[
             &m.id,
             &m.status,
@@ -194,6 +195,7 @@ pub async fn insert_rows(db: &impl Sql, batch: &[&NewMessage]) -> Result<()> {
             &m.campaign,
             &m.region,
             &d.cost,
+            &d.escalate_after,
         ],
     )
     .await?;
@@ -261,6 +263,7 @@ struct DeliveryColumns<'a> {
     content: Vec<Option<String>>,
     due_at: Vec<i64>,
     cost: Vec<Option<f64>>,
+    escalate_after: Vec<Option<i64>>,
 }
 
 impl<'a> DeliveryColumns<'a> {
@@ -275,6 +278,7 @@ impl<'a> DeliveryColumns<'a> {
             self.content.push(d.content.as_ref().map(json).transpose()?);
             self.due_at.push(due_at);
             self.cost.push(d.cost);
+            self.escalate_after.push(d.escalate_after);
         }
         Ok(())
     }
@@ -409,6 +413,10 @@ pub async fn apply_provider_status(tx: &impl Sql, r: &ProviderStatus) -> Result<
         )
         .await?;
         report_status(tx, &id, r.at).await?;
+        if r.ends_escalation(next) {
+            tx.exec(&crate::store::messages::END_ESCALATION, &[&id])
+                .await?;
+        }
     }
     Ok(Some(id))
 }

@@ -24,6 +24,7 @@ pub fn all() -> Vec<Migration> {
             10,
             "ALTER TABLE conversions ALTER COLUMN value DROP NOT NULL;",
         ),
+        migrations::step(11, migrations::FEEDS),
     ]
 }
 

@@ -145,6 +145,7 @@ macro_rules! transaction {
 // After `transaction!`, which they use.
 mod campaigns;
 mod customers;
+mod feed;
 mod journeys;
 mod messages;
 mod outbox;
@@ -160,6 +161,9 @@ pub struct PostgresStore {
     node: Arc<str>,
     attempts: batch::Batcher<recorder::Attempts>,
     messages: batch::Batcher<messages::Inserts>,
+    /// Changes to customers' feeds on any node, heard through `LISTEN`.
+    feed_changes: tokio::sync::broadcast::Sender<crate::store::feed::FeedChange>,
+    _listener: feed::Listener,
 }
 
 impl PostgresStore {
@@ -173,7 +177,12 @@ impl PostgresStore {
         customers::build_trait_index(&client).await?;
         drop(client);
         let node: Arc<str> = Arc::from(node);
+        let feed_changes = tokio::sync::broadcast::channel(crate::store::feed::CHANGES_BUFFER).0;
+        let (config, tls) = connect_with(url)?;
+        let listener = feed::listen(config, tls, feed_changes.clone());
         Ok(PostgresStore {
+            feed_changes,
+            _listener: listener,
             attempts: batch::Batcher::start(
                 pool.clone(),
                 recorder::Attempts { node: node.clone() },
@@ -207,19 +216,10 @@ const ANALYTICS_CONNECTIONS: usize = 2;
 /// default, uses it when the server offers it), verified against the
 /// web's root certificates.
 pub fn pool(url: &str, max_connections: usize) -> Result<Pool> {
-    let config: tokio_postgres::Config = url
-        .parse()
-        .map_err(|e| StoreError::Database(format!("not a PostgreSQL URL: {e}")))?;
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let roots = rustls::RootCertStore::from_iter(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-    let tls = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| StoreError::Database(format!("TLS: {e}")))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+    let (config, tls) = connect_with(url)?;
     let manager = Manager::from_config(
         config,
-        tokio_postgres_rustls::MakeRustlsConnect::new(tls),
+        tls,
         ManagerConfig {
             recycling_method: RecyclingMethod::Fast,
         },
@@ -231,6 +231,26 @@ pub fn pool(url: &str, max_connections: usize) -> Result<Pool> {
         .create_timeout(Some(CONNECT_TIMEOUT))
         .build()
         .map_err(|e| StoreError::Database(format!("cannot build the connection pool: {e}")))
+}
+
+/// The URL's settings and the TLS every connection uses.
+fn connect_with(
+    url: &str,
+) -> Result<(
+    tokio_postgres::Config,
+    tokio_postgres_rustls::MakeRustlsConnect,
+)> {
+    let config: tokio_postgres::Config = url
+        .parse()
+        .map_err(|e| StoreError::Database(format!("not a PostgreSQL URL: {e}")))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let roots = rustls::RootCertStore::from_iter(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    let tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| StoreError::Database(format!("TLS: {e}")))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok((config, tokio_postgres_rustls::MakeRustlsConnect::new(tls)))
 }
 
 /// A count or number column, read as the unsigned value it always is.

@@ -118,14 +118,15 @@ pub async fn lease(tx: &impl Sql, lease: Lease, node: &str) -> Result<Vec<Leased
                  UPDATE deliveries d SET state = 'leased', lease_until = $1, leased_by = $4
                  WHERE d.id = ANY (ARRAY (SELECT id FROM due))
                  RETURNING d.id, d.message_id, d.channel, d.connector, d.address, d.attempts,
-                           d.content),
+                           d.content, d.escalate_after),
              s AS (
                  UPDATE messages SET status = 'sending', updated_at = $2
                  WHERE id IN (SELECT message_id FROM l) AND status IN ('queued', 'scheduled')
                  RETURNING id, callback_url IS NOT NULL AS callback)
              SELECT l.id, l.message_id, l.channel, l.connector, l.address, l.attempts,
                     COALESCE(l.content, m.content), m.attempt_count, m.created_at, m.expires_at,
-                    l.message_id = ANY (ARRAY (SELECT id FROM s WHERE callback))
+                    l.message_id = ANY (ARRAY (SELECT id FROM s WHERE callback)),
+                    l.escalate_after
              FROM l JOIN messages m ON m.id = l.message_id",
             &[&lease_until, &now, &(limit as i64), &node],
         )
@@ -149,6 +150,7 @@ pub async fn lease(tx: &impl Sql, lease: Lease, node: &str) -> Result<Vec<Leased
             lease_until,
             created_at: row.get(8),
             expires_at: row.get(9),
+            escalate_after: row.get(11),
             message_id,
         });
     }

@@ -49,7 +49,13 @@ impl Batch for Attempts {
 
 /// The status a sent attempt ends its message in.
 fn finishing(r: &AttemptResult) -> Option<MessageStatus> {
-    matches!(r.next, Next::Sent { .. }).then_some(MessageStatus::Sent)
+    match r.next {
+        Next::Sent {
+            delivered: true, ..
+        } => Some(MessageStatus::Delivered),
+        Next::Sent { .. } => Some(MessageStatus::Sent),
+        _ => None,
+    }
 }
 
 /// Each row: its delivery moves on if the attempt holds its lease; its
@@ -70,10 +76,12 @@ async fn record_rows(db: &impl Sql, rows: &[&AttemptResult], node: &str) -> Resu
                  SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[],
                                       $5::bigint[], $6::bigint[], $7::text[], $8::text[],
                                       $9::text[], $10::text[], $11::text[], $12::bigint[],
-                                      $13::text[], $14::text[], $15::text[], $16::bigint[])
+                                      $13::text[], $14::text[], $15::text[], $16::bigint[],
+                                      $18::bigint[])
                      AS r (delivery_id, lease_until, state, message_id, due_at, finished_at,
                            finishing, connector, channel, provider_id, outcome, started_at,
-                           attempt_provider_id, error_code, error_message, retry_at)),
+                           attempt_provider_id, error_code, error_message, retry_at,
+                           escalate_at)),
              d AS (
                  UPDATE deliveries
                  SET state = r.state, lease_until = NULL, attempts = deliveries.attempts + 1,
@@ -85,6 +93,13 @@ async fn record_rows(db: &impl Sql, rows: &[&AttemptResult], node: &str) -> Resu
              e AS (
                  SELECT r.*, r.finishing IS NOT NULL AND r.delivery_id IN (SELECT id FROM d) AS ends
                  FROM r),
+             x AS (
+                 UPDATE deliveries SET state = 'pending', due_at = e.escalate_at
+                 FROM e
+                 WHERE e.escalate_at IS NOT NULL AND e.delivery_id IN (SELECT id FROM d)
+                   AND deliveries.id = (SELECT w.id FROM deliveries w
+                                        WHERE w.message_id = e.message_id AND w.state = 'waiting'
+                                        ORDER BY w.seq LIMIT 1)),
              m AS (
                  UPDATE messages SET attempt_count = attempt_count + 1, updated_at = e.finished_at,
                      status = CASE WHEN e.ends THEN e.finishing ELSE status END,
@@ -146,6 +161,7 @@ async fn record_rows(db: &impl Sql, rows: &[&AttemptResult], node: &str) -> Resu
                 &c.error_message,
                 &c.retry_at,
                 &node,
+                &c.escalate_at,
             ],
         )
         .await?
@@ -182,6 +198,7 @@ struct Columns<'a> {
     error_code: Vec<Option<&'a str>>,
     error_message: Vec<Option<&'a str>>,
     retry_at: Vec<Option<i64>>,
+    escalate_at: Vec<Option<i64>>,
 }
 
 impl<'a> Columns<'a> {
@@ -203,16 +220,19 @@ impl<'a> Columns<'a> {
             error_code: Vec::with_capacity(n),
             error_message: Vec::with_capacity(n),
             retry_at: Vec::with_capacity(n),
+            escalate_at: Vec::with_capacity(n),
         }
     }
 
     fn push(&mut self, r: &'a AttemptResult) -> Result<()> {
         let a = &r.attempt;
-        let provider_id = match &r.next {
+        let (provider_id, escalate_at) = match &r.next {
             Next::Sent {
                 provider_message_id,
-            } => Some(provider_message_id.as_str()),
-            Next::RetryAt(_) => None,
+                escalate_at,
+                ..
+            } => (Some(provider_message_id.as_str()), *escalate_at),
+            Next::RetryAt(_) => (None, None),
             Next::GiveUp { .. } => {
                 return Err(StoreError::Corrupt(
                     "a give-up is recorded with its fallback, in a transaction".into(),
@@ -237,6 +257,7 @@ impl<'a> Columns<'a> {
         self.error_code.push(a.error_code.as_deref());
         self.error_message.push(a.error_message.as_deref());
         self.retry_at.push(a.retry_at);
+        self.escalate_at.push(escalate_at);
         Ok(())
     }
 }

@@ -531,10 +531,15 @@ impl CustomerStore for SqliteStore {
                 Some((category, since)) => messages::recent(conn, &scope, category, *since)?,
                 None => 0,
             };
+            let feed_opened_at = match &audience {
+                Audience::Customer(id) => super::feed::opened_at(conn, id)?,
+                Audience::Address { .. } => None,
+            };
             Ok(PlanningFacts {
                 profiles,
                 suppressions: suppressions(conn, &addresses)?,
                 recent,
+                feed_opened_at,
             })
         })
         .await

@@ -95,8 +95,8 @@ pub fn insert(conn: &Connection, m: &NewMessage) -> Result<Inserted> {
     ])?;
     let mut delivery = conn.prepare_cached(
         "INSERT INTO deliveries (message_id, seq, channel, connector, address, content, state,
-             due_at, cost)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+             due_at, cost, escalate_after)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
     )?;
     let deliveries = if m.suppressed.is_some() {
         &[][..]
@@ -115,7 +115,8 @@ pub fn insert(conn: &Connection, m: &NewMessage) -> Result<Inserted> {
             content,
             state,
             due_at,
-            d.cost
+            d.cost,
+            d.escalate_after
         ])?;
     }
     if let Some(dedup) = &m.dedup {
@@ -250,6 +251,10 @@ pub fn apply_provider_status(conn: &Connection, r: &ProviderStatus) -> Result<Op
         )?
         .execute(params![id, next.as_str(), reason, r.at])?;
         report_status(conn, &id, r.at)?;
+        if r.ends_escalation(next) {
+            conn.prepare_cached(&crate::store::messages::END_ESCALATION)?
+                .execute(params![id])?;
+        }
     }
     Ok(Some(id))
 }

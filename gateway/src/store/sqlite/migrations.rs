@@ -27,6 +27,7 @@ pub fn all() -> Vec<Migration> {
         migrations::step(8, migrations::SUPERSEDED_RUNS),
         migrations::step(9, migrations::GATEWAY_STATE),
         migrations::step(10, VALUELESS_CONVERSIONS),
+        migrations::step(11, in_sqlite_types(migrations::FEEDS)),
     ]
 }
 

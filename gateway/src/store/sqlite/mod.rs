@@ -17,6 +17,7 @@
 
 mod campaigns;
 mod customers;
+mod feed;
 mod journeys;
 mod messages;
 pub mod migrations;
@@ -76,6 +77,8 @@ pub struct SqliteStore {
     identity: (u64, u64),
     /// Recorded with every attempt.
     node: Arc<str>,
+    /// Changes to customers' feeds, for this process's live streams.
+    feed_changes: tokio::sync::broadcast::Sender<crate::store::feed::FeedChange>,
 }
 
 /// Device and inode of the file at `path`, if there is one.
@@ -128,6 +131,7 @@ impl SqliteStore {
             path: Arc::from(path),
             identity,
             node: Arc::from(node),
+            feed_changes: tokio::sync::broadcast::channel(crate::store::feed::CHANGES_BUFFER).0,
         })
     }
 

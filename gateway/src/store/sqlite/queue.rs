@@ -120,7 +120,8 @@ pub fn lease(conn: &Connection, lease: Lease, node: &str) -> Result<Vec<LeasedDe
              WHERE id IN (
                  SELECT id FROM deliveries WHERE state = 'pending' AND due_at <= ?2
                  LIMIT ?3)
-             RETURNING id, message_id, channel, connector, address, attempts, content",
+             RETURNING id, message_id, channel, connector, address, attempts, content,
+                       escalate_after",
         )?
         .query_map(params![lease_until, now, limit as i64, node], |row| {
             Ok((
@@ -131,11 +132,22 @@ pub fn lease(conn: &Connection, lease: Lease, node: &str) -> Result<Vec<LeasedDe
                 row.get::<_, String>(4)?,
                 row.get::<_, u32>(5)?,
                 row.get::<_, Option<String>>(6)?,
+                row.get::<_, Option<i64>>(7)?,
             ))
         })?
         .collect::<Result<Vec<_>, _>>()?;
     let mut out = Vec::with_capacity(leased.len());
-    for (delivery_id, message_id, channel, connector, address, attempts, own_content) in leased {
+    for (
+        delivery_id,
+        message_id,
+        channel,
+        connector,
+        address,
+        attempts,
+        own_content,
+        escalate_after,
+    ) in leased
+    {
         let message = |r: &rusqlite::Row| {
             Ok((
                 r.get::<_, String>(0)?,
@@ -184,9 +196,24 @@ pub fn lease(conn: &Connection, lease: Lease, node: &str) -> Result<Vec<LeasedDe
             lease_until,
             created_at,
             expires_at,
+            escalate_after,
         });
     }
     Ok(out)
+}
+
+/// The message's next waiting delivery becomes due `at`: its fallback, or
+/// its escalation. `false` when none waits.
+fn start_next(conn: &Connection, message_id: &str, at: i64) -> Result<bool> {
+    Ok(conn
+        .prepare_cached(
+            "UPDATE deliveries SET state = 'pending', due_at = ?2
+             WHERE id = (SELECT id FROM deliveries
+                         WHERE message_id = ?1 AND state = 'waiting'
+                         ORDER BY seq LIMIT 1)",
+        )?
+        .execute(params![message_id, at])?
+        > 0)
 }
 
 pub fn record(conn: &Connection, r: &AttemptResult, node: &str) -> Result<Option<MessageStatus>> {
@@ -210,22 +237,26 @@ pub fn record(conn: &Connection, r: &AttemptResult, node: &str) -> Result<Option
         match &r.next {
             Next::Sent {
                 provider_message_id,
-            } => Some((
-                MessageStatus::Sent,
-                None,
-                Some((a.connector.as_str(), provider_message_id.as_str())),
-            )),
+                delivered,
+                escalate_at,
+            } => {
+                if let Some(at) = escalate_at {
+                    start_next(conn, &r.message_id, *at)?;
+                }
+                Some((
+                    if *delivered {
+                        MessageStatus::Delivered
+                    } else {
+                        MessageStatus::Sent
+                    },
+                    None,
+                    Some((a.connector.as_str(), provider_message_id.as_str())),
+                ))
+            }
             Next::RetryAt(_) => None,
             Next::GiveUp { reason, ending } => {
-                let next = conn
-                    .prepare_cached(
-                        "UPDATE deliveries SET state = 'pending', due_at = ?2
-                         WHERE id = (SELECT id FROM deliveries
-                                     WHERE message_id = ?1 AND state = 'waiting'
-                                     ORDER BY seq LIMIT 1)",
-                    )?
-                    .execute(params![r.message_id, a.finished_at])?;
-                (next == 0).then_some((*ending, Some(reason.as_str()), None))
+                let next = start_next(conn, &r.message_id, a.finished_at)?;
+                (!next).then_some((*ending, Some(reason.as_str()), None))
             }
         }
     };

@@ -19,6 +19,7 @@ use std::collections::HashSet;
 
 mod campaigns;
 mod customers;
+mod feed;
 mod journeys;
 mod messages;
 mod outbox;
@@ -27,6 +28,7 @@ mod queue;
 
 pub use campaigns::*;
 pub use customers::*;
+pub use feed::*;
 pub use journeys::*;
 pub use messages::*;
 pub use outbox::*;
@@ -60,6 +62,8 @@ pub(super) fn attempt(d: &LeasedDelivery, at: i64, outcome: Outcome, next: Next)
 pub(super) fn sent() -> Next {
     Next::Sent {
         provider_message_id: "SM1".into(),
+        delivered: false,
+        escalate_at: None,
     }
 }
 

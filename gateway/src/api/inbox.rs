@@ -1,0 +1,416 @@
+//! The customer's own feed over HTTP, for their device: `/v1/inbox/*`.
+//! Authenticated by a feed token (never an API key), so each request reads
+//! and marks one customer's feed; called from web pages only of
+//! `[inbox] allowed_origins` (CORS), or from apps that are not browsers.
+
+use super::messages::timestamp;
+use super::{ApiError, AppState};
+use crate::feed::live::Signal;
+use crate::feed::tokens::TokenRefused;
+use crate::feed::{Marking, mark, mark_all_read};
+use crate::store::feed::{FeedFilter, FeedItem, FeedQuery, Mark};
+use axum::Json;
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Items per page when the request names no limit, and the most it may.
+const DEFAULT_LIMIT: usize = 20;
+const MAX_LIMIT: usize = 100;
+/// A comment line this often keeps proxies from closing a quiet stream.
+const KEEP_ALIVE: Duration = Duration::from_secs(15);
+
+/// The customer a request's feed token names.
+fn customer(
+    state: &AppState,
+    headers: &HeaderMap,
+    query: Option<&str>,
+) -> Result<String, ApiError> {
+    let tokens = state
+        .feed_tokens
+        .as_ref()
+        .ok_or_else(|| ApiError::not_found("the feed is off: [inbox] secret is not set"))?;
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    let token = bearer.or(query).ok_or(TokenRefused::Missing);
+    token
+        .and_then(|t| tokens.verify(t.trim(), state.clock.now()))
+        .map_err(|e| ApiError::new(StatusCode::UNAUTHORIZED, "invalid_token", e.to_string()))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenQuery {
+    token: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    token: Option<String>,
+    cursor: Option<String>,
+    limit: Option<usize>,
+    status: Option<String>,
+}
+
+/// An item as the device gets it.
+fn view(item: &FeedItem) -> Value {
+    let status = if item.archived_at.is_some() {
+        "archived"
+    } else if item.read_at.is_some() {
+        "read"
+    } else if item.seen_at.is_some() {
+        "seen"
+    } else {
+        "unseen"
+    };
+    let at = |ms: Option<i64>| ms.map(timestamp);
+    json!({
+        "id": item.id,
+        "channel": item.channel,
+        "status": status,
+        "title": item.title,
+        "body": item.body,
+        "action_url": item.action_url,
+        "image_url": item.image_url,
+        "category": item.category,
+        "data": item.data,
+        "created_at": timestamp(item.created_at),
+        "expires_at": at(item.expires_at),
+        "seen_at": at(item.seen_at),
+        "read_at": at(item.read_at),
+        "archived_at": at(item.archived_at),
+    })
+}
+
+fn cursor_of(item: &FeedItem) -> String {
+    URL_SAFE_NO_PAD.encode(format!("{} {}", item.created_at, item.id))
+}
+
+fn parse_cursor(cursor: &str) -> Result<(i64, String), ApiError> {
+    let bad = || ApiError::invalid("invalid_cursor", "cursor", "not a cursor this feed gave");
+    let text = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| bad())?;
+    let text = String::from_utf8(text).map_err(|_| bad())?;
+    let (at, id) = text.split_once(' ').ok_or_else(bad)?;
+    Ok((at.parse().map_err(|_| bad())?, id.to_owned()))
+}
+
+#[utoipa::path(get, path = "/v1/inbox/items", tag = "inbox", security(("feed_token" = [])),
+    params(("cursor" = Option<String>, Query, description = "next_cursor of the page before"),
+           ("limit" = Option<usize>, Query, description = "1-100, default 20"),
+           ("status" = Option<String>, Query, description = "active (default), unseen, unread, archived, all"),
+           ("token" = Option<String>, Query, description = "The feed token, when not in Authorization")),
+    responses((status = 200, description = "The customer's items, newest first, and the next page's cursor", body = Object),
+              (status = 401, body = super::error::ErrorBody), (status = 422, body = super::error::ErrorBody)))]
+pub async fn items(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Query(query): Query<ListQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let customer_id = customer(&state, &headers, query.token.as_deref())?;
+    let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
+    if !(1..=MAX_LIMIT).contains(&limit) {
+        return Err(ApiError::invalid(
+            "invalid_limit",
+            "limit",
+            format!("limit is 1-{MAX_LIMIT}"),
+        ));
+    }
+    let filter: FeedFilter = match &query.status {
+        Some(status) => status
+            .parse()
+            .map_err(|e: String| ApiError::invalid("invalid_status", "status", e))?,
+        None => FeedFilter::default(),
+    };
+    let before = query.cursor.as_deref().map(parse_cursor).transpose()?;
+    let now = state.clock.now();
+    // Opening the feed keeps the customer reachable on it.
+    state.store.feed_opened(&customer_id, now).await?;
+    let items = state
+        .store
+        .feed_items(FeedQuery {
+            customer_id,
+            filter,
+            before,
+            limit,
+            now,
+        })
+        .await?;
+    let next_cursor = (items.len() == limit)
+        .then(|| items.last().map(cursor_of))
+        .flatten();
+    Ok(Json(json!({
+        "items": items.iter().map(view).collect::<Vec<_>>(),
+        "next_cursor": next_cursor,
+    })))
+}
+
+#[utoipa::path(get, path = "/v1/inbox/counts", tag = "inbox", security(("feed_token" = [])),
+    responses((status = 200, description = "`{\"unseen\": n, \"unread\": n}` over items not archived", body = Object),
+              (status = 401, body = super::error::ErrorBody)))]
+pub async fn counts(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Query(query): Query<TokenQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let customer_id = customer(&state, &headers, query.token.as_deref())?;
+    let counts = state
+        .store
+        .feed_counts(&customer_id, state.clock.now())
+        .await?;
+    Ok(Json(json!(counts)))
+}
+
+#[utoipa::path(post, path = "/v1/inbox/items/{id}/{action}", tag = "inbox", security(("feed_token" = [])),
+    params(("id" = String, Path, description = "The item's id (its message's)"),
+           ("action" = String, Path, description = "seen, read or archive")),
+    responses((status = 200, description = "The item as it is now", body = Object),
+              (status = 401, body = super::error::ErrorBody),
+              (status = 404, description = "The customer has no such item", body = super::error::ErrorBody)))]
+pub async fn act(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path((id, action)): Path<(String, String)>,
+    Query(query): Query<TokenQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let customer_id = customer(&state, &headers, query.token.as_deref())?;
+    let action: Mark = action.parse().map_err(ApiError::not_found)?;
+    let marking = Marking {
+        store: &*state.store,
+        metrics: &state.metrics,
+        now: state.clock.now(),
+    };
+    let item = mark(&marking, &customer_id, &id, action)
+        .await?
+        .ok_or_else(|| ApiError::not_found("no such item in this feed"))?;
+    Ok(Json(view(&item)))
+}
+
+#[utoipa::path(post, path = "/v1/inbox/read-all", tag = "inbox", security(("feed_token" = [])),
+    responses((status = 200, description = "`{\"read\": n}`: items newly read", body = Object),
+              (status = 401, body = super::error::ErrorBody)))]
+pub async fn read_all(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Query(query): Query<TokenQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let customer_id = customer(&state, &headers, query.token.as_deref())?;
+    let marking = Marking {
+        store: &*state.store,
+        metrics: &state.metrics,
+        now: state.clock.now(),
+    };
+    let read = mark_all_read(&marking, &customer_id).await?;
+    Ok(Json(json!({ "read": read })))
+}
+
+#[utoipa::path(get, path = "/v1/inbox/stream", tag = "inbox", security(("feed_token" = [])),
+    params(("token" = Option<String>, Query, description = "The feed token (EventSource cannot send headers)")),
+    responses((status = 200, description = "Server-Sent Events: `counts` (`{\"unseen\", \"unread\"}`) at once and on every change, `item` (an item) when one arrives", content_type = "text/event-stream", body = String),
+              (status = 401, body = super::error::ErrorBody),
+              (status = 503, description = "This node serves [inbox] max_streams already", body = super::error::ErrorBody)))]
+pub async fn stream(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Query(query): Query<TokenQuery>,
+) -> Result<Response, ApiError> {
+    let customer_id = customer(&state, &headers, query.token.as_deref())?;
+    let hub = state
+        .feed_hub
+        .as_ref()
+        .ok_or_else(|| ApiError::not_found("the feed is off: [inbox] secret is not set"))?;
+    let subscription = hub.subscribe(&customer_id).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too_many_streams",
+            "this node serves [inbox] max_streams live streams already: try again later",
+        )
+    })?;
+    state
+        .store
+        .feed_opened(&customer_id, state.clock.now())
+        .await?;
+    let first = counts_event(&state, &customer_id).await?;
+    let live = Live {
+        state: state.clone(),
+        customer_id,
+        subscription,
+        pending: vec![first],
+    };
+    let events = futures::stream::unfold(live, |mut live| async move {
+        let event = live.next().await?;
+        Some((Ok::<_, std::convert::Infallible>(event), live))
+    });
+    Ok(Sse::new(events)
+        .keep_alive(KeepAlive::new().interval(KEEP_ALIVE))
+        .into_response())
+}
+
+/// One open stream: what it still has to send, and where it hears more.
+struct Live {
+    state: Arc<AppState>,
+    customer_id: String,
+    subscription: crate::feed::live::Subscription,
+    pending: Vec<Event>,
+}
+
+impl Live {
+    /// The next event, or `None` when the stream ends (shutdown, or the
+    /// store failing: the client reconnects, as EventSource does).
+    async fn next(&mut self) -> Option<Event> {
+        loop {
+            if !self.pending.is_empty() {
+                return Some(self.pending.remove(0));
+            }
+            let signal = tokio::select! {
+                signal = self.subscription.signals.recv() => signal,
+                _ = self.subscription.closing.wait_for(|closing| *closing) => return None,
+            };
+            let now = self.state.clock.now();
+            let store = &self.state.store;
+            match signal {
+                Ok(Signal::Item(id)) => {
+                    if let Some(item) = store.feed_item(&self.customer_id, &id, now).await.ok()? {
+                        self.pending
+                            .push(Event::default().event("item").data(view(&item).to_string()));
+                    }
+                }
+                Ok(Signal::Counts) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+            }
+            self.pending
+                .push(counts_event(&self.state, &self.customer_id).await.ok()?);
+        }
+    }
+}
+
+async fn counts_event(state: &AppState, customer_id: &str) -> Result<Event, ApiError> {
+    let counts = state
+        .store
+        .feed_counts(customer_id, state.clock.now())
+        .await?;
+    Ok(Event::default()
+        .event("counts")
+        .data(json!(counts).to_string()))
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TokenRequest {
+    pub customer_id: String,
+    /// `"1h"`; at most `[inbox] max_token_age` (its value when omitted).
+    #[serde(default)]
+    pub valid_for: Option<String>,
+}
+
+#[utoipa::path(post, path = "/v1/inbox/tokens", tag = "inbox",
+    request_body = TokenRequest,
+    responses((status = 201, description = "`{\"token\", \"expires_at\"}` for the customer's device", body = Object),
+              (status = 404, description = "The feed is off", body = super::error::ErrorBody),
+              (status = 422, body = super::error::ErrorBody)))]
+pub async fn token(
+    State(state): State<Arc<AppState>>,
+    body: axum::body::Body,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let tokens = state
+        .feed_tokens
+        .as_ref()
+        .ok_or_else(|| ApiError::not_found("the feed is off: [inbox] secret is not set"))?;
+    let request: TokenRequest =
+        super::body::parse_json(&super::body::read_body(&state, body).await?)?;
+    super::customers::check_id(&request.customer_id)?;
+    let valid_for = match &request.valid_for {
+        Some(text) => crate::routing::policy::parse_duration(text)
+            .map_err(|e| ApiError::invalid("invalid_duration", "valid_for", e))?,
+        None => tokens.max_age(),
+    };
+    if valid_for > tokens.max_age() {
+        return Err(ApiError::invalid(
+            "invalid_duration",
+            "valid_for",
+            "longer than [inbox] max_token_age",
+        ));
+    }
+    let expires_at = state.clock.now().saturating_add(valid_for);
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({
+            "token": tokens.issue(&request.customer_id, expires_at),
+            "expires_at": timestamp(expires_at),
+        })),
+    ))
+}
+
+/// Cross-origin calls from browsers: a page of `[inbox] allowed_origins`
+/// (or the gateway's own) is let through and told so; any other origin is
+/// refused before the handler runs, preflight or not. Requests without an
+/// `Origin` (apps, servers) pass.
+pub async fn cors(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
+    let Some(origin) = request.headers().get(header::ORIGIN).cloned() else {
+        return next.run(request).await;
+    };
+    if !origin_allowed(&state, request.headers(), &origin) {
+        return ApiError::new(
+            StatusCode::FORBIDDEN,
+            "origin_not_allowed",
+            "this page's origin is not in [inbox] allowed_origins",
+        )
+        .into_response();
+    }
+    let preflight = request.method() == Method::OPTIONS;
+    let mut response = if preflight {
+        StatusCode::NO_CONTENT.into_response()
+    } else {
+        next.run(request).await
+    };
+    let headers = response.headers_mut();
+    headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+    headers.insert(header::VARY, HeaderValue::from_static("Origin"));
+    if preflight {
+        headers.insert(
+            header::ACCESS_CONTROL_ALLOW_METHODS,
+            HeaderValue::from_static("GET, POST"),
+        );
+        headers.insert(
+            header::ACCESS_CONTROL_ALLOW_HEADERS,
+            HeaderValue::from_static("authorization, content-type"),
+        );
+        headers.insert(
+            header::ACCESS_CONTROL_MAX_AGE,
+            HeaderValue::from_static("600"),
+        );
+    }
+    response
+}
+
+/// An allowed origin, or the gateway's own (its page calling itself).
+fn origin_allowed(state: &AppState, headers: &HeaderMap, origin: &HeaderValue) -> bool {
+    let Some(origin) = origin
+        .to_str()
+        .ok()
+        .and_then(|o| crate::origin::Origin::try_from(o.to_owned()).ok())
+    else {
+        return false;
+    };
+    if state.feed_origins.contains(&origin) {
+        return true;
+    }
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
+    host.is_some_and(|host| {
+        format!("{}://{host}", origin.scheme)
+            .parse::<axum::http::Uri>()
+            .ok()
+            .and_then(|uri| crate::origin::Origin::of(&uri).ok())
+            .is_some_and(|own| own == origin)
+    })
+}

@@ -32,6 +32,8 @@
 //! - [`origin`]: scheme, host and port, as `allowed_hosts` lists and requests are checked.
 //! - [`feed`]: the customer's own feed: the inbox and in-app channels the gateway delivers
 //!   itself, feed tokens, live streams on every node, and what a read does to its message.
+//! - [`preferences`]: what a customer may choose on their own page (categories by channel)
+//!   and what consent a choice writes.
 //! - [`clock`]: the gateway's one time, the system's or (tests, rehearsals) a manual one.
 //! - [`message`]: the vocabulary the others share (channel, status and its lifecycle, content).
 //! - [`retention`]: expired keys and history past `[retention]`, purged a short batch at a time.
@@ -53,6 +55,7 @@ pub mod metrics;
 pub mod origin;
 pub mod outbound;
 pub mod plugins;
+pub mod preferences;
 pub mod retention;
 pub mod routing;
 pub mod send;

@@ -21,6 +21,7 @@ mod layers;
 mod migrations;
 mod nodes;
 mod operations;
+mod preferences;
 mod provider_specs;
 mod push;
 mod reload;

@@ -14,6 +14,8 @@ pub mod journeys;
 mod messages;
 pub mod openapi;
 mod operations;
+mod page;
+mod preferences;
 mod reports;
 mod routes;
 mod segments;
@@ -180,6 +182,10 @@ pub fn router(state: Arc<AppState>) -> Router {
             axum::routing::patch(customers::patch_consent),
         )
         .route(
+            "/v1/customers/{id}/preferences",
+            get(preferences::get).put(preferences::put),
+        )
+        .route(
             "/v1/suppressions/{channel}/{address}",
             get(suppressions::get)
                 .put(suppressions::put)
@@ -226,6 +232,8 @@ pub fn router(state: Arc<AppState>) -> Router {
             "/u/{token}",
             get(unsubscribe::page).post(unsubscribe::unsubscribe),
         )
+        // The customer's own page: the signed link is the proof.
+        .route("/p/{token}", get(preferences::show).post(preferences::save))
         .route("/healthz", get(openapi::healthz))
         .route("/openapi.json", get(openapi::openapi))
         .route("/readyz", get(operations::ready))

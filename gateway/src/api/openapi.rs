@@ -3,8 +3,8 @@
 //! drift from what the code accepts.
 
 use super::{
-    broadcasts, cancellations, customers, inbox, journeys, messages, operations, reports, routes,
-    segments, suppressions, unsubscribe, webhooks,
+    broadcasts, cancellations, customers, inbox, journeys, messages, operations, preferences,
+    reports, routes, segments, suppressions, unsubscribe, webhooks,
 };
 use utoipa::OpenApi;
 
@@ -54,6 +54,10 @@ use utoipa::OpenApi;
         inbox::read_all,
         inbox::stream,
         inbox::token,
+        preferences::show,
+        preferences::save,
+        preferences::get,
+        preferences::put,
         healthz,
         openapi,
     ),

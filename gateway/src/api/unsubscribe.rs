@@ -66,7 +66,7 @@ pub async fn page(
     let who = verify(&state, &token, state.clock.now())?;
     // The token is base64url and a dot: nothing in it needs escaping, but
     // the category came from the configuration; escape it anyway.
-    let category = escape(&who.category);
+    let category = super::page::escape(&who.category);
     let html = format!(
         "<!doctype html><meta charset=utf-8><title>Unsubscribe</title>\
          <form method=post action=\"/u/{token}\">\
@@ -104,11 +104,4 @@ fn verify(state: &AppState, token: &str, now: i64) -> Result<Unsubscribe, ApiErr
         )));
     }
     Ok(who)
-}
-
-fn escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
 }

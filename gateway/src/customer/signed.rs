@@ -105,6 +105,27 @@ pub fn verify(
     Ok((fields, expires_at))
 }
 
+/// The check a form served under `token` posts back: a cross-site page
+/// cannot read it, so it cannot post the form for the customer (the
+/// token in the URL alone is not enough: it may be in a mail's history).
+pub fn form_check(secret: &[u8], token: &str) -> String {
+    URL_SAFE_NO_PAD.encode(check_mac(secret, token).finalize().into_bytes())
+}
+
+/// Whether `check` is [`form_check`]'s for `token`, compared in constant time.
+pub fn form_check_holds(secret: &[u8], token: &str, check: &str) -> bool {
+    URL_SAFE_NO_PAD
+        .decode(check)
+        .is_ok_and(|check| check_mac(secret, token).verify_slice(&check).is_ok())
+}
+
+fn check_mac(secret: &[u8], token: &str) -> Hmac<Sha256> {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes keys of any length");
+    mac.update(b"crossgate-form-check-v1\n");
+    mac.update(token.as_bytes());
+    mac
+}
+
 fn mac(secret: &[u8], purpose: Purpose, payload: &[u8]) -> Hmac<Sha256> {
     let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes keys of any length");
     mac.update(purpose.domain());

@@ -1,0 +1,47 @@
+//! The few pages the gateway shows people itself (unsubscribe, the
+//! preference page): one shell, escaped text, no scripts.
+
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+/// Text for HTML, attribute values included.
+pub fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&#39;")
+}
+
+/// A whole page around `body` (already HTML). No script runs on it, and it
+/// may not be framed: a page that changes consent must not be clickjacked.
+pub fn page(status: StatusCode, lang: &str, title: &str, body: &str) -> Response {
+    let html = format!(
+        "<!doctype html><html lang=\"{lang}\"><meta charset=utf-8>\
+         <meta name=viewport content=\"width=device-width,initial-scale=1\">\
+         <title>{title}</title><style>{STYLE}</style><main>{body}</main></html>",
+        lang = escape(lang),
+        title = escape(title),
+    );
+    (
+        status,
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (
+                header::CONTENT_SECURITY_POLICY,
+                "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'",
+            ),
+            (header::CACHE_CONTROL, "no-store"),
+            (header::REFERRER_POLICY, "no-referrer"),
+        ],
+        html,
+    )
+        .into_response()
+}
+
+const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:0;background:#f6f6f7;color:#1c1c1e}\
+main{max-width:40rem;margin:2rem auto;padding:1.5rem;background:#fff;border-radius:.5rem}\
+fieldset{border:1px solid #d8d8dc;border-radius:.4rem;margin:1rem 0;padding:.75rem 1rem}\
+legend{font-weight:600}label{display:block;padding:.3rem 0}\
+button{font:inherit;padding:.5rem 1.2rem;border-radius:.4rem;border:0;background:#2c5fd4;color:#fff}\
+[role=status]{background:#e7f5ea;padding:.5rem .75rem;border-radius:.4rem}";

@@ -24,27 +24,31 @@ run: build
 	./target/debug/crossgate serve --config config/crossgate.toml
 
 ## Build everything and run every test: gateway, SDK, simulator and connectors,
-## the store suite on SQLite and on PostgreSQL (a throwaway cluster on loopback,
-## installed from Debian's packages when missing; see tests/postgres/cluster.sh).
+## the store suite on SQLite and on PostgreSQL (a throwaway cluster on loopback),
+## and what people see in headless Chromium (driven by chromedriver); both are
+## installed from Debian's packages when missing (tests/postgres/cluster.sh,
+## tests/browser/chromium.sh). Under CI=true a missing one fails the run.
 ## Tests that depend on the hour pin the gateway's clock ([clock] start).
 ## The connectors (their own workspace and target) build beside the gateway's
 ## tests: the gateway's build ends in a long chain of one crate at a time
 ## (cranelift, wasmtime, the gateway), which leaves a core to them. The tests
 ## mostly wait (on gateways, providers, the database): four run at a time.
-## PostgreSQL starts (or is installed) meanwhile too.
+## PostgreSQL and the browser start (or are installed) meanwhile too.
 test: setup
 	@mkdir -p target plugins/target; \
 	tests/postgres/cluster.sh start > target/postgres.env & database=$$!; \
-	trap 'wait $$database; tests/postgres/cluster.sh stop' EXIT; \
+	tests/browser/chromium.sh start > target/browser.env & browser=$$!; \
+	trap 'wait $$database $$browser; tests/postgres/cluster.sh stop; tests/browser/chromium.sh stop' EXIT; \
 	export RUST_TEST_THREADS="$${RUST_TEST_THREADS:-4}"; \
 	( cd plugins && $(CARGO) build --release --target $(WASM_TARGET) && $(CARGO) test --no-run ) \
 		> plugins/target/make-test.log 2>&1 & connectors=$$!; \
 	$(CARGO) test --workspace --no-run || exit 1; \
 	wait $$connectors || { cat plugins/target/make-test.log; exit 1; }; \
 	wait $$database || exit 1; \
-	eval "$$(cat target/postgres.env)"; \
+	wait $$browser || exit 1; \
+	eval "$$(cat target/postgres.env target/browser.env)"; \
 	$(CARGO) test --workspace && (cd plugins && $(CARGO) test) || exit 1; \
-	tests/postgres/report.sh
+	tests/report.sh
 
 ## The figures, on SQLite and on PostgreSQL (release build; the first one takes ~10 minutes).
 bench: plugins

@@ -2,6 +2,7 @@
 //! simulator, all on loopback.
 
 mod api;
+mod browser;
 mod campaigns;
 mod config_check;
 mod consistency;

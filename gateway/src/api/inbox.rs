@@ -414,3 +414,23 @@ fn origin_allowed(state: &AppState, headers: &HeaderMap, origin: &HeaderValue) -
             .is_some_and(|own| own == origin)
     })
 }
+
+/// The web component, built into the binary: what a page embeds is what
+/// this gateway speaks.
+const SCRIPT: &str = include_str!("../../sdk/inbox.js");
+
+#[utoipa::path(get, path = "/sdk/inbox.js", tag = "inbox", security(()),
+    responses((status = 200, description = "The `<crossgate-inbox>` web component", content_type = "text/javascript", body = String)))]
+pub async fn script() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+            // A script any page may load, also as a module.
+            (header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        ],
+        SCRIPT,
+    )
+        .into_response()
+}

@@ -234,6 +234,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         )
         // The customer's own page: the signed link is the proof.
         .route("/p/{token}", get(preferences::show).post(preferences::save))
+        .route("/sdk/inbox.js", get(inbox::script))
         .route("/healthz", get(openapi::healthz))
         .route("/openapi.json", get(openapi::openapi))
         .route("/readyz", get(operations::ready))

@@ -54,6 +54,7 @@ use utoipa::OpenApi;
         inbox::read_all,
         inbox::stream,
         inbox::token,
+        inbox::script,
         preferences::show,
         preferences::save,
         preferences::get,

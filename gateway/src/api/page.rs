@@ -32,7 +32,10 @@ pub fn page(status: StatusCode, lang: &str, title: &str, body: &str) -> Response
                 "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'",
             ),
             (header::CACHE_CONTROL, "no-store"),
-            (header::REFERRER_POLICY, "no-referrer"),
+            // The page's URL holds its token: no other site sees it. (Not
+            // `no-referrer`: a browser then posts the form with `Origin:
+            // null`, which reads as a post from nowhere.)
+            (header::REFERRER_POLICY, "same-origin"),
         ],
         html,
     )

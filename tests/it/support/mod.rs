@@ -6,6 +6,7 @@ pub use crossgate_tests::{
     default_twilio, fault_connector, twilio_connector, with_calls_per_instance,
 };
 
+pub mod browser;
 pub mod child;
 pub mod postgres;
 use serde_json::Value;

@@ -1,0 +1,148 @@
+//! A real browser for tests of what people see: headless Chromium from
+//! Debian's packages, driven over the W3C WebDriver protocol by the
+//! chromedriver that `CROSSGATE_TEST_WEBDRIVER_URL` names (`make test`
+//! starts one: tests/browser/chromium.sh). A few JSON requests, so no
+//! WebDriver crate.
+//!
+//! Without it these tests say so and pass, and `make test` repeats it
+//! loudly; under CI (`CI=true`) they fail instead.
+
+use serde_json::{Value, json};
+use std::time::{Duration, Instant};
+
+pub const URL_VAR: &str = "CROSSGATE_TEST_WEBDRIVER_URL";
+
+/// The key a WebDriver element reference is kept under.
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
+
+/// One browser session; [`Browser::quit`] ends it.
+pub struct Browser {
+    client: reqwest::Client,
+    session: String,
+}
+
+impl Browser {
+    /// A fresh headless Chromium, or `None` (outside CI) when there is no driver.
+    pub async fn open(test: &str) -> Option<Browser> {
+        let Ok(driver) = std::env::var(URL_VAR) else {
+            let ci = std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0");
+            assert!(
+                !ci,
+                "{test} needs a browser and CI=true: set {URL_VAR} (make test starts chromedriver)"
+            );
+            eprintln!("SKIPPED {test}: no browser; run tests/browser/chromium.sh start");
+            return None;
+        };
+        let client = reqwest::Client::new();
+        let capabilities = json!({"capabilities": {"alwaysMatch": {
+            "browserName": "chrome",
+            "goog:chromeOptions": {
+                "binary": "/usr/bin/chromium",
+                "args": ["--headless=new", "--no-sandbox", "--disable-gpu",
+                         "--disable-dev-shm-usage", "--window-size=1024,768",
+                         "--no-first-run", "--disable-extensions"]
+            }
+        }}});
+        let answer: Value = client
+            .post(format!("{driver}/session"))
+            .json(&capabilities)
+            .send()
+            .await
+            .expect("reach chromedriver")
+            .json()
+            .await
+            .expect("its answer");
+        let session = answer["value"]["sessionId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no browser session: {answer}"));
+        Some(Browser {
+            client,
+            session: format!("{driver}/session/{session}"),
+        })
+    }
+
+    async fn call(&self, method: reqwest::Method, path: &str, body: Value) -> Value {
+        let answer: Value = self
+            .client
+            .request(method, format!("{}{path}", self.session))
+            .json(&body)
+            .send()
+            .await
+            .expect("reach chromedriver")
+            .json()
+            .await
+            .expect("its answer");
+        if let Some(error) = answer["value"]["error"].as_str() {
+            panic!("WebDriver {path}: {error}: {}", answer["value"]["message"]);
+        }
+        answer["value"].clone()
+    }
+
+    pub async fn goto(&self, url: &str) {
+        self.call(reqwest::Method::POST, "/url", json!({"url": url}))
+            .await;
+    }
+
+    /// Run `script` (a function body; `arguments` holds `args`) in the page.
+    pub async fn eval(&self, script: &str, args: Value) -> Value {
+        self.call(
+            reqwest::Method::POST,
+            "/execute/sync",
+            json!({"script": script, "args": args}),
+        )
+        .await
+    }
+
+    /// Poll `script` until it returns something truthy; what it returned.
+    /// Bounded: `within`, polling every 20 ms.
+    pub async fn wait_for(&self, what: &str, script: &str, within: Duration) -> Value {
+        let deadline = Instant::now() + within;
+        loop {
+            let value = self.eval(script, json!([])).await;
+            let truthy = !matches!(&value, Value::Null | Value::Bool(false))
+                && value != json!("")
+                && value != json!(0);
+            if truthy {
+                return value;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{what}: not within {within:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// A real click (the driver's pointer) on the element `script` returns.
+    pub async fn click(&self, script: &str) {
+        let element = self.eval(script, json!([])).await;
+        let id = element[ELEMENT]
+            .as_str()
+            .unwrap_or_else(|| panic!("no element to click from {script}: {element}"));
+        self.call(
+            reqwest::Method::POST,
+            &format!("/element/{id}/click"),
+            json!({}),
+        )
+        .await;
+    }
+
+    pub async fn quit(self) {
+        let _ = self.client.delete(&self.session).send().await;
+    }
+}
+
+/// Serves one HTML page on loopback (its own origin, as a platform's page
+/// would be); the URL, and the task serving it.
+pub async fn serve_page(listener: tokio::net::TcpListener, html: String) -> tokio::task::JoinHandle<()> {
+    let app = axum::Router::new().route(
+        "/",
+        axum::routing::get(move || {
+            let html = html.clone();
+            async move { axum::response::Html(html) }
+        }),
+    );
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    })
+}

@@ -24,11 +24,14 @@
 //!    customers: members planned/s and sent/s, and the accept latency of
 //!    transactional sends at a steady rate before and during the fan-out.
 //!    Then purging a backlog of history past `[retention]`, and a message
-//!    insert's latency meanwhile.
+//!    insert's latency meanwhile. Then 2,000 live feed streams: from a
+//!    send's accept to its item on the customer's stream, and the memory
+//!    each open stream costs the gateway.
 //!    Once on SQLite, and once on PostgreSQL when `CROSSGATE_TEST_POSTGRES_URL`
 //!    names a server (`make bench` starts one on loopback).
 
 mod retention;
+mod streams;
 
 use base64::Engine as _;
 use crossgate::config;
@@ -685,6 +688,7 @@ async fn spawn_gateway(
 [server]
 listen = "127.0.0.1:{port}"
 max_body_bytes = 65536
+max_connections = 8192
 [storage]
 url = "{database}"
 [plugins]
@@ -1042,7 +1046,7 @@ fn main() {
     runtime.block_on(async {
         let work = tempfile::tempdir().expect("temp dir");
         let sim = ProviderSim::start().await.expect("simulator");
-        // `CROSSGATE_BENCH_ONLY=sandbox` (or `=e2e`, `=journeys`, `=broadcasts`, `=retention`)
+        // `CROSSGATE_BENCH_ONLY=sandbox` (or `=e2e`, `=journeys`, `=broadcasts`, `=retention`, `=streams`)
         // measures that alone.
         let only_part = std::env::var("CROSSGATE_BENCH_ONLY").ok();
         let part = |name: &str| only_part.as_deref().is_none_or(|only| only == name);
@@ -1099,6 +1103,9 @@ fn main() {
             }
             if part("retention") {
                 retention::retention(work.path(), store).await;
+            }
+            if part("streams") {
+                streams::streams(work.path(), store).await;
             }
         }
     });

@@ -112,7 +112,9 @@ async fn the_bell_shows_an_item_sent_through_another_node_and_a_click_reads_it()
 
     // Open the bell, click the item: it is read, and the message says so.
     browser
-        .click("return document.querySelector('crossgate-inbox').shadowRoot.querySelector('.bell');")
+        .click(
+            "return document.querySelector('crossgate-inbox').shadowRoot.querySelector('.bell');",
+        )
         .await;
     browser
         .click("return document.querySelector('crossgate-inbox').shadowRoot.querySelector('li .open');")
@@ -179,7 +181,10 @@ secret = "{secret}"
         )
         .await;
     let consent = &gw.customer("fay").await["consent"];
-    assert_eq!(consent["sms"]["marketing"]["status"], "opted_out", "{consent}");
+    assert_eq!(
+        consent["sms"]["marketing"]["status"], "opted_out",
+        "{consent}"
+    );
     assert_eq!(consent["sms"]["marketing"]["source"], "preference_center");
 
     let (status, accepted) = gw

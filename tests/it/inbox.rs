@@ -416,3 +416,28 @@ async fn feed_tokens_and_origins_are_checked() {
             .contains("authorization")
     );
 }
+
+#[tokio::test]
+async fn a_cancel_ends_the_escalation_of_a_message_already_in_the_inbox() {
+    let sim = ProviderSim::start().await.unwrap();
+    let gw = gateway(&sim, "escalate_after = { inbox = \"2h\" }").await;
+    customer_with_feed(&gw, "eli").await;
+    let mut reminder = offer("eli", "your cart misses you");
+    reminder["cancel_key"] = json!("cart-7");
+    let id = gw.send_ok(&reminder).await;
+    until_status(&gw, &id, "delivered").await;
+    // The purchase: the platform cancels; the item is in the feed already,
+    // but the email that would follow must not go.
+    let (status, answer) = gw
+        .post(
+            "/v1/cancellations",
+            &json!({"customer_id": "eli", "cancel_key": "cart-7"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["cancelled"], 0);
+    assert_eq!(answer["escalations_cancelled"], json!([id]));
+    advance(&gw, "3h").await;
+    gw.quiesce().await;
+    assert_eq!(emails(&sim), 0, "the escalation was cancelled");
+}

@@ -30,6 +30,10 @@ pub struct CancelAnswer {
     pub cancelled_ids: Vec<String>,
     /// Messages with the key that were not cancelled, and why.
     pub not_cancelled: Vec<NotCancelled>,
+    /// Of those, messages already sent whose escalation to a later channel
+    /// was waiting: it is cancelled, so nothing more of them goes.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub escalations_cancelled: Vec<String>,
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -86,6 +90,7 @@ pub async fn cancel(
             .map_err(ApiError::from)?;
         report.cancelled.extend(legacy.cancelled);
         report.not_cancelled.extend(legacy.not_cancelled);
+        report.escalation_ended.extend(legacy.escalation_ended);
     }
     Ok((
         StatusCode::OK,
@@ -93,6 +98,7 @@ pub async fn cancel(
             cancel_key: request.cancel_key,
             cancelled: report.cancelled.len(),
             cancelled_ids: report.cancelled,
+            escalations_cancelled: report.escalation_ended,
             not_cancelled: report
                 .not_cancelled
                 .into_iter()

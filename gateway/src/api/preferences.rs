@@ -58,7 +58,12 @@ fn words(language: &str) -> Words {
 fn customer_of(state: &AppState, token: &str) -> Result<String, (StatusCode, &'static str)> {
     let forged = (StatusCode::FORBIDDEN, words("en").forged);
     let links = state.send.unsubscribe.as_ref().ok_or(forged)?;
-    match signed::verify(&links.secret, Purpose::Preferences, token, state.clock.now()) {
+    match signed::verify(
+        &links.secret,
+        Purpose::Preferences,
+        token,
+        state.clock.now(),
+    ) {
         Ok((fields, _)) => fields.into_iter().next().ok_or(forged),
         Err(Refused::Forged) => Err(forged),
         Err(Refused::Expired) => Err((StatusCode::GONE, words("en").expired)),

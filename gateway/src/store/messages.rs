@@ -99,6 +99,9 @@ pub struct CancelReport {
     pub cancelled: Vec<String>,
     /// Messages with the key that could not be cancelled, with their status.
     pub not_cancelled: Vec<(String, MessageStatus)>,
+    /// Of those, messages already sent whose escalation (a later channel
+    /// waiting for its time) was cancelled: nothing more of them goes.
+    pub escalation_ended: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -233,6 +236,13 @@ pub static OPEN: std::sync::LazyLock<String> =
 /// provider; the cancel is reported as too late instead).
 pub(crate) fn may_cancel(status: MessageStatus, attempt_in_flight: bool) -> bool {
     status.may_become(MessageStatus::Cancelled) && !attempt_in_flight
+}
+
+/// Whether a cancel that cannot take a message in `status` still ends its
+/// escalation: it went already, but a later channel waits (`waiting`) for
+/// its time, and the cancel says the platform wants nothing more of it.
+pub(crate) fn ends_escalation_on_cancel(status: MessageStatus, waiting: bool) -> bool {
+    waiting && status.is_final() && status != MessageStatus::Suppressed
 }
 
 /// The statuses a frequency cap counts: what is on its way or went out.

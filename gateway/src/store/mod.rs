@@ -28,7 +28,7 @@ pub use messages::{
     AttemptRecord, CancelReport, DedupKey, IdempotencyKey, Inserted, MessageRecord, MessageStore,
     NewDelivery, NewMessage, OPEN, ProviderStatus, StatusEventRecord,
 };
-pub(crate) use messages::{counted_by_caps, may_cancel};
+pub(crate) use messages::{counted_by_caps, ends_escalation_on_cancel, may_cancel};
 pub use outbox::{Callback, OutboxStore};
 pub use postgres::PostgresStore;
 pub(crate) use queue::interrupted_message;

@@ -105,10 +105,7 @@ impl Browser {
             if truthy {
                 return value;
             }
-            assert!(
-                Instant::now() < deadline,
-                "{what}: not within {within:?}"
-            );
+            assert!(Instant::now() < deadline, "{what}: not within {within:?}");
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
@@ -134,7 +131,10 @@ impl Browser {
 
 /// Serves one HTML page on loopback (its own origin, as a platform's page
 /// would be); the URL, and the task serving it.
-pub async fn serve_page(listener: tokio::net::TcpListener, html: String) -> tokio::task::JoinHandle<()> {
+pub async fn serve_page(
+    listener: tokio::net::TcpListener,
+    html: String,
+) -> tokio::task::JoinHandle<()> {
     let app = axum::Router::new().route(
         "/",
         axum::routing::get(move || {

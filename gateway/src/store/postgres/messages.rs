@@ -357,7 +357,9 @@ pub async fn cancel(tx: &impl Sql, scope: &str, key: &str, now: i64) -> Result<C
     let messages = tx
         .rows(
             "SELECT id, status,
-                    EXISTS (SELECT 1 FROM deliveries d WHERE d.message_id = m.id AND d.state = 'leased')
+                    EXISTS (SELECT 1 FROM deliveries d WHERE d.message_id = m.id AND d.state = 'leased'),
+                    EXISTS (SELECT 1 FROM deliveries d
+                            WHERE d.message_id = m.id AND d.state IN ('waiting', 'pending'))
              FROM messages m WHERE scope = $1 AND cancel_key = $2 ORDER BY created_at, id",
             &[&scope, &key],
         )
@@ -367,6 +369,11 @@ pub async fn cancel(tx: &impl Sql, scope: &str, key: &str, now: i64) -> Result<C
         let id: String = row.get(0);
         let status: MessageStatus = row.get::<_, &str>(1).parse().map_err(StoreError::Corrupt)?;
         if !crate::store::may_cancel(status, row.get::<_, bool>(2)) {
+            if crate::store::ends_escalation_on_cancel(status, row.get::<_, bool>(3)) {
+                tx.exec(&crate::store::messages::END_ESCALATION, &[&id])
+                    .await?;
+                report.escalation_ended.push(id.clone());
+            }
             report.not_cancelled.push((id, status));
             continue;
         }

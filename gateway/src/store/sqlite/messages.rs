@@ -198,18 +198,27 @@ pub fn close(
 /// flight (its delivery is leased) or that is no longer open is left alone
 /// and reported.
 pub fn cancel(conn: &Connection, scope: &str, key: &str, now: i64) -> Result<CancelReport> {
-    let messages: Vec<(String, String, bool)> = conn
+    let messages: Vec<(String, String, bool, bool)> = conn
         .prepare_cached(
             "SELECT id, status,
-                    EXISTS (SELECT 1 FROM deliveries d WHERE d.message_id = m.id AND d.state = 'leased')
+                    EXISTS (SELECT 1 FROM deliveries d WHERE d.message_id = m.id AND d.state = 'leased'),
+                    EXISTS (SELECT 1 FROM deliveries d
+                            WHERE d.message_id = m.id AND d.state IN ('waiting', 'pending'))
              FROM messages m WHERE scope = ?1 AND cancel_key = ?2 ORDER BY created_at",
         )?
-        .query_map(params![scope, key], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        .query_map(params![scope, key], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        })?
         .collect::<Result<_, _>>()?;
     let mut report = CancelReport::default();
-    for (id, status, in_flight) in messages {
+    for (id, status, in_flight, waiting) in messages {
         let status: MessageStatus = status.parse().map_err(StoreError::Corrupt)?;
         if !crate::store::may_cancel(status, in_flight) {
+            if crate::store::ends_escalation_on_cancel(status, waiting) {
+                conn.prepare_cached(&crate::store::messages::END_ESCALATION)?
+                    .execute(params![id])?;
+                report.escalation_ended.push(id.clone());
+            }
             report.not_cancelled.push((id, status));
             continue;
         }

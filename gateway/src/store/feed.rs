@@ -278,5 +278,10 @@ pub trait FeedStore: Send + Sync {
     fn feed_changes(&self) -> tokio::sync::broadcast::Receiver<FeedChange>;
 }
 
+/// Feed items go with their messages' retention: the oldest `$2` made
+/// before `$1`, the same SQL in both stores.
+pub(crate) const PURGE: &str = "DELETE FROM feed_items WHERE id IN (
+     SELECT id FROM feed_items WHERE created_at < $1 ORDER BY created_at LIMIT $2)";
+
 /// How often a feed's opening is written: planning needs days, not seconds.
 pub(crate) const OPENED_GRANULARITY_MS: i64 = 60_000;

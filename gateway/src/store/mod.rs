@@ -63,6 +63,8 @@ pub struct Purged {
     pub dedup_keys: usize,
     /// Consent requests whose window ended.
     pub consent_requests: usize,
+    /// Customers' feed items, which go with the messages' retention.
+    pub feed_items: usize,
 }
 
 impl Purged {
@@ -78,6 +80,7 @@ impl Purged {
             self.idempotency_keys,
             self.dedup_keys,
             self.consent_requests,
+            self.feed_items,
         ]
         .into_iter()
         .any(|n| n >= limit)
@@ -99,6 +102,7 @@ impl std::ops::AddAssign for Purged {
         self.idempotency_keys += other.idempotency_keys;
         self.dedup_keys += other.dedup_keys;
         self.consent_requests += other.consent_requests;
+        self.feed_items += other.feed_items;
     }
 }
 

@@ -158,4 +158,5 @@ suite!(
     feed_items_are_listed_marked_and_counted_per_customer,
     every_node_hears_of_a_feed_change,
     an_escalation_waits_and_a_read_ends_it,
+    feed_items_go_with_message_retention,
 );

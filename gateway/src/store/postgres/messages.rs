@@ -492,6 +492,7 @@ pub async fn purge_history(db: &impl Sql, before: Horizon, limit: usize) -> Resu
     };
     Ok(Purged {
         messages: usize::try_from(messages).unwrap_or(0),
+        feed_items: oldest(crate::store::feed::PURGE, messages_before).await?,
         events: oldest(
             "DELETE FROM events WHERE id IN (
                  SELECT id FROM events WHERE received_at < $1 AND handled

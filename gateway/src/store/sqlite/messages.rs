@@ -317,6 +317,7 @@ pub fn purge_history(conn: &Connection, before: Horizon, limit: usize) -> Result
     };
     Ok(Purged {
         messages: oldest(&MESSAGES, messages_before)?,
+        feed_items: oldest(crate::store::feed::PURGE, messages_before)?,
         events: oldest(
             "DELETE FROM events WHERE id IN (
                  SELECT id FROM events WHERE received_at < ?1 AND handled

@@ -276,3 +276,19 @@ pub async fn an_escalation_waits_and_a_read_ends_it(s: Stores) {
     assert_eq!(status(&*s.a, "read").await, MessageStatus::Read);
     assert_eq!(status(&*s.a, "unread").await, MessageStatus::Delivered);
 }
+
+pub async fn feed_items_go_with_message_retention(s: Stores) {
+    s.a.put_feed_item(item("old", "ada", 1_000)).await.unwrap();
+    s.a.put_feed_item(item("new", "ada", 20_000)).await.unwrap();
+    let horizon = Horizon {
+        messages: 10_000,
+        events: 0,
+    };
+    let purged = s.b.purge_history(horizon, 10).await.unwrap();
+    assert_eq!(purged.feed_items, 1, "{purged:?}");
+    let left =
+        s.b.feed_items(query("ada", FeedFilter::All, None))
+            .await
+            .unwrap();
+    assert_eq!(ids(&left), ["new"]);
+}

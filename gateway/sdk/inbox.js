@@ -1,5 +1,6 @@
 // <crossgate-inbox>: a notification bell with an unread badge and the
-// customer's feed, live. No dependencies; served by the gateway at
+// customer's feed, live; an in-app message shows as a banner until it is
+// dismissed or opened. No dependencies; served by the gateway at
 // /sdk/inbox.js.
 //
 //   <script src="https://gateway.example/sdk/inbox.js" defer></script>
@@ -39,7 +40,12 @@
     time, .empty { color: var(--_muted); font-size: .8em; }
     .empty { padding: 1rem .8rem; }
     .actions { display: flex; gap: .4rem; justify-content: flex-end; }
-    img { max-width: 100%; border-radius: calc(var(--_radius) / 2); }`;
+    img { max-width: 100%; border-radius: calc(var(--_radius) / 2); }
+    .banner { position: fixed; left: 50%; top: 1rem; transform: translateX(-50%); z-index: 1001;
+      max-width: 32rem; display: flex; gap: .8rem; align-items: start; padding: .8rem 1rem;
+      background: var(--_bg); color: var(--_text); border-radius: var(--_radius); box-shadow: 0 6px 24px rgba(0,0,0,.22); }
+    .banner[hidden] { display: none; }
+    .banner button { background: none; border: 0; color: var(--_accent); }`;
 
   class CrossgateInbox extends HTMLElement {
     static get observedAttributes() { return ["gateway", "token"]; }
@@ -55,6 +61,7 @@
             <path d="M12 22a2 2 0 0 0 2-2h-4a2 2 0 0 0 2 2zm6-6V11a6 6 0 0 0-5-5.9V4a1 1 0 0 0-2 0v1.1A6 6 0 0 0 6 11v5l-2 2v1h16v-1z"/></svg>
           <span class="badge" part="badge" hidden></span>
         </button>
+        <div class="banner" part="banner" role="status" hidden></div>
         <div class="panel" part="panel" role="dialog" aria-label="Notifications" hidden>
           <header><strong>Notifications</strong><button class="read-all" type="button">Mark all read</button></header>
           <ul role="list"></ul>
@@ -63,6 +70,7 @@
       this.badge = root.querySelector(".badge");
       this.panel = root.querySelector(".panel");
       this.list = root.querySelector("ul");
+      this.banner = root.querySelector(".banner");
       this.bell.addEventListener("click", () => this.toggle());
       root.querySelector(".read-all").addEventListener("click", () => this.post("/v1/inbox/read-all"));
       this.addEventListener("keydown", (e) => {
@@ -146,7 +154,8 @@
     }
 
     render() {
-      const live = this.items.filter((i) => i.status !== "archived");
+      this.showBanner();
+      const live = this.items.filter((i) => i.status !== "archived" && i.channel !== "in_app");
       this.list.replaceChildren();
       if (live.length === 0) {
         const empty = document.createElement("li");
@@ -156,6 +165,24 @@
         return;
       }
       for (const item of live) this.list.append(this.row(item));
+    }
+
+    // The newest in-app message nobody has seen: shown until opened or
+    // dismissed (either marks it seen; opening it also reads it).
+    showBanner() {
+      const now = Date.now();
+      const banner = this.items.find((i) => i.channel === "in_app" && i.status === "unseen"
+        && (!i.expires_at || Date.parse(i.expires_at) > now));
+      this.banner.replaceChildren();
+      this.banner.hidden = !banner;
+      if (!banner) return;
+      const open = this.row(banner).querySelector(".open");
+      const dismiss = document.createElement("button");
+      dismiss.type = "button";
+      dismiss.className = "dismiss";
+      dismiss.textContent = "Dismiss";
+      dismiss.addEventListener("click", () => this.post(`/v1/inbox/items/${encodeURIComponent(banner.id)}/seen`));
+      this.banner.append(open, dismiss);
     }
 
     // Built with textContent and checked links only: an item never adds markup.

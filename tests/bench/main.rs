@@ -371,10 +371,18 @@ fn cpu_secs(pid: &str) -> Option<f64> {
 }
 
 fn peak_rss_kib(pid: u32) -> Option<u64> {
+    status_kib(pid, "VmHWM")
+}
+
+/// A `kB` field of the process's `/proc/<pid>/status` (`VmRSS`, `VmHWM`).
+fn status_kib(pid: u32, field: &str) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     status
         .lines()
-        .find(|l| l.starts_with("VmHWM:"))?
+        .find(|l| {
+            l.strip_prefix(field)
+                .is_some_and(|rest| rest.starts_with(':'))
+        })?
         .split_whitespace()
         .nth(1)?
         .parse()

@@ -4,11 +4,7 @@
 //! arriving on its customer's stream (p50/p99), and the gateway's memory
 //! per open stream (its resident set before and with the streams open).
 
-use crate::{CONCURRENCY, Store, at_concurrency, percentile, spawn_gateway};
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
+use crate::{CONCURRENCY, Store, at_concurrency, percentile, spawn_gateway, status_kib};
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -18,26 +14,7 @@ const STREAMS: usize = 2_000;
 const SECRET: &str = "the bench's own inbox secret";
 
 fn token(customer: &str) -> String {
-    let payload = format!("{customer}\n{}", crossgate::clock::wall_ms() + 3_600_000);
-    let mut mac = Hmac::<Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
-    mac.update(b"crossgate-inbox-v1\n");
-    mac.update(payload.as_bytes());
-    format!(
-        "{}.{}",
-        URL_SAFE_NO_PAD.encode(payload),
-        URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
-    )
-}
-
-fn rss_kib(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()
+    crossgate_tests::feed_token(SECRET, customer, crossgate::clock::wall_ms() + 3_600_000)
 }
 
 pub async fn streams(work: &Path, store: &Store) {
@@ -59,7 +36,7 @@ pub async fn streams(work: &Path, store: &Store) {
         })
         .await;
     }
-    let before = rss_kib(child.id());
+    let before = status_kib(child.id(), "VmRSS");
 
     // One connection per stream, as devices have.
     let arrived: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
@@ -96,7 +73,7 @@ pub async fn streams(work: &Path, store: &Store) {
     }
     let open_secs = opening.elapsed().as_secs_f64();
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let with_streams = rss_kib(child.id());
+    let with_streams = status_kib(child.id(), "VmRSS");
 
     // One message each; accept times as the platform sees them.
     let accepted: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();

@@ -4,29 +4,14 @@
 //! go unseen fall back; tokens and origins that must be refused.
 
 use crate::support::{FAST_DISPATCH, TestGateway, answer, clock_at, sendgrid_connector};
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use crossgate_tests::ProviderSim;
-use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
-use sha2::Sha256;
 use std::time::{Duration, Instant};
 
 pub const SECRET: &str = "an inbox secret for the tests only";
 pub const PAGE: &str = "http://shop.test:8000";
 
-/// A feed token as a platform's backend makes it (docs/api.md's recipe).
-pub fn token_with(secret: &str, customer: &str, expires_ms: i64) -> String {
-    let payload = format!("{customer}\n{expires_ms}");
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
-    mac.update(b"crossgate-inbox-v1\n");
-    mac.update(payload.as_bytes());
-    format!(
-        "{}.{}",
-        URL_SAFE_NO_PAD.encode(payload),
-        URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
-    )
-}
+pub use crossgate_tests::feed_token as token_with;
 
 /// A token for `customer` valid for a day from the pinned clock's start.
 pub fn token(customer: &str) -> String {
@@ -104,6 +89,15 @@ fn emails(sim: &ProviderSim) -> usize {
         .iter()
         .filter(|r| r.path == "/v3/mail/send")
         .count()
+}
+
+/// Wait (bounded) until the simulator has `n` emails; `what` says why one is due.
+async fn until_emails(sim: &ProviderSim, n: usize, what: &str) {
+    let deadline = Instant::now() + crate::support::SETTLE_TIMEOUT;
+    while emails(sim) < n {
+        assert!(Instant::now() < deadline, "{what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 #[tokio::test]
@@ -248,14 +242,7 @@ async fn an_unread_inbox_item_escalates_to_email_and_a_read_one_does_not() {
     assert_eq!(emails(&sim), 0);
 
     advance(&gw, "61m").await;
-    let deadline = Instant::now() + crate::support::SETTLE_TIMEOUT;
-    while emails(&sim) < 1 {
-        assert!(
-            Instant::now() < deadline,
-            "the unread offer never escalated"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    until_emails(&sim, 1, "the unread offer never escalated").await;
     gw.quiesce().await;
     assert_eq!(emails(&sim), 1, "only the unread one went by email");
     let sent: Value = serde_json::from_slice(
@@ -307,14 +294,7 @@ async fn an_in_app_message_unseen_in_its_ttl_falls_back_and_a_seen_one_does_not(
     until_status(&gw, &seen, "delivered").await;
 
     advance(&gw, "61m").await;
-    let deadline = Instant::now() + crate::support::SETTLE_TIMEOUT;
-    while emails(&sim) < 1 {
-        assert!(
-            Instant::now() < deadline,
-            "the unseen banner never fell back"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    until_emails(&sim, 1, "the unseen banner never fell back").await;
     gw.quiesce().await;
     assert_eq!(emails(&sim), 1);
     // Gone from the feed once its time is up.

@@ -69,6 +69,24 @@ base_url = "{sim_url}"
 
 /// A `test_faults.wasm` connector that misbehaves in `mode` (see
 /// plugins/test-faults; `ok` succeeds without I/O), with `extra` settings.
+/// A feed token for `customer` until `expires_ms`, made as a platform's
+/// backend makes it from docs/api.md's recipe (not with the gateway's code,
+/// so the recipe is what is tested).
+pub fn feed_token(secret: &str, customer: &str, expires_ms: i64) -> String {
+    use hmac::Mac as _;
+    let payload = format!("{customer}\n{expires_ms}");
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes())
+        .expect("HMAC takes keys of any length");
+    mac.update(b"crossgate-inbox-v1\n");
+    mac.update(payload.as_bytes());
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    format!(
+        "{}.{}",
+        b64.encode(payload),
+        b64.encode(mac.finalize().into_bytes())
+    )
+}
+
 pub fn fault_connector(name: &str, mode: &str, extra: &str) -> String {
     format!(
         r#"

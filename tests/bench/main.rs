@@ -26,11 +26,14 @@
 //!    Then purging a backlog of history past `[retention]`, and a message
 //!    insert's latency meanwhile. Then 2,000 live feed streams: from a
 //!    send's accept to its item on the customer's stream, and the memory
-//!    each open stream costs the gateway.
+//!    each open stream costs the gateway. Last, message search in a store
+//!    of 1,000,000 messages: a customer's newest page, a day's, and a page
+//!    further on.
 //!    Once on SQLite, and once on PostgreSQL when `CROSSGATE_TEST_POSTGRES_URL`
 //!    names a server (`make bench` starts one on loopback).
 
 mod retention;
+mod search;
 mod streams;
 
 use base64::Engine as _;
@@ -1054,7 +1057,7 @@ fn main() {
     runtime.block_on(async {
         let work = tempfile::tempdir().expect("temp dir");
         let sim = ProviderSim::start().await.expect("simulator");
-        // `CROSSGATE_BENCH_ONLY=sandbox` (or `=e2e`, `=journeys`, `=broadcasts`, `=retention`, `=streams`)
+        // `CROSSGATE_BENCH_ONLY=sandbox` (or `=e2e`, `=journeys`, `=broadcasts`, `=retention`, `=streams`, `=search`)
         // measures that alone.
         let only_part = std::env::var("CROSSGATE_BENCH_ONLY").ok();
         let part = |name: &str| only_part.as_deref().is_none_or(|only| only == name);
@@ -1114,6 +1117,9 @@ fn main() {
             }
             if part("streams") {
                 streams::streams(work.path(), store).await;
+            }
+            if part("search") {
+                search::search(work.path(), store).await;
             }
         }
     });

@@ -28,6 +28,7 @@ mod push;
 mod reload;
 mod replies;
 mod routing;
+mod search;
 mod sms;
 mod store;
 mod support;

@@ -15,8 +15,6 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -93,18 +91,6 @@ fn view(item: &FeedItem) -> Value {
     })
 }
 
-fn cursor_of(item: &FeedItem) -> String {
-    URL_SAFE_NO_PAD.encode(format!("{} {}", item.created_at, item.id))
-}
-
-fn parse_cursor(cursor: &str) -> Result<(i64, String), ApiError> {
-    let bad = || ApiError::invalid("invalid_cursor", "cursor", "not a cursor this feed gave");
-    let text = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| bad())?;
-    let text = String::from_utf8(text).map_err(|_| bad())?;
-    let (at, id) = text.split_once(' ').ok_or_else(bad)?;
-    Ok((at.parse().map_err(|_| bad())?, id.to_owned()))
-}
-
 #[utoipa::path(get, path = "/v1/inbox/items", tag = "inbox", security(("feed_token" = [])),
     params(("cursor" = Option<String>, Query, description = "next_cursor of the page before"),
            ("limit" = Option<usize>, Query, description = "1-100, default 20"),
@@ -132,7 +118,11 @@ pub async fn items(
             .map_err(|e: String| ApiError::invalid("invalid_status", "status", e))?,
         None => FeedFilter::default(),
     };
-    let before = query.cursor.as_deref().map(parse_cursor).transpose()?;
+    let before = query
+        .cursor
+        .as_deref()
+        .map(|c| super::cursor::decode(c, "cursor"))
+        .transpose()?;
     let now = state.clock.now();
     // Opening the feed keeps the customer reachable on it.
     state.store.feed_opened(&customer_id, now).await?;
@@ -147,7 +137,11 @@ pub async fn items(
         })
         .await?;
     let next_cursor = (items.len() == limit)
-        .then(|| items.last().map(cursor_of))
+        .then(|| {
+            items
+                .last()
+                .map(|item| super::cursor::encode(item.created_at, &item.id))
+        })
         .flatten();
     Ok(Json(json!({
         "items": items.iter().map(view).collect::<Vec<_>>(),

@@ -5,6 +5,7 @@ pub mod backlog;
 mod body;
 pub mod broadcasts;
 mod cancellations;
+mod cursor;
 mod customers;
 pub mod error;
 mod guard;
@@ -18,6 +19,7 @@ mod page;
 mod preferences;
 mod reports;
 mod routes;
+mod search;
 mod segments;
 mod suppressions;
 mod unsubscribe;
@@ -123,7 +125,11 @@ impl AppState {
                     base_url: public_url.clone(),
                 }
             }),
-            feed_reachable_within: config.inbox.reachable_within,
+            feed_reachable_within: config
+                .inbox
+                .secret
+                .as_ref()
+                .map(|_| config.inbox.reachable_within),
             metrics: metrics.clone(),
             wake: wake.clone(),
             clock: clock.clone(),
@@ -167,7 +173,7 @@ impl AppState {
 
 pub fn router(state: Arc<AppState>) -> Router {
     let v1 = Router::new()
-        .route("/v1/messages", post(messages::send))
+        .route("/v1/messages", post(messages::send).get(search::messages))
         .route("/v1/messages/{id}", get(messages::get))
         .route("/v1/cancellations", post(cancellations::cancel))
         .route("/v1/routes/preview", post(routes::preview))

@@ -4,7 +4,7 @@
 
 use super::{
     broadcasts, cancellations, customers, inbox, journeys, messages, operations, preferences,
-    reports, routes, segments, suppressions, unsubscribe, webhooks,
+    reports, routes, search, segments, suppressions, unsubscribe, webhooks,
 };
 use utoipa::OpenApi;
 
@@ -17,6 +17,7 @@ use utoipa::OpenApi;
     paths(
         messages::send,
         messages::get,
+        search::messages,
         routes::preview,
         cancellations::cancel,
         customers::put,

@@ -37,8 +37,9 @@ pub struct Context {
     /// How one-click unsubscribe links (and preference-page links) are signed.
     pub unsubscribe: Option<UnsubscribeLinks>,
     /// `[inbox] reachable_within`: a feed opened longer ago than this is
-    /// not a channel the plan may choose.
-    pub feed_reachable_within: i64,
+    /// not a channel the plan may choose; `None` when the feed is off
+    /// (then planning does not read when it was opened).
+    pub feed_reachable_within: Option<i64>,
     /// Sends the gateway makes itself are counted like the API's.
     pub metrics: Arc<crate::metrics::Metrics>,
     /// Tells the dispatcher that new work is waiting.
@@ -487,7 +488,8 @@ async fn customer_route(
     // The feed is an address only while the customer looks at it.
     let reachable = facts
         .feed_opened_at
-        .is_some_and(|at| at > now.saturating_sub(state.feed_reachable_within));
+        .zip(state.feed_reachable_within)
+        .is_some_and(|(at, within)| at > now.saturating_sub(within));
     if let Some(profile) = facts.profiles.first_mut() {
         profile.addresses.feed = reachable.then(|| customer_id.to_owned());
     }
@@ -626,7 +628,7 @@ async fn facts(
         .map(|cap| (category.to_owned(), now.saturating_sub(cap.per)));
     state
         .store
-        .planning_facts(audience, scope, cap)
+        .planning_facts(audience, scope, cap, state.feed_reachable_within.is_some())
         .await
         .map_err(SendError::from)
 }

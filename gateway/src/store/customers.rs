@@ -68,14 +68,16 @@ pub trait CustomerStore: Send + Sync {
 
     /// What planning one send needs, read together (one trip to the
     /// store on the accept path): the customer, or the customers who own
-    /// the address; the suppressions of the addresses the plan may use; and,
+    /// the address; the suppressions of the addresses the plan may use;
     /// under a frequency cap, how many messages of `category` went to `scope`
-    /// since `since`.
+    /// since `since`; and, with `feed` (the feed channels are on), when a
+    /// customer last opened their feed.
     async fn planning_facts(
         &self,
         audience: Audience,
         scope: &str,
         cap: Option<(String, i64)>,
+        feed: bool,
     ) -> Result<PlanningFacts>;
 
     /// The suppression-list entries of these addresses ([`crate::customer::address_key`] form).

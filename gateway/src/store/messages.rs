@@ -283,6 +283,12 @@ pub trait MessageStore: Send + Sync {
 
     async fn message(&self, id: &str) -> Result<Option<MessageRecord>>;
 
+    /// Messages as [`super::search::MessageQuery`] asks, newest first.
+    async fn search_messages(
+        &self,
+        query: super::search::MessageQuery,
+    ) -> Result<Vec<super::search::MessageSummary>>;
+
     /// Record what a provider reported about a message it accepted, moving
     /// the status forward (`sent` -> `delivered` -> `read`, never back).
     /// Returns the message id, or `None` when no message has that provider id.

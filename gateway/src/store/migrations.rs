@@ -23,7 +23,7 @@ pub struct Migration {
 
 /// What each version does, the same in every backend: version N is
 /// `STEPS[N - 1]`. Each backend pairs these with its own SQL ([`step`]).
-pub const STEPS: [&str; 11] = [
+pub const STEPS: [&str; 12] = [
     "messages, deliveries, attempts, keys, outbox, customers, suppressions",
     "attempts record the node that made them",
     "messages record the template, locale and content each channel rendered",
@@ -35,7 +35,17 @@ pub const STEPS: [&str; 11] = [
     "values the gateway keeps for itself (a secret it made, its readiness probe), shared by every node; the node holding each delivery's lease; consent requests awaiting a YES",
     "a conversion may have no value (its event carried none that is an amount)",
     "customers' feeds: inbox and in-app items, and when each feed was last opened; escalation after a delivery",
+    "messages found by customer and by recipient, newest first",
 ];
+
+/// Step 12, the same in both backends: `GET /v1/messages` by customer or
+/// by address reads its page from an index, newest first, whatever the
+/// table holds (the time range alone reads `messages_created`).
+pub const MESSAGE_SEARCH: &str = "
+CREATE INDEX messages_customer_created ON messages (customer_id, created_at)
+    WHERE customer_id IS NOT NULL;
+CREATE INDEX messages_recipient_created ON messages (recipient, created_at);
+";
 
 /// Step 11, the same in both backends (SQLite through [`in_sqlite_types`]):
 /// the items of each customer's feed, newest first per customer, and when

@@ -19,6 +19,7 @@ pub(crate) mod postgres;
 pub mod queue;
 pub mod replies;
 pub mod reports;
+pub mod search;
 pub mod segments;
 mod sqlite;
 

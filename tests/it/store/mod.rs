@@ -159,4 +159,5 @@ suite!(
     every_node_hears_of_a_feed_change,
     an_escalation_waits_and_a_read_ends_it,
     feed_items_go_with_message_retention,
+    messages_are_found_newest_first_a_page_at_a_time,
 );

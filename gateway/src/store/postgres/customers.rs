@@ -501,6 +501,7 @@ impl CustomerStore for PostgresStore {
         audience: Audience,
         scope: &str,
         cap: Option<(String, i64)>,
+        feed: bool,
     ) -> Result<PlanningFacts> {
         let client = self.client().await?;
         // Queries that do not wait on each other go out together
@@ -510,7 +511,12 @@ impl CustomerStore for PostgresStore {
                 let (record, recent, feed_opened_at) = tokio::try_join!(
                     read(&client, id, false),
                     messages::recent_under(&client, scope, cap.as_ref()),
-                    super::feed::opened_at(&client, id)
+                    async {
+                        match feed {
+                            true => super::feed::opened_at(&client, id).await,
+                            false => Ok(None),
+                        }
+                    }
                 )?;
                 let profile = record.map(|r| r.profile);
                 let addresses: Vec<(Channel, String)> =

@@ -655,6 +655,49 @@ impl MessageStore for PostgresStore {
         read(&self.client().await?, id).await
     }
 
+    async fn search_messages(
+        &self,
+        query: crate::store::search::MessageQuery,
+    ) -> Result<Vec<crate::store::search::MessageSummary>> {
+        use crate::store::search::{Param, Raw};
+        let (sql, params) = query.sql(|n| format!("${n}"));
+        let values: Vec<Box<dyn tokio_postgres::types::ToSql + Sync + Send>> = params
+            .into_iter()
+            .map(|p| -> Box<dyn tokio_postgres::types::ToSql + Sync + Send> {
+                match p {
+                    Param::Text(text) => Box::new(text),
+                    Param::Int(n) => Box::new(n),
+                }
+            })
+            .collect();
+        let refs: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> =
+            values.iter().map(|v| &**v as _).collect();
+        self.client()
+            .await?
+            .rows(&sql, &refs)
+            .await?
+            .iter()
+            .map(|r| {
+                Raw {
+                    id: r.get(0),
+                    status: r.get(1),
+                    status_reason: r.get(2),
+                    channel: r.get(3),
+                    recipient: r.get(4),
+                    customer_id: r.get(5),
+                    category: r.get(6),
+                    campaign: r.get(7),
+                    delivered_by: r.get(8),
+                    delivered_channel: r.get(9),
+                    created_at: r.get(10),
+                    updated_at: r.get(11),
+                }
+                .check()
+                .map_err(StoreError::Corrupt)
+            })
+            .collect()
+    }
+
     async fn claim_key(&self, key: &str, expires_at: i64) -> Result<bool> {
         let taken = self
             .client()

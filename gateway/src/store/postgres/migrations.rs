@@ -25,6 +25,7 @@ pub fn all() -> Vec<Migration> {
             "ALTER TABLE conversions ALTER COLUMN value DROP NOT NULL;",
         ),
         migrations::step(11, migrations::FEEDS),
+        migrations::step(12, migrations::MESSAGE_SEARCH),
     ]
 }
 

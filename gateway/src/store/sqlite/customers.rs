@@ -513,6 +513,7 @@ impl CustomerStore for SqliteStore {
         audience: Audience,
         scope: &str,
         cap: Option<(String, i64)>,
+        feed: bool,
     ) -> Result<PlanningFacts> {
         let scope = scope.to_owned();
         self.read_small(move |conn| {
@@ -532,8 +533,8 @@ impl CustomerStore for SqliteStore {
                 None => 0,
             };
             let feed_opened_at = match &audience {
-                Audience::Customer(id) => super::feed::opened_at(conn, id)?,
-                Audience::Address { .. } => None,
+                Audience::Customer(id) if feed => super::feed::opened_at(conn, id)?,
+                _ => None,
             };
             Ok(PlanningFacts {
                 profiles,

@@ -521,6 +521,46 @@ impl MessageStore for SqliteStore {
         self.read(move |conn| read(conn, &id)).await
     }
 
+    async fn search_messages(
+        &self,
+        query: crate::store::search::MessageQuery,
+    ) -> Result<Vec<crate::store::search::MessageSummary>> {
+        use crate::store::search::{Param, Raw};
+        self.read(move |conn| {
+            let (sql, params) = query.sql(|n| format!("?{n}"));
+            let values: Vec<rusqlite::types::Value> = params
+                .into_iter()
+                .map(|p| match p {
+                    Param::Text(text) => rusqlite::types::Value::Text(text),
+                    Param::Int(n) => rusqlite::types::Value::Integer(n),
+                })
+                .collect();
+            let raw = conn
+                .prepare_cached(&sql)?
+                .query_map(rusqlite::params_from_iter(values), |r| {
+                    Ok(Raw {
+                        id: r.get(0)?,
+                        status: r.get(1)?,
+                        status_reason: r.get(2)?,
+                        channel: r.get(3)?,
+                        recipient: r.get(4)?,
+                        customer_id: r.get(5)?,
+                        category: r.get(6)?,
+                        campaign: r.get(7)?,
+                        delivered_by: r.get(8)?,
+                        delivered_channel: r.get(9)?,
+                        created_at: r.get(10)?,
+                        updated_at: r.get(11)?,
+                    })
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            raw.into_iter()
+                .map(|r| r.check().map_err(StoreError::Corrupt))
+                .collect()
+        })
+        .await
+    }
+
     async fn claim_key(&self, key: &str, expires_at: i64) -> Result<bool> {
         let key = key.to_owned();
         self.write(move |conn| {

@@ -28,6 +28,7 @@ pub fn all() -> Vec<Migration> {
         migrations::step(9, migrations::GATEWAY_STATE),
         migrations::step(10, VALUELESS_CONVERSIONS),
         migrations::step(11, in_sqlite_types(migrations::FEEDS)),
+        migrations::step(12, migrations::MESSAGE_SEARCH),
     ]
 }
 

@@ -21,10 +21,10 @@ pub async fn profiles_index_addresses_and_erasure_cancels(s: Stores) {
         address: phone.into(),
     };
     let facts =
-        s.b.planning_facts(owners("+31622222222"), "phone:+31622222222", None);
+        s.b.planning_facts(owners("+31622222222"), "phone:+31622222222", None, false);
     assert_eq!(facts.await.unwrap().profiles.len(), 1);
     let facts =
-        s.b.planning_facts(owners("+31611111111"), "phone:+31611111111", None);
+        s.b.planning_facts(owners("+31611111111"), "phone:+31611111111", None, false);
     assert!(
         facts.await.unwrap().profiles.is_empty(),
         "the old number left the index"

@@ -158,6 +158,7 @@ pub async fn feed_items_are_listed_marked_and_counted_per_customer(s: Stores) {
             crossgate::store::Audience::Customer("ada".into()),
             "customer:ada",
             None,
+            true,
         )
         .await
         .unwrap();
@@ -168,6 +169,7 @@ pub async fn feed_items_are_listed_marked_and_counted_per_customer(s: Stores) {
             crossgate::store::Audience::Customer("ada".into()),
             "customer:ada",
             None,
+            true,
         )
         .await
         .unwrap();

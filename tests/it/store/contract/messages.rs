@@ -228,3 +228,78 @@ pub async fn shared_secrets_and_claimed_keys_are_one_for_every_node(s: Stores) {
     assert_eq!(purged.idempotency_keys, 1);
     assert!(s.a.claim_key("webhook:twilio:abc", 9_000).await.unwrap());
 }
+
+pub async fn messages_are_found_newest_first_a_page_at_a_time(s: Stores) {
+    use crossgate::store::search::MessageQuery;
+    for (id, at, customer) in [
+        ("m1", 1_000, Some("ada")),
+        ("m2", 2_000, Some("ada")),
+        ("m3", 2_000, Some("ada")),
+        ("m4", 3_000, Some("bo")),
+        ("m5", 4_000, None),
+    ] {
+        let mut m = message(id, at, &["twilio"]);
+        m.customer_id = customer.map(str::to_owned);
+        m.category = Some("marketing".into());
+        m.campaign = (id == "m4").then(|| "broadcast:b1".to_owned());
+        insert(&*s.a, m).await;
+    }
+    let query = |customer: Option<&str>, before: Option<(i64, String)>| MessageQuery {
+        customer_id: customer.map(str::to_owned),
+        from: 0,
+        to: 10_000,
+        before,
+        limit: 2,
+        ..MessageQuery::default()
+    };
+    let ids = |found: &[crossgate::store::search::MessageSummary]| -> Vec<String> {
+        found.iter().map(|m| m.id.clone()).collect()
+    };
+    let first = s.b.search_messages(query(Some("ada"), None)).await.unwrap();
+    assert_eq!(ids(&first), ["m3", "m2"], "newest first, ties by id");
+    let last = &first[1];
+    let next =
+        s.b.search_messages(query(Some("ada"), Some((last.created_at, last.id.clone()))))
+            .await
+            .unwrap();
+    assert_eq!(ids(&next), ["m1"]);
+    assert_eq!(next[0].status, MessageStatus::Queued);
+    assert_eq!(next[0].recipient, "+31612345678");
+
+    let everyone = s.a.search_messages(query(None, None)).await.unwrap();
+    assert_eq!(ids(&everyone), ["m5", "m4"]);
+    let in_range = MessageQuery {
+        from: 2_000,
+        to: 3_000,
+        limit: 10,
+        ..MessageQuery::default()
+    };
+    assert_eq!(
+        ids(&s.a.search_messages(in_range).await.unwrap()),
+        ["m3", "m2"],
+        "from inclusive, to exclusive"
+    );
+    let by_campaign = MessageQuery {
+        campaign: Some("broadcast:b1".into()),
+        recipient: Some("+31612345678".into()),
+        channel: Some(Channel::Sms),
+        status: Some(MessageStatus::Queued),
+        category: Some("marketing".into()),
+        from: 0,
+        to: 10_000,
+        limit: 10,
+        ..MessageQuery::default()
+    };
+    assert_eq!(
+        ids(&s.a.search_messages(by_campaign).await.unwrap()),
+        ["m4"]
+    );
+    let none = MessageQuery {
+        status: Some(MessageStatus::Read),
+        from: 0,
+        to: 10_000,
+        limit: 10,
+        ..MessageQuery::default()
+    };
+    assert!(s.a.search_messages(none).await.unwrap().is_empty());
+}

@@ -6,6 +6,7 @@ mod browser;
 mod campaigns;
 mod config_check;
 mod consistency;
+mod console;
 mod contract;
 mod disk_full;
 mod docs;

@@ -5,6 +5,7 @@ pub mod backlog;
 mod body;
 pub mod broadcasts;
 mod cancellations;
+mod console;
 mod cursor;
 mod customers;
 pub mod error;
@@ -241,6 +242,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         // The customer's own page: the signed link is the proof.
         .route("/p/{token}", get(preferences::show).post(preferences::save))
         .route("/sdk/inbox.js", get(inbox::script))
+        // The console signs in with an API key once, then its session cookie.
+        .merge(console::router())
         .route("/healthz", get(openapi::healthz))
         .route("/openapi.json", get(openapi::openapi))
         .route("/readyz", get(operations::ready))

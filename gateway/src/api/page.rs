@@ -1,7 +1,7 @@
 //! The few pages the gateway shows people itself (unsubscribe, the
 //! preference page): one shell, escaped text, no scripts.
 
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 /// Text for HTML, attribute values included.
@@ -48,3 +48,22 @@ fieldset{border:1px solid #d8d8dc;border-radius:.4rem;margin:1rem 0;padding:.75r
 legend{font-weight:600}label{display:block;padding:.3rem 0}\
 button{font:inherit;padding:.5rem 1.2rem;border-radius:.4rem;border:0;background:#2c5fd4;color:#fff}\
 [role=status]{background:#e7f5ea;padding:.5rem .75rem;border-radius:.4rem}";
+
+/// Whether a browser says a post came from another site's page (its
+/// `Sec-Fetch-Site`, or an `Origin` that is not this gateway's): refused
+/// before any form check, which refuses it too.
+pub fn from_another_site(headers: &HeaderMap) -> bool {
+    let fetch_site = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok());
+    if matches!(fetch_site, Some("cross-site" | "same-site")) {
+        return true;
+    }
+    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
+    let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok());
+    match (origin, host) {
+        (Some("null"), _) => true,
+        (Some(origin), Some(host)) => {
+            origin.split_once("://").map(|(_, authority)| authority) != Some(host)
+        }
+        _ => false,
+    }
+}

@@ -12,7 +12,7 @@ use crate::preferences::{self, CategoryChoice};
 use axum::Json;
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -200,7 +200,7 @@ pub async fn save(
             "<p>This form can only be sent from its own page.</p>",
         )
     };
-    if from_another_site(&headers) {
+    if super::page::from_another_site(&headers) {
         return cross_site();
     }
     let body = match super::body::read_body(&state, body).await {
@@ -255,24 +255,6 @@ fn unprocessable(why: &str) -> Response {
         "Preferences",
         &format!("<p>Nothing was saved: {}</p>", escape(why)),
     )
-}
-
-/// A browser says where a post came from: another site's page is refused
-/// (the form check refuses it too; this says why sooner).
-fn from_another_site(headers: &HeaderMap) -> bool {
-    let fetch_site = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok());
-    if matches!(fetch_site, Some("cross-site" | "same-site")) {
-        return true;
-    }
-    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
-    let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok());
-    match (origin, host) {
-        (Some("null"), _) => true,
-        (Some(origin), Some(host)) => {
-            origin.split_once("://").map(|(_, authority)| authority) != Some(host)
-        }
-        _ => false,
-    }
 }
 
 /// Write what `wanted` changes, stamped now, with the page's source.

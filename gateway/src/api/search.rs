@@ -26,23 +26,23 @@ const DEFAULT_RANGE_MS: i64 = 7 * 86_400_000;
 #[into_params(parameter_in = Query)]
 pub struct SearchQuery {
     /// The platform's customer id.
-    customer_id: Option<String>,
+    pub customer_id: Option<String>,
     /// A recipient as the message holds it: an E.164 number or an email address.
-    address: Option<String>,
+    pub address: Option<String>,
     /// Planned for, or delivered on, this channel.
-    channel: Option<String>,
-    status: Option<String>,
-    category: Option<String>,
+    pub channel: Option<String>,
+    pub status: Option<String>,
+    pub category: Option<String>,
     /// `broadcast:<id>` or `journey:<name>`.
-    campaign: Option<String>,
+    pub campaign: Option<String>,
     /// RFC 3339; default `to` less 7 days.
-    from: Option<String>,
+    pub from: Option<String>,
     /// RFC 3339, exclusive; default now.
-    to: Option<String>,
+    pub to: Option<String>,
     /// 1-200, default 50.
-    limit: Option<usize>,
+    pub limit: Option<usize>,
     /// `next_cursor` of the page before.
-    after: Option<String>,
+    pub after: Option<String>,
 }
 
 fn time(field: &str, text: &str) -> Result<i64, ApiError> {
@@ -66,6 +66,25 @@ pub async fn messages(
             e.body_text(),
         )
     })?;
+    let query = query_of(&state, query)?;
+    let limit = query.limit;
+    let found = state.store.search_messages(query).await?;
+    let next_cursor = (found.len() == limit)
+        .then(|| {
+            found
+                .last()
+                .map(|m| super::cursor::encode(m.created_at, &m.id))
+        })
+        .flatten();
+    Ok(Json(json!({
+        "messages": found.iter().map(view).collect::<Vec<_>>(),
+        "next_cursor": next_cursor,
+    })))
+}
+
+/// The store's query for a search, checked and bounded: the API's and the
+/// console's.
+pub fn query_of(state: &AppState, query: SearchQuery) -> Result<MessageQuery, ApiError> {
     let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
     if !(1..=MAX_LIMIT).contains(&limit) {
         return Err(ApiError::invalid(
@@ -126,32 +145,18 @@ pub async fn messages(
         .as_deref()
         .map(|c| super::cursor::decode(c, "after"))
         .transpose()?;
-    let found = state
-        .store
-        .search_messages(MessageQuery {
-            customer_id: query.customer_id,
-            recipient: query.address,
-            channel,
-            status,
-            category: query.category,
-            campaign: query.campaign,
-            from,
-            to,
-            before,
-            limit,
-        })
-        .await?;
-    let next_cursor = (found.len() == limit)
-        .then(|| {
-            found
-                .last()
-                .map(|m| super::cursor::encode(m.created_at, &m.id))
-        })
-        .flatten();
-    Ok(Json(json!({
-        "messages": found.iter().map(view).collect::<Vec<_>>(),
-        "next_cursor": next_cursor,
-    })))
+    Ok(MessageQuery {
+        customer_id: query.customer_id,
+        recipient: query.address,
+        channel,
+        status,
+        category: query.category,
+        campaign: query.campaign,
+        from,
+        to,
+        before,
+        limit,
+    })
 }
 
 fn view(m: &MessageSummary) -> Value {

@@ -80,7 +80,8 @@ impl FeedItem {
 pub(crate) const COLUMNS: &str = "id, customer_id, channel, title, body, action_url, image_url, \
      category, data, created_at, expires_at, seen_at, read_at, archived_at";
 
-/// The counts' query over one customer's live items (`$1` customer, `$2` now).
+/// The counts' query over one customer's live items (`$1` customer, `$2`
+/// now; SQLite numbers `$n` by first appearance, so they appear in order).
 pub(crate) const COUNTS: &str =
     "SELECT COALESCE(SUM(CASE WHEN seen_at IS NULL THEN 1 ELSE 0 END), 0),
             COALESCE(SUM(CASE WHEN read_at IS NULL THEN 1 ELSE 0 END), 0)

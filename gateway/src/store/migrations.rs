@@ -23,7 +23,7 @@ pub struct Migration {
 
 /// What each version does, the same in every backend: version N is
 /// `STEPS[N - 1]`. Each backend pairs these with its own SQL ([`step`]).
-pub const STEPS: [&str; 12] = [
+pub const STEPS: [&str; 13] = [
     "messages, deliveries, attempts, keys, outbox, customers, suppressions",
     "attempts record the node that made them",
     "messages record the template, locale and content each channel rendered",
@@ -36,7 +36,23 @@ pub const STEPS: [&str; 12] = [
     "a conversion may have no value (its event carried none that is an amount)",
     "customers' feeds: inbox and in-app items, and when each feed was last opened; escalation after a delivery",
     "messages found by customer and by recipient, newest first",
+    "the console's sign-in sessions",
 ];
+
+/// Step 13, the same in both backends: the console's sessions, under the
+/// hash of their cookie, ended by a sign-out, purged once expired.
+pub const CONSOLE_SESSIONS: &str = "
+CREATE TABLE console_sessions (
+    id         TEXT PRIMARY KEY,
+    key_name   TEXT NOT NULL,
+    scope      TEXT NOT NULL,
+    csrf       TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    expires_at BIGINT NOT NULL,
+    ended_at   BIGINT
+);
+CREATE INDEX console_sessions_expiry ON console_sessions (expires_at);
+";
 
 /// Step 12, the same in both backends: `GET /v1/messages` by customer or
 /// by address reads its page from an index, newest first, whatever the

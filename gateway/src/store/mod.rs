@@ -21,6 +21,7 @@ pub mod replies;
 pub mod reports;
 pub mod search;
 pub mod segments;
+pub mod sessions;
 mod sqlite;
 
 pub use customers::{Audience, CustomerRecord, CustomerStore, DeadAddress, PlanningFacts};
@@ -129,6 +130,7 @@ pub trait Store:
     + journeys::JourneyStore
     + campaigns::CampaignStore
     + feed::FeedStore
+    + sessions::SessionStore
     + Send
     + Sync
     + 'static

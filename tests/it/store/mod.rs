@@ -160,4 +160,5 @@ suite!(
     an_escalation_waits_and_a_read_ends_it,
     feed_items_go_with_message_retention,
     messages_are_found_newest_first_a_page_at_a_time,
+    console_sessions_end_everywhere_and_expire,
 );

@@ -26,6 +26,7 @@ pub fn all() -> Vec<Migration> {
         ),
         migrations::step(11, migrations::FEEDS),
         migrations::step(12, migrations::MESSAGE_SEARCH),
+        migrations::step(13, migrations::CONSOLE_SESSIONS),
     ]
 }
 

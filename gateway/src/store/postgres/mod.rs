@@ -150,6 +150,7 @@ mod journeys;
 mod messages;
 mod outbox;
 mod queue;
+mod sessions;
 
 pub struct PostgresStore {
     pool: Pool,

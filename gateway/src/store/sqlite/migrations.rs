@@ -29,6 +29,7 @@ pub fn all() -> Vec<Migration> {
         migrations::step(10, VALUELESS_CONVERSIONS),
         migrations::step(11, in_sqlite_types(migrations::FEEDS)),
         migrations::step(12, migrations::MESSAGE_SEARCH),
+        migrations::step(13, in_sqlite_types(migrations::CONSOLE_SESSIONS)),
     ]
 }
 

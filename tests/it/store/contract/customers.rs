@@ -300,3 +300,33 @@ pub async fn a_dead_address_is_suppressed_and_forgotten(s: Stores) {
     assert_eq!(c2.profile.addresses.email, None);
     assert_eq!(c2.profile.addresses.phone.as_deref(), Some("+31622222222"));
 }
+
+pub async fn console_sessions_end_everywhere_and_expire(s: Stores) {
+    use crossgate::store::sessions::ConsoleSession;
+    let session = ConsoleSession {
+        id: "hash-of-a-cookie".into(),
+        key_name: "viewer".into(),
+        admin: false,
+        csrf: "check".into(),
+        created_at: 1_000,
+        expires_at: 9_000,
+    };
+    s.a.start_session(session.clone()).await.unwrap();
+    assert_eq!(
+        s.b.session("hash-of-a-cookie", 2_000).await.unwrap(),
+        Some(session.clone())
+    );
+    assert_eq!(
+        s.b.session("hash-of-a-cookie", 9_000).await.unwrap(),
+        None,
+        "expired"
+    );
+    assert_eq!(s.b.session("another", 2_000).await.unwrap(), None);
+    assert!(s.b.end_session("hash-of-a-cookie", 3_000).await.unwrap());
+    assert!(!s.a.end_session("hash-of-a-cookie", 3_001).await.unwrap());
+    assert_eq!(
+        s.a.session("hash-of-a-cookie", 3_500).await.unwrap(),
+        None,
+        "signed out on every node"
+    );
+}

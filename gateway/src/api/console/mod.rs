@@ -1,0 +1,77 @@
+//! The operator console at `/console`: pages the gateway renders itself
+//! (no script, no build step), signed in with an API key that becomes a
+//! session (see [`session`]). Every page reads through the same bounded
+//! store queries as the API; every change is a form with the session's
+//! CSRF check, offered only to admin sessions and refused to the others.
+
+mod messages;
+mod session;
+
+use super::AppState;
+use super::page::escape;
+use crate::store::sessions::ConsoleSession;
+use axum::Router;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use std::sync::Arc;
+
+pub fn router() -> Router<Arc<AppState>> {
+    Router::new()
+        .route(
+            "/console",
+            get(|| async { Redirect::to("/console/messages") }),
+        )
+        .route(
+            "/console/sign-in",
+            get(session::sign_in_page).post(session::sign_in),
+        )
+        .route("/console/sign-out", post(session::sign_out))
+        .route("/console/messages", get(messages::search))
+        .route("/console/messages/{id}", get(messages::timeline))
+}
+
+/// A console page: the navigation, the operator's name and sign-out, and `body`.
+fn layout(session: &ConsoleSession, title: &str, body: &str) -> Response {
+    let html = format!(
+        "<!doctype html><html lang=en><meta charset=utf-8>\
+         <meta name=viewport content=\"width=device-width,initial-scale=1\">\
+         <title>{title} · Crossgate</title><style>{STYLE}</style>\
+         <header><nav aria-label=Console><a href=\"/console/messages\">Messages</a></nav>\
+         <form method=post action=\"/console/sign-out\"><span>{who} ({scope})</span>\
+         <input type=hidden name=csrf value=\"{csrf}\"><button type=submit>Sign out</button></form></header>\
+         <main><h1>{title}</h1>{body}</main></html>",
+        title = escape(title),
+        who = escape(&session.key_name),
+        scope = if session.admin { "admin" } else { "read" },
+        csrf = escape(&session.csrf),
+    );
+    html_response(StatusCode::OK, html)
+}
+
+fn html_response(status: StatusCode, html: String) -> Response {
+    (
+        status,
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (
+                header::CONTENT_SECURITY_POLICY,
+                "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'",
+            ),
+            (header::CACHE_CONTROL, "no-store"),
+            (header::REFERRER_POLICY, "same-origin"),
+        ],
+        html,
+    )
+        .into_response()
+}
+
+const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:0;color:#1c1c1e;background:#f6f6f7}\
+header{display:flex;justify-content:space-between;align-items:center;padding:.6rem 1.2rem;background:#1f2a44;color:#fff}\
+header a{color:#fff;margin-right:1rem}header form{display:flex;gap:.6rem;align-items:center}\
+main{padding:1rem 1.2rem}table{border-collapse:collapse;width:100%;background:#fff}\
+th,td{text-align:left;padding:.35rem .5rem;border-bottom:1px solid #e5e5ea;vertical-align:top}\
+form.search{display:flex;flex-wrap:wrap;gap:.6rem;align-items:end;margin-bottom:1rem}\
+label{display:flex;flex-direction:column;font-size:.85em}\
+button{font:inherit;padding:.35rem .9rem;border-radius:.3rem;border:0;background:#2c5fd4;color:#fff}\
+.reason{color:#6b6b70}.chosen{color:#1a7f37;font-weight:600}[role=alert]{color:#b42318}";

@@ -93,6 +93,14 @@ async fn an_operator_finds_a_customers_message_and_reads_its_timeline() {
     browser
         .click("return document.querySelector('form.search button');")
         .await;
+    // The unfiltered page lists the message too: wait for the search's own.
+    browser
+        .wait_for(
+            "the search's page",
+            "return location.search.includes('customer_id=ada') && document.readyState === 'complete';",
+            Duration::from_secs(5),
+        )
+        .await;
     let link = format!("a[href=\"/console/messages/{id}\"]");
     browser
         .wait_for(
@@ -107,7 +115,9 @@ async fn an_operator_finds_a_customers_message_and_reads_its_timeline() {
     let page = browser
         .wait_for(
             "the timeline",
-            "return document.querySelector('h2') && document.body.innerText;",
+            "return location.pathname.startsWith('/console/messages/') \
+             && document.readyState === 'complete' && document.querySelector('h2') \
+             && document.body.innerText;",
             Duration::from_secs(5),
         )
         .await;
@@ -210,4 +220,254 @@ async fn sessions_refuse_wrong_keys_replays_and_cross_site_posts() {
     let replayed = page(cookie).await.unwrap();
     assert_eq!(replayed.status(), 303);
     assert_eq!(replayed.headers()["location"], "/console/sign-in");
+}
+
+/// A customer with a phone per id, a segment of all who have one, and a
+/// slow broadcast to it started with the admin key.
+async fn slow_broadcast(gw: &TestGateway, members: usize) -> String {
+    let client = &gw.client;
+    for i in 0..members {
+        let put = client
+            .put(format!("{}/v1/customers/m{i:03}", gw.url))
+            .bearer_auth(ADMIN)
+            .json(&json!({"addresses": {"phone": format!("+3161200{i:04}")}}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(put.status(), 201);
+    }
+    let segment = client
+        .put(format!("{}/v1/segments/everyone", gw.url))
+        .bearer_auth(ADMIN)
+        .json(&json!({"reachable": ["sms"]}))
+        .send()
+        .await
+        .unwrap();
+    assert!(segment.status().is_success());
+    let created: serde_json::Value = client
+        .post(format!("{}/v1/broadcasts", gw.url))
+        .bearer_auth(ADMIN)
+        .json(&json!({"segment": "everyone", "category": "transactional",
+                      "content": {"text": "Our opening hours change"}, "rate_per_second": 1}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    created["id"].as_str().unwrap().to_owned()
+}
+
+async fn sign_in_as(browser: &Browser, gw: &TestGateway, key: &str) {
+    browser.goto(&format!("{}/console/sign-in", gw.url)).await;
+    browser
+        .eval(
+            "document.querySelector('input[name=key]').value = arguments[0];",
+            json!([key]),
+        )
+        .await;
+    browser
+        .click("return document.querySelector('button[type=submit]');")
+        .await;
+    browser
+        .wait_for(
+            "signed in",
+            "return location.pathname === '/console/messages';",
+            Duration::from_secs(5),
+        )
+        .await;
+}
+
+#[tokio::test]
+async fn an_admin_changes_consent_cancels_a_broadcast_and_downloads_the_report() {
+    let test = "console::an_admin_changes_consent_cancels_a_broadcast_and_downloads_the_report";
+    let Some(browser) = Browser::open(test).await else {
+        return;
+    };
+    let sim = ProviderSim::start().await.unwrap();
+    let gw = gateway(&sim).await;
+    let first = send(&gw).await;
+    gw.client
+        .get(format!("{}/v1/messages/{first}", gw.url))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap();
+    let broadcast = slow_broadcast(&gw, 30).await;
+    sign_in_as(&browser, &gw, ADMIN).await;
+
+    // Consent: ada opts out of transactional SMS, by the operator's hand.
+    browser
+        .goto(&format!("{}/console/customers/ada", gw.url))
+        .await;
+    browser
+        .eval(
+            "document.querySelector('select[name=\"c.sms.transactional\"]').value = 'opted_out';",
+            json!([]),
+        )
+        .await;
+    browser
+        .click("return [...document.querySelectorAll('button[type=submit]')].find(b => b.textContent === 'Change consent');")
+        .await;
+    let page = browser
+        .wait_for(
+            "the changed consent",
+            "return document.body.innerText.includes('opted out') && document.body.innerText;",
+            Duration::from_secs(5),
+        )
+        .await;
+    assert!(page.as_str().unwrap().contains("console:ops"), "{page}");
+    let next: serde_json::Value = gw
+        .client
+        .post(format!("{}/v1/routes/preview", gw.url))
+        .bearer_auth(ADMIN)
+        .json(&json!({"customer_id": "ada", "category": "transactional", "content": {"text": "again"}}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let sms = next["plan"]["channels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["channel"] == "sms")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        sms["decision"], "opted_out",
+        "the next plan follows: {next}"
+    );
+
+    // The broadcast, planning one member a second: cancelled, it plans no more.
+    browser
+        .goto(&format!("{}/console/broadcasts/{broadcast}", gw.url))
+        .await;
+    browser
+        .click("return [...document.querySelectorAll('button')].find(b => b.textContent === 'Cancel the broadcast');")
+        .await;
+    browser
+        .wait_for(
+            "the cancelled broadcast",
+            "return document.querySelector('#status')?.textContent === 'cancelled';",
+            Duration::from_secs(5),
+        )
+        .await;
+    let planned = browser
+        .eval(
+            "return document.querySelector('#planned').textContent;",
+            json!([]),
+        )
+        .await;
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    browser.eval("location.reload();", json!([])).await;
+    let later = browser
+        .wait_for(
+            "the broadcast again",
+            "return document.querySelector('#planned')?.textContent;",
+            Duration::from_secs(5),
+        )
+        .await;
+    assert_eq!(later, planned, "no member planned after the cancel");
+    let planned: usize = planned.as_str().unwrap().parse().unwrap();
+    assert!(planned < 30, "stopped before its end: {planned}");
+
+    // The report's CSV, as the page links it, fetched with the session
+    // (from a page of the same origin without the console's CSP, which
+    // lets a console page fetch nothing).
+    browser.goto(&format!("{}/console/reports", gw.url)).await;
+    let href = browser
+        .eval("return document.querySelector('#csv').href;", json!([]))
+        .await;
+    browser.goto(&format!("{}/healthz", gw.url)).await;
+    let csv = browser
+        .eval_async(&format!(
+            "const done = arguments[arguments.length - 1];\
+             fetch({href}).then(r => r.text()).then(done, e => done('failed: ' + e));"
+        ))
+        .await;
+    let csv = csv.as_str().unwrap();
+    assert!(csv.starts_with("channel,sent,delivered,read"), "{csv}");
+    assert!(csv.contains("\nsms,"), "{csv}");
+    browser.quit().await;
+}
+
+#[tokio::test]
+async fn a_read_session_is_offered_no_change_and_its_posts_are_refused() {
+    let sim = ProviderSim::start().await.unwrap();
+    let gw = gateway(&sim).await;
+    send(&gw).await;
+    let broadcast = slow_broadcast(&gw, 3).await;
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let signed_in = client
+        .post(format!("{}/console/sign-in", gw.url))
+        .form(&[("key", READER)])
+        .send()
+        .await
+        .unwrap();
+    let cookie = signed_in.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let page = |path: String| {
+        client
+            .get(format!("{}{path}", gw.url))
+            .header("cookie", cookie.clone())
+            .send()
+    };
+    let customer = page("/console/customers/ada".into()).await.unwrap();
+    assert_eq!(customer.status(), 200);
+    let customer = customer.text().await.unwrap();
+    assert!(!customer.contains("<select"), "no consent form: {customer}");
+    let csrf = customer
+        .split("name=csrf value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap()
+        .to_owned();
+    let shown = page(format!("/console/broadcasts/{broadcast}"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!shown.contains("Cancel the broadcast"), "{shown}");
+    for (path, field) in [
+        (
+            "/console/customers/ada/consent".to_owned(),
+            ("c.sms.transactional", "opted_out"),
+        ),
+        (
+            format!("/console/broadcasts/{broadcast}/cancel"),
+            ("x", "y"),
+        ),
+    ] {
+        let posted = client
+            .post(format!("{}{path}", gw.url))
+            .header("cookie", cookie.clone())
+            .header("origin", gw.url.clone())
+            .form(&[("csrf", csrf.as_str()), field])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(posted.status(), 403, "{path}");
+    }
+    let consent: serde_json::Value = gw
+        .client
+        .get(format!("{}/v1/customers/ada", gw.url))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(consent["consent"].is_null(), "nothing changed: {consent}");
 }

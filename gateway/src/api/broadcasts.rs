@@ -92,20 +92,25 @@ pub async fn cancel(
     caller: Option<Extension<Caller>>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let broadcast = record(&state, &id).await?;
-    let caller = caller_name(caller);
+    Ok(Json(cancel_as(&state, &id, &caller_name(caller)).await?))
+}
+
+/// Cancel for the key named `caller`: only the key that started a
+/// broadcast may (the API's and the console's rule). The broadcast after.
+pub async fn cancel_as(state: &AppState, id: &str, caller: &str) -> Result<Value, ApiError> {
+    let broadcast = record(state, id).await?;
     let created_by = serde_json::from_str::<BroadcastRequest>(&broadcast.definition)
         .ok()
         .and_then(|r| r.created_by);
-    if created_by.as_ref().is_some_and(|by| *by != caller) {
+    if created_by.as_ref().is_some_and(|by| by != caller) {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "not_yours",
             "only the API key that started a broadcast may cancel it",
         ));
     }
-    state.store.cancel_broadcast(&id, state.clock.now()).await?;
-    Ok(Json(view(&state, &id).await?))
+    state.store.cancel_broadcast(id, state.clock.now()).await?;
+    view(state, id).await
 }
 
 fn caller_name(caller: Option<Extension<Caller>>) -> String {
@@ -122,7 +127,7 @@ async fn record(state: &AppState, id: &str) -> Result<BroadcastRecord, ApiError>
 }
 
 /// A broadcast as listed: what it sends to whom, when, and how far it got.
-fn summary(broadcast: &BroadcastRecord) -> Value {
+pub fn summary(broadcast: &BroadcastRecord) -> Value {
     let request: Value = serde_json::from_str(&broadcast.definition).unwrap_or_default();
     json!({
         "id": broadcast.id,
@@ -137,7 +142,7 @@ fn summary(broadcast: &BroadcastRecord) -> Value {
 }
 
 /// [`summary`] with its members' messages by status and its refusals.
-async fn view(state: &AppState, id: &str) -> Result<Value, ApiError> {
+pub async fn view(state: &AppState, id: &str) -> Result<Value, ApiError> {
     let broadcast = record(state, id).await?;
     let counts = state
         .store

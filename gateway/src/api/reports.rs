@@ -37,8 +37,59 @@ pub async fn channels(
     State(state): State<Arc<AppState>>,
     Query(query): Query<ReportQuery>,
 ) -> Result<Response, ApiError> {
-    let to = time(query.to.as_deref(), "to")?.unwrap_or_else(|| state.clock.now());
-    let from = time(query.from.as_deref(), "from")?.unwrap_or(to - DEFAULT_SPAN_MS);
+    let report = report(
+        &state,
+        query.from.as_deref(),
+        query.to.as_deref(),
+        query.group_by.as_deref().unwrap_or("channel"),
+    )
+    .await?;
+    match query.format.as_deref().unwrap_or("json") {
+        "json" => Ok(Json(report.json()).into_response()),
+        "csv" => report.csv(),
+        other => Err(ApiError::invalid(
+            "invalid_format",
+            "format",
+            format!("{other:?}: json or csv"),
+        )),
+    }
+}
+
+/// A report over `[from, to)` grouped by `keys`: the API's and the console's.
+pub struct Report {
+    from: i64,
+    to: i64,
+    keys: Vec<ReportKey>,
+    rows: Vec<ReportRow>,
+}
+
+impl Report {
+    pub fn json(&self) -> Value {
+        let keys = &self.keys;
+        json!({
+            "from": super::messages::timestamp(self.from),
+            "to": super::messages::timestamp(self.to),
+            "group_by": keys.iter().map(|k| k.as_str()).collect::<Vec<_>>(),
+            "rows": self.rows.iter().map(|r| row(keys, r)).collect::<Vec<_>>(),
+            "totals": row(&[], &totals(&self.rows)),
+        })
+    }
+
+    pub fn csv(&self) -> Result<Response, ApiError> {
+        csv(&self.keys, &self.rows)
+    }
+}
+
+/// The report the parameters ask for (RFC 3339 times, default the last 30
+/// days; `group_by` as `channel,region`), checked and bounded.
+pub async fn report(
+    state: &AppState,
+    from: Option<&str>,
+    to: Option<&str>,
+    group_by: &str,
+) -> Result<Report, ApiError> {
+    let to = time(to, "to")?.unwrap_or_else(|| state.clock.now());
+    let from = time(from, "from")?.unwrap_or(to - DEFAULT_SPAN_MS);
     if from >= to {
         return Err(ApiError::invalid(
             "invalid_range",
@@ -53,25 +104,14 @@ pub async fn channels(
             "a report covers at most 366 days: ask for several",
         ));
     }
-    let keys = keys(query.group_by.as_deref().unwrap_or("channel"))?;
+    let keys = keys(group_by)?;
     let rows = state.store.channel_report(from, to, keys.clone()).await?;
-    let total = totals(&rows);
-    match query.format.as_deref().unwrap_or("json") {
-        "json" => Ok(Json(json!({
-            "from": super::messages::timestamp(from),
-            "to": super::messages::timestamp(to),
-            "group_by": keys.iter().map(|k| k.as_str()).collect::<Vec<_>>(),
-            "rows": rows.iter().map(|r| row(&keys, r)).collect::<Vec<_>>(),
-            "totals": row(&[], &total),
-        }))
-        .into_response()),
-        "csv" => csv(&keys, &rows),
-        other => Err(ApiError::invalid(
-            "invalid_format",
-            "format",
-            format!("{other:?}: json or csv"),
-        )),
-    }
+    Ok(Report {
+        from,
+        to,
+        keys,
+        rows,
+    })
 }
 
 #[utoipa::path(get, path = "/v1/conversions/{event_id}", tag = "campaigns",

@@ -93,6 +93,17 @@ impl Browser {
         .await
     }
 
+    /// Run `script` that ends by calling its last argument with a value
+    /// (a promise's result, e.g. a `fetch`).
+    pub async fn eval_async(&self, script: &str) -> Value {
+        self.call(
+            reqwest::Method::POST,
+            "/execute/async",
+            json!({"script": script, "args": []}),
+        )
+        .await
+    }
+
     /// Poll `script` until it returns something truthy; what it returned.
     /// Bounded: `within`, polling every 20 ms.
     pub async fn wait_for(&self, what: &str, script: &str, within: Duration) -> Value {

@@ -4,6 +4,8 @@
 //! store queries as the API; every change is a form with the session's
 //! CSRF check, offered only to admin sessions and refused to the others.
 
+mod campaigns;
+mod customers;
 mod messages;
 mod session;
 
@@ -29,6 +31,17 @@ pub fn router() -> Router<Arc<AppState>> {
         .route("/console/sign-out", post(session::sign_out))
         .route("/console/messages", get(messages::search))
         .route("/console/messages/{id}", get(messages::timeline))
+        .route("/console/customers", get(customers::find))
+        .route("/console/customers/{id}", get(customers::show))
+        .route(
+            "/console/customers/{id}/consent",
+            post(customers::change_consent),
+        )
+        .route("/console/broadcasts", get(campaigns::broadcasts))
+        .route("/console/broadcasts/{id}", get(campaigns::broadcast))
+        .route("/console/broadcasts/{id}/cancel", post(campaigns::cancel))
+        .route("/console/reports", get(campaigns::report))
+        .route("/console/reports.csv", get(campaigns::report_csv))
 }
 
 /// A console page: the navigation, the operator's name and sign-out, and `body`.
@@ -37,7 +50,9 @@ fn layout(session: &ConsoleSession, title: &str, body: &str) -> Response {
         "<!doctype html><html lang=en><meta charset=utf-8>\
          <meta name=viewport content=\"width=device-width,initial-scale=1\">\
          <title>{title} · Crossgate</title><style>{STYLE}</style>\
-         <header><nav aria-label=Console><a href=\"/console/messages\">Messages</a></nav>\
+         <header><nav aria-label=Console><a href=\"/console/messages\">Messages</a>\
+         <a href=\"/console/customers\">Customers</a><a href=\"/console/broadcasts\">Broadcasts</a>\
+         <a href=\"/console/reports\">Reports</a></nav>\
          <form method=post action=\"/console/sign-out\"><span>{who} ({scope})</span>\
          <input type=hidden name=csrf value=\"{csrf}\"><button type=submit>Sign out</button></form></header>\
          <main><h1>{title}</h1>{body}</main></html>",
@@ -47,6 +62,28 @@ fn layout(session: &ConsoleSession, title: &str, body: &str) -> Response {
         csrf = escape(&session.csrf),
     );
     html_response(StatusCode::OK, html)
+}
+
+/// A change refused: a read session, or a form not from its own page.
+fn refused(session: &ConsoleSession) -> Response {
+    let mut page = layout(
+        session,
+        "Refused",
+        "<p role=alert>Not changed: this needs an admin session, and the form from its own page.</p>",
+    );
+    *page.status_mut() = StatusCode::FORBIDDEN;
+    page
+}
+
+/// A change that could not be made, and why.
+fn unprocessable(session: &ConsoleSession, why: &str) -> Response {
+    let mut page = layout(
+        session,
+        "Not changed",
+        &format!("<p role=alert>{}</p>", escape(why)),
+    );
+    *page.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
+    page
 }
 
 fn html_response(status: StatusCode, html: String) -> Response {

@@ -1,0 +1,203 @@
+//! Broadcasts and the channel report in the console: each broadcast's
+//! progress (members planned, their messages by status, the refused and
+//! why), cancel for the admin session of the key that started it; the
+//! report per channel, region and campaign, with its CSV.
+
+use super::layout;
+use super::session::{checked, form, operator};
+use crate::api::AppState;
+use crate::api::page::escape;
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Redirect, Response};
+use serde_json::Value;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+pub async fn broadcasts(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    let session = match operator(&state, &headers).await {
+        Ok(session) => session,
+        Err(to_sign_in) => return to_sign_in,
+    };
+    let page = match state.store.list_broadcasts(None, None, 50).await {
+        Ok(page) => page,
+        Err(e) => return crate::api::ApiError::from(e).into_response(),
+    };
+    let mut html = String::new();
+    if page.is_empty() {
+        html += "<p>No broadcasts yet.</p>";
+    } else {
+        html += "<table><thead><tr><th>Broadcast</th><th>Status</th><th>Segment</th>\
+                 <th>Members planned</th></tr></thead><tbody>";
+        for b in &page {
+            let summary = crate::api::broadcasts::summary(b);
+            html += &format!(
+                "<tr><td><a href=\"/console/broadcasts/{id}\">{id}</a></td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                escape(&b.status),
+                escape(summary["segment"].as_str().unwrap_or("")),
+                b.planned,
+                id = escape(&b.id),
+            );
+        }
+        html += "</tbody></table>";
+    }
+    layout(&session, "Broadcasts", &html)
+}
+
+pub async fn broadcast(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    let session = match operator(&state, &headers).await {
+        Ok(session) => session,
+        Err(to_sign_in) => return to_sign_in,
+    };
+    let view = match crate::api::broadcasts::view(&state, &id).await {
+        Ok(view) => view,
+        Err(e) => return e.into_response(),
+    };
+    let status = view["status"].as_str().unwrap_or("?");
+    let mut html = format!(
+        "<dl><dt>Status</dt><dd id=status>{}</dd><dt>Segment</dt><dd>{}</dd>\
+         <dt>Members planned</dt><dd id=planned>{}</dd><dt>Members refused</dt><dd>{}</dd></dl>",
+        escape(status),
+        escape(view["segment"].as_str().unwrap_or("")),
+        view["planned"],
+        view["refused"],
+    );
+    html += "<h2>Their messages</h2><table><thead><tr><th>Status</th><th>Messages</th></tr></thead><tbody>";
+    for (name, count) in view["messages"].as_object().into_iter().flatten() {
+        html += &format!("<tr><td>{}</td><td>{count}</td></tr>", escape(name));
+    }
+    html += "</tbody></table>";
+    if let Some(reasons) = view["reasons"].as_object().filter(|r| !r.is_empty()) {
+        html += "<h2>Why not</h2><ul>";
+        for (status, by_reason) in reasons {
+            for (reason, count) in by_reason.as_object().into_iter().flatten() {
+                html += &format!("<li>{}: {} ({count})</li>", escape(status), escape(reason));
+            }
+        }
+        html += "</ul>";
+    }
+    let open = matches!(status, "scheduled" | "planning");
+    if session.admin && open {
+        html += &format!(
+            "<form method=post action=\"/console/broadcasts/{}/cancel\">\
+             <input type=hidden name=csrf value=\"{}\"><button type=submit>Cancel the broadcast</button></form>",
+            escape(&id),
+            escape(&session.csrf)
+        );
+    }
+    layout(&session, &format!("Broadcast {id}"), &html)
+}
+
+pub async fn cancel(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Body,
+) -> Response {
+    let session = match operator(&state, &headers).await {
+        Ok(session) => session,
+        Err(to_sign_in) => return to_sign_in,
+    };
+    let body = match crate::api::body::read_body(&state, body).await {
+        Ok(body) => body,
+        Err(e) => return e.into_response(),
+    };
+    if !session.admin || !checked(&session, &headers, &form(&body)) {
+        return super::refused(&session);
+    }
+    match crate::api::broadcasts::cancel_as(&state, &id, &session.key_name).await {
+        Ok(_) => Redirect::to(&format!("/console/broadcasts/{id}")).into_response(),
+        Err(e) => super::unprocessable(&session, &e.message),
+    }
+}
+
+pub async fn report(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    let session = match operator(&state, &headers).await {
+        Ok(session) => session,
+        Err(to_sign_in) => return to_sign_in,
+    };
+    let group_by = query
+        .get("group_by")
+        .filter(|g| !g.trim().is_empty())
+        .cloned()
+        .unwrap_or_else(|| "channel".to_owned());
+    let report = crate::api::reports::report(&state, None, None, &group_by)
+        .await
+        .map(|r| r.json());
+    let mut html = format!(
+        "<form class=search method=get action=\"/console/reports\">\
+         <label>Group by<input name=group_by value=\"{}\"></label><button type=submit>Show</button></form>\
+         <p><a id=csv href=\"/console/reports.csv?group_by={}\">Download CSV</a></p>",
+        escape(&group_by),
+        escape(&form_urlencoded::byte_serialize(group_by.as_bytes()).collect::<String>()),
+    );
+    match report {
+        Err(e) => html += &format!("<p role=alert>{}</p>", escape(&e.message)),
+        Ok(json) => {
+            let rows: Vec<Value> = json["rows"].as_array().cloned().unwrap_or_default();
+            let columns: Vec<String> = rows
+                .first()
+                .and_then(Value::as_object)
+                .map(|r| r.keys().cloned().collect())
+                .unwrap_or_default();
+            if rows.is_empty() {
+                html += "<p>Nothing sent in the last 30 days.</p>";
+            } else {
+                html += "<table><caption>The last 30 days</caption><thead><tr>";
+                for c in &columns {
+                    html += &format!("<th>{}</th>", escape(&c.replace('_', " ")));
+                }
+                html += "</tr></thead><tbody>";
+                for r in &rows {
+                    html += "<tr>";
+                    for c in &columns {
+                        let cell = match &r[c] {
+                            Value::Null => String::new(),
+                            Value::String(s) => s.clone(),
+                            Value::Number(n) => n
+                                .as_f64()
+                                .filter(|f| f.fract() != 0.0)
+                                .map_or_else(|| n.to_string(), |f| format!("{f:.4}")),
+                            other => other.to_string(),
+                        };
+                        html += &format!("<td>{}</td>", escape(&cell));
+                    }
+                    html += "</tr>";
+                }
+                html += "</tbody></table>";
+            }
+        }
+    }
+    layout(&session, "Reports", &html)
+}
+
+pub async fn report_csv(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    if let Err(to_sign_in) = operator(&state, &headers).await {
+        return to_sign_in;
+    }
+    let group_by = query.get("group_by").map_or("channel", String::as_str);
+    match crate::api::reports::report(&state, None, None, group_by).await {
+        Ok(report) => {
+            let mut csv = report.csv().unwrap_or_else(IntoResponse::into_response);
+            csv.headers_mut().insert(
+                axum::http::header::CONTENT_DISPOSITION,
+                axum::http::HeaderValue::from_static("attachment; filename=\"channels.csv\""),
+            );
+            csv
+        }
+        Err(e) => e.into_response(),
+    }
+}

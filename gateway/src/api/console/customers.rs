@@ -1,0 +1,217 @@
+//! A customer in the console: their profile, consent on every channel
+//! they have in every category (with where and when it was given), their
+//! addresses' suppressions, and, for an admin session, the form that
+//! changes consent (recorded with the operator's key as its source).
+
+use super::layout;
+use super::session::{checked, form, operator};
+use crate::api::AppState;
+use crate::api::page::escape;
+use crate::customer::{Consent, ConsentStatus};
+use crate::message::Channel;
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+pub async fn find(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    let session = match operator(&state, &headers).await {
+        Ok(session) => session,
+        Err(to_sign_in) => return to_sign_in,
+    };
+    if let Some(id) = query.get("id").map(|i| i.trim()).filter(|i| !i.is_empty()) {
+        let path: String = form_urlencoded::byte_serialize(id.as_bytes()).collect();
+        return Redirect::to(&format!("/console/customers/{path}")).into_response();
+    }
+    layout(
+        &session,
+        "Customers",
+        "<form class=search method=get action=\"/console/customers\">\
+         <label>Customer id<input name=id required></label><button type=submit>Open</button></form>",
+    )
+}
+
+pub async fn show(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    let session = match operator(&state, &headers).await {
+        Ok(session) => session,
+        Err(to_sign_in) => return to_sign_in,
+    };
+    let record = match state.store.customer(&id).await {
+        Ok(Some(record)) => record,
+        Ok(None) => {
+            let mut page = layout(&session, "Customer", "<p role=alert>No such customer.</p>");
+            *page.status_mut() = StatusCode::NOT_FOUND;
+            return page;
+        }
+        Err(e) => return crate::api::ApiError::from(e).into_response(),
+    };
+    let profile = &record.profile;
+    let routing = state.live.current();
+    let feed = state.feed_tokens.is_some();
+    let channels = crate::preferences::channels(profile, feed);
+    let a = &profile.addresses;
+    let mut html = format!(
+        "<p><a href=\"/console/messages?customer_id={q}\">Their messages</a></p>\
+         <dl><dt>Email</dt><dd>{}</dd><dt>Phone</dt><dd>{}</dd><dt>WhatsApp</dt><dd>{}</dd>\
+         <dt>Push devices</dt><dd>{}</dd><dt>Region, country</dt><dd>{} {}</dd>\
+         <dt>Locale, time zone</dt><dd>{} {}</dd></dl>",
+        escape(a.email.as_deref().unwrap_or("—")),
+        escape(a.phone.as_deref().unwrap_or("—")),
+        escape(a.whatsapp.as_deref().unwrap_or("—")),
+        a.push.len(),
+        escape(profile.region.as_deref().unwrap_or("—")),
+        escape(profile.country.as_deref().unwrap_or("")),
+        escape(profile.locale.as_deref().unwrap_or("—")),
+        escape(profile.timezone.as_deref().unwrap_or("")),
+        q = escape(&form_urlencoded::byte_serialize(id.as_bytes()).collect::<String>()),
+    );
+    html += "<h2>Consent</h2>";
+    if session.admin {
+        html += &format!(
+            "<form method=post action=\"/console/customers/{}/consent\">\
+             <input type=hidden name=csrf value=\"{}\">",
+            escape(&id),
+            escape(&session.csrf)
+        );
+    }
+    html += "<table><thead><tr><th>Category</th>";
+    for channel in &channels {
+        html += &format!("<th>{channel}</th>");
+    }
+    html += "</tr></thead><tbody>";
+    for (category, config) in &routing.policy.categories {
+        html += &format!(
+            "<tr><th>{} <span class=reason>({})</span></th>",
+            escape(category),
+            match config.consent {
+                crate::routing::policy::ConsentMode::OptIn => "opt-in",
+                crate::routing::policy::ConsentMode::OptOut => "opt-out",
+            }
+        );
+        for channel in &channels {
+            let given = profile.consent.get(channel).and_then(|c| c.get(category));
+            let said = given.map_or("—".to_owned(), |c| {
+                format!(
+                    "{} <span class=reason>{} {}</span>",
+                    match c.status {
+                        ConsentStatus::OptedIn => "opted in",
+                        ConsentStatus::OptedOut => "opted out",
+                    },
+                    escape(c.source.as_deref().unwrap_or("")),
+                    c.at.strftime("%Y-%m-%d %H:%M")
+                )
+            });
+            html += &format!("<td>{said}");
+            if session.admin {
+                let name = escape(&format!("c.{channel}.{category}"));
+                html += &format!(
+                    "<label>Change {channel} {cat}<select name=\"{name}\">\
+                     <option value=\"\">keep</option><option value=opted_in>opt in</option>\
+                     <option value=opted_out>opt out</option></select></label>",
+                    cat = escape(category),
+                );
+            }
+            html += "</td>";
+        }
+        html += "</tr>";
+    }
+    html += "</tbody></table>";
+    if session.admin {
+        html += "<button type=submit>Change consent</button></form>";
+    }
+    match state.store.suppressions(a.keys()).await {
+        Ok(entries) if !entries.is_empty() => {
+            html += "<h2>Suppressed addresses</h2><ul>";
+            for s in entries {
+                html += &format!(
+                    "<li>{} {}: {} ({})</li>",
+                    s.channel,
+                    escape(&s.address),
+                    s.reason.as_str(),
+                    escape(&s.source)
+                );
+            }
+            html += "</ul>";
+        }
+        Ok(_) => {}
+        Err(e) => html += &format!("<p role=alert>{}</p>", escape(&e.to_string())),
+    }
+    layout(&session, &format!("Customer {id}"), &html)
+}
+
+pub async fn change_consent(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Body,
+) -> Response {
+    let session = match operator(&state, &headers).await {
+        Ok(session) => session,
+        Err(to_sign_in) => return to_sign_in,
+    };
+    let body = match crate::api::body::read_body(&state, body).await {
+        Ok(body) => body,
+        Err(e) => return e.into_response(),
+    };
+    let fields = form(&body);
+    if !session.admin || !checked(&session, &headers, &fields) {
+        return super::refused(&session);
+    }
+    let now = state.clock.now();
+    let Ok(at) = jiff::Timestamp::from_millisecond(now) else {
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    };
+    let categories = state.live.current().policy.categories.clone();
+    let mut changes = Vec::new();
+    for (name, value) in &fields {
+        let Some(cell) = name.strip_prefix("c.") else {
+            continue;
+        };
+        let status = match value.as_str() {
+            "" => continue,
+            "opted_in" => ConsentStatus::OptedIn,
+            "opted_out" => ConsentStatus::OptedOut,
+            _ => return super::unprocessable(&session, "not a consent"),
+        };
+        let Some((channel, category)) = cell.split_once('.') else {
+            return super::unprocessable(&session, "not a channel and category");
+        };
+        let Ok(channel) = channel.parse::<Channel>() else {
+            return super::unprocessable(&session, "not a channel");
+        };
+        if !categories.contains_key(category) {
+            return super::unprocessable(&session, "not a configured category");
+        }
+        changes.push((
+            channel,
+            category.to_owned(),
+            Consent {
+                status,
+                at,
+                source: Some(format!("console:{}", session.key_name)),
+            },
+        ));
+    }
+    if !changes.is_empty() {
+        match state.store.update_consent(&id, changes, now).await {
+            Ok(Some(_)) => {}
+            Ok(None) => return super::unprocessable(&session, "no such customer"),
+            Err(e) => return crate::api::ApiError::from(e).into_response(),
+        }
+    }
+    Redirect::to(&format!(
+        "/console/customers/{}",
+        form_urlencoded::byte_serialize(id.as_bytes()).collect::<String>()
+    ))
+    .into_response()
+}

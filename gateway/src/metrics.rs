@@ -73,6 +73,31 @@ pub struct Metrics {
     feed_streams: Gauge<i64, AtomicI64>,
     feed_items: Family<FeedChannel, Counter>,
     feed_read_seconds: Histogram,
+    /// Each connector's last attempts on this node, for the console.
+    recent: std::sync::Mutex<std::collections::HashMap<String, Recent>>,
+}
+
+/// How many attempts per connector the console's figures are taken over.
+const RECENT: usize = 1000;
+
+/// One connector's last [`RECENT`] attempts: whether each sent, its error
+/// code, and how long it took.
+#[derive(Default)]
+struct Recent {
+    attempts: std::collections::VecDeque<(bool, Option<String>, f64)>,
+}
+
+/// What the console shows of a connector's recent attempts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConnectorHealth {
+    pub connector: String,
+    pub attempts: usize,
+    /// Sent of all attempts, 0 to 1.
+    pub success_rate: f64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    /// Error codes, most frequent first.
+    pub errors: Vec<(String, usize)>,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -176,6 +201,7 @@ impl Metrics {
             feed_read_seconds.clone(),
         );
         Metrics {
+            recent: std::sync::Mutex::default(),
             registry,
             feed_streams,
             feed_items,
@@ -217,6 +243,14 @@ impl Metrics {
     /// One connector call: its outcome, its latency, and the sandbox fault
     /// that ended it, if one did (read from the failure code).
     pub fn attempt(&self, connector: &str, outcome: &str, code: Option<&str>, seconds: f64) {
+        {
+            let mut recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
+            let ring = &mut recent.entry(connector.to_owned()).or_default().attempts;
+            if ring.len() == RECENT {
+                ring.pop_front();
+            }
+            ring.push_back((outcome == "sent", code.map(str::to_owned), seconds * 1000.0));
+        }
         self.attempts
             .get_or_create(&Attempt {
                 connector: connector.to_owned(),
@@ -251,6 +285,41 @@ impl Metrics {
                 status,
             })
             .inc();
+    }
+
+    /// Each connector's last attempts on this node (up to 1000): success
+    /// rate, latency p50/p99 and error codes; by connector name.
+    pub fn connector_health(&self) -> Vec<ConnectorHealth> {
+        let recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
+        let mut out: Vec<ConnectorHealth> = recent
+            .iter()
+            .map(|(connector, r)| {
+                let mut ms: Vec<f64> = r.attempts.iter().map(|(_, _, ms)| *ms).collect();
+                ms.sort_by(f64::total_cmp);
+                let at = |p: f64| {
+                    ms.get(((ms.len().saturating_sub(1)) as f64 * p).round() as usize)
+                        .copied()
+                        .unwrap_or(0.0)
+                };
+                let mut errors: std::collections::BTreeMap<String, usize> = Default::default();
+                for code in r.attempts.iter().filter_map(|(_, code, _)| code.clone()) {
+                    *errors.entry(code).or_default() += 1;
+                }
+                let mut errors: Vec<(String, usize)> = errors.into_iter().collect();
+                errors.sort_by_key(|(_, n)| std::cmp::Reverse(*n));
+                let sent = r.attempts.iter().filter(|(ok, _, _)| *ok).count();
+                ConnectorHealth {
+                    connector: connector.clone(),
+                    attempts: r.attempts.len(),
+                    success_rate: sent as f64 / r.attempts.len().max(1) as f64,
+                    p50_ms: at(0.5),
+                    p99_ms: at(0.99),
+                    errors,
+                }
+            })
+            .collect();
+        out.sort_by(|a, b| a.connector.cmp(&b.connector));
+        out
     }
 
     /// A live feed stream opened (`1`) or closed (`-1`).
@@ -305,5 +374,32 @@ impl Metrics {
             tracing::error!("cannot encode metrics: {e}");
         }
         text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Metrics;
+
+    #[test]
+    fn a_connectors_health_is_taken_over_its_last_attempts() {
+        let metrics = Metrics::new();
+        for i in 0..1_200 {
+            let failed = i % 10 == 0;
+            metrics.attempt(
+                "twilio",
+                if failed { "retryable" } else { "sent" },
+                failed.then_some("http_503"),
+                f64::from(i % 100 + 1) / 1000.0,
+            );
+        }
+        let health = metrics.connector_health();
+        assert_eq!(health.len(), 1);
+        let twilio = &health[0];
+        assert_eq!(twilio.attempts, 1000, "the last 1000 only");
+        assert!((twilio.success_rate - 0.9).abs() < 1e-9, "{twilio:?}");
+        assert_eq!(twilio.errors, [("http_503".to_owned(), 100)]);
+        assert!(twilio.p50_ms >= 45.0 && twilio.p50_ms <= 55.0, "{twilio:?}");
+        assert!(twilio.p99_ms >= 98.0, "{twilio:?}");
     }
 }

@@ -439,6 +439,14 @@ async fn a_read_session_is_offered_no_change_and_its_posts_are_refused() {
         .await
         .unwrap();
     assert!(!shown.contains("Cancel the broadcast"), "{shown}");
+    let connectors = page("/console/connectors".into())
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(connectors.contains("twilio"), "{connectors}");
+    assert!(!connectors.contains("Reload"), "{connectors}");
     for (path, field) in [
         (
             "/console/customers/ada/consent".to_owned(),
@@ -448,6 +456,7 @@ async fn a_read_session_is_offered_no_change_and_its_posts_are_refused() {
             format!("/console/broadcasts/{broadcast}/cancel"),
             ("x", "y"),
         ),
+        ("/console/reload".to_owned(), ("x", "y")),
     ] {
         let posted = client
             .post(format!("{}{path}", gw.url))
@@ -470,4 +479,68 @@ async fn a_read_session_is_offered_no_change_and_its_posts_are_refused() {
         .await
         .unwrap();
     assert!(consent["consent"].is_null(), "nothing changed: {consent}");
+}
+
+#[tokio::test]
+async fn the_connectors_page_shows_each_connectors_recent_attempts() {
+    let sim = ProviderSim::start().await.unwrap();
+    let gw = gateway(&sim).await;
+    let id = send(&gw).await;
+    // Settled: its attempt is in the figures.
+    let deadline = std::time::Instant::now() + crate::support::SETTLE_TIMEOUT;
+    loop {
+        let message: serde_json::Value = gw
+            .client
+            .get(format!("{}/v1/messages/{id}", gw.url))
+            .bearer_auth(ADMIN)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if message["status"] == "sent" {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{message}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let signed_in = client
+        .post(format!("{}/console/sign-in", gw.url))
+        .form(&[("key", ADMIN)])
+        .send()
+        .await
+        .unwrap();
+    let cookie = signed_in.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let page = client
+        .get(format!("{}/console/connectors", gw.url))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let row = page
+        .split("<tr>")
+        .find(|row| row.contains("<td>twilio</td>"))
+        .unwrap_or_else(|| panic!("no twilio row: {page}"));
+    assert!(
+        row.contains("<td>1</td>") && row.contains("100.0%"),
+        "{row}"
+    );
+    assert!(
+        page.contains("Reload the configuration"),
+        "an admin may reload"
+    );
 }

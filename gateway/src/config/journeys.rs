@@ -210,6 +210,15 @@ impl Catalogue {
         self.current.get(name)
     }
 
+    /// How many journeys are configured.
+    pub fn len(&self) -> usize {
+        self.current.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.current.is_empty()
+    }
+
     /// The journeys an event named `event` starts.
     pub fn triggered_by<'c>(&'c self, event: &'c str) -> impl Iterator<Item = &'c Pinned> + 'c {
         self.current

@@ -129,6 +129,58 @@ pub async fn show(
     if session.admin {
         html += "<button type=submit>Change consent</button></form>";
     }
+    match state.store.customer_runs_page(&id, 20, None).await {
+        Ok(runs) if !runs.is_empty() => {
+            html += "<h2>Journey runs</h2><table><thead><tr><th>Journey</th><th>Status</th>\
+                     <th>Started</th><th>Updated</th></tr></thead><tbody>";
+            for run in runs {
+                html += &format!(
+                    "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                    escape(&run.journey),
+                    escape(&run.status),
+                    crate::api::messages::timestamp(run.started_at),
+                    crate::api::messages::timestamp(run.updated_at),
+                );
+            }
+            html += "</tbody></table>";
+        }
+        Ok(_) => {}
+        Err(e) => html += &format!("<p role=alert>{}</p>", escape(&e.to_string())),
+    }
+    if feed {
+        let items = state
+            .store
+            .feed_items(crate::store::feed::FeedQuery {
+                customer_id: id.clone(),
+                filter: crate::store::feed::FeedFilter::All,
+                before: None,
+                limit: 20,
+                now: state.clock.now(),
+            })
+            .await;
+        match items {
+            Ok(items) if !items.is_empty() => {
+                html += "<h2>Inbox</h2><table><thead><tr><th>Item</th><th>Title</th><th>Seen</th>\
+                         <th>Read</th><th>Archived</th></tr></thead><tbody>";
+                let at =
+                    |t: Option<i64>| t.map(crate::api::messages::timestamp).unwrap_or_default();
+                for item in items {
+                    html += &format!(
+                        "<tr><td><a href=\"/console/messages/{id}\">{id}</a></td><td>{}</td>\
+                         <td>{}</td><td>{}</td><td>{}</td></tr>",
+                        escape(item.title.as_deref().unwrap_or(&item.body)),
+                        at(item.seen_at),
+                        at(item.read_at),
+                        at(item.archived_at),
+                        id = escape(&item.id),
+                    );
+                }
+                html += "</tbody></table>";
+            }
+            Ok(_) => {}
+            Err(e) => html += &format!("<p role=alert>{}</p>", escape(&e.to_string())),
+        }
+    }
     match state.store.suppressions(a.keys()).await {
         Ok(entries) if !entries.is_empty() => {
             html += "<h2>Suppressed addresses</h2><ul>";

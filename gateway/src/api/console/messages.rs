@@ -132,13 +132,23 @@ pub async fn timeline(
         }
     };
     let cell = |v: Option<&str>| escape(v.unwrap_or("—"));
+    let customer = message.customer_id.as_deref().map_or_else(
+        || "—".to_owned(),
+        |c| {
+            format!(
+                "<a href=\"/console/customers/{}\">{}</a>",
+                escape(&form_urlencoded::byte_serialize(c.as_bytes()).collect::<String>()),
+                escape(c)
+            )
+        },
+    );
     let mut html = format!(
         "<dl><dt>Status</dt><dd>{} <span class=reason>{}</span></dd><dt>Customer</dt><dd>{}</dd>\
          <dt>Recipient</dt><dd>{}</dd><dt>Category</dt><dd>{}</dd><dt>Created</dt><dd>{}</dd>\
          <dt>Delivered by</dt><dd>{}</dd></dl>",
         message.status.as_str(),
         cell(message.status_reason.as_deref()),
-        cell(message.customer_id.as_deref()),
+        customer,
         escape(&message.recipient),
         cell(message.category.as_deref()),
         timestamp(message.created_at),

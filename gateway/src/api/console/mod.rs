@@ -6,6 +6,7 @@
 
 mod campaigns;
 mod customers;
+mod health;
 mod messages;
 mod session;
 
@@ -42,6 +43,8 @@ pub fn router() -> Router<Arc<AppState>> {
         .route("/console/broadcasts/{id}/cancel", post(campaigns::cancel))
         .route("/console/reports", get(campaigns::report))
         .route("/console/reports.csv", get(campaigns::report_csv))
+        .route("/console/connectors", get(health::connectors))
+        .route("/console/reload", post(health::reload))
 }
 
 /// A console page: the navigation, the operator's name and sign-out, and `body`.
@@ -52,7 +55,7 @@ fn layout(session: &ConsoleSession, title: &str, body: &str) -> Response {
          <title>{title} · Crossgate</title><style>{STYLE}</style>\
          <header><nav aria-label=Console><a href=\"/console/messages\">Messages</a>\
          <a href=\"/console/customers\">Customers</a><a href=\"/console/broadcasts\">Broadcasts</a>\
-         <a href=\"/console/reports\">Reports</a></nav>\
+         <a href=\"/console/reports\">Reports</a><a href=\"/console/connectors\">Connectors</a></nav>\
          <form method=post action=\"/console/sign-out\"><span>{who} ({scope})</span>\
          <input type=hidden name=csrf value=\"{csrf}\"><button type=submit>Sign out</button></form></header>\
          <main><h1>{title}</h1>{body}</main></html>",

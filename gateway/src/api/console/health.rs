@@ -1,0 +1,145 @@
+//! Connectors and health in the console: each connector with its plugin,
+//! and its last attempts on this node (success rate, latency p50/p99,
+//! errors by code); what the running configuration holds; and, for an
+//! admin, the reload that `SIGHUP` and `POST /v1/admin/reload` do.
+
+use super::layout;
+use super::session::{checked, form, operator};
+use crate::api::AppState;
+use crate::api::page::escape;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use std::sync::Arc;
+
+pub async fn connectors(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    let session = match operator(&state, &headers).await {
+        Ok(session) => session,
+        Err(to_sign_in) => return to_sign_in,
+    };
+    layout(
+        &session,
+        "Connectors and health",
+        &page(&state, &session, None),
+    )
+}
+
+fn page(
+    state: &AppState,
+    session: &crate::store::sessions::ConsoleSession,
+    reloaded: Option<Result<String, String>>,
+) -> String {
+    let routing = state.live.current();
+    let health = state.metrics.connector_health();
+    let mut html = String::new();
+    match reloaded {
+        Some(Ok(done)) => html += &format!("<p role=status>{}</p>", escape(&done)),
+        Some(Err(report)) => {
+            html += &format!(
+                "<p role=alert>Not reloaded; the running configuration stays:</p><pre>{}</pre>",
+                escape(&report)
+            )
+        }
+        None => {}
+    }
+    html += &format!(
+        "<p>Running: {} connectors, {} templates, {} journeys, {} categories.</p>",
+        routing.connector_channels.len(),
+        routing.templates.len(),
+        routing.journeys.len(),
+        routing.policy.categories.len(),
+    );
+    html += "<table><caption>Each connector's last attempts on this node (up to 1000)</caption>\
+             <thead><tr><th>Connector</th><th>Channel</th><th>Plugin</th><th>Attempts</th>\
+             <th>Sent</th><th>p50</th><th>p99</th><th>Errors by code</th></tr></thead><tbody>";
+    let plugins: std::collections::HashMap<&str, &crate::plugins::PluginInfo> =
+        routing.plugins.connectors().collect();
+    let mut names: Vec<&String> = routing.connector_channels.keys().collect();
+    names.sort();
+    let feed = routing
+        .policy
+        .connectors
+        .iter()
+        .filter(|c| c.channel.is_feed())
+        .map(|c| &c.name);
+    for name in names.into_iter().chain(feed) {
+        let plugin = plugins.get(name.as_str()).map_or_else(
+            || "the gateway's own".to_owned(),
+            |p| format!("{} {} (contract {})", p.name, p.version, p.contract_version),
+        );
+        let channel = routing
+            .policy
+            .connectors
+            .iter()
+            .find(|c| &c.name == name)
+            .map_or_else(String::new, |c| c.channel.to_string());
+        let recent = health.iter().find(|h| &h.connector == name);
+        let (attempts, sent, p50, p99, errors) = match recent {
+            Some(h) => (
+                h.attempts.to_string(),
+                format!("{:.1}%", h.success_rate * 100.0),
+                format!("{:.1} ms", h.p50_ms),
+                format!("{:.1} ms", h.p99_ms),
+                h.errors
+                    .iter()
+                    .map(|(code, n)| format!("{code} ({n})"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            ),
+            None => (
+                "0".into(),
+                "—".into(),
+                "—".into(),
+                "—".into(),
+                String::new(),
+            ),
+        };
+        html += &format!(
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{attempts}</td><td>{sent}</td><td>{p50}</td>\
+             <td>{p99}</td><td>{}</td></tr>",
+            escape(name),
+            escape(&channel),
+            escape(&plugin),
+            escape(&errors),
+        );
+    }
+    html += "</tbody></table>";
+    if session.admin {
+        html += &format!(
+            "<form method=post action=\"/console/reload\">\
+             <input type=hidden name=csrf value=\"{}\">\
+             <button type=submit>Reload the configuration</button></form>",
+            escape(&session.csrf)
+        );
+    }
+    html
+}
+
+pub async fn reload(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let session = match operator(&state, &headers).await {
+        Ok(session) => session,
+        Err(to_sign_in) => return to_sign_in,
+    };
+    let body = match crate::api::body::read_body(&state, body).await {
+        Ok(body) => body,
+        Err(e) => return e.into_response(),
+    };
+    if !session.admin || !checked(&session, &headers, &form(&body)) {
+        return super::refused(&session);
+    }
+    let reloaded = state
+        .live
+        .reload()
+        .await
+        .map(|connectors| format!("Reloaded; connectors: {}.", connectors.join(", ")));
+    layout(
+        &session,
+        "Connectors and health",
+        &page(&state, &session, Some(reloaded)),
+    )
+}

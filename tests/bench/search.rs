@@ -6,6 +6,7 @@ use crate::{Store as BenchStore, percentile};
 use crossgate::clock::wall_ms;
 use crossgate::config::Database;
 use crossgate::message::{Channel, Content};
+use crossgate::store::reports::ReportKey;
 use crossgate::store::search::MessageQuery;
 use crossgate::store::{NewDelivery, NewMessage};
 use std::path::Path;
@@ -134,4 +135,16 @@ pub async fn search(work: &Path, bench_store: &BenchStore) {
     line("a customer's newest", &by_customer);
     line("a day's newest", &by_day);
     line("a page further on (cursor), 31 days", &next_page);
+    // The console's report page: the last 30 days by channel, whole.
+    let mut report = Vec::new();
+    for _ in 0..5 {
+        let started = Instant::now();
+        store
+            .channel_report(now - 30 * DAY_MS, now + 1, vec![ReportKey::Channel])
+            .await
+            .expect("report");
+        report.push(started.elapsed());
+    }
+    report.sort();
+    line("the channel report, last 30 days (n=5)", &report);
 }

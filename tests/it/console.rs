@@ -20,6 +20,15 @@ api_keys = [{{ name = "viewer", key = "{READER}", scopes = ["read"] }},
             {{ name = "ops", key = "{ADMIN}" }}]
 [routing]
 default = ["email", "sms"]
+[journeys.welcome]
+trigger = "signed_up"
+goal = "purchase"
+[[journeys.welcome.steps]]
+id = "hello"
+send = {{ category = "transactional", text = "Welcome aboard" }}
+[[journeys.welcome.steps]]
+id = "a_day"
+wait = "1d"
 {}"#,
         private_twilio(sim)
     ))
@@ -482,7 +491,7 @@ async fn a_read_session_is_offered_no_change_and_its_posts_are_refused() {
 }
 
 #[tokio::test]
-async fn the_connectors_page_shows_each_connectors_recent_attempts() {
+async fn the_connectors_and_journeys_pages_show_what_ran() {
     let sim = ProviderSim::start().await.unwrap();
     let gw = gateway(&sim).await;
     let id = send(&gw).await;
@@ -524,7 +533,7 @@ async fn the_connectors_page_shows_each_connectors_recent_attempts() {
         .to_owned();
     let page = client
         .get(format!("{}/console/connectors", gw.url))
-        .header("cookie", cookie)
+        .header("cookie", cookie.clone())
         .send()
         .await
         .unwrap()
@@ -543,4 +552,40 @@ async fn the_connectors_page_shows_each_connectors_recent_attempts() {
         page.contains("Reload the configuration"),
         "an admin may reload"
     );
+
+    // A journey's runs by status and how many converted.
+    for event in ["signed_up", "purchase"] {
+        let posted = client
+            .post(format!("{}/v1/events", gw.url))
+            .bearer_auth(ADMIN)
+            .json(&json!({"customer_id": "ada", "name": event}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(posted.status(), 202);
+        // The run starts before the purchase ends it.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let deadline = std::time::Instant::now() + crate::support::SETTLE_TIMEOUT;
+    loop {
+        let journeys = client
+            .get(format!("{}/console/journeys", gw.url))
+            .header("cookie", cookie.clone())
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(journeys.contains("signed_up"), "{journeys}");
+        if journeys.contains("Converted: 100.0% of 1.") {
+            assert!(
+                journeys.contains("<th>converted</th><td>1</td>"),
+                "{journeys}"
+            );
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{journeys}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }

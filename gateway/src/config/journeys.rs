@@ -210,6 +210,11 @@ impl Catalogue {
         self.current.get(name)
     }
 
+    /// Every journey, by name.
+    pub fn all(&self) -> impl Iterator<Item = &Pinned> {
+        self.current.values()
+    }
+
     /// How many journeys are configured.
     pub fn len(&self) -> usize {
         self.current.len()

@@ -77,6 +77,10 @@ pub struct RunRecord {
     pub updated_at: i64,
 }
 
+/// [`JourneyStore::run_counts`]' statement, the same in both stores.
+pub(crate) const RUN_COUNTS: &str =
+    "SELECT status, COUNT(*) FROM journey_runs WHERE journey = $1 GROUP BY status ORDER BY status";
+
 /// Claimed events in the order journeys apply them: a customer's together,
 /// by when they happened, then by when they arrived.
 pub fn in_applying_order(events: &mut [EventRecord]) {
@@ -135,6 +139,10 @@ pub trait JourneyStore: Send + Sync {
         limit: usize,
         after: Option<&str>,
     ) -> Result<Vec<RunRecord>>;
+
+    /// How many runs of `journey` are in each status, by status (the
+    /// console's; on the analytics connection).
+    async fn run_counts(&self, journey: &str) -> Result<Vec<(String, u64)>>;
 
     /// Lease active runs whose timer is due.
     async fn lease_due_runs(&self, lease: Lease) -> Result<Vec<RunRecord>>;

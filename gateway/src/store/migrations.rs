@@ -36,11 +36,12 @@ pub const STEPS: [&str; 13] = [
     "a conversion may have no value (its event carried none that is an amount)",
     "customers' feeds: inbox and in-app items, and when each feed was last opened; escalation after a delivery",
     "messages found by customer and by recipient, newest first",
-    "the console's sign-in sessions",
+    "the console's sign-in sessions; journey runs by journey and status",
 ];
 
 /// Step 13, the same in both backends: the console's sessions, under the
-/// hash of their cookie, ended by a sign-out, purged once expired.
+/// hash of their cookie, ended by a sign-out; and journey runs counted by
+/// journey and status from an index, for the console's journeys page.
 pub const CONSOLE_SESSIONS: &str = "
 CREATE TABLE console_sessions (
     id         TEXT PRIMARY KEY,
@@ -52,6 +53,7 @@ CREATE TABLE console_sessions (
     ended_at   BIGINT
 );
 CREATE INDEX console_sessions_expiry ON console_sessions (expires_at);
+CREATE INDEX journey_runs_by_journey ON journey_runs (journey, status);
 ";
 
 /// Step 12, the same in both backends: `GET /v1/messages` by customer or

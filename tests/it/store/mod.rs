@@ -161,4 +161,5 @@ suite!(
     feed_items_go_with_message_retention,
     messages_are_found_newest_first_a_page_at_a_time,
     console_sessions_end_everywhere_and_expire,
+    runs_are_counted_by_journey_and_status,
 );

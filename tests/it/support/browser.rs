@@ -62,6 +62,18 @@ impl Browser {
     }
 
     async fn call(&self, method: reqwest::Method, path: &str, body: Value) -> Value {
+        self.try_call(method, path, body)
+            .await
+            .unwrap_or_else(|(error, message)| panic!("WebDriver {path}: {error}: {message}"))
+    }
+
+    /// The command's value, or the driver's error and message.
+    async fn try_call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Value,
+    ) -> Result<Value, (String, String)> {
         let answer: Value = self
             .client
             .request(method, format!("{}{path}", self.session))
@@ -72,10 +84,10 @@ impl Browser {
             .json()
             .await
             .expect("its answer");
-        if let Some(error) = answer["value"]["error"].as_str() {
-            panic!("WebDriver {path}: {error}: {}", answer["value"]["message"]);
+        match answer["value"]["error"].as_str() {
+            Some(error) => Err((error.to_owned(), answer["value"]["message"].to_string())),
+            None => Ok(answer["value"].clone()),
         }
-        answer["value"].clone()
     }
 
     pub async fn goto(&self, url: &str) {
@@ -122,17 +134,29 @@ impl Browser {
     }
 
     /// A real click (the driver's pointer) on the element `script` returns.
+    /// A page that redraws it between finding and clicking (a live list)
+    /// leaves a stale element: it is found again, at most five times.
     pub async fn click(&self, script: &str) {
-        let element = self.eval(script, json!([])).await;
-        let id = element[ELEMENT]
-            .as_str()
-            .unwrap_or_else(|| panic!("no element to click from {script}: {element}"));
-        self.call(
-            reqwest::Method::POST,
-            &format!("/element/{id}/click"),
-            json!({}),
-        )
-        .await;
+        for tries_left in (0..5).rev() {
+            let element = self.eval(script, json!([])).await;
+            let id = element[ELEMENT]
+                .as_str()
+                .unwrap_or_else(|| panic!("no element to click from {script}: {element}"));
+            let clicked = self
+                .try_call(
+                    reqwest::Method::POST,
+                    &format!("/element/{id}/click"),
+                    json!({}),
+                )
+                .await;
+            match clicked {
+                Ok(_) => return,
+                Err((error, _)) if error == "stale element reference" && tries_left > 0 => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err((error, message)) => panic!("WebDriver click: {error}: {message}"),
+            }
+        }
     }
 
     pub async fn quit(self) {

@@ -7,6 +7,7 @@
 mod campaigns;
 mod customers;
 mod health;
+mod journeys;
 mod messages;
 mod session;
 
@@ -44,6 +45,7 @@ pub fn router() -> Router<Arc<AppState>> {
         .route("/console/reports", get(campaigns::report))
         .route("/console/reports.csv", get(campaigns::report_csv))
         .route("/console/connectors", get(health::connectors))
+        .route("/console/journeys", get(journeys::journeys))
         .route("/console/reload", post(health::reload))
 }
 
@@ -54,7 +56,7 @@ fn layout(session: &ConsoleSession, title: &str, body: &str) -> Response {
          <meta name=viewport content=\"width=device-width,initial-scale=1\">\
          <title>{title} · Crossgate</title><style>{STYLE}</style>\
          <header><nav aria-label=Console><a href=\"/console/messages\">Messages</a>\
-         <a href=\"/console/customers\">Customers</a><a href=\"/console/broadcasts\">Broadcasts</a>\
+         <a href=\"/console/customers\">Customers</a><a href=\"/console/journeys\">Journeys</a><a href=\"/console/broadcasts\">Broadcasts</a>\
          <a href=\"/console/reports\">Reports</a><a href=\"/console/connectors\">Connectors</a></nav>\
          <form method=post action=\"/console/sign-out\"><span>{who} ({scope})</span>\
          <input type=hidden name=csrf value=\"{csrf}\"><button type=submit>Sign out</button></form></header>\

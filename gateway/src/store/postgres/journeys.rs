@@ -295,6 +295,17 @@ impl JourneyStore for PostgresStore {
             .collect())
     }
 
+    async fn run_counts(&self, journey: &str) -> Result<Vec<(String, u64)>> {
+        Ok(self
+            .analyst()
+            .await?
+            .rows(crate::store::journeys::RUN_COUNTS, &[&journey])
+            .await?
+            .iter()
+            .map(|r| (r.get(0), u64::try_from(r.get::<_, i64>(1)).unwrap_or(0)))
+            .collect())
+    }
+
     async fn customer_runs_page(
         &self,
         customer_id: &str,

@@ -290,6 +290,23 @@ impl JourneyStore for SqliteStore {
         .await
     }
 
+    async fn run_counts(&self, journey: &str) -> Result<Vec<(String, u64)>> {
+        let journey = journey.to_owned();
+        self.analyze(move |conn| {
+            let rows = conn
+                .prepare_cached(crate::store::journeys::RUN_COUNTS)?
+                .query_map(params![journey], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(rows
+                .into_iter()
+                .map(|(status, n)| (status, u64::try_from(n).unwrap_or(0)))
+                .collect())
+        })
+        .await
+    }
+
     async fn customer_runs_page(
         &self,
         customer_id: &str,

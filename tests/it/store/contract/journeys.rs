@@ -239,3 +239,30 @@ pub async fn a_customers_runs_are_read_a_page_at_a_time(s: Stores) {
             .is_empty()
     );
 }
+
+pub async fn runs_are_counted_by_journey_and_status(s: Stores) {
+    for (id, customer, status) in [
+        ("r1", "ada", "active"),
+        ("r2", "bo", "converted"),
+        ("r3", "cy", "converted"),
+        ("r4", "di", "exited"),
+    ] {
+        let mut run = new_run(id, customer, None);
+        run.status = status.into();
+        assert!(s.a.insert_run(run).await.unwrap());
+    }
+    let mut other = new_run("r5", "ada", None);
+    other.journey = "another".into();
+    assert!(s.a.insert_run(other).await.unwrap());
+    let journey = new_run("x", "x", None).journey;
+    let counts = s.b.run_counts(&journey).await.unwrap();
+    assert_eq!(
+        counts,
+        [
+            ("active".to_owned(), 1),
+            ("converted".to_owned(), 2),
+            ("exited".to_owned(), 1)
+        ]
+    );
+    assert!(s.b.run_counts("nobody's").await.unwrap().is_empty());
+}

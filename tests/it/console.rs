@@ -589,3 +589,168 @@ async fn the_connectors_and_journeys_pages_show_what_ran() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// A signed-in session's cookie and form check, without a browser.
+async fn session_of(client: &reqwest::Client, gw: &TestGateway, key: &str) -> (String, String) {
+    let signed_in = client
+        .post(format!("{}/console/sign-in", gw.url))
+        .form(&[("key", key)])
+        .send()
+        .await
+        .unwrap();
+    let cookie = signed_in.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let page = client
+        .get(format!("{}/console/messages", gw.url))
+        .header("cookie", cookie.clone())
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let csrf = page
+        .split("name=csrf value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap()
+        .to_owned();
+    (cookie, csrf)
+}
+
+#[tokio::test]
+async fn an_admin_starts_a_broadcast_manages_suppressions_and_erases_a_customer() {
+    let sim = ProviderSim::start().await.unwrap();
+    let gw = gateway(&sim).await;
+    send(&gw).await;
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let (cookie, csrf) = session_of(&client, &gw, ADMIN).await;
+    let get = |path: String| {
+        client
+            .get(format!("{}{path}", gw.url))
+            .header("cookie", cookie.clone())
+            .send()
+    };
+    let post = |path: &str, fields: Vec<(&str, String)>| {
+        let mut fields = fields;
+        fields.push(("csrf", csrf.clone()));
+        client
+            .post(format!("{}{path}", gw.url))
+            .header("cookie", cookie.clone())
+            .header("origin", gw.url.clone())
+            .form(&fields)
+            .send()
+    };
+    let segment = gw
+        .client
+        .put(format!("{}/v1/segments/everyone", gw.url))
+        .bearer_auth(ADMIN)
+        .json(&json!({"reachable": ["sms"]}))
+        .send()
+        .await
+        .unwrap();
+    assert!(segment.status().is_success());
+
+    // A broadcast: the segment counted first, then started.
+    let preview = get("/console/broadcasts?segment=everyone".into())
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        preview.contains("<p id=count>1 members in everyone."),
+        "{preview}"
+    );
+    let started = post(
+        "/console/broadcasts/create",
+        vec![
+            ("segment", "everyone".into()),
+            ("category", "transactional".into()),
+            ("text", "We open late on Friday".into()),
+            ("rate_per_second", "50".into()),
+        ],
+    )
+    .await
+    .unwrap();
+    assert_eq!(started.status(), 303);
+    let at = started.headers()["location"].to_str().unwrap().to_owned();
+    assert!(at.starts_with("/console/broadcasts/bc_"), "{at}");
+    let unknown = post(
+        "/console/broadcasts/create",
+        vec![
+            ("segment", "nobody".into()),
+            ("category", "transactional".into()),
+            ("text", "x".into()),
+            ("rate_per_second", "50".into()),
+        ],
+    )
+    .await
+    .unwrap();
+    assert_eq!(unknown.status(), 422);
+
+    // Suppress ada's number by hand, then lift it.
+    let suppress = |action: &'static str| {
+        post(
+            "/console/customers/ada/suppression",
+            vec![
+                ("channel", "sms".into()),
+                ("address", "+31612345678".into()),
+                ("action", action.into()),
+            ],
+        )
+    };
+    assert_eq!(suppress("add").await.unwrap().status(), 303);
+    let entry = gw
+        .client
+        .get(format!("{}/v1/suppressions/sms/+31612345678", gw.url))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(entry.status(), 200);
+    let entry: serde_json::Value = entry.json().await.unwrap();
+    assert_eq!(entry["reason"], "manual");
+    assert_eq!(entry["source"], "console:ops");
+    assert_eq!(suppress("lift").await.unwrap().status(), 303);
+    let gone = gw
+        .client
+        .get(format!("{}/v1/suppressions/sms/+31612345678", gw.url))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(gone.status(), 404);
+
+    // Erase: only with the id typed again.
+    let unconfirmed = post(
+        "/console/customers/ada/erase",
+        vec![("confirm", "ad".into())],
+    )
+    .await
+    .unwrap();
+    assert_eq!(unconfirmed.status(), 422);
+    let erased = post(
+        "/console/customers/ada/erase",
+        vec![("confirm", "ada".into())],
+    )
+    .await
+    .unwrap();
+    assert_eq!(erased.status(), 200);
+    let profile = gw
+        .client
+        .get(format!("{}/v1/customers/ada", gw.url))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(profile.status(), 404);
+}

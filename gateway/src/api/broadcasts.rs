@@ -34,7 +34,21 @@ pub async fn create(
     body: Body,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let bytes = read_body(&state, body).await?;
-    let mut request: BroadcastRequest = parse_json(&bytes)?;
+    let request: BroadcastRequest = parse_json(&bytes)?;
+    let (id, status) = start(&state, request, caller_name(caller)).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({"id": id, "status": status})),
+    ))
+}
+
+/// Check and store a broadcast `caller` asks for (the API's and the
+/// console's); its id and status (`scheduled` or `planning`).
+pub async fn start(
+    state: &AppState,
+    mut request: BroadcastRequest,
+    caller: String,
+) -> Result<(String, &'static str), ApiError> {
     if request.created_by.is_some() {
         return Err(ApiError::invalid(
             "invalid_broadcast",
@@ -42,10 +56,10 @@ pub async fn create(
             "created_by is set by the gateway from the request's API key",
         ));
     }
-    request.created_by = Some(caller_name(caller));
+    request.created_by = Some(caller);
     let now = state.clock.now();
     // The segment must exist now; its members are read as the fan-out goes.
-    segments::require(&state, &request.segment).await?;
+    segments::require(state, &request.segment).await?;
     let start_at = request.check(&state.send, state.broadcast_rate, now)?;
     let id = format!("bc_{}", uuid::Uuid::now_v7().simple());
     let status = if start_at > now {
@@ -66,10 +80,7 @@ pub async fn create(
             updated_at: now,
         })
         .await?;
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(json!({"id": id, "status": status})),
-    ))
+    Ok((id, status))
 }
 
 #[utoipa::path(get, path = "/v1/broadcasts/{id}", tag = "campaigns",

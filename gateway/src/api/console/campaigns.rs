@@ -15,16 +15,28 @@ use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-pub async fn broadcasts(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+pub async fn broadcasts(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
     let session = match operator(&state, &headers).await {
         Ok(session) => session,
         Err(to_sign_in) => return to_sign_in,
     };
+    let segment = query
+        .get("segment")
+        .map(|s| s.trim())
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned);
     let page = match state.store.list_broadcasts(None, None, 50).await {
         Ok(page) => page,
         Err(e) => return crate::api::ApiError::from(e).into_response(),
     };
     let mut html = String::new();
+    if session.admin {
+        html += &new_broadcast(&state, &session, segment.as_deref()).await;
+    }
     if page.is_empty() {
         html += "<p>No broadcasts yet.</p>";
     } else {
@@ -43,6 +55,92 @@ pub async fn broadcasts(State(state): State<Arc<AppState>>, headers: HeaderMap) 
         html += "</tbody></table>";
     }
     layout(&session, "Broadcasts", &html)
+}
+
+/// The form that starts a broadcast, with the segment's count when one
+/// was previewed.
+async fn new_broadcast(
+    state: &AppState,
+    session: &crate::store::sessions::ConsoleSession,
+    segment: Option<&str>,
+) -> String {
+    let mut html = String::from("<h2>New broadcast</h2>");
+    html += &format!(
+        "<form class=search method=get action=\"/console/broadcasts\">\
+         <label>Segment<input name=segment value=\"{}\" required></label>\
+         <button type=submit>Count its members</button></form>",
+        escape(segment.unwrap_or(""))
+    );
+    let Some(segment) = segment else {
+        return html;
+    };
+    let counted = match crate::api::segments::query(state, segment, state.clock.now()).await {
+        Ok(query) => state
+            .store
+            .segment_count(query)
+            .await
+            .map_err(crate::api::ApiError::from),
+        Err(e) => Err(e),
+    };
+    match counted {
+        Err(e) => html += &format!("<p role=alert>{}</p>", escape(&e.message)),
+        Ok(count) => {
+            html += &format!(
+                "<p id=count>{count} members in {}.</p>\
+                 <form method=post action=\"/console/broadcasts/create\">\
+                 <input type=hidden name=csrf value=\"{}\">\
+                 <input type=hidden name=segment value=\"{}\">\
+                 <label>Category<input name=category required></label>\
+                 <label>Text<textarea name=text required></textarea></label>\
+                 <label>Members a second<input name=rate_per_second type=number min=1 value=50></label>\
+                 <button type=submit>Start the broadcast</button></form>",
+                escape(segment),
+                escape(&session.csrf),
+                escape(segment),
+            );
+        }
+    }
+    html
+}
+
+pub async fn create(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let session = match operator(&state, &headers).await {
+        Ok(session) => session,
+        Err(to_sign_in) => return to_sign_in,
+    };
+    let body = match crate::api::body::read_body(&state, body).await {
+        Ok(body) => body,
+        Err(e) => return e.into_response(),
+    };
+    let fields: HashMap<String, String> = form(&body).into_iter().collect();
+    let pairs: Vec<(String, String)> = fields.clone().into_iter().collect();
+    if !session.admin || !checked(&session, &headers, &pairs) {
+        return super::refused(&session);
+    }
+    let field = |name: &str| fields.get(name).cloned().unwrap_or_default();
+    let rate = match field("rate_per_second").trim().parse::<u32>() {
+        Ok(rate) => rate,
+        Err(_) => return super::unprocessable(&session, "members a second is a whole number"),
+    };
+    // The same request the API takes, so it is checked the same way.
+    let request = serde_json::json!({
+        "segment": field("segment"),
+        "category": field("category"),
+        "content": {"text": field("text")},
+        "rate_per_second": rate,
+    });
+    let request = match serde_json::from_value(request) {
+        Ok(request) => request,
+        Err(e) => return super::unprocessable(&session, &e.to_string()),
+    };
+    match crate::api::broadcasts::start(&state, request, session.key_name.clone()).await {
+        Ok((id, _)) => Redirect::to(&format!("/console/broadcasts/{id}")).into_response(),
+        Err(e) => super::unprocessable(&session, &e.message),
+    }
 }
 
 pub async fn broadcast(

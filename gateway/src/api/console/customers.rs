@@ -181,24 +181,155 @@ pub async fn show(
             Err(e) => html += &format!("<p role=alert>{}</p>", escape(&e.to_string())),
         }
     }
-    match state.store.suppressions(a.keys()).await {
-        Ok(entries) if !entries.is_empty() => {
-            html += "<h2>Suppressed addresses</h2><ul>";
-            for s in entries {
+    let keys = a.keys();
+    match state.store.suppressions(keys.clone()).await {
+        Ok(entries) => {
+            html += "<h2>Addresses</h2><table><thead><tr><th>Channel</th><th>Address</th>\
+                     <th>Suppressed</th><th></th></tr></thead><tbody>";
+            for (channel, address) in &keys {
+                let entry = entries
+                    .iter()
+                    .find(|s| s.channel == *channel && s.address == *address);
+                let (said, action, verb) = match entry {
+                    Some(s) => (
+                        format!("{} ({})", s.reason.as_str(), escape(&s.source)),
+                        "lift",
+                        "Lift the suppression",
+                    ),
+                    None => ("—".to_owned(), "add", "Suppress"),
+                };
                 html += &format!(
-                    "<li>{} {}: {} ({})</li>",
-                    s.channel,
-                    escape(&s.address),
-                    s.reason.as_str(),
-                    escape(&s.source)
+                    "<tr><td>{channel}</td><td>{}</td><td>{said}</td><td>",
+                    escape(address)
                 );
+                if session.admin {
+                    html += &format!(
+                        "<form method=post action=\"/console/customers/{}/suppression\">\
+                         <input type=hidden name=csrf value=\"{}\">\
+                         <input type=hidden name=channel value=\"{channel}\">\
+                         <input type=hidden name=address value=\"{}\">\
+                         <input type=hidden name=action value={action}>\
+                         <button type=submit>{verb}</button></form>",
+                        escape(&id),
+                        escape(&session.csrf),
+                        escape(address),
+                    );
+                }
+                html += "</td></tr>";
             }
-            html += "</ul>";
+            html += "</tbody></table>";
         }
-        Ok(_) => {}
         Err(e) => html += &format!("<p role=alert>{}</p>", escape(&e.to_string())),
     }
+    if session.admin {
+        html += &format!(
+            "<h2>Erase</h2><form method=post action=\"/console/customers/{id}/erase\">\
+             <input type=hidden name=csrf value=\"{}\">\
+             <label>Type the customer id to erase their profile and the addresses and \
+             content of their messages<input name=confirm autocomplete=off required></label>\
+             <button type=submit>Erase this customer</button></form>",
+            escape(&session.csrf),
+            id = escape(&id),
+        );
+    }
     layout(&session, &format!("Customer {id}"), &html)
+}
+
+pub async fn suppression(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Body,
+) -> Response {
+    let session = match operator(&state, &headers).await {
+        Ok(session) => session,
+        Err(to_sign_in) => return to_sign_in,
+    };
+    let body = match crate::api::body::read_body(&state, body).await {
+        Ok(body) => body,
+        Err(e) => return e.into_response(),
+    };
+    let fields = form(&body);
+    if !session.admin || !checked(&session, &headers, &fields) {
+        return super::refused(&session);
+    }
+    let field = |name: &str| {
+        fields
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    };
+    let Ok(channel) = field("channel").parse::<Channel>() else {
+        return super::unprocessable(&session, "not a channel");
+    };
+    let Ok(address) = crate::customer::address_key(channel, &field("address")) else {
+        return super::unprocessable(&session, "not an address of that channel");
+    };
+    let done = match field("action").as_str() {
+        "add" => state
+            .store
+            .put_suppression(crate::customer::Suppression {
+                channel,
+                address,
+                reason: crate::customer::SuppressionReason::Manual,
+                source: format!("console:{}", session.key_name),
+                note: None,
+                created_at: state.clock.now(),
+            })
+            .await
+            .map(|_| ()),
+        "lift" => state
+            .store
+            .delete_suppression(channel, &address, None)
+            .await
+            .map(|_| ()),
+        _ => return super::unprocessable(&session, "add or lift"),
+    };
+    match done {
+        Ok(()) => Redirect::to(&format!(
+            "/console/customers/{}",
+            form_urlencoded::byte_serialize(id.as_bytes()).collect::<String>()
+        ))
+        .into_response(),
+        Err(e) => crate::api::ApiError::from(e).into_response(),
+    }
+}
+
+pub async fn erase(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Body,
+) -> Response {
+    let session = match operator(&state, &headers).await {
+        Ok(session) => session,
+        Err(to_sign_in) => return to_sign_in,
+    };
+    let body = match crate::api::body::read_body(&state, body).await {
+        Ok(body) => body,
+        Err(e) => return e.into_response(),
+    };
+    let fields = form(&body);
+    if !session.admin || !checked(&session, &headers, &fields) {
+        return super::refused(&session);
+    }
+    let confirmed = fields.iter().any(|(k, v)| k == "confirm" && v.trim() == id);
+    if !confirmed {
+        return super::unprocessable(&session, "not erased: type the customer id to confirm");
+    }
+    match state.store.delete_customer(&id, state.clock.now()).await {
+        Ok(true) => {
+            tracing::info!(customer_id = %id, by = %session.key_name, "customer erased from the console");
+            layout(
+                &session,
+                "Customer erased",
+                &format!("<p role=status>{} is erased.</p>", escape(&id)),
+            )
+        }
+        Ok(false) => super::unprocessable(&session, "no such customer"),
+        Err(e) => crate::api::ApiError::from(e).into_response(),
+    }
 }
 
 pub async fn change_consent(

@@ -39,7 +39,13 @@ pub fn router() -> Router<Arc<AppState>> {
             "/console/customers/{id}/consent",
             post(customers::change_consent),
         )
+        .route(
+            "/console/customers/{id}/suppression",
+            post(customers::suppression),
+        )
+        .route("/console/customers/{id}/erase", post(customers::erase))
         .route("/console/broadcasts", get(campaigns::broadcasts))
+        .route("/console/broadcasts/create", post(campaigns::create))
         .route("/console/broadcasts/{id}", get(campaigns::broadcast))
         .route("/console/broadcasts/{id}/cancel", post(campaigns::cancel))
         .route("/console/reports", get(campaigns::report))

@@ -566,6 +566,23 @@ async fn the_connectors_and_journeys_pages_show_what_ran() {
         // The run starts before the purchase ends it.
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
+    // A simulation: a purchase an hour in converts the run; nothing is stored.
+    let simulated = client
+        .get(format!(
+            "{}/console/journeys/welcome/simulate?timeline=purchase%201h",
+            gw.url
+        ))
+        .header("cookie", cookie.clone())
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        simulated.contains("<strong id=outcome>converted</strong>"),
+        "{simulated}"
+    );
     let deadline = std::time::Instant::now() + crate::support::SETTLE_TIMEOUT;
     loop {
         let journeys = client

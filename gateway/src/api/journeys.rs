@@ -223,10 +223,19 @@ pub async fn simulate(
     body: Body,
 ) -> Result<Json<Value>, ApiError> {
     let request: SimulateRequest = parse_json(&read_body(&state, body).await?)?;
+    Ok(Json(simulated(&state, &name, request)?))
+}
+
+/// What a run of journey `name` would do (the API's and the console's).
+pub fn simulated(
+    state: &AppState,
+    name: &str,
+    request: SimulateRequest,
+) -> Result<Value, ApiError> {
     let routing = state.live.current();
     let pinned = routing
         .journeys
-        .get(&name)
+        .get(name)
         .ok_or_else(|| ApiError::not_found(format!("no journey {name:?}")))?;
     let start = match &request.start {
         Some(text) => text
@@ -252,14 +261,14 @@ pub async fn simulate(
     let properties = Value::Object(request.properties);
     let run = simulate::simulate(&pinned.config, properties, start, timeline, &facts)
         .map_err(|e| ApiError::invalid("journey_error", "timeline", e))?;
-    Ok(Json(json!({
+    Ok(json!({
         "journey": name,
         "version": pinned.version,
         "status": run.status.as_str(),
         "waiting": waiting_view(&run),
         "steps": run.steps,
         "history": history_view(&run),
-    })))
+    }))
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]

@@ -11,6 +11,61 @@ use axum::http::HeaderMap;
 use axum::response::Response;
 use std::sync::Arc;
 
+/// What a run would do: the steps it takes, when and why (nothing is
+/// stored or sent), for a timeline typed as `event duration` lines.
+pub async fn simulate(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    axum::extract::Path(name): axum::extract::Path<String>,
+    axum::extract::Query(query): axum::extract::Query<std::collections::HashMap<String, String>>,
+) -> Response {
+    let session = match operator(&state, &headers).await {
+        Ok(session) => session,
+        Err(to_sign_in) => return to_sign_in,
+    };
+    let timeline: Vec<serde_json::Value> = query
+        .get("timeline")
+        .map(String::as_str)
+        .unwrap_or("")
+        .lines()
+        .filter_map(|line| {
+            let (name, after) = line.trim().split_once(char::is_whitespace)?;
+            Some(serde_json::json!({"name": name, "after": after.trim()}))
+        })
+        .collect();
+    let request = serde_json::from_value(serde_json::json!({"timeline": timeline}));
+    let simulated = match request {
+        Ok(request) => crate::api::journeys::simulated(&state, &name, request),
+        Err(e) => Err(crate::api::ApiError::invalid(
+            "invalid_timeline",
+            "timeline",
+            e.to_string(),
+        )),
+    };
+    let html = match simulated {
+        Err(e) => format!("<p role=alert>{}</p>", escape(&e.message)),
+        Ok(run) => {
+            let mut html = format!(
+                "<p>The run ends <strong id=outcome>{}</strong>.</p><table><thead><tr><th>At</th>\
+                 <th>Step</th><th>What</th><th>Why</th></tr></thead><tbody>",
+                escape(run["status"].as_str().unwrap_or("?"))
+            );
+            for record in run["history"].as_array().into_iter().flatten() {
+                let text = |key: &str| escape(record[key].as_str().unwrap_or(""));
+                html += &format!(
+                    "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                    text("at"),
+                    text("step"),
+                    text("what"),
+                    text("why")
+                );
+            }
+            html + "</tbody></table><p><a href=\"/console/journeys\">Journeys</a></p>"
+        }
+    };
+    layout(&session, &format!("Simulating {name}"), &html)
+}
+
 /// A step as configured, without the settings it leaves unset.
 fn without_empties(value: serde_json::Value) -> serde_json::Value {
     use serde_json::Value;
@@ -78,7 +133,13 @@ pub async fn journeys(State(state): State<Arc<AppState>>, headers: HeaderMap) ->
                 escape(&kind)
             );
         }
-        html += "</ol></section>";
+        html += &format!(
+            "</ol><form class=search method=get action=\"/console/journeys/{name}/simulate\">\
+             <label>What the customer does after the trigger (e.g. <code>purchase 2d</code>, \
+             one per line)<textarea name=timeline></textarea></label>\
+             <button type=submit>Simulate</button></form></section>",
+            name = escape(&journey.name)
+        );
     }
     layout(&session, "Journeys", &html)
 }

@@ -203,6 +203,8 @@ pub struct MessageRecord {
     pub category: Option<String>,
     pub plan: Option<String>,
     pub template: Option<String>,
+    /// What sent it on the platform's behalf (`broadcast:<id>`, `journey:<name>`).
+    pub campaign: Option<String>,
     pub attempts: Vec<AttemptRecord>,
     pub events: Vec<StatusEventRecord>,
 }

@@ -142,8 +142,22 @@ pub async fn timeline(
             )
         },
     );
+    // What sent it: a link to the broadcast, or to the journeys.
+    let campaign = match message.campaign.as_deref() {
+        Some(c) => match c.split_once(':') {
+            Some(("broadcast", id)) => format!(
+                "<a href=\"/console/broadcasts/{}\">{}</a>",
+                escape(id),
+                escape(c)
+            ),
+            Some(("journey", _)) => format!("<a href=\"/console/journeys\">{}</a>", escape(c)),
+            _ => escape(c),
+        },
+        None => "the platform".to_owned(),
+    };
     let mut html = format!(
-        "<dl><dt>Status</dt><dd>{} <span class=reason>{}</span></dd><dt>Customer</dt><dd>{}</dd>\
+        "<dl><dt>Sent by</dt><dd>{campaign}</dd>\
+         <dt>Status</dt><dd>{} <span class=reason>{}</span></dd><dt>Customer</dt><dd>{}</dd>\
          <dt>Recipient</dt><dd>{}</dd><dt>Category</dt><dd>{}</dd><dt>Created</dt><dd>{}</dd>\
          <dt>Delivered by</dt><dd>{}</dd></dl>",
         message.status.as_str(),

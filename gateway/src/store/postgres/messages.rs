@@ -558,7 +558,7 @@ pub async fn read(db: &impl Sql, id: &str) -> Result<Option<MessageRecord>> {
         .opt(
             "SELECT status, status_reason, channel, recipient, created_at, updated_at,
                     delivered_by, provider_message_id, send_at, expires_at, cancel_key, dedup_key,
-                    delivered_channel, customer_id, category, plan, template
+                    delivered_channel, customer_id, category, plan, template, campaign
              FROM messages WHERE id = $1",
             &[&id],
         )
@@ -616,6 +616,7 @@ pub async fn read(db: &impl Sql, id: &str) -> Result<Option<MessageRecord>> {
         category: r.get(14),
         plan: r.get(15),
         template: r.get(16),
+        campaign: r.get(17),
         attempts,
         events,
     }))

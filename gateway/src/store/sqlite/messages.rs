@@ -371,7 +371,7 @@ pub fn read(conn: &Connection, id: &str) -> Result<Option<MessageRecord>> {
         .prepare_cached(
             "SELECT status, status_reason, channel, recipient, created_at, updated_at,
                     delivered_by, provider_message_id, send_at, expires_at, cancel_key, dedup_key,
-                    delivered_channel, customer_id, category, plan, template
+                    delivered_channel, customer_id, category, plan, template, campaign
              FROM messages WHERE id = ?1",
         )?
         .query_row(params![id], |r| {
@@ -393,6 +393,7 @@ pub fn read(conn: &Connection, id: &str) -> Result<Option<MessageRecord>> {
                 category: r.get(14)?,
                 plan: r.get(15)?,
                 template: r.get(16)?,
+                campaign: r.get(17)?,
             })
         })
         .optional()?;
@@ -448,6 +449,7 @@ pub fn read(conn: &Connection, id: &str) -> Result<Option<MessageRecord>> {
         category: row.category,
         plan: row.plan,
         template: row.template,
+        campaign: row.campaign,
         attempts,
         events,
     }))
@@ -471,6 +473,7 @@ struct MessageRow {
     category: Option<String>,
     plan: Option<String>,
     template: Option<String>,
+    campaign: Option<String>,
 }
 
 /// A row of `attempts`; the outer error is SQLite's, the inner one bad data.

@@ -294,6 +294,12 @@ pub async fn messages_are_found_newest_first_a_page_at_a_time(s: Stores) {
         ids(&s.a.search_messages(by_campaign).await.unwrap()),
         ["m4"]
     );
+    let m4 = s.b.message("m4").await.unwrap().unwrap();
+    assert_eq!(
+        m4.campaign.as_deref(),
+        Some("broadcast:b1"),
+        "read back with the message"
+    );
     let none = MessageQuery {
         status: Some(MessageStatus::Read),
         from: 0,

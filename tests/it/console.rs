@@ -139,6 +139,20 @@ async fn an_operator_finds_a_customers_message_and_reads_its_timeline() {
         !page.contains("Cancel") && !page.contains("Change"),
         "a read session is offered nothing to change"
     );
+    // Nor on the customer's page: consent is shown, not offered for change.
+    browser
+        .goto(&format!("{}/console/customers/ada", gw.url))
+        .await;
+    let offered = browser
+        .wait_for(
+            "the customer's page",
+            "return document.querySelector('h1')?.textContent.startsWith('Customer') \
+             && String(document.querySelectorAll('select, textarea, form[action*=consent], \
+             form[action*=erase], form[action*=suppression]').length);",
+            Duration::from_secs(5),
+        )
+        .await;
+    assert_eq!(offered, "0", "no form to change anything");
 
     // Sign out; the cookie the browser had no longer signs anyone in.
     let cookie = browser.eval("return document.cookie;", json!([])).await;
@@ -386,6 +400,16 @@ async fn an_admin_changes_consent_cancels_a_broadcast_and_downloads_the_report()
     // (from a page of the same origin without the console's CSP, which
     // lets a console page fetch nothing).
     browser.goto(&format!("{}/console/reports", gw.url)).await;
+    let charts = browser
+        .eval(
+            "return document.querySelectorAll('figure svg[role=img] rect').length;",
+            json!([]),
+        )
+        .await;
+    assert!(
+        charts.as_u64().unwrap() >= 3,
+        "a bar per group and figure: {charts}"
+    );
     let href = browser
         .eval("return document.querySelector('#csv').href;", json!([]))
         .await;
@@ -770,4 +794,43 @@ async fn an_admin_starts_a_broadcast_manages_suppressions_and_erases_a_customer(
         .await
         .unwrap();
     assert_eq!(profile.status(), 404);
+}
+
+#[tokio::test]
+async fn an_expired_session_signs_nobody_in() {
+    let sim = ProviderSim::start().await.unwrap();
+    let gw = TestGateway::start(&format!(
+        r#"{FAST_DISPATCH}
+[server]
+api_keys = [{{ name = "ops", key = "{ADMIN}" }}]
+{}
+{}"#,
+        private_twilio(&sim),
+        crate::support::clock_at("12:30")
+    ))
+    .await;
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let (cookie, _) = session_of(&client, &gw, ADMIN).await;
+    let page = || {
+        client
+            .get(format!("{}/console/messages", gw.url))
+            .header("cookie", cookie.clone())
+            .send()
+    };
+    assert_eq!(page().await.unwrap().status(), 200);
+    let advanced = gw
+        .client
+        .post(format!("{}/v1/admin/clock", gw.url))
+        .bearer_auth(ADMIN)
+        .json(&json!({"advance": "8h"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(advanced.status(), 200);
+    let expired = page().await.unwrap();
+    assert_eq!(expired.status(), 303, "a session lasts 8 hours");
+    assert_eq!(expired.headers()["location"], "/console/sign-in");
 }

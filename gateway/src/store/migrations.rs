@@ -36,7 +36,7 @@ pub const STEPS: [&str; 13] = [
     "a conversion may have no value (its event carried none that is an amount)",
     "customers' feeds: inbox and in-app items, and when each feed was last opened; escalation after a delivery",
     "messages found by customer and by recipient, newest first",
-    "the console's sign-in sessions; journey runs by journey and status",
+    "the console's sign-in sessions; journey runs by journey and status; a message's callbacks",
 ];
 
 /// Step 13, the same in both backends: the console's sessions, under the
@@ -54,6 +54,7 @@ CREATE TABLE console_sessions (
 );
 CREATE INDEX console_sessions_expiry ON console_sessions (expires_at);
 CREATE INDEX journey_runs_by_journey ON journey_runs (journey, status);
+CREATE INDEX callbacks_outbox_message ON callbacks_outbox (message_id);
 ";
 
 /// Step 12, the same in both backends: `GET /v1/messages` by customer or

@@ -162,4 +162,5 @@ suite!(
     messages_are_found_newest_first_a_page_at_a_time,
     console_sessions_end_everywhere_and_expire,
     runs_are_counted_by_journey_and_status,
+    a_messages_callbacks_are_read_back_in_order,
 );

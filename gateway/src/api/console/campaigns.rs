@@ -272,10 +272,69 @@ pub async fn report(
                     html += "</tr>";
                 }
                 html += "</tbody></table>";
+                let label = |r: &Value| {
+                    let keys: Vec<String> = columns
+                        .iter()
+                        .take_while(|c| !matches!(c.as_str(), "sent"))
+                        .filter_map(|c| r[c].as_str().map(str::to_owned))
+                        .collect();
+                    if keys.is_empty() {
+                        "(none)".to_owned()
+                    } else {
+                        keys.join(" / ")
+                    }
+                };
+                for (figure, title) in [
+                    ("sent", "Messages sent"),
+                    ("cost", "Cost"),
+                    ("revenue", "Revenue"),
+                ] {
+                    let values: Vec<(String, f64)> = rows
+                        .iter()
+                        .map(|r| (label(r), r[figure].as_f64().unwrap_or(0.0)))
+                        .collect();
+                    html += &bars(title, &values);
+                }
             }
         }
     }
     layout(&session, "Reports", &html)
+}
+
+/// A horizontal bar chart drawn by the server (SVG, no script), with its
+/// figures as text for screen readers and for the eye.
+fn bars(title: &str, values: &[(String, f64)]) -> String {
+    const ROW: f64 = 22.0;
+    const LABEL: f64 = 160.0;
+    const WIDTH: f64 = 360.0;
+    let max = values.iter().map(|(_, v)| *v).fold(0.0, f64::max);
+    let height = ROW * values.len() as f64 + 8.0;
+    let mut svg = format!(
+        "<figure><figcaption>{title}</figcaption><svg role=img aria-label=\"{title}\" \
+         width=\"{}\" height=\"{height}\" viewBox=\"0 0 {} {height}\">",
+        LABEL + WIDTH + 90.0,
+        LABEL + WIDTH + 90.0,
+        title = escape(title),
+    );
+    for (i, (label, value)) in values.iter().enumerate() {
+        let y = ROW * i as f64 + 4.0;
+        let width = if max > 0.0 { WIDTH * value / max } else { 0.0 };
+        let shown = if value.fract() == 0.0 {
+            format!("{value:.0}")
+        } else {
+            format!("{value:.4}")
+        };
+        svg += &format!(
+            "<text x=\"0\" y=\"{}\" font-size=\"12\">{}</text>\
+             <rect x=\"{LABEL}\" y=\"{y}\" width=\"{width:.1}\" height=\"16\" fill=\"#2c5fd4\"/>\
+             <text x=\"{:.1}\" y=\"{}\" font-size=\"12\">{shown}</text>",
+            y + 12.0,
+            escape(label),
+            LABEL + width + 6.0,
+            y + 12.0,
+        );
+    }
+    svg + "</svg></figure>"
 }
 
 pub async fn report_csv(

@@ -264,5 +264,25 @@ pub async fn timeline(
         }
         html += "</tbody></table>";
     }
+    match state.store.callbacks_of(&message.id).await {
+        Ok(callbacks) if !callbacks.is_empty() => {
+            html += "<h2>Status callbacks</h2><table><thead><tr><th>Due</th><th>Status it said</th>\
+                     <th>To</th><th>State</th><th>Tries</th></tr></thead><tbody>";
+            for c in callbacks {
+                let said: Value = serde_json::from_str(&c.payload).unwrap_or_default();
+                html += &format!(
+                    "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                    timestamp(c.due_at),
+                    escape(said["status"].as_str().unwrap_or("")),
+                    escape(&c.url),
+                    escape(&c.state),
+                    c.attempts,
+                );
+            }
+            html += "</tbody></table>";
+        }
+        Ok(_) => {}
+        Err(e) => html += &format!("<p role=alert>{}</p>", escape(&e.to_string())),
+    }
     layout(&session, &format!("Message {}", message.id), &html)
 }

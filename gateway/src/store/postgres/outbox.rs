@@ -111,6 +111,26 @@ pub async fn finish(db: &impl Sql, id: i64, retry_at: Option<i64>, give_up: bool
 
 #[async_trait]
 impl OutboxStore for PostgresStore {
+    async fn callbacks_of(
+        &self,
+        message_id: &str,
+    ) -> Result<Vec<crate::store::outbox::CallbackRecord>> {
+        Ok(self
+            .client()
+            .await?
+            .rows(crate::store::outbox::OF_MESSAGE, &[&message_id])
+            .await?
+            .iter()
+            .map(|r| crate::store::outbox::CallbackRecord {
+                url: r.get(0),
+                payload: r.get(1),
+                state: r.get(2),
+                attempts: u32::try_from(r.get::<_, i64>(3)).unwrap_or(0),
+                due_at: r.get(4),
+            })
+            .collect())
+    }
+
     async fn lease_callbacks(&self, lease: Lease) -> Result<Vec<Callback>> {
         self::lease(&self.client().await?, lease).await
     }

@@ -111,6 +111,28 @@ pub fn finish(conn: &Connection, id: i64, retry_at: Option<i64>, give_up: bool) 
 
 #[async_trait]
 impl OutboxStore for SqliteStore {
+    async fn callbacks_of(
+        &self,
+        message_id: &str,
+    ) -> Result<Vec<crate::store::outbox::CallbackRecord>> {
+        let message_id = message_id.to_owned();
+        self.read(move |conn| {
+            Ok(conn
+                .prepare_cached(crate::store::outbox::OF_MESSAGE)?
+                .query_map(params![message_id], |r| {
+                    Ok(crate::store::outbox::CallbackRecord {
+                        url: r.get(0)?,
+                        payload: r.get(1)?,
+                        state: r.get(2)?,
+                        attempts: r.get(3)?,
+                        due_at: r.get(4)?,
+                    })
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+        .await
+    }
+
     async fn lease_callbacks(&self, lease: Lease) -> Result<Vec<Callback>> {
         self.write_as(Durability::ProcessCrashSafe, move |conn| {
             self::lease(conn, lease)

@@ -60,3 +60,38 @@ pub async fn the_outbox_holds_every_status_change_until_posted(s: Stores) {
     assert_eq!(retried.len(), 1);
     assert_eq!((retried[0].id, retried[0].attempts), (first[1].id, 1));
 }
+
+pub async fn a_messages_callbacks_are_read_back_in_order(s: Stores) {
+    let mut m = message("m1", 1_000, &["twilio"]);
+    m.callback_url = Some("https://shop.example/hooks".into());
+    insert(&*s.a, m).await;
+    let leased = lease_one(&*s.a, 1_000).await;
+    s.a.record_attempt(attempt(&leased, 1_000, Outcome::Sent, sent()))
+        .await
+        .unwrap();
+    insert(&*s.a, message("m2", 1_000, &["twilio"])).await;
+    let callbacks = s.b.callbacks_of("m1").await.unwrap();
+    let said: Vec<String> = callbacks
+        .iter()
+        .map(|c| {
+            let payload: serde_json::Value = serde_json::from_str(&c.payload).unwrap();
+            payload["status"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    assert_eq!(
+        said,
+        ["queued", "sending", "sent"],
+        "every change, in order"
+    );
+    assert!(
+        callbacks
+            .iter()
+            .all(|c| c.url == "https://shop.example/hooks")
+    );
+    assert!(
+        callbacks
+            .iter()
+            .all(|c| c.state == "pending" && c.attempts == 0)
+    );
+    assert!(s.b.callbacks_of("m2").await.unwrap().is_empty());
+}

@@ -214,6 +214,25 @@ pub async fn cancel(
     }
 }
 
+/// The periods the report page offers, in days; the first is its default.
+/// A week keeps the page quick on the embedded store (its query reads every
+/// message of the period).
+const PERIODS: [i64; 3] = [7, 30, 90];
+
+fn period_days(query: &HashMap<String, String>) -> i64 {
+    query
+        .get("days")
+        .and_then(|d| d.parse().ok())
+        .filter(|d| PERIODS.contains(d))
+        .unwrap_or(PERIODS[0])
+}
+
+/// The period's start, as the report takes it.
+fn period_from(state: &AppState, days: i64) -> String {
+    let from = state.clock.now().saturating_sub(days * 86_400_000);
+    crate::api::messages::timestamp(from)
+}
+
 pub async fn report(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
@@ -228,13 +247,26 @@ pub async fn report(
         .filter(|g| !g.trim().is_empty())
         .cloned()
         .unwrap_or_else(|| "channel".to_owned());
-    let report = crate::api::reports::report(&state, None, None, &group_by)
+    let days = period_days(&query);
+    let from = period_from(&state, days);
+    let report = crate::api::reports::report(&state, Some(&from), None, &group_by)
         .await
         .map(|r| r.json());
+    let options: String = PERIODS
+        .iter()
+        .map(|d| {
+            format!(
+                "<option value={d}{}>the last {d} days</option>",
+                if *d == days { " selected" } else { "" }
+            )
+        })
+        .collect();
     let mut html = format!(
         "<form class=search method=get action=\"/console/reports\">\
-         <label>Group by<input name=group_by value=\"{}\"></label><button type=submit>Show</button></form>\
-         <p><a id=csv href=\"/console/reports.csv?group_by={}\">Download CSV</a></p>",
+         <label>Group by<input name=group_by value=\"{}\"></label>\
+         <label>Period<select name=days>{options}</select></label>\
+         <button type=submit>Show</button></form>\
+         <p><a id=csv href=\"/console/reports.csv?group_by={}&amp;days={days}\">Download CSV</a></p>",
         escape(&group_by),
         escape(&form_urlencoded::byte_serialize(group_by.as_bytes()).collect::<String>()),
     );
@@ -248,9 +280,9 @@ pub async fn report(
                 .map(|r| r.keys().cloned().collect())
                 .unwrap_or_default();
             if rows.is_empty() {
-                html += "<p>Nothing sent in the last 30 days.</p>";
+                html += &format!("<p>Nothing sent in the last {days} days.</p>");
             } else {
-                html += "<table><caption>The last 30 days</caption><thead><tr>";
+                html += &format!("<table><caption>The last {days} days</caption><thead><tr>");
                 for c in &columns {
                     html += &format!("<th>{}</th>", escape(&c.replace('_', " ")));
                 }
@@ -346,7 +378,8 @@ pub async fn report_csv(
         return to_sign_in;
     }
     let group_by = query.get("group_by").map_or("channel", String::as_str);
-    match crate::api::reports::report(&state, None, None, group_by).await {
+    let from = period_from(&state, period_days(&query));
+    match crate::api::reports::report(&state, Some(&from), None, group_by).await {
         Ok(report) => {
             let mut csv = report.csv().unwrap_or_else(IntoResponse::into_response);
             csv.headers_mut().insert(

@@ -629,6 +629,33 @@ async fn the_connectors_and_journeys_pages_show_what_ran() {
         assert!(std::time::Instant::now() < deadline, "{journeys}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    // The run's history, from the customer's page.
+    let customer = client
+        .get(format!("{}/console/customers/ada", gw.url))
+        .header("cookie", cookie.clone())
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let run = customer
+        .split("href=\"/console/journey-runs/")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or_else(|| panic!("no run link: {customer}"))
+        .to_owned();
+    let history = client
+        .get(format!("{}/console/journey-runs/{run}", gw.url))
+        .header("cookie", cookie.clone())
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(history.contains("<dd>converted</dd>"), "{history}");
+    assert!(history.contains("<td>hello</td>"), "each step: {history}");
 }
 
 /// A signed-in session's cookie and form check, without a browser.

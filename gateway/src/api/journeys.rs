@@ -150,7 +150,8 @@ pub async fn run(
     Ok(Json(run_view(&run)?))
 }
 
-fn run_view(run: &RunRecord) -> Result<Value, ApiError> {
+/// A run as the API shows it (and the console reads it).
+pub fn run_view(run: &RunRecord) -> Result<Value, ApiError> {
     let state: RunState = serde_json::from_str(&run.state).map_err(ApiError::internal)?;
     Ok(json!({
         "id": run.id,

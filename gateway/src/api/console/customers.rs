@@ -135,7 +135,8 @@ pub async fn show(
                      <th>Started</th><th>Updated</th></tr></thead><tbody>";
             for run in runs {
                 html += &format!(
-                    "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                    "<tr><td><a href=\"/console/journey-runs/{}\">{}</a></td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                    escape(&run.id),
                     escape(&run.journey),
                     escape(&run.status),
                     crate::api::messages::timestamp(run.started_at),

@@ -11,6 +11,54 @@ use axum::http::HeaderMap;
 use axum::response::Response;
 use std::sync::Arc;
 
+/// One run's history: each step, when and why.
+pub async fn run(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Response {
+    let session = match operator(&state, &headers).await {
+        Ok(session) => session,
+        Err(to_sign_in) => return to_sign_in,
+    };
+    let found = match state.store.run(&id).await {
+        Ok(found) => found,
+        Err(e) => {
+            return axum::response::IntoResponse::into_response(crate::api::ApiError::from(e));
+        }
+    };
+    let Some(run) = found else {
+        let mut page = layout(&session, "Journey run", "<p role=alert>No such run.</p>");
+        *page.status_mut() = axum::http::StatusCode::NOT_FOUND;
+        return page;
+    };
+    let view = match crate::api::journeys::run_view(&run) {
+        Ok(view) => view,
+        Err(e) => return axum::response::IntoResponse::into_response(e),
+    };
+    let mut html = format!(
+        "<dl><dt>Journey</dt><dd>{} (version {})</dd><dt>Customer</dt>\
+         <dd><a href=\"/console/customers/{customer}\">{customer}</a></dd><dt>Status</dt><dd>{}</dd></dl>\
+         <table><thead><tr><th>At</th><th>Step</th><th>What</th><th>Why</th></tr></thead><tbody>",
+        escape(&run.journey),
+        escape(&run.version),
+        escape(&run.status),
+        customer = escape(&run.customer_id),
+    );
+    for record in view["history"].as_array().into_iter().flatten() {
+        let text = |key: &str| escape(record[key].as_str().unwrap_or(""));
+        html += &format!(
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            text("at"),
+            text("step"),
+            text("what"),
+            text("why")
+        );
+    }
+    html += "</tbody></table>";
+    layout(&session, &format!("Journey run {id}"), &html)
+}
+
 /// What a run would do: the steps it takes, when and why (nothing is
 /// stored or sent), for a timeline typed as `event duration` lines.
 pub async fn simulate(

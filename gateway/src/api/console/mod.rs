@@ -52,6 +52,7 @@ pub fn router() -> Router<Arc<AppState>> {
         .route("/console/reports.csv", get(campaigns::report_csv))
         .route("/console/connectors", get(health::connectors))
         .route("/console/journeys", get(journeys::journeys))
+        .route("/console/journey-runs/{id}", get(journeys::run))
         .route("/console/journeys/{name}/simulate", get(journeys::simulate))
         .route("/console/reload", post(health::reload))
 }

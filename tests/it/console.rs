@@ -436,19 +436,7 @@ async fn a_read_session_is_offered_no_change_and_its_posts_are_refused() {
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
-    let signed_in = client
-        .post(format!("{}/console/sign-in", gw.url))
-        .form(&[("key", READER)])
-        .send()
-        .await
-        .unwrap();
-    let cookie = signed_in.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned();
+    let (cookie, _) = session_of(&client, &gw, READER).await;
     let page = |path: String| {
         client
             .get(format!("{}{path}", gw.url))
@@ -542,28 +530,8 @@ async fn the_connectors_and_journeys_pages_show_what_ran() {
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
-    let signed_in = client
-        .post(format!("{}/console/sign-in", gw.url))
-        .form(&[("key", ADMIN)])
-        .send()
-        .await
-        .unwrap();
-    let cookie = signed_in.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned();
-    let page = client
-        .get(format!("{}/console/connectors", gw.url))
-        .header("cookie", cookie.clone())
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let (cookie, _) = session_of(&client, &gw, ADMIN).await;
+    let page = page_text(&client, &cookie, format!("{}/console/connectors", gw.url)).await;
     let row = page
         .split("<tr>")
         .find(|row| row.contains("<td>twilio</td>"))
@@ -591,33 +559,22 @@ async fn the_connectors_and_journeys_pages_show_what_ran() {
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
     // A simulation: a purchase an hour in converts the run; nothing is stored.
-    let simulated = client
-        .get(format!(
+    let simulated = page_text(
+        &client,
+        &cookie,
+        format!(
             "{}/console/journeys/welcome/simulate?timeline=purchase%201h",
             gw.url
-        ))
-        .header("cookie", cookie.clone())
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+        ),
+    )
+    .await;
     assert!(
         simulated.contains("<strong id=outcome>converted</strong>"),
         "{simulated}"
     );
     let deadline = std::time::Instant::now() + crate::support::SETTLE_TIMEOUT;
     loop {
-        let journeys = client
-            .get(format!("{}/console/journeys", gw.url))
-            .header("cookie", cookie.clone())
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let journeys = page_text(&client, &cookie, format!("{}/console/journeys", gw.url)).await;
         assert!(journeys.contains("signed_up"), "{journeys}");
         if journeys.contains("Converted: 100.0% of 1.") {
             assert!(
@@ -630,30 +587,24 @@ async fn the_connectors_and_journeys_pages_show_what_ran() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     // The run's history, from the customer's page.
-    let customer = client
-        .get(format!("{}/console/customers/ada", gw.url))
-        .header("cookie", cookie.clone())
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let customer = page_text(
+        &client,
+        &cookie,
+        format!("{}/console/customers/ada", gw.url),
+    )
+    .await;
     let run = customer
         .split("href=\"/console/journey-runs/")
         .nth(1)
         .and_then(|rest| rest.split('"').next())
         .unwrap_or_else(|| panic!("no run link: {customer}"))
         .to_owned();
-    let history = client
-        .get(format!("{}/console/journey-runs/{run}", gw.url))
-        .header("cookie", cookie.clone())
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let history = page_text(
+        &client,
+        &cookie,
+        format!("{}/console/journey-runs/{run}", gw.url),
+    )
+    .await;
     assert!(history.contains("<dd>converted</dd>"), "{history}");
     assert!(history.contains("<td>hello</td>"), "each step: {history}");
 }
@@ -673,15 +624,7 @@ async fn session_of(client: &reqwest::Client, gw: &TestGateway, key: &str) -> (S
         .next()
         .unwrap()
         .to_owned();
-    let page = client
-        .get(format!("{}/console/messages", gw.url))
-        .header("cookie", cookie.clone())
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = page_text(&client, &cookie, format!("{}/console/messages", gw.url)).await;
     let csrf = page
         .split("name=csrf value=\"")
         .nth(1)
@@ -860,4 +803,17 @@ api_keys = [{{ name = "ops", key = "{ADMIN}" }}]
     let expired = page().await.unwrap();
     assert_eq!(expired.status(), 303, "a session lasts 8 hours");
     assert_eq!(expired.headers()["location"], "/console/sign-in");
+}
+
+/// A console page's HTML, with a session's cookie.
+async fn page_text(client: &reqwest::Client, cookie: &str, url: String) -> String {
+    client
+        .get(url)
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
 }

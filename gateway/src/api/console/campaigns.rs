@@ -4,7 +4,7 @@
 //! report per channel, region and campaign, with its CSV.
 
 use super::layout;
-use super::session::{checked, form, operator};
+use super::session::{admin_form, operator};
 use crate::api::AppState;
 use crate::api::page::escape;
 use axum::body::Body;
@@ -108,19 +108,11 @@ pub async fn create(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let session = match operator(&state, &headers).await {
-        Ok(session) => session,
-        Err(to_sign_in) => return to_sign_in,
+    let (session, fields) = match admin_form(&state, &headers, body).await {
+        Ok(posted) => posted,
+        Err(refused) => return refused,
     };
-    let body = match crate::api::body::read_body(&state, body).await {
-        Ok(body) => body,
-        Err(e) => return e.into_response(),
-    };
-    let fields: HashMap<String, String> = form(&body).into_iter().collect();
-    let pairs: Vec<(String, String)> = fields.clone().into_iter().collect();
-    if !session.admin || !checked(&session, &headers, &pairs) {
-        return super::refused(&session);
-    }
+    let fields: HashMap<String, String> = fields.into_iter().collect();
     let field = |name: &str| fields.get(name).cloned().unwrap_or_default();
     let rate = match field("rate_per_second").trim().parse::<u32>() {
         Ok(rate) => rate,
@@ -197,17 +189,10 @@ pub async fn cancel(
     Path(id): Path<String>,
     body: Body,
 ) -> Response {
-    let session = match operator(&state, &headers).await {
-        Ok(session) => session,
-        Err(to_sign_in) => return to_sign_in,
+    let (session, _) = match admin_form(&state, &headers, body).await {
+        Ok(posted) => posted,
+        Err(refused) => return refused,
     };
-    let body = match crate::api::body::read_body(&state, body).await {
-        Ok(body) => body,
-        Err(e) => return e.into_response(),
-    };
-    if !session.admin || !checked(&session, &headers, &form(&body)) {
-        return super::refused(&session);
-    }
     match crate::api::broadcasts::cancel_as(&state, &id, &session.key_name).await {
         Ok(_) => Redirect::to(&format!("/console/broadcasts/{id}")).into_response(),
         Err(e) => super::unprocessable(&session, &e.message),

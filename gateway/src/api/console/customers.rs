@@ -4,7 +4,7 @@
 //! changes consent (recorded with the operator's key as its source).
 
 use super::layout;
-use super::session::{checked, form, operator};
+use super::session::{admin_form, operator};
 use crate::api::AppState;
 use crate::api::page::escape;
 use crate::customer::{Consent, ConsentStatus};
@@ -242,18 +242,10 @@ pub async fn suppression(
     Path(id): Path<String>,
     body: Body,
 ) -> Response {
-    let session = match operator(&state, &headers).await {
-        Ok(session) => session,
-        Err(to_sign_in) => return to_sign_in,
+    let (session, fields) = match admin_form(&state, &headers, body).await {
+        Ok(posted) => posted,
+        Err(refused) => return refused,
     };
-    let body = match crate::api::body::read_body(&state, body).await {
-        Ok(body) => body,
-        Err(e) => return e.into_response(),
-    };
-    let fields = form(&body);
-    if !session.admin || !checked(&session, &headers, &fields) {
-        return super::refused(&session);
-    }
     let field = |name: &str| {
         fields
             .iter()
@@ -303,18 +295,10 @@ pub async fn erase(
     Path(id): Path<String>,
     body: Body,
 ) -> Response {
-    let session = match operator(&state, &headers).await {
-        Ok(session) => session,
-        Err(to_sign_in) => return to_sign_in,
+    let (session, fields) = match admin_form(&state, &headers, body).await {
+        Ok(posted) => posted,
+        Err(refused) => return refused,
     };
-    let body = match crate::api::body::read_body(&state, body).await {
-        Ok(body) => body,
-        Err(e) => return e.into_response(),
-    };
-    let fields = form(&body);
-    if !session.admin || !checked(&session, &headers, &fields) {
-        return super::refused(&session);
-    }
     let confirmed = fields.iter().any(|(k, v)| k == "confirm" && v.trim() == id);
     if !confirmed {
         return super::unprocessable(&session, "not erased: type the customer id to confirm");
@@ -339,18 +323,10 @@ pub async fn change_consent(
     Path(id): Path<String>,
     body: Body,
 ) -> Response {
-    let session = match operator(&state, &headers).await {
-        Ok(session) => session,
-        Err(to_sign_in) => return to_sign_in,
+    let (session, fields) = match admin_form(&state, &headers, body).await {
+        Ok(posted) => posted,
+        Err(refused) => return refused,
     };
-    let body = match crate::api::body::read_body(&state, body).await {
-        Ok(body) => body,
-        Err(e) => return e.into_response(),
-    };
-    let fields = form(&body);
-    if !session.admin || !checked(&session, &headers, &fields) {
-        return super::refused(&session);
-    }
     let now = state.clock.now();
     let Ok(at) = jiff::Timestamp::from_millisecond(now) else {
         return StatusCode::INTERNAL_SERVER_ERROR.into_response();

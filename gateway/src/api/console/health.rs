@@ -4,13 +4,13 @@
 //! admin, the reload that `SIGHUP` and `POST /v1/admin/reload` do.
 
 use super::layout;
-use super::session::{checked, form, operator};
+use super::session::{admin_form, operator};
 use crate::api::AppState;
 use crate::api::page::escape;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::HeaderMap;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use std::sync::Arc;
 
 pub async fn connectors(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
@@ -121,17 +121,10 @@ pub async fn reload(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let session = match operator(&state, &headers).await {
-        Ok(session) => session,
-        Err(to_sign_in) => return to_sign_in,
+    let (session, _) = match admin_form(&state, &headers, body).await {
+        Ok(posted) => posted,
+        Err(refused) => return refused,
     };
-    let body = match crate::api::body::read_body(&state, body).await {
-        Ok(body) => body,
-        Err(e) => return e.into_response(),
-    };
-    if !session.admin || !checked(&session, &headers, &form(&body)) {
-        return super::refused(&session);
-    }
     let reloaded = state
         .live
         .reload()

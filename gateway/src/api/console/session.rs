@@ -60,6 +60,24 @@ pub async fn operator(state: &AppState, headers: &HeaderMap) -> Result<ConsoleSe
     }
 }
 
+/// A post that changes something: an admin session's, from its own page
+/// with its check; its session and fields, or the answer that refuses it.
+pub async fn admin_form(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<(ConsoleSession, Vec<(String, String)>), Response> {
+    let session = operator(state, headers).await?;
+    let body = crate::api::body::read_body(state, body)
+        .await
+        .map_err(IntoResponse::into_response)?;
+    let fields = form(&body);
+    if !session.admin || !checked(&session, headers, &fields) {
+        return Err(super::refused(&session));
+    }
+    Ok((session, fields))
+}
+
 /// A form post's fields.
 pub fn form(body: &[u8]) -> Vec<(String, String)> {
     form_urlencoded::parse(body).into_owned().collect()

@@ -624,7 +624,7 @@ async fn session_of(client: &reqwest::Client, gw: &TestGateway, key: &str) -> (S
         .next()
         .unwrap()
         .to_owned();
-    let page = page_text(&client, &cookie, format!("{}/console/messages", gw.url)).await;
+    let page = page_text(client, &cookie, format!("{}/console/messages", gw.url)).await;
     let csrf = page
         .split("name=csrf value=\"")
         .nth(1)

@@ -53,7 +53,7 @@ use utoipa::OpenApi;
         inbox::counts,
         inbox::act,
         inbox::read_all,
-        inbox::stream,
+        inbox::stream::stream,
         inbox::token,
         inbox::script,
         preferences::show,

@@ -5,28 +5,28 @@
 
 use super::messages::timestamp;
 use super::{ApiError, AppState};
-use crate::feed::live::Signal;
 use crate::feed::tokens::TokenRefused;
 use crate::feed::{Marking, mark, mark_all_read};
 use crate::store::feed::{FeedFilter, FeedItem, FeedQuery, Mark};
 use axum::Json;
-use axum::extract::{Path, Query, Request, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
-use axum::middleware::Next;
-use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::sync::Arc;
-use std::time::Duration;
 
 /// Items per page when the request names no limit, and the most it may.
 const DEFAULT_LIMIT: usize = 20;
 const MAX_LIMIT: usize = 100;
-/// A comment line this often keeps proxies from closing a quiet stream.
-const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
 /// The customer a request's feed token names.
+mod cors;
+pub(super) mod stream;
+
+pub use cors::cors;
+pub use stream::stream;
+
 fn customer(
     state: &AppState,
     headers: &HeaderMap,
@@ -62,7 +62,7 @@ pub struct ListQuery {
 }
 
 /// An item as the device gets it.
-fn view(item: &FeedItem) -> Value {
+pub(super) fn view(item: &FeedItem) -> Value {
     let status = if item.archived_at.is_some() {
         "archived"
     } else if item.read_at.is_some() {
@@ -208,96 +208,6 @@ pub async fn read_all(
     Ok(Json(json!({ "read": read })))
 }
 
-#[utoipa::path(get, path = "/v1/inbox/stream", tag = "inbox", security(("feed_token" = [])),
-    params(("token" = Option<String>, Query, description = "The feed token (EventSource cannot send headers)")),
-    responses((status = 200, description = "Server-Sent Events: `counts` (`{\"unseen\", \"unread\"}`) at once and on every change, `item` (an item) when one arrives", content_type = "text/event-stream", body = String),
-              (status = 401, body = super::error::ErrorBody),
-              (status = 503, description = "This node serves [inbox] max_streams already", body = super::error::ErrorBody)))]
-pub async fn stream(
-    State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
-    Query(query): Query<TokenQuery>,
-) -> Result<Response, ApiError> {
-    let customer_id = customer(&state, &headers, query.token.as_deref())?;
-    let hub = state
-        .feed_hub
-        .as_ref()
-        .ok_or_else(|| ApiError::not_found("the feed is off: [inbox] secret is not set"))?;
-    let subscription = hub.subscribe(&customer_id).ok_or_else(|| {
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "too_many_streams",
-            "this node serves [inbox] max_streams live streams already: try again later",
-        )
-    })?;
-    state
-        .store
-        .feed_opened(&customer_id, state.clock.now())
-        .await?;
-    let first = counts_event(&state, &customer_id).await?;
-    let live = Live {
-        state: state.clone(),
-        customer_id,
-        subscription,
-        pending: vec![first],
-    };
-    let events = futures::stream::unfold(live, |mut live| async move {
-        let event = live.next().await?;
-        Some((Ok::<_, std::convert::Infallible>(event), live))
-    });
-    Ok(Sse::new(events)
-        .keep_alive(KeepAlive::new().interval(KEEP_ALIVE))
-        .into_response())
-}
-
-/// One open stream: what it still has to send, and where it hears more.
-struct Live {
-    state: Arc<AppState>,
-    customer_id: String,
-    subscription: crate::feed::live::Subscription,
-    pending: Vec<Event>,
-}
-
-impl Live {
-    /// The next event, or `None` when the stream ends (shutdown, or the
-    /// store failing: the client reconnects, as EventSource does).
-    async fn next(&mut self) -> Option<Event> {
-        loop {
-            if !self.pending.is_empty() {
-                return Some(self.pending.remove(0));
-            }
-            let signal = tokio::select! {
-                signal = self.subscription.signals.recv() => signal,
-                _ = self.subscription.closing.wait_for(|closing| *closing) => return None,
-            };
-            let now = self.state.clock.now();
-            let store = &self.state.store;
-            match signal {
-                Ok(Signal::Item(id)) => {
-                    if let Some(item) = store.feed_item(&self.customer_id, &id, now).await.ok()? {
-                        self.pending
-                            .push(Event::default().event("item").data(view(&item).to_string()));
-                    }
-                }
-                Ok(Signal::Counts) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
-                Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
-            }
-            self.pending
-                .push(counts_event(&self.state, &self.customer_id).await.ok()?);
-        }
-    }
-}
-
-async fn counts_event(state: &AppState, customer_id: &str) -> Result<Event, ApiError> {
-    let counts = state
-        .store
-        .feed_counts(customer_id, state.clock.now())
-        .await?;
-    Ok(Event::default()
-        .event("counts")
-        .data(json!(counts).to_string()))
-}
-
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TokenRequest {
@@ -345,73 +255,9 @@ pub async fn token(
     ))
 }
 
-/// Cross-origin calls from browsers: a page of `[inbox] allowed_origins`
-/// (or the gateway's own) is let through and told so; any other origin is
-/// refused before the handler runs, preflight or not. Requests without an
-/// `Origin` (apps, servers) pass.
-pub async fn cors(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
-    let Some(origin) = request.headers().get(header::ORIGIN).cloned() else {
-        return next.run(request).await;
-    };
-    if !origin_allowed(&state, request.headers(), &origin) {
-        return ApiError::new(
-            StatusCode::FORBIDDEN,
-            "origin_not_allowed",
-            "this page's origin is not in [inbox] allowed_origins",
-        )
-        .into_response();
-    }
-    let preflight = request.method() == Method::OPTIONS;
-    let mut response = if preflight {
-        StatusCode::NO_CONTENT.into_response()
-    } else {
-        next.run(request).await
-    };
-    let headers = response.headers_mut();
-    headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
-    headers.insert(header::VARY, HeaderValue::from_static("Origin"));
-    if preflight {
-        headers.insert(
-            header::ACCESS_CONTROL_ALLOW_METHODS,
-            HeaderValue::from_static("GET, POST"),
-        );
-        headers.insert(
-            header::ACCESS_CONTROL_ALLOW_HEADERS,
-            HeaderValue::from_static("authorization, content-type"),
-        );
-        headers.insert(
-            header::ACCESS_CONTROL_MAX_AGE,
-            HeaderValue::from_static("600"),
-        );
-    }
-    response
-}
-
-/// An allowed origin, or the gateway's own (its page calling itself).
-fn origin_allowed(state: &AppState, headers: &HeaderMap, origin: &HeaderValue) -> bool {
-    let Some(origin) = origin
-        .to_str()
-        .ok()
-        .and_then(|o| crate::origin::Origin::try_from(o.to_owned()).ok())
-    else {
-        return false;
-    };
-    if state.feed_origins.contains(&origin) {
-        return true;
-    }
-    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
-    host.is_some_and(|host| {
-        format!("{}://{host}", origin.scheme)
-            .parse::<axum::http::Uri>()
-            .ok()
-            .and_then(|uri| crate::origin::Origin::of(&uri).ok())
-            .is_some_and(|own| own == origin)
-    })
-}
-
 /// The web component, built into the binary: what a page embeds is what
 /// this gateway speaks.
-const SCRIPT: &str = include_str!("../../sdk/inbox.js");
+const SCRIPT: &str = include_str!("../../../sdk/inbox.js");
 
 #[utoipa::path(get, path = "/sdk/inbox.js", tag = "inbox", security(()),
     responses((status = 200, description = "The `<crossgate-inbox>` web component", content_type = "text/javascript", body = String)))]

@@ -245,7 +245,13 @@ impl Metrics {
     pub fn attempt(&self, connector: &str, outcome: &str, code: Option<&str>, seconds: f64) {
         {
             let mut recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
-            let ring = &mut recent.entry(connector.to_owned()).or_default().attempts;
+            // The connector's name is allocated once, not per attempt.
+            if !recent.contains_key(connector) {
+                recent.insert(connector.to_owned(), Recent::default());
+            }
+            let Some(Recent { attempts: ring }) = recent.get_mut(connector) else {
+                return;
+            };
             if ring.len() == RECENT {
                 ring.pop_front();
             }

@@ -681,31 +681,22 @@ async fn an_admin_starts_a_broadcast_manages_suppressions_and_erases_a_customer(
         preview.contains("<p id=count>1 members in everyone."),
         "{preview}"
     );
-    let started = post(
-        "/console/broadcasts/create",
-        vec![
-            ("segment", "everyone".into()),
-            ("category", "transactional".into()),
-            ("text", "We open late on Friday".into()),
-            ("rate_per_second", "50".into()),
-        ],
-    )
-    .await
-    .unwrap();
+    let start = |segment: &'static str| {
+        post(
+            "/console/broadcasts/create",
+            vec![
+                ("segment", segment.into()),
+                ("category", "transactional".into()),
+                ("text", "We open late on Friday".into()),
+                ("rate_per_second", "50".into()),
+            ],
+        )
+    };
+    let started = start("everyone").await.unwrap();
     assert_eq!(started.status(), 303);
     let at = started.headers()["location"].to_str().unwrap().to_owned();
     assert!(at.starts_with("/console/broadcasts/bc_"), "{at}");
-    let unknown = post(
-        "/console/broadcasts/create",
-        vec![
-            ("segment", "nobody".into()),
-            ("category", "transactional".into()),
-            ("text", "x".into()),
-            ("rate_per_second", "50".into()),
-        ],
-    )
-    .await
-    .unwrap();
+    let unknown = start("nobody").await.unwrap();
     assert_eq!(unknown.status(), 422);
 
     // Suppress ada's number by hand, then lift it.

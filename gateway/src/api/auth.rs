@@ -62,12 +62,7 @@ pub async fn authenticate(
             scheme.eq_ignore_ascii_case("bearer").then(|| key.trim())
         })
         .unwrap_or("");
-    // Every key is compared, so the time taken says nothing about which matched.
-    let found = state.api_keys.iter().fold(None, |found, key| {
-        let matches = constant_time_eq(key.secret.as_bytes(), presented.as_bytes());
-        if matches { Some(key) } else { found }
-    });
-    let Some(key) = found else {
+    let Some(key) = key_for(&state, presented) else {
         return Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
             "unauthorized",
@@ -90,9 +85,22 @@ pub async fn authenticate(
     Ok(next.run(request).await)
 }
 
+/// The configured key `presented` is, if any. Every key is compared, so
+/// the time taken says nothing about which matched (the API's and the
+/// console's sign-in).
+pub(super) fn key_for<'s>(
+    state: &'s AppState,
+    presented: &str,
+) -> Option<&'s crate::config::ApiKey> {
+    state.api_keys.iter().fold(None, |found, key| {
+        let matches = constant_time_eq(key.secret.as_bytes(), presented.as_bytes());
+        if matches { Some(key) } else { found }
+    })
+}
+
 /// Compare without an early exit, so response time does not reveal how much
 /// of a key was right.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+pub(super) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
         return false;
     }

@@ -67,3 +67,8 @@ pub fn from_another_site(headers: &HeaderMap) -> bool {
         _ => false,
     }
 }
+
+/// A form post's fields, in order (a key may repeat: a ticked box each).
+pub fn form(body: &[u8]) -> Vec<(String, String)> {
+    form_urlencoded::parse(body).into_owned().collect()
+}

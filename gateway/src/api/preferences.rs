@@ -209,14 +209,14 @@ pub async fn save(
     };
     let mut check = None;
     let (mut shown, mut ticked) = (BTreeSet::new(), BTreeSet::new());
-    for (key, value) in form_urlencoded::parse(&body) {
-        match &*key {
-            "check" => check = Some(value.into_owned()),
+    for (key, value) in super::page::form(&body) {
+        match key.as_str() {
+            "check" => check = Some(value),
             "shown" => {
-                shown.insert(value.into_owned());
+                shown.insert(value);
             }
             "c" => {
-                ticked.insert(value.into_owned());
+                ticked.insert(value);
             }
             _ => {}
         }

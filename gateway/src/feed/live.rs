@@ -119,11 +119,6 @@ impl Hub {
         })
     }
 
-    /// Streams open on this node.
-    pub fn open(&self) -> usize {
-        self.open.load(Ordering::Acquire)
-    }
-
     /// End every stream (shutdown); no new one starts.
     pub fn close(&self) {
         self.closing.send_replace(true);

@@ -37,19 +37,17 @@ pub async fn mark(
 
 /// Mark every unread item read; how many were.
 pub async fn mark_all_read(by: &Marking<'_>, customer_id: &str) -> Result<usize, StoreError> {
-    let ids = by.store.mark_feed_read(customer_id, by.now).await?;
-    for id in &ids {
-        // Read items keep their channel; an in-app one read was seen too.
-        if let Some(item) = by.store.feed_item(customer_id, id, by.now).await? {
-            let changes = Changes {
-                seen: item.channel == Channel::InApp,
-                read: true,
-                archived: false,
-            };
-            report(by, &item, changes).await?;
-        }
+    let read = by.store.mark_feed_read(customer_id, by.now).await?;
+    for item in &read {
+        // Seen by this very mark when its seen time is now.
+        let changes = Changes {
+            seen: item.seen_at == Some(by.now),
+            read: true,
+            archived: false,
+        };
+        report(by, item, changes).await?;
     }
-    Ok(ids.len())
+    Ok(read.len())
 }
 
 /// The message's side of a change: what its channel reports.

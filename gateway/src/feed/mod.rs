@@ -36,7 +36,7 @@ pub fn is_web_link(url: &str) -> bool {
 
 /// The feed item a delivery puts in its customer's feed (the delivery's
 /// address is the customer id; the item's id is its message's).
-pub fn item(d: &LeasedDelivery, category: Option<String>, in_app_ttl: i64, now: i64) -> FeedItem {
+pub fn item(d: &LeasedDelivery, in_app_ttl: i64, now: i64) -> FeedItem {
     let content = &d.content;
     let link = |key: &str| {
         content
@@ -53,7 +53,7 @@ pub fn item(d: &LeasedDelivery, category: Option<String>, in_app_ttl: i64, now: 
         body: content.text.clone(),
         action_url: link("action_url"),
         image_url: link("image_url"),
-        category,
+        category: d.category.clone(),
         data: content
             .metadata
             .iter()
@@ -102,15 +102,9 @@ impl Deliverer {
             code: "feed_unavailable".to_owned(),
             message: format!("cannot store the feed item: {e}"),
         };
-        let category = self
-            .store
-            .message(&d.message_id)
-            .await
-            .map_err(unavailable)?
-            .and_then(|m| m.category);
         let added = self
             .store
-            .put_feed_item(item(d, category, self.in_app_ttl, now))
+            .put_feed_item(item(d, self.in_app_ttl, now))
             .await
             .map_err(unavailable)?;
         if added {

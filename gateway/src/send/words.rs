@@ -102,19 +102,23 @@ impl<'a> Words<'a> {
             }
             _ => None,
         };
-        // A template may link the customer's own preference page; inline
-        // content has no placeholder to put it in.
+        // A template may link the customer's own preference page (signed
+        // only for one that does); inline content has no placeholder for it.
         let preferences_url = match (links, reader.customer_id, &source) {
-            (Some(links), Some(customer), Source::Template { .. }) => Some(format!(
-                "{}/p/{}",
-                links.base_url,
-                crate::customer::signed::sign(
-                    &links.secret,
-                    crate::customer::signed::Purpose::Preferences,
-                    &[customer],
-                    now.saturating_add(links.valid_for),
-                )
-            )),
+            (Some(links), Some(customer), Source::Template { template, .. })
+                if template.links_preferences =>
+            {
+                Some(format!(
+                    "{}/p/{}",
+                    links.base_url,
+                    crate::customer::signed::sign(
+                        &links.secret,
+                        crate::customer::signed::Purpose::Preferences,
+                        &[customer],
+                        now.saturating_add(links.valid_for),
+                    )
+                ))
+            }
             _ => None,
         };
         let list_unsubscribe = link.as_ref().map(|(url, mailto)| match mailto {

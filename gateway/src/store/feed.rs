@@ -38,16 +38,6 @@ pub enum Mark {
     Archived,
 }
 
-impl Mark {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Mark::Seen => "seen",
-            Mark::Read => "read",
-            Mark::Archived => "archive",
-        }
-    }
-}
-
 impl FeedItem {
     /// Apply `mark` at `now`; what it changed. The first time of each
     /// stays: marking again is a no-op.
@@ -267,8 +257,8 @@ pub trait FeedStore: Send + Sync {
         now: i64,
     ) -> Result<Option<Marked>>;
 
-    /// Mark every unread item of the customer read; their ids.
-    async fn mark_feed_read(&self, customer_id: &str, now: i64) -> Result<Vec<String>>;
+    /// Mark every unread item of the customer read; those items, as they are now.
+    async fn mark_feed_read(&self, customer_id: &str, now: i64) -> Result<Vec<FeedItem>>;
 
     async fn feed_counts(&self, customer_id: &str, now: i64) -> Result<FeedCounts>;
 

@@ -25,6 +25,8 @@ pub struct LeasedDelivery {
     pub expires_at: Option<i64>,
     /// Escalation after this delivery is sent ([`crate::store::NewDelivery::escalate_after`]).
     pub escalate_after: Option<i64>,
+    /// The message's category (a feed item shows it).
+    pub category: Option<String>,
 }
 
 /// The queue as `/metrics` shows it.

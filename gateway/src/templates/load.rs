@@ -173,6 +173,7 @@ impl Loader {
         }
 
         let mut locales = BTreeMap::new();
+        let mut links_preferences = false;
         for locale_dir in sorted_entries(folder, &mut self.errors) {
             if !locale_dir.is_dir() {
                 let file = locale_dir.file_name().unwrap_or_default();
@@ -216,8 +217,13 @@ impl Loader {
                         continue;
                     }
                 };
-                if self.compile(format!("{name}/{tag}/{part}"), &file, source, &declared) {
+                let key = format!("{name}/{tag}/{part}");
+                if self.compile(key.clone(), &file, source, &declared) {
                     parts.insert(*part);
+                    links_preferences |= self
+                        .env
+                        .get_template(&key)
+                        .is_ok_and(|t| t.undeclared_variables(false).contains("preferences_url"));
                 }
             }
             locales.insert(tag, parts);
@@ -260,6 +266,7 @@ impl Loader {
             example: meta.example,
             locales,
             whatsapp,
+            links_preferences,
         })
     }
 

@@ -71,6 +71,8 @@ pub struct Template {
     pub locales: BTreeMap<String, BTreeSet<&'static str>>,
     /// An approved WhatsApp template to send instead of free text.
     pub whatsapp: Option<WhatsappMapping>,
+    /// Some part uses `{{ preferences_url }}`: only then is a link signed for a send.
+    pub links_preferences: bool,
 }
 
 /// `[whatsapp]` in `template.toml`.

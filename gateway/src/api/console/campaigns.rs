@@ -74,14 +74,11 @@ async fn new_broadcast(
     let Some(segment) = segment else {
         return html;
     };
-    let counted = match crate::api::segments::query(state, segment, state.clock.now()).await {
-        Ok(query) => state
-            .store
-            .segment_count(query)
-            .await
-            .map_err(crate::api::ApiError::from),
-        Err(e) => Err(e),
-    };
+    let counted: Result<_, crate::api::ApiError> = async {
+        let query = crate::api::segments::query(state, segment, state.clock.now()).await?;
+        Ok(state.store.segment_count(query).await?)
+    }
+    .await;
     match counted {
         Err(e) => html += &format!("<p role=alert>{}</p>", escape(&e.message)),
         Ok(count) => {

@@ -26,8 +26,7 @@ pub async fn find(
         Err(to_sign_in) => return to_sign_in,
     };
     if let Some(id) = query.get("id").map(|i| i.trim()).filter(|i| !i.is_empty()) {
-        let path: String = form_urlencoded::byte_serialize(id.as_bytes()).collect();
-        return Redirect::to(&format!("/console/customers/{path}")).into_response();
+        return Redirect::to(&super::customer_path(id)).into_response();
     }
     layout(
         &session,
@@ -48,11 +47,7 @@ pub async fn show(
     };
     let record = match state.store.customer(&id).await {
         Ok(Some(record)) => record,
-        Ok(None) => {
-            let mut page = layout(&session, "Customer", "<p role=alert>No such customer.</p>");
-            *page.status_mut() = StatusCode::NOT_FOUND;
-            return page;
-        }
+        Ok(None) => return super::not_found(&session, "Customer"),
         Err(e) => return crate::api::ApiError::from(e).into_response(),
     };
     let profile = &record.profile;
@@ -78,9 +73,9 @@ pub async fn show(
     html += "<h2>Consent</h2>";
     if session.admin {
         html += &format!(
-            "<form method=post action=\"/console/customers/{}/consent\">\
+            "<form method=post action=\"{}/consent\">\
              <input type=hidden name=csrf value=\"{}\">",
-            escape(&id),
+            escape(&super::customer_path(&id)),
             escape(&session.csrf)
         );
     }
@@ -205,13 +200,13 @@ pub async fn show(
                 );
                 if session.admin {
                     html += &format!(
-                        "<form method=post action=\"/console/customers/{}/suppression\">\
+                        "<form method=post action=\"{}/suppression\">\
                          <input type=hidden name=csrf value=\"{}\">\
                          <input type=hidden name=channel value=\"{channel}\">\
                          <input type=hidden name=address value=\"{}\">\
                          <input type=hidden name=action value={action}>\
                          <button type=submit>{verb}</button></form>",
-                        escape(&id),
+                        escape(&super::customer_path(&id)),
                         escape(&session.csrf),
                         escape(address),
                     );
@@ -224,13 +219,13 @@ pub async fn show(
     }
     if session.admin {
         html += &format!(
-            "<h2>Erase</h2><form method=post action=\"/console/customers/{id}/erase\">\
+            "<h2>Erase</h2><form method=post action=\"{path}/erase\">\
              <input type=hidden name=csrf value=\"{}\">\
              <label>Type the customer id to erase their profile and the addresses and \
              content of their messages<input name=confirm autocomplete=off required></label>\
              <button type=submit>Erase this customer</button></form>",
             escape(&session.csrf),
-            id = escape(&id),
+            path = escape(&super::customer_path(&id)),
         );
     }
     layout(&session, &format!("Customer {id}"), &html)
@@ -280,11 +275,7 @@ pub async fn suppression(
         _ => return super::unprocessable(&session, "add or lift"),
     };
     match done {
-        Ok(()) => Redirect::to(&format!(
-            "/console/customers/{}",
-            form_urlencoded::byte_serialize(id.as_bytes()).collect::<String>()
-        ))
-        .into_response(),
+        Ok(()) => Redirect::to(&super::customer_path(&id)).into_response(),
         Err(e) => crate::api::ApiError::from(e).into_response(),
     }
 }
@@ -369,9 +360,5 @@ pub async fn change_consent(
             Err(e) => return crate::api::ApiError::from(e).into_response(),
         }
     }
-    Redirect::to(&format!(
-        "/console/customers/{}",
-        form_urlencoded::byte_serialize(id.as_bytes()).collect::<String>()
-    ))
-    .into_response()
+    Redirect::to(&super::customer_path(&id)).into_response()
 }

@@ -28,9 +28,7 @@ pub async fn run(
         }
     };
     let Some(run) = found else {
-        let mut page = layout(&session, "Journey run", "<p role=alert>No such run.</p>");
-        *page.status_mut() = axum::http::StatusCode::NOT_FOUND;
-        return page;
+        return super::not_found(&session, "Journey run");
     };
     let view = match crate::api::journeys::run_view(&run) {
         Ok(view) => view,
@@ -38,12 +36,13 @@ pub async fn run(
     };
     let mut html = format!(
         "<dl><dt>Journey</dt><dd>{} (version {})</dd><dt>Customer</dt>\
-         <dd><a href=\"/console/customers/{customer}\">{customer}</a></dd><dt>Status</dt><dd>{}</dd></dl>\
+         <dd><a href=\"{}\">{}</a></dd><dt>Status</dt><dd>{}</dd></dl>\
          <table><thead><tr><th>At</th><th>Step</th><th>What</th><th>Why</th></tr></thead><tbody>",
         escape(&run.journey),
         escape(&run.version),
+        escape(&super::customer_path(&run.customer_id)),
+        escape(&run.customer_id),
         escape(&run.status),
-        customer = escape(&run.customer_id),
     );
     for record in view["history"].as_array().into_iter().flatten() {
         let text = |key: &str| escape(record[key].as_str().unwrap_or(""));

@@ -9,7 +9,7 @@ use crate::api::messages::timestamp;
 use crate::api::page::escape;
 use crate::api::search::{SearchQuery, query_of};
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use axum::response::Response;
 use serde_json::Value;
 use std::collections::HashMap;
@@ -60,14 +60,13 @@ pub async fn search(
         limit: Some(50),
         after: given("after"),
     };
-    let found = match query_of(&state, query) {
-        Ok(query) => state
+    let found: Result<_, crate::api::ApiError> = async {
+        Ok(state
             .store
-            .search_messages(query)
-            .await
-            .map_err(crate::api::ApiError::from),
-        Err(e) => Err(e),
-    };
+            .search_messages(query_of(&state, query)?)
+            .await?)
+    }
+    .await;
     match found {
         Err(e) => html += &format!("<p role=alert>{}</p>", escape(&e.message)),
         Ok(found) if found.is_empty() => html += "<p>No messages in the last week match.</p>",
@@ -122,11 +121,7 @@ pub async fn timeline(
     };
     let message = match state.store.message(&id).await {
         Ok(Some(message)) => message,
-        Ok(None) => {
-            let mut page = layout(&session, "Message", "<p role=alert>No such message.</p>");
-            *page.status_mut() = StatusCode::NOT_FOUND;
-            return page;
-        }
+        Ok(None) => return super::not_found(&session, "Message"),
         Err(e) => {
             return axum::response::IntoResponse::into_response(crate::api::ApiError::from(e));
         }
@@ -136,8 +131,8 @@ pub async fn timeline(
         || "—".to_owned(),
         |c| {
             format!(
-                "<a href=\"/console/customers/{}\">{}</a>",
-                escape(&form_urlencoded::byte_serialize(c.as_bytes()).collect::<String>()),
+                "<a href=\"{}\">{}</a>",
+                escape(&super::customer_path(c)),
                 escape(c)
             )
         },

@@ -77,26 +77,53 @@ fn layout(session: &ConsoleSession, title: &str, body: &str) -> Response {
     html_response(StatusCode::OK, html)
 }
 
-/// A change refused: a read session, or a form not from its own page.
-fn refused(session: &ConsoleSession) -> Response {
+/// A page that says one thing went wrong, with its status.
+fn alert(session: &ConsoleSession, status: StatusCode, title: &str, what: &str) -> Response {
     let mut page = layout(
         session,
-        "Refused",
-        "<p role=alert>Not changed: this needs an admin session, and the form from its own page.</p>",
+        title,
+        &format!("<p role=alert>{}</p>", escape(what)),
     );
-    *page.status_mut() = StatusCode::FORBIDDEN;
+    *page.status_mut() = status;
     page
+}
+
+/// A change refused: a read session, or a form not from its own page.
+fn refused(session: &ConsoleSession) -> Response {
+    alert(
+        session,
+        StatusCode::FORBIDDEN,
+        "Refused",
+        "Not changed: this needs an admin session, and the form from its own page.",
+    )
 }
 
 /// A change that could not be made, and why.
 fn unprocessable(session: &ConsoleSession, why: &str) -> Response {
-    let mut page = layout(
+    alert(
         session,
+        StatusCode::UNPROCESSABLE_ENTITY,
         "Not changed",
-        &format!("<p role=alert>{}</p>", escape(why)),
-    );
-    *page.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
-    page
+        why,
+    )
+}
+
+/// Nothing of that id.
+fn not_found(session: &ConsoleSession, title: &str) -> Response {
+    alert(
+        session,
+        StatusCode::NOT_FOUND,
+        title,
+        &format!("No such {}.", title.to_lowercase()),
+    )
+}
+
+/// A customer's page (their id as a path segment).
+fn customer_path(id: &str) -> String {
+    format!(
+        "/console/customers/{}",
+        form_urlencoded::byte_serialize(id.as_bytes()).collect::<String>()
+    )
 }
 
 fn html_response(status: StatusCode, html: String) -> Response {

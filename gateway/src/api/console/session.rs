@@ -71,16 +71,11 @@ pub async fn admin_form(
     let body = crate::api::body::read_body(state, body)
         .await
         .map_err(IntoResponse::into_response)?;
-    let fields = form(&body);
+    let fields = crate::api::page::form(&body);
     if !session.admin || !checked(&session, headers, &fields) {
         return Err(super::refused(&session));
     }
     Ok((session, fields))
-}
-
-/// A form post's fields.
-pub fn form(body: &[u8]) -> Vec<(String, String)> {
-    form_urlencoded::parse(body).into_owned().collect()
 }
 
 /// A post that may change something: from this gateway's own page (the
@@ -91,11 +86,9 @@ pub fn checked(session: &ConsoleSession, headers: &HeaderMap, fields: &[(String,
         .find(|(k, _)| k == "csrf")
         .map(|(_, v)| v.as_str());
     !crate::api::page::from_another_site(headers)
-        && csrf.is_some_and(|c| constant_time_eq(c.as_bytes(), session.csrf.as_bytes()))
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+        && csrf.is_some_and(|c| {
+            crate::api::auth::constant_time_eq(c.as_bytes(), session.csrf.as_bytes())
+        })
 }
 
 fn sign_in_form(status: StatusCode, problem: Option<&str>) -> Response {
@@ -134,7 +127,7 @@ pub async fn sign_in(
         Ok(body) => body,
         Err(e) => return e.into_response(),
     };
-    let presented = form(&body)
+    let presented = crate::api::page::form(&body)
         .into_iter()
         .find(|(k, _)| k == "key")
         .map(|(_, v)| v)
@@ -142,15 +135,7 @@ pub async fn sign_in(
     let (key_name, admin) = if state.api_keys.is_empty() {
         ("default".to_owned(), true)
     } else {
-        // Every key is compared, so the time taken says nothing about which matched.
-        let found = state.api_keys.iter().fold(None, |found, key| {
-            if constant_time_eq(key.secret.as_bytes(), presented.trim().as_bytes()) {
-                Some(key)
-            } else {
-                found
-            }
-        });
-        let Some(key) = found else {
+        let Some(key) = crate::api::auth::key_for(&state, presented.trim()) else {
             return sign_in_form(
                 StatusCode::UNAUTHORIZED,
                 Some("That is not an API key of this gateway."),
@@ -207,7 +192,7 @@ pub async fn sign_out(
         Ok(body) => body,
         Err(e) => return e.into_response(),
     };
-    if !checked(&session, &headers, &form(&body)) {
+    if !checked(&session, &headers, &crate::api::page::form(&body)) {
         let mut refused = layout(
             &session,
             "Refused",

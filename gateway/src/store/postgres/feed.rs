@@ -185,7 +185,7 @@ impl FeedStore for PostgresStore {
         .await)
     }
 
-    async fn mark_feed_read(&self, customer_id: &str, now: i64) -> Result<Vec<String>> {
+    async fn mark_feed_read(&self, customer_id: &str, now: i64) -> Result<Vec<FeedItem>> {
         // One notification however many rows: PostgreSQL folds identical
         // notifications of one transaction.
         let rows = self
@@ -197,13 +197,13 @@ impl FeedStore for PostgresStore {
                          UPDATE feed_items SET read_at = $2, seen_at = COALESCE(seen_at, $2)
                          WHERE customer_id = $1 AND read_at IS NULL AND archived_at IS NULL
                            AND (expires_at IS NULL OR expires_at > $2)
-                         RETURNING id)
-                     SELECT id, pg_notify('{CHANNEL}', 'marked ' || $1) FROM r"
+                         RETURNING {COLUMNS})
+                     SELECT {COLUMNS}, pg_notify('{CHANNEL}', 'marked ' || $1) FROM r"
                 ),
                 &[&customer_id, &now],
             )
             .await?;
-        Ok(rows.iter().map(|r| r.get(0)).collect())
+        rows.iter().map(item).collect()
     }
 
     async fn feed_counts(&self, customer_id: &str, now: i64) -> Result<FeedCounts> {
@@ -243,7 +243,12 @@ impl FeedStore for PostgresStore {
     }
 
     fn feed_changes(&self) -> broadcast::Receiver<FeedChange> {
-        self.feed_changes.subscribe()
+        let receiver = self.feed_changes.subscribe();
+        self.listener.get_or_init(|| {
+            let (config, tls) = self.listen_with.clone();
+            listen(config, tls, self.feed_changes.clone())
+        });
+        receiver
     }
 }
 

@@ -164,7 +164,13 @@ pub struct PostgresStore {
     messages: batch::Batcher<messages::Inserts>,
     /// Changes to customers' feeds on any node, heard through `LISTEN`.
     feed_changes: tokio::sync::broadcast::Sender<crate::store::feed::FeedChange>,
-    _listener: feed::Listener,
+    /// How the listener connects, and the listener once something listens
+    /// (a gateway without the feed channels keeps no such connection).
+    listen_with: (
+        tokio_postgres::Config,
+        tokio_postgres_rustls::MakeRustlsConnect,
+    ),
+    listener: std::sync::OnceLock<feed::Listener>,
 }
 
 impl PostgresStore {
@@ -179,11 +185,10 @@ impl PostgresStore {
         drop(client);
         let node: Arc<str> = Arc::from(node);
         let feed_changes = tokio::sync::broadcast::channel(crate::store::feed::CHANGES_BUFFER).0;
-        let (config, tls) = connect_with(url)?;
-        let listener = feed::listen(config, tls, feed_changes.clone());
         Ok(PostgresStore {
             feed_changes,
-            _listener: listener,
+            listen_with: connect_with(url)?,
+            listener: std::sync::OnceLock::new(),
             attempts: batch::Batcher::start(
                 pool.clone(),
                 recorder::Attempts { node: node.clone() },

@@ -126,7 +126,7 @@ pub async fn lease(tx: &impl Sql, lease: Lease, node: &str) -> Result<Vec<Leased
              SELECT l.id, l.message_id, l.channel, l.connector, l.address, l.attempts,
                     COALESCE(l.content, m.content), m.attempt_count, m.created_at, m.expires_at,
                     l.message_id = ANY (ARRAY (SELECT id FROM s WHERE callback)),
-                    l.escalate_after
+                    l.escalate_after, m.category
              FROM l JOIN messages m ON m.id = l.message_id",
             &[&lease_until, &now, &(limit as i64), &node],
         )
@@ -151,6 +151,7 @@ pub async fn lease(tx: &impl Sql, lease: Lease, node: &str) -> Result<Vec<Leased
             created_at: row.get(8),
             expires_at: row.get(9),
             escalate_after: row.get(11),
+            category: row.get(12),
             message_id,
         });
     }

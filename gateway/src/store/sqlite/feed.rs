@@ -174,20 +174,20 @@ impl FeedStore for SqliteStore {
         Ok(marked)
     }
 
-    async fn mark_feed_read(&self, customer_id: &str, now: i64) -> Result<Vec<String>> {
+    async fn mark_feed_read(&self, customer_id: &str, now: i64) -> Result<Vec<FeedItem>> {
         let customer = customer_id.to_owned();
         let read = self
             .write(move |conn| {
-                let ids = conn
-                    .prepare_cached(
+                let items = conn
+                    .prepare_cached(&format!(
                         "UPDATE feed_items SET read_at = ?2, seen_at = COALESCE(seen_at, ?2)
                          WHERE customer_id = ?1 AND read_at IS NULL AND archived_at IS NULL
                            AND (expires_at IS NULL OR expires_at > ?2)
-                         RETURNING id",
-                    )?
-                    .query_map(params![customer, now], |r| r.get(0))?
-                    .collect::<rusqlite::Result<Vec<String>>>()?;
-                Ok(ids)
+                         RETURNING {COLUMNS}"
+                    ))?
+                    .query_map(params![customer, now], item)?
+                    .collect::<rusqlite::Result<Vec<_>>>()?;
+                Ok(items)
             })
             .await?;
         if !read.is_empty() {

@@ -154,6 +154,7 @@ pub fn lease(conn: &Connection, lease: Lease, node: &str) -> Result<Vec<LeasedDe
                 r.get::<_, u32>(1)?,
                 r.get::<_, i64>(2)?,
                 r.get::<_, Option<i64>>(3)?,
+                r.get::<_, Option<String>>(4)?,
             ))
         };
         // A first attempt starts the message and reads it in one statement;
@@ -162,12 +163,12 @@ pub fn lease(conn: &Connection, lease: Lease, node: &str) -> Result<Vec<LeasedDe
             .prepare_cached(
                 "UPDATE messages SET status = 'sending', updated_at = ?2
                  WHERE id = ?1 AND status IN ('queued', 'scheduled')
-                 RETURNING content, attempt_count, created_at, expires_at,
+                 RETURNING content, attempt_count, created_at, expires_at, category,
                            callback_url IS NOT NULL",
             )?
-            .query_row(params![message_id, now], |r| Ok((message(r)?, r.get(4)?)))
+            .query_row(params![message_id, now], |r| Ok((message(r)?, r.get(5)?)))
             .optional()?;
-        let (message_content, message_attempts, created_at, expires_at) = match started {
+        let (message_content, message_attempts, created_at, expires_at, category) = match started {
             Some((read, with_callback)) => {
                 if with_callback {
                     report_status(conn, &message_id, now)?;
@@ -176,7 +177,7 @@ pub fn lease(conn: &Connection, lease: Lease, node: &str) -> Result<Vec<LeasedDe
             }
             None => conn
                 .prepare_cached(
-                    "SELECT content, attempt_count, created_at, expires_at FROM messages
+                    "SELECT content, attempt_count, created_at, expires_at, category FROM messages
                      WHERE id = ?1",
                 )?
                 .query_row(params![message_id], message)?,
@@ -197,6 +198,7 @@ pub fn lease(conn: &Connection, lease: Lease, node: &str) -> Result<Vec<LeasedDe
             created_at,
             expires_at,
             escalate_after,
+            category,
         });
     }
     Ok(out)

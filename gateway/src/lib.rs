@@ -178,6 +178,11 @@ pub async fn serve(
         stopped.clone(),
     ));
 
+    let summing = tokio::spawn(campaigns::report_days::run(
+        store.clone(),
+        clock.clone(),
+        stopped.clone(),
+    ));
     let reloading = tokio::spawn(reload_on_hangup(live.clone(), stopped.clone()));
     let state = Arc::new(api::AppState::new(
         &config,
@@ -231,6 +236,7 @@ pub async fn serve(
     }
     purging.await.context("the purger panicked")?;
     reloading.await.context("reload listener panicked")?;
+    summing.await.context("the report's day summing panicked")?;
     sampling.await.context("backlog sampler panicked")?;
     running_journeys.await.context("journey runner panicked")?;
     fanning_out.await.context("broadcast fan-out panicked")?;
@@ -266,31 +272,6 @@ pub async fn check(
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<String, String> {
     let config = config::parse(source_name, text, env).map_err(|r| r.to_string())?;
-    let plugins = plugins::PluginHost::load(&config).await;
-    let templates = templates::for_config(&config);
-    let mut report = String::new();
-    if let Err(errors) = &plugins {
-        report += &config::ConfigReport::new(source_name, text, errors.clone()).to_string();
-    }
-    if let Err(errors) = &templates {
-        for error in errors {
-            report += &format!("{error}\n");
-        }
-    }
-    if let Ok(templates) = &templates {
-        let mistakes =
-            journeys::check_config(&config, &|t| templates.get(t).map(|t| t.category.clone()));
-        if !mistakes.is_empty() {
-            report += &config::ConfigReport::new(source_name, text, mistakes).to_string();
-        }
-    }
-    match (plugins, templates) {
-        (Ok(host), Ok(templates)) if report.is_empty() => Ok(format!(
-            "{source_name}: ok ({} connectors loaded, {} templates checked, {} journeys)",
-            host.connectors().count(),
-            templates.len(),
-            config.journeys.len()
-        )),
-        _ => Err(report),
-    }
+    let ready = live::Ready::prepare(source_name, text, config).await?;
+    Ok(ready.summary(source_name))
 }

@@ -94,25 +94,8 @@ impl Live {
     /// connectors and templates take effect; the other sections need a restart.
     pub async fn reload(&self) -> Result<Vec<String>, String> {
         let _one = self.reloading.lock().await;
-        let path = self.source.as_ref().ok_or(
-            "the gateway started from the embedded default: start it with --config FILE to reload",
-        )?;
-        let (config, text) = config::load(path).map_err(|report| report.to_string())?;
-        let name = path.display().to_string();
-        let plugins = PluginHost::load(&config)
-            .await
-            .map_err(|errors| config::ConfigReport::new(&name, &text, errors).to_string())?;
-        let templates = templates::for_config(&config).map_err(|errors| {
-            let lines: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
-            lines.join("\n")
-        })?;
-        let mistakes = crate::config::journeys::check_config(&config, &|t| {
-            templates.get(t).map(|t| t.category.clone())
-        });
-        if !mistakes.is_empty() {
-            return Err(config::ConfigReport::new(&name, &text, mistakes).to_string());
-        }
-        let routing = Routing::new(&config, plugins, templates);
+        let (name, ready) = self.read_source().await?;
+        let routing = Routing::new(&ready.config, ready.plugins, ready.templates);
         let mut connectors: Vec<String> = routing.connector_channels.keys().cloned().collect();
         connectors.sort();
         *self
@@ -121,5 +104,79 @@ impl Live {
             .unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::new(routing);
         tracing::info!(?connectors, file = %name, "configuration reloaded");
         Ok(connectors)
+    }
+
+    /// What `crossgate check` says of the file the gateway started from, as
+    /// it is on disk now: what a reload would load, or why it would refuse.
+    pub async fn check(&self) -> Result<String, String> {
+        let _one = self.reloading.lock().await;
+        let (name, ready) = self.read_source().await?;
+        Ok(ready.summary(&name))
+    }
+
+    async fn read_source(&self) -> Result<(String, Ready), String> {
+        let path = self.source.as_ref().ok_or(
+            "the gateway started from the embedded default: start it with --config FILE to reload",
+        )?;
+        let (config, text) = config::load(path).map_err(|report| report.to_string())?;
+        let name = path.display().to_string();
+        let ready = Ready::prepare(&name, &text, config).await?;
+        Ok((name, ready))
+    }
+}
+
+/// A configuration made ready to run: its plugins loaded, its templates
+/// compiled and rendered with their examples, its journeys checked against
+/// them. `crossgate check`, a reload and the console's check all take this
+/// one path, so what `check` passes is what a reload takes.
+pub struct Ready {
+    pub config: Config,
+    pub plugins: PluginHost,
+    pub templates: Templates,
+}
+
+impl Ready {
+    /// `config`, read from `text` in the file called `name`, made ready;
+    /// or every problem found, each as `file:line:column: ...`.
+    pub async fn prepare(name: &str, text: &str, config: Config) -> Result<Ready, String> {
+        let plugins = PluginHost::load(&config).await;
+        let templates = templates::for_config(&config);
+        let mut report = String::new();
+        if let Err(errors) = &plugins {
+            report += &config::ConfigReport::new(name, text, errors.clone()).to_string();
+        }
+        match &templates {
+            Err(errors) => {
+                for error in errors {
+                    report += &format!("{error}\n");
+                }
+            }
+            Ok(templates) => {
+                let mistakes = crate::config::journeys::check_config(&config, &|t| {
+                    templates.get(t).map(|t| t.category.clone())
+                });
+                if !mistakes.is_empty() {
+                    report += &config::ConfigReport::new(name, text, mistakes).to_string();
+                }
+            }
+        }
+        match (plugins, templates) {
+            (Ok(plugins), Ok(templates)) if report.is_empty() => Ok(Ready {
+                config,
+                plugins,
+                templates,
+            }),
+            _ => Err(report),
+        }
+    }
+
+    /// The line `crossgate check` prints.
+    pub fn summary(&self, name: &str) -> String {
+        format!(
+            "{name}: ok ({} connectors loaded, {} templates checked, {} journeys)",
+            self.plugins.connectors().count(),
+            self.templates.len(),
+            self.config.journeys.len()
+        )
     }
 }

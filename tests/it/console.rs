@@ -3,7 +3,7 @@
 //! attempts), sign out; a replayed cookie, a wrong key and a cross-site
 //! post are refused.
 
-use crate::support::browser::Browser;
+use crate::support::browser::{Browser, ENTER, TAB};
 use crate::support::{FAST_DISPATCH, TestGateway};
 use crossgate_tests::{ProviderSim, private_twilio};
 use serde_json::json;
@@ -93,15 +93,20 @@ async fn an_operator_finds_a_customers_message_and_reads_its_timeline() {
             Duration::from_secs(5),
         )
         .await;
-    browser
-        .eval(
-            "document.querySelector('input[name=customer_id]').value = 'ada';",
-            json!([]),
-        )
+    // By keyboard alone: the first Tab reaches the skip link, Enter moves
+    // to the page, the next Tab to the search's first field, Enter searches.
+    browser.keys(TAB).await;
+    let focused = browser
+        .eval("return document.activeElement.textContent;", json!([]))
         .await;
-    browser
-        .click("return document.querySelector('form.search button');")
+    assert_eq!(focused, "Skip to the page");
+    browser.keys(ENTER).await;
+    browser.keys(TAB).await;
+    let focused = browser
+        .eval("return document.activeElement.name;", json!([]))
         .await;
+    assert_eq!(focused, "customer_id");
+    browser.keys(&format!("ada{ENTER}")).await;
     // The unfiltered page lists the message too: wait for the search's own.
     browser
         .wait_for(
@@ -607,6 +612,56 @@ async fn the_connectors_and_journeys_pages_show_what_ran() {
     .await;
     assert!(history.contains("<dd>converted</dd>"), "{history}");
     assert!(history.contains("<td>hello</td>"), "each step: {history}");
+}
+
+/// The connectors page runs `crossgate check` on the file on disk: it says
+/// what a reload would take, or every error it would refuse with, and
+/// changes nothing that runs.
+#[tokio::test]
+async fn the_connectors_page_checks_the_file_a_reload_would_read() {
+    let sim = ProviderSim::start().await.unwrap();
+    let config = format!(
+        r#"[server]
+api_keys = [{{ name = "viewer", key = "{READER}", scopes = ["read"] }}]
+{}"#,
+        private_twilio(&sim)
+    );
+    let (gw, path) = TestGateway::start_from_file(&config).await;
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let (cookie, _) = session_of(&client, &gw, READER).await;
+    let check = async || {
+        page_text(
+            &client,
+            &cookie,
+            format!("{}/console/connectors?check=file", gw.url),
+        )
+        .await
+    };
+    let checked = check().await;
+    assert!(
+        checked.contains(&format!(
+            "crossgate check: {}: ok (1 connectors loaded",
+            path.display()
+        )),
+        "{checked}"
+    );
+
+    // A setting misspelled on disk: refused with its place, as `check` says.
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, text.replace("base_url", "base_ur1")).unwrap();
+    let checked = check().await;
+    assert!(
+        checked.contains("<p role=alert>crossgate check: the file on disk would not load"),
+        "{checked}"
+    );
+    assert!(checked.contains("base_ur1"), "{checked}");
+    assert!(
+        checked.contains("Running: 1 connectors"),
+        "the running configuration stays: {checked}"
+    );
 }
 
 /// A signed-in session's cookie and form check, without a browser.

@@ -88,7 +88,8 @@ pub async fn report(
     to: Option<&str>,
     group_by: &str,
 ) -> Result<Report, ApiError> {
-    let to = time(to, "to")?.unwrap_or_else(|| state.clock.now());
+    let now = state.clock.now();
+    let to = time(to, "to")?.unwrap_or(now);
     let from = time(from, "from")?.unwrap_or(to - DEFAULT_SPAN_MS);
     if from >= to {
         return Err(ApiError::invalid(
@@ -105,7 +106,10 @@ pub async fn report(
         ));
     }
     let keys = keys(group_by)?;
-    let rows = state.store.channel_report(from, to, keys.clone()).await?;
+    let rows = state
+        .store
+        .channel_report(from, to, keys.clone(), now)
+        .await?;
     Ok(Report {
         from,
         to,

@@ -3,4 +3,5 @@
 
 pub mod broadcasts;
 pub mod fanout;
+pub mod report_days;
 pub mod segments;

@@ -144,11 +144,14 @@ pub trait CampaignStore: Send + Sync {
 
     async fn conversion(&self, event_id: &str) -> Result<Option<ConversionRecord>>;
 
-    /// Messages created and conversions made in `[from, to)`, by `keys`.
+    /// Messages created and conversions made in `[from, to)`, by `keys`;
+    /// the whole days that ended before `now` are summed once and kept
+    /// ([`super::report_days`]).
     async fn channel_report(
         &self,
         from: i64,
         to: i64,
         keys: Vec<ReportKey>,
+        now: i64,
     ) -> Result<Vec<ReportRow>>;
 }

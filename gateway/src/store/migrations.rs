@@ -23,7 +23,7 @@ pub struct Migration {
 
 /// What each version does, the same in every backend: version N is
 /// `STEPS[N - 1]`. Each backend pairs these with its own SQL ([`step`]).
-pub const STEPS: [&str; 13] = [
+pub const STEPS: [&str; 14] = [
     "messages, deliveries, attempts, keys, outbox, customers, suppressions",
     "attempts record the node that made them",
     "messages record the template, locale and content each channel rendered",
@@ -37,7 +37,34 @@ pub const STEPS: [&str; 13] = [
     "customers' feeds: inbox and in-app items, and when each feed was last opened; escalation after a delivery",
     "messages found by customer and by recipient, newest first",
     "the console's sign-in sessions; journey runs by journey and status; a message's callbacks",
+    "the channel report's whole days, summed once and forgotten when one of their messages changes",
 ];
+
+/// Step 14's tables, the same in both backends (each adds the triggers
+/// that forget a day, in its own dialect): see [`crate::store::report_days`].
+/// A day is claimed (`claim`, `claimed_at`) before it is summed and counts
+/// as summed once `rolled_at` is set, in the same transaction as its rows.
+pub const REPORT_DAYS: &str = "
+CREATE TABLE report_days (
+    day        BIGINT PRIMARY KEY,
+    claim      TEXT NOT NULL,
+    claimed_at BIGINT NOT NULL,
+    rolled_at  BIGINT
+);
+CREATE TABLE report_day_rows (
+    day        BIGINT NOT NULL,
+    channel    TEXT NOT NULL,
+    region     TEXT,
+    campaign   TEXT,
+    sent       BIGINT NOT NULL,
+    delivered  BIGINT NOT NULL,
+    read       BIGINT NOT NULL,
+    failed     BIGINT NOT NULL,
+    suppressed BIGINT NOT NULL,
+    cost       DOUBLE PRECISION NOT NULL
+);
+CREATE INDEX report_day_rows_day ON report_day_rows (day);
+";
 
 /// Step 13, the same in both backends: the console's sessions, under the
 /// hash of their cookie, ended by a sign-out; and journey runs counted by

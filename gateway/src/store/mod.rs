@@ -18,6 +18,7 @@ pub mod outbox;
 pub(crate) mod postgres;
 pub mod queue;
 pub mod replies;
+pub mod report_days;
 pub mod reports;
 pub mod search;
 pub mod segments;

@@ -198,39 +198,42 @@ pub struct ReportRow {
 }
 
 /// A row of `messages_sql`, as a backend read it.
+#[derive(Debug, Clone)]
 pub struct MessageCounts {
     pub key: Vec<Option<String>>,
+    /// Sent, delivered, read, failed, suppressed.
     pub counts: [i64; 5],
     pub cost: f64,
 }
 
-/// Messages and conversions of the same group in one row, in key order.
+/// Messages and conversions of the same group in one row, in key order:
+/// rows of the same group (several days, a day and an edge) add up.
 pub fn merge(
     messages: Vec<MessageCounts>,
     conversions: Vec<(Vec<Option<String>>, i64, f64)>,
 ) -> Vec<ReportRow> {
     let mut rows: BTreeMap<Vec<Option<String>>, ReportRow> = BTreeMap::new();
-    for m in messages {
-        let [sent, delivered, read, failed, suppressed] = m.counts;
-        rows.insert(
-            m.key.clone(),
-            ReportRow {
-                key: m.key,
-                sent,
-                delivered,
-                read,
-                failed,
-                suppressed,
-                cost: m.cost,
-                ..ReportRow::default()
-            },
-        );
-    }
-    for (key, count, revenue) in conversions {
-        let row = rows.entry(key.clone()).or_insert_with(|| ReportRow {
+    fn group(
+        rows: &mut BTreeMap<Vec<Option<String>>, ReportRow>,
+        key: Vec<Option<String>>,
+    ) -> &mut ReportRow {
+        rows.entry(key.clone()).or_insert_with(|| ReportRow {
             key,
             ..ReportRow::default()
-        });
+        })
+    }
+    for m in messages {
+        let row = group(&mut rows, m.key);
+        let [sent, delivered, read, failed, suppressed] = m.counts;
+        row.sent += sent;
+        row.delivered += delivered;
+        row.read += read;
+        row.failed += failed;
+        row.suppressed += suppressed;
+        row.cost += m.cost;
+    }
+    for (key, count, revenue) in conversions {
+        let row = group(&mut rows, key);
         row.conversions += count;
         row.revenue += revenue;
     }

@@ -151,6 +151,7 @@ suite!(
     superseded_journey_runs_past_retention_are_purged,
     a_backlog_of_history_is_purged_in_short_writes,
     conversions_are_credited_and_reported,
+    report_days_are_kept_until_their_messages_change,
     a_customers_runs_are_read_a_page_at_a_time,
     shared_secrets_and_claimed_keys_are_one_for_every_node,
     start_lifts_only_what_stop_withdrew,

@@ -89,7 +89,14 @@ impl Browser {
             None => Ok(answer["value"].clone()),
         }
     }
+}
 
+/// WebDriver's key for Tab.
+pub const TAB: &str = "\u{E004}";
+/// WebDriver's key for Enter.
+pub const ENTER: &str = "\u{E007}";
+
+impl Browser {
     pub async fn goto(&self, url: &str) {
         self.call(reqwest::Method::POST, "/url", json!({"url": url}))
             .await;
@@ -157,6 +164,27 @@ impl Browser {
                 Err((error, message)) => panic!("WebDriver click: {error}: {message}"),
             }
         }
+    }
+
+    /// Typed on the keyboard into whatever has the focus, as a person
+    /// would: WebDriver's key codes (`TAB`, `ENTER`) are characters too.
+    pub async fn keys(&self, text: &str) {
+        let actions: Vec<Value> = text
+            .chars()
+            .flat_map(|c| {
+                let key = c.to_string();
+                [
+                    json!({"type": "keyDown", "value": key}),
+                    json!({"type": "keyUp", "value": key}),
+                ]
+            })
+            .collect();
+        self.call(
+            reqwest::Method::POST,
+            "/actions",
+            json!({"actions": [{"type": "key", "id": "keyboard", "actions": actions}]}),
+        )
+        .await;
     }
 
     pub async fn quit(self) {

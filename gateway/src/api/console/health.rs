@@ -1,50 +1,90 @@
 //! Connectors and health in the console: each connector with its plugin,
 //! and its last attempts on this node (success rate, latency p50/p99,
-//! errors by code); what the running configuration holds; and, for an
-//! admin, the reload that `SIGHUP` and `POST /v1/admin/reload` do.
+//! errors by code); what the running configuration holds; what
+//! `crossgate check` says of the file on disk (what a reload would take, or
+//! every error it would refuse with); and, for an admin, the reload that
+//! `SIGHUP` and `POST /v1/admin/reload` do.
 
 use super::layout;
 use super::session::{admin_form, operator};
 use crate::api::AppState;
 use crate::api::page::escape;
 use axum::body::Body;
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
 use std::sync::Arc;
 
-pub async fn connectors(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+#[derive(serde::Deserialize)]
+pub struct Asked {
+    /// `file`: check the configuration file as it is on disk now.
+    check: Option<String>,
+}
+
+pub async fn connectors(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Query(asked): Query<Asked>,
+) -> Response {
     let session = match operator(&state, &headers).await {
         Ok(session) => session,
         Err(to_sign_in) => return to_sign_in,
     };
+    let outcome = match asked.check.as_deref() {
+        Some("file") => Some(Outcome::Checked(state.live.check().await)),
+        _ => None,
+    };
     layout(
         &session,
         "Connectors and health",
-        &page(&state, &session, None),
+        &page(&state, &session, outcome),
     )
+}
+
+/// What the operator asked for and what came of it.
+enum Outcome {
+    Checked(Result<String, String>),
+    Reloaded(Result<String, String>),
 }
 
 fn page(
     state: &AppState,
     session: &crate::store::sessions::ConsoleSession,
-    reloaded: Option<Result<String, String>>,
+    outcome: Option<Outcome>,
 ) -> String {
     let routing = state.live.current();
     let health = state.metrics.connector_health();
     let mut html = String::new();
-    match reloaded {
-        Some(Ok(done)) => html += &format!("<p role=status>{}</p>", escape(&done)),
-        Some(Err(report)) => {
+    match outcome {
+        Some(Outcome::Reloaded(Ok(done))) => {
+            html += &format!("<p role=status>{}</p>", escape(&done))
+        }
+        Some(Outcome::Reloaded(Err(report))) => {
             html += &format!(
                 "<p role=alert>Not reloaded; the running configuration stays:</p><pre>{}</pre>",
+                escape(&report)
+            )
+        }
+        Some(Outcome::Checked(Ok(summary))) => {
+            html += &format!(
+                "<p role=status>crossgate check: {}. A reload would take it.</p>",
+                escape(&summary)
+            )
+        }
+        Some(Outcome::Checked(Err(report))) => {
+            html += &format!(
+                "<p role=alert>crossgate check: the file on disk would not load; \
+                 a reload would refuse it and keep the running configuration:</p><pre>{}</pre>",
                 escape(&report)
             )
         }
         None => {}
     }
     html += &format!(
-        "<p>Running: {} connectors, {} templates, {} journeys, {} categories.</p>",
+        "<p>Running: {} connectors, {} templates, {} journeys, {} categories.</p>\
+         <form method=get action=\"/console/connectors\">\
+         <input type=hidden name=check value=file>\
+         <button type=submit>Check the file on disk</button></form>",
         routing.connector_channels.len(),
         routing.templates.len(),
         routing.journeys.len(),
@@ -133,6 +173,6 @@ pub async fn reload(
     layout(
         &session,
         "Connectors and health",
-        &page(&state, &session, Some(reloaded)),
+        &page(&state, &session, Some(Outcome::Reloaded(reloaded))),
     )
 }

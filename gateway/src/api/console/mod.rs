@@ -57,18 +57,21 @@ pub fn router() -> Router<Arc<AppState>> {
         .route("/console/reload", post(health::reload))
 }
 
-/// A console page: the navigation, the operator's name and sign-out, and `body`.
+/// A console page: the navigation, the operator's name and sign-out, and
+/// `body`. The first Tab reaches a link past the navigation to the page
+/// itself, and whatever has the keyboard's focus is outlined.
 fn layout(session: &ConsoleSession, title: &str, body: &str) -> Response {
     let html = format!(
         "<!doctype html><html lang=en><meta charset=utf-8>\
          <meta name=viewport content=\"width=device-width,initial-scale=1\">\
          <title>{title} · Crossgate</title><style>{STYLE}</style>\
+         <a class=skip href=\"#main\">Skip to the page</a>\
          <header><nav aria-label=Console><a href=\"/console/messages\">Messages</a>\
          <a href=\"/console/customers\">Customers</a><a href=\"/console/journeys\">Journeys</a><a href=\"/console/broadcasts\">Broadcasts</a>\
          <a href=\"/console/reports\">Reports</a><a href=\"/console/connectors\">Connectors</a></nav>\
          <form method=post action=\"/console/sign-out\"><span>{who} ({scope})</span>\
          <input type=hidden name=csrf value=\"{csrf}\"><button type=submit>Sign out</button></form></header>\
-         <main><h1>{title}</h1>{body}</main></html>",
+         <main id=main tabindex=-1><h1>{title}</h1>{body}</main></html>",
         title = escape(title),
         who = escape(&session.key_name),
         scope = if session.admin { "admin" } else { "read" },
@@ -151,4 +154,6 @@ th,td{text-align:left;padding:.35rem .5rem;border-bottom:1px solid #e5e5ea;verti
 form.search{display:flex;flex-wrap:wrap;gap:.6rem;align-items:end;margin-bottom:1rem}\
 label{display:flex;flex-direction:column;font-size:.85em}\
 button{font:inherit;padding:.35rem .9rem;border-radius:.3rem;border:0;background:#2c5fd4;color:#fff}\
-.reason{color:#6b6b70}.chosen{color:#1a7f37;font-weight:600}[role=alert]{color:#b42318}";
+.reason{color:#6b6b70}.chosen{color:#1a7f37;font-weight:600}[role=alert]{color:#b42318}\
+:focus-visible{outline:3px solid #f5a623;outline-offset:2px}main:focus{outline:none}\
+.skip{position:absolute;left:-9999px}.skip:focus{left:1rem;top:.4rem;background:#fff;color:#1c1c1e;padding:.3rem .6rem}";

@@ -6,13 +6,10 @@ use super::messages;
 use super::{PostgresStore, Sql};
 use crate::store::OPEN;
 use crate::store::Result;
-use crate::store::StoreError;
 use crate::store::campaigns::{
     BroadcastRecord, CampaignStore, Progress, RefusedMember, StatusCount,
 };
-use crate::store::reports::{
-    self, ConversionRecord, MessageCounts, NewConversion, ReportKey, ReportRow, Touch,
-};
+use crate::store::reports::{self, ConversionRecord, NewConversion, ReportKey, ReportRow, Touch};
 use crate::store::segments::{self, Param, SegmentQuery, Select};
 use async_trait::async_trait;
 use tokio_postgres::Row;
@@ -420,40 +417,8 @@ impl CampaignStore for PostgresStore {
         from: i64,
         to: i64,
         keys: Vec<ReportKey>,
+        now: i64,
     ) -> Result<Vec<ReportRow>> {
-        let db = self.analyst().await?;
-        let n = keys.len();
-        let key = |r: &Row| -> Vec<Option<String>> { (0..n).map(|i| r.get(i)).collect() };
-        let messages = db
-            .rows(&reports::messages_sql(&keys, placeholder), &[&from, &to])
-            .await?
-            .iter()
-            .map(|r| MessageCounts {
-                key: key(r),
-                counts: [
-                    r.get::<_, Option<i64>>(n).unwrap_or(0),
-                    r.get::<_, Option<i64>>(n + 1).unwrap_or(0),
-                    r.get::<_, Option<i64>>(n + 2).unwrap_or(0),
-                    r.get::<_, Option<i64>>(n + 3).unwrap_or(0),
-                    r.get::<_, Option<i64>>(n + 4).unwrap_or(0),
-                ],
-                cost: r.get::<_, Option<f64>>(n + 5).unwrap_or(0.0),
-            })
-            .filter(|m| m.counts.iter().any(|c| *c > 0))
-            .collect();
-        let conversions = db
-            .rows(&reports::conversions_sql(&keys, placeholder), &[&from, &to])
-            .await?
-            .iter()
-            .map(|r| {
-                (
-                    key(r),
-                    r.get::<_, i64>(n),
-                    r.get::<_, Option<f64>>(n + 1).unwrap_or(0.0),
-                )
-            })
-            .filter(|c| c.1 > 0)
-            .collect();
-        Ok(reports::merge(messages, conversions))
+        crate::store::report_days::channel_report(self, from, to, &keys, now).await
     }
 }

@@ -2,7 +2,6 @@
 //! `FOR UPDATE SKIP LOCKED`, so nodes claiming at once never share work.
 
 use super::{PostgresStore, Sql as _};
-use crate::store::StoreError;
 use crate::store::journeys::{
     EventInserted, EventRecord, JourneyStore, JourneyVersion, NewEvent, RunRecord,
 };

@@ -27,8 +27,36 @@ pub fn all() -> Vec<Migration> {
         migrations::step(11, migrations::FEEDS),
         migrations::step(12, migrations::MESSAGE_SEARCH),
         migrations::step(13, migrations::CONSOLE_SESSIONS),
+        migrations::step(
+            14,
+            format!("{}{FORGET_REPORT_DAYS}", migrations::REPORT_DAYS),
+        ),
     ]
 }
+
+/// Step 14's triggers: a message stored into a past day, or one of a past
+/// day's messages changing status (every attempt recorded sets
+/// `updated_at`, so a later delivery's cost counts too), forgets that day's
+/// sums. "Past" is the database's own UTC day, and only days that ended on
+/// its clock are ever summed (see `report_days`), so the condition is a
+/// comparison without a lookup: today's messages, the sending path's, never
+/// run the function.
+const FORGET_REPORT_DAYS: &str = "
+CREATE FUNCTION report_days_forget() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    DELETE FROM report_days WHERE day = NEW.created_at / 86400000;
+    DELETE FROM report_day_rows WHERE day = NEW.created_at / 86400000;
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER report_days_forget_insert AFTER INSERT ON messages FOR EACH ROW
+WHEN (NEW.created_at < FLOOR(EXTRACT(EPOCH FROM now()) / 86400)::BIGINT * 86400000)
+EXECUTE FUNCTION report_days_forget();
+CREATE TRIGGER report_days_forget_update
+AFTER UPDATE OF status, delivered_channel, updated_at ON messages FOR EACH ROW
+WHEN (NEW.created_at < FLOOR(EXTRACT(EPOCH FROM now()) / 86400)::BIGINT * 86400000)
+EXECUTE FUNCTION report_days_forget();
+";
 
 /// Unlike SQLite's, the rows that belong to a message (deliveries, attempts,
 /// provider reports) carry no foreign key to it: the check is a lookup and

@@ -132,7 +132,7 @@ macro_rules! transaction {
                     $tx.commit().await?;
                     break Ok(value);
                 }
-                Err(StoreError::Conflict(why)) if tries < $crate::store::postgres::CONFLICT_RETRIES => {
+                Err($crate::store::StoreError::Conflict(why)) if tries < $crate::store::postgres::CONFLICT_RETRIES => {
                     tries += 1;
                     tracing::debug!(%why, tries, "transaction conflicted; running it again");
                 }
@@ -150,6 +150,7 @@ mod journeys;
 mod messages;
 mod outbox;
 mod queue;
+mod report_days;
 mod sessions;
 
 pub struct PostgresStore {

@@ -7,9 +7,7 @@ use crate::store::Result;
 use crate::store::campaigns::{
     BroadcastRecord, CampaignStore, Progress, RefusedMember, StatusCount,
 };
-use crate::store::reports::{
-    self, ConversionRecord, MessageCounts, NewConversion, ReportKey, ReportRow, Touch,
-};
+use crate::store::reports::{self, ConversionRecord, NewConversion, ReportKey, ReportRow, Touch};
 use crate::store::segments::{self, Param, SegmentQuery, Select};
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension as _, Row, params, params_from_iter};
@@ -160,49 +158,6 @@ fn record_conversion(conn: &Connection, c: NewConversion) -> Result<ConversionRe
         r.template
     ])?;
     Ok(r)
-}
-
-fn channel_report(
-    conn: &Connection,
-    from: i64,
-    to: i64,
-    keys: &[ReportKey],
-) -> Result<Vec<ReportRow>> {
-    let n = keys.len();
-    let key =
-        |r: &Row| -> rusqlite::Result<Vec<Option<String>>> { (0..n).map(|i| r.get(i)).collect() };
-    let messages = conn
-        .prepare_cached(&reports::messages_sql(keys, placeholder))?
-        .query_map(params![from, to], |r| {
-            // Sums over no rows are NULL.
-            let mut counts = [0i64; 5];
-            for (i, count) in counts.iter_mut().enumerate() {
-                *count = r.get::<_, Option<i64>>(n + i)?.unwrap_or(0);
-            }
-            Ok(MessageCounts {
-                key: key(r)?,
-                counts,
-                cost: r.get::<_, Option<f64>>(n + 5)?.unwrap_or(0.0),
-            })
-        })?
-        .collect::<Result<Vec<_>, _>>()?;
-    let conversions = conn
-        .prepare_cached(&reports::conversions_sql(keys, placeholder))?
-        .query_map(params![from, to], |r| {
-            Ok((
-                key(r)?,
-                r.get(n)?,
-                r.get::<_, Option<f64>>(n + 1)?.unwrap_or(0.0),
-            ))
-        })?
-        .collect::<Result<Vec<_>, _>>()?;
-    // Without keys an empty window still answers one row of zeros.
-    let messages = messages
-        .into_iter()
-        .filter(|m| m.counts.iter().any(|c| *c > 0))
-        .collect();
-    let conversions = conversions.into_iter().filter(|c| c.1 > 0).collect();
-    Ok(reports::merge(messages, conversions))
 }
 
 #[async_trait]
@@ -464,8 +419,8 @@ impl CampaignStore for SqliteStore {
         from: i64,
         to: i64,
         keys: Vec<ReportKey>,
+        now: i64,
     ) -> Result<Vec<ReportRow>> {
-        self.analyze(move |conn| channel_report(conn, from, to, &keys))
-            .await
+        crate::store::report_days::channel_report(self, from, to, &keys, now).await
     }
 }

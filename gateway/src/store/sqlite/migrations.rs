@@ -30,8 +30,32 @@ pub fn all() -> Vec<Migration> {
         migrations::step(11, in_sqlite_types(migrations::FEEDS)),
         migrations::step(12, migrations::MESSAGE_SEARCH),
         migrations::step(13, in_sqlite_types(migrations::CONSOLE_SESSIONS)),
+        migrations::step(
+            14,
+            in_sqlite_types(migrations::REPORT_DAYS) + FORGET_REPORT_DAYS,
+        ),
     ]
 }
+
+/// Step 14's triggers: a message stored into a summed day, or one of its
+/// messages changing status (every attempt recorded sets `updated_at`, so a
+/// later delivery's cost counts too), forgets that day's sums. Only summed
+/// days are looked up, by key; one writer means no claim can slip between.
+const FORGET_REPORT_DAYS: &str = "
+CREATE TRIGGER report_days_forget_insert AFTER INSERT ON messages
+WHEN EXISTS (SELECT 1 FROM report_days WHERE day = new.created_at / 86400000)
+BEGIN
+    DELETE FROM report_day_rows WHERE day = new.created_at / 86400000;
+    DELETE FROM report_days WHERE day = new.created_at / 86400000;
+END;
+CREATE TRIGGER report_days_forget_update
+AFTER UPDATE OF status, delivered_channel, updated_at ON messages
+WHEN EXISTS (SELECT 1 FROM report_days WHERE day = old.created_at / 86400000)
+BEGIN
+    DELETE FROM report_day_rows WHERE day = old.created_at / 86400000;
+    DELETE FROM report_days WHERE day = old.created_at / 86400000;
+END;
+";
 
 /// Step 10: a conversion whose event carried no usable amount is recorded
 /// without one (NULL), not as worth 0. SQLite cannot drop a NOT NULL, so

@@ -23,6 +23,7 @@ mod messages;
 pub mod migrations;
 mod outbox;
 mod queue;
+mod report_days;
 mod sessions;
 
 use super::{DueWork, Purged, Store, StoreError};

@@ -356,9 +356,14 @@ pub async fn conversions_are_credited_and_reported(s: Stores) {
     assert_eq!(s.b.conversion("e1").await.unwrap(), Some(credited));
 
     let report =
-        s.b.channel_report(0, 100_000, vec![ReportKey::Channel, ReportKey::Campaign])
-            .await
-            .unwrap();
+        s.b.channel_report(
+            0,
+            100_000,
+            vec![ReportKey::Channel, ReportKey::Campaign],
+            100_000,
+        )
+        .await
+        .unwrap();
     let sms = report
         .iter()
         .find(|r| r.key == [Some("sms".to_owned()), Some("broadcast:b1".to_owned())])
@@ -369,7 +374,7 @@ pub async fn conversions_are_credited_and_reported(s: Stores) {
     let uncredited = report.iter().find(|r| r.key == [None, None]).unwrap();
     assert_eq!((uncredited.sent, uncredited.conversions), (0, 1));
     assert!(
-        s.a.channel_report(200_000, 300_000, vec![])
+        s.a.channel_report(200_000, 300_000, vec![], 300_000)
             .await
             .unwrap()
             .is_empty()
@@ -387,9 +392,77 @@ pub async fn conversions_are_credited_and_reported(s: Stores) {
     let mut valueless = conversion("e3", 60_000);
     valueless.value = None;
     assert_eq!(s.a.record_conversion(valueless).await.unwrap().value, None);
-    let report = s.b.channel_report(55_000, 100_000, vec![]).await.unwrap();
+    let report =
+        s.b.channel_report(55_000, 100_000, vec![], 100_000)
+            .await
+            .unwrap();
     assert_eq!(report.len(), 1, "{report:?}");
     assert_eq!((report[0].conversions, report[0].revenue), (1, 0.0));
+}
+
+/// The report's whole past days are summed once and kept: a provider's
+/// late report or a message stored into a kept day forgets the day (the
+/// next report counts it again), and a kept day outlives the purge of its
+/// messages.
+pub async fn report_days_are_kept_until_their_messages_change(s: Stores) {
+    const DAY: i64 = 86_400_000;
+    const H: i64 = 3_600_000;
+    // Days long ended on every clock, the database's included.
+    let d = 20_000 * DAY;
+    let now = d + 3 * DAY + 5 * H;
+    let mut sms = message("m1", d + 9 * H, &["twilio"]);
+    sms.region = Some("europe".into());
+    insert(&*s.a, sms).await;
+    let leased = lease_one(&*s.a, d + 9 * H).await;
+    s.a.record_attempt(attempt(&leased, d + 9 * H, Outcome::Sent, sent()))
+        .await
+        .unwrap();
+    let suppressed = |id: &str, at: i64| {
+        let mut m = message(id, at, &["twilio"]);
+        m.region = Some("europe".into());
+        m.suppressed = Some("opted out".into());
+        m
+    };
+    insert(&*s.a, suppressed("m2", d + DAY + H)).await;
+    // Today's message is counted from the messages every time.
+    insert(&*s.a, suppressed("m3", now - H)).await;
+
+    let report = async |store: &dyn Store| {
+        let rows = store
+            .channel_report(d - DAY + 5 * H, now, vec![ReportKey::Region], now)
+            .await
+            .unwrap();
+        assert_eq!(rows.len(), 1, "{rows:?}");
+        assert_eq!(rows[0].key, [Some("europe".to_owned())]);
+        let r = &rows[0];
+        (r.sent, r.delivered, r.suppressed)
+    };
+    assert_eq!(report(&*s.b).await, (1, 0, 2));
+    assert_eq!(report(&*s.a).await, (1, 0, 2), "kept, the same");
+
+    // The provider's report two days later forgets day d.
+    s.b.apply_provider_status(crossgate::store::ProviderStatus {
+        connector: "twilio".into(),
+        provider_message_id: "SM1".into(),
+        state: "delivered".into(),
+        code: None,
+        description: None,
+        at: d + 2 * DAY,
+    })
+    .await
+    .unwrap();
+    assert_eq!(report(&*s.a).await, (1, 1, 2));
+    // A message stored into a kept day forgets it.
+    insert(&*s.b, suppressed("m4", d + DAY + 2 * H)).await;
+    assert_eq!(report(&*s.a).await, (1, 1, 3));
+
+    // The messages of d and d + 1 go with retention; their days' sums stay.
+    let purged =
+        s.a.purge_history(horizon(d + 2 * DAY, 0), 10)
+            .await
+            .unwrap();
+    assert_eq!(purged.messages, 3, "{purged:?}");
+    assert_eq!(report(&*s.b).await, (1, 1, 3));
 }
 
 fn progress(cursor: &str, planned: i64, done: bool, lease_until: i64) -> Progress {

@@ -54,6 +54,7 @@ pub mod message;
 pub mod metrics;
 pub mod origin;
 pub mod outbound;
+pub mod plugin_kit;
 pub mod plugins;
 pub mod preferences;
 pub mod retention;

@@ -42,6 +42,10 @@ enum Command {
         #[arg(long, short)]
         config: Option<PathBuf>,
     },
+    /// For connector authors: start a connector crate, inspect a plugin
+    /// file, or call one once, with no gateway running.
+    #[command(subcommand)]
+    Plugin(PluginCommand),
     /// Bring the database's schema up to this build's (the gateway also does
     /// this when it starts).
     Migrate {
@@ -50,6 +54,64 @@ enum Command {
         /// Only report the schema version and what would run; change nothing.
         #[arg(long)]
         check: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum PluginCommand {
+    /// Write a connector crate that builds for wasm32-wasip2 and passes its tests.
+    New {
+        /// The crate's and the connector's name, e.g. acme-sms.
+        name: String,
+        #[arg(long, value_parser = ["sms", "email", "whatsapp", "push"])]
+        channel: String,
+        /// Where the crate's folder goes.
+        #[arg(long, default_value = ".")]
+        dir: PathBuf,
+        /// Take the SDK from a Crossgate checkout's plugin-sdk folder.
+        #[arg(long, conflicts_with = "sdk_git")]
+        sdk_path: Option<PathBuf>,
+        /// Take the SDK from a git repository holding Crossgate.
+        #[arg(long)]
+        sdk_git: Option<String>,
+        /// The git tag, with --sdk-git.
+        #[arg(long, requires = "sdk_git")]
+        sdk_tag: Option<String>,
+    },
+    /// Say what a plugin file is: name, version, channel, contract, settings.
+    Inspect { file: PathBuf },
+    /// Deliver one message through the sandbox and print what went out and came back.
+    Run {
+        file: PathBuf,
+        /// A gateway configuration with the connector (its plugin is replaced by FILE).
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Which connector of the configuration, when it has several.
+        #[arg(long)]
+        connector: Option<String>,
+        #[arg(long)]
+        to: String,
+        #[arg(long)]
+        text: String,
+        #[arg(long)]
+        subject: Option<String>,
+    },
+    /// Hand one provider callback to the plugin and print the events it reads.
+    Webhook {
+        file: PathBuf,
+        #[arg(long, short)]
+        config: PathBuf,
+        #[arg(long)]
+        connector: Option<String>,
+        /// A file holding the callback's body.
+        #[arg(long)]
+        body: PathBuf,
+        /// `Name: value`, as often as needed.
+        #[arg(long = "header")]
+        headers: Vec<String>,
+        /// The query string the provider called with.
+        #[arg(long)]
+        query: Option<String>,
     },
 }
 
@@ -88,6 +150,7 @@ fn main() -> ExitCode {
         Command::Serve { config } => runtime.block_on(serve(config.as_deref())),
         Command::Check { config } => runtime.block_on(check(config.as_deref())),
         Command::Migrate { config, check } => runtime.block_on(migrate(config.as_deref(), check)),
+        Command::Plugin(command) => runtime.block_on(plugin(command)),
     };
     match result {
         Ok(code) => code,
@@ -145,6 +208,99 @@ async fn check(path: Option<&Path>) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::FAILURE)
         }
     }
+}
+
+/// `crossgate plugin ...`: what it says goes to stdout, or to stderr with
+/// a failing exit when it went wrong.
+async fn plugin(command: PluginCommand) -> anyhow::Result<ExitCode> {
+    use crossgate::plugin_kit::{self, Callback, Target, scaffold};
+    let said = match command {
+        PluginCommand::New {
+            name,
+            channel,
+            dir,
+            sdk_path,
+            sdk_git,
+            sdk_tag,
+        } => {
+            let sdk = match (sdk_path, sdk_git) {
+                (Some(path), _) => scaffold::Sdk::Path(std::path::absolute(path)?),
+                (None, Some(url)) => scaffold::Sdk::Git { url, tag: sdk_tag },
+                (None, None) => scaffold::Sdk::Registry,
+            };
+            let channel = channel.parse().map_err(|e: String| anyhow::anyhow!(e))?;
+            scaffold::new(&scaffold::NewConnector {
+                name: &name,
+                channel,
+                parent: &dir,
+                sdk,
+            })
+            .map(|dir| format!("wrote {}: see its README.md\n", dir.display()))
+        }
+        PluginCommand::Inspect { file } => plugin_kit::inspect(&file).await,
+        PluginCommand::Run {
+            file,
+            config,
+            connector,
+            to,
+            text,
+            subject,
+        } => {
+            let target = Target {
+                plugin: &file,
+                config: &config,
+                connector: connector.as_deref(),
+            };
+            let content = crossgate::message::Content {
+                subject,
+                text,
+                ..Default::default()
+            };
+            plugin_kit::run(&target, &to, &content).await
+        }
+        PluginCommand::Webhook {
+            file,
+            config,
+            connector,
+            body,
+            headers,
+            query,
+        } => {
+            let target = Target {
+                plugin: &file,
+                config: &config,
+                connector: connector.as_deref(),
+            };
+            let body =
+                std::fs::read(&body).with_context(|| format!("cannot read {}", body.display()))?;
+            let headers = headers
+                .iter()
+                .map(|h| match h.split_once(':') {
+                    Some((name, value)) => Ok((name.trim().to_owned(), value.trim().to_owned())),
+                    None => Err(anyhow::anyhow!("--header {h:?}: expected `Name: value`")),
+                })
+                .collect::<anyhow::Result<_>>()?;
+            plugin_kit::webhook(
+                &target,
+                Callback {
+                    body,
+                    headers,
+                    query,
+                },
+            )
+            .await
+        }
+    };
+    Ok(match said {
+        Ok(text) => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(text) => {
+            eprint!("{text}");
+            ExitCode::FAILURE
+        }
+    })
 }
 
 /// `crossgate migrate [--check]`.

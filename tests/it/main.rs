@@ -23,6 +23,7 @@ mod layers;
 mod migrations;
 mod nodes;
 mod operations;
+mod plugin_kit;
 mod preferences;
 mod provider_specs;
 mod push;

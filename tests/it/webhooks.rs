@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 pub(crate) const PUBLIC_URL: &str = "https://gw.example.com";
 
 /// Twilio's signature: base64 HMAC-SHA1 over the URL and the sorted parameters.
-fn twilio_signature(url: &str, params: &[(&str, &str)], token: &str) -> String {
+pub(crate) fn twilio_signature(url: &str, params: &[(&str, &str)], token: &str) -> String {
     let mut sorted = params.to_vec();
     sorted.sort();
     let mut mac = Hmac::<sha1::Sha1>::new_from_slice(token.as_bytes()).unwrap();

@@ -33,6 +33,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::net::TcpListener;
 
+mod example;
 mod fcm;
 pub mod specs;
 mod webpush;
@@ -48,6 +49,8 @@ pub const DEFAULT_WHATSAPP_PHONE_NUMBER_ID: &str = "100000000000001";
 pub const DEFAULT_WHATSAPP_TOKEN: &str = "simulator-whatsapp-token";
 /// The SendGrid API key every simulator knows from the start; it is also its account id.
 pub const DEFAULT_SENDGRID_KEY: &str = "SG.simulator-key";
+/// The example provider's key (`crossgate plugin new`'s `dev.toml`).
+pub const DEFAULT_EXAMPLE_KEY: &str = "example-key";
 
 /// A Twilio connector entry against the simulator.
 pub fn twilio_connector(name: &str, sim_url: &str, account_sid: &str, token: &str) -> String {
@@ -215,6 +218,7 @@ impl ProviderSim {
             (DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN),
             (DEFAULT_WHATSAPP_PHONE_NUMBER_ID, DEFAULT_WHATSAPP_TOKEN),
             (DEFAULT_SENDGRID_KEY, DEFAULT_SENDGRID_KEY),
+            (DEFAULT_EXAMPLE_KEY, DEFAULT_EXAMPLE_KEY),
             // FCM authenticates with issued access tokens, not a fixed secret.
             (DEFAULT_FCM_PROJECT, ""),
         ] {
@@ -234,6 +238,7 @@ impl ProviderSim {
             )
             .route("/{version}/{phone_number_id}/messages", post(whatsapp_send))
             .route("/v3/mail/send", post(sendgrid_send))
+            .route("/example/v1/messages", post(example::send))
             .route("/token", post(fcm::token))
             .route("/v1/projects/{project}/messages:send", post(fcm::send))
             .route("/webpush/subscribe", post(webpush::subscribe))

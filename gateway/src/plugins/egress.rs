@@ -6,7 +6,7 @@
 //! requests costs one failed attempt, not the gateway's sockets.
 
 use super::limits::CallLimits;
-use super::scope::Scope;
+use super::scope::{Answer, Exchange, Scope};
 use crate::origin::Origin;
 use crate::outbound::OutboundClient;
 use http_body_util::{BodyExt, Full, Limited};
@@ -125,6 +125,14 @@ impl Egress {
         &mut self,
         request: Fetch,
     ) -> impl Future<Output = Result<Fetched, FetchError>> + Send + use<> {
+        let transcript = self.scope.transcript.clone();
+        let shown = transcript.as_ref().map(|_| Exchange {
+            method: request.method.clone(),
+            url: request.url.clone(),
+            headers: request.headers.clone(),
+            body: request.body.clone(),
+            answer: Err(String::new()),
+        });
         let admitted = Self::build(request).and_then(|request| {
             self.admit(&request)
                 .map(|open| (request, open))
@@ -172,10 +180,25 @@ impl Egress {
                     body: body.to_vec(),
                 })
             };
-            tokio::time::timeout(timeout, exchange).await.map_err(|_| {
+            let fetched = tokio::time::timeout(timeout, exchange).await.map_err(|_| {
                 timed_out.store(true, Ordering::Relaxed);
                 FetchError::Timeout
-            })?
+            });
+            if let (Some(transcript), Some(mut shown)) = (transcript, shown) {
+                shown.answer = match &fetched {
+                    Ok(Ok(f)) => Ok(Answer {
+                        status: f.status,
+                        headers: f.headers.clone(),
+                        body: f.body.clone(),
+                    }),
+                    Ok(Err(e)) | Err(e) => Err(e.to_string()),
+                };
+                transcript
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(shown);
+            }
+            fetched?
         }
     }
 
@@ -350,6 +373,16 @@ pub enum FetchError {
     Timeout,
     TooLarge,
     Failed(String),
+}
+
+impl std::fmt::Display for FetchError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FetchError::Denied(why) | FetchError::Failed(why) => f.write_str(why),
+            FetchError::Timeout => f.write_str("no answer in time"),
+            FetchError::TooLarge => f.write_str("the answer was larger than allowed"),
+        }
+    }
 }
 
 fn classify(error: &hyper_util::client::legacy::Error) -> HttpError {

@@ -13,6 +13,7 @@ mod connector_cache;
 mod contract;
 mod egress;
 mod epoch;
+mod file_kind;
 mod last_words;
 mod legacy;
 mod limits;
@@ -28,6 +29,8 @@ mod untrusted;
 pub use contract::SUPPORTED_CONTRACTS;
 pub use limits::CallLimits;
 pub use outcome::{Failure, Receipt};
+pub use scope::{Answer, Exchange, Transcript};
+pub use settings::{Declared, SettingKind};
 
 use crate::config::{Config, ConfigError, Connector as ConnectorConfig};
 use crate::message::{Channel, Content, ProviderState};
@@ -138,6 +141,14 @@ pub struct PluginInfo {
     pub description: String,
 }
 
+/// What `crossgate plugin inspect` reads from a plugin.
+#[derive(Debug, Clone)]
+pub struct Inspected {
+    pub info: PluginInfo,
+    /// The `[connectors.config]` keys it declares (none before contract 0.3).
+    pub settings: Vec<Declared>,
+}
+
 /// A connector ready to be called: its plugin compiled and pre-linked.
 struct LoadedConnector {
     scope: Arc<Scope>,
@@ -243,6 +254,9 @@ impl PluginHost {
         let path = config.plugin_path(connector);
         let bytes = std::fs::read(&path)
             .with_context(|| format!("cannot read plugin {}", path.display()))?;
+        if let Some(why) = file_kind::not_a_component(&bytes) {
+            anyhow::bail!("plugin {}: {why}", path.display());
+        }
         cache::compile(&self.engine, &bytes, &config.plugins.cache_dir)
             .with_context(|| format!("cannot compile plugin {}", path.display()))
     }
@@ -254,53 +268,24 @@ impl PluginHost {
         component: &Component,
         linker: &Linker<CallState>,
     ) -> anyhow::Result<Result<LoadedConnector, Vec<settings::Mistake>>> {
-        let (pre, contract_version) = ConnectorPre::new(&self.engine, linker, component)?;
-        let mut loaded = LoadedConnector {
-            scope: Arc::new(Scope {
-                name: Arc::from(connector.name.as_str()),
-                settings: connector.settings.clone(),
-                allowed_hosts: connector.allowed_hosts.clone(),
-                cache: Default::default(),
-            }),
-            info: PluginInfo {
-                name: String::new(),
-                version: String::new(),
-                sdk_version: String::new(),
-                contract_version,
-                channel: connector.channel,
-                description: String::new(),
-            },
-            pre,
-            shelf: reuse::Shelf::new(connector.calls_per_instance),
+        let scope = Scope {
+            name: Arc::from(connector.name.as_str()),
+            settings: connector.settings.clone(),
+            allowed_hosts: connector.allowed_hosts.clone(),
+            cache: Default::default(),
+            transcript: None,
         };
-        let described = self
-            .call(&loaded, |c, store| {
-                Box::pin(async move { c.describe(store).await })
-            })
-            .await
-            .map_err(|f| anyhow::anyhow!("describe failed: {}", f.message))?;
-        let channel = contract::channel_from_wit(described.channel);
-        if channel != connector.channel {
+        let (loaded, declared) = self
+            .introduce(scope, component, linker, connector.calls_per_instance)
+            .await?;
+        if loaded.info.channel != connector.channel {
             anyhow::bail!(
-                "plugin {} serves {channel}, but the connector is configured for {}",
-                described.name,
+                "plugin {} serves {}, but the connector is configured for {}",
+                loaded.info.name,
+                loaded.info.channel,
                 connector.channel
             );
         }
-        loaded.info = PluginInfo {
-            name: untrusted::text(&described.name, 64),
-            version: untrusted::text(&described.version, 64),
-            sdk_version: untrusted::text(&described.sdk_version, 64),
-            contract_version: loaded.info.contract_version,
-            channel,
-            description: untrusted::text(&described.description, 256),
-        };
-        let declared = self
-            .call(&loaded, |c, store| {
-                Box::pin(async move { c.settings(store).await })
-            })
-            .await
-            .map_err(|f| anyhow::anyhow!("settings failed: {}", f.message))?;
         let mistakes = settings::check(&declared, connector);
         if !mistakes.is_empty() {
             return Ok(Err(mistakes));
@@ -312,6 +297,92 @@ impl PluginHost {
         .map_err(|f| anyhow::anyhow!("validate-config failed: {}", f.message))?
         .map_err(|e| anyhow::anyhow!("invalid config: {e}"))?;
         Ok(Ok(loaded))
+    }
+
+    /// Link `component` under `scope` and ask it what it is (`describe`)
+    /// and which settings it reads.
+    async fn introduce(
+        &self,
+        scope: Scope,
+        component: &Component,
+        linker: &Linker<CallState>,
+        calls_per_instance: u32,
+    ) -> anyhow::Result<(LoadedConnector, Vec<settings::Declared>)> {
+        let (pre, contract_version) = ConnectorPre::new(&self.engine, linker, component)?;
+        let mut loaded = LoadedConnector {
+            scope: Arc::new(scope),
+            info: PluginInfo {
+                name: String::new(),
+                version: String::new(),
+                sdk_version: String::new(),
+                contract_version,
+                channel: Channel::Sms,
+                description: String::new(),
+            },
+            pre,
+            shelf: reuse::Shelf::new(calls_per_instance),
+        };
+        let described = self
+            .call(&loaded, |c, store| {
+                Box::pin(async move { c.describe(store).await })
+            })
+            .await
+            .map_err(|f| anyhow::anyhow!("describe failed: {}", f.message))?;
+        loaded.info = PluginInfo {
+            name: untrusted::text(&described.name, 64),
+            version: untrusted::text(&described.version, 64),
+            sdk_version: untrusted::text(&described.sdk_version, 64),
+            contract_version: loaded.info.contract_version,
+            channel: contract::channel_from_wit(described.channel),
+            description: untrusted::text(&described.description, 256),
+        };
+        let declared = self
+            .call(&loaded, |c, store| {
+                Box::pin(async move { c.settings(store).await })
+            })
+            .await
+            .map_err(|f| anyhow::anyhow!("settings failed: {}", f.message))?;
+        Ok((loaded, declared))
+    }
+
+    /// Keep every whole request `connector` makes from now on, with its
+    /// answer, for `crossgate plugin run` to print. `None` when there is no
+    /// such connector or a call holds it.
+    pub fn transcribe(&mut self, connector: &str) -> Option<Arc<scope::Transcript>> {
+        let loaded = Arc::get_mut(self.connectors.get_mut(connector)?)?;
+        let scope = &loaded.scope;
+        let transcript = Arc::new(scope::Transcript::default());
+        loaded.scope = Arc::new(Scope {
+            name: scope.name.clone(),
+            settings: scope.settings.clone(),
+            allowed_hosts: scope.allowed_hosts.clone(),
+            cache: Default::default(),
+            transcript: Some(transcript.clone()),
+        });
+        Some(transcript)
+    }
+
+    /// What a plugin file says of itself, with no connector configured:
+    /// `crossgate plugin inspect`. A file that is no component says what to
+    /// build instead.
+    pub async fn inspect(&self, bytes: &[u8]) -> anyhow::Result<Inspected> {
+        if let Some(why) = file_kind::not_a_component(bytes) {
+            anyhow::bail!("{why}");
+        }
+        let component = Component::new(&self.engine, bytes).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let linker = contract::linker(&self.engine)?;
+        let scope = Scope {
+            name: Arc::from("inspect"),
+            settings: Vec::new(),
+            allowed_hosts: Vec::new(),
+            cache: Default::default(),
+            transcript: None,
+        };
+        let (loaded, settings) = self.introduce(scope, &component, &linker, 1).await?;
+        Ok(Inspected {
+            info: loaded.info,
+            settings,
+        })
     }
 
     /// The channel of every loaded connector, by name.

@@ -276,6 +276,7 @@ mod tests {
             settings: Vec::new(),
             allowed_hosts: Vec::new(),
             cache: Default::default(),
+            transcript: None,
         });
         let limits = CallLimits::from_config(&PluginsConfig::default());
         CallState::new(scope, &limits, OutboundClient::new())

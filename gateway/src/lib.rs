@@ -122,6 +122,9 @@ pub async fn serve(
             .collect();
         anyhow::anyhow!("cannot load connectors:\n{}", lines.join("\n"))
     })?;
+    for warning in plugins.warnings() {
+        tracing::warn!(key = %warning.key, "{}", warning.message);
+    }
     for (name, info) in plugins.connectors() {
         tracing::info!(
             connector = name,

@@ -133,6 +133,8 @@ pub struct Ready {
     pub config: Config,
     pub plugins: PluginHost,
     pub templates: Templates,
+    /// The plugins' warnings, each at its file, line and column.
+    pub warnings: String,
 }
 
 impl Ready {
@@ -161,22 +163,33 @@ impl Ready {
             }
         }
         match (plugins, templates) {
-            (Ok(plugins), Ok(templates)) if report.is_empty() => Ok(Ready {
-                config,
-                plugins,
-                templates,
-            }),
+            (Ok(plugins), Ok(templates)) if report.is_empty() => {
+                let warnings = match plugins.warnings() {
+                    [] => String::new(),
+                    some => config::ConfigReport::new(name, text, some.to_vec()).to_string(),
+                };
+                Ok(Ready {
+                    config,
+                    plugins,
+                    templates,
+                    warnings,
+                })
+            }
             _ => Err(report),
         }
     }
 
-    /// The line `crossgate check` prints.
+    /// What `crossgate check` prints: a line, and the warnings after it.
     pub fn summary(&self, name: &str) -> String {
-        format!(
+        let mut summary = format!(
             "{name}: ok ({} connectors loaded, {} templates checked, {} journeys)",
             self.plugins.connectors().count(),
             self.templates.len(),
             self.config.journeys.len()
-        )
+        );
+        if !self.warnings.is_empty() {
+            summary += &format!("\nwarnings:\n{}", self.warnings.trim_end());
+        }
+        summary
     }
 }

@@ -82,13 +82,8 @@ enum PluginCommand {
     Inspect { file: PathBuf },
     /// Deliver one message through the sandbox and print what went out and came back.
     Run {
-        file: PathBuf,
-        /// A gateway configuration with the connector (its plugin is replaced by FILE).
-        #[arg(long, short)]
-        config: PathBuf,
-        /// Which connector of the configuration, when it has several.
-        #[arg(long)]
-        connector: Option<String>,
+        #[command(flatten)]
+        target: TargetArgs,
         #[arg(long)]
         to: String,
         #[arg(long)]
@@ -98,11 +93,8 @@ enum PluginCommand {
     },
     /// Hand one provider callback to the plugin and print the events it reads.
     Webhook {
-        file: PathBuf,
-        #[arg(long, short)]
-        config: PathBuf,
-        #[arg(long)]
-        connector: Option<String>,
+        #[command(flatten)]
+        target: TargetArgs,
         /// A file holding the callback's body.
         #[arg(long)]
         body: PathBuf,
@@ -113,6 +105,28 @@ enum PluginCommand {
         #[arg(long)]
         query: Option<String>,
     },
+}
+
+/// Which plugin file to call, as which connector of which configuration.
+#[derive(clap::Args)]
+struct TargetArgs {
+    file: PathBuf,
+    /// A gateway configuration with the connector (its plugin is replaced by FILE).
+    #[arg(long, short)]
+    config: PathBuf,
+    /// Which connector of the configuration, when it has several.
+    #[arg(long)]
+    connector: Option<String>,
+}
+
+impl TargetArgs {
+    fn target(&self) -> crossgate::plugin_kit::Target<'_> {
+        crossgate::plugin_kit::Target {
+            plugin: &self.file,
+            config: &self.config,
+            connector: self.connector.as_deref(),
+        }
+    }
 }
 
 fn main() -> ExitCode {
@@ -213,7 +227,7 @@ async fn check(path: Option<&Path>) -> anyhow::Result<ExitCode> {
 /// `crossgate plugin ...`: what it says goes to stdout, or to stderr with
 /// a failing exit when it went wrong.
 async fn plugin(command: PluginCommand) -> anyhow::Result<ExitCode> {
-    use crossgate::plugin_kit::{self, Callback, Target, scaffold};
+    use crossgate::plugin_kit::{self, Callback, scaffold};
     let said = match command {
         PluginCommand::New {
             name,
@@ -239,38 +253,24 @@ async fn plugin(command: PluginCommand) -> anyhow::Result<ExitCode> {
         }
         PluginCommand::Inspect { file } => plugin_kit::inspect(&file).await,
         PluginCommand::Run {
-            file,
-            config,
-            connector,
+            target,
             to,
             text,
             subject,
         } => {
-            let target = Target {
-                plugin: &file,
-                config: &config,
-                connector: connector.as_deref(),
-            };
             let content = crossgate::message::Content {
                 subject,
                 text,
                 ..Default::default()
             };
-            plugin_kit::run(&target, &to, &content).await
+            plugin_kit::run(&target.target(), &to, &content).await
         }
         PluginCommand::Webhook {
-            file,
-            config,
-            connector,
+            target,
             body,
             headers,
             query,
         } => {
-            let target = Target {
-                plugin: &file,
-                config: &config,
-                connector: connector.as_deref(),
-            };
             let body =
                 std::fs::read(&body).with_context(|| format!("cannot read {}", body.display()))?;
             let headers = headers
@@ -281,7 +281,7 @@ async fn plugin(command: PluginCommand) -> anyhow::Result<ExitCode> {
                 })
                 .collect::<anyhow::Result<_>>()?;
             plugin_kit::webhook(
-                &target,
+                &target.target(),
                 Callback {
                     body,
                     headers,

@@ -45,6 +45,8 @@ pub mod guest;
 pub mod testing;
 
 pub mod keywords;
+pub mod phone;
+pub mod webhook;
 
 pub use config::{Config, ConfigError};
 pub use types::{

@@ -70,6 +70,18 @@ impl Message {
             .find(|(k, _)| k == key)
             .map(|(_, v)| v.as_str())
     }
+
+    /// An SMS's encoding as the gateway counted it: `GSM-7` or `UCS-2`
+    /// (a provider's "unicode" type). `None` on other channels and from
+    /// gateways before this SDK.
+    pub fn sms_encoding(&self) -> Option<&str> {
+        self.metadata("sms:encoding")
+    }
+
+    /// How many SMS parts the text takes, as the gateway counted them.
+    pub fn sms_segments(&self) -> Option<u32> {
+        self.metadata("sms:segments")?.parse().ok()
+    }
 }
 
 /// The provider accepted the message.

@@ -143,3 +143,51 @@ fn every_invalid_fixture_prints_its_expected_errors() {
         );
     }
 }
+
+/// A setting the plugin declares secret, written in the file: a warning at
+/// its line while the gateway listens on loopback, refused once it is
+/// reachable; read from `env:` it is neither.
+#[test]
+fn a_secret_written_in_the_file_is_named_where_it_is() {
+    crate::support::plugin_dir();
+    let dir = tempfile::tempdir().unwrap();
+    let write = |server: &str, token: &str| {
+        let text = format!(
+            "{server}{}",
+            crossgate_tests::twilio_connector(
+                "twilio",
+                "http://127.0.0.1:9",
+                "AC22222222222222222222222222222222",
+                token
+            )
+        );
+        let path = dir.path().join("crossgate.toml");
+        std::fs::write(&path, text).unwrap();
+        path.to_str().unwrap().to_owned()
+    };
+    let plain = write("", "a-token-this-test-made-up");
+    let (ok, stdout, stderr) = check(&plain);
+    assert!(ok, "{stderr}");
+    assert!(
+        stdout.contains("warnings:")
+            && stdout
+                .contains(":9:1: connectors[0].config.auth_token: a secret written in the file"),
+        "{stdout}"
+    );
+
+    let from_env = write("", "env:PATH");
+    let (ok, stdout, stderr) = check(&from_env);
+    assert!(ok && !stdout.contains("warnings"), "{stdout}{stderr}");
+
+    let reachable = write(
+        "[server]\nlisten = \"0.0.0.0:8080\"\napi_keys = [\"a-key-of-this-test-only\"]\n",
+        "a-token-this-test-made-up",
+    );
+    let (ok, _, stderr) = check(&reachable);
+    assert!(!ok, "a reachable gateway took a secret written in its file");
+    assert!(
+        stderr.contains("connectors[0].config.auth_token: a secret written in the file")
+            && stderr.contains("reachable from the network"),
+        "{stderr}"
+    );
+}

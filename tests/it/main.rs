@@ -37,5 +37,6 @@ mod support;
 mod suppressions;
 mod sweep;
 mod templates;
+mod vonage;
 mod webhooks;
 mod whatsapp;

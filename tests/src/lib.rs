@@ -36,6 +36,7 @@ use tokio::net::TcpListener;
 mod example;
 mod fcm;
 pub mod specs;
+pub mod vonage;
 mod webpush;
 
 pub use fcm::{DEFAULT_FCM_PROJECT, SERVICE_ACCOUNT_JSON};
@@ -219,6 +220,7 @@ impl ProviderSim {
             (DEFAULT_WHATSAPP_PHONE_NUMBER_ID, DEFAULT_WHATSAPP_TOKEN),
             (DEFAULT_SENDGRID_KEY, DEFAULT_SENDGRID_KEY),
             (DEFAULT_EXAMPLE_KEY, DEFAULT_EXAMPLE_KEY),
+            (vonage::DEFAULT_API_KEY, vonage::DEFAULT_API_SECRET),
             // FCM authenticates with issued access tokens, not a fixed secret.
             (DEFAULT_FCM_PROJECT, ""),
         ] {
@@ -239,6 +241,7 @@ impl ProviderSim {
             .route("/{version}/{phone_number_id}/messages", post(whatsapp_send))
             .route("/v3/mail/send", post(sendgrid_send))
             .route("/example/v1/messages", post(example::send))
+            .route("/sms/json", post(vonage::send))
             .route("/token", post(fcm::token))
             .route("/v1/projects/{project}/messages:send", post(fcm::send))
             .route("/webpush/subscribe", post(webpush::subscribe))

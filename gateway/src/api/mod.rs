@@ -233,7 +233,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(v1)
         .merge(feed)
         // Providers cannot send our API keys: their connector checks their signature.
-        .route("/v1/webhooks/{connector}", post(webhooks::receive))
+        .route(
+            "/v1/webhooks/{connector}",
+            get(webhooks::receive).post(webhooks::receive),
+        )
         // Mail clients follow these without our API keys: the token is the proof.
         .route(
             "/u/{token}",

@@ -1,6 +1,7 @@
-//! `POST /v1/webhooks/{connector}`: provider callbacks, handed to the
-//! connector that understands them (it checks the provider's signature),
-//! then applied by [`crate::webhooks::inbound`].
+//! `POST` (or `GET`) `/v1/webhooks/{connector}`: provider callbacks, handed
+//! to the connector that understands them (it checks the provider's
+//! signature), then applied by [`crate::webhooks::inbound`]. Some providers
+//! (Vonage) send receipts by `GET`, their parameters in the query string.
 
 use super::body::read_at_most;
 use super::{ApiError, AppState};
@@ -9,16 +10,17 @@ use crate::webhooks::inbound::{self, Applied};
 use axum::Json;
 use axum::body::Body;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use std::sync::Arc;
 
-#[utoipa::path(post, path = "/v1/webhooks/{connector}", tag = "webhooks",
+#[utoipa::path(method(get, post), path = "/v1/webhooks/{connector}", tag = "webhooks",
     params(("connector" = String, Path)),
     request_body(content = String, description = "The provider's own callback, verified by the connector"),
     responses((status = 200, body = Object), (status = 401, body = super::error::ErrorBody), (status = 404, body = super::error::ErrorBody)))]
 pub async fn receive(
     State(state): State<Arc<AppState>>,
     Path(connector): Path<String>,
+    method: Method,
     uri: Uri,
     headers: HeaderMap,
     body: Body,
@@ -31,7 +33,7 @@ pub async fn receive(
     let body = read_at_most(body, state.max_webhook_body_bytes).await?;
     let path = uri.path_and_query().map_or(uri.path(), |p| p.as_str());
     let request = WebhookRequest {
-        method: "POST".to_owned(),
+        method: method.as_str().to_owned(),
         // What the provider signed: the public URL it was given.
         url: format!("{}{path}", state.public_url),
         headers: headers
@@ -40,7 +42,12 @@ pub async fn receive(
             .collect(),
         body: body.to_vec(),
     };
-    let request_body = body;
+    // What a replay repeats: a GET's parameters are its path and query.
+    let request_body = if method == Method::GET {
+        bytes::Bytes::copy_from_slice(path.as_bytes())
+    } else {
+        body
+    };
     let events = routing
         .plugins
         .handle_webhook(&connector, request)

@@ -629,11 +629,17 @@ fn connectors(
         }
         let mut settings = Vec::new();
         let mut setting_spans = BTreeMap::new();
+        let mut written_in_file = std::collections::BTreeSet::new();
         for (setting, value) in &raw.config {
             setting_spans.insert(setting.get_ref().clone(), setting.span());
             let setting = setting.get_ref();
             let text = match value.get_ref() {
-                toml::Value::String(s) => resolve_secret(s, env),
+                toml::Value::String(s) => {
+                    if !s.starts_with("env:") && !s.starts_with("file:") {
+                        written_in_file.insert(setting.clone());
+                    }
+                    resolve_secret(s, env)
+                }
                 toml::Value::Integer(i) => Ok(i.to_string()),
                 toml::Value::Float(f) => Ok(f.to_string()),
                 toml::Value::Boolean(b) => Ok(b.to_string()),
@@ -660,6 +666,7 @@ fn connectors(
             allowed_hosts: raw.allowed_hosts.into_inner(),
             settings,
             setting_spans,
+            written_in_file,
             span,
         });
     }

@@ -135,6 +135,9 @@ pub struct Connector {
     /// Where each `[connectors.config]` key is in the source: the plugin's
     /// declared settings are checked against them when it loads.
     pub setting_spans: BTreeMap<String, std::ops::Range<usize>>,
+    /// Settings whose value is written in the file itself, not read from
+    /// `env:` or `file:`: a secret among them is worth a word.
+    pub written_in_file: std::collections::BTreeSet<String>,
     /// Where the entry and its `plugin` value are in the source, for errors
     /// found later, when plugins load.
     pub span: std::ops::Range<usize>,

@@ -111,6 +111,7 @@ impl Instance {
                 .map(|s| Declared {
                     name: untrusted::text(&s.name, 128),
                     required: s.required,
+                    secret: s.secret,
                     kind: match s.kind {
                         wit::SettingKind::Text => SettingKind::Text,
                         wit::SettingKind::Url => SettingKind::Url,
@@ -338,13 +339,37 @@ pub fn message(out: &Outgoing<'_>) -> Option<wit::Message> {
             language: t.language,
             parameters: t.parameters,
         }),
-        metadata: content
-            .metadata
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect(),
+        metadata: metadata(out),
     })
 }
+
+/// The message's metadata, and for an SMS what the gateway knows of its
+/// encoding and length (`sms:encoding` `GSM-7` or `UCS-2`, `sms:segments`):
+/// every SMS connector needed it and counted again (a provider's `type =
+/// unicode`, a refusal of a message too long). Callers cannot set `sms:`
+/// keys themselves (`send::content`).
+fn metadata(out: &Outgoing<'_>) -> Vec<(String, String)> {
+    let content = out.content;
+    let mut metadata: Vec<(String, String)> = content
+        .metadata
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    if out.channel == Channel::Sms {
+        let sms = crate::sms::segments(&content.text);
+        let encoding = match sms.encoding {
+            crate::sms::Encoding::Gsm7 => "GSM-7",
+            crate::sms::Encoding::Ucs2 => "UCS-2",
+        };
+        metadata.push((SMS_ENCODING.to_owned(), encoding.to_owned()));
+        metadata.push((SMS_SEGMENTS.to_owned(), sms.segments.to_string()));
+    }
+    metadata
+}
+
+/// The metadata keys an SMS's encoding and segment count travel under.
+pub const SMS_ENCODING: &str = "sms:encoding";
+pub const SMS_SEGMENTS: &str = "sms:segments";
 
 pub fn receipt(receipt: wit::Receipt) -> Receipt {
     Receipt::sent(untrusted::text(

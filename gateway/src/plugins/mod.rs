@@ -168,6 +168,8 @@ pub struct PluginHost {
     #[cfg(feature = "native-baseline")]
     native: HashMap<String, (PluginInfo, native::NativeTwilio)>,
     ticker: epoch::EpochTicker,
+    /// What loading found worth saying that does not stop the gateway.
+    warnings: Vec<ConfigError>,
 }
 
 impl PluginHost {
@@ -200,6 +202,12 @@ impl PluginHost {
             shelf_space: reuse::ShelfSpace::new(config.plugins.max_instances),
             #[cfg(feature = "native-baseline")]
             native: HashMap::new(),
+            warnings: Vec::new(),
+        };
+        let exposure = if config.server.listen.ip().is_loopback() {
+            settings::Exposure::Loopback
+        } else {
+            settings::Exposure::Reachable
         };
         let mut errors = Vec::new();
         for (i, connector) in config.connectors.iter().enumerate() {
@@ -226,15 +234,20 @@ impl PluginHost {
                     continue;
                 }
             };
-            match host.load_one(connector, &component, &linker).await {
-                Ok(Ok(loaded)) => {
+            let at_its_key = |m: settings::Mistake| {
+                ConfigError::new(format!("{key}.config{}", m.key), Some(m.span), m.message)
+            };
+            match host
+                .load_one(connector, &component, &linker, exposure)
+                .await
+            {
+                Ok(Ok((loaded, warnings))) => {
                     host.connectors
                         .insert(connector.name.clone(), Arc::new(loaded));
+                    host.warnings.extend(warnings.into_iter().map(at_its_key));
                 }
                 // Each mistake at its own key, with its line and column.
-                Ok(Err(mistakes)) => errors.extend(mistakes.into_iter().map(|m| {
-                    ConfigError::new(format!("{key}.config{}", m.key), Some(m.span), m.message)
-                })),
+                Ok(Err(mistakes)) => errors.extend(mistakes.into_iter().map(at_its_key)),
                 Err(e) => errors.push(ConfigError::new(
                     key,
                     Some(connector.span.clone()),
@@ -262,12 +275,15 @@ impl PluginHost {
     }
 
     /// Check the contract version, link, and ask the plugin about itself and its config.
+    /// Its warnings beside it, or every mistake that keeps it from loading.
     async fn load_one(
         &self,
         connector: &ConnectorConfig,
         component: &Component,
         linker: &Linker<CallState>,
-    ) -> anyhow::Result<Result<LoadedConnector, Vec<settings::Mistake>>> {
+        exposure: settings::Exposure,
+    ) -> anyhow::Result<Result<(LoadedConnector, Vec<settings::Mistake>), Vec<settings::Mistake>>>
+    {
         let scope = Scope {
             name: Arc::from(connector.name.as_str()),
             settings: connector.settings.clone(),
@@ -286,7 +302,10 @@ impl PluginHost {
                 connector.channel
             );
         }
-        let mistakes = settings::check(&declared, connector);
+        let (warnings, mistakes): (Vec<_>, Vec<_>) =
+            settings::check(&declared, connector, exposure)
+                .into_iter()
+                .partition(|m| m.warning);
         if !mistakes.is_empty() {
             return Ok(Err(mistakes));
         }
@@ -296,7 +315,7 @@ impl PluginHost {
         .await
         .map_err(|f| anyhow::anyhow!("validate-config failed: {}", f.message))?
         .map_err(|e| anyhow::anyhow!("invalid config: {e}"))?;
-        Ok(Ok(loaded))
+        Ok(Ok((loaded, warnings)))
     }
 
     /// Link `component` under `scope` and ask it what it is (`describe`)
@@ -383,6 +402,12 @@ impl PluginHost {
             info: loaded.info,
             settings,
         })
+    }
+
+    /// What loading found worth saying that does not stop the gateway
+    /// (a secret written in the file of a gateway on loopback).
+    pub fn warnings(&self) -> &[ConfigError] {
+        &self.warnings
     }
 
     /// The channel of every loaded connector, by name.

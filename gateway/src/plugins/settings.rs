@@ -19,6 +19,8 @@ pub enum SettingKind {
 pub struct Declared {
     pub name: String,
     pub required: bool,
+    /// Better read from `env:` or `file:` than written in the file.
+    pub secret: bool,
     pub kind: SettingKind,
 }
 
@@ -28,11 +30,22 @@ pub struct Mistake {
     pub key: String,
     pub span: Range<usize>,
     pub message: String,
+    /// Said, but loads: a secret written in the file of a gateway on loopback.
+    pub warning: bool,
 }
 
-/// Unknown keys, missing required ones, values of the wrong kind. A
-/// connector that declares nothing is not checked.
-pub fn check(declared: &[Declared], connector: &Connector) -> Vec<Mistake> {
+/// Where the gateway listens decides whether a secret written in the
+/// configuration file is a warning (loopback: a developer's machine) or an
+/// error (reachable: the file is a copy of the secret on every host it is on).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exposure {
+    Loopback,
+    Reachable,
+}
+
+/// Unknown keys, missing required ones, values of the wrong kind, secrets
+/// written in the file. A connector that declares nothing is not checked.
+pub fn check(declared: &[Declared], connector: &Connector, exposure: Exposure) -> Vec<Mistake> {
     if declared.is_empty() {
         return Vec::new();
     }
@@ -55,14 +68,30 @@ pub fn check(declared: &[Declared], connector: &Connector) -> Vec<Mistake> {
                     "not a setting of this connector's plugin (it takes {}){near}",
                     known.join(", ")
                 ),
+                warning: false,
             });
             continue;
         };
         if let Err(why) = kind_holds(setting.kind, value) {
             mistakes.push(Mistake {
                 key: format!(".{key}"),
-                span,
+                span: span.clone(),
                 message: why,
+                warning: false,
+            });
+        }
+        if setting.secret && connector.written_in_file.contains(key) {
+            mistakes.push(Mistake {
+                key: format!(".{key}"),
+                span,
+                message: format!(
+                    "a secret written in the file: give it as \"env:NAME\" or \"file:PATH\"{}",
+                    match exposure {
+                        Exposure::Loopback => " (a warning while the gateway listens on loopback)",
+                        Exposure::Reachable => ", as a gateway reachable from the network must",
+                    }
+                ),
+                warning: exposure == Exposure::Loopback,
             });
         }
     }
@@ -72,6 +101,7 @@ pub fn check(declared: &[Declared], connector: &Connector) -> Vec<Mistake> {
                 key: String::new(),
                 span: connector.span.clone(),
                 message: format!("missing required key {:?}", setting.name),
+                warning: false,
             });
         }
     }

@@ -80,6 +80,13 @@ fn check_metadata(field: &str, metadata: &BTreeMap<String, String>) -> Result<()
                 format!("keys are 1-{MAX_METADATA_KEY} characters of A-Z, a-z, 0-9, _ - . :"),
             ));
         }
+        if key.starts_with("sms:") {
+            return Err(SendError::invalid(
+                "reserved_metadata",
+                &format!("{field}.{key}"),
+                "sms: keys are the gateway's own: it tells SMS connectors the encoding and segments",
+            ));
+        }
         if let Some(header) = key.strip_prefix("header:")
             && RESERVED_HEADERS.contains(&header.to_ascii_lowercase().as_str())
         {

@@ -132,6 +132,27 @@ impl Response {
         })
     }
 
+    /// The provider's refusal as a failure: its own code and words, read at
+    /// the JSON pointers given (`"/error/code"`, `"/error/message"`), or
+    /// `http_<status>` and the body's first 200 characters when the body
+    /// has none; classified as [`Self::failure`] does.
+    pub fn provider_failure(&self, code_at: &str, message_at: &str) -> Failure {
+        let body = serde_json::from_slice::<serde_json::Value>(&self.body).ok();
+        let field = |at: &str| {
+            body.as_ref()
+                .and_then(|b| b.pointer(at))
+                .and_then(|v| match v {
+                    serde_json::Value::String(s) => Some(s.clone()),
+                    serde_json::Value::Number(n) => Some(n.to_string()),
+                    _ => None,
+                })
+                .filter(|v| !v.is_empty())
+        };
+        let code = field(code_at).unwrap_or_else(|| format!("http_{}", self.status));
+        let message = field(message_at).unwrap_or_else(|| self.text().chars().take(200).collect());
+        self.failure(code, message)
+    }
+
     /// The usual classification of a status code: `429` and `5xx` can be
     /// retried (honouring `Retry-After`), everything else is permanent.
     pub fn failure(&self, code: impl Into<String>, message: impl Into<String>) -> Failure {
@@ -167,4 +188,31 @@ fn find_header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a st
         .iter()
         .find(|(k, _)| k.eq_ignore_ascii_case(name))
         .map(|(_, v)| v.as_str())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refusal_keeps_the_providers_code_and_words() {
+        let meta = Response::new(
+            400,
+            r#"{"error":{"code":131047,"message":"Re-engagement message"}}"#,
+        );
+        let f = meta.provider_failure("/error/code", "/error/message");
+        assert_eq!(
+            (f.code.as_str(), f.message.as_str()),
+            ("131047", "Re-engagement message")
+        );
+        assert!(!f.retryable);
+        let busy = Response::new(503, "upstream busy").with_header("retry-after", "2");
+        let f = busy.provider_failure("/error/code", "/error/message");
+        assert_eq!(
+            (f.code.as_str(), f.message.as_str()),
+            ("http_503", "upstream busy")
+        );
+        assert!(f.retryable);
+        assert_eq!(f.retry_after_ms, Some(2000));
+    }
 }

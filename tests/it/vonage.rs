@@ -1,0 +1,228 @@
+//! Vonage, the second SMS provider, written with the plugin kit: a
+//! throttled send is tried again, signed delivery receipts come by GET and
+//! by POST (JSON), a STOP by SMS opts the customer out, and an unsigned or
+//! forged callback changes nothing. Signatures are computed here, apart
+//! from the connector's code.
+
+use crate::support::{FAST_DISPATCH, TestGateway, answer, plugin_dir, sms};
+use crossgate_tests::vonage::{DEFAULT_API_KEY, DEFAULT_API_SECRET};
+use crossgate_tests::{Behaviour, ProviderSim};
+use hmac::{Hmac, Mac};
+use serde_json::{Value, json};
+
+const PUBLIC_URL: &str = "https://gw.example.com";
+const SIGNATURE_SECRET: &str = "vonage-signature-secret-of-this-test";
+
+async fn gateway(sim: &ProviderSim) -> TestGateway {
+    plugin_dir();
+    TestGateway::start(&format!(
+        r#"[server]
+public_url = "{PUBLIC_URL}"
+{FAST_DISPATCH}
+[categories.transactional]
+consent = "opt-out"
+[[connectors]]
+name = "vonage"
+plugin = "sms_vonage.wasm"
+channel = "sms"
+allowed_hosts = ["{sim}"]
+[connectors.config]
+api_key = "{DEFAULT_API_KEY}"
+api_secret = "{DEFAULT_API_SECRET}"
+from = "Crossgate"
+signature_secret = "{SIGNATURE_SECRET}"
+signature_method = "sha256"
+base_url = "{sim}"
+"#,
+        sim = sim.url()
+    ))
+    .await
+}
+
+/// `params` with a fresh `timestamp` and Vonage's `sig`: HMAC-SHA256 of
+/// every parameter sorted, as `&name=value` with `&` and `=` in values as `_`.
+fn signed(params: &[(&str, &str)], secret: &str) -> Vec<(String, String)> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        .to_string();
+    let mut params: Vec<(String, String)> = params
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .chain([("timestamp".to_owned(), now)])
+        .collect();
+    params.sort();
+    let text: String = params
+        .iter()
+        .map(|(k, v)| format!("&{k}={}", v.replace(['&', '='], "_")))
+        .collect();
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(text.as_bytes());
+    let sig: String = mac
+        .finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect();
+    params.push(("sig".into(), sig));
+    params
+}
+
+async fn by_get(gw: &TestGateway, params: &[(String, String)]) -> (u16, Value) {
+    let query = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(params)
+        .finish();
+    answer(
+        gw.client
+            .get(format!("{}/v1/webhooks/vonage?{query}", gw.url))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn vonage_delivers_retries_a_throttle_and_takes_signed_receipts() {
+    let sim = ProviderSim::start().await.unwrap();
+    sim.script(
+        DEFAULT_API_KEY,
+        [Behaviour::RateLimit {
+            retry_after_secs: 0,
+        }],
+    );
+    let gw = gateway(&sim).await;
+    gw.put_customer("c-1", &json!({"addresses": {"phone": "+31612345678"}}))
+        .await;
+    let send = json!({"customer_id": "c-1", "category": "transactional", "content": {"text": "Your code is 1234"}});
+    let id = gw.send_ok(&send).await;
+    let message = gw.settled(&id).await;
+    assert_eq!(message["status"], "sent", "{message}");
+    let attempts = message["attempts"].as_array().unwrap();
+    assert_eq!(attempts.len(), 2, "throttled, then taken: {message}");
+    assert_eq!(attempts[0]["error"]["code"], "vonage_1", "{message}");
+    let provider_id = message["provider_message_id"].as_str().unwrap().to_owned();
+    let requests = sim.requests();
+    let sent = requests.last().unwrap();
+    assert_eq!(sent.path, "/sms/json");
+    assert_eq!(sent.field("to"), Some("31612345678"));
+    assert_eq!(sent.field("type"), Some("text"));
+    assert_eq!(sent.field("client-ref"), Some(id.as_str()));
+
+    // A receipt by GET, signed: delivered.
+    let receipt = signed(
+        &[
+            ("messageId", &provider_id),
+            ("msisdn", "31612345678"),
+            ("to", "Crossgate"),
+            ("status", "delivered"),
+            ("err-code", "0"),
+            ("api-key", DEFAULT_API_KEY),
+            ("client-ref", &id),
+        ],
+        SIGNATURE_SECRET,
+    );
+    let (status, applied) = by_get(&gw, &receipt).await;
+    assert_eq!(status, 200, "{applied}");
+    assert_eq!(applied["matched_messages"], 1, "{applied}");
+    assert_eq!(gw.message(&id).await["status"], "delivered");
+
+    // Text beyond GSM-7 goes as unicode; its receipt comes by POST, as JSON.
+    let id = gw
+        .send_ok(&json!({"customer_id": "c-1", "category": "transactional", "content": {"text": "Ваш код 1234"}}))
+        .await;
+    let message = gw.settled(&id).await;
+    assert_eq!(message["status"], "sent", "{message}");
+    assert_eq!(
+        sim.requests().last().unwrap().field("type"),
+        Some("unicode")
+    );
+    let provider_id = message["provider_message_id"].as_str().unwrap().to_owned();
+    let receipt: serde_json::Map<String, Value> = signed(
+        &[
+            ("messageId", &provider_id),
+            ("msisdn", "31612345678"),
+            ("status", "failed"),
+            ("err-code", "6"),
+        ],
+        SIGNATURE_SECRET,
+    )
+    .into_iter()
+    .map(|(k, v)| (k, Value::String(v)))
+    .collect();
+    let (status, applied) = answer(
+        gw.client
+            .post(format!("{}/v1/webhooks/vonage", gw.url))
+            .json(&receipt)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 200, "{applied}");
+    let message = gw.message(&id).await;
+    assert_eq!(message["status"], "failed", "{message}");
+
+    // Forged: the same receipt under another secret.
+    let forged = signed(
+        &[("messageId", &provider_id), ("status", "delivered")],
+        "not-the-secret",
+    );
+    let (status, refused) = by_get(&gw, &forged).await;
+    assert_eq!(
+        (status, refused["error"]["code"].as_str()),
+        (401, Some("webhook_unauthorized"))
+    );
+}
+
+/// The gateway tells an SMS connector the encoding it counted: "Café" is
+/// GSM-7, so `type=text` (a connector guessing from ASCII alone would send
+/// it as unicode, at twice the parts). Callers cannot set `sms:` keys.
+#[tokio::test]
+async fn the_connector_is_told_the_encoding_and_callers_cannot_say_it() {
+    let sim = ProviderSim::start().await.unwrap();
+    let gw = gateway(&sim).await;
+    let id = gw
+        .send_ok(&sms("+31612345678", "Café at 5, 10 € off"))
+        .await;
+    assert_eq!(gw.settled(&id).await["status"], "sent");
+    assert_eq!(sim.requests().last().unwrap().field("type"), Some("text"));
+
+    let mut claimed = sms("+31612345678", "hi");
+    claimed["content"]["metadata"] = json!({"sms:encoding": "UCS-2"});
+    let (status, refused) = gw.send(&claimed).await;
+    assert_eq!(status, 422, "{refused}");
+    assert_eq!(refused["error"]["code"], "reserved_metadata", "{refused}");
+}
+
+#[tokio::test]
+async fn a_stop_by_vonage_opts_the_customer_out() {
+    let sim = ProviderSim::start().await.unwrap();
+    let gw = gateway(&sim).await;
+    gw.put_customer("c-2", &json!({"addresses": {"phone": "+31612345679"}}))
+        .await;
+    let stop = signed(
+        &[
+            ("msisdn", "31612345679"),
+            ("to", "31970102030"),
+            ("messageId", "0B000000000000AA"),
+            ("text", "STOP"),
+            ("type", "text"),
+        ],
+        SIGNATURE_SECRET,
+    );
+    let (status, applied) = by_get(&gw, &stop).await;
+    assert_eq!(status, 200, "{applied}");
+    assert_eq!(applied["consent_changes"], 1, "{applied}");
+    let profile = gw.customer("c-2").await;
+    assert_eq!(
+        profile["consent"]["sms"]["transactional"]["status"], "opted_out",
+        "{profile}"
+    );
+    let (_, after) = gw
+        .send(&json!({"customer_id": "c-2", "category": "transactional", "content": {"text": "again"}}))
+        .await;
+    assert_eq!(after["status"], "suppressed", "{after}");
+    assert!(sim.requests().is_empty(), "nothing sent");
+}

@@ -35,6 +35,11 @@ impl Config {
         Config { entries }
     }
 
+    /// Every key and value, in the order given.
+    pub fn entries(&self) -> &[(String, String)] {
+        &self.entries
+    }
+
     /// The value of `key`, if set.
     pub fn get(&self, key: &str) -> Option<&str> {
         self.entries
@@ -65,6 +70,20 @@ impl Config {
             _ => Err(ConfigError::new(
                 "base_url",
                 format!("{url:?} must be an http or https URL"),
+            )),
+        }
+    }
+
+    /// A boolean setting: `default` when unset, an error naming the key
+    /// for anything but `true` or `false` (TOML's own booleans arrive as these).
+    pub fn flag(&self, key: &str, default: bool) -> Result<bool, ConfigError> {
+        match self.get(key) {
+            None => Ok(default),
+            Some("true") => Ok(true),
+            Some("false") => Ok(false),
+            Some(other) => Err(ConfigError::new(
+                key,
+                format!("{other:?} is not true or false"),
             )),
         }
     }

@@ -46,6 +46,7 @@ pub mod testing;
 
 pub mod keywords;
 pub mod phone;
+pub mod settings;
 pub mod webhook;
 
 pub use config::{Config, ConfigError};

@@ -65,13 +65,18 @@ impl Harness {
         self
     }
 
-    /// `validate-config`, as the gateway calls it at start.
+    /// What the gateway checks when it loads the plugin: the declared
+    /// settings ([`crate::settings::check`]), then `validate-config`.
     pub fn validate<C: Connector>(&self) -> Result<(), ConfigError> {
+        self.settings_hold::<C>()?;
         C::new(&self.config).map(|_| ())
     }
 
-    /// One `deliver` call, as the gateway makes it.
+    /// One `deliver` call, as the gateway makes it; a configuration the
+    /// gateway would not load fails as `invalid_config`.
     pub fn deliver<C: Connector>(&mut self, msg: &Message) -> Result<Receipt, Failure> {
+        self.settings_hold::<C>()
+            .map_err(|e| Failure::permanent("invalid_config", e.to_string()))?;
         crate::deliver::<C>(&self.config, msg)
     }
 
@@ -80,7 +85,23 @@ impl Harness {
         &mut self,
         req: &WebhookRequest,
     ) -> Result<Vec<InboundEvent>, WebhookError> {
+        self.settings_hold::<C>()
+            .map_err(|e| WebhookError::Malformed(format!("connector configuration: {e}")))?;
         crate::handle_webhook::<C>(&self.config, req)
+    }
+
+    /// The harness's configuration against `C::SETTINGS`, as the gateway
+    /// holds it at load: the first mistake, if any.
+    fn settings_hold<C: Connector>(&self) -> Result<(), ConfigError> {
+        let declared: Vec<crate::settings::Declared<'_>> =
+            C::SETTINGS.iter().map(Into::into).collect();
+        match crate::settings::check(&declared, self.config.entries())
+            .into_iter()
+            .next()
+        {
+            Some(mistake) => Err(ConfigError::new(mistake.key, mistake.message)),
+            None => Ok(()),
+        }
     }
 
     /// Every request the connector sent so far, in order.

@@ -304,6 +304,14 @@ impl Setting {
         }
     }
 
+    /// An optional `true` / `false` setting; read it with [`crate::Config::flag`].
+    pub const fn boolean(name: &'static str) -> Setting {
+        Setting {
+            kind: SettingKind::Boolean,
+            ..Setting::text(name)
+        }
+    }
+
     pub const fn required(self) -> Setting {
         Setting {
             required: true,

@@ -312,6 +312,15 @@ fn a_missing_key_is_a_configuration_error() {
     let h = Harness::new([("base_url", "https://provider.test")]);
     assert_eq!(h.validate::<{{Type}}>().unwrap_err().key, "api_key");
 }
+
+/// The harness holds the settings to `SETTINGS` as the gateway does at load.
+#[test]
+fn a_misspelled_setting_is_refused_as_the_gateway_would() {
+    let h = Harness::new([("api_key", "key-1"), ("bse_url", "https://provider.test")]);
+    let refused = h.validate::<{{Type}}>().unwrap_err();
+    assert_eq!(refused.key, "bse_url");
+    assert!(refused.message.contains("did you mean \"base_url\"?"), "{refused}");
+}
 "##;
 
 const DEV_TOML: &str = r#"# A gateway configuration with this one connector, pointed at the provider

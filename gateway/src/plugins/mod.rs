@@ -309,12 +309,15 @@ impl PluginHost {
         if !mistakes.is_empty() {
             return Ok(Err(mistakes));
         }
-        self.call(&loaded, |c, store| {
-            Box::pin(async move { c.validate_config(store).await })
-        })
-        .await
-        .map_err(|f| anyhow::anyhow!("validate-config failed: {}", f.message))?
-        .map_err(|e| anyhow::anyhow!("invalid config: {e}"))?;
+        let validated = self
+            .call(&loaded, |c, store| {
+                Box::pin(async move { c.validate_config(store).await })
+            })
+            .await
+            .map_err(|f| anyhow::anyhow!("validate-config failed: {}", f.message))?;
+        if let Err(refusal) = validated {
+            return Ok(Err(vec![settings::refusal_at_its_key(&refusal, connector)]));
+        }
         Ok(Ok((loaded, warnings)))
     }
 

@@ -1,18 +1,14 @@
 //! A connector's declared settings held against its `[connectors.config]`:
 //! a typo like `bse_url` would otherwise pass, and the plugin would quietly
-//! fall back to the real provider's URL.
+//! fall back to the real provider's URL. The rule itself is the SDK's
+//! (`crossgate_plugin_sdk::settings`), which connectors' test harness
+//! applies too; here it is placed at the file's lines, with the secrets
+//! written in the file beside it.
 
 use crate::config::Connector;
+pub use crossgate_plugin_sdk::SettingKind;
+use crossgate_plugin_sdk::settings as sdk;
 use std::ops::Range;
-
-/// What a setting holds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SettingKind {
-    Text,
-    Url,
-    Number,
-    Boolean,
-}
 
 /// A setting as the connector declares it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,47 +39,47 @@ pub enum Exposure {
     Reachable,
 }
 
-/// Unknown keys, missing required ones, values of the wrong kind, secrets
-/// written in the file. A connector that declares nothing is not checked.
+/// Unknown keys, missing required ones, values of the wrong kind (the
+/// SDK's check, the one its test harness makes too), and secrets written in
+/// the file. A connector that declares nothing is not checked.
 pub fn check(declared: &[Declared], connector: &Connector, exposure: Exposure) -> Vec<Mistake> {
-    if declared.is_empty() {
-        return Vec::new();
-    }
-    let mut mistakes = Vec::new();
-    let known: Vec<&str> = declared.iter().map(|d| d.name.as_str()).collect();
-    for (key, value) in &connector.settings {
-        let span = connector
+    let sdk: Vec<sdk::Declared<'_>> = declared
+        .iter()
+        .map(|d| sdk::Declared {
+            name: &d.name,
+            required: d.required,
+            kind: d.kind,
+        })
+        .collect();
+    let at = |key: &str| {
+        connector
             .setting_spans
             .get(key)
             .cloned()
-            .unwrap_or_else(|| connector.span.clone());
-        let Some(setting) = declared.iter().find(|d| d.name == *key) else {
-            let near = closest(key, &known)
-                .map(|k| format!("; did you mean {k:?}?"))
-                .unwrap_or_default();
+            .unwrap_or_else(|| connector.span.clone())
+    };
+    let mut mistakes: Vec<Mistake> = sdk::check(&sdk, &connector.settings)
+        .into_iter()
+        .map(|m| Mistake {
+            key: if m.missing {
+                String::new()
+            } else {
+                format!(".{}", m.key)
+            },
+            span: if m.missing {
+                connector.span.clone()
+            } else {
+                at(&m.key)
+            },
+            message: m.message,
+            warning: false,
+        })
+        .collect();
+    for setting in declared.iter().filter(|d| d.secret) {
+        if connector.written_in_file.contains(&setting.name) {
             mistakes.push(Mistake {
-                key: format!(".{key}"),
-                span,
-                message: format!(
-                    "not a setting of this connector's plugin (it takes {}){near}",
-                    known.join(", ")
-                ),
-                warning: false,
-            });
-            continue;
-        };
-        if let Err(why) = kind_holds(setting.kind, value) {
-            mistakes.push(Mistake {
-                key: format!(".{key}"),
-                span: span.clone(),
-                message: why,
-                warning: false,
-            });
-        }
-        if setting.secret && connector.written_in_file.contains(key) {
-            mistakes.push(Mistake {
-                key: format!(".{key}"),
-                span,
+                key: format!(".{}", setting.name),
+                span: at(&setting.name),
                 message: format!(
                     "a secret written in the file: give it as \"env:NAME\" or \"file:PATH\"{}",
                     match exposure {
@@ -95,61 +91,35 @@ pub fn check(declared: &[Declared], connector: &Connector, exposure: Exposure) -
             });
         }
     }
-    for setting in declared.iter().filter(|d| d.required) {
-        if !connector.settings.iter().any(|(k, _)| *k == setting.name) {
-            mistakes.push(Mistake {
-                key: String::new(),
-                span: connector.span.clone(),
-                message: format!("missing required key {:?}", setting.name),
-                warning: false,
-            });
-        }
-    }
     mistakes
 }
 
-fn kind_holds(kind: SettingKind, value: &str) -> Result<(), String> {
-    match kind {
-        SettingKind::Text => Ok(()),
-        SettingKind::Number => value
-            .parse::<f64>()
-            .map(drop)
-            .map_err(|_| format!("{value:?} is not a number")),
-        SettingKind::Boolean => match value {
-            "true" | "false" => Ok(()),
-            _ => Err(format!("{value:?} is not true or false")),
+/// The connector's own refusal of its configuration (`validate-config`),
+/// at the key it names: the SDK writes it `key: message`. A key the file
+/// has is pointed at; one it lacks, at the table; no key, at the entry.
+pub fn refusal_at_its_key(refusal: &str, connector: &Connector) -> Mistake {
+    let named = refusal.split_once(": ").filter(|(key, _)| {
+        !key.is_empty()
+            && key
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    });
+    match named {
+        Some((key, message)) => Mistake {
+            key: format!(".{key}"),
+            span: connector
+                .setting_spans
+                .get(key)
+                .cloned()
+                .unwrap_or_else(|| connector.span.clone()),
+            message: format!("refused by the plugin: {message}"),
+            warning: false,
         },
-        SettingKind::Url => match value.parse::<http::Uri>() {
-            Ok(uri)
-                if matches!(uri.scheme_str(), Some("http" | "https")) && uri.host().is_some() =>
-            {
-                Ok(())
-            }
-            _ => Err(format!("{value:?} is not an http(s) URL")),
+        None => Mistake {
+            key: String::new(),
+            span: connector.span.clone(),
+            message: format!("refused by the plugin: {refusal}"),
+            warning: false,
         },
-    }
-}
-
-/// The declared name nearest to a misspelled one (one or two edits away).
-fn closest<'a>(key: &str, known: &[&'a str]) -> Option<&'a str> {
-    known
-        .iter()
-        .map(|k| (strsim::levenshtein(key, k), *k))
-        .filter(|(d, _)| *d <= 2)
-        .min()
-        .map(|(_, k)| k)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_misspelled_key_is_named_with_its_likely_meaning() {
-        assert_eq!(closest("bse_url", &["base_url", "from"]), Some("base_url"));
-        assert_eq!(closest("colour", &["base_url"]), None);
-        assert!(kind_holds(SettingKind::Url, "ftp://x").is_err());
-        assert!(kind_holds(SettingKind::Url, "http://127.0.0.1:9").is_ok());
-        assert!(kind_holds(SettingKind::Number, "ten").is_err());
     }
 }

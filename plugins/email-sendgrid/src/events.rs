@@ -6,7 +6,7 @@
 //! (base64 DER SubjectPublicKeyInfo) is shown in SendGrid's Mail Settings.
 
 use base64::Engine as _;
-use crossgate_plugin_sdk::{DeliveryState, InboundEvent, StatusEvent, WebhookRequest};
+use crossgate_plugin_sdk::{DeliveryState, InboundEvent, StatusEvent, WebhookRequest, webhook};
 use p256::ecdsa::signature::Verifier as _;
 use p256::ecdsa::{Signature, VerifyingKey};
 use p256::pkcs8::DecodePublicKey as _;
@@ -46,13 +46,7 @@ pub fn verify(req: &WebhookRequest, key: &VerifyingKey) -> Result<(), String> {
     signed.extend_from_slice(&req.body);
     key.verify(&signed, &signature)
         .map_err(|_| "X-Twilio-Email-Event-Webhook-Signature does not match".to_owned())?;
-    fresh(timestamp, now_secs())
-}
-
-fn now_secs() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+    fresh(timestamp, webhook::now_secs())
 }
 
 /// Whether a batch signed at `timestamp` (Unix seconds) is recent at `now`.
@@ -61,13 +55,7 @@ fn fresh(timestamp: &str, now: i64) -> Result<(), String> {
         .trim()
         .parse()
         .map_err(|_| "X-Twilio-Email-Event-Webhook-Timestamp is not Unix seconds")?;
-    let skew = now.saturating_sub(signed_at);
-    if skew.abs() > MAX_SKEW_SECS {
-        return Err(format!(
-            "the batch was signed {skew} s from now, more than {MAX_SKEW_SECS} s: refused as a replay"
-        ));
-    }
-    Ok(())
+    webhook::fresh(signed_at, now, MAX_SKEW_SECS).map_err(|why| format!("the batch was {why}"))
 }
 
 #[cfg(test)]

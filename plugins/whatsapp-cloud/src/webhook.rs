@@ -1,6 +1,7 @@
 //! Meta's webhooks: `X-Hub-Signature-256`, delivery progress in
 //! `entry[].changes[].value.statuses[]` and customers' messages in `messages[]`.
 
+use crossgate_plugin_sdk::webhook::hex_decode;
 use crossgate_plugin_sdk::{
     DeliveryState, InboundEvent, InboundMessage, StatusEvent, WebhookRequest, keywords,
 };
@@ -16,14 +17,7 @@ pub fn verify(req: &WebhookRequest, app_secret: &str) -> Result<(), String> {
     let hex = header
         .strip_prefix("sha256=")
         .ok_or("X-Hub-Signature-256 must start with sha256=")?;
-    let given: Vec<u8> = (0..hex.len())
-        .step_by(2)
-        .map(|i| {
-            hex.get(i..i + 2)
-                .and_then(|b| u8::from_str_radix(b, 16).ok())
-        })
-        .collect::<Option<_>>()
-        .ok_or("X-Hub-Signature-256 is not hex")?;
+    let given = hex_decode(hex).ok_or("X-Hub-Signature-256 is not hex")?;
     let mut mac =
         Hmac::<Sha256>::new_from_slice(app_secret.as_bytes()).map_err(|_| "unusable app secret")?;
     mac.update(&req.body);

@@ -35,16 +35,38 @@ fn cargo(dir: &Path, args: &[&str]) {
     );
 }
 
+/// `crossgate <args>`: its exit, standard output and standard error.
+fn crossgate(args: &[&str]) -> (bool, String, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_crossgate"))
+        .args(args)
+        .env("RUST_LOG", "off")
+        .output()
+        .expect("crossgate runs");
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_connector_made_outside_the_repository_builds_and_delivers() {
     let outside = tempfile::tempdir().unwrap();
-    let dir = scaffold::new(&scaffold::NewConnector {
-        name: "acme-sms",
-        channel: Channel::Sms,
-        parent: outside.path(),
-        sdk: scaffold::Sdk::Path(repo_root().join("plugin-sdk")),
-    })
-    .unwrap();
+    let sdk = repo_root().join("plugin-sdk");
+    let (ok, said, stderr) = crossgate(&[
+        "plugin",
+        "new",
+        "acme-sms",
+        "--channel",
+        "sms",
+        "--dir",
+        outside.path().to_str().unwrap(),
+        "--sdk-path",
+        sdk.to_str().unwrap(),
+    ]);
+    assert!(ok, "{stderr}");
+    let dir = outside.path().join("acme-sms");
+    assert!(said.contains(&dir.display().to_string()), "{said}");
     let again = scaffold::new(&scaffold::NewConnector {
         name: "acme-sms",
         channel: Channel::Sms,
@@ -64,7 +86,8 @@ async fn a_connector_made_outside_the_repository_builds_and_delivers() {
     );
     let wasm = repo_root().join("plugins/target/wasm32-wasip2/release/acme_sms.wasm");
 
-    let inspected = plugin_kit::inspect(&wasm).await.unwrap();
+    let (ok, inspected, stderr) = crossgate(&["plugin", "inspect", wasm.to_str().unwrap()]);
+    assert!(ok, "{stderr}");
     for line in [
         "name      acme-sms",
         "channel   sms",
@@ -89,9 +112,18 @@ async fn a_connector_made_outside_the_repository_builds_and_delivers() {
         text: "Your order shipped".into(),
         ..Content::default()
     };
-    let ran = plugin_kit::run(&target, "+31612345678", &content)
-        .await
-        .unwrap();
+    let (ok, ran, stderr) = crossgate(&[
+        "plugin",
+        "run",
+        wasm.to_str().unwrap(),
+        "--config",
+        dir.join("dev.toml").to_str().unwrap(),
+        "--to",
+        "+31612345678",
+        "--text",
+        "Your order shipped",
+    ]);
+    assert!(ok, "{ran}{stderr}");
     assert!(
         ran.contains(&format!("> POST {}/example/v1/messages", sim.url())),
         "{ran}"

@@ -1,5 +1,6 @@
 //! The connector's `[connectors.config]` table, as the host hands it over.
 
+use crate::Setting;
 use std::fmt;
 
 /// Key/value configuration with secrets already resolved by the gateway.
@@ -72,6 +73,29 @@ impl Config {
                 format!("{url:?} must be an http or https URL"),
             )),
         }
+    }
+
+    /// A declared setting's value, held to its declaration: `None` when an
+    /// optional one is unset, an error naming it when a required one is
+    /// missing or empty, or the value is not of its kind. Reading through
+    /// the constants `SETTINGS` lists keeps `new` and the declaration one
+    /// list: no key is read that the gateway does not check.
+    pub fn setting(&self, setting: &Setting) -> Result<Option<&str>, ConfigError> {
+        match self.get(setting.name) {
+            Some(value) if !value.is_empty() => {
+                crate::settings::kind_holds(setting.kind, value)
+                    .map_err(|why| ConfigError::new(setting.name, why))?;
+                Ok(Some(value))
+            }
+            _ if setting.required => Err(ConfigError::new(setting.name, "is required")),
+            _ => Ok(None),
+        }
+    }
+
+    /// A declared setting that must be there ([`Self::setting`]).
+    pub fn require(&self, setting: &Setting) -> Result<&str, ConfigError> {
+        self.setting(setting)?
+            .ok_or_else(|| ConfigError::new(setting.name, "is required"))
     }
 
     /// A boolean setting: `default` when unset, an error naming the key

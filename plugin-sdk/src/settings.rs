@@ -76,7 +76,7 @@ pub fn check(declared: &[Declared<'_>], given: &[(String, String)]) -> Vec<Mista
     mistakes
 }
 
-fn kind_holds(kind: SettingKind, value: &str) -> Result<(), String> {
+pub(crate) fn kind_holds(kind: SettingKind, value: &str) -> Result<(), String> {
     match kind {
         SettingKind::Text => Ok(()),
         SettingKind::Number => value

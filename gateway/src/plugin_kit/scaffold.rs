@@ -212,21 +212,22 @@ struct Refused {
     message: String,
 }
 
+/// The connector's `[connectors.config]` keys, declared once: the gateway
+/// checks the operator's file against them, and `new` reads through them.
+const API_KEY: Setting = Setting::text("api_key").required().secret();
+const FROM: Setting = Setting::text("from");
+
 impl Connector for {{Type}} {
     const NAME: &'static str = "{{name}}";
     const CHANNEL: Channel = Channel::{{Channel}};
     /// Every `[connectors.config]` key: the gateway refuses any other.
-    const SETTINGS: &'static [Setting] = &[
-        BASE_URL,
-        Setting::text("api_key").required().secret(),
-        Setting::text("from"),
-    ];
+    const SETTINGS: &'static [Setting] = &[BASE_URL, API_KEY, FROM];
 
     fn new(config: &Config) -> Result<Self, ConfigError> {
         Ok({{Type}} {
             base_url: config.base_url("https://api.provider.example")?,
-            api_key: config.required("api_key")?.to_owned(),
-            from: config.get("from").map(str::to_owned),
+            api_key: config.require(&API_KEY)?.to_owned(),
+            from: config.setting(&FROM)?.map(str::to_owned),
         })
     }
 

@@ -59,21 +59,30 @@ struct Part {
     error_text: Option<String>,
 }
 
+/// The `[connectors.config]` keys, declared once: checked by the gateway,
+/// read by `new` through these.
+const API_KEY: Setting = Setting::text("api_key").required();
+const API_SECRET: Setting = Setting::text("api_secret").required().secret();
+const FROM: Setting = Setting::text("from").required();
+const SIGNATURE_SECRET: Setting = Setting::text("signature_secret").secret();
+const SIGNATURE_METHOD: Setting = Setting::text("signature_method");
+const CALLBACK: Setting = Setting::url("callback");
+
 impl Connector for VonageSms {
     const NAME: &'static str = "vonage";
     const CHANNEL: Channel = Channel::Sms;
     const SETTINGS: &'static [Setting] = &[
-        Setting::text("api_key").required(),
-        Setting::text("api_secret").required().secret(),
-        Setting::text("from").required(),
-        Setting::text("signature_secret").secret(),
-        Setting::text("signature_method"),
-        Setting::url("callback"),
+        API_KEY,
+        API_SECRET,
+        FROM,
+        SIGNATURE_SECRET,
+        SIGNATURE_METHOD,
+        CALLBACK,
         BASE_URL,
     ];
 
     fn new(config: &Config) -> Result<Self, ConfigError> {
-        let from = config.required("from")?;
+        let from = config.require(&FROM)?;
         let alphanumeric = from.len() <= 11 && from.chars().all(|c| c.is_ascii_alphanumeric());
         let number = phone::e164(from).is_some();
         if !alphanumeric && !number {
@@ -82,7 +91,7 @@ impl Connector for VonageSms {
                 "must be a phone number or at most 11 letters and digits",
             ));
         }
-        let method = match config.get("signature_method") {
+        let method = match config.setting(&SIGNATURE_METHOD)? {
             None => Method::Md5Hash,
             Some(name) => Method::parse(name).ok_or_else(|| {
                 ConfigError::new(
@@ -93,13 +102,13 @@ impl Connector for VonageSms {
         };
         Ok(VonageSms {
             base_url: config.base_url("https://rest.nexmo.com")?,
-            api_key: config.required("api_key")?.to_owned(),
-            api_secret: config.required("api_secret")?.to_owned(),
+            api_key: config.require(&API_KEY)?.to_owned(),
+            api_secret: config.require(&API_SECRET)?.to_owned(),
             from: from.trim_start_matches('+').to_owned(),
             signature: config
-                .get("signature_secret")
+                .setting(&SIGNATURE_SECRET)?
                 .map(|secret| (secret.to_owned(), method)),
-            callback: config.get("callback").map(str::to_owned),
+            callback: config.setting(&CALLBACK)?.map(str::to_owned),
         })
     }
 

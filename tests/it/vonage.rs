@@ -5,8 +5,8 @@
 //! from the connector's code.
 
 use crate::support::{FAST_DISPATCH, TestGateway, answer, plugin_dir, sms};
-use crossgate_tests::vonage::{DEFAULT_API_KEY, DEFAULT_API_SECRET};
-use crossgate_tests::{Behaviour, ProviderSim};
+use crossgate_tests::vonage::DEFAULT_API_KEY;
+use crossgate_tests::{Behaviour, ProviderSim, vonage_connector};
 use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
 
@@ -16,25 +16,11 @@ const SIGNATURE_SECRET: &str = "vonage-signature-secret-of-this-test";
 async fn gateway(sim: &ProviderSim) -> TestGateway {
     plugin_dir();
     TestGateway::start(&format!(
-        r#"[server]
-public_url = "{PUBLIC_URL}"
-{FAST_DISPATCH}
+        "[server]\npublic_url = \"{PUBLIC_URL}\"\n{FAST_DISPATCH}
 [categories.transactional]
-consent = "opt-out"
-[[connectors]]
-name = "vonage"
-plugin = "sms_vonage.wasm"
-channel = "sms"
-allowed_hosts = ["{sim}"]
-[connectors.config]
-api_key = "{DEFAULT_API_KEY}"
-api_secret = "{DEFAULT_API_SECRET}"
-from = "Crossgate"
-signature_secret = "{SIGNATURE_SECRET}"
-signature_method = "sha256"
-base_url = "{sim}"
-"#,
-        sim = sim.url()
+consent = \"opt-out\"
+{}",
+        vonage_connector("vonage", &sim.url(), SIGNATURE_SECRET)
     ))
     .await
 }

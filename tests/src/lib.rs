@@ -124,6 +124,29 @@ pub fn default_twilio(sim_url: &str) -> String {
     twilio_connector("twilio", sim_url, DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN)
 }
 
+/// A Vonage connector entry against the simulator's default account,
+/// taking webhooks signed with `signature_secret` by HMAC-SHA256.
+pub fn vonage_connector(name: &str, sim_url: &str, signature_secret: &str) -> String {
+    format!(
+        r#"
+[[connectors]]
+name = "{name}"
+plugin = "sms_vonage.wasm"
+channel = "sms"
+allowed_hosts = ["{sim_url}"]
+[connectors.config]
+api_key = "{}"
+api_secret = "{}"
+from = "Crossgate"
+signature_secret = "{signature_secret}"
+signature_method = "sha256"
+base_url = "{sim_url}"
+"#,
+        vonage::DEFAULT_API_KEY,
+        vonage::DEFAULT_API_SECRET
+    )
+}
+
 /// A Twilio connector `twilio` on an account of this simulator alone, for
 /// gateways with API keys: those refuse the default account's token, which
 /// this repository ships.

@@ -26,7 +26,7 @@ fn the_default_config_is_valid_and_its_plugins_load() {
     let (ok, stdout, stderr) = check("config/crossgate.toml");
     assert!(ok, "{stderr}");
     assert!(
-        stdout.contains("ok (5 connectors loaded, 4 templates checked, 2 journeys)"),
+        stdout.contains("ok (6 connectors loaded, 4 templates checked, 2 journeys)"),
         "{stdout}"
     );
 }
@@ -88,7 +88,20 @@ fn the_embedded_default_is_the_committed_file() {
         config.server.listen.ip().is_loopback(),
         "the default listens on loopback only"
     );
-    assert_eq!(config.connectors.len(), 5);
+    assert_eq!(config.connectors.len(), 6);
+    // EU SMS through Vonage first; every other region's through Twilio.
+    let policy = config.policy();
+    let sms_in = |region: &str| -> Vec<String> {
+        policy
+            .connectors_in(Channel::Sms, region)
+            .routes
+            .iter()
+            .map(|c| c.name.clone())
+            .collect()
+    };
+    assert_eq!(sms_in("EU"), ["vonage", "twilio"]);
+    assert_eq!(sms_in("NA"), ["twilio"]);
+    assert_eq!(sms_in("default"), ["twilio"]);
     let channels: Vec<_> = config
         .policy()
         .connectors

@@ -212,3 +212,60 @@ async fn a_stop_by_vonage_opts_the_customer_out() {
     assert_eq!(after["status"], "suppressed", "{after}");
     assert!(sim.requests().is_empty(), "nothing sent");
 }
+
+/// Providers per region: Vonage serves the EU only and leads its SMS;
+/// an EU customer's SMS goes through Vonage, a US customer's through
+/// Twilio, and each plan says which connectors and why.
+#[tokio::test]
+async fn an_eu_customers_sms_goes_through_vonage_and_a_us_customers_through_twilio() {
+    let sim = ProviderSim::start().await.unwrap();
+    let vonage = vonage_connector("vonage", &sim.url(), SIGNATURE_SECRET).replace(
+        "channel = \"sms\"\n",
+        "channel = \"sms\"\nregions = [\"EU\"]\n",
+    );
+    let gw = TestGateway::start(&format!(
+        "{FAST_DISPATCH}
+[regions]
+EU = [\"NL\", \"DE\"]
+NA = [\"US\"]
+[routing.connectors.EU]
+sms = [\"vonage\", \"twilio\"]
+{}{vonage}",
+        crossgate_tests::default_twilio(&sim.url())
+    ))
+    .await;
+    for (id, country, phone) in [("eu", "NL", "+31612345678"), ("us", "US", "+14155550123")] {
+        gw.put_customer(
+            id,
+            &json!({"country": country, "addresses": {"phone": phone}}),
+        )
+        .await;
+    }
+    let send = |customer: &str| json!({"customer_id": customer, "category": "transactional", "content": {"text": "Your code is 1234"}});
+    let eu = gw.settled(&gw.send_ok(&send("eu")).await).await;
+    assert_eq!(eu["delivered_by"], "vonage", "{eu}");
+    let sms_of = |message: &Value| {
+        message["plan"]["channels"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["channel"] == "sms")
+            .cloned()
+            .unwrap()
+    };
+    let sms = sms_of(&eu);
+    assert_eq!(sms["connectors"], json!(["vonage", "twilio"]), "{eu}");
+    assert_eq!(sms["connector_order"], "region");
+
+    let us = gw.settled(&gw.send_ok(&send("us")).await).await;
+    assert_eq!(us["delivered_by"], "twilio", "{us}");
+    let sms = sms_of(&us);
+    assert_eq!(sms["connectors"], json!(["twilio"]), "{us}");
+    assert_eq!(sms["not_in_region"], json!(["vonage"]));
+    let paths: Vec<String> = sim.requests().iter().map(|r| r.path.clone()).collect();
+    assert_eq!(
+        paths.iter().filter(|p| *p == "/sms/json").count(),
+        1,
+        "{paths:?}"
+    );
+}

@@ -29,6 +29,7 @@ pub fn validate(
     broadcasts(config, errors);
     retention(config, errors);
     connectors(config, raw_connectors, env, errors);
+    connector_regions(config, errors);
     shipped_secrets(config, errors);
     manual_clock(config, errors);
 }
@@ -556,6 +557,64 @@ fn regions(config: &Config, errors: &mut Vec<ConfigError>) {
     }
 }
 
+/// Connectors per region: each connector's `regions` and each
+/// `[routing.connectors.<region>]` order name regions that exist (or
+/// `default`), and an order names connectors of its channel that serve
+/// its region, once each.
+fn connector_regions(config: &Config, errors: &mut Vec<ConfigError>) {
+    let known = |region: &str| region == "default" || config.regions.contains_key(region);
+    for (i, connector) in config.connectors.iter().enumerate() {
+        let Some(regions) = &connector.regions else {
+            continue;
+        };
+        let key = format!("connectors[{i}].regions");
+        if regions.is_empty() {
+            errors.push(ConfigError::new(
+                &key,
+                Some(connector.span.clone()),
+                "an empty list serves nobody: leave regions out to serve every region",
+            ));
+        }
+        for region in regions.iter().filter(|r| !known(r)) {
+            errors.push(ConfigError::new(
+                &key,
+                Some(connector.span.clone()),
+                format!("no region {region:?} in [regions] (or write default)"),
+            ));
+        }
+    }
+    for (region, by_channel) in &config.routing.connectors {
+        if !known(region) {
+            errors.push(ConfigError::new(
+                format!("routing.connectors.{region}"),
+                None,
+                format!("no region {region:?} in [regions] (or write default)"),
+            ));
+        }
+        for (channel, names) in by_channel {
+            let key = format!("routing.connectors.{region}.{channel}");
+            let mut seen = HashSet::new();
+            for name in names {
+                let connector = config.connectors.iter().find(|c| &c.name == name);
+                let why = match connector {
+                    None => Some(format!("no connector named {name:?}")),
+                    Some(c) if c.channel != *channel => {
+                        Some(format!("{name:?} sends {}, not {channel}", c.channel))
+                    }
+                    Some(c) if c.regions.as_ref().is_some_and(|r| !r.contains(region)) => {
+                        Some(format!("{name:?} does not serve {region} (its regions)"))
+                    }
+                    Some(_) if !seen.insert(name) => Some(format!("{name:?} is listed twice")),
+                    Some(_) => None,
+                };
+                if let Some(why) = why {
+                    errors.push(ConfigError::new(&key, None, why));
+                }
+            }
+        }
+    }
+}
+
 /// `[[connectors]]`: unique names, what each channel allows, secrets resolved.
 fn connectors(
     config: &mut Config,
@@ -661,6 +720,7 @@ fn connectors(
             channel: raw.channel,
             max_attempts: raw.max_attempts.unwrap_or(config.dispatch.max_attempts),
             cost: raw.cost.clone(),
+            regions: raw.regions.clone(),
             push_format: raw.push_format.unwrap_or_default(),
             calls_per_instance: raw.calls_per_instance.map_or(1, |c| c.into_inner()),
             allowed_hosts: raw.allowed_hosts.into_inner(),

@@ -127,6 +127,8 @@ pub struct Connector {
     pub max_attempts: u32,
     /// Price per message by region (`default` for the rest).
     pub cost: BTreeMap<String, f64>,
+    /// The regions it serves; `None`: every region.
+    pub regions: Option<Vec<String>>,
     pub push_format: crate::customer::PushFormat,
     /// Calls one sandbox instance serves before a fresh one (1: every call).
     pub calls_per_instance: u32,
@@ -201,6 +203,7 @@ impl Config {
                     channel: c.channel,
                     cost: c.cost.clone(),
                     push_format: c.push_format,
+                    regions: c.regions.clone(),
                 })
                 .chain(self.feed_connectors())
                 .collect(),
@@ -229,6 +232,7 @@ impl Config {
             channel,
             cost: cost.clone(),
             push_format: crate::customer::PushFormat::default(),
+            regions: None,
         })
         .collect()
     }

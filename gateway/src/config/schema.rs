@@ -424,6 +424,10 @@ pub struct ConnectorConfig {
     /// `cost = { default = 0.0079, EU = 0.072 }`: price per message by region, for `strategy = "cheapest"`.
     #[serde(default)]
     pub cost: std::collections::BTreeMap<String, f64>,
+    /// `regions = ["EU"]`: the only regions whose customers this connector
+    /// serves (`default` for those in no region); without it, every region.
+    #[serde(default)]
+    pub regions: Option<Vec<String>>,
     /// `push_format = "web-push"`: push connectors only; which push addresses
     /// the connector takes, `"token"` (the default, FCM) or `"web-push"`.
     #[serde(default)]

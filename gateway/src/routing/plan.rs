@@ -47,8 +47,16 @@ pub struct ChannelDecision {
     pub channel: Channel,
     /// `chosen`, or the reason the channel was skipped.
     pub decision: Reason,
+    /// The connectors that serve the customer's region, in the order tried.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub connectors: Vec<String>,
+    /// `region` when the region orders this channel's connectors
+    /// (`[routing.connectors.<region>]`), else `configured`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub connector_order: Option<&'static str>,
+    /// This channel's connectors that do not serve the customer's region.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub not_in_region: Vec<String>,
     /// The cheapest connector's price, times the segments for SMS.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cost: Option<f64>,
@@ -73,6 +81,8 @@ pub enum Reason {
     OptedOut,
     /// No connector serves this channel.
     NoConnector,
+    /// This channel's connectors all serve other regions than the customer's.
+    NoConnectorInRegion,
     /// Every address on this channel is on the suppression list (a STOP
     /// from the number, a hard bounce, a dead token).
     SuppressedAddress,
@@ -89,6 +99,7 @@ impl Reason {
             Reason::NoConsent => "no_consent",
             Reason::OptedOut => "opted_out",
             Reason::NoConnector => "no_connector",
+            Reason::NoConnectorInRegion => "no_connector_in_region",
             Reason::SuppressedAddress => "suppressed_address",
             Reason::Unreachable => "unreachable",
         }
@@ -101,6 +112,9 @@ impl Reason {
             Reason::NoConsent => "the category needs an opt-in that was not given",
             Reason::OptedOut => "opted out of this channel for this category",
             Reason::NoConnector => "no connector serves this channel",
+            Reason::NoConnectorInRegion => {
+                "no connector of this channel serves the customer's region"
+            }
             Reason::SuppressedAddress => "the address is on the suppression list",
             Reason::Unreachable => "the customer has not opened their feed lately",
         }
@@ -161,11 +175,8 @@ pub fn plan(
     let mut channels = Vec::with_capacity(order.len());
     let mut deliveries = Vec::new();
     for channel in order {
-        let routes: Vec<_> = policy
-            .connectors
-            .iter()
-            .filter(|c| c.channel == channel)
-            .collect();
+        let in_region = policy.connectors_in(channel, &region);
+        let routes = &in_region.routes;
         let connectors: Vec<String> = routes.iter().map(|c| c.name.clone()).collect();
         // A push connector takes one kind of push address (token or Web
         // Push subscription): each gets the customer's newest of its kind
@@ -222,6 +233,8 @@ pub fn plan(
             Reason::Unreachable
         } else if !profile.addresses.has(channel) {
             Reason::NoAddress
+        } else if connectors.is_empty() && !in_region.not_in_region.is_empty() {
+            Reason::NoConnectorInRegion
         } else if connectors.is_empty() {
             Reason::NoConnector
         } else if addressed.is_empty() && any_suppressed {
@@ -238,6 +251,16 @@ pub fn plan(
             channel,
             decision,
             cost: cost(policy, channel, &region, request.sms),
+            connector_order: (!connectors.is_empty()).then_some(if in_region.region_ordered {
+                "region"
+            } else {
+                "configured"
+            }),
+            not_in_region: in_region
+                .not_in_region
+                .iter()
+                .map(|n| n.to_string())
+                .collect(),
             connectors,
             sms: request.sms.filter(|_| channel == Channel::Sms),
             escalate_after: None,
@@ -390,13 +413,13 @@ fn order(
     (order, source)
 }
 
-/// What one message costs on `channel` with its cheapest connector: an SMS
-/// is billed per segment.
+/// What one message costs on `channel` with its cheapest connector that
+/// serves the region: an SMS is billed per segment.
 fn cost(policy: &Policy, channel: Channel, region: &str, sms: Option<Segments>) -> Option<f64> {
     let price = policy
-        .connectors
+        .connectors_in(channel, region)
+        .routes
         .iter()
-        .filter(|c| c.channel == channel)
         .filter_map(|c| c.cost_in(region))
         .min_by(f64::total_cmp)?;
     match (channel, sms) {

@@ -20,6 +20,11 @@ pub struct RoutingConfig {
     /// `[routing.regions] LATAM = ["whatsapp", "sms", "email"]`
     #[serde(default)]
     pub regions: BTreeMap<String, Vec<Channel>>,
+    /// `[routing.connectors.EU] sms = ["vonage", "twilio"]`: in a region,
+    /// a channel's connectors in this order first, then the others that
+    /// serve the region, in the order of `[[connectors]]`.
+    #[serde(default)]
+    pub connectors: BTreeMap<String, BTreeMap<Channel, Vec<String>>>,
     /// `escalate_after = { inbox = "2h", email = "1d" }`: once a message
     /// went on this channel, the plan's next channel goes this long after
     /// unless the message was read by then (the read cancels it). Without,
@@ -55,6 +60,7 @@ impl Default for RoutingConfig {
             default: default_order(),
             strategy: Strategy::Ordered,
             regions: BTreeMap::new(),
+            connectors: BTreeMap::new(),
             escalate_after: EscalateAfter::default(),
         }
     }
@@ -289,6 +295,49 @@ impl Policy {
     }
 }
 
+/// A channel's connectors for a customer's region, in the order they are
+/// tried, and why that order.
+#[derive(Debug)]
+pub struct RegionConnectors<'a> {
+    pub routes: Vec<&'a ConnectorRoute>,
+    /// The region's own order (`[routing.connectors.<region>]`) applies.
+    pub region_ordered: bool,
+    /// Connectors of the channel that do not serve the region.
+    pub not_in_region: Vec<&'a str>,
+}
+
+impl Policy {
+    /// The connectors of `channel` that serve `region`, the region's order
+    /// first, then the configured order.
+    pub fn connectors_in(&self, channel: Channel, region: &str) -> RegionConnectors<'_> {
+        let of_channel = || self.connectors.iter().filter(move |c| c.channel == channel);
+        let order = self
+            .routing
+            .connectors
+            .get(region)
+            .and_then(|by_channel| by_channel.get(&channel));
+        let mut routes: Vec<&ConnectorRoute> = order
+            .into_iter()
+            .flatten()
+            .filter_map(|name| of_channel().find(|c| &c.name == name && c.serves(region)))
+            .collect();
+        let listed = routes.len();
+        for c in of_channel().filter(|c| c.serves(region)) {
+            if !routes[..listed].iter().any(|r| r.name == c.name) {
+                routes.push(c);
+            }
+        }
+        RegionConnectors {
+            routes,
+            region_ordered: listed > 0,
+            not_in_region: of_channel()
+                .filter(|c| !c.serves(region))
+                .map(|c| c.name.as_str())
+                .collect(),
+        }
+    }
+}
+
 impl Policy {
     /// A profile names only regions and categories this configuration has:
     /// a consent for a category nobody configured would never be asked.
@@ -331,9 +380,17 @@ pub struct ConnectorRoute {
     pub cost: BTreeMap<String, f64>,
     /// Which push addresses it takes (push connectors only).
     pub push_format: crate::customer::PushFormat,
+    /// The regions whose customers it serves; `None`: every region.
+    pub regions: Option<Vec<String>>,
 }
 
 impl ConnectorRoute {
+    pub fn serves(&self, region: &str) -> bool {
+        self.regions
+            .as_ref()
+            .is_none_or(|regions| regions.iter().any(|r| r == region))
+    }
+
     pub fn cost_in(&self, region: &str) -> Option<f64> {
         self.cost
             .get(region)

@@ -60,6 +60,7 @@ fn policy(strategy: Strategy) -> Policy {
         channel,
         cost: costs.iter().map(|(r, c)| (r.to_string(), *c)).collect(),
         push_format: PushFormat::Token,
+        regions: None,
     };
     Policy {
         regions,
@@ -67,6 +68,7 @@ fn policy(strategy: Strategy) -> Policy {
             default: vec![Channel::Email, Channel::Push, Channel::Sms],
             strategy,
             regions: orders,
+            connectors: Default::default(),
             escalate_after: Default::default(),
         },
         categories,
@@ -664,4 +666,62 @@ fn an_sms_costs_its_price_per_segment() {
     let json = serde_json::to_value(&plan.channels[0]).unwrap();
     assert_eq!(json["encoding"], "GSM-7");
     assert_eq!(json["segments"], 3);
+}
+
+/// A connector may serve some regions only, and a region may order a
+/// channel's connectors: an EU customer's SMS goes through Vonage first,
+/// a US customer's never does, and the plan says which and why.
+#[test]
+fn connectors_are_chosen_and_ordered_by_region() {
+    let mut policy = policy(Strategy::Ordered);
+    policy.connectors.push(ConnectorRoute {
+        name: "vonage".into(),
+        channel: Channel::Sms,
+        cost: [("default".to_owned(), 0.001), ("EU".to_owned(), 0.05)].into(),
+        push_format: PushFormat::Token,
+        regions: Some(vec!["EU".into()]),
+    });
+    policy.routing.connectors.insert(
+        "EU".into(),
+        [(Channel::Sms, vec!["vonage".to_owned()])].into(),
+    );
+    let sms = |policy: &Policy, country: &str, phone: &str| {
+        let request = Request {
+            channels: Some(&[Channel::Sms]),
+            ..transactional()
+        };
+        let profile = customer(Some(country), false, Some(phone), None, false);
+        plan(request, &profile, &[], policy, noon(), 0).unwrap()
+    };
+    let eu = sms(&policy, "NL", "+31612345678");
+    let decision = &eu.channels[0];
+    assert_eq!(decision.connectors, ["vonage", "twilio", "twilio-backup"]);
+    assert_eq!(decision.connector_order, Some("region"));
+    assert!(decision.not_in_region.is_empty());
+    assert_eq!(eu.deliveries[0].connector, "vonage");
+    assert_eq!(
+        decision.cost,
+        Some(0.009),
+        "the cheapest serving the EU: twilio-backup"
+    );
+
+    let us = sms(&policy, "US", "+14155550123");
+    let decision = &us.channels[0];
+    assert_eq!(decision.connectors, ["twilio", "twilio-backup"]);
+    assert_eq!(decision.connector_order, Some("configured"));
+    assert_eq!(decision.not_in_region, ["vonage"]);
+    assert!(us.deliveries.iter().all(|d| d.connector != "vonage"));
+    assert_eq!(
+        decision.cost,
+        Some(0.0079),
+        "vonage's price is not the US's"
+    );
+
+    // A channel whose connectors all serve elsewhere says so.
+    policy
+        .connectors
+        .retain(|c| c.channel != Channel::Sms || c.name == "vonage");
+    let us = sms(&policy, "US", "+14155550123");
+    assert_eq!(reason(&us, Channel::Sms), Some(Reason::NoConnectorInRegion));
+    assert_eq!(us.suppressed.unwrap().reason, "no_connector_in_region");
 }

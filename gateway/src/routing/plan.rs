@@ -416,10 +416,11 @@ fn order(
 /// What one message costs on `channel` with its cheapest connector that
 /// serves the region: an SMS is billed per segment.
 fn cost(policy: &Policy, channel: Channel, region: &str, sms: Option<Segments>) -> Option<f64> {
+    // The cheapest does not depend on the order: no list is built.
     let price = policy
-        .connectors_in(channel, region)
-        .routes
+        .connectors
         .iter()
+        .filter(|c| c.channel == channel && c.serves(region))
         .filter_map(|c| c.cost_in(region))
         .min_by(f64::total_cmp)?;
     match (channel, sms) {

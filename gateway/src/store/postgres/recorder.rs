@@ -91,8 +91,10 @@ async fn record_rows(db: &impl Sql, rows: &[&AttemptResult], node: &str) -> Resu
                    AND deliveries.state = 'leased' AND deliveries.lease_until = r.lease_until
                  RETURNING deliveries.id),
              e AS (
-                 SELECT r.*, r.finishing IS NOT NULL AND r.delivery_id IN (SELECT id FROM d) AS ends
-                 FROM r),
+                 SELECT r.*, r.delivery_id IN (SELECT id FROM d) AS took,
+                        r.finishing IS NOT NULL AND r.delivery_id IN (SELECT id FROM d)
+                            AND o.status IN {open} AS ends
+                 FROM r JOIN messages o ON o.id = r.message_id),
              x AS (
                  UPDATE deliveries SET state = 'pending', due_at = e.escalate_at
                  FROM e
@@ -104,10 +106,14 @@ async fn record_rows(db: &impl Sql, rows: &[&AttemptResult], node: &str) -> Resu
                  UPDATE messages SET attempt_count = attempt_count + 1, updated_at = e.finished_at,
                      status = CASE WHEN e.ends THEN e.finishing ELSE status END,
                      status_reason = CASE WHEN e.ends THEN NULL ELSE status_reason END,
-                     delivered_by = CASE WHEN e.ends THEN e.connector ELSE delivered_by END,
-                     delivered_channel = CASE WHEN e.ends THEN e.channel ELSE delivered_channel END,
-                     provider_message_id = CASE WHEN e.ends THEN e.provider_id
-                                                ELSE provider_message_id END,
+                     -- Sent, whether it finished the message or went after it was
+                     -- delivered (an escalation): the provider's reports find it by these.
+                     delivered_by = CASE WHEN e.took AND e.provider_id IS NOT NULL
+                                         THEN e.connector ELSE delivered_by END,
+                     delivered_channel = CASE WHEN e.took AND e.provider_id IS NOT NULL
+                                              THEN e.channel ELSE delivered_channel END,
+                     provider_message_id = CASE WHEN e.took AND e.provider_id IS NOT NULL
+                                                THEN e.provider_id ELSE provider_message_id END,
                      event_seq = event_seq + CASE WHEN e.ends AND callback_url IS NOT NULL
                                                   THEN 1 ELSE 0 END
                  FROM e
@@ -132,6 +138,7 @@ async fn record_rows(db: &impl Sql, rows: &[&AttemptResult], node: &str) -> Resu
                  WHERE ends AND callback_url IS NOT NULL)
              SELECT delivery_id, ends FROM m",
             payload = super::outbox::payload_sql("finished_at"),
+            open = crate::store::OPEN.as_str(),
         )
     });
     let n = rows.len();

@@ -295,6 +295,13 @@ pub fn record(conn: &Connection, r: &AttemptResult, node: &str) -> Result<Option
         None => None,
     };
     let ended = finished_row.and(finished.map(|(status, _, _)| status));
+    let sent_by = match &r.next {
+        Next::Sent {
+            provider_message_id,
+            ..
+        } => Some((a.connector.as_str(), provider_message_id.as_str())),
+        _ => None,
+    };
     let number = match finished_row {
         Some((number, with_callback)) => {
             if with_callback {
@@ -302,12 +309,27 @@ pub fn record(conn: &Connection, r: &AttemptResult, node: &str) -> Result<Option
             }
             number
         }
+        // Not finished by this attempt: a retry, or a later channel of a
+        // message already delivered (an escalation), which answers to its
+        // provider's id from now on, so that provider's reports find it.
         None => conn
             .prepare_cached(
-                "UPDATE messages SET attempt_count = attempt_count + 1, updated_at = ?2
+                "UPDATE messages SET attempt_count = attempt_count + 1, updated_at = ?2,
+                     delivered_by = COALESCE(?3, delivered_by),
+                     delivered_channel = CASE WHEN ?3 IS NULL THEN delivered_channel ELSE ?4 END,
+                     provider_message_id = COALESCE(?5, provider_message_id)
                  WHERE id = ?1 RETURNING attempt_count",
             )?
-            .query_row(params![r.message_id, a.finished_at], |row| row.get(0))?,
+            .query_row(
+                params![
+                    r.message_id,
+                    a.finished_at,
+                    sent_by.map(|(by, _)| by),
+                    a.channel.as_str(),
+                    sent_by.map(|(_, id)| id),
+                ],
+                |row| row.get(0),
+            )?,
     };
     conn.prepare_cached(
         "INSERT INTO attempts (message_id, number, delivery_id, connector, channel, started_at,

@@ -277,6 +277,33 @@ pub async fn an_escalation_waits_and_a_read_ends_it(s: Stores) {
     );
     assert_eq!(status(&*s.a, "read").await, MessageStatus::Read);
     assert_eq!(status(&*s.a, "unread").await, MessageStatus::Delivered);
+
+    // The escalated SMS goes: the message keeps its status (the inbox
+    // delivered it) but now answers to the SMS provider's id, so that
+    // provider's reports find it.
+    let ended =
+        s.b.record_attempt(attempt(&due[0], 6_001, Outcome::Sent, sent()))
+            .await
+            .unwrap();
+    assert_eq!(ended, None, "nothing finished: it was delivered already");
+    let unread = s.a.message("unread").await.unwrap().unwrap();
+    assert_eq!(unread.status, MessageStatus::Delivered);
+    assert_eq!(unread.delivered_by.as_deref(), Some("twilio"));
+    assert_eq!(unread.provider_message_id.as_deref(), Some("SM1"));
+    let report = ProviderStatus {
+        connector: "twilio".into(),
+        provider_message_id: "SM1".into(),
+        state: "read".into(),
+        code: None,
+        description: None,
+        at: 7_000,
+    };
+    assert_eq!(
+        s.a.apply_provider_status(report).await.unwrap().as_deref(),
+        Some("unread"),
+        "the SMS provider's report finds the message"
+    );
+    assert_eq!(status(&*s.a, "unread").await, MessageStatus::Read);
 }
 
 pub async fn feed_items_go_with_message_retention(s: Stores) {

@@ -99,9 +99,15 @@ async fn a_connector_made_outside_the_repository_builds_and_delivers() {
 
     // Its own dev.toml, pointed at this test's simulator.
     let sim = ProviderSim::start().await.unwrap();
+    // Compiled components cached in the crate's own target folder, not
+    // in the working directory of this test.
     let dev = std::fs::read_to_string(dir.join("dev.toml"))
         .unwrap()
-        .replace("http://127.0.0.1:9090", &sim.url());
+        .replace("http://127.0.0.1:9090", &sim.url())
+        .replace(
+            "\"target/plugin-cache\"",
+            &format!("\"{}\"", dir.join("target/plugin-cache").display()),
+        );
     std::fs::write(dir.join("dev.toml"), &dev).unwrap();
     let target = Target {
         plugin: &wasm,

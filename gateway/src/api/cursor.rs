@@ -10,6 +10,14 @@ pub fn encode(at: i64, id: &str) -> String {
     URL_SAFE_NO_PAD.encode(format!("{at} {id}"))
 }
 
+/// The cursor after a full page (`limit` items, the last at `at` with
+/// `id`); `None` after a short one: there is nothing older.
+pub fn next<T>(page: &[T], limit: usize, key: impl Fn(&T) -> (i64, &str)) -> Option<String> {
+    let last = page.last().filter(|_| page.len() == limit)?;
+    let (at, id) = key(last);
+    Some(encode(at, id))
+}
+
 /// What `encode` made, or `422` on the parameter `field`.
 pub fn decode(cursor: &str, field: &str) -> Result<(i64, String), ApiError> {
     let bad = || ApiError::invalid("invalid_cursor", field, "not a cursor this list gave");

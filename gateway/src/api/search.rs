@@ -69,13 +69,7 @@ pub async fn messages(
     let query = query_of(&state, query)?;
     let limit = query.limit;
     let found = state.store.search_messages(query).await?;
-    let next_cursor = (found.len() == limit)
-        .then(|| {
-            found
-                .last()
-                .map(|m| super::cursor::encode(m.created_at, &m.id))
-        })
-        .flatten();
+    let next_cursor = super::cursor::next(&found, limit, |m| (m.created_at, &m.id));
     Ok(Json(json!({
         "messages": found.iter().map(view).collect::<Vec<_>>(),
         "next_cursor": next_cursor,

@@ -44,16 +44,7 @@ pub async fn run(
         escape(&run.customer_id),
         escape(&run.status),
     );
-    for record in view["history"].as_array().into_iter().flatten() {
-        let text = |key: &str| escape(record[key].as_str().unwrap_or(""));
-        html += &format!(
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            text("at"),
-            text("step"),
-            text("what"),
-            text("why")
-        );
-    }
+    html += &history_rows(&view["history"]);
     html += "</tbody></table>";
     layout(&session, &format!("Journey run {id}"), &html)
 }
@@ -97,16 +88,7 @@ pub async fn simulate(
                  <th>Step</th><th>What</th><th>Why</th></tr></thead><tbody>",
                 escape(run["status"].as_str().unwrap_or("?"))
             );
-            for record in run["history"].as_array().into_iter().flatten() {
-                let text = |key: &str| escape(record[key].as_str().unwrap_or(""));
-                html += &format!(
-                    "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-                    text("at"),
-                    text("step"),
-                    text("what"),
-                    text("why")
-                );
-            }
+            html += &history_rows(&run["history"]);
             html + "</tbody></table><p><a href=\"/console/journeys\">Journeys</a></p>"
         }
     };
@@ -189,4 +171,20 @@ pub async fn journeys(State(state): State<Arc<AppState>>, headers: HeaderMap) ->
         );
     }
     layout(&session, "Journeys", &html)
+}
+
+/// A run's history (its view's `history`, stored or simulated) as table rows.
+fn history_rows(history: &serde_json::Value) -> String {
+    let mut rows = String::new();
+    for record in history.as_array().into_iter().flatten() {
+        let text = |key: &str| escape(record[key].as_str().unwrap_or(""));
+        rows += &format!(
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            text("at"),
+            text("step"),
+            text("what"),
+            text("why")
+        );
+    }
+    rows
 }

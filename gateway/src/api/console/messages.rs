@@ -86,17 +86,12 @@ pub async fn search(
                 );
             }
             html += "</tbody></table>";
-            if found.len() == 50
-                && let Some(last) = found.last()
-            {
+            if let Some(after) = crate::api::cursor::next(&found, 50, |m| (m.created_at, &m.id)) {
                 let mut next: Vec<(String, String)> = FIELDS
                     .iter()
                     .filter_map(|(name, _)| given(name).map(|v| (name.to_string(), v)))
                     .collect();
-                next.push((
-                    "after".into(),
-                    crate::api::cursor::encode(last.created_at, &last.id),
-                ));
+                next.push(("after".into(), after));
                 let link: String = form_urlencoded::Serializer::new(String::new())
                     .extend_pairs(next)
                     .finish();

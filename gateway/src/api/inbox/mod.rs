@@ -136,13 +136,7 @@ pub async fn items(
             now,
         })
         .await?;
-    let next_cursor = (items.len() == limit)
-        .then(|| {
-            items
-                .last()
-                .map(|item| super::cursor::encode(item.created_at, &item.id))
-        })
-        .flatten();
+    let next_cursor = super::cursor::next(&items, limit, |item| (item.created_at, &item.id));
     Ok(Json(json!({
         "items": items.iter().map(view).collect::<Vec<_>>(),
         "next_cursor": next_cursor,

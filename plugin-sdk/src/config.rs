@@ -1,6 +1,6 @@
 //! The connector's `[connectors.config]` table, as the host hands it over.
 
-use crate::Setting;
+use crate::{Setting, SettingKind};
 use std::fmt;
 
 /// Key/value configuration with secrets already resolved by the gateway.
@@ -83,7 +83,7 @@ impl Config {
     pub fn setting(&self, setting: &Setting) -> Result<Option<&str>, ConfigError> {
         match self.get(setting.name) {
             Some(value) if !value.is_empty() => {
-                crate::settings::kind_holds(setting.kind, value)
+                crate::settings::kind_holds(setting.kind.into(), value)
                     .map_err(|why| ConfigError::new(setting.name, why))?;
                 Ok(Some(value))
             }
@@ -96,6 +96,35 @@ impl Config {
     pub fn require(&self, setting: &Setting) -> Result<&str, ConfigError> {
         self.setting(setting)?
             .ok_or_else(|| ConfigError::new(setting.name, "is required"))
+    }
+
+    /// A declared boolean setting: `default` when unset.
+    pub fn boolean(&self, setting: &Setting, default: bool) -> Result<bool, ConfigError> {
+        Ok(self.setting(setting)?.map_or(default, |v| v == "true"))
+    }
+
+    /// A declared number setting.
+    pub fn number(&self, setting: &Setting) -> Result<Option<f64>, ConfigError> {
+        self.setting(setting)?
+            .map(|v| {
+                v.parse::<f64>()
+                    .map_err(|_| ConfigError::new(setting.name, format!("{v:?} is not a number")))
+            })
+            .transpose()
+    }
+
+    /// A declared choice setting, as the declaration's own word (so a
+    /// connector can `match` on it with no string left unhandled).
+    pub fn choice(&self, setting: &Setting) -> Result<Option<&'static str>, ConfigError> {
+        let SettingKind::Choice(words) = setting.kind else {
+            return Err(ConfigError::new(
+                setting.name,
+                "is not declared as a choice",
+            ));
+        };
+        Ok(self
+            .setting(setting)?
+            .and_then(|v| words.iter().copied().find(|w| *w == v)))
     }
 
     /// A boolean setting: `default` when unset, an error naming the key

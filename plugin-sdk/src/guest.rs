@@ -9,8 +9,8 @@ use std::marker::PhantomData;
 #[doc(hidden)]
 pub mod bindings {
     wit_bindgen::generate!({
-        path: "wit/0.3.0",
-        world: "crossgate:connector/connector@0.3.0",
+        path: "wit/0.4.0",
+        world: "crossgate:connector/connector@0.4.0",
         generate_all,
         pub_export_macro: true,
         export_macro_name: "export_connector",
@@ -54,6 +54,9 @@ impl<C: Connector, P: Packaged> bindings::Guest for Adapter<C, P> {
                     crate::SettingKind::Url => wit::SettingKind::Url,
                     crate::SettingKind::Number => wit::SettingKind::Number,
                     crate::SettingKind::Boolean => wit::SettingKind::Boolean,
+                    crate::SettingKind::Choice(words) => {
+                        wit::SettingKind::Choice(words.iter().map(|w| (*w).to_owned()).collect())
+                    }
                 },
             })
             .collect()
@@ -67,18 +70,25 @@ impl<C: Connector, P: Packaged> bindings::Guest for Adapter<C, P> {
         crate::deliver::<C>(&config(), &message_from_wit(msg))
             .map(|r| wit::Receipt {
                 provider_message_id: r.provider_message_id,
+                part_ids: r.part_ids,
             })
             .map_err(failure_to_wit)
     }
 
-    fn handle_webhook(req: wit::WebhookRequest) -> Result<Vec<wit::InboundEvent>, String> {
+    fn handle_webhook(
+        req: wit::WebhookRequest,
+    ) -> Result<Vec<wit::InboundEvent>, wit::WebhookError> {
         let req = WebhookRequest {
             method: req.method,
             url: req.url,
             headers: req.headers,
             body: req.body,
         };
-        let events = crate::handle_webhook::<C>(&config(), &req).map_err(|e| e.to_wire())?;
+        let events = crate::handle_webhook::<C>(&config(), &req).map_err(|e| match e {
+            crate::WebhookError::Unauthorized(why) => wit::WebhookError::Unauthorized(why),
+            crate::WebhookError::Malformed(why) => wit::WebhookError::Malformed(why),
+            crate::WebhookError::Unsupported => wit::WebhookError::Unsupported,
+        })?;
         Ok(events.into_iter().filter_map(event_to_wit).collect())
     }
 }
@@ -136,6 +146,7 @@ fn message_from_wit(msg: wit::Message) -> Message {
             parameters: t.parameters,
         }),
         metadata: msg.metadata,
+        sender: msg.sender,
     }
 }
 

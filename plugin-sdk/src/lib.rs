@@ -59,7 +59,7 @@ pub use types::{
 pub const SDK_VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// The contract (WIT package) version this SDK builds plugins against.
-pub const CONTRACT_VERSION: &str = "0.3.0";
+pub const CONTRACT_VERSION: &str = "0.4.0";
 
 /// The settings every connector takes besides its own: where the provider
 /// is (a simulator in tests).

@@ -11,7 +11,30 @@ use crate::{Setting, SettingKind};
 pub struct Declared<'a> {
     pub name: &'a str,
     pub required: bool,
-    pub kind: SettingKind,
+    pub kind: Kind<'a>,
+}
+
+/// What a declared setting holds ([`SettingKind`], for a declaration that
+/// is not the connector's own constant).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind<'a> {
+    Text,
+    Url,
+    Number,
+    Boolean,
+    Choice(&'a [&'a str]),
+}
+
+impl From<SettingKind> for Kind<'static> {
+    fn from(kind: SettingKind) -> Self {
+        match kind {
+            SettingKind::Text => Kind::Text,
+            SettingKind::Url => Kind::Url,
+            SettingKind::Number => Kind::Number,
+            SettingKind::Boolean => Kind::Boolean,
+            SettingKind::Choice(words) => Kind::Choice(words),
+        }
+    }
 }
 
 impl<'a> From<&'a Setting> for Declared<'a> {
@@ -19,7 +42,7 @@ impl<'a> From<&'a Setting> for Declared<'a> {
         Declared {
             name: s.name,
             required: s.required,
-            kind: s.kind,
+            kind: s.kind.into(),
         }
     }
 }
@@ -76,18 +99,20 @@ pub fn check(declared: &[Declared<'_>], given: &[(String, String)]) -> Vec<Mista
     mistakes
 }
 
-pub(crate) fn kind_holds(kind: SettingKind, value: &str) -> Result<(), String> {
+pub(crate) fn kind_holds(kind: Kind<'_>, value: &str) -> Result<(), String> {
     match kind {
-        SettingKind::Text => Ok(()),
-        SettingKind::Number => value
+        Kind::Text => Ok(()),
+        Kind::Choice(words) if words.contains(&value) => Ok(()),
+        Kind::Choice(words) => Err(format!("{value:?} is not one of {}", words.join(", "))),
+        Kind::Number => value
             .parse::<f64>()
             .map(drop)
             .map_err(|_| format!("{value:?} is not a number")),
-        SettingKind::Boolean => match value {
+        Kind::Boolean => match value {
             "true" | "false" => Ok(()),
             _ => Err(format!("{value:?} is not true or false")),
         },
-        SettingKind::Url => {
+        Kind::Url => {
             let rest = value
                 .strip_prefix("https://")
                 .or_else(|| value.strip_prefix("http://"));
@@ -147,13 +172,19 @@ mod tests {
 
     #[test]
     fn values_are_held_to_their_kind() {
-        assert!(kind_holds(SettingKind::Url, "ftp://x").is_err());
-        assert!(kind_holds(SettingKind::Url, "not a url").is_err());
-        assert!(kind_holds(SettingKind::Url, "https://").is_err());
-        assert!(kind_holds(SettingKind::Url, "http://127.0.0.1:9").is_ok());
-        assert!(kind_holds(SettingKind::Url, "https://api.example.com/v1?x=1").is_ok());
-        assert!(kind_holds(SettingKind::Number, "ten").is_err());
-        assert!(kind_holds(SettingKind::Boolean, "yes").is_err());
-        assert!(kind_holds(SettingKind::Boolean, "false").is_ok());
+        assert!(kind_holds(Kind::Url, "ftp://x").is_err());
+        assert!(kind_holds(Kind::Url, "not a url").is_err());
+        assert!(kind_holds(Kind::Url, "https://").is_err());
+        assert!(kind_holds(Kind::Url, "http://127.0.0.1:9").is_ok());
+        assert!(kind_holds(Kind::Url, "https://api.example.com/v1?x=1").is_ok());
+        assert!(kind_holds(Kind::Number, "ten").is_err());
+        assert!(kind_holds(Kind::Boolean, "yes").is_err());
+        assert!(kind_holds(Kind::Boolean, "false").is_ok());
+        let region = Kind::Choice(&["eu", "us"]);
+        assert!(kind_holds(region, "eu").is_ok());
+        assert_eq!(
+            kind_holds(region, "EU"),
+            Err("\"EU\" is not one of eu, us".to_owned())
+        );
     }
 }

@@ -45,6 +45,10 @@ pub struct Message {
     pub html: Option<String>,
     pub template: Option<ProviderTemplate>,
     pub metadata: Vec<(String, String)>,
+    /// The number, short code, sender ID or WhatsApp number the gateway's
+    /// sender pool chose for this recipient; `None`: the connector's own
+    /// configured sender.
+    pub sender: Option<String>,
 }
 
 impl Message {
@@ -60,6 +64,7 @@ impl Message {
             html: None,
             template: None,
             metadata: Vec::new(),
+            sender: None,
         }
     }
 
@@ -88,13 +93,25 @@ impl Message {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Receipt {
     pub provider_message_id: String,
+    /// The provider's ids of the message's further parts, when it split the
+    /// message (a long SMS sent as several): their delivery reports count
+    /// for this message too.
+    pub part_ids: Vec<String>,
 }
 
 impl Receipt {
     pub fn new(provider_message_id: impl Into<String>) -> Self {
         Receipt {
             provider_message_id: provider_message_id.into(),
+            part_ids: Vec::new(),
         }
+    }
+
+    /// A message the provider split: the first part's id names it, the
+    /// others' reports count for it as well.
+    pub fn with_parts(mut self, part_ids: impl IntoIterator<Item = String>) -> Self {
+        self.part_ids = part_ids.into_iter().collect();
+        self
     }
 }
 
@@ -239,21 +256,15 @@ pub enum WebhookError {
     Unsupported,
 }
 
-impl WebhookError {
-    /// Contract 0.2.0 carries a webhook error as a string; the kind travels
-    /// as a prefix the host reads back (`crossgate::plugins::WebhookRejection`).
-    pub fn to_wire(&self) -> String {
-        match self {
-            WebhookError::Unauthorized(m) => format!("unauthorized: {m}"),
-            WebhookError::Malformed(m) => format!("malformed: {m}"),
-            WebhookError::Unsupported => "unsupported: this connector takes no webhooks".into(),
-        }
-    }
-}
-
 impl fmt::Display for WebhookError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.to_wire())
+        match self {
+            WebhookError::Unauthorized(m) => write!(f, "unauthorized: {m}"),
+            WebhookError::Malformed(m) => write!(f, "malformed: {m}"),
+            WebhookError::Unsupported => {
+                f.write_str("unsupported: this connector takes no webhooks")
+            }
+        }
     }
 }
 
@@ -264,7 +275,10 @@ pub enum SettingKind {
     /// `http://` or `https://` and a host.
     Url,
     Number,
+    /// `true` or `false`; read it with [`crate::Config::boolean`].
     Boolean,
+    /// One of these words; read it with [`crate::Config::choice`].
+    Choice(&'static [&'static str]),
 }
 
 /// A key of the connector's `[connectors.config]`, declared so the gateway
@@ -304,10 +318,19 @@ impl Setting {
         }
     }
 
-    /// An optional `true` / `false` setting; read it with [`crate::Config::flag`].
+    /// An optional `true` / `false` setting; read it with [`crate::Config::boolean`].
     pub const fn boolean(name: &'static str) -> Setting {
         Setting {
             kind: SettingKind::Boolean,
+            ..Setting::text(name)
+        }
+    }
+
+    /// An optional setting that holds one of `words` (a region, a mode);
+    /// read it with [`crate::Config::choice`].
+    pub const fn choice(name: &'static str, words: &'static [&'static str]) -> Setting {
+        Setting {
+            kind: SettingKind::Choice(words),
             ..Setting::text(name)
         }
     }

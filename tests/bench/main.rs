@@ -134,6 +134,7 @@ fn message<'a>(id: &'a str, content: &'a Content) -> Outgoing<'a> {
         channel: Channel::Sms,
         to: "+31612345678",
         content,
+        sender: None,
     }
 }
 

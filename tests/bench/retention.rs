@@ -103,6 +103,7 @@ async fn seed(store: &dyn Store, at: i64) {
                     node: None,
                 },
                 next: Next::Sent {
+                    parts: Vec::new(),
                     provider_message_id: "SM0".into(),
                     delivered: false,
                     escalate_at: None,

@@ -25,8 +25,12 @@ async fn released_twilio(sim: &ProviderSim, contract: &str, name: &str) -> TestG
 }
 
 #[tokio::test]
-async fn plugins_built_for_contracts_0_1_and_0_2_still_load_and_deliver() {
-    for (contract, name) in [("0.1.0", "twilio-0-1"), ("0.2.0", "twilio-0-2")] {
+async fn plugins_built_for_contracts_0_1_to_0_3_still_load_and_deliver() {
+    for (contract, name) in [
+        ("0.1.0", "twilio-0-1"),
+        ("0.2.0", "twilio-0-2"),
+        ("0.3.0", "twilio-0-3"),
+    ] {
         let sim = ProviderSim::start().await.unwrap();
         let gw = released_twilio(&sim, contract, name).await;
         let id = gw.send_ok(&sms("+31612345678", "still here")).await;
@@ -76,7 +80,7 @@ async fn a_0_2_plugins_webhooks_are_read_through_the_0_3_host() {
 #[tokio::test]
 async fn the_host_reads_each_plugins_contract_version() {
     let sim = ProviderSim::start().await.unwrap();
-    let entries: String = [("0.1.0", "old"), ("0.2.0", "mid")]
+    let entries: String = [("0.1.0", "old"), ("0.2.0", "mid"), ("0.3.0", "last")]
         .iter()
         .map(|(contract, name)| released_entry(&sim, contract, name))
         .chain([twilio_connector(
@@ -97,6 +101,61 @@ async fn the_host_reads_each_plugins_contract_version() {
         .collect();
     assert_eq!(versions["old"], "0.1.0");
     assert_eq!(versions["mid"], "0.2.0");
+    assert_eq!(versions["last"], "0.3.0");
     assert_eq!(versions["new"], crossgate_plugin_sdk::CONTRACT_VERSION);
-    assert_eq!(crossgate_plugin_sdk::CONTRACT_VERSION, "0.3.0");
+    assert_eq!(crossgate_plugin_sdk::CONTRACT_VERSION, "0.4.0");
+    // 0.3.0 declared its settings: they are still checked.
+    let typo = released_entry(&sim, "0.3.0", "typo").replace("base_url =", "bse_url =");
+    let config = crate::support::test_config(&typo, &dir.path().join("db2"));
+    let refused = match crossgate::plugins::PluginHost::load(&config).await {
+        Ok(_) => panic!("a misspelled key of a 0.3.0 plugin loaded"),
+        Err(errors) => errors
+            .iter()
+            .map(|e| format!("{}: {}\n", e.key, e.message))
+            .collect::<String>(),
+    };
+    assert!(refused.contains("did you mean \"base_url\"?"), "{refused}");
+}
+
+#[tokio::test]
+async fn a_0_3_plugins_replies_and_refusals_are_read_through_the_0_4_host() {
+    let sim = ProviderSim::start().await.unwrap();
+    let gw = released_twilio(&sim, "0.3.0", "twilio").await;
+    let id = gw.send_ok(&sms("+31612345678", "report back")).await;
+    let sid = gw.settled(&id).await["provider_message_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (status, applied) = twilio_callback(
+        &gw,
+        &[("MessageSid", &sid), ("MessageStatus", "delivered")],
+        DEFAULT_AUTH_TOKEN,
+    )
+    .await;
+    assert_eq!(
+        (status, &applied["matched_messages"]),
+        (200, &serde_json::json!(1))
+    );
+    assert_eq!(gw.message(&id).await["status"], "delivered");
+    // 0.3.0 introduced replies: a plain answer is one.
+    let (status, applied) = twilio_callback(
+        &gw,
+        &[
+            ("MessageSid", "SM-reply-1"),
+            ("From", "+31612345678"),
+            ("Body", "thanks"),
+        ],
+        DEFAULT_AUTH_TOKEN,
+    )
+    .await;
+    assert_eq!((status, &applied["replies"]), (200, &serde_json::json!(1)));
+    // Its refusal was a prefixed string; the host still reads the kind.
+    let (status, _) = twilio_callback(
+        &gw,
+        &[("MessageSid", &sid), ("MessageStatus", "delivered")],
+        "not-the-token",
+    )
+    .await;
+    assert_eq!(status, 401);
+    gw.stop().await;
 }

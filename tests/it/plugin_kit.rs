@@ -91,7 +91,7 @@ async fn a_connector_made_outside_the_repository_builds_and_delivers() {
     for line in [
         "name      acme-sms",
         "channel   sms",
-        "contract  0.3.0",
+        "contract  0.4.0",
         "api_key                  text     required",
     ] {
         assert!(inspected.contains(line), "{line:?} in:\n{inspected}");

@@ -269,3 +269,62 @@ sms = [\"vonage\", \"twilio\"]
         "{paths:?}"
     );
 }
+
+/// A text of three parts has three ids and three receipts: the message is
+/// delivered when the last part is, whatever the order they report in.
+#[tokio::test]
+async fn a_split_message_is_delivered_when_all_its_parts_are() {
+    let sim = ProviderSim::start().await.unwrap();
+    let gw = gateway(&sim).await;
+    gw.put_customer("c-1", &json!({"addresses": {"phone": "+31612345678"}}))
+        .await;
+    let text = "Your order shipped. ".repeat(20);
+    let id = gw
+        .send_ok(
+            &json!({"customer_id": "c-1", "category": "transactional", "content": {"text": text}}),
+        )
+        .await;
+    let message = gw.settled(&id).await;
+    assert_eq!(message["status"], "sent", "{message}");
+    let first = message["provider_message_id"].as_str().unwrap().to_owned();
+    let part = |k| crossgate_tests::vonage::part_id(&first, k);
+    let receipt = |provider_id: String, status: &'static str| {
+        signed(
+            &[
+                ("messageId", &provider_id),
+                ("msisdn", "31612345678"),
+                ("status", status),
+                ("err-code", "0"),
+            ],
+            SIGNATURE_SECRET,
+        )
+    };
+    for (k, status_after) in [(2, "sent"), (0, "sent"), (1, "delivered")] {
+        let (status, applied) = by_get(&gw, &receipt(part(k), "delivered")).await;
+        assert_eq!(
+            (status, &applied["matched_messages"]),
+            (200, &json!(1)),
+            "part {k}: {applied}"
+        );
+        let message = gw.message(&id).await;
+        assert_eq!(message["status"], status_after, "after part {k}: {message}");
+    }
+
+    // Another split message whose second part fails: failed.
+    let id = gw
+        .send_ok(
+            &json!({"customer_id": "c-1", "category": "transactional", "content": {"text": text}}),
+        )
+        .await;
+    let first = gw.settled(&id).await["provider_message_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let part = |k| crossgate_tests::vonage::part_id(&first, k);
+    by_get(&gw, &receipt(part(0), "delivered")).await;
+    let (status, _) = by_get(&gw, &receipt(part(1), "failed")).await;
+    assert_eq!(status, 200);
+    let message = gw.message(&id).await;
+    assert_eq!(message["status"], "failed", "{message}");
+    gw.stop().await;
+}

@@ -176,3 +176,11 @@ pub(crate) async fn send(
     )
         .into_response()
 }
+
+/// The id of part `k` (0 the first) of a message whose first part is
+/// `first`: the simulator numbers one message's parts in a row, as Vonage's
+/// own ids for one send follow each other.
+pub fn part_id(first: &str, k: u64) -> String {
+    let n = u64::from_str_radix(first.trim_start_matches("0A"), 16).expect("a simulator id");
+    format!("0A{:014X}", n + k)
+}

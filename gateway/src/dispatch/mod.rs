@@ -200,6 +200,7 @@ impl Dispatcher {
             channel: d.channel,
             to: &d.address,
             content: &d.content,
+            sender: None,
         };
         let routing = self.live.current();
         let delivered = if d.channel.is_feed() {

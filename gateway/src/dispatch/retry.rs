@@ -41,6 +41,7 @@ pub fn decide(
         Ok(receipt) => {
             return Next::Sent {
                 provider_message_id: receipt.provider_message_id.clone(),
+                parts: receipt.parts.clone(),
                 delivered: receipt.delivered,
                 escalate_at: budget
                     .escalate_after
@@ -152,6 +153,7 @@ mod tests {
             decide(&ok, "twilio", 0, BUDGET, 0, &config(), 0.5),
             Next::Sent {
                 provider_message_id: "SM1".into(),
+                parts: Vec::new(),
                 delivered: false,
                 escalate_at: None,
             }
@@ -162,12 +164,14 @@ mod tests {
         };
         let inbox = Ok(Receipt {
             provider_message_id: "msg_1".into(),
+            parts: Vec::new(),
             delivered: true,
         });
         assert_eq!(
             decide(&inbox, "inbox", 0, escalating, 1_000, &config(), 0.5),
             Next::Sent {
                 provider_message_id: "msg_1".into(),
+                parts: Vec::new(),
                 delivered: true,
                 escalate_at: Some(7_201_000),
             },

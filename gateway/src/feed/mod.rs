@@ -112,6 +112,7 @@ impl Deliverer {
         }
         Ok(Receipt {
             provider_message_id: d.message_id.clone(),
+            parts: Vec::new(),
             delivered: d.channel == Channel::Inbox,
         })
     }

@@ -11,9 +11,7 @@ pub mod scaffold;
 
 use crate::config::{self, Config, ConfigReport};
 use crate::message::Content;
-use crate::plugins::{
-    Answer, Exchange, Inspected, Outgoing, PluginHost, SettingKind, WebhookRequest,
-};
+use crate::plugins::{Answer, Exchange, Inspected, Outgoing, PluginHost, WebhookRequest};
 use std::fmt::Write as _;
 use std::path::Path;
 
@@ -40,12 +38,7 @@ pub async fn inspect(file: &Path) -> Result<String, String> {
         let _ = writeln!(out, "settings  none declared (the gateway checks no keys)");
     }
     for (i, s) in settings.iter().enumerate() {
-        let kind = match s.kind {
-            SettingKind::Text => "text",
-            SettingKind::Url => "url",
-            SettingKind::Number => "number",
-            SettingKind::Boolean => "boolean",
-        };
+        let kind = s.kind.describe();
         let required = if s.required { "required" } else { "optional" };
         let label = if i == 0 { "settings" } else { "" };
         let _ = writeln!(out, "{label:<9} {:<24} {kind:<8} {required}", s.name);
@@ -113,6 +106,7 @@ pub async fn run(target: &Target<'_>, to: &str, content: &Content) -> Result<Str
                 channel,
                 to,
                 content,
+                sender: None,
             },
         )
         .await;

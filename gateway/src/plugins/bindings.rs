@@ -1,9 +1,9 @@
-//! The current contract, 0.3.0, as generated host bindings: what the
+//! The current contract, 0.4.0, as generated host bindings: what the
 //! host implements and calls ([`contract`](super::contract)) and what older
 //! contracts are adapted to ([`legacy`](super::legacy)).
 
 wasmtime::component::bindgen!({
-    path: "../plugin-sdk/wit/0.3.0",
+    path: "../plugin-sdk/wit/0.4.0",
     world: "crossgate:connector/connector",
     imports: {
         "crossgate:connector/host.cache-get": async,

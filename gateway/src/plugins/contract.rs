@@ -1,6 +1,6 @@
 //! The contract versions this gateway hosts, and one way to call any of them.
 //!
-//! 0.3.0 is the current contract; plugins built against 0.1.0 or 0.2.0 are
+//! 0.4.0 is the current contract; plugins built against 0.1.0 to 0.3.0 are
 //! adapted to its records by [`legacy`](super::legacy), and every plugin is
 //! called through [`Instance`].
 //!
@@ -10,7 +10,7 @@
 
 use super::connector_cache::{self, Lookup};
 use super::egress::FetchError;
-use super::legacy::{self, v1, v2};
+use super::legacy::{self, before_0_3 as old, v0_3, v1, v2, v3};
 use super::outcome::{Failure, Receipt};
 use super::sandbox::CallState;
 use super::settings::{Declared, SettingKind};
@@ -27,7 +27,7 @@ use wit::Level;
 
 /// Contract versions this gateway can host. A plugin built against any other
 /// `crossgate:connector` version is refused at load time with a clear message.
-pub const SUPPORTED_CONTRACTS: &[&str] = &["0.1.0", "0.2.0", "0.3.0"];
+pub const SUPPORTED_CONTRACTS: &[&str] = &["0.1.0", "0.2.0", "0.3.0", "0.4.0"];
 
 /// Host functions for every supported version, on one linker.
 pub fn linker(engine: &Engine) -> anyhow::Result<Linker<CallState>> {
@@ -45,7 +45,8 @@ pub fn linker(engine: &Engine) -> anyhow::Result<Linker<CallState>> {
 pub enum ConnectorPre {
     V1(v1::ConnectorPre<CallState>),
     V2(v2::ConnectorPre<CallState>),
-    V3(bindings::ConnectorPre<CallState>),
+    V3(v3::ConnectorPre<CallState>),
+    V4(bindings::ConnectorPre<CallState>),
 }
 
 impl ConnectorPre {
@@ -64,8 +65,10 @@ impl ConnectorPre {
             ConnectorPre::V1(v1::ConnectorPre::new(pre).map_err(not_a_connector)?)
         } else if version.starts_with("0.2.") {
             ConnectorPre::V2(v2::ConnectorPre::new(pre).map_err(not_a_connector)?)
+        } else if version.starts_with("0.3.") {
+            ConnectorPre::V3(v3::ConnectorPre::new(pre).map_err(not_a_connector)?)
         } else {
-            ConnectorPre::V3(bindings::ConnectorPre::new(pre).map_err(not_a_connector)?)
+            ConnectorPre::V4(bindings::ConnectorPre::new(pre).map_err(not_a_connector)?)
         };
         Ok((pre, version))
     }
@@ -78,6 +81,7 @@ impl ConnectorPre {
             ConnectorPre::V1(pre) => Instance::V1(pre.instantiate_async(store).await?),
             ConnectorPre::V2(pre) => Instance::V2(pre.instantiate_async(store).await?),
             ConnectorPre::V3(pre) => Instance::V3(pre.instantiate_async(store).await?),
+            ConnectorPre::V4(pre) => Instance::V4(pre.instantiate_async(store).await?),
         })
     }
 }
@@ -86,7 +90,8 @@ impl ConnectorPre {
 pub enum Instance {
     V1(v1::Connector),
     V2(v2::Connector),
-    V3(bindings::Connector),
+    V3(v3::Connector),
+    V4(bindings::Connector),
 }
 
 type Store<'a> = &'a mut wasmtime::Store<CallState>;
@@ -94,33 +99,25 @@ type Store<'a> = &'a mut wasmtime::Store<CallState>;
 impl Instance {
     pub async fn describe(&self, store: Store<'_>) -> wasmtime::Result<wit::PluginInfo> {
         match self {
-            Instance::V1(c) => c.call_describe(store).await.map(legacy::plugin_info),
-            Instance::V2(c) => c.call_describe(store).await.map(legacy::plugin_info),
-            Instance::V3(c) => c.call_describe(store).await,
+            Instance::V1(c) => c.call_describe(store).await.map(old::plugin_info),
+            Instance::V2(c) => c.call_describe(store).await.map(old::plugin_info),
+            Instance::V3(c) => c.call_describe(store).await.map(v0_3::plugin_info),
+            Instance::V4(c) => c.call_describe(store).await,
         }
     }
 
-    /// The settings a 0.3.0 connector declares; older ones declare none.
+    /// The settings a connector declares (since 0.3.0; older ones declare none).
     pub async fn settings(&self, store: Store<'_>) -> wasmtime::Result<Vec<Declared>> {
-        match self {
-            Instance::V1(_) | Instance::V2(_) => Ok(Vec::new()),
-            Instance::V3(c) => Ok(c
-                .call_settings(store)
-                .await?
-                .into_iter()
-                .map(|s| Declared {
-                    name: untrusted::text(&s.name, 128),
-                    required: s.required,
-                    secret: s.secret,
-                    kind: match s.kind {
-                        wit::SettingKind::Text => SettingKind::Text,
-                        wit::SettingKind::Url => SettingKind::Url,
-                        wit::SettingKind::Number => SettingKind::Number,
-                        wit::SettingKind::Boolean => SettingKind::Boolean,
-                    },
-                })
-                .collect()),
-        }
+        let settings = match self {
+            Instance::V1(_) | Instance::V2(_) => Vec::new(),
+            Instance::V3(c) => v0_3::settings(c.call_settings(store).await?),
+            Instance::V4(c) => c.call_settings(store).await?,
+        };
+        Ok(settings
+            .into_iter()
+            .take(MAX_SETTINGS)
+            .map(declared)
+            .collect())
     }
 
     pub async fn validate_config(&self, store: Store<'_>) -> wasmtime::Result<Result<(), String>> {
@@ -128,6 +125,7 @@ impl Instance {
             Instance::V1(c) => c.call_validate_config(store).await,
             Instance::V2(c) => c.call_validate_config(store).await,
             Instance::V3(c) => c.call_validate_config(store).await,
+            Instance::V4(c) => c.call_validate_config(store).await,
         }
     }
 
@@ -138,14 +136,18 @@ impl Instance {
     ) -> wasmtime::Result<Result<wit::Receipt, wit::Failure>> {
         match self {
             Instance::V1(c) => {
-                let outcome = c.call_deliver(store, &legacy::message(msg)).await?;
-                Ok(legacy::outcome(outcome))
+                let outcome = c.call_deliver(store, &old::message(msg)).await?;
+                Ok(old::outcome(outcome))
             }
             Instance::V2(c) => {
-                let outcome = c.call_deliver(store, &legacy::message(msg)).await?;
-                Ok(legacy::outcome(outcome))
+                let outcome = c.call_deliver(store, &old::message(msg)).await?;
+                Ok(old::outcome(outcome))
             }
-            Instance::V3(c) => c.call_deliver(store, msg).await,
+            Instance::V3(c) => {
+                let outcome = c.call_deliver(store, &v0_3::message(msg)).await?;
+                Ok(v0_3::outcome(outcome))
+            }
+            Instance::V4(c) => c.call_deliver(store, msg).await,
         }
     }
 
@@ -153,21 +155,27 @@ impl Instance {
         &self,
         store: Store<'_>,
         req: &wit::WebhookRequest,
-    ) -> wasmtime::Result<Result<Vec<wit::InboundEvent>, String>> {
+    ) -> wasmtime::Result<Result<Vec<wit::InboundEvent>, wit::WebhookError>> {
         match self {
             Instance::V1(c) => {
                 let events = c
-                    .call_handle_webhook(store, &legacy::webhook_request(req))
+                    .call_handle_webhook(store, &old::webhook_request(req))
                     .await?;
-                Ok(legacy::inbound(events))
+                Ok(old::inbound(events))
             }
             Instance::V2(c) => {
                 let events = c
-                    .call_handle_webhook(store, &legacy::webhook_request(req))
+                    .call_handle_webhook(store, &old::webhook_request(req))
                     .await?;
-                Ok(legacy::inbound(events))
+                Ok(old::inbound(events))
             }
-            Instance::V3(c) => c.call_handle_webhook(store, req).await,
+            Instance::V3(c) => {
+                let events = c
+                    .call_handle_webhook(store, &v0_3::webhook_request(req))
+                    .await?;
+                Ok(v0_3::inbound(events))
+            }
+            Instance::V4(c) => c.call_handle_webhook(store, req).await,
         }
     }
 }
@@ -222,6 +230,28 @@ const MAX_REPLY: usize = 16 * 1024;
 const MAX_CLAIMS: usize = 16;
 /// The most dead addresses one call may report.
 const MAX_DEAD_REPORTS: usize = 16;
+/// The most settings, choices of one setting, and part ids that are read.
+const MAX_SETTINGS: usize = 256;
+const MAX_CHOICES: usize = 64;
+const MAX_PARTS: usize = 16;
+
+fn declared(s: wit::Setting) -> Declared {
+    let word = |w: &String| untrusted::text(w, 128);
+    Declared {
+        name: word(&s.name),
+        required: s.required,
+        secret: s.secret,
+        kind: match s.kind {
+            wit::SettingKind::Text => SettingKind::Text,
+            wit::SettingKind::Url => SettingKind::Url,
+            wit::SettingKind::Number => SettingKind::Number,
+            wit::SettingKind::Boolean => SettingKind::Boolean,
+            wit::SettingKind::Choice(words) => {
+                SettingKind::Choice(words.iter().take(MAX_CHOICES).map(word).collect())
+            }
+        },
+    }
+}
 
 impl current::host::Host for CallState {
     fn log(&mut self, level: Level, message: String) {
@@ -340,6 +370,7 @@ pub fn message(out: &Outgoing<'_>) -> Option<wit::Message> {
             parameters: t.parameters,
         }),
         metadata: metadata(out),
+        sender: out.sender.map(str::to_owned),
     })
 }
 
@@ -371,11 +402,20 @@ fn metadata(out: &Outgoing<'_>) -> Vec<(String, String)> {
 pub const SMS_ENCODING: &str = "sms:encoding";
 pub const SMS_SEGMENTS: &str = "sms:segments";
 
+/// A receipt's part ids: at most [`MAX_PARTS`], none repeating the first.
 pub fn receipt(receipt: wit::Receipt) -> Receipt {
-    Receipt::sent(untrusted::text(
-        &receipt.provider_message_id,
-        MAX_PROVIDER_ID,
-    ))
+    let id = untrusted::text(&receipt.provider_message_id, MAX_PROVIDER_ID);
+    let mut parts: Vec<String> = Vec::new();
+    for part in receipt.part_ids.iter().take(MAX_PARTS) {
+        let part = untrusted::text(part, MAX_PROVIDER_ID);
+        if !part.is_empty() && part != id && !parts.contains(&part) {
+            parts.push(part);
+        }
+    }
+    Receipt {
+        parts,
+        ..Receipt::sent(id)
+    }
 }
 
 pub fn failure(f: wit::Failure) -> Failure {
@@ -424,17 +464,14 @@ pub fn inbound(event: wit::InboundEvent) -> Inbound {
     }
 }
 
-/// Contract 0.2.0 says why a webhook was refused in a string; the SDK puts
-/// the kind in front (`unauthorized: ...`). Plugins from older SDKs send
-/// bare text, read as malformed.
-pub fn webhook_rejection(text: String) -> WebhookRejection {
-    let text = untrusted::text(&text, MAX_REASON);
-    if let Some(why) = text.strip_prefix("unauthorized: ") {
-        WebhookRejection::Unauthorized(why.to_owned())
-    } else if text.starts_with("unsupported: ") {
-        WebhookRejection::Unsupported
-    } else {
-        let why = text.strip_prefix("malformed: ").unwrap_or(&text);
-        WebhookRejection::Malformed(why.to_owned())
+pub fn webhook_rejection(error: wit::WebhookError) -> WebhookRejection {
+    match error {
+        wit::WebhookError::Unauthorized(why) => {
+            WebhookRejection::Unauthorized(untrusted::text(&why, MAX_REASON))
+        }
+        wit::WebhookError::Malformed(why) => {
+            WebhookRejection::Malformed(untrusted::text(&why, MAX_REASON))
+        }
+        wit::WebhookError::Unsupported => WebhookRejection::Unsupported,
     }
 }

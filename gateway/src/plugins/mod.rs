@@ -54,6 +54,8 @@ pub struct Outgoing<'a> {
     pub channel: Channel,
     pub to: &'a str,
     pub content: &'a Content,
+    /// The number or sender ID to send from, when a sender pool chose one.
+    pub sender: Option<&'a str>,
 }
 
 /// A provider callback as the gateway received it.

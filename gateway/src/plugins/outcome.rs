@@ -7,6 +7,9 @@ use std::time::Duration;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Receipt {
     pub provider_message_id: String,
+    /// The ids of the message's further parts, when the provider split it
+    /// (a long SMS): their reports count for the message too.
+    pub parts: Vec<String>,
     /// The gateway itself put it where the customer sees it (their inbox):
     /// no provider will report it delivered, so it is `delivered` at once.
     pub delivered: bool,
@@ -17,6 +20,7 @@ impl Receipt {
     pub fn sent(provider_message_id: String) -> Receipt {
         Receipt {
             provider_message_id,
+            parts: Vec::new(),
             delivered: false,
         }
     }

@@ -6,7 +6,6 @@
 //! written in the file beside it.
 
 use crate::config::Connector;
-pub use crossgate_plugin_sdk::SettingKind;
 use crossgate_plugin_sdk::settings as sdk;
 use std::ops::Range;
 
@@ -18,6 +17,30 @@ pub struct Declared {
     /// Better read from `env:` or `file:` than written in the file.
     pub secret: bool,
     pub kind: SettingKind,
+}
+
+/// What a setting holds, as the plugin declared it (its choices are the
+/// plugin's words, owned here).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SettingKind {
+    Text,
+    Url,
+    Number,
+    Boolean,
+    Choice(Vec<String>),
+}
+
+impl SettingKind {
+    /// How `crossgate plugin inspect` and the docs name it.
+    pub fn describe(&self) -> String {
+        match self {
+            SettingKind::Text => "text".into(),
+            SettingKind::Url => "url".into(),
+            SettingKind::Number => "number".into(),
+            SettingKind::Boolean => "boolean".into(),
+            SettingKind::Choice(words) => format!("one of {}", words.join(", ")),
+        }
+    }
 }
 
 /// One problem, at the key it is about (`.name`, or empty for the table).
@@ -43,12 +66,26 @@ pub enum Exposure {
 /// SDK's check, the one its test harness makes too), and secrets written in
 /// the file. A connector that declares nothing is not checked.
 pub fn check(declared: &[Declared], connector: &Connector, exposure: Exposure) -> Vec<Mistake> {
+    let words: Vec<Vec<&str>> = declared
+        .iter()
+        .map(|d| match &d.kind {
+            SettingKind::Choice(words) => words.iter().map(String::as_str).collect(),
+            _ => Vec::new(),
+        })
+        .collect();
     let sdk: Vec<sdk::Declared<'_>> = declared
         .iter()
-        .map(|d| sdk::Declared {
+        .zip(&words)
+        .map(|(d, words)| sdk::Declared {
             name: &d.name,
             required: d.required,
-            kind: d.kind,
+            kind: match d.kind {
+                SettingKind::Text => sdk::Kind::Text,
+                SettingKind::Url => sdk::Kind::Url,
+                SettingKind::Number => sdk::Kind::Number,
+                SettingKind::Boolean => sdk::Kind::Boolean,
+                SettingKind::Choice(_) => sdk::Kind::Choice(words),
+            },
         })
         .collect();
     let at = |key: &str| {

@@ -23,7 +23,7 @@ pub struct Migration {
 
 /// What each version does, the same in every backend: version N is
 /// `STEPS[N - 1]`. Each backend pairs these with its own SQL ([`step`]).
-pub const STEPS: [&str; 14] = [
+pub const STEPS: [&str; 15] = [
     "messages, deliveries, attempts, keys, outbox, customers, suppressions",
     "attempts record the node that made them",
     "messages record the template, locale and content each channel rendered",
@@ -38,7 +38,22 @@ pub const STEPS: [&str; 14] = [
     "messages found by customer and by recipient, newest first",
     "the console's sign-in sessions; journey runs by journey and status; a message's callbacks",
     "the channel report's whole days, summed once and forgotten when one of their messages changes",
+    "the parts of a message its provider split (a long SMS), each with its own provider id and report",
 ];
+
+/// Step 15, the same in both backends: a message sent as several parts
+/// (see [`crate::store::parts`]). Only split messages have rows, the first
+/// part's id among them.
+pub const PROVIDER_PARTS: &str = "
+CREATE TABLE provider_parts (
+    connector           TEXT NOT NULL,
+    provider_message_id TEXT NOT NULL,
+    message_id          TEXT NOT NULL,
+    state               TEXT NOT NULL,
+    PRIMARY KEY (connector, provider_message_id)
+);
+CREATE INDEX provider_parts_message ON provider_parts (message_id);
+";
 
 /// Step 14's tables, the same in both backends (each adds the triggers
 /// that forget a day, in its own dialect): see [`crate::store::report_days`].

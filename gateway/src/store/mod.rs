@@ -15,6 +15,7 @@ pub mod messages;
 pub mod migrations;
 pub mod outage_log;
 pub mod outbox;
+pub mod parts;
 pub(crate) mod postgres;
 pub mod queue;
 pub mod replies;

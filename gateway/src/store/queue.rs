@@ -45,6 +45,8 @@ pub enum Next {
     /// message is read first.
     Sent {
         provider_message_id: String,
+        /// The ids of its further parts, when the provider split it.
+        parts: Vec<String>,
         delivered: bool,
         escalate_at: Option<i64>,
     },

@@ -65,7 +65,7 @@ const API_KEY: Setting = Setting::text("api_key").required();
 const API_SECRET: Setting = Setting::text("api_secret").required().secret();
 const FROM: Setting = Setting::text("from").required();
 const SIGNATURE_SECRET: Setting = Setting::text("signature_secret").secret();
-const SIGNATURE_METHOD: Setting = Setting::text("signature_method");
+const SIGNATURE_METHOD: Setting = Setting::choice("signature_method", signature::METHODS);
 const CALLBACK: Setting = Setting::url("callback");
 
 impl Connector for VonageSms {
@@ -91,15 +91,10 @@ impl Connector for VonageSms {
                 "must be a phone number or at most 11 letters and digits",
             ));
         }
-        let method = match config.setting(&SIGNATURE_METHOD)? {
-            None => Method::Md5Hash,
-            Some(name) => Method::parse(name).ok_or_else(|| {
-                ConfigError::new(
-                    "signature_method",
-                    format!("{name:?}: expected md5hash, md5, sha1, sha256 or sha512"),
-                )
-            })?,
-        };
+        let method = config
+            .choice(&SIGNATURE_METHOD)?
+            .and_then(Method::parse)
+            .unwrap_or(Method::Md5Hash);
         Ok(VonageSms {
             base_url: config.base_url("https://rest.nexmo.com")?,
             api_key: config.require(&API_KEY)?.to_owned(),
@@ -125,7 +120,8 @@ impl Connector for VonageSms {
         let mut form = vec![
             ("api_key", self.api_key.as_str()),
             ("api_secret", self.api_secret.as_str()),
-            ("from", self.from.as_str()),
+            // A sender pool's number for this recipient, else our own.
+            ("from", msg.sender.as_deref().unwrap_or(&self.from)),
             ("to", to),
             ("text", msg.text.as_str()),
             ("type", kind),
@@ -144,16 +140,7 @@ impl Connector for VonageSms {
             return Err(response.provider_failure("/status", "/error-text"));
         }
         let sent: Sent = response.json()?;
-        let first = sent.messages.into_iter().next().ok_or_else(|| {
-            Failure::permanent(
-                "unreadable_response",
-                "Vonage answered with no message part",
-            )
-        })?;
-        match (first.status.as_str(), first.message_id) {
-            ("0", Some(id)) => Ok(Receipt::new(id)),
-            (status, _) => Err(failure(status, first.error_text.unwrap_or_default())),
-        }
+        receipt(sent.messages)
     }
 
     fn handle_webhook(&self, req: &WebhookRequest) -> Result<Vec<InboundEvent>, WebhookError> {
@@ -171,6 +158,37 @@ impl Connector for VonageSms {
 
 /// A part's status as a failure: throttling, an internal error and too many
 /// binds pass with time; the rest is the request's or the account's.
+/// A long text goes as several parts, each with its own id and receipt.
+/// A part refused after others went is not retried: the customer would get
+/// those twice.
+fn receipt(parts: Vec<Part>) -> Result<Receipt, Failure> {
+    let mut ids = Vec::with_capacity(parts.len());
+    for part in parts {
+        match (part.status.as_str(), part.message_id) {
+            ("0", Some(id)) => ids.push(id),
+            (status, _) => {
+                let refused = failure(status, part.error_text.unwrap_or_default());
+                return Err(if ids.is_empty() {
+                    refused
+                } else {
+                    Failure::permanent(
+                        refused.code,
+                        format!("{} (after {} part(s) went)", refused.message, ids.len()),
+                    )
+                });
+            }
+        }
+    }
+    let mut ids = ids.into_iter();
+    let first = ids.next().ok_or_else(|| {
+        Failure::permanent(
+            "unreadable_response",
+            "Vonage answered with no message part",
+        )
+    })?;
+    Ok(Receipt::new(first).with_parts(ids))
+}
+
 fn failure(status: &str, text: String) -> Failure {
     let code = format!("vonage_{status}");
     match status {

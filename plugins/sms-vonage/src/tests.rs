@@ -228,3 +228,54 @@ fn without_a_signature_secret_nothing_is_taken() {
         Err(WebhookError::Unauthorized(_))
     ));
 }
+
+#[test]
+fn a_long_text_names_every_part_and_goes_from_the_pools_sender() {
+    let mut h = harness();
+    h.respond(Response::new(
+        200,
+        r#"{"message-count":"3","messages":[{"message-id":"P1","status":"0"},{"message-id":"P2","status":"0"},{"message-id":"P3","status":"0"}]}"#,
+    ));
+    let mut msg = message(&"long ".repeat(70));
+    msg.sender = Some("447700900999".into());
+    let receipt = h.deliver::<VonageSms>(&msg).unwrap();
+    assert_eq!(receipt.provider_message_id, "P1");
+    assert_eq!(receipt.part_ids, ["P2", "P3"]);
+    assert_eq!(
+        field(&form(&h.requests()[0]), "from").as_deref(),
+        Some("447700900999")
+    );
+    // A part refused after others went is not tried again.
+    h.respond(Response::new(
+        200,
+        r#"{"message-count":"2","messages":[{"message-id":"P4","status":"0"},{"status":"1","error-text":"Throttled"}]}"#,
+    ));
+    let refused = h.deliver::<VonageSms>(&msg).unwrap_err();
+    assert_eq!(
+        (refused.code.as_str(), refused.retryable),
+        ("vonage_1", false)
+    );
+    assert!(
+        refused.message.contains("after 1 part(s) went"),
+        "{refused}"
+    );
+}
+
+#[test]
+fn the_signature_method_is_one_of_vonages_names() {
+    let h = Harness::new([
+        ("api_key", "abc123"),
+        ("api_secret", "s3cret"),
+        ("from", "Crossgate"),
+        ("signature_method", "sha3"),
+    ]);
+    let refused = h.validate::<VonageSms>().unwrap_err();
+    assert_eq!(refused.key, "signature_method");
+    assert!(
+        refused
+            .message
+            .contains("is not one of md5hash, md5, sha1, sha256, sha512"),
+        "{}",
+        refused.message
+    );
+}

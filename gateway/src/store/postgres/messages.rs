@@ -12,6 +12,7 @@ use super::{Sql, count};
 use crate::message::{DeliveryState, MessageStatus};
 use crate::store::MessageStore;
 use crate::store::OPEN;
+use crate::store::parts;
 use crate::store::{
     AttemptRecord, CancelReport, Inserted, MessageRecord, NewMessage, ProviderStatus, Purged,
     StatusEventRecord, StoreError,
@@ -393,14 +394,26 @@ pub async fn cancel(tx: &impl Sql, scope: &str, key: &str, now: i64) -> Result<C
 /// Forward-only: a report the message's status may not move to is kept as
 /// history but changes nothing.
 pub async fn apply_provider_status(tx: &impl Sql, r: &ProviderStatus) -> Result<Option<String>> {
-    let Some(row) = tx
-        .opt(
-            "SELECT id, status FROM messages WHERE delivered_by = $1 AND provider_message_id = $2
-             FOR UPDATE",
-            &[&r.connector, &r.provider_message_id],
-        )
-        .await?
-    else {
+    let (row, whole) = match part_report(tx, r).await? {
+        Some((id, whole)) => (
+            tx.opt(
+                "SELECT id, status FROM messages WHERE id = $1 FOR UPDATE",
+                &[&id],
+            )
+            .await?,
+            whole,
+        ),
+        None => (
+            tx.opt(
+                "SELECT id, status FROM messages WHERE delivered_by = $1 AND provider_message_id = $2
+                 FOR UPDATE",
+                &[&r.connector, &r.provider_message_id],
+            )
+            .await?,
+            Some(r.clone()),
+        ),
+    };
+    let Some(row) = row else {
         return Ok(None);
     };
     let id: String = row.get(0);
@@ -411,7 +424,7 @@ pub async fn apply_provider_status(tx: &impl Sql, r: &ProviderStatus) -> Result<
         &[&id, &r.at, &r.state, &r.code, &r.description],
     )
     .await?;
-    if let Some((next, reason)) = r.moves(status) {
+    if let Some((next, reason)) = whole.and_then(|whole| whole.moves(status)) {
         tx.exec(
             "UPDATE messages SET status = $2, status_reason = COALESCE($3, status_reason),
                  updated_at = $4
@@ -426,6 +439,58 @@ pub async fn apply_provider_status(tx: &impl Sql, r: &ProviderStatus) -> Result<
         }
     }
     Ok(Some(id))
+}
+
+/// A report on one part of a split message ([`crate::store::parts`]):
+/// the part is moved forward (its row locked, so two parts' reports at
+/// once are applied one after the other), and the message gets the report
+/// its parts make together. `None` outside: the id names no part.
+async fn part_report(
+    tx: &impl Sql,
+    r: &ProviderStatus,
+) -> Result<Option<(String, Option<ProviderStatus>)>> {
+    let Some(part) = tx
+        .opt(
+            "SELECT message_id, state FROM provider_parts
+             WHERE connector = $1 AND provider_message_id = $2",
+            &[&r.connector, &r.provider_message_id],
+        )
+        .await?
+    else {
+        return Ok(None);
+    };
+    let id: String = part.get(0);
+    // The message's row is the lock every part's report takes first.
+    tx.opt("SELECT 1 FROM messages WHERE id = $1 FOR UPDATE", &[&id])
+        .await?;
+    let state: String = tx
+        .opt(
+            "SELECT state FROM provider_parts WHERE connector = $1 AND provider_message_id = $2",
+            &[&r.connector, &r.provider_message_id],
+        )
+        .await?
+        .map_or(part.get(1), |row| row.get(0));
+    if parts::advances(&state, &r.state) {
+        tx.exec(
+            "UPDATE provider_parts SET state = $3 WHERE connector = $1 AND provider_message_id = $2",
+            &[&r.connector, &r.provider_message_id, &r.state],
+        )
+        .await?;
+    }
+    let states: Vec<String> = tx
+        .rows(
+            "SELECT state FROM provider_parts WHERE message_id = $1",
+            &[&id],
+        )
+        .await?
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    let whole = parts::whole(states.iter().map(String::as_str)).map(|state| ProviderStatus {
+        state: state.to_owned(),
+        ..r.clone()
+    });
+    Ok(Some((id, whole)))
 }
 
 /// The first `limit` expired keys of each kind, by their expiry index.
@@ -474,7 +539,8 @@ pub async fn purge_history(db: &impl Sql, before: Horizon, limit: usize) -> Resu
                  RETURNING id),
              deliveries AS (DELETE FROM deliveries WHERE message_id IN (SELECT id FROM gone)),
              attempts AS (DELETE FROM attempts WHERE message_id IN (SELECT id FROM gone)),
-             history AS (DELETE FROM status_events WHERE message_id IN (SELECT id FROM gone))
+             history AS (DELETE FROM status_events WHERE message_id IN (SELECT id FROM gone)),
+             parts AS (DELETE FROM provider_parts WHERE message_id IN (SELECT id FROM gone))
              SELECT COUNT(*) FROM gone",
             *OPEN
         )

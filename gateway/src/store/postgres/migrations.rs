@@ -31,6 +31,7 @@ pub fn all() -> Vec<Migration> {
             14,
             format!("{}{FORGET_REPORT_DAYS}", migrations::REPORT_DAYS),
         ),
+        migrations::step(15, migrations::PROVIDER_PARTS),
     ]
 }
 

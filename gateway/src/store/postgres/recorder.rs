@@ -135,7 +135,11 @@ async fn record_rows(db: &impl Sql, rows: &[&AttemptResult], node: &str) -> Resu
              c AS (
                  INSERT INTO callbacks_outbox (message_id, url, payload, due_at)
                  SELECT id, callback_url, {payload}, finished_at FROM m
-                 WHERE ends AND callback_url IS NOT NULL)
+                 WHERE ends AND callback_url IS NOT NULL),
+             p AS (
+                 INSERT INTO provider_parts (connector, provider_message_id, message_id, state)
+                 SELECT *, 'sent' FROM unnest($19::text[], $20::text[], $21::text[])
+                 ON CONFLICT DO NOTHING)
              SELECT delivery_id, ends FROM m",
             payload = super::outbox::payload_sql("finished_at"),
             open = crate::store::OPEN.as_str(),
@@ -169,6 +173,9 @@ async fn record_rows(db: &impl Sql, rows: &[&AttemptResult], node: &str) -> Resu
                 &c.retry_at,
                 &node,
                 &c.escalate_at,
+                &c.part_connector,
+                &c.part_id,
+                &c.part_message_id,
             ],
         )
         .await?
@@ -206,6 +213,10 @@ struct Columns<'a> {
     error_message: Vec<Option<&'a str>>,
     retry_at: Vec<Option<i64>>,
     escalate_at: Vec<Option<i64>>,
+    /// The parts of split messages, one row per part (first included).
+    part_connector: Vec<&'a str>,
+    part_id: Vec<&'a str>,
+    part_message_id: Vec<&'a str>,
 }
 
 impl<'a> Columns<'a> {
@@ -228,6 +239,9 @@ impl<'a> Columns<'a> {
             error_message: Vec::with_capacity(n),
             retry_at: Vec::with_capacity(n),
             escalate_at: Vec::with_capacity(n),
+            part_connector: Vec::new(),
+            part_id: Vec::new(),
+            part_message_id: Vec::new(),
         }
     }
 
@@ -236,9 +250,19 @@ impl<'a> Columns<'a> {
         let (provider_id, escalate_at) = match &r.next {
             Next::Sent {
                 provider_message_id,
+                parts,
                 escalate_at,
                 ..
-            } => (Some(provider_message_id.as_str()), *escalate_at),
+            } => {
+                if !parts.is_empty() {
+                    for part in std::iter::once(provider_message_id).chain(parts) {
+                        self.part_connector.push(&a.connector);
+                        self.part_id.push(part);
+                        self.part_message_id.push(&r.message_id);
+                    }
+                }
+                (Some(provider_message_id.as_str()), *escalate_at)
+            }
             Next::RetryAt(_) => (None, None),
             Next::GiveUp { .. } => {
                 return Err(StoreError::Corrupt(

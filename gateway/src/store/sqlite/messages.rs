@@ -8,6 +8,7 @@ use super::outbox::report_status;
 use crate::message::{DeliveryState, MessageStatus};
 use crate::store::MessageStore;
 use crate::store::OPEN;
+use crate::store::parts;
 use crate::store::{
     AttemptRecord, CancelReport, Inserted, MessageRecord, NewMessage, ProviderStatus, Purged,
     StatusEventRecord, StoreError,
@@ -237,14 +238,24 @@ pub fn cancel(conn: &Connection, scope: &str, key: &str, now: i64) -> Result<Can
 /// Forward-only: a report the message's status may not move to is kept as
 /// history but changes nothing.
 pub fn apply_provider_status(conn: &Connection, r: &ProviderStatus) -> Result<Option<String>> {
-    let message = conn
-        .prepare_cached(
-            "SELECT id, status FROM messages WHERE delivered_by = ?1 AND provider_message_id = ?2",
-        )?
-        .query_row(params![r.connector, r.provider_message_id], |row| {
-            Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
-        })
-        .optional()?;
+    let (message, whole) = match part_report(conn, r)? {
+        Some((id, whole)) => (
+            conn.prepare_cached("SELECT id, status FROM messages WHERE id = ?1")?
+                .query_row(params![id], |row| Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?)))
+                .optional()?,
+            whole,
+        ),
+        None => (
+            conn.prepare_cached(
+                "SELECT id, status FROM messages WHERE delivered_by = ?1 AND provider_message_id = ?2",
+            )?
+            .query_row(params![r.connector, r.provider_message_id], |row| {
+                Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
+            })
+            .optional()?,
+            Some(r.clone()),
+        ),
+    };
     let Some((id, status)) = message else {
         return Ok(None);
     };
@@ -253,7 +264,7 @@ pub fn apply_provider_status(conn: &Connection, r: &ProviderStatus) -> Result<Op
         "INSERT INTO status_events (message_id, at, state, code, description) VALUES (?1, ?2, ?3, ?4, ?5)",
     )?
     .execute(params![id, r.at, r.state, r.code, r.description])?;
-    if let Some((next, reason)) = r.moves(status) {
+    if let Some((next, reason)) = whole.and_then(|whole| whole.moves(status)) {
         conn.prepare_cached(
             "UPDATE messages SET status = ?2, status_reason = COALESCE(?3, status_reason), updated_at = ?4
              WHERE id = ?1",
@@ -266,6 +277,43 @@ pub fn apply_provider_status(conn: &Connection, r: &ProviderStatus) -> Result<Op
         }
     }
     Ok(Some(id))
+}
+
+/// A report on one part of a split message ([`crate::store::parts`]):
+/// the part is moved forward, and the message gets the report its parts
+/// make together (`None` while some part is on its way). `None` outside:
+/// the id names no part.
+fn part_report(
+    conn: &Connection,
+    r: &ProviderStatus,
+) -> Result<Option<(String, Option<ProviderStatus>)>> {
+    let part = conn
+        .prepare_cached(
+            "SELECT message_id, state FROM provider_parts
+             WHERE connector = ?1 AND provider_message_id = ?2",
+        )?
+        .query_row(params![r.connector, r.provider_message_id], |row| {
+            Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
+        })
+        .optional()?;
+    let Some((id, state)) = part else {
+        return Ok(None);
+    };
+    if parts::advances(&state, &r.state) {
+        conn.prepare_cached(
+            "UPDATE provider_parts SET state = ?3 WHERE connector = ?1 AND provider_message_id = ?2",
+        )?
+        .execute(params![r.connector, r.provider_message_id, r.state])?;
+    }
+    let states = conn
+        .prepare_cached("SELECT state FROM provider_parts WHERE message_id = ?1")?
+        .query_map(params![id], |row| row.get::<_, String>(0))?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let whole = parts::whole(states.iter().map(String::as_str)).map(|state| ProviderStatus {
+        state: state.to_owned(),
+        ..r.clone()
+    });
+    Ok(Some((id, whole)))
 }
 
 /// The first `limit` expired keys of each kind, by their expiry index.

@@ -34,6 +34,14 @@ pub fn all() -> Vec<Migration> {
             14,
             in_sqlite_types(migrations::REPORT_DAYS) + FORGET_REPORT_DAYS,
         ),
+        // Purged with their message, as its status history is.
+        migrations::step(
+            15,
+            migrations::PROVIDER_PARTS.replace(
+                "message_id          TEXT NOT NULL,",
+                "message_id          TEXT NOT NULL REFERENCES messages(id) ON DELETE CASCADE,",
+            ),
+        ),
     ]
 }
 
@@ -342,5 +350,10 @@ mod tests {
     #[test]
     fn steps_are_numbered_in_order() {
         crate::store::migrations::assert_complete(&super::all());
+    }
+
+    #[test]
+    fn a_split_messages_parts_go_with_it() {
+        assert!(super::all()[14].sql.contains("ON DELETE CASCADE"));
     }
 }

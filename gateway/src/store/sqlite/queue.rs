@@ -239,11 +239,22 @@ pub fn record(conn: &Connection, r: &AttemptResult, node: &str) -> Result<Option
         match &r.next {
             Next::Sent {
                 provider_message_id,
+                parts,
                 delivered,
                 escalate_at,
             } => {
                 if let Some(at) = escalate_at {
                     start_next(conn, &r.message_id, *at)?;
+                }
+                if !parts.is_empty() {
+                    let mut insert = conn.prepare_cached(
+                        "INSERT OR IGNORE INTO provider_parts
+                             (connector, provider_message_id, message_id, state)
+                         VALUES (?1, ?2, ?3, 'sent')",
+                    )?;
+                    for part in std::iter::once(provider_message_id).chain(parts) {
+                        insert.execute(params![a.connector, part, r.message_id])?;
+                    }
                 }
                 Some((
                     if *delivered {

@@ -237,6 +237,7 @@ pub async fn an_escalation_waits_and_a_read_ends_it(s: Stores) {
         assert_eq!(d.escalate_after, Some(5_000));
         let next = Next::Sent {
             provider_message_id: d.message_id.clone(),
+            parts: Vec::new(),
             delivered: true,
             escalate_at: Some(6_001),
         };

@@ -62,6 +62,7 @@ pub(super) fn attempt(d: &LeasedDelivery, at: i64, outcome: Outcome, next: Next)
 pub(super) fn sent() -> Next {
     Next::Sent {
         provider_message_id: "SM1".into(),
+        parts: Vec::new(),
         delivered: false,
         escalate_at: None,
     }

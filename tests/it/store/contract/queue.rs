@@ -194,3 +194,60 @@ pub async fn due_work_counts_what_some_node_must_still_do(s: Stores) {
         "the scheduled one, once its time comes"
     );
 }
+
+/// A message its provider split (a long SMS) answers to every part's id,
+/// and is as far as its slowest part: delivered once all are, failed as
+/// soon as one is, whichever node records the attempt and the reports.
+pub async fn a_split_message_is_as_far_as_its_slowest_part(s: Stores) {
+    use crossgate::store::ProviderStatus;
+    let report = |id: &str, state: &str, at: i64| ProviderStatus {
+        connector: "twilio".into(),
+        provider_message_id: id.into(),
+        state: state.into(),
+        code: (state == "failed").then(|| "30008".to_owned()),
+        description: None,
+        at,
+    };
+    for (m, first, rest) in [("m1", "P1", ["P2", "P3"]), ("m2", "Q1", ["Q2", "Q3"])] {
+        insert(&*s.a, message(m, 1_000, &["twilio"])).await;
+        let leased = lease_one(&*s.a, 1_000).await;
+        let split = Next::Sent {
+            provider_message_id: first.into(),
+            parts: rest.iter().map(|p| p.to_string()).collect(),
+            delivered: false,
+            escalate_at: None,
+        };
+        let ended =
+            s.b.record_attempt(attempt(&leased, 1_000, Outcome::Sent, split))
+                .await
+                .unwrap();
+        assert_eq!(ended, Some(MessageStatus::Sent));
+    }
+    for (part, after) in [
+        ("P3", MessageStatus::Sent),
+        ("P1", MessageStatus::Sent),
+        ("P2", MessageStatus::Delivered),
+    ] {
+        let matched =
+            s.a.apply_provider_status(report(part, "delivered", 2_000))
+                .await;
+        assert_eq!(matched.unwrap().as_deref(), Some("m1"), "{part}");
+        assert_eq!(status(&*s.b, "m1").await, after, "after {part}");
+    }
+    // A late "sent" for a delivered part changes nothing.
+    s.b.apply_provider_status(report("P2", "sent", 2_500))
+        .await
+        .unwrap();
+    assert_eq!(status(&*s.a, "m1").await, MessageStatus::Delivered);
+    let history = s.a.message("m1").await.unwrap().unwrap().events;
+    assert_eq!(history.len(), 4, "every part's report is history");
+
+    s.b.apply_provider_status(report("Q1", "delivered", 3_000))
+        .await
+        .unwrap();
+    s.a.apply_provider_status(report("Q3", "failed", 3_000))
+        .await
+        .unwrap();
+    let m2 = s.b.message("m2").await.unwrap().unwrap();
+    assert_eq!(m2.status, MessageStatus::Failed, "{:?}", m2.status_reason);
+}

@@ -1,13 +1,10 @@
-//! Plugins built against the older contracts, 0.1.0 and 0.2.0, adapted to
-//! 0.3.0's records at the edge, so the rest of the host speaks one version.
-//!
-//! 0.1.0 and 0.2.0 share their records (0.2.0 only added host functions);
-//! 0.3.0 added a case to `inbound-event`, which makes its records distinct
-//! Rust types. A legacy plugin never reports an inbound message, so every
-//! adaptation here is total.
+//! Plugins built against contracts 0.1.0 and 0.2.0, which share their
+//! records (0.2.0 only added host functions). Such a plugin never reports
+//! an inbound message, never names a sender or a part, and refuses a webhook
+//! with a string.
 
-use super::bindings::current as wit;
-use super::sandbox::CallState;
+use super::super::bindings::current as wit;
+use super::super::sandbox::CallState;
 use wasmtime::component::HasSelf;
 
 pub mod v2 {
@@ -40,7 +37,7 @@ pub mod v1 {
 
 use v2::crossgate::connector::types as old;
 
-/// The 0.1.0 and 0.2.0 host functions, beside 0.3.0's on the same linker.
+/// The 0.1.0 and 0.2.0 host functions.
 pub fn add_to_linker(linker: &mut wasmtime::component::Linker<CallState>) -> anyhow::Result<()> {
     v2::crossgate::connector::host::add_to_linker::<_, HasSelf<CallState>>(linker, |s| s)?;
     v2::crossgate::connector::types::add_to_linker::<_, HasSelf<CallState>>(linker, |s| s)?;
@@ -52,7 +49,7 @@ pub fn add_to_linker(linker: &mut wasmtime::component::Linker<CallState>) -> any
 
 impl old::Host for CallState {}
 
-/// 0.2.0's host functions are 0.3.0's.
+/// 0.2.0's host functions are the current ones.
 impl v2::crossgate::connector::host::Host for CallState {
     fn log(&mut self, level: old::Level, message: String) {
         wit::host::Host::log(self, level_from_old(level), message);
@@ -126,6 +123,7 @@ pub fn outcome(
     match outcome {
         Ok(receipt) => Ok(wit::types::Receipt {
             provider_message_id: receipt.provider_message_id,
+            part_ids: Vec::new(),
         }),
         Err(f) => Err(wit::types::Failure {
             retryable: f.retryable,
@@ -162,7 +160,7 @@ pub fn webhook_request(req: &wit::types::WebhookRequest) -> old::WebhookRequest 
 }
 
 pub fn inbound(events: Result<Vec<old::InboundEvent>, String>) -> InboundResult {
-    events.map(|events| {
+    events.map_err(super::webhook_error).map(|events| {
         events
             .into_iter()
             .map(|event| match event {
@@ -186,4 +184,4 @@ pub fn inbound(events: Result<Vec<old::InboundEvent>, String>) -> InboundResult 
     })
 }
 
-type InboundResult = Result<Vec<wit::types::InboundEvent>, String>;
+type InboundResult = Result<Vec<wit::types::InboundEvent>, wit::types::WebhookError>;

@@ -1,0 +1,209 @@
+//! Plugins built against contract 0.3.0: its host functions are the
+//! current ones, its records lack what 0.4.0 added (the sender, a receipt's
+//! part ids, the choice setting kind, typed webhook errors).
+
+use super::super::bindings::current as wit;
+use super::super::sandbox::CallState;
+use wasmtime::component::HasSelf;
+
+pub mod v3 {
+    wasmtime::component::bindgen!({
+        path: "../plugin-sdk/wit/0.3.0",
+        world: "crossgate:connector/connector",
+        imports: {
+            "crossgate:connector/host.cache-get": async,
+            "crossgate:connector/outbound.send-request": async,
+        },
+        exports: { default: async },
+        with: {
+            "wasi:http": wasmtime_wasi_http::p2::bindings::http,
+            "wasi:io": wasmtime_wasi::p2::bindings::io,
+            "wasi:clocks": wasmtime_wasi::p2::bindings::clocks,
+        },
+    });
+}
+
+use v3::crossgate::connector::outbound as old_outbound;
+use v3::crossgate::connector::types as old;
+
+pub fn add_to_linker(linker: &mut wasmtime::component::Linker<CallState>) -> anyhow::Result<()> {
+    v3::crossgate::connector::host::add_to_linker::<_, HasSelf<CallState>>(linker, |s| s)?;
+    old::add_to_linker::<_, HasSelf<CallState>>(linker, |s| s)?;
+    old_outbound::add_to_linker::<_, HasSelf<CallState>>(linker, |s| s)?;
+    Ok(())
+}
+
+impl old::Host for CallState {}
+
+impl v3::crossgate::connector::host::Host for CallState {
+    fn log(&mut self, level: old::Level, message: String) {
+        let level = match level {
+            old::Level::Trace => wit::types::Level::Trace,
+            old::Level::Debug => wit::types::Level::Debug,
+            old::Level::Info => wit::types::Level::Info,
+            old::Level::Warn => wit::types::Level::Warn,
+            old::Level::Error => wit::types::Level::Error,
+        };
+        wit::host::Host::log(self, level, message);
+    }
+
+    fn config(&mut self) -> Vec<(String, String)> {
+        wit::host::Host::config(self)
+    }
+
+    async fn cache_get(&mut self, key: String) -> Option<Vec<u8>> {
+        wit::host::Host::cache_get(self, key).await
+    }
+
+    fn cache_set(&mut self, key: String, value: Vec<u8>, ttl_ms: u64) {
+        wit::host::Host::cache_set(self, key, value, ttl_ms);
+    }
+
+    fn report_dead_address(&mut self, address: String, reason: String) {
+        wit::host::Host::report_dead_address(self, address, reason);
+    }
+}
+
+impl old_outbound::Host for CallState {
+    async fn send_request(
+        &mut self,
+        req: old_outbound::Request,
+    ) -> Result<old_outbound::Response, old_outbound::Error> {
+        use wit::outbound::{Error, Host, Request};
+        let req = Request {
+            method: req.method,
+            url: req.url,
+            headers: req.headers,
+            body: req.body,
+        };
+        match Host::send_request(self, req).await {
+            Ok(r) => Ok(old_outbound::Response {
+                status: r.status,
+                headers: r.headers,
+                body: r.body,
+            }),
+            Err(Error::Denied(why)) => Err(old_outbound::Error::Denied(why)),
+            Err(Error::Timeout) => Err(old_outbound::Error::Timeout),
+            Err(Error::TooLarge) => Err(old_outbound::Error::TooLarge),
+            Err(Error::Failed(why)) => Err(old_outbound::Error::Failed(why)),
+        }
+    }
+}
+
+fn channel(channel: wit::types::Channel) -> old::Channel {
+    match channel {
+        wit::types::Channel::Email => old::Channel::Email,
+        wit::types::Channel::Sms => old::Channel::Sms,
+        wit::types::Channel::Whatsapp => old::Channel::Whatsapp,
+        wit::types::Channel::Push => old::Channel::Push,
+    }
+}
+
+pub fn message(msg: &wit::types::Message) -> old::Message {
+    old::Message {
+        id: msg.id.clone(),
+        attempt: msg.attempt,
+        channel: channel(msg.channel),
+        to: msg.to.clone(),
+        subject: msg.subject.clone(),
+        text: msg.text.clone(),
+        html: msg.html.clone(),
+        template: msg.template.clone().map(|t| old::ProviderTemplate {
+            name: t.name,
+            language: t.language,
+            parameters: t.parameters,
+        }),
+        metadata: msg.metadata.clone(),
+    }
+}
+
+pub fn outcome(
+    outcome: Result<old::Receipt, old::Failure>,
+) -> Result<wit::types::Receipt, wit::types::Failure> {
+    match outcome {
+        Ok(receipt) => Ok(wit::types::Receipt {
+            provider_message_id: receipt.provider_message_id,
+            part_ids: Vec::new(),
+        }),
+        Err(f) => Err(wit::types::Failure {
+            retryable: f.retryable,
+            retry_after_ms: f.retry_after_ms,
+            code: f.code,
+            message: f.message,
+        }),
+    }
+}
+
+pub fn plugin_info(info: old::PluginInfo) -> wit::types::PluginInfo {
+    use wit::types::Channel;
+    wit::types::PluginInfo {
+        name: info.name,
+        version: info.version,
+        channel: match info.channel {
+            old::Channel::Email => Channel::Email,
+            old::Channel::Sms => Channel::Sms,
+            old::Channel::Whatsapp => Channel::Whatsapp,
+            old::Channel::Push => Channel::Push,
+        },
+        sdk_version: info.sdk_version,
+        description: info.description,
+    }
+}
+
+pub fn settings(settings: Vec<old::Setting>) -> Vec<wit::types::Setting> {
+    use wit::types::SettingKind;
+    settings
+        .into_iter()
+        .map(|s| wit::types::Setting {
+            name: s.name,
+            required: s.required,
+            secret: s.secret,
+            kind: match s.kind {
+                old::SettingKind::Text => SettingKind::Text,
+                old::SettingKind::Url => SettingKind::Url,
+                old::SettingKind::Number => SettingKind::Number,
+                old::SettingKind::Boolean => SettingKind::Boolean,
+            },
+        })
+        .collect()
+}
+
+pub fn webhook_request(req: &wit::types::WebhookRequest) -> old::WebhookRequest {
+    old::WebhookRequest {
+        method: req.method.clone(),
+        url: req.url.clone(),
+        headers: req.headers.clone(),
+        body: req.body.clone(),
+    }
+}
+
+pub fn inbound(
+    events: Result<Vec<old::InboundEvent>, String>,
+) -> Result<Vec<wit::types::InboundEvent>, wit::types::WebhookError> {
+    use wit::types::{DeliveryState, InboundEvent, InboundMessage, StatusEvent};
+    let events = events.map_err(super::webhook_error)?;
+    Ok(events
+        .into_iter()
+        .map(|event| match event {
+            old::InboundEvent::Status(s) => InboundEvent::Status(StatusEvent {
+                provider_message_id: s.provider_message_id,
+                state: match s.state {
+                    old::DeliveryState::Sent => DeliveryState::Sent,
+                    old::DeliveryState::Delivered => DeliveryState::Delivered,
+                    old::DeliveryState::Read => DeliveryState::Read,
+                    old::DeliveryState::Failed => DeliveryState::Failed,
+                },
+                code: s.code,
+                description: s.description,
+            }),
+            old::InboundEvent::OptOut(address) => InboundEvent::OptOut(address),
+            old::InboundEvent::OptIn(address) => InboundEvent::OptIn(address),
+            old::InboundEvent::Message(m) => InboundEvent::Message(InboundMessage {
+                from: m.from,
+                text: m.text,
+                provider_message_id: m.provider_message_id,
+                in_reply_to: m.in_reply_to,
+            }),
+        })
+        .collect())
+}

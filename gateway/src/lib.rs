@@ -16,6 +16,7 @@
 //! - [`store`]: durable state behind the [`store::Store`] trait: SQLite with group commit for one
 //!   node, PostgreSQL for several; versioned migrations for both.
 //! - [`dispatch`]: workers that lease due deliveries, call connectors, and retry or fall back.
+//! - [`health`]: each connector's circuit, judged on every node's attempts (through the store).
 //! - [`plugins`]: the wasmtime host: engine, compile cache, per-call limits, egress policy;
 //!   the only module that sees the contract's bindings.
 //! - [`webhooks`]: provider callbacks in (statuses, opt-outs, bounces) and status
@@ -47,6 +48,7 @@ pub mod dispatch;
 pub(crate) mod every;
 pub mod expression;
 pub mod feed;
+pub mod health;
 pub mod journeys;
 pub mod live;
 pub mod locale;
@@ -157,6 +159,7 @@ pub async fn serve(
         config.source.clone(),
     ));
     let metrics = Arc::new(metrics::Metrics::new());
+    let health = Arc::new(health::Health::new(config.health.clone(), &node));
     let dispatcher = dispatch::Dispatcher::new(
         &config,
         store.clone(),
@@ -164,6 +167,7 @@ pub async fn serve(
         wake.clone(),
         metrics.clone(),
         clock.clone(),
+        health.clone(),
     );
     let delivery = dispatch::runtime::DeliveryRuntime::start(&config.dispatch)
         .context("cannot start the delivery threads")?;
@@ -182,6 +186,12 @@ pub async fn serve(
         stopped.clone(),
     ));
 
+    let judging = tokio::spawn(health::run(
+        health.clone(),
+        store.clone(),
+        clock.clone(),
+        stopped.clone(),
+    ));
     let summing = tokio::spawn(campaigns::report_days::run(
         store.clone(),
         clock.clone(),
@@ -195,6 +205,7 @@ pub async fn serve(
         live,
         metrics,
         clock.clone(),
+        health,
     ));
     let runner = journeys::runner::Runner::new(
         &config.journey_runner,
@@ -241,6 +252,9 @@ pub async fn serve(
     purging.await.context("the purger panicked")?;
     reloading.await.context("reload listener panicked")?;
     summing.await.context("the report's day summing panicked")?;
+    judging
+        .await
+        .context("the connectors' health judge panicked")?;
     sampling.await.context("backlog sampler panicked")?;
     running_journeys.await.context("journey runner panicked")?;
     fanning_out.await.context("broadcast fan-out panicked")?;

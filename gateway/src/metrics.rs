@@ -70,6 +70,7 @@ pub struct Metrics {
     oldest_due_seconds: Gauge<f64, AtomicU64>,
     outbox: Gauge<i64, AtomicI64>,
     kept_instances: Family<Connector, Gauge<i64, AtomicI64>>,
+    circuits: Family<Connector, Gauge<i64, AtomicI64>>,
     feed_streams: Gauge<i64, AtomicI64>,
     feed_items: Family<FeedChannel, Counter>,
     feed_read_seconds: Histogram,
@@ -182,6 +183,12 @@ impl Metrics {
             "Sandbox instances kept between calls (connectors with calls_per_instance above 1)",
             kept_instances.clone(),
         );
+        let circuits = Family::<Connector, Gauge<i64, AtomicI64>>::default();
+        registry.register(
+            "crossgate_connector_circuit_state",
+            "Each connector's circuit, as every node's attempts judge it: 0 closed, 1 half open (probing), 2 open (skipped)",
+            circuits.clone(),
+        );
         let feed_streams = Gauge::<i64, AtomicI64>::default();
         registry.register(
             "crossgate_feed_streams",
@@ -217,6 +224,7 @@ impl Metrics {
             oldest_due_seconds,
             outbox,
             kept_instances,
+            circuits,
         }
     }
 
@@ -362,6 +370,7 @@ impl Metrics {
         oldest_due_seconds: Option<f64>,
         outbox: u64,
         kept_instances: &[(&str, usize)],
+        circuits: &[(String, i64)],
     ) -> String {
         self.backlog.set(i64::try_from(backlog).unwrap_or(i64::MAX));
         self.oldest_due_seconds
@@ -374,6 +383,14 @@ impl Metrics {
                     connector: (*connector).to_owned(),
                 })
                 .set(i64::try_from(*kept).unwrap_or(i64::MAX));
+        }
+        self.circuits.clear();
+        for (connector, state) in circuits {
+            self.circuits
+                .get_or_create(&Connector {
+                    connector: connector.clone(),
+                })
+                .set(*state);
         }
         let mut text = String::new();
         if let Err(e) = prometheus_client::encoding::text::encode(&mut text, &self.registry) {

@@ -155,6 +155,26 @@ fn per_call(name: &str, n: usize, mut f: impl FnMut()) {
     );
 }
 
+/// What a connector's circuit costs each delivery: the admission before
+/// the call and the count after it (closed, the usual case), and the
+/// planner's read of the open circuits, with six connectors counted.
+fn circuits() {
+    use crossgate::health::Health;
+    let health = Health::new(crossgate::config::HealthConfig::default(), "bench");
+    let names = ["twilio", "vonage", "sendgrid", "fcm", "webpush", "whatsapp"];
+    let mut i = 0usize;
+    per_call("circuit: admit + record one attempt", 200_000, || {
+        let name = names[i % names.len()];
+        i += 1;
+        let admitted = health.admit(name);
+        health.record(name, Some(!i.is_multiple_of(10)), false, (i / 1000) as i64);
+        std::hint::black_box(admitted);
+    });
+    per_call("circuit: the open connectors, for a plan", 200_000, || {
+        std::hint::black_box(health.unhealthy());
+    });
+}
+
 /// The accept path's new per-send work, with the shipped templates.
 fn templates_and_sms() {
     use crossgate::locale;
@@ -1072,6 +1092,7 @@ fn main() {
         if part("sandbox") {
             sandbox(&sim, work.path(), reference).await;
             templates_and_sms();
+            circuits();
         }
         // `CROSSGATE_BENCH_STORE=sqlite` or `=postgres` measures one only.
         let only = std::env::var("CROSSGATE_BENCH_STORE").ok();

@@ -15,6 +15,7 @@ mod email;
 mod exposure;
 mod faults;
 mod hardening;
+mod health;
 mod hours;
 mod inbox;
 mod instances;

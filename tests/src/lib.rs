@@ -311,6 +311,13 @@ impl ProviderSim {
         }
     }
 
+    /// Forget what is left of `sid`'s script: the provider recovers.
+    pub fn unscript(&self, sid: &str) {
+        if let Some(account) = self.state.accounts.lock().expect("sim lock").get_mut(sid) {
+            account.script.clear();
+        }
+    }
+
     /// Google OAuth token exchanges that succeeded so far.
     pub fn fcm_token_exchanges(&self) -> usize {
         self.state.fcm.exchanges()

@@ -5,6 +5,7 @@ pub mod backlog;
 mod body;
 pub mod broadcasts;
 mod cancellations;
+mod connectors;
 mod console;
 mod cursor;
 mod customers;
@@ -84,6 +85,8 @@ pub struct AppState {
     pub feed_hub: Option<Arc<crate::feed::live::Hub>>,
     /// `[inbox] allowed_origins`: pages that may call the feed API.
     pub feed_origins: Vec<crate::origin::Origin>,
+    /// Connectors' circuits, as this node last read them.
+    pub health: Arc<crate::health::Health>,
 }
 
 impl AppState {
@@ -94,6 +97,7 @@ impl AppState {
         live: Arc<crate::live::Live>,
         metrics: Arc<crate::metrics::Metrics>,
         clock: Arc<crate::clock::Clock>,
+        health: Arc<crate::health::Health>,
     ) -> Self {
         let public_url = config
             .server
@@ -134,6 +138,7 @@ impl AppState {
             metrics: metrics.clone(),
             wake: wake.clone(),
             clock: clock.clone(),
+            health: health.clone(),
         });
         AppState {
             reply_callback_url: config
@@ -153,6 +158,7 @@ impl AppState {
                 crate::feed::live::Hub::start(&*store, config.inbox.max_streams, metrics.clone())
             }),
             feed_origins: config.inbox.allowed_origins.clone(),
+            health,
             store,
             live,
             send,
@@ -217,6 +223,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/metrics", get(operations::metrics))
         .route("/v1/admin/reload", post(operations::reload))
         .route("/v1/admin/work", get(operations::work))
+        .route("/v1/connectors", get(connectors::list))
         .route("/v1/inbox/tokens", post(inbox::token))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),

@@ -3,8 +3,8 @@
 //! drift from what the code accepts.
 
 use super::{
-    broadcasts, cancellations, customers, inbox, journeys, messages, operations, preferences,
-    reports, routes, search, segments, suppressions, unsubscribe, webhooks,
+    broadcasts, cancellations, connectors, customers, inbox, journeys, messages, operations,
+    preferences, reports, routes, search, segments, suppressions, unsubscribe, webhooks,
 };
 use utoipa::OpenApi;
 
@@ -49,6 +49,7 @@ use utoipa::OpenApi;
         operations::ready,
         operations::reload,
         operations::work,
+        connectors::list,
         inbox::items,
         inbox::counts,
         inbox::act,

@@ -24,7 +24,15 @@ pub async fn metrics(State(state): State<Arc<AppState>>) -> Result<Response, Api
     let backlog = state.store.backlog(now).await.map_err(ApiError::from)?;
     let routing = state.live.current();
     let kept: Vec<(&str, usize)> = routing.plugins.kept_instances().collect();
-    let text = state.metrics.render(backlog, oldest, health.outbox, &kept);
+    let circuits: Vec<(String, i64)> = state
+        .health
+        .snapshot()
+        .into_iter()
+        .map(|(connector, h)| (connector, h.state.gauge()))
+        .collect();
+    let text = state
+        .metrics
+        .render(backlog, oldest, health.outbox, &kept, &circuits);
     Ok((
         [(
             header::CONTENT_TYPE,

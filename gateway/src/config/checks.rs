@@ -28,6 +28,7 @@ pub fn validate(
     conversions(config, errors);
     broadcasts(config, errors);
     retention(config, errors);
+    health(config, errors);
     connectors(config, raw_connectors, env, errors);
     connector_regions(config, errors);
     shipped_secrets(config, errors);
@@ -132,6 +133,40 @@ fn broadcasts(config: &Config, errors: &mut Vec<ConfigError>) {
         if !ok {
             errors.push(ConfigError::new(key, None, why));
         }
+    }
+}
+
+/// `[health]`: a share is a share, and a circuit needs a window to count in.
+fn health(config: &Config, errors: &mut Vec<ConfigError>) {
+    let h = &config.health;
+    if !(h.open_at > 0.0 && h.open_at <= 1.0) {
+        errors.push(ConfigError::new(
+            "health.open_at",
+            None,
+            format!(
+                "{} is not a share of attempts: give one above 0 and at most 1",
+                h.open_at
+            ),
+        ));
+    }
+    for (key, ms) in [("health.window", h.window), ("health.open_for", h.open_for)] {
+        if ms < 1_000 {
+            errors.push(ConfigError::new(key, None, "must be at least 1s"));
+        }
+    }
+    if h.probes == 0 || h.min_attempts == 0 {
+        errors.push(ConfigError::new(
+            "health",
+            None,
+            "probes and min_attempts must be at least 1",
+        ));
+    }
+    if h.sync_ms == 0 || h.sync_ms > u64::try_from(h.window).unwrap_or(0) {
+        errors.push(ConfigError::new(
+            "health.sync_ms",
+            None,
+            "must be above 0 and within the window",
+        ));
     }
 }
 

@@ -41,6 +41,7 @@ pub fn parse_sections(
             "clock" => section(name, value, errors).map(|s| config.clock = s),
             "broadcasts" => section(name, value, errors).map(|s| config.broadcasts = s),
             "retention" => section(name, value, errors).map(|s| config.retention = s),
+            "health" => section(name, value, errors).map(|s| config.health = s),
             "journeys" => match value.get_ref() {
                 // One journey at a time, so a mistake in one does not hide the next.
                 DeValue::Table(journeys) => {
@@ -118,7 +119,7 @@ pub fn parse_sections(
                 errors.push(ConfigError::new(
                     name,
                     Some(key.span()),
-                    "unknown section, expected one of server, storage, plugins, dispatch, messages, callbacks, regions, routing, categories, connectors, templates, unsubscribe, inbox, journeys, journey_runner, clock, segments, broadcasts, conversions, retention",
+                    "unknown section, expected one of server, storage, plugins, dispatch, messages, callbacks, regions, routing, categories, connectors, templates, unsubscribe, inbox, journeys, journey_runner, clock, segments, broadcasts, conversions, retention, health",
                 ));
                 None
             }

@@ -17,8 +17,9 @@ pub mod shipped;
 pub use report::{ConfigError, ConfigReport};
 pub use schema::{
     ApiKeyConfig, BroadcastsConfig, CallbacksConfig, ClockConfig, ClockMode, ConnectorConfig,
-    DispatchConfig, InboxConfig, JourneyRunnerConfig, MessagesConfig, NamedKey, PluginsConfig,
-    RetentionConfig, Scope, ServerConfig, StorageConfig, TemplatesConfig, UnsubscribeConfig,
+    DispatchConfig, HealthConfig, InboxConfig, JourneyRunnerConfig, MessagesConfig, NamedKey,
+    PluginsConfig, RetentionConfig, Scope, ServerConfig, StorageConfig, TemplatesConfig,
+    UnsubscribeConfig,
 };
 
 use crate::routing::policy::{CategoryConfig, ConnectorRoute, Policy, RoutingConfig};
@@ -56,6 +57,8 @@ pub struct Config {
     /// `[conversions.<event>]`
     pub conversions: BTreeMap<String, conversions::Conversion>,
     pub retention: RetentionConfig,
+    /// `[health]`: connectors' circuits.
+    pub health: HealthConfig,
     /// `[unsubscribe]`, its secret resolved.
     pub unsubscribe: UnsubscribeConfig,
     /// `[inbox]`, its secret resolved.

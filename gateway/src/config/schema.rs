@@ -698,3 +698,72 @@ fn default_max_token_age() -> i64 {
 fn default_max_streams() -> usize {
     10_000
 }
+
+/// `[health]`: each connector's circuit (see [`crate::health`]). Its
+/// attempts are counted over a sliding window by every node together (in
+/// the store); past `open_at` of them failing, the circuit opens and the
+/// connector is skipped, then probed again after `open_for`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthConfig {
+    /// `enabled = true`: `false` keeps every circuit closed.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// `window = "60s"`: how far back attempts count.
+    #[serde(default = "default_health_window", with = "super::journeys::duration")]
+    pub window: i64,
+    /// `min_attempts = 20`: fewer attempts in the window say nothing.
+    #[serde(default = "default_min_attempts")]
+    pub min_attempts: u32,
+    /// `open_at = 0.5`: the share of failed attempts that opens the circuit.
+    #[serde(default = "default_open_at")]
+    pub open_at: f64,
+    /// `open_for = "30s"`: how long an open circuit skips its connector
+    /// before letting probes through.
+    #[serde(default = "default_open_for", with = "super::journeys::duration")]
+    pub open_for: i64,
+    /// `probes = 3`: successful probes that close a half-open circuit (and
+    /// how many may be in flight on one node at once).
+    #[serde(default = "default_probes")]
+    pub probes: u32,
+    /// `sync_ms = 1000`: how often a node adds its counts to the store's
+    /// and reads every node's.
+    #[serde(default = "default_sync_ms")]
+    pub sync_ms: u64,
+}
+
+impl Default for HealthConfig {
+    fn default() -> Self {
+        HealthConfig {
+            enabled: true,
+            window: default_health_window(),
+            min_attempts: default_min_attempts(),
+            open_at: default_open_at(),
+            open_for: default_open_for(),
+            probes: default_probes(),
+            sync_ms: default_sync_ms(),
+        }
+    }
+}
+
+fn default_true() -> bool {
+    true
+}
+fn default_health_window() -> i64 {
+    60_000
+}
+fn default_min_attempts() -> u32 {
+    20
+}
+fn default_open_at() -> f64 {
+    0.5
+}
+fn default_open_for() -> i64 {
+    30_000
+}
+fn default_probes() -> u32 {
+    3
+}
+fn default_sync_ms() -> u64 {
+    1_000
+}

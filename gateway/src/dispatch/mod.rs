@@ -9,10 +9,11 @@ pub use retry::{Budget, backoff, decide, exponential_ms};
 
 use crate::config::{Config, DispatchConfig};
 use crate::customer::{Suppression, address_key};
+use crate::health::Admission;
 use crate::live::Live;
 use crate::message::Outcome;
 use crate::metrics::Metrics;
-use crate::plugins::Outgoing;
+use crate::plugins::{Delivered, Failure, Outgoing};
 use crate::store::{AttemptRecord, AttemptResult, Lease, LeasedDelivery, Next, Store};
 use recorder::Recorder;
 use std::sync::Arc;
@@ -36,6 +37,8 @@ pub struct Dispatcher {
     clock: Arc<crate::clock::Clock>,
     /// Delivers the channels the gateway serves itself (inbox, in-app).
     feed: crate::feed::Deliverer,
+    /// Skips connectors whose circuit is open; counts every attempt.
+    health: Arc<crate::health::Health>,
 }
 
 impl Dispatcher {
@@ -46,8 +49,10 @@ impl Dispatcher {
         wake: Arc<Notify>,
         metrics: Arc<Metrics>,
         clock: Arc<crate::clock::Clock>,
+        health: Arc<crate::health::Health>,
     ) -> Self {
         Dispatcher {
+            health,
             feed: crate::feed::Deliverer::new(
                 store.clone(),
                 metrics.clone(),
@@ -203,12 +208,39 @@ impl Dispatcher {
             sender: None,
         };
         let routing = self.live.current();
-        let delivered = if d.channel.is_feed() {
-            self.feed.deliver(&d, started_at).await
+        let admission = if d.channel.is_feed() {
+            Admission::Go
         } else {
-            routing.plugins.deliver(&d.connector, out).await
+            self.health.admit(&d.connector)
+        };
+        let delivered = match &admission {
+            _ if d.channel.is_feed() => self.feed.deliver(&d, started_at).await,
+            // Skipped, not tried: the next delivery of the plan goes.
+            Admission::Skip(why) => Delivered {
+                result: Err(Failure {
+                    retryable: false,
+                    retry_after: None,
+                    code: "connector_unhealthy".into(),
+                    message: why.clone(),
+                }),
+                dead_addresses: Vec::new(),
+            },
+            Admission::Go | Admission::Probe => routing.plugins.deliver(&d.connector, out).await,
         };
         let finished_at = self.clock.now();
+        if !d.channel.is_feed() {
+            let probe = admission == Admission::Probe;
+            let healthy = match (&admission, &delivered.result) {
+                (Admission::Skip(_), _) => None,
+                (_, Ok(_)) => Some(true),
+                // Worth retrying: the provider (or the way to it) is unwell.
+                (_, Err(f)) if f.retryable => Some(false),
+                // Refused for this message's own sake: says nothing.
+                (_, Err(_)) => None,
+            };
+            self.health
+                .record(&d.connector, healthy, probe, finished_at);
+        }
         for (address, reason) in &delivered.dead_addresses {
             self.forget_dead_address(&d, address, reason, finished_at)
                 .await;

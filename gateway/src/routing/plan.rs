@@ -19,6 +19,9 @@ pub struct Request<'a> {
     /// The SMS text's encoding and segments, when there is one: an SMS
     /// costs the connector's price per segment.
     pub sms: Option<Segments>,
+    /// Connectors whose circuit is open ([`crate::health`]): tried after
+    /// the channel's healthy ones.
+    pub unhealthy: &'a [String],
 }
 
 /// The explanation and the deliveries of one message.
@@ -57,6 +60,10 @@ pub struct ChannelDecision {
     /// This channel's connectors that do not serve the customer's region.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub not_in_region: Vec<String>,
+    /// Connectors whose circuit is open (`connector_unhealthy`): in
+    /// `connectors`, after the healthy ones.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unhealthy: Vec<String>,
     /// The cheapest connector's price, times the segments for SMS.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cost: Option<f64>,
@@ -176,7 +183,15 @@ pub fn plan(
     let mut deliveries = Vec::new();
     for channel in order {
         let in_region = policy.connectors_in(channel, &region);
-        let routes = &in_region.routes;
+        let mut routes = in_region.routes.clone();
+        // Stable: the healthy keep their order, the unhealthy follow theirs.
+        routes.sort_by_key(|c| request.unhealthy.contains(&c.name));
+        let unhealthy: Vec<String> = routes
+            .iter()
+            .filter(|c| request.unhealthy.contains(&c.name))
+            .map(|c| c.name.clone())
+            .collect();
+        let routes = &routes;
         let connectors: Vec<String> = routes.iter().map(|c| c.name.clone()).collect();
         // A push connector takes one kind of push address (token or Web
         // Push subscription): each gets the customer's newest of its kind
@@ -262,6 +277,7 @@ pub fn plan(
                 .map(|n| n.to_string())
                 .collect(),
             connectors,
+            unhealthy,
             sms: request.sms.filter(|_| channel == Channel::Sms),
             escalate_after: None,
         });

@@ -45,13 +45,14 @@ pub struct Context {
     /// Tells the dispatcher that new work is waiting.
     pub wake: Arc<tokio::sync::Notify>,
     pub clock: Arc<crate::clock::Clock>,
+    /// Connectors whose circuit is open are planned last.
+    pub health: Arc<crate::health::Health>,
 }
 use crate::customer::{Profile, address_key};
 use crate::live::Routing;
 use crate::message::{Channel, Content};
 use crate::routing::policy::{CategoryConfig, DEFAULT_CATEGORY};
 use crate::routing::{self, Plan};
-use crate::sms::Segments;
 use crate::store::{Audience, DedupKey, NewDelivery, NewMessage, PlanningFacts};
 use crate::templates::Templates;
 use words::{ChannelWords, Reader, Source, Words};
@@ -423,11 +424,14 @@ async fn address_route(
     let said = words.for_channel(channel)?;
     let plan = plan_for(
         routing,
+        routing::Request {
+            category: &category,
+            channels: Some(&[channel]),
+            sms: said.segments,
+            unhealthy: &state.health.unhealthy(),
+        },
         &profile,
         &facts,
-        &category,
-        Some(&[channel]),
-        said.segments,
         now,
     )?;
     let template = words.summary(&[(channel, &said)]);
@@ -516,11 +520,14 @@ async fn customer_route(
         .and_then(|s| s.segments);
     let plan = plan_for(
         routing,
+        routing::Request {
+            category: &category,
+            channels: request.channels.as_deref(),
+            sms: segments,
+            unhealthy: &state.health.unhealthy(),
+        },
         profile,
         &facts,
-        &category,
-        request.channels.as_deref(),
-        segments,
         now,
     )?;
     let mut said: Vec<(Channel, ChannelWords)> = Vec::new();
@@ -636,20 +643,14 @@ async fn facts(
 /// The plan for one audience's profile, from the facts read for it.
 fn plan_for(
     routing: &Routing,
+    request: routing::Request<'_>,
     profile: &Profile,
     facts: &PlanningFacts,
-    category: &str,
-    channels: Option<&[Channel]>,
-    sms: Option<Segments>,
     now: i64,
 ) -> Result<Plan, SendError> {
     let now_ts = jiff::Timestamp::from_millisecond(now).map_err(SendError::internal)?;
     routing::plan(
-        routing::Request {
-            category,
-            channels,
-            sms,
-        },
+        request,
         profile,
         &facts.suppressions,
         &routing.policy,

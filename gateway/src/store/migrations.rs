@@ -23,7 +23,7 @@ pub struct Migration {
 
 /// What each version does, the same in every backend: version N is
 /// `STEPS[N - 1]`. Each backend pairs these with its own SQL ([`step`]).
-pub const STEPS: [&str; 15] = [
+pub const STEPS: [&str; 16] = [
     "messages, deliveries, attempts, keys, outbox, customers, suppressions",
     "attempts record the node that made them",
     "messages record the template, locale and content each channel rendered",
@@ -39,7 +39,27 @@ pub const STEPS: [&str; 15] = [
     "the console's sign-in sessions; journey runs by journey and status; a message's callbacks",
     "the channel report's whole days, summed once and forgotten when one of their messages changes",
     "the parts of a message its provider split (a long SMS), each with its own provider id and report",
+    "connectors' attempts per node and second, and their circuits, shared by every node",
 ];
+
+/// Step 16, the same in both backends: see [`crate::store::health`].
+pub const CONNECTOR_HEALTH: &str = "
+CREATE TABLE connector_attempts (
+    node      TEXT NOT NULL,
+    connector TEXT NOT NULL,
+    second    BIGINT NOT NULL,
+    ok        BIGINT NOT NULL,
+    failed    BIGINT NOT NULL,
+    PRIMARY KEY (node, connector, second)
+);
+CREATE INDEX connector_attempts_second ON connector_attempts (second);
+CREATE TABLE connector_circuits (
+    connector TEXT PRIMARY KEY,
+    state     TEXT NOT NULL,
+    since     BIGINT NOT NULL,
+    reason    TEXT NOT NULL
+);
+";
 
 /// Step 15, the same in both backends: a message sent as several parts
 /// (see [`crate::store::parts`]). Only split messages have rows, the first

@@ -10,6 +10,7 @@ pub mod campaigns;
 pub mod customers;
 mod error;
 pub mod feed;
+pub mod health;
 pub mod journeys;
 pub mod messages;
 pub mod migrations;
@@ -133,6 +134,7 @@ pub trait Store:
     + campaigns::CampaignStore
     + feed::FeedStore
     + sessions::SessionStore
+    + health::HealthStore
     + Send
     + Sync
     + 'static

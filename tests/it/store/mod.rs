@@ -127,6 +127,7 @@ suite!(
     concurrent_leases_never_share_a_delivery,
     only_the_lease_holder_finishes_a_message,
     a_split_message_is_as_far_as_its_slowest_part,
+    connectors_health_is_shared_by_every_node,
     a_failed_delivery_falls_back_then_the_message_fails,
     a_message_past_its_ttl_expires_instead_of_being_leased,
     racing_idempotency_keys_store_one_message,

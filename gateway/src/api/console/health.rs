@@ -92,7 +92,9 @@ fn page(
     );
     html += "<table><caption>Each connector's last attempts on this node (up to 1000)</caption>\
              <thead><tr><th>Connector</th><th>Channel</th><th>Plugin</th><th>Attempts</th>\
-             <th>Sent</th><th>p50</th><th>p99</th><th>Errors by code</th></tr></thead><tbody>";
+             <th>Sent</th><th>p50</th><th>p99</th><th>Errors by code</th><th>Circuit (every node)</th>\
+             </tr></thead><tbody>";
+    let circuits = state.health.snapshot();
     let plugins: std::collections::HashMap<&str, &crate::plugins::PluginInfo> =
         routing.plugins.connectors().collect();
     let mut names: Vec<&String> = routing.connector_channels.keys().collect();
@@ -135,13 +137,25 @@ fn page(
                 String::new(),
             ),
         };
+        let circuit = circuits.get(name.as_str()).map_or_else(
+            || "closed".to_owned(),
+            |c| {
+                let state = c.state.as_str().replace('_', " ");
+                if c.reason.is_empty() {
+                    state
+                } else {
+                    format!("{state}: {}", c.reason)
+                }
+            },
+        );
         html += &format!(
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{attempts}</td><td>{sent}</td><td>{p50}</td>\
-             <td>{p99}</td><td>{}</td></tr>",
+             <td>{p99}</td><td>{}</td><td>{}</td></tr>",
             escape(name),
             escape(&channel),
             escape(&plugin),
             escape(&errors),
+            escape(&circuit),
         );
     }
     html += "</tbody></table>";

@@ -137,6 +137,7 @@ fn transactional() -> Request<'static> {
         category: "transactional",
         channels: None,
         sms: None,
+        unhealthy: &[],
     }
 }
 
@@ -230,6 +231,7 @@ fn the_first_channel_follows_region_consent_and_addresses() {
                 category: "transactional",
                 channels: Some(&[Channel::Sms, Channel::Email]),
                 sms: None,
+                unhealthy: &[],
             },
             strategy: Strategy::Ordered,
             first: Some(Channel::Sms),
@@ -305,6 +307,7 @@ fn an_sms_opt_out_is_never_overridden() {
             category: "transactional",
             channels,
             sms: None,
+            unhealthy: &[],
         };
         let plan = plan(
             request,
@@ -335,6 +338,7 @@ fn marketing_needs_an_opt_in_where_transactional_does_not() {
         category: "marketing",
         channels: None,
         sms: None,
+        unhealthy: &[],
     };
     let plan_m = plan(
         marketing,
@@ -409,6 +413,7 @@ fn quiet_hours_defer_to_the_windows_end_in_the_customers_zone_across_dst() {
         category: "marketing",
         channels: None,
         sms: None,
+        unhealthy: &[],
     };
     // 23:00 in Amsterdam the night clocks go forward (CET -> CEST at 02:00).
     let late: Timestamp = "2026-03-28T22:00:00Z".parse().unwrap();
@@ -476,6 +481,7 @@ fn a_reached_frequency_cap_suppresses_with_its_reason() {
         category: "marketing",
         channels: None,
         sms: None,
+        unhealthy: &[],
     };
     let under = plan(
         marketing,
@@ -512,6 +518,7 @@ fn an_unknown_category_is_an_error() {
         category: "gossip",
         channels: None,
         sms: None,
+        unhealthy: &[],
     };
     assert_eq!(
         plan(
@@ -619,6 +626,7 @@ fn an_sms_costs_its_price_per_segment() {
             category: "transactional",
             channels: Some(&[Channel::Sms, Channel::Whatsapp]),
             sms: Some(sms),
+            unhealthy: &[],
         };
         let plan = plan(
             request,
@@ -653,6 +661,7 @@ fn an_sms_costs_its_price_per_segment() {
         category: "transactional",
         channels: Some(&[Channel::Sms]),
         sms: Some(three),
+        unhealthy: &[],
     };
     let plan = plan(
         request,

@@ -32,6 +32,7 @@ pub fn all() -> Vec<Migration> {
             format!("{}{FORGET_REPORT_DAYS}", migrations::REPORT_DAYS),
         ),
         migrations::step(15, migrations::PROVIDER_PARTS),
+        migrations::step(16, migrations::CONNECTOR_HEALTH),
     ]
 }
 

@@ -146,6 +146,7 @@ macro_rules! transaction {
 mod campaigns;
 mod customers;
 mod feed;
+mod health;
 mod journeys;
 mod messages;
 mod outbox;

@@ -42,6 +42,7 @@ pub fn all() -> Vec<Migration> {
                 "message_id          TEXT NOT NULL REFERENCES messages(id) ON DELETE CASCADE,",
             ),
         ),
+        migrations::step(16, in_sqlite_types(migrations::CONNECTOR_HEALTH)),
     ]
 }
 

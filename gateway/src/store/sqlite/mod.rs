@@ -18,6 +18,7 @@
 mod campaigns;
 mod customers;
 mod feed;
+mod health;
 mod journeys;
 mod messages;
 pub mod migrations;

@@ -33,6 +33,7 @@
 
 pub mod cache;
 mod config;
+pub mod declare;
 pub mod http;
 pub mod jwt;
 mod types;

@@ -189,7 +189,7 @@ const LIB_RS: &str = r#"//! A Crossgate {{channel}} connector.
 //! Change the three places marked CHANGE to your provider's API.
 
 use crossgate_plugin_sdk::{
-    BASE_URL, Channel, Config, ConfigError, Connector, Failure, Message, Receipt, Setting, http,
+    Channel, Config, ConfigError, Connector, Failure, Message, Receipt, Setting, http,
 };
 use serde::Deserialize;
 
@@ -212,22 +212,31 @@ struct Refused {
     message: String,
 }
 
-/// The connector's `[connectors.config]` keys, declared once: the gateway
-/// checks the operator's file against them, and `new` reads through them.
-const API_KEY: Setting = Setting::text("api_key").required().secret();
-const FROM: Setting = Setting::text("from");
+crossgate_plugin_sdk::settings! {
+    /// The connector's `[connectors.config]` keys, declared once: the
+    /// gateway checks the operator's file against them, `new` reads them.
+    /// Kinds: text, url, number, boolean, choice["a", "b"]; `required`
+    /// or `optional`, `secret` for what should come from `env:` or `file:`.
+    struct Settings {
+        base_url: optional url,
+        api_key: required secret text,
+        from: optional text,
+    }
+}
 
 impl Connector for {{Type}} {
     const NAME: &'static str = "{{name}}";
     const CHANNEL: Channel = Channel::{{Channel}};
     /// Every `[connectors.config]` key: the gateway refuses any other.
-    const SETTINGS: &'static [Setting] = &[BASE_URL, API_KEY, FROM];
+    const SETTINGS: &'static [Setting] = Settings::DECLARED;
 
     fn new(config: &Config) -> Result<Self, ConfigError> {
+        let settings = Settings::read(config)?;
         Ok({{Type}} {
+            // CHANGE: the provider's origin; `base_url` points it elsewhere.
             base_url: config.base_url("https://api.provider.example")?,
-            api_key: config.require(&API_KEY)?.to_owned(),
-            from: config.setting(&FROM)?.map(str::to_owned),
+            api_key: settings.api_key,
+            from: settings.from,
         })
     }
 

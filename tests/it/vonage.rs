@@ -328,3 +328,62 @@ async fn a_split_message_is_delivered_when_all_its_parts_are() {
     assert_eq!(message["status"], "failed", "{message}");
     gw.stop().await;
 }
+
+/// Sender pools: Vonage sends a Dutch number's SMS from one of its two
+/// Dutch numbers, the plan says which and from which pool, and the same
+/// customer hears from the same number again; a German number (the EU
+/// pool) gets the alphanumeric sender ID.
+#[tokio::test]
+async fn a_customer_keeps_hearing_from_the_number_their_country_pool_gives() {
+    let sim = ProviderSim::start().await.unwrap();
+    let vonage = vonage_connector("vonage", &sim.url(), SIGNATURE_SECRET).replace(
+        "[connectors.config]",
+        "[connectors.senders]\nNL = [\"+3197010520001\", \"+3197010520002\"]\nEU = [\"Crossgate\"]\n[connectors.config]",
+    );
+    let gw = TestGateway::start(&format!(
+        "{FAST_DISPATCH}
+[regions]
+EU = [\"NL\", \"DE\"]
+{vonage}"
+    ))
+    .await;
+    let send = |to: &str| sms(to, "Your code is 1234");
+    let sender_of = |message: &Value| message["plan"]["channels"][0]["senders"][0].clone();
+    let mut seen = std::collections::BTreeSet::new();
+    for to in [
+        "+31612345678",
+        "+31687654321",
+        "+31611111111",
+        "+31622222222",
+    ] {
+        let first = gw.settled(&gw.send_ok(&send(to)).await).await;
+        let chosen = sender_of(&first);
+        assert_eq!(chosen["pool"], "NL", "{first}");
+        let sent_from = sim
+            .requests()
+            .last()
+            .unwrap()
+            .field("from")
+            .unwrap()
+            .to_owned();
+        assert_eq!(
+            format!("+{sent_from}"),
+            chosen["sender"].as_str().unwrap(),
+            "the connector sends from the plan's sender"
+        );
+        let again = gw.settled(&gw.send_ok(&send(to)).await).await;
+        assert_eq!(sender_of(&again), chosen, "sticky for {to}");
+        seen.insert(chosen["sender"].as_str().unwrap().to_owned());
+    }
+    assert!(seen.len() <= 2, "{seen:?}");
+    let german = gw.settled(&gw.send_ok(&send("+4915112345678")).await).await;
+    assert_eq!(
+        sender_of(&german),
+        json!({"connector": "vonage", "sender": "Crossgate", "pool": "EU"})
+    );
+    assert_eq!(
+        sim.requests().last().unwrap().field("from"),
+        Some("Crossgate")
+    );
+    gw.stop().await;
+}

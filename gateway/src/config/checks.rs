@@ -31,6 +31,7 @@ pub fn validate(
     health(config, errors);
     connectors(config, raw_connectors, env, errors);
     connector_regions(config, errors);
+    connector_senders(config, errors);
     shipped_secrets(config, errors);
     manual_clock(config, errors);
 }
@@ -596,6 +597,69 @@ fn regions(config: &Config, errors: &mut Vec<ConfigError>) {
 /// `[routing.connectors.<region>]` order name regions that exist (or
 /// `default`), and an order names connectors of its channel that serve
 /// its region, once each.
+/// `[connectors.senders]`: pools keyed by a country, a known region or
+/// `default`, each of numbers in E.164 (WhatsApp: only those) or short
+/// codes, or alphanumeric sender IDs (1-11 letters, digits, spaces) where
+/// the country allows them.
+fn connector_senders(config: &Config, errors: &mut Vec<ConfigError>) {
+    use crate::message::Channel;
+    use crate::routing::senders::NUMBERS_ONLY;
+    for (i, connector) in config.connectors.iter().enumerate() {
+        for (pool, senders) in &connector.senders {
+            let key = format!("connectors[{i}].senders.{pool}");
+            let mut refuse = |why: String| {
+                errors.push(ConfigError::new(&key, Some(connector.span.clone()), why));
+            };
+            if !matches!(connector.channel, Channel::Sms | Channel::Whatsapp) {
+                refuse(format!(
+                    "{} connectors send from no number",
+                    connector.channel
+                ));
+                continue;
+            }
+            let country = pool.len() == 2 && pool.bytes().all(|b| b.is_ascii_uppercase());
+            if !(country || pool == "default" || config.regions.contains_key(pool)) {
+                refuse(format!(
+                    "{pool:?} is not a country (ISO 3166, like NL), a region of [regions] or default"
+                ));
+            }
+            if senders.is_empty() {
+                refuse("an empty pool sends from nothing: leave the key out".into());
+            }
+            let numbers_only = NUMBERS_ONLY.contains(&pool.as_str())
+                || config.regions.get(pool).is_some_and(|countries| {
+                    countries
+                        .iter()
+                        .any(|c| NUMBERS_ONLY.contains(&c.get_ref().as_str()))
+                });
+            for sender in senders {
+                let number = crate::message::e164(sender).is_ok();
+                let short_code =
+                    (3..=8).contains(&sender.len()) && sender.bytes().all(|b| b.is_ascii_digit());
+                let alphanumeric = (1..=11).contains(&sender.len())
+                    && sender
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b' ')
+                    && sender.bytes().any(|b| b.is_ascii_alphabetic());
+                let why = match connector.channel {
+                    Channel::Whatsapp if !number => Some("a WhatsApp sender is a number in E.164"),
+                    _ if number || short_code => None,
+                    _ if !alphanumeric => Some(
+                        "not a number in E.164, a short code or a sender ID of 1-11 letters and digits",
+                    ),
+                    _ if numbers_only => Some(
+                        "carriers there refuse alphanumeric sender IDs: give a number or short code",
+                    ),
+                    _ => None,
+                };
+                if let Some(why) = why {
+                    refuse(format!("{sender:?}: {why}"));
+                }
+            }
+        }
+    }
+}
+
 fn connector_regions(config: &Config, errors: &mut Vec<ConfigError>) {
     let known = |region: &str| region == "default" || config.regions.contains_key(region);
     for (i, connector) in config.connectors.iter().enumerate() {
@@ -756,6 +820,7 @@ fn connectors(
             max_attempts: raw.max_attempts.unwrap_or(config.dispatch.max_attempts),
             cost: raw.cost.clone(),
             regions: raw.regions.clone(),
+            senders: raw.senders.clone(),
             push_format: raw.push_format.unwrap_or_default(),
             calls_per_instance: raw.calls_per_instance.map_or(1, |c| c.into_inner()),
             allowed_hosts: raw.allowed_hosts.into_inner(),

@@ -132,6 +132,8 @@ pub struct Connector {
     pub cost: BTreeMap<String, f64>,
     /// The regions it serves; `None`: every region.
     pub regions: Option<Vec<String>>,
+    /// Senders per destination country, region or `default`.
+    pub senders: BTreeMap<String, Vec<String>>,
     pub push_format: crate::customer::PushFormat,
     /// Calls one sandbox instance serves before a fresh one (1: every call).
     pub calls_per_instance: u32,
@@ -207,6 +209,7 @@ impl Config {
                     cost: c.cost.clone(),
                     push_format: c.push_format,
                     regions: c.regions.clone(),
+                    senders: c.senders.clone(),
                 })
                 .chain(self.feed_connectors())
                 .collect(),
@@ -236,6 +239,7 @@ impl Config {
             cost: cost.clone(),
             push_format: crate::customer::PushFormat::default(),
             regions: None,
+            senders: BTreeMap::new(),
         })
         .collect()
     }

@@ -428,6 +428,11 @@ pub struct ConnectorConfig {
     /// serves (`default` for those in no region); without it, every region.
     #[serde(default)]
     pub regions: Option<Vec<String>>,
+    /// `[connectors.senders]` `NL = ["+3197010520001", ...]`: the numbers
+    /// or sender IDs to send from, per destination country, region or
+    /// `default` (see [`crate::routing::senders`]).
+    #[serde(default)]
+    pub senders: std::collections::BTreeMap<String, Vec<String>>,
     /// `push_format = "web-push"`: push connectors only; which push addresses
     /// the connector takes, `"token"` (the default, FCM) or `"web-push"`.
     #[serde(default)]

@@ -199,15 +199,22 @@ impl Dispatcher {
     /// Make one attempt and hand its result, with its slot, to the recorder.
     async fn attempt(&self, d: LeasedDelivery, slot: OwnedSemaphorePermit, recorder: Recorder) {
         let started_at = self.clock.now();
+        let routing = self.live.current();
+        // The sender the plan showed: the same pools, the same address.
+        let sender = routing
+            .policy
+            .connectors
+            .iter()
+            .find(|c| c.name == d.connector && !c.senders.is_empty())
+            .and_then(|c| crate::routing::senders::choose(c, &routing.policy.regions, &d.address));
         let out = Outgoing {
             message_id: &d.message_id,
             attempt: d.attempts + 1,
             channel: d.channel,
             to: &d.address,
             content: &d.content,
-            sender: None,
+            sender: sender.as_ref().map(|s| s.sender.as_str()),
         };
-        let routing = self.live.current();
         let admission = if d.channel.is_feed() {
             Admission::Go
         } else {

@@ -7,6 +7,7 @@
 
 pub mod plan;
 pub mod policy;
+pub mod senders;
 
 pub use plan::{Plan, PlannedDelivery, Reason, Request, plan};
 pub use policy::Policy;

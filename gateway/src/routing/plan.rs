@@ -64,6 +64,9 @@ pub struct ChannelDecision {
     /// `connectors`, after the healthy ones.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub unhealthy: Vec<String>,
+    /// The sender each connector's pool gives this recipient, and the pool.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub senders: Vec<super::senders::Chosen>,
     /// The cheapest connector's price, times the segments for SMS.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cost: Option<f64>,
@@ -212,6 +215,7 @@ pub fn plan(
             })
         };
         let mut any_suppressed = false;
+        let mut senders = Vec::new();
         let addressed: Vec<PlannedDelivery> = routes
             .iter()
             .filter_map(|c| {
@@ -222,6 +226,9 @@ pub fn plan(
                     !skip
                 })?;
                 let price = c.cost_in(&region);
+                if matches!(channel, Channel::Sms | Channel::Whatsapp) {
+                    senders.extend(super::senders::choose(c, &policy.regions, &address));
+                }
                 Some(PlannedDelivery {
                     channel,
                     connector: c.name.clone(),
@@ -278,6 +285,11 @@ pub fn plan(
                 .collect(),
             connectors,
             unhealthy,
+            senders: if decision == Reason::Chosen {
+                senders
+            } else {
+                Vec::new()
+            },
             sms: request.sms.filter(|_| channel == Channel::Sms),
             escalate_after: None,
         });

@@ -382,6 +382,9 @@ pub struct ConnectorRoute {
     pub push_format: crate::customer::PushFormat,
     /// The regions whose customers it serves; `None`: every region.
     pub regions: Option<Vec<String>>,
+    /// Senders per destination country, region or `default`
+    /// ([`super::senders`]).
+    pub senders: BTreeMap<String, Vec<String>>,
 }
 
 impl ConnectorRoute {

@@ -29,8 +29,8 @@ mod webhook;
 mod tests;
 
 use crossgate_plugin_sdk::{
-    BASE_URL, Channel, Config, ConfigError, Connector, Failure, InboundEvent, Message, Receipt,
-    Setting, WebhookError, WebhookRequest, http, phone,
+    Channel, Config, ConfigError, Connector, Failure, InboundEvent, Message, Receipt, Setting,
+    WebhookError, WebhookRequest, http, phone,
 };
 use serde::Deserialize;
 use signature::Method;
@@ -59,51 +59,47 @@ struct Part {
     error_text: Option<String>,
 }
 
-/// The `[connectors.config]` keys, declared once: checked by the gateway,
-/// read by `new` through these.
-const API_KEY: Setting = Setting::text("api_key").required();
-const API_SECRET: Setting = Setting::text("api_secret").required().secret();
-const FROM: Setting = Setting::text("from").required();
-const SIGNATURE_SECRET: Setting = Setting::text("signature_secret").secret();
-const SIGNATURE_METHOD: Setting = Setting::choice("signature_method", signature::METHODS);
-const CALLBACK: Setting = Setting::url("callback");
+crossgate_plugin_sdk::settings! {
+    /// The `[connectors.config]` keys, declared once: the gateway checks
+    /// them, `new` reads them.
+    struct VonageSettings {
+        api_key: required text,
+        api_secret: required secret text,
+        from: required text,
+        signature_secret: optional secret text,
+        signature_method: optional choice["md5hash", "md5", "sha1", "sha256", "sha512"],
+        callback: optional url,
+        base_url: optional url,
+    }
+}
 
 impl Connector for VonageSms {
     const NAME: &'static str = "vonage";
     const CHANNEL: Channel = Channel::Sms;
-    const SETTINGS: &'static [Setting] = &[
-        API_KEY,
-        API_SECRET,
-        FROM,
-        SIGNATURE_SECRET,
-        SIGNATURE_METHOD,
-        CALLBACK,
-        BASE_URL,
-    ];
+    const SETTINGS: &'static [Setting] = VonageSettings::DECLARED;
 
     fn new(config: &Config) -> Result<Self, ConfigError> {
-        let from = config.require(&FROM)?;
+        let settings = VonageSettings::read(config)?;
+        let from = settings.from;
         let alphanumeric = from.len() <= 11 && from.chars().all(|c| c.is_ascii_alphanumeric());
-        let number = phone::e164(from).is_some();
+        let number = phone::e164(&from).is_some();
         if !alphanumeric && !number {
             return Err(ConfigError::new(
                 "from",
                 "must be a phone number or at most 11 letters and digits",
             ));
         }
-        let method = config
-            .choice(&SIGNATURE_METHOD)?
+        let method = settings
+            .signature_method
             .and_then(Method::parse)
             .unwrap_or(Method::Md5Hash);
         Ok(VonageSms {
             base_url: config.base_url("https://rest.nexmo.com")?,
-            api_key: config.require(&API_KEY)?.to_owned(),
-            api_secret: config.require(&API_SECRET)?.to_owned(),
+            api_key: settings.api_key,
+            api_secret: settings.api_secret,
             from: from.trim_start_matches('+').to_owned(),
-            signature: config
-                .setting(&SIGNATURE_SECRET)?
-                .map(|secret| (secret.to_owned(), method)),
-            callback: config.setting(&CALLBACK)?.map(str::to_owned),
+            signature: settings.signature_secret.map(|secret| (secret, method)),
+            callback: settings.callback,
         })
     }
 
@@ -120,8 +116,14 @@ impl Connector for VonageSms {
         let mut form = vec![
             ("api_key", self.api_key.as_str()),
             ("api_secret", self.api_secret.as_str()),
-            // A sender pool's number for this recipient, else our own.
-            ("from", msg.sender.as_deref().unwrap_or(&self.from)),
+            // A sender pool's number for this recipient (bare digits, as
+            // Vonage takes them), else our own.
+            (
+                "from",
+                msg.sender
+                    .as_deref()
+                    .map_or(self.from.as_str(), |s| s.trim_start_matches('+')),
+            ),
             ("to", to),
             ("text", msg.text.as_str()),
             ("type", kind),

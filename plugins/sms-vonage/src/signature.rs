@@ -22,9 +22,6 @@ pub enum Method {
     Sha512,
 }
 
-/// The names `signature_method` takes, as Vonage's dashboard gives them.
-pub const METHODS: &[&str] = &["md5hash", "md5", "sha1", "sha256", "sha512"];
-
 impl Method {
     pub fn parse(name: &str) -> Option<Method> {
         match name {

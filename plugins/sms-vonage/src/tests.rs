@@ -237,7 +237,7 @@ fn a_long_text_names_every_part_and_goes_from_the_pools_sender() {
         r#"{"message-count":"3","messages":[{"message-id":"P1","status":"0"},{"message-id":"P2","status":"0"},{"message-id":"P3","status":"0"}]}"#,
     ));
     let mut msg = message(&"long ".repeat(70));
-    msg.sender = Some("447700900999".into());
+    msg.sender = Some("+447700900999".into());
     let receipt = h.deliver::<VonageSms>(&msg).unwrap();
     assert_eq!(receipt.provider_message_id, "P1");
     assert_eq!(receipt.part_ids, ["P2", "P3"]);

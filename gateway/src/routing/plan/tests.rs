@@ -61,6 +61,7 @@ fn policy(strategy: Strategy) -> Policy {
         cost: costs.iter().map(|(r, c)| (r.to_string(), *c)).collect(),
         push_format: PushFormat::Token,
         regions: None,
+        senders: Default::default(),
     };
     Policy {
         regions,
@@ -689,6 +690,7 @@ fn connectors_are_chosen_and_ordered_by_region() {
         cost: [("default".to_owned(), 0.001), ("EU".to_owned(), 0.05)].into(),
         push_format: PushFormat::Token,
         regions: Some(vec!["EU".into()]),
+        senders: [("NL".to_owned(), vec!["+3197010520001".to_owned()])].into(),
     });
     policy.routing.connectors.insert(
         "EU".into(),

@@ -173,6 +173,7 @@ fn message(id: String, created_at: i64) -> NewMessage {
             content: None,
             cost: Some(0.07),
             escalate_after: None,
+            ends_on_delivery: false,
         }],
     }
 }

@@ -55,6 +55,7 @@ fn message(i: usize, now: i64) -> NewMessage {
             content: None,
             cost: None,
             escalate_after: None,
+            ends_on_delivery: false,
         }],
     }
 }

@@ -32,6 +32,7 @@ mod reload;
 mod replies;
 mod routing;
 mod search;
+mod silence;
 mod sms;
 mod store;
 mod support;

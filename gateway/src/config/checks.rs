@@ -32,6 +32,7 @@ pub fn validate(
     connectors(config, raw_connectors, env, errors);
     connector_regions(config, errors);
     connector_senders(config, errors);
+    connector_silence(config, errors);
     shipped_secrets(config, errors);
     manual_clock(config, errors);
 }
@@ -660,6 +661,19 @@ fn connector_senders(config: &Config, errors: &mut Vec<ConfigError>) {
     }
 }
 
+/// `expect_report_within`: long enough for a provider to report at all.
+fn connector_silence(config: &Config, errors: &mut Vec<ConfigError>) {
+    for (i, connector) in config.connectors.iter().enumerate() {
+        if connector.expect_report_within.is_some_and(|ms| ms < 1_000) {
+            errors.push(ConfigError::new(
+                format!("connectors[{i}].expect_report_within"),
+                Some(connector.span.clone()),
+                "must be at least 1s: providers report in seconds at best",
+            ));
+        }
+    }
+}
+
 fn connector_regions(config: &Config, errors: &mut Vec<ConfigError>) {
     let known = |region: &str| region == "default" || config.regions.contains_key(region);
     for (i, connector) in config.connectors.iter().enumerate() {
@@ -821,6 +835,7 @@ fn connectors(
             cost: raw.cost.clone(),
             regions: raw.regions.clone(),
             senders: raw.senders.clone(),
+            expect_report_within: raw.expect_report_within,
             push_format: raw.push_format.unwrap_or_default(),
             calls_per_instance: raw.calls_per_instance.map_or(1, |c| c.into_inner()),
             allowed_hosts: raw.allowed_hosts.into_inner(),

@@ -150,7 +150,7 @@ pub(crate) mod duration {
     }
 }
 
-mod optional_duration {
+pub(crate) mod optional_duration {
     use serde::{Deserialize, Deserializer, Serializer};
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {

@@ -134,6 +134,8 @@ pub struct Connector {
     pub regions: Option<Vec<String>>,
     /// Senders per destination country, region or `default`.
     pub senders: BTreeMap<String, Vec<String>>,
+    /// Failover on silence after this long (ms).
+    pub expect_report_within: Option<i64>,
     pub push_format: crate::customer::PushFormat,
     /// Calls one sandbox instance serves before a fresh one (1: every call).
     pub calls_per_instance: u32,
@@ -210,6 +212,7 @@ impl Config {
                     push_format: c.push_format,
                     regions: c.regions.clone(),
                     senders: c.senders.clone(),
+                    expect_report_within: c.expect_report_within,
                 })
                 .chain(self.feed_connectors())
                 .collect(),
@@ -240,6 +243,7 @@ impl Config {
             push_format: crate::customer::PushFormat::default(),
             regions: None,
             senders: BTreeMap::new(),
+            expect_report_within: None,
         })
         .collect()
     }

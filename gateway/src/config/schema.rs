@@ -433,6 +433,11 @@ pub struct ConnectorConfig {
     /// `default` (see [`crate::routing::senders`]).
     #[serde(default)]
     pub senders: std::collections::BTreeMap<String, Vec<String>>,
+    /// `expect_report_within = "10m"`: a message this connector sent and no
+    /// report called delivered within this long goes to the plan's next
+    /// delivery (failover on silence; a category may turn it off).
+    #[serde(default, with = "super::journeys::optional_duration")]
+    pub expect_report_within: Option<i64>,
     /// `push_format = "web-push"`: push connectors only; which push addresses
     /// the connector takes, `"token"` (the default, FCM) or `"web-push"`.
     #[serde(default)]

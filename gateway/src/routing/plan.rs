@@ -9,6 +9,7 @@ use crate::message::{Channel, phone_country};
 use crate::sms::Segments;
 use jiff::{Timestamp, ToSpan as _};
 use serde::Serialize;
+use std::collections::BTreeMap;
 
 /// What the platform asked for.
 #[derive(Debug, Clone, Copy)]
@@ -77,6 +78,11 @@ pub struct ChannelDecision {
     /// after this one unless the message is read (`"2h"`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub escalate_after: Option<String>,
+    /// Connectors of this channel whose send no report called delivered
+    /// within this long hands the message to the plan's next delivery
+    /// (`expect_report_within`), by name (`{"vonage": "10m"}`).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub failover_on_silence: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -151,6 +157,9 @@ pub struct PlannedDelivery {
     /// Set on the deliveries of a chosen channel that has a chosen channel
     /// after it: see [`ChannelDecision::escalate_after`].
     pub escalate_after: Option<i64>,
+    /// The escalation is failover on silence: a report of delivery (not
+    /// only a read) ends it ([`ChannelDecision::failover_on_silence`]).
+    pub ends_on_delivery: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -238,6 +247,7 @@ pub fn plan(
                         _ => price,
                     },
                     escalate_after: None,
+                    ends_on_delivery: false,
                 })
             })
             .collect();
@@ -292,9 +302,11 @@ pub fn plan(
             },
             sms: request.sms.filter(|_| channel == Channel::Sms),
             escalate_after: None,
+            failover_on_silence: BTreeMap::new(),
         });
     }
     escalate(&mut channels, &mut deliveries, policy, category);
+    failover_on_silence(&mut channels, &mut deliveries, policy, category);
 
     let suppressed = match &category.frequency_cap {
         Some(cap) if recent >= cap.max => Some(Suppression {
@@ -350,6 +362,41 @@ fn escalate(
         channels[pair[0]].escalate_after = Some(super::policy::humane(after));
         for d in deliveries.iter_mut().filter(|d| d.channel == channel) {
             d.escalate_after = Some(after);
+        }
+    }
+}
+
+/// A delivery whose connector expects a report within a time, with a
+/// delivery after it, hands the message on when none came: the same
+/// machinery as escalation, ended by `delivered` instead of `read`. An
+/// escalation the category set keeps its own rule; the last delivery has
+/// nothing to hand on to.
+fn failover_on_silence(
+    channels: &mut [ChannelDecision],
+    deliveries: &mut [PlannedDelivery],
+    policy: &Policy,
+    category: &super::policy::CategoryConfig,
+) {
+    if !category.failover_on_silence {
+        return;
+    }
+    let last = deliveries.len().saturating_sub(1);
+    for d in deliveries.iter_mut().take(last) {
+        if d.escalate_after.is_some() || d.channel.is_feed() {
+            continue;
+        }
+        let within = policy
+            .connectors
+            .iter()
+            .find(|c| c.name == d.connector)
+            .and_then(|c| c.expect_report_within);
+        let Some(within) = within else { continue };
+        d.escalate_after = Some(within);
+        d.ends_on_delivery = true;
+        if let Some(channel) = channels.iter_mut().find(|c| c.channel == d.channel) {
+            channel
+                .failover_on_silence
+                .insert(d.connector.clone(), super::policy::humane(within));
         }
     }
 }

@@ -118,6 +118,11 @@ pub struct CategoryConfig {
     /// escalation per channel, over `[routing] escalate_after`.
     #[serde(default)]
     pub escalate_after: EscalateAfter,
+    /// `failover_on_silence = true`: a connector's `expect_report_within`
+    /// holds for this category; `false` for messages that must not arrive
+    /// twice (a late report after the failover means both went).
+    #[serde(default = "yes")]
+    pub failover_on_silence: bool,
     /// `title = { en = "Offers", nl = "Aanbiedingen" }`: the category's name
     /// on the customer's preference page, per locale (`en` when theirs is missing).
     #[serde(default)]
@@ -144,6 +149,7 @@ impl CategoryConfig {
             smart_encoding: false,
             sms_footer: BTreeMap::new(),
             escalate_after: EscalateAfter::default(),
+            failover_on_silence: true,
             title: BTreeMap::new(),
             description: BTreeMap::new(),
         }
@@ -385,6 +391,9 @@ pub struct ConnectorRoute {
     /// Senders per destination country, region or `default`
     /// ([`super::senders`]).
     pub senders: BTreeMap<String, Vec<String>>,
+    /// Failover on silence: the plan's next delivery goes this long (ms)
+    /// after a send no report called delivered.
+    pub expect_report_within: Option<i64>,
 }
 
 impl ConnectorRoute {

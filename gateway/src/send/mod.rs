@@ -449,6 +449,7 @@ async fn address_route(
                 content: None,
                 cost: planned.cost,
                 escalate_after: planned.escalate_after,
+                ends_on_delivery: planned.ends_on_delivery,
             })
             .collect(),
         content: said.content,
@@ -553,6 +554,7 @@ async fn customer_route(
             content,
             cost: planned.cost,
             escalate_after: planned.escalate_after,
+            ends_on_delivery: planned.ends_on_delivery,
         });
     }
     let rendered: Vec<(Channel, &ChannelWords)> = said.iter().map(|(c, w)| (*c, w)).collect();

@@ -116,6 +116,8 @@ pub struct NewDelivery {
     /// Escalation: once sent, the next delivery goes this many
     /// milliseconds later unless the message is read (in-app: seen) by then.
     pub escalate_after: Option<i64>,
+    /// The escalation is failover on silence: a report of delivery ends it too.
+    pub ends_on_delivery: bool,
 }
 
 /// A provider's report on a message it accepted.
@@ -160,6 +162,21 @@ impl ProviderStatus {
             || (next == MessageStatus::Delivered && self.connector == Channel::InApp.as_str())
     }
 }
+
+/// What a report of delivery ends: the deliveries not started yet of a
+/// message whose sent delivery fails over on silence (`$1` the message id).
+pub(crate) static END_ON_DELIVERY: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    use crate::message::DeliveryState;
+    format!(
+        "UPDATE deliveries SET state = '{}' WHERE message_id = $1 AND state IN ('{}', '{}')
+           AND EXISTS (SELECT 1 FROM deliveries s WHERE s.message_id = $1 AND s.state = '{}'
+                       AND s.escalate_ends = 'delivered')",
+        DeliveryState::Cancelled.as_str(),
+        DeliveryState::Waiting.as_str(),
+        DeliveryState::Pending.as_str(),
+        DeliveryState::Sent.as_str(),
+    )
+});
 
 /// What ends an escalation: the message's deliveries not started yet are
 /// cancelled (`$1` the message id; both stores bind it first).

@@ -23,7 +23,7 @@ pub struct Migration {
 
 /// What each version does, the same in every backend: version N is
 /// `STEPS[N - 1]`. Each backend pairs these with its own SQL ([`step`]).
-pub const STEPS: [&str; 16] = [
+pub const STEPS: [&str; 18] = [
     "messages, deliveries, attempts, keys, outbox, customers, suppressions",
     "attempts record the node that made them",
     "messages record the template, locale and content each channel rendered",
@@ -40,7 +40,22 @@ pub const STEPS: [&str; 16] = [
     "the channel report's whole days, summed once and forgotten when one of their messages changes",
     "the parts of a message its provider split (a long SMS), each with its own provider id and report",
     "connectors' attempts per node and second, and their circuits, shared by every node",
+    "a delivery's escalation may end on a report of delivery (failover on silence)",
+    "rate-limited connectors' shared timelines of turns",
 ];
+
+/// Step 18: see [`crate::store::pace`]. SQLite keeps the timelines in its
+/// one process; the table is there so both schemas are one.
+pub const CONNECTOR_PACE: &str = "
+CREATE TABLE connector_pace (
+    connector TEXT PRIMARY KEY,
+    tat       BIGINT NOT NULL
+);
+";
+
+/// Step 17, the same in both backends: `'delivered'` on a delivery whose
+/// escalation is failover on silence, `NULL` for one a read ends.
+pub const ESCALATE_ENDS: &str = "ALTER TABLE deliveries ADD COLUMN escalate_ends TEXT;";
 
 /// Step 16, the same in both backends: see [`crate::store::health`].
 pub const CONNECTOR_HEALTH: &str = "

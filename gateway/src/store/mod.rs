@@ -16,6 +16,7 @@ pub mod messages;
 pub mod migrations;
 pub mod outage_log;
 pub mod outbox;
+pub mod pace;
 pub mod parts;
 pub(crate) mod postgres;
 pub mod queue;
@@ -135,6 +136,7 @@ pub trait Store:
     + feed::FeedStore
     + sessions::SessionStore
     + health::HealthStore
+    + pace::PaceStore
     + Send
     + Sync
     + 'static

@@ -141,6 +141,11 @@ pub trait QueueStore: Send + Sync {
     /// Lease up to `limit` deliveries that are due, or whose lease expired.
     async fn lease_due(&self, lease: Lease) -> Result<Vec<LeasedDelivery>>;
 
+    /// Give a leased delivery back, due at `due_at`, with no attempt made
+    /// or counted: its connector's pace has no turn for it sooner
+    /// ([`crate::pacing`]). False when the lease was no longer held.
+    async fn postpone(&self, delivery_id: i64, lease_until: i64, due_at: i64) -> Result<bool>;
+
     /// Record an attempt and move the delivery and message on. Returns the
     /// status the message ended in, when this attempt ended it.
     async fn record_attempt(&self, result: AttemptResult) -> Result<Option<MessageStatus>>;
@@ -167,3 +172,8 @@ pub trait QueueStore: Send + Sync {
     /// callbacks wait: for `/metrics`.
     async fn queue_health(&self, now: i64) -> Result<QueueHealth>;
 }
+
+/// [`QueueStore::postpone`]'s statement, the same in both stores: `$1` due
+/// at, `$2` the delivery, `$3` the lease it must still hold.
+pub(crate) const POSTPONE: &str = "UPDATE deliveries SET state = 'pending', lease_until = NULL,
+     due_at = $1 WHERE id = $2 AND state = 'leased' AND lease_until = $3";

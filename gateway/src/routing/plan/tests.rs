@@ -62,6 +62,7 @@ fn policy(strategy: Strategy) -> Policy {
         push_format: PushFormat::Token,
         regions: None,
         senders: Default::default(),
+        expect_report_within: None,
     };
     Policy {
         regions,
@@ -691,6 +692,7 @@ fn connectors_are_chosen_and_ordered_by_region() {
         push_format: PushFormat::Token,
         regions: Some(vec!["EU".into()]),
         senders: [("NL".to_owned(), vec!["+3197010520001".to_owned()])].into(),
+        expect_report_within: Some(600_000),
     });
     policy.routing.connectors.insert(
         "EU".into(),

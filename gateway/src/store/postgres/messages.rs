@@ -161,13 +161,14 @@ pub async fn insert_rows(db: &impl Sql, batch: &[&NewMessage]) -> Result<()> {
                        created_at, send_at, expires_at, cancel_key, dedup_key, callback_url,
                        customer_id, category, plan, template, campaign, region))
          INSERT INTO deliveries (message_id, seq, channel, connector, address, content, state,
-                                 due_at, cost, escalate_after)
+                                 due_at, cost, escalate_after, escalate_ends)
          SELECT message_id, seq, channel, connector, address, content,
-                CASE WHEN seq = 0 THEN 'pending' ELSE 'waiting' END, due_at, cost, escalate_after
+                CASE WHEN seq = 0 THEN 'pending' ELSE 'waiting' END, due_at, cost, escalate_after,
+                escalate_ends
          FROM unnest($17::text[], $18::bigint[], $19::text[], $20::text[], $21::text[],
-                     $22::text[], $23::bigint[], $27::float8[], $28::bigint[])
+                     $22::text[], $23::bigint[], $27::float8[], $28::bigint[], $29::text[])
              AS d (message_id, seq, channel, connector, address, content, due_at, cost,
-                   escalate_after)",
+                   escalate_after, escalate_ends)",
         &[
             &m.id,
             &m.status,
@@ -197,6 +198,7 @@ pub async fn insert_rows(db: &impl Sql, batch: &[&NewMessage]) -> Result<()> {
             &m.region,
             &d.cost,
             &d.escalate_after,
+            &d.escalate_ends,
         ],
     )
     .await?;
@@ -265,6 +267,7 @@ struct DeliveryColumns<'a> {
     due_at: Vec<i64>,
     cost: Vec<Option<f64>>,
     escalate_after: Vec<Option<i64>>,
+    escalate_ends: Vec<Option<&'static str>>,
 }
 
 impl<'a> DeliveryColumns<'a> {
@@ -280,6 +283,8 @@ impl<'a> DeliveryColumns<'a> {
             self.due_at.push(due_at);
             self.cost.push(d.cost);
             self.escalate_after.push(d.escalate_after);
+            self.escalate_ends
+                .push(d.ends_on_delivery.then_some("delivered"));
         }
         Ok(())
     }
@@ -435,6 +440,9 @@ pub async fn apply_provider_status(tx: &impl Sql, r: &ProviderStatus) -> Result<
         report_status(tx, &id, r.at).await?;
         if r.ends_escalation(next) {
             tx.exec(&crate::store::messages::END_ESCALATION, &[&id])
+                .await?;
+        } else if next == MessageStatus::Delivered {
+            tx.exec(&crate::store::messages::END_ON_DELIVERY, &[&id])
                 .await?;
         }
     }

@@ -33,6 +33,8 @@ pub fn all() -> Vec<Migration> {
         ),
         migrations::step(15, migrations::PROVIDER_PARTS),
         migrations::step(16, migrations::CONNECTOR_HEALTH),
+        migrations::step(17, migrations::ESCALATE_ENDS),
+        migrations::step(18, migrations::CONNECTOR_PACE),
     ]
 }
 

@@ -150,6 +150,7 @@ mod health;
 mod journeys;
 mod messages;
 mod outbox;
+mod pace;
 mod queue;
 mod report_days;
 mod sessions;

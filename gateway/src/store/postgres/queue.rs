@@ -276,6 +276,18 @@ impl QueueStore for PostgresStore {
         transaction!(self, |tx| super::queue::lease(&tx, lease, &self.node).await)
     }
 
+    async fn postpone(&self, delivery_id: i64, lease_until: i64, due_at: i64) -> Result<bool> {
+        let moved = self
+            .client()
+            .await?
+            .exec(
+                crate::store::queue::POSTPONE,
+                &[&due_at, &delivery_id, &lease_until],
+            )
+            .await?;
+        Ok(moved == 1)
+    }
+
     async fn record_attempt(&self, result: AttemptResult) -> Result<Option<MessageStatus>> {
         if recorder::batches(&result) {
             return self.attempts.submit(result).await;

@@ -96,8 +96,8 @@ pub fn insert(conn: &Connection, m: &NewMessage) -> Result<Inserted> {
     ])?;
     let mut delivery = conn.prepare_cached(
         "INSERT INTO deliveries (message_id, seq, channel, connector, address, content, state,
-             due_at, cost, escalate_after)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+             due_at, cost, escalate_after, escalate_ends)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
     )?;
     let deliveries = if m.suppressed.is_some() {
         &[][..]
@@ -117,7 +117,8 @@ pub fn insert(conn: &Connection, m: &NewMessage) -> Result<Inserted> {
             state,
             due_at,
             d.cost,
-            d.escalate_after
+            d.escalate_after,
+            d.ends_on_delivery.then_some("delivered")
         ])?;
     }
     if let Some(dedup) = &m.dedup {
@@ -273,6 +274,9 @@ pub fn apply_provider_status(conn: &Connection, r: &ProviderStatus) -> Result<Op
         report_status(conn, &id, r.at)?;
         if r.ends_escalation(next) {
             conn.prepare_cached(&crate::store::messages::END_ESCALATION)?
+                .execute(params![id])?;
+        } else if next == MessageStatus::Delivered {
+            conn.prepare_cached(&crate::store::messages::END_ON_DELIVERY)?
                 .execute(params![id])?;
         }
     }

@@ -23,6 +23,7 @@ mod journeys;
 mod messages;
 pub mod migrations;
 mod outbox;
+mod pace;
 mod queue;
 mod report_days;
 mod sessions;
@@ -82,6 +83,9 @@ pub struct SqliteStore {
     node: Arc<str>,
     /// Changes to customers' feeds, for this process's live streams.
     feed_changes: tokio::sync::broadcast::Sender<crate::store::feed::FeedChange>,
+    /// Rate-limited connectors' timelines: one process uses the file, so
+    /// they need not be written (see [`crate::store::pace`]).
+    pace: Arc<Mutex<std::collections::HashMap<String, i64>>>,
 }
 
 /// Device and inode of the file at `path`, if there is one.
@@ -135,6 +139,7 @@ impl SqliteStore {
             identity,
             node: Arc::from(node),
             feed_changes: tokio::sync::broadcast::channel(crate::store::feed::CHANGES_BUFFER).0,
+            pace: Arc::default(),
         })
     }
 

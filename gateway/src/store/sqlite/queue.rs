@@ -407,6 +407,16 @@ impl QueueStore for SqliteStore {
         .await
     }
 
+    async fn postpone(&self, delivery_id: i64, lease_until: i64, due_at: i64) -> Result<bool> {
+        self.write_as(Durability::ProcessCrashSafe, move |conn| {
+            Ok(conn
+                .prepare_cached(crate::store::queue::POSTPONE)?
+                .execute(params![due_at, delivery_id, lease_until])?
+                == 1)
+        })
+        .await
+    }
+
     async fn record_attempt(&self, result: AttemptResult) -> Result<Option<MessageStatus>> {
         let node = self.node.clone();
         self.write(move |conn| record(conn, &result, &node)).await

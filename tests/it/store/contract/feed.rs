@@ -226,6 +226,7 @@ pub async fn an_escalation_waits_and_a_read_ends_it(s: Stores) {
         m.deliveries.push(crossgate::store::NewDelivery {
             connector: "twilio".into(),
             escalate_after: None,
+            ends_on_delivery: false,
             ..m.deliveries[0].clone()
         });
         m.deliveries[1].channel = Channel::Sms;

@@ -251,3 +251,65 @@ pub async fn a_split_message_is_as_far_as_its_slowest_part(s: Stores) {
     let m2 = s.b.message("m2").await.unwrap().unwrap();
     assert_eq!(m2.status, MessageStatus::Failed, "{:?}", m2.status_reason);
 }
+
+/// Failover on silence: a sent delivery whose connector expects a report
+/// hands on to the next at its time, unless a report of delivery came
+/// first (then what waits is cancelled), on whichever node.
+pub async fn a_report_of_delivery_ends_a_failover_on_silence(s: Stores) {
+    use crossgate::store::ProviderStatus;
+    for id in ["reported", "silent"] {
+        let mut m = message(id, 1_000, &["vonage", "twilio"]);
+        m.deliveries[0].escalate_after = Some(5_000);
+        m.deliveries[0].ends_on_delivery = true;
+        insert(&*s.a, m).await;
+    }
+    let leased = s.a.lease_due(Lease::new(1_000, 10, LEASE)).await.unwrap();
+    assert_eq!(leased.len(), 2);
+    for d in &leased {
+        assert_eq!(
+            (d.connector.as_str(), d.escalate_after),
+            ("vonage", Some(5_000))
+        );
+        let next = Next::Sent {
+            provider_message_id: format!("V-{}", d.message_id),
+            parts: Vec::new(),
+            delivered: false,
+            escalate_at: Some(6_000),
+        };
+        let ended =
+            s.b.record_attempt(attempt(d, 1_000, Outcome::Sent, next))
+                .await
+                .unwrap();
+        assert_eq!(ended, Some(MessageStatus::Sent));
+    }
+    let report = ProviderStatus {
+        connector: "vonage".into(),
+        provider_message_id: "V-reported".into(),
+        state: "delivered".into(),
+        code: None,
+        description: None,
+        at: 3_000,
+    };
+    assert_eq!(
+        s.b.apply_provider_status(report).await.unwrap().as_deref(),
+        Some("reported")
+    );
+    assert!(
+        s.a.lease_due(Lease::new(5_999, 10, LEASE))
+            .await
+            .unwrap()
+            .is_empty(),
+        "the failover waits its time"
+    );
+    let due = s.a.lease_due(Lease::new(6_000, 10, LEASE)).await.unwrap();
+    let went: Vec<(&str, &str)> = due
+        .iter()
+        .map(|d| (d.message_id.as_str(), d.connector.as_str()))
+        .collect();
+    assert_eq!(
+        went,
+        [("silent", "twilio")],
+        "the reported one stays delivered"
+    );
+    assert_eq!(status(&*s.b, "reported").await, MessageStatus::Delivered);
+}

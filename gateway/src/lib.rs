@@ -17,6 +17,7 @@
 //!   node, PostgreSQL for several; versioned migrations for both.
 //! - [`dispatch`]: workers that lease due deliveries, call connectors, and retry or fall back.
 //! - [`health`]: each connector's circuit, judged on every node's attempts (through the store).
+//! - [`pacing`]: rate limits per provider account, one timeline of turns for every node.
 //! - [`plugins`]: the wasmtime host: engine, compile cache, per-call limits, egress policy;
 //!   the only module that sees the contract's bindings.
 //! - [`webhooks`]: provider callbacks in (statuses, opt-outs, bounces) and status
@@ -56,6 +57,7 @@ pub mod message;
 pub mod metrics;
 pub mod origin;
 pub mod outbound;
+pub mod pacing;
 pub mod plugin_kit;
 pub mod plugins;
 pub mod preferences;

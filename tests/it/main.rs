@@ -24,6 +24,7 @@ mod layers;
 mod migrations;
 mod nodes;
 mod operations;
+mod pacing;
 mod plugin_kit;
 mod preferences;
 mod provider_specs;

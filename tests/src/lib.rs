@@ -181,6 +181,8 @@ pub struct Recorded {
     pub body: Vec<u8>,
     /// The form fields, for form-encoded bodies.
     pub form: Vec<(String, String)>,
+    /// When it arrived.
+    pub at: std::time::Instant,
 }
 
 impl Recorded {
@@ -570,6 +572,7 @@ fn record(
             .collect(),
         body: body.to_vec(),
         form,
+        at: std::time::Instant::now(),
     });
 }
 
@@ -805,6 +808,7 @@ async fn unknown_route(
         headers: Vec::new(),
         body: Vec::new(),
         form: Vec::new(),
+        at: std::time::Instant::now(),
     });
     (StatusCode::NOT_FOUND, "no such provider endpoint").into_response()
 }

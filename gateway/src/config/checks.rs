@@ -799,6 +799,28 @@ fn connectors(
                 "must list at least one origin the plugin may call",
             ));
         }
+        let rate = match &raw.rate {
+            None if raw.burst.is_some() => {
+                errors.push(ConfigError::new(
+                    format!("{key}.burst"),
+                    Some(span.clone()),
+                    "a burst without a rate paces nothing: add rate = \"30/s\"",
+                ));
+                None
+            }
+            None => None,
+            Some(text) => match super::Rate::parse(text.get_ref(), raw.burst.unwrap_or(1)) {
+                Ok(rate) => Some(rate),
+                Err(why) => {
+                    errors.push(ConfigError::new(
+                        format!("{key}.rate"),
+                        Some(text.span()),
+                        why,
+                    ));
+                    None
+                }
+            },
+        };
         let mut settings = Vec::new();
         let mut setting_spans = BTreeMap::new();
         let mut written_in_file = std::collections::BTreeSet::new();
@@ -836,6 +858,7 @@ fn connectors(
             regions: raw.regions.clone(),
             senders: raw.senders.clone(),
             expect_report_within: raw.expect_report_within,
+            rate,
             push_format: raw.push_format.unwrap_or_default(),
             calls_per_instance: raw.calls_per_instance.map_or(1, |c| c.into_inner()),
             allowed_hosts: raw.allowed_hosts.into_inner(),

@@ -71,6 +71,41 @@ pub struct Config {
     pub source: Option<PathBuf>,
 }
 
+/// A connector's `rate` and `burst`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Rate {
+    pub per_second: f64,
+    pub burst: u32,
+}
+
+impl Rate {
+    /// `"30/s"`, `"600/m"`, `"3600/h"`.
+    pub fn parse(text: &str, burst: u32) -> Result<Rate, String> {
+        let (count, per) = text
+            .split_once('/')
+            .ok_or_else(|| format!("{text:?}: write a count per s, m or h, like \"30/s\""))?;
+        let count: f64 = count
+            .trim()
+            .parse()
+            .ok()
+            .filter(|c: &f64| c.is_finite() && *c > 0.0)
+            .ok_or_else(|| format!("{text:?}: the count must be a number above 0"))?;
+        let seconds = match per.trim() {
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            other => return Err(format!("{text:?}: {other:?} is not s, m or h")),
+        };
+        if burst == 0 {
+            return Err("burst must be at least 1".into());
+        }
+        Ok(Rate {
+            per_second: count / seconds,
+            burst,
+        })
+    }
+}
+
 /// Where state lives: one node's file, or a database nodes share.
 #[derive(Clone)]
 pub enum Database {
@@ -136,6 +171,8 @@ pub struct Connector {
     pub senders: BTreeMap<String, Vec<String>>,
     /// Failover on silence after this long (ms).
     pub expect_report_within: Option<i64>,
+    /// The provider account's pace: turns per second and burst.
+    pub rate: Option<Rate>,
     pub push_format: crate::customer::PushFormat,
     /// Calls one sandbox instance serves before a fresh one (1: every call).
     pub calls_per_instance: u32,

@@ -438,6 +438,13 @@ pub struct ConnectorConfig {
     /// delivery (failover on silence; a category may turn it off).
     #[serde(default, with = "super::journeys::optional_duration")]
     pub expect_report_within: Option<i64>,
+    /// `rate = "30/s"` (or `/m`, `/h`): the provider account's limit, held
+    /// by every node together (see [`crate::pacing`]).
+    #[serde(default)]
+    pub rate: Option<Spanned<String>>,
+    /// `burst = 1`: turns that may be taken at once after a quiet spell.
+    #[serde(default)]
+    pub burst: Option<u32>,
     /// `push_format = "web-push"`: push connectors only; which push addresses
     /// the connector takes, `"token"` (the default, FCM) or `"web-push"`.
     #[serde(default)]

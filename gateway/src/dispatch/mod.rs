@@ -13,6 +13,7 @@ use crate::health::Admission;
 use crate::live::Live;
 use crate::message::Outcome;
 use crate::metrics::Metrics;
+use crate::pacing::Turn;
 use crate::plugins::{Delivered, Failure, Outgoing};
 use crate::store::{AttemptRecord, AttemptResult, Lease, LeasedDelivery, Next, Store};
 use recorder::Recorder;
@@ -39,6 +40,8 @@ pub struct Dispatcher {
     feed: crate::feed::Deliverer,
     /// Skips connectors whose circuit is open; counts every attempt.
     health: Arc<crate::health::Health>,
+    /// Rate-limited connectors' turns.
+    pacing: crate::pacing::Pacing,
 }
 
 impl Dispatcher {
@@ -52,6 +55,7 @@ impl Dispatcher {
         health: Arc<crate::health::Health>,
     ) -> Self {
         Dispatcher {
+            pacing: crate::pacing::Pacing::new(config, store.clone()),
             health,
             feed: crate::feed::Deliverer::new(
                 store.clone(),
@@ -198,6 +202,35 @@ impl Dispatcher {
 
     /// Make one attempt and hand its result, with its slot, to the recorder.
     async fn attempt(&self, d: LeasedDelivery, slot: OwnedSemaphorePermit, recorder: Recorder) {
+        let admission = if d.channel.is_feed() {
+            Admission::Go
+        } else {
+            self.health.admit(&d.connector)
+        };
+        // The provider account's pace: wait for the turn, or give the
+        // delivery back when its turn is further off (no attempt made).
+        if !matches!(admission, Admission::Skip(_)) && !d.channel.is_feed() {
+            match self.pacing.turn(&d.connector, self.clock.now()).await {
+                Turn::Now => {}
+                Turn::At(at) => {
+                    let wait = at - self.clock.now();
+                    if wait > 0 {
+                        tokio::time::sleep(Duration::from_millis(wait as u64)).await;
+                    }
+                }
+                Turn::Later(due) => {
+                    let probe = admission == Admission::Probe;
+                    self.health
+                        .record(&d.connector, None, probe, self.clock.now());
+                    if let Err(e) = self.store.postpone(d.delivery_id, d.lease_until, due).await {
+                        // Its lease runs out and it is leased again.
+                        tracing::warn!("cannot give a paced delivery back: {e}");
+                    }
+                    drop(slot);
+                    return;
+                }
+            }
+        }
         let started_at = self.clock.now();
         let routing = self.live.current();
         // The sender the plan showed: the same pools, the same address.
@@ -214,11 +247,6 @@ impl Dispatcher {
             to: &d.address,
             content: &d.content,
             sender: sender.as_ref().map(|s| s.sender.as_str()),
-        };
-        let admission = if d.channel.is_feed() {
-            Admission::Go
-        } else {
-            self.health.admit(&d.connector)
         };
         let delivered = match &admission {
             _ if d.channel.is_feed() => self.feed.deliver(&d, started_at).await,
@@ -247,6 +275,14 @@ impl Dispatcher {
             };
             self.health
                 .record(&d.connector, healthy, probe, finished_at);
+            // The provider asked for a pause: every node keeps it.
+            if let Err(f) = &delivered.result
+                && f.retryable
+                && let Some(after) = f.retry_after
+            {
+                let until = finished_at.saturating_add(after.as_millis() as i64);
+                self.pacing.hold(&d.connector, until).await;
+            }
         }
         for (address, reason) in &delivered.dead_addresses {
             self.forget_dead_address(&d, address, reason, finished_at)

@@ -34,9 +34,10 @@ impl Ask<'_> {
     /// The rule itself, for a timeline at `tat` (`None`: never used):
     /// what the caller gets and where the timeline then stands.
     pub fn against(&self, tat: Option<i64>) -> (Turns, i64) {
-        let from = tat
-            .unwrap_or(self.now)
-            .max(self.now - self.burst * self.interval);
+        // `burst` turns may be had at once after a quiet spell: the
+        // timeline lags now by at most `burst - 1` intervals.
+        let lag = (self.burst - 1).max(0) * self.interval;
+        let from = tat.unwrap_or(self.now).max(self.now - lag);
         if from > self.now + self.max_ahead {
             return (Turns::Full { free: from }, from);
         }

@@ -128,6 +128,7 @@ suite!(
     concurrent_leases_never_share_a_delivery,
     only_the_lease_holder_finishes_a_message,
     a_split_message_is_as_far_as_its_slowest_part,
+    turns_are_taken_from_one_timeline,
     a_report_of_delivery_ends_a_failover_on_silence,
     connectors_health_is_shared_by_every_node,
     a_failed_delivery_falls_back_then_the_message_fails,

@@ -313,3 +313,66 @@ pub async fn a_report_of_delivery_ends_a_failover_on_silence(s: Stores) {
     );
     assert_eq!(status(&*s.b, "reported").await, MessageStatus::Delivered);
 }
+
+/// A rate-limited connector's turns come from one timeline whichever node
+/// asks; one too far ahead gives none; a provider's pause holds for all;
+/// a delivery given back is due again with no attempt counted.
+pub async fn turns_are_taken_from_one_timeline(s: Stores) {
+    use crossgate::store::pace::{Ask, Turns};
+    let ask = |now| Ask {
+        connector: "twilio",
+        n: 3,
+        interval: 1_000,
+        burst: 1,
+        max_ahead: 6_000,
+        now,
+    };
+    assert_eq!(
+        s.a.take_turns(ask(10_000)).await.unwrap(),
+        Turns::Granted { first: 10_000 }
+    );
+    assert_eq!(
+        s.b.take_turns(ask(10_000)).await.unwrap(),
+        Turns::Granted { first: 13_000 }
+    );
+    assert_eq!(
+        s.a.take_turns(ask(10_000)).await.unwrap(),
+        Turns::Granted { first: 16_000 }
+    );
+    // Six seconds ahead is as far as it goes.
+    assert_eq!(
+        s.b.take_turns(ask(10_000)).await.unwrap(),
+        Turns::Full { free: 19_000 }
+    );
+    s.b.hold_turns("twilio", 40_000).await.unwrap();
+    assert_eq!(
+        s.b.take_turns(ask(36_000)).await.unwrap(),
+        Turns::Granted { first: 40_000 }
+    );
+
+    insert(&*s.a, message("m1", 1_000, &["twilio"])).await;
+    let leased = lease_one(&*s.a, 1_000).await;
+    assert!(
+        s.b.postpone(leased.delivery_id, leased.lease_until, 9_000)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.b.postpone(leased.delivery_id, leased.lease_until, 9_000)
+            .await
+            .unwrap(),
+        "only the lease's holder gives it back"
+    );
+    assert!(
+        s.a.lease_due(Lease::new(8_999, 10, LEASE))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let again = lease_one(&*s.a, 9_000).await;
+    assert_eq!(
+        (again.attempts, again.message_attempts),
+        (0, 0),
+        "no attempt counted"
+    );
+}

@@ -1,0 +1,99 @@
+//! A provider account's rate limit, held by two nodes on one PostgreSQL
+//! database: 600 messages queued at once go out at 30 a second, within
+//! 10%, and none fails for the limit.
+
+use crate::support::child::ChildGateway;
+use crate::support::{default_twilio, postgres, sms};
+use crossgate_tests::ProviderSim;
+use serde_json::Value;
+use std::time::{Duration, Instant};
+
+const MESSAGES: usize = 600;
+const RATE: f64 = 30.0;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_hold_one_accounts_rate_together() {
+    let Some(url) = postgres::fresh_database("pacing::two_nodes_hold_one_accounts_rate").await
+    else {
+        return;
+    };
+    let sim = ProviderSim::start().await.unwrap();
+    let connector = default_twilio(&sim.url()).replace(
+        "channel = \"sms\"\n",
+        "channel = \"sms\"\nrate = \"30/s\"\n",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let mut nodes = Vec::new();
+    for n in 1..=2 {
+        let node_dir = dir.path().join(format!("node-{n}"));
+        std::fs::create_dir_all(&node_dir).unwrap();
+        let toml = format!("node_name = \"node-{n}\"\n[dispatch]\nconcurrency = 64\n{connector}");
+        nodes.push(ChildGateway::spawn_on(&node_dir, &toml, &url).await);
+    }
+    // Queued at once: half through each node, before any goes out.
+    let client = reqwest::Client::new();
+    let mut ids = Vec::with_capacity(MESSAGES);
+    for i in 0..MESSAGES {
+        let node = &nodes[i % 2];
+        let answer: Value = client
+            .post(format!("{}/v1/messages", node.url))
+            .json(&sms("+31612345678", &format!("paced {i}")))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        ids.push(answer["id"].as_str().expect("accepted").to_owned());
+    }
+    // Bounded: 600 at 30/s is 20 s; give it 60.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while sim.requests().len() < MESSAGES {
+        assert!(
+            Instant::now() < deadline,
+            "only {} sent",
+            sim.requests().len()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let times: Vec<Instant> = sim.requests().iter().map(|r| r.at).collect();
+    assert_eq!(times.len(), MESSAGES, "each message once");
+    let span = (*times.last().unwrap() - times[0]).as_secs_f64();
+    let rate = (MESSAGES - 1) as f64 / span;
+    assert!(
+        (RATE * 0.9..=RATE * 1.1).contains(&rate),
+        "{rate:.1}/s over {span:.1} s"
+    );
+    // No second of it above the limit by more than 10%.
+    let busiest = times
+        .iter()
+        .map(|start| {
+            times
+                .iter()
+                .filter(|t| **t >= *start && **t < *start + Duration::from_secs(1))
+                .count()
+        })
+        .max()
+        .unwrap();
+    assert!(busiest as f64 <= RATE * 1.1, "{busiest} in one second");
+    // Nothing failed for the limit: every message was sent, once.
+    for node in &nodes {
+        node.quiesce().await;
+    }
+    for id in ids.iter().step_by(37) {
+        let message: Value = client
+            .get(format!("{}/v1/messages/{id}", nodes[0].url))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(message["status"], "sent", "{message}");
+        assert_eq!(
+            message["attempts"].as_array().unwrap().len(),
+            1,
+            "{message}"
+        );
+    }
+}

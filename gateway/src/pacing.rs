@@ -19,8 +19,9 @@ use std::sync::{Arc, Mutex};
 
 /// How far ahead a delivery may be given a turn and wait for it.
 pub const MAX_AHEAD_MS: i64 = 2_000;
-/// A turn this old when it comes to be used was missed: it is dropped.
-const STALE_US: i64 = 1_000_000;
+/// A turn missed by more than this many intervals is dropped: used late
+/// beside the turns after it, it would make a burst the provider counts.
+const STALE_INTERVALS: i64 = 2;
 
 #[derive(Debug, Clone, Copy)]
 struct Pace {
@@ -85,7 +86,7 @@ impl Pacing {
         let now_us = now.saturating_mul(1_000);
         if let Some(queue) = self.local().get_mut(connector) {
             while let Some(turn) = queue.pop_front() {
-                if turn >= now_us - STALE_US {
+                if turn >= now_us - STALE_INTERVALS * pace.interval_us {
                     return at(turn, now);
                 }
             }

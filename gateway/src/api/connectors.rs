@@ -17,6 +17,18 @@ struct ConnectorView {
     #[serde(skip_serializing_if = "Option::is_none")]
     plugin: Option<PluginView>,
     health: ConnectorHealth,
+    /// `rate` and `burst`: the provider account's limit, every node together.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rate: Option<RateView>,
+    /// `expect_report_within` (failover on silence), as written.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    expect_report_within: Option<String>,
+}
+
+#[derive(Serialize)]
+struct RateView {
+    per_second: f64,
+    burst: u32,
 }
 
 #[derive(Serialize)]
@@ -53,6 +65,11 @@ pub async fn list(State(state): State<Arc<AppState>>) -> axum::Json<serde_json::
                 attempts: 0,
                 failed: 0,
             }),
+            rate: state.rates.get(&c.name).map(|r| RateView {
+                per_second: r.per_second,
+                burst: r.burst,
+            }),
+            expect_report_within: c.expect_report_within.map(crate::routing::policy::humane),
         })
         .collect();
     axum::Json(serde_json::json!({ "connectors": connectors }))

@@ -87,6 +87,8 @@ pub struct AppState {
     pub feed_origins: Vec<crate::origin::Origin>,
     /// Connectors' circuits, as this node last read them.
     pub health: Arc<crate::health::Health>,
+    /// Connectors' rate limits, as started (a reload does not change them).
+    pub rates: std::collections::HashMap<String, crate::config::Rate>,
 }
 
 impl AppState {
@@ -159,6 +161,11 @@ impl AppState {
             }),
             feed_origins: config.inbox.allowed_origins.clone(),
             health,
+            rates: config
+                .connectors
+                .iter()
+                .filter_map(|c| Some((c.name.clone(), c.rate?)))
+                .collect(),
             store,
             live,
             send,

@@ -154,15 +154,23 @@ impl Response {
     }
 
     /// The usual classification of a status code: `429` and `5xx` can be
-    /// retried (honouring `Retry-After`), everything else is permanent.
+    /// retried (honouring `Retry-After`), everything else is permanent. A
+    /// `429` without `Retry-After` asks for a second: the gateway pauses a
+    /// rate-limited connector's every node that long.
     pub fn failure(&self, code: impl Into<String>, message: impl Into<String>) -> Failure {
-        if self.status == 429 || self.status >= 500 {
+        if self.status == 429 {
+            let after = self.retry_after_ms().unwrap_or(TOO_MANY_REQUESTS_PAUSE_MS);
+            Failure::retryable(code, message).with_retry_after_ms(Some(after))
+        } else if self.status >= 500 {
             Failure::retryable(code, message).with_retry_after_ms(self.retry_after_ms())
         } else {
             Failure::permanent(code, message)
         }
     }
 }
+
+/// How long a `429` without `Retry-After` asks to wait.
+const TOO_MANY_REQUESTS_PAUSE_MS: u64 = 1_000;
 
 /// The request never produced a response.
 #[derive(Debug, Clone, PartialEq, Eq)]

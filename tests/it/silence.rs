@@ -3,9 +3,9 @@
 //! on to Twilio; one reported delivered in time does not; a category that
 //! must not send twice turns it off.
 
-use crate::support::{FAST_DISPATCH, TestGateway, answer};
+use crate::support::{FAST_DISPATCH, TestGateway};
+use crate::vonage::{by_get, signed};
 use crossgate_tests::{ProviderSim, vonage_connector};
-use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 
@@ -28,45 +28,18 @@ fn twilio_requests(sim: &ProviderSim) -> usize {
         .count()
 }
 
-/// A Vonage receipt by GET, signed as Vonage signs (HMAC-SHA256).
+/// A signed Vonage receipt by GET: delivered.
 async fn delivered(gw: &TestGateway, provider_id: &str) -> (u16, Value) {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-        .to_string();
-    let mut params: Vec<(String, String)> = [
-        ("messageId", provider_id),
-        ("msisdn", "31612345678"),
-        ("status", "delivered"),
-        ("err-code", "0"),
-        ("timestamp", &now),
-    ]
-    .iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect();
-    params.sort();
-    let text: String = params.iter().map(|(k, v)| format!("&{k}={v}")).collect();
-    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
-    mac.update(text.as_bytes());
-    let sig: String = mac
-        .finalize()
-        .into_bytes()
-        .iter()
-        .map(|b| format!("{b:02X}"))
-        .collect();
-    params.push(("sig".into(), sig));
-    let query = form_urlencoded::Serializer::new(String::new())
-        .extend_pairs(&params)
-        .finish();
-    answer(
-        gw.client
-            .get(format!("{}/v1/webhooks/vonage?{query}", gw.url))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await
+    let receipt = signed(
+        &[
+            ("messageId", provider_id),
+            ("msisdn", "31612345678"),
+            ("status", "delivered"),
+            ("err-code", "0"),
+        ],
+        SECRET,
+    );
+    by_get(gw, &receipt).await
 }
 
 #[tokio::test]

@@ -27,7 +27,7 @@ consent = \"opt-out\"
 
 /// `params` with a fresh `timestamp` and Vonage's `sig`: HMAC-SHA256 of
 /// every parameter sorted, as `&name=value` with `&` and `=` in values as `_`.
-fn signed(params: &[(&str, &str)], secret: &str) -> Vec<(String, String)> {
+pub(crate) fn signed(params: &[(&str, &str)], secret: &str) -> Vec<(String, String)> {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -55,7 +55,7 @@ fn signed(params: &[(&str, &str)], secret: &str) -> Vec<(String, String)> {
     params
 }
 
-async fn by_get(gw: &TestGateway, params: &[(String, String)]) -> (u16, Value) {
+pub(crate) async fn by_get(gw: &TestGateway, params: &[(String, String)]) -> (u16, Value) {
     let query = form_urlencoded::Serializer::new(String::new())
         .extend_pairs(params)
         .finish();

@@ -6,6 +6,81 @@
 //! knows less (no sender, no part ids, a webhook error as a string), never
 //! something the current contract cannot say.
 
+/// The records every older contract shares with the current one (the
+/// message, a receipt or failure, the plugin's description, a webhook
+/// request), converted alike from each version's own generated types:
+/// expanded where `old` names that version's `types` and `wit` the
+/// current bindings.
+macro_rules! shared_records {
+    () => {
+        pub fn message(msg: &wit::types::Message) -> old::Message {
+            old::Message {
+                id: msg.id.clone(),
+                attempt: msg.attempt,
+                channel: match msg.channel {
+                    wit::types::Channel::Email => old::Channel::Email,
+                    wit::types::Channel::Sms => old::Channel::Sms,
+                    wit::types::Channel::Whatsapp => old::Channel::Whatsapp,
+                    wit::types::Channel::Push => old::Channel::Push,
+                },
+                to: msg.to.clone(),
+                subject: msg.subject.clone(),
+                text: msg.text.clone(),
+                html: msg.html.clone(),
+                template: msg.template.clone().map(|t| old::ProviderTemplate {
+                    name: t.name,
+                    language: t.language,
+                    parameters: t.parameters,
+                }),
+                metadata: msg.metadata.clone(),
+            }
+        }
+
+        pub fn outcome(
+            outcome: Result<old::Receipt, old::Failure>,
+        ) -> Result<wit::types::Receipt, wit::types::Failure> {
+            match outcome {
+                Ok(receipt) => Ok(wit::types::Receipt {
+                    provider_message_id: receipt.provider_message_id,
+                    part_ids: Vec::new(),
+                }),
+                Err(f) => Err(wit::types::Failure {
+                    retryable: f.retryable,
+                    retry_after_ms: f.retry_after_ms,
+                    code: f.code,
+                    message: f.message,
+                }),
+            }
+        }
+
+        pub fn plugin_info(info: old::PluginInfo) -> wit::types::PluginInfo {
+            use wit::types::Channel;
+            wit::types::PluginInfo {
+                name: info.name,
+                version: info.version,
+                channel: match info.channel {
+                    old::Channel::Email => Channel::Email,
+                    old::Channel::Sms => Channel::Sms,
+                    old::Channel::Whatsapp => Channel::Whatsapp,
+                    old::Channel::Push => Channel::Push,
+                },
+                sdk_version: info.sdk_version,
+                description: info.description,
+            }
+        }
+
+        pub fn webhook_request(req: &wit::types::WebhookRequest) -> old::WebhookRequest {
+            old::WebhookRequest {
+                method: req.method.clone(),
+                url: req.url.clone(),
+                headers: req.headers.clone(),
+                body: req.body.clone(),
+            }
+        }
+    };
+}
+use shared_records;
+
 pub mod before_0_3;
 pub mod v0_3;
 

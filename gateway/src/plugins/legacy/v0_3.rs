@@ -90,65 +90,7 @@ impl old_outbound::Host for CallState {
     }
 }
 
-fn channel(channel: wit::types::Channel) -> old::Channel {
-    match channel {
-        wit::types::Channel::Email => old::Channel::Email,
-        wit::types::Channel::Sms => old::Channel::Sms,
-        wit::types::Channel::Whatsapp => old::Channel::Whatsapp,
-        wit::types::Channel::Push => old::Channel::Push,
-    }
-}
-
-pub fn message(msg: &wit::types::Message) -> old::Message {
-    old::Message {
-        id: msg.id.clone(),
-        attempt: msg.attempt,
-        channel: channel(msg.channel),
-        to: msg.to.clone(),
-        subject: msg.subject.clone(),
-        text: msg.text.clone(),
-        html: msg.html.clone(),
-        template: msg.template.clone().map(|t| old::ProviderTemplate {
-            name: t.name,
-            language: t.language,
-            parameters: t.parameters,
-        }),
-        metadata: msg.metadata.clone(),
-    }
-}
-
-pub fn outcome(
-    outcome: Result<old::Receipt, old::Failure>,
-) -> Result<wit::types::Receipt, wit::types::Failure> {
-    match outcome {
-        Ok(receipt) => Ok(wit::types::Receipt {
-            provider_message_id: receipt.provider_message_id,
-            part_ids: Vec::new(),
-        }),
-        Err(f) => Err(wit::types::Failure {
-            retryable: f.retryable,
-            retry_after_ms: f.retry_after_ms,
-            code: f.code,
-            message: f.message,
-        }),
-    }
-}
-
-pub fn plugin_info(info: old::PluginInfo) -> wit::types::PluginInfo {
-    use wit::types::Channel;
-    wit::types::PluginInfo {
-        name: info.name,
-        version: info.version,
-        channel: match info.channel {
-            old::Channel::Email => Channel::Email,
-            old::Channel::Sms => Channel::Sms,
-            old::Channel::Whatsapp => Channel::Whatsapp,
-            old::Channel::Push => Channel::Push,
-        },
-        sdk_version: info.sdk_version,
-        description: info.description,
-    }
-}
+super::shared_records!();
 
 pub fn settings(settings: Vec<old::Setting>) -> Vec<wit::types::Setting> {
     use wit::types::SettingKind;
@@ -166,15 +108,6 @@ pub fn settings(settings: Vec<old::Setting>) -> Vec<wit::types::Setting> {
             },
         })
         .collect()
-}
-
-pub fn webhook_request(req: &wit::types::WebhookRequest) -> old::WebhookRequest {
-    old::WebhookRequest {
-        method: req.method.clone(),
-        url: req.url.clone(),
-        headers: req.headers.clone(),
-        body: req.body.clone(),
-    }
 }
 
 pub fn inbound(

@@ -84,6 +84,11 @@ failover_on_silence = false
         message = gw.message(&silent).await;
     }
     assert_eq!(message["delivered_by"], "twilio", "{message}");
+    assert_eq!(
+        message["attempts"][1]["why"], "no delivery report from vonage within 2s",
+        "{message}"
+    );
+    assert!(message["attempts"][0].get("why").is_none());
     assert!(
         start.elapsed() >= Duration::from_millis(1_000),
         "not before its time"

@@ -216,6 +216,10 @@ pub struct AttemptView {
     /// The gateway node that made the attempt (`server.node_name`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub node: Option<String>,
+    /// Why this attempt went after one that was sent: the connector before
+    /// it expected a delivery report that did not come in time.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub why: Option<String>,
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -293,6 +297,9 @@ fn consent_request(
 }
 
 fn view(m: MessageRecord) -> MessageView {
+    let plan: Option<serde_json::Value> = m.plan.and_then(|p| serde_json::from_str(&p).ok());
+    let mut attempts: Vec<AttemptView> = m.attempts.into_iter().map(attempt_view).collect();
+    explain_failovers(plan.as_ref(), &mut attempts);
     MessageView {
         id: m.id,
         status: m.status.as_str(),
@@ -310,9 +317,9 @@ fn view(m: MessageRecord) -> MessageView {
         provider_message_id: m.provider_message_id,
         customer_id: m.customer_id,
         category: m.category,
-        plan: m.plan.and_then(|p| serde_json::from_str(&p).ok()),
+        plan,
         template: m.template.and_then(|t| serde_json::from_str(&t).ok()),
-        attempts: m.attempts.into_iter().map(attempt_view).collect(),
+        attempts,
         events: m
             .events
             .into_iter()
@@ -343,6 +350,41 @@ fn attempt_view(a: AttemptRecord) -> AttemptView {
         finished_at: timestamp(a.finished_at),
         retry_at: a.retry_at.map(timestamp),
         node: a.node,
+        why: None,
+    }
+}
+
+/// Failover on silence, read back from the plan and the history: after an
+/// attempt that sent the message through a connector the plan expected a
+/// report from (`failover_on_silence`), a later attempt elsewhere is the
+/// failover. Only the plan's silence connectors qualify: an escalation
+/// (read-based) keeps its own rule there, so nothing else moves on after
+/// a send.
+fn explain_failovers(plan: Option<&serde_json::Value>, attempts: &mut [AttemptView]) {
+    let Some(channels) = plan.and_then(|p| p["channels"].as_array()) else {
+        return;
+    };
+    let silence: std::collections::HashMap<&str, &str> = channels
+        .iter()
+        .filter_map(|c| c["failover_on_silence"].as_object())
+        .flat_map(|by| by.iter())
+        .filter_map(|(connector, after)| Some((connector.as_str(), after.as_str()?)))
+        .collect();
+    if silence.is_empty() {
+        return;
+    }
+    for i in 1..attempts.len() {
+        let (before, after) = attempts.split_at_mut(i);
+        let (last, this) = (&before[i - 1], &mut after[0]);
+        if last.outcome == "sent"
+            && last.connector != this.connector
+            && let Some(within) = silence.get(last.connector.as_str())
+        {
+            this.why = Some(format!(
+                "no delivery report from {} within {within}",
+                last.connector
+            ));
+        }
     }
 }
 

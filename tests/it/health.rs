@@ -3,7 +3,7 @@
 //! window and EU traffic moves to Twilio without touching Vonage; once
 //! Vonage recovers, probes close the circuit and EU traffic returns.
 
-use crate::support::{FAST_DISPATCH, TestGateway, answer};
+use crate::support::{FAST_DISPATCH, TestGateway, answer, sms_plan};
 use crossgate_tests::vonage::DEFAULT_API_KEY;
 use crossgate_tests::{Behaviour, ProviderSim, vonage_connector};
 use serde_json::{Value, json};
@@ -117,13 +117,7 @@ sms = [\"vonage\", \"twilio\"]
     let before = vonage_requests(&sim);
     let message = gw.settled(&gw.send_ok(&send).await).await;
     assert_eq!(message["delivered_by"], "twilio", "{message}");
-    let sms = message["plan"]["channels"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["channel"] == "sms")
-        .cloned()
-        .unwrap();
+    let sms = sms_plan(&message);
     assert_eq!(sms["connectors"], json!(["twilio", "vonage"]), "{sms}");
     assert_eq!(sms["unhealthy"], json!(["vonage"]), "{sms}");
     assert_eq!(vonage_requests(&sim), before);

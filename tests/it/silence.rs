@@ -3,23 +3,13 @@
 //! on to Twilio; one reported delivered in time does not; a category that
 //! must not send twice turns it off.
 
-use crate::support::{FAST_DISPATCH, TestGateway};
+use crate::support::{FAST_DISPATCH, TestGateway, sms_plan};
 use crate::vonage::{by_get, signed};
 use crossgate_tests::{ProviderSim, vonage_connector};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 
 const SECRET: &str = "silence-test-signature-secret";
-
-fn sms_of(message: &Value) -> Value {
-    message["plan"]["channels"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["channel"] == "sms")
-        .cloned()
-        .unwrap_or_else(|| panic!("no SMS in {message}"))
-}
 
 fn twilio_requests(sim: &ProviderSim) -> usize {
     sim.requests()
@@ -75,7 +65,7 @@ failover_on_silence = false
     let silent = gw.send_ok(&send("transactional")).await;
     let message = gw.settled(&silent).await;
     assert_eq!(message["delivered_by"], "vonage", "{message}");
-    let sms = sms_of(&message);
+    let sms = sms_plan(&message);
     assert_eq!(sms["failover_on_silence"], json!({"vonage": "2s"}), "{sms}");
     let start = Instant::now();
     let mut message = message;

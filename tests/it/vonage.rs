@@ -4,7 +4,7 @@
 //! forged callback changes nothing. Signatures are computed here, apart
 //! from the connector's code.
 
-use crate::support::{FAST_DISPATCH, TestGateway, answer, plugin_dir, sms};
+use crate::support::{FAST_DISPATCH, TestGateway, answer, plugin_dir, sms, sms_plan};
 use crossgate_tests::vonage::DEFAULT_API_KEY;
 use crossgate_tests::{Behaviour, ProviderSim, vonage_connector};
 use hmac::{Hmac, Mac};
@@ -244,22 +244,13 @@ sms = [\"vonage\", \"twilio\"]
     let send = |customer: &str| json!({"customer_id": customer, "category": "transactional", "content": {"text": "Your code is 1234"}});
     let eu = gw.settled(&gw.send_ok(&send("eu")).await).await;
     assert_eq!(eu["delivered_by"], "vonage", "{eu}");
-    let sms_of = |message: &Value| {
-        message["plan"]["channels"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|c| c["channel"] == "sms")
-            .cloned()
-            .unwrap()
-    };
-    let sms = sms_of(&eu);
+    let sms = sms_plan(&eu);
     assert_eq!(sms["connectors"], json!(["vonage", "twilio"]), "{eu}");
     assert_eq!(sms["connector_order"], "region");
 
     let us = gw.settled(&gw.send_ok(&send("us")).await).await;
     assert_eq!(us["delivered_by"], "twilio", "{us}");
-    let sms = sms_of(&us);
+    let sms = sms_plan(&us);
     assert_eq!(sms["connectors"], json!(["twilio"]), "{us}");
     assert_eq!(sms["not_in_region"], json!(["vonage"]));
     let paths: Vec<String> = sim.requests().iter().map(|r| r.path.clone()).collect();

@@ -195,14 +195,18 @@ pub fn plan(
     let mut deliveries = Vec::new();
     for channel in order {
         let in_region = policy.connectors_in(channel, &region);
-        let mut routes = in_region.routes.clone();
-        // Stable: the healthy keep their order, the unhealthy follow theirs.
-        routes.sort_by_key(|c| request.unhealthy.contains(&c.name));
-        let unhealthy: Vec<String> = routes
-            .iter()
-            .filter(|c| request.unhealthy.contains(&c.name))
-            .map(|c| c.name.clone())
-            .collect();
+        let mut routes = in_region.routes;
+        let mut unhealthy = Vec::new();
+        if !request.unhealthy.is_empty() {
+            // Stable: the healthy keep their order, the unhealthy follow theirs.
+            routes.sort_by_key(|c| request.unhealthy.contains(&c.name));
+            unhealthy.extend(
+                routes
+                    .iter()
+                    .filter(|c| request.unhealthy.contains(&c.name))
+                    .map(|c| c.name.clone()),
+            );
+        }
         let routes = &routes;
         let connectors: Vec<String> = routes.iter().map(|c| c.name.clone()).collect();
         // A push connector takes one kind of push address (token or Web

@@ -5,6 +5,29 @@
 //! did not get the whole text). Both stores keep the parts in
 //! `provider_parts` and apply these rules.
 
+use super::ProviderStatus;
+
+/// A report on one of a message's parts, against every part's
+/// `(provider id, state)` as stored: whether the part moves, and the report
+/// the whole message then gets (`None` while some part is on its way).
+pub fn report(parts: &[(String, String)], r: &ProviderStatus) -> (bool, Option<ProviderStatus>) {
+    let moves = parts
+        .iter()
+        .any(|(id, state)| *id == r.provider_message_id && advances(state, &r.state));
+    let states = parts.iter().map(|(id, state)| {
+        if moves && *id == r.provider_message_id {
+            r.state.as_str()
+        } else {
+            state.as_str()
+        }
+    });
+    let whole = self::whole(states).map(|state| ProviderStatus {
+        state: state.to_owned(),
+        ..r.clone()
+    });
+    (moves, whole)
+}
+
 /// How far a part got; a report never moves a part back.
 fn rank(state: &str) -> Option<u8> {
     match state {

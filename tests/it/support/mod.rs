@@ -364,6 +364,15 @@ pub fn clock_at(utc: &str) -> String {
     )
 }
 
+/// What a message's plan says of its SMS channel.
+pub fn sms_plan(message: &Value) -> Value {
+    message["plan"]["channels"]
+        .as_array()
+        .and_then(|channels| channels.iter().find(|c| c["channel"] == "sms"))
+        .cloned()
+        .unwrap_or_else(|| panic!("no SMS in the plan of {message}"))
+}
+
 pub fn sms(phone: &str, text: &str) -> Value {
     serde_json::json!({"channel": "sms", "to": {"phone": phone}, "content": {"text": text}})
 }

@@ -49,28 +49,8 @@ pub fn add_to_linker(linker: &mut wasmtime::component::Linker<CallState>) -> any
 
 impl old::Host for CallState {}
 
-/// 0.2.0's host functions are the current ones.
-impl v2::crossgate::connector::host::Host for CallState {
-    fn log(&mut self, level: old::Level, message: String) {
-        wit::host::Host::log(self, level_from_old(level), message);
-    }
-
-    fn config(&mut self) -> Vec<(String, String)> {
-        wit::host::Host::config(self)
-    }
-
-    async fn cache_get(&mut self, key: String) -> Option<Vec<u8>> {
-        wit::host::Host::cache_get(self, key).await
-    }
-
-    fn cache_set(&mut self, key: String, value: Vec<u8>, ttl_ms: u64) {
-        wit::host::Host::cache_set(self, key, value, ttl_ms);
-    }
-
-    fn report_dead_address(&mut self, address: String, reason: String) {
-        wit::host::Host::report_dead_address(self, address, reason);
-    }
-}
+// 0.2.0's host functions are the current ones.
+super::forward_host!(v2::crossgate::connector::host::Host);
 
 /// 0.1.0 plugins get the same log and config; they know nothing else.
 impl v1::crossgate::connector::host::Host for CallState {
@@ -80,17 +60,6 @@ impl v1::crossgate::connector::host::Host for CallState {
 
     fn config(&mut self) -> Vec<(String, String)> {
         wit::host::Host::config(self)
-    }
-}
-
-fn level_from_old(level: old::Level) -> wit::types::Level {
-    use wit::types::Level;
-    match level {
-        old::Level::Trace => Level::Trace,
-        old::Level::Debug => Level::Debug,
-        old::Level::Info => Level::Info,
-        old::Level::Warn => Level::Warn,
-        old::Level::Error => Level::Error,
     }
 }
 

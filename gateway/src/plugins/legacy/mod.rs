@@ -8,7 +8,7 @@
 
 /// The records every older contract shares with the current one (the
 /// message, a receipt or failure, the plugin's description, a webhook
-/// request), converted alike from each version's own generated types:
+/// request, a log level), converted alike from each version's own generated types:
 /// expanded where `old` names that version's `types` and `wit` the
 /// current bindings.
 macro_rules! shared_records {
@@ -77,9 +77,49 @@ macro_rules! shared_records {
                 body: req.body.clone(),
             }
         }
+
+        fn level_from_old(level: old::Level) -> wit::types::Level {
+            use wit::types::Level;
+            match level {
+                old::Level::Trace => Level::Trace,
+                old::Level::Debug => Level::Debug,
+                old::Level::Info => Level::Info,
+                old::Level::Warn => Level::Warn,
+                old::Level::Error => Level::Error,
+            }
+        }
     };
 }
 use shared_records;
+
+/// An older contract's `host` interface with every function the current
+/// one has (0.2.0 and 0.3.0): each call goes to the current host's own.
+macro_rules! forward_host {
+    ($host:path) => {
+        impl $host for CallState {
+            fn log(&mut self, level: old::Level, message: String) {
+                wit::host::Host::log(self, level_from_old(level), message);
+            }
+
+            fn config(&mut self) -> Vec<(String, String)> {
+                wit::host::Host::config(self)
+            }
+
+            async fn cache_get(&mut self, key: String) -> Option<Vec<u8>> {
+                wit::host::Host::cache_get(self, key).await
+            }
+
+            fn cache_set(&mut self, key: String, value: Vec<u8>, ttl_ms: u64) {
+                wit::host::Host::cache_set(self, key, value, ttl_ms);
+            }
+
+            fn report_dead_address(&mut self, address: String, reason: String) {
+                wit::host::Host::report_dead_address(self, address, reason);
+            }
+        }
+    };
+}
+use forward_host;
 
 pub mod before_0_3;
 pub mod v0_3;

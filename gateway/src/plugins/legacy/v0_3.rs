@@ -35,34 +35,7 @@ pub fn add_to_linker(linker: &mut wasmtime::component::Linker<CallState>) -> any
 
 impl old::Host for CallState {}
 
-impl v3::crossgate::connector::host::Host for CallState {
-    fn log(&mut self, level: old::Level, message: String) {
-        let level = match level {
-            old::Level::Trace => wit::types::Level::Trace,
-            old::Level::Debug => wit::types::Level::Debug,
-            old::Level::Info => wit::types::Level::Info,
-            old::Level::Warn => wit::types::Level::Warn,
-            old::Level::Error => wit::types::Level::Error,
-        };
-        wit::host::Host::log(self, level, message);
-    }
-
-    fn config(&mut self) -> Vec<(String, String)> {
-        wit::host::Host::config(self)
-    }
-
-    async fn cache_get(&mut self, key: String) -> Option<Vec<u8>> {
-        wit::host::Host::cache_get(self, key).await
-    }
-
-    fn cache_set(&mut self, key: String, value: Vec<u8>, ttl_ms: u64) {
-        wit::host::Host::cache_set(self, key, value, ttl_ms);
-    }
-
-    fn report_dead_address(&mut self, address: String, reason: String) {
-        wit::host::Host::report_dead_address(self, address, reason);
-    }
-}
+super::forward_host!(v3::crossgate::connector::host::Host);
 
 impl old_outbound::Host for CallState {
     async fn send_request(

@@ -400,14 +400,7 @@ pub async fn cancel(tx: &impl Sql, scope: &str, key: &str, now: i64) -> Result<C
 /// history but changes nothing.
 pub async fn apply_provider_status(tx: &impl Sql, r: &ProviderStatus) -> Result<Option<String>> {
     let (row, whole) = match part_report(tx, r).await? {
-        Some((id, whole)) => (
-            tx.opt(
-                "SELECT id, status FROM messages WHERE id = $1 FOR UPDATE",
-                &[&id],
-            )
-            .await?,
-            whole,
-        ),
+        Some(found) => found,
         None => (
             tx.opt(
                 "SELECT id, status FROM messages WHERE delivered_by = $1 AND provider_message_id = $2
@@ -450,16 +443,17 @@ pub async fn apply_provider_status(tx: &impl Sql, r: &ProviderStatus) -> Result<
 }
 
 /// A report on one part of a split message ([`crate::store::parts`]):
-/// the part is moved forward (its row locked, so two parts' reports at
-/// once are applied one after the other), and the message gets the report
-/// its parts make together. `None` outside: the id names no part.
+/// the message's row (`id, status`), locked first, so two parts' reports
+/// at once are applied one after the other; the part moved forward; and the
+/// report the message gets from its parts together. `None` outside: the id
+/// names no part.
 async fn part_report(
     tx: &impl Sql,
     r: &ProviderStatus,
-) -> Result<Option<(String, Option<ProviderStatus>)>> {
+) -> Result<Option<(Option<tokio_postgres::Row>, Option<ProviderStatus>)>> {
     let Some(part) = tx
         .opt(
-            "SELECT message_id, state FROM provider_parts
+            "SELECT message_id FROM provider_parts
              WHERE connector = $1 AND provider_message_id = $2",
             &[&r.connector, &r.provider_message_id],
         )
@@ -468,37 +462,30 @@ async fn part_report(
         return Ok(None);
     };
     let id: String = part.get(0);
-    // The message's row is the lock every part's report takes first.
-    tx.opt("SELECT 1 FROM messages WHERE id = $1 FOR UPDATE", &[&id])
-        .await?;
-    let state: String = tx
+    let message = tx
         .opt(
-            "SELECT state FROM provider_parts WHERE connector = $1 AND provider_message_id = $2",
-            &[&r.connector, &r.provider_message_id],
+            "SELECT id, status FROM messages WHERE id = $1 FOR UPDATE",
+            &[&id],
+        )
+        .await?;
+    let parts: Vec<(String, String)> = tx
+        .rows(
+            "SELECT provider_message_id, state FROM provider_parts WHERE message_id = $1",
+            &[&id],
         )
         .await?
-        .map_or(part.get(1), |row| row.get(0));
-    if parts::advances(&state, &r.state) {
+        .iter()
+        .map(|row| (row.get(0), row.get(1)))
+        .collect();
+    let (moves, whole) = parts::report(&parts, r);
+    if moves {
         tx.exec(
             "UPDATE provider_parts SET state = $3 WHERE connector = $1 AND provider_message_id = $2",
             &[&r.connector, &r.provider_message_id, &r.state],
         )
         .await?;
     }
-    let states: Vec<String> = tx
-        .rows(
-            "SELECT state FROM provider_parts WHERE message_id = $1",
-            &[&id],
-        )
-        .await?
-        .iter()
-        .map(|row| row.get(0))
-        .collect();
-    let whole = parts::whole(states.iter().map(String::as_str)).map(|state| ProviderStatus {
-        state: state.to_owned(),
-        ..r.clone()
-    });
-    Ok(Some((id, whole)))
+    Ok(Some((message, whole)))
 }
 
 /// The first `limit` expired keys of each kind, by their expiry index.

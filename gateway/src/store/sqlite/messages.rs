@@ -291,32 +291,29 @@ fn part_report(
     conn: &Connection,
     r: &ProviderStatus,
 ) -> Result<Option<(String, Option<ProviderStatus>)>> {
-    let part = conn
+    // Every part of the message the reported id belongs to, in one read.
+    let mut id = None;
+    let parts = conn
         .prepare_cached(
-            "SELECT message_id, state FROM provider_parts
-             WHERE connector = ?1 AND provider_message_id = ?2",
+            "SELECT message_id, provider_message_id, state FROM provider_parts
+             WHERE message_id = (SELECT message_id FROM provider_parts
+                                 WHERE connector = ?1 AND provider_message_id = ?2)",
         )?
-        .query_row(params![r.connector, r.provider_message_id], |row| {
-            Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
-        })
-        .optional()?;
-    let Some((id, state)) = part else {
+        .query_map(params![r.connector, r.provider_message_id], |row| {
+            id.get_or_insert(row.get::<_, String>(0)?);
+            Ok((row.get::<_, String>(1)?, row.get::<_, String>(2)?))
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let Some(id) = id else {
         return Ok(None);
     };
-    if parts::advances(&state, &r.state) {
+    let (moves, whole) = parts::report(&parts, r);
+    if moves {
         conn.prepare_cached(
             "UPDATE provider_parts SET state = ?3 WHERE connector = ?1 AND provider_message_id = ?2",
         )?
         .execute(params![r.connector, r.provider_message_id, r.state])?;
     }
-    let states = conn
-        .prepare_cached("SELECT state FROM provider_parts WHERE message_id = ?1")?
-        .query_map(params![id], |row| row.get::<_, String>(0))?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
-    let whole = parts::whole(states.iter().map(String::as_str)).map(|state| ProviderStatus {
-        state: state.to_owned(),
-        ..r.clone()
-    });
     Ok(Some((id, whole)))
 }
 

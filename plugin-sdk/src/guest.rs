@@ -30,6 +30,33 @@ fn config() -> Config {
     Config::new(host::config())
 }
 
+std::thread_local! {
+    /// The connector this instance built from its configuration, for every
+    /// later call of the instance (a kept one serves many; the host's
+    /// configuration does not change under an instance). A configuration
+    /// the connector refused is read and refused again on the next call.
+    static BUILT: std::cell::OnceCell<Box<dyn std::any::Any>> = const { std::cell::OnceCell::new() };
+}
+
+/// `f` with this instance's connector, built on its first call.
+fn with_connector<C: Connector, R>(f: impl FnOnce(Result<&C, crate::ConfigError>) -> R) -> R {
+    BUILT.with(|built| {
+        if built.get().is_none() {
+            match C::new(&config()) {
+                Ok(connector) => {
+                    let _ = built.set(Box::new(connector));
+                }
+                Err(refused) => return f(Err(refused)),
+            }
+        }
+        let connector = built
+            .get()
+            .and_then(|any| any.downcast_ref::<C>())
+            .expect("one connector type per component");
+        f(Ok(connector))
+    })
+}
+
 impl<C: Connector, P: Packaged> bindings::Guest for Adapter<C, P> {
     fn describe() -> wit::PluginInfo {
         let info = crate::plugin_info::<C>(P::PACKAGE);
@@ -63,11 +90,11 @@ impl<C: Connector, P: Packaged> bindings::Guest for Adapter<C, P> {
     }
 
     fn validate_config() -> Result<(), String> {
-        C::new(&config()).map(|_| ()).map_err(|e| e.to_string())
+        with_connector::<C, _>(|built| built.map(|_| ()).map_err(|e| e.to_string()))
     }
 
     fn deliver(msg: wit::Message) -> Result<wit::Receipt, wit::Failure> {
-        crate::deliver::<C>(&config(), &message_from_wit(msg))
+        with_connector::<C, _>(|built| crate::deliver(built, &message_from_wit(msg)))
             .map(|r| wit::Receipt {
                 provider_message_id: r.provider_message_id,
                 part_ids: r.part_ids,
@@ -84,11 +111,13 @@ impl<C: Connector, P: Packaged> bindings::Guest for Adapter<C, P> {
             headers: req.headers,
             body: req.body,
         };
-        let events = crate::handle_webhook::<C>(&config(), &req).map_err(|e| match e {
-            crate::WebhookError::Unauthorized(why) => wit::WebhookError::Unauthorized(why),
-            crate::WebhookError::Malformed(why) => wit::WebhookError::Malformed(why),
-            crate::WebhookError::Unsupported => wit::WebhookError::Unsupported,
-        })?;
+        let events = with_connector::<C, _>(|built| crate::handle_webhook(built, &req)).map_err(
+            |e| match e {
+                crate::WebhookError::Unauthorized(why) => wit::WebhookError::Unauthorized(why),
+                crate::WebhookError::Malformed(why) => wit::WebhookError::Malformed(why),
+                crate::WebhookError::Unsupported => wit::WebhookError::Unsupported,
+            },
+        )?;
         Ok(events.into_iter().filter_map(event_to_wit).collect())
     }
 }

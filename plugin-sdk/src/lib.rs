@@ -121,9 +121,13 @@ pub fn plugin_info<C: Connector>(package: Package) -> PluginInfo {
     }
 }
 
-/// One `deliver` call as the gateway makes it: a message for another
-/// channel is refused before the connector is built.
-pub(crate) fn deliver<C: Connector>(config: &Config, msg: &Message) -> Result<Receipt, Failure> {
+/// One `deliver` call as the gateway makes it, with the connector its
+/// instance built (or the reason it could not): a message for another
+/// channel is refused first, whatever the configuration.
+pub(crate) fn deliver<C: Connector>(
+    connector: Result<&C, ConfigError>,
+    msg: &Message,
+) -> Result<Receipt, Failure> {
     if msg.channel != C::CHANNEL {
         return Err(Failure::permanent(
             "unsupported_channel",
@@ -135,19 +139,19 @@ pub(crate) fn deliver<C: Connector>(config: &Config, msg: &Message) -> Result<Re
             ),
         ));
     }
-    let connector =
-        C::new(config).map_err(|e| Failure::permanent("invalid_config", e.to_string()))?;
-    connector.deliver(msg)
+    connector
+        .map_err(|e| Failure::permanent("invalid_config", e.to_string()))?
+        .deliver(msg)
 }
 
 /// One `handle-webhook` call as the gateway makes it.
 pub(crate) fn handle_webhook<C: Connector>(
-    config: &Config,
+    connector: Result<&C, ConfigError>,
     req: &WebhookRequest,
 ) -> Result<Vec<InboundEvent>, WebhookError> {
-    let connector = C::new(config)
-        .map_err(|e| WebhookError::Malformed(format!("connector configuration: {e}")))?;
-    connector.handle_webhook(req)
+    connector
+        .map_err(|e| WebhookError::Malformed(format!("connector configuration: {e}")))?
+        .handle_webhook(req)
 }
 
 /// Write to the gateway's log, tagged with the connector's name.

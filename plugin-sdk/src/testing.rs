@@ -77,7 +77,7 @@ impl Harness {
     pub fn deliver<C: Connector>(&mut self, msg: &Message) -> Result<Receipt, Failure> {
         self.settings_hold::<C>()
             .map_err(|e| Failure::permanent("invalid_config", e.to_string()))?;
-        crate::deliver::<C>(&self.config, msg)
+        crate::deliver(C::new(&self.config).as_ref().map_err(Clone::clone), msg)
     }
 
     /// One `handle-webhook` call, as the gateway makes it.
@@ -87,7 +87,7 @@ impl Harness {
     ) -> Result<Vec<InboundEvent>, WebhookError> {
         self.settings_hold::<C>()
             .map_err(|e| WebhookError::Malformed(format!("connector configuration: {e}")))?;
-        crate::handle_webhook::<C>(&self.config, req)
+        crate::handle_webhook(C::new(&self.config).as_ref().map_err(Clone::clone), req)
     }
 
     /// The harness's configuration against `C::SETTINGS`, as the gateway

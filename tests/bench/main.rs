@@ -268,6 +268,8 @@ cache_dir = "{}"
                 .await;
         }
     }
+    #[cfg(feature = "native-baseline")]
+    phases(&host, &text).await;
     let noop = timed_deliveries(&host, "noop", 0, SANDBOX_CALLS, &text).await;
     summary("instantiate+deliver, no I/O", noop);
     let noop_kept = timed_deliveries(&host, "noop_kept", 0, SANDBOX_CALLS, &text).await;
@@ -342,6 +344,38 @@ cache_dir = "{}"
         reference.of(micros(native)),
         reference.of(micros(bare))
     );
+}
+
+/// Where the Twilio call's time goes (`crossgate::plugins::phases`), fresh
+/// and kept: the sandbox's lifecycle and glue against #36's 30 µs. Only
+/// the `native-baseline` feature (which `make bench` turns on) keeps the clock.
+#[cfg(feature = "native-baseline")]
+async fn phases(host: &PluginHost, text: &Content) {
+    use crossgate::plugins::phases;
+    for (connector, how) in [
+        ("twilio", "fresh instance"),
+        ("twilio_kept", "kept instances"),
+    ] {
+        phases::take();
+        timed_deliveries(host, connector, 0, SANDBOX_CALLS / 5, text).await;
+        let b = phases::take();
+        println!(
+            "{:<48} setup {:.1}, instantiate {:.1}, guest + glue {:.1}, provider request {:.1}, teardown {:.1} µs (n={})",
+            format!("Twilio call's phases, {how} (mean)"),
+            b.setup,
+            b.instantiate,
+            b.guest_and_glue,
+            b.provider,
+            b.teardown,
+            b.calls
+        );
+        println!(
+            "{:<48} {:>9.1} µs   (target <= 30 µs: {})",
+            format!("sandbox lifecycle + glue, {how}"),
+            b.lifecycle_and_glue(),
+            met(b.lifecycle_and_glue() <= 30.0)
+        );
+    }
 }
 
 /// A connector's TOML with instances kept for 1,000 calls.

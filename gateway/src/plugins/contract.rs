@@ -10,6 +10,7 @@
 
 use super::connector_cache::{self, Lookup};
 use super::egress::FetchError;
+use super::exports::{CurrentInstance, CurrentPre};
 use super::legacy::{self, before_0_3 as old, v0_3, v1, v2, v3};
 use super::outcome::{Failure, Receipt};
 use super::sandbox::CallState;
@@ -21,7 +22,7 @@ use std::time::Duration;
 use wasmtime::Engine;
 use wasmtime::component::{Component, HasSelf, Linker};
 
-use super::bindings::{self, current};
+use super::bindings::current;
 use current::types as wit;
 use wit::Level;
 
@@ -46,7 +47,7 @@ pub enum ConnectorPre {
     V1(v1::ConnectorPre<CallState>),
     V2(v2::ConnectorPre<CallState>),
     V3(v3::ConnectorPre<CallState>),
-    V4(bindings::ConnectorPre<CallState>),
+    V4(CurrentPre),
 }
 
 impl ConnectorPre {
@@ -68,7 +69,7 @@ impl ConnectorPre {
         } else if version.starts_with("0.3.") {
             ConnectorPre::V3(v3::ConnectorPre::new(pre).map_err(not_a_connector)?)
         } else {
-            ConnectorPre::V4(bindings::ConnectorPre::new(pre).map_err(not_a_connector)?)
+            ConnectorPre::V4(CurrentPre::new(pre).map_err(not_a_connector)?)
         };
         Ok((pre, version))
     }
@@ -81,7 +82,7 @@ impl ConnectorPre {
             ConnectorPre::V1(pre) => Instance::V1(pre.instantiate_async(store).await?),
             ConnectorPre::V2(pre) => Instance::V2(pre.instantiate_async(store).await?),
             ConnectorPre::V3(pre) => Instance::V3(pre.instantiate_async(store).await?),
-            ConnectorPre::V4(pre) => Instance::V4(pre.instantiate_async(store).await?),
+            ConnectorPre::V4(pre) => Instance::V4(pre.instantiate(store).await?),
         })
     }
 }
@@ -91,7 +92,7 @@ pub enum Instance {
     V1(v1::Connector),
     V2(v2::Connector),
     V3(v3::Connector),
-    V4(bindings::Connector),
+    V4(CurrentInstance),
 }
 
 type Store<'a> = &'a mut wasmtime::Store<CallState>;
@@ -102,7 +103,7 @@ impl Instance {
             Instance::V1(c) => c.call_describe(store).await.map(old::plugin_info),
             Instance::V2(c) => c.call_describe(store).await.map(old::plugin_info),
             Instance::V3(c) => c.call_describe(store).await.map(v0_3::plugin_info),
-            Instance::V4(c) => c.call_describe(store).await,
+            Instance::V4(c) => c.checked(store)?.call_describe(store).await,
         }
     }
 
@@ -111,7 +112,7 @@ impl Instance {
         let settings = match self {
             Instance::V1(_) | Instance::V2(_) => Vec::new(),
             Instance::V3(c) => v0_3::settings(c.call_settings(store).await?),
-            Instance::V4(c) => c.call_settings(store).await?,
+            Instance::V4(c) => c.checked(store)?.call_settings(store).await?,
         };
         Ok(settings
             .into_iter()
@@ -125,7 +126,7 @@ impl Instance {
             Instance::V1(c) => c.call_validate_config(store).await,
             Instance::V2(c) => c.call_validate_config(store).await,
             Instance::V3(c) => c.call_validate_config(store).await,
-            Instance::V4(c) => c.call_validate_config(store).await,
+            Instance::V4(c) => c.checked(store)?.call_validate_config(store).await,
         }
     }
 
@@ -147,7 +148,7 @@ impl Instance {
                 let outcome = c.call_deliver(store, &v0_3::message(msg)).await?;
                 Ok(v0_3::outcome(outcome))
             }
-            Instance::V4(c) => c.call_deliver(store, msg).await,
+            Instance::V4(c) => c.deliver(store, msg).await,
         }
     }
 
@@ -175,7 +176,7 @@ impl Instance {
                     .await?;
                 Ok(v0_3::inbound(events))
             }
-            Instance::V4(c) => c.call_handle_webhook(store, req).await,
+            Instance::V4(c) => c.checked(store)?.call_handle_webhook(store, req).await,
         }
     }
 }
@@ -319,7 +320,10 @@ impl current::outbound::Host for CallState {
             headers: req.headers,
             body: req.body,
         };
-        match self.egress.fetch(fetch).await {
+        let mut watch = super::phases::Stopwatch::start();
+        let fetched = self.egress.fetch(fetch).await;
+        watch.lap(super::phases::Phase::Provider);
+        match fetched {
             Ok(answer) => Ok(current::outbound::Response {
                 status: answer.status,
                 headers: answer.headers,

@@ -13,6 +13,7 @@ mod connector_cache;
 mod contract;
 mod egress;
 mod epoch;
+mod exports;
 mod file_kind;
 mod last_words;
 mod legacy;
@@ -20,6 +21,10 @@ mod limits;
 #[cfg(feature = "native-baseline")]
 mod native;
 mod outcome;
+#[cfg(feature = "native-baseline")]
+pub mod phases;
+#[cfg(not(feature = "native-baseline"))]
+mod phases;
 mod reuse;
 mod sandbox;
 mod scope;
@@ -37,6 +42,7 @@ use crate::message::{Channel, Content, ProviderState};
 use crate::outbound::OutboundClient;
 use anyhow::Context as _;
 use contract::{ConnectorPre, Instance};
+use phases::Phase;
 use sandbox::CallState;
 use scope::Scope;
 use std::collections::HashMap;
@@ -563,6 +569,7 @@ impl PluginHost {
             Box<dyn Future<Output = wasmtime::Result<R>> + Send + 'a>,
         >,
     {
+        let mut watch = phases::Stopwatch::start();
         let _ticking = self.ticker.running();
         let (mut store, kept, calls) = match loaded.shelf.take(&self.shelf_space) {
             Some(mut kept) => {
@@ -577,13 +584,16 @@ impl PluginHost {
                 (sandbox::store(&self.engine, state), None, 0)
             }
         };
+        watch.lap(Phase::Setup);
         let name = &loaded.scope.name;
         let outcome = tokio::time::timeout(self.limits.timeout, async {
             let instance = match kept {
                 Some(instance) => instance,
                 None => loaded.pre.instantiate(&mut store).await?,
             };
+            watch.lap(Phase::Instantiate);
             let value = f(&instance, &mut store).await?;
+            watch.lap(Phase::Call);
             Ok::<_, wasmtime::Error>((value, instance))
         })
         .await;
@@ -604,6 +614,8 @@ impl PluginHost {
                     calls: calls + 1,
                 };
                 loaded.shelf.put_back(kept, &self.shelf_space);
+                watch.lap(Phase::Teardown);
+                watch.finished();
                 return (Ok(value), after);
             }
             Ok(Err(error)) => sandbox::explain_trap(&error, store.data(), &self.limits),

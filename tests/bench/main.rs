@@ -29,11 +29,14 @@
 //!    each open stream costs the gateway. Last, message search in a store
 //!    of 1,000,000 messages: a customer's newest page, a day's, and a page
 //!    further on.
+//!    Before those, per store: the store's share of a message in process (accept,
+//!    lease, record; `store_path`).
 //!    Once on SQLite, and once on PostgreSQL when `CROSSGATE_TEST_POSTGRES_URL`
 //!    names a server (`make bench` starts one on loopback).
 
 mod retention;
 mod search;
+mod store_path;
 mod streams;
 
 use base64::Engine as _;
@@ -1112,7 +1115,7 @@ fn main() {
     runtime.block_on(async {
         let work = tempfile::tempdir().expect("temp dir");
         let sim = ProviderSim::start().await.expect("simulator");
-        // `CROSSGATE_BENCH_ONLY=sandbox` (or `=e2e`, `=journeys`, `=broadcasts`, `=retention`, `=streams`, `=search`)
+        // `CROSSGATE_BENCH_ONLY=sandbox` (or `=store`, `=e2e`, `=journeys`, `=broadcasts`, `=retention`, `=streams`, `=search`)
         // measures that alone.
         let only_part = std::env::var("CROSSGATE_BENCH_ONLY").ok();
         let part = |name: &str| only_part.as_deref().is_none_or(|only| only == name);
@@ -1142,6 +1145,9 @@ fn main() {
             ),
         }
         for store in &stores {
+            if part("store") {
+                store_path::store_path(work.path(), store).await;
+            }
             if part("e2e") {
                 let mut measured = Vec::with_capacity(rounds);
                 for round in 0..rounds {

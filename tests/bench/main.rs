@@ -1047,6 +1047,18 @@ impl Store {
         }
     }
 
+    /// A new store for one in-process part, `run` naming its file or database.
+    async fn open(&self, work: &Path, run: &str) -> Arc<dyn crossgate::store::Store> {
+        let url = self.url(work, run).await;
+        let database = match url.strip_prefix("sqlite://") {
+            Some(path) => config::Database::Sqlite(path.into()),
+            None => config::Database::Postgres(url),
+        };
+        crossgate::store::open(&database, 16, "bench", crossgate::clock::wall_ms())
+            .await
+            .expect("open the bench store")
+    }
+
     async fn url(&self, work: &Path, run: &str) -> String {
         match self {
             Store::Sqlite => format!("sqlite://{}", work.join(format!("{run}.db")).display()),

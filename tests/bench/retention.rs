@@ -5,9 +5,9 @@
 
 use crate::{Store as BenchStore, percentile};
 use crossgate::clock::wall_ms;
-use crossgate::config::{Database, RetentionConfig};
-use crossgate::message::{Channel, Content, Outcome};
-use crossgate::store::{AttemptRecord, AttemptResult, Lease, NewDelivery, NewMessage, Next, Store};
+use crossgate::config::RetentionConfig;
+use crossgate::message::{Channel, Content};
+use crossgate::store::{Lease, NewDelivery, NewMessage, Store};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -22,14 +22,7 @@ const IDLE_PROBES: usize = 400;
 const DAY_MS: i64 = 86_400_000;
 
 pub async fn retention(work: &Path, bench_store: &BenchStore) {
-    let url = bench_store.url(work, "retention").await;
-    let database = match url.strip_prefix("sqlite://") {
-        Some(path) => Database::Sqlite(path.into()),
-        None => Database::Postgres(url),
-    };
-    let store = crossgate::store::open(&database, 16, "bench", wall_ms())
-        .await
-        .expect("open the bench store");
+    let store = bench_store.open(work, "retention").await;
     let retention = RetentionConfig::default();
     let long_ago = wall_ms() - retention.messages - 30 * DAY_MS;
     seed(&*store, long_ago).await;
@@ -83,33 +76,7 @@ async fn seed(store: &dyn Store, at: i64) {
             .lease_due(Lease::new(wall_ms(), SEED_PAGE, 60_000))
             .await
             .expect("lease");
-        let sent = leased
-            .into_iter()
-            .map(|d| AttemptResult {
-                delivery_id: d.delivery_id,
-                message_id: d.message_id,
-                lease_until: d.lease_until,
-                attempt: AttemptRecord {
-                    number: 1,
-                    connector: d.connector,
-                    channel: d.channel,
-                    started_at: at,
-                    finished_at: at + 50,
-                    outcome: Outcome::Sent,
-                    provider_message_id: Some("SM0".into()),
-                    error_code: None,
-                    error_message: None,
-                    retry_at: None,
-                    node: None,
-                },
-                next: Next::Sent {
-                    parts: Vec::new(),
-                    provider_message_id: "SM0".into(),
-                    delivered: false,
-                    escalate_at: None,
-                },
-            })
-            .collect();
+        let sent = crate::store_path::sent(leased, at);
         for recorded in store.record_attempts(sent).await {
             recorded.expect("record");
         }
@@ -142,7 +109,8 @@ async fn probe(
     latencies
 }
 
-fn message(id: String, created_at: i64) -> NewMessage {
+/// A sent-to-be SMS of one delivery (the store path's messages too).
+pub(crate) fn message(id: String, created_at: i64) -> NewMessage {
     NewMessage {
         recipient: "+31612345678".into(),
         scope: "phone:+31612345678".into(),

@@ -4,7 +4,6 @@
 
 use crate::{Store as BenchStore, percentile};
 use crossgate::clock::wall_ms;
-use crossgate::config::Database;
 use crossgate::message::{Channel, Content};
 use crossgate::store::reports::ReportKey;
 use crossgate::store::search::MessageQuery;
@@ -61,14 +60,7 @@ fn message(i: usize, now: i64) -> NewMessage {
 }
 
 pub async fn search(work: &Path, bench_store: &BenchStore) {
-    let url = bench_store.url(work, "search").await;
-    let database = match url.strip_prefix("sqlite://") {
-        Some(path) => Database::Sqlite(path.into()),
-        None => Database::Postgres(url),
-    };
-    let store = crossgate::store::open(&database, 16, "bench", wall_ms())
-        .await
-        .expect("open the bench store");
+    let store = bench_store.open(work, "search").await;
     let now = wall_ms();
     let seeding = Instant::now();
     for page in 0..MESSAGES / SEED_PAGE {

@@ -7,9 +7,8 @@
 
 use crate::Store as BenchStore;
 use crossgate::clock::wall_ms;
-use crossgate::config::Database;
-use crossgate::message::{Channel, Content, Outcome};
-use crossgate::store::{AttemptRecord, AttemptResult, Lease, NewDelivery, NewMessage, Next};
+use crossgate::message::Outcome;
+use crossgate::store::{AttemptRecord, AttemptResult, Lease, Next};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -46,14 +45,7 @@ fn own_cpu() -> f64 {
 }
 
 pub async fn store_path(work: &Path, bench_store: &BenchStore) {
-    let url = bench_store.url(work, "store_path").await;
-    let database = match url.strip_prefix("sqlite://") {
-        Some(path) => Database::Sqlite(path.into()),
-        None => Database::Postgres(url),
-    };
-    let store = crossgate::store::open(&database, 16, "bench", wall_ms())
-        .await
-        .expect("open the bench store");
+    let store = bench_store.open(work, "store_path").await;
     let wal_before = bench_store.wal_position().await;
 
     let (start, cpu) = (Instant::now(), own_cpu());
@@ -63,7 +55,10 @@ pub async fn store_path(work: &Path, bench_store: &BenchStore) {
             tokio::spawn(async move {
                 for i in (task..MESSAGES).step_by(AT_ONCE) {
                     store
-                        .insert_message(message(i))
+                        .insert_message(crate::retention::message(
+                            format!("msg_path_{i:06}"),
+                            wall_ms(),
+                        ))
                         .await
                         .expect("insert a message");
                 }
@@ -100,7 +95,7 @@ pub async fn store_path(work: &Path, bench_store: &BenchStore) {
         assert!(!leased.is_empty(), "every inserted message is due");
         recorded += leased.len();
         let (start, cpu) = (Instant::now(), own_cpu());
-        for answer in store.record_attempts(sent(leased)).await {
+        for answer in store.record_attempts(sent(leased, wall_ms())).await {
             answer.expect("record an attempt");
         }
         record.wall += start.elapsed();
@@ -119,8 +114,8 @@ pub async fn store_path(work: &Path, bench_store: &BenchStore) {
     drop(store);
 }
 
-fn sent(leased: Vec<crossgate::store::LeasedDelivery>) -> Vec<AttemptResult> {
-    let now = wall_ms();
+/// Each leased delivery's attempt, sent at `now` (retention's seeding too).
+pub(crate) fn sent(leased: Vec<crossgate::store::LeasedDelivery>, now: i64) -> Vec<AttemptResult> {
     leased
         .into_iter()
         .map(|d| AttemptResult {
@@ -148,40 +143,4 @@ fn sent(leased: Vec<crossgate::store::LeasedDelivery>) -> Vec<AttemptResult> {
             message_id: d.message_id,
         })
         .collect()
-}
-
-fn message(i: usize) -> NewMessage {
-    NewMessage {
-        id: format!("msg_path_{i:06}"),
-        channel: Channel::Sms,
-        recipient: "+31612345678".into(),
-        scope: "phone:+31612345678".into(),
-        content: Content {
-            text: "benchmark message".into(),
-            ..Content::default()
-        },
-        created_at: wall_ms(),
-        send_at: None,
-        expires_at: None,
-        cancel_key: None,
-        dedup: None,
-        idempotency: None,
-        callback_url: None,
-        customer_id: None,
-        category: Some("transactional".into()),
-        plan: None,
-        template: None,
-        campaign: None,
-        region: None,
-        suppressed: None,
-        deliveries: vec![NewDelivery {
-            channel: Channel::Sms,
-            connector: "twilio".into(),
-            address: "+31612345678".into(),
-            content: None,
-            cost: Some(0.0079),
-            escalate_after: None,
-            ends_on_delivery: false,
-        }],
-    }
 }

@@ -3,9 +3,8 @@
 //! 10%, and none fails for the limit.
 
 use crate::support::child::ChildGateway;
-use crate::support::{default_twilio, postgres, sms};
+use crate::support::{default_twilio, get_at, post_at, postgres, sms};
 use crossgate_tests::ProviderSim;
-use serde_json::Value;
 use std::time::{Duration, Instant};
 
 const MESSAGES: usize = 600;
@@ -31,14 +30,7 @@ async fn two_nodes_hold_one_accounts_rate_together() {
         nodes.push(ChildGateway::spawn_on(&node_dir, &toml, &url).await);
     }
     let client = reqwest::Client::new();
-    let listed: Value = client
-        .get(format!("{}/v1/connectors", nodes[1].url))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, listed) = get_at(&client, &nodes[1].url, "/v1/connectors").await;
     assert_eq!(
         listed["connectors"][0]["rate"],
         serde_json::json!({"per_second": 30.0, "burst": 1}),
@@ -48,15 +40,13 @@ async fn two_nodes_hold_one_accounts_rate_together() {
     let mut ids = Vec::with_capacity(MESSAGES);
     for i in 0..MESSAGES {
         let node = &nodes[i % 2];
-        let answer: Value = client
-            .post(format!("{}/v1/messages", node.url))
-            .json(&sms("+31612345678", &format!("paced {i}")))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let (_, answer) = post_at(
+            &client,
+            &node.url,
+            "/v1/messages",
+            &sms("+31612345678", &format!("paced {i}")),
+        )
+        .await;
         ids.push(answer["id"].as_str().expect("accepted").to_owned());
     }
     // Bounded: 600 at 30/s is 20 s; give it 60.
@@ -102,14 +92,7 @@ async fn two_nodes_hold_one_accounts_rate_together() {
         node.quiesce().await;
     }
     for id in ids.iter().step_by(37) {
-        let message: Value = client
-            .get(format!("{}/v1/messages/{id}", nodes[0].url))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let (_, message) = get_at(&client, &nodes[0].url, &format!("/v1/messages/{id}")).await;
         assert_eq!(message["status"], "sent", "{message}");
         assert_eq!(
             message["attempts"].as_array().unwrap().len(),

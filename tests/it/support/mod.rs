@@ -180,13 +180,7 @@ impl TestGateway {
 
     /// `GET` a path: the status and the JSON answer.
     pub async fn get(&self, path: &str) -> (u16, Value) {
-        let response = self
-            .client
-            .get(format!("{}{path}", self.url))
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("GET {path}: {e}"));
-        answer(response).await
+        get_at(&self.client, &self.url, path).await
     }
 
     /// Send and expect `202`; returns the message id.
@@ -248,14 +242,7 @@ impl TestGateway {
 
     /// `POST` any JSON to a path; returns status and JSON answer.
     pub async fn post(&self, path: &str, body: &Value) -> (u16, Value) {
-        let response = self
-            .client
-            .post(format!("{}{path}", self.url))
-            .json(body)
-            .send()
-            .await
-            .expect("POST");
-        answer(response).await
+        post_at(&self.client, &self.url, path, body).await
     }
 }
 
@@ -268,6 +255,32 @@ impl Drop for TestGateway {
 }
 
 /// A response's status and JSON answer (`null` when it has none).
+/// `GET` a path of the gateway at `base`: the status and the JSON answer.
+pub async fn get_at(client: &reqwest::Client, base: &str, path: &str) -> (u16, Value) {
+    let response = client
+        .get(format!("{base}{path}"))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("GET {path}: {e}"));
+    answer(response).await
+}
+
+/// `POST` JSON to a path of the gateway at `base`: the status and the JSON answer.
+pub async fn post_at(
+    client: &reqwest::Client,
+    base: &str,
+    path: &str,
+    body: &Value,
+) -> (u16, Value) {
+    let response = client
+        .post(format!("{base}{path}"))
+        .json(body)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("POST {path}: {e}"));
+    answer(response).await
+}
+
 pub async fn answer(response: reqwest::Response) -> (u16, Value) {
     let status = response.status().as_u16();
     (status, response.json().await.unwrap_or(Value::Null))

@@ -58,6 +58,7 @@ pub mod metrics;
 pub mod origin;
 pub mod outbound;
 pub mod pacing;
+pub mod phone;
 pub mod plugin_kit;
 pub mod plugins;
 pub mod preferences;

@@ -363,29 +363,6 @@ impl FromStr for Outcome {
     }
 }
 
-/// A phone number in strict E.164 (`+` and country code), normalised.
-pub fn e164(raw: &str) -> Result<String, String> {
-    let invalid = |why: &str| format!("{raw:?} is not a valid E.164 phone number: {why}");
-    if !raw.starts_with('+') {
-        return Err(invalid("it must start with + and the country code"));
-    }
-    // The parser reads letters as a phone keypad would (`abc` = 2): a
-    // number with letters is a mistake here, not a vanity number.
-    if !raw[1..]
-        .chars()
-        .all(|c| c.is_ascii_digit() || matches!(c, ' ' | '-' | '(' | ')' | '.'))
-    {
-        return Err(invalid("only digits, spaces and - ( ) . may follow the +"));
-    }
-    let number = phonenumber::parse(None, raw).map_err(|e| invalid(&e.to_string()))?;
-    if !phonenumber::is_valid(&number) {
-        return Err(invalid("no such number in its country's numbering plan"));
-    }
-    // What `format().mode(E164)` writes, without the regex match of the
-    // country's display formats that its formatter runs for every mode.
-    Ok(format!("+{}{}", number.code().value(), number.national()))
-}
-
 /// Why `text` may not be stored or sent, if it may not: control characters
 /// (NUL, ANSI escapes; tab and newlines are fine) and the bidirectional
 /// embedding, override and isolate marks that make text read other than it is.
@@ -399,33 +376,6 @@ pub fn unsafe_text(text: &str) -> Option<String> {
 /// mark: what may not reach a person, a provider or a log line unchecked.
 pub fn is_unsafe_char(c: char) -> bool {
     c.is_control() || matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
-}
-
-/// The ISO 3166 country of an E.164 number, e.g. `NL` for `+31...`.
-///
-/// Calling codes are prefix-free, so the first one to three digits that
-/// name a code are it; when that code is one country's, that is the answer
-/// without parsing the number (a full parse costs tens of microseconds on
-/// the accept path). Shared codes (+1, +7, +44) need the whole number.
-pub fn phone_country(e164: &str) -> Option<String> {
-    let digits = e164.strip_prefix('+')?;
-    for len in 1..=3 {
-        let Some(code) = digits.get(..len).and_then(|c| c.parse::<u16>().ok()) else {
-            break;
-        };
-        if let Some(regions) = phonenumber::metadata::DATABASE.region(&code) {
-            if let [only] = regions[..] {
-                return (only != "001").then(|| only.to_owned());
-            }
-            break;
-        }
-    }
-    parsed_phone_country(e164)
-}
-
-fn parsed_phone_country(e164: &str) -> Option<String> {
-    let number = phonenumber::parse(None, e164).ok()?;
-    number.country().id().map(|id| id.as_ref().to_owned())
 }
 
 #[cfg(test)]
@@ -451,38 +401,6 @@ mod tests {
                 );
             }
         }
-    }
-
-    #[test]
-    fn phone_numbers_with_letters_are_refused() {
-        assert!(super::e164("+3161234abcd").is_err());
-        assert_eq!(super::e164("+31 (6) 1234-5678").unwrap(), "+31612345678");
-    }
-
-    /// Italy keeps the leading zero of its fixed lines in E.164.
-    #[test]
-    fn a_leading_zero_that_belongs_to_the_number_is_kept() {
-        assert_eq!(super::e164("+39 06 6982 1234").unwrap(), "+390669821234");
-        assert_eq!(super::e164("+1 (415) 555-2671").unwrap(), "+14155552671");
-    }
-
-    #[test]
-    fn a_numbers_country_comes_from_its_calling_code() {
-        assert_eq!(super::phone_country("+31612345678").as_deref(), Some("NL"));
-        assert_eq!(
-            super::phone_country("+5511987654321").as_deref(),
-            Some("BR")
-        );
-        assert_eq!(super::phone_country("+14155550100").as_deref(), Some("US"));
-        assert_eq!(super::phone_country("+16135550100").as_deref(), Some("CA"));
-        // A shared code is read from the whole number, as before.
-        for shared in ["+447911123456", "+447400123456", "+79161234567"] {
-            assert_eq!(
-                super::phone_country(shared),
-                super::parsed_phone_country(shared)
-            );
-        }
-        assert_eq!(super::phone_country("nonsense"), None);
     }
 
     #[test]

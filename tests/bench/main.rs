@@ -158,6 +158,25 @@ fn per_call(name: &str, n: usize, mut f: impl FnMut()) {
     );
 }
 
+/// Every region's example mobile number from the numbering plan the gateway
+/// validates against, in E.164.
+fn world_mobile_numbers() -> Vec<String> {
+    let database = &phonenumber::metadata::DATABASE;
+    let mut numbers = Vec::new();
+    for code in 1..1000u16 {
+        for region in database.region(&code).unwrap_or_default() {
+            let example = database
+                .by_id(region)
+                .and_then(|meta| meta.descriptors().mobile())
+                .and_then(|mobile| mobile.example());
+            if let Some(national) = example {
+                numbers.push(format!("+{code}{national}"));
+            }
+        }
+    }
+    numbers
+}
+
 /// What a connector's circuit costs each delivery: the admission before
 /// the call and the count after it (closed, the usual case), and the
 /// planner's read of the open circuits, with six connectors counted.
@@ -212,11 +231,28 @@ fn templates_and_sms() {
         "phone number checked and normalised (E.164)",
         50_000,
         || {
-            std::hint::black_box(
-                crossgate::message::e164(std::hint::black_box("+31612345678")).ok(),
-            );
+            std::hint::black_box(crossgate::phone::e164(std::hint::black_box("+31612345678")).ok());
         },
     );
+    // A gateway's traffic goes to many countries: every region's example
+    // mobile number in turn, so no country's patterns stay warm by luck.
+    let numbers = world_mobile_numbers();
+    let before = status_kib(std::process::id(), "VmRSS");
+    let mut next = numbers.iter().cycle();
+    per_call(
+        &format!("phone numbers of {} regions in turn (E.164)", numbers.len()),
+        50_000,
+        || {
+            let number = next.next().expect("cycle");
+            std::hint::black_box(crossgate::phone::e164(number).ok());
+        },
+    );
+    if let (Some(before), Some(after)) = (before, status_kib(std::process::id(), "VmRSS")) {
+        println!(
+            "  their numbering plans compiled: {:.1} MiB resident",
+            after.saturating_sub(before) as f64 / 1024.0
+        );
+    }
     let who = crossgate::customer::unsubscribe::Unsubscribe {
         customer_id: "customer-42".into(),
         category: "marketing".into(),

@@ -634,7 +634,7 @@ fn connector_senders(config: &Config, errors: &mut Vec<ConfigError>) {
                         .any(|c| NUMBERS_ONLY.contains(&c.get_ref().as_str()))
                 });
             for sender in senders {
-                let number = crate::message::e164(sender).is_ok();
+                let number = crate::phone::e164(sender).is_ok();
                 let short_code =
                     (3..=8).contains(&sender.len()) && sender.bytes().all(|b| b.is_ascii_digit());
                 let alphanumeric = (1..=11).contains(&sender.len())

@@ -1,7 +1,8 @@
 //! A customer as the platform describes them: where they can be reached,
 //! where they are, and what they agreed to.
 
-use crate::message::{Channel, e164};
+use crate::message::Channel;
+use crate::phone::e164;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 

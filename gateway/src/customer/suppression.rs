@@ -3,7 +3,8 @@
 //! lists of AWS End User Messaging). A STOP from any number, a hard bounce,
 //! a spam complaint or a dead push token lands here.
 
-use crate::message::{Channel, e164};
+use crate::message::Channel;
+use crate::phone::e164;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;

@@ -5,7 +5,8 @@
 use super::policy::{ConsentMode, Policy, Strategy};
 use crate::customer::address_key;
 use crate::customer::{ConsentStatus, Profile, Suppression as Listed};
-use crate::message::{Channel, phone_country};
+use crate::message::Channel;
+use crate::phone::phone_country;
 use crate::sms::Segments;
 use jiff::{Timestamp, ToSpan as _};
 use serde::Serialize;

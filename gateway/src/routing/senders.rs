@@ -12,7 +12,7 @@
 //! nothing about it is stored with the delivery.
 
 use super::policy::ConnectorRoute;
-use crate::message::phone_country;
+use crate::phone::phone_country;
 use serde::Serialize;
 use std::collections::BTreeMap;
 

@@ -664,5 +664,5 @@ fn plan_for(
 
 /// A phone number in strict E.164, or the API's `invalid_phone` error.
 pub fn e164(raw: &str) -> Result<String, SendError> {
-    crate::message::e164(raw).map_err(|e| SendError::invalid("invalid_phone", "to.phone", e))
+    crate::phone::e164(raw).map_err(|e| SendError::invalid("invalid_phone", "to.phone", e))
 }

@@ -26,6 +26,16 @@ async fn metrics_count_what_happened() {
     assert_eq!(suppress.status().as_u16(), 201);
     let (status, body) = gw.send(&sms("+31612345679", "three")).await;
     assert_eq!((status, body["status"].as_str()), (202, Some("suppressed")));
+    // Refused before any handler (not JSON): counted all the same.
+    let refused = gw
+        .client
+        .post(format!("{}/v1/messages", gw.url))
+        .header("content-type", "text/plain")
+        .body("hello")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status().as_u16(), 415);
 
     // The dispatcher counts a finished message just after its status is
     // committed, so a reader may see `sent` a moment before the count.
@@ -99,6 +109,15 @@ async fn metrics_count_what_happened() {
         ),
         Some(3.0),
         "{text}"
+    );
+    assert_eq!(
+        metric(
+            &text,
+            "crossgate_http_requests_total",
+            &[("route", "/v1/messages"), ("status", "415")]
+        ),
+        Some(1.0),
+        "what the guard refuses is counted: {text}"
     );
     assert!(
         metric(

@@ -265,11 +265,13 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/openapi.json", get(openapi::openapi))
         .route("/readyz", get(operations::ready))
         .fallback(|| async { ApiError::not_found("no such route") })
+        // Counted outside the guard: what it refuses (413, 415, 421) shows in
+        // `/metrics` too.
+        .layer(middleware::from_fn_with_state(state.clone(), guard::guard))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             operations::count_request,
         ))
-        .layer(middleware::from_fn_with_state(state.clone(), guard::guard))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             REQUEST_TIMEOUT,
@@ -280,11 +282,11 @@ pub fn router(state: Arc<AppState>) -> Router {
             Router::new()
                 .route("/v1/inbox/stream", get(inbox::stream))
                 .route_layer(middleware::from_fn_with_state(state.clone(), inbox::cors))
+                .layer(middleware::from_fn_with_state(state.clone(), guard::guard))
                 .layer(middleware::from_fn_with_state(
                     state.clone(),
                     operations::count_request,
-                ))
-                .layer(middleware::from_fn_with_state(state.clone(), guard::guard)),
+                )),
         )
         .with_state(state)
 }

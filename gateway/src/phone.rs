@@ -33,16 +33,16 @@ pub fn e164(raw: &str) -> Result<String, String> {
     if digits.len() > MAX_DIGITS {
         return Err(invalid("too many digits for any numbering plan"));
     }
-    let Some((code, national)) = split_code(&digits) else {
+    let Some((code, national, regions)) = split_code(&digits) else {
         return Err(invalid("no country has that calling code"));
     };
-    if valid_national(code, national) {
+    if valid_national(code, national, &regions) {
         return Ok(format!("+{digits}"));
     }
     // "+44 (0)20 ...": the trunk prefix people write out of habit is not
     // part of the number.
     if let Some(trimmed) = national_prefix(code).and_then(|p| national.strip_prefix(p))
-        && valid_national(code, trimmed)
+        && valid_national(code, trimmed, &regions)
     {
         return Ok(format!("+{code}{trimmed}"));
     }
@@ -53,8 +53,8 @@ pub fn e164(raw: &str) -> Result<String, String> {
 /// Calling codes shared by several countries (+1, +7, +44) are told apart
 /// by the rest of the number.
 pub fn phone_country(e164: &str) -> Option<String> {
-    let (code, national) = split_code(e164.strip_prefix('+')?)?;
-    let country = region_for(code, national)?;
+    let (code, national, regions) = split_code(e164.strip_prefix('+')?)?;
+    let country = region_for(code, national, &regions)?;
     (country != NON_GEOGRAPHIC).then(|| country.to_owned())
 }
 
@@ -63,15 +63,14 @@ const MAX_DIGITS: usize = 3 + 17;
 /// The region libphonenumber gives calling codes of no country (+800, +882).
 const NON_GEOGRAPHIC: &str = "001";
 
-/// The calling code and the national number: calling codes are prefix-free,
-/// so the first one to three digits that name one are it.
-fn split_code(digits: &str) -> Option<(u16, &str)> {
+/// The calling code, the national number and the regions that share the
+/// code: calling codes are prefix-free, so the first one to three digits
+/// that name one are it.
+fn split_code(digits: &str) -> Option<(u16, &str, Vec<&'static str>)> {
     (1..=3).find_map(|len| {
         let code: u16 = digits.get(..len)?.parse().ok()?;
-        DATABASE
-            .region(&code)
-            .is_some()
-            .then(|| (code, &digits[len..]))
+        let regions = DATABASE.region(&code)?;
+        Some((code, &digits[len..], regions))
     })
 }
 
@@ -79,8 +78,8 @@ fn national_prefix(code: u16) -> Option<&'static str> {
     DATABASE.by_code(&code)?.first()?.national_prefix()
 }
 
-fn valid_national(code: u16, national: &str) -> bool {
-    region_for(code, national)
+fn valid_national(code: u16, national: &str, regions: &[&'static str]) -> bool {
+    region_for(code, national, regions)
         .and_then(|id| plan(code, id))
         .is_some_and(|plan| plan.is_valid(national))
 }
@@ -88,12 +87,11 @@ fn valid_national(code: u16, national: &str) -> bool {
 /// Which region of a calling code a national number belongs to: the only
 /// one, or among those sharing the code the first whose leading digits (or,
 /// lacking them, whose numbers) fit, as libphonenumber decides.
-fn region_for(code: u16, national: &str) -> Option<&'static str> {
-    let regions = DATABASE.region(&code)?;
-    if let [only] = regions[..] {
+fn region_for(code: u16, national: &str, regions: &[&'static str]) -> Option<&'static str> {
+    if let [only] = regions {
         return Some(only);
     }
-    regions.into_iter().find(|&id| {
+    regions.iter().copied().find(|&id| {
         plan(code, id).is_some_and(|plan| match &plan.leading_digits {
             Some(leading) => leading.find(national).is_some_and(|m| m.start() == 0),
             None => plan.is_valid(national),

@@ -164,7 +164,11 @@ fn world_mobile_numbers() -> Vec<String> {
     let database = &phonenumber::metadata::DATABASE;
     let mut numbers = Vec::new();
     for code in 1..1000u16 {
+        // Non-geographic codes (+800, +882) have no region of their own.
         for region in database.region(&code).unwrap_or_default() {
+            if region == "001" {
+                continue;
+            }
             let example = database
                 .by_id(region)
                 .and_then(|meta| meta.descriptors().mobile())

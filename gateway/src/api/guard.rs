@@ -7,27 +7,21 @@
 //! POST must show it came from a program, not a cross-site form.
 
 use super::{ApiError, AppState};
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::{Method, StatusCode, header};
-use axum::middleware::Next;
-use axum::response::Response;
-use std::sync::Arc;
 
 /// The custom header that, like a JSON content type, a cross-site form cannot send.
 const REQUESTED_WITH: &str = "x-requested-with";
 
-pub async fn guard(
-    State(state): State<Arc<AppState>>,
-    request: Request,
-    next: Next,
-) -> Result<Response, ApiError> {
+/// Why `request` is refused before any handler reads it, if it is.
+pub fn check(state: &AppState, request: &Request) -> Result<(), ApiError> {
     let headers = request.headers();
     let announced = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     let path = request.uri().path();
-    let limit = super::body::limit_for(&state, path);
+    let limit = super::body::limit_for(state, path);
     if announced.is_some_and(|len| len > limit as u64) {
         return Err(super::body::too_large(limit));
     }
@@ -79,7 +73,7 @@ pub async fn guard(
             ));
         }
     }
-    Ok(next.run(request).await)
+    Ok(())
 }
 
 fn is_json(value: Option<&axum::http::HeaderValue>) -> bool {

@@ -9,6 +9,7 @@ mod connectors;
 mod console;
 mod cursor;
 mod customers;
+mod edge;
 pub mod error;
 mod guard;
 mod idempotency;
@@ -265,13 +266,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/openapi.json", get(openapi::openapi))
         .route("/readyz", get(operations::ready))
         .fallback(|| async { ApiError::not_found("no such route") })
-        // Counted outside the guard: what it refuses (413, 415, 421) shows in
-        // `/metrics` too.
-        .layer(middleware::from_fn_with_state(state.clone(), guard::guard))
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            operations::count_request,
-        ))
+        .layer(edge::EdgeLayer::new(state.clone()))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             REQUEST_TIMEOUT,
@@ -282,11 +277,7 @@ pub fn router(state: Arc<AppState>) -> Router {
             Router::new()
                 .route("/v1/inbox/stream", get(inbox::stream))
                 .route_layer(middleware::from_fn_with_state(state.clone(), inbox::cors))
-                .layer(middleware::from_fn_with_state(state.clone(), guard::guard))
-                .layer(middleware::from_fn_with_state(
-                    state.clone(),
-                    operations::count_request,
-                )),
+                .layer(edge::EdgeLayer::new(state.clone())),
         )
         .with_state(state)
 }

@@ -2,9 +2,8 @@
 //! answers), and the per-route request count behind them.
 
 use super::{ApiError, AppState};
-use axum::extract::{MatchedPath, Request, State};
+use axum::extract::State;
 use axum::http::{StatusCode, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use std::sync::Arc;
 
@@ -103,21 +102,4 @@ pub async fn ready(State(state): State<Arc<AppState>>) -> Response {
             error.into_response()
         }
     }
-}
-
-/// Counts each request by its route template (`/v1/messages/{id}`, never
-/// the id itself) and status.
-pub async fn count_request(
-    State(state): State<Arc<AppState>>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or("unmatched", |p| p.as_str())
-        .to_owned();
-    let response = next.run(request).await;
-    state.metrics.request(&route, response.status().as_u16());
-    response
 }

@@ -1066,6 +1066,16 @@ impl Store {
     /// to it is the store's write work, a figure the machine's noise leaves
     /// alone (the server is the bench's own, so nothing else writes).
     async fn wal_position(&self) -> Option<u64> {
+        let client = self.server().await?;
+        let row = client
+            .query_one("SELECT (pg_current_wal_lsn() - '0/0'::pg_lsn)::bigint", &[])
+            .await
+            .ok()?;
+        u64::try_from(row.get::<_, i64>(0)).ok()
+    }
+
+    /// A connection to the PostgreSQL server's own database; `None` on SQLite.
+    async fn server(&self) -> Option<tokio_postgres::Client> {
         let Store::Postgres(server) = self else {
             return None;
         };
@@ -1073,11 +1083,7 @@ impl Store {
             .await
             .ok()?;
         tokio::spawn(connection);
-        let row = client
-            .query_one("SELECT (pg_current_wal_lsn() - '0/0'::pg_lsn)::bigint", &[])
-            .await
-            .ok()?;
-        u64::try_from(row.get::<_, i64>(0)).ok()
+        Some(client)
     }
 
     fn name(&self) -> &'static str {

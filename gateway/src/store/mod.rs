@@ -28,6 +28,9 @@ pub mod segments;
 pub mod sessions;
 mod sqlite;
 
+/// Rows, index entries and log bytes the SQLite writer wrote, for `make bench`.
+pub use sqlite::write_counts;
+
 pub use customers::{Audience, CustomerRecord, CustomerStore, DeadAddress, PlanningFacts};
 pub use error::{Outage, Result, StoreError};
 pub use messages::{

@@ -27,6 +27,7 @@ mod pace;
 mod queue;
 mod report_days;
 mod sessions;
+pub mod write_counts;
 
 use super::{DueWork, Purged, Store, StoreError};
 use crate::store::replies::{NewReply, ReplyRecorded};
@@ -119,13 +120,14 @@ impl SqliteStore {
             }
             other => other?,
         }
+        let counting = write_counts::install(&writer)?;
         let readers = (0..READERS)
             .map(|_| connect(path))
             .collect::<Result<Vec<_>, _>>()?;
         let (writes, queue) = mpsc::unbounded_channel();
         std::thread::Builder::new()
             .name("crossgate-sqlite-writer".into())
-            .spawn(move || write_loop(writer, queue))
+            .spawn(move || write_loop(writer, queue, counting))
             .map_err(|e| StoreError::Corrupt(format!("cannot start the writer thread: {e}")))?;
         let identity = file_identity(path).ok_or_else(|| {
             StoreError::Corrupt(format!("{} vanished after it was opened", path.display()))
@@ -342,7 +344,11 @@ fn keep_wal_files(conn: &Connection) -> Result<()> {
 
 /// The writer: take what is queued, apply it in one transaction, commit,
 /// then answer everyone in the batch.
-fn write_loop(mut conn: Connection, mut queue: mpsc::UnboundedReceiver<Write>) {
+fn write_loop(
+    mut conn: Connection,
+    mut queue: mpsc::UnboundedReceiver<Write>,
+    counting: Option<write_counts::Counting>,
+) {
     let mut fsyncs = true;
     while let Some(first) = queue.blocking_recv() {
         let mut batch = vec![first];
@@ -361,6 +367,9 @@ fn write_loop(mut conn: Connection, mut queue: mpsc::UnboundedReceiver<Write>) {
             }
         }
         apply_batch(&mut conn, batch);
+        if let Some(counting) = &counting {
+            counting.after_batch(&conn);
+        }
     }
 }
 

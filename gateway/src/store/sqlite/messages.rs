@@ -67,7 +67,7 @@ pub fn insert(conn: &Connection, m: &NewMessage) -> Result<Inserted> {
     let due_at = m.send_at.unwrap_or(now).max(now);
     let status = m.initial_status();
     conn.prepare_cached(
-        "INSERT INTO messages (id, status, status_reason, channel, recipient, scope, content,
+        "INSERT OR FAIL INTO messages (id, status, status_reason, channel, recipient, scope, content,
              created_at, updated_at, send_at, expires_at, cancel_key, dedup_key, callback_url,
              customer_id, category, plan, template, campaign, region)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
@@ -161,7 +161,7 @@ pub fn finish(
 ) -> Result<bool> {
     static SQL: LazyLock<String> = LazyLock::new(|| {
         format!(
-            "UPDATE messages SET status = ?2, status_reason = ?3, updated_at = ?4
+            "UPDATE OR FAIL messages SET status = ?2, status_reason = ?3, updated_at = ?4
              WHERE id = ?1 AND status IN {}
              RETURNING callback_url IS NOT NULL",
             *OPEN
@@ -267,7 +267,8 @@ pub fn apply_provider_status(conn: &Connection, r: &ProviderStatus) -> Result<Op
     .execute(params![id, r.at, r.state, r.code, r.description])?;
     if let Some((next, reason)) = whole.and_then(|whole| whole.moves(status)) {
         conn.prepare_cached(
-            "UPDATE messages SET status = ?2, status_reason = COALESCE(?3, status_reason), updated_at = ?4
+            "UPDATE OR FAIL messages SET status = ?2, status_reason = COALESCE(?3, status_reason),
+                 updated_at = ?4
              WHERE id = ?1",
         )?
         .execute(params![id, next.as_str(), reason, r.at])?;

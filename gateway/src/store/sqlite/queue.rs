@@ -180,7 +180,7 @@ pub fn lease(conn: &Connection, lease: Lease, node: &str) -> Result<Vec<LeasedDe
         let status: MessageStatus = status.parse().map_err(StoreError::Corrupt)?;
         if matches!(status, MessageStatus::Queued | MessageStatus::Scheduled) {
             conn.prepare_cached(
-                "UPDATE messages SET status = 'sending', updated_at = ?2 WHERE id = ?1",
+                "UPDATE OR FAIL messages SET status = 'sending', updated_at = ?2 WHERE id = ?1",
             )?
             .execute(params![message_id, now])?;
             if with_callback {
@@ -306,7 +306,7 @@ pub fn record(conn: &Connection, r: &AttemptResult, node: &str) -> Result<Option
         _ => None,
     };
     conn.prepare_cached(
-        "UPDATE messages SET attempt_count = attempt_count + 1, updated_at = ?2,
+        "UPDATE OR FAIL messages SET attempt_count = attempt_count + 1, updated_at = ?2,
              status = COALESCE(?3, status),
              status_reason = CASE WHEN ?3 IS NULL THEN status_reason ELSE ?4 END,
              delivered_by = COALESCE(?5, delivered_by),

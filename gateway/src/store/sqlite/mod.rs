@@ -355,7 +355,7 @@ fn keep_wal_files(conn: &Connection) -> Result<()> {
 /// The writer: take what is queued, apply it in one transaction, commit,
 /// then answer everyone in the batch.
 fn write_loop(
-    mut conn: Connection,
+    conn: Connection,
     mut queue: mpsc::UnboundedReceiver<Write>,
     counting: Option<write_counts::Counting>,
 ) {
@@ -370,13 +370,17 @@ fn write_loop(
         }
         let durable = batch.iter().any(|w| w.durability == Durability::Fsync);
         if durable != fsyncs {
-            let mode = if durable { "FULL" } else { "NORMAL" };
-            match conn.pragma_update(None, "synchronous", mode) {
+            let mode = if durable {
+                "PRAGMA synchronous = FULL"
+            } else {
+                "PRAGMA synchronous = NORMAL"
+            };
+            match cached(&conn, mode) {
                 Ok(()) => fsyncs = durable,
-                Err(e) => tracing::error!("cannot set synchronous = {mode}: {e}"),
+                Err(e) => tracing::error!("cannot run {mode}: {e}"),
             }
         }
-        apply_batch(&mut conn, batch);
+        apply_batch(&conn, batch);
         if let Some(counting) = &counting {
             counting.after_batch(&conn);
         }
@@ -388,7 +392,7 @@ fn write_loop(
 /// which showed as the writer's largest cost. Writes seldom fail; when one
 /// does, the transaction is rolled back and the batch runs again with each
 /// write in a savepoint of its own, so the failing one is undone alone.
-fn apply_batch(conn: &mut Connection, mut batch: Vec<Write>) {
+fn apply_batch(conn: &Connection, mut batch: Vec<Write>) {
     let committed = match run_batch(conn, &mut batch, false) {
         Ok(true) => Ok(()),
         Ok(false) => run_batch(conn, &mut batch, true).map(|_| ()),
@@ -401,33 +405,45 @@ fn apply_batch(conn: &mut Connection, mut batch: Vec<Write>) {
 
 /// Run `batch` in one transaction and commit it. Without `isolated`, the
 /// first failing write rolls everything back and `Ok(false)` says so.
-fn run_batch(conn: &mut Connection, batch: &mut [Write], isolated: bool) -> Result<bool> {
-    let tx = conn
-        .transaction()
-        .map_err(|e| failed("cannot begin transaction: ", e))?;
+fn run_batch(conn: &Connection, batch: &mut [Write], isolated: bool) -> Result<bool> {
+    cached(conn, "BEGIN").map_err(|e| failed("cannot begin transaction: ", e))?;
+    let ran = run_writes(conn, batch, isolated);
+    let ended = match &ran {
+        Ok(true) => cached(conn, "COMMIT").map_err(|e| failed("commit failed: ", e)),
+        Ok(false) => cached(conn, "ROLLBACK").map_err(|e| failed("cannot roll back: ", e)),
+        Err(_) => Ok(()),
+    };
+    // A failed commit or write can leave the transaction open.
+    if (ran.is_err() || ended.is_err()) && !conn.is_autocommit() {
+        let _ = cached(conn, "ROLLBACK");
+    }
+    ended.and(ran)
+}
+
+/// The writes of one batch, in the transaction `run_batch` opened.
+fn run_writes(conn: &Connection, batch: &mut [Write], isolated: bool) -> Result<bool> {
     for write in batch.iter_mut() {
         if !isolated {
-            if !(write.run)(&tx) {
-                tx.rollback().map_err(|e| failed("cannot roll back: ", e))?;
+            if !(write.run)(conn) {
                 return Ok(false);
             }
             continue;
         }
-        savepoint(&tx, "SAVEPOINT write").map_err(|e| failed("cannot open savepoint: ", e))?;
-        let end = if (write.run)(&tx) {
-            savepoint(&tx, "RELEASE write")
+        cached(conn, "SAVEPOINT write").map_err(|e| failed("cannot open savepoint: ", e))?;
+        let end = if (write.run)(conn) {
+            cached(conn, "RELEASE write")
         } else {
-            savepoint(&tx, "ROLLBACK TO write").and_then(|()| savepoint(&tx, "RELEASE write"))
+            cached(conn, "ROLLBACK TO write").and_then(|()| cached(conn, "RELEASE write"))
         };
         end.map_err(|e| failed("cannot end savepoint: ", e))?;
     }
-    tx.commit().map_err(|e| failed("commit failed: ", e))?;
     Ok(true)
 }
 
-/// Savepoint statements, prepared once: rusqlite's `Savepoint` parses its
-/// SQL on every write, which showed in profiles of the writer thread.
-fn savepoint(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
+/// Transaction, savepoint and pragma statements, prepared once:
+/// rusqlite's `Transaction`, `Savepoint` and `pragma_update` parse their
+/// SQL on every use, which showed in profiles of the writer thread.
+fn cached(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
     conn.prepare_cached(sql)?.execute([]).map(|_| ())
 }
 

@@ -4,11 +4,8 @@
 
 use super::{ApiError, AppState};
 use crate::config::Scope;
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::{Method, StatusCode, header};
-use axum::middleware::Next;
-use axum::response::Response;
-use std::sync::Arc;
 
 /// The name of the key a request came with (`default` for bare keys and
 /// for a gateway without keys).
@@ -41,16 +38,14 @@ fn needs(method: &Method, path: &str) -> Scope {
     }
 }
 
-pub async fn authenticate(
-    State(state): State<Arc<AppState>>,
-    mut request: Request,
-    next: Next,
-) -> Result<Response, ApiError> {
+/// Who the request comes from, as [`Caller`] in its extensions, or why it
+/// is refused (run before every platform API route: [`super::before`]).
+pub fn authenticate(state: &AppState, request: &mut Request) -> Result<(), ApiError> {
     if state.api_keys.is_empty() {
         request
             .extensions_mut()
             .insert(Caller("default".to_owned()));
-        return Ok(next.run(request).await);
+        return Ok(());
     }
     let presented = request
         .headers()
@@ -62,7 +57,7 @@ pub async fn authenticate(
             scheme.eq_ignore_ascii_case("bearer").then(|| key.trim())
         })
         .unwrap_or("");
-    let Some(key) = key_for(&state, presented) else {
+    let Some(key) = key_for(state, presented) else {
         return Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
             "unauthorized",
@@ -82,7 +77,7 @@ pub async fn authenticate(
         ));
     }
     request.extensions_mut().insert(Caller(key.name.clone()));
-    Ok(next.run(request).await)
+    Ok(())
 }
 
 /// The configured key `presented` is, if any. Every key is compared, so

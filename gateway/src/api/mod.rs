@@ -2,6 +2,7 @@
 
 mod auth;
 pub mod backlog;
+mod before;
 mod body;
 pub mod broadcasts;
 mod cancellations;
@@ -233,10 +234,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/admin/work", get(operations::work))
         .route("/v1/connectors", get(connectors::list))
         .route("/v1/inbox/tokens", post(inbox::token))
-        .route_layer(middleware::from_fn_with_state(
-            state.clone(),
-            auth::authenticate,
-        ));
+        .route_layer(before::BeforeLayer::new(state.clone(), auth::authenticate));
     // The customer's own feed: feed tokens instead of API keys, and CORS.
     let feed = Router::new()
         .route("/v1/inbox/items", get(inbox::items))

@@ -83,11 +83,7 @@ impl Meter for Writes {
     async fn stop(&mut self, phase: usize) {
         match self {
             Writes::Sqlite { at, sums } => {
-                let now = write_counts::totals();
-                let sum = &mut sums[phase];
-                sum.rows += now.rows - at.rows;
-                sum.index_entries += now.index_entries - at.index_entries;
-                sum.wal_bytes += now.wal_bytes - at.wal_bytes;
+                sums[phase] = sums[phase] + (write_counts::totals() - *at);
             }
             Writes::Postgres {
                 client,
@@ -238,27 +234,21 @@ pub async fn store_path(work: &Path, bench_store: &BenchStore) {
     match count_writes(work, bench_store).await {
         Ok(sums) => {
             println!("  written per message (a further {COUNTED}, counted):");
-            let per = |n: u64| n as f64 / COUNTED as f64;
-            let mut total = WriteCounts::default();
-            for (what, sum) in PHASES.iter().zip(sums) {
-                let what = what.split(' ').next().unwrap_or(what);
+            let total = sums
+                .iter()
+                .fold(WriteCounts::default(), |all, &sum| all + sum);
+            let names = PHASES
+                .iter()
+                .map(|what| what.split(' ').next().unwrap_or(what));
+            for (what, sum) in names.chain(["in all"]).zip(sums.into_iter().chain([total])) {
+                let per = |n: u64| n as f64 / COUNTED as f64;
                 println!(
                     "    {what:<8} {:>5.2} rows, {:>5.2} index entries added, {:>7.0} bytes of write-ahead log",
                     per(sum.rows),
                     per(sum.index_entries),
                     per(sum.wal_bytes)
                 );
-                total.rows += sum.rows;
-                total.index_entries += sum.index_entries;
-                total.wal_bytes += sum.wal_bytes;
             }
-            println!(
-                "    {:<8} {:>5.2} rows, {:>5.2} index entries added, {:>7.0} bytes of write-ahead log",
-                "in all",
-                per(total.rows),
-                per(total.index_entries),
-                per(total.wal_bytes)
-            );
         }
         Err(why) => println!("  writes per message not counted: {why}"),
     }

@@ -1,6 +1,7 @@
 //! A synchronous check before a route's handler, as a tower layer: what
 //! `middleware::from_fn` gives, without boxing the inner service and the
-//! future of every request (authentication sits on the path of every send).
+//! future of every request (the guard and authentication sit on the path
+//! of every send).
 
 use super::{ApiError, AppState};
 use axum::extract::Request;

@@ -1,16 +1,16 @@
-//! The layer every request passes first: the [`guard`]'s checks, then the
-//! request's count in `/metrics` by route template and status (what the
-//! guard refuses, 413, 415 or 421, counted too).
+//! The outermost layer: every request's answer counted in `/metrics` by
+//! route template and status. It wraps the [`super::guard`]'s check (a
+//! [`super::before`] layer), so what the guard refuses (413, 415, 421) is
+//! counted too.
 //!
-//! One tower service written out rather than two `middleware::from_fn`
-//! layers: each of those boxed the inner service and the future of every
-//! request, on the path every accepted message takes. Here a request that
-//! passes costs a route's `Arc` clone and nothing boxed.
+//! A tower service written out rather than `middleware::from_fn`, which
+//! boxes the inner service and the future of every request, on the path
+//! every accepted message takes. Here a request costs a route's `Arc`
+//! clone and nothing boxed.
 
-use super::{AppState, guard};
 use crate::metrics::Metrics;
 use axum::extract::{MatchedPath, Request};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
@@ -18,36 +18,36 @@ use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 use tower::{Layer, Service};
 
-/// Wraps every route (and the fallback) in an [`Edge`].
+/// Wraps every route (and the fallback) in a [`Count`].
 #[derive(Clone)]
-pub struct EdgeLayer {
-    state: Arc<AppState>,
+pub struct CountLayer {
+    metrics: Arc<Metrics>,
 }
 
-impl EdgeLayer {
-    pub fn new(state: Arc<AppState>) -> Self {
-        EdgeLayer { state }
+impl CountLayer {
+    pub fn new(metrics: Arc<Metrics>) -> Self {
+        CountLayer { metrics }
     }
 }
 
-impl<S> Layer<S> for EdgeLayer {
-    type Service = Edge<S>;
+impl<S> Layer<S> for CountLayer {
+    type Service = Count<S>;
 
-    fn layer(&self, inner: S) -> Edge<S> {
-        Edge {
+    fn layer(&self, inner: S) -> Count<S> {
+        Count {
             inner,
-            state: self.state.clone(),
+            metrics: self.metrics.clone(),
         }
     }
 }
 
 #[derive(Clone)]
-pub struct Edge<S> {
+pub struct Count<S> {
     inner: S,
-    state: Arc<AppState>,
+    metrics: Arc<Metrics>,
 }
 
-impl<S> Service<Request> for Edge<S>
+impl<S> Service<Request> for Count<S>
 where
     S: Service<Request, Response = Response, Error = Infallible>,
 {
@@ -60,24 +60,10 @@ where
     }
 
     fn call(&mut self, request: Request) -> Self::Future {
-        let route = request.extensions().get::<MatchedPath>().cloned();
-        match guard::check(&self.state, &request) {
-            Ok(()) => Counted {
-                state: State::Served {
-                    inner: self.inner.call(request),
-                    route,
-                    metrics: self.state.metrics.clone(),
-                },
-            },
-            Err(refused) => {
-                let response = refused.into_response();
-                count(&self.state.metrics, route.as_ref(), &response);
-                Counted {
-                    state: State::Refused {
-                        response: Some(response),
-                    },
-                }
-            }
+        Counted {
+            route: request.extensions().get::<MatchedPath>().cloned(),
+            metrics: self.metrics.clone(),
+            inner: self.inner.call(request),
         }
     }
 }
@@ -86,20 +72,9 @@ pin_project_lite::pin_project! {
     /// A request's answer, counted when it is ready.
     pub struct Counted<F> {
         #[pin]
-        state: State<F>,
-    }
-}
-
-pin_project_lite::pin_project! {
-    #[project = StateProj]
-    enum State<F> {
-        Served {
-            #[pin]
-            inner: F,
-            route: Option<MatchedPath>,
-            metrics: Arc<Metrics>,
-        },
-        Refused { response: Option<Response> },
+        inner: F,
+        route: Option<MatchedPath>,
+        metrics: Arc<Metrics>,
     }
 }
 
@@ -110,25 +85,11 @@ where
     type Output = Result<Response, Infallible>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.project().state.project() {
-            StateProj::Served {
-                inner,
-                route,
-                metrics,
-            } => {
-                let Ok(response) = ready!(inner.poll(cx));
-                count(metrics, route.as_ref(), &response);
-                Poll::Ready(Ok(response))
-            }
-            StateProj::Refused { response } => Poll::Ready(Ok(response
-                .take()
-                .expect("a refused request's future is polled once it is ready"))),
-        }
+        let this = self.project();
+        let Ok(response) = ready!(this.inner.poll(cx));
+        // By the route's template (`/v1/messages/{id}`, never the id itself).
+        let route = this.route.as_ref().map_or("unmatched", MatchedPath::as_str);
+        this.metrics.request(route, response.status().as_u16());
+        Poll::Ready(Ok(response))
     }
-}
-
-/// By the route's template (`/v1/messages/{id}`, never the id itself).
-fn count(metrics: &Metrics, route: Option<&MatchedPath>, response: &Response) {
-    let route = route.map_or("unmatched", MatchedPath::as_str);
-    metrics.request(route, response.status().as_u16());
 }

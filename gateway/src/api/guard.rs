@@ -14,7 +14,7 @@ use axum::http::{Method, StatusCode, header};
 const REQUESTED_WITH: &str = "x-requested-with";
 
 /// Why `request` is refused before any handler reads it, if it is.
-pub fn check(state: &AppState, request: &Request) -> Result<(), ApiError> {
+pub fn check(state: &AppState, request: &mut Request) -> Result<(), ApiError> {
     let headers = request.headers();
     let announced = headers
         .get(header::CONTENT_LENGTH)

@@ -264,7 +264,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/openapi.json", get(openapi::openapi))
         .route("/readyz", get(operations::ready))
         .fallback(|| async { ApiError::not_found("no such route") })
-        .layer(edge::EdgeLayer::new(state.clone()))
+        .layer(before::BeforeLayer::new(state.clone(), guard::check))
+        // Counted outside the guard: what it refuses (413, 415, 421) shows in
+        // `/metrics` too.
+        .layer(edge::CountLayer::new(state.metrics.clone()))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             REQUEST_TIMEOUT,
@@ -275,7 +278,8 @@ pub fn router(state: Arc<AppState>) -> Router {
             Router::new()
                 .route("/v1/inbox/stream", get(inbox::stream))
                 .route_layer(middleware::from_fn_with_state(state.clone(), inbox::cors))
-                .layer(edge::EdgeLayer::new(state.clone())),
+                .layer(before::BeforeLayer::new(state.clone(), guard::check))
+                .layer(edge::CountLayer::new(state.metrics.clone())),
         )
         .with_state(state)
 }

@@ -28,6 +28,32 @@ pub struct WriteCounts {
     pub wal_bytes: u64,
 }
 
+/// Counts between two readings.
+impl std::ops::Sub for WriteCounts {
+    type Output = WriteCounts;
+
+    fn sub(self, earlier: WriteCounts) -> WriteCounts {
+        WriteCounts {
+            rows: self.rows - earlier.rows,
+            index_entries: self.index_entries - earlier.index_entries,
+            wal_bytes: self.wal_bytes - earlier.wal_bytes,
+        }
+    }
+}
+
+/// Counts of two stretches together.
+impl std::ops::Add for WriteCounts {
+    type Output = WriteCounts;
+
+    fn add(self, other: WriteCounts) -> WriteCounts {
+        WriteCounts {
+            rows: self.rows + other.rows,
+            index_entries: self.index_entries + other.index_entries,
+            wal_bytes: self.wal_bytes + other.wal_bytes,
+        }
+    }
+}
+
 static ENABLED: AtomicBool = AtomicBool::new(false);
 static TOTALS: Counters = Counters::new();
 /// A WAL frame's header, before each page.

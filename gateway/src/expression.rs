@@ -34,6 +34,20 @@ pub fn holds(expression: &str, context: &serde_json::Value) -> Result<bool, Stri
         .map_err(|e| format!("`{expression}`: {e}"))
 }
 
+/// `template` rendered over `context` (a digest's `key`), with the same
+/// forgiving undefined: a missing property renders empty.
+pub fn render(template: &str, context: &serde_json::Value) -> Result<String, String> {
+    ENV.render_str(template, context)
+        .map_err(|e| format!("`{template}`: {e}"))
+}
+
+/// Whether `template` compiles.
+pub fn check_template(template: &str) -> Result<(), String> {
+    ENV.template_from_str(template)
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::{check, holds};

@@ -20,7 +20,8 @@
 //!    once more through the native connector, for the WASM/native ratio,
 //!    and once with kept instances.
 //!    Then journeys: events accepted/s, and steps executed/s of a
-//!    two-message journey on 10,000 customers. Then a broadcast to 100,000
+//!    two-message journey on 10,000 customers, and events folded into open
+//!    digests per second. Then a broadcast to 100,000
 //!    customers: members planned/s and sent/s, and the accept latency of
 //!    transactional sends at a steady rate before and during the fan-out.
 //!    Then purging a backlog of history past `[retention]`, and a message
@@ -57,6 +58,9 @@ const ROUND_TRIPS: usize = 2_000;
 const E2E_MESSAGES: usize = 20_000;
 const CONCURRENCY: usize = 64;
 const JOURNEY_CUSTOMERS: usize = 10_000;
+/// Customers whose comments the digest part folds, and comments each.
+const DIGEST_CUSTOMERS: usize = 1_000;
+const DIGEST_EVENTS_EACH: usize = 20;
 const BROADCAST_CUSTOMERS: usize = 100_000;
 /// Transactional sends per second while a broadcast fans out.
 const TRANSACTIONAL_PER_SEC: u64 = 200;
@@ -880,6 +884,14 @@ wait = "1s"
 [[journeys.bench.steps]]
 id = "nudge"
 send = {{ category = "transactional", text = "Still there?", channels = ["sms"] }}
+[journeys.digest]
+trigger = "commented"
+[[journeys.digest.steps]]
+id = "bundle"
+digest = {{ window = "1h", key = "{{{{ event.thread }}}}", max = 1000 }}
+[[journeys.digest.steps]]
+id = "tell"
+send = {{ category = "transactional", text = "{{{{ digest.count }}}} new comments", channels = ["sms"] }}
 {}"#,
         default_twilio(&sim.url())
     );
@@ -910,8 +922,6 @@ send = {{ category = "transactional", text = "Still there?", channels = ["sms"] 
     }
     let done_in = started.elapsed();
     let cpu_after = cpu_secs(&gateway_pid);
-    let _ = child.kill();
-    let _ = child.wait();
     // Each run: start, send, wait, wake, send, complete.
     let steps = 6 * JOURNEY_CUSTOMERS;
     println!(
@@ -932,6 +942,61 @@ send = {{ category = "transactional", text = "Still there?", channels = ["sms"] 
         println!(
             "  gateway CPU per run     {:>8.0} µs (two messages delivered)",
             (after - before) * 1e6 / JOURNEY_CUSTOMERS as f64
+        );
+    }
+    digests(&mut child, &base, &client).await;
+}
+
+/// Comments on two threads per customer, [`DIGEST_EVENTS_EACH`] a customer
+/// in one batch: each opens its thread's digest or joins it. Events folded
+/// per second, until the runner has applied them all.
+async fn digests(child: &mut std::process::Child, base: &str, client: &reqwest::Client) {
+    let gateway_pid = child.id().to_string();
+    let cpu_before = cpu_secs(&gateway_pid);
+    let started = Instant::now();
+    let (events_client, events_base) = (client.clone(), base.to_owned());
+    at_concurrency(DIGEST_CUSTOMERS, 202, move |i| {
+        let events: Vec<serde_json::Value> = (0..DIGEST_EVENTS_EACH)
+            .map(|n| {
+                serde_json::json!({"customer_id": format!("bench-{i}"), "name": "commented",
+                                   "properties": {"thread": n % 2, "author": format!("a{n}")}})
+            })
+            .collect();
+        events_client
+            .post(format!("{events_base}/v1/events"))
+            .json(&serde_json::json!({ "events": events }))
+    })
+    .await;
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        let work: serde_json::Value = client
+            .get(format!("{base}/v1/admin/work"))
+            .send()
+            .await
+            .expect("GET /v1/admin/work")
+            .json()
+            .await
+            .expect("its JSON");
+        if work["due"]["events"] == 0 || Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let done_in = started.elapsed();
+    let cpu_after = cpu_secs(&gateway_pid);
+    let _ = child.kill();
+    let _ = child.wait();
+    let events = DIGEST_CUSTOMERS * DIGEST_EVENTS_EACH;
+    println!(
+        "  digest events folded/s  {:>8.0}   ({events} events, {} customers x 2 threads, accepted and applied in {:.1} s)",
+        events as f64 / done_in.as_secs_f64(),
+        DIGEST_CUSTOMERS,
+        done_in.as_secs_f64()
+    );
+    if let (Some(before), Some(after)) = (cpu_before, cpu_after) {
+        println!(
+            "  gateway CPU per event   {:>8.0} µs (folded into a digest)",
+            (after - before) * 1e6 / events as f64
         );
     }
 }

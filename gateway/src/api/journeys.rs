@@ -63,6 +63,7 @@ pub async fn events(
         batch,
         &caller,
         state.clock.now(),
+        state.max_event_delay,
         &state.live.current().conversions,
     )
     .map_err(|e| ApiError::invalid(e.code, &e.field, e.message))?;
@@ -76,6 +77,9 @@ pub async fn events(
             let mut answer = json!({"id": r.id, "duplicate": r.duplicate});
             if let Some(why) = r.conversion_warning {
                 answer["conversion_warning"] = json!(why);
+            }
+            if let Some(why) = r.late_warning {
+                answer["late_warning"] = json!(why);
             }
             answer
         })
@@ -171,7 +175,15 @@ pub fn run_view(run: &RunRecord) -> Result<Value, ApiError> {
 fn waiting_view(state: &RunState) -> Value {
     match &state.waiting {
         Some(engine::Waiting::Until { at }) => json!({"until": timestamp(*at)}),
-        Some(engine::Waiting::Event { name, timeout_at }) => {
+        Some(engine::Waiting::Digest { key, until, events }) => {
+            json!({"digest": key, "until": timestamp(*until), "count": events.len()})
+        }
+        Some(engine::Waiting::Throttled { at }) => {
+            json!({"until": timestamp(*at), "throttled": true})
+        }
+        Some(engine::Waiting::Event {
+            name, timeout_at, ..
+        }) => {
             json!({"event": name, "until": timestamp(*timeout_at)})
         }
         None => Value::Null,
@@ -258,6 +270,8 @@ pub fn simulated(
     let facts = Facts {
         profile: &profile_json,
         time_zone: &time_zone,
+        // One run, played alone: only its own sends count against a throttle.
+        sent_elsewhere: &[],
     };
     let properties = Value::Object(request.properties);
     let run = simulate::simulate(&pinned.config, properties, start, timeline, &facts)

@@ -81,6 +81,8 @@ pub struct AppState {
     pub clock: Arc<crate::clock::Clock>,
     /// Tells the journey runner that events arrived.
     pub journeys_wake: Arc<Notify>,
+    /// `[journey_runner] max_event_delay`: what `POST /v1/events` warns of.
+    pub max_event_delay: i64,
     /// Signs and checks customers' feed tokens; `None`: the feed is off.
     pub feed_tokens: Option<crate::feed::tokens::FeedTokens>,
     /// This node's live feed streams; `None`: the feed is off.
@@ -183,6 +185,7 @@ impl AppState {
             own_hosts: own_hosts(config),
             clock,
             journeys_wake: Arc::new(Notify::new()),
+            max_event_delay: config.journey_runner.max_event_delay,
         }
     }
 }

@@ -27,7 +27,33 @@ pub struct JourneyConfig {
     /// messages not yet sent cancelled.
     #[serde(default)]
     pub goal: Option<String>,
+    /// `throttle = { max = 2, per = "1d" }`: at most `max` of this
+    /// journey's messages to one customer within `per`, across their runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub throttle: Option<Throttle>,
     pub steps: Vec<Step>,
+}
+
+/// A journey's own cap per customer, beside the categories' caps.
+#[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Throttle {
+    pub max: u32,
+    #[serde(with = "duration")]
+    pub per: i64,
+    /// What a `send` step over the throttle does.
+    #[serde(default)]
+    pub then: OverThrottle,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OverThrottle {
+    /// Record the step as `throttled` and go on to the next one.
+    #[default]
+    Skip,
+    /// Wait until the customer is under the throttle again, then send.
+    Wait,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, serde::Serialize)]
@@ -81,6 +107,48 @@ pub enum StepKind {
     WaitFor(WaitForStep),
     /// Go to `then` when `if` holds, else to `else` (default: the next step).
     Branch(BranchStep),
+    /// Collect the customer's trigger events over a window into one digest
+    /// that the next `send` renders once (`digest.events`, `digest.count`).
+    Digest(DigestStep),
+}
+
+/// `digest = { window = "1h", key = "{{ event.thread_id }}", max = 50 }`.
+///
+/// The journey's first step: its trigger opens a digest, and the same
+/// customer's further triggers with the same key join it until the window
+/// (counted from when the first one occurred) ends or `max` are in; then
+/// the run moves on. A trigger no open digest takes starts the next one,
+/// whatever `entry` says.
+#[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DigestStep {
+    #[serde(with = "duration")]
+    pub window: i64,
+    /// Digests are kept apart by this, rendered over `event` (default: one
+    /// digest at a time per customer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    #[serde(default = "default_digest_max")]
+    pub max: u32,
+}
+
+/// Events in one digest unless `max` says otherwise.
+fn default_digest_max() -> u32 {
+    50
+}
+
+/// The most events one digest may hold: each is kept in the run until
+/// its message is made.
+pub const MAX_DIGEST_EVENTS: u32 = 1000;
+
+impl JourneyConfig {
+    /// The journey's digest, when it starts with one.
+    pub fn digest(&self) -> Option<&DigestStep> {
+        match &self.steps.first()?.kind {
+            StepKind::Digest(digest) => Some(digest),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
@@ -291,6 +359,14 @@ pub fn check(
         {
             push(key(".condition"), e);
         }
+        if let Some(throttle) = &journey.throttle
+            && (throttle.max == 0 || throttle.per <= 0)
+        {
+            push(
+                key(".throttle"),
+                "a throttle is at least one message per a positive duration".into(),
+            );
+        }
         if journey.steps.is_empty() {
             push(key(".steps"), "a journey needs at least one step".into());
         }
@@ -360,6 +436,22 @@ pub fn check(
                             at(".wait_for.event"),
                             format!("{:?} is not an event name", wait.event),
                         );
+                    }
+                }
+                StepKind::Digest(digest) => {
+                    if i != 0 {
+                        push(
+                            at(".digest"),
+                            "a digest collects the journey's triggers: it is the first step".into(),
+                        );
+                    }
+                    if !(1..=MAX_DIGEST_EVENTS).contains(&digest.max) {
+                        push(at(".digest.max"), format!("1-{MAX_DIGEST_EVENTS} events"));
+                    }
+                    if let Some(key) = &digest.key
+                        && let Err(e) = crate::expression::check_template(key)
+                    {
+                        push(at(".digest.key"), e);
                     }
                 }
                 StepKind::Branch(branch) => {

@@ -604,12 +604,25 @@ pub struct JourneyRunnerConfig {
     /// (an event also wakes the runner at once).
     #[serde(default = "default_tick_ms")]
     pub tick_ms: u64,
+    /// `max_event_delay = "1d"`: an event that reached the gateway longer
+    /// than this after it occurred starts no journey (a day-old cart is no
+    /// reason for a reminder now); it still ends runs and counts for waits.
+    #[serde(
+        default = "default_max_event_delay",
+        with = "crate::config::journeys::duration"
+    )]
+    pub max_event_delay: i64,
+}
+
+fn default_max_event_delay() -> i64 {
+    86_400_000
 }
 
 impl Default for JourneyRunnerConfig {
     fn default() -> Self {
         JourneyRunnerConfig {
             tick_ms: default_tick_ms(),
+            max_event_delay: default_max_event_delay(),
         }
     }
 }

@@ -3,7 +3,9 @@
 //! do out. The worker, the API and `POST /v1/journeys/{name}/simulate` all
 //! drive this one function, so a simulation shows what a run would do.
 
-use crate::config::journeys::{JourneyConfig, StepKind, WaitStep};
+use crate::config::journeys::{
+    DigestStep, JourneyConfig, OverThrottle, StepKind, Throttle, WaitStep,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
@@ -17,6 +19,17 @@ pub struct RunState {
     pub waiting: Option<Waiting>,
     /// The trigger event's properties.
     pub event: Value,
+    /// When the trigger event occurred (its `occurred_at`): an `exit_on` or
+    /// goal event ends the run only if it occurred at or after this, in
+    /// whatever order the two arrived. Runs stored before it was kept have
+    /// none, and any such event ends them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trigger_at: Option<i64>,
+    /// The `wait_for` whose timeout fired last, while the run has done
+    /// nothing since but wait: an awaited event that occurred inside that
+    /// window and arrives late still counts for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub late: Option<LateWindow>,
     /// Each step's record, by id: what conditions read as `steps.<id>`.
     pub steps: Map<String, Value>,
     pub history: Vec<StepRecord>,
@@ -72,16 +85,56 @@ impl RunStatus {
 pub enum Waiting {
     /// A `wait` step: until this time.
     Until { at: i64 },
-    /// A `wait_for` step: this event, or the timeout.
-    Event { name: String, timeout_at: i64 },
+    /// A `wait_for` step: this event, occurred from `since` (when the step
+    /// began) until `timeout_at`, or the timeout.
+    Event {
+        name: String,
+        #[serde(default)]
+        since: i64,
+        timeout_at: i64,
+    },
+    /// A `send` step over the journey's throttle: until the customer is
+    /// under it again, then the same step.
+    Throttled { at: i64 },
+    /// A `digest` step: collecting the triggers with this key that occur
+    /// until `until`, in the order they occurred.
+    Digest {
+        key: String,
+        until: i64,
+        events: Vec<Collected>,
+    },
+}
+
+/// One trigger in an open digest.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Collected {
+    pub occurred_at: i64,
+    pub properties: Value,
+}
+
+/// A timed-out `wait_for`'s window, kept open for late arrivals.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LateWindow {
+    /// The `wait_for` step's index.
+    pub step: usize,
+    pub name: String,
+    pub since: i64,
+    pub until: i64,
+}
+
+impl LateWindow {
+    fn holds(&self, name: &str, occurred_at: i64) -> bool {
+        self.name == name && (self.since..=self.until).contains(&occurred_at)
+    }
 }
 
 impl Waiting {
     /// When the clock alone moves the run on.
     pub fn wake_at(&self) -> i64 {
         match self {
-            Waiting::Until { at } => *at,
+            Waiting::Until { at } | Waiting::Throttled { at } => *at,
             Waiting::Event { timeout_at, .. } => *timeout_at,
+            Waiting::Digest { until, .. } => *until,
         }
     }
 }
@@ -103,8 +156,14 @@ pub struct StepRecord {
 pub enum Input<'a> {
     /// The trigger event (its properties); the run starts.
     Start,
-    /// An event of the run's customer.
-    Event { name: &'a str },
+    /// An event of the run's customer, judged by when it occurred.
+    Event { name: &'a str, occurred_at: i64 },
+    /// A trigger of a digest journey, for the digest it may join.
+    Digest {
+        key: &'a str,
+        properties: &'a Value,
+        occurred_at: i64,
+    },
     /// The clock.
     Tick,
 }
@@ -124,15 +183,21 @@ pub enum Effect {
 pub struct Facts<'a> {
     pub profile: &'a Value,
     pub time_zone: &'a jiff::tz::TimeZone,
+    /// When this journey sent to the customer in their other runs (for a
+    /// throttled journey; empty otherwise).
+    pub sent_elsewhere: &'a [i64],
 }
 
-/// A new run of a journey started by an event with `properties`.
-pub fn start(properties: Value) -> RunState {
+/// A new run of a journey started by an event with `properties` that
+/// occurred at `trigger_at`.
+pub fn start(properties: Value, trigger_at: i64) -> RunState {
     RunState {
         status: RunStatus::Active,
         step: 0,
         waiting: None,
         event: properties,
+        trigger_at: Some(trigger_at),
+        late: None,
         steps: Map::new(),
         history: Vec::new(),
     }
@@ -159,8 +224,11 @@ pub fn advance(
     };
     match input {
         Input::Start => {}
-        Input::Event { name } => {
-            let ends = if journey.goal.as_deref() == Some(name) {
+        Input::Event { name, occurred_at } => {
+            let after_trigger = run.trigger_at.is_none_or(|t| occurred_at >= t);
+            let ends = if !after_trigger {
+                None
+            } else if journey.goal.as_deref() == Some(name) {
                 Some((RunStatus::Converted, "converted"))
             } else if journey.exit_on.iter().any(|e| e == name) {
                 Some((RunStatus::Exited, "exited"))
@@ -170,20 +238,48 @@ pub fn advance(
             if let Some((status, what)) = ends {
                 run.status = status;
                 run.waiting = None;
+                run.late = None;
                 run.history.push(StepRecord {
                     step: step_id(run),
                     at: now,
                     what: what.into(),
-                    why: Some(format!("event {name}")),
+                    why: Some(format!(
+                        "event {name} (occurred {})",
+                        timestamp(occurred_at)
+                    )),
                 });
                 effects.push(Effect::CancelPending);
                 return Ok(effects);
             }
+            if let Some(late) = run.late.take_if(|l| l.holds(name, occurred_at)) {
+                let id = journey
+                    .steps
+                    .get(late.step)
+                    .map_or_else(|| "end".to_owned(), |s| s.id.clone());
+                run.steps.insert(
+                    id.clone(),
+                    json!({"came": name, "at": occurred_at, "arrived_at": now, "late": true}),
+                );
+                run.history.push(StepRecord {
+                    step: id,
+                    at: now,
+                    what: "event".into(),
+                    why: Some(format!(
+                        "{name} occurred {} before the timeout and arrived after it",
+                        timestamp(occurred_at)
+                    )),
+                });
+                return Ok(effects);
+            }
             match &run.waiting {
-                Some(Waiting::Event { name: awaited, .. }) if awaited == name => {
+                Some(Waiting::Event {
+                    name: awaited,
+                    since,
+                    timeout_at,
+                }) if awaited == name && (*since..=*timeout_at).contains(&occurred_at) => {
                     let id = step_id(run);
                     run.steps
-                        .insert(id.clone(), json!({"came": name, "at": now}));
+                        .insert(id.clone(), json!({"came": name, "at": occurred_at}));
                     run.history.push(StepRecord {
                         step: id,
                         at: now,
@@ -193,22 +289,70 @@ pub fn advance(
                     run.waiting = None;
                     run.step += 1;
                 }
-                // Not what the run waits for: nothing moves.
+                // Not what the run waits for, or not in its window: nothing moves.
                 _ => return Ok(effects),
             }
             if run.status != RunStatus::Active {
                 return Ok(effects);
             }
         }
-        Input::Tick => match &run.waiting {
+        Input::Digest {
+            key,
+            properties,
+            occurred_at,
+        } => {
+            let max = journey.digest().map_or(1, |d| d.max);
+            match &mut run.waiting {
+                Some(Waiting::Digest {
+                    key: open,
+                    until,
+                    events,
+                }) if open == key && occurred_at <= *until => {
+                    let at = events.partition_point(|e| e.occurred_at <= occurred_at);
+                    events.insert(
+                        at,
+                        Collected {
+                            occurred_at,
+                            properties: properties.clone(),
+                        },
+                    );
+                    if events.len() < usize::try_from(max).unwrap_or(usize::MAX) {
+                        return Ok(effects);
+                    }
+                }
+                // Not this run's digest, or it closed: the caller starts the next.
+                _ => return Ok(effects),
+            }
+            close_digest(journey, run, now, "full");
+        }
+        Input::Tick => match run.waiting.clone() {
+            Some(Waiting::Digest { until, .. }) if until <= now => {
+                close_digest(journey, run, now, "its window ended");
+            }
+            Some(Waiting::Throttled { at }) if at <= now => {
+                // The same send step again: it sends, or waits again.
+                run.waiting = None;
+            }
             Some(waiting) if waiting.wake_at() <= now => {
                 let id = step_id(run);
                 let (what, record) = match waiting {
-                    Waiting::Until { .. } => ("waited", json!({"until": waiting.wake_at()})),
-                    Waiting::Event { name, .. } => (
-                        "timeout",
-                        json!({"came": "timeout", "waited_for": name, "at": now}),
-                    ),
+                    Waiting::Until { .. } | Waiting::Throttled { .. } | Waiting::Digest { .. } => {
+                        ("waited", json!({"until": waiting.wake_at()}))
+                    }
+                    Waiting::Event {
+                        name,
+                        since,
+                        timeout_at,
+                    } => {
+                        let record = json!({"came": "timeout", "waited_for": name, "at": now});
+                        run.late = Some(LateWindow {
+                            step: run.step,
+                            name,
+                            since,
+                            until: timeout_at,
+                        });
+                        ("timeout", record)
+                    }
                 };
                 run.steps.insert(id.clone(), record);
                 run.history.push(StepRecord {
@@ -239,6 +383,7 @@ fn run_steps(
     for _ in 0..journey.steps.len() * 4 + 1 {
         let Some(step) = journey.steps.get(run.step) else {
             run.status = RunStatus::Completed;
+            run.late = None;
             run.history.push(StepRecord {
                 step: "end".into(),
                 at: now,
@@ -247,8 +392,48 @@ fn run_steps(
             });
             return Ok(());
         };
+        if !matches!(step.kind, StepKind::Wait(_)) {
+            // The step after a timed-out `wait_for` runs: too late for a
+            // late event to change what the run did.
+            run.late = None;
+        }
         match &step.kind {
             StepKind::Send(_) => {
+                if let Some(throttle) = &journey.throttle
+                    && let Some(free_at) = throttled(throttle, run, facts.sent_elsewhere, now)
+                {
+                    let why = format!(
+                        "{} of this journey's messages within {}s already",
+                        throttle.max,
+                        throttle.per / 1000
+                    );
+                    match throttle.then {
+                        OverThrottle::Skip => {
+                            run.steps.insert(
+                                step.id.clone(),
+                                json!({"skipped": "throttled", "at": now}),
+                            );
+                            run.history.push(StepRecord {
+                                step: step.id.clone(),
+                                at: now,
+                                what: "throttled".into(),
+                                why: Some(why),
+                            });
+                            run.step += 1;
+                            continue;
+                        }
+                        OverThrottle::Wait => {
+                            run.waiting = Some(Waiting::Throttled { at: free_at });
+                            run.history.push(StepRecord {
+                                step: step.id.clone(),
+                                at: now,
+                                what: "throttled".into(),
+                                why: Some(format!("{why}: waits until {}", timestamp(free_at))),
+                            });
+                            return Ok(());
+                        }
+                    }
+                }
                 effects.push(Effect::Send {
                     step: run.step,
                     record: run.history.len(),
@@ -279,6 +464,7 @@ fn run_steps(
                 let timeout_at = now.saturating_add(wait.timeout);
                 run.waiting = Some(Waiting::Event {
                     name: wait.event.clone(),
+                    since: now,
                     timeout_at,
                 });
                 run.history.push(StepRecord {
@@ -292,6 +478,32 @@ fn run_steps(
                     )),
                 });
                 return Ok(());
+            }
+            StepKind::Digest(digest) => {
+                let key = digest_key(digest, &run.event)?;
+                // The window runs from when the first trigger occurred.
+                let until = run
+                    .trigger_at
+                    .map_or(now, |t| t.min(now))
+                    .saturating_add(digest.window);
+                run.history.push(StepRecord {
+                    step: step.id.clone(),
+                    at: now,
+                    what: "digesting".into(),
+                    why: Some(format!("key {key:?} until {}", timestamp(until))),
+                });
+                run.waiting = Some(Waiting::Digest {
+                    key,
+                    until,
+                    events: vec![Collected {
+                        occurred_at: run.trigger_at.unwrap_or(now),
+                        properties: run.event.clone(),
+                    }],
+                });
+                if digest.max > 1 && until > now {
+                    return Ok(());
+                }
+                close_digest(journey, run, now, "full at once");
             }
             StepKind::Branch(branch) => {
                 let holds = crate::expression::holds(
@@ -327,6 +539,72 @@ fn run_steps(
         }
     }
     Err("the journey's branches loop without waiting".into())
+}
+
+/// The key `digest` keeps a trigger with `properties` under.
+pub fn digest_key(digest: &DigestStep, properties: &Value) -> Result<String, String> {
+    match &digest.key {
+        Some(template) => crate::expression::render(template, &json!({"event": properties})),
+        None => Ok(String::new()),
+    }
+}
+
+/// End the run's open digest: its events go to `steps.<id>` (what the next
+/// send renders as `digest`) and the run moves on.
+fn close_digest(journey: &JourneyConfig, run: &mut RunState, now: i64, why: &str) {
+    let Some(Waiting::Digest { key, events, .. }) = run.waiting.take() else {
+        return;
+    };
+    let id = journey
+        .steps
+        .get(run.step)
+        .map_or_else(|| "end".to_owned(), |s| s.id.clone());
+    run.history.push(StepRecord {
+        step: id.clone(),
+        at: now,
+        what: "digested".into(),
+        why: Some(format!("{} events: {why}", events.len())),
+    });
+    let count = events.len();
+    let events: Vec<Value> = events.into_iter().map(|e| e.properties).collect();
+    run.steps.insert(
+        id,
+        json!({"key": key, "count": count, "events": events, "at": now}),
+    );
+    run.step += 1;
+}
+
+/// What a send renders as `digest`: the run's closed digest, if any.
+pub fn digest_of(journey: &JourneyConfig, run: &RunState) -> Option<Value> {
+    let step = journey.steps.first()?;
+    if !matches!(step.kind, StepKind::Digest(_)) {
+        return None;
+    }
+    let record = run.steps.get(&step.id)?;
+    Some(json!({"events": record["events"], "count": record["count"]}))
+}
+
+/// When a send now would go over `throttle`: `Some(time)` the customer is
+/// under it again, counting what this run sent (or is sending) and
+/// `elsewhere`, what the journey's other runs sent them.
+fn throttled(throttle: &Throttle, run: &RunState, elsewhere: &[i64], now: i64) -> Option<i64> {
+    let since = now.saturating_sub(throttle.per);
+    let own = run
+        .history
+        .iter()
+        .filter(|r| r.what == "sent" || r.what == "sending")
+        .map(|r| r.at);
+    let mut times: Vec<i64> = own
+        .chain(elsewhere.iter().copied())
+        .filter(|at| *at > since)
+        .collect();
+    let max = usize::try_from(throttle.max.max(1)).unwrap_or(usize::MAX);
+    if times.len() < max {
+        return None;
+    }
+    times.sort_unstable();
+    // Under it again once all but `max - 1` of these have left the window.
+    Some(times[times.len() - max] + throttle.per)
 }
 
 /// What became of a `send` step, written into the run by the caller over
@@ -425,6 +703,21 @@ mod tests {
     }
 
     const DAY: i64 = 86_400_000;
+    const HOUR: i64 = 3_600_000;
+
+    fn opened(occurred_at: i64) -> Input<'static> {
+        Input::Event {
+            name: "opened",
+            occurred_at,
+        }
+    }
+
+    fn purchase(occurred_at: i64) -> Input<'static> {
+        Input::Event {
+            name: "purchase",
+            occurred_at,
+        }
+    }
 
     fn facts() -> (Value, jiff::tz::TimeZone) {
         (
@@ -448,20 +741,20 @@ mod tests {
         let facts = Facts {
             profile: &profile,
             time_zone: &tz,
+            sent_elsewhere: &[],
         };
-        let mut early = start(json!({}));
+        let mut early = start(json!({}), 0);
         assert!(
             advance(&j, &mut early, Input::Start, 0, &facts)
                 .unwrap()
                 .is_empty()
         );
         assert_eq!(early.waiting.as_ref().unwrap().wake_at(), 2 * DAY);
-        let effects =
-            advance(&j, &mut early, Input::Event { name: "opened" }, DAY, &facts).unwrap();
+        let effects = advance(&j, &mut early, opened(DAY), DAY, &facts).unwrap();
         assert_eq!(effects, [Effect::Send { step: 1, record: 2 }]);
         assert_eq!(early.steps["read"]["came"], "opened");
 
-        let mut late = start(json!({}));
+        let mut late = start(json!({}), 0);
         advance(&j, &mut late, Input::Start, 0, &facts).unwrap();
         assert!(
             advance(&j, &mut late, Input::Tick, DAY, &facts)
@@ -490,10 +783,11 @@ mod tests {
         let facts = Facts {
             profile: &profile,
             time_zone: &tz,
+            sent_elsewhere: &[],
         };
-        let mut run = start(json!({}));
+        let mut run = start(json!({}), 0);
         advance(&j, &mut run, Input::Start, 0, &facts).unwrap();
-        let effects = advance(&j, &mut run, Input::Event { name: "purchase" }, 10, &facts).unwrap();
+        let effects = advance(&j, &mut run, purchase(10), 10, &facts).unwrap();
         assert_eq!(effects, [Effect::CancelPending]);
         assert_eq!(run.status, RunStatus::Exited);
         assert!(
@@ -515,8 +809,9 @@ mod tests {
         let facts = Facts {
             profile: &profile,
             time_zone: &tz,
+            sent_elsewhere: &[],
         };
-        let mut run = start(json!({}));
+        let mut run = start(json!({}), 0);
         // 2026-12-01 10:00 UTC is 11:00 in Amsterdam: tomorrow 09:00 local.
         let now = jiff::Timestamp::from_second(1_796_119_200)
             .unwrap()
@@ -531,7 +826,233 @@ mod tests {
                id = "a"
                branch = { if = "true", then = "a" }"#,
         );
-        let mut run = start(json!({}));
+        let mut run = start(json!({}), 0);
         assert!(advance(&looping, &mut run, Input::Start, 0, &facts).is_err());
+    }
+
+    #[test]
+    fn only_an_exit_that_occurred_after_the_trigger_ends_the_run() {
+        let j = journey(
+            r#"trigger = "t"
+               goal = "purchase"
+               [[steps]]
+               id = "hour"
+               wait = "1h"
+               [[steps]]
+               id = "remind"
+               send = { text = "x", category = "c" }"#,
+        );
+        let (profile, tz) = facts();
+        let facts = Facts {
+            profile: &profile,
+            time_zone: &tz,
+            sent_elsewhere: &[],
+        };
+        // The trigger occurred at 10:00 (it arrived at 10:05).
+        let trigger = 10 * HOUR;
+        let mut run = start(json!({}), trigger);
+        advance(&j, &mut run, Input::Start, trigger + 300_000, &facts).unwrap();
+        let before = run.clone();
+        // A purchase of 09:59 arrives now: an earlier purchase, not this cart's.
+        let now = trigger + 600_000;
+        let effects = advance(&j, &mut run, purchase(trigger - 60_000), now, &facts).unwrap();
+        assert!(effects.is_empty());
+        assert_eq!(run, before);
+        // One at the trigger's own time counts.
+        let effects = advance(&j, &mut run, purchase(trigger), now, &facts).unwrap();
+        assert_eq!(effects, [Effect::CancelPending]);
+        assert_eq!(run.status, RunStatus::Converted);
+    }
+
+    #[test]
+    fn a_wait_for_counts_what_occurred_in_its_window_until_the_run_moves_on() {
+        let j = journey(
+            r#"trigger = "t"
+               [[steps]]
+               id = "read"
+               wait_for = { event = "opened", timeout = "1h" }
+               [[steps]]
+               id = "grace"
+               wait = "30m"
+               [[steps]]
+               id = "next"
+               send = { text = "x", category = "c" }"#,
+        );
+        let (profile, tz) = facts();
+        let facts = Facts {
+            profile: &profile,
+            time_zone: &tz,
+            sent_elsewhere: &[],
+        };
+        let begin = DAY;
+        let waiting = || {
+            let mut run = start(json!({}), begin);
+            advance(&j, &mut run, Input::Start, begin, &facts).unwrap();
+            run
+        };
+        // Arriving in time: an open from before the wait began, or from
+        // after its end, is not the awaited one.
+        let mut run = waiting();
+        let out_of_window = [begin - 1, begin + HOUR + 1];
+        for occurred in out_of_window {
+            advance(&j, &mut run, opened(occurred), begin + 10, &facts).unwrap();
+            assert!(matches!(run.waiting, Some(Waiting::Event { .. })));
+        }
+        advance(&j, &mut run, opened(begin + 5), begin + 10, &facts).unwrap();
+        assert_eq!(run.steps["read"]["came"], "opened");
+
+        // Arriving after the timeout, during the grace: it counts once.
+        let mut run = waiting();
+        advance(&j, &mut run, Input::Tick, begin + HOUR, &facts).unwrap();
+        assert_eq!(run.steps["read"]["came"], "timeout");
+        let now = begin + HOUR + 60_000;
+        advance(&j, &mut run, opened(begin + HOUR + 1), now, &facts).unwrap();
+        assert_eq!(run.steps["read"]["came"], "timeout", "after the window");
+        advance(&j, &mut run, opened(begin + HOUR - 1), now, &facts).unwrap();
+        assert_eq!(run.steps["read"]["came"], "opened");
+        assert_eq!(run.steps["read"]["late"], true);
+        assert!(run.late.is_none());
+        assert!(
+            matches!(run.waiting, Some(Waiting::Until { .. })),
+            "the grace goes on"
+        );
+
+        // Arriving once the step after the grace has run: too late.
+        let mut run = waiting();
+        advance(&j, &mut run, Input::Tick, begin + HOUR, &facts).unwrap();
+        let effects = advance(&j, &mut run, Input::Tick, begin + 2 * HOUR, &facts).unwrap();
+        assert_eq!(effects.len(), 1, "the send after the grace");
+        advance(&j, &mut run, opened(begin + 5), begin + 2 * HOUR, &facts).unwrap();
+        assert_eq!(run.steps["read"]["came"], "timeout");
+    }
+
+    #[test]
+    fn a_digest_collects_in_occurrence_order_until_its_window_or_max() {
+        let j = journey(
+            r#"trigger = "comment"
+               [[steps]]
+               id = "bundle"
+               digest = { window = "1h", key = "{{ event.thread }}", max = 3 }
+               [[steps]]
+               id = "tell"
+               send = { text = "x", category = "c" }"#,
+        );
+        let (profile, tz) = facts();
+        let facts = Facts {
+            profile: &profile,
+            time_zone: &tz,
+            sent_elsewhere: &[],
+        };
+        let comment = |n: i64| json!({"thread": "a", "n": n});
+        let mut run = start(comment(1), 0);
+        assert!(
+            advance(&j, &mut run, Input::Start, 60_000, &facts)
+                .unwrap()
+                .is_empty()
+        );
+        let join = |run: &mut RunState, key: &str, n: i64, occurred_at: i64| {
+            let properties = comment(n);
+            let input = Input::Digest {
+                key,
+                properties: &properties,
+                occurred_at,
+            };
+            advance(&j, run, input, 120_000, &facts).unwrap()
+        };
+        // Another thread's, and one after the window (from 0): not this digest.
+        let before = run.clone();
+        join(&mut run, "b", 9, 10);
+        join(&mut run, "a", 9, HOUR + 1);
+        assert_eq!(run, before);
+        // Out of order: kept in the order they occurred; the third fills it.
+        assert!(join(&mut run, "a", 3, 30).is_empty());
+        let effects = join(&mut run, "a", 2, 20);
+        assert_eq!(effects, [Effect::Send { step: 1, record: 2 }]);
+        let digest = digest_of(&j, &run).unwrap();
+        assert_eq!(digest["count"], 3);
+        let order: Vec<i64> = digest["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["n"].as_i64().unwrap())
+            .collect();
+        assert_eq!(order, [1, 2, 3]);
+
+        // A lone trigger: the window's end closes it.
+        let mut run = start(comment(1), 0);
+        advance(&j, &mut run, Input::Start, 0, &facts).unwrap();
+        assert!(
+            advance(&j, &mut run, Input::Tick, HOUR - 1, &facts)
+                .unwrap()
+                .is_empty()
+        );
+        let effects = advance(&j, &mut run, Input::Tick, HOUR, &facts).unwrap();
+        assert_eq!(effects.len(), 1);
+        assert_eq!(run.steps["bundle"]["count"], 1);
+    }
+
+    #[test]
+    fn a_throttle_counts_other_runs_and_skips_or_waits() {
+        let skip = journey(
+            r#"trigger = "t"
+               throttle = { max = 2, per = "1d" }
+               [[steps]]
+               id = "tell"
+               send = { text = "x", category = "c" }"#,
+        );
+        let (profile, tz) = facts();
+        let now = 10 * DAY;
+        let facts = |sent| Facts {
+            profile: &profile,
+            time_zone: &tz,
+            sent_elsewhere: sent,
+        };
+        let two_today: &[i64] = &[now - HOUR, now - 2 * HOUR];
+        let one_today_one_old: &[i64] = &[now - HOUR, now - 2 * DAY];
+        let mut run = start(json!({}), now);
+        let effects = advance(
+            &skip,
+            &mut run,
+            Input::Start,
+            now,
+            &facts(one_today_one_old),
+        )
+        .unwrap();
+        assert_eq!(effects.len(), 1, "yesterday's does not count");
+        let mut run = start(json!({}), now);
+        let effects = advance(&skip, &mut run, Input::Start, now, &facts(two_today)).unwrap();
+        assert!(effects.is_empty());
+        assert_eq!(run.steps["tell"]["skipped"], "throttled");
+        assert_eq!(run.status, RunStatus::Completed);
+
+        let wait = journey(
+            r#"trigger = "t"
+               throttle = { max = 2, per = "1d", then = "wait" }
+               [[steps]]
+               id = "tell"
+               send = { text = "x", category = "c" }"#,
+        );
+        let mut run = start(json!({}), now);
+        assert!(
+            advance(&wait, &mut run, Input::Start, now, &facts(two_today))
+                .unwrap()
+                .is_empty()
+        );
+        // Under it again when the older of the two leaves the day.
+        assert_eq!(
+            run.waiting,
+            Some(Waiting::Throttled {
+                at: now - 2 * HOUR + DAY
+            })
+        );
+        let effects = advance(
+            &wait,
+            &mut run,
+            Input::Tick,
+            now - 2 * HOUR + DAY,
+            &facts(two_today),
+        )
+        .unwrap();
+        assert_eq!(effects.len(), 1);
     }
 }

@@ -40,6 +40,8 @@ pub struct Checked {
     conversion: Option<NewConversion>,
     /// Why the conversion has no value, when it has none.
     warning: Option<String>,
+    /// Why the event starts no journey, when it came too late.
+    late: Option<String>,
 }
 
 /// What storing one event did.
@@ -50,6 +52,43 @@ pub struct Recorded {
     pub duplicate: bool,
     /// Set when the event is a conversion recorded without value, and why.
     pub conversion_warning: Option<String>,
+    /// Set when the event arrived too long after it occurred to start a
+    /// journey (see [`too_late_to_start`]), and why.
+    pub late_warning: Option<String>,
+}
+
+/// Why an event that occurred at `occurred_at` and arrived at
+/// `received_at` starts no journey: it arrived more than `max_delay` after
+/// it occurred. Such an event is still stored and applied: it ends runs
+/// and counts for waits, judged by when it occurred. The runner and the
+/// answer to `POST /v1/events` both ask this.
+pub fn too_late_to_start(occurred_at: i64, received_at: i64, max_delay: i64) -> Option<String> {
+    let late_by = received_at.saturating_sub(occurred_at);
+    (late_by > max_delay).then(|| {
+        format!(
+            "arrived {} after it occurred, more than [journey_runner] max_event_delay ({}): \
+             it starts no journey, but still ends runs and counts for waits",
+            span(late_by),
+            span(max_delay)
+        )
+    })
+}
+
+/// `90061000` ms as `1d 1h 1m 1s`, for people.
+fn span(ms: i64) -> String {
+    let mut rest = ms / 1000;
+    let mut parts = Vec::new();
+    for (unit, secs) in [("d", 86_400), ("h", 3_600), ("m", 60), ("s", 1)] {
+        if rest >= secs {
+            parts.push(format!("{}{unit}", rest / secs));
+            rest %= secs;
+        }
+    }
+    if parts.is_empty() {
+        format!("{ms}ms")
+    } else {
+        parts.join(" ")
+    }
 }
 
 /// Check every event of a request; the first refusal names its field
@@ -62,6 +101,7 @@ pub fn check(
     batch: bool,
     caller: &str,
     now: i64,
+    max_event_delay: i64,
     conversions: &BTreeMap<String, Conversion>,
 ) -> Result<Vec<Checked>, Invalid> {
     if requests.is_empty() || requests.len() > MAX_BATCH {
@@ -102,10 +142,12 @@ pub fn check(
                     (Some(conversion), value.err())
                 }
             };
+            let late = too_late_to_start(event.occurred_at, event.received_at, max_event_delay);
             Ok(Checked {
                 event,
                 conversion,
                 warning,
+                late,
             })
         })
         .collect()
@@ -117,12 +159,12 @@ pub fn check(
 pub async fn record(store: &dyn Store, checked: Vec<Checked>) -> Result<Vec<Recorded>, StoreError> {
     let (events, rest): (Vec<NewEvent>, Vec<_>) = checked
         .into_iter()
-        .map(|c| (c.event, (c.conversion, c.warning)))
+        .map(|c| (c.event, (c.conversion, c.warning, c.late)))
         .unzip();
     let ids: Vec<String> = events.iter().map(|e| e.id.clone()).collect();
     let inserted = store.record_events(events).await?;
     let mut recorded = Vec::with_capacity(ids.len());
-    for ((id, inserted), (conversion, warning)) in ids.into_iter().zip(inserted).zip(rest) {
+    for ((id, inserted), (conversion, warning, late)) in ids.into_iter().zip(inserted).zip(rest) {
         let (id, duplicate) = match inserted {
             EventInserted::New => (id, false),
             EventInserted::Duplicate { id } => (id, true),
@@ -136,6 +178,7 @@ pub async fn record(store: &dyn Store, checked: Vec<Checked>) -> Result<Vec<Reco
             duplicate,
             conversion_warning: warning
                 .map(|why| format!("recorded as a conversion without value: {why}")),
+            late_warning: late,
         });
     }
     Ok(recorded)
@@ -221,6 +264,8 @@ fn invalid(code: &'static str, field: String, message: String) -> Invalid {
 mod tests {
     use super::*;
 
+    const DAY: i64 = 86_400_000;
+
     fn request(customer_id: &str, name: &str) -> EventRequest {
         EventRequest {
             customer_id: customer_id.into(),
@@ -239,6 +284,7 @@ mod tests {
             true,
             "shop",
             1_000,
+            DAY,
             &none,
         )
         .err()
@@ -252,13 +298,14 @@ mod tests {
             false,
             "shop",
             1_000,
+            DAY,
             &none,
         )
         .err()
         .unwrap();
         assert_eq!(one.field, "customer_id");
         assert_eq!(
-            check(vec![], true, "shop", 1_000, &none)
+            check(vec![], true, "shop", 1_000, DAY, &none)
                 .err()
                 .unwrap()
                 .code,
@@ -269,6 +316,7 @@ mod tests {
             false,
             "shop",
             1_000,
+            DAY,
             &none,
         )
         .ok()
@@ -278,5 +326,18 @@ mod tests {
             Some("api:shop:k1")
         );
         assert_eq!(checked[0].event.occurred_at, 1_000);
+    }
+
+    #[test]
+    fn an_event_arriving_after_the_delay_starts_nothing_and_says_why() {
+        assert_eq!(too_late_to_start(0, DAY, DAY), None, "exactly the delay");
+        let why = too_late_to_start(0, 2 * DAY + 3_661_000, DAY).unwrap();
+        assert!(
+            why.starts_with("arrived 2d 1h 1m 1s after it occurred"),
+            "{why}"
+        );
+        assert!(why.contains("max_event_delay (1d)"), "{why}");
+        // A clock ahead of ours: not late.
+        assert_eq!(too_late_to_start(DAY, 0, DAY), None);
     }
 }

@@ -40,6 +40,9 @@ pub struct SendJob<'a> {
     pub step: &'a SendStep,
     /// The trigger event's properties, available to templates as `event`.
     pub event: &'a Value,
+    /// The run's closed digest (`{"events": [...], "count": n}`), available
+    /// to templates as `digest`.
+    pub digest: Option<&'a Value>,
     /// The same for the same step of the same run, however often it is tried.
     pub idempotency_key: String,
     pub now: i64,
@@ -61,6 +64,9 @@ pub struct Runner {
     clock: Arc<Clock>,
     wake: Arc<Notify>,
     tick: Duration,
+    /// `max_event_delay`: events that arrive later than this after they
+    /// occurred start nothing.
+    max_event_delay: i64,
     /// Journey versions runs are pinned to that the configuration no longer has.
     old_versions: Mutex<HashMap<String, Arc<JourneyConfig>>>,
     /// Versions this node has stored already.
@@ -83,6 +89,7 @@ impl Runner {
             clock,
             wake,
             tick: Duration::from_millis(config.tick_ms.max(10)),
+            max_event_delay: config.max_event_delay,
             old_versions: Mutex::default(),
             stored_versions: Mutex::default(),
         }
@@ -167,7 +174,7 @@ impl Runner {
 
     async fn tick(&self, run: RunRecord) -> Result<(), StoreError> {
         let profile = self.profile(&run.customer_id).await?;
-        self.advance(run, &Input::Tick, &profile).await
+        self.advance(run, &Input::Tick, &profile).await.map(drop)
     }
 
     /// One event: the customer's active runs see it, then the journeys it
@@ -176,7 +183,10 @@ impl Runner {
         let runs = self.store.customer_runs(&event.customer_id).await?;
         // Read once for every run the event moves and every run it starts.
         let profile = self.profile(&event.customer_id).await?;
-        let input = Input::Event { name: &event.name };
+        let input = Input::Event {
+            name: &event.name,
+            occurred_at: event.occurred_at,
+        };
         for run in &runs {
             // A completed run is woken only when it still has a message to
             // cancel: most are done, and reading their messages costs.
@@ -190,9 +200,26 @@ impl Runner {
             }
         }
         let catalogue = self.live.current().journeys.clone();
+        if catalogue.triggered_by(&event.name).next().is_none() {
+            return Ok(());
+        }
         let properties: Value =
             serde_json::from_str(&event.properties).unwrap_or(Value::Object(Default::default()));
         for pinned in catalogue.triggered_by(&event.name) {
+            if self
+                .join_digest(pinned, event, &properties, &runs, &profile)
+                .await?
+            {
+                continue;
+            }
+            if let Some(why) = super::intake::too_late_to_start(
+                event.occurred_at,
+                event.received_at,
+                self.max_event_delay,
+            ) {
+                tracing::info!(event = %event.id, name = %event.name, customer = %event.customer_id, "{why}");
+                continue;
+            }
             self.start(pinned, event, &properties, &runs, &profile)
                 .await?;
         }
@@ -210,6 +237,10 @@ impl Runner {
         let now = self.clock.now();
         let last = runs.iter().find(|r| r.journey == pinned.name);
         let id = match (&pinned.config.entry, last) {
+            // A trigger no open digest took starts the next digest.
+            _ if pinned.config.digest().is_some() => {
+                format!("run_{}", uuid::Uuid::now_v7().simple())
+            }
             (Entry::Once, Some(_)) => return Ok(()),
             // Named after the customer: two nodes cannot both start it.
             (Entry::Once, None) => format!("run_{}_{}", pinned.name, event.customer_id),
@@ -246,13 +277,23 @@ impl Runner {
                 known.insert(pinned.version.clone());
             }
         }
-        let mut state = engine::start(properties.clone());
+        let mut state = engine::start(properties.clone(), event.occurred_at);
         state.history.push(engine::StepRecord {
             step: "start".into(),
             at: now,
             what: "started".into(),
             why: Some(format!("event {} ({})", event.name, event.id)),
         });
+        // An exit or the goal that occurred after the trigger but arrived
+        // before it ends the run before its first step.
+        let ended_by = self.ended_before_start(&pinned.config, event).await?;
+        let input = match &ended_by {
+            Some((name, occurred_at)) => Input::Event {
+                name,
+                occurred_at: *occurred_at,
+            },
+            None => Input::Start,
+        };
         let record = RunRecord {
             id,
             journey: pinned.name.clone(),
@@ -265,14 +306,27 @@ impl Runner {
             started_at: now,
             updated_at: now,
         };
-        let effects = engine::advance(
+        let sent = self
+            .sent_elsewhere(
+                &pinned.config,
+                &pinned.name,
+                &event.customer_id,
+                &record.id,
+                now,
+            )
+            .await?;
+        let mut effects = engine::advance(
             &pinned.config,
             &mut state,
-            Input::Start,
+            input,
             now,
-            &profile.facts(),
+            &profile.facts(&sent),
         )
         .unwrap_or_else(|e| fail(&mut state, now, e));
+        if ended_by.is_some() {
+            // Nothing was sent yet: nothing to cancel.
+            effects.retain(|e| !matches!(e, Effect::CancelPending));
+        }
         self.execute(&pinned.config, &record, &mut state, effects, now)
             .await?;
         let record = with_state(record, &state, now);
@@ -282,18 +336,113 @@ impl Runner {
         Ok(())
     }
 
+    /// Put a trigger of a digest journey into its customer's open digest
+    /// with the same key, if one takes it (see [`engine::Input::Digest`]);
+    /// `false`: it starts the next digest.
+    async fn join_digest(
+        &self,
+        pinned: &Pinned,
+        event: &EventRecord,
+        properties: &Value,
+        runs: &[RunRecord],
+        profile: &CustomerFacts,
+    ) -> Result<bool, StoreError> {
+        let Some(digest) = pinned.config.digest() else {
+            return Ok(false);
+        };
+        let key = match engine::digest_key(digest, properties) {
+            Ok(key) => key,
+            Err(e) => {
+                tracing::warn!(journey = %pinned.name, event = %event.id, "digest key: {e}");
+                return Ok(false);
+            }
+        };
+        let input = Input::Digest {
+            key: &key,
+            properties,
+            occurred_at: event.occurred_at,
+        };
+        for run in runs
+            .iter()
+            .filter(|r| r.journey == pinned.name && r.status == RunStatus::Active.as_str())
+        {
+            if self.advance(run.clone(), &input, profile).await? {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// When `journey` (named `name`) sent to `customer_id` in runs other
+    /// than `run_id`, within its throttle's window: what the engine counts
+    /// against the throttle. Nothing is read for a journey without one.
+    async fn sent_elsewhere(
+        &self,
+        journey: &JourneyConfig,
+        name: &str,
+        customer_id: &str,
+        run_id: &str,
+        now: i64,
+    ) -> Result<Vec<i64>, StoreError> {
+        let Some(throttle) = &journey.throttle else {
+            return Ok(Vec::new());
+        };
+        let since = now.saturating_sub(throttle.per);
+        let runs = self.store.customer_runs(customer_id).await?;
+        let mut sent = Vec::new();
+        // A run last written before the window sent nothing within it.
+        for run in runs
+            .iter()
+            .filter(|r| r.journey == name && r.id != run_id && r.updated_at > since)
+        {
+            let state: RunState = serde_json::from_str(&run.state)
+                .map_err(|e| StoreError::Corrupt(format!("run {}: {e}", run.id)))?;
+            sent.extend(
+                state
+                    .history
+                    .iter()
+                    .filter(|r| r.what == "sent" && r.at > since)
+                    .map(|r| r.at),
+            );
+        }
+        Ok(sent)
+    }
+
+    /// The stored exit or goal event of `trigger`'s customer that occurred
+    /// first at or after the trigger, as `(name, occurred_at)`: it arrived
+    /// before the trigger (or with it), and ends the run the trigger starts.
+    async fn ended_before_start(
+        &self,
+        journey: &JourneyConfig,
+        trigger: &EventRecord,
+    ) -> Result<Option<(String, i64)>, StoreError> {
+        let mut first: Option<(String, i64)> = None;
+        for name in journey.goal.iter().chain(&journey.exit_on) {
+            if let Some((_, at)) = self
+                .store
+                .first_event_since(&trigger.customer_id, name, trigger.occurred_at, &trigger.id)
+                .await?
+                && first.as_ref().is_none_or(|(_, earliest)| at < *earliest)
+            {
+                first = Some((name.clone(), at));
+            }
+        }
+        Ok(first)
+    }
+
     /// Move one stored run on by `input`, writing over the revision it was
     /// read at; read again and retry when another node wrote it meanwhile.
+    /// `true` when the input changed the run.
     async fn advance(
         &self,
         mut record: RunRecord,
         input: &Input<'_>,
         profile: &CustomerFacts,
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
         for _ in 0..WRITE_TRIES {
             let Some(journey) = self.journey(&record).await? else {
                 tracing::warn!(run = %record.id, version = %record.version, "journey version unknown");
-                return Ok(());
+                return Ok(false);
             };
             let mut state: RunState = match serde_json::from_str(&record.state) {
                 Ok(state) => state,
@@ -307,23 +456,37 @@ impl Runner {
             {
                 self.refresh_statuses(&mut state).await?;
             }
+            let sent = self
+                .sent_elsewhere(
+                    &journey,
+                    &record.journey,
+                    &record.customer_id,
+                    &record.id,
+                    now,
+                )
+                .await?;
             let before = state.clone();
-            let effects =
-                engine::advance(&journey, &mut state, input.clone(), now, &profile.facts())
-                    .unwrap_or_else(|e| fail(&mut state, now, e));
+            let effects = engine::advance(
+                &journey,
+                &mut state,
+                input.clone(),
+                now,
+                &profile.facts(&sent),
+            )
+            .unwrap_or_else(|e| fail(&mut state, now, e));
             if state == before {
-                return Ok(());
+                return Ok(false);
             }
             self.execute(&journey, &record, &mut state, effects, now)
                 .await?;
             let read_at = record.revision;
             let updated = with_state(record.clone(), &state, now);
             if self.store.update_run(updated, read_at).await? {
-                return Ok(());
+                return Ok(true);
             }
             match self.store.run(&record.id).await? {
                 Some(fresh) => record = fresh,
-                None => return Ok(()),
+                None => return Ok(false),
             }
         }
         Err(StoreError::Conflict(format!(
@@ -349,6 +512,7 @@ impl Runner {
                     let StepKind::Send(send) = &config.kind else {
                         continue;
                     };
+                    let digest = engine::digest_of(journey, state);
                     let outcome = self
                         .sends
                         .send(SendJob {
@@ -357,6 +521,7 @@ impl Runner {
                             customer_id: &record.customer_id,
                             step: send,
                             event: &state.event,
+                            digest: digest.as_ref(),
                             idempotency_key: format!("journey:{}:{}:{at}", record.id, config.id),
                             now,
                         })
@@ -458,10 +623,13 @@ struct CustomerFacts {
 }
 
 impl CustomerFacts {
-    fn facts(&self) -> Facts<'_> {
+    /// With `sent_elsewhere`: when the run's journey sent to the customer
+    /// in their other runs (see [`Runner::sent_elsewhere`]).
+    fn facts<'a>(&'a self, sent_elsewhere: &'a [i64]) -> Facts<'a> {
         Facts {
             profile: &self.json,
             time_zone: &self.time_zone,
+            sent_elsewhere,
         }
     }
 }

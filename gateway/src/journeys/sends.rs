@@ -20,18 +20,28 @@ pub struct JourneySends {
 impl Sends for JourneySends {
     async fn send(&self, job: SendJob<'_>) -> Result<SendOutcome, StoreError> {
         let send = &self.send;
-        let data = step_data(&job.step.data, job.event);
+        let context = json!({"event": job.event, "digest": job.digest});
+        let data = step_data(&job.step.data, &context);
         let (template, data, content) = match (&job.step.template, &job.step.text) {
             (Some(template), _) => (Some(template.clone()), data, None),
-            (None, text) => (
-                None,
-                Map::new(),
-                Some(ContentRequest {
-                    text: text.clone(),
-                    subject: job.step.subject.clone(),
-                    ..ContentRequest::default()
-                }),
-            ),
+            (None, text) => {
+                let rendered = |text: &Option<String>| {
+                    text.as_deref().map(|t| inline(t, &context)).transpose()
+                };
+                let (text, subject) = match (rendered(text), rendered(&job.step.subject)) {
+                    (Ok(text), Ok(subject)) => (text, subject),
+                    (Err(e), _) | (_, Err(e)) => return Ok(refused(e)),
+                };
+                (
+                    None,
+                    Map::new(),
+                    Some(ContentRequest {
+                        text,
+                        subject,
+                        ..ContentRequest::default()
+                    }),
+                )
+            }
         };
         let offer_group = match (&job.step.offer_group, job.step.offer_window) {
             (Some(name), Some(window)) => Some(OfferGroup {
@@ -92,18 +102,19 @@ impl Sends for JourneySends {
     }
 }
 
+static ENV: std::sync::LazyLock<minijinja::Environment<'static>> =
+    std::sync::LazyLock::new(minijinja::Environment::new);
+
 /// A send step's template data: string values may use the trigger's
-/// properties (`"{{ event.first_name }}"`); `event` itself is there too.
-fn step_data(data: &Map<String, Value>, event: &Value) -> Map<String, Value> {
-    static ENV: std::sync::LazyLock<minijinja::Environment<'static>> =
-        std::sync::LazyLock::new(minijinja::Environment::new);
-    let context = json!({"event": event});
+/// properties (`"{{ event.first_name }}"`) and the run's digest; `event`
+/// and `digest` themselves are there too.
+fn step_data(data: &Map<String, Value>, context: &Value) -> Map<String, Value> {
     let mut out: Map<String, Value> = data
         .iter()
         .map(|(key, value)| {
             let value = match value {
                 Value::String(text) if text.contains("{{") => ENV
-                    .render_str(text, &context)
+                    .render_str(text, context)
                     .map(Value::String)
                     .unwrap_or_else(|_| value.clone()),
                 _ => value.clone(),
@@ -111,8 +122,22 @@ fn step_data(data: &Map<String, Value>, event: &Value) -> Map<String, Value> {
             (key.clone(), value)
         })
         .collect();
-    out.insert("event".into(), event.clone());
+    for name in ["event", "digest"] {
+        if !context[name].is_null() {
+            out.insert(name.into(), context[name].clone());
+        }
+    }
     out
+}
+
+/// A step's inline text or subject, which may use `event` and `digest`
+/// as a template does (`"{{ digest.count }} new comments"`).
+fn inline(text: &str, context: &Value) -> Result<String, String> {
+    if !text.contains("{{") && !text.contains("{%") {
+        return Ok(text.to_owned());
+    }
+    ENV.render_str(text, context)
+        .map_err(|e| format!("the step's text: {e}"))
 }
 
 fn refused(detail: String) -> SendOutcome {

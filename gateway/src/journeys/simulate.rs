@@ -20,7 +20,7 @@ pub fn simulate(
     facts: &Facts<'_>,
 ) -> Result<RunState, String> {
     timeline.sort_by_key(|(at, _)| *at);
-    let mut run = engine::start(properties);
+    let mut run = engine::start(properties, start);
     let mut effects = engine::advance(journey, &mut run, Input::Start, start, facts)?;
     let mut events = timeline.into_iter().peekable();
     for _ in 0..MAX_TURNS {
@@ -44,7 +44,13 @@ pub fn simulate(
             (Some(wake), Some((at, _))) if wake < at => (Input::Tick, wake),
             (_, Some((at, name))) => {
                 events.next();
-                (Input::Event { name }, at)
+                (
+                    Input::Event {
+                        name,
+                        occurred_at: at,
+                    },
+                    at,
+                )
             }
             (Some(wake), None) => (Input::Tick, wake),
             (None, None) => break,

@@ -77,6 +77,11 @@ pub struct RunRecord {
     pub updated_at: i64,
 }
 
+/// [`JourneyStore::first_event_since`]'s statement, the same in both stores.
+pub(crate) const FIRST_EVENT_SINCE: &str = "SELECT id, occurred_at FROM events
+     WHERE customer_id = $1 AND name = $2 AND occurred_at >= $3 AND id <> $4
+     ORDER BY occurred_at, received_at LIMIT 1";
+
 /// [`JourneyStore::run_counts`]' statement, the same in both stores.
 pub(crate) const RUN_COUNTS: &str =
     "SELECT status, COUNT(*) FROM journey_runs WHERE journey = $1 GROUP BY status ORDER BY status";
@@ -111,6 +116,18 @@ pub trait JourneyStore: Send + Sync {
     /// read profiles, and journey branches the profile, the event and the
     /// run's steps.
     async fn count_events(&self, customer_id: &str, name: &str, since: i64) -> Result<u64>;
+
+    /// The customer's earliest stored event named `name` that occurred at
+    /// or after `since`, other than `except` (an event id): as
+    /// `(id, occurred_at)`. A run starting on a trigger asks it for its
+    /// exit and goal events, which may have arrived before the trigger.
+    async fn first_event_since(
+        &self,
+        customer_id: &str,
+        name: &str,
+        since: i64,
+        except: &str,
+    ) -> Result<Option<(String, i64)>>;
 
     /// Keep a journey version; storing one twice is harmless.
     async fn put_journey_version(&self, version: JourneyVersion) -> Result<()>;

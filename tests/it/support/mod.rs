@@ -60,6 +60,15 @@ impl TestGateway {
         Self::start_with(toml, dir, db_path).await
     }
 
+    /// Start on the PostgreSQL database at `url` (see [`postgres`]), as
+    /// [`TestGateway::start`] does otherwise; `db_path` then names no file.
+    pub async fn start_on_postgres(toml: &str, url: &str) -> TestGateway {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let db_path = dir.path().join("unused.db");
+        let config = config_on(toml, &format!("url = \"{url}\""));
+        Self::serve(config, toml, dir, db_path).await
+    }
+
     /// Stop gracefully and start again on the same database and config.
     pub async fn restart(mut self) -> TestGateway {
         self.shutdown().await;
@@ -315,11 +324,13 @@ pub fn file_config(toml: &str, db_path: &Path) -> String {
 
 /// Parse a test config, pointing storage at `db_path` and plugins at the build.
 pub fn test_config(toml: &str, db_path: &Path) -> Config {
+    config_on(toml, &format!("url = \"sqlite://{}\"", db_path.display()))
+}
+
+/// Parse a test config with `storage` as its `[storage]` section's body.
+fn config_on(toml: &str, storage: &str) -> Config {
     let cache = plugin_cache();
-    let full = format!(
-        "{toml}\n[storage]\nurl = \"sqlite://{}\"\n",
-        db_path.display()
-    );
+    let full = format!("{toml}\n[storage]\n{storage}\n");
     let mut config = config::parse("test.toml", &full, &|_| None)
         .unwrap_or_else(|report| panic!("test config invalid:\n{report}"));
     config.plugins.dir = plugin_dir();

@@ -169,6 +169,24 @@ impl JourneyStore for PostgresStore {
         Ok(row.get::<_, i64>(0) as u64)
     }
 
+    async fn first_event_since(
+        &self,
+        customer_id: &str,
+        name: &str,
+        since: i64,
+        except: &str,
+    ) -> Result<Option<(String, i64)>> {
+        Ok(self
+            .client()
+            .await?
+            .opt(
+                crate::store::journeys::FIRST_EVENT_SINCE,
+                &[&customer_id, &name, &since, &except],
+            )
+            .await?
+            .map(|row| (row.get(0), row.get(1))))
+    }
+
     async fn put_journey_version(&self, version: JourneyVersion) -> Result<()> {
         self.client()
             .await?

@@ -171,6 +171,26 @@ impl JourneyStore for SqliteStore {
         .await
     }
 
+    async fn first_event_since(
+        &self,
+        customer_id: &str,
+        name: &str,
+        since: i64,
+        except: &str,
+    ) -> Result<Option<(String, i64)>> {
+        let (customer_id, name, except) =
+            (customer_id.to_owned(), name.to_owned(), except.to_owned());
+        self.read(move |conn| {
+            Ok(conn
+                .prepare_cached(crate::store::journeys::FIRST_EVENT_SINCE)?
+                .query_row(params![customer_id, name, since, except], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })
+                .optional()?)
+        })
+        .await
+    }
+
     async fn put_journey_version(&self, version: JourneyVersion) -> Result<()> {
         self.write(move |conn| {
             conn.prepare_cached(

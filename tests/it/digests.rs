@@ -1,0 +1,171 @@
+//! Digests: a customer's triggers with the same key, over a window (or up
+//! to `max`), become one message that lists them; a late one joins the open
+//! digest, one that occurred after the window starts the next. On both
+//! stores, with the clock set by the test.
+
+use crate::support::postgres;
+use crate::support::{FAST_DISPATCH, TestGateway, clock_at, default_twilio, pinned};
+use crossgate_tests::ProviderSim;
+use serde_json::{Value, json};
+use std::time::{Duration, Instant};
+
+const RUNNER_TIMEOUT: Duration = Duration::from_secs(15);
+
+fn config(sim: &ProviderSim) -> String {
+    format!(
+        r#"{FAST_DISPATCH}
+[journey_runner]
+tick_ms = 25
+{clock}
+[routing]
+default = ["sms"]
+
+[categories.social]
+consent = "opt-out"
+
+[journeys.comments]
+trigger = "comment_posted"
+[[journeys.comments.steps]]
+id = "bundle"
+digest = {{ window = "1h", key = "{{{{ event.thread }}}}" }}
+[[journeys.comments.steps]]
+id = "tell"
+send = {{ category = "social", text = "{{{{ digest.count }}}} new on {{{{ event.thread }}}}:{{% for e in digest.events %}} {{{{ e.author }}}}{{% endfor %}}" }}
+
+[journeys.likes]
+trigger = "liked"
+[[journeys.likes.steps]]
+id = "bundle"
+digest = {{ window = "1d", max = 2 }}
+[[journeys.likes.steps]]
+id = "tell"
+send = {{ category = "social", text = "{{{{ digest.count }}}} likes" }}
+{twilio}"#,
+        clock = clock_at("12:30"),
+        twilio = default_twilio(&sim.url()),
+    )
+}
+
+#[tokio::test]
+async fn triggers_are_bundled_into_digests_on_sqlite() {
+    let sim = ProviderSim::start().await.unwrap();
+    let gw = TestGateway::start(&config(&sim)).await;
+    digests(&gw, &sim).await;
+}
+
+#[tokio::test]
+async fn triggers_are_bundled_into_digests_on_postgres() {
+    let Some(url) = postgres::migrated_database("digests::on_postgres").await else {
+        return;
+    };
+    let sim = ProviderSim::start().await.unwrap();
+    let gw = TestGateway::start_on_postgres(&config(&sim), &url).await;
+    digests(&gw, &sim).await;
+}
+
+fn comment(thread: &str, author: &str, hh_mm: &str) -> Value {
+    json!({"customer_id": "ada", "name": "comment_posted", "occurred_at": pinned(hh_mm).to_string(),
+           "properties": {"thread": thread, "author": author}})
+}
+
+async fn post(gw: &TestGateway, body: Value) {
+    let (status, answer) = gw.post("/v1/events", &body).await;
+    assert_eq!(status, 202, "{answer}");
+}
+
+async fn advance(gw: &TestGateway, by: &str) {
+    let (status, answer) = gw.post("/v1/admin/clock", &json!({"advance": by})).await;
+    assert_eq!(status, 200, "{answer}");
+}
+
+fn texts(sim: &ProviderSim) -> Vec<String> {
+    sim.requests()
+        .iter()
+        .filter(|r| r.path.contains("/Accounts/"))
+        .map(|r| r.field("Body").unwrap_or_default().to_owned())
+        .collect()
+}
+
+/// The texts once there are `n` and the gateway is quiet, sorted.
+async fn texts_settle_at(gw: &TestGateway, sim: &ProviderSim, n: usize) -> Vec<String> {
+    let deadline = Instant::now() + RUNNER_TIMEOUT;
+    while texts(sim).len() < n {
+        assert!(Instant::now() < deadline, "texts: {:?}", texts(sim));
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    gw.quiesce().await;
+    let mut all = texts(sim);
+    all.sort();
+    all
+}
+
+async fn runs_of(gw: &TestGateway, journey: &str) -> Vec<Value> {
+    let all = gw.get_ok("/v1/customers/ada/journeys").await["runs"]
+        .as_array()
+        .unwrap()
+        .clone();
+    all.into_iter()
+        .filter(|r| r["journey"] == journey)
+        .collect()
+}
+
+async fn digests(gw: &TestGateway, sim: &ProviderSim) {
+    let profile = json!({"addresses": {"phone": "+31612345678"}, "timezone": "UTC"});
+    assert_eq!(gw.put_customer("ada", &profile).await.0, 201);
+
+    // Thread a: comments at 12:00 and 12:20 arrive, then the one of 12:10
+    // (late, out of order); thread b has one of its own.
+    post(
+        gw,
+        json!({"events": [comment("a", "ann", "12:00"), comment("a", "cy", "12:20"),
+                          comment("b", "bo", "12:15")]}),
+    )
+    .await;
+    gw.quiesce().await;
+    post(gw, comment("a", "bea", "12:10")).await;
+    gw.quiesce().await;
+    let open = runs_of(gw, "comments").await;
+    assert_eq!(open.len(), 2, "one digest per thread: {open:#?}");
+    assert!(
+        texts(sim).is_empty(),
+        "nothing goes while the windows are open"
+    );
+
+    // Likes: the second fills the digest (max 2), the third opens the next.
+    for _ in 0..3 {
+        post(gw, json!({"customer_id": "ada", "name": "liked"})).await;
+        gw.quiesce().await;
+    }
+    assert_eq!(texts_settle_at(gw, sim, 1).await, ["2 likes"]);
+
+    // 13:20: both comment windows (from 12:00 and 12:15) are over.
+    advance(gw, "50m").await;
+    assert_eq!(
+        texts_settle_at(gw, sim, 3).await,
+        ["1 new on b: bo", "2 likes", "3 new on a: ann bea cy"]
+    );
+    // A comment of 13:05 on thread a occurred after its window: the next digest.
+    post(gw, comment("a", "dee", "13:05")).await;
+    gw.quiesce().await;
+    assert_eq!(runs_of(gw, "comments").await.len(), 3);
+    advance(gw, "1h").await;
+    let all = texts_settle_at(gw, sim, 4).await;
+    assert!(all.contains(&"1 new on a: dee".to_owned()), "{all:?}");
+
+    let first = runs_of(gw, "comments")
+        .await
+        .into_iter()
+        .find(|r| r["steps"]["bundle"]["count"] == 3)
+        .expect("the digest of three");
+    assert_eq!(first["status"], "completed");
+    let history: Vec<&str> = first["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["what"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        history,
+        ["started", "digesting", "digested", "sent", "completed"]
+    );
+}

@@ -51,6 +51,48 @@ pub async fn events_are_claimed_per_customer_once(s: Stores) {
     );
 }
 
+/// The earliest event of a name that occurred at or after a time, other
+/// than the one asking: how a run starting on a late trigger finds the exit
+/// that arrived before it, whether or not journeys applied that exit yet.
+pub async fn the_first_event_since_a_trigger_is_found_whatever_its_arrival(s: Stores) {
+    s.a.record_events(vec![
+        new_event("p1", "ada", "purchase", 1_000, None),
+        new_event("p3", "ada", "purchase", 3_000, None),
+        new_event("p2", "ada", "purchase", 2_000, None),
+        new_event("c1", "ada", "cart_abandoned", 1_500, None),
+        new_event("q1", "bob", "purchase", 2_500, None),
+    ])
+    .await
+    .unwrap();
+    s.a.events_handled(vec!["p2".into()]).await.unwrap();
+    let first = |since, except: &'static str| {
+        let b = s.b.clone();
+        async move {
+            b.first_event_since("ada", "purchase", since, except)
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(first(1_500, "c1").await, Some(("p2".into(), 2_000)));
+    assert_eq!(
+        first(2_000, "c1").await,
+        Some(("p2".into(), 2_000)),
+        "at the trigger's time counts"
+    );
+    assert_eq!(
+        first(1_000, "p1").await,
+        Some(("p2".into(), 2_000)),
+        "not the asking event"
+    );
+    assert_eq!(first(3_001, "c1").await, None);
+    assert_eq!(
+        s.b.first_event_since("bob", "signed_up", 0, "x")
+            .await
+            .unwrap(),
+        None
+    );
+}
+
 /// Runs are written over the revision they were read at, leased when due,
 /// and read back per customer; versions are kept once.
 pub async fn runs_are_written_by_revision_and_leased_when_due(s: Stores) {

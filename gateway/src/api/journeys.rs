@@ -175,7 +175,9 @@ pub fn run_view(run: &RunRecord) -> Result<Value, ApiError> {
 fn waiting_view(state: &RunState) -> Value {
     match &state.waiting {
         Some(engine::Waiting::Until { at }) => json!({"until": timestamp(*at)}),
-        Some(engine::Waiting::Digest { key, until, events }) => {
+        Some(engine::Waiting::Digest {
+            key, until, events, ..
+        }) => {
             json!({"digest": key, "until": timestamp(*until), "count": events.len()})
         }
         Some(engine::Waiting::Throttled { at }) => {

@@ -102,8 +102,15 @@ pub enum Waiting {
         key: String,
         until: i64,
         events: Vec<Collected>,
+        /// The events' properties, in bytes of JSON: see [`MAX_DIGEST_BYTES`].
+        #[serde(default)]
+        bytes: usize,
     },
 }
+
+/// A digest is full at this many bytes of its events' properties, whatever
+/// its `max`: the run is stored whole at every event that joins it.
+pub const MAX_DIGEST_BYTES: usize = 256 * 1024;
 
 /// One trigger in an open digest.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -307,6 +314,7 @@ pub fn advance(
                     key: open,
                     until,
                     events,
+                    bytes,
                 }) if open == key && occurred_at <= *until => {
                     let at = events.partition_point(|e| e.occurred_at <= occurred_at);
                     events.insert(
@@ -316,7 +324,10 @@ pub fn advance(
                             properties: properties.clone(),
                         },
                     );
-                    if events.len() < usize::try_from(max).unwrap_or(usize::MAX) {
+                    *bytes += properties.to_string().len();
+                    if events.len() < usize::try_from(max).unwrap_or(usize::MAX)
+                        && *bytes < MAX_DIGEST_BYTES
+                    {
                         return Ok(effects);
                     }
                 }
@@ -495,6 +506,7 @@ fn run_steps(
                 run.waiting = Some(Waiting::Digest {
                     key,
                     until,
+                    bytes: run.event.to_string().len(),
                     events: vec![Collected {
                         occurred_at: run.trigger_at.unwrap_or(now),
                         properties: run.event.clone(),

@@ -3,7 +3,7 @@
 //! its sends taken as accepted (`POST /v1/journeys/{name}/simulate`).
 
 use super::JourneyConfig;
-use super::engine::{self, Effect, Facts, Input, RunState, RunStatus, SendOutcome};
+use super::engine::{self, Effect, Facts, Input, RunState, RunStatus, SendOutcome, Waiting};
 use serde_json::Value;
 
 /// Ticks and events one simulation takes at the most: a journey's timers
@@ -11,7 +11,8 @@ use serde_json::Value;
 const MAX_TURNS: usize = 1000;
 
 /// The run after `timeline` (`(at, event name)`, in any order), its timers
-/// firing between the events as the runner would fire them.
+/// firing between the events as the runner would fire them; the trigger
+/// again, while a digest is open, joins it.
 pub fn simulate(
     journey: &JourneyConfig,
     properties: Value,
@@ -20,6 +21,7 @@ pub fn simulate(
     facts: &Facts<'_>,
 ) -> Result<RunState, String> {
     timeline.sort_by_key(|(at, _)| *at);
+    let same = properties.clone();
     let mut run = engine::start(properties, start);
     let mut effects = engine::advance(journey, &mut run, Input::Start, start, facts)?;
     let mut events = timeline.into_iter().peekable();
@@ -40,17 +42,27 @@ pub fn simulate(
             break;
         }
         let wake = run.waiting.as_ref().map(|w| w.wake_at());
+        // The trigger again, with the same properties, joins an open digest.
+        let digest_key = match &run.waiting {
+            Some(Waiting::Digest { key, .. }) => Some(key.clone()),
+            _ => None,
+        };
         let (input, at) = match (wake, events.peek().copied()) {
             (Some(wake), Some((at, _))) if wake < at => (Input::Tick, wake),
             (_, Some((at, name))) => {
                 events.next();
-                (
-                    Input::Event {
+                let input = match &digest_key {
+                    Some(key) if name == journey.trigger => Input::Digest {
+                        key,
+                        properties: &same,
+                        occurred_at: at,
+                    },
+                    _ => Input::Event {
                         name,
                         occurred_at: at,
                     },
-                    at,
-                )
+                };
+                (input, at)
             }
             (Some(wake), None) => (Input::Tick, wake),
             (None, None) => break,
@@ -58,4 +70,36 @@ pub fn simulate(
         effects = engine::advance(journey, &mut run, input, at, facts)?;
     }
     Ok(run)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn the_trigger_again_joins_the_open_digest() {
+        let journey: JourneyConfig = toml::from_str(
+            r#"trigger = "comment"
+               [[steps]]
+               id = "bundle"
+               digest = { window = "1h" }
+               [[steps]]
+               id = "tell"
+               send = { text = "{{ digest.count }} new", category = "c" }"#,
+        )
+        .unwrap();
+        let (profile, tz) = (json!({}), jiff::tz::TimeZone::UTC);
+        let facts = Facts {
+            profile: &profile,
+            time_zone: &tz,
+            sent_elsewhere: &[],
+        };
+        let minute = 60_000;
+        let timeline = vec![(20 * minute, "comment"), (10 * minute, "comment")];
+        let run = simulate(&journey, json!({}), 0, timeline, &facts).unwrap();
+        assert_eq!(run.steps["bundle"]["count"], 3);
+        assert_eq!(run.steps["tell"]["status"], "simulated");
+        assert_eq!(run.status, RunStatus::Completed);
+    }
 }

@@ -26,7 +26,7 @@ fn the_default_config_is_valid_and_its_plugins_load() {
     let (ok, stdout, stderr) = check("config/crossgate.toml");
     assert!(ok, "{stderr}");
     assert!(
-        stdout.contains("ok (6 connectors loaded, 4 templates checked, 3 journeys)"),
+        stdout.contains("ok (6 connectors loaded, 4 templates checked, 4 journeys)"),
         "{stdout}"
     );
 }

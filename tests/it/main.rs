@@ -14,6 +14,7 @@ mod docs;
 mod durability;
 mod email;
 mod event_time;
+mod experiments;
 mod exposure;
 mod faults;
 mod hardening;

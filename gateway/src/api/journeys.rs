@@ -214,6 +214,10 @@ pub struct SimulateRequest {
     /// RFC 3339; default now.
     #[serde(default)]
     pub start: Option<String>,
+    /// Whose arm of the journey's experiments to show (`steps.<id>.arm`);
+    /// without it, every experiment step is shown as sending.
+    #[serde(default)]
+    pub customer_id: Option<String>,
     /// What the customer does after the trigger: `{"name": "purchase", "after": "2d"}`.
     #[serde(default)]
     pub timeline: Vec<TimelineEvent>,
@@ -276,7 +280,11 @@ pub fn simulated(
         sent_elsewhere: &[],
     };
     let properties = Value::Object(request.properties);
-    let run = simulate::simulate(&pinned.config, properties, start, timeline, &facts)
+    let who = request
+        .customer_id
+        .as_deref()
+        .map(|customer| (&*name, customer));
+    let run = simulate::simulate(&pinned.config, properties, start, timeline, &facts, who)
         .map_err(|e| ApiError::invalid("journey_error", "timeline", e))?;
     Ok(json!({
         "journey": name,

@@ -12,6 +12,7 @@ mod cursor;
 mod customers;
 mod edge;
 pub mod error;
+mod experiments;
 mod guard;
 mod idempotency;
 mod inbox;
@@ -231,6 +232,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/broadcasts/{id}/refusals", get(broadcasts::refusals))
         .route("/v1/broadcasts/{id}/cancel", post(broadcasts::cancel))
         .route("/v1/reports/channels", get(reports::channels))
+        .route("/v1/reports/experiments", get(experiments::report))
         .route("/v1/conversions/{event_id}", get(reports::conversion))
         .route("/metrics", get(operations::metrics))
         .route("/v1/admin/reload", post(operations::reload))

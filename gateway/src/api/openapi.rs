@@ -3,8 +3,9 @@
 //! drift from what the code accepts.
 
 use super::{
-    broadcasts, cancellations, connectors, customers, inbox, journeys, messages, operations,
-    preferences, reports, routes, search, segments, suppressions, unsubscribe, webhooks,
+    broadcasts, cancellations, connectors, customers, experiments, inbox, journeys, messages,
+    operations, preferences, reports, routes, search, segments, suppressions, unsubscribe,
+    webhooks,
 };
 use utoipa::OpenApi;
 
@@ -43,6 +44,7 @@ use utoipa::OpenApi;
         broadcasts::refusals,
         broadcasts::cancel,
         reports::channels,
+        experiments::report,
         reports::conversion,
         unsubscribe::page,
         operations::metrics,

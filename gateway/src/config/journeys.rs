@@ -174,6 +174,78 @@ pub struct SendStep {
     pub offer_group: Option<String>,
     #[serde(default, with = "optional_duration")]
     pub offer_window: Option<i64>,
+    /// An experiment: each customer gets one of these, by weight, and keeps
+    /// it across runs (see [`crate::journeys::experiments`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub variants: Vec<Variant>,
+    /// `holdout = "10%"`: this share of customers gets nothing from the
+    /// step, and is tracked to measure what the step adds.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "optional_share"
+    )]
+    pub holdout: Option<u32>,
+    /// What assignment hashes with the customer's id (default
+    /// `<journey>.<step>`): a new seed deals the customers again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed: Option<String>,
+}
+
+/// One arm of a step's experiment: what it changes of the step.
+#[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Variant {
+    pub name: String,
+    pub weight: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channels: Option<Vec<Channel>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub category: Option<String>,
+}
+
+impl SendStep {
+    /// Whether the step is an experiment (variants, a holdout or both).
+    pub fn is_experiment(&self) -> bool {
+        !self.variants.is_empty() || self.holdout.is_some()
+    }
+}
+
+/// Shares as basis points of 10,000: `"12.5%"` is 1,250.
+pub(crate) mod optional_share {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn parse(text: &str) -> Result<u32, String> {
+        let number = text
+            .strip_suffix('%')
+            .ok_or_else(|| format!("{text:?}: a share is a percentage like \"10%\""))?;
+        let percent: f64 = number
+            .trim()
+            .parse()
+            .map_err(|_| format!("{text:?}: a share is a percentage like \"10%\""))?;
+        if !(0.0..=100.0).contains(&percent) {
+            return Err(format!("{text:?}: a share is 0-100%"));
+        }
+        Ok((percent * 100.0).round() as u32)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
+        let text = String::deserialize(d)?;
+        parse(&text).map(Some).map_err(serde::de::Error::custom)
+    }
+
+    pub fn serialize<S: Serializer>(share: &Option<u32>, s: S) -> Result<S::Ok, S::Error> {
+        match share {
+            Some(bp) => s.serialize_str(&format!("{}%", f64::from(*bp) / 100.0)),
+            None => s.serialize_none(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
@@ -419,6 +491,41 @@ pub fn check(
                             at(".send"),
                             "offer_group and offer_window go together".into(),
                         );
+                    }
+                    if send.holdout.is_some_and(|bp| bp > 5_000) {
+                        push(at(".send.holdout"), "a holdout is at most 50%".into());
+                    }
+                    let mut names = BTreeSet::new();
+                    for (v, variant) in send.variants.iter().enumerate() {
+                        let at = |rest: &str| at(&format!(".send.variants[{v}]{rest}"));
+                        if !valid_name(&variant.name) || !names.insert(variant.name.as_str()) {
+                            push(
+                                at(".name"),
+                                format!(
+                                    "{:?}: one name per variant, 1-64 of A-Z a-z 0-9 _ . - :",
+                                    variant.name
+                                ),
+                            );
+                        }
+                        if variant.name == crate::journeys::experiments::HOLDOUT {
+                            push(at(".name"), "\"holdout\" is the holdout's name".into());
+                        }
+                        if variant.weight == 0 {
+                            push(at(".weight"), "a weight is at least 1".into());
+                        }
+                        if variant.template.is_some() && variant.text.is_some() {
+                            push(at(""), "give template or text, not both".into());
+                        }
+                        if let Some(t) = &variant.template
+                            && template_category(t).is_none()
+                        {
+                            push(at(".template"), format!("no template {t:?}"));
+                        }
+                        if let Some(c) = &variant.category
+                            && !categories.contains(c)
+                        {
+                            push(at(".category"), format!("no category {c:?} is configured"));
+                        }
                     }
                 }
                 StepKind::Wait(WaitStep::Until { until }) => {

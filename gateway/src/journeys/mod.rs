@@ -6,6 +6,7 @@
 //! ([`crate::expression`]).
 
 pub mod engine;
+pub mod experiments;
 pub mod intake;
 pub mod runner;
 pub mod sends;

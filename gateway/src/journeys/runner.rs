@@ -6,12 +6,13 @@
 //! history, so work done again after a crash sends nothing twice.
 
 use super::engine::{self, Effect, Facts, Input, RunState, RunStatus, SendOutcome};
+use super::experiments::{self, Arm};
 use super::{Catalogue, JourneyConfig, Pinned};
 use crate::clock::Clock;
 use crate::config::JourneyRunnerConfig;
-use crate::config::journeys::{Entry, SendStep, StepKind};
+use crate::config::journeys::{Entry, SendStep, StepKind, Variant};
 use crate::live::Live;
-use crate::store::journeys::{EventRecord, JourneyVersion, RunRecord};
+use crate::store::journeys::{ArmRecord, EventRecord, JourneyVersion, RunRecord};
 use crate::store::{Lease, Store, StoreError};
 use async_trait::async_trait;
 use futures::stream::{self, StreamExt as _};
@@ -43,6 +44,9 @@ pub struct SendJob<'a> {
     /// The run's closed digest (`{"events": [...], "count": n}`), available
     /// to templates as `digest`.
     pub digest: Option<&'a Value>,
+    /// The customer's arm of the step's experiment, when it is one: what it
+    /// changes of the step.
+    pub variant: Option<&'a Variant>,
     /// The same for the same step of the same run, however often it is tried.
     pub idempotency_key: String,
     pub now: i64,
@@ -512,21 +516,63 @@ impl Runner {
                     let StepKind::Send(send) = &config.kind else {
                         continue;
                     };
-                    let digest = engine::digest_of(journey, state);
-                    let outcome = self
-                        .sends
-                        .send(SendJob {
-                            run_id: &record.id,
-                            journey: &record.journey,
-                            customer_id: &record.customer_id,
-                            step: send,
-                            event: &state.event,
-                            digest: digest.as_ref(),
-                            idempotency_key: format!("journey:{}:{}:{at}", record.id, config.id),
-                            now,
-                        })
-                        .await?;
+                    let seed = send
+                        .seed
+                        .clone()
+                        .unwrap_or_else(|| experiments::default_seed(&record.journey, &config.id));
+                    let arm = experiments::assign(&seed, &record.customer_id, send);
+                    let outcome = match arm {
+                        Some(Arm::Holdout) => SendOutcome::Skipped {
+                            reason: "holdout",
+                            detail:
+                                "in the experiment's holdout: nothing sent, conversions tracked"
+                                    .into(),
+                        },
+                        _ => {
+                            let digest = engine::digest_of(journey, state);
+                            let variant = match arm {
+                                Some(Arm::Send(variant)) => variant,
+                                _ => None,
+                            };
+                            self.sends
+                                .send(SendJob {
+                                    run_id: &record.id,
+                                    journey: &record.journey,
+                                    customer_id: &record.customer_id,
+                                    step: send,
+                                    event: &state.event,
+                                    digest: digest.as_ref(),
+                                    variant,
+                                    idempotency_key: format!(
+                                        "journey:{}:{}:{at}",
+                                        record.id, config.id
+                                    ),
+                                    now,
+                                })
+                                .await?
+                        }
+                    };
+                    let message_id = match &outcome {
+                        SendOutcome::Accepted { message_id, .. } => Some(message_id.clone()),
+                        SendOutcome::Skipped { .. } => None,
+                    };
                     engine::record_send(state, &config.id, at, now, outcome);
+                    if let Some(arm) = arm {
+                        if let Some(step) = state.steps.get_mut(&config.id) {
+                            step["arm"] = Value::from(arm.name());
+                        }
+                        self.store
+                            .record_arm(ArmRecord {
+                                journey: record.journey.clone(),
+                                step: config.id.clone(),
+                                customer_id: record.customer_id.clone(),
+                                arm: arm.name().to_owned(),
+                                run_id: record.id.clone(),
+                                message_id,
+                                assigned_at: now,
+                            })
+                            .await?;
+                    }
                 }
                 Effect::CancelPending => {
                     self.sends

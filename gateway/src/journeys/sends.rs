@@ -22,13 +22,23 @@ impl Sends for JourneySends {
         let send = &self.send;
         let context = json!({"event": job.event, "digest": job.digest});
         let data = step_data(&job.step.data, &context);
-        let (template, data, content) = match (&job.step.template, &job.step.text) {
+        // A variant's own template or text replaces the step's; its
+        // subject, channels and category override them.
+        let variant = job.variant;
+        let (step_template, step_text) = match variant {
+            Some(v) if v.template.is_some() || v.text.is_some() => (&v.template, &v.text),
+            _ => (&job.step.template, &job.step.text),
+        };
+        let subject = variant
+            .and_then(|v| v.subject.as_ref())
+            .or(job.step.subject.as_ref());
+        let (template, data, content) = match (step_template, step_text) {
             (Some(template), _) => (Some(template.clone()), data, None),
             (None, text) => {
                 let rendered = |text: &Option<String>| {
                     text.as_deref().map(|t| inline(t, &context)).transpose()
                 };
-                let (text, subject) = match (rendered(text), rendered(&job.step.subject)) {
+                let (text, subject) = match (rendered(text), rendered(&subject.cloned())) {
                     (Ok(text), Ok(subject)) => (text, subject),
                     (Err(e), _) | (_, Err(e)) => return Ok(refused(e)),
                 };
@@ -53,8 +63,12 @@ impl Sends for JourneySends {
         let request = SendRequest {
             customer_id: Some(job.customer_id.to_owned()),
             cancel_key: Some(format!("journey:{}", job.run_id)),
-            category: job.step.category.clone(),
-            channels: job.step.channels.clone(),
+            category: variant
+                .and_then(|v| v.category.clone())
+                .or_else(|| job.step.category.clone()),
+            channels: variant
+                .and_then(|v| v.channels.clone())
+                .or_else(|| job.step.channels.clone()),
             template,
             data,
             content,

@@ -4,6 +4,8 @@
 
 use super::JourneyConfig;
 use super::engine::{self, Effect, Facts, Input, RunState, RunStatus, SendOutcome, Waiting};
+use super::experiments::{self, Arm};
+use crate::config::journeys::StepKind;
 use serde_json::Value;
 
 /// Ticks and events one simulation takes at the most: a journey's timers
@@ -12,13 +14,16 @@ const MAX_TURNS: usize = 1000;
 
 /// The run after `timeline` (`(at, event name)`, in any order), its timers
 /// firing between the events as the runner would fire them; the trigger
-/// again, while a digest is open, joins it.
+/// again, while a digest is open, joins it. `who` (the journey's name and
+/// a customer id) deals that customer's arm of each experiment step, as the
+/// runner would: the holdout's step sends nothing.
 pub fn simulate(
     journey: &JourneyConfig,
     properties: Value,
     start: i64,
     mut timeline: Vec<(i64, &str)>,
     facts: &Facts<'_>,
+    who: Option<(&str, &str)>,
 ) -> Result<RunState, String> {
     timeline.sort_by_key(|(at, _)| *at);
     let same = properties.clone();
@@ -30,12 +35,31 @@ pub fn simulate(
             if let Effect::Send { step, record } = effect {
                 let at = run.history.get(record).map_or(start, |r| r.at);
                 let id = journey.steps[step].id.clone();
-                let accepted = SendOutcome::Accepted {
-                    message_id: "simulated".into(),
-                    status: "simulated".into(),
-                    channel: None,
+                let arm = match (&journey.steps[step].kind, who) {
+                    (StepKind::Send(send), Some((name, customer))) => {
+                        let seed = send
+                            .seed
+                            .clone()
+                            .unwrap_or_else(|| experiments::default_seed(name, &id));
+                        experiments::assign(&seed, customer, send)
+                    }
+                    _ => None,
                 };
-                engine::record_send(&mut run, &id, record, at, accepted);
+                let outcome = match arm {
+                    Some(Arm::Holdout) => SendOutcome::Skipped {
+                        reason: "holdout",
+                        detail: "in the experiment's holdout".into(),
+                    },
+                    _ => SendOutcome::Accepted {
+                        message_id: "simulated".into(),
+                        status: "simulated".into(),
+                        channel: None,
+                    },
+                };
+                engine::record_send(&mut run, &id, record, at, outcome);
+                if let (Some(arm), Some(record)) = (arm, run.steps.get_mut(&id)) {
+                    record["arm"] = Value::from(arm.name());
+                }
             }
         }
         if run.status != RunStatus::Active {
@@ -97,7 +121,7 @@ mod tests {
         };
         let minute = 60_000;
         let timeline = vec![(20 * minute, "comment"), (10 * minute, "comment")];
-        let run = simulate(&journey, json!({}), 0, timeline, &facts).unwrap();
+        let run = simulate(&journey, json!({}), 0, timeline, &facts, None).unwrap();
         assert_eq!(run.steps["bundle"]["count"], 3);
         assert_eq!(run.steps["tell"]["status"], "simulated");
         assert_eq!(run.status, RunStatus::Completed);

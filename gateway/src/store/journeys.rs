@@ -77,6 +77,56 @@ pub struct RunRecord {
     pub updated_at: i64,
 }
 
+/// A customer's arm in a journey step's experiment, from their first run
+/// through it, with the message it made (none for the holdout, or when
+/// nothing was sent).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArmRecord {
+    pub journey: String,
+    pub step: String,
+    pub customer_id: String,
+    pub arm: String,
+    pub run_id: String,
+    pub message_id: Option<String>,
+    pub assigned_at: i64,
+}
+
+/// What the store counts of one arm (see [`crate::journeys::experiments::report`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ArmTotals {
+    pub arm: String,
+    pub customers: u64,
+    /// Customers whose message left (sent, delivered or read).
+    pub sent: u64,
+    pub delivered: u64,
+    /// Customers with a conversion within the window after their assignment.
+    pub conversions: u64,
+    /// What the arm's sent deliveries cost.
+    pub cost: f64,
+}
+
+/// [`JourneyStore::record_arm`]'s statement, the same in both stores.
+pub(crate) const RECORD_ARM: &str = "INSERT INTO experiment_arms
+     (journey, step, customer_id, arm, run_id, message_id, assigned_at)
+     VALUES ($1, $2, $3, $4, $5, $6, $7)
+     ON CONFLICT (journey, step, customer_id) DO NOTHING";
+
+/// [`JourneyStore::arm_totals`]' statement, the same in both stores.
+pub(crate) const ARM_TOTALS: &str = "SELECT a.arm, COUNT(*),
+       SUM(CASE WHEN m.status IN ('sent', 'delivered', 'read') THEN 1 ELSE 0 END),
+       SUM(CASE WHEN m.status IN ('delivered', 'read') THEN 1 ELSE 0 END),
+       SUM(CASE WHEN EXISTS (SELECT 1 FROM conversions c
+                             WHERE c.customer_id = a.customer_id
+                               AND c.occurred_at >= a.assigned_at
+                               AND c.occurred_at <= a.assigned_at + $3)
+                THEN 1 ELSE 0 END),
+       SUM(COALESCE((SELECT SUM(d.cost) FROM deliveries d
+                     WHERE d.message_id = a.message_id AND d.state = 'sent'), 0))
+     FROM experiment_arms a
+     LEFT JOIN messages m ON m.id = a.message_id
+     WHERE a.journey = $1 AND a.step = $2
+     GROUP BY a.arm ORDER BY a.arm";
+
 /// [`JourneyStore::first_event_since`]'s statement, the same in both stores.
 pub(crate) const FIRST_EVENT_SINCE: &str = "SELECT id, occurred_at FROM events
      WHERE customer_id = $1 AND name = $2 AND occurred_at >= $3 AND id <> $4
@@ -128,6 +178,15 @@ pub trait JourneyStore: Send + Sync {
         since: i64,
         except: &str,
     ) -> Result<Option<(String, i64)>>;
+
+    /// Keep a customer's arm; only their first assignment in a step counts.
+    async fn record_arm(&self, arm: ArmRecord) -> Result<()>;
+
+    /// Each arm of a step's experiment, counted, with conversions within
+    /// `window_ms` after each customer's assignment (on the analytics
+    /// connection).
+    async fn arm_totals(&self, journey: &str, step: &str, window_ms: i64)
+    -> Result<Vec<ArmTotals>>;
 
     /// Keep a journey version; storing one twice is harmless.
     async fn put_journey_version(&self, version: JourneyVersion) -> Result<()>;

@@ -23,7 +23,7 @@ pub struct Migration {
 
 /// What each version does, the same in every backend: version N is
 /// `STEPS[N - 1]`. Each backend pairs these with its own SQL ([`step`]).
-pub const STEPS: [&str; 18] = [
+pub const STEPS: [&str; 19] = [
     "messages, deliveries, attempts, keys, outbox, customers, suppressions",
     "attempts record the node that made them",
     "messages record the template, locale and content each channel rendered",
@@ -42,7 +42,22 @@ pub const STEPS: [&str; 18] = [
     "connectors' attempts per node and second, and their circuits, shared by every node",
     "a delivery's escalation may end on a report of delivery (failover on silence)",
     "rate-limited connectors' shared timelines of turns",
+    "customers' arms in journey experiments",
 ];
+
+/// Step 19, the same in both backends: see [`crate::journeys::experiments`].
+pub const EXPERIMENT_ARMS: &str = "
+CREATE TABLE experiment_arms (
+    journey     TEXT NOT NULL,
+    step        TEXT NOT NULL,
+    customer_id TEXT NOT NULL,
+    arm         TEXT NOT NULL,
+    run_id      TEXT NOT NULL,
+    message_id  TEXT,
+    assigned_at BIGINT NOT NULL,
+    PRIMARY KEY (journey, step, customer_id)
+);
+";
 
 /// Step 18: see [`crate::store::pace`]. SQLite keeps the timelines in its
 /// one process; the table is there so both schemas are one.

@@ -146,6 +146,7 @@ suite!(
     what_a_message_said_is_read_back_as_stored,
     events_are_claimed_per_customer_once,
     the_first_event_since_a_trigger_is_found_whatever_its_arrival,
+    experiment_arms_are_kept_once_and_counted,
     runs_are_written_by_revision_and_leased_when_due,
     a_reply_is_recorded_once_for_its_customers,
     segments_are_computed_from_traits_and_events,

@@ -3,7 +3,8 @@
 
 use super::{PostgresStore, Sql as _};
 use crate::store::journeys::{
-    EventInserted, EventRecord, JourneyStore, JourneyVersion, NewEvent, RunRecord,
+    ArmRecord, ArmTotals, EventInserted, EventRecord, JourneyStore, JourneyVersion, NewEvent,
+    RunRecord,
 };
 use crate::store::replies::{Answered, NewReply, ReplyRecorded};
 use crate::store::{Lease, Result};
@@ -185,6 +186,52 @@ impl JourneyStore for PostgresStore {
             )
             .await?
             .map(|row| (row.get(0), row.get(1))))
+    }
+
+    async fn record_arm(&self, arm: ArmRecord) -> Result<()> {
+        self.client()
+            .await?
+            .exec(
+                crate::store::journeys::RECORD_ARM,
+                &[
+                    &arm.journey,
+                    &arm.step,
+                    &arm.customer_id,
+                    &arm.arm,
+                    &arm.run_id,
+                    &arm.message_id,
+                    &arm.assigned_at,
+                ],
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn arm_totals(
+        &self,
+        journey: &str,
+        step: &str,
+        window_ms: i64,
+    ) -> Result<Vec<ArmTotals>> {
+        let count = |row: &tokio_postgres::Row, i| u64::try_from(row.get::<_, i64>(i)).unwrap_or(0);
+        Ok(self
+            .analyst()
+            .await?
+            .rows(
+                crate::store::journeys::ARM_TOTALS,
+                &[&journey, &step, &window_ms],
+            )
+            .await?
+            .iter()
+            .map(|row| ArmTotals {
+                arm: row.get(0),
+                customers: count(row, 1),
+                sent: count(row, 2),
+                delivered: count(row, 3),
+                conversions: count(row, 4),
+                cost: row.get(5),
+            })
+            .collect())
     }
 
     async fn put_journey_version(&self, version: JourneyVersion) -> Result<()> {

@@ -35,6 +35,7 @@ pub fn all() -> Vec<Migration> {
         migrations::step(16, migrations::CONNECTOR_HEALTH),
         migrations::step(17, migrations::ESCALATE_ENDS),
         migrations::step(18, migrations::CONNECTOR_PACE),
+        migrations::step(19, migrations::EXPERIMENT_ARMS),
     ]
 }
 

@@ -2,7 +2,8 @@
 
 use super::SqliteStore;
 use crate::store::journeys::{
-    EventInserted, EventRecord, JourneyStore, JourneyVersion, NewEvent, RunRecord,
+    ArmRecord, ArmTotals, EventInserted, EventRecord, JourneyStore, JourneyVersion, NewEvent,
+    RunRecord,
 };
 use crate::store::replies::{Answered, NewReply, ReplyRecorded};
 use crate::store::{Lease, Result};
@@ -187,6 +188,53 @@ impl JourneyStore for SqliteStore {
                     Ok((r.get(0)?, r.get(1)?))
                 })
                 .optional()?)
+        })
+        .await
+    }
+
+    async fn record_arm(&self, arm: ArmRecord) -> Result<()> {
+        self.write(move |conn| {
+            conn.prepare_cached(crate::store::journeys::RECORD_ARM)?
+                .execute(params![
+                    arm.journey,
+                    arm.step,
+                    arm.customer_id,
+                    arm.arm,
+                    arm.run_id,
+                    arm.message_id,
+                    arm.assigned_at
+                ])?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn arm_totals(
+        &self,
+        journey: &str,
+        step: &str,
+        window_ms: i64,
+    ) -> Result<Vec<ArmTotals>> {
+        let (journey, step) = (journey.to_owned(), step.to_owned());
+        self.analyze(move |conn| {
+            // `?3` where the shared text says `$3`: SQLite numbers `$`
+            // parameters by where they first appear, and `$3` comes first.
+            let sql = crate::store::journeys::ARM_TOTALS.replace('$', "?");
+            let rows = conn
+                .prepare_cached(&sql)?
+                .query_map(params![journey, step, window_ms], |r| {
+                    let count = |i| r.get::<_, i64>(i).map(|n| u64::try_from(n).unwrap_or(0));
+                    Ok(ArmTotals {
+                        arm: r.get(0)?,
+                        customers: count(1)?,
+                        sent: count(2)?,
+                        delivered: count(3)?,
+                        conversions: count(4)?,
+                        cost: r.get(5)?,
+                    })
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(rows)
         })
         .await
     }

@@ -45,6 +45,7 @@ pub fn all() -> Vec<Migration> {
         migrations::step(16, in_sqlite_types(migrations::CONNECTOR_HEALTH)),
         migrations::step(17, migrations::ESCALATE_ENDS),
         migrations::step(18, in_sqlite_types(migrations::CONNECTOR_PACE)),
+        migrations::step(19, in_sqlite_types(migrations::EXPERIMENT_ARMS)),
     ]
 }
 

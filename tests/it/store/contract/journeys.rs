@@ -1,6 +1,8 @@
 //! Events, journey runs and replies.
 
 use super::*;
+use crossgate::store::journeys::ArmRecord;
+use crossgate::store::reports::NewConversion;
 
 /// Events are stored once per idempotency key, claimed by one node at a
 /// time with every other unapplied event of the same customer, in the
@@ -90,6 +92,57 @@ pub async fn the_first_event_since_a_trigger_is_found_whatever_its_arrival(s: St
             .await
             .unwrap(),
         None
+    );
+}
+
+/// A customer's arm is kept from their first assignment; each arm is
+/// counted with the conversions that came within the window after it.
+pub async fn experiment_arms_are_kept_once_and_counted(s: Stores) {
+    let arm = |customer: &str, arm: &str, run: &str, at: i64| ArmRecord {
+        journey: "promo".into(),
+        step: "offer".into(),
+        customer_id: customer.into(),
+        arm: arm.into(),
+        run_id: run.into(),
+        message_id: None,
+        assigned_at: at,
+    };
+    s.a.record_arm(arm("ada", "a", "r1", 1_000)).await.unwrap();
+    s.b.record_arm(arm("ada", "b", "r2", 2_000)).await.unwrap();
+    s.a.record_arm(arm("bob", "holdout", "r3", 1_000))
+        .await
+        .unwrap();
+    s.a.record_arm(arm("cy", "a", "r4", 1_000)).await.unwrap();
+    let conversion = |id: &str, customer: &str, at: i64| NewConversion {
+        event_id: id.into(),
+        customer_id: customer.into(),
+        name: "purchase".into(),
+        value: Some(10.0),
+        currency: Some("EUR".into()),
+        occurred_at: at,
+        window_ms: 5_000,
+    };
+    // Ada buys within the window, Bob (held out) too, Cy only after it.
+    for (id, customer, at) in [
+        ("p1", "ada", 3_000),
+        ("p2", "bob", 4_000),
+        ("p3", "cy", 9_000),
+    ] {
+        s.a.record_conversion(conversion(id, customer, at))
+            .await
+            .unwrap();
+    }
+    let totals = s.b.arm_totals("promo", "offer", 5_000).await.unwrap();
+    let figures: Vec<(&str, u64, u64, u64)> = totals
+        .iter()
+        .map(|t| (t.arm.as_str(), t.customers, t.sent, t.conversions))
+        .collect();
+    assert_eq!(figures, [("a", 2, 0, 1), ("holdout", 1, 0, 1)]);
+    assert!(
+        s.a.arm_totals("promo", "other", 5_000)
+            .await
+            .unwrap()
+            .is_empty()
     );
 }
 

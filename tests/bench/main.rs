@@ -27,14 +27,15 @@
 //!    Then purging a backlog of history past `[retention]`, and a message
 //!    insert's latency meanwhile. Then 2,000 live feed streams: from a
 //!    send's accept to its item on the customer's stream, and the memory
-//!    each open stream costs the gateway. Last, message search in a store
+//!    each open stream costs the gateway. Then message search in a store
 //!    of 1,000,000 messages: a customer's newest page, a day's, and a page
-//!    further on.
+//!    further on. Last, the experiment report on 100,000 customers.
 //!    Before those, per store: the store's share of a message in process (accept,
 //!    lease, record; `store_path`).
 //!    Once on SQLite, and once on PostgreSQL when `CROSSGATE_TEST_POSTGRES_URL`
 //!    names a server (`make bench` starts one on loopback).
 
+mod experiments;
 mod retention;
 mod search;
 mod store_path;
@@ -1238,7 +1239,7 @@ fn main() {
     runtime.block_on(async {
         let work = tempfile::tempdir().expect("temp dir");
         let sim = ProviderSim::start().await.expect("simulator");
-        // `CROSSGATE_BENCH_ONLY=sandbox` (or `=store`, `=e2e`, `=journeys`, `=broadcasts`, `=retention`, `=streams`, `=search`)
+        // `CROSSGATE_BENCH_ONLY=sandbox` (or `=store`, `=e2e`, `=journeys`, `=broadcasts`, `=retention`, `=streams`, `=search`, `=experiments`)
         // measures that alone.
         let only_part = std::env::var("CROSSGATE_BENCH_ONLY").ok();
         let part = |name: &str| only_part.as_deref().is_none_or(|only| only == name);
@@ -1305,6 +1306,9 @@ fn main() {
             }
             if part("search") {
                 search::search(work.path(), store).await;
+            }
+            if part("experiments") {
+                experiments::experiments(work.path(), store).await;
             }
         }
     });

@@ -265,3 +265,62 @@ async fn experiment(gw: &TestGateway, sim: &ProviderSim) {
         (422, json!("step"))
     );
 }
+
+/// `[experiments] control_group`: its customers get no message of the
+/// categories it names, from any send, and every other message as before.
+#[tokio::test]
+async fn the_global_control_group_gets_no_marketing() {
+    let sim = ProviderSim::start().await.unwrap();
+    let toml = format!(
+        r#"{FAST_DISPATCH}
+[routing]
+default = ["sms"]
+[categories.offers]
+consent = "opt-out"
+[experiments]
+control_group = "30%"
+categories = ["offers"]
+{twilio}"#,
+        twilio = default_twilio(&sim.url())
+    );
+    let gw = TestGateway::start(&toml).await;
+    let group = crossgate::routing::control::ControlGroup::new(
+        &crossgate::routing::control::ExperimentsConfig {
+            control_group: Some(3_000),
+            categories: vec!["offers".into()],
+            ..Default::default()
+        },
+    );
+    let mut held = 0;
+    for i in 0..40 {
+        let profile = json!({"addresses": {"phone": phone(i)}});
+        assert_eq!(gw.put_customer(&who(i), &profile).await.0, 201);
+        let (status, offer) = gw
+            .send(&json!({"customer_id": who(i), "category": "offers", "content": {"text": "Spring sale"}}))
+            .await;
+        assert_eq!(status, 202, "{offer}");
+        let offer = offer["id"].as_str().unwrap().to_owned();
+        let news = gw
+            .send_ok(&json!({"customer_id": who(i), "category": "transactional", "content": {"text": "Your order shipped"}}))
+            .await;
+        assert_eq!(
+            gw.settled(&news).await["status"],
+            "sent",
+            "transactional goes to all"
+        );
+        if group.holds(&who(i)) {
+            held += 1;
+            let offer = gw.message(&offer).await;
+            assert_eq!(offer["status"], "suppressed", "{offer:#}");
+            let reason = offer["status_reason"].as_str().unwrap_or_default();
+            assert!(
+                reason.starts_with("control_group: in the global control group (30%"),
+                "{reason}"
+            );
+        } else {
+            let offer = gw.settled(&offer).await;
+            assert_eq!(offer["status"], "sent", "{offer:#}");
+        }
+    }
+    assert!((2..=25).contains(&held), "{held} of 40 held out");
+}

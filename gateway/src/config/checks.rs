@@ -26,6 +26,7 @@ pub fn validate(
     sms_footers(config, errors);
     segments(config, errors);
     conversions(config, errors);
+    experiments(config, errors);
     broadcasts(config, errors);
     retention(config, errors);
     health(config, errors);
@@ -35,6 +36,30 @@ pub fn validate(
     connector_silence(config, errors);
     shipped_secrets(config, errors);
     manual_clock(config, errors);
+}
+
+/// `[experiments]`: a control group of at most half the customers, kept
+/// from categories that exist.
+fn experiments(config: &Config, errors: &mut Vec<ConfigError>) {
+    let experiments = &config.experiments;
+    if experiments.control_group.is_some_and(|bp| bp > 5_000) {
+        errors.push(ConfigError::new(
+            "experiments.control_group",
+            None,
+            "a control group is at most 50% of customers",
+        ));
+    }
+    if experiments.control_group.is_some() {
+        for category in &experiments.categories {
+            if !config.categories.contains_key(category) {
+                errors.push(ConfigError::new(
+                    "experiments.categories",
+                    None,
+                    format!("no category {category:?} is configured"),
+                ));
+            }
+        }
+    }
 }
 
 /// `[clock] mode = "manual"` lets a request move the gateway's time: for

@@ -42,6 +42,7 @@ pub fn parse_sections(
             "broadcasts" => section(name, value, errors).map(|s| config.broadcasts = s),
             "retention" => section(name, value, errors).map(|s| config.retention = s),
             "health" => section(name, value, errors).map(|s| config.health = s),
+            "experiments" => section(name, value, errors).map(|s| config.experiments = s),
             "journeys" => match value.get_ref() {
                 // One journey at a time, so a mistake in one does not hide the next.
                 DeValue::Table(journeys) => {
@@ -119,7 +120,7 @@ pub fn parse_sections(
                 errors.push(ConfigError::new(
                     name,
                     Some(key.span()),
-                    "unknown section, expected one of server, storage, plugins, dispatch, messages, callbacks, regions, routing, categories, connectors, templates, unsubscribe, inbox, journeys, journey_runner, clock, segments, broadcasts, conversions, retention, health",
+                    "unknown section, expected one of server, storage, plugins, dispatch, messages, callbacks, regions, routing, categories, connectors, templates, unsubscribe, inbox, journeys, journey_runner, clock, segments, broadcasts, conversions, experiments, retention, health",
                 ));
                 None
             }

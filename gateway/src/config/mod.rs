@@ -56,6 +56,8 @@ pub struct Config {
     pub broadcasts: BroadcastsConfig,
     /// `[conversions.<event>]`
     pub conversions: BTreeMap<String, conversions::Conversion>,
+    /// `[experiments]`: the global control group.
+    pub experiments: crate::routing::control::ExperimentsConfig,
     pub retention: RetentionConfig,
     /// `[health]`: connectors' circuits.
     pub health: HealthConfig,
@@ -254,6 +256,7 @@ impl Config {
                 .chain(self.feed_connectors())
                 .collect(),
             in_app_ttl: self.inbox.in_app_ttl,
+            control: crate::routing::control::ControlGroup::new(&self.experiments),
         }
     }
 

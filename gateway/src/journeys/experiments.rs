@@ -5,21 +5,18 @@
 //! arithmetic.
 //!
 //! Assignment hashes the experiment's seed with the customer's id
-//! (SHA-256), so a customer keeps their arm across runs, nodes and
+//! (SHA-256, [`crate::routing::control::bucket`]), so a customer keeps their arm across runs, nodes and
 //! restarts, and nothing about it needs to be stored to be repeated.
 
 use crate::config::journeys::{SendStep, Variant};
+use crate::routing::control::{BUCKETS, bucket};
 use crate::store::journeys::ArmTotals;
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 
 /// The holdout arm's name.
 pub const HOLDOUT: &str = "holdout";
 /// The arm of a step with a holdout and no variants: the step as written.
 pub const AS_WRITTEN: &str = "step";
-
-/// Shares are counted in basis points.
-const BUCKETS: u64 = 10_000;
 
 /// What a customer gets from an experiment's step.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -50,14 +47,7 @@ pub fn assign<'a>(seed: &str, customer_id: &str, step: &'a SendStep) -> Option<A
     if !step.is_experiment() {
         return None;
     }
-    let hash = Sha256::new()
-        .chain_update(seed.as_bytes())
-        .chain_update([0])
-        .chain_update(customer_id.as_bytes())
-        .finalize();
-    let mut first = [0u8; 8];
-    first.copy_from_slice(&hash[..8]);
-    let bucket = u64::from_be_bytes(first) % BUCKETS;
+    let bucket = bucket(seed, customer_id);
     let holdout = u64::from(step.holdout.unwrap_or(0));
     if bucket < holdout {
         return Some(Arm::Holdout);

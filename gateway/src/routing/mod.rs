@@ -5,6 +5,7 @@
 //! explained to the platform. Every send goes through it, by customer or by
 //! address.
 
+pub mod control;
 pub mod plan;
 pub mod policy;
 pub mod senders;

@@ -280,6 +280,8 @@ pub struct Policy {
     /// `[inbox] in_app_ttl`: an in-app message unseen this long is gone,
     /// and the plan's next channel goes.
     pub in_app_ttl: i64,
+    /// `[experiments] control_group`: who never gets which categories.
+    pub control: super::control::ControlGroup,
 }
 
 impl Policy {

@@ -519,7 +519,7 @@ async fn customer_route(
         .as_ref()
         .and_then(|s| s.as_ref().ok())
         .and_then(|s| s.segments);
-    let plan = plan_for(
+    let mut plan = plan_for(
         routing,
         routing::Request {
             category: &category,
@@ -531,6 +531,15 @@ async fn customer_route(
         &facts,
         now,
     )?;
+    if plan.suppressed.is_none()
+        && let Some(why) = routing.policy.control.withholds(customer_id, &category)
+    {
+        plan.suppressed = Some(routing::plan::Suppression {
+            reason: "control_group",
+            detail: why,
+        });
+        plan.deliveries.clear();
+    }
     let mut said: Vec<(Channel, ChannelWords)> = Vec::new();
     let mut deliveries = Vec::with_capacity(plan.deliveries.len());
     for planned in &plan.deliveries {

@@ -86,6 +86,7 @@ fn policy(strategy: Strategy) -> Policy {
             connector("whatsapp", Channel::Whatsapp, &[("default", 0.005)]),
         ],
         in_app_ttl: 86_400_000,
+        control: Default::default(),
     }
 }
 

@@ -278,6 +278,7 @@ pub fn simulated(
         time_zone: &time_zone,
         // One run, played alone: only its own sends count against a throttle.
         sent_elsewhere: &[],
+        feed_opened_at: None,
     };
     let properties = Value::Object(request.properties);
     let who = request

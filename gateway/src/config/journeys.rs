@@ -130,6 +130,11 @@ pub struct DigestStep {
     pub key: Option<String>,
     #[serde(default = "default_digest_max")]
     pub max: u32,
+    /// `unread_only = true`: what the customer saw in their inbox before
+    /// the digest closed is left out (events that occurred before they last
+    /// opened it); with nothing left, the next send is skipped.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unread_only: bool,
 }
 
 /// Events in one digest unless `max` says otherwise.
@@ -183,7 +188,7 @@ pub struct SendStep {
     #[serde(
         default,
         skip_serializing_if = "Option::is_none",
-        with = "optional_share"
+        with = "crate::routing::control::optional_share"
     )]
     pub holdout: Option<u32>,
     /// What assignment hashes with the customer's id (default
@@ -191,6 +196,9 @@ pub struct SendStep {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seed: Option<String>,
 }
+
+/// The holdout arm's name: no variant may take it.
+pub const HOLDOUT: &str = "holdout";
 
 /// One arm of a step's experiment: what it changes of the step.
 #[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
@@ -214,37 +222,6 @@ impl SendStep {
     /// Whether the step is an experiment (variants, a holdout or both).
     pub fn is_experiment(&self) -> bool {
         !self.variants.is_empty() || self.holdout.is_some()
-    }
-}
-
-/// Shares as basis points of 10,000: `"12.5%"` is 1,250.
-pub(crate) mod optional_share {
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn parse(text: &str) -> Result<u32, String> {
-        let number = text
-            .strip_suffix('%')
-            .ok_or_else(|| format!("{text:?}: a share is a percentage like \"10%\""))?;
-        let percent: f64 = number
-            .trim()
-            .parse()
-            .map_err(|_| format!("{text:?}: a share is a percentage like \"10%\""))?;
-        if !(0.0..=100.0).contains(&percent) {
-            return Err(format!("{text:?}: a share is 0-100%"));
-        }
-        Ok((percent * 100.0).round() as u32)
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
-        let text = String::deserialize(d)?;
-        parse(&text).map(Some).map_err(serde::de::Error::custom)
-    }
-
-    pub fn serialize<S: Serializer>(share: &Option<u32>, s: S) -> Result<S::Ok, S::Error> {
-        match share {
-            Some(bp) => s.serialize_str(&format!("{}%", f64::from(*bp) / 100.0)),
-            None => s.serialize_none(),
-        }
     }
 }
 
@@ -507,7 +484,7 @@ pub fn check(
                                 ),
                             );
                         }
-                        if variant.name == crate::journeys::experiments::HOLDOUT {
+                        if variant.name == HOLDOUT {
                             push(at(".name"), "\"holdout\" is the holdout's name".into());
                         }
                         if variant.weight == 0 {

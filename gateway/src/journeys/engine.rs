@@ -193,6 +193,9 @@ pub struct Facts<'a> {
     /// When this journey sent to the customer in their other runs (for a
     /// throttled journey; empty otherwise).
     pub sent_elsewhere: &'a [i64],
+    /// When the customer last opened their inbox (read for a digest with
+    /// `unread_only`; `None` otherwise, or never).
+    pub feed_opened_at: Option<i64>,
 }
 
 /// A new run of a journey started by an event with `properties` that
@@ -334,11 +337,11 @@ pub fn advance(
                 // Not this run's digest, or it closed: the caller starts the next.
                 _ => return Ok(effects),
             }
-            close_digest(journey, run, now, "full");
+            close_digest(journey, run, now, "full", facts);
         }
         Input::Tick => match run.waiting.clone() {
             Some(Waiting::Digest { until, .. }) if until <= now => {
-                close_digest(journey, run, now, "its window ended");
+                close_digest(journey, run, now, "its window ended", facts);
             }
             Some(Waiting::Throttled { at }) if at <= now => {
                 // The same send step again: it sends, or waits again.
@@ -409,6 +412,19 @@ fn run_steps(
             run.late = None;
         }
         match &step.kind {
+            StepKind::Send(_) if digest_of(journey, run).is_some_and(|d| d["count"] == 0) => {
+                run.steps.insert(
+                    step.id.clone(),
+                    json!({"skipped": "nothing_unread", "at": now}),
+                );
+                run.history.push(StepRecord {
+                    step: step.id.clone(),
+                    at: now,
+                    what: "nothing_unread".into(),
+                    why: Some("the customer saw every event of the digest in their inbox".into()),
+                });
+                run.step += 1;
+            }
             StepKind::Send(_) => {
                 if let Some(throttle) = &journey.throttle
                     && let Some(free_at) = throttled(throttle, run, facts.sent_elsewhere, now)
@@ -515,7 +531,7 @@ fn run_steps(
                 if digest.max > 1 && until > now {
                     return Ok(());
                 }
-                close_digest(journey, run, now, "full at once");
+                close_digest(journey, run, now, "full at once", facts);
             }
             StepKind::Branch(branch) => {
                 let holds = crate::expression::holds(
@@ -562,10 +578,32 @@ pub fn digest_key(digest: &DigestStep, properties: &Value) -> Result<String, Str
 }
 
 /// End the run's open digest: its events go to `steps.<id>` (what the next
-/// send renders as `digest`) and the run moves on.
-fn close_digest(journey: &JourneyConfig, run: &mut RunState, now: i64, why: &str) {
-    let Some(Waiting::Digest { key, events, .. }) = run.waiting.take() else {
+/// send renders as `digest`) and the run moves on. With `unread_only`, the
+/// events the customer saw in their inbox before it closed are left out.
+fn close_digest(
+    journey: &JourneyConfig,
+    run: &mut RunState,
+    now: i64,
+    why: &str,
+    facts: &Facts<'_>,
+) {
+    let Some(Waiting::Digest {
+        key, mut events, ..
+    }) = run.waiting.take()
+    else {
         return;
+    };
+    let collected = events.len();
+    if journey.digest().is_some_and(|d| d.unread_only)
+        && let Some(opened) = facts.feed_opened_at
+    {
+        events.retain(|e| e.occurred_at > opened);
+    }
+    let seen = collected - events.len();
+    let why = if seen > 0 {
+        format!("{why}; {seen} seen in the inbox before, left out")
+    } else {
+        why.to_owned()
     };
     let id = journey
         .steps
@@ -754,6 +792,7 @@ mod tests {
             profile: &profile,
             time_zone: &tz,
             sent_elsewhere: &[],
+            feed_opened_at: None,
         };
         let mut early = start(json!({}), 0);
         assert!(
@@ -796,6 +835,7 @@ mod tests {
             profile: &profile,
             time_zone: &tz,
             sent_elsewhere: &[],
+            feed_opened_at: None,
         };
         let mut run = start(json!({}), 0);
         advance(&j, &mut run, Input::Start, 0, &facts).unwrap();
@@ -822,6 +862,7 @@ mod tests {
             profile: &profile,
             time_zone: &tz,
             sent_elsewhere: &[],
+            feed_opened_at: None,
         };
         let mut run = start(json!({}), 0);
         // 2026-12-01 10:00 UTC is 11:00 in Amsterdam: tomorrow 09:00 local.
@@ -859,6 +900,7 @@ mod tests {
             profile: &profile,
             time_zone: &tz,
             sent_elsewhere: &[],
+            feed_opened_at: None,
         };
         // The trigger occurred at 10:00 (it arrived at 10:05).
         let trigger = 10 * HOUR;
@@ -895,6 +937,7 @@ mod tests {
             profile: &profile,
             time_zone: &tz,
             sent_elsewhere: &[],
+            feed_opened_at: None,
         };
         let begin = DAY;
         let waiting = || {
@@ -954,6 +997,7 @@ mod tests {
             profile: &profile,
             time_zone: &tz,
             sent_elsewhere: &[],
+            feed_opened_at: None,
         };
         let comment = |n: i64| json!({"thread": "a", "n": n});
         let mut run = start(comment(1), 0);
@@ -1018,6 +1062,7 @@ mod tests {
             profile: &profile,
             time_zone: &tz,
             sent_elsewhere: sent,
+            feed_opened_at: None,
         };
         let two_today: &[i64] = &[now - HOUR, now - 2 * HOUR];
         let one_today_one_old: &[i64] = &[now - HOUR, now - 2 * DAY];
@@ -1066,5 +1111,49 @@ mod tests {
         )
         .unwrap();
         assert_eq!(effects.len(), 1);
+    }
+
+    #[test]
+    fn an_unread_only_digest_leaves_out_what_the_inbox_showed() {
+        let j = journey(
+            r#"trigger = "comment"
+               [[steps]]
+               id = "bundle"
+               digest = { window = "1h", unread_only = true }
+               [[steps]]
+               id = "tell"
+               send = { text = "x", category = "c" }"#,
+        );
+        let (profile, tz) = facts();
+        let opened_at = |feed_opened_at| Facts {
+            profile: &profile,
+            time_zone: &tz,
+            sent_elsewhere: &[],
+            feed_opened_at,
+        };
+        let comment = json!({});
+        let digest = |opened: Option<i64>| {
+            let mut run = start(json!({}), 0);
+            let facts = opened_at(opened);
+            advance(&j, &mut run, Input::Start, 0, &facts).unwrap();
+            let join = Input::Digest {
+                key: "",
+                properties: &comment,
+                occurred_at: 20 * 60_000,
+            };
+            advance(&j, &mut run, join, 20 * 60_000, &facts).unwrap();
+            let effects = advance(&j, &mut run, Input::Tick, HOUR, &facts).unwrap();
+            (run, effects)
+        };
+        // Opened at 0:10: the first comment was seen, the second was not.
+        let (run, effects) = digest(Some(10 * 60_000));
+        assert_eq!(run.steps["bundle"]["count"], 1);
+        assert_eq!(effects.len(), 1);
+        // Opened at 0:30: both seen, nothing to tell.
+        let (run, effects) = digest(Some(30 * 60_000));
+        assert!(effects.is_empty());
+        assert_eq!(run.steps["tell"]["skipped"], "nothing_unread");
+        // Never opened: both.
+        assert_eq!(digest(None).0.steps["bundle"]["count"], 2);
     }
 }

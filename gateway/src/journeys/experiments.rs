@@ -13,8 +13,7 @@ use crate::routing::control::{BUCKETS, bucket};
 use crate::store::journeys::ArmTotals;
 use serde::Serialize;
 
-/// The holdout arm's name.
-pub const HOLDOUT: &str = "holdout";
+pub use crate::config::journeys::HOLDOUT;
 /// The arm of a step with a holdout and no variants: the step as written.
 pub const AS_WRITTEN: &str = "step";
 

@@ -319,12 +319,15 @@ impl Runner {
                 now,
             )
             .await?;
+        let opened = self
+            .feed_opened_at(&pinned.config, &event.customer_id)
+            .await?;
         let mut effects = engine::advance(
             &pinned.config,
             &mut state,
             input,
             now,
-            &profile.facts(&sent),
+            &profile.facts(&sent, opened),
         )
         .unwrap_or_else(|e| fail(&mut state, now, e));
         if ended_by.is_some() {
@@ -338,6 +341,28 @@ impl Runner {
             tracing::debug!(journey = %pinned.name, customer = %event.customer_id, "run exists");
         }
         Ok(())
+    }
+
+    /// When the customer last opened their inbox, for a journey whose
+    /// digest leaves out what it showed; nothing is read for any other.
+    async fn feed_opened_at(
+        &self,
+        journey: &JourneyConfig,
+        customer_id: &str,
+    ) -> Result<Option<i64>, StoreError> {
+        if !journey.digest().is_some_and(|d| d.unread_only) {
+            return Ok(None);
+        }
+        let facts = self
+            .store
+            .planning_facts(
+                crate::store::customers::Audience::Customer(customer_id.to_owned()),
+                &format!("customer:{customer_id}"),
+                None,
+                true,
+            )
+            .await?;
+        Ok(facts.feed_opened_at)
     }
 
     /// Put a trigger of a digest journey into its customer's open digest
@@ -469,13 +494,18 @@ impl Runner {
                     now,
                 )
                 .await?;
+            let opened = match input {
+                // Only closing a digest reads the inbox.
+                Input::Event { .. } => None,
+                _ => self.feed_opened_at(&journey, &record.customer_id).await?,
+            };
             let before = state.clone();
             let effects = engine::advance(
                 &journey,
                 &mut state,
                 input.clone(),
                 now,
-                &profile.facts(&sent),
+                &profile.facts(&sent, opened),
             )
             .unwrap_or_else(|e| fail(&mut state, now, e));
             if state == before {
@@ -670,12 +700,14 @@ struct CustomerFacts {
 
 impl CustomerFacts {
     /// With `sent_elsewhere`: when the run's journey sent to the customer
-    /// in their other runs (see [`Runner::sent_elsewhere`]).
-    fn facts<'a>(&'a self, sent_elsewhere: &'a [i64]) -> Facts<'a> {
+    /// in their other runs (see [`Runner::sent_elsewhere`]); and when they
+    /// last opened their inbox, for a digest that leaves out what it showed.
+    fn facts<'a>(&'a self, sent_elsewhere: &'a [i64], feed_opened_at: Option<i64>) -> Facts<'a> {
         Facts {
             profile: &self.json,
             time_zone: &self.time_zone,
             sent_elsewhere,
+            feed_opened_at,
         }
     }
 }

@@ -118,6 +118,7 @@ mod tests {
             profile: &profile,
             time_zone: &tz,
             sent_elsewhere: &[],
+            feed_opened_at: None,
         };
         let minute = 60_000;
         let timeline = vec![(20 * minute, "comment"), (10 * minute, "comment")];

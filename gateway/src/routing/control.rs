@@ -25,12 +25,43 @@ pub fn bucket(seed: &str, customer_id: &str) -> u64 {
     u64::from_be_bytes(first) % BUCKETS
 }
 
+/// Shares as basis points of 10,000: `"12.5%"` is 1,250.
+pub mod optional_share {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn parse(text: &str) -> Result<u32, String> {
+        let number = text
+            .strip_suffix('%')
+            .ok_or_else(|| format!("{text:?}: a share is a percentage like \"10%\""))?;
+        let percent: f64 = number
+            .trim()
+            .parse()
+            .map_err(|_| format!("{text:?}: a share is a percentage like \"10%\""))?;
+        if !(0.0..=100.0).contains(&percent) {
+            return Err(format!("{text:?}: a share is 0-100%"));
+        }
+        Ok((percent * 100.0).round() as u32)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
+        let text = String::deserialize(d)?;
+        parse(&text).map(Some).map_err(serde::de::Error::custom)
+    }
+
+    pub fn serialize<S: Serializer>(share: &Option<u32>, s: S) -> Result<S::Ok, S::Error> {
+        match share {
+            Some(bp) => s.serialize_str(&format!("{}%", f64::from(*bp) / 100.0)),
+            None => s.serialize_none(),
+        }
+    }
+}
+
 /// `[experiments]`: `control_group = "5%"` of customers never get
 /// `categories` (default `["marketing"]`); `seed` deals them.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ExperimentsConfig {
-    #[serde(default, with = "crate::config::journeys::optional_share")]
+    #[serde(default, with = "optional_share")]
     pub control_group: Option<u32>,
     #[serde(default = "default_categories")]
     pub categories: Vec<String>,

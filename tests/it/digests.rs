@@ -4,12 +4,10 @@
 //! stores, with the clock set by the test.
 
 use crate::support::postgres;
+use crate::support::runs::{advance, post_events, runs_of, sms_customer, texts, texts_settle_at};
 use crate::support::{FAST_DISPATCH, TestGateway, clock_at, default_twilio, pinned};
 use crossgate_tests::ProviderSim;
 use serde_json::{Value, json};
-use std::time::{Duration, Instant};
-
-const RUNNER_TIMEOUT: Duration = Duration::from_secs(15);
 
 fn config(sim: &ProviderSim) -> String {
     format!(
@@ -68,63 +66,26 @@ fn comment(thread: &str, author: &str, hh_mm: &str) -> Value {
            "properties": {"thread": thread, "author": author}})
 }
 
-async fn post(gw: &TestGateway, body: Value) {
-    let (status, answer) = gw.post("/v1/events", &body).await;
-    assert_eq!(status, 202, "{answer}");
-}
-
-async fn advance(gw: &TestGateway, by: &str) {
-    let (status, answer) = gw.post("/v1/admin/clock", &json!({"advance": by})).await;
-    assert_eq!(status, 200, "{answer}");
-}
-
-fn texts(sim: &ProviderSim) -> Vec<String> {
-    sim.requests()
-        .iter()
-        .filter(|r| r.path.contains("/Accounts/"))
-        .map(|r| r.field("Body").unwrap_or_default().to_owned())
-        .collect()
-}
-
-/// The texts once there are `n` and the gateway is quiet, sorted.
-async fn texts_settle_at(gw: &TestGateway, sim: &ProviderSim, n: usize) -> Vec<String> {
-    let deadline = Instant::now() + RUNNER_TIMEOUT;
-    while texts(sim).len() < n {
-        assert!(Instant::now() < deadline, "texts: {:?}", texts(sim));
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    gw.quiesce().await;
-    let mut all = texts(sim);
-    all.sort();
-    all
-}
-
-async fn runs_of(gw: &TestGateway, journey: &str) -> Vec<Value> {
-    let all = gw.get_ok("/v1/customers/ada/journeys").await["runs"]
-        .as_array()
-        .unwrap()
-        .clone();
-    all.into_iter()
-        .filter(|r| r["journey"] == journey)
-        .collect()
+fn sorted(mut texts: Vec<String>) -> Vec<String> {
+    texts.sort();
+    texts
 }
 
 async fn digests(gw: &TestGateway, sim: &ProviderSim) {
-    let profile = json!({"addresses": {"phone": "+31612345678"}, "timezone": "UTC"});
-    assert_eq!(gw.put_customer("ada", &profile).await.0, 201);
+    sms_customer(gw, "ada", "+31612345678").await;
 
     // Thread a: comments at 12:00 and 12:20 arrive, then the one of 12:10
     // (late, out of order); thread b has one of its own.
-    post(
+    post_events(
         gw,
-        json!({"events": [comment("a", "ann", "12:00"), comment("a", "cy", "12:20"),
+        &json!({"events": [comment("a", "ann", "12:00"), comment("a", "cy", "12:20"),
                           comment("b", "bo", "12:15")]}),
     )
     .await;
     gw.quiesce().await;
-    post(gw, comment("a", "bea", "12:10")).await;
+    post_events(gw, &comment("a", "bea", "12:10")).await;
     gw.quiesce().await;
-    let open = runs_of(gw, "comments").await;
+    let open = runs_of(gw, "ada", "comments").await;
     assert_eq!(open.len(), 2, "one digest per thread: {open:#?}");
     assert!(
         texts(sim).is_empty(),
@@ -133,26 +94,26 @@ async fn digests(gw: &TestGateway, sim: &ProviderSim) {
 
     // Likes: the second fills the digest (max 2), the third opens the next.
     for _ in 0..3 {
-        post(gw, json!({"customer_id": "ada", "name": "liked"})).await;
+        post_events(gw, &json!({"customer_id": "ada", "name": "liked"})).await;
         gw.quiesce().await;
     }
-    assert_eq!(texts_settle_at(gw, sim, 1).await, ["2 likes"]);
+    assert_eq!(sorted(texts_settle_at(gw, sim, 1).await), ["2 likes"]);
 
     // 13:20: both comment windows (from 12:00 and 12:15) are over.
     advance(gw, "50m").await;
     assert_eq!(
-        texts_settle_at(gw, sim, 3).await,
+        sorted(texts_settle_at(gw, sim, 3).await),
         ["1 new on b: bo", "2 likes", "3 new on a: ann bea cy"]
     );
     // A comment of 13:05 on thread a occurred after its window: the next digest.
-    post(gw, comment("a", "dee", "13:05")).await;
+    post_events(gw, &comment("a", "dee", "13:05")).await;
     gw.quiesce().await;
-    assert_eq!(runs_of(gw, "comments").await.len(), 3);
+    assert_eq!(runs_of(gw, "ada", "comments").await.len(), 3);
     advance(gw, "1h").await;
     let all = texts_settle_at(gw, sim, 4).await;
     assert!(all.contains(&"1 new on a: dee".to_owned()), "{all:?}");
 
-    let first = runs_of(gw, "comments")
+    let first = runs_of(gw, "ada", "comments")
         .await
         .into_iter()
         .find(|r| r["steps"]["bundle"]["count"] == 3)

@@ -8,12 +8,12 @@
 //! the test.
 
 use crate::support::postgres;
+use crate::support::runs::{
+    advance, post_events, run_until, runs, sms_customer, texts, texts_settle_at,
+};
 use crate::support::{FAST_DISPATCH, TestGateway, clock_at, default_twilio, pinned};
 use crossgate_tests::ProviderSim;
 use serde_json::{Value, json};
-use std::time::{Duration, Instant};
-
-const RUNNER_TIMEOUT: Duration = Duration::from_secs(15);
 
 fn config(sim: &ProviderSim) -> String {
     format!(
@@ -98,76 +98,6 @@ fn event(customer: &str, name: &str, occurred_at: &str) -> Value {
     json!({"customer_id": customer, "name": name, "occurred_at": occurred_at})
 }
 
-async fn post(gw: &TestGateway, body: Value) -> Value {
-    let (status, answer) = gw.post("/v1/events", &body).await;
-    assert_eq!(status, 202, "{answer}");
-    answer
-}
-
-async fn customer(gw: &TestGateway, id: &str) {
-    let profile = json!({"addresses": {"phone": "+31612345678"}, "timezone": "UTC"});
-    assert_eq!(gw.put_customer(id, &profile).await.0, 201);
-}
-
-async fn runs(gw: &TestGateway, customer: &str) -> Vec<Value> {
-    gw.get_ok(&format!("/v1/customers/{customer}/journeys"))
-        .await["runs"]
-        .as_array()
-        .unwrap()
-        .clone()
-}
-
-async fn run_until(
-    gw: &TestGateway,
-    customer: &str,
-    journey: &str,
-    done: impl Fn(&Value) -> bool,
-) -> Value {
-    let deadline = Instant::now() + RUNNER_TIMEOUT;
-    loop {
-        let found = runs(gw, customer)
-            .await
-            .into_iter()
-            .find(|r| r["journey"] == journey);
-        if let Some(run) = &found
-            && done(run)
-        {
-            return run.clone();
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{journey} of {customer}: {found:#?}"
-        );
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-}
-
-async fn advance(gw: &TestGateway, by: &str) {
-    let (status, answer) = gw.post("/v1/admin/clock", &json!({"advance": by})).await;
-    assert_eq!(status, 200, "{answer}");
-}
-
-/// The SMS texts the provider got, in order.
-fn texts(sim: &ProviderSim) -> Vec<String> {
-    sim.requests()
-        .iter()
-        .filter(|r| r.path.contains("/Accounts/"))
-        .map(|r| r.field("Body").unwrap_or_default().to_owned())
-        .collect()
-}
-
-/// Wait until the provider has `n` texts, and no more come once the
-/// gateway is quiet.
-async fn texts_settle_at(gw: &TestGateway, sim: &ProviderSim, n: usize) -> Vec<String> {
-    let deadline = Instant::now() + RUNNER_TIMEOUT;
-    while texts(sim).len() < n {
-        assert!(Instant::now() < deadline, "texts: {:?}", texts(sim));
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    gw.quiesce().await;
-    texts(sim)
-}
-
 /// The cart was abandoned at 12:00; the purchase happened at 12:10 and
 /// reaches the gateway before, with (either side of it in one batch) or
 /// after the cart: the reminder never goes. A purchase at 11:50 is an
@@ -183,12 +113,12 @@ async fn cart_reminders(gw: &TestGateway, sim: &ProviderSim) {
         "earlier_purchase_first",
         "late_cart",
     ] {
-        customer(gw, who).await;
+        sms_customer(gw, who, "+31612345678").await;
     }
 
-    post(gw, event("purchase_first", "purchase", &bought)).await;
+    post_events(gw, &event("purchase_first", "purchase", &bought)).await;
     gw.quiesce().await;
-    post(gw, event("purchase_first", "cart_abandoned", &cart)).await;
+    post_events(gw, &event("purchase_first", "cart_abandoned", &cart)).await;
 
     let batch = |who: &str, purchase_first: bool| {
         let (c, p) = (
@@ -197,32 +127,36 @@ async fn cart_reminders(gw: &TestGateway, sim: &ProviderSim) {
         );
         json!({"events": if purchase_first { [p, c] } else { [c, p] }})
     };
-    post(gw, batch("batch_purchase_first", true)).await;
-    post(gw, batch("batch_cart_first", false)).await;
+    post_events(gw, &batch("batch_purchase_first", true)).await;
+    post_events(gw, &batch("batch_cart_first", false)).await;
 
-    post(gw, event("cart_first", "cart_abandoned", &cart)).await;
+    post_events(gw, &event("cart_first", "cart_abandoned", &cart)).await;
     run_until(gw, "cart_first", "cart", |r| r["waiting"].is_object()).await;
-    post(gw, event("cart_first", "purchase", &bought)).await;
+    post_events(gw, &event("cart_first", "purchase", &bought)).await;
 
-    post(gw, event("earlier_purchase_last", "cart_abandoned", &cart)).await;
+    post_events(gw, &event("earlier_purchase_last", "cart_abandoned", &cart)).await;
     gw.quiesce().await;
-    post(
+    post_events(
         gw,
-        event("earlier_purchase_last", "purchase", &bought_before),
+        &event("earlier_purchase_last", "purchase", &bought_before),
     )
     .await;
-    post(
+    post_events(
         gw,
-        event("earlier_purchase_first", "purchase", &bought_before),
+        &event("earlier_purchase_first", "purchase", &bought_before),
     )
     .await;
     gw.quiesce().await;
-    post(gw, event("earlier_purchase_first", "cart_abandoned", &cart)).await;
+    post_events(
+        gw,
+        &event("earlier_purchase_first", "cart_abandoned", &cart),
+    )
+    .await;
 
     // Two days old when it arrives: stored, but it starts nothing.
-    let late = post(
+    let late = post_events(
         gw,
-        event("late_cart", "cart_abandoned", "2026-03-02T12:00:00Z"),
+        &event("late_cart", "cart_abandoned", "2026-03-02T12:00:00Z"),
     )
     .await;
     let warning = late["late_warning"].as_str().unwrap_or_default();
@@ -273,8 +207,8 @@ async fn cart_reminders(gw: &TestGateway, sim: &ProviderSim) {
 async fn late_opens(gw: &TestGateway, sim: &ProviderSim) {
     let before = texts(sim).len();
     for who in ["opened_late", "opened_after_window", "opened_too_late"] {
-        customer(gw, who).await;
-        post(gw, json!({"customer_id": who, "name": "signed_up"})).await;
+        sms_customer(gw, who, "+31612345678").await;
+        post_events(gw, &json!({"customer_id": who, "name": "signed_up"})).await;
     }
     let mut windows = Vec::new();
     for who in ["opened_late", "opened_after_window", "opened_too_late"] {
@@ -295,11 +229,11 @@ async fn late_opens(gw: &TestGateway, sim: &ProviderSim) {
     // after it is outside the window.
     advance(gw, "20m").await;
     let ten_before = windows[0] - jiff::SignedDuration::from_mins(10);
-    post(gw, event("opened_late", "opened", &ten_before.to_string())).await;
+    post_events(gw, &event("opened_late", "opened", &ten_before.to_string())).await;
     let ten_after = windows[1] + jiff::SignedDuration::from_mins(10);
-    post(
+    post_events(
         gw,
-        event("opened_after_window", "opened", &ten_after.to_string()),
+        &event("opened_after_window", "opened", &ten_after.to_string()),
     )
     .await;
     let run = run_until(gw, "opened_late", "onboarding", |r| {
@@ -317,9 +251,9 @@ async fn late_opens(gw: &TestGateway, sim: &ProviderSim) {
     }
     // The grace is over and the branch has run: now nothing changes it.
     let in_window = windows[2] - jiff::SignedDuration::from_mins(10);
-    post(
+    post_events(
         gw,
-        event("opened_too_late", "opened", &in_window.to_string()),
+        &event("opened_too_late", "opened", &in_window.to_string()),
     )
     .await;
     gw.quiesce().await;

@@ -5,6 +5,7 @@
 //! included. On both stores.
 
 use crate::support::postgres;
+use crate::support::runs::{RUNNER_TIMEOUT, advance, post_events, runs, sms_customer, texts};
 use crate::support::{FAST_DISPATCH, TestGateway, clock_at, default_twilio};
 use crossgate_tests::ProviderSim;
 use serde_json::{Value, json};
@@ -12,7 +13,6 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 const CUSTOMERS: usize = 60;
-const RUNNER_TIMEOUT: Duration = Duration::from_secs(20);
 
 fn config(sim: &ProviderSim) -> String {
     format!(
@@ -69,20 +69,14 @@ fn phone(i: usize) -> String {
 }
 
 async fn events(gw: &TestGateway, events: Vec<Value>) {
-    let (status, answer) = gw.post("/v1/events", &json!({ "events": events })).await;
-    assert_eq!(status, 202, "{answer}");
+    post_events(gw, &json!({ "events": events })).await;
 }
 
 /// The customer's runs of `promo`, once each has made its step.
 async fn promo_runs(gw: &TestGateway, customer: &str, n: usize) -> Vec<Value> {
     let deadline = Instant::now() + RUNNER_TIMEOUT;
     loop {
-        let runs: Vec<Value> = gw
-            .get_ok(&format!("/v1/customers/{customer}/journeys"))
-            .await["runs"]
-            .as_array()
-            .unwrap()
-            .clone();
+        let runs = runs(gw, customer).await;
         if runs.len() == n && runs.iter().all(|r| r["steps"]["offer"]["arm"].is_string()) {
             return runs;
         }
@@ -93,8 +87,7 @@ async fn promo_runs(gw: &TestGateway, customer: &str, n: usize) -> Vec<Value> {
 
 async fn experiment(gw: &TestGateway, sim: &ProviderSim) {
     for i in 0..CUSTOMERS {
-        let profile = json!({"addresses": {"phone": phone(i)}, "timezone": "UTC"});
-        assert_eq!(gw.put_customer(&who(i), &profile).await.0, 201);
+        sms_customer(gw, &who(i), &phone(i)).await;
     }
     events(
         gw,
@@ -141,12 +134,7 @@ async fn experiment(gw: &TestGateway, sim: &ProviderSim) {
             who(*i)
         );
     }
-    let texts: Vec<String> = sim
-        .requests()
-        .iter()
-        .filter(|r| r.path.contains("/Accounts/"))
-        .map(|r| r.field("Body").unwrap_or_default().to_owned())
-        .collect();
+    let texts = texts(sim);
     assert_eq!(
         texts
             .iter()
@@ -171,8 +159,7 @@ async fn experiment(gw: &TestGateway, sim: &ProviderSim) {
     }
 
     // Sticky: a second run, a few minutes on, deals the same arm.
-    let (status, _) = gw.post("/v1/admin/clock", &json!({"advance": "5m"})).await;
-    assert_eq!(status, 200);
+    advance(gw, "5m").await;
     events(
         gw,
         (0..10)

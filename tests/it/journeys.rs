@@ -3,14 +3,12 @@
 //! reminder a purchase cancels, one offer per group, a branch on a read
 //! message, a restart in the middle of a wait.
 
+use crate::support::runs::{RUNNER_TIMEOUT, advance, run_until, runs};
 use crate::support::{FAST_DISPATCH, TestGateway, clock_at, default_twilio, sendgrid_connector};
 use crate::suppressions::{event_key, sendgrid_events};
 use crossgate_tests::{ProviderSim, Recorded};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
-
-/// How long a test waits for the runner to do something.
-const RUNNER_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// Pinned at 22:30 UTC, customers in UTC: marketing's quiet hours
 /// (21:00-08:00) hold a send until the next morning, across midnight.
@@ -118,45 +116,6 @@ async fn event(gw: &TestGateway, customer: &str, name: &str) -> Value {
         .await;
     assert_eq!(status, 202, "{answer}");
     answer
-}
-
-async fn advance(gw: &TestGateway, by: &str) {
-    let (status, answer) = gw.post("/v1/admin/clock", &json!({"advance": by})).await;
-    assert_eq!(status, 200, "{answer}");
-}
-
-async fn runs(gw: &TestGateway, customer: &str) -> Vec<Value> {
-    gw.get_ok(&format!("/v1/customers/{customer}/journeys"))
-        .await["runs"]
-        .as_array()
-        .unwrap()
-        .clone()
-}
-
-/// Wait until the customer's run of `journey` satisfies `done`.
-async fn run_until(
-    gw: &TestGateway,
-    customer: &str,
-    journey: &str,
-    done: impl Fn(&Value) -> bool,
-) -> Value {
-    let deadline = Instant::now() + RUNNER_TIMEOUT;
-    loop {
-        let found = runs(gw, customer)
-            .await
-            .into_iter()
-            .find(|r| r["journey"] == journey);
-        if let Some(run) = &found
-            && done(run)
-        {
-            return run.clone();
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{journey} of {customer}: {found:#?}"
-        );
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
 }
 
 fn whats(run: &Value) -> Vec<(String, String)> {

@@ -2,12 +2,10 @@
 //! window, counted across their runs; a send over it is recorded as
 //! `throttled` and skipped, or waits until the customer is under it again.
 
+use crate::support::runs::{advance, post_events, runs_of, sms_customer, texts_settle_at};
 use crate::support::{FAST_DISPATCH, TestGateway, clock_at, default_twilio};
 use crossgate_tests::ProviderSim;
-use serde_json::{Value, json};
-use std::time::{Duration, Instant};
-
-const RUNNER_TIMEOUT: Duration = Duration::from_secs(15);
+use serde_json::json;
 
 fn config(sim: &ProviderSim) -> String {
     format!(
@@ -42,52 +40,17 @@ send = {{ category = "alerts", text = "Back in stock: {{{{ event.item }}}}" }}
     )
 }
 
-fn texts(sim: &ProviderSim) -> Vec<String> {
-    sim.requests()
-        .iter()
-        .filter(|r| r.path.contains("/Accounts/"))
-        .map(|r| r.field("Body").unwrap_or_default().to_owned())
-        .collect()
-}
-
-async fn texts_settle_at(gw: &TestGateway, sim: &ProviderSim, n: usize) -> Vec<String> {
-    let deadline = Instant::now() + RUNNER_TIMEOUT;
-    while texts(sim).len() < n {
-        assert!(Instant::now() < deadline, "texts: {:?}", texts(sim));
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    gw.quiesce().await;
-    texts(sim)
-}
-
 async fn event(gw: &TestGateway, name: &str, item: &str) {
     let body = json!({"customer_id": "ada", "name": name, "properties": {"item": item}});
-    let (status, answer) = gw.post("/v1/events", &body).await;
-    assert_eq!(status, 202, "{answer}");
+    post_events(gw, &body).await;
     gw.quiesce().await;
-}
-
-async fn advance(gw: &TestGateway, by: &str) {
-    let (status, answer) = gw.post("/v1/admin/clock", &json!({"advance": by})).await;
-    assert_eq!(status, 200, "{answer}");
-}
-
-async fn runs_of(gw: &TestGateway, journey: &str) -> Vec<Value> {
-    let all = gw.get_ok("/v1/customers/ada/journeys").await["runs"]
-        .as_array()
-        .unwrap()
-        .clone();
-    all.into_iter()
-        .filter(|r| r["journey"] == journey)
-        .collect()
 }
 
 #[tokio::test]
 async fn a_throttled_journey_skips_or_waits_past_its_limit() {
     let sim = ProviderSim::start().await.unwrap();
     let gw = TestGateway::start(&config(&sim)).await;
-    let profile = json!({"addresses": {"phone": "+31612345678"}, "timezone": "UTC"});
-    assert_eq!(gw.put_customer("ada", &profile).await.0, 201);
+    sms_customer(&gw, "ada", "+31612345678").await;
 
     // Three price drops two minutes apart (past the one-minute entry
     // cool-down): two messages, the third run records `throttled`.
@@ -99,7 +62,7 @@ async fn a_throttled_journey_skips_or_waits_past_its_limit() {
         texts_settle_at(&gw, &sim, 2).await,
         ["Price drop on boots", "Price drop on coat"]
     );
-    let scarf = runs_of(&gw, "price_drop")
+    let scarf = runs_of(&gw, "ada", "price_drop")
         .await
         .into_iter()
         .find(|r| r["event"]["item"] == "scarf")
@@ -112,7 +75,7 @@ async fn a_throttled_journey_skips_or_waits_past_its_limit() {
     advance(&gw, "2m").await;
     event(&gw, "restocked", "coat").await;
     assert_eq!(texts_settle_at(&gw, &sim, 3).await.len(), 3);
-    let coat = runs_of(&gw, "back_in_stock")
+    let coat = runs_of(&gw, "ada", "back_in_stock")
         .await
         .into_iter()
         .find(|r| r["event"]["item"] == "coat")

@@ -769,11 +769,19 @@ mod tests {
         }
     }
 
-    fn facts() -> (Value, jiff::tz::TimeZone) {
-        (
-            json!({"country": "NL"}),
-            jiff::tz::TimeZone::get("Europe/Amsterdam").unwrap(),
-        )
+    static PROFILE: std::sync::LazyLock<Value> =
+        std::sync::LazyLock::new(|| json!({"country": "NL"}));
+    static ZONE: std::sync::LazyLock<jiff::tz::TimeZone> =
+        std::sync::LazyLock::new(|| jiff::tz::TimeZone::get("Europe/Amsterdam").unwrap());
+
+    /// A customer in Amsterdam, with nothing sent elsewhere and no inbox.
+    fn plain() -> Facts<'static> {
+        Facts {
+            profile: &PROFILE,
+            time_zone: &ZONE,
+            sent_elsewhere: &[],
+            feed_opened_at: None,
+        }
     }
 
     #[test]
@@ -787,13 +795,7 @@ mod tests {
                id = "next"
                send = { text = "x", category = "c" }"#,
         );
-        let (profile, tz) = facts();
-        let facts = Facts {
-            profile: &profile,
-            time_zone: &tz,
-            sent_elsewhere: &[],
-            feed_opened_at: None,
-        };
+        let facts = plain();
         let mut early = start(json!({}), 0);
         assert!(
             advance(&j, &mut early, Input::Start, 0, &facts)
@@ -830,13 +832,7 @@ mod tests {
                id = "remind"
                send = { text = "x", category = "c" }"#,
         );
-        let (profile, tz) = facts();
-        let facts = Facts {
-            profile: &profile,
-            time_zone: &tz,
-            sent_elsewhere: &[],
-            feed_opened_at: None,
-        };
+        let facts = plain();
         let mut run = start(json!({}), 0);
         advance(&j, &mut run, Input::Start, 0, &facts).unwrap();
         let effects = advance(&j, &mut run, purchase(10), 10, &facts).unwrap();
@@ -857,13 +853,7 @@ mod tests {
                id = "morning"
                wait = { until = "09:00" }"#,
         );
-        let (profile, tz) = facts();
-        let facts = Facts {
-            profile: &profile,
-            time_zone: &tz,
-            sent_elsewhere: &[],
-            feed_opened_at: None,
-        };
+        let facts = plain();
         let mut run = start(json!({}), 0);
         // 2026-12-01 10:00 UTC is 11:00 in Amsterdam: tomorrow 09:00 local.
         let now = jiff::Timestamp::from_second(1_796_119_200)
@@ -895,13 +885,7 @@ mod tests {
                id = "remind"
                send = { text = "x", category = "c" }"#,
         );
-        let (profile, tz) = facts();
-        let facts = Facts {
-            profile: &profile,
-            time_zone: &tz,
-            sent_elsewhere: &[],
-            feed_opened_at: None,
-        };
+        let facts = plain();
         // The trigger occurred at 10:00 (it arrived at 10:05).
         let trigger = 10 * HOUR;
         let mut run = start(json!({}), trigger);
@@ -932,13 +916,7 @@ mod tests {
                id = "next"
                send = { text = "x", category = "c" }"#,
         );
-        let (profile, tz) = facts();
-        let facts = Facts {
-            profile: &profile,
-            time_zone: &tz,
-            sent_elsewhere: &[],
-            feed_opened_at: None,
-        };
+        let facts = plain();
         let begin = DAY;
         let waiting = || {
             let mut run = start(json!({}), begin);
@@ -992,13 +970,7 @@ mod tests {
                id = "tell"
                send = { text = "x", category = "c" }"#,
         );
-        let (profile, tz) = facts();
-        let facts = Facts {
-            profile: &profile,
-            time_zone: &tz,
-            sent_elsewhere: &[],
-            feed_opened_at: None,
-        };
+        let facts = plain();
         let comment = |n: i64| json!({"thread": "a", "n": n});
         let mut run = start(comment(1), 0);
         assert!(
@@ -1056,13 +1028,10 @@ mod tests {
                id = "tell"
                send = { text = "x", category = "c" }"#,
         );
-        let (profile, tz) = facts();
         let now = 10 * DAY;
-        let facts = |sent| Facts {
-            profile: &profile,
-            time_zone: &tz,
-            sent_elsewhere: sent,
-            feed_opened_at: None,
+        let facts = |sent_elsewhere| Facts {
+            sent_elsewhere,
+            ..plain()
         };
         let two_today: &[i64] = &[now - HOUR, now - 2 * HOUR];
         let one_today_one_old: &[i64] = &[now - HOUR, now - 2 * DAY];
@@ -1124,12 +1093,9 @@ mod tests {
                id = "tell"
                send = { text = "x", category = "c" }"#,
         );
-        let (profile, tz) = facts();
         let opened_at = |feed_opened_at| Facts {
-            profile: &profile,
-            time_zone: &tz,
-            sent_elsewhere: &[],
             feed_opened_at,
+            ..plain()
         };
         let comment = json!({});
         let digest = |opened: Option<i64>| {

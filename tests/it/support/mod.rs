@@ -9,6 +9,7 @@ pub use crossgate_tests::{
 pub mod browser;
 pub mod child;
 pub mod postgres;
+pub mod runs;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};

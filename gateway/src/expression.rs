@@ -34,8 +34,9 @@ pub fn holds(expression: &str, context: &serde_json::Value) -> Result<bool, Stri
         .map_err(|e| format!("`{expression}`: {e}"))
 }
 
-/// `template` rendered over `context` (a digest's `key`), with the same
-/// forgiving undefined: a missing property renders empty.
+/// `template` rendered over `context` (a digest's `key`, a send step's
+/// inline text and data), with the same forgiving undefined: a missing
+/// property, or a property of one, renders empty.
 pub fn render(template: &str, context: &serde_json::Value) -> Result<String, String> {
     ENV.render_str(template, context)
         .map_err(|e| format!("`{template}`: {e}"))

@@ -112,6 +112,40 @@ pub enum Waiting {
 /// its `max`: the run is stored whole at every event that joins it.
 pub const MAX_DIGEST_BYTES: usize = 256 * 1024;
 
+/// Whether a digest of `max` events is full with `events` of `bytes`.
+fn digest_full(max: u32, events: usize, bytes: usize) -> bool {
+    events >= usize::try_from(max).unwrap_or(usize::MAX) || bytes >= MAX_DIGEST_BYTES
+}
+
+/// Whether `input` may take `run` on to its next steps, which read what
+/// [`Facts::sent_elsewhere`] and [`Facts::feed_opened_at`] tell. `false`
+/// for an event that joins an open digest without filling it (most of a
+/// digest journey's events), or that no digest of `run` takes: the runner
+/// spares the reads of the customer's other runs and inbox then.
+pub fn may_move(journey: &JourneyConfig, run: &RunState, input: &Input<'_>) -> bool {
+    let Input::Digest {
+        key,
+        properties,
+        occurred_at,
+    } = input
+    else {
+        return true;
+    };
+    match &run.waiting {
+        Some(Waiting::Digest {
+            key: open,
+            until,
+            events,
+            bytes,
+        }) if open == key && occurred_at <= until => digest_full(
+            journey.digest().map_or(1, |d| d.max),
+            events.len() + 1,
+            bytes + properties.to_string().len(),
+        ),
+        _ => false,
+    }
+}
+
 /// One trigger in an open digest.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Collected {
@@ -328,9 +362,7 @@ pub fn advance(
                         },
                     );
                     *bytes += properties.to_string().len();
-                    if events.len() < usize::try_from(max).unwrap_or(usize::MAX)
-                        && *bytes < MAX_DIGEST_BYTES
-                    {
+                    if !digest_full(max, events.len(), *bytes) {
                         return Ok(effects);
                     }
                 }
@@ -658,15 +690,17 @@ fn throttled(throttle: &Throttle, run: &RunState, elsewhere: &[i64], now: i64) -
 }
 
 /// What became of a `send` step, written into the run by the caller over
-/// its `sending` placeholder.
+/// its `sending` placeholder; with the experiment's arm the customer was
+/// dealt, if the step is one (as `steps.<id>.arm`).
 pub fn record_send(
     run: &mut RunState,
     step_id: &str,
     record: usize,
     now: i64,
     outcome: SendOutcome,
+    arm: Option<&str>,
 ) {
-    let (what, why, result) = match outcome {
+    let (what, why, mut result) = match outcome {
         SendOutcome::Accepted {
             message_id,
             status,
@@ -686,6 +720,9 @@ pub fn record_send(
             json!({"skipped": reason, "detail": detail, "at": now}),
         ),
     };
+    if let Some(arm) = arm {
+        result["arm"] = Value::from(arm);
+    }
     run.steps.insert(step_id.to_owned(), result);
     let entry = StepRecord {
         step: step_id.to_owned(),
@@ -985,7 +1022,11 @@ mod tests {
                 properties: &properties,
                 occurred_at,
             };
-            advance(&j, run, input, 120_000, &facts).unwrap()
+            // Only the join that fills it moves the run on (and needs facts).
+            let moves = may_move(&j, run, &input);
+            let effects = advance(&j, run, input, 120_000, &facts).unwrap();
+            assert_eq!(moves, !effects.is_empty());
+            effects
         };
         // Another thread's, and one after the window (from 0): not this digest.
         let before = run.clone();

@@ -8,6 +8,7 @@
 //! (SHA-256, [`crate::routing::control::bucket`]), so a customer keeps their arm across runs, nodes and
 //! restarts, and nothing about it needs to be stored to be repeated.
 
+use super::engine::SendOutcome;
 use crate::config::journeys::{SendStep, Variant};
 use crate::routing::control::{BUCKETS, bucket};
 use crate::store::journeys::ArmTotals;
@@ -35,9 +36,29 @@ impl Arm<'_> {
     }
 }
 
-/// The seed a step's experiment hashes with when it names none.
-pub fn default_seed(journey: &str, step: &str) -> String {
-    format!("{journey}.{step}")
+/// The arm of `customer_id` in the experiment of `journey`'s step
+/// `step_id`, hashed with the step's `seed` or, when it names none, with
+/// `journey.step_id`; `None` when the step is no experiment. The runner and
+/// the simulation both deal by this, so a simulation shows the arm the
+/// customer will get.
+pub fn deal<'a>(
+    journey: &str,
+    step_id: &str,
+    customer_id: &str,
+    step: &'a SendStep,
+) -> Option<Arm<'a>> {
+    match &step.seed {
+        Some(seed) => assign(seed, customer_id, step),
+        None => assign(&format!("{journey}.{step_id}"), customer_id, step),
+    }
+}
+
+/// What the holdout's step is recorded as instead of a message.
+pub fn held_out() -> SendOutcome {
+    SendOutcome::Skipped {
+        reason: "holdout",
+        detail: "in the experiment's holdout: nothing sent, conversions tracked".into(),
+    }
 }
 
 /// The arm of `customer_id` in `step`'s experiment, or `None` when the

@@ -5,6 +5,7 @@
 
 use crate::config::conversions::Conversion;
 use crate::customer::Invalid;
+use crate::routing::policy::humane;
 use crate::store::journeys::{EventInserted, NewEvent};
 use crate::store::reports::NewConversion;
 use crate::store::{Store, StoreError};
@@ -68,27 +69,10 @@ pub fn too_late_to_start(occurred_at: i64, received_at: i64, max_delay: i64) -> 
         format!(
             "arrived {} after it occurred, more than [journey_runner] max_event_delay ({}): \
              it starts no journey, but still ends runs and counts for waits",
-            span(late_by),
-            span(max_delay)
+            humane(late_by),
+            humane(max_delay)
         )
     })
-}
-
-/// `90061000` ms as `1d 1h 1m 1s`, for people.
-fn span(ms: i64) -> String {
-    let mut rest = ms / 1000;
-    let mut parts = Vec::new();
-    for (unit, secs) in [("d", 86_400), ("h", 3_600), ("m", 60), ("s", 1)] {
-        if rest >= secs {
-            parts.push(format!("{}{unit}", rest / secs));
-            rest %= secs;
-        }
-    }
-    if parts.is_empty() {
-        format!("{ms}ms")
-    } else {
-        parts.join(" ")
-    }
 }
 
 /// Check every event of a request; the first refusal names its field

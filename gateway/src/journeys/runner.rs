@@ -478,26 +478,33 @@ impl Runner {
                 Err(e) => return Err(StoreError::Corrupt(format!("run {}: {e}", record.id))),
             };
             let now = self.clock.now();
-            if journey
-                .steps
-                .iter()
-                .any(|s| matches!(s.kind, StepKind::Branch(_)))
-            {
-                self.refresh_statuses(&mut state).await?;
-            }
-            let sent = self
-                .sent_elsewhere(
-                    &journey,
-                    &record.journey,
-                    &record.customer_id,
-                    &record.id,
-                    now,
-                )
-                .await?;
-            let opened = match input {
-                // Only closing a digest reads the inbox.
-                Input::Event { .. } => None,
-                _ => self.feed_opened_at(&journey, &record.customer_id).await?,
+            // Read only when the run may reach a branch, a send or its
+            // digest's close.
+            let (sent, opened) = if engine::may_move(&journey, &state, input) {
+                if journey
+                    .steps
+                    .iter()
+                    .any(|s| matches!(s.kind, StepKind::Branch(_)))
+                {
+                    self.refresh_statuses(&mut state).await?;
+                }
+                let sent = self
+                    .sent_elsewhere(
+                        &journey,
+                        &record.journey,
+                        &record.customer_id,
+                        &record.id,
+                        now,
+                    )
+                    .await?;
+                let opened = match input {
+                    // Only closing a digest reads the inbox.
+                    Input::Event { .. } => None,
+                    _ => self.feed_opened_at(&journey, &record.customer_id).await?,
+                };
+                (sent, opened)
+            } else {
+                (Vec::new(), None)
             };
             let before = state.clone();
             let effects = engine::advance(
@@ -546,18 +553,10 @@ impl Runner {
                     let StepKind::Send(send) = &config.kind else {
                         continue;
                     };
-                    let seed = send
-                        .seed
-                        .clone()
-                        .unwrap_or_else(|| experiments::default_seed(&record.journey, &config.id));
-                    let arm = experiments::assign(&seed, &record.customer_id, send);
+                    let arm =
+                        experiments::deal(&record.journey, &config.id, &record.customer_id, send);
                     let outcome = match arm {
-                        Some(Arm::Holdout) => SendOutcome::Skipped {
-                            reason: "holdout",
-                            detail:
-                                "in the experiment's holdout: nothing sent, conversions tracked"
-                                    .into(),
-                        },
+                        Some(Arm::Holdout) => experiments::held_out(),
                         _ => {
                             let digest = engine::digest_of(journey, state);
                             let variant = match arm {
@@ -586,11 +585,15 @@ impl Runner {
                         SendOutcome::Accepted { message_id, .. } => Some(message_id.clone()),
                         SendOutcome::Skipped { .. } => None,
                     };
-                    engine::record_send(state, &config.id, at, now, outcome);
+                    engine::record_send(
+                        state,
+                        &config.id,
+                        at,
+                        now,
+                        outcome,
+                        arm.as_ref().map(Arm::name),
+                    );
                     if let Some(arm) = arm {
-                        if let Some(step) = state.steps.get_mut(&config.id) {
-                            step["arm"] = Value::from(arm.name());
-                        }
                         self.store
                             .record_arm(ArmRecord {
                                 journey: record.journey.clone(),

@@ -4,6 +4,7 @@
 
 use super::engine::SendOutcome;
 use super::runner::{SendJob, Sends};
+use crate::expression;
 use crate::send::on_behalf::{self, Accepted};
 use crate::send::{ContentRequest, OfferGroup, SendRequest};
 use crate::store::StoreError;
@@ -116,9 +117,6 @@ impl Sends for JourneySends {
     }
 }
 
-static ENV: std::sync::LazyLock<minijinja::Environment<'static>> =
-    std::sync::LazyLock::new(minijinja::Environment::new);
-
 /// A send step's template data: string values may use the trigger's
 /// properties (`"{{ event.first_name }}"`) and the run's digest; `event`
 /// and `digest` themselves are there too.
@@ -127,8 +125,7 @@ fn step_data(data: &Map<String, Value>, context: &Value) -> Map<String, Value> {
         .iter()
         .map(|(key, value)| {
             let value = match value {
-                Value::String(text) if text.contains("{{") => ENV
-                    .render_str(text, context)
+                Value::String(text) if text.contains("{{") => expression::render(text, context)
                     .map(Value::String)
                     .unwrap_or_else(|_| value.clone()),
                 _ => value.clone(),
@@ -150,8 +147,7 @@ fn inline(text: &str, context: &Value) -> Result<String, String> {
     if !text.contains("{{") && !text.contains("{%") {
         return Ok(text.to_owned());
     }
-    ENV.render_str(text, context)
-        .map_err(|e| format!("the step's text: {e}"))
+    expression::render(text, context).map_err(|e| format!("the step's text: {e}"))
 }
 
 fn refused(detail: String) -> SendOutcome {

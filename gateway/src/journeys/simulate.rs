@@ -37,29 +37,26 @@ pub fn simulate(
                 let id = journey.steps[step].id.clone();
                 let arm = match (&journey.steps[step].kind, who) {
                     (StepKind::Send(send), Some((name, customer))) => {
-                        let seed = send
-                            .seed
-                            .clone()
-                            .unwrap_or_else(|| experiments::default_seed(name, &id));
-                        experiments::assign(&seed, customer, send)
+                        experiments::deal(name, &id, customer, send)
                     }
                     _ => None,
                 };
                 let outcome = match arm {
-                    Some(Arm::Holdout) => SendOutcome::Skipped {
-                        reason: "holdout",
-                        detail: "in the experiment's holdout".into(),
-                    },
+                    Some(Arm::Holdout) => experiments::held_out(),
                     _ => SendOutcome::Accepted {
                         message_id: "simulated".into(),
                         status: "simulated".into(),
                         channel: None,
                     },
                 };
-                engine::record_send(&mut run, &id, record, at, outcome);
-                if let (Some(arm), Some(record)) = (arm, run.steps.get_mut(&id)) {
-                    record["arm"] = Value::from(arm.name());
-                }
+                engine::record_send(
+                    &mut run,
+                    &id,
+                    record,
+                    at,
+                    outcome,
+                    arm.as_ref().map(Arm::name),
+                );
             }
         }
         if run.status != RunStatus::Active {

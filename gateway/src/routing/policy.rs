@@ -255,16 +255,27 @@ pub fn parse_duration(text: &str) -> Result<i64, String> {
     Ok(i64::try_from(ms).unwrap_or(i64::MAX))
 }
 
-/// A duration as [`parse_duration`] reads it: `"7d"`, `"24h"`, `"90s"`.
+/// A duration for people, in the form [`parse_duration`] reads back:
+/// largest units first, `"7d"`, `"1d 1h"`, `"1m 30s"`, `"250ms"`.
 pub fn humane(ms: i64) -> String {
-    const DAY: i64 = 86_400_000;
-    const HOUR: i64 = 3_600_000;
-    if ms % DAY == 0 {
-        format!("{}d", ms / DAY)
-    } else if ms % HOUR == 0 {
-        format!("{}h", ms / HOUR)
+    let mut rest = ms;
+    let mut parts = Vec::new();
+    for (unit, size) in [
+        ("d", 86_400_000),
+        ("h", 3_600_000),
+        ("m", 60_000),
+        ("s", 1000),
+        ("ms", 1),
+    ] {
+        if rest >= size {
+            parts.push(format!("{}{unit}", rest / size));
+            rest %= size;
+        }
+    }
+    if parts.is_empty() {
+        "0s".to_owned()
     } else {
-        format!("{}s", ms / 1000)
+        parts.join(" ")
     }
 }
 
@@ -410,5 +421,24 @@ impl ConnectorRoute {
             .get(region)
             .or_else(|| self.cost.get("default"))
             .copied()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{humane, parse_duration};
+
+    #[test]
+    fn durations_are_written_as_they_are_read() {
+        for (ms, text) in [
+            (7 * 86_400_000, "7d"),
+            (90_061_000, "1d 1h 1m 1s"),
+            (90_000, "1m 30s"),
+            (1_250, "1s 250ms"),
+        ] {
+            assert_eq!(humane(ms), text);
+            assert_eq!(parse_duration(text), Ok(ms));
+        }
+        assert_eq!(humane(0), "0s");
     }
 }

@@ -1,7 +1,7 @@
 //! What keeps the store from growing for ever: idempotency and dedup keys
 //! and consent requests past their window, and history past `[retention]` (callbacks given up on
-//! and campaign refusals go with the messages, conversions and superseded
-//! journey runs with the events).
+//! and campaign refusals go with the messages; conversions, superseded
+//! journey runs and experiment arms with the events).
 //!
 //! Both go a short batch at a time, each batch one write of the store,
 //! with a pause between them: on SQLite every write shares one writer with
@@ -44,6 +44,7 @@ pub async fn run(
                     conversions = purged.conversions,
                     refusals = purged.refusals,
                     journey_runs = purged.journey_runs,
+                    experiment_arms = purged.experiment_arms,
                     idempotency_keys = purged.idempotency_keys,
                     dedup_keys = purged.dedup_keys,
                     consent_requests = purged.consent_requests,

@@ -112,6 +112,13 @@ pub(crate) const RECORD_ARM: &str = "INSERT INTO experiment_arms
      ON CONFLICT (journey, step, customer_id) DO NOTHING";
 
 /// [`JourneyStore::arm_totals`]' statement, the same in both stores.
+/// The oldest experiment arms dealt before `$1`, `$2` of them: they go with
+/// the events past retention (the report counts what is kept).
+pub(crate) const PURGE_ARMS: &str = "DELETE FROM experiment_arms
+     WHERE (journey, step, customer_id) IN (
+         SELECT journey, step, customer_id FROM experiment_arms WHERE assigned_at < $1
+         ORDER BY assigned_at LIMIT $2)";
+
 pub(crate) const ARM_TOTALS: &str = "SELECT a.arm, COUNT(*),
        SUM(CASE WHEN m.status IN ('sent', 'delivered', 'read') THEN 1 ELSE 0 END),
        SUM(CASE WHEN m.status IN ('delivered', 'read') THEN 1 ELSE 0 END),

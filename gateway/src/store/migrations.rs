@@ -23,7 +23,7 @@ pub struct Migration {
 
 /// What each version does, the same in every backend: version N is
 /// `STEPS[N - 1]`. Each backend pairs these with its own SQL ([`step`]).
-pub const STEPS: [&str; 19] = [
+pub const STEPS: [&str; 20] = [
     "messages, deliveries, attempts, keys, outbox, customers, suppressions",
     "attempts record the node that made them",
     "messages record the template, locale and content each channel rendered",
@@ -43,7 +43,14 @@ pub const STEPS: [&str; 19] = [
     "a delivery's escalation may end on a report of delivery (failover on silence)",
     "rate-limited connectors' shared timelines of turns",
     "customers' arms in journey experiments; conversions by customer, for their report",
+    "experiment arms by when they were dealt, for purging",
 ];
+
+/// Step 20, the same in both backends: arms go with the events past
+/// `[retention] events` (see [`crate::retention`]), the oldest first.
+pub const ARMS_BY_AGE: &str = "
+CREATE INDEX experiment_arms_assigned ON experiment_arms (assigned_at);
+";
 
 /// Step 19, the same in both backends: see [`crate::journeys::experiments`].
 /// The report looks up each customer's conversions after their assignment:

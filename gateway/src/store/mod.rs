@@ -68,6 +68,8 @@ pub struct Purged {
     pub refusals: usize,
     /// Journey runs a later run superseded, which go with the events.
     pub journey_runs: usize,
+    /// Customers' arms in journey experiments, which go with the events.
+    pub experiment_arms: usize,
     pub idempotency_keys: usize,
     pub dedup_keys: usize,
     /// Consent requests whose window ended.
@@ -86,6 +88,7 @@ impl Purged {
             self.conversions,
             self.refusals,
             self.journey_runs,
+            self.experiment_arms,
             self.idempotency_keys,
             self.dedup_keys,
             self.consent_requests,
@@ -108,6 +111,7 @@ impl std::ops::AddAssign for Purged {
         self.conversions += other.conversions;
         self.refusals += other.refusals;
         self.journey_runs += other.journey_runs;
+        self.experiment_arms += other.experiment_arms;
         self.idempotency_keys += other.idempotency_keys;
         self.dedup_keys += other.dedup_keys;
         self.consent_requests += other.consent_requests;

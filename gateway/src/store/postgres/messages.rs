@@ -590,6 +590,7 @@ pub async fn purge_history(db: &impl Sql, before: Horizon, limit: usize) -> Resu
             events_before,
         )
         .await?,
+        experiment_arms: oldest(crate::store::journeys::PURGE_ARMS, events_before).await?,
         ..Purged::default()
     })
 }

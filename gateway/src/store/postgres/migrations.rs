@@ -36,6 +36,7 @@ pub fn all() -> Vec<Migration> {
         migrations::step(17, migrations::ESCALATE_ENDS),
         migrations::step(18, migrations::CONNECTOR_PACE),
         migrations::step(19, migrations::EXPERIMENT_ARMS),
+        migrations::step(20, migrations::ARMS_BY_AGE),
     ]
 }
 

@@ -399,6 +399,7 @@ pub fn purge_history(conn: &Connection, before: Horizon, limit: usize) -> Result
                  ORDER BY updated_at LIMIT ?2)",
             events_before,
         )?,
+        experiment_arms: oldest(crate::store::journeys::PURGE_ARMS, events_before)?,
         ..Purged::default()
     })
 }

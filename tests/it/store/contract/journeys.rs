@@ -144,6 +144,20 @@ pub async fn experiment_arms_are_kept_once_and_counted(s: Stores) {
             .unwrap()
             .is_empty()
     );
+
+    // Arms go with the events' retention, the oldest first, a batch at a time.
+    let arms = async |limit| {
+        let purged = s.a.purge_history(horizon(0, 1_500), limit).await.unwrap();
+        purged.experiment_arms
+    };
+    assert_eq!(arms(2).await, 2);
+    assert_eq!(arms(2).await, 1);
+    assert!(
+        s.b.arm_totals("promo", "offer", 5_000)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 /// Runs are written over the revision they were read at, leased when due,

@@ -1,7 +1,8 @@
 //! Digests: a customer's triggers with the same key, over a window (or up
 //! to `max`), become one message that lists them; a late one joins the open
-//! digest, one that occurred after the window starts the next. On both
-//! stores, with the clock set by the test.
+//! digest, one that occurred after the window starts the next; with
+//! `unread_only`, what the customer saw in their inbox before it closes is
+//! left out. On both stores, with the clock set by the test.
 
 use crate::support::postgres;
 use crate::support::runs::{advance, post_events, runs_of, sms_customer, texts, texts_settle_at};
@@ -30,6 +31,18 @@ digest = {{ window = "1h", key = "{{{{ event.thread }}}}" }}
 id = "tell"
 send = {{ category = "social", text = "{{{{ digest.count }}}} new on {{{{ event.thread }}}}:{{% for e in digest.events %}} {{{{ e.author }}}}{{% endfor %}}" }}
 
+[journeys.mentions]
+trigger = "mentioned"
+[[journeys.mentions.steps]]
+id = "bundle"
+digest = {{ window = "1h", unread_only = true }}
+[[journeys.mentions.steps]]
+id = "tell"
+send = {{ category = "social", text = "{{{{ digest.count }}}} unread" }}
+
+[inbox]
+secret = "{secret}"
+
 [journeys.likes]
 trigger = "liked"
 [[journeys.likes.steps]]
@@ -40,6 +53,7 @@ id = "tell"
 send = {{ category = "social", text = "{{{{ digest.count }}}} likes" }}
 {twilio}"#,
         clock = clock_at("12:30"),
+        secret = crate::inbox::SECRET,
         twilio = default_twilio(&sim.url()),
     )
 }
@@ -49,6 +63,7 @@ async fn triggers_are_bundled_into_digests_on_sqlite() {
     let sim = ProviderSim::start().await.unwrap();
     let gw = TestGateway::start(&config(&sim)).await;
     digests(&gw, &sim).await;
+    unread_only(&gw, &sim).await;
 }
 
 #[tokio::test]
@@ -59,6 +74,7 @@ async fn triggers_are_bundled_into_digests_on_postgres() {
     let sim = ProviderSim::start().await.unwrap();
     let gw = TestGateway::start_on_postgres(&config(&sim), &url).await;
     digests(&gw, &sim).await;
+    unread_only(&gw, &sim).await;
 }
 
 fn comment(thread: &str, author: &str, hh_mm: &str) -> Value {
@@ -129,4 +145,55 @@ async fn digests(gw: &TestGateway, sim: &ProviderSim) {
         history,
         ["started", "digesting", "digested", "sent", "completed"]
     );
+}
+
+fn mention(customer: &str, at: jiff::Timestamp) -> Value {
+    json!({"customer_id": customer, "name": "mentioned", "occurred_at": at.to_string()})
+}
+
+/// The customer opens their inbox (`GET /v1/inbox/items` with their token).
+async fn open_inbox(gw: &TestGateway, customer: &str) {
+    let response = gw
+        .client
+        .get(format!("{}/v1/inbox/items", gw.url))
+        .bearer_auth(crate::inbox::token(customer))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+}
+
+/// A digest with `unread_only`: mentions that occurred before the customer
+/// last opened their inbox are left out; none left, nothing is sent.
+async fn unread_only(gw: &TestGateway, sim: &ProviderSim) {
+    sms_customer(gw, "bo", "+31612345679").await;
+    let sent_before = texts(sim).len();
+    let minutes = |n: i64| jiff::SignedDuration::from_mins(n);
+
+    // A mention, then Bo opens the inbox, then another: only the second is new.
+    let start = advance(gw, "1m").await;
+    post_events(gw, &mention("bo", start - minutes(5))).await;
+    gw.quiesce().await;
+    advance(gw, "1m").await;
+    open_inbox(gw, "bo").await;
+    advance(gw, "9m").await;
+    post_events(gw, &mention("bo", start + minutes(5))).await;
+    gw.quiesce().await;
+    advance(gw, "1h").await;
+    let all = texts_settle_at(gw, sim, sent_before + 1).await;
+    assert_eq!(all[sent_before..], ["1 unread".to_owned()]);
+    let run = &runs_of(gw, "bo", "mentions").await[0];
+    assert_eq!(run["steps"]["bundle"]["count"], 1, "{run:#}");
+
+    // One mention, seen in the inbox before the digest closes: nothing to tell.
+    let later = advance(gw, "1m").await;
+    post_events(gw, &mention("bo", later)).await;
+    gw.quiesce().await;
+    advance(gw, "2m").await;
+    open_inbox(gw, "bo").await;
+    advance(gw, "1h").await;
+    gw.quiesce().await;
+    let run = &runs_of(gw, "bo", "mentions").await[0];
+    assert_eq!(run["steps"]["tell"]["skipped"], "nothing_unread", "{run:#}");
+    assert_eq!(texts(sim).len(), sent_before + 1, "{:?}", texts(sim));
 }

@@ -17,10 +17,12 @@ pub async fn post_events(gw: &TestGateway, body: &Value) -> Value {
     answer
 }
 
-/// Move the gateway's manual clock forward by `by` (`"1h"`).
-pub async fn advance(gw: &TestGateway, by: &str) {
+/// Move the gateway's manual clock forward by `by` (`"1h"`); the time it
+/// then shows.
+pub async fn advance(gw: &TestGateway, by: &str) -> jiff::Timestamp {
     let (status, answer) = gw.post("/v1/admin/clock", &json!({"advance": by})).await;
     assert_eq!(status, 200, "{answer}");
+    answer["now"].as_str().unwrap().parse().unwrap()
 }
 
 /// A customer's runs, newest first (the first page).

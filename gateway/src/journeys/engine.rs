@@ -125,25 +125,42 @@ fn digest_full(max: u32, events: usize, bytes: usize) -> bool {
 pub fn may_move(journey: &JourneyConfig, run: &RunState, input: &Input<'_>) -> bool {
     let Input::Digest {
         key,
-        properties,
+        bytes,
         occurred_at,
+        ..
     } = input
     else {
         return true;
     };
-    match &run.waiting {
+    match run.waiting.as_ref().filter(|w| w.takes(key, *occurred_at)) {
         Some(Waiting::Digest {
-            key: open,
-            until,
             events,
-            bytes,
-        }) if open == key && occurred_at <= until => digest_full(
+            bytes: held,
+            ..
+        }) => digest_full(
             journey.digest().map_or(1, |d| d.max),
             events.len() + 1,
-            bytes + properties.to_string().len(),
+            held + bytes,
         ),
         _ => false,
     }
+}
+
+/// The length of `value` written as JSON, without writing it anywhere.
+fn json_len(value: &Value) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    // A `Value` always serialises, and counting never fails.
+    serde_json::to_writer(&mut count, value).map_or(0, |()| count.0)
 }
 
 /// One trigger in an open digest.
@@ -170,6 +187,12 @@ impl LateWindow {
 }
 
 impl Waiting {
+    /// Whether this is an open digest that an event with `key`, occurred at
+    /// `occurred_at`, joins.
+    fn takes(&self, key: &str, occurred_at: i64) -> bool {
+        matches!(self, Waiting::Digest { key: open, until, .. } if open == key && occurred_at <= *until)
+    }
+
     /// When the clock alone moves the run on.
     pub fn wake_at(&self) -> i64 {
         match self {
@@ -199,14 +222,29 @@ pub enum Input<'a> {
     Start,
     /// An event of the run's customer, judged by when it occurred.
     Event { name: &'a str, occurred_at: i64 },
-    /// A trigger of a digest journey, for the digest it may join.
+    /// A trigger of a digest journey, for the digest it may join: made by
+    /// [`Input::digest`].
     Digest {
         key: &'a str,
         properties: &'a Value,
+        /// `properties` in bytes of JSON, measured once for every run the
+        /// trigger is offered to.
+        bytes: usize,
         occurred_at: i64,
     },
     /// The clock.
     Tick,
+}
+
+impl<'a> Input<'a> {
+    pub fn digest(key: &'a str, properties: &'a Value, occurred_at: i64) -> Input<'a> {
+        Input::Digest {
+            key,
+            properties,
+            bytes: json_len(properties),
+            occurred_at,
+        }
+    }
 }
 
 /// What the caller must do for the run.
@@ -343,16 +381,16 @@ pub fn advance(
         Input::Digest {
             key,
             properties,
+            bytes,
             occurred_at,
         } => {
             let max = journey.digest().map_or(1, |d| d.max);
-            match &mut run.waiting {
+            match run.waiting.as_mut().filter(|w| w.takes(key, occurred_at)) {
                 Some(Waiting::Digest {
-                    key: open,
-                    until,
                     events,
-                    bytes,
-                }) if open == key && occurred_at <= *until => {
+                    bytes: held,
+                    ..
+                }) => {
                     let at = events.partition_point(|e| e.occurred_at <= occurred_at);
                     events.insert(
                         at,
@@ -361,8 +399,8 @@ pub fn advance(
                             properties: properties.clone(),
                         },
                     );
-                    *bytes += properties.to_string().len();
-                    if !digest_full(max, events.len(), *bytes) {
+                    *held += bytes;
+                    if !digest_full(max, events.len(), *held) {
                         return Ok(effects);
                     }
                 }
@@ -554,7 +592,7 @@ fn run_steps(
                 run.waiting = Some(Waiting::Digest {
                     key,
                     until,
-                    bytes: run.event.to_string().len(),
+                    bytes: json_len(&run.event),
                     events: vec![Collected {
                         occurred_at: run.trigger_at.unwrap_or(now),
                         properties: run.event.clone(),
@@ -1017,11 +1055,7 @@ mod tests {
         );
         let join = |run: &mut RunState, key: &str, n: i64, occurred_at: i64| {
             let properties = comment(n);
-            let input = Input::Digest {
-                key,
-                properties: &properties,
-                occurred_at,
-            };
+            let input = Input::digest(key, &properties, occurred_at);
             // Only the join that fills it moves the run on (and needs facts).
             let moves = may_move(&j, run, &input);
             let effects = advance(&j, run, input, 120_000, &facts).unwrap();
@@ -1143,11 +1177,7 @@ mod tests {
             let mut run = start(json!({}), 0);
             let facts = opened_at(opened);
             advance(&j, &mut run, Input::Start, 0, &facts).unwrap();
-            let join = Input::Digest {
-                key: "",
-                properties: &comment,
-                occurred_at: 20 * 60_000,
-            };
+            let join = Input::digest("", &comment, 20 * 60_000);
             advance(&j, &mut run, join, 20 * 60_000, &facts).unwrap();
             let effects = advance(&j, &mut run, Input::Tick, HOUR, &facts).unwrap();
             (run, effects)

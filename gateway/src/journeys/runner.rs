@@ -386,11 +386,7 @@ impl Runner {
                 return Ok(false);
             }
         };
-        let input = Input::Digest {
-            key: &key,
-            properties,
-            occurred_at: event.occurred_at,
-        };
+        let input = Input::digest(&key, properties, event.occurred_at);
         for run in runs
             .iter()
             .filter(|r| r.journey == pinned.name && r.status == RunStatus::Active.as_str())

@@ -73,11 +73,7 @@ pub fn simulate(
             (_, Some((at, name))) => {
                 events.next();
                 let input = match &digest_key {
-                    Some(key) if name == journey.trigger => Input::Digest {
-                        key,
-                        properties: &same,
-                        occurred_at: at,
-                    },
+                    Some(key) if name == journey.trigger => Input::digest(key, &same, at),
                     _ => Input::Event {
                         name,
                         occurred_at: at,

@@ -37,6 +37,7 @@ pub fn all() -> Vec<Migration> {
         migrations::step(18, migrations::CONNECTOR_PACE),
         migrations::step(19, migrations::EXPERIMENT_ARMS),
         migrations::step(20, migrations::ARMS_BY_AGE),
+        migrations::step(21, migrations::RUNS_BY_CUSTOMER_JOURNEY),
     ]
 }
 

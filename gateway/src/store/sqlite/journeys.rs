@@ -12,6 +12,11 @@ use rusqlite::{Connection, OptionalExtension as _, Row, params};
 
 use crate::store::journeys::RUN_COLUMNS;
 
+/// A new run's customer's earlier runs of its journey: sought by customer
+/// and journey (schema step 21), never by walking the journey's runs.
+const SUPERSEDE_EARLIER: &str = "UPDATE journey_runs SET superseded = TRUE
+     WHERE customer_id = ?1 AND journey = ?2 AND id <> ?3 AND NOT superseded";
+
 fn run_row(r: &Row<'_>) -> rusqlite::Result<RunRecord> {
     Ok(RunRecord {
         id: r.get(0)?,
@@ -297,11 +302,11 @@ impl JourneyStore for SqliteStore {
                     run.updated_at
                 ])?;
             if inserted == 1 {
-                conn.prepare_cached(
-                    "UPDATE journey_runs SET superseded = TRUE
-                     WHERE customer_id = ?1 AND journey = ?2 AND id <> ?3 AND NOT superseded",
-                )?
-                .execute(params![run.customer_id, run.journey, run.id])?;
+                conn.prepare_cached(SUPERSEDE_EARLIER)?.execute(params![
+                    run.customer_id,
+                    run.journey,
+                    run.id
+                ])?;
             }
             Ok(inserted == 1)
         })
@@ -417,5 +422,35 @@ impl JourneyStore for SqliteStore {
                 .collect::<Result<Vec<_>, _>>()?)
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// On a new database, with no statistics to go by, superseding seeks
+    /// the customer's runs of the journey: a plan on the journey's own index
+    /// walked all its runs at every start (quadratic in its customers).
+    #[tokio::test]
+    async fn superseding_seeks_the_customers_runs_of_the_journey() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("db"), "test", 0).unwrap();
+        let plan = store
+            .read(|conn| {
+                let mut plan = conn.prepare(&format!("EXPLAIN QUERY PLAN {SUPERSEDE_EARLIER}"))?;
+                let steps = plan
+                    .query_map(params!["customer", "journey", "run"], |r| {
+                        r.get::<_, String>(3)
+                    })?
+                    .collect::<rusqlite::Result<Vec<_>>>()?;
+                Ok(steps.join("\n"))
+            })
+            .await
+            .unwrap();
+        assert!(
+            plan.contains("USING INDEX journey_runs_by_customer_journey"),
+            "{plan}"
+        );
     }
 }

@@ -47,6 +47,7 @@ pub fn all() -> Vec<Migration> {
         migrations::step(18, in_sqlite_types(migrations::CONNECTOR_PACE)),
         migrations::step(19, in_sqlite_types(migrations::EXPERIMENT_ARMS)),
         migrations::step(20, migrations::ARMS_BY_AGE),
+        migrations::step(21, migrations::RUNS_BY_CUSTOMER_JOURNEY),
     ]
 }
 

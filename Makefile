@@ -5,10 +5,10 @@ SIM_LISTEN ?= 127.0.0.1:9090
 
 .PHONY: run test setup plugins build bench lint clean
 
-# CI builds once from nothing: incremental caches would only be written. The
-# gateway's own crates (library, unit tests, the it suite) built without them
-# in 95 and 106 s against 122 and 119 s with them, alternated on a warm
-# dependency build (docs/benchmarks/2026-12-07-build-profile.md).
+# CI builds once from nothing: incremental caches would only be written.
+# Rebuilding the gateway's own crates took 95 and 106 s without them against
+# 122 and 119 s with them, but whole fresh builds showed no difference
+# (docs/benchmarks/2026-12-07-build-profile.md): kept as harmless.
 ifeq ($(CI),true)
 export CARGO_INCREMENTAL ?= 0
 endif

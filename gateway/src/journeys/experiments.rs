@@ -47,6 +47,10 @@ pub fn deal<'a>(
     customer_id: &str,
     step: &'a SendStep,
 ) -> Option<Arm<'a>> {
+    // Most send steps are no experiment: no seed to write for them.
+    if !step.is_experiment() {
+        return None;
+    }
     match &step.seed {
         Some(seed) => assign(seed, customer_id, step),
         None => assign(&format!("{journey}.{step_id}"), customer_id, step),

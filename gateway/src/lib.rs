@@ -159,7 +159,7 @@ pub async fn serve(
     let grace = Duration::from_millis(config.server.shutdown_grace_ms);
     let live = Arc::new(live::Live::new(
         live::Routing::new(&config, plugins, templates),
-        config.source.clone(),
+        &config,
     ));
     let metrics = Arc::new(metrics::Metrics::new());
     let health = Arc::new(health::Health::new(config.health.clone(), &node));
@@ -274,7 +274,15 @@ async fn reload_on_hangup(live: Arc<live::Live>, mut stop: watch::Receiver<bool>
     loop {
         tokio::select! {
             _ = hangups.recv() => match live.reload().await {
-                Ok(connectors) => tracing::info!(?connectors, "SIGHUP: configuration reloaded"),
+                Ok(reloaded) if reloaded.restart_needed.is_empty() => {
+                    tracing::info!(connectors = ?reloaded.connectors, "SIGHUP: configuration reloaded")
+                }
+                Ok(reloaded) => tracing::warn!(
+                    connectors = ?reloaded.connectors,
+                    restart_needed = ?reloaded.restart_needed,
+                    "SIGHUP: configuration reloaded; the changes to {} take effect at a restart",
+                    reloaded.restart_needed.join(", ")
+                ),
                 Err(report) => tracing::error!("SIGHUP: configuration not reloaded, the running one stays:\n{report}"),
             },
             _ = stop.changed() => return,

@@ -7,6 +7,7 @@
 //! started with; a delivery planned for a connector that a reload removed
 //! fails over like any permanent failure.
 
+use crate::config::at_start::AtStart;
 use crate::config::{self, Config};
 use crate::message::Channel;
 use crate::plugins::PluginHost;
@@ -69,15 +70,18 @@ pub struct Live {
     current: RwLock<Arc<Routing>>,
     /// The file the gateway started from; without one there is nothing to reload.
     source: Option<PathBuf>,
+    /// What the gateway read of that file at start and keeps until a restart.
+    started: AtStart,
     /// One reload at a time.
     reloading: tokio::sync::Mutex<()>,
 }
 
 impl Live {
-    pub fn new(routing: Routing, source: Option<PathBuf>) -> Self {
+    pub fn new(routing: Routing, config: &Config) -> Self {
         Live {
             current: RwLock::new(Arc::new(routing)),
-            source,
+            source: config.source.clone(),
+            started: config.at_start.clone(),
             reloading: tokio::sync::Mutex::new(()),
         }
     }
@@ -90,11 +94,13 @@ impl Live {
     }
 
     /// Read the file again and switch to it, or say why not (every error,
-    /// with key, line and column). Only regions, routing, categories,
-    /// connectors and templates take effect; the other sections need a restart.
-    pub async fn reload(&self) -> Result<Vec<String>, String> {
+    /// with key, line and column). What [`Routing`] holds takes effect; the
+    /// file's changes to what was read at start are named, to wait for a
+    /// restart ([`AtStart`]).
+    pub async fn reload(&self) -> Result<Reloaded, String> {
         let _one = self.reloading.lock().await;
         let (name, ready) = self.read_source().await?;
+        let restart_needed = self.started.changed_in(&ready.config.at_start);
         let routing = Routing::new(&ready.config, ready.plugins, ready.templates);
         let mut connectors: Vec<String> = routing.connector_channels.keys().cloned().collect();
         connectors.sort();
@@ -102,8 +108,11 @@ impl Live {
             .current
             .write()
             .unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::new(routing);
-        tracing::info!(?connectors, file = %name, "configuration reloaded");
-        Ok(connectors)
+        tracing::info!(?connectors, ?restart_needed, file = %name, "configuration reloaded");
+        Ok(Reloaded {
+            connectors,
+            restart_needed,
+        })
     }
 
     /// What `crossgate check` says of the file the gateway started from, as
@@ -123,6 +132,15 @@ impl Live {
         let ready = Ready::prepare(&name, &text, config).await?;
         Ok((name, ready))
     }
+}
+
+/// What a reload switched to, and what it could not.
+pub struct Reloaded {
+    /// The connectors now configured, sorted.
+    pub connectors: Vec<String>,
+    /// Start-only keys the file changed since the gateway started
+    /// (`dispatch`, `connectors.twilio.rate`): in effect after a restart.
+    pub restart_needed: Vec<String>,
 }
 
 /// A configuration made ready to run: its plugins loaded, its templates

@@ -1,6 +1,6 @@
 //! Reloading routing, categories and connectors while messages flow: a
 //! valid file takes effect, an invalid one changes nothing, and every
-//! accepted message is delivered once.
+//! accepted message is delivered once. What only a restart applies is named.
 
 use crate::support::{TestGateway, default_twilio, file_config, sms, twilio_connector};
 use crossgate_tests::ProviderSim;
@@ -58,6 +58,7 @@ async fn a_reload_under_traffic_loses_nothing_and_sends_nothing_twice() {
                 answer["connectors"],
                 serde_json::json!(["backup", "twilio"])
             );
+            assert_eq!(answer["restart_needed"], serde_json::json!([]), "{answer}");
         }
         if i == 2 * SENDS / 3 {
             // Invalid: refused with its errors; the running configuration stays.
@@ -94,4 +95,50 @@ async fn a_reload_under_traffic_loses_nothing_and_sends_nothing_twice() {
         assert_eq!(received.get(&format!("flow {i}")), Some(&1), "flow {i}");
     }
     assert_eq!(received.get("an alert"), Some(&1));
+}
+
+/// A reload applies what it can and names the file's changes that wait for
+/// a restart, until the file and the running gateway agree again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_names_the_changes_that_wait_for_a_restart() {
+    let sim = ProviderSim::start().await.unwrap();
+    let running = default_twilio(&sim.url());
+    let (gw, path) = TestGateway::start_from_file(&running).await;
+    let reload = || async {
+        let response = gw
+            .client
+            .post(format!("{}/v1/admin/reload", gw.url))
+            .header("x-requested-with", "crossgate-tests")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 200);
+        response.json::<serde_json::Value>().await.unwrap()
+    };
+
+    // A new category takes effect; the dispatcher's concurrency and the
+    // connector's pacing were set up at start.
+    let edited = format!(
+        "[categories.alerts]\nconsent = \"opt-out\"\n[dispatch]\nconcurrency = 4\n{}",
+        running.replace(
+            "channel = \"sms\"\n",
+            "channel = \"sms\"\nrate = \"10/s\"\n"
+        )
+    );
+    std::fs::write(&path, file_config(&edited, &gw.db_path)).unwrap();
+    let answer = reload().await;
+    assert_eq!(
+        answer["restart_needed"],
+        serde_json::json!(["connectors.twilio.rate", "dispatch"]),
+        "{answer}"
+    );
+    let mut alert = sms("+31612345678", "an alert");
+    alert["category"] = serde_json::json!("alerts");
+    let id = gw.send_ok(&alert).await;
+    assert_eq!(gw.settled(&id).await["status"], "sent");
+
+    // The file as the gateway started from it: nothing waits any more.
+    std::fs::write(&path, file_config(&running, &gw.db_path)).unwrap();
+    let answer = reload().await;
+    assert_eq!(answer["restart_needed"], serde_json::json!([]), "{answer}");
 }

@@ -43,20 +43,23 @@ pub async fn metrics(State(state): State<Arc<AppState>>) -> Result<Response, Api
 }
 
 /// `POST /v1/admin/reload` (admin scope): read the configuration file again
-/// and switch routing, regions, categories and connectors to it; an invalid
-/// file is refused with every error and the running configuration stays.
+/// and switch routing, regions, categories and connectors to it, naming the
+/// changes that wait for a restart; an invalid file is refused with every
+/// error and the running configuration stays.
 #[utoipa::path(post, path = "/v1/admin/reload", tag = "operations",
-    responses((status = 200, description = "Reloaded: the connectors now configured", body = Object),
+    responses((status = 200, description = "Reloaded: the connectors now configured, and the start-only keys the file changed (`restart_needed`)", body = Object),
               (status = 422, body = super::error::ErrorBody)))]
 pub async fn reload(
     State(state): State<Arc<AppState>>,
 ) -> Result<axum::Json<serde_json::Value>, ApiError> {
-    let connectors = state.live.reload().await.map_err(|report| {
+    let reloaded = state.live.reload().await.map_err(|report| {
         ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_config", report)
     })?;
-    Ok(axum::Json(
-        serde_json::json!({"reloaded": true, "connectors": connectors}),
-    ))
+    Ok(axum::Json(serde_json::json!({
+        "reloaded": true,
+        "connectors": reloaded.connectors,
+        "restart_needed": reloaded.restart_needed,
+    })))
 }
 
 /// `GET /v1/admin/work` (admin scope): the work due now on every node, and

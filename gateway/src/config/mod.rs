@@ -5,6 +5,7 @@
 //! [`checks`] holds the named cross-field checks. `crossgate check` shows
 //! every problem at once.
 
+pub mod at_start;
 mod checks;
 pub mod conversions;
 pub mod journeys;
@@ -71,6 +72,8 @@ pub struct Config {
     pub database: Database,
     /// The file this was read from, which a reload reads again.
     pub source: Option<PathBuf>,
+    /// What of it a running gateway reads only when it starts.
+    pub at_start: at_start::AtStart,
 }
 
 /// A connector's `rate` and `burst`.
@@ -318,7 +321,10 @@ pub fn parse(
     let mut errors = Vec::new();
     let config = load::parse_sections(text, env, &mut errors);
     match config {
-        Some(config) if errors.is_empty() => Ok(config),
+        Some(mut config) if errors.is_empty() => {
+            config.at_start = at_start::AtStart::of(text);
+            Ok(config)
+        }
         _ => Err(ConfigReport::new(source_name, text, errors)),
     }
 }

@@ -179,11 +179,16 @@ pub async fn reload(
         Ok(posted) => posted,
         Err(refused) => return refused,
     };
-    let reloaded = state
-        .live
-        .reload()
-        .await
-        .map(|connectors| format!("Reloaded; connectors: {}.", connectors.join(", ")));
+    let reloaded = state.live.reload().await.map(|reloaded| {
+        let mut said = format!("Reloaded; connectors: {}.", reloaded.connectors.join(", "));
+        if !reloaded.restart_needed.is_empty() {
+            said += &format!(
+                " Changes to {} take effect at a restart.",
+                reloaded.restart_needed.join(", ")
+            );
+        }
+        said
+    });
     layout(
         &session,
         "Connectors and health",

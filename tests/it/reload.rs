@@ -25,21 +25,6 @@ async fn a_reload_under_traffic_loses_nothing_and_sends_nothing_twice() {
     let (gw, path) = TestGateway::start_from_file(&before).await;
     let db_path = gw.db_path.clone();
 
-    let reload = |gw: &TestGateway| {
-        let client = gw.client.clone();
-        let url = format!("{}/v1/admin/reload", gw.url);
-        async move {
-            let response = client
-                .post(url)
-                .header("x-requested-with", "crossgate-tests")
-                .send()
-                .await
-                .unwrap();
-            let status = response.status().as_u16();
-            (status, response.json::<serde_json::Value>().await.unwrap())
-        }
-    };
-
     // Messages flow while the file changes twice.
     let mut ids = Vec::new();
     for i in 0..SENDS {
@@ -104,18 +89,6 @@ async fn a_reload_names_the_changes_that_wait_for_a_restart() {
     let sim = ProviderSim::start().await.unwrap();
     let running = default_twilio(&sim.url());
     let (gw, path) = TestGateway::start_from_file(&running).await;
-    let reload = || async {
-        let response = gw
-            .client
-            .post(format!("{}/v1/admin/reload", gw.url))
-            .header("x-requested-with", "crossgate-tests")
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status().as_u16(), 200);
-        response.json::<serde_json::Value>().await.unwrap()
-    };
-
     // A new category takes effect; the dispatcher's concurrency and the
     // connector's pacing were set up at start.
     let edited = format!(
@@ -126,7 +99,8 @@ async fn a_reload_names_the_changes_that_wait_for_a_restart() {
         )
     );
     std::fs::write(&path, file_config(&edited, &gw.db_path)).unwrap();
-    let answer = reload().await;
+    let (status, answer) = reload(&gw).await;
+    assert_eq!(status, 200, "{answer}");
     assert_eq!(
         answer["restart_needed"],
         serde_json::json!(["connectors.twilio.rate", "dispatch"]),
@@ -139,6 +113,20 @@ async fn a_reload_names_the_changes_that_wait_for_a_restart() {
 
     // The file as the gateway started from it: nothing waits any more.
     std::fs::write(&path, file_config(&running, &gw.db_path)).unwrap();
-    let answer = reload().await;
+    let (status, answer) = reload(&gw).await;
+    assert_eq!(status, 200, "{answer}");
     assert_eq!(answer["restart_needed"], serde_json::json!([]), "{answer}");
+}
+
+/// `POST /v1/admin/reload`: its status and answer.
+async fn reload(gw: &TestGateway) -> (u16, serde_json::Value) {
+    let response = gw
+        .client
+        .post(format!("{}/v1/admin/reload", gw.url))
+        .header("x-requested-with", "crossgate-tests")
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap())
 }

@@ -116,11 +116,20 @@ impl Live {
     }
 
     /// What `crossgate check` says of the file the gateway started from, as
-    /// it is on disk now: what a reload would load, or why it would refuse.
+    /// it is on disk now: what a reload would load, or why it would refuse,
+    /// and which of its changes a reload would leave for a restart.
     pub async fn check(&self) -> Result<String, String> {
         let _one = self.reloading.lock().await;
         let (name, ready) = self.read_source().await?;
-        Ok(ready.summary(&name))
+        let mut summary = ready.summary(&name);
+        let waiting = self.started.changed_in(&ready.config.at_start);
+        if !waiting.is_empty() {
+            summary += &format!(
+                "\nchanged, in effect only after a restart: {}",
+                waiting.join(", ")
+            );
+        }
+        Ok(summary)
     }
 
     async fn read_source(&self) -> Result<(String, Ready), String> {

@@ -649,6 +649,16 @@ api_keys = [{{ name = "viewer", key = "{READER}", scopes = ["read"] }}]
         "{checked}"
     );
 
+    // A change only a restart applies: a reload would take the file, and
+    // the page says what would wait.
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, format!("[dispatch]\nconcurrency = 4\n{text}")).unwrap();
+    let checked = check().await;
+    assert!(
+        checked.contains("changed, in effect only after a restart: dispatch"),
+        "{checked}"
+    );
+
     // A setting misspelled on disk: refused with its place, as `check` says.
     let text = std::fs::read_to_string(&path).unwrap();
     std::fs::write(&path, text.replace("base_url", "base_ur1")).unwrap();

@@ -615,14 +615,18 @@ async fn the_connectors_and_journeys_pages_show_what_ran() {
 }
 
 /// The connectors page runs `crossgate check` on the file on disk: it says
-/// what a reload would take, or every error it would refuse with, and
-/// changes nothing that runs.
+/// what a reload would take and what would wait for a restart, or every
+/// error it would refuse with, and changes nothing that runs; an admin's
+/// reload there says what waits too.
 #[tokio::test]
 async fn the_connectors_page_checks_the_file_a_reload_would_read() {
     let sim = ProviderSim::start().await.unwrap();
     let config = format!(
         r#"[server]
-api_keys = [{{ name = "viewer", key = "{READER}", scopes = ["read"] }}]
+api_keys = [
+    {{ name = "viewer", key = "{READER}", scopes = ["read"] }},
+    {{ name = "operator", key = "{ADMIN}", scopes = ["admin"] }},
+]
 {}"#,
         private_twilio(&sim)
     );
@@ -657,6 +661,25 @@ api_keys = [{{ name = "viewer", key = "{READER}", scopes = ["read"] }}]
     assert!(
         checked.contains("changed, in effect only after a restart: dispatch"),
         "{checked}"
+    );
+    // An admin reloads it: what could switch did, and the page says what waits.
+    let (admin, csrf) = session_of(&client, &gw, ADMIN).await;
+    let reloaded = client
+        .post(format!("{}/console/reload", gw.url))
+        .header("cookie", admin)
+        .header("origin", gw.url.clone())
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        reloaded.contains(
+            "Reloaded; connectors: twilio. Changes to dispatch take effect at a restart."
+        ),
+        "{reloaded}"
     );
 
     // A setting misspelled on disk: refused with its place, as `check` says.

@@ -484,14 +484,7 @@ async fn a_read_session_is_offered_no_change_and_its_posts_are_refused() {
         ),
         ("/console/reload".to_owned(), ("x", "y")),
     ] {
-        let posted = client
-            .post(format!("{}{path}", gw.url))
-            .header("cookie", cookie.clone())
-            .header("origin", gw.url.clone())
-            .form(&[("csrf", csrf.as_str()), field])
-            .send()
-            .await
-            .unwrap();
+        let posted = post_form(&client, &gw, &cookie, &csrf, &path, &[field]).await;
         assert_eq!(posted.status(), 403, "{path}");
     }
     let consent: serde_json::Value = gw
@@ -664,14 +657,8 @@ api_keys = [
     );
     // An admin reloads it: what could switch did, and the page says what waits.
     let (admin, csrf) = session_of(&client, &gw, ADMIN).await;
-    let reloaded = client
-        .post(format!("{}/console/reload", gw.url))
-        .header("cookie", admin)
-        .header("origin", gw.url.clone())
-        .form(&[("csrf", csrf.as_str())])
-        .send()
+    let reloaded = post_form(&client, &gw, &admin, &csrf, "/console/reload", &[])
         .await
-        .unwrap()
         .text()
         .await
         .unwrap();
@@ -885,6 +872,27 @@ api_keys = [{{ name = "ops", key = "{ADMIN}" }}]
 }
 
 /// A console page's HTML, with a session's cookie.
+/// A console form posted by a signed-in session from the console's own page.
+async fn post_form(
+    client: &reqwest::Client,
+    gw: &TestGateway,
+    cookie: &str,
+    csrf: &str,
+    path: &str,
+    fields: &[(&str, &str)],
+) -> reqwest::Response {
+    let mut form = vec![("csrf", csrf)];
+    form.extend_from_slice(fields);
+    client
+        .post(format!("{}{path}", gw.url))
+        .header("cookie", cookie)
+        .header("origin", gw.url.clone())
+        .form(&form)
+        .send()
+        .await
+        .unwrap()
+}
+
 async fn page_text(client: &reqwest::Client, cookie: &str, url: String) -> String {
     client
         .get(url)

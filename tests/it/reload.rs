@@ -37,7 +37,7 @@ async fn a_reload_under_traffic_loses_nothing_and_sends_nothing_twice() {
                 twilio_connector("backup", &sim.url(), backup_sid, "backup-token")
             );
             std::fs::write(&path, file_config(&after, &db_path)).unwrap();
-            let (status, answer) = reload(&gw).await;
+            let (status, answer) = gw.post("/v1/admin/reload", &serde_json::json!({})).await;
             assert_eq!(status, 200, "{answer}");
             assert_eq!(
                 answer["connectors"],
@@ -48,7 +48,7 @@ async fn a_reload_under_traffic_loses_nothing_and_sends_nothing_twice() {
         if i == 2 * SENDS / 3 {
             // Invalid: refused with its errors; the running configuration stays.
             std::fs::write(&path, "[server]\nlisten = \"nowhere\"\n").unwrap();
-            let (status, answer) = reload(&gw).await;
+            let (status, answer) = gw.post("/v1/admin/reload", &serde_json::json!({})).await;
             assert_eq!(status, 422, "{answer}");
             assert!(
                 answer["error"]["message"]
@@ -99,7 +99,7 @@ async fn a_reload_names_the_changes_that_wait_for_a_restart() {
         )
     );
     std::fs::write(&path, file_config(&edited, &gw.db_path)).unwrap();
-    let (status, answer) = reload(&gw).await;
+    let (status, answer) = gw.post("/v1/admin/reload", &serde_json::json!({})).await;
     assert_eq!(status, 200, "{answer}");
     assert_eq!(
         answer["restart_needed"],
@@ -113,20 +113,7 @@ async fn a_reload_names_the_changes_that_wait_for_a_restart() {
 
     // The file as the gateway started from it: nothing waits any more.
     std::fs::write(&path, file_config(&running, &gw.db_path)).unwrap();
-    let (status, answer) = reload(&gw).await;
+    let (status, answer) = gw.post("/v1/admin/reload", &serde_json::json!({})).await;
     assert_eq!(status, 200, "{answer}");
     assert_eq!(answer["restart_needed"], serde_json::json!([]), "{answer}");
-}
-
-/// `POST /v1/admin/reload`: its status and answer.
-async fn reload(gw: &TestGateway) -> (u16, serde_json::Value) {
-    let response = gw
-        .client
-        .post(format!("{}/v1/admin/reload", gw.url))
-        .header("x-requested-with", "crossgate-tests")
-        .send()
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap())
 }

@@ -2,14 +2,17 @@
 //!
 //! A reload switches regions, routing, categories, the global control group,
 //! connectors (their plugins and routes), templates, journeys, segments and
-//! conversions. Everything
-//! else was read once, at start, by the part that uses it (the server, the
-//! store, the dispatcher and its pacing, the API's keys and limits...). The
+//! conversions. Everything else was read once, at start, by the part that
+//! uses it (the server, the store, the dispatcher and its pacing, the API's
+//! keys and limits...). The
 //! sections are kept as written so that a reload can say which of the
 //! file's changes wait for a restart, rather than leave an operator
 //! believing a new `[dispatch]` is in effect.
 
+use serde::Deserialize;
 use std::collections::{BTreeMap, BTreeSet};
+use toml::de::{DeTable, DeValue, ValueDeserializer};
+use toml::{Spanned, Value};
 
 /// Top-level sections read once, at start.
 const SECTIONS: &[&str] = &[
@@ -36,34 +39,35 @@ const CONNECTOR_KEYS: &[&str] = &["rate", "burst"];
 pub struct AtStart {
     /// By key (`dispatch`, `connectors.twilio.rate`); a key the file leaves
     /// out is absent, so adding or removing a section counts as a change.
-    values: BTreeMap<String, toml::Value>,
+    values: BTreeMap<String, Value>,
 }
 
 impl AtStart {
-    /// The start-only part of `text`, which has already been parsed and
-    /// checked (text that is not TOML gives an empty part).
-    pub fn of(text: &str) -> AtStart {
-        let Ok(table) = text.parse::<toml::Table>() else {
-            return AtStart::default();
+    /// The start-only part of a file already parsed (`root`, as the loader
+    /// holds it), so the text is not parsed a second time.
+    pub fn of(root: &DeTable<'_>) -> AtStart {
+        let as_written = |value: &Spanned<DeValue<'_>>| {
+            Value::deserialize(ValueDeserializer::from(value.clone())).ok()
         };
         let mut values = BTreeMap::new();
-        for &section in SECTIONS {
-            if let Some(value) = table.get(section) {
-                values.insert(section.to_owned(), value.clone());
-            }
-        }
-        let connectors = table.get("connectors").and_then(|c| c.as_array());
-        for connector in connectors
-            .into_iter()
-            .flatten()
-            .filter_map(|c| c.as_table())
-        {
-            let Some(name) = connector.get("name").and_then(|n| n.as_str()) else {
-                continue;
-            };
-            for &key in CONNECTOR_KEYS {
-                if let Some(value) = connector.get(key) {
-                    values.insert(format!("connectors.{name}.{key}"), value.clone());
+        for (key, value) in root.iter() {
+            let key = key.get_ref().as_ref();
+            if SECTIONS.contains(&key) {
+                if let Some(value) = as_written(value) {
+                    values.insert(key.to_owned(), value);
+                }
+            } else if key == "connectors"
+                && let Some(Value::Array(connectors)) = as_written(value)
+            {
+                for connector in connectors.iter().filter_map(|c| c.as_table()) {
+                    let Some(name) = connector.get("name").and_then(|n| n.as_str()) else {
+                        continue;
+                    };
+                    for &key in CONNECTOR_KEYS {
+                        if let Some(value) = connector.get(key) {
+                            values.insert(format!("connectors.{name}.{key}"), value.clone());
+                        }
+                    }
                 }
             }
         }
@@ -85,6 +89,10 @@ impl AtStart {
 mod tests {
     use super::AtStart;
 
+    fn of(text: &str) -> AtStart {
+        AtStart::of(toml::de::DeTable::parse(text).unwrap().get_ref())
+    }
+
     const RUNNING: &str = r#"
 [dispatch]
 concurrency = 64
@@ -100,32 +108,29 @@ rate = "30/s"
 
     #[test]
     fn only_what_a_reload_cannot_apply_is_reported() {
-        let running = AtStart::of(RUNNING);
-        assert_eq!(
-            running.changed_in(&AtStart::of(RUNNING)),
-            Vec::<String>::new()
-        );
+        let running = of(RUNNING);
+        assert_eq!(running.changed_in(&of(RUNNING)), Vec::<String>::new());
 
         // Routing and a connector's plugin switch at a reload: nothing to say.
         let rerouted = RUNNING
             .replace(r#"sms = ["twilio"]"#, r#"sms = ["vonage", "twilio"]"#)
             .replace("sms_twilio.wasm", "sms_twilio_v2.wasm");
-        assert!(running.changed_in(&AtStart::of(&rerouted)).is_empty());
+        assert!(running.changed_in(&of(&rerouted)).is_empty());
 
         let retuned = RUNNING
             .replace("concurrency = 64", "concurrency = 128")
             .replace("30/s", "10/s")
             + "\n[retention]\nmessages = \"30d\"\n";
         assert_eq!(
-            running.changed_in(&AtStart::of(&retuned)),
+            running.changed_in(&of(&retuned)),
             ["connectors.twilio.rate", "dispatch", "retention"]
         );
     }
 
     #[test]
     fn a_section_taken_out_counts_as_changed() {
-        let running = AtStart::of(RUNNING);
+        let running = of(RUNNING);
         let without = RUNNING.replace("[dispatch]\nconcurrency = 64\n", "");
-        assert_eq!(running.changed_in(&AtStart::of(&without)), ["dispatch"]);
+        assert_eq!(running.changed_in(&of(&without)), ["dispatch"]);
     }
 }

@@ -126,6 +126,7 @@ pub fn parse_sections(
             }
         };
     }
+    config.at_start = super::at_start::AtStart::of(root.get_ref());
     checks::validate(&mut config, raw_connectors, env, errors);
     Some(config)
 }

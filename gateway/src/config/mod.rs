@@ -321,10 +321,7 @@ pub fn parse(
     let mut errors = Vec::new();
     let config = load::parse_sections(text, env, &mut errors);
     match config {
-        Some(mut config) if errors.is_empty() => {
-            config.at_start = at_start::AtStart::of(text);
-            Ok(config)
-        }
+        Some(config) if errors.is_empty() => Ok(config),
         _ => Err(ConfigReport::new(source_name, text, errors)),
     }
 }
